@@ -1,0 +1,118 @@
+//! Dense storage: one `ndarray` array per dtype, shared by reference count so that cloning a
+//! tensor, transposing it or slicing it does not copy the elements.
+
+use crate::{DType, Element};
+use ndarray::{ArcArray, ArrayD, IxDyn};
+
+/// A shared n-d array of one element type, as tensor-core stores it.
+pub type Array<T> = ArcArray<T, IxDyn>;
+
+/// The elements of an eager tensor, tagged with their dtype.
+#[derive(Clone, Debug)]
+pub enum Data {
+    /// `float32` elements.
+    F32(Array<f32>),
+    /// `float64` elements.
+    F64(Array<f64>),
+    /// `int32` elements.
+    I32(Array<i32>),
+    /// `int64` elements.
+    I64(Array<i64>),
+    /// `bool` elements.
+    Bool(Array<bool>),
+}
+
+/// Runs `$body` with `$a` bound to the typed array inside a [`Data`], for every dtype.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_data {
+    ($data:expr, $a:ident => $body:expr) => {
+        match $data {
+            $crate::Data::F32($a) => $body,
+            $crate::Data::F64($a) => $body,
+            $crate::Data::I32($a) => $body,
+            $crate::Data::I64($a) => $body,
+            $crate::Data::Bool($a) => $body,
+        }
+    };
+}
+
+impl Data {
+    /// The dtype of the elements.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Data::F32(_) => DType::F32,
+            Data::F64(_) => DType::F64,
+            Data::I32(_) => DType::I32,
+            Data::I64(_) => DType::I64,
+            Data::Bool(_) => DType::Bool,
+        }
+    }
+
+    /// The dimensions.
+    pub fn dims(&self) -> &[usize] {
+        with_data!(self, a => a.shape())
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        with_data!(self, a => a.len())
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The typed array if the dtype is `T`'s.
+    pub fn array<T: Element>(&self) -> Option<&Array<T>> {
+        T::array_of(self)
+    }
+
+    /// Wraps a typed array.
+    pub fn from_array<T: Element>(a: Array<T>) -> Data {
+        T::wrap(a)
+    }
+
+    /// Wraps an owned `ndarray` array (no copy).
+    pub fn from_owned<T: Element>(a: ArrayD<T>) -> Data {
+        T::wrap(a.into_shared())
+    }
+
+    /// All elements widened to f64, in row-major order (bool as 0/1). For tests and printing.
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        with_data!(self, a => a.iter().map(|v| v.to_f64()).collect())
+    }
+}
+
+/// Ties each element type to its [`Data`] variant (implemented by the sealed [`Element`]
+/// types).
+pub trait DataVariant: Sized {
+    /// Wraps an array of this type.
+    fn wrap(a: Array<Self>) -> Data;
+    /// The typed array if `d` holds this type.
+    fn array_of(d: &Data) -> Option<&Array<Self>>;
+}
+
+macro_rules! impl_variant {
+    ($t:ty, $v:ident) => {
+        impl DataVariant for $t {
+            #[inline]
+            fn wrap(a: Array<Self>) -> Data {
+                Data::$v(a)
+            }
+            #[inline]
+            fn array_of(d: &Data) -> Option<&Array<Self>> {
+                match d {
+                    Data::$v(a) => Some(a),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+impl_variant!(f32, F32);
+impl_variant!(f64, F64);
+impl_variant!(i32, I32);
+impl_variant!(i64, I64);
+impl_variant!(bool, Bool);

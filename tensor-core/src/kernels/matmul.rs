@@ -1,0 +1,1103 @@
+//! Blocked, parallel matrix multiplication kernels.
+//!
+//! # Design
+//!
+//! The float path ([`gemm`], [`batched_gemm`]) is a thin parallel driver
+//! around the single-threaded, packed, SIMD microkernel GEMM of the
+//! `matrixmultiply` crate.
+//!
+//! * **One thread pool.** All parallelism comes from rayon's global pool.
+//!   `matrixmultiply`'s own `threading` feature stays off, so every
+//!   `matrixmultiply` call is single-threaded and threads never nest (no
+//!   oversubscription when a matmul runs inside an outer rayon task).
+//! * **Split the output, never `k`.** The output `C` (and, for batched calls,
+//!   the batch) is cut into disjoint blocks; each block is one rayon task
+//!   that makes exactly one single-threaded `matrixmultiply` call over the
+//!   *full* `k` range. Every output element is therefore computed by the same
+//!   sequence of floating point operations no matter how `C` is split, so
+//!   results are bit-identical between the serial and parallel paths and
+//!   across thread counts.
+//! * **Deterministic plan.** The block grid is a pure function of
+//!   `(m, k, n, batch, rayon::current_num_threads())`; scheduling (which
+//!   thread runs which block) does not influence any value.
+//! * **Threshold.** Below [`PAR_THRESHOLD_MACS`] multiply-adds in total the
+//!   call stays on the calling thread: there the cost of waking workers and
+//!   of packing the shared operand once per task outweighs the gain
+//!   (measured on a 2-core x86-64 machine).
+//! * **Block shape.** Blocks are whole row bands of `C` (`mb × n`), aligned
+//!   to the microkernel's row tile, when that yields enough tasks; column
+//!   bands are used for short, wide outputs. Row bands keep each task's `B`
+//!   panel identical (every task repacks `B`, which is cheap relative to the
+//!   `mb·k·n` work once `mb` is a few tiles tall) and keep `C` writes
+//!   contiguous.
+//!
+//! The integer path ([`gemm_int`], [`batched_gemm_int`]) is a simple,
+//! single-threaded, cache-friendly i-k-j loop with wrapping arithmetic.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Total multiply-add count (`batch · m · k · n`) below which the float
+/// kernels run on the calling thread only.
+pub const PAR_THRESHOLD_MACS: usize = 1 << 19;
+
+/// Minimal multiply-add count of one parallel block; plans never cut the
+/// output into blocks smaller than this.
+const MIN_BLOCK_MACS: usize = 1 << 16;
+
+/// Multiply-adds one claim of consecutive tiny blocks should reach (keeps
+/// the shared counter off the hot path for large batches of small products).
+const MIN_CLAIM_MACS: usize = 1 << 15;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// Element types the blocked float matmul supports (`f32`, `f64`).
+///
+/// The trait is sealed; it carries the raw hook into `matrixmultiply`.
+pub trait GemmFloat: Copy + Send + Sync + 'static + Default + sealed::Sealed {
+    /// Row/column granularity that parallel blocks are aligned to: a
+    /// multiple of the microkernel tile (`MR`, `NR`) of every x86-64 kernel
+    /// `matrixmultiply` may select for this type.
+    const TILE: usize;
+
+    /// Raw single-threaded `C = A·B` (`beta = 0`) through `matrixmultiply`.
+    ///
+    /// # Safety
+    ///
+    /// For all `i < m`, `p < k`, `j < n` the pointers `a + i·rsa + p·csa`,
+    /// `b + p·rsb + j·csb` must be valid for reads and `c + i·rsc + j·csc`
+    /// valid for writes, with the `C` elements distinct and not aliased by
+    /// anything else during the call.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn raw_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+impl GemmFloat for f32 {
+    const TILE: usize = 16;
+
+    unsafe fn raw_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        rsb: isize,
+        csb: isize,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded caller contract (see trait docs); beta = 0 means
+        // `C` is only written, never read.
+        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+    }
+}
+
+impl GemmFloat for f64 {
+    const TILE: usize = 8;
+
+    unsafe fn raw_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f64,
+        rsa: isize,
+        csa: isize,
+        b: *const f64,
+        rsb: isize,
+        csb: isize,
+        c: *mut f64,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded caller contract (see trait docs); beta = 0 means
+        // `C` is only written, never read.
+        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+    }
+}
+
+/// Index one past the last element a `rows × cols` operand with strides
+/// `(rs, cs)` starting at `offset` addresses; `None` on overflow. Only
+/// meaningful for non-empty operands.
+fn end_index(offset: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
+    let r = (rows - 1).checked_mul(rs)?;
+    let c = (cols - 1).checked_mul(cs)?;
+    offset.checked_add(r)?.checked_add(c)?.checked_add(1)
+}
+
+/// Whether every operand described by `offsets` fits into a slice of `len`.
+fn operands_fit(
+    len: usize,
+    offsets: &[usize],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+) -> bool {
+    offsets
+        .iter()
+        .all(|&o| end_index(o, rows, cols, rs, cs).is_some_and(|end| end <= len))
+}
+
+/// Stride as `isize` for `matrixmultiply`. A stride along a dimension of
+/// extent 1 is never multiplied by a non-zero index, so it is normalised to
+/// 0 (it may be arbitrarily large and not fit `isize`). Otherwise the bounds
+/// check guarantees `stride ≤ slice.len() ≤ isize::MAX`.
+fn istride(stride: usize, extent: usize) -> isize {
+    if extent <= 1 {
+        0
+    } else {
+        stride as isize
+    }
+}
+
+/// Parallel block grid of one matrix product (per batch entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Plan {
+    /// Rows per block (multiple of the tile unless it covers all of `m`).
+    mb: usize,
+    /// Columns per block.
+    nb: usize,
+    /// Number of row blocks.
+    row_blocks: usize,
+    /// Number of column blocks.
+    col_blocks: usize,
+}
+
+impl Plan {
+    fn single(m: usize, n: usize) -> Self {
+        Plan {
+            mb: m,
+            nb: n,
+            row_blocks: 1,
+            col_blocks: 1,
+        }
+    }
+
+    fn blocks(&self) -> usize {
+        self.row_blocks * self.col_blocks
+    }
+}
+
+/// Split `len` into about `parts` chunks whose size is a multiple of `tile`
+/// (except the last). Returns `(chunk, count)`.
+fn split_aligned(len: usize, parts: usize, tile: usize) -> (usize, usize) {
+    let chunk = len.div_ceil(parts.max(1)).div_ceil(tile) * tile;
+    let chunk = chunk.clamp(1, len.max(1));
+    (chunk, len.div_ceil(chunk))
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Deterministic block plan for `batch` products of size `m × k × n` on
+/// `threads` workers. Returns `None` when the call should stay serial.
+///
+/// Measured on 2 cores (f32, square): splitting one matrix into exactly
+/// `threads` row bands beats finer grids (each `matrixmultiply` call
+/// repacks the whole shared operand, so 4–16 blocks per thread lose 5–30%)
+/// and is on par with or slightly ahead of column bands.
+fn plan(tile: usize, m: usize, k: usize, n: usize, batch: usize, threads: usize) -> Option<Plan> {
+    let per = m.saturating_mul(k).saturating_mul(n);
+    if threads <= 1 || per.saturating_mul(batch) < PAR_THRESHOLD_MACS {
+        return None;
+    }
+    // Blocks per matrix so that the task count is a multiple of `threads`
+    // (every worker gets the same amount of work); many batch entries
+    // balance well enough on their own.
+    let mut want = if batch >= 8 * threads {
+        1
+    } else {
+        threads / gcd(batch, threads)
+    };
+    want = want.min((per / MIN_BLOCK_MACS).max(1));
+    if want <= 1 {
+        return (batch > 1).then_some(Plan::single(m, n));
+    }
+    let (row_tiles, col_tiles) = (m.div_ceil(tile), n.div_ceil(tile));
+    if row_tiles >= want || row_tiles >= col_tiles {
+        let (mb, row_blocks) = split_aligned(m, want, tile);
+        Some(Plan {
+            mb,
+            nb: n,
+            row_blocks,
+            col_blocks: 1,
+        })
+    } else {
+        let (nb, col_blocks) = split_aligned(n, want, tile);
+        Some(Plan {
+            mb: m,
+            nb,
+            row_blocks: 1,
+            col_blocks,
+        })
+    }
+}
+
+/// One float matmul call, shared between the calling thread and helper
+/// tasks on rayon's pool. Blocks are claimed through `next`; `done` counts
+/// finished blocks.
+struct Job<T> {
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+    a_offsets: *const usize,
+    b_offsets: *const usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    rsa: isize,
+    csa: isize,
+    rsb: isize,
+    csb: isize,
+    plan: Plan,
+    /// `batch · plan.blocks()`.
+    total: usize,
+    /// Blocks taken per claim.
+    grain: usize,
+    next: AtomicUsize,
+    done: AtomicUsize,
+}
+
+// SAFETY: the raw pointers are only dereferenced in `run_block` for a block
+// index claimed from `next` (< `total`); the thread that created the job
+// does not return (ending the borrows behind the pointers) before `done`
+// reaches `total`, i.e. before every such block has finished. Claimed blocks
+// are pairwise disjoint regions of `C`; `A`, `B` and the offsets are only
+// read. `T: Send + Sync` (GemmFloat).
+unsafe impl<T: Send + Sync> Send for Job<T> {}
+// SAFETY: as above; all shared mutation goes through atomics or disjoint
+// output blocks.
+unsafe impl<T: Send + Sync> Sync for Job<T> {}
+
+impl<T: GemmFloat> Job<T> {
+    /// Computes block `t` (`t < total`) of the plan.
+    ///
+    /// # Safety
+    ///
+    /// The slices behind the pointers must still be borrowed by the creating
+    /// call, have passed `contract_ok`, and block `t` must not be computed
+    /// concurrently by anyone else.
+    unsafe fn run_block(&self, t: usize) {
+        let p = &self.plan;
+        let blocks = p.blocks();
+        let (bi, blk) = (t / blocks, t % blocks);
+        let (ri, cj) = (blk / p.col_blocks, blk % p.col_blocks);
+        let (r0, c0) = (ri * p.mb, cj * p.nb);
+        let rows = p.mb.min(self.m - r0);
+        let cols = p.nb.min(self.n - c0);
+        // SAFETY: `contract_ok` established that for every batch entry the
+        // operands `A_bi` (m×k) and `B_bi` (k×n) lie inside their slices and
+        // that `C` holds `batch · m · n` elements; `bi < batch` and the block
+        // covers rows `r0..r0 + rows ≤ m` and columns `c0..c0 + cols ≤ n`, so
+        // every pointer formed here and inside `raw_gemm` stays in bounds.
+        // Distinct `t` give disjoint `C` blocks and each `t` is claimed once.
+        unsafe {
+            let ap = self
+                .a
+                .add(*self.a_offsets.add(bi))
+                .offset(r0 as isize * self.rsa);
+            let bp = self
+                .b
+                .add(*self.b_offsets.add(bi))
+                .offset(c0 as isize * self.csb);
+            let cp = self.c.add((bi * self.m + r0) * self.n + c0);
+            T::raw_gemm(
+                rows,
+                self.k,
+                cols,
+                ap,
+                self.rsa,
+                self.csa,
+                bp,
+                self.rsb,
+                self.csb,
+                cp,
+                self.n as isize,
+                1,
+            );
+        }
+    }
+
+    /// Claims and computes blocks until none are left.
+    fn work(&self) {
+        loop {
+            let t0 = self.next.fetch_add(self.grain, Ordering::Relaxed);
+            if t0 >= self.total {
+                return;
+            }
+            let t1 = (t0 + self.grain).min(self.total);
+            for t in t0..t1 {
+                // SAFETY: `t < total` was claimed exactly once (atomic
+                // counter), so no one else computes it, and the creating call
+                // is still waiting for `done` to count it (see `Send` impl).
+                unsafe { self.run_block(t) };
+            }
+            self.done.fetch_add(t1 - t0, Ordering::Release);
+        }
+    }
+}
+
+/// Shared driver of [`gemm`] and [`batched_gemm`]; bounds already checked,
+/// `m, k, n, batch > 0`.
+#[allow(clippy::too_many_arguments)]
+fn drive<T: GemmFloat>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_offsets: &[usize],
+    rsa: usize,
+    csa: usize,
+    b: &[T],
+    b_offsets: &[usize],
+    rsb: usize,
+    csb: usize,
+    c: &mut [T],
+    plan: Option<Plan>,
+    helpers: usize,
+) {
+    let batch = a_offsets.len();
+    let p = plan.unwrap_or(Plan::single(m, n));
+    let total = batch * p.blocks();
+    let workers = helpers + 1;
+    let grain = if plan.is_none() {
+        total
+    } else {
+        let by_work = MIN_CLAIM_MACS.div_ceil((p.mb * k * p.nb).max(1));
+        by_work.min(total / (4 * workers)).max(1)
+    };
+    let job = Arc::new(Job {
+        a: a.as_ptr(),
+        b: b.as_ptr(),
+        c: c.as_mut_ptr(),
+        a_offsets: a_offsets.as_ptr(),
+        b_offsets: b_offsets.as_ptr(),
+        m,
+        k,
+        n,
+        rsa: istride(rsa, m),
+        csa: istride(csa, k),
+        rsb: istride(rsb, k),
+        csb: istride(csb, n),
+        plan: p,
+        total,
+        grain,
+        next: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+    });
+    if plan.is_some() {
+        // Helpers are fire-and-forget: one that starts after all blocks were
+        // claimed returns without touching the operands, so this thread never
+        // waits for a sleeping worker to wake up.
+        for _ in 0..helpers.min(total.div_ceil(grain) - 1) {
+            let job = Arc::clone(&job);
+            rayon::spawn(move || job.work());
+        }
+    }
+    job.work();
+    // Wait for blocks still being computed by helpers.
+    let mut spins = 0u32;
+    while job.done.load(Ordering::Acquire) < job.total {
+        if spins < 64 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Checks the contract shared by the float entry points; returns `false`
+/// (after a failed `debug_assert!` in debug builds) if it is violated.
+#[allow(clippy::too_many_arguments)]
+fn contract_ok<T>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_offsets: &[usize],
+    rsa: usize,
+    csa: usize,
+    b: &[T],
+    b_offsets: &[usize],
+    rsb: usize,
+    csb: usize,
+    c: &[T],
+) -> bool {
+    let batch = a_offsets.len();
+    let ok_c = batch
+        .checked_mul(m)
+        .and_then(|x| x.checked_mul(n))
+        .is_some_and(|need| need <= c.len());
+    let ok = ok_c
+        && a_offsets.len() == b_offsets.len()
+        && (k == 0
+            || m == 0
+            || n == 0
+            || (operands_fit(a.len(), a_offsets, m, k, rsa, csa)
+                && operands_fit(b.len(), b_offsets, k, n, rsb, csb)));
+    debug_assert!(ok_c, "gemm: output slice shorter than batch·m·n");
+    debug_assert!(
+        a_offsets.len() == b_offsets.len(),
+        "gemm: a_offsets and b_offsets differ in length"
+    );
+    debug_assert!(ok, "gemm: an operand's last element lies outside its slice");
+    ok
+}
+
+/// `C = A·B` for one matrix.
+///
+/// `a` holds `A` (`m × k`) with element strides `(rsa, csa)`: element
+/// `A[i][p]` is `a[i·rsa + p·csa]`. A transposed operand is expressed by
+/// swapping the strides (never copy it). `b` holds `B` (`k × n`) with
+/// strides `(rsb, csb)`. `c` receives the contiguous row-major `m × n`
+/// result (its first `m·n` elements are overwritten).
+///
+/// `k == 0` yields `C = 0`; `m == 0` or `n == 0` does nothing.
+///
+/// Large products are split into disjoint output blocks run on rayon's
+/// global pool (see the module docs); the result is bit-identical to the
+/// serial one.
+///
+/// The caller guarantees that every addressed element lies inside its
+/// slice. This is `debug_assert!`ed; in release builds a violation makes the
+/// call write zeros to `C` instead of reading out of bounds.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: GemmFloat>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    rsa: usize,
+    csa: usize,
+    b: &[T],
+    rsb: usize,
+    csb: usize,
+    c: &mut [T],
+) {
+    batched_gemm(m, k, n, a, &[0], rsa, csa, b, &[0], rsb, csb, c);
+}
+
+/// Batched `C_i = A_i·B_i`.
+///
+/// For batch entry `i`, `A_i` starts at `a[a_offsets[i]]` and `B_i` at
+/// `b[b_offsets[i]]`, all with the same strides and shapes as in [`gemm`].
+/// `C` is the contiguous `[batch, m, n]` output with
+/// `batch = a_offsets.len()` (which must equal `b_offsets.len()`).
+/// Broadcast batch dimensions are expressed by repeated offsets.
+///
+/// Work is split across batch entries and, when there are fewer entries
+/// than worker tasks, across output blocks within each entry.
+///
+/// Contract violations are handled as in [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub fn batched_gemm<T: GemmFloat>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_offsets: &[usize],
+    rsa: usize,
+    csa: usize,
+    b: &[T],
+    b_offsets: &[usize],
+    rsb: usize,
+    csb: usize,
+    c: &mut [T],
+) {
+    let threads = rayon::current_num_threads();
+    let plan = plan(T::TILE, m, k, n, a_offsets.len(), threads);
+    batched_gemm_planned(
+        m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c, plan,
+    );
+}
+
+/// [`batched_gemm`] with an explicit plan (`None` = serial).
+#[allow(clippy::too_many_arguments)]
+fn batched_gemm_planned<T: GemmFloat>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_offsets: &[usize],
+    rsa: usize,
+    csa: usize,
+    b: &[T],
+    b_offsets: &[usize],
+    rsb: usize,
+    csb: usize,
+    c: &mut [T],
+    plan: Option<Plan>,
+) {
+    if !contract_ok(m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c) {
+        let len = c
+            .len()
+            .min(a_offsets.len().saturating_mul(m).saturating_mul(n));
+        c[..len].fill(T::default());
+        return;
+    }
+    let batch = a_offsets.len();
+    if m == 0 || n == 0 || batch == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..batch * m * n].fill(T::default());
+        return;
+    }
+    let helpers = rayon::current_num_threads().saturating_sub(1);
+    drive(
+        m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c, plan, helpers,
+    );
+}
+
+/// Integer element types of [`gemm_int`]: wrapping multiply-add.
+pub trait GemmInt: Copy + Default + Send + Sync + 'static {
+    /// `self + a·b` with wrapping (two's complement) overflow.
+    fn wrapping_mul_add(self, a: Self, b: Self) -> Self;
+}
+
+impl GemmInt for i32 {
+    #[inline(always)]
+    fn wrapping_mul_add(self, a: i32, b: i32) -> i32 {
+        self.wrapping_add(a.wrapping_mul(b))
+    }
+}
+
+impl GemmInt for i64 {
+    #[inline(always)]
+    fn wrapping_mul_add(self, a: i64, b: i64) -> i64 {
+        self.wrapping_add(a.wrapping_mul(b))
+    }
+}
+
+/// Integer `C = A·B` (wrapping arithmetic) with the layout conventions of
+/// [`gemm`]: strided `A` (`m × k`) and `B` (`k × n`), contiguous row-major
+/// `C` (`m × n`, overwritten). Single-threaded i-k-j loop.
+///
+/// Contract violations are handled as in [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_int<T: GemmInt>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    rsa: usize,
+    csa: usize,
+    b: &[T],
+    rsb: usize,
+    csb: usize,
+    c: &mut [T],
+) {
+    batched_gemm_int(m, k, n, a, &[0], rsa, csa, b, &[0], rsb, csb, c);
+}
+
+/// Batched integer matmul with the layout conventions of [`batched_gemm`].
+///
+/// Contract violations are handled as in [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub fn batched_gemm_int<T: GemmInt>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_offsets: &[usize],
+    rsa: usize,
+    csa: usize,
+    b: &[T],
+    b_offsets: &[usize],
+    rsb: usize,
+    csb: usize,
+    c: &mut [T],
+) {
+    let batch = a_offsets.len();
+    if !contract_ok(m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c) {
+        let len = c.len().min(batch.saturating_mul(m).saturating_mul(n));
+        c[..len].fill(T::default());
+        return;
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    for (ci, (&ao, &bo)) in c
+        .chunks_exact_mut(m * n)
+        .zip(a_offsets.iter().zip(b_offsets))
+    {
+        ci.fill(T::default());
+        for (i, crow) in ci.chunks_exact_mut(n).enumerate() {
+            let arow = ao + i * rsa;
+            for p in 0..k {
+                let av = a[arow + p * csa];
+                let brow = bo + p * rsb;
+                if csb == 1 {
+                    let bs = &b[brow..brow + n];
+                    for (cv, &bv) in crow.iter_mut().zip(bs) {
+                        *cv = cv.wrapping_mul_add(av, bv);
+                    }
+                } else {
+                    for (j, cv) in crow.iter_mut().enumerate() {
+                        *cv = cv.wrapping_mul_add(av, b[brow + j * csb]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// TUNING ONLY (removed in final): square contiguous f32/f64 gemm with explicit row/col parts.
+#[doc(hidden)]
+pub fn tune_gemm<T: GemmFloat>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    rp: usize,
+    cp: usize,
+    tile: usize,
+) {
+    let p = if rp * cp <= 1 {
+        None
+    } else {
+        let (mb, row_blocks) = split_aligned(m, rp, tile);
+        let (nb, col_blocks) = split_aligned(n, cp, tile);
+        Some(Plan {
+            mb,
+            nb,
+            row_blocks,
+            col_blocks,
+        })
+    };
+    batched_gemm_planned(m, k, n, a, &[0], k, 1, b, &[0], n, 1, c, p);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_abs_diff_eq;
+
+    /// Deterministic pseudo-random values in [-1, 1).
+    fn data(len: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f64 / (1u64 << 24) as f64) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Storage for an `r × c` operand, row-major or transposed (column-major).
+    /// Returns `(values, rs, cs)`.
+    fn operand(r: usize, c: usize, transposed: bool, seed: u64) -> (Vec<f64>, usize, usize) {
+        let v = data(r * c, seed);
+        if transposed {
+            (v, 1, r)
+        } else {
+            (v, c, 1)
+        }
+    }
+
+    /// Naive reference in f64 plus the magnitude bound `Σ|a||b|` per element.
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f64],
+        ao: usize,
+        (rsa, csa): (usize, usize),
+        b: &[f64],
+        bo: usize,
+        (rsb, csb): (usize, usize),
+    ) -> (Vec<f64>, Vec<f64>) {
+        let mut c = vec![0.0; m * n];
+        let mut mag = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    let x = a[ao + i * rsa + p * csa] * b[bo + p * rsb + j * csb];
+                    c[i * n + j] += x;
+                    mag[i * n + j] += x.abs();
+                }
+            }
+        }
+        (c, mag)
+    }
+
+    fn check_f32(m: usize, k: usize, n: usize, ta: bool, tb: bool) {
+        let (a, rsa, csa) = operand(m, k, ta, 1 + m as u64);
+        let (b, rsb, csb) = operand(k, n, tb, 2 + n as u64);
+        let (want, mag) = naive(m, k, n, &a, 0, (rsa, csa), &b, 0, (rsb, csb));
+        let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+        let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+        let mut c = vec![f32::NAN; m * n];
+        gemm(m, k, n, &a32, rsa, csa, &b32, rsb, csb, &mut c);
+        for idx in 0..m * n {
+            assert_abs_diff_eq!(c[idx] as f64, want[idx], epsilon = 1e-5 * (mag[idx] + 1.0));
+        }
+    }
+
+    fn check_f64(m: usize, k: usize, n: usize, ta: bool, tb: bool) {
+        let (a, rsa, csa) = operand(m, k, ta, 3 + k as u64);
+        let (b, rsb, csb) = operand(k, n, tb, 4 + m as u64);
+        let (want, mag) = naive(m, k, n, &a, 0, (rsa, csa), &b, 0, (rsb, csb));
+        let mut c = vec![f64::NAN; m * n];
+        gemm(m, k, n, &a, rsa, csa, &b, rsb, csb, &mut c);
+        for idx in 0..m * n {
+            assert_abs_diff_eq!(c[idx], want[idx], epsilon = 1e-12 * (mag[idx] + 1.0));
+        }
+    }
+
+    const SHAPES: &[(usize, usize, usize)] = &[
+        (1, 1, 1),
+        (1, 7, 1),
+        (3, 5, 7),
+        (1, 33, 17),
+        (17, 33, 1),
+        (16, 16, 16),
+        (64, 64, 64),
+        (100, 81, 100),
+        (129, 65, 257),
+        (300, 200, 500),
+        (20, 300, 700),
+        (700, 300, 20),
+    ];
+
+    #[test]
+    fn f32_matches_naive_all_layouts() {
+        for &(m, k, n) in SHAPES {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                check_f32(m, k, n, ta, tb);
+            }
+        }
+    }
+
+    #[test]
+    fn f64_matches_naive_all_layouts() {
+        for &(m, k, n) in SHAPES {
+            for (ta, tb) in [(false, false), (true, true)] {
+                check_f64(m, k, n, ta, tb);
+            }
+        }
+        check_f64(300, 200, 500, true, false);
+        check_f64(300, 200, 500, false, true);
+    }
+
+    #[test]
+    fn zero_sizes() {
+        // k == 0: C = 0.
+        let mut c = vec![f32::NAN; 6];
+        gemm::<f32>(2, 0, 3, &[], 0, 1, &[], 3, 1, &mut c);
+        assert_eq!(c, vec![0.0; 6]);
+        let mut c = vec![7i64; 6];
+        gemm_int::<i64>(3, 0, 2, &[], 0, 1, &[], 2, 1, &mut c);
+        assert_eq!(c, vec![0; 6]);
+        let mut c = vec![f64::NAN; 12];
+        batched_gemm::<f64>(2, 0, 3, &[], &[0, 0], 0, 1, &[], &[0, 0], 3, 1, &mut c);
+        assert_eq!(c, vec![0.0; 12]);
+        // m == 0 or n == 0: nothing to do, nothing touched.
+        let a = [1.0f32; 6];
+        let mut c: [f32; 0] = [];
+        gemm(0, 3, 2, &a, 3, 1, &a, 2, 1, &mut c);
+        gemm(2, 3, 0, &a, 3, 1, &a, 0, 1, &mut c);
+        let mut c = [5.0f32; 2];
+        gemm(0, 3, 2, &a, 3, 1, &a, 2, 1, &mut c);
+        assert_eq!(c, [5.0; 2]);
+        // Empty batch.
+        batched_gemm::<f32>(2, 2, 2, &a, &[], 2, 1, &a, &[], 2, 1, &mut []);
+    }
+
+    #[test]
+    fn zero_stride_broadcast_operand() {
+        // Every row of A is the same vector (rsa = 0).
+        let (m, k, n) = (90, 70, 110);
+        let row = data(k, 9);
+        let (b, rsb, csb) = operand(k, n, false, 10);
+        let (want, mag) = naive(m, k, n, &row, 0, (0, 1), &b, 0, (rsb, csb));
+        let mut c = vec![0.0; m * n];
+        gemm(m, k, n, &row, 0, 1, &b, rsb, csb, &mut c);
+        for idx in 0..m * n {
+            assert_abs_diff_eq!(c[idx], want[idx], epsilon = 1e-12 * (mag[idx] + 1.0));
+        }
+    }
+
+    #[test]
+    fn batched_with_offsets_and_broadcast() {
+        for &(m, k, n, ta, tb) in &[
+            (5usize, 4usize, 3usize, false, false),
+            (64, 48, 80, true, false),
+            (120, 100, 90, false, true),
+            (300, 200, 500, true, true),
+        ] {
+            let batch = 3;
+            let (a, rsa, csa) = operand(m, k * batch, ta, 11);
+            // A_i lives at column block i of a wide A (strided, not contiguous);
+            // B is broadcast: a single matrix repeated for every batch entry,
+            // after some leading padding.
+            let a_offsets: Vec<usize> = (0..batch).map(|i| i * k * csa).collect();
+            let (b0, rsb, csb) = operand(k, n, tb, 12);
+            let pad = 7;
+            let mut b = vec![0.0; pad];
+            b.extend_from_slice(&b0);
+            let b_offsets = vec![pad; batch];
+            let mut c = vec![f64::NAN; batch * m * n];
+            batched_gemm(
+                m, k, n, &a, &a_offsets, rsa, csa, &b, &b_offsets, rsb, csb, &mut c,
+            );
+            let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+            let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+            let mut c32 = vec![f32::NAN; batch * m * n];
+            batched_gemm(
+                m, k, n, &a32, &a_offsets, rsa, csa, &b32, &b_offsets, rsb, csb, &mut c32,
+            );
+            for i in 0..batch {
+                let (want, mag) = naive(m, k, n, &a, a_offsets[i], (rsa, csa), &b, pad, (rsb, csb));
+                for idx in 0..m * n {
+                    let got = c[i * m * n + idx];
+                    assert_abs_diff_eq!(got, want[idx], epsilon = 1e-12 * (mag[idx] + 1.0));
+                    let got = c32[i * m * n + idx] as f64;
+                    assert_abs_diff_eq!(got, want[idx], epsilon = 1e-5 * (mag[idx] + 1.0));
+                }
+            }
+        }
+    }
+
+    /// Every split (and the serial path) gives bit-identical results.
+    #[test]
+    fn split_is_bit_identical() {
+        let (m, k, n) = (150, 333, 170);
+        let batch = 3;
+        let a: Vec<f32> = data(m * k * batch, 21).iter().map(|&x| x as f32).collect();
+        let b: Vec<f32> = data(k * n, 22).iter().map(|&x| x as f32).collect();
+        let a_offsets: Vec<usize> = (0..batch).map(|i| i * m * k).collect();
+        let b_offsets = vec![0; batch];
+        let run = |plan: Option<Plan>| {
+            let mut c = vec![f32::NAN; batch * m * n];
+            batched_gemm_planned(
+                m, k, n, &a, &a_offsets, k, 1, &b, &b_offsets, n, 1, &mut c, plan,
+            );
+            c
+        };
+        let serial = run(None);
+        for (rp, cp, tile) in [
+            (2, 1, 16),
+            (1, 2, 16),
+            (3, 4, 16),
+            (7, 1, 1),
+            (1, 9, 3),
+            (10, 10, 8),
+        ] {
+            let (mb, row_blocks) = split_aligned(m, rp, tile);
+            let (nb, col_blocks) = split_aligned(n, cp, tile);
+            let p = Plan {
+                mb,
+                nb,
+                row_blocks,
+                col_blocks,
+            };
+            let par = run(Some(p));
+            assert!(
+                serial
+                    .iter()
+                    .zip(&par)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "plan {p:?} differs from serial"
+            );
+        }
+        // Public entry point under different pool sizes.
+        for threads in [1, 2, 3, 4] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut c = vec![f32::NAN; batch * m * n];
+            pool.install(|| {
+                batched_gemm(m, k, n, &a, &a_offsets, k, 1, &b, &b_offsets, n, 1, &mut c)
+            });
+            assert!(serial
+                .iter()
+                .zip(&c)
+                .all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+    }
+
+    #[test]
+    fn plan_properties() {
+        // Below the threshold: serial.
+        assert_eq!(plan(16, 64, 64, 64, 1, 2), None);
+        assert_eq!(plan(16, 1000, 1000, 1000, 1, 1), None);
+        // One matrix on two threads: two row bands aligned to the tile.
+        let p = plan(16, 512, 512, 512, 1, 2).unwrap();
+        assert_eq!((p.mb, p.row_blocks, p.col_blocks), (256, 2, 1));
+        // Short, wide output: column bands.
+        let p = plan(16, 8, 1024, 4096, 1, 4).unwrap();
+        assert_eq!((p.row_blocks, p.col_blocks, p.nb), (1, 4, 1024));
+        // Even batch: whole matrices per task; odd batch: split each.
+        assert_eq!(plan(16, 256, 256, 256, 4, 2), Some(Plan::single(256, 256)));
+        assert_eq!(plan(16, 256, 256, 256, 3, 2).unwrap().blocks(), 2);
+        // Every plan covers the output exactly once.
+        for &(m, k, n, batch, threads) in &[
+            (300usize, 200usize, 500usize, 1usize, 2usize),
+            (17, 1000, 9, 1, 8),
+            (1, 4096, 4096, 1, 3),
+            (4096, 4096, 1, 1, 3),
+            (100, 100, 100, 5, 4),
+        ] {
+            if let Some(p) = plan(16, m, k, n, batch, threads) {
+                assert!(p.mb * p.row_blocks >= m && p.mb * (p.row_blocks - 1) < m);
+                assert!(p.nb * p.col_blocks >= n && p.nb * (p.col_blocks - 1) < n);
+                assert_eq!(plan(16, m, k, n, batch, threads), Some(p));
+            }
+        }
+    }
+
+    /// Calls from inside rayon tasks (nested parallelism) stay correct.
+    #[test]
+    fn nested_in_rayon_tasks() {
+        use rayon::prelude::*;
+        let (m, k, n) = (200, 150, 180);
+        let a = data(m * k, 31);
+        let b = data(k * n, 32);
+        let mut serial = vec![0.0; m * n];
+        batched_gemm_planned(m, k, n, &a, &[0], k, 1, &b, &[0], n, 1, &mut serial, None);
+        let outs: Vec<Vec<f64>> = (0..8)
+            .into_par_iter()
+            .map(|_| {
+                let mut c = vec![f64::NAN; m * n];
+                gemm(m, k, n, &a, k, 1, &b, n, 1, &mut c);
+                c
+            })
+            .collect();
+        for c in outs {
+            assert!(serial
+                .iter()
+                .zip(&c)
+                .all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+    }
+
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "outside its slice")]
+    fn contract_violation_debug_asserts() {
+        let a = [1.0f32; 4];
+        let mut c = [0.0f32; 4];
+        gemm(2, 2, 2, &a, 3, 1, &a, 2, 1, &mut c);
+    }
+
+    #[cfg(not(debug_assertions))]
+    #[test]
+    fn contract_violation_zero_fills_in_release() {
+        let a = [1.0f32; 4];
+        let mut c = [9.0f32; 4];
+        gemm(2, 2, 2, &a, 3, 1, &a, 2, 1, &mut c);
+        assert_eq!(c, [0.0; 4]);
+    }
+
+    fn naive_int(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[i64],
+        (rsa, csa): (usize, usize),
+        b: &[i64],
+        (rsb, csb): (usize, usize),
+    ) -> Vec<i64> {
+        let mut c = vec![0i64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    c[i * n + j] = c[i * n + j]
+                        .wrapping_add(a[i * rsa + p * csa].wrapping_mul(b[p * rsb + j * csb]));
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn int_matches_naive() {
+        for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 33, 9), (40, 30, 50)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let (a, rsa, csa) = operand(m, k, ta, 41);
+                let (b, rsb, csb) = operand(k, n, tb, 42);
+                let a: Vec<i64> = a.iter().map(|&x| (x * 100.0) as i64).collect();
+                let b: Vec<i64> = b.iter().map(|&x| (x * 100.0) as i64).collect();
+                let want = naive_int(m, k, n, &a, (rsa, csa), &b, (rsb, csb));
+                let mut c = vec![-1i64; m * n];
+                gemm_int(m, k, n, &a, rsa, csa, &b, rsb, csb, &mut c);
+                assert_eq!(c, want);
+                let a32: Vec<i32> = a.iter().map(|&x| x as i32).collect();
+                let b32: Vec<i32> = b.iter().map(|&x| x as i32).collect();
+                let mut c32 = vec![-1i32; m * n];
+                gemm_int(m, k, n, &a32, rsa, csa, &b32, rsb, csb, &mut c32);
+                assert_eq!(c32, want.iter().map(|&x| x as i32).collect::<Vec<_>>());
+            }
+        }
+    }
+
+    #[test]
+    fn int_wraps_on_overflow() {
+        let a = [i32::MAX, 2];
+        let b = [2, i32::MAX];
+        let mut c = [0i32; 1];
+        gemm_int(1, 2, 1, &a, 2, 1, &b, 1, 1, &mut c);
+        let want = i32::MAX
+            .wrapping_mul(2)
+            .wrapping_add(2i32.wrapping_mul(i32::MAX));
+        assert_eq!(c, [want]);
+        let a = [i64::MIN, -1];
+        let mut c = [0i64; 1];
+        gemm_int(1, 2, 1, &a, 2, 1, &[-1i64, 1], 1, 1, &mut c);
+        assert_eq!(c, [i64::MIN.wrapping_mul(-1).wrapping_add(-1)]);
+    }
+
+    #[test]
+    fn batched_int_broadcast() {
+        let (m, k, n, batch) = (4, 3, 5, 3);
+        let a: Vec<i32> = (0..(m * k * batch) as i32).map(|x| x - 10).collect();
+        let b: Vec<i32> = (0..(k * n) as i32).map(|x| 3 - x).collect();
+        let a_offsets: Vec<usize> = (0..batch).map(|i| i * m * k).collect();
+        let mut c = vec![0i32; batch * m * n];
+        batched_gemm_int(m, k, n, &a, &a_offsets, 1, m, &b, &[0, 0, 0], n, 1, &mut c);
+        let a64: Vec<i64> = a.iter().map(|&x| x as i64).collect();
+        let b64: Vec<i64> = b.iter().map(|&x| x as i64).collect();
+        for i in 0..batch {
+            let want = naive_int(m, k, n, &a64[i * m * k..], (1, m), &b64, (n, 1));
+            let got: Vec<i64> = c[i * m * n..(i + 1) * m * n]
+                .iter()
+                .map(|&x| x as i64)
+                .collect();
+            assert_eq!(got, want);
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Kernels shared by several ops: the parallel elementwise loops, the reduction loop, the
+//! blocked parallel matmul and the convolution / pooling loops.
+
+pub mod conv;
+pub mod elementwise;
+pub mod matmul;
+pub mod reduce;

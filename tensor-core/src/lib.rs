@@ -1,0 +1,60 @@
+//! # ferroflow-tensor-core
+//!
+//! Dense n-d tensors for ferroflow: five dtypes (`f32`, `f64`, `i32`, `i64`, `bool`) on
+//! `ndarray` storage, NumPy broadcasting, TensorFlow's op set with TensorFlow's names and
+//! semantics, a parallel matmul over `matrixmultiply` and `rayon`, and the two ideas the rest
+//! of the framework stands on:
+//!
+//! * **One op vocabulary** — every primitive is a variant of [`Op`] that knows its name, its
+//!   shape inference and its kernel.
+//! * **One dispatch point** — every tensor method builds an `Op` and calls [`dispatch`],
+//!   which runs it eagerly or hands it to the active [`Tracer`] (graph capture), then tells
+//!   every [`Observer`] (gradient tapes) what ran.
+//!
+//! ```
+//! use ferroflow_tensor_core::{DType, Tensor};
+//!
+//! let x = Tensor::new([[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+//! let b = Tensor::new([10.0f32, 20.0, 30.0]);
+//! let y = x.add(&b)?;                        // broadcasting
+//! let z = x.matmul_t(&x, false, true)?;      // x · xᵀ, the transpose is a stride trick
+//! assert_eq!(y.to_vec::<f32>()?, vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
+//! assert_eq!(z.to_vec::<f32>()?, vec![14.0, 32.0, 32.0, 77.0]);
+//! let s = x.reduce_sum(Some(&[1]), false)?;
+//! assert_eq!(s.to_string(), "ff.Tensor([ 6. 15.], shape=(2,), dtype=float32)");
+//! assert_eq!(x.cast(DType::I32)?.dtype(), DType::I32);
+//! # Ok::<(), ferroflow_tensor_core::Error>(())
+//! ```
+//!
+//! Errors never panic: every op returns [`Result`], and messages name the op, the shapes and
+//! the dtypes involved.
+#![warn(missing_docs)]
+
+pub mod data;
+mod dispatch;
+mod display;
+mod dtype;
+mod error;
+pub mod kernels;
+mod op;
+pub mod ops;
+pub mod random;
+mod shape;
+mod tensor;
+mod variable;
+
+pub use data::Data;
+pub use dispatch::{
+    dispatch, dispatch1, is_tracing, push_observer, push_tracer, Observer, ObserverGuard,
+    PauseObservers, Tracer, TracerGuard,
+};
+pub use display::numpy_text;
+pub use dtype::{DType, Element, FloatElement, IntElement};
+pub use error::{Error, Result};
+pub use op::{
+    AssignMode, BinaryOp, CompareOp, CustomOp, LogicalOp, Op, Padding, ReduceKind, UnaryOp,
+};
+pub use ops::linalg::TensordotAxes;
+pub use shape::{broadcast_shapes, normalize_axes, normalize_axis, Shape};
+pub use tensor::{Literal, Symbolic, Tensor, TensorId, TensorSpec, Value};
+pub use variable::{Trackable, Variable};

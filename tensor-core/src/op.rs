@@ -1,0 +1,600 @@
+//! The op vocabulary: every primitive operation of ferroflow is one variant of [`Op`],
+//! named after TensorFlow and carrying its attributes. An op knows its name, how to infer its
+//! outputs' specs from its inputs' specs (tracing uses this, and it is the single place where
+//! inputs are validated), and its eager kernel. Families live in `ops/<family>.rs`.
+//!
+//! Composite ops (`tensordot`, `split`, `l2_normalize`, ...) are not variants: they are
+//! functions that dispatch several primitives, so they trace and differentiate for free.
+
+use crate::ops::{conv, linalg, math, nn, reduce, shape as shape_ops, state};
+use crate::{DType, Data, Result, TensorSpec, Variable};
+use std::fmt;
+use std::sync::Arc;
+
+pub use crate::ops::conv::Padding;
+pub use crate::ops::math::{BinaryOp, CompareOp, LogicalOp, UnaryOp};
+pub use crate::ops::reduce::ReduceKind;
+pub use crate::ops::state::AssignMode;
+
+/// A user-defined op: the same three answers as a built-in op (name, shape inference,
+/// kernel), plus an optional gradient written with tensor ops.
+pub trait CustomOp: Send + Sync + fmt::Debug {
+    /// The op's name, shown in errors and graph dumps.
+    fn name(&self) -> &'static str;
+    /// Output specs from input specs; reject bad inputs here.
+    fn infer(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>>;
+    /// The eager kernel.
+    fn compute(&self, inputs: &[&Data]) -> Result<Vec<Data>>;
+    /// Vector-Jacobian product: the gradient of each input given each output's upstream
+    /// gradient (`None` = zero). Return `None` for inputs with no gradient. The default says
+    /// the op is not differentiable.
+    fn gradient(
+        &self,
+        inputs: &[crate::Tensor],
+        outputs: &[crate::Tensor],
+        upstream: &[Option<crate::Tensor>],
+    ) -> Result<Vec<Option<crate::Tensor>>> {
+        let _ = (outputs, upstream);
+        Ok(vec![None; inputs.len()])
+    }
+}
+
+/// Every primitive op, with its attributes.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Elementwise unary math and activations (`exp`, `sigmoid`, `relu`, ...).
+    Unary(UnaryOp),
+    /// Broadcasting elementwise binary math (`add`, `pow`, `floormod`, ...).
+    Binary(BinaryOp),
+    /// Broadcasting comparisons with a bool output (`equal`, `less`, ...).
+    Compare(CompareOp),
+    /// Broadcasting logical `and` / `or` on bools.
+    Logical(LogicalOp),
+    /// `logical_not` on bools.
+    LogicalNot,
+    /// `where(cond, x, y)`: broadcasting select.
+    Select,
+    /// `cast` to another dtype.
+    Cast {
+        /// Target dtype.
+        dtype: DType,
+    },
+    /// Identity in the forward pass, no gradient (`stop_gradient`).
+    StopGradient,
+    /// Identity (`identity`).
+    Identity,
+    /// Reductions over axes (`reduce_sum`, `reduce_mean`, `reduce_max`, `reduce_min`,
+    /// `reduce_prod`).
+    Reduce {
+        /// Which reduction.
+        kind: ReduceKind,
+        /// Axes to reduce; `None` means all.
+        axes: Option<Vec<i64>>,
+        /// Keep reduced axes with size 1.
+        keepdims: bool,
+    },
+    /// `argmax` / `argmin` along an axis, int64 output.
+    ArgReduce {
+        /// True for argmax, false for argmin.
+        max: bool,
+        /// The axis.
+        axis: i64,
+    },
+    /// `cumsum` along an axis.
+    Cumsum {
+        /// The axis.
+        axis: i64,
+        /// Exclude the current element.
+        exclusive: bool,
+        /// Sum from the end.
+        reverse: bool,
+    },
+    /// `matmul` with batch broadcasting and transpose flags.
+    MatMul {
+        /// Use the transpose of the last two axes of `a`.
+        transpose_a: bool,
+        /// Use the transpose of the last two axes of `b`.
+        transpose_b: bool,
+    },
+    /// `transpose` by a permutation (a view, no copy).
+    Transpose {
+        /// Output axis `i` is input axis `perm[i]`.
+        perm: Vec<usize>,
+    },
+    /// `reshape` (one entry may be -1).
+    Reshape {
+        /// Target shape.
+        shape: Vec<i64>,
+    },
+    /// `expand_dims`: insert an axis of size 1.
+    ExpandDims {
+        /// Where the new axis goes (negative counts from the end of the output).
+        axis: i64,
+    },
+    /// `squeeze`: remove axes of size 1.
+    Squeeze {
+        /// Axes to remove; `None` removes every size-1 axis.
+        axes: Option<Vec<i64>>,
+    },
+    /// `concat` along an axis.
+    Concat {
+        /// The axis.
+        axis: i64,
+    },
+    /// `stack` along a new axis.
+    Stack {
+        /// The new axis.
+        axis: i64,
+    },
+    /// `strided_slice` with Python slice semantics per dimension (also serves `slice` and
+    /// `split`). A view, no copy.
+    StridedSlice {
+        /// Start per dimension (`None` = from the start in the stride's direction).
+        begin: Vec<Option<i64>>,
+        /// End per dimension, exclusive (`None` = to the end).
+        end: Vec<Option<i64>>,
+        /// Step per dimension (non-zero).
+        strides: Vec<i64>,
+    },
+    /// `tile` by multiples.
+    Tile {
+        /// Repetitions per axis.
+        multiples: Vec<usize>,
+    },
+    /// `broadcast_to` a shape.
+    BroadcastTo {
+        /// Target shape.
+        shape: Vec<usize>,
+    },
+    /// `pad` with a constant.
+    Pad {
+        /// `[before, after]` per axis.
+        paddings: Vec<[usize; 2]>,
+        /// Fill value.
+        constant: f64,
+    },
+    /// `gather` along an axis (batch_dims 0).
+    Gather {
+        /// The axis of `params`.
+        axis: i64,
+    },
+    /// `one_hot`.
+    OneHot {
+        /// Number of classes.
+        depth: usize,
+        /// Value at the index.
+        on_value: f64,
+        /// Value elsewhere.
+        off_value: f64,
+        /// Where the new axis goes (-1 = last).
+        axis: i64,
+        /// Output dtype.
+        dtype: DType,
+    },
+    /// `softmax` along an axis.
+    Softmax {
+        /// The axis.
+        axis: i64,
+    },
+    /// `log_softmax` along an axis.
+    LogSoftmax {
+        /// The axis.
+        axis: i64,
+    },
+    /// `softmax_cross_entropy_with_logits(labels, logits)` along an axis (fused, stable).
+    SoftmaxCrossEntropy {
+        /// The class axis.
+        axis: i64,
+    },
+    /// `sparse_softmax_cross_entropy_with_logits(labels, logits)` (fused, stable).
+    SparseSoftmaxCrossEntropy,
+    /// `conv2d`, NHWC input and HWIO filters.
+    Conv2D {
+        /// `[sh, sw]`.
+        strides: [usize; 2],
+        /// `[dh, dw]`.
+        dilations: [usize; 2],
+        /// SAME or VALID.
+        padding: Padding,
+    },
+    /// Gradient of `conv2d` with respect to its input: inputs (filters, upstream).
+    Conv2DBackpropInput {
+        /// The forward input's shape.
+        input_shape: [usize; 4],
+        /// `[sh, sw]`.
+        strides: [usize; 2],
+        /// `[dh, dw]`.
+        dilations: [usize; 2],
+        /// SAME or VALID.
+        padding: Padding,
+    },
+    /// Gradient of `conv2d` with respect to its filters: inputs (input, upstream).
+    Conv2DBackpropFilter {
+        /// The forward filters' shape.
+        filter_shape: [usize; 4],
+        /// `[sh, sw]`.
+        strides: [usize; 2],
+        /// `[dh, dw]`.
+        dilations: [usize; 2],
+        /// SAME or VALID.
+        padding: Padding,
+    },
+    /// `max_pool2d` (NHWC) when `max`, `avg_pool2d` otherwise.
+    Pool2D {
+        /// Max pooling (true) or average pooling (false).
+        max: bool,
+        /// `[kh, kw]`.
+        ksize: [usize; 2],
+        /// `[sh, sw]`.
+        strides: [usize; 2],
+        /// SAME or VALID.
+        padding: Padding,
+    },
+    /// Gradient of a pool: inputs (forward input, upstream).
+    Pool2DGrad {
+        /// Max pooling (true) or average pooling (false).
+        max: bool,
+        /// `[kh, kw]`.
+        ksize: [usize; 2],
+        /// `[sh, sw]`.
+        strides: [usize; 2],
+        /// SAME or VALID.
+        padding: Padding,
+    },
+    /// Reads a variable's current value (so tapes and graphs see the read).
+    ReadVariable(Variable),
+    /// Writes a variable (`assign`, `assign_add`, `assign_sub`); no output.
+    Assign {
+        /// The variable written.
+        var: Variable,
+        /// How the input combines with the current value.
+        mode: AssignMode,
+    },
+    /// A user-defined op.
+    Custom(Arc<dyn CustomOp>),
+}
+
+impl Op {
+    /// TensorFlow's name of the op (`matmul`, `reduce_sum`, `sigmoid`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Unary(u) => u.name(),
+            Op::Binary(b) => b.name(),
+            Op::Compare(c) => c.name(),
+            Op::Logical(l) => l.name(),
+            Op::LogicalNot => "logical_not",
+            Op::Select => "where",
+            Op::Cast { .. } => "cast",
+            Op::StopGradient => "stop_gradient",
+            Op::Identity => "identity",
+            Op::Reduce { kind, .. } => kind.name(),
+            Op::ArgReduce { max: true, .. } => "argmax",
+            Op::ArgReduce { max: false, .. } => "argmin",
+            Op::Cumsum { .. } => "cumsum",
+            Op::MatMul { .. } => "matmul",
+            Op::Transpose { .. } => "transpose",
+            Op::Reshape { .. } => "reshape",
+            Op::ExpandDims { .. } => "expand_dims",
+            Op::Squeeze { .. } => "squeeze",
+            Op::Concat { .. } => "concat",
+            Op::Stack { .. } => "stack",
+            Op::StridedSlice { .. } => "strided_slice",
+            Op::Tile { .. } => "tile",
+            Op::BroadcastTo { .. } => "broadcast_to",
+            Op::Pad { .. } => "pad",
+            Op::Gather { .. } => "gather",
+            Op::OneHot { .. } => "one_hot",
+            Op::Softmax { .. } => "softmax",
+            Op::LogSoftmax { .. } => "log_softmax",
+            Op::SoftmaxCrossEntropy { .. } => "softmax_cross_entropy_with_logits",
+            Op::SparseSoftmaxCrossEntropy => "sparse_softmax_cross_entropy_with_logits",
+            Op::Conv2D { .. } => "conv2d",
+            Op::Conv2DBackpropInput { .. } => "conv2d_backprop_input",
+            Op::Conv2DBackpropFilter { .. } => "conv2d_backprop_filter",
+            Op::Pool2D { max: true, .. } => "max_pool2d",
+            Op::Pool2D { max: false, .. } => "avg_pool2d",
+            Op::Pool2DGrad { max: true, .. } => "max_pool2d_grad",
+            Op::Pool2DGrad { max: false, .. } => "avg_pool2d_grad",
+            Op::ReadVariable(_) => "read_variable",
+            Op::Assign { mode, .. } => mode.name(),
+            Op::Custom(c) => c.name(),
+        }
+    }
+
+    /// True for ops with side effects or hidden state (variable reads and writes): a graph
+    /// keeps them in program order and never folds or merges them.
+    pub fn is_stateful(&self) -> bool {
+        matches!(self, Op::ReadVariable(_) | Op::Assign { .. })
+    }
+
+    /// Output specs for inputs of the given specs. This is the one place where an op
+    /// validates its inputs and attributes; kernels rely on it.
+    pub fn infer(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
+        let name = self.name();
+        let one = |s: TensorSpec| Ok(vec![s]);
+        match self {
+            Op::Unary(u) => one(math::infer_unary(*u, arity(name, inputs, 1)?)?),
+            Op::Binary(b) => one(math::infer_binary(*b, arity(name, inputs, 2)?)?),
+            Op::Compare(_) => one(math::infer_compare(name, arity(name, inputs, 2)?)?),
+            Op::Logical(_) => one(math::infer_logical(name, inputs)?),
+            Op::LogicalNot => one(math::infer_logical(name, inputs)?),
+            Op::Select => one(math::infer_select(arity(name, inputs, 3)?)?),
+            Op::Cast { dtype } => {
+                let x = arity(name, inputs, 1)?;
+                one(TensorSpec::new(*dtype, x[0].shape.clone()))
+            }
+            Op::StopGradient | Op::Identity => one(arity(name, inputs, 1)?[0].clone()),
+            Op::Reduce {
+                kind,
+                axes,
+                keepdims,
+            } => one(reduce::infer_reduce(
+                *kind,
+                axes.as_deref(),
+                *keepdims,
+                arity(name, inputs, 1)?,
+            )?),
+            Op::ArgReduce { axis, .. } => {
+                one(reduce::infer_arg(name, *axis, arity(name, inputs, 1)?)?)
+            }
+            Op::Cumsum { axis, .. } => one(reduce::infer_cumsum(*axis, arity(name, inputs, 1)?)?),
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => one(linalg::infer_matmul(
+                *transpose_a,
+                *transpose_b,
+                arity(name, inputs, 2)?,
+            )?),
+            Op::Transpose { perm } => {
+                one(shape_ops::infer_transpose(perm, arity(name, inputs, 1)?)?)
+            }
+            Op::Reshape { shape } => one(shape_ops::infer_reshape(shape, arity(name, inputs, 1)?)?),
+            Op::ExpandDims { axis } => one(shape_ops::infer_expand_dims(
+                *axis,
+                arity(name, inputs, 1)?,
+            )?),
+            Op::Squeeze { axes } => one(shape_ops::infer_squeeze(
+                axes.as_deref(),
+                arity(name, inputs, 1)?,
+            )?),
+            Op::Concat { axis } => one(shape_ops::infer_concat(*axis, inputs)?),
+            Op::Stack { axis } => one(shape_ops::infer_stack(*axis, inputs)?),
+            Op::StridedSlice {
+                begin,
+                end,
+                strides,
+            } => {
+                let x = arity(name, inputs, 1)?;
+                let plan = shape_ops::plan_strided_slice(begin, end, strides, x[0].shape.dims())?;
+                one(TensorSpec::new(x[0].dtype, plan.out_dims()))
+            }
+            Op::Tile { multiples } => {
+                one(shape_ops::infer_tile(multiples, arity(name, inputs, 1)?)?)
+            }
+            Op::BroadcastTo { shape } => one(shape_ops::infer_broadcast_to(
+                shape,
+                arity(name, inputs, 1)?,
+            )?),
+            Op::Pad { paddings, .. } => {
+                one(shape_ops::infer_pad(paddings, arity(name, inputs, 1)?)?)
+            }
+            Op::Gather { axis } => one(shape_ops::infer_gather(*axis, arity(name, inputs, 2)?)?),
+            Op::OneHot {
+                depth, axis, dtype, ..
+            } => one(shape_ops::infer_one_hot(
+                *depth,
+                *axis,
+                *dtype,
+                arity(name, inputs, 1)?,
+            )?),
+            Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+                one(nn::infer_softmax(name, *axis, arity(name, inputs, 1)?)?)
+            }
+            Op::SoftmaxCrossEntropy { axis } => {
+                one(nn::infer_softmax_xent(*axis, arity(name, inputs, 2)?)?)
+            }
+            Op::SparseSoftmaxCrossEntropy => one(nn::infer_sparse_xent(arity(name, inputs, 2)?)?),
+            Op::Conv2D {
+                strides,
+                dilations,
+                padding,
+            } => one(conv::infer_conv2d(
+                *strides,
+                *dilations,
+                *padding,
+                arity(name, inputs, 2)?,
+            )?),
+            Op::Conv2DBackpropInput {
+                input_shape,
+                strides,
+                dilations,
+                padding,
+            } => one(conv::infer_conv2d_backprop_input(
+                *input_shape,
+                *strides,
+                *dilations,
+                *padding,
+                arity(name, inputs, 2)?,
+            )?),
+            Op::Conv2DBackpropFilter {
+                filter_shape,
+                strides,
+                dilations,
+                padding,
+            } => one(conv::infer_conv2d_backprop_filter(
+                *filter_shape,
+                *strides,
+                *dilations,
+                *padding,
+                arity(name, inputs, 2)?,
+            )?),
+            Op::Pool2D {
+                ksize,
+                strides,
+                padding,
+                ..
+            } => one(conv::infer_pool(
+                name,
+                *ksize,
+                *strides,
+                *padding,
+                arity(name, inputs, 1)?,
+            )?),
+            Op::Pool2DGrad {
+                ksize,
+                strides,
+                padding,
+                ..
+            } => one(conv::infer_pool_grad(
+                name,
+                *ksize,
+                *strides,
+                *padding,
+                arity(name, inputs, 2)?,
+            )?),
+            Op::ReadVariable(v) => {
+                arity(name, inputs, 0)?;
+                one(v.spec())
+            }
+            Op::Assign { var, .. } => {
+                state::check_assign(name, var, arity(name, inputs, 1)?)?;
+                Ok(Vec::new())
+            }
+            Op::Custom(c) => c.infer(inputs),
+        }
+    }
+
+    /// Runs the eager kernel. Inputs must have passed [`Op::infer`]; [`crate::dispatch`]
+    /// guarantees that.
+    pub fn compute(&self, inputs: &[&Data]) -> Result<Vec<Data>> {
+        let one = |d: Data| Ok(vec![d]);
+        match self {
+            Op::Unary(u) => one(math::unary(*u, inputs[0])?),
+            Op::Binary(b) => one(math::binary(*b, inputs[0], inputs[1])?),
+            Op::Compare(c) => one(math::compare(*c, inputs[0], inputs[1])?),
+            Op::Logical(l) => one(math::logical(*l, inputs[0], inputs[1])?),
+            Op::LogicalNot => one(math::logical_not(inputs[0])?),
+            Op::Select => one(math::select(inputs[0], inputs[1], inputs[2])?),
+            Op::Cast { dtype } => one(math::cast(inputs[0], *dtype)),
+            Op::StopGradient | Op::Identity => one(inputs[0].clone()),
+            Op::Reduce {
+                kind,
+                axes,
+                keepdims,
+            } => one(reduce::reduce(
+                *kind,
+                axes.as_deref(),
+                *keepdims,
+                inputs[0],
+            )?),
+            Op::ArgReduce { max, axis } => one(reduce::arg_reduce(*max, *axis, inputs[0])?),
+            Op::Cumsum {
+                axis,
+                exclusive,
+                reverse,
+            } => one(reduce::cumsum(*axis, *exclusive, *reverse, inputs[0])?),
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => one(linalg::matmul(
+                *transpose_a,
+                *transpose_b,
+                inputs[0],
+                inputs[1],
+            )?),
+            Op::Transpose { perm } => one(shape_ops::transpose(perm, inputs[0])),
+            Op::Reshape { shape } => one(shape_ops::reshape(shape, inputs[0])?),
+            Op::ExpandDims { axis } => one(shape_ops::expand_dims(*axis, inputs[0])?),
+            Op::Squeeze { axes } => one(shape_ops::squeeze(axes.as_deref(), inputs[0])?),
+            Op::Concat { axis } => one(shape_ops::concat(*axis, inputs)?),
+            Op::Stack { axis } => one(shape_ops::stack(*axis, inputs)?),
+            Op::StridedSlice {
+                begin,
+                end,
+                strides,
+            } => one(shape_ops::strided_slice(begin, end, strides, inputs[0])?),
+            Op::Tile { multiples } => one(shape_ops::tile(multiples, inputs[0])?),
+            Op::BroadcastTo { shape } => one(shape_ops::broadcast_to(shape, inputs[0])?),
+            Op::Pad { paddings, constant } => one(shape_ops::pad(paddings, *constant, inputs[0])?),
+            Op::Gather { axis } => one(shape_ops::gather(*axis, inputs[0], inputs[1])?),
+            Op::OneHot {
+                depth,
+                on_value,
+                off_value,
+                axis,
+                dtype,
+            } => one(shape_ops::one_hot(
+                *depth, *on_value, *off_value, *axis, *dtype, inputs[0],
+            )?),
+            Op::Softmax { axis } => one(nn::softmax(false, *axis, inputs[0])?),
+            Op::LogSoftmax { axis } => one(nn::softmax(true, *axis, inputs[0])?),
+            Op::SoftmaxCrossEntropy { axis } => one(nn::softmax_xent(*axis, inputs[0], inputs[1])?),
+            Op::SparseSoftmaxCrossEntropy => one(nn::sparse_xent(inputs[0], inputs[1])?),
+            Op::Conv2D {
+                strides,
+                dilations,
+                padding,
+            } => one(conv::conv2d(
+                *strides, *dilations, *padding, inputs[0], inputs[1],
+            )?),
+            Op::Conv2DBackpropInput {
+                input_shape,
+                strides,
+                dilations,
+                padding,
+            } => one(conv::conv2d_backprop_input(
+                *input_shape,
+                *strides,
+                *dilations,
+                *padding,
+                inputs[0],
+                inputs[1],
+            )?),
+            Op::Conv2DBackpropFilter {
+                filter_shape,
+                strides,
+                dilations,
+                padding,
+            } => one(conv::conv2d_backprop_filter(
+                *filter_shape,
+                *strides,
+                *dilations,
+                *padding,
+                inputs[0],
+                inputs[1],
+            )?),
+            Op::Pool2D {
+                max,
+                ksize,
+                strides,
+                padding,
+            } => one(conv::pool(*max, *ksize, *strides, *padding, inputs[0])?),
+            Op::Pool2DGrad {
+                max,
+                ksize,
+                strides,
+                padding,
+            } => one(conv::pool_grad(
+                *max, *ksize, *strides, *padding, inputs[0], inputs[1],
+            )?),
+            Op::ReadVariable(v) => one(v.value_data()),
+            Op::Assign { var, mode } => {
+                state::assign(var, *mode, inputs[0])?;
+                Ok(Vec::new())
+            }
+            Op::Custom(c) => c.compute(inputs),
+        }
+    }
+}
+
+/// Checks the input count and returns the inputs.
+fn arity<'a>(op: &'static str, inputs: &'a [TensorSpec], n: usize) -> Result<&'a [TensorSpec]> {
+    if inputs.len() != n {
+        return Err(crate::Error::invalid(
+            op,
+            format!("expects {n} input(s), got {}", inputs.len()),
+        ));
+    }
+    Ok(inputs)
+}

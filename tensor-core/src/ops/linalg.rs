@@ -1,0 +1,361 @@
+//! Linear algebra: `matmul` (batched, broadcasting batch dimensions, transpose flags; views
+//! passed to the kernel by strides, never copied) and the composite `tensordot`.
+
+use crate::data::Array;
+use crate::dispatch::dispatch1;
+use crate::kernels::matmul::{batched_gemm, batched_gemm_int, GemmFloat};
+use crate::shape::{broadcast_shapes, normalize_axis};
+use crate::{DType, Data, Element, Error, Op, Result, Shape, Tensor, TensorSpec};
+use ndarray::{ArrayD, IxDyn};
+
+/// `(batch dims, m, k)` of an operand as the product sees it (after its transpose flag).
+fn matrix_dims(op: &'static str, s: &Shape, transpose: bool) -> Result<(Vec<usize>, usize, usize)> {
+    let d = s.dims();
+    if d.len() < 2 {
+        return Err(Error::shapes(op, &[s], "matmul operands need rank >= 2"));
+    }
+    let (r, c) = (d[d.len() - 2], d[d.len() - 1]);
+    let batch = d[..d.len() - 2].to_vec();
+    Ok(if transpose {
+        (batch, c, r)
+    } else {
+        (batch, r, c)
+    })
+}
+
+pub(crate) fn infer_matmul(ta: bool, tb: bool, x: &[TensorSpec]) -> Result<TensorSpec> {
+    let (a, b) = (&x[0], &x[1]);
+    if a.dtype != b.dtype || a.dtype == DType::Bool {
+        return Err(Error::dtypes(
+            "matmul",
+            &[a.dtype, b.dtype],
+            "operands must share a numeric dtype",
+        ));
+    }
+    let (ba, m, k) = matrix_dims("matmul", &a.shape, ta)?;
+    let (bb, k2, n) = matrix_dims("matmul", &b.shape, tb)?;
+    if k != k2 {
+        return Err(Error::shapes(
+            "matmul",
+            &[&a.shape, &b.shape],
+            format!("inner dimensions differ: {k} vs {k2} (transpose_a={ta}, transpose_b={tb})"),
+        ));
+    }
+    let batch = broadcast_shapes("matmul", &Shape::new(ba), &Shape::new(bb))?;
+    let mut out = batch.into_dims();
+    out.extend_from_slice(&[m, n]);
+    Ok(TensorSpec::new(a.dtype, out))
+}
+
+/// An operand laid out for the kernel: its storage, row/column strides of the (possibly
+/// transposed) matrix, and a per-batch offset for each output batch entry.
+struct Operand<'a, T> {
+    data: &'a [T],
+    rs: usize,
+    cs: usize,
+    offsets: Vec<usize>,
+}
+
+/// Keeps a copy alive when an operand had to be made contiguous.
+enum Storage<T> {
+    Borrowed,
+    Owned(ndarray::ArrayD<T>),
+}
+
+fn storage<T: Element>(a: &Array<T>) -> Storage<T> {
+    let ok = a.strides().iter().all(|&s| s >= 0) && a.as_slice_memory_order().is_some();
+    if ok {
+        Storage::Borrowed
+    } else {
+        Storage::Owned(a.as_standard_layout().into_owned())
+    }
+}
+
+fn operand<'a, T: Element>(
+    view: ndarray::ArrayViewD<'a, T>,
+    transpose: bool,
+    out_batch: &[usize],
+) -> Option<Operand<'a, T>> {
+    let rank = view.ndim();
+    let strides: Vec<usize> = view.strides().iter().map(|&s| s as usize).collect();
+    let dims = view.shape().to_vec();
+    let (mut rs, mut cs) = (strides[rank - 2], strides[rank - 1]);
+    if transpose {
+        std::mem::swap(&mut rs, &mut cs);
+    }
+    // Batch offsets: walk the output batch index, mapping each to this operand's (right
+    // aligned, broadcast) batch dims.
+    let nb: usize = out_batch.iter().product();
+    let own_batch = rank - 2;
+    let lead = out_batch.len() - own_batch;
+    let mut offsets = Vec::with_capacity(nb);
+    let mut idx = vec![0usize; out_batch.len()];
+    for _ in 0..nb {
+        let mut off = 0usize;
+        for (j, &i) in idx.iter().enumerate().skip(lead) {
+            let d = j - lead;
+            if dims[d] != 1 {
+                off += i * strides[d];
+            }
+        }
+        offsets.push(off);
+        for j in (0..idx.len()).rev() {
+            idx[j] += 1;
+            if idx[j] < out_batch[j] {
+                break;
+            }
+            idx[j] = 0;
+        }
+    }
+    let data = view.to_slice_memory_order()?;
+    Some(Operand {
+        data,
+        rs,
+        cs,
+        offsets,
+    })
+}
+
+fn matmul_typed<T: Element>(
+    ta: bool,
+    tb: bool,
+    a: &Array<T>,
+    b: &Array<T>,
+    run: impl Fn(usize, usize, usize, &Operand<T>, &Operand<T>, &mut [T]),
+) -> Result<Data> {
+    let spec = infer_matmul(
+        ta,
+        tb,
+        &[
+            TensorSpec::new(T::DTYPE, a.shape().to_vec()),
+            TensorSpec::new(T::DTYPE, b.shape().to_vec()),
+        ],
+    )?;
+    let out_dims = spec.shape.dims().to_vec();
+    let (m, n) = (out_dims[out_dims.len() - 2], out_dims[out_dims.len() - 1]);
+    let k = if ta {
+        a.shape()[a.ndim() - 2]
+    } else {
+        a.shape()[a.ndim() - 1]
+    };
+    let batch = &out_dims[..out_dims.len() - 2];
+    let (sa, sb) = (storage(a), storage(b));
+    let va = match &sa {
+        Storage::Borrowed => a.view(),
+        Storage::Owned(o) => o.view(),
+    };
+    let vb = match &sb {
+        Storage::Borrowed => b.view(),
+        Storage::Owned(o) => o.view(),
+    };
+    let layout_err = || Error::Other {
+        op: "matmul",
+        msg: "operand layout not supported".into(),
+    };
+    let oa = operand(va, ta, batch).ok_or_else(layout_err)?;
+    let ob = operand(vb, tb, batch).ok_or_else(layout_err)?;
+    let mut out = vec![T::ZERO; spec.shape.num_elements()];
+    if !out.is_empty() {
+        run(m, k, n, &oa, &ob, &mut out);
+    }
+    Ok(Data::from_owned(
+        ArrayD::from_shape_vec(IxDyn(&out_dims), out).expect("matmul size"),
+    ))
+}
+
+fn float_run<T: Element + GemmFloat>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &Operand<T>,
+    b: &Operand<T>,
+    c: &mut [T],
+) {
+    batched_gemm(
+        m, k, n, a.data, &a.offsets, a.rs, a.cs, b.data, &b.offsets, b.rs, b.cs, c,
+    );
+}
+
+pub(crate) fn matmul(ta: bool, tb: bool, a: &Data, b: &Data) -> Result<Data> {
+    match (a, b) {
+        (Data::F32(x), Data::F32(y)) => matmul_typed(ta, tb, x, y, float_run::<f32>),
+        (Data::F64(x), Data::F64(y)) => matmul_typed(ta, tb, x, y, float_run::<f64>),
+        (Data::I32(x), Data::I32(y)) => matmul_typed(ta, tb, x, y, |m, k, n, a, b, c| {
+            batched_gemm_int(
+                m, k, n, a.data, &a.offsets, a.rs, a.cs, b.data, &b.offsets, b.rs, b.cs, c,
+            )
+        }),
+        (Data::I64(x), Data::I64(y)) => matmul_typed(ta, tb, x, y, |m, k, n, a, b, c| {
+            batched_gemm_int(
+                m, k, n, a.data, &a.offsets, a.rs, a.cs, b.data, &b.offsets, b.rs, b.cs, c,
+            )
+        }),
+        _ => Err(Error::dtypes(
+            "matmul",
+            &[a.dtype(), b.dtype()],
+            "operands must share a numeric dtype",
+        )),
+    }
+}
+
+/// The axes `tensordot` contracts: the last `n` of `a` with the first `n` of `b`, or explicit
+/// lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TensordotAxes {
+    /// Contract the last `n` axes of `a` with the first `n` of `b`.
+    Count(usize),
+    /// Contract `a`'s axes `.0[i]` with `b`'s axes `.1[i]`.
+    Pairs(Vec<i64>, Vec<i64>),
+}
+
+impl Tensor {
+    /// `tf.linalg.matmul(self, other)`: batch dimensions broadcast.
+    pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        self.matmul_t(other, false, false)
+    }
+
+    /// `tf.linalg.matmul` with `transpose_a` / `transpose_b`: transposes are strides, not
+    /// copies.
+    pub fn matmul_t(&self, other: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
+        dispatch1(
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            },
+            &[self, other],
+        )
+    }
+
+    /// `tf.tensordot` (composite: transpose, reshape, matmul, reshape).
+    pub fn tensordot(&self, other: &Tensor, axes: &TensordotAxes) -> Result<Tensor> {
+        let (ra, rb) = (self.rank(), other.rank());
+        let (ax_a, ax_b): (Vec<usize>, Vec<usize>) = match axes {
+            TensordotAxes::Count(n) => {
+                if *n > ra || *n > rb {
+                    return Err(Error::shapes(
+                        "tensordot",
+                        &[&self.shape(), &other.shape()],
+                        format!("cannot contract {n} axes"),
+                    ));
+                }
+                ((ra - n..ra).collect(), (0..*n).collect())
+            }
+            TensordotAxes::Pairs(a, b) => {
+                if a.len() != b.len() {
+                    return Err(Error::invalid(
+                        "tensordot",
+                        format!("axes lists differ in length: {a:?} vs {b:?}"),
+                    ));
+                }
+                let na = a
+                    .iter()
+                    .map(|&x| normalize_axis("tensordot", x, ra))
+                    .collect::<Result<Vec<_>>>()?;
+                let nb = b
+                    .iter()
+                    .map(|&x| normalize_axis("tensordot", x, rb))
+                    .collect::<Result<Vec<_>>>()?;
+                (na, nb)
+            }
+        };
+        let (da, db) = (self.dims().to_vec(), other.dims().to_vec());
+        if ax_a.iter().zip(&ax_b).any(|(&i, &j)| da[i] != db[j]) {
+            return Err(Error::shapes(
+                "tensordot",
+                &[&self.shape(), &other.shape()],
+                format!("contracted dimensions differ on axes {ax_a:?} / {ax_b:?}"),
+            ));
+        }
+        let free_a: Vec<usize> = (0..ra).filter(|i| !ax_a.contains(i)).collect();
+        let free_b: Vec<usize> = (0..rb).filter(|i| !ax_b.contains(i)).collect();
+        let k: usize = ax_a.iter().map(|&i| da[i]).product();
+        let m: usize = free_a.iter().map(|&i| da[i]).product();
+        let n: usize = free_b.iter().map(|&i| db[i]).product();
+        let perm_a: Vec<usize> = free_a.iter().chain(&ax_a).copied().collect();
+        let perm_b: Vec<usize> = ax_b.iter().chain(&free_b).copied().collect();
+        let a2 = self
+            .transpose(Some(&perm_a))?
+            .reshape(&[m as i64, k as i64])?;
+        let b2 = other
+            .transpose(Some(&perm_b))?
+            .reshape(&[k as i64, n as i64])?;
+        let out: Vec<i64> = free_a
+            .iter()
+            .map(|&i| da[i] as i64)
+            .chain(free_b.iter().map(|&i| db[i] as i64))
+            .collect();
+        a2.matmul(&b2)?.reshape(&out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transposed_and_batched_matmul() {
+        let a = Tensor::new([[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+        let b = Tensor::new([[1.0f64, 0.0, 2.0], [0.0, 1.0, 3.0]]);
+        assert_eq!(
+            a.matmul(&b).unwrap().to_vec::<f64>().unwrap(),
+            vec![1.0, 2.0, 8.0, 3.0, 4.0, 18.0, 5.0, 6.0, 28.0]
+        );
+        let at = a.transpose(None).unwrap();
+        assert_eq!(
+            at.matmul_t(&b, true, false)
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
+            a.matmul(&b).unwrap().to_vec::<f64>().unwrap()
+        );
+        assert_eq!(
+            a.matmul_t(&a, true, false)
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
+            vec![35.0, 44.0, 44.0, 56.0]
+        );
+        let batch = Tensor::stack(&[&a, &a.neg().unwrap()], 0).unwrap();
+        let r = batch.matmul(&b).unwrap();
+        assert_eq!(r.dims(), &[2, 3, 3]);
+        assert_eq!(r.to_vec::<f64>().unwrap()[9], -1.0);
+        let ai = Tensor::new([[1i32, 2], [3, 4]]);
+        assert_eq!(
+            ai.matmul(&ai).unwrap().to_vec::<i32>().unwrap(),
+            vec![7, 10, 15, 22]
+        );
+    }
+
+    #[test]
+    fn matmul_errors_name_shapes() {
+        let e = Tensor::zeros(&[2, 3], DType::F32)
+            .matmul(&Tensor::zeros(&[4, 5], DType::F32))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("matmul") && e.to_string().contains("[2, 3]"),
+            "{e}"
+        );
+        assert!(Tensor::zeros(&[3], DType::F32)
+            .matmul(&Tensor::zeros(&[3, 1], DType::F32))
+            .is_err());
+        assert!(Tensor::zeros(&[2, 2], DType::F32)
+            .matmul(&Tensor::zeros(&[2, 2], DType::F64))
+            .is_err());
+        let z = Tensor::zeros(&[2, 0], DType::F32)
+            .matmul(&Tensor::zeros(&[0, 3], DType::F32))
+            .unwrap();
+        assert_eq!(z.to_vec::<f32>().unwrap(), vec![0.0; 6]);
+    }
+
+    #[test]
+    fn tensordot_matches_matmul() {
+        let a = Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]);
+        let t = a.tensordot(&a, &TensordotAxes::Count(1)).unwrap();
+        assert_eq!(
+            t.to_vec::<f32>().unwrap(),
+            a.matmul(&a).unwrap().to_vec::<f32>().unwrap()
+        );
+        let outer = a.tensordot(&a, &TensordotAxes::Count(0)).unwrap();
+        assert_eq!(outer.dims(), &[2, 2, 2, 2]);
+    }
+}

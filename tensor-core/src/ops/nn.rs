@@ -1,0 +1,297 @@
+//! Neural-network ops: `softmax`, `log_softmax` and the softmax cross-entropies (fused,
+//! stable kernels), and the composites `bias_add`, `sigmoid_cross_entropy_with_logits` and
+//! `l2_normalize`.
+
+use crate::data::Array;
+use crate::dispatch::dispatch1;
+use crate::kernels::reduce::split_dims;
+use crate::ops::shape::index_values;
+use crate::shape::normalize_axis;
+use crate::{Data, Error, FloatElement, Op, Result, Shape, Tensor, TensorSpec};
+use ndarray::{ArrayD, IxDyn};
+
+pub(crate) fn infer_softmax(op: &'static str, axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
+    if !x[0].dtype.is_float() {
+        return Err(Error::dtypes(op, &[x[0].dtype], "expects a float tensor"));
+    }
+    normalize_axis(op, axis, x[0].shape.rank())?;
+    Ok(x[0].clone())
+}
+
+/// Visits each line of a row-major `[outer, n, inner]` buffer along its middle axis, giving
+/// the index of the line's first element and its stride.
+fn for_each_line(outer: usize, n: usize, inner: usize, mut f: impl FnMut(usize, usize)) {
+    for o in 0..outer {
+        for i in 0..inner {
+            f(o * n * inner + i, inner);
+        }
+    }
+    let _ = n;
+}
+
+/// `max` and `log(sum(exp(x - max)))` of one strided line.
+#[inline]
+fn line_lse<T: FloatElement>(s: &[T], start: usize, stride: usize, n: usize) -> (T, T) {
+    let mut m = T::neg_infinity();
+    for k in 0..n {
+        m = m.max(s[start + k * stride]);
+    }
+    if !m.is_finite() {
+        m = T::zero();
+    }
+    let mut sum = T::zero();
+    for k in 0..n {
+        sum = sum + (s[start + k * stride] - m).exp();
+    }
+    (m, sum.ln())
+}
+
+fn softmax_typed<T: FloatElement>(log: bool, ax: usize, a: &Array<T>) -> Array<T> {
+    let std = a.as_standard_layout();
+    let s = std.as_slice().expect("standard layout");
+    let (outer, n, inner) = split_dims(a.shape(), ax, ax + 1);
+    let mut out = vec![T::zero(); s.len()];
+    for_each_line(outer, n, inner, |start, stride| {
+        let (m, lse) = line_lse(s, start, stride, n);
+        for k in 0..n {
+            let i = start + k * stride;
+            let z = s[i] - m - lse;
+            out[i] = if log { z } else { z.exp() };
+        }
+    });
+    ArrayD::from_shape_vec(IxDyn(a.shape()), out)
+        .expect("softmax size")
+        .into_shared()
+}
+
+pub(crate) fn softmax(log: bool, axis: i64, x: &Data) -> Result<Data> {
+    let op = if log { "log_softmax" } else { "softmax" };
+    let ax = normalize_axis(op, axis, x.dims().len())?;
+    match x {
+        Data::F32(a) => Ok(Data::F32(softmax_typed(log, ax, a))),
+        Data::F64(a) => Ok(Data::F64(softmax_typed(log, ax, a))),
+        _ => Err(Error::dtypes(op, &[x.dtype()], "expects a float tensor")),
+    }
+}
+
+pub(crate) fn infer_softmax_xent(axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
+    let op = "softmax_cross_entropy_with_logits";
+    let (labels, logits) = (&x[0], &x[1]);
+    if labels.dtype != logits.dtype || !logits.dtype.is_float() {
+        return Err(Error::dtypes(
+            op,
+            &[labels.dtype, logits.dtype],
+            "labels and logits must share a float dtype",
+        ));
+    }
+    if labels.shape != logits.shape {
+        return Err(Error::shapes(
+            op,
+            &[&labels.shape, &logits.shape],
+            "labels and logits must have the same shape",
+        ));
+    }
+    let ax = normalize_axis(op, axis, logits.shape.rank())?;
+    let mut d = logits.shape.dims().to_vec();
+    d.remove(ax);
+    Ok(TensorSpec::new(logits.dtype, d))
+}
+
+fn softmax_xent_typed<T: FloatElement>(ax: usize, labels: &Array<T>, logits: &Array<T>) -> Data {
+    let (ls, xs) = (labels.as_standard_layout(), logits.as_standard_layout());
+    let (l, s) = (
+        ls.as_slice().expect("standard"),
+        xs.as_slice().expect("standard"),
+    );
+    let (outer, n, inner) = split_dims(logits.shape(), ax, ax + 1);
+    let mut out = Vec::with_capacity(outer * inner);
+    for_each_line(outer, n, inner, |start, stride| {
+        let (m, lse) = line_lse(s, start, stride, n);
+        let mut loss = T::zero();
+        for k in 0..n {
+            let i = start + k * stride;
+            loss = loss + l[i] * (m + lse - s[i]);
+        }
+        out.push(loss);
+    });
+    let mut d = logits.shape().to_vec();
+    d.remove(ax);
+    Data::from_owned(ArrayD::from_shape_vec(IxDyn(&d), out).expect("xent size"))
+}
+
+pub(crate) fn softmax_xent(axis: i64, labels: &Data, logits: &Data) -> Result<Data> {
+    let ax = normalize_axis(
+        "softmax_cross_entropy_with_logits",
+        axis,
+        logits.dims().len(),
+    )?;
+    match (labels, logits) {
+        (Data::F32(l), Data::F32(x)) => Ok(softmax_xent_typed(ax, l, x)),
+        (Data::F64(l), Data::F64(x)) => Ok(softmax_xent_typed(ax, l, x)),
+        _ => Err(Error::dtypes(
+            "softmax_cross_entropy_with_logits",
+            &[labels.dtype(), logits.dtype()],
+            "labels and logits must share a float dtype",
+        )),
+    }
+}
+
+pub(crate) fn infer_sparse_xent(x: &[TensorSpec]) -> Result<TensorSpec> {
+    let op = "sparse_softmax_cross_entropy_with_logits";
+    let (labels, logits) = (&x[0], &x[1]);
+    if !labels.dtype.is_int() || !logits.dtype.is_float() {
+        return Err(Error::dtypes(
+            op,
+            &[labels.dtype, logits.dtype],
+            "labels must be integers and logits floats",
+        ));
+    }
+    let ld = logits.shape.dims();
+    if ld.is_empty() || labels.shape.dims() != &ld[..ld.len() - 1] {
+        return Err(Error::shapes(
+            op,
+            &[&labels.shape, &logits.shape],
+            "labels must have the shape of logits without its last axis",
+        ));
+    }
+    Ok(TensorSpec::new(logits.dtype, labels.shape.clone()))
+}
+
+fn sparse_xent_typed<T: FloatElement>(labels: &[i64], logits: &Array<T>) -> Result<Data> {
+    let xs = logits.as_standard_layout();
+    let s = xs.as_slice().expect("standard");
+    let n = *logits.shape().last().unwrap_or(&0);
+    let mut out = Vec::with_capacity(labels.len());
+    for (row, &lab) in labels.iter().enumerate() {
+        if lab < 0 || lab as usize >= n {
+            return Err(Error::invalid(
+                "sparse_softmax_cross_entropy_with_logits",
+                format!("label {lab} is out of range [0, {n})"),
+            ));
+        }
+        let (m, lse) = line_lse(s, row * n, 1, n);
+        out.push(m + lse - s[row * n + lab as usize]);
+    }
+    let d = &logits.shape()[..logits.ndim() - 1];
+    Ok(Data::from_owned(
+        ArrayD::from_shape_vec(IxDyn(d), out).expect("sparse xent size"),
+    ))
+}
+
+pub(crate) fn sparse_xent(labels: &Data, logits: &Data) -> Result<Data> {
+    let l = index_values(labels);
+    match logits {
+        Data::F32(x) => sparse_xent_typed(&l, x),
+        Data::F64(x) => sparse_xent_typed(&l, x),
+        _ => Err(Error::dtypes(
+            "sparse_softmax_cross_entropy_with_logits",
+            &[labels.dtype(), logits.dtype()],
+            "logits must be floats",
+        )),
+    }
+}
+
+impl Tensor {
+    /// `tf.nn.softmax` along `axis`.
+    pub fn softmax(&self, axis: i64) -> Result<Tensor> {
+        dispatch1(Op::Softmax { axis }, &[self])
+    }
+
+    /// `tf.nn.log_softmax` along `axis`.
+    pub fn log_softmax(&self, axis: i64) -> Result<Tensor> {
+        dispatch1(Op::LogSoftmax { axis }, &[self])
+    }
+
+    /// `tf.nn.bias_add`: adds the rank-1 `bias` along the last axis (NHWC).
+    pub fn bias_add(&self, bias: &Tensor) -> Result<Tensor> {
+        let (d, b) = (self.dims(), bias.dims());
+        if b.len() != 1 || d.is_empty() || d[d.len() - 1] != b[0] {
+            return Err(Error::shapes(
+                "bias_add",
+                &[&self.shape(), &bias.shape()],
+                "bias must be rank 1 and match the last dimension",
+            ));
+        }
+        self.add(bias)
+    }
+
+    /// `tf.nn.softmax_cross_entropy_with_logits(labels=self, logits)` along `axis`.
+    pub fn softmax_cross_entropy_with_logits(&self, logits: &Tensor, axis: i64) -> Result<Tensor> {
+        dispatch1(Op::SoftmaxCrossEntropy { axis }, &[self, logits])
+    }
+
+    /// `tf.nn.sparse_softmax_cross_entropy_with_logits(labels=self, logits)`.
+    pub fn sparse_softmax_cross_entropy_with_logits(&self, logits: &Tensor) -> Result<Tensor> {
+        dispatch1(Op::SparseSoftmaxCrossEntropy, &[self, logits])
+    }
+
+    /// `tf.nn.sigmoid_cross_entropy_with_logits(labels=self, logits)`:
+    /// `max(x, 0) - x * z + log1p(exp(-|x|))`, TensorFlow's stable form (composite).
+    pub fn sigmoid_cross_entropy_with_logits(&self, logits: &Tensor) -> Result<Tensor> {
+        if self.dims() != logits.dims() {
+            return Err(Error::shapes(
+                "sigmoid_cross_entropy_with_logits",
+                &[&self.shape(), &logits.shape()],
+                "labels and logits must have the same shape",
+            ));
+        }
+        let relu = logits.relu()?;
+        let xz = logits.mul(self)?;
+        let tail = logits.abs()?.neg()?.exp()?.log1p()?;
+        relu.sub(&xz)?.add(&tail)
+    }
+
+    /// `tf.math.l2_normalize`: `x * rsqrt(max(sum(x^2, axes), 1e-12))` (composite).
+    pub fn l2_normalize(&self, axes: &[i64]) -> Result<Tensor> {
+        let ss = self.square()?.reduce_sum(Some(axes), true)?;
+        self.mul(&ss.maximum(&self.scalar_like(1e-12))?.rsqrt()?)
+    }
+}
+
+/// Shape of a softmax cross-entropy's output, for callers building losses.
+pub fn xent_output_shape(logits: &Shape, axis: i64) -> Result<Shape> {
+    let ax = normalize_axis("softmax_cross_entropy_with_logits", axis, logits.rank())?;
+    let mut d = logits.dims().to_vec();
+    d.remove(ax);
+    Ok(Shape::new(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_is_stable_and_normalised() {
+        let x = Tensor::new([[1000.0f64, 1001.0], [-5.0, 5.0]]);
+        let s = x.softmax(-1).unwrap().to_vec::<f64>().unwrap();
+        assert!(
+            (s[0] + s[1] - 1.0).abs() < 1e-15 && (s[1] - 1.0 / (1.0 + (-1f64).exp())).abs() < 1e-15
+        );
+        let ls = x.log_softmax(0).unwrap().to_vec::<f64>().unwrap();
+        assert!(ls.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn cross_entropies() {
+        let logits = Tensor::new([[2.0f64, 1.0, 0.1]]);
+        let labels = Tensor::new([[1.0f64, 0.0, 0.0]]);
+        let dense = labels
+            .softmax_cross_entropy_with_logits(&logits, -1)
+            .unwrap()
+            .to_vec::<f64>()
+            .unwrap();
+        let sparse = Tensor::new([0i32])
+            .sparse_softmax_cross_entropy_with_logits(&logits)
+            .unwrap()
+            .to_vec::<f64>()
+            .unwrap();
+        let want = -logits.log_softmax(-1).unwrap().to_vec::<f64>().unwrap()[0];
+        assert!((dense[0] - want).abs() < 1e-15 && (sparse[0] - want).abs() < 1e-15);
+        assert!(Tensor::new([3i32])
+            .sparse_softmax_cross_entropy_with_logits(&logits)
+            .is_err());
+        assert!(Tensor::new([0.0f64])
+            .bias_add(&Tensor::new([1.0f64, 2.0]))
+            .is_err());
+    }
+}

@@ -1,0 +1,805 @@
+//! Shape ops: `transpose`, `reshape`, `expand_dims`, `squeeze`, `concat`, `stack`, `split`,
+//! `slice`, `strided_slice`, `tile`, `broadcast_to`, `pad`, `gather`, `one_hot`.
+//!
+//! `transpose`, `strided_slice`, `expand_dims` and `squeeze` return views that share the
+//! input's storage; kernels downstream take the strides as they are.
+
+use crate::data::Array;
+use crate::dispatch::dispatch1;
+use crate::shape::{normalize_axes, normalize_axis};
+use crate::{DType, Data, Element, Error, Op, Result, Shape, Tensor, TensorSpec};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+
+pub(crate) fn infer_transpose(perm: &[usize], x: &[TensorSpec]) -> Result<TensorSpec> {
+    let dims = x[0].shape.dims();
+    let mut seen = vec![false; dims.len()];
+    if perm.len() != dims.len()
+        || perm
+            .iter()
+            .any(|&p| p >= dims.len() || std::mem::replace(&mut seen[p], true))
+    {
+        return Err(Error::invalid(
+            "transpose",
+            format!(
+                "perm {perm:?} is not a permutation of the axes of shape {:?}",
+                dims
+            ),
+        ));
+    }
+    Ok(TensorSpec::new(
+        x[0].dtype,
+        perm.iter().map(|&p| dims[p]).collect::<Vec<_>>(),
+    ))
+}
+
+pub(crate) fn transpose(perm: &[usize], x: &Data) -> Data {
+    crate::with_data!(x, a => Data::from_array(a.clone().permuted_axes(IxDyn(perm))))
+}
+
+/// Resolves a reshape target (one entry may be -1) against `count` elements.
+pub fn resolve_reshape(target: &[i64], from: &Shape) -> Result<Vec<usize>> {
+    let count = from.num_elements();
+    let mut known: usize = 1;
+    let mut infer_at = None;
+    for (i, &d) in target.iter().enumerate() {
+        match d {
+            -1 if infer_at.is_none() => infer_at = Some(i),
+            -1 => {
+                return Err(Error::invalid(
+                    "reshape",
+                    format!("only one -1 allowed in {target:?}"),
+                ))
+            }
+            d if d < 0 => {
+                return Err(Error::invalid(
+                    "reshape",
+                    format!("negative dimension in {target:?}"),
+                ))
+            }
+            d => {
+                known = known.checked_mul(d as usize).ok_or_else(|| {
+                    Error::invalid("reshape", format!("shape {target:?} overflows"))
+                })?
+            }
+        }
+    }
+    let mut out: Vec<usize> = target.iter().map(|&d| d.max(0) as usize).collect();
+    match infer_at {
+        Some(i) if known != 0 && count % known == 0 => out[i] = count / known,
+        None if known == count => {}
+        _ => {
+            return Err(Error::shapes(
+                "reshape",
+                &[from],
+                format!("cannot reshape {count} elements into {target:?}"),
+            ))
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn infer_reshape(target: &[i64], x: &[TensorSpec]) -> Result<TensorSpec> {
+    Ok(TensorSpec::new(
+        x[0].dtype,
+        resolve_reshape(target, &x[0].shape)?,
+    ))
+}
+
+fn reshape_array<T: Element>(a: &Array<T>, dims: &[usize]) -> Array<T> {
+    if a.is_standard_layout() {
+        if let Ok(r) = a.clone().into_shape_with_order(IxDyn(dims)) {
+            return r;
+        }
+    }
+    let owned = a.as_standard_layout().into_owned();
+    owned
+        .into_shape_with_order(IxDyn(dims))
+        .expect("reshape: validated element count")
+        .into_shared()
+}
+
+pub(crate) fn reshape(target: &[i64], x: &Data) -> Result<Data> {
+    let dims = resolve_reshape(target, &x.dims().into())?;
+    Ok(crate::with_data!(x, a => Data::from_array(reshape_array(a, &dims))))
+}
+
+fn expand_axis(axis: i64, rank: usize) -> Result<usize> {
+    normalize_axis("expand_dims", axis, rank + 1)
+}
+
+pub(crate) fn infer_expand_dims(axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
+    let ax = expand_axis(axis, x[0].shape.rank())?;
+    let mut d = x[0].shape.dims().to_vec();
+    d.insert(ax, 1);
+    Ok(TensorSpec::new(x[0].dtype, d))
+}
+
+pub(crate) fn expand_dims(axis: i64, x: &Data) -> Result<Data> {
+    let ax = expand_axis(axis, x.dims().len())?;
+    Ok(crate::with_data!(x, a => Data::from_array(a.clone().insert_axis(Axis(ax)))))
+}
+
+fn squeeze_axes(axes: Option<&[i64]>, dims: &[usize]) -> Result<Vec<usize>> {
+    match axes {
+        None => Ok((0..dims.len()).filter(|&i| dims[i] == 1).collect()),
+        Some(ax) => {
+            let ax = normalize_axes("squeeze", Some(ax), dims.len())?;
+            if let Some(&bad) = ax.iter().find(|&&i| dims[i] != 1) {
+                return Err(Error::invalid(
+                    "squeeze",
+                    format!(
+                        "cannot squeeze axis {bad} of size {} in shape {dims:?}",
+                        dims[bad]
+                    ),
+                ));
+            }
+            Ok(ax)
+        }
+    }
+}
+
+pub(crate) fn infer_squeeze(axes: Option<&[i64]>, x: &[TensorSpec]) -> Result<TensorSpec> {
+    let dims = x[0].shape.dims();
+    let ax = squeeze_axes(axes, dims)?;
+    let out: Vec<usize> = (0..dims.len())
+        .filter(|i| !ax.contains(i))
+        .map(|i| dims[i])
+        .collect();
+    Ok(TensorSpec::new(x[0].dtype, out))
+}
+
+pub(crate) fn squeeze(axes: Option<&[i64]>, x: &Data) -> Result<Data> {
+    let ax = squeeze_axes(axes, x.dims())?;
+    Ok(crate::with_data!(x, a => {
+        let mut b = a.clone();
+        for &i in ax.iter().rev() {
+            b = b.index_axis_move(Axis(i), 0);
+        }
+        Data::from_array(b)
+    }))
+}
+
+fn same_dtype(op: &'static str, x: &[TensorSpec]) -> Result<DType> {
+    let Some(first) = x.first() else {
+        return Err(Error::invalid(op, "needs at least one input"));
+    };
+    if x.iter().any(|s| s.dtype != first.dtype) {
+        let ds: Vec<DType> = x.iter().map(|s| s.dtype).collect();
+        return Err(Error::dtypes(op, &ds, "inputs must have the same dtype"));
+    }
+    Ok(first.dtype)
+}
+
+pub(crate) fn infer_concat(axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
+    let dtype = same_dtype("concat", x)?;
+    let first = x[0].shape.dims();
+    let ax = normalize_axis("concat", axis, first.len())?;
+    let mut out = first.to_vec();
+    out[ax] = 0;
+    for s in x {
+        let d = s.shape.dims();
+        if d.len() != first.len() || (0..d.len()).any(|i| i != ax && d[i] != first[i]) {
+            let shapes: Vec<&Shape> = x.iter().map(|s| &s.shape).collect();
+            return Err(Error::shapes(
+                "concat",
+                &shapes,
+                format!("all dimensions except axis {ax} must match"),
+            ));
+        }
+        out[ax] += d[ax];
+    }
+    Ok(TensorSpec::new(dtype, out))
+}
+
+fn views<'a, T: Element>(xs: &'a [&'a Data]) -> Vec<ArrayViewD<'a, T>> {
+    xs.iter()
+        .map(|d| d.array::<T>().expect("dtypes validated by infer").view())
+        .collect()
+}
+
+pub(crate) fn concat(axis: i64, xs: &[&Data]) -> Result<Data> {
+    let ax = normalize_axis("concat", axis, xs[0].dims().len())?;
+    fn go<T: Element>(xs: &[&Data], ax: usize) -> Result<Data> {
+        ndarray::concatenate(Axis(ax), &views::<T>(xs))
+            .map(Data::from_owned)
+            .map_err(|e| Error::invalid("concat", e.to_string()))
+    }
+    match xs[0].dtype() {
+        DType::F32 => go::<f32>(xs, ax),
+        DType::F64 => go::<f64>(xs, ax),
+        DType::I32 => go::<i32>(xs, ax),
+        DType::I64 => go::<i64>(xs, ax),
+        DType::Bool => go::<bool>(xs, ax),
+    }
+}
+
+pub(crate) fn infer_stack(axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
+    let dtype = same_dtype("stack", x)?;
+    let first = &x[0].shape;
+    if x.iter().any(|s| &s.shape != first) {
+        let shapes: Vec<&Shape> = x.iter().map(|s| &s.shape).collect();
+        return Err(Error::shapes(
+            "stack",
+            &shapes,
+            "all inputs must have the same shape",
+        ));
+    }
+    let ax = normalize_axis("stack", axis, first.rank() + 1)?;
+    let mut d = first.dims().to_vec();
+    d.insert(ax, x.len());
+    Ok(TensorSpec::new(dtype, d))
+}
+
+pub(crate) fn stack(axis: i64, xs: &[&Data]) -> Result<Data> {
+    let ax = normalize_axis("stack", axis, xs[0].dims().len() + 1)?;
+    fn go<T: Element>(xs: &[&Data], ax: usize) -> Result<Data> {
+        ndarray::stack(Axis(ax), &views::<T>(xs))
+            .map(Data::from_owned)
+            .map_err(|e| Error::invalid("stack", e.to_string()))
+    }
+    match xs[0].dtype() {
+        DType::F32 => go::<f32>(xs, ax),
+        DType::F64 => go::<f64>(xs, ax),
+        DType::I32 => go::<i32>(xs, ax),
+        DType::I64 => go::<i64>(xs, ax),
+        DType::Bool => go::<bool>(xs, ax),
+    }
+}
+
+/// A resolved strided slice: for each dimension the first index, the step and the length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlicePlan {
+    /// `(start, step, len)` per dimension.
+    pub dims: Vec<(i64, i64, usize)>,
+}
+
+impl SlicePlan {
+    /// Output dimensions.
+    pub fn out_dims(&self) -> Vec<usize> {
+        self.dims.iter().map(|d| d.2).collect()
+    }
+}
+
+/// Resolves Python slice semantics (`x[b:e:s]` per dimension, `None` = omitted).
+pub fn plan_strided_slice(
+    begin: &[Option<i64>],
+    end: &[Option<i64>],
+    strides: &[i64],
+    dims: &[usize],
+) -> Result<SlicePlan> {
+    if begin.len() != dims.len() || end.len() != dims.len() || strides.len() != dims.len() {
+        return Err(Error::invalid(
+            "strided_slice",
+            format!("begin, end and strides need one entry per dimension of shape {dims:?}"),
+        ));
+    }
+    let mut out = Vec::with_capacity(dims.len());
+    for i in 0..dims.len() {
+        let n = dims[i] as i64;
+        let s = strides[i];
+        if s == 0 {
+            return Err(Error::invalid("strided_slice", "strides must be non-zero"));
+        }
+        let norm = |v: i64| if v < 0 { v + n } else { v };
+        let (b, e, len);
+        if s > 0 {
+            b = begin[i].map(norm).unwrap_or(0).clamp(0, n);
+            e = end[i].map(norm).unwrap_or(n).clamp(0, n);
+            len = if e > b { (e - b + s - 1) / s } else { 0 };
+        } else {
+            b = begin[i].map(norm).unwrap_or(n - 1).clamp(-1, n - 1);
+            e = end[i].map(norm).unwrap_or(-1).clamp(-1, n - 1);
+            len = if b > e { (b - e + (-s) - 1) / (-s) } else { 0 };
+        }
+        out.push((b, s, len as usize));
+    }
+    Ok(SlicePlan { dims: out })
+}
+
+fn apply_plan<T: Element>(a: &Array<T>, plan: &SlicePlan) -> Array<T> {
+    let mut b = a.clone();
+    b.slice_each_axis_inplace(|ax| {
+        let (start, step, len) = plan.dims[ax.axis.index()];
+        if len == 0 {
+            return Slice::new(0, Some(0), 1);
+        }
+        let last = start + (len as i64 - 1) * step;
+        let (lo, hi) = if step > 0 {
+            (start, last + 1)
+        } else {
+            (last, start + 1)
+        };
+        Slice::new(lo as isize, Some(hi as isize), step as isize)
+    });
+    b
+}
+
+pub(crate) fn strided_slice(
+    begin: &[Option<i64>],
+    end: &[Option<i64>],
+    strides: &[i64],
+    x: &Data,
+) -> Result<Data> {
+    let plan = plan_strided_slice(begin, end, strides, x.dims())?;
+    Ok(crate::with_data!(x, a => Data::from_array(apply_plan(a, &plan))))
+}
+
+pub(crate) fn infer_tile(multiples: &[usize], x: &[TensorSpec]) -> Result<TensorSpec> {
+    let dims = x[0].shape.dims();
+    if multiples.len() != dims.len() {
+        return Err(Error::invalid(
+            "tile",
+            format!("multiples {multiples:?} must have one entry per dimension of {dims:?}"),
+        ));
+    }
+    let out: Option<Vec<usize>> = dims
+        .iter()
+        .zip(multiples)
+        .map(|(&d, &m)| d.checked_mul(m))
+        .collect();
+    let out = out.ok_or_else(|| Error::invalid("tile", "output size overflows"))?;
+    Ok(TensorSpec::new(x[0].dtype, out))
+}
+
+pub(crate) fn tile(multiples: &[usize], x: &Data) -> Result<Data> {
+    fn go<T: Element>(a: &Array<T>, multiples: &[usize]) -> Result<Data> {
+        let mut cur = a.to_owned();
+        for (ax, &m) in multiples.iter().enumerate() {
+            if m == 1 {
+                continue;
+            }
+            let v = cur.view();
+            let copies = vec![v; m];
+            cur = if m == 0 {
+                let mut d = cur.shape().to_vec();
+                d[ax] = 0;
+                ArrayD::from_shape_vec(IxDyn(&d), Vec::new())
+                    .map_err(|e| Error::invalid("tile", e.to_string()))?
+            } else {
+                ndarray::concatenate(Axis(ax), &copies)
+                    .map_err(|e| Error::invalid("tile", e.to_string()))?
+            };
+        }
+        Ok(Data::from_owned(cur))
+    }
+    crate::with_data!(x, a => go(a, multiples))
+}
+
+pub(crate) fn infer_broadcast_to(shape: &[usize], x: &[TensorSpec]) -> Result<TensorSpec> {
+    let dims = x[0].shape.dims();
+    let ok = dims.len() <= shape.len()
+        && dims
+            .iter()
+            .rev()
+            .zip(shape.iter().rev())
+            .all(|(&d, &t)| d == t || d == 1);
+    if !ok {
+        return Err(Error::shapes(
+            "broadcast_to",
+            &[&x[0].shape, &Shape::from(shape)],
+            "cannot broadcast",
+        ));
+    }
+    Ok(TensorSpec::new(x[0].dtype, shape.to_vec()))
+}
+
+pub(crate) fn broadcast_to(shape: &[usize], x: &Data) -> Result<Data> {
+    crate::with_data!(x, a => {
+        let v = a.broadcast(IxDyn(shape)).ok_or_else(|| Error::shapes("broadcast_to", &[&x.dims().into(), &shape.into()], "cannot broadcast"))?;
+        Ok(Data::from_owned(v.to_owned()))
+    })
+}
+
+pub(crate) fn infer_pad(paddings: &[[usize; 2]], x: &[TensorSpec]) -> Result<TensorSpec> {
+    let dims = x[0].shape.dims();
+    if paddings.len() != dims.len() {
+        return Err(Error::invalid(
+            "pad",
+            format!("paddings need one [before, after] per dimension of {dims:?}"),
+        ));
+    }
+    let out: Option<Vec<usize>> = dims
+        .iter()
+        .zip(paddings)
+        .map(|(&d, p)| d.checked_add(p[0])?.checked_add(p[1]))
+        .collect();
+    Ok(TensorSpec::new(
+        x[0].dtype,
+        out.ok_or_else(|| Error::invalid("pad", "output size overflows"))?,
+    ))
+}
+
+pub(crate) fn pad(paddings: &[[usize; 2]], constant: f64, x: &Data) -> Result<Data> {
+    fn go<T: Element>(a: &Array<T>, paddings: &[[usize; 2]], c: f64) -> Data {
+        let out_dims: Vec<usize> = a
+            .shape()
+            .iter()
+            .zip(paddings)
+            .map(|(&d, p)| d + p[0] + p[1])
+            .collect();
+        let mut out = ArrayD::from_elem(IxDyn(&out_dims), T::from_f64(c));
+        out.slice_each_axis_mut(|ax| {
+            let p = paddings[ax.axis.index()][0];
+            Slice::from(p..p + a.shape()[ax.axis.index()])
+        })
+        .assign(a);
+        Data::from_owned(out)
+    }
+    Ok(crate::with_data!(x, a => go(a, paddings, constant)))
+}
+
+pub(crate) fn infer_gather(axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
+    let p = x[0].shape.dims();
+    if !x[1].dtype.is_int() {
+        return Err(Error::dtypes(
+            "gather",
+            &[x[0].dtype, x[1].dtype],
+            "indices must be int32 or int64",
+        ));
+    }
+    let ax = normalize_axis("gather", axis, p.len())?;
+    let mut out = p[..ax].to_vec();
+    out.extend_from_slice(x[1].shape.dims());
+    out.extend_from_slice(&p[ax + 1..]);
+    Ok(TensorSpec::new(x[0].dtype, out))
+}
+
+/// Integer indices as i64, for `gather`, `one_hot` and the sparse cross-entropy.
+pub(crate) fn index_values(d: &Data) -> Vec<i64> {
+    match d {
+        Data::I32(a) => a.iter().map(|&v| v as i64).collect(),
+        Data::I64(a) => a.iter().copied().collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn gather(axis: i64, params: &Data, indices: &Data) -> Result<Data> {
+    let p = params.dims().to_vec();
+    let ax = normalize_axis("gather", axis, p.len())?;
+    let idx = index_values(indices);
+    let n = p[ax];
+    if let Some(bad) = idx.iter().find(|&&i| i < 0 || i as usize >= n) {
+        return Err(Error::invalid(
+            "gather",
+            format!("index {bad} is out of range [0, {n}) on axis {ax}"),
+        ));
+    }
+    let mut out_dims = p[..ax].to_vec();
+    out_dims.extend_from_slice(indices.dims());
+    out_dims.extend_from_slice(&p[ax + 1..]);
+    fn go<T: Element>(a: &Array<T>, ax: usize, idx: &[i64], out_dims: &[usize]) -> Data {
+        let std = a.as_standard_layout();
+        let s = std.as_slice().expect("standard layout");
+        let (outer, n, inner) = crate::kernels::reduce::split_dims(a.shape(), ax, ax + 1);
+        let mut out = Vec::with_capacity(outer * idx.len() * inner);
+        for o in 0..outer {
+            for &i in idx {
+                let start = (o * n + i as usize) * inner;
+                out.extend_from_slice(&s[start..start + inner]);
+            }
+        }
+        Data::from_owned(ArrayD::from_shape_vec(IxDyn(out_dims), out).expect("gather size"))
+    }
+    Ok(crate::with_data!(params, a => go(a, ax, &idx, &out_dims)))
+}
+
+fn one_hot_dims(depth: usize, axis: i64, dims: &[usize]) -> Result<(usize, Vec<usize>)> {
+    let ax = if axis == -1 {
+        dims.len()
+    } else {
+        normalize_axis("one_hot", axis, dims.len() + 1)?
+    };
+    let mut out = dims.to_vec();
+    out.insert(ax, depth);
+    Ok((ax, out))
+}
+
+pub(crate) fn infer_one_hot(
+    depth: usize,
+    axis: i64,
+    dtype: DType,
+    x: &[TensorSpec],
+) -> Result<TensorSpec> {
+    if !x[0].dtype.is_int() {
+        return Err(Error::dtypes(
+            "one_hot",
+            &[x[0].dtype],
+            "indices must be int32 or int64",
+        ));
+    }
+    Ok(TensorSpec::new(
+        dtype,
+        one_hot_dims(depth, axis, x[0].shape.dims())?.1,
+    ))
+}
+
+pub(crate) fn one_hot(
+    depth: usize,
+    on: f64,
+    off: f64,
+    axis: i64,
+    dtype: DType,
+    x: &Data,
+) -> Result<Data> {
+    let (ax, out_dims) = one_hot_dims(depth, axis, x.dims())?;
+    let idx = index_values(x);
+    let (outer, _, inner) = crate::kernels::reduce::split_dims(&out_dims, ax, ax + 1);
+    let mut v = vec![off; outer * depth * inner];
+    for o in 0..outer {
+        for i in 0..inner {
+            let k = idx[o * inner + i];
+            if k >= 0 && (k as usize) < depth {
+                v[(o * depth + k as usize) * inner + i] = on;
+            }
+        }
+    }
+    Tensor::from_vec(v, &out_dims)?
+        .data()
+        .map(|d| crate::ops::math::cast(d, dtype))
+}
+
+impl Tensor {
+    /// `tf.transpose` by `perm` (`None` reverses the axes). A view: no copy.
+    pub fn transpose(&self, perm: Option<&[usize]>) -> Result<Tensor> {
+        let perm = match perm {
+            Some(p) => p.to_vec(),
+            None => (0..self.rank()).rev().collect(),
+        };
+        dispatch1(Op::Transpose { perm }, &[self])
+    }
+
+    /// `tf.reshape` (one entry of `shape` may be -1).
+    pub fn reshape(&self, shape: &[i64]) -> Result<Tensor> {
+        dispatch1(
+            Op::Reshape {
+                shape: shape.to_vec(),
+            },
+            &[self],
+        )
+    }
+
+    /// `tf.expand_dims`.
+    pub fn expand_dims(&self, axis: i64) -> Result<Tensor> {
+        dispatch1(Op::ExpandDims { axis }, &[self])
+    }
+
+    /// `tf.squeeze` (`None` removes every axis of size 1).
+    pub fn squeeze(&self, axes: Option<&[i64]>) -> Result<Tensor> {
+        dispatch1(
+            Op::Squeeze {
+                axes: axes.map(|a| a.to_vec()),
+            },
+            &[self],
+        )
+    }
+
+    /// `tf.concat` of `tensors` along `axis`.
+    pub fn concat(tensors: &[&Tensor], axis: i64) -> Result<Tensor> {
+        dispatch1(Op::Concat { axis }, tensors)
+    }
+
+    /// `tf.stack` of `tensors` along a new `axis`.
+    pub fn stack(tensors: &[&Tensor], axis: i64) -> Result<Tensor> {
+        dispatch1(Op::Stack { axis }, tensors)
+    }
+
+    /// `x[b0:e0:s0, ...]` with Python semantics; `None` is an omitted bound. A view.
+    pub fn strided_slice(
+        &self,
+        begin: &[Option<i64>],
+        end: &[Option<i64>],
+        strides: &[i64],
+    ) -> Result<Tensor> {
+        dispatch1(
+            Op::StridedSlice {
+                begin: begin.to_vec(),
+                end: end.to_vec(),
+                strides: strides.to_vec(),
+            },
+            &[self],
+        )
+    }
+
+    /// `tf.slice`: `size[i]` elements from `begin[i]` (`-1` = to the end). A view.
+    pub fn slice(&self, begin: &[i64], size: &[i64]) -> Result<Tensor> {
+        let dims = self.dims();
+        if begin.len() != dims.len() || size.len() != dims.len() {
+            return Err(Error::invalid(
+                "slice",
+                format!(
+                    "begin {begin:?} and size {size:?} need one entry per dimension of {dims:?}"
+                ),
+            ));
+        }
+        let mut ends = Vec::with_capacity(dims.len());
+        for i in 0..dims.len() {
+            let (b, s, n) = (begin[i], size[i], dims[i] as i64);
+            let e = if s == -1 { n } else { b.saturating_add(s) };
+            if b < 0 || b > n || s < -1 || e > n {
+                return Err(Error::invalid(
+                    "slice",
+                    format!("begin {begin:?} + size {size:?} is out of bounds for shape {dims:?}"),
+                ));
+            }
+            ends.push(Some(e));
+        }
+        let begin: Vec<Option<i64>> = begin.iter().map(|&b| Some(b)).collect();
+        self.strided_slice(&begin, &ends, &vec![1; dims.len()])
+    }
+
+    /// `tf.split` into pieces of the given sizes along `axis` (one size may be -1).
+    pub fn split(&self, sizes: &[i64], axis: i64) -> Result<Vec<Tensor>> {
+        let ax = normalize_axis("split", axis, self.rank())?;
+        let n = self.dims()[ax] as i64;
+        let known: i64 = sizes.iter().filter(|&&s| s != -1).sum();
+        let fills = sizes.iter().filter(|&&s| s == -1).count();
+        if sizes.iter().any(|&s| s < -1) || fills > 1 || (fills == 0 && known != n) || known > n {
+            return Err(Error::invalid(
+                "split",
+                format!("sizes {sizes:?} do not split dimension {ax} of size {n}"),
+            ));
+        }
+        let mut out = Vec::with_capacity(sizes.len());
+        let mut start = 0i64;
+        for &s in sizes {
+            let len = if s == -1 { n - known } else { s };
+            let mut b = vec![None; self.rank()];
+            let mut e = vec![None; self.rank()];
+            b[ax] = Some(start);
+            e[ax] = Some(start + len);
+            out.push(self.strided_slice(&b, &e, &vec![1; self.rank()])?);
+            start += len;
+        }
+        Ok(out)
+    }
+
+    /// `tf.split` into `num` equal pieces along `axis`.
+    pub fn split_n(&self, num: usize, axis: i64) -> Result<Vec<Tensor>> {
+        let ax = normalize_axis("split", axis, self.rank())?;
+        let n = self.dims()[ax];
+        if num == 0 || n % num != 0 {
+            return Err(Error::invalid(
+                "split",
+                format!("dimension {ax} of size {n} does not split into {num} equal pieces"),
+            ));
+        }
+        self.split(&vec![(n / num) as i64; num], axis)
+    }
+
+    /// `tf.tile`.
+    pub fn tile(&self, multiples: &[usize]) -> Result<Tensor> {
+        dispatch1(
+            Op::Tile {
+                multiples: multiples.to_vec(),
+            },
+            &[self],
+        )
+    }
+
+    /// `tf.broadcast_to`.
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
+        dispatch1(
+            Op::BroadcastTo {
+                shape: shape.to_vec(),
+            },
+            &[self],
+        )
+    }
+
+    /// `tf.pad` in CONSTANT mode: `[before, after]` per axis.
+    pub fn pad(&self, paddings: &[[usize; 2]], constant: f64) -> Result<Tensor> {
+        dispatch1(
+            Op::Pad {
+                paddings: paddings.to_vec(),
+                constant,
+            },
+            &[self],
+        )
+    }
+
+    /// `tf.gather(self, indices, axis)` (batch_dims 0); indices out of range are an error.
+    pub fn gather(&self, indices: &Tensor, axis: i64) -> Result<Tensor> {
+        dispatch1(Op::Gather { axis }, &[self, indices])
+    }
+
+    /// `tf.one_hot(self, depth, on_value, off_value, axis, dtype)`; out-of-range indices give a
+    /// row of `off_value`.
+    pub fn one_hot(
+        &self,
+        depth: usize,
+        on_value: f64,
+        off_value: f64,
+        axis: i64,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        dispatch1(
+            Op::OneHot {
+                depth,
+                on_value,
+                off_value,
+                axis,
+                dtype,
+            },
+            &[self],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_do_not_copy() {
+        let x = Tensor::new([[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+        let t = x.transpose(None).unwrap();
+        let p0 = x.to_ndarray::<f32>().unwrap().as_ptr();
+        assert_eq!(t.to_ndarray::<f32>().unwrap().as_ptr(), p0);
+        assert_eq!(
+            t.to_vec::<f32>().unwrap(),
+            vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+        );
+        let s = x
+            .strided_slice(&[None, Some(1)], &[None, None], &[1, 1])
+            .unwrap();
+        assert_eq!(s.to_vec::<f32>().unwrap(), vec![2.0, 3.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn python_slices() {
+        let x = Tensor::new([0i32, 1, 2, 3, 4, 5]);
+        let ss = |b: Option<i64>, e: Option<i64>, s: i64| {
+            x.strided_slice(&[b], &[e], &[s])
+                .unwrap()
+                .to_vec::<i32>()
+                .unwrap()
+        };
+        assert_eq!(ss(Some(4), Some(0), -2), vec![4, 2]);
+        assert_eq!(ss(None, None, -1), vec![5, 4, 3, 2, 1, 0]);
+        assert_eq!(ss(Some(-2), None, 1), vec![4, 5]);
+        assert_eq!(ss(Some(2), Some(1), 1), Vec::<i32>::new());
+        assert!(x.strided_slice(&[None], &[None], &[0]).is_err());
+        assert!(x.slice(&[4], &[3]).is_err());
+    }
+
+    #[test]
+    fn shape_op_errors() {
+        let x = Tensor::zeros(&[2, 3], DType::F32);
+        assert!(x.reshape(&[4, -1]).is_err());
+        assert!(x.reshape(&[-1, -1]).is_err());
+        assert!(x.transpose(Some(&[0, 0])).is_err());
+        assert!(x.squeeze(Some(&[0])).is_err());
+        assert!(Tensor::concat(&[&x, &Tensor::zeros(&[3, 3], DType::F32)], 1).is_err());
+        assert!(Tensor::concat(&[], 0).is_err());
+        assert!(x.gather(&Tensor::new([2i32]), 0).is_err());
+        assert!(x.gather(&Tensor::new([0.0f32]), 0).is_err());
+        assert!(x.tile(&[1]).is_err());
+        assert!(x.broadcast_to(&[3]).is_err());
+        assert!(x.split(&[1, 1], 1).is_err());
+        assert!(x.expand_dims(3).is_err());
+        let s = Tensor::scalar(1.0f32);
+        assert_eq!(s.expand_dims(0).unwrap().dims(), &[1]);
+        assert_eq!(s.reshape(&[1, 1]).unwrap().dims(), &[1, 1]);
+    }
+
+    #[test]
+    fn gather_one_hot_pad_tile() {
+        let p = Tensor::new([[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+        let g = p.gather(&Tensor::new([2i64, 0, 2]), 0).unwrap();
+        assert_eq!(
+            g.to_vec::<f64>().unwrap(),
+            vec![5.0, 6.0, 1.0, 2.0, 5.0, 6.0]
+        );
+        let oh = Tensor::new([0i32, 2, 5])
+            .one_hot(3, 1.0, 0.0, -1, DType::F32)
+            .unwrap();
+        assert_eq!(
+            oh.to_vec::<f32>().unwrap(),
+            vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+        );
+        let pd = Tensor::new([1i32, 2]).pad(&[[1, 2]], 9.0).unwrap();
+        assert_eq!(pd.to_vec::<i32>().unwrap(), vec![9, 1, 2, 9, 9]);
+        let t = Tensor::new([[1i32, 2]]).tile(&[2, 2]).unwrap();
+        assert_eq!(t.to_vec::<i32>().unwrap(), vec![1, 2, 1, 2, 1, 2, 1, 2]);
+    }
+}

@@ -1,0 +1,462 @@
+//! [`Tensor`]: an immutable value handle, eager (holding [`Data`]) or symbolic (a node output
+//! of a graph being traced), and [`TensorSpec`], the dtype and shape that describe either.
+
+use crate::data::Array;
+use crate::{DType, Data, Element, Error, Result, Shape};
+use ndarray::{ArrayD, IxDyn};
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Dtype and shape of a tensor: all that shape inference and tracing need to know.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TensorSpec {
+    /// Element type.
+    pub dtype: DType,
+    /// Dimensions.
+    pub shape: Shape,
+}
+
+impl TensorSpec {
+    /// A spec from dtype and shape.
+    pub fn new(dtype: DType, shape: impl Into<Shape>) -> Self {
+        TensorSpec {
+            dtype,
+            shape: shape.into(),
+        }
+    }
+}
+
+impl fmt::Display for TensorSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{:?}", self.dtype, self.shape)
+    }
+}
+
+/// The payload of a symbolic tensor: its spec plus an opaque handle owned by the tracer that
+/// created it (the graph crate stores its node reference there).
+#[derive(Clone)]
+pub struct Symbolic {
+    /// Dtype and shape of the value the node will produce.
+    pub spec: TensorSpec,
+    /// Tracer-defined node reference.
+    pub handle: Arc<dyn Any + Send + Sync>,
+}
+
+impl fmt::Debug for Symbolic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Symbolic({})", self.spec)
+    }
+}
+
+/// What a tensor holds.
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// Concrete elements.
+    Eager(Data),
+    /// A placeholder for a value computed later by a graph.
+    Symbolic(Symbolic),
+}
+
+/// Unique identity of a tensor value, used by gradient tapes and tracers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(pub u64);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl TensorId {
+    /// A fresh, never used id.
+    pub fn fresh() -> Self {
+        TensorId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+struct Inner {
+    id: TensorId,
+    value: Value,
+}
+
+/// An immutable n-d value: cheap to clone (a reference count), with a unique [`TensorId`].
+///
+/// ```
+/// use ferroflow_tensor_core::Tensor;
+/// let x = Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]);
+/// let y = x.matmul(&x).unwrap();
+/// assert_eq!(y.to_vec::<f32>().unwrap(), vec![7.0, 10.0, 15.0, 22.0]);
+/// ```
+#[derive(Clone)]
+pub struct Tensor(Arc<Inner>);
+
+impl Tensor {
+    /// Wraps eager data in a new tensor.
+    pub fn from_data(data: Data) -> Tensor {
+        Tensor(Arc::new(Inner {
+            id: TensorId::fresh(),
+            value: Value::Eager(data),
+        }))
+    }
+
+    /// A symbolic tensor (used by tracers).
+    pub fn symbolic(spec: TensorSpec, handle: Arc<dyn Any + Send + Sync>) -> Tensor {
+        Tensor(Arc::new(Inner {
+            id: TensorId::fresh(),
+            value: Value::Symbolic(Symbolic { spec, handle }),
+        }))
+    }
+
+    /// A tensor from a nested array literal: `Tensor::new([[1.0f32, 2.0], [3.0, 4.0]])`.
+    pub fn new<L: Literal>(literal: L) -> Tensor {
+        let mut dims = Vec::new();
+        L::dims(&mut dims);
+        let mut values = Vec::with_capacity(dims.iter().product());
+        literal.flatten_into(&mut values);
+        let a = ArrayD::from_shape_vec(IxDyn(&dims), values)
+            .expect("literal dims match its element count");
+        Tensor::from_data(Data::from_owned(a))
+    }
+
+    /// A tensor from a vector of values and a shape (row-major).
+    pub fn from_vec<T: Element>(values: Vec<T>, shape: &[usize]) -> Result<Tensor> {
+        let s = Shape::from(shape);
+        if s.checked_num_elements() != Some(values.len()) {
+            return Err(Error::DataLength {
+                op: "from_vec",
+                len: values.len(),
+                shape: s,
+            });
+        }
+        let a = ArrayD::from_shape_vec(IxDyn(shape), values)
+            .map_err(|e| Error::invalid("from_vec", e.to_string()))?;
+        Ok(Tensor::from_data(Data::from_owned(a)))
+    }
+
+    /// A tensor from a slice of values and a shape (copies the values).
+    pub fn from_slice<T: Element>(values: &[T], shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_vec(values.to_vec(), shape)
+    }
+
+    /// A rank-0 tensor.
+    pub fn scalar<T: Element>(v: T) -> Tensor {
+        Tensor::from_data(Data::from_owned(ArrayD::from_elem(IxDyn(&[]), v)))
+    }
+
+    /// Takes an `ndarray` array without copying it.
+    pub fn from_ndarray<T: Element, D: ndarray::Dimension>(a: ndarray::Array<T, D>) -> Tensor {
+        Tensor::from_data(Data::from_owned(a.into_dyn()))
+    }
+
+    /// A shared `ndarray` array of the elements (no copy; fails on a dtype mismatch or a
+    /// symbolic tensor).
+    pub fn to_ndarray<T: Element>(&self) -> Result<Array<T>> {
+        let d = self.data()?;
+        d.array::<T>().cloned().ok_or_else(|| {
+            Error::dtypes(
+                "to_ndarray",
+                &[d.dtype(), T::DTYPE],
+                "dtype differs from the requested element type",
+            )
+        })
+    }
+
+    /// A tensor of `shape` filled with `value`, converted to `dtype` as `tf.cast` would.
+    pub fn fill(shape: &[usize], value: f64, dtype: DType) -> Tensor {
+        fn f<T: Element>(shape: &[usize], v: f64) -> Data {
+            Data::from_owned(ArrayD::from_elem(IxDyn(shape), T::from_f64(v)))
+        }
+        Tensor::from_data(match dtype {
+            DType::F32 => f::<f32>(shape, value),
+            DType::F64 => f::<f64>(shape, value),
+            DType::I32 => f::<i32>(shape, value),
+            DType::I64 => f::<i64>(shape, value),
+            DType::Bool => f::<bool>(shape, value),
+        })
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: &[usize], dtype: DType) -> Tensor {
+        Tensor::fill(shape, 0.0, dtype)
+    }
+
+    /// A tensor of ones.
+    pub fn ones(shape: &[usize], dtype: DType) -> Tensor {
+        Tensor::fill(shape, 1.0, dtype)
+    }
+
+    /// The `n × n` identity matrix.
+    pub fn eye(n: usize, dtype: DType) -> Tensor {
+        let mut v = vec![0.0f64; n * n];
+        for i in 0..n {
+            v[i * n + i] = 1.0;
+        }
+        Tensor::from_vec(v, &[n, n])
+            .and_then(|t| t.cast(dtype))
+            .expect("eye: n*n values fill [n, n]")
+    }
+
+    /// `[start, start + delta, ...)` up to (excluding) `limit`, like `tf.range`.
+    pub fn range(start: f64, limit: f64, delta: f64, dtype: DType) -> Result<Tensor> {
+        if delta == 0.0 || !delta.is_finite() || !start.is_finite() || !limit.is_finite() {
+            return Err(Error::invalid("range", format!("delta must be finite and non-zero, got start={start} limit={limit} delta={delta}")));
+        }
+        let n = ((limit - start) / delta).ceil().max(0.0);
+        if n > (isize::MAX as f64) / 8.0 {
+            return Err(Error::invalid("range", format!("{n} elements is too many")));
+        }
+        let n = n as usize;
+        let v: Vec<f64> = (0..n).map(|i| start + i as f64 * delta).collect();
+        Tensor::from_vec(v, &[n])?.cast(dtype)
+    }
+
+    /// `num` evenly spaced values from `start` to `stop` inclusive, like `tf.linspace`.
+    pub fn linspace(start: f64, stop: f64, num: usize, dtype: DType) -> Result<Tensor> {
+        if !dtype.is_float() {
+            return Err(Error::dtypes(
+                "linspace",
+                &[dtype],
+                "linspace needs a float dtype",
+            ));
+        }
+        let v: Vec<f64> = match num {
+            0 => Vec::new(),
+            1 => vec![start],
+            _ => {
+                let step = (stop - start) / (num - 1) as f64;
+                (0..num)
+                    .map(|i| {
+                        if i == num - 1 {
+                            stop
+                        } else {
+                            start + i as f64 * step
+                        }
+                    })
+                    .collect()
+            }
+        };
+        Tensor::from_vec(v, &[num])?.cast(dtype)
+    }
+
+    /// The unique id of this value.
+    pub fn id(&self) -> TensorId {
+        self.0.id
+    }
+
+    /// What the tensor holds.
+    pub fn value(&self) -> &Value {
+        &self.0.value
+    }
+
+    /// True for a symbolic (traced) tensor.
+    pub fn is_symbolic(&self) -> bool {
+        matches!(self.0.value, Value::Symbolic(_))
+    }
+
+    /// The symbolic payload, if symbolic.
+    pub fn as_symbolic(&self) -> Option<&Symbolic> {
+        match &self.0.value {
+            Value::Symbolic(s) => Some(s),
+            Value::Eager(_) => None,
+        }
+    }
+
+    /// The eager data, or an error for a symbolic tensor.
+    pub fn data(&self) -> Result<&Data> {
+        match &self.0.value {
+            Value::Eager(d) => Ok(d),
+            Value::Symbolic(s) => Err(Error::Symbolic {
+                op: "data",
+                msg: format!(
+                    "tensor {} is symbolic (inside a traced function) and has no value yet",
+                    s.spec
+                ),
+            }),
+        }
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        match &self.0.value {
+            Value::Eager(d) => d.dtype(),
+            Value::Symbolic(s) => s.spec.dtype,
+        }
+    }
+
+    /// Dimensions.
+    pub fn dims(&self) -> &[usize] {
+        match &self.0.value {
+            Value::Eager(d) => d.dims(),
+            Value::Symbolic(s) => s.spec.shape.dims(),
+        }
+    }
+
+    /// The shape (allocates; prefer [`Tensor::dims`] in hot code).
+    pub fn shape(&self) -> Shape {
+        Shape::from(self.dims())
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.dims().len()
+    }
+
+    /// Number of elements.
+    pub fn num_elements(&self) -> usize {
+        self.dims().iter().product()
+    }
+
+    /// Dtype and shape.
+    pub fn spec(&self) -> TensorSpec {
+        TensorSpec {
+            dtype: self.dtype(),
+            shape: self.shape(),
+        }
+    }
+
+    /// The elements as a row-major vector of `T` (the dtype must match).
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        let d = self.data()?;
+        match d.array::<T>() {
+            Some(a) => Ok(a.iter().copied().collect()),
+            None => Err(Error::dtypes(
+                "to_vec",
+                &[d.dtype(), T::DTYPE],
+                "dtype differs from the requested element type",
+            )),
+        }
+    }
+
+    /// The single element of a tensor with one element, as `T` (the dtype must match).
+    pub fn to_scalar<T: Element>(&self) -> Result<T> {
+        let v = self.to_vec::<T>()?;
+        match v.as_slice() {
+            [x] => Ok(*x),
+            _ => Err(Error::shapes(
+                "to_scalar",
+                &[&self.shape()],
+                "tensor does not have exactly one element",
+            )),
+        }
+    }
+
+    /// All elements widened to f64, row-major (for tests, printing and comparisons).
+    pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
+        Ok(self.data()?.to_f64_vec())
+    }
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A nested array literal of elements: `T`, `[T; N]`, `[[T; N]; M]`, ...
+pub trait Literal {
+    /// The element type at the leaves.
+    type Elem: Element;
+    /// Appends this literal's dimensions (outermost first).
+    fn dims(dims: &mut Vec<usize>);
+    /// Appends the leaves in row-major order.
+    fn flatten_into(self, out: &mut Vec<Self::Elem>);
+}
+
+macro_rules! impl_literal_leaf {
+    ($($t:ty),*) => {$(
+        impl Literal for $t {
+            type Elem = $t;
+            fn dims(_: &mut Vec<usize>) {}
+            fn flatten_into(self, out: &mut Vec<$t>) {
+                out.push(self);
+            }
+        }
+    )*};
+}
+impl_literal_leaf!(f32, f64, i32, i64, bool);
+
+impl<L: Literal, const N: usize> Literal for [L; N] {
+    type Elem = L::Elem;
+    fn dims(dims: &mut Vec<usize>) {
+        dims.push(N);
+        L::dims(dims);
+    }
+    fn flatten_into(self, out: &mut Vec<L::Elem>) {
+        for x in self {
+            x.flatten_into(out);
+        }
+    }
+}
+
+impl<T: Element> From<T> for Tensor {
+    fn from(v: T) -> Tensor {
+        Tensor::scalar(v)
+    }
+}
+
+impl<T: Element> From<Vec<T>> for Tensor {
+    fn from(v: Vec<T>) -> Tensor {
+        let n = v.len();
+        Tensor::from_vec(v, &[n]).expect("a vector fills its own length")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creation_checks_lengths() {
+        assert!(Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[2, 2]).is_err());
+        let t = Tensor::from_vec(vec![1i32, 2, 3, 4, 5, 6], &[2, 3]).unwrap();
+        assert_eq!(t.dims(), &[2, 3]);
+        assert_eq!(t.dtype(), DType::I32);
+        assert!(t.to_vec::<f32>().is_err());
+        let e = Tensor::from_vec(Vec::<f64>::new(), &[0, 5]).unwrap();
+        assert_eq!(e.num_elements(), 0);
+        assert!(Tensor::from_vec(vec![0.0f32], &[usize::MAX, 3]).is_err());
+    }
+
+    #[test]
+    fn literals_nest() {
+        let t = Tensor::new([[[1i64], [2]], [[3], [4]]]);
+        assert_eq!(t.dims(), &[2, 2, 1]);
+        assert_eq!(t.to_vec::<i64>().unwrap(), vec![1, 2, 3, 4]);
+        assert_eq!(Tensor::new(true).dims(), &[] as &[usize]);
+    }
+
+    #[test]
+    fn constructors() {
+        assert_eq!(
+            Tensor::eye(2, DType::F32).to_vec::<f32>().unwrap(),
+            vec![1.0, 0.0, 0.0, 1.0]
+        );
+        assert_eq!(
+            Tensor::range(0.0, 5.0, 2.0, DType::I32)
+                .unwrap()
+                .to_vec::<i32>()
+                .unwrap(),
+            vec![0, 2, 4]
+        );
+        assert_eq!(
+            Tensor::range(5.0, 0.0, -2.5, DType::F64)
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
+            vec![5.0, 2.5]
+        );
+        assert!(Tensor::range(0.0, 1.0, 0.0, DType::F32).is_err());
+        assert_eq!(
+            Tensor::linspace(0.0, 1.0, 5, DType::F64)
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
+            vec![0.0, 0.25, 0.5, 0.75, 1.0]
+        );
+        assert_eq!(
+            Tensor::fill(&[2], 2.7, DType::I32).to_vec::<i32>().unwrap(),
+            vec![2, 2]
+        );
+        let a = ndarray::array![[1.0f64, 2.0], [3.0, 4.0]];
+        let t = Tensor::from_ndarray(a);
+        assert_eq!(t.to_ndarray::<f64>().unwrap().shape(), &[2, 2]);
+    }
+}

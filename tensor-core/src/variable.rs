@@ -1,0 +1,229 @@
+//! [`Variable`], the only mutable state, and [`Trackable`], the trait that lists an object's
+//! variables by path (what checkpoints and optimizers walk).
+
+use crate::dispatch::{dispatch, dispatch1};
+use crate::ops::state::AssignMode;
+use crate::{DType, Data, Error, Op, Result, Shape, Tensor, TensorSpec};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+struct Inner {
+    id: u64,
+    name: String,
+    spec: TensorSpec,
+    trainable: bool,
+    value: RwLock<Data>,
+}
+
+/// A named, mutable tensor with a fixed dtype and shape (`tf.Variable`). Cloning gives
+/// another handle to the same variable.
+///
+/// Reading goes through the op [`Op::ReadVariable`], so gradient tapes watch trainable
+/// variables automatically and traced graphs read the current value at each call.
+///
+/// ```
+/// use ferroflow_tensor_core::{Tensor, Variable};
+/// let v = Variable::new("w", Tensor::new([1.0f32, 2.0]), true).unwrap();
+/// v.assign_add(&Tensor::new([0.5f32, 0.5])).unwrap();
+/// assert_eq!(v.read().unwrap().to_vec::<f32>().unwrap(), vec![1.5, 2.5]);
+/// assert!(v.assign(&Tensor::new([1.0f64, 2.0])).is_err()); // dtype is fixed
+/// ```
+#[derive(Clone)]
+pub struct Variable(Arc<Inner>);
+
+static NEXT_VAR: AtomicU64 = AtomicU64::new(1);
+
+impl Variable {
+    /// A variable holding `initial` (which must be eager).
+    pub fn new(name: impl Into<String>, initial: Tensor, trainable: bool) -> Result<Variable> {
+        let data = initial.data().map_err(|_| Error::Symbolic {
+            op: "Variable",
+            msg: "a variable's initial value must be an eager tensor; create variables outside traced functions".into(),
+        })?;
+        Ok(Variable(Arc::new(Inner {
+            id: NEXT_VAR.fetch_add(1, Ordering::Relaxed),
+            name: name.into(),
+            spec: initial.spec(),
+            trainable,
+            value: RwLock::new(data.clone()),
+        })))
+    }
+
+    /// Unique id of the variable (shared by its clones).
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// The variable's name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Element type (fixed).
+    pub fn dtype(&self) -> DType {
+        self.0.spec.dtype
+    }
+
+    /// Shape (fixed).
+    pub fn shape(&self) -> &Shape {
+        &self.0.spec.shape
+    }
+
+    /// Dtype and shape.
+    pub fn spec(&self) -> TensorSpec {
+        self.0.spec.clone()
+    }
+
+    /// Whether optimizers and tapes treat it as a parameter.
+    pub fn trainable(&self) -> bool {
+        self.0.trainable
+    }
+
+    /// Reads the current value as an op (seen by tapes and tracers).
+    pub fn read(&self) -> Result<Tensor> {
+        dispatch1(Op::ReadVariable(self.clone()), &[])
+    }
+
+    /// The current value without recording a read (for printing, checkpoints, tests).
+    pub fn value(&self) -> Tensor {
+        Tensor::from_data(self.value_data())
+    }
+
+    /// `var.assign(x)`: dtype and shape must match.
+    pub fn assign(&self, x: &Tensor) -> Result<()> {
+        dispatch(
+            Op::Assign {
+                var: self.clone(),
+                mode: AssignMode::Set,
+            },
+            &[x],
+        )
+        .map(|_| ())
+    }
+
+    /// `var.assign_add(x)`.
+    pub fn assign_add(&self, x: &Tensor) -> Result<()> {
+        dispatch(
+            Op::Assign {
+                var: self.clone(),
+                mode: AssignMode::Add,
+            },
+            &[x],
+        )
+        .map(|_| ())
+    }
+
+    /// `var.assign_sub(x)`.
+    pub fn assign_sub(&self, x: &Tensor) -> Result<()> {
+        dispatch(
+            Op::Assign {
+                var: self.clone(),
+                mode: AssignMode::Sub,
+            },
+            &[x],
+        )
+        .map(|_| ())
+    }
+
+    /// The stored data (a cheap shared handle).
+    pub(crate) fn value_data(&self) -> Data {
+        match self.0.value.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the stored data (validated by the assign op's inference).
+    pub(crate) fn store(&self, d: Data) {
+        match self.0.value.write() {
+            Ok(mut g) => *g = d,
+            Err(poisoned) => *poisoned.into_inner() = d,
+        }
+    }
+}
+
+impl PartialEq for Variable {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for Variable {}
+
+impl std::hash::Hash for Variable {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state)
+    }
+}
+
+impl fmt::Debug for Variable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "<ff.Variable '{}' shape={} dtype={}>",
+            self.name(),
+            self.shape(),
+            self.dtype()
+        )
+    }
+}
+
+/// An object that owns variables and lists them by object path (`dense_1/w`), like
+/// TensorFlow's trackable objects. Modules and optimizers implement it; checkpoints save any
+/// `Trackable`.
+pub trait Trackable {
+    /// Every variable reachable from this object, keyed by a stable path, in a stable order.
+    fn variables_by_path(&self) -> Vec<(String, Variable)>;
+}
+
+impl Trackable for Variable {
+    fn variables_by_path(&self) -> Vec<(String, Variable)> {
+        vec![(self.name().to_string(), self.clone())]
+    }
+}
+
+impl<T: Trackable> Trackable for [T] {
+    fn variables_by_path(&self) -> Vec<(String, Variable)> {
+        self.iter()
+            .enumerate()
+            .flat_map(|(i, t)| {
+                t.variables_by_path()
+                    .into_iter()
+                    .map(move |(p, v)| (format!("{i}/{p}"), v))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assign_checks_dtype_and_shape() {
+        let v = Variable::new("v", Tensor::new([[1.0f64, 2.0]]), false).unwrap();
+        assert!(v.assign(&Tensor::new([1.0f64, 2.0])).is_err());
+        let e = v.assign_sub(&Tensor::new([[1.0f32, 2.0]])).unwrap_err();
+        assert!(e.to_string().contains("assign_sub"), "{e}");
+        v.assign_sub(&Tensor::new([[1.0f64, 1.0]])).unwrap();
+        assert_eq!(v.value().to_vec::<f64>().unwrap(), vec![0.0, 1.0]);
+        let w = v.clone();
+        w.assign(&Tensor::new([[5.0f64, 6.0]])).unwrap();
+        assert_eq!(v.read().unwrap().to_vec::<f64>().unwrap(), vec![5.0, 6.0]);
+        assert_eq!(v, w);
+        assert!(!v.trainable());
+    }
+
+    #[test]
+    fn trackable_paths() {
+        let a = Variable::new("w", Tensor::scalar(1.0f32), true).unwrap();
+        let b = Variable::new("b", Tensor::scalar(2.0f32), true).unwrap();
+        let paths: Vec<String> = [a, b]
+            .variables_by_path()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(paths, vec!["0/w", "1/b"]);
+    }
+}
