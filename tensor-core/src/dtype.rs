@@ -148,6 +148,8 @@ pub trait FloatElement:
 {
     /// The error function.
     fn erf(self) -> Self;
+    /// The complementary error function `1 - erf(x)`, accurate in the tails.
+    fn erfc(self) -> Self;
     /// Round half to even (TensorFlow's `round`).
     fn round_even(self) -> Self;
 }
@@ -156,6 +158,10 @@ impl FloatElement for f32 {
     #[inline]
     fn erf(self) -> Self {
         libm::erff(self)
+    }
+    #[inline]
+    fn erfc(self) -> Self {
+        libm::erfcf(self)
     }
     #[inline]
     fn round_even(self) -> Self {
@@ -167,6 +173,10 @@ impl FloatElement for f64 {
     #[inline]
     fn erf(self) -> Self {
         libm::erf(self)
+    }
+    #[inline]
+    fn erfc(self) -> Self {
+        libm::erfc(self)
     }
     #[inline]
     fn round_even(self) -> Self {

@@ -28,9 +28,11 @@
 //! are exactly the rows of the `[n*oh*ow, c_out]` result. The gather costs
 //! `O(out * k)` memory traffic against `O(out * k * c_out)` multiply-adds,
 //! and the GEMM runs at close to peak, which beats direct loops for all but
-//! the tiniest shapes. Blocks are bounded so the im2col buffer stays in cache
-//! and memory use stays small. A 1x1, stride-1 convolution skips the gather
-//! entirely: the input already is the im2col matrix.
+//! the tiniest shapes. Blocks hold about a quarter million im2col elements
+//! (but at least a few hundred GEMM rows, to amortise packing the filter),
+//! so memory use stays small however large the batch. A 1x1, stride-1
+//! convolution skips the gather entirely: the input already is the im2col
+//! matrix.
 //!
 //! * forward: `out_block = cols_block · filter`;
 //! * input gradient: `dcols_block = grad_block · filterᵀ`, then "col2im"
@@ -42,11 +44,19 @@
 //! Large problems (about a quarter million multiply-adds or more) run on the
 //! rayon pool; small ones stay on the calling thread. Blocking depends only
 //! on the geometry, never on the thread count or timing, and no reduction is
-//! ever split in a timing-dependent way: forward blocks write disjoint output
-//! rows, col2im scatters run serially in block order, and the filter
-//! gradient sums a geometry-determined number of partial sums in a fixed
-//! order. Results are therefore bit-for-bit reproducible run to run, and
-//! identical for any number of threads.
+//! ever split in a timing-dependent way:
+//!
+//! * forward blocks write disjoint output rows;
+//! * input-gradient blocks are runs of whole images (disjoint scatters) or,
+//!   for large images, row blocks of one image whose col2im scatters run
+//!   serially in block order;
+//! * the filter gradient either sums a geometry-determined number of
+//!   partial sums in a fixed order (small filters) or accumulates blocks in
+//!   order while splitting each GEMM over disjoint rows of the result;
+//! * pooling gradients are parallel over images only.
+//!
+//! Results are therefore bit-for-bit reproducible run to run, and identical
+//! for any number of threads.
 
 use core::ops::{Add, AddAssign, Div, Mul, Sub};
 use rayon::prelude::*;
@@ -444,12 +454,14 @@ const PAR_MIN_WORK: usize = 1 << 18;
 const IM2COL_TARGET: usize = 1 << 18;
 /// Smallest GEMM row count a block aims for (amortises packing the filter).
 const MIN_GEMM_M: usize = 256;
-/// A large problem is cut into at least this many blocks (when it has rows).
+/// A large problem aims for at least this many blocks (unless that would
+/// make blocks shorter than [`MIN_GEMM_M`] rows).
 const MIN_PAR_BLOCKS: usize = 8;
-/// Most partial sums the filter gradient reduces over.
+/// Most partial sums the filter gradient reduces over (and most row ranges
+/// each of its GEMMs is split into).
 const MAX_FILTER_PARTIALS: usize = 8;
 /// Element budget for all filter-gradient partial sums together.
-const FILTER_PARTIAL_BUDGET: usize = 1 << 24;
+const FILTER_PARTIAL_BUDGET: usize = 1 << 22;
 
 fn is_large(work: usize) -> bool {
     work >= PAR_MIN_WORK
@@ -755,7 +767,7 @@ where
 /// on ties), and the first NaN wins over any number.
 #[inline]
 fn beats<T: ConvFloat>(v: T, best: T) -> bool {
-    v > best || (v.is_nan() && !best.is_nan())
+    (v > best) | (v.is_nan() & !best.is_nan())
 }
 
 // ---------------------------------------------------------------------------
@@ -878,12 +890,45 @@ pub fn conv2d_backprop_input<T: ConvFloat>(
         });
         return dinput;
     }
-    // Blocks never span images, so each image's gradient is the same
-    // whichever way the work is spread: the per-block GEMMs are identical
-    // and every image is scattered serially in block order.
-    let rows_img = rows_per.min(g.oh);
-    let blocks_img = g.oh.div_ceil(rows_img);
     let img_len = g.h * g.w * g.c_in;
+    if rows_per >= g.oh {
+        // Small images: each block is a run of whole images, so blocks
+        // scatter into disjoint parts of the input gradient.
+        let imgs = rows_per / g.oh;
+        let run = |bi: usize, dchunk: &mut [T], buf: &mut Vec<T>| {
+            let nrows = dchunk.len() / img_len * g.oh;
+            let m = nrows * g.ow;
+            buf.resize(m * k_len, T::default());
+            let grad = grad_rows(bi * imgs * g.oh, m);
+            matmul(
+                m,
+                g.c_out,
+                k_len,
+                grad,
+                filter_t,
+                &mut buf[..m * k_len],
+                false,
+            );
+            col2im_rows(g, buf, 0, nrows, dchunk);
+        };
+        if parallel {
+            dinput
+                .par_chunks_mut(imgs * img_len)
+                .enumerate()
+                .for_each_init(Vec::new, |buf, (bi, dchunk)| run(bi, dchunk, buf));
+        } else {
+            let mut buf = Vec::new();
+            for (bi, dchunk) in dinput.chunks_mut(imgs * img_len).enumerate() {
+                run(bi, dchunk, &mut buf);
+            }
+        }
+        return dinput;
+    }
+    // Large images: blocks of rows within one image. Each image's gradient
+    // is the same whichever way the work is spread: the per-block GEMMs are
+    // identical and every image is scattered serially in block order.
+    let rows_img = rows_per;
+    let blocks_img = g.oh.div_ceil(rows_img);
     let dcols = |b: usize, j: usize, buf: &mut Vec<T>| {
         let oy0 = j * rows_img;
         let nrows = rows_img.min(g.oh - oy0);
@@ -980,50 +1025,88 @@ pub fn conv2d_backprop_filter<T: ConvFloat>(
     let rows_per = rows_per_block(g, large);
     let total_rows = g.n * g.oh;
     let n_blocks = total_rows.div_ceil(rows_per);
-    // Number of partial sums: a function of the geometry only, so the
-    // summation order never depends on threads or timing.
-    let partials = if large {
-        n_blocks
-            .min(MAX_FILTER_PARTIALS)
-            .min((FILTER_PARTIAL_BUDGET / f_len).max(1))
-    } else {
-        1
+    let pointwise = g.is_pointwise();
+    // The im2col block `bi` (borrowing `buf` when a gather is needed) and
+    // the matching rows of `grad_out`.
+    let block = |bi: usize, buf: &'_ mut Vec<T>| -> (usize, usize) {
+        let row0 = bi * rows_per;
+        let m = rows_per.min(total_rows - row0) * g.ow;
+        if !pointwise {
+            buf.resize(m * k_len, T::default());
+            im2col_rows(g, input, row0, m / g.ow, buf);
+        }
+        (row0, m)
     };
+    let cols_of = |row0: usize, m: usize| row0 * g.ow * k_len..(row0 * g.ow + m) * k_len;
+    let grad_of = |row0: usize, m: usize| Mat {
+        data: &grad_out[row0 * g.ow * g.c_out..][..m * g.c_out],
+        rs: g.c_out,
+        cs: 1,
+    };
+    // Rows `k0..k0 + acc.len() / c_out` of the filter gradient: (+)=
+    // colsᵀ · grad, with colsᵀ the [k_len, m] view of the [m, k_len] block.
+    let gemm_rows = |cols: &[T], k0: usize, row0: usize, m: usize, acc: &mut [T], add: bool| {
+        let cols_t = Mat {
+            data: &cols[k0..],
+            rs: 1,
+            cs: k_len,
+        };
+        let rows = acc.len() / g.c_out;
+        matmul(rows, m, g.c_out, cols_t, grad_of(row0, m), acc, add);
+    };
+    // How the reduction over blocks is organised is a function of the
+    // geometry only, so the summation order never depends on threads or
+    // timing.
+    let partials = n_blocks
+        .min(MAX_FILTER_PARTIALS)
+        .min(FILTER_PARTIAL_BUDGET / f_len);
+    if !large || partials < 2 {
+        // Blocks accumulate serially in order; a large problem splits each
+        // GEMM over disjoint row ranges of the filter gradient, which leaves
+        // every element's summation order unchanged.
+        let split = if large {
+            k_len.div_ceil(MAX_FILTER_PARTIALS).max(MIN_GEMM_M)
+        } else {
+            k_len
+        } * g.c_out;
+        let parallel = large && split < f_len && rayon::current_num_threads() > 1;
+        let mut buf = Vec::new();
+        for bi in 0..n_blocks {
+            let (row0, m) = block(bi, &mut buf);
+            let cols = if pointwise {
+                &input[cols_of(row0, m)]
+            } else {
+                &buf[..m * k_len]
+            };
+            let part = |(si, acc): (usize, &mut [T])| {
+                gemm_rows(cols, si * (split / g.c_out), row0, m, acc, bi != 0);
+            };
+            if parallel {
+                dfilter.par_chunks_mut(split).enumerate().for_each(part);
+            } else {
+                dfilter.chunks_mut(split).enumerate().for_each(part);
+            }
+        }
+        return dfilter;
+    }
+    // Small filter, many blocks: contiguous runs of blocks reduce into
+    // separate partial sums in parallel, then the partials are added in
+    // order.
     let blocks_per_partial = n_blocks.div_ceil(partials);
     let partials = n_blocks.div_ceil(blocks_per_partial);
-    let pointwise = g.is_pointwise();
     let accumulate = |pi: usize, acc: &mut [T], buf: &mut Vec<T>| {
         let first = pi * blocks_per_partial;
         let last = (first + blocks_per_partial).min(n_blocks);
         for bi in first..last {
-            let row0 = bi * rows_per;
-            let nrows = rows_per.min(total_rows - row0);
-            let m = nrows * g.ow;
-            let cols: &[T] = if pointwise {
-                &input[row0 * g.ow * k_len..][..m * k_len]
+            let (row0, m) = block(bi, buf);
+            let cols = if pointwise {
+                &input[cols_of(row0, m)]
             } else {
-                buf.resize(m * k_len, T::default());
-                im2col_rows(g, input, row0, nrows, buf);
                 &buf[..m * k_len]
             };
-            // colsᵀ: [k_len, m] view of the [m, k_len] block.
-            let cols_t = Mat {
-                data: cols,
-                rs: 1,
-                cs: k_len,
-            };
-            let grad = Mat {
-                data: &grad_out[row0 * g.ow * g.c_out..][..m * g.c_out],
-                rs: g.c_out,
-                cs: 1,
-            };
-            matmul(k_len, m, g.c_out, cols_t, grad, acc, bi != first);
+            gemm_rows(cols, 0, row0, m, acc, bi != first);
         }
     };
-    if partials == 1 {
-        accumulate(0, &mut dfilter, &mut Vec::new());
-        return dfilter;
-    }
     let mut sums = vec![T::default(); partials * f_len];
     if rayon::current_num_threads() > 1 {
         sums.par_chunks_mut(f_len)
@@ -1134,6 +1217,52 @@ pub fn max_pool2d_grad<T: ConvFloat>(g: &Conv2dGeometry, input: &[T], grad_out: 
         "max_pool2d_grad",
         "grad_out",
     );
+    // Narrow argmax indices vectorise better; images with more than 2^32
+    // pixels fall back to `usize`.
+    if u32::try_from(g.h * g.w).is_ok() {
+        max_pool2d_grad_with::<T, u32>(g, input, grad_out)
+    } else {
+        max_pool2d_grad_with::<T, usize>(g, input, grad_out)
+    }
+}
+
+/// Pixel index type used to record argmaxes.
+trait PixIndex: Copy + Send + Sync + Default {
+    fn from_pix(pix: usize) -> Self;
+    fn pix(self) -> usize;
+}
+
+impl PixIndex for u32 {
+    #[inline]
+    fn from_pix(pix: usize) -> Self {
+        pix as u32
+    }
+
+    #[inline]
+    fn pix(self) -> usize {
+        self as usize
+    }
+}
+
+impl PixIndex for usize {
+    #[inline]
+    fn from_pix(pix: usize) -> Self {
+        pix
+    }
+
+    #[inline]
+    fn pix(self) -> usize {
+        self
+    }
+}
+
+/// [`max_pool2d_grad`] with argmax indices of type `I` (which must hold
+/// every pixel index of an image).
+fn max_pool2d_grad_with<T: ConvFloat, I: PixIndex>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    grad_out: &[T],
+) -> Vec<T> {
     let c = g.c_in;
     let img_len = g.h * g.w * c;
     let out_img_len = g.oh * g.ow * c;
@@ -1141,12 +1270,12 @@ pub fn max_pool2d_grad<T: ConvFloat>(g: &Conv2dGeometry, input: &[T], grad_out: 
     if dinput.is_empty() || out_img_len == 0 {
         return dinput;
     }
-    let image = |b: usize, dimg: &mut [T], scratch: &mut (Vec<T>, Vec<usize>)| {
+    let image = |b: usize, dimg: &mut [T], scratch: &mut (Vec<T>, Vec<I>)| {
         let img = &input[b * img_len..][..img_len];
         let gimg = &grad_out[b * out_img_len..][..out_img_len];
         let (best, arg) = scratch;
         best.resize(c, T::default());
-        arg.resize(c, 0);
+        arg.resize(c, I::default());
         for oy in 0..g.oh {
             let (ky0, ky1, ybase) = tap_range(oy, g.sh, g.pad_top, g.dh, g.kh, g.h);
             for ox in 0..g.ow {
@@ -1157,6 +1286,7 @@ pub fn max_pool2d_grad<T: ConvFloat>(g: &Conv2dGeometry, input: &[T], grad_out: 
                     for kx in kx0..kx1 {
                         let pix = iy * g.w + tap_index(xbase, kx, g.dw);
                         let src = &img[pix * c..][..c];
+                        let pix = I::from_pix(pix);
                         if first {
                             best.copy_from_slice(src);
                             arg.fill(pix);
@@ -1175,7 +1305,7 @@ pub fn max_pool2d_grad<T: ConvFloat>(g: &Conv2dGeometry, input: &[T], grad_out: 
                 }
                 let grow = &gimg[(oy * g.ow + ox) * c..][..c];
                 for (ch, (&a, &gv)) in arg.iter().zip(grow).enumerate() {
-                    dimg[a * c + ch] += gv;
+                    dimg[a.pix() * c + ch] += gv;
                 }
             }
         }
@@ -1782,6 +1912,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn large_filter_gradient_splits_rows_deterministically() {
+        // Too big a filter for partial sums: each block's GEMM is split over
+        // row ranges of the filter gradient instead.
+        let g = geom(
+            [1, 4, 5, 1024],
+            [3, 3, 1024, 256],
+            [1, 1],
+            [1, 1],
+            Padding::Same,
+        );
+        assert!(FILTER_PARTIAL_BUDGET / g.filter_len() < 2);
+        let mut rng = Rng(8);
+        let x = rng.vec(g.input_len());
+        let gy = rng.vec(g.output_len());
+        let want = naive_bwd_filter(&g, &x, &gy);
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| conv2d_backprop_filter(&g, &x, &gy))
+        };
+        let one = run(1);
+        assert_close(&one, &want, 1e-11, "df");
+        assert_eq!(one, run(3));
+    }
+
     /// Pool geometries including SAME windows that hit every border.
     fn pool_cases() -> Vec<Conv2dGeometry> {
         let mut cases = Vec::new();
@@ -1854,6 +2012,17 @@ mod tests {
             avg_pool2d(&g, &x),
             vec![3.0, 4.5, 6.0, 10.5, 12.0, 13.5, 18.0, 19.5, 21.0]
         );
+    }
+
+    #[test]
+    fn max_pool_grad_wide_index_fallback() {
+        let mut rng = Rng(9);
+        for g in &pool_cases()[..40] {
+            let x = rng.vec(g.input_len());
+            let gy = rng.vec(g.pool_output_len());
+            let got = max_pool2d_grad_with::<f64, usize>(g, &x, &gy);
+            assert_close(&got, &naive_max_pool_grad(g, &x, &gy), 1e-12, "usize");
+        }
     }
 
     #[test]

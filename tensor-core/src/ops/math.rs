@@ -164,18 +164,20 @@ impl UnaryOp {
                     c(SELU_SCALE) * c(SELU_ALPHA) * x.exp_m1()
                 }
             }
+            // TensorFlow's `alpha` attribute and gelu's constants are float32 values, also
+            // in float64 graphs; rounding them the same way reproduces its float64 numbers.
             LeakyRelu { alpha } => {
                 if x > zero {
                     x
                 } else {
-                    c(alpha) * x
+                    c(alpha as f32 as f64) * x
                 }
             }
             Gelu { approximate: false } => {
-                c(0.5) * x * (one + (x / c(std::f64::consts::SQRT_2)).erf())
+                c(0.5) * x * (-x * c(std::f64::consts::FRAC_1_SQRT_2 as f32 as f64)).erfc()
             }
             Gelu { approximate: true } => {
-                let inner = c(0.797_884_560_802_865_4) * (x + c(0.044715) * x * x * x);
+                let inner = c(0.797_884_560_802_865_4) * (x + c(0.044715f32 as f64) * x * x * x);
                 c(0.5) * x * (one + inner.tanh())
             }
             Sign => {

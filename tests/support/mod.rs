@@ -1,0 +1,3 @@
+//! Shared helpers for the cross-crate tests.
+
+pub mod oracle;

@@ -1,0 +1,448 @@
+//! The oracle harness: loads `tests/fixtures/oracle/ops.json` (TensorFlow 2.21's numbers),
+//! turns each case's op name and attributes into a call of ferroflow's API, and compares
+//! results with per-dtype tolerances.
+//!
+//! The case list and the op mapping are written once; each test mode (eager forward, and
+//! later traced forward and gradients) is a switch over the same cases.
+
+use ferroflow::tensor::{DType, Padding, Tensor, TensordotAxes};
+use serde_json::Value;
+
+/// One case of `ops.json`.
+pub struct Case {
+    /// `"<op>/<index>"`.
+    pub id: String,
+    /// The op's name.
+    pub op: String,
+    /// Attributes as recorded.
+    pub attrs: Value,
+    /// Positional inputs.
+    pub inputs: Vec<Tensor>,
+    /// Expected outputs (one for single-output ops).
+    pub outputs: Vec<Tensor>,
+    /// Upstream gradients, when the case has gradients (read by the gradient modes).
+    #[allow(dead_code)]
+    pub upstreams: Option<Vec<Tensor>>,
+    /// Expected input gradients (`None` for integer inputs).
+    #[allow(dead_code)]
+    pub grads: Option<Vec<Option<Tensor>>>,
+}
+
+/// The six Keras losses, which belong to the optim crate.
+pub const KERAS_LOSSES: [&str; 6] = [
+    "mean_squared_error",
+    "mean_absolute_error",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "huber",
+];
+
+/// Reads a tensor in the oracle's JSON encoding.
+pub fn tensor_from_json(v: &Value) -> Tensor {
+    let dtype = DType::from_name(v["dtype"].as_str().expect("dtype")).expect("known dtype");
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .expect("shape")
+        .iter()
+        .map(|d| d.as_u64().expect("dim") as usize)
+        .collect();
+    let data = v["data"].as_array().expect("data");
+    let t = match dtype {
+        DType::Bool => Tensor::from_vec(
+            data.iter().map(|x| x.as_bool().expect("bool")).collect(),
+            &shape,
+        ),
+        DType::I32 | DType::I64 => Tensor::from_vec(
+            data.iter().map(|x| x.as_i64().expect("int")).collect(),
+            &shape,
+        ),
+        DType::F32 | DType::F64 => Tensor::from_vec(
+            data.iter().map(|x| x.as_f64().expect("float")).collect(),
+            &shape,
+        ),
+    };
+    t.expect("consistent tensor")
+        .cast(dtype)
+        .expect("cast to the case dtype")
+}
+
+/// Loads every case of `ops.json`.
+pub fn load_cases() -> Vec<Case> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/oracle/ops.json"
+    );
+    let text = std::fs::read_to_string(path).expect("read ops.json");
+    let root: Value = serde_json::from_str(&text).expect("parse ops.json");
+    root["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| {
+            let many = |k: &str| {
+                c.get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().map(tensor_from_json).collect::<Vec<_>>())
+            };
+            let outputs = many("outputs").unwrap_or_else(|| vec![tensor_from_json(&c["output"])]);
+            let upstreams =
+                many("upstreams").or_else(|| c.get("upstream").map(|u| vec![tensor_from_json(u)]));
+            let grads = c.get("grads").and_then(Value::as_array).map(|g| {
+                g.iter()
+                    .map(|x| {
+                        if x.is_null() {
+                            None
+                        } else {
+                            Some(tensor_from_json(x))
+                        }
+                    })
+                    .collect()
+            });
+            Case {
+                id: c["id"].as_str().expect("id").to_string(),
+                op: c["op"].as_str().expect("op").to_string(),
+                attrs: c["attrs"].clone(),
+                inputs: c["inputs"]
+                    .as_array()
+                    .expect("inputs")
+                    .iter()
+                    .map(tensor_from_json)
+                    .collect(),
+                outputs,
+                upstreams,
+                grads,
+            }
+        })
+        .collect()
+}
+
+fn ints(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .map(|a| a.iter().map(|x| x.as_i64().expect("int")).collect())
+        .unwrap_or_default()
+}
+
+fn usizes(v: &Value) -> Vec<usize> {
+    ints(v).into_iter().map(|x| x as usize).collect()
+}
+
+fn pair(v: &Value) -> [usize; 2] {
+    let u = usizes(v);
+    [u[0], u[1]]
+}
+
+fn opt_ints(v: &Value) -> Vec<Option<i64>> {
+    v.as_array()
+        .expect("list")
+        .iter()
+        .map(Value::as_i64)
+        .collect()
+}
+
+/// Axis attribute that may be an int, a list or null.
+fn axes(v: &Value) -> Option<Vec<i64>> {
+    match v {
+        Value::Null => None,
+        Value::Number(n) => Some(vec![n.as_i64().expect("axis")]),
+        _ => Some(ints(v)),
+    }
+}
+
+/// The op as a function of its inputs, or `None` for ops outside tensor-core.
+pub type OpFn = Box<dyn Fn(&[Tensor]) -> ferroflow::Result<Vec<Tensor>>>;
+
+/// Maps a case's op name and attributes to a call of ferroflow's API.
+pub fn op_fn(case: &Case) -> Option<OpFn> {
+    let a = case.attrs.clone();
+    let one = |f: Box<dyn Fn(&[Tensor]) -> ferroflow::Result<Tensor>>| -> Option<OpFn> {
+        Some(Box::new(move |x| f(x).map(|t| vec![t])))
+    };
+    macro_rules! unary {
+        ($m:ident) => {
+            one(Box::new(|x| x[0].$m()))
+        };
+    }
+    macro_rules! binary {
+        ($m:ident) => {
+            one(Box::new(|x| x[0].$m(&x[1])))
+        };
+    }
+    macro_rules! reduce {
+        ($m:ident) => {{
+            let ax = axes(&a["axis"]);
+            let keep = a["keepdims"].as_bool().unwrap_or(false);
+            one(Box::new(move |x| x[0].$m(ax.as_deref(), keep)))
+        }};
+    }
+    let f64_attr = |k: &str| a[k].as_f64().expect("float attr");
+    let i64_attr = |k: &str| a[k].as_i64().expect("int attr");
+    match case.op.as_str() {
+        "neg" => unary!(neg),
+        "abs" => unary!(abs),
+        "exp" => unary!(exp),
+        "log" => unary!(log),
+        "log1p" => unary!(log1p),
+        "sqrt" => unary!(sqrt),
+        "rsqrt" => unary!(rsqrt),
+        "square" => unary!(square),
+        "reciprocal" => unary!(reciprocal),
+        "sin" => unary!(sin),
+        "cos" => unary!(cos),
+        "tanh" => unary!(tanh),
+        "sigmoid" => unary!(sigmoid),
+        "erf" => unary!(erf),
+        "softplus" => unary!(softplus),
+        "softsign" => unary!(softsign),
+        "relu" => unary!(relu),
+        "relu6" => unary!(relu6),
+        "elu" => unary!(elu),
+        "selu" => unary!(selu),
+        "sign" => unary!(sign),
+        "floor" => unary!(floor),
+        "ceil" => unary!(ceil),
+        "round" => unary!(round),
+        "logical_not" => unary!(logical_not),
+        "leaky_relu" => {
+            let alpha = f64_attr("alpha");
+            one(Box::new(move |x| x[0].leaky_relu(alpha)))
+        }
+        "gelu" => {
+            let approx = a["approximate"].as_bool().expect("approximate");
+            one(Box::new(move |x| x[0].gelu(approx)))
+        }
+        "add" => binary!(add),
+        "subtract" => binary!(sub),
+        "multiply" => binary!(mul),
+        "divide" => binary!(div),
+        "pow" => binary!(pow),
+        "maximum" => binary!(maximum),
+        "minimum" => binary!(minimum),
+        "squared_difference" => binary!(squared_difference),
+        "floordiv" => binary!(floordiv),
+        "floormod" => binary!(floormod),
+        "equal" => binary!(equal),
+        "not_equal" => binary!(not_equal),
+        "less" => binary!(less),
+        "less_equal" => binary!(less_equal),
+        "greater" => binary!(greater),
+        "greater_equal" => binary!(greater_equal),
+        "logical_and" => binary!(logical_and),
+        "logical_or" => binary!(logical_or),
+        "bias_add" => binary!(bias_add),
+        "sigmoid_cross_entropy_with_logits" => binary!(sigmoid_cross_entropy_with_logits),
+        "sparse_softmax_cross_entropy_with_logits" => {
+            binary!(sparse_softmax_cross_entropy_with_logits)
+        }
+        "where" => one(Box::new(|x| x[0].select(&x[1], &x[2]))),
+        "reduce_sum" => reduce!(reduce_sum),
+        "reduce_mean" => reduce!(reduce_mean),
+        "reduce_max" => reduce!(reduce_max),
+        "reduce_min" => reduce!(reduce_min),
+        "reduce_prod" => reduce!(reduce_prod),
+        "reduce_logsumexp" => reduce!(reduce_logsumexp),
+        "reduce_variance" => reduce!(reduce_variance),
+        "reduce_std" => reduce!(reduce_std),
+        "argmax" => {
+            let ax = i64_attr("axis");
+            one(Box::new(move |x| x[0].argmax(ax)))
+        }
+        "argmin" => {
+            let ax = i64_attr("axis");
+            one(Box::new(move |x| x[0].argmin(ax)))
+        }
+        "matmul" => {
+            let (ta, tb) = (
+                a["transpose_a"].as_bool().unwrap_or(false),
+                a["transpose_b"].as_bool().unwrap_or(false),
+            );
+            one(Box::new(move |x| x[0].matmul_t(&x[1], ta, tb)))
+        }
+        "transpose" => {
+            let perm = if a["perm"].is_null() {
+                None
+            } else {
+                Some(usizes(&a["perm"]))
+            };
+            one(Box::new(move |x| x[0].transpose(perm.as_deref())))
+        }
+        "tensordot" => {
+            let axes = match &a["axes"] {
+                Value::Number(n) => TensordotAxes::Count(n.as_u64().expect("axes") as usize),
+                v => TensordotAxes::Pairs(ints(&v[0]), ints(&v[1])),
+            };
+            one(Box::new(move |x| x[0].tensordot(&x[1], &axes)))
+        }
+        "reshape" => {
+            let s = ints(&a["shape"]);
+            one(Box::new(move |x| x[0].reshape(&s)))
+        }
+        "expand_dims" => {
+            let ax = i64_attr("axis");
+            one(Box::new(move |x| x[0].expand_dims(ax)))
+        }
+        "squeeze" => {
+            let ax = axes(&a["axis"]);
+            one(Box::new(move |x| x[0].squeeze(ax.as_deref())))
+        }
+        "concat" => {
+            let ax = i64_attr("axis");
+            one(Box::new(move |x| {
+                Tensor::concat(&x.iter().collect::<Vec<_>>(), ax)
+            }))
+        }
+        "stack" => {
+            let ax = i64_attr("axis");
+            one(Box::new(move |x| {
+                Tensor::stack(&x.iter().collect::<Vec<_>>(), ax)
+            }))
+        }
+        "split" => {
+            let ax = i64_attr("axis");
+            let n = a["num_or_size_splits"].clone();
+            Some(Box::new(move |x| match &n {
+                Value::Number(k) => x[0].split_n(k.as_u64().expect("num") as usize, ax),
+                v => x[0].split(&ints(v), ax),
+            }))
+        }
+        "slice" => {
+            let (b, s) = (ints(&a["begin"]), ints(&a["size"]));
+            one(Box::new(move |x| x[0].slice(&b, &s)))
+        }
+        "strided_slice" => {
+            let (b, e, s) = (
+                opt_ints(&a["begin"]),
+                opt_ints(&a["end"]),
+                ints(&a["strides"]),
+            );
+            one(Box::new(move |x| x[0].strided_slice(&b, &e, &s)))
+        }
+        "tile" => {
+            let m = usizes(&a["multiples"]);
+            one(Box::new(move |x| x[0].tile(&m)))
+        }
+        "broadcast_to" => {
+            let s = usizes(&a["shape"]);
+            one(Box::new(move |x| x[0].broadcast_to(&s)))
+        }
+        "pad" => {
+            let p: Vec<[usize; 2]> = a["paddings"]
+                .as_array()
+                .expect("paddings")
+                .iter()
+                .map(pair)
+                .collect();
+            let c = f64_attr("constant_values");
+            one(Box::new(move |x| x[0].pad(&p, c)))
+        }
+        "gather" => {
+            let ax = i64_attr("axis");
+            one(Box::new(move |x| x[0].gather(&x[1], ax)))
+        }
+        "one_hot" => {
+            let (depth, on, off, ax) = (
+                i64_attr("depth") as usize,
+                f64_attr("on_value"),
+                f64_attr("off_value"),
+                i64_attr("axis"),
+            );
+            let dt = DType::from_name(a["dtype"].as_str().expect("dtype")).expect("dtype");
+            one(Box::new(move |x| x[0].one_hot(depth, on, off, ax, dt)))
+        }
+        "cast" => {
+            let dt = DType::from_name(a["dtype"].as_str().expect("dtype")).expect("dtype");
+            one(Box::new(move |x| x[0].cast(dt)))
+        }
+        "clip_by_value" => {
+            let (lo, hi) = (f64_attr("clip_min"), f64_attr("clip_max"));
+            one(Box::new(move |x| x[0].clip_by_value(lo, hi)))
+        }
+        "cumsum" => {
+            let ax = i64_attr("axis");
+            let (ex, rev) = (
+                a["exclusive"].as_bool().unwrap_or(false),
+                a["reverse"].as_bool().unwrap_or(false),
+            );
+            one(Box::new(move |x| x[0].cumsum(ax, ex, rev)))
+        }
+        "softmax" => {
+            let ax = i64_attr("axis");
+            one(Box::new(move |x| x[0].softmax(ax)))
+        }
+        "log_softmax" => {
+            let ax = i64_attr("axis");
+            one(Box::new(move |x| x[0].log_softmax(ax)))
+        }
+        "softmax_cross_entropy_with_logits" => {
+            let ax = i64_attr("axis");
+            one(Box::new(move |x| {
+                x[0].softmax_cross_entropy_with_logits(&x[1], ax)
+            }))
+        }
+        "l2_normalize" => {
+            let ax = axes(&a["axis"]).expect("axis");
+            one(Box::new(move |x| x[0].l2_normalize(&ax)))
+        }
+        "conv2d" => {
+            assert_eq!(a["data_format"], "NHWC");
+            let (s, d) = (pair(&a["strides"]), pair(&a["dilations"]));
+            let p = Padding::parse(a["padding"].as_str().expect("padding")).expect("padding");
+            one(Box::new(move |x| x[0].conv2d(&x[1], s, p, d)))
+        }
+        "max_pool2d" | "avg_pool2d" => {
+            let max = case.op == "max_pool2d";
+            let (k, s) = (pair(&a["ksize"]), pair(&a["strides"]));
+            let p = Padding::parse(a["padding"].as_str().expect("padding")).expect("padding");
+            one(Box::new(move |x| {
+                if max {
+                    x[0].max_pool2d(k, s, p)
+                } else {
+                    x[0].avg_pool2d(k, s, p)
+                }
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// Relative tolerance of the test for a dtype: float64 1e-12, float32 1e-5.
+pub fn forward_rtol(dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => 1e-12,
+        _ => 1e-5,
+    }
+}
+
+/// Compares `got` with `want`: same dtype and shape; integers and bools exactly; floats
+/// within `rtol` relative, with an absolute floor of `rtol * 1e-3` for values at or near
+/// zero, where a relative error is meaningless (a product that cancels to 1e-17 instead of
+/// 0, say).
+pub fn compare(got: &Tensor, want: &Tensor, rtol: f64) -> Result<(), String> {
+    if got.dtype() != want.dtype() || got.dims() != want.dims() {
+        return Err(format!(
+            "got {:?} {:?}, want {:?} {:?}",
+            got.dtype(),
+            got.dims(),
+            want.dtype(),
+            want.dims()
+        ));
+    }
+    let (g, w) = (
+        got.to_f64_vec().map_err(|e| e.to_string())?,
+        want.to_f64_vec().map_err(|e| e.to_string())?,
+    );
+    for (i, (x, y)) in g.iter().zip(&w).enumerate() {
+        let ok = if want.dtype().is_float() {
+            approx::relative_eq!(*x, *y, epsilon = rtol * 1e-3, max_relative = rtol)
+        } else {
+            x == y
+        };
+        if !ok {
+            return Err(format!(
+                "element {i}: got {x:e}, want {y:e} (rel err {:.2e})",
+                ((x - y) / y).abs()
+            ));
+        }
+    }
+    Ok(())
+}
