@@ -1,0 +1,69 @@
+//! The ferroflow quickstart: tensors the way a TensorFlow user knows them.
+//!
+//! Run with `cargo run --release --example quickstart`. Later lessons (gradients, graphs,
+//! modules, checkpoints) grow out of this file as those crates land.
+
+use ferroflow::prelude::*;
+use ferroflow::tensor::TensordotAxes;
+
+fn main() -> ferroflow::Result<()> {
+    // Creation: literals, constructors and seeded random numbers.
+    let x = Tensor::new([[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    println!("x = {x}");
+    println!("zeros = {}", Tensor::zeros(&[2, 2], DType::F32));
+    println!("eye = {}", Tensor::eye(3, DType::F64));
+    println!("range = {}", Tensor::range(0.0, 10.0, 2.0, DType::I32)?);
+    println!("linspace = {}", Tensor::linspace(0.0, 1.0, 5, DType::F32)?);
+    random::set_seed(42);
+    let r = random::normal(&[2, 3], 0.0, 1.0, DType::F32, None)?;
+    println!("normal (seed 42) = {r}");
+
+    // Broadcasting: [2, 3] + [3] and [2, 3] * [2, 1].
+    let b = Tensor::new([10.0f32, 20.0, 30.0]);
+    println!("x + b = {}", x.add(&b)?);
+    let col = Tensor::new([[1.0f32], [-1.0]]);
+    println!("x * col = {}", x.mul(&col)?);
+
+    // Matmul: the lesson's `matmul(x, y) + b`.
+    let y = Tensor::new([[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]]);
+    let bias = Tensor::new([0.5f32, -0.5]);
+    println!("matmul(x, y) + b = {}", x.matmul(&y)?.add(&bias)?);
+    println!("x · xᵀ = {}", x.matmul_t(&x, false, true)?);
+    println!(
+        "tensordot(x, y, 1) = {}",
+        x.tensordot(&y, &TensordotAxes::Count(1))?
+    );
+
+    // Reductions.
+    println!("reduce_sum(x) = {}", x.reduce_sum(None, false)?);
+    println!(
+        "reduce_mean(x, axis=0) = {}",
+        x.reduce_mean(Some(&[0]), false)?
+    );
+    println!(
+        "reduce_max(x, axis=1, keepdims) = {}",
+        x.reduce_max(Some(&[1]), true)?
+    );
+    println!("argmax(x, axis=1) = {}", x.argmax(1)?);
+    println!("softmax(x) = {}", x.softmax(-1)?);
+
+    // The seed model's forward pass by hand: sigmoid(sigmoid(x @ w1) @ w2).
+    let input = Tensor::new([[2.0f32, 2.0, 2.0]]);
+    let w1 = random::normal(&[3, 3], 0.0, 1.0, DType::F32, Some(1))?;
+    let w2 = random::normal(&[3, 1], 0.0, 1.0, DType::F32, Some(2))?;
+    let out = input.matmul(&w1)?.sigmoid()?.matmul(&w2)?.sigmoid()?;
+    println!("model output = {out}");
+
+    // Large tensors print with their middle elided, like NumPy.
+    println!(
+        "{}",
+        Tensor::range(0.0, 5000.0, 1.0, DType::F32)?.reshape(&[50, 100])?
+    );
+
+    // Errors name the op, the shapes and the dtypes; nothing panics.
+    match x.matmul(&x) {
+        Ok(_) => unreachable!("[2, 3] x [2, 3] does not multiply"),
+        Err(e) => println!("error: {e}"),
+    }
+    Ok(())
+}
