@@ -1,27 +1,36 @@
 //! TensorFlow's numbers for every op of `ops.json`, through the facade.
 //!
-//! Each mode is a switch over the same case list (`support::oracle`): today the eager
-//! forward pass; traced and gradient modes join as the graph and autodiff crates land.
+//! One case list, one op mapping (`support::oracle`), and a switch per mode: eager forward
+//! and tape gradients today; the traced modes join with the graph crate.
 
 mod support;
 
-use support::oracle::{compare, forward_rtol, load_cases, op_fn, KERAS_LOSSES};
+use ferroflow::autodiff::{GradientTape, Source, UnconnectedGradients};
+use ferroflow::tensor::{DType, Tensor};
+use support::oracle::{compare, forward_rtol, load_cases, op_fn, Case, KERAS_LOSSES};
 
-#[test]
-fn oracle_forward() {
-    let cases = load_cases();
-    let mut total = 0;
-    let mut failures = Vec::new();
-    for case in cases
-        .iter()
-        .filter(|c| !KERAS_LOSSES.contains(&c.op.as_str()))
-    {
-        total += 1;
-        let Some(f) = op_fn(case) else {
-            failures.push(format!("{}: op not mapped", case.id));
-            continue;
-        };
-        let result = f(&case.inputs).map_err(|e| e.to_string()).and_then(|outs| {
+/// How a case is run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Run the op eagerly and compare its outputs.
+    Forward,
+    /// Run the op under a tape and compare the vector-Jacobian products with `grads`.
+    Gradient,
+}
+
+/// Gradient tolerance: float64 1e-9 relative, float32 1e-4 relative.
+fn gradient_rtol(dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => 1e-9,
+        _ => 1e-4,
+    }
+}
+
+fn run_case(case: &Case, mode: Mode) -> Result<(), String> {
+    let f = op_fn(case).ok_or("op not mapped")?;
+    match mode {
+        Mode::Forward => {
+            let outs = f(&case.inputs).map_err(|e| e.to_string())?;
             if outs.len() != case.outputs.len() {
                 return Err(format!(
                     "{} outputs, want {}",
@@ -32,15 +41,70 @@ fn oracle_forward() {
             outs.iter()
                 .zip(&case.outputs)
                 .try_for_each(|(g, w)| compare(g, w, forward_rtol(w.dtype())))
-        });
-        if let Err(e) = result {
-            failures.push(format!("{}: {e}", case.id));
+        }
+        Mode::Gradient => {
+            let (Some(ups), Some(want)) = (&case.upstreams, &case.grads) else {
+                return Err("case has no gradients".into());
+            };
+            let tape = GradientTape::new();
+            for x in &case.inputs {
+                tape.watch(x);
+            }
+            let outs = f(&case.inputs).map_err(|e| e.to_string())?;
+            let sources: Vec<Source> = case.inputs.iter().map(Source::Tensor).collect();
+            // One output: its upstream is the output gradient. Several: the target is
+            // sum_k sum(out_k * up_k), whose gradient is the same vector-Jacobian product.
+            let got = if outs.len() == 1 {
+                tape.gradient_with(
+                    &outs[0],
+                    &sources,
+                    Some(&ups[0]),
+                    UnconnectedGradients::Zero,
+                )
+            } else {
+                let mut total: Option<Tensor> = None;
+                for (o, u) in outs.iter().zip(ups) {
+                    let s = o
+                        .mul(u)
+                        .and_then(|p| p.reduce_sum(None, false))
+                        .map_err(|e| e.to_string())?;
+                    total = Some(match total {
+                        Some(t) => t.add(&s).map_err(|e| e.to_string())?,
+                        None => s,
+                    });
+                }
+                let total = total.ok_or("no outputs")?;
+                tape.gradient_with(&total, &sources, None, UnconnectedGradients::Zero)
+            }
+            .map_err(|e| e.to_string())?;
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                if let Some(w) = w {
+                    let g = g.as_ref().ok_or(format!("input {i}: no gradient"))?;
+                    compare(g, w, gradient_rtol(w.dtype()))
+                        .map_err(|e| format!("input {i}: {e}"))?;
+                }
+            }
+            Ok(())
         }
     }
+}
+
+/// Runs `mode` over the selected cases, prints `oracle <label>: P/N cases passed`, and fails
+/// on any miss.
+fn run_mode(label: &str, mode: Mode, select: impl Fn(&Case) -> bool) {
+    let cases = load_cases();
+    let selected: Vec<&Case> = cases
+        .iter()
+        .filter(|c| !KERAS_LOSSES.contains(&c.op.as_str()) && select(c))
+        .collect();
+    let failures: Vec<String> = selected
+        .iter()
+        .filter_map(|c| run_case(c, mode).err().map(|e| format!("{}: {e}", c.id)))
+        .collect();
     println!(
-        "oracle forward: {}/{} cases passed",
-        total - failures.len(),
-        total
+        "oracle {label}: {}/{} cases passed",
+        selected.len() - failures.len(),
+        selected.len()
     );
     assert!(
         failures.is_empty(),
@@ -48,4 +112,14 @@ fn oracle_forward() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn oracle_forward() {
+    run_mode("forward", Mode::Forward, |_| true);
+}
+
+#[test]
+fn oracle_gradient() {
+    run_mode("gradient", Mode::Gradient, |c| c.grads.is_some());
 }

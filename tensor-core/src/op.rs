@@ -80,8 +80,10 @@ pub enum Op {
         /// The axis.
         axis: i64,
     },
-    /// `cumsum` along an axis.
-    Cumsum {
+    /// `cumsum` (or `cumprod` when `product`) along an axis.
+    Scan {
+        /// Running product instead of running sum.
+        product: bool,
         /// The axis.
         axis: i64,
         /// Exclude the current element.
@@ -135,6 +137,24 @@ pub enum Op {
         end: Vec<Option<i64>>,
         /// Step per dimension (non-zero).
         strides: Vec<i64>,
+    },
+    /// Gradient of `strided_slice`: the upstream values scattered into zeros of the input's
+    /// shape (input: the upstream gradient).
+    StridedSliceGrad {
+        /// Shape of the sliced input.
+        input_shape: Vec<usize>,
+        /// As in [`Op::StridedSlice`].
+        begin: Vec<Option<i64>>,
+        /// As in [`Op::StridedSlice`].
+        end: Vec<Option<i64>>,
+        /// As in [`Op::StridedSlice`].
+        strides: Vec<i64>,
+    },
+    /// `unsorted_segment_sum(data, segment_ids, num_segments)` with rank-1 ids over the first
+    /// axis of `data` (the gradient of `gather`).
+    UnsortedSegmentSum {
+        /// Number of output rows.
+        num_segments: usize,
     },
     /// `tile` by multiples.
     Tile {
@@ -270,7 +290,8 @@ impl Op {
             Op::Reduce { kind, .. } => kind.name(),
             Op::ArgReduce { max: true, .. } => "argmax",
             Op::ArgReduce { max: false, .. } => "argmin",
-            Op::Cumsum { .. } => "cumsum",
+            Op::Scan { product: false, .. } => "cumsum",
+            Op::Scan { product: true, .. } => "cumprod",
             Op::MatMul { .. } => "matmul",
             Op::Transpose { .. } => "transpose",
             Op::Reshape { .. } => "reshape",
@@ -279,6 +300,8 @@ impl Op {
             Op::Concat { .. } => "concat",
             Op::Stack { .. } => "stack",
             Op::StridedSlice { .. } => "strided_slice",
+            Op::StridedSliceGrad { .. } => "strided_slice_grad",
+            Op::UnsortedSegmentSum { .. } => "unsorted_segment_sum",
             Op::Tile { .. } => "tile",
             Op::BroadcastTo { .. } => "broadcast_to",
             Op::Pad { .. } => "pad",
@@ -337,7 +360,7 @@ impl Op {
             Op::ArgReduce { axis, .. } => {
                 one(reduce::infer_arg(name, *axis, arity(name, inputs, 1)?)?)
             }
-            Op::Cumsum { axis, .. } => one(reduce::infer_cumsum(*axis, arity(name, inputs, 1)?)?),
+            Op::Scan { axis, .. } => one(reduce::infer_cumsum(*axis, arity(name, inputs, 1)?)?),
             Op::MatMul {
                 transpose_a,
                 transpose_b,
@@ -369,6 +392,22 @@ impl Op {
                 let plan = shape_ops::plan_strided_slice(begin, end, strides, x[0].shape.dims())?;
                 one(TensorSpec::new(x[0].dtype, plan.out_dims()))
             }
+            Op::StridedSliceGrad {
+                input_shape,
+                begin,
+                end,
+                strides,
+            } => one(shape_ops::infer_strided_slice_grad(
+                input_shape,
+                begin,
+                end,
+                strides,
+                arity(name, inputs, 1)?,
+            )?),
+            Op::UnsortedSegmentSum { num_segments } => one(shape_ops::infer_segment_sum(
+                *num_segments,
+                arity(name, inputs, 2)?,
+            )?),
             Op::Tile { multiples } => {
                 one(shape_ops::infer_tile(multiples, arity(name, inputs, 1)?)?)
             }
@@ -489,11 +528,14 @@ impl Op {
                 inputs[0],
             )?),
             Op::ArgReduce { max, axis } => one(reduce::arg_reduce(*max, *axis, inputs[0])?),
-            Op::Cumsum {
+            Op::Scan {
+                product,
                 axis,
                 exclusive,
                 reverse,
-            } => one(reduce::cumsum(*axis, *exclusive, *reverse, inputs[0])?),
+            } => one(reduce::cumsum(
+                *product, *axis, *exclusive, *reverse, inputs[0],
+            )?),
             Op::MatMul {
                 transpose_a,
                 transpose_b,
@@ -514,6 +556,21 @@ impl Op {
                 end,
                 strides,
             } => one(shape_ops::strided_slice(begin, end, strides, inputs[0])?),
+            Op::StridedSliceGrad {
+                input_shape,
+                begin,
+                end,
+                strides,
+            } => one(shape_ops::strided_slice_grad(
+                input_shape,
+                begin,
+                end,
+                strides,
+                inputs[0],
+            )?),
+            Op::UnsortedSegmentSum { num_segments } => {
+                one(shape_ops::segment_sum(*num_segments, inputs[0], inputs[1])?)
+            }
             Op::Tile { multiples } => one(shape_ops::tile(multiples, inputs[0])?),
             Op::BroadcastTo { shape } => one(shape_ops::broadcast_to(shape, inputs[0])?),
             Op::Pad { paddings, constant } => one(shape_ops::pad(paddings, *constant, inputs[0])?),

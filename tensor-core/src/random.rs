@@ -138,7 +138,7 @@ pub fn uniform(
     seed: Option<u64>,
 ) -> Result<Tensor> {
     let n = check_shape("random_uniform", shape)?;
-    if !(minval < maxval) || dtype == DType::Bool {
+    if minval.partial_cmp(&maxval) != Some(std::cmp::Ordering::Less) || dtype == DType::Bool {
         return Err(Error::invalid(
             "random_uniform",
             format!("needs minval < maxval and a numeric dtype, got [{minval}, {maxval}) {dtype}"),

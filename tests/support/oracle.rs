@@ -21,10 +21,8 @@ pub struct Case {
     /// Expected outputs (one for single-output ops).
     pub outputs: Vec<Tensor>,
     /// Upstream gradients, when the case has gradients (read by the gradient modes).
-    #[allow(dead_code)]
     pub upstreams: Option<Vec<Tensor>>,
     /// Expected input gradients (`None` for integer inputs).
-    #[allow(dead_code)]
     pub grads: Option<Vec<Option<Tensor>>>,
 }
 

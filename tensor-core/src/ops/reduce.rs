@@ -88,24 +88,32 @@ fn reduce_typed<T: Element + num_traits::Num + num_traits::Bounded + Send + Sync
             }
         }
         ReduceKind::Prod => reduce_axes(a, axes, T::one(), |x, y| x * y),
-        ReduceKind::Max => reduce_axes(
-            a,
-            axes,
-            lowest::<T>(),
-            |x, y| if y > x || y != y { y } else { x },
-        ),
-        ReduceKind::Min => {
-            reduce_axes(
-                a,
-                axes,
-                highest::<T>(),
-                |x, y| if y < x || y != y { y } else { x },
-            )
-        }
+        ReduceKind::Max => reduce_axes(a, axes, lowest::<T>(), |x, y| {
+            if y > x || is_nan(y) {
+                y
+            } else {
+                x
+            }
+        }),
+        ReduceKind::Min => reduce_axes(a, axes, highest::<T>(), |x, y| {
+            if y < x || is_nan(y) {
+                y
+            } else {
+                x
+            }
+        }),
     };
     out.into_shape_with_order(IxDyn(out_dims))
         .expect("reduce: keepdims reshape")
         .into_shared()
+}
+
+/// NaN test for any element type (NaN is the only value not equal to itself); reductions
+/// propagate NaN like TensorFlow.
+#[inline(always)]
+#[allow(clippy::eq_op)]
+fn is_nan<T: PartialEq>(v: T) -> bool {
+    v != v
 }
 
 fn lowest<T: Element + num_traits::Bounded>() -> T {
@@ -208,29 +216,42 @@ pub(crate) fn infer_cumsum(axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
     Ok(x[0].clone())
 }
 
-pub(crate) fn cumsum(axis: i64, exclusive: bool, reverse: bool, x: &Data) -> Result<Data> {
-    let ax = normalize_axis("cumsum", axis, x.dims().len())?;
+pub(crate) fn cumsum(
+    product: bool,
+    axis: i64,
+    exclusive: bool,
+    reverse: bool,
+    x: &Data,
+) -> Result<Data> {
+    let op = if product { "cumprod" } else { "cumsum" };
+    let ax = normalize_axis(op, axis, x.dims().len())?;
     fn go<T: Element + num_traits::Num>(
         a: &Array<T>,
+        product: bool,
         ax: usize,
         exclusive: bool,
         reverse: bool,
     ) -> Data {
+        let (init, f): (T, fn(T, T) -> T) = if product {
+            (T::one(), |x, y| x * y)
+        } else {
+            (T::zero(), |x, y| x + y)
+        };
         let std = a.as_standard_layout();
         let s = std.as_slice().expect("standard layout");
         let (outer, n, inner) = split_dims(a.shape(), ax, ax + 1);
         let mut out = vec![T::zero(); s.len()];
         for o in 0..outer {
             for i in 0..inner {
-                let mut acc = T::zero();
+                let mut acc = init;
                 for step in 0..n {
                     let k = if reverse { n - 1 - step } else { step };
                     let idx = (o * n + k) * inner + i;
                     if exclusive {
                         out[idx] = acc;
-                        acc = acc + s[idx];
+                        acc = f(acc, s[idx]);
                     } else {
-                        acc = acc + s[idx];
+                        acc = f(acc, s[idx]);
                         out[idx] = acc;
                     }
                 }
@@ -239,10 +260,10 @@ pub(crate) fn cumsum(axis: i64, exclusive: bool, reverse: bool, x: &Data) -> Res
         Data::from_owned(ArrayD::from_shape_vec(IxDyn(a.shape()), out).expect("cumsum size"))
     }
     Ok(match x {
-        Data::F32(a) => go(a, ax, exclusive, reverse),
-        Data::F64(a) => go(a, ax, exclusive, reverse),
-        Data::I32(a) => go(a, ax, exclusive, reverse),
-        Data::I64(a) => go(a, ax, exclusive, reverse),
+        Data::F32(a) => go(a, product, ax, exclusive, reverse),
+        Data::F64(a) => go(a, product, ax, exclusive, reverse),
+        Data::I32(a) => go(a, product, ax, exclusive, reverse),
+        Data::I64(a) => go(a, product, ax, exclusive, reverse),
         Data::Bool(_) => {
             return Err(Error::dtypes(
                 "cumsum",
@@ -335,7 +356,21 @@ impl Tensor {
     /// `tf.math.cumsum` along `axis`.
     pub fn cumsum(&self, axis: i64, exclusive: bool, reverse: bool) -> Result<Tensor> {
         dispatch1(
-            Op::Cumsum {
+            Op::Scan {
+                product: false,
+                axis,
+                exclusive,
+                reverse,
+            },
+            &[self],
+        )
+    }
+
+    /// `tf.math.cumprod` along `axis`.
+    pub fn cumprod(&self, axis: i64, exclusive: bool, reverse: bool) -> Result<Tensor> {
+        dispatch1(
+            Op::Scan {
+                product: true,
                 axis,
                 exclusive,
                 reverse,
@@ -428,6 +463,14 @@ mod tests {
         assert_eq!(
             c.cumsum(0, true, true).unwrap().to_vec::<i32>().unwrap(),
             vec![5, 3, 0]
+        );
+        assert_eq!(
+            c.cumprod(0, true, false).unwrap().to_vec::<i32>().unwrap(),
+            vec![1, 1, 2]
+        );
+        assert_eq!(
+            c.cumprod(0, false, true).unwrap().to_vec::<i32>().unwrap(),
+            vec![6, 6, 3]
         );
     }
 }

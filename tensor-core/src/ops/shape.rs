@@ -296,21 +296,29 @@ pub fn plan_strided_slice(
     Ok(SlicePlan { dims: out })
 }
 
+/// The `ndarray` slice of each dimension of a plan.
+fn plan_slices(plan: &SlicePlan) -> Vec<Slice> {
+    plan.dims
+        .iter()
+        .map(|&(start, step, len)| {
+            if len == 0 {
+                return Slice::new(0, Some(0), 1);
+            }
+            let last = start + (len as i64 - 1) * step;
+            let (lo, hi) = if step > 0 {
+                (start, last + 1)
+            } else {
+                (last, start + 1)
+            };
+            Slice::new(lo as isize, Some(hi as isize), step as isize)
+        })
+        .collect()
+}
+
 fn apply_plan<T: Element>(a: &Array<T>, plan: &SlicePlan) -> Array<T> {
+    let slices = plan_slices(plan);
     let mut b = a.clone();
-    b.slice_each_axis_inplace(|ax| {
-        let (start, step, len) = plan.dims[ax.axis.index()];
-        if len == 0 {
-            return Slice::new(0, Some(0), 1);
-        }
-        let last = start + (len as i64 - 1) * step;
-        let (lo, hi) = if step > 0 {
-            (start, last + 1)
-        } else {
-            (last, start + 1)
-        };
-        Slice::new(lo as isize, Some(hi as isize), step as isize)
-    });
+    b.slice_each_axis_inplace(|ax| slices[ax.axis.index()]);
     b
 }
 
@@ -322,6 +330,100 @@ pub(crate) fn strided_slice(
 ) -> Result<Data> {
     let plan = plan_strided_slice(begin, end, strides, x.dims())?;
     Ok(crate::with_data!(x, a => Data::from_array(apply_plan(a, &plan))))
+}
+
+pub(crate) fn infer_strided_slice_grad(
+    input_shape: &[usize],
+    begin: &[Option<i64>],
+    end: &[Option<i64>],
+    strides: &[i64],
+    x: &[TensorSpec],
+) -> Result<TensorSpec> {
+    let plan = plan_strided_slice(begin, end, strides, input_shape)?;
+    if plan.out_dims() != x[0].shape.dims() {
+        return Err(Error::shapes(
+            "strided_slice_grad",
+            &[&x[0].shape, &Shape::from(plan.out_dims())],
+            "upstream does not match the slice",
+        ));
+    }
+    Ok(TensorSpec::new(x[0].dtype, input_shape.to_vec()))
+}
+
+pub(crate) fn strided_slice_grad(
+    input_shape: &[usize],
+    begin: &[Option<i64>],
+    end: &[Option<i64>],
+    strides: &[i64],
+    g: &Data,
+) -> Result<Data> {
+    let plan = plan_strided_slice(begin, end, strides, input_shape)?;
+    let slices = plan_slices(&plan);
+    fn go<T: Element>(g: &Array<T>, shape: &[usize], slices: &[Slice]) -> Data {
+        let mut out = ArrayD::from_elem(IxDyn(shape), T::ZERO);
+        out.slice_each_axis_mut(|ax| slices[ax.axis.index()])
+            .assign(g);
+        Data::from_owned(out)
+    }
+    Ok(crate::with_data!(g, a => go(a, input_shape, &slices)))
+}
+
+pub(crate) fn infer_segment_sum(num_segments: usize, x: &[TensorSpec]) -> Result<TensorSpec> {
+    let (data, ids) = (&x[0], &x[1]);
+    let d = data.shape.dims();
+    if !ids.dtype.is_int() || ids.shape.rank() != 1 || d.is_empty() || ids.shape.dims()[0] != d[0] {
+        return Err(Error::shapes(
+            "unsorted_segment_sum",
+            &[&data.shape, &ids.shape],
+            "segment ids must be a rank-1 integer tensor as long as the first axis of data",
+        ));
+    }
+    if data.dtype == DType::Bool {
+        return Err(Error::dtypes(
+            "unsorted_segment_sum",
+            &[data.dtype],
+            "expects a numeric tensor",
+        ));
+    }
+    let mut out = d.to_vec();
+    out[0] = num_segments;
+    Ok(TensorSpec::new(data.dtype, out))
+}
+
+pub(crate) fn segment_sum(num_segments: usize, data: &Data, ids: &Data) -> Result<Data> {
+    let idx = index_values(ids);
+    if let Some(bad) = idx.iter().find(|&&i| i < 0 || i as usize >= num_segments) {
+        return Err(Error::invalid(
+            "unsorted_segment_sum",
+            format!("segment id {bad} is out of range [0, {num_segments})"),
+        ));
+    }
+    fn go<T: Element + num_traits::Num>(a: &Array<T>, idx: &[i64], segments: usize) -> Data {
+        let std = a.as_standard_layout();
+        let s = std.as_slice().expect("standard layout");
+        let inner: usize = a.shape()[1..].iter().product();
+        let mut out = vec![T::zero(); segments * inner];
+        for (row, &seg) in idx.iter().enumerate() {
+            let dst = &mut out[seg as usize * inner..(seg as usize + 1) * inner];
+            for (d, &v) in dst.iter_mut().zip(&s[row * inner..(row + 1) * inner]) {
+                *d = *d + v;
+            }
+        }
+        let mut dims = a.shape().to_vec();
+        dims[0] = segments;
+        Data::from_owned(ArrayD::from_shape_vec(IxDyn(&dims), out).expect("segment sum size"))
+    }
+    match data {
+        Data::F32(a) => Ok(go(a, &idx, num_segments)),
+        Data::F64(a) => Ok(go(a, &idx, num_segments)),
+        Data::I32(a) => Ok(go(a, &idx, num_segments)),
+        Data::I64(a) => Ok(go(a, &idx, num_segments)),
+        Data::Bool(_) => Err(Error::dtypes(
+            "unsorted_segment_sum",
+            &[DType::Bool],
+            "expects a numeric tensor",
+        )),
+    }
 }
 
 pub(crate) fn infer_tile(multiples: &[usize], x: &[TensorSpec]) -> Result<TensorSpec> {
@@ -666,6 +768,19 @@ impl Tensor {
         self.split(&vec![(n / num) as i64; num], axis)
     }
 
+    /// `tf.math.unsorted_segment_sum(self, segment_ids, num_segments)` over the first axis
+    /// (rank-1 ids); ids out of range are an error.
+    pub fn unsorted_segment_sum(
+        &self,
+        segment_ids: &Tensor,
+        num_segments: usize,
+    ) -> Result<Tensor> {
+        dispatch1(
+            Op::UnsortedSegmentSum { num_segments },
+            &[self, segment_ids],
+        )
+    }
+
     /// `tf.tile`.
     pub fn tile(&self, multiples: &[usize]) -> Result<Tensor> {
         dispatch1(
@@ -799,6 +914,13 @@ mod tests {
         );
         let pd = Tensor::new([1i32, 2]).pad(&[[1, 2]], 9.0).unwrap();
         assert_eq!(pd.to_vec::<i32>().unwrap(), vec![9, 1, 2, 9, 9]);
+        let seg = Tensor::new([[1i32, 2], [3, 4], [5, 6]])
+            .unsorted_segment_sum(&Tensor::new([1i64, 0, 1]), 2)
+            .unwrap();
+        assert_eq!(seg.to_vec::<i32>().unwrap(), vec![3, 4, 6, 8]);
+        assert!(Tensor::new([[1i32]])
+            .unsorted_segment_sum(&Tensor::new([2i64]), 2)
+            .is_err());
         let t = Tensor::new([[1i32, 2]]).tile(&[2, 2]).unwrap();
         assert_eq!(t.to_vec::<i32>().unwrap(), vec![1, 2, 1, 2, 1, 2, 1, 2]);
     }

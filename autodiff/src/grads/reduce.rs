@@ -1,0 +1,109 @@
+//! Gradients of reductions and scans.
+
+use super::scalar;
+use ferroflow_tensor_core::{normalize_axes, Op, ReduceKind, Result, Tensor};
+
+pub(super) fn grad(op: &Op, x: &[Tensor], y: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    match op {
+        Op::Reduce {
+            kind,
+            axes,
+            keepdims,
+        } => Ok(vec![Some(reduce(
+            *kind,
+            axes.as_deref(),
+            *keepdims,
+            &x[0],
+            &y[0],
+            g,
+        )?)]),
+        Op::Scan {
+            product: false,
+            axis,
+            exclusive,
+            reverse,
+        } => Ok(vec![Some(g.cumsum(*axis, *exclusive, !*reverse)?)]),
+        Op::Scan {
+            product: true,
+            axis,
+            exclusive,
+            reverse,
+        } => {
+            // d/dx_i of sum_j g_j prod_{k<=j} x_k: cumsum of g·y in the other direction,
+            // divided by x (TensorFlow's formula; inputs must be non-zero).
+            let r = g.mul(&y[0])?.cumsum(*axis, *exclusive, !*reverse)?;
+            Ok(vec![Some(r.div(&x[0])?)])
+        }
+        _ => Ok(vec![None]),
+    }
+}
+
+/// `g` reshaped to keep the reduced axes as size 1, so it broadcasts against the input.
+fn keep_dims(g: &Tensor, x: &Tensor, axes: &[usize]) -> Result<Tensor> {
+    let dims: Vec<i64> = x
+        .dims()
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d as i64 })
+        .collect();
+    g.reshape(&dims)
+}
+
+fn reduce(
+    kind: ReduceKind,
+    axes: Option<&[i64]>,
+    keepdims: bool,
+    x: &Tensor,
+    y: &Tensor,
+    g: &Tensor,
+) -> Result<Tensor> {
+    let ax = normalize_axes(kind.name(), axes, x.rank())?;
+    let g = if keepdims {
+        g.clone()
+    } else {
+        keep_dims(g, x, &ax)?
+    };
+    let ones = x.mul(&scalar(x, 0.0))?.add(&scalar(x, 1.0))?;
+    match kind {
+        ReduceKind::Sum => ones.mul(&g),
+        ReduceKind::Mean => {
+            let n: usize = ax.iter().map(|&i| x.dims()[i]).product();
+            ones.mul(&g)?.div(&scalar(x, n.max(1) as f64))
+        }
+        ReduceKind::Max | ReduceKind::Min => {
+            // Shared equally among ties, as TensorFlow does.
+            let y = if keepdims {
+                y.clone()
+            } else {
+                keep_dims(y, x, &ax)?
+            };
+            let mask = x.equal(&y)?.cast(x.dtype())?;
+            let count = mask.reduce_sum(
+                Some(&ax.iter().map(|&a| a as i64).collect::<Vec<_>>()),
+                true,
+            )?;
+            mask.div(&count)?.mul(&g)
+        }
+        ReduceKind::Prod => {
+            // The product of the other elements: exclusive cumulative products from both
+            // sides over the reduced axes flattened to one, so zeros are handled exactly.
+            let rank = x.rank();
+            let kept: Vec<usize> = (0..rank).filter(|i| !ax.contains(i)).collect();
+            let perm: Vec<usize> = kept.iter().chain(&ax).copied().collect();
+            let xt = x.transpose(Some(&perm))?;
+            let kept_n: usize = kept.iter().map(|&i| x.dims()[i]).product();
+            let red_n: usize = ax.iter().map(|&i| x.dims()[i]).product();
+            let flat = xt.reshape(&[kept_n as i64, red_n as i64])?;
+            let left = flat.cumprod(1, true, false)?;
+            let right = flat.cumprod(1, true, true)?;
+            let others = left.mul(&right)?;
+            let tdims: Vec<i64> = perm.iter().map(|&p| x.dims()[p] as i64).collect();
+            let mut inv = vec![0usize; rank];
+            for (i, &p) in perm.iter().enumerate() {
+                inv[p] = i;
+            }
+            let others = others.reshape(&tdims)?.transpose(Some(&inv))?;
+            others.mul(&g)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Timing and reporting shared by the workloads, mirroring `tf_peer.py`'s `time_calls` and
+//! `emit` so the two sides measure the same way.
+
+use std::time::Instant;
+
+/// Timed runs per case (the peer's default).
+pub const RUNS: usize = 7;
+
+/// Warms `f` up, calibrates an inner count so one run lasts about `target_s`, then returns
+/// the seconds per call of each of [`RUNS`] runs, and the inner count.
+pub fn time_calls(mut f: impl FnMut(), target_s: f64) -> (Vec<f64>, usize) {
+    let t0 = Instant::now();
+    let mut n = 0;
+    while n < 3 || t0.elapsed().as_secs_f64() < 0.3 {
+        f();
+        n += 1;
+    }
+    let t0 = Instant::now();
+    f();
+    let one = t0.elapsed().as_secs_f64();
+    let inner = ((target_s / one.max(1e-9)) as usize).clamp(1, 1_000_000);
+    let mut out = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let t0 = Instant::now();
+        for _ in 0..inner {
+            f();
+        }
+        out.push(t0.elapsed().as_secs_f64() / inner as f64);
+    }
+    (out, inner)
+}
+
+/// Prints one result line: `{"workload", "framework", "case", "unit", "median", "min", "max",
+/// "runs", "inner", "values"}`.
+pub fn emit(workload: &str, framework: &str, case: &str, unit: &str, values: &[f64], inner: usize) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let n = sorted.len();
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    let line = serde_json::json!({
+        "workload": workload,
+        "framework": framework,
+        "case": case,
+        "unit": unit,
+        "median": median,
+        "min": sorted[0],
+        "max": sorted[n - 1],
+        "runs": n,
+        "inner": inner,
+        "values": values,
+    });
+    println!("{line}");
+}

@@ -1,0 +1,30 @@
+//! ferroflow's side of the benchmark workloads in `bench/WORKLOADS.md`.
+//!
+//! `cargo run --release --example bench -- [WORKLOAD ...]` prints one JSON line per
+//! (workload, framework, case), in the format the TensorFlow peer script (`bench/tf_peer.py`)
+//! prints, so `bench/compare.py` can pair them. With no argument every known workload runs.
+
+mod harness;
+mod workloads;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).map(|a| a.to_uppercase()).collect();
+    let known = workloads::all();
+    let unknown: Vec<&String> = args
+        .iter()
+        .filter(|a| !known.iter().any(|(id, _)| id == a))
+        .collect();
+    if !unknown.is_empty() {
+        let ids: Vec<&str> = known.iter().map(|(id, _)| *id).collect();
+        eprintln!("unknown workload(s) {unknown:?}; known: {ids:?}");
+        std::process::exit(2);
+    }
+    for (id, run) in known {
+        if args.is_empty() || args.iter().any(|a| a == id) {
+            if let Err(e) = run() {
+                eprintln!("{id}: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
