@@ -385,3 +385,155 @@ fn ones_like(t: &Tensor) -> Result<Tensor> {
     let _quiet = PauseObservers::new();
     Ok(Tensor::ones(t.dims(), t.dtype()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroflow_tensor_core::DType;
+
+    fn v(t: &Option<Tensor>) -> Vec<f64> {
+        t.as_ref()
+            .expect("connected")
+            .cast(DType::F64)
+            .unwrap()
+            .to_vec::<f64>()
+            .unwrap()
+    }
+
+    #[test]
+    fn non_persistent_tape_answers_once_and_frees_its_record() {
+        let x = Tensor::new([1.0f32, 2.0]);
+        let tape = GradientTape::new();
+        tape.watch(&x);
+        let y = x.square().unwrap().reduce_sum(None, false).unwrap();
+        assert_eq!(tape.num_recorded(), 2);
+        assert_eq!(v(&tape.gradient(&y, &[&x]).unwrap()[0]), vec![2.0, 4.0]);
+        assert_eq!(tape.num_recorded(), 0, "record freed after gradient");
+        let e = tape.gradient(&y, &[&x]).unwrap_err();
+        assert!(e.to_string().contains("non-persistent"), "{e}");
+        // It no longer records either.
+        let _ = x.exp().unwrap();
+        assert_eq!(tape.num_recorded(), 0);
+    }
+
+    #[test]
+    fn persistent_tape_answers_many_times() {
+        let x = Tensor::scalar(3.0f64);
+        let tape = GradientTape::persistent();
+        tape.watch(&x);
+        let y = x.square().unwrap();
+        let z = y.mul(&x).unwrap();
+        assert_eq!(v(&tape.gradient(&y, &[&x]).unwrap()[0]), vec![6.0]);
+        assert_eq!(v(&tape.gradient(&z, &[&x]).unwrap()[0]), vec![27.0]);
+    }
+
+    #[test]
+    fn records_only_ops_touching_watched_values() {
+        let x = Tensor::new([1.0f32]);
+        let c = Tensor::new([5.0f32]);
+        let tape = GradientTape::new();
+        let _ = c.exp().unwrap().mul(&c).unwrap();
+        assert_eq!(tape.num_recorded(), 0);
+        tape.watch(&x);
+        let _ = x.mul(&c).unwrap();
+        assert_eq!(tape.num_recorded(), 1);
+    }
+
+    #[test]
+    fn unconnected_sources_and_stop_gradient() {
+        let (x, y) = (Tensor::scalar(2.0f64), Tensor::scalar(3.0f64));
+        let tape = GradientTape::persistent();
+        tape.watch(&x);
+        tape.watch(&y);
+        let z = x.mul(&y.stop_gradient().unwrap()).unwrap();
+        let g = tape.gradient(&z, &[&x, &y]).unwrap();
+        assert_eq!(v(&g[0]), vec![3.0]);
+        assert!(g[1].is_none());
+        let g = tape
+            .gradient_with(&z, &[Source::Tensor(&y)], None, UnconnectedGradients::Zero)
+            .unwrap();
+        assert_eq!(v(&g[0]), vec![0.0]);
+    }
+
+    #[test]
+    fn output_gradients_and_non_scalar_targets() {
+        let x = Tensor::new([1.0f64, 2.0, 3.0]);
+        let tape = GradientTape::persistent();
+        tape.watch(&x);
+        let y = x.square().unwrap();
+        assert_eq!(
+            v(&tape.gradient(&y, &[&x]).unwrap()[0]),
+            vec![2.0, 4.0, 6.0]
+        );
+        let up = Tensor::new([1.0f64, 0.0, -1.0]);
+        let g = tape
+            .gradient_with(
+                &y,
+                &[Source::Tensor(&x)],
+                Some(&up),
+                UnconnectedGradients::None,
+            )
+            .unwrap();
+        assert_eq!(v(&g[0]), vec![2.0, 0.0, -6.0]);
+        assert!(tape
+            .gradient_with(
+                &y,
+                &[Source::Tensor(&x)],
+                Some(&Tensor::new([1.0f64])),
+                UnconnectedGradients::None
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn variables_are_watched_when_trainable() {
+        let w = Variable::new("w", Tensor::new([2.0f32]), true).unwrap();
+        let frozen = Variable::new("frozen", Tensor::new([3.0f32]), false).unwrap();
+        let tape = GradientTape::persistent();
+        let y = w.read().unwrap().mul(&frozen.read().unwrap()).unwrap();
+        let y2 = y.mul(&w.read().unwrap()).unwrap(); // two reads of w add up: d(3w²)/dw = 6w
+        let g = tape.gradient_vars(&y2, &[&w, &frozen]).unwrap();
+        assert_eq!(v(&g[0]), vec![12.0]);
+        assert!(g[1].is_none());
+        assert_eq!(tape.watched_variables(), vec![w.clone()]);
+
+        let quiet = GradientTape::with_options(false, false);
+        quiet.watch_variable(&frozen);
+        let y = w.read().unwrap().mul(&frozen.read().unwrap()).unwrap();
+        let g = quiet.gradient_vars(&y, &[&w, &frozen]).unwrap();
+        assert!(g[0].is_none(), "automatic watching is off");
+        assert_eq!(v(&g[1]), vec![2.0]);
+    }
+
+    #[test]
+    fn paused_regions_are_not_recorded() {
+        let x = Tensor::scalar(1.0f32);
+        let tape = GradientTape::new();
+        tape.watch(&x);
+        let y = tape.paused(|| x.exp().unwrap());
+        assert_eq!(tape.num_recorded(), 0);
+        assert!(tape.gradient(&y, &[&x]).unwrap()[0].is_none());
+    }
+
+    #[test]
+    fn jacobian_of_a_small_function() {
+        let x = Tensor::new([1.0f64, 2.0]);
+        let tape = GradientTape::persistent();
+        tape.watch(&x);
+        let y = Tensor::stack(
+            &[
+                &x.square().unwrap(),
+                &x.mul(&Tensor::scalar(3.0f64)).unwrap(),
+            ],
+            0,
+        )
+        .unwrap();
+        let j = tape.jacobian(&y, &x).unwrap();
+        assert_eq!(j.dims(), &[2, 2, 2]);
+        assert_eq!(
+            j.to_vec::<f64>().unwrap(),
+            vec![2.0, 0.0, 0.0, 4.0, 3.0, 0.0, 0.0, 3.0]
+        );
+        assert!(GradientTape::new().jacobian(&y, &x).is_err());
+    }
+}

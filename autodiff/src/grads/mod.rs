@@ -114,3 +114,6 @@ pub fn unbroadcast(g: &Tensor, dims: &[usize]) -> Result<Tensor> {
 fn scalar(like: &Tensor, v: f64) -> Tensor {
     like.scalar_like(v)
 }
+
+#[cfg(test)]
+mod numeric_tests;

@@ -11,25 +11,32 @@
 //!   `matrixmultiply` call is single-threaded and threads never nest (no
 //!   oversubscription when a matmul runs inside an outer rayon task).
 //! * **Split the output, never `k`.** The output `C` (and, for batched calls,
-//!   the batch) is cut into disjoint blocks; each block is one rayon task
-//!   that makes exactly one single-threaded `matrixmultiply` call over the
-//!   *full* `k` range. Every output element is therefore computed by the same
-//!   sequence of floating point operations no matter how `C` is split, so
-//!   results are bit-identical between the serial and parallel paths and
-//!   across thread counts.
+//!   the batch) is cut into disjoint blocks; each block is computed by
+//!   exactly one single-threaded `matrixmultiply` call over the *full* `k`
+//!   range. Every output element therefore sees the same sequence of
+//!   floating point operations however `C` is split, so results are
+//!   bit-identical between the serial and parallel paths and across thread
+//!   counts.
 //! * **Deterministic plan.** The block grid is a pure function of
-//!   `(m, k, n, batch, rayon::current_num_threads())`; scheduling (which
-//!   thread runs which block) does not influence any value.
+//!   `(m, k, n, batch, rayon::current_num_threads())`. Only the assignment
+//!   of blocks to threads is dynamic, and it cannot influence any value.
+//! * **Self-scheduling, caller participates.** The calling thread spawns
+//!   `threads − 1` helper tasks on the pool and then claims blocks from a
+//!   shared atomic counter itself, exactly like the helpers. Helpers are
+//!   fire-and-forget: one that starts after every block has been claimed
+//!   returns without touching the operands, so a call never waits for a
+//!   sleeping worker to wake up (a `join`/`scope` would), only for blocks
+//!   already being computed.
 //! * **Threshold.** Below [`PAR_THRESHOLD_MACS`] multiply-adds in total the
-//!   call stays on the calling thread: there the cost of waking workers and
-//!   of packing the shared operand once per task outweighs the gain
-//!   (measured on a 2-core x86-64 machine).
-//! * **Block shape.** Blocks are whole row bands of `C` (`mb × n`), aligned
-//!   to the microkernel's row tile, when that yields enough tasks; column
-//!   bands are used for short, wide outputs. Row bands keep each task's `B`
-//!   panel identical (every task repacks `B`, which is cheap relative to the
-//!   `mb·k·n` work once `mb` is a few tiles tall) and keep `C` writes
-//!   contiguous.
+//!   call stays on the calling thread (see the constant for measurements).
+//! * **Block shape.** One matrix is cut into `threads` row bands aligned to
+//!   the microkernel tile (column bands when `C` is too short). Finer grids
+//!   lose: every `matrixmultiply` call repacks the whole shared operand, so
+//!   on 2 cores 4–16 blocks per thread measured 5–30% slower than one band
+//!   per thread; row bands measured on par with or ahead of column bands
+//!   (n ≤ 1024) and keep `C` writes contiguous. Batches are split across
+//!   entries, and additionally into bands when the entry count is not a
+//!   multiple of the thread count (so every thread gets equal work).
 //!
 //! The integer path ([`gemm_int`], [`batched_gemm_int`]) is a simple,
 //! single-threaded, cache-friendly i-k-j loop with wrapping arithmetic.
@@ -39,7 +46,14 @@ use std::sync::Arc;
 
 /// Total multiply-add count (`batch · m · k · n`) below which the float
 /// kernels run on the calling thread only.
-pub const PAR_THRESHOLD_MACS: usize = 1 << 19;
+///
+/// Measured on a shared 2-core x86-64 (AVX-512) machine, f32, square `n`:
+/// with warm pool workers (back-to-back calls) two bands beat one thread
+/// from n ≈ 56 on (+20% at 64, +30% at 80, +60% at 128); with sleeping
+/// workers waking one costs the caller ≈ 11 µs, which is more than a whole
+/// 64³ product (≈ 4 µs). The threshold keeps n ≤ 64 serial and splits from
+/// n ≈ 67 on.
+pub const PAR_THRESHOLD_MACS: usize = 300_000;
 
 /// Minimal multiply-add count of one parallel block; plans never cut the
 /// output into blocks smaller than this.
@@ -50,6 +64,7 @@ const MIN_BLOCK_MACS: usize = 1 << 16;
 const MIN_CLAIM_MACS: usize = 1 << 15;
 
 mod sealed {
+    /// Restricts [`super::GemmFloat`] to the types `matrixmultiply` supports.
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
@@ -418,6 +433,11 @@ fn drive<T: GemmFloat>(
             rayon::spawn(move || job.work());
         }
     }
+    // Soundness backstop: helpers may be writing into `c` until `done`
+    // reaches `total`, so this frame must not unwind before that. Nothing
+    // below panics (the bounds were checked up front); should that ever
+    // change, abort instead of freeing memory that is still being written.
+    let guard = AbortOnUnwind;
     job.work();
     // Wait for blocks still being computed by helpers.
     let mut spins = 0u32;
@@ -427,6 +447,18 @@ fn drive<T: GemmFloat>(
             std::hint::spin_loop();
         } else {
             std::thread::yield_now();
+        }
+    }
+    drop(guard);
+}
+
+/// Aborts the process if dropped during unwinding (see [`drive`]).
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::process::abort();
         }
     }
 }
@@ -665,34 +697,6 @@ pub fn batched_gemm_int<T: GemmInt>(
             }
         }
     }
-}
-
-/// TUNING ONLY (removed in final): square contiguous f32/f64 gemm with explicit row/col parts.
-#[doc(hidden)]
-pub fn tune_gemm<T: GemmFloat>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    b: &[T],
-    c: &mut [T],
-    rp: usize,
-    cp: usize,
-    tile: usize,
-) {
-    let p = if rp * cp <= 1 {
-        None
-    } else {
-        let (mb, row_blocks) = split_aligned(m, rp, tile);
-        let (nb, col_blocks) = split_aligned(n, cp, tile);
-        Some(Plan {
-            mb,
-            nb,
-            row_blocks,
-            col_blocks,
-        })
-    };
-    batched_gemm_planned(m, k, n, a, &[0], k, 1, b, &[0], n, 1, c, p);
 }
 
 #[cfg(test)]
