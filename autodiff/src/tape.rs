@@ -286,8 +286,13 @@ impl GradientTape {
             if upstream.iter().all(Option::is_none) {
                 continue;
             }
-            let inputs: Vec<Tensor> = entry.inputs.clone();
-            let in_grads = grads::gradient(&entry.op, &inputs, &entry.outputs, &upstream)?;
+            let needed: Vec<bool> = entry
+                .inputs
+                .iter()
+                .map(|x| rec.live.contains(&x.id()))
+                .collect();
+            let in_grads =
+                grads::gradient(&entry.op, &entry.inputs, &entry.outputs, &upstream, &needed)?;
             for (x, g) in entry.inputs.iter().zip(in_grads) {
                 let Some(g) = g else { continue };
                 if !rec.live.contains(&x.id()) {

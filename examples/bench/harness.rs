@@ -33,6 +33,40 @@ pub fn time_calls(mut f: impl FnMut(), target_s: f64) -> (Vec<f64>, usize) {
 /// Prints one result line: `{"workload", "framework", "case", "unit", "median", "min", "max",
 /// "runs", "inner", "values"}`.
 pub fn emit(workload: &str, framework: &str, case: &str, unit: &str, values: &[f64], inner: usize) {
+    emit_with(
+        workload,
+        framework,
+        case,
+        unit,
+        values,
+        inner,
+        serde_json::Map::new(),
+    );
+}
+
+/// Median of a sample.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// [`emit`] with extra fields (a final loss, a forward/backward split, ...), as the peer
+/// script adds them.
+pub fn emit_with(
+    workload: &str,
+    framework: &str,
+    case: &str,
+    unit: &str,
+    values: &[f64],
+    inner: usize,
+    extra: serde_json::Map<String, serde_json::Value>,
+) {
     let mut sorted = values.to_vec();
     sorted.sort_by(|a, b| a.total_cmp(b));
     let n = sorted.len();
@@ -41,7 +75,7 @@ pub fn emit(workload: &str, framework: &str, case: &str, unit: &str, values: &[f
     } else {
         (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
     };
-    let line = serde_json::json!({
+    let mut line = serde_json::json!({
         "workload": workload,
         "framework": framework,
         "case": case,
@@ -53,5 +87,8 @@ pub fn emit(workload: &str, framework: &str, case: &str, unit: &str, values: &[f
         "inner": inner,
         "values": values,
     });
+    if let Some(obj) = line.as_object_mut() {
+        obj.extend(extra);
+    }
     println!("{line}");
 }

@@ -5,6 +5,7 @@
 //! prints, so `bench/compare.py` can pair them. With no argument every known workload runs.
 
 mod harness;
+mod train;
 mod workloads;
 
 fn main() {

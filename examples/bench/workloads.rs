@@ -1,13 +1,15 @@
 //! The workloads, by id. Each prints its JSON lines and returns an error if an op fails.
 
-use crate::harness::{emit, time_calls};
+use crate::harness::{emit, emit_with, median, time_calls};
+use crate::train::{eager_step, w4_forward, w4_setup, w5_setup, W4_CASE, W5_CASE};
+use ferroflow::autodiff::GradientTape;
 use ferroflow::prelude::*;
 
 type Workload = fn() -> ferroflow::Result<()>;
 
 /// Every workload this binary knows, in order.
 pub fn all() -> Vec<(&'static str, Workload)> {
-    vec![("W1", w1), ("W6", w6)]
+    vec![("W1", w1), ("W4", w4), ("W5", w5), ("W6", w6)]
 }
 
 /// W1: sgemm `C = A·B`, square n, random normal inputs; GFLOP/s.
@@ -71,4 +73,75 @@ fn w6() -> ferroflow::Result<()> {
         emit("W6", "ferroflow-eager", case, "ms/call", &ms, inner);
     }
     Ok(())
+}
+
+/// Times `step` and reports steps per second with the final loss, as the peer does.
+fn train_line(
+    workload: &str,
+    case: &str,
+    target_s: f64,
+    step: impl Fn() -> ferroflow::Result<Tensor>,
+    mut extra: serde_json::Map<String, serde_json::Value>,
+) -> ferroflow::Result<()> {
+    step()?;
+    let (secs, inner) = time_calls(
+        || {
+            let _ = step();
+        },
+        target_s,
+    );
+    let loss = step()?.to_scalar::<f32>()?;
+    extra.insert("final_loss".into(), (loss as f64).into());
+    let per_s: Vec<f64> = secs.iter().map(|s| 1.0 / s).collect();
+    emit_with(
+        workload,
+        "ferroflow-eager",
+        case,
+        "steps/s",
+        &per_s,
+        inner,
+        extra,
+    );
+    Ok(())
+}
+
+/// W4 eager: the MLP training step, plus the cost of its forward pass alone (the backward
+/// target is at most 2.5x the forward).
+fn w4() -> ferroflow::Result<()> {
+    let s = w4_setup()?;
+    let (fwd, _) = time_calls(
+        || {
+            let _ = w4_forward(&s.params, &s.x);
+        },
+        0.5,
+    );
+    let fwd = median(&fwd);
+    // Forward and backward without the update: what the 2.5x target is about.
+    let refs: Vec<&Variable> = s.params.iter().collect();
+    let (fb, _) = time_calls(
+        || {
+            let tape = GradientTape::new();
+            let _ = (s.loss)(&s.params, &s.x, &s.y).and_then(|l| tape.gradient_vars(&l, &refs));
+        },
+        0.5,
+    );
+    let mut extra = serde_json::Map::new();
+    extra.insert("forward_ms".into(), (fwd * 1e3).into());
+    extra.insert(
+        "backward_over_forward".into(),
+        ((median(&fb) - fwd) / fwd).into(),
+    );
+    train_line("W4", W4_CASE, 0.5, || eager_step(&s), extra)
+}
+
+/// W5 eager: the seed model's training step (per-op overhead dominates).
+fn w5() -> ferroflow::Result<()> {
+    let s = w5_setup()?;
+    train_line(
+        "W5",
+        W5_CASE,
+        0.3,
+        || eager_step(&s),
+        serde_json::Map::new(),
+    )
 }

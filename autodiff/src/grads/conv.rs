@@ -11,8 +11,8 @@ fn dims4(t: &Tensor) -> [usize; 4] {
 pub(super) fn grad(
     op: &Op,
     x: &[Tensor],
-    _y: &[Tensor],
     g: &Tensor,
+    needed: &[bool],
 ) -> Result<Vec<Option<Tensor>>> {
     match *op {
         Op::Conv2D {
@@ -20,25 +20,34 @@ pub(super) fn grad(
             dilations,
             padding,
         } => {
-            let gi = dispatch1(
-                Op::Conv2DBackpropInput {
-                    input_shape: dims4(&x[0]),
-                    strides,
-                    dilations,
-                    padding,
-                },
-                &[&x[1], g],
-            )?;
-            let gf = dispatch1(
-                Op::Conv2DBackpropFilter {
-                    filter_shape: dims4(&x[1]),
-                    strides,
-                    dilations,
-                    padding,
-                },
-                &[&x[0], g],
-            )?;
-            Ok(vec![Some(gi), Some(gf)])
+            // A first layer's input gradient is rarely wanted: skip it then.
+            let gi = needed[0]
+                .then(|| {
+                    dispatch1(
+                        Op::Conv2DBackpropInput {
+                            input_shape: dims4(&x[0]),
+                            strides,
+                            dilations,
+                            padding,
+                        },
+                        &[&x[1], g],
+                    )
+                })
+                .transpose()?;
+            let gf = needed[1]
+                .then(|| {
+                    dispatch1(
+                        Op::Conv2DBackpropFilter {
+                            filter_shape: dims4(&x[1]),
+                            strides,
+                            dilations,
+                            padding,
+                        },
+                        &[&x[0], g],
+                    )
+                })
+                .transpose()?;
+            Ok(vec![gi, gf])
         }
         // backprop_input(f, u) is bilinear: d/du = conv2d(g, f); d/df = backprop_filter(g, u).
         Op::Conv2DBackpropInput {

@@ -6,8 +6,8 @@ use ferroflow_tensor_core::{Op, Result, Tensor};
 pub(super) fn grad(
     op: &Op,
     x: &[Tensor],
-    _y: &[Tensor],
     g: &Tensor,
+    needed: &[bool],
 ) -> Result<Vec<Option<Tensor>>> {
     let Op::MatMul {
         transpose_a: ta,
@@ -17,15 +17,24 @@ pub(super) fn grad(
         return Ok(vec![None, None]);
     };
     let (a, b) = (&x[0], &x[1]);
-    // TensorFlow's four cases: each gradient is one matmul with transpose flags.
-    let (ga, gb) = match (ta, tb) {
-        (false, false) => (g.matmul_t(b, false, true)?, a.matmul_t(g, true, false)?),
-        (false, true) => (g.matmul(b)?, g.matmul_t(a, true, false)?),
-        (true, false) => (b.matmul_t(g, false, true)?, a.matmul(g)?),
-        (true, true) => (b.matmul_t(g, true, true)?, g.matmul_t(a, true, true)?),
+    // TensorFlow's four cases: each gradient is one matmul with transpose flags, computed
+    // only if wanted (a first layer's input gradient rarely is).
+    let ga = match (needed[0], ta, tb) {
+        (false, ..) => None,
+        (true, false, false) => Some(g.matmul_t(b, false, true)?),
+        (true, false, true) => Some(g.matmul(b)?),
+        (true, true, false) => Some(b.matmul_t(g, false, true)?),
+        (true, true, true) => Some(b.matmul_t(g, true, true)?),
+    };
+    let gb = match (needed[1], ta, tb) {
+        (false, ..) => None,
+        (true, false, false) => Some(a.matmul_t(g, true, false)?),
+        (true, false, true) => Some(g.matmul_t(a, true, false)?),
+        (true, true, false) => Some(a.matmul(g)?),
+        (true, true, true) => Some(g.matmul_t(a, true, true)?),
     };
     Ok(vec![
-        Some(unbroadcast(&ga, a.dims())?),
-        Some(unbroadcast(&gb, b.dims())?),
+        ga.map(|ga| unbroadcast(&ga, a.dims())).transpose()?,
+        gb.map(|gb| unbroadcast(&gb, b.dims())).transpose()?,
     ])
 }

@@ -31,12 +31,14 @@ pub fn is_differentiable(op: &Op) -> bool {
     ) && !matches!(op, Op::Binary(b) if matches!(b, ferroflow_tensor_core::BinaryOp::FloorDiv | ferroflow_tensor_core::BinaryOp::FloorMod))
 }
 
-/// Computes the input gradients of one recorded op.
+/// Computes the input gradients of one recorded op. `needed[i]` says whether input `i`'s
+/// gradient is wanted at all: the expensive gradients (matmul, conv2d) skip the others.
 pub fn gradient(
     op: &Op,
     inputs: &[Tensor],
     outputs: &[Tensor],
     upstream: &[Option<Tensor>],
+    needed: &[bool],
 ) -> Result<Vec<Option<Tensor>>> {
     if let Op::Custom(c) = op {
         return c.gradient(inputs, outputs, upstream);
@@ -49,7 +51,7 @@ pub fn gradient(
     let f: GradFn = match op {
         Op::Unary(_) | Op::Binary(_) | Op::Select | Op::Cast { .. } | Op::Identity => math::grad,
         Op::Reduce { .. } | Op::Scan { .. } => reduce::grad,
-        Op::MatMul { .. } => linalg::grad,
+        Op::MatMul { .. } => return filter_float(linalg::grad(op, inputs, &g, needed)?, inputs),
         Op::Transpose { .. }
         | Op::Reshape { .. }
         | Op::ExpandDims { .. }
@@ -71,12 +73,17 @@ pub fn gradient(
         | Op::Conv2DBackpropInput { .. }
         | Op::Conv2DBackpropFilter { .. }
         | Op::Pool2D { .. }
-        | Op::Pool2DGrad { .. } => conv::grad,
+        | Op::Pool2DGrad { .. } => {
+            return filter_float(conv::grad(op, inputs, &g, needed)?, inputs)
+        }
         _ => return Ok(vec![None; inputs.len()]),
     };
-    let out = f(op, inputs, outputs, &g)?;
-    // Integer and bool inputs never get a gradient.
-    Ok(out
+    filter_float(f(op, inputs, outputs, &g)?, inputs)
+}
+
+/// Integer and bool inputs never get a gradient.
+fn filter_float(grads: Vec<Option<Tensor>>, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
+    Ok(grads
         .into_iter()
         .zip(inputs)
         .map(|(g, x)| g.filter(|_| x.dtype().is_float()))

@@ -244,10 +244,59 @@ pub(crate) fn infer_unary(u: UnaryOp, x: &[TensorSpec]) -> Result<TensorSpec> {
     }
 }
 
+/// Runs the loop with the op fixed at compile time: matching on the op inside the loop
+/// would stop the compiler from vectorising it (measured: 5-10x slower on 200K elements).
+fn float_unary<T: FloatElement>(u: UnaryOp, a: &Array<T>) -> Array<T> {
+    use UnaryOp::*;
+    macro_rules! fixed {
+        ($($v:ident),*) => {
+            match u {
+                $($v => el::unary(a, |x: T| $v.apply_float(x)),)*
+                LeakyRelu { alpha } => el::unary(a, move |x: T| LeakyRelu { alpha }.apply_float(x)),
+                Gelu { approximate: true } => el::unary(a, |x: T| Gelu { approximate: true }.apply_float(x)),
+                Gelu { approximate: false } => el::unary(a, |x: T| Gelu { approximate: false }.apply_float(x)),
+            }
+        };
+    }
+    fixed!(
+        Neg, Abs, Exp, Log, Log1p, Sqrt, Rsqrt, Square, Reciprocal, Sin, Cos, Tanh, Sigmoid, Erf,
+        Softplus, Softsign, Relu, Relu6, Elu, Selu, Sign, Floor, Ceil, Round
+    )
+}
+
+/// [`float_unary`]'s counterpart for binary ops.
+fn float_binary<T: FloatElement>(
+    op: BinaryOp,
+    a: &Array<T>,
+    b: &Array<T>,
+    dims: &[usize],
+) -> Array<T> {
+    use BinaryOp::*;
+    macro_rules! fixed {
+        ($($v:ident),*) => {
+            match op {
+                $($v => el::binary(a, b, dims, |x: T, y: T| $v.apply_float(x, y)),)*
+            }
+        };
+    }
+    fixed!(
+        Add,
+        Sub,
+        Mul,
+        Div,
+        Pow,
+        Maximum,
+        Minimum,
+        SquaredDifference,
+        FloorDiv,
+        FloorMod
+    )
+}
+
 pub(crate) fn unary(u: UnaryOp, x: &Data) -> Result<Data> {
     Ok(match x {
-        Data::F32(a) => Data::F32(el::unary(a, move |v| u.apply_float(v))),
-        Data::F64(a) => Data::F64(el::unary(a, move |v| u.apply_float(v))),
+        Data::F32(a) => Data::F32(float_unary(u, a)),
+        Data::F64(a) => Data::F64(float_unary(u, a)),
         Data::I32(a) => Data::I32(el::unary(a, move |v| u.apply_int(v))),
         Data::I64(a) => Data::I64(el::unary(a, move |v| u.apply_int(v))),
         Data::Bool(_) => {
@@ -452,12 +501,8 @@ fn out_dims(op: &'static str, a: &Data, b: &Data) -> Result<Vec<usize>> {
 pub(crate) fn binary(op: BinaryOp, a: &Data, b: &Data) -> Result<Data> {
     let dims = out_dims(op.name(), a, b)?;
     Ok(match (a, b) {
-        (Data::F32(x), Data::F32(y)) => {
-            Data::F32(el::binary(x, y, &dims, move |p, q| op.apply_float(p, q)))
-        }
-        (Data::F64(x), Data::F64(y)) => {
-            Data::F64(el::binary(x, y, &dims, move |p, q| op.apply_float(p, q)))
-        }
+        (Data::F32(x), Data::F32(y)) => Data::F32(float_binary(op, x, y, &dims)),
+        (Data::F64(x), Data::F64(y)) => Data::F64(float_binary(op, x, y, &dims)),
         (Data::I32(x), Data::I32(y)) => Data::I32(int_binary(op, x, y, &dims)?),
         (Data::I64(x), Data::I64(y)) => Data::I64(int_binary(op, x, y, &dims)?),
         _ => {

@@ -1,0 +1,119 @@
+//! W4 and W5, the training-step workloads: the models, data and steps shared by their eager
+//! and (later) graph forms.
+
+use ferroflow::autodiff::GradientTape;
+use ferroflow::prelude::*;
+
+/// W4's case label.
+pub const W4_CASE: &str = "784-256-256-10 b128 SGD0.1 CE";
+/// W5's case label.
+pub const W5_CASE: &str = "3-3-1 sigmoid b32 SGD0.1 MSE";
+
+/// A model for a training step: its trainable variables and a loss function.
+pub struct TrainSetup {
+    /// Trainable variables, in update order.
+    pub params: Vec<Variable>,
+    /// Inputs of one batch.
+    pub x: Tensor,
+    /// Targets of one batch.
+    pub y: Tensor,
+    /// Loss of a batch, reading the variables.
+    pub loss: fn(&[Variable], &Tensor, &Tensor) -> ferroflow::Result<Tensor>,
+    /// Learning rate as a tensor.
+    pub lr: Tensor,
+}
+
+/// W4: 784→256 relu →256 relu →10 logits, He-normal weights, zero biases, batch 128.
+pub fn w4_setup() -> ferroflow::Result<TrainSetup> {
+    random::set_seed(0);
+    let shapes = [(784usize, 256usize), (256, 256), (256, 10)];
+    let mut params = Vec::new();
+    for (i, &(fan_in, out)) in shapes.iter().enumerate() {
+        let w = random::normal(
+            &[fan_in, out],
+            0.0,
+            (2.0 / fan_in as f64).sqrt(),
+            DType::F32,
+            None,
+        )?;
+        params.push(Variable::new(format!("dense_{}/w", i + 1), w, true)?);
+        params.push(Variable::new(
+            format!("dense_{}/b", i + 1),
+            Tensor::zeros(&[out], DType::F32),
+            true,
+        )?);
+    }
+    let x = random::normal(&[128, 784], 0.0, 1.0, DType::F32, Some(11))?;
+    let y = random::uniform(&[128], 0.0, 10.0, DType::I32, Some(12))?;
+    Ok(TrainSetup {
+        params,
+        x,
+        y,
+        loss: w4_loss,
+        lr: Tensor::scalar(0.1f32),
+    })
+}
+
+/// W4's logits.
+pub fn w4_forward(p: &[Variable], x: &Tensor) -> ferroflow::Result<Tensor> {
+    let h = x.matmul(&p[0].read()?)?.add(&p[1].read()?)?.relu()?;
+    let h = h.matmul(&p[2].read()?)?.add(&p[3].read()?)?.relu()?;
+    h.matmul(&p[4].read()?)?.add(&p[5].read()?)
+}
+
+fn w4_loss(p: &[Variable], x: &Tensor, y: &Tensor) -> ferroflow::Result<Tensor> {
+    y.sparse_softmax_cross_entropy_with_logits(&w4_forward(p, x)?)?
+        .reduce_mean(None, false)
+}
+
+/// W5: the seed model (3→3→1, sigmoid, no bias), MSE, batch 32.
+pub fn w5_setup() -> ferroflow::Result<TrainSetup> {
+    random::set_seed(0);
+    let params = vec![
+        Variable::new(
+            "dense_1/w",
+            random::normal(&[3, 3], 0.0, 1.0, DType::F32, None)?,
+            true,
+        )?,
+        Variable::new(
+            "dense_2/w",
+            random::normal(&[3, 1], 0.0, 1.0, DType::F32, None)?,
+            true,
+        )?,
+    ];
+    let x = random::normal(&[32, 3], 0.0, 1.0, DType::F32, Some(13))?;
+    let y = random::uniform(&[32, 1], 0.0, 1.0, DType::F32, Some(14))?;
+    Ok(TrainSetup {
+        params,
+        x,
+        y,
+        loss: w5_loss,
+        lr: Tensor::scalar(0.1f32),
+    })
+}
+
+/// The seed model's output.
+pub fn w5_forward(p: &[Variable], x: &Tensor) -> ferroflow::Result<Tensor> {
+    x.matmul(&p[0].read()?)?
+        .sigmoid()?
+        .matmul(&p[1].read()?)?
+        .sigmoid()
+}
+
+fn w5_loss(p: &[Variable], x: &Tensor, y: &Tensor) -> ferroflow::Result<Tensor> {
+    w5_forward(p, x)?.sub(y)?.square()?.reduce_mean(None, false)
+}
+
+/// One eager training step: forward under a tape, gradients, `assign_sub(lr * g)`.
+pub fn eager_step(s: &TrainSetup) -> ferroflow::Result<Tensor> {
+    let tape = GradientTape::new();
+    let loss = (s.loss)(&s.params, &s.x, &s.y)?;
+    let refs: Vec<&Variable> = s.params.iter().collect();
+    let grads = tape.gradient_vars(&loss, &refs)?;
+    for (p, g) in s.params.iter().zip(grads) {
+        if let Some(g) = g {
+            p.assign_sub(&g.mul(&s.lr)?)?;
+        }
+    }
+    Ok(loss)
+}
