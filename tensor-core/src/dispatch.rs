@@ -197,9 +197,11 @@ mod tests {
     use crate::{Op, UnaryOp};
     use std::cell::RefCell;
 
-    /// Records (op name, input ids, output ids, output values).
+    /// One observed op: name, input ids, output ids, output values.
+    type Seen = (String, Vec<u64>, Vec<u64>, Vec<Vec<f64>>);
+
     #[derive(Default)]
-    struct Recorder(RefCell<Vec<(String, Vec<u64>, Vec<u64>, Vec<Vec<f64>>)>>);
+    struct Recorder(RefCell<Vec<Seen>>);
 
     impl Observer for Recorder {
         fn observe(&self, op: &Op, inputs: &[&Tensor], outputs: &[Tensor]) {

@@ -150,12 +150,13 @@ fn axes(v: &Value) -> Option<Vec<i64>> {
 /// The op as a function of its inputs, or `None` for ops outside tensor-core.
 pub type OpFn = Box<dyn Fn(&[Tensor]) -> ferroflow::Result<Vec<Tensor>>>;
 
+/// A single-output op as a function of its inputs.
+type OneFn = Box<dyn Fn(&[Tensor]) -> ferroflow::Result<Tensor>>;
+
 /// Maps a case's op name and attributes to a call of ferroflow's API.
 pub fn op_fn(case: &Case) -> Option<OpFn> {
     let a = case.attrs.clone();
-    let one = |f: Box<dyn Fn(&[Tensor]) -> ferroflow::Result<Tensor>>| -> Option<OpFn> {
-        Some(Box::new(move |x| f(x).map(|t| vec![t])))
-    };
+    let one = |f: OneFn| -> Option<OpFn> { Some(Box::new(move |x| f(x).map(|t| vec![t]))) };
     macro_rules! unary {
         ($m:ident) => {
             one(Box::new(|x| x[0].$m()))
