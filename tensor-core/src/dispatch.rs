@@ -125,6 +125,12 @@ impl Drop for PauseObservers {
     }
 }
 
+/// True when an observer (a recording gradient tape, typically) is registered on this thread
+/// and not paused.
+pub fn has_observers() -> bool {
+    PAUSED.with(|p| p.get()) == 0 && OBSERVERS.with(|o| o.borrow().is_some())
+}
+
 /// True when a tracer is active on this thread.
 pub fn is_tracing() -> bool {
     TRACERS.with(|t| !t.borrow().is_empty())

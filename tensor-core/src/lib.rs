@@ -45,8 +45,8 @@ mod variable;
 
 pub use data::Data;
 pub use dispatch::{
-    dispatch, dispatch1, is_tracing, push_observer, push_tracer, Observer, ObserverGuard,
-    PauseObservers, Tracer, TracerGuard,
+    dispatch, dispatch1, has_observers, is_tracing, push_observer, push_tracer, Observer,
+    ObserverGuard, PauseObservers, Tracer, TracerGuard,
 };
 pub use display::numpy_text;
 pub use dtype::{DType, Element, FloatElement, IntElement};

@@ -295,7 +295,17 @@ struct Job<T> {
     grain: usize,
     next: AtomicUsize,
     done: AtomicUsize,
+    /// Applied to each row segment of a block right after it is computed:
+    /// `(row of C counting across batches, first column, the segment)`. The
+    /// pointer's lifetime is erased; it is valid for as long as the call
+    /// that created the job waits (see `drive`).
+    epilogue: Option<*const Epilogue<'static, T>>,
 }
+
+/// A function applied to each computed row segment of `C` while it is in
+/// cache: `(row across batches, first column, segment)`. Bias-add and
+/// activation fusion use it.
+pub type Epilogue<'a, T> = dyn Fn(usize, usize, &mut [T]) + Sync + 'a;
 
 // SAFETY: the raw pointers are only dereferenced in `run_block` for a block
 // index claimed from `next` (< `total`); the thread that created the job
@@ -354,6 +364,12 @@ impl<T: GemmFloat> Job<T> {
                 self.n as isize,
                 1,
             );
+            if let Some(epi) = self.epilogue {
+                for r in 0..rows {
+                    let row = std::slice::from_raw_parts_mut(cp.add(r * self.n), cols);
+                    (*epi)(bi * self.m + r0 + r, c0, row);
+                }
+            }
         }
     }
 
@@ -394,6 +410,7 @@ fn drive<T: GemmFloat>(
     c: &mut [T],
     plan: Option<Plan>,
     helpers: usize,
+    epilogue: Option<&Epilogue<'_, T>>,
 ) {
     let batch = a_offsets.len();
     let p = plan.unwrap_or(Plan::single(m, n));
@@ -423,6 +440,14 @@ fn drive<T: GemmFloat>(
         grain,
         next: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
+        // SAFETY (lifetime erasure): the epilogue is only called from blocks
+        // of this job, all of which finish before `drive` returns (it waits
+        // for `done == total`), so the borrow outlives every use.
+        epilogue: epilogue.map(|e| unsafe {
+            std::mem::transmute::<*const Epilogue<'_, T>, *const Epilogue<'static, T>>(
+                e as *const _,
+            )
+        }),
     });
     if plan.is_some() {
         // Helpers are fire-and-forget: one that starts after all blocks were
@@ -564,7 +589,55 @@ pub fn batched_gemm<T: GemmFloat>(
     let threads = rayon::current_num_threads();
     let plan = plan(T::TILE, m, k, n, a_offsets.len(), threads);
     batched_gemm_planned(
-        m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c, plan,
+        m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c, plan, None,
+    );
+}
+
+/// [`batched_gemm`] followed by `epilogue` on every row segment of each
+/// output block, run by the thread that computed the block right after it
+/// (so the block is still in cache). With `k == 0` the epilogue runs on the
+/// zero rows.
+#[allow(clippy::too_many_arguments)]
+pub fn batched_gemm_epilogue<T: GemmFloat>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    a_offsets: &[usize],
+    rsa: usize,
+    csa: usize,
+    b: &[T],
+    b_offsets: &[usize],
+    rsb: usize,
+    csb: usize,
+    c: &mut [T],
+    epilogue: &Epilogue<'_, T>,
+) {
+    let threads = rayon::current_num_threads();
+    let plan = plan(T::TILE, m, k, n, a_offsets.len(), threads);
+    let batch = a_offsets.len();
+    if k == 0 && contract_ok(m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c) {
+        c[..batch * m * n].fill(T::default());
+        for (r, row) in c[..batch * m * n].chunks_mut(n.max(1)).enumerate() {
+            epilogue(r, 0, row);
+        }
+        return;
+    }
+    batched_gemm_planned(
+        m,
+        k,
+        n,
+        a,
+        a_offsets,
+        rsa,
+        csa,
+        b,
+        b_offsets,
+        rsb,
+        csb,
+        c,
+        plan,
+        Some(epilogue),
     );
 }
 
@@ -584,6 +657,7 @@ fn batched_gemm_planned<T: GemmFloat>(
     csb: usize,
     c: &mut [T],
     plan: Option<Plan>,
+    epilogue: Option<&Epilogue<'_, T>>,
 ) {
     if !contract_ok(m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c) {
         let len = c
@@ -602,7 +676,7 @@ fn batched_gemm_planned<T: GemmFloat>(
     }
     let helpers = rayon::current_num_threads().saturating_sub(1);
     drive(
-        m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c, plan, helpers,
+        m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c, plan, helpers, epilogue,
     );
 }
 
@@ -907,7 +981,7 @@ mod tests {
         let run = |plan: Option<Plan>| {
             let mut c = vec![f32::NAN; batch * m * n];
             batched_gemm_planned(
-                m, k, n, &a, &a_offsets, k, 1, &b, &b_offsets, n, 1, &mut c, plan,
+                m, k, n, &a, &a_offsets, k, 1, &b, &b_offsets, n, 1, &mut c, plan, None,
             );
             c
         };
@@ -992,7 +1066,22 @@ mod tests {
         let a = data(m * k, 31);
         let b = data(k * n, 32);
         let mut serial = vec![0.0; m * n];
-        batched_gemm_planned(m, k, n, &a, &[0], k, 1, &b, &[0], n, 1, &mut serial, None);
+        batched_gemm_planned(
+            m,
+            k,
+            n,
+            &a,
+            &[0],
+            k,
+            1,
+            &b,
+            &[0],
+            n,
+            1,
+            &mut serial,
+            None,
+            None,
+        );
         let outs: Vec<Vec<f64>> = (0..8)
             .into_par_iter()
             .map(|_| {
@@ -1102,6 +1191,27 @@ mod tests {
                 .map(|&x| x as i64)
                 .collect();
             assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn epilogue_sees_every_row_segment_once() {
+        for (m, k, n) in [(3, 4, 5), (300, 64, 200), (257, 129, 33)] {
+            let a = data(m * k, 41);
+            let b = data(k * n, 42);
+            let bias: Vec<f64> = (0..n).map(|j| j as f64).collect();
+            let mut plain = vec![0.0; m * n];
+            gemm(m, k, n, &a, k, 1, &b, n, 1, &mut plain);
+            let mut fused = vec![0.0; m * n];
+            let epi = |_row: usize, c0: usize, seg: &mut [f64]| {
+                for (j, v) in seg.iter_mut().enumerate() {
+                    *v = (*v + bias[c0 + j]).max(0.0);
+                }
+            };
+            batched_gemm_epilogue(m, k, n, &a, &[0], k, 1, &b, &[0], n, 1, &mut fused, &epi);
+            for (i, (f, p)) in fused.iter().zip(&plain).enumerate() {
+                assert_eq!(*f, (p + bias[i % n]).max(0.0));
+            }
         }
     }
 }

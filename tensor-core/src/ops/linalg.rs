@@ -3,7 +3,7 @@
 
 use crate::data::Array;
 use crate::dispatch::dispatch1;
-use crate::kernels::matmul::{batched_gemm, batched_gemm_int, GemmFloat};
+use crate::kernels::matmul::{batched_gemm, batched_gemm_epilogue, batched_gemm_int, GemmFloat};
 use crate::shape::{broadcast_shapes, normalize_axis};
 use crate::{DType, Data, Element, Error, Op, Result, Shape, Tensor, TensorSpec};
 use ndarray::{ArrayD, IxDyn};
@@ -194,6 +194,94 @@ pub(crate) fn matmul(ta: bool, tb: bool, a: &Data, b: &Data) -> Result<Data> {
             "matmul",
             &[a.dtype(), b.dtype()],
             "operands must share a numeric dtype",
+        )),
+    }
+}
+
+/// A matmul whose output blocks get `+ bias` (a vector of the last dimension) and then
+/// `activation`, applied by the thread that computed each block while it is in cache. The
+/// graph crate's epilogue fusion runs this; results equal matmul, add, activation run apart.
+pub fn matmul_epilogue(
+    ta: bool,
+    tb: bool,
+    a: &Data,
+    b: &Data,
+    bias: Option<&Data>,
+    activation: Option<crate::UnaryOp>,
+) -> Result<Data> {
+    fn go<T: Element + GemmFloat + crate::FloatElement>(
+        ta: bool,
+        tb: bool,
+        a: &Array<T>,
+        b: &Array<T>,
+        bias: Option<&Data>,
+        act: Option<crate::UnaryOp>,
+    ) -> Result<Data> {
+        let bias: Option<Vec<T>> = match bias {
+            Some(d) => {
+                let arr = d.array::<T>().ok_or_else(|| {
+                    Error::dtypes("matmul", &[d.dtype(), T::DTYPE], "bias dtype differs")
+                })?;
+                Some(arr.iter().copied().collect())
+            }
+            None => None,
+        };
+        matmul_typed(ta, tb, a, b, |m, k, n, oa, ob, c| {
+            if let Some(bv) = &bias {
+                if bv.len() != n {
+                    return;
+                }
+            }
+            let epi = |_row: usize, c0: usize, seg: &mut [T]| {
+                if let Some(bv) = &bias {
+                    for (v, &bb) in seg.iter_mut().zip(&bv[c0..]) {
+                        *v = *v + bb;
+                    }
+                }
+                if let Some(u) = act {
+                    for v in seg.iter_mut() {
+                        *v = u.apply_float(*v);
+                    }
+                }
+            };
+            batched_gemm_epilogue(
+                m,
+                k,
+                n,
+                oa.data,
+                &oa.offsets,
+                oa.rs,
+                oa.cs,
+                ob.data,
+                &ob.offsets,
+                ob.rs,
+                ob.cs,
+                c,
+                &epi,
+            );
+        })
+    }
+    if let Some(bv) = bias {
+        let n = if tb {
+            b.dims().first()
+        } else {
+            b.dims().last()
+        };
+        if bv.dims().len() != 1 || Some(&bv.dims()[0]) != n {
+            return Err(Error::shapes(
+                "matmul",
+                &[&a.dims().into(), &b.dims().into(), &bv.dims().into()],
+                "bias must match the output's last dimension",
+            ));
+        }
+    }
+    match (a, b) {
+        (Data::F32(x), Data::F32(y)) => go(ta, tb, x, y, bias, activation),
+        (Data::F64(x), Data::F64(y)) => go(ta, tb, x, y, bias, activation),
+        _ => Err(Error::dtypes(
+            "matmul",
+            &[a.dtype(), b.dtype()],
+            "fused matmul runs on floats",
         )),
     }
 }

@@ -1,0 +1,291 @@
+//! The executor: runs an optimised graph node by node with little per-node overhead.
+//!
+//! A [`Plan`] is computed once per concrete function: a slot for each value, and for each
+//! node the slots it reads and writes and the slots whose last use it is (freed right after,
+//! so memory stays at the live set). With buffer reuse on, an elementwise op whose input
+//! dies at that node and is not shared writes its result into the input's buffer.
+
+use crate::fused::unary_slice;
+use crate::ir::{Graph, NodeKind};
+use ferroflow_tensor_core::{
+    BinaryOp, Data, Error, FloatElement, Op, Result, Tensor, TensorSpec, UnaryOp,
+};
+
+/// One node's work.
+#[derive(Debug, Clone)]
+struct Step {
+    inputs: Vec<usize>,
+    first_output: usize,
+    /// Slots to free after this step.
+    free: Vec<usize>,
+    /// The input position whose buffer may be reused for the output.
+    in_place: Option<usize>,
+}
+
+/// How to run a graph: value slots, per-node steps and last uses.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    steps: Vec<Step>,
+    slots: usize,
+    outputs: Vec<usize>,
+}
+
+impl Plan {
+    /// Plans `g`; `buffer_reuse` enables freeing at last use and in-place elementwise ops.
+    pub fn new(g: &Graph, buffer_reuse: bool) -> Plan {
+        let mut base = Vec::with_capacity(g.nodes.len());
+        let mut slots = 0;
+        for n in &g.nodes {
+            base.push(slots);
+            slots += n.outputs.len();
+        }
+        let slot = |v: crate::ir::ValueRef| base[v.node] + v.output;
+        let outputs: Vec<usize> = g.outputs.iter().map(|&v| slot(v)).collect();
+        // Last node reading each slot; function outputs live to the end.
+        let mut last_use = vec![None; slots];
+        for (i, n) in g.nodes.iter().enumerate() {
+            for &v in &n.inputs {
+                last_use[slot(v)] = Some(i);
+            }
+        }
+        let mut steps: Vec<Step> = g
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Step {
+                inputs: n.inputs.iter().map(|&v| slot(v)).collect(),
+                first_output: base[i],
+                free: Vec::new(),
+                in_place: None,
+            })
+            .collect();
+        if buffer_reuse {
+            for (s, lu) in last_use.iter().enumerate() {
+                if let Some(i) = lu {
+                    if !outputs.contains(&s) {
+                        steps[*i].free.push(s);
+                    }
+                }
+            }
+            for (i, n) in g.nodes.iter().enumerate() {
+                let out = &n.outputs;
+                let elementwise = matches!(
+                    n.kind,
+                    NodeKind::Op(Op::Unary(_)) | NodeKind::Op(Op::Binary(_))
+                );
+                if elementwise && out.len() == 1 && out[0].dtype.is_float() {
+                    steps[i].in_place = n.inputs.iter().position(|&v| {
+                        let s = slot(v);
+                        steps[i].free.contains(&s)
+                            && g.spec(v) == &out[0]
+                            && n.inputs.iter().filter(|&&w| w == v).count() == 1
+                    });
+                }
+            }
+        }
+        Plan {
+            steps,
+            slots,
+            outputs,
+        }
+    }
+
+    /// Runs the graph. With `exact_specs` the arguments match the traced specs and shape
+    /// inference is skipped; otherwise every op re-validates its inputs.
+    pub fn run(&self, g: &Graph, args: &[Tensor], exact_specs: bool) -> Result<Vec<Tensor>> {
+        let mut vals: Vec<Option<Data>> = vec![None; self.slots];
+        for (i, (step, node)) in self.steps.iter().zip(&g.nodes).enumerate() {
+            let out = step.first_output;
+            match &node.kind {
+                NodeKind::Placeholder { index } => {
+                    let t = args.get(*index).ok_or_else(|| {
+                        Error::invalid("function", format!("missing argument {index}"))
+                    })?;
+                    vals[out] = Some(t.data()?.clone());
+                }
+                NodeKind::Const(d) => vals[out] = Some(d.clone()),
+                NodeKind::Op(op) => {
+                    if let (Some(p), Op::Unary(u)) = (step.in_place, op) {
+                        if let Some(d) = vals[step.inputs[p]].take() {
+                            match unary_in_place(*u, d) {
+                                Ok(r) => {
+                                    vals[out] = Some(r);
+                                    free(&mut vals, step);
+                                    continue;
+                                }
+                                Err(d) => vals[step.inputs[p]] = Some(d),
+                            }
+                        }
+                    }
+                    if let (Some(p), Op::Binary(b)) = (step.in_place, op) {
+                        let other = step.inputs[1 - p];
+                        if let (Some(d), Some(o)) =
+                            (vals[step.inputs[p]].take(), vals[other].as_ref())
+                        {
+                            match binary_in_place(*b, d, o, p == 0) {
+                                Ok(r) => {
+                                    vals[out] = Some(r);
+                                    free(&mut vals, step);
+                                    continue;
+                                }
+                                Err(d) => vals[step.inputs[p]] = Some(d),
+                            }
+                        }
+                    }
+                    let ins = inputs(&vals, step, i)?;
+                    if !exact_specs {
+                        let specs: Vec<TensorSpec> = ins
+                            .iter()
+                            .map(|d| TensorSpec::new(d.dtype(), d.dims().to_vec()))
+                            .collect();
+                        op.infer(&specs)?;
+                    }
+                    let results = op.compute(&ins)?;
+                    for (k, r) in results.into_iter().enumerate() {
+                        vals[out + k] = Some(r);
+                    }
+                }
+                NodeKind::Fused(f) => {
+                    let ins = inputs(&vals, step, i)?;
+                    if !exact_specs {
+                        check_fused_inputs(&ins, &f.dims)?;
+                    }
+                    vals[out] = Some(f.run(&ins)?);
+                }
+                NodeKind::MatMulEpilogue(e) => {
+                    let ins = inputs(&vals, step, i)?;
+                    if !exact_specs {
+                        let specs: Vec<TensorSpec> = ins[..2]
+                            .iter()
+                            .map(|d| TensorSpec::new(d.dtype(), d.dims().to_vec()))
+                            .collect();
+                        Op::MatMul {
+                            transpose_a: e.transpose_a,
+                            transpose_b: e.transpose_b,
+                        }
+                        .infer(&specs)?;
+                    }
+                    let bias = if e.bias { ins.get(2).copied() } else { None };
+                    vals[out] = Some(ferroflow_tensor_core::ops::linalg::matmul_epilogue(
+                        e.transpose_a,
+                        e.transpose_b,
+                        ins[0],
+                        ins[1],
+                        bias,
+                        e.activation,
+                    )?);
+                }
+            }
+            free(&mut vals, step);
+        }
+        self.outputs
+            .iter()
+            .map(|&s| {
+                vals[s]
+                    .clone()
+                    .map(Tensor::from_data)
+                    .ok_or_else(|| Error::Other {
+                        op: "function",
+                        msg: "an output was not computed".into(),
+                    })
+            })
+            .collect()
+    }
+}
+
+fn inputs<'a>(vals: &'a [Option<Data>], step: &Step, node: usize) -> Result<Vec<&'a Data>> {
+    step.inputs
+        .iter()
+        .map(|&s| {
+            vals[s].as_ref().ok_or_else(|| Error::Other {
+                op: "function",
+                msg: format!("node {node} read a value that was freed"),
+            })
+        })
+        .collect()
+}
+
+fn free(vals: &mut [Option<Data>], step: &Step) {
+    for &s in &step.free {
+        vals[s] = None;
+    }
+}
+
+/// Fused inputs must be full-size or scalars for the current output size.
+fn check_fused_inputs(ins: &[&Data], dims: &[usize]) -> Result<()> {
+    let n: usize = dims.iter().product();
+    if ins.iter().all(|d| d.len() == n || d.len() == 1) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "fused_elementwise",
+            "input shapes changed since tracing",
+        ))
+    }
+}
+
+/// Applies `u` to `d`'s own buffer when nobody else holds it; gives `d` back otherwise.
+fn unary_in_place(u: UnaryOp, d: Data) -> std::result::Result<Data, Data> {
+    fn go<T: FloatElement>(
+        u: UnaryOp,
+        a: ferroflow_tensor_core::data::Array<T>,
+        wrap: fn(ferroflow_tensor_core::data::Array<T>) -> Data,
+    ) -> std::result::Result<Data, Data> {
+        if !a.is_unique() || !a.is_standard_layout() {
+            return Err(wrap(a));
+        }
+        let mut a = a;
+        if let Some(s) = a.as_slice_mut() {
+            in_place_unary(u, s);
+        }
+        Ok(wrap(a))
+    }
+    match d {
+        Data::F32(a) => go(u, a, Data::F32),
+        Data::F64(a) => go(u, a, Data::F64),
+        other => Err(other),
+    }
+}
+
+/// `s[i] = u(s[i])`.
+fn in_place_unary<T: FloatElement>(u: UnaryOp, s: &mut [T]) {
+    // Chunks through a small stack buffer keep the vectorised slice kernel usable.
+    let mut buf = [T::zero(); 256];
+    for chunk in s.chunks_mut(256) {
+        let tmp = &mut buf[..chunk.len()];
+        tmp.copy_from_slice(chunk);
+        unary_slice(u, tmp, chunk);
+    }
+}
+
+/// `d = d ∘ o` (or `o ∘ d` when `d_is_lhs` is false) in `d`'s buffer, when `d` is unshared
+/// and `o` is the same shape or a single element.
+fn binary_in_place(
+    b: BinaryOp,
+    d: Data,
+    o: &Data,
+    d_is_lhs: bool,
+) -> std::result::Result<Data, Data> {
+    fn go<T: FloatElement>(
+        b: BinaryOp,
+        mut a: ferroflow_tensor_core::data::Array<T>,
+        o: &ferroflow_tensor_core::data::Array<T>,
+        lhs: bool,
+        wrap: fn(ferroflow_tensor_core::data::Array<T>) -> Data,
+    ) -> std::result::Result<Data, Data> {
+        let ok_other = o.is_standard_layout() && (o.len() == 1 || o.shape() == a.shape());
+        if !a.is_unique() || !a.is_standard_layout() || !ok_other {
+            return Err(wrap(a));
+        }
+        let os = o.as_slice().expect("standard layout");
+        if let Some(s) = a.as_slice_mut() {
+            crate::fused::binary_in_place_slice(b, s, os, lhs);
+        }
+        Ok(wrap(a))
+    }
+    match (d, o) {
+        (Data::F32(a), Data::F32(x)) => go(b, a, x, d_is_lhs, Data::F32),
+        (Data::F64(a), Data::F64(x)) => go(b, a, x, d_is_lhs, Data::F64),
+        (d, _) => Err(d),
+    }
+}

@@ -1,0 +1,463 @@
+//! [`Function`] (`tf.function`) and [`ConcreteFunction`]: trace a closure into a graph once
+//! per input signature, optimise it, and run it.
+
+use crate::exec::Plan;
+use crate::ir::{Graph, NodeKind};
+use crate::passes::{optimize, PassConfig};
+use crate::trace::GraphTracer;
+use ferroflow_tensor_core::{
+    has_observers, is_tracing, push_tracer, DType, Error, Result, Tensor, TensorSpec,
+};
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+/// A static (non-tensor) argument: part of the cache key by value, baked into the graph.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StaticArg {
+    /// An integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A float, compared by its bits.
+    Float(u64),
+    /// A string.
+    Str(String),
+}
+
+impl StaticArg {
+    /// The value as an integer, if it is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            StaticArg::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The value as a float (integers widen).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            StaticArg::Float(b) => Some(f64::from_bits(*b)),
+            StaticArg::Int(v) => Some(*v as f64),
+            _ => None,
+        }
+    }
+
+    /// The value as a bool, if it is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            StaticArg::Bool(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+impl From<i64> for StaticArg {
+    fn from(v: i64) -> Self {
+        StaticArg::Int(v)
+    }
+}
+
+impl From<bool> for StaticArg {
+    fn from(v: bool) -> Self {
+        StaticArg::Bool(v)
+    }
+}
+
+impl From<f64> for StaticArg {
+    fn from(v: f64) -> Self {
+        StaticArg::Float(v.to_bits())
+    }
+}
+
+impl From<&str> for StaticArg {
+    fn from(v: &str) -> Self {
+        StaticArg::Str(v.to_string())
+    }
+}
+
+/// The spec of one argument in an input signature: a dtype and a shape whose dimensions
+/// may be unknown (`None`, e.g. the batch), like `tf.TensorSpec(shape=[None, 3])`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InputSpec {
+    /// Required dtype.
+    pub dtype: DType,
+    /// Dimensions; `None` matches any size.
+    pub dims: Vec<Option<usize>>,
+}
+
+impl InputSpec {
+    /// A spec from dtype and (partially known) dimensions.
+    pub fn new(dtype: DType, dims: &[Option<usize>]) -> Self {
+        InputSpec {
+            dtype,
+            dims: dims.to_vec(),
+        }
+    }
+
+    /// True if `t`'s dtype and shape fit.
+    pub fn matches(&self, spec: &TensorSpec) -> bool {
+        spec.dtype == self.dtype
+            && spec.shape.rank() == self.dims.len()
+            && self
+                .dims
+                .iter()
+                .zip(spec.shape.dims())
+                .all(|(want, &got)| want.is_none_or(|w| w == got))
+    }
+}
+
+impl From<&TensorSpec> for InputSpec {
+    fn from(s: &TensorSpec) -> Self {
+        InputSpec {
+            dtype: s.dtype,
+            dims: s.shape.dims().iter().map(|&d| Some(d)).collect(),
+        }
+    }
+}
+
+impl fmt::Display for InputSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dims: Vec<String> = self
+            .dims
+            .iter()
+            .map(|d| d.map_or("None".to_string(), |v| v.to_string()))
+            .collect();
+        write!(
+            f,
+            "TensorSpec(shape=({}), dtype={})",
+            dims.join(", "),
+            self.dtype
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    tensors: Vec<InputSpec>,
+    statics: Vec<StaticArg>,
+}
+
+/// One node of a traced graph, as `graph.get_operations()` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    /// Unique node name (`MatMul`, `add/y`, ...).
+    pub name: String,
+    /// TensorFlow op type (`MatMul`, `AddV2`, ...).
+    pub op_type: String,
+    /// Input names, `node:output`.
+    pub inputs: Vec<String>,
+    /// Output specs.
+    pub outputs: Vec<TensorSpec>,
+}
+
+/// A traced and optimised graph for one input signature. Immutable, `Send + Sync`: it can
+/// be called from several threads at once.
+pub struct ConcreteFunction {
+    traced: Graph,
+    optimized: Graph,
+    plan: Plan,
+    inputs: Vec<TensorSpec>,
+    signature: Vec<InputSpec>,
+}
+
+impl ConcreteFunction {
+    fn new(
+        traced: Graph,
+        inputs: Vec<TensorSpec>,
+        signature: Vec<InputSpec>,
+        passes: &PassConfig,
+    ) -> Result<Self> {
+        let mut optimized = traced.clone();
+        optimize(&mut optimized, passes)?;
+        let plan = Plan::new(&optimized, passes.buffer_reuse);
+        Ok(ConcreteFunction {
+            traced,
+            optimized,
+            plan,
+            inputs,
+            signature,
+        })
+    }
+
+    /// Runs the graph. Dtypes are checked (an error names the argument); shapes that differ
+    /// from the traced ones re-validate every op (and fail with that op's error if they do
+    /// not fit), as a relaxed signature allows.
+    pub fn call(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
+        if args.len() != self.inputs.len() {
+            return Err(Error::invalid(
+                "function",
+                format!(
+                    "expected {} argument(s), got {}",
+                    self.inputs.len(),
+                    args.len()
+                ),
+            ));
+        }
+        let mut exact = true;
+        for (i, (a, s)) in args.iter().zip(&self.inputs).enumerate() {
+            if a.dtype() != s.dtype {
+                return Err(Error::dtypes(
+                    "function",
+                    &[s.dtype, a.dtype()],
+                    format!("argument {i} was traced as {s}"),
+                ));
+            }
+            exact &= a.dims() == s.shape.dims();
+        }
+        self.plan.run(&self.optimized, args, exact)
+    }
+
+    /// The input signature this function serves.
+    pub fn signature(&self) -> &[InputSpec] {
+        &self.signature
+    }
+
+    /// Output specs (as traced).
+    pub fn output_specs(&self) -> Vec<TensorSpec> {
+        self.traced
+            .outputs
+            .iter()
+            .map(|&v| self.traced.spec(v).clone())
+            .collect()
+    }
+
+    /// The graph as traced, before optimisation.
+    pub fn graph(&self) -> &Graph {
+        &self.traced
+    }
+
+    /// The graph that runs, after the optimisation passes.
+    pub fn optimized_graph(&self) -> &Graph {
+        &self.optimized
+    }
+
+    /// The traced operations in creation order (`graph.get_operations()`).
+    pub fn operations(&self) -> Vec<Operation> {
+        operations(&self.traced)
+    }
+}
+
+/// The operations of a graph in program order.
+pub fn operations(g: &Graph) -> Vec<Operation> {
+    g.nodes
+        .iter()
+        .map(|n| Operation {
+            name: n.name.clone(),
+            op_type: n.op_type(),
+            inputs: n
+                .inputs
+                .iter()
+                .map(|v| format!("{}:{}", g.nodes[v.node].name, v.output))
+                .collect(),
+            outputs: n.outputs.clone(),
+        })
+        .collect()
+}
+
+type Body = dyn Fn(&[Tensor], &[StaticArg]) -> Result<Vec<Tensor>>;
+
+/// A traced function (`tf.function`): the first call with a new input signature traces the
+/// closure with symbolic tensors into a graph, optimises it and caches it; later calls with
+/// the same signature run the cached graph without running the closure.
+///
+/// * The cache key is the dtype and shape of each tensor argument plus the value of each
+///   static argument; a new key retraces. With [`Function::with_input_signature`], unknown
+///   (`None`) dimensions let one trace serve every matching shape.
+/// * Side effects of the closure (prints, pushes to a vector) happen only while tracing.
+/// * Variables are captured by reference: an `assign` between calls is seen without
+///   retracing. Eager tensors captured by the closure become constants (snapshotted).
+/// * [`crate::config::run_functions_eagerly`] makes every call run the closure eagerly.
+/// * A call made while a gradient tape is recording, or from inside another trace, runs
+///   the closure directly so the tape (or the outer trace) sees every op.
+///
+/// ```
+/// use ferroflow_graph::function;
+/// use ferroflow_tensor_core::Tensor;
+///
+/// let f = function(|x: &[Tensor]| Ok(vec![x[0].matmul(&x[1])?.add(&x[2])?]));
+/// let x = Tensor::new([[1.0f32, 2.0]]);
+/// let y = Tensor::new([[3.0f32], [4.0]]);
+/// let b = Tensor::new([0.5f32]);
+/// assert_eq!(f.call(&[x.clone(), y.clone(), b.clone()])?[0].to_vec::<f32>()?, vec![11.5]);
+/// f.call(&[x, y, b])?;
+/// assert_eq!(f.tracing_count(), 1);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub struct Function {
+    body: Box<Body>,
+    input_signature: Option<Vec<InputSpec>>,
+    passes: PassConfig,
+    cache: Mutex<HashMap<CacheKey, Arc<ConcreteFunction>>>,
+    traces: Mutex<usize>,
+}
+
+/// Wraps a closure over tensors into a [`Function`].
+pub fn function<F>(f: F) -> Function
+where
+    F: Fn(&[Tensor]) -> Result<Vec<Tensor>> + 'static,
+{
+    Function::new(move |x, _| f(x))
+}
+
+impl Function {
+    /// A function whose closure also receives static arguments (see [`Function::call_with`]).
+    pub fn new<F>(f: F) -> Function
+    where
+        F: Fn(&[Tensor], &[StaticArg]) -> Result<Vec<Tensor>> + 'static,
+    {
+        Function {
+            body: Box::new(f),
+            input_signature: None,
+            passes: PassConfig::default(),
+            cache: Mutex::new(HashMap::new()),
+            traces: Mutex::new(0),
+        }
+    }
+
+    /// Pins the input signature (`input_signature=[...]`): arguments must match it, and
+    /// `None` dimensions accept any size with a single trace.
+    pub fn with_input_signature(mut self, signature: Vec<InputSpec>) -> Self {
+        self.input_signature = Some(signature);
+        self
+    }
+
+    /// Chooses the optimisation passes (all on by default).
+    pub fn with_passes(mut self, passes: PassConfig) -> Self {
+        self.passes = passes;
+        self
+    }
+
+    /// Calls the function on tensors.
+    pub fn call(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.call_with(args, &[])
+    }
+
+    /// Calls the function on tensors and static arguments (keyed by value).
+    pub fn call_with(&self, args: &[Tensor], statics: &[StaticArg]) -> Result<Vec<Tensor>> {
+        if crate::config::functions_run_eagerly() || is_tracing() || has_observers() {
+            return (self.body)(args, statics);
+        }
+        let specs: Vec<TensorSpec> = args.iter().map(Tensor::spec).collect();
+        let cf = self.concrete_for(&specs, statics)?;
+        cf.call(args)
+    }
+
+    /// The concrete function for arguments of these specs (tracing it if needed), as
+    /// `get_concrete_function`.
+    pub fn get_concrete_function(&self, specs: &[TensorSpec]) -> Result<Arc<ConcreteFunction>> {
+        self.concrete_for(specs, &[])
+    }
+
+    /// [`Function::get_concrete_function`] with static arguments.
+    pub fn get_concrete_function_with(
+        &self,
+        specs: &[TensorSpec],
+        statics: &[StaticArg],
+    ) -> Result<Arc<ConcreteFunction>> {
+        self.concrete_for(specs, statics)
+    }
+
+    /// How many times the closure has been traced (`experimental_get_tracing_count`).
+    pub fn tracing_count(&self) -> usize {
+        *self.traces.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn concrete_for(
+        &self,
+        specs: &[TensorSpec],
+        statics: &[StaticArg],
+    ) -> Result<Arc<ConcreteFunction>> {
+        let tensors: Vec<InputSpec> = match &self.input_signature {
+            Some(sig) => {
+                if sig.len() != specs.len() {
+                    return Err(Error::invalid(
+                        "function",
+                        format!(
+                            "the input signature has {} argument(s), the call {}",
+                            sig.len(),
+                            specs.len()
+                        ),
+                    ));
+                }
+                for (i, (want, got)) in sig.iter().zip(specs).enumerate() {
+                    if !want.matches(got) {
+                        return Err(Error::invalid(
+                            "function",
+                            format!(
+                                "argument {i} ({got}) does not match the input signature {want}"
+                            ),
+                        ));
+                    }
+                }
+                sig.clone()
+            }
+            None => specs.iter().map(InputSpec::from).collect(),
+        };
+        let key = CacheKey {
+            tensors,
+            statics: statics.to_vec(),
+        };
+        if let Some(cf) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(cf.clone());
+        }
+        let cf = Arc::new(self.trace(specs, &key.tensors, statics)?);
+        *self.traces.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, cf.clone());
+        Ok(cf)
+    }
+
+    fn trace(
+        &self,
+        specs: &[TensorSpec],
+        signature: &[InputSpec],
+        statics: &[StaticArg],
+    ) -> Result<ConcreteFunction> {
+        let tracer = Rc::new(GraphTracer::new());
+        let args: Vec<Tensor> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| tracer.placeholder(i, &format!("args_{i}"), s.clone()))
+            .collect();
+        let outputs = {
+            let _active = push_tracer(tracer.clone());
+            (self.body)(&args, statics)?
+        };
+        let tracer = Rc::try_unwrap(tracer).map_err(|_| Error::Other {
+            op: "function",
+            msg: "the tracer is still in use".into(),
+        })?;
+        let graph = tracer.finish(&outputs)?;
+        ConcreteFunction::new(graph, specs.to_vec(), signature.to_vec(), &self.passes)
+    }
+}
+
+impl fmt::Debug for ConcreteFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sig: Vec<String> = self.signature.iter().map(|s| s.to_string()).collect();
+        write!(
+            f,
+            "ConcreteFunction({}) with {} nodes ({} after optimisation)",
+            sig.join(", "),
+            self.traced.len(),
+            self.optimized.len()
+        )
+    }
+}
+
+/// Counts the primitive ops of a graph (placeholders and constants excluded).
+pub fn op_count(g: &Graph) -> usize {
+    g.nodes
+        .iter()
+        .filter(|n| !matches!(n.kind, NodeKind::Placeholder { .. } | NodeKind::Const(_)))
+        .count()
+}
