@@ -1,11 +1,13 @@
 //! TensorFlow's numbers for every op of `ops.json`, through the facade.
 //!
-//! One case list, one op mapping (`support::oracle`), and a switch per mode: eager forward
-//! and tape gradients today; the traced modes join with the graph crate.
+//! One case list, one op mapping (`support::oracle`), and a switch per mode: eager forward,
+//! tape gradients, and both again inside a traced `function` (graph capture, optimisation
+//! passes and the executor in the loop).
 
 mod support;
 
 use ferroflow::autodiff::{GradientTape, Source, UnconnectedGradients};
+use ferroflow::graph::function;
 use ferroflow::tensor::{DType, Tensor};
 use support::oracle::{compare, forward_rtol, load_cases, op_fn, Case, KERAS_LOSSES};
 
@@ -16,6 +18,60 @@ enum Mode {
     Forward,
     /// Run the op under a tape and compare the vector-Jacobian products with `grads`.
     Gradient,
+    /// Trace the op into a graph with `function`, run the graph, compare outputs.
+    TracedForward,
+    /// Trace a tape, the op and its gradient into one graph, run it, compare gradients.
+    TracedGradient,
+}
+
+/// The vector-Jacobian products of `f` at `inputs` with upstreams `ups`, one per input
+/// (zeros where unconnected). Works eagerly and while tracing.
+fn vjp(
+    f: &support::oracle::OpFn,
+    inputs: &[Tensor],
+    ups: &[Tensor],
+) -> ferroflow::Result<Vec<Tensor>> {
+    let tape = GradientTape::new();
+    for x in inputs {
+        tape.watch(x);
+    }
+    let outs = f(inputs)?;
+    let sources: Vec<Source> = inputs.iter().map(Source::Tensor).collect();
+    // One output: its upstream is the output gradient. Several: the target is
+    // sum_k sum(out_k * up_k), whose gradient is the same vector-Jacobian product.
+    let grads = if outs.len() == 1 {
+        tape.gradient_with(
+            &outs[0],
+            &sources,
+            Some(&ups[0]),
+            UnconnectedGradients::Zero,
+        )?
+    } else {
+        let mut total: Option<Tensor> = None;
+        for (o, u) in outs.iter().zip(ups) {
+            let s = o.mul(u)?.reduce_sum(None, false)?;
+            total = Some(match total {
+                Some(t) => t.add(&s)?,
+                None => s,
+            });
+        }
+        let total = total.ok_or_else(|| ferroflow::Error::invalid("vjp", "no outputs"))?;
+        tape.gradient_with(&total, &sources, None, UnconnectedGradients::Zero)?
+    };
+    Ok(grads
+        .into_iter()
+        .zip(inputs)
+        .map(|(g, x)| g.unwrap_or_else(|| Tensor::zeros(x.dims(), x.dtype())))
+        .collect())
+}
+
+fn compare_grads(got: &[Tensor], want: &[Option<Tensor>]) -> Result<(), String> {
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        if let Some(w) = w {
+            compare(g, w, gradient_rtol(w.dtype())).map_err(|e| format!("input {i}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Gradient tolerance: float64 1e-9 relative, float32 1e-4 relative.
@@ -46,45 +102,38 @@ fn run_case(case: &Case, mode: Mode) -> Result<(), String> {
             let (Some(ups), Some(want)) = (&case.upstreams, &case.grads) else {
                 return Err("case has no gradients".into());
             };
-            let tape = GradientTape::new();
-            for x in &case.inputs {
-                tape.watch(x);
+            let got = vjp(&f, &case.inputs, ups).map_err(|e| e.to_string())?;
+            compare_grads(&got, want)
+        }
+        Mode::TracedForward => {
+            let traced = function(move |x: &[Tensor]| f(x));
+            let outs = traced.call(&case.inputs).map_err(|e| e.to_string())?;
+            if traced.tracing_count() != 1 {
+                return Err("the function did not trace".into());
             }
-            let outs = f(&case.inputs).map_err(|e| e.to_string())?;
-            let sources: Vec<Source> = case.inputs.iter().map(Source::Tensor).collect();
-            // One output: its upstream is the output gradient. Several: the target is
-            // sum_k sum(out_k * up_k), whose gradient is the same vector-Jacobian product.
-            let got = if outs.len() == 1 {
-                tape.gradient_with(
-                    &outs[0],
-                    &sources,
-                    Some(&ups[0]),
-                    UnconnectedGradients::Zero,
-                )
-            } else {
-                let mut total: Option<Tensor> = None;
-                for (o, u) in outs.iter().zip(ups) {
-                    let s = o
-                        .mul(u)
-                        .and_then(|p| p.reduce_sum(None, false))
-                        .map_err(|e| e.to_string())?;
-                    total = Some(match total {
-                        Some(t) => t.add(&s).map_err(|e| e.to_string())?,
-                        None => s,
-                    });
-                }
-                let total = total.ok_or("no outputs")?;
-                tape.gradient_with(&total, &sources, None, UnconnectedGradients::Zero)
+            if outs.len() != case.outputs.len() {
+                return Err(format!(
+                    "{} outputs, want {}",
+                    outs.len(),
+                    case.outputs.len()
+                ));
             }
-            .map_err(|e| e.to_string())?;
-            for (i, (g, w)) in got.iter().zip(want).enumerate() {
-                if let Some(w) = w {
-                    let g = g.as_ref().ok_or(format!("input {i}: no gradient"))?;
-                    compare(g, w, gradient_rtol(w.dtype()))
-                        .map_err(|e| format!("input {i}: {e}"))?;
-                }
+            outs.iter()
+                .zip(&case.outputs)
+                .try_for_each(|(g, w)| compare(g, w, forward_rtol(w.dtype())))
+        }
+        Mode::TracedGradient => {
+            let (Some(ups), Some(want)) = (&case.upstreams, &case.grads) else {
+                return Err("case has no gradients".into());
+            };
+            let n = case.inputs.len();
+            let traced = function(move |args: &[Tensor]| vjp(&f, &args[..n], &args[n..]));
+            let args: Vec<Tensor> = case.inputs.iter().chain(ups).cloned().collect();
+            let got = traced.call(&args).map_err(|e| e.to_string())?;
+            if traced.tracing_count() != 1 {
+                return Err("the function did not trace".into());
             }
-            Ok(())
+            compare_grads(&got, want)
         }
     }
 }
@@ -122,4 +171,16 @@ fn oracle_forward() {
 #[test]
 fn oracle_gradient() {
     run_mode("gradient", Mode::Gradient, |c| c.grads.is_some());
+}
+
+#[test]
+fn oracle_traced_forward() {
+    run_mode("traced forward", Mode::TracedForward, |_| true);
+}
+
+#[test]
+fn oracle_traced_gradient() {
+    run_mode("traced gradient", Mode::TracedGradient, |c| {
+        c.grads.is_some()
+    });
 }
