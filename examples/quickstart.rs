@@ -29,21 +29,12 @@ fn main() -> ferroflow::Result<()> {
     let bias = Tensor::new([0.5f32, -0.5]);
     println!("matmul(x, y) + b = {}", x.matmul(&y)?.add(&bias)?);
     println!("x · xᵀ = {}", x.matmul_t(&x, false, true)?);
-    println!(
-        "tensordot(x, y, 1) = {}",
-        x.tensordot(&y, &TensordotAxes::Count(1))?
-    );
+    println!("tensordot(x, y, 1) = {}", x.tensordot(&y, &TensordotAxes::Count(1))?);
 
     // Reductions.
     println!("reduce_sum(x) = {}", x.reduce_sum(None, false)?);
-    println!(
-        "reduce_mean(x, axis=0) = {}",
-        x.reduce_mean(Some(&[0]), false)?
-    );
-    println!(
-        "reduce_max(x, axis=1, keepdims) = {}",
-        x.reduce_max(Some(&[1]), true)?
-    );
+    println!("reduce_mean(x, axis=0) = {}", x.reduce_mean(Some(&[0]), false)?);
+    println!("reduce_max(x, axis=1, keepdims) = {}", x.reduce_max(Some(&[1]), true)?);
     println!("argmax(x, axis=1) = {}", x.argmax(1)?);
     println!("softmax(x) = {}", x.softmax(-1)?);
 
@@ -55,10 +46,7 @@ fn main() -> ferroflow::Result<()> {
     println!("model output = {out}");
 
     // Large tensors print with their middle elided, like NumPy.
-    println!(
-        "{}",
-        Tensor::range(0.0, 5000.0, 1.0, DType::F32)?.reshape(&[50, 100])?
-    );
+    println!("{}", Tensor::range(0.0, 5000.0, 1.0, DType::F32)?.reshape(&[50, 100])?);
 
     // Errors name the op, the shapes and the dtypes; nothing panics.
     match x.matmul(&x) {

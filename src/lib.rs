@@ -34,7 +34,5 @@ pub use ferroflow_tensor_core::{random, DType, Error, Result, Shape, Tensor, Var
 
 /// The names most programs need: `use ferroflow::prelude::*;`.
 pub mod prelude {
-    pub use ferroflow_tensor_core::{
-        random, DType, Padding, Shape, Tensor, TensorSpec, Trackable, Variable,
-    };
+    pub use ferroflow_tensor_core::{random, DType, Padding, Shape, Tensor, TensorSpec, Trackable, Variable};
 }

@@ -26,11 +26,7 @@ enum Mode {
 
 /// The vector-Jacobian products of `f` at `inputs` with upstreams `ups`, one per input
 /// (zeros where unconnected). Works eagerly and while tracing.
-fn vjp(
-    f: &support::oracle::OpFn,
-    inputs: &[Tensor],
-    ups: &[Tensor],
-) -> ferroflow::Result<Vec<Tensor>> {
+fn vjp(f: &support::oracle::OpFn, inputs: &[Tensor], ups: &[Tensor]) -> ferroflow::Result<Vec<Tensor>> {
     let tape = GradientTape::new();
     for x in inputs {
         tape.watch(x);
@@ -40,12 +36,7 @@ fn vjp(
     // One output: its upstream is the output gradient. Several: the target is
     // sum_k sum(out_k * up_k), whose gradient is the same vector-Jacobian product.
     let grads = if outs.len() == 1 {
-        tape.gradient_with(
-            &outs[0],
-            &sources,
-            Some(&ups[0]),
-            UnconnectedGradients::Zero,
-        )?
+        tape.gradient_with(&outs[0], &sources, Some(&ups[0]), UnconnectedGradients::Zero)?
     } else {
         let mut total: Option<Tensor> = None;
         for (o, u) in outs.iter().zip(ups) {
@@ -88,11 +79,7 @@ fn run_case(case: &Case, mode: Mode) -> Result<(), String> {
         Mode::Forward => {
             let outs = f(&case.inputs).map_err(|e| e.to_string())?;
             if outs.len() != case.outputs.len() {
-                return Err(format!(
-                    "{} outputs, want {}",
-                    outs.len(),
-                    case.outputs.len()
-                ));
+                return Err(format!("{} outputs, want {}", outs.len(), case.outputs.len()));
             }
             outs.iter()
                 .zip(&case.outputs)
@@ -112,11 +99,7 @@ fn run_case(case: &Case, mode: Mode) -> Result<(), String> {
                 return Err("the function did not trace".into());
             }
             if outs.len() != case.outputs.len() {
-                return Err(format!(
-                    "{} outputs, want {}",
-                    outs.len(),
-                    case.outputs.len()
-                ));
+                return Err(format!("{} outputs, want {}", outs.len(), case.outputs.len()));
             }
             outs.iter()
                 .zip(&case.outputs)
@@ -180,7 +163,5 @@ fn oracle_traced_forward() {
 
 #[test]
 fn oracle_traced_gradient() {
-    run_mode("traced gradient", Mode::TracedGradient, |c| {
-        c.grads.is_some()
-    });
+    run_mode("traced gradient", Mode::TracedGradient, |c| c.grads.is_some());
 }

@@ -11,12 +11,8 @@ use serde_json::Value;
 use support::oracle::{compare, tensor_from_json};
 
 fn model_cases() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/oracle/models.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("read models.json"))
-        .expect("parse models.json")
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/oracle/models.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read models.json")).expect("parse models.json")
 }
 
 #[test]
@@ -36,17 +32,13 @@ fn seed_sequential_output_and_gradients_match_tensorflow() {
         };
         let w1 = Variable::new(
             "dense_1/w",
-            tensor_from_json(&case["weights"]["dense_1/w"])
-                .cast(dtype)
-                .unwrap(),
+            tensor_from_json(&case["weights"]["dense_1/w"]).cast(dtype).unwrap(),
             true,
         )
         .unwrap();
         let w2 = Variable::new(
             "dense_2/w",
-            tensor_from_json(&case["weights"]["dense_2/w"])
-                .cast(dtype)
-                .unwrap(),
+            tensor_from_json(&case["weights"]["dense_2/w"]).cast(dtype).unwrap(),
             true,
         )
         .unwrap();
@@ -64,12 +56,8 @@ fn seed_sequential_output_and_gradients_match_tensorflow() {
         compare(&y, &tensor_from_json(&case["output"]), out_tol).unwrap();
         let g = tape.gradient_vars(&y, &[&w1, &w2]).unwrap();
         for (got, name) in g.iter().zip(["dense_1/w", "dense_2/w"]) {
-            compare(
-                got.as_ref().unwrap(),
-                &tensor_from_json(&case["grads"][name]),
-                grad_tol,
-            )
-            .unwrap_or_else(|e| panic!("{} {name}: {e}", case["name"]));
+            compare(got.as_ref().unwrap(), &tensor_from_json(&case["grads"][name]), grad_tol)
+                .unwrap_or_else(|e| panic!("{} {name}: {e}", case["name"]));
         }
     }
 }

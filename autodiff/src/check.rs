@@ -62,12 +62,7 @@ where
             let mut seed = vec![0.0f64; ny];
             seed[j] = 1.0;
             let seed = Tensor::from_vec(seed, y.dims())?;
-            let g = tape.gradient_with(
-                &y,
-                &[Source::Tensor(x)],
-                Some(&seed),
-                UnconnectedGradients::Zero,
-            )?;
+            let g = tape.gradient_with(&y, &[Source::Tensor(x)], Some(&seed), UnconnectedGradients::Zero)?;
             if let Some(g) = g.into_iter().next().flatten() {
                 jt[j * nx..(j + 1) * nx].copy_from_slice(&g.to_vec::<f64>()?);
             }
@@ -92,8 +87,5 @@ where
         theoretical.push(jt);
         numerical.push(jn);
     }
-    Ok(GradientCheck {
-        theoretical,
-        numerical,
-    })
+    Ok(GradientCheck { theoretical, numerical })
 }

@@ -2,8 +2,7 @@
 
 use crate::grads;
 use ferroflow_tensor_core::{
-    push_observer, Error, Observer, ObserverGuard, Op, PauseObservers, Result, Tensor, TensorId,
-    Variable,
+    push_observer, Error, Observer, ObserverGuard, Op, PauseObservers, Result, Tensor, TensorId, Variable,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -42,8 +41,7 @@ impl Observer for TapeState {
         }
         let mut rec = self.record.borrow_mut();
         if let Op::ReadVariable(v) = op {
-            let watched =
-                (v.trainable() && self.watch_accessed_variables) || rec.watched_vars.contains(v);
+            let watched = (v.trainable() && self.watch_accessed_variables) || rec.watched_vars.contains(v);
             if watched {
                 if let Some(out) = outputs.first() {
                     rec.live.insert(out.id());
@@ -173,11 +171,7 @@ impl GradientTape {
     /// Watches a variable: its reads are recorded even if it is not trainable or automatic
     /// watching is off.
     pub fn watch_variable(&self, v: &Variable) {
-        self.state
-            .record
-            .borrow_mut()
-            .watched_vars
-            .insert(v.clone());
+        self.state.record.borrow_mut().watched_vars.insert(v.clone());
     }
 
     /// The variables whose reads were recorded, in order of first read
@@ -221,11 +215,7 @@ impl GradientTape {
     }
 
     /// `d target / d variable` for each variable (`None` where unconnected).
-    pub fn gradient_vars(
-        &self,
-        target: &Tensor,
-        vars: &[&Variable],
-    ) -> Result<Vec<Option<Tensor>>> {
+    pub fn gradient_vars(&self, target: &Tensor, vars: &[&Variable]) -> Result<Vec<Option<Tensor>>> {
         let s: Vec<Source> = vars.iter().map(|v| Source::Variable(v)).collect();
         self.gradient_with(target, &s, None, UnconnectedGradients::None)
     }
@@ -278,21 +268,12 @@ impl GradientTape {
         let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
         grads.insert(target.id(), seed);
         for entry in rec.entries.iter().rev() {
-            let upstream: Vec<Option<Tensor>> = entry
-                .outputs
-                .iter()
-                .map(|o| grads.get(&o.id()).cloned())
-                .collect();
+            let upstream: Vec<Option<Tensor>> = entry.outputs.iter().map(|o| grads.get(&o.id()).cloned()).collect();
             if upstream.iter().all(Option::is_none) {
                 continue;
             }
-            let needed: Vec<bool> = entry
-                .inputs
-                .iter()
-                .map(|x| rec.live.contains(&x.id()))
-                .collect();
-            let in_grads =
-                grads::gradient(&entry.op, &entry.inputs, &entry.outputs, &upstream, &needed)?;
+            let needed: Vec<bool> = entry.inputs.iter().map(|x| rec.live.contains(&x.id())).collect();
+            let in_grads = grads::gradient(&entry.op, &entry.inputs, &entry.outputs, &upstream, &needed)?;
             for (x, g) in entry.inputs.iter().zip(in_grads) {
                 let Some(g) = g else { continue };
                 if !rec.live.contains(&x.id()) {
@@ -311,12 +292,8 @@ impl GradientTape {
                 let g = match s {
                     Source::Tensor(t) => grads.get(&t.id()).cloned(),
                     Source::Variable(v) => {
-                        let mut reads: Vec<&TensorId> = rec
-                            .reads
-                            .iter()
-                            .filter(|(_, rv)| *rv == *v)
-                            .map(|(id, _)| id)
-                            .collect();
+                        let mut reads: Vec<&TensorId> =
+                            rec.reads.iter().filter(|(_, rv)| *rv == *v).map(|(id, _)| id).collect();
                         reads.sort();
                         let mut acc: Option<Tensor> = None;
                         for id in reads {
@@ -466,18 +443,10 @@ mod tests {
         let tape = GradientTape::persistent();
         tape.watch(&x);
         let y = x.square().unwrap();
-        assert_eq!(
-            v(&tape.gradient(&y, &[&x]).unwrap()[0]),
-            vec![2.0, 4.0, 6.0]
-        );
+        assert_eq!(v(&tape.gradient(&y, &[&x]).unwrap()[0]), vec![2.0, 4.0, 6.0]);
         let up = Tensor::new([1.0f64, 0.0, -1.0]);
         let g = tape
-            .gradient_with(
-                &y,
-                &[Source::Tensor(&x)],
-                Some(&up),
-                UnconnectedGradients::None,
-            )
+            .gradient_with(&y, &[Source::Tensor(&x)], Some(&up), UnconnectedGradients::None)
             .unwrap();
         assert_eq!(v(&g[0]), vec![2.0, 0.0, -6.0]);
         assert!(tape
@@ -525,20 +494,10 @@ mod tests {
         let x = Tensor::new([1.0f64, 2.0]);
         let tape = GradientTape::persistent();
         tape.watch(&x);
-        let y = Tensor::stack(
-            &[
-                &x.square().unwrap(),
-                &x.mul(&Tensor::scalar(3.0f64)).unwrap(),
-            ],
-            0,
-        )
-        .unwrap();
+        let y = Tensor::stack(&[&x.square().unwrap(), &x.mul(&Tensor::scalar(3.0f64)).unwrap()], 0).unwrap();
         let j = tape.jacobian(&y, &x).unwrap();
         assert_eq!(j.dims(), &[2, 2, 2]);
-        assert_eq!(
-            j.to_vec::<f64>().unwrap(),
-            vec![2.0, 0.0, 0.0, 4.0, 3.0, 0.0, 0.0, 3.0]
-        );
+        assert_eq!(j.to_vec::<f64>().unwrap(), vec![2.0, 0.0, 0.0, 4.0, 3.0, 0.0, 0.0, 3.0]);
         assert!(GradientTape::new().jacobian(&y, &x).is_err());
     }
 }

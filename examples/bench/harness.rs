@@ -33,15 +33,7 @@ pub fn time_calls(mut f: impl FnMut(), target_s: f64) -> (Vec<f64>, usize) {
 /// Prints one result line: `{"workload", "framework", "case", "unit", "median", "min", "max",
 /// "runs", "inner", "values"}`.
 pub fn emit(workload: &str, framework: &str, case: &str, unit: &str, values: &[f64], inner: usize) {
-    emit_with(
-        workload,
-        framework,
-        case,
-        unit,
-        values,
-        inner,
-        serde_json::Map::new(),
-    );
+    emit_with(workload, framework, case, unit, values, inner, serde_json::Map::new());
 }
 
 /// Median of a sample.

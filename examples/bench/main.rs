@@ -11,10 +11,7 @@ mod workloads;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).map(|a| a.to_uppercase()).collect();
     let known = workloads::all();
-    let unknown: Vec<&String> = args
-        .iter()
-        .filter(|a| !known.iter().any(|(id, _)| id == a))
-        .collect();
+    let unknown: Vec<&String> = args.iter().filter(|a| !known.iter().any(|(id, _)| id == a)).collect();
     if !unknown.is_empty() {
         let ids: Vec<&str> = known.iter().map(|(id, _)| *id).collect();
         eprintln!("unknown workload(s) {unknown:?}; known: {ids:?}");

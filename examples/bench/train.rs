@@ -29,13 +29,7 @@ pub fn w4_setup() -> ferroflow::Result<TrainSetup> {
     let shapes = [(784usize, 256usize), (256, 256), (256, 10)];
     let mut params = Vec::new();
     for (i, &(fan_in, out)) in shapes.iter().enumerate() {
-        let w = random::normal(
-            &[fan_in, out],
-            0.0,
-            (2.0 / fan_in as f64).sqrt(),
-            DType::F32,
-            None,
-        )?;
+        let w = random::normal(&[fan_in, out], 0.0, (2.0 / fan_in as f64).sqrt(), DType::F32, None)?;
         params.push(Variable::new(format!("dense_{}/w", i + 1), w, true)?);
         params.push(Variable::new(
             format!("dense_{}/b", i + 1),
@@ -70,16 +64,8 @@ fn w4_loss(p: &[Variable], x: &Tensor, y: &Tensor) -> ferroflow::Result<Tensor> 
 pub fn w5_setup() -> ferroflow::Result<TrainSetup> {
     random::set_seed(0);
     let params = vec![
-        Variable::new(
-            "dense_1/w",
-            random::normal(&[3, 3], 0.0, 1.0, DType::F32, None)?,
-            true,
-        )?,
-        Variable::new(
-            "dense_2/w",
-            random::normal(&[3, 1], 0.0, 1.0, DType::F32, None)?,
-            true,
-        )?,
+        Variable::new("dense_1/w", random::normal(&[3, 3], 0.0, 1.0, DType::F32, None)?, true)?,
+        Variable::new("dense_2/w", random::normal(&[3, 1], 0.0, 1.0, DType::F32, None)?, true)?,
     ];
     let x = random::normal(&[32, 3], 0.0, 1.0, DType::F32, Some(13))?;
     let y = random::uniform(&[32, 1], 0.0, 1.0, DType::F32, Some(14))?;
@@ -94,10 +80,7 @@ pub fn w5_setup() -> ferroflow::Result<TrainSetup> {
 
 /// The seed model's output.
 pub fn w5_forward(p: &[Variable], x: &Tensor) -> ferroflow::Result<Tensor> {
-    x.matmul(&p[0].read()?)?
-        .sigmoid()?
-        .matmul(&p[1].read()?)?
-        .sigmoid()
+    x.matmul(&p[0].read()?)?.sigmoid()?.matmul(&p[1].read()?)?.sigmoid()
 }
 
 fn w5_loss(p: &[Variable], x: &Tensor, y: &Tensor) -> ferroflow::Result<Tensor> {

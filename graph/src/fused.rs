@@ -57,23 +57,31 @@ impl FusedElementwise {
         match self.dtype {
             DType::F32 => self.run_typed::<f32>(inputs).map(Data::F32),
             DType::F64 => self.run_typed::<f64>(inputs).map(Data::F64),
-            d => Err(Error::dtypes(
-                "fused_elementwise",
-                &[d],
-                "fusion runs on floats only",
-            )),
+            d => Err(Error::dtypes("fused_elementwise", &[d], "fusion runs on floats only")),
         }
     }
 
+    /// Output dimensions for these inputs: those of the largest input of the traced rank
+    /// (full-size inputs all share the output's shape; under a relaxed signature it can differ
+    /// from the traced one), else the traced dimensions.
+    fn out_dims(&self, inputs: &[&Data]) -> Vec<usize> {
+        inputs
+            .iter()
+            .filter(|d| d.dims().len() == self.dims.len())
+            .max_by_key(|d| d.len())
+            .map(|d| d.dims().to_vec())
+            .unwrap_or_else(|| self.dims.clone())
+    }
+
     fn run_typed<T: FloatElement>(&self, inputs: &[&Data]) -> Result<Array<T>> {
-        let n: usize = self.dims.iter().product();
+        let dims = self.out_dims(inputs);
+        let n: usize = dims.iter().product();
         let mut owned = Vec::new();
         let arrays: Vec<&Array<T>> = inputs
             .iter()
             .map(|d| {
-                d.array::<T>().ok_or_else(|| {
-                    Error::dtypes("fused_elementwise", &[d.dtype()], "input dtype differs")
-                })
+                d.array::<T>()
+                    .ok_or_else(|| Error::dtypes("fused_elementwise", &[d.dtype()], "input dtype differs"))
             })
             .collect::<Result<_>>()?;
         // Inputs as slices; a non-contiguous one is copied once (rare: fusion inputs are
@@ -123,16 +131,14 @@ impl FusedElementwise {
             }
         };
         if n >= PAR_THRESHOLD {
-            out.par_chunks_mut(FUSED_CHUNK)
-                .enumerate()
-                .for_each_init(scratch, body);
+            out.par_chunks_mut(FUSED_CHUNK).enumerate().for_each_init(scratch, body);
         } else {
             let mut temps = scratch();
             out.chunks_mut(FUSED_CHUNK)
                 .enumerate()
                 .for_each(|c| body(&mut temps, c));
         }
-        Ok(ArrayD::from_shape_vec(IxDyn(&self.dims), out)
+        Ok(ArrayD::from_shape_vec(IxDyn(&dims), out)
             .expect("fused output size")
             .into_shared())
     }
@@ -149,13 +155,7 @@ enum Src<'a, T> {
 }
 
 /// Runs one instruction over one chunk (`start` is the chunk's offset in the full inputs).
-fn exec_instr<T: FloatElement>(
-    ins: &Instr,
-    srcs: &[Src<T>],
-    temps: &[Vec<T>],
-    start: usize,
-    dst: &mut [T],
-) {
+fn exec_instr<T: FloatElement>(ins: &Instr, srcs: &[Src<T>], temps: &[Vec<T>], start: usize, dst: &mut [T]) {
     let len = dst.len();
     let get = |o: Operand| -> Src<T> {
         match o {
@@ -188,8 +188,8 @@ pub(crate) fn unary_slice<T: FloatElement>(u: UnaryOp, src: &[T], dst: &mut [T])
         };
     }
     fixed!(
-        Neg, Abs, Exp, Log, Log1p, Sqrt, Rsqrt, Square, Reciprocal, Sin, Cos, Tanh, Sigmoid, Erf,
-        Softplus, Softsign, Relu, Relu6, Elu, Selu, Sign, Floor, Ceil, Round
+        Neg, Abs, Exp, Log, Log1p, Sqrt, Rsqrt, Square, Reciprocal, Sin, Cos, Tanh, Sigmoid, Erf, Softplus, Softsign,
+        Relu, Relu6, Elu, Selu, Sign, Floor, Ceil, Round
     )
 }
 
@@ -224,12 +224,7 @@ fn binary_slice<T: FloatElement>(b: BinaryOp, x: Src<T>, y: Src<T>, dst: &mut [T
 
 /// `s[i] = b(s[i], o[i])` (or `b(o[i], s[i])` when `s_is_lhs` is false), `o` full-size or
 /// a single element, op fixed outside the loop.
-pub(crate) fn binary_in_place_slice<T: FloatElement>(
-    b: BinaryOp,
-    s: &mut [T],
-    o: &[T],
-    s_is_lhs: bool,
-) {
+pub(crate) fn binary_in_place_slice<T: FloatElement>(b: BinaryOp, s: &mut [T], o: &[T], s_is_lhs: bool) {
     use BinaryOp::*;
     macro_rules! fixed {
         ($($v:ident),*) => {

@@ -279,16 +279,13 @@ pub fn tf_op_type(op: &Op) -> &'static str {
         Op::Pool2DGrad { max: false, .. } => "AvgPoolGrad",
         Op::ReadVariable(_) => "ReadVariableOp",
         Op::Assign {
-            mode: AssignMode::Set,
-            ..
+            mode: AssignMode::Set, ..
         } => "AssignVariableOp",
         Op::Assign {
-            mode: AssignMode::Add,
-            ..
+            mode: AssignMode::Add, ..
         } => "AssignAddVariableOp",
         Op::Assign {
-            mode: AssignMode::Sub,
-            ..
+            mode: AssignMode::Sub, ..
         } => "AssignSubVariableOp",
         Op::Custom(c) => c.name(),
     }

@@ -38,8 +38,6 @@ pub mod passes;
 mod trace;
 
 pub use ferroflow_tensor_core::Tensor;
-pub use function::{
-    function, op_count, operations, ConcreteFunction, Function, InputSpec, Operation, StaticArg,
-};
+pub use function::{function, op_count, operations, ConcreteFunction, Function, InputSpec, Operation, StaticArg};
 pub use ir::{Graph, Node, NodeKind, ValueRef};
 pub use passes::PassConfig;

@@ -34,13 +34,7 @@ impl GraphTracer {
         }
     }
 
-    fn push(
-        &self,
-        name: &str,
-        kind: NodeKind,
-        inputs: Vec<ValueRef>,
-        outputs: Vec<TensorSpec>,
-    ) -> usize {
+    fn push(&self, name: &str, kind: NodeKind, inputs: Vec<ValueRef>, outputs: Vec<TensorSpec>) -> usize {
         let mut g = self.graph.borrow_mut();
         let name = g.unique_name(name);
         g.nodes.push(Node {
@@ -53,23 +47,12 @@ impl GraphTracer {
     }
 
     fn symbolic(&self, spec: TensorSpec, value: ValueRef) -> Tensor {
-        Tensor::symbolic(
-            spec,
-            Arc::new(NodeHandle {
-                graph: self.id,
-                value,
-            }),
-        )
+        Tensor::symbolic(spec, Arc::new(NodeHandle { graph: self.id, value }))
     }
 
     /// A placeholder for argument `index` (named like the parameter, `x`, `x_1`, ...).
     pub fn placeholder(&self, index: usize, name: &str, spec: TensorSpec) -> Tensor {
-        let node = self.push(
-            name,
-            NodeKind::Placeholder { index },
-            Vec::new(),
-            vec![spec.clone()],
-        );
+        let node = self.push(name, NodeKind::Placeholder { index }, Vec::new(), vec![spec.clone()]);
         self.symbolic(spec, ValueRef { node, output: 0 })
     }
 
@@ -80,7 +63,9 @@ impl GraphTracer {
                 Some(h) if h.graph == self.id => Ok(h.value),
                 _ => Err(Error::Symbolic {
                     op: "function",
-                    msg: "a symbolic tensor from another traced function was used; return it from that function instead".into(),
+                    msg:
+                        "a symbolic tensor from another traced function was used; return it from that function instead"
+                            .into(),
                 }),
             };
         }
@@ -111,16 +96,8 @@ impl GraphTracer {
 
 impl Tracer for GraphTracer {
     fn record(&self, op: &Op, inputs: &[&Tensor], outputs: Vec<TensorSpec>) -> Result<Vec<Tensor>> {
-        let ins = inputs
-            .iter()
-            .map(|t| self.value_of(t))
-            .collect::<Result<Vec<_>>>()?;
-        let node = self.push(
-            tf_op_type(op),
-            NodeKind::Op(op.clone()),
-            ins,
-            outputs.clone(),
-        );
+        let ins = inputs.iter().map(|t| self.value_of(t)).collect::<Result<Vec<_>>>()?;
+        let node = self.push(tf_op_type(op), NodeKind::Op(op.clone()), ins, outputs.clone());
         Ok(outputs
             .into_iter()
             .enumerate()

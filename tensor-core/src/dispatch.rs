@@ -65,16 +65,8 @@ impl Drop for ObserverGuard {
         OBSERVERS.with(|o| {
             let mut o = o.borrow_mut();
             if let Some(list) = o.as_ref() {
-                let rest: Vec<_> = list
-                    .iter()
-                    .filter(|(id, _)| *id != self.id)
-                    .cloned()
-                    .collect();
-                *o = if rest.is_empty() {
-                    None
-                } else {
-                    Some(Rc::new(rest))
-                };
+                let rest: Vec<_> = list.iter().filter(|(id, _)| *id != self.id).cloned().collect();
+                *o = if rest.is_empty() { None } else { Some(Rc::new(rest)) };
             }
         });
     }
@@ -147,28 +139,24 @@ pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
     // Shape inference validates every input, eager or traced, so kernels never see bad input.
     let specs: Vec<TensorSpec> = inputs.iter().map(|t| t.spec()).collect();
     let out_specs = op.infer(&specs)?;
-    let outputs =
-        match tracer {
-            Some(tracer) => tracer.record(&op, inputs, out_specs)?,
-            None => {
-                let mut datas: Vec<&Data> = Vec::with_capacity(inputs.len());
-                for t in inputs {
-                    match t.data() {
-                        Ok(d) => datas.push(d),
-                        Err(_) => return Err(Error::Symbolic {
+    let outputs = match tracer {
+        Some(tracer) => tracer.record(&op, inputs, out_specs)?,
+        None => {
+            let mut datas: Vec<&Data> = Vec::with_capacity(inputs.len());
+            for t in inputs {
+                match t.data() {
+                    Ok(d) => datas.push(d),
+                    Err(_) => {
+                        return Err(Error::Symbolic {
                             op: op.name(),
-                            msg:
-                                "a symbolic tensor was used outside of the function that traced it"
-                                    .into(),
-                        }),
+                            msg: "a symbolic tensor was used outside of the function that traced it".into(),
+                        })
                     }
                 }
-                op.compute(&datas)?
-                    .into_iter()
-                    .map(Tensor::from_data)
-                    .collect()
             }
-        };
+            op.compute(&datas)?.into_iter().map(Tensor::from_data).collect()
+        }
+    };
     notify(&op, inputs, &outputs);
     Ok(outputs)
 }
@@ -176,13 +164,10 @@ pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
 /// [`dispatch`] for single-output ops.
 pub fn dispatch1(op: Op, inputs: &[&Tensor]) -> Result<Tensor> {
     let name = op.name();
-    dispatch(op, inputs)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::Other {
-            op: name,
-            msg: "op produced no output".into(),
-        })
+    dispatch(op, inputs)?.into_iter().next().ok_or_else(|| Error::Other {
+        op: name,
+        msg: "op produced no output".into(),
+    })
 }
 
 fn notify(op: &Op, inputs: &[&Tensor], outputs: &[Tensor]) {
@@ -260,12 +245,7 @@ mod tests {
 
     struct FakeTracer;
     impl Tracer for FakeTracer {
-        fn record(
-            &self,
-            _op: &Op,
-            _inputs: &[&Tensor],
-            outputs: Vec<TensorSpec>,
-        ) -> Result<Vec<Tensor>> {
+        fn record(&self, _op: &Op, _inputs: &[&Tensor], outputs: Vec<TensorSpec>) -> Result<Vec<Tensor>> {
             Ok(outputs
                 .into_iter()
                 .map(|s| Tensor::symbolic(s, std::sync::Arc::new(())))

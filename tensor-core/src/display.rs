@@ -24,10 +24,7 @@ fn format_cells(d: &Data, wanted: &[usize]) -> Vec<String> {
             .into_iter()
             .map(|v| format_float(v as f64, Some(v)))
             .collect(),
-        Data::F64(a) => pick(a, wanted)
-            .into_iter()
-            .map(|v| format_float(v, None))
-            .collect(),
+        Data::F64(a) => pick(a, wanted).into_iter().map(|v| format_float(v, None)).collect(),
         Data::I32(a) => pick(a, wanted).into_iter().map(|v| v.to_string()).collect(),
         Data::I64(a) => pick(a, wanted).into_iter().map(|v| v.to_string()).collect(),
         Data::Bool(a) => pick(a, wanted)
@@ -77,25 +74,13 @@ fn shown(n: usize, summarise: bool) -> Vec<Option<usize>> {
 }
 
 /// Flat indices of the shown elements, in printing order.
-fn shown_indices(
-    dims: &[usize],
-    strides: &[usize],
-    base: usize,
-    summarise: bool,
-    out: &mut Vec<usize>,
-) {
+fn shown_indices(dims: &[usize], strides: &[usize], base: usize, summarise: bool, out: &mut Vec<usize>) {
     if dims.is_empty() {
         out.push(base);
         return;
     }
     for i in shown(dims[0], summarise).into_iter().flatten() {
-        shown_indices(
-            &dims[1..],
-            &strides[1..],
-            base + i * strides[0],
-            summarise,
-            out,
-        );
+        shown_indices(&dims[1..], &strides[1..], base + i * strides[0], summarise, out);
     }
 }
 
@@ -208,10 +193,7 @@ mod tests {
             Tensor::new([[1.0f32, 2.0], [3.0, 4.5]]).to_string(),
             "ff.Tensor(\n[[1.  2. ]\n [3.  4.5]], shape=(2, 2), dtype=float32)"
         );
-        assert_eq!(
-            Tensor::scalar(3i32).to_string(),
-            "ff.Tensor(3, shape=(), dtype=int32)"
-        );
+        assert_eq!(Tensor::scalar(3i32).to_string(), "ff.Tensor(3, shape=(), dtype=int32)");
         assert_eq!(
             Tensor::new([true, false]).to_string(),
             "ff.Tensor([ True False], shape=(2,), dtype=bool)"

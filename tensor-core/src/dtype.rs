@@ -80,16 +80,7 @@ mod sealed {
 /// A Rust scalar type that a tensor can hold. Implemented for `f32`, `f64`, `i32`, `i64` and
 /// `bool` only.
 pub trait Element:
-    sealed::Sealed
-    + crate::data::DataVariant
-    + Copy
-    + Send
-    + Sync
-    + PartialEq
-    + PartialOrd
-    + Default
-    + fmt::Debug
-    + 'static
+    sealed::Sealed + crate::data::DataVariant + Copy + Send + Sync + PartialEq + PartialOrd + Default + fmt::Debug + 'static
 {
     /// The dtype tag of this type.
     const DTYPE: DType;
@@ -143,9 +134,7 @@ impl Element for bool {
 }
 
 /// The float element types (`f32`, `f64`) with the math the kernels need.
-pub trait FloatElement:
-    Element + num_traits::Float + num_traits::FloatConst + std::iter::Sum
-{
+pub trait FloatElement: Element + num_traits::Float + num_traits::FloatConst + std::iter::Sum {
     /// The error function.
     fn erf(self) -> Self;
     /// The complementary error function `1 - erf(x)`, accurate in the tails.

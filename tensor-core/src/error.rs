@@ -70,10 +70,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Shorthand for [`Error::InvalidArgument`].
     pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
-        Error::InvalidArgument {
-            op,
-            msg: msg.into(),
-        }
+        Error::InvalidArgument { op, msg: msg.into() }
     }
 
     /// Shorthand for [`Error::ShapeMismatch`].

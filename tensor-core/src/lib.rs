@@ -45,15 +45,13 @@ mod variable;
 
 pub use data::Data;
 pub use dispatch::{
-    dispatch, dispatch1, has_observers, is_tracing, push_observer, push_tracer, Observer,
-    ObserverGuard, PauseObservers, Tracer, TracerGuard,
+    dispatch, dispatch1, has_observers, is_tracing, push_observer, push_tracer, Observer, ObserverGuard,
+    PauseObservers, Tracer, TracerGuard,
 };
 pub use display::numpy_text;
 pub use dtype::{DType, Element, FloatElement, IntElement};
 pub use error::{Error, Result};
-pub use op::{
-    AssignMode, BinaryOp, CompareOp, CustomOp, LogicalOp, Op, Padding, ReduceKind, UnaryOp,
-};
+pub use op::{AssignMode, BinaryOp, CompareOp, CustomOp, LogicalOp, Op, Padding, ReduceKind, UnaryOp};
 pub use ops::linalg::TensordotAxes;
 pub use shape::{broadcast_shapes, normalize_axes, normalize_axis, Shape};
 pub use tensor::{Literal, Symbolic, Tensor, TensorId, TensorSpec, Value};

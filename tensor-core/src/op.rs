@@ -347,19 +347,13 @@ impl Op {
                 one(TensorSpec::new(*dtype, x[0].shape.clone()))
             }
             Op::StopGradient | Op::Identity => one(arity(name, inputs, 1)?[0].clone()),
-            Op::Reduce {
-                kind,
-                axes,
-                keepdims,
-            } => one(reduce::infer_reduce(
+            Op::Reduce { kind, axes, keepdims } => one(reduce::infer_reduce(
                 *kind,
                 axes.as_deref(),
                 *keepdims,
                 arity(name, inputs, 1)?,
             )?),
-            Op::ArgReduce { axis, .. } => {
-                one(reduce::infer_arg(name, *axis, arity(name, inputs, 1)?)?)
-            }
+            Op::ArgReduce { axis, .. } => one(reduce::infer_arg(name, *axis, arity(name, inputs, 1)?)?),
             Op::Scan { axis, .. } => one(reduce::infer_cumsum(*axis, arity(name, inputs, 1)?)?),
             Op::MatMul {
                 transpose_a,
@@ -369,25 +363,13 @@ impl Op {
                 *transpose_b,
                 arity(name, inputs, 2)?,
             )?),
-            Op::Transpose { perm } => {
-                one(shape_ops::infer_transpose(perm, arity(name, inputs, 1)?)?)
-            }
+            Op::Transpose { perm } => one(shape_ops::infer_transpose(perm, arity(name, inputs, 1)?)?),
             Op::Reshape { shape } => one(shape_ops::infer_reshape(shape, arity(name, inputs, 1)?)?),
-            Op::ExpandDims { axis } => one(shape_ops::infer_expand_dims(
-                *axis,
-                arity(name, inputs, 1)?,
-            )?),
-            Op::Squeeze { axes } => one(shape_ops::infer_squeeze(
-                axes.as_deref(),
-                arity(name, inputs, 1)?,
-            )?),
+            Op::ExpandDims { axis } => one(shape_ops::infer_expand_dims(*axis, arity(name, inputs, 1)?)?),
+            Op::Squeeze { axes } => one(shape_ops::infer_squeeze(axes.as_deref(), arity(name, inputs, 1)?)?),
             Op::Concat { axis } => one(shape_ops::infer_concat(*axis, inputs)?),
             Op::Stack { axis } => one(shape_ops::infer_stack(*axis, inputs)?),
-            Op::StridedSlice {
-                begin,
-                end,
-                strides,
-            } => {
+            Op::StridedSlice { begin, end, strides } => {
                 let x = arity(name, inputs, 1)?;
                 let plan = shape_ops::plan_strided_slice(begin, end, strides, x[0].shape.dims())?;
                 one(TensorSpec::new(x[0].dtype, plan.out_dims()))
@@ -404,24 +386,14 @@ impl Op {
                 strides,
                 arity(name, inputs, 1)?,
             )?),
-            Op::UnsortedSegmentSum { num_segments } => one(shape_ops::infer_segment_sum(
-                *num_segments,
-                arity(name, inputs, 2)?,
-            )?),
-            Op::Tile { multiples } => {
-                one(shape_ops::infer_tile(multiples, arity(name, inputs, 1)?)?)
+            Op::UnsortedSegmentSum { num_segments } => {
+                one(shape_ops::infer_segment_sum(*num_segments, arity(name, inputs, 2)?)?)
             }
-            Op::BroadcastTo { shape } => one(shape_ops::infer_broadcast_to(
-                shape,
-                arity(name, inputs, 1)?,
-            )?),
-            Op::Pad { paddings, .. } => {
-                one(shape_ops::infer_pad(paddings, arity(name, inputs, 1)?)?)
-            }
+            Op::Tile { multiples } => one(shape_ops::infer_tile(multiples, arity(name, inputs, 1)?)?),
+            Op::BroadcastTo { shape } => one(shape_ops::infer_broadcast_to(shape, arity(name, inputs, 1)?)?),
+            Op::Pad { paddings, .. } => one(shape_ops::infer_pad(paddings, arity(name, inputs, 1)?)?),
             Op::Gather { axis } => one(shape_ops::infer_gather(*axis, arity(name, inputs, 2)?)?),
-            Op::OneHot {
-                depth, axis, dtype, ..
-            } => one(shape_ops::infer_one_hot(
+            Op::OneHot { depth, axis, dtype, .. } => one(shape_ops::infer_one_hot(
                 *depth,
                 *axis,
                 *dtype,
@@ -430,9 +402,7 @@ impl Op {
             Op::Softmax { axis } | Op::LogSoftmax { axis } => {
                 one(nn::infer_softmax(name, *axis, arity(name, inputs, 1)?)?)
             }
-            Op::SoftmaxCrossEntropy { axis } => {
-                one(nn::infer_softmax_xent(*axis, arity(name, inputs, 2)?)?)
-            }
+            Op::SoftmaxCrossEntropy { axis } => one(nn::infer_softmax_xent(*axis, arity(name, inputs, 2)?)?),
             Op::SparseSoftmaxCrossEntropy => one(nn::infer_sparse_xent(arity(name, inputs, 2)?)?),
             Op::Conv2D {
                 strides,
@@ -517,45 +487,25 @@ impl Op {
             Op::Select => one(math::select(inputs[0], inputs[1], inputs[2])?),
             Op::Cast { dtype } => one(math::cast(inputs[0], *dtype)),
             Op::StopGradient | Op::Identity => one(inputs[0].clone()),
-            Op::Reduce {
-                kind,
-                axes,
-                keepdims,
-            } => one(reduce::reduce(
-                *kind,
-                axes.as_deref(),
-                *keepdims,
-                inputs[0],
-            )?),
+            Op::Reduce { kind, axes, keepdims } => one(reduce::reduce(*kind, axes.as_deref(), *keepdims, inputs[0])?),
             Op::ArgReduce { max, axis } => one(reduce::arg_reduce(*max, *axis, inputs[0])?),
             Op::Scan {
                 product,
                 axis,
                 exclusive,
                 reverse,
-            } => one(reduce::cumsum(
-                *product, *axis, *exclusive, *reverse, inputs[0],
-            )?),
+            } => one(reduce::cumsum(*product, *axis, *exclusive, *reverse, inputs[0])?),
             Op::MatMul {
                 transpose_a,
                 transpose_b,
-            } => one(linalg::matmul(
-                *transpose_a,
-                *transpose_b,
-                inputs[0],
-                inputs[1],
-            )?),
+            } => one(linalg::matmul(*transpose_a, *transpose_b, inputs[0], inputs[1])?),
             Op::Transpose { perm } => one(shape_ops::transpose(perm, inputs[0])),
             Op::Reshape { shape } => one(shape_ops::reshape(shape, inputs[0])?),
             Op::ExpandDims { axis } => one(shape_ops::expand_dims(*axis, inputs[0])?),
             Op::Squeeze { axes } => one(shape_ops::squeeze(axes.as_deref(), inputs[0])?),
             Op::Concat { axis } => one(shape_ops::concat(*axis, inputs)?),
             Op::Stack { axis } => one(shape_ops::stack(*axis, inputs)?),
-            Op::StridedSlice {
-                begin,
-                end,
-                strides,
-            } => one(shape_ops::strided_slice(begin, end, strides, inputs[0])?),
+            Op::StridedSlice { begin, end, strides } => one(shape_ops::strided_slice(begin, end, strides, inputs[0])?),
             Op::StridedSliceGrad {
                 input_shape,
                 begin,
@@ -592,9 +542,7 @@ impl Op {
                 strides,
                 dilations,
                 padding,
-            } => one(conv::conv2d(
-                *strides, *dilations, *padding, inputs[0], inputs[1],
-            )?),
+            } => one(conv::conv2d(*strides, *dilations, *padding, inputs[0], inputs[1])?),
             Op::Conv2DBackpropInput {
                 input_shape,
                 strides,
@@ -632,9 +580,7 @@ impl Op {
                 ksize,
                 strides,
                 padding,
-            } => one(conv::pool_grad(
-                *max, *ksize, *strides, *padding, inputs[0], inputs[1],
-            )?),
+            } => one(conv::pool_grad(*max, *ksize, *strides, *padding, inputs[0], inputs[1])?),
             Op::ReadVariable(v) => one(v.value_data()),
             Op::Assign { var, mode } => {
                 state::assign(var, *mode, inputs[0])?;

@@ -130,13 +130,7 @@ fn check_shape(op: &'static str, shape: &[usize]) -> Result<usize> {
 
 /// `tf.random.uniform(shape, minval, maxval, dtype, seed)`: floats in `[minval, maxval)`, or
 /// integers in `[minval, maxval)` for int dtypes.
-pub fn uniform(
-    shape: &[usize],
-    minval: f64,
-    maxval: f64,
-    dtype: DType,
-    seed: Option<u64>,
-) -> Result<Tensor> {
+pub fn uniform(shape: &[usize], minval: f64, maxval: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
     let n = check_shape("random_uniform", shape)?;
     if minval.partial_cmp(&maxval) != Some(std::cmp::Ordering::Less) || dtype == DType::Bool {
         return Err(Error::invalid(
@@ -167,20 +161,10 @@ pub fn uniform(
 }
 
 /// `tf.random.normal(shape, mean, stddev, dtype, seed)`.
-pub fn normal(
-    shape: &[usize],
-    mean: f64,
-    stddev: f64,
-    dtype: DType,
-    seed: Option<u64>,
-) -> Result<Tensor> {
+pub fn normal(shape: &[usize], mean: f64, stddev: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
     let n = check_shape("random_normal", shape)?;
     if !dtype.is_float() {
-        return Err(Error::dtypes(
-            "random_normal",
-            &[dtype],
-            "needs a float dtype",
-        ));
+        return Err(Error::dtypes("random_normal", &[dtype], "needs a float dtype"));
     }
     let (g, o, c) = resolve(seed);
     let st = Stream::new(g, o, c);
@@ -192,20 +176,10 @@ pub fn normal(
 
 /// `tf.random.truncated_normal`: normal values, redrawn while more than two standard
 /// deviations from the mean.
-pub fn truncated_normal(
-    shape: &[usize],
-    mean: f64,
-    stddev: f64,
-    dtype: DType,
-    seed: Option<u64>,
-) -> Result<Tensor> {
+pub fn truncated_normal(shape: &[usize], mean: f64, stddev: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
     let n = check_shape("truncated_normal", shape)?;
     if !dtype.is_float() {
-        return Err(Error::dtypes(
-            "truncated_normal",
-            &[dtype],
-            "needs a float dtype",
-        ));
+        return Err(Error::dtypes("truncated_normal", &[dtype], "needs a float dtype"));
     }
     let (g, o, c) = resolve(seed);
     let st = Stream::new(g, o, c);
@@ -256,10 +230,7 @@ mod tests {
             .unwrap();
         assert_eq!(a, a2);
         assert_eq!(b, b3);
-        assert_ne!(
-            b, b2,
-            "a second call with the same seeds continues the sequence"
-        );
+        assert_ne!(b, b2, "a second call with the same seeds continues the sequence");
         assert!(a.iter().all(|&x| (0.0..1.0).contains(&x)));
         let mean = b.iter().sum::<f64>() / b.len() as f64;
         let var = b.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / b.len() as f64;

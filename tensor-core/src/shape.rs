@@ -80,10 +80,7 @@ pub fn normalize_axes(op: &'static str, axes: Option<&[i64]>, rank: usize) -> Re
     for &a in axes {
         let a = normalize_axis(op, a, rank)?;
         if out.contains(&a) {
-            return Err(Error::invalid(
-                op,
-                format!("axis {a} is repeated in {axes:?}"),
-            ));
+            return Err(Error::invalid(op, format!("axis {a} is repeated in {axes:?}")));
         }
         out.push(a);
     }
@@ -180,14 +177,10 @@ mod tests {
             s(&[2, 4, 3])
         );
         assert_eq!(broadcast_shapes("add", &s(&[]), &s(&[5])).unwrap(), s(&[5]));
-        assert_eq!(
-            broadcast_shapes("add", &s(&[0, 1]), &s(&[3])).unwrap(),
-            s(&[0, 3])
-        );
+        assert_eq!(broadcast_shapes("add", &s(&[0, 1]), &s(&[3])).unwrap(), s(&[0, 3]));
         let e = broadcast_shapes("add", &s(&[2, 3]), &s(&[4])).unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("add: incompatible shapes [[2, 3], [4]]"),
+            e.to_string().starts_with("add: incompatible shapes [[2, 3], [4]]"),
             "{e}"
         );
     }
@@ -207,9 +200,6 @@ mod tests {
         assert_eq!(Shape::new(vec![3]).to_string(), "(3,)");
         assert_eq!(Shape::new(vec![1, 1]).to_string(), "(1, 1)");
         assert_eq!(Shape::scalar().to_string(), "()");
-        assert_eq!(
-            Shape::new(vec![2, 3, 4]).contiguous_strides(),
-            vec![12, 4, 1]
-        );
+        assert_eq!(Shape::new(vec![2, 3, 4]).contiguous_strides(), vec![12, 4, 1]);
     }
 }

@@ -111,8 +111,7 @@ impl Tensor {
         L::dims(&mut dims);
         let mut values = Vec::with_capacity(dims.iter().product());
         literal.flatten_into(&mut values);
-        let a = ArrayD::from_shape_vec(IxDyn(&dims), values)
-            .expect("literal dims match its element count");
+        let a = ArrayD::from_shape_vec(IxDyn(&dims), values).expect("literal dims match its element count");
         Tensor::from_data(Data::from_owned(a))
     }
 
@@ -126,8 +125,7 @@ impl Tensor {
                 shape: s,
             });
         }
-        let a = ArrayD::from_shape_vec(IxDyn(shape), values)
-            .map_err(|e| Error::invalid("from_vec", e.to_string()))?;
+        let a = ArrayD::from_shape_vec(IxDyn(shape), values).map_err(|e| Error::invalid("from_vec", e.to_string()))?;
         Ok(Tensor::from_data(Data::from_owned(a)))
     }
 
@@ -197,7 +195,10 @@ impl Tensor {
     /// `[start, start + delta, ...)` up to (excluding) `limit`, like `tf.range`.
     pub fn range(start: f64, limit: f64, delta: f64, dtype: DType) -> Result<Tensor> {
         if delta == 0.0 || !delta.is_finite() || !start.is_finite() || !limit.is_finite() {
-            return Err(Error::invalid("range", format!("delta must be finite and non-zero, got start={start} limit={limit} delta={delta}")));
+            return Err(Error::invalid(
+                "range",
+                format!("delta must be finite and non-zero, got start={start} limit={limit} delta={delta}"),
+            ));
         }
         let n = ((limit - start) / delta).ceil().max(0.0);
         if n > (isize::MAX as f64) / 8.0 {
@@ -211,11 +212,7 @@ impl Tensor {
     /// `num` evenly spaced values from `start` to `stop` inclusive, like `tf.linspace`.
     pub fn linspace(start: f64, stop: f64, num: usize, dtype: DType) -> Result<Tensor> {
         if !dtype.is_float() {
-            return Err(Error::dtypes(
-                "linspace",
-                &[dtype],
-                "linspace needs a float dtype",
-            ));
+            return Err(Error::dtypes("linspace", &[dtype], "linspace needs a float dtype"));
         }
         let v: Vec<f64> = match num {
             0 => Vec::new(),
@@ -223,13 +220,7 @@ impl Tensor {
             _ => {
                 let step = (stop - start) / (num - 1) as f64;
                 (0..num)
-                    .map(|i| {
-                        if i == num - 1 {
-                            stop
-                        } else {
-                            start + i as f64 * step
-                        }
-                    })
+                    .map(|i| if i == num - 1 { stop } else { start + i as f64 * step })
                     .collect()
             }
         };
@@ -451,10 +442,7 @@ mod tests {
                 .unwrap(),
             vec![0.0, 0.25, 0.5, 0.75, 1.0]
         );
-        assert_eq!(
-            Tensor::fill(&[2], 2.7, DType::I32).to_vec::<i32>().unwrap(),
-            vec![2, 2]
-        );
+        assert_eq!(Tensor::fill(&[2], 2.7, DType::I32).to_vec::<i32>().unwrap(), vec![2, 2]);
         let a = ndarray::array![[1.0f64, 2.0], [3.0, 4.0]];
         let t = Tensor::from_ndarray(a);
         assert_eq!(t.to_ndarray::<f64>().unwrap().shape(), &[2, 2]);

@@ -219,11 +219,7 @@ mod tests {
     fn trackable_paths() {
         let a = Variable::new("w", Tensor::scalar(1.0f32), true).unwrap();
         let b = Variable::new("b", Tensor::scalar(2.0f32), true).unwrap();
-        let paths: Vec<String> = [a, b]
-            .variables_by_path()
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
+        let paths: Vec<String> = [a, b].variables_by_path().into_iter().map(|(p, _)| p).collect();
         assert_eq!(paths, vec!["0/w", "1/b"]);
     }
 }

@@ -36,28 +36,15 @@ fn broadcast_triple() -> impl Strategy<Value = (Vec<usize>, Vec<usize>, Vec<usiz
             prop::collection::vec(any::<bool>(), r),
         )
             .prop_map(|(out, da, db, ones_a, ones_b)| {
-                let a: Vec<usize> = (da..out.len())
-                    .map(|i| if ones_a[i] { 1 } else { out[i] })
-                    .collect();
-                let b: Vec<usize> = (db..out.len())
-                    .map(|i| if ones_b[i] { 1 } else { out[i] })
-                    .collect();
+                let a: Vec<usize> = (da..out.len()).map(|i| if ones_a[i] { 1 } else { out[i] }).collect();
+                let b: Vec<usize> = (db..out.len()).map(|i| if ones_b[i] { 1 } else { out[i] }).collect();
                 // The broadcast of a and b may be smaller than `out` where both chose 1.
                 let rank = a.len().max(b.len());
                 let real: Vec<usize> = (0..rank)
                     .map(|k| {
-                        let ga = if k + a.len() >= rank {
-                            a[k + a.len() - rank]
-                        } else {
-                            1
-                        };
-                        let gb = if k + b.len() >= rank {
-                            b[k + b.len() - rank]
-                        } else {
-                            1
-                        };
-                        ga.max(gb)
-                            .min(if ga == 0 || gb == 0 { 0 } else { usize::MAX })
+                        let ga = if k + a.len() >= rank { a[k + a.len() - rank] } else { 1 };
+                        let gb = if k + b.len() >= rank { b[k + b.len() - rank] } else { 1 };
+                        ga.max(gb).min(if ga == 0 || gb == 0 { 0 } else { usize::MAX })
                     })
                     .collect();
                 (real, a, b)

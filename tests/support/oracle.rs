@@ -47,18 +47,9 @@ pub fn tensor_from_json(v: &Value) -> Tensor {
         .collect();
     let data = v["data"].as_array().expect("data");
     let t = match dtype {
-        DType::Bool => Tensor::from_vec(
-            data.iter().map(|x| x.as_bool().expect("bool")).collect(),
-            &shape,
-        ),
-        DType::I32 | DType::I64 => Tensor::from_vec(
-            data.iter().map(|x| x.as_i64().expect("int")).collect(),
-            &shape,
-        ),
-        DType::F32 | DType::F64 => Tensor::from_vec(
-            data.iter().map(|x| x.as_f64().expect("float")).collect(),
-            &shape,
-        ),
+        DType::Bool => Tensor::from_vec(data.iter().map(|x| x.as_bool().expect("bool")).collect(), &shape),
+        DType::I32 | DType::I64 => Tensor::from_vec(data.iter().map(|x| x.as_i64().expect("int")).collect(), &shape),
+        DType::F32 | DType::F64 => Tensor::from_vec(data.iter().map(|x| x.as_f64().expect("float")).collect(), &shape),
     };
     t.expect("consistent tensor")
         .cast(dtype)
@@ -67,10 +58,7 @@ pub fn tensor_from_json(v: &Value) -> Tensor {
 
 /// Loads every case of `ops.json`.
 pub fn load_cases() -> Vec<Case> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/oracle/ops.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/oracle/ops.json");
     let text = std::fs::read_to_string(path).expect("read ops.json");
     let root: Value = serde_json::from_str(&text).expect("parse ops.json");
     root["cases"]
@@ -84,17 +72,10 @@ pub fn load_cases() -> Vec<Case> {
                     .map(|a| a.iter().map(tensor_from_json).collect::<Vec<_>>())
             };
             let outputs = many("outputs").unwrap_or_else(|| vec![tensor_from_json(&c["output"])]);
-            let upstreams =
-                many("upstreams").or_else(|| c.get("upstream").map(|u| vec![tensor_from_json(u)]));
+            let upstreams = many("upstreams").or_else(|| c.get("upstream").map(|u| vec![tensor_from_json(u)]));
             let grads = c.get("grads").and_then(Value::as_array).map(|g| {
                 g.iter()
-                    .map(|x| {
-                        if x.is_null() {
-                            None
-                        } else {
-                            Some(tensor_from_json(x))
-                        }
-                    })
+                    .map(|x| if x.is_null() { None } else { Some(tensor_from_json(x)) })
                     .collect()
             });
             Case {
@@ -131,11 +112,7 @@ fn pair(v: &Value) -> [usize; 2] {
 }
 
 fn opt_ints(v: &Value) -> Vec<Option<i64>> {
-    v.as_array()
-        .expect("list")
-        .iter()
-        .map(Value::as_i64)
-        .collect()
+    v.as_array().expect("list").iter().map(Value::as_i64).collect()
 }
 
 /// Axis attribute that may be an int, a list or null.
@@ -286,15 +263,11 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
         }
         "concat" => {
             let ax = i64_attr("axis");
-            one(Box::new(move |x| {
-                Tensor::concat(&x.iter().collect::<Vec<_>>(), ax)
-            }))
+            one(Box::new(move |x| Tensor::concat(&x.iter().collect::<Vec<_>>(), ax)))
         }
         "stack" => {
             let ax = i64_attr("axis");
-            one(Box::new(move |x| {
-                Tensor::stack(&x.iter().collect::<Vec<_>>(), ax)
-            }))
+            one(Box::new(move |x| Tensor::stack(&x.iter().collect::<Vec<_>>(), ax)))
         }
         "split" => {
             let ax = i64_attr("axis");
@@ -309,11 +282,7 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
             one(Box::new(move |x| x[0].slice(&b, &s)))
         }
         "strided_slice" => {
-            let (b, e, s) = (
-                opt_ints(&a["begin"]),
-                opt_ints(&a["end"]),
-                ints(&a["strides"]),
-            );
+            let (b, e, s) = (opt_ints(&a["begin"]), opt_ints(&a["end"]), ints(&a["strides"]));
             one(Box::new(move |x| x[0].strided_slice(&b, &e, &s)))
         }
         "tile" => {
@@ -325,12 +294,7 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
             one(Box::new(move |x| x[0].broadcast_to(&s)))
         }
         "pad" => {
-            let p: Vec<[usize; 2]> = a["paddings"]
-                .as_array()
-                .expect("paddings")
-                .iter()
-                .map(pair)
-                .collect();
+            let p: Vec<[usize; 2]> = a["paddings"].as_array().expect("paddings").iter().map(pair).collect();
             let c = f64_attr("constant_values");
             one(Box::new(move |x| x[0].pad(&p, c)))
         }
@@ -374,9 +338,7 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
         }
         "softmax_cross_entropy_with_logits" => {
             let ax = i64_attr("axis");
-            one(Box::new(move |x| {
-                x[0].softmax_cross_entropy_with_logits(&x[1], ax)
-            }))
+            one(Box::new(move |x| x[0].softmax_cross_entropy_with_logits(&x[1], ax)))
         }
         "l2_normalize" => {
             let ax = axes(&a["axis"]).expect("axis");

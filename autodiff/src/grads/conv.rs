@@ -8,12 +8,7 @@ fn dims4(t: &Tensor) -> [usize; 4] {
     [d[0], d[1], d[2], d[3]]
 }
 
-pub(super) fn grad(
-    op: &Op,
-    x: &[Tensor],
-    g: &Tensor,
-    needed: &[bool],
-) -> Result<Vec<Option<Tensor>>> {
+pub(super) fn grad(op: &Op, x: &[Tensor], g: &Tensor, needed: &[bool]) -> Result<Vec<Option<Tensor>>> {
     match *op {
         Op::Conv2D {
             strides,

@@ -3,12 +3,7 @@
 use super::unbroadcast;
 use ferroflow_tensor_core::{Op, Result, Tensor};
 
-pub(super) fn grad(
-    op: &Op,
-    x: &[Tensor],
-    g: &Tensor,
-    needed: &[bool],
-) -> Result<Vec<Option<Tensor>>> {
+pub(super) fn grad(op: &Op, x: &[Tensor], g: &Tensor, needed: &[bool]) -> Result<Vec<Option<Tensor>>> {
     let Op::MatMul {
         transpose_a: ta,
         transpose_b: tb,

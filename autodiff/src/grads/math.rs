@@ -45,12 +45,7 @@ fn unary(u: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor
         Tanh => g.mul(&c(1.0).sub(&y.mul(y)?)?)?,
         Sigmoid => g.mul(&y.mul(&c(1.0).sub(y)?)?)?,
         // 2/sqrt(pi) exp(-x^2)
-        Erf => g.mul(
-            &x.square()?
-                .neg()?
-                .exp()?
-                .mul(&c(std::f64::consts::FRAC_2_SQRT_PI))?,
-        )?,
+        Erf => g.mul(&x.square()?.neg()?.exp()?.mul(&c(std::f64::consts::FRAC_2_SQRT_PI))?)?,
         Softplus => g.mul(&x.sigmoid()?)?,
         Softsign => g.div(&c(1.0).add(&x.abs()?)?.square()?)?,
         Relu => g.mul(&x.greater(&c(0.0))?.cast(x.dtype())?)?,
@@ -103,13 +98,7 @@ fn unary(u: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor
     Ok(Some(d))
 }
 
-fn binary(
-    b: BinaryOp,
-    x: &Tensor,
-    y: &Tensor,
-    z: &Tensor,
-    g: &Tensor,
-) -> Result<Vec<Option<Tensor>>> {
+fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, z: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     use BinaryOp::*;
     let (gx, gy) = match b {
         Add => (g.clone(), g.clone()),

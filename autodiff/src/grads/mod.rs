@@ -65,17 +65,14 @@ pub fn gradient(
         | Op::BroadcastTo { .. }
         | Op::Pad { .. }
         | Op::Gather { .. } => shape::grad,
-        Op::Softmax { .. }
-        | Op::LogSoftmax { .. }
-        | Op::SoftmaxCrossEntropy { .. }
-        | Op::SparseSoftmaxCrossEntropy => nn::grad,
+        Op::Softmax { .. } | Op::LogSoftmax { .. } | Op::SoftmaxCrossEntropy { .. } | Op::SparseSoftmaxCrossEntropy => {
+            nn::grad
+        }
         Op::Conv2D { .. }
         | Op::Conv2DBackpropInput { .. }
         | Op::Conv2DBackpropFilter { .. }
         | Op::Pool2D { .. }
-        | Op::Pool2DGrad { .. } => {
-            return filter_float(conv::grad(op, inputs, &g, needed)?, inputs)
-        }
+        | Op::Pool2DGrad { .. } => return filter_float(conv::grad(op, inputs, &g, needed)?, inputs),
         _ => return Ok(vec![None; inputs.len()]),
     };
     filter_float(f(op, inputs, outputs, &g)?, inputs)

@@ -26,10 +26,7 @@ pub(super) fn grad(op: &Op, x: &[Tensor], y: &[Tensor], g: &Tensor) -> Result<Ve
             let depth = *logits.dims().last().unwrap_or(&0);
             let onehot = labels.one_hot(depth, 1.0, 0.0, -1, logits.dtype())?;
             let ge = g.expand_dims(-1)?;
-            Ok(vec![
-                None,
-                Some(ge.mul(&logits.softmax(-1)?.sub(&onehot)?)?),
-            ])
+            Ok(vec![None, Some(ge.mul(&logits.softmax(-1)?.sub(&onehot)?)?)])
         }
         _ => Ok(vec![None; x.len()]),
     }

@@ -26,11 +26,7 @@ fn input(dims: &[usize], seed: u64) -> Tensor {
 
 /// Positive inputs in [0.5, 1.5] for log, sqrt, pow, ...
 fn positive(dims: &[usize], seed: u64) -> Tensor {
-    input(dims, seed)
-        .abs()
-        .unwrap()
-        .add(&Tensor::scalar(0.2f64))
-        .unwrap()
+    input(dims, seed).abs().unwrap().add(&Tensor::scalar(0.2f64)).unwrap()
 }
 
 fn check(name: &str, f: F, xs: &[Tensor], tol: f64) {
@@ -71,11 +67,7 @@ fn unary_ops() {
     ];
     for (name, f, pos) in cases {
         for dims in [&[2usize, 3][..], &[], &[0, 4]] {
-            let x = if pos {
-                positive(dims, 1)
-            } else {
-                input(dims, 1)
-            };
+            let x = if pos { positive(dims, 1) } else { input(dims, 1) };
             check(name, f, &[x], 1e-7);
         }
     }
@@ -104,11 +96,7 @@ fn binary_ops_with_broadcasting() {
     for (name, f) in cases {
         for (a, b) in shapes {
             // pow needs a positive base; maximum/minimum need distinct operands (seeds differ).
-            let x = if name == "pow" {
-                positive(a, 2)
-            } else {
-                input(a, 2)
-            };
+            let x = if name == "pow" { positive(a, 2) } else { input(a, 2) };
             check(name, f, &[x, input(b, 5)], 1e-7);
         }
     }
@@ -123,15 +111,9 @@ fn reductions_and_scans() {
         ("reduce_max", |x| x[0].reduce_max(Some(&[-1]), false)),
         ("reduce_min", |x| x[0].reduce_min(None, false)),
         ("reduce_prod", |x| x[0].reduce_prod(Some(&[1]), false)),
-        ("reduce_prod_multi", |x| {
-            x[0].reduce_prod(Some(&[0, 2]), true)
-        }),
-        ("reduce_logsumexp", |x| {
-            x[0].reduce_logsumexp(Some(&[1]), false)
-        }),
-        ("reduce_variance", |x| {
-            x[0].reduce_variance(Some(&[0]), false)
-        }),
+        ("reduce_prod_multi", |x| x[0].reduce_prod(Some(&[0, 2]), true)),
+        ("reduce_logsumexp", |x| x[0].reduce_logsumexp(Some(&[1]), false)),
+        ("reduce_variance", |x| x[0].reduce_variance(Some(&[0]), false)),
         ("reduce_std", |x| x[0].reduce_std(None, false)),
         ("cumsum", |x| x[0].cumsum(1, false, false)),
         ("cumsum_rev_excl", |x| x[0].cumsum(0, true, true)),
@@ -218,39 +200,21 @@ fn shape_ops() {
         }),
         ("slice", |x| x[0].slice(&[0, 1, 1], &[-1, 2, 2])),
         ("strided_slice", |x| {
-            x[0].strided_slice(
-                &[None, Some(-1), Some(3)],
-                &[None, None, Some(0)],
-                &[1, -2, -2],
-            )
+            x[0].strided_slice(&[None, Some(-1), Some(3)], &[None, None, Some(0)], &[1, -2, -2])
         }),
         ("tile", |x| x[0].tile(&[2, 1, 3])),
         ("broadcast_to", |x| {
             x[0].reduce_sum(Some(&[0]), true)?.broadcast_to(&[3, 3, 4])
         }),
         ("pad", |x| x[0].pad(&[[1, 0], [0, 2], [1, 1]], 0.5)),
-        ("gather", |x| {
-            x[0].gather(&Tensor::new([[2i64, 0], [2, 2]]), 1)
-        }),
-        ("gather_axis_last", |x| {
-            x[0].gather(&Tensor::new([3i32, 3, 0]), -1)
-        }),
+        ("gather", |x| x[0].gather(&Tensor::new([[2i64, 0], [2, 2]]), 1)),
+        ("gather_axis_last", |x| x[0].gather(&Tensor::new([3i32, 3, 0]), -1)),
     ];
     for (name, f) in cases {
         check(name, f, std::slice::from_ref(&x), 1e-7);
     }
-    check(
-        "transpose_empty",
-        |x| x[0].transpose(None),
-        &[input(&[0, 3], 1)],
-        1e-7,
-    );
-    check(
-        "reshape_scalar",
-        |x| x[0].reshape(&[1, 1]),
-        &[input(&[], 1)],
-        1e-7,
-    );
+    check("transpose_empty", |x| x[0].transpose(None), &[input(&[0, 3], 1)], 1e-7);
+    check("reshape_scalar", |x| x[0].reshape(&[1, 1]), &[input(&[], 1)], 1e-7);
 }
 
 #[test]
@@ -261,12 +225,9 @@ fn nn_ops() {
         ("softmax_axis0", |x| x[0].softmax(0)),
         ("log_softmax", |x| x[0].log_softmax(1)),
         ("l2_normalize", |x| x[0].l2_normalize(&[1])),
-        ("bias_add", |x| {
-            x[0].bias_add(&Tensor::new([0.1f64, 0.2, 0.3, 0.4]))
-        }),
+        ("bias_add", |x| x[0].bias_add(&Tensor::new([0.1f64, 0.2, 0.3, 0.4]))),
         ("sigmoid_xent", |x| {
-            x[0].sigmoid()?
-                .sigmoid_cross_entropy_with_logits(&x[0].neg()?)
+            x[0].sigmoid()?.sigmoid_cross_entropy_with_logits(&x[0].neg()?)
         }),
         ("softmax_xent", |x| {
             x[0].softmax(1)?
@@ -291,17 +252,8 @@ fn conv_and_pool_ops() {
         ([1, 2], Padding::Same, [1, 1]),
         ([1, 1], Padding::Valid, [2, 2]),
     ] {
-        let c = compute_gradient(
-            |a| a[0].conv2d(&a[1], s, p, d),
-            &[x.clone(), w.clone()],
-            1e-6,
-        )
-        .unwrap();
-        assert!(
-            c.max_error() < 1e-7,
-            "conv2d {s:?} {p:?} {d:?}: {}",
-            c.max_error()
-        );
+        let c = compute_gradient(|a| a[0].conv2d(&a[1], s, p, d), &[x.clone(), w.clone()], 1e-6).unwrap();
+        assert!(c.max_error() < 1e-7, "conv2d {s:?} {p:?} {d:?}: {}", c.max_error());
     }
     let distinct = Tensor::range(0.0, 50.0, 1.0, DType::F64)
         .unwrap()
@@ -322,19 +274,9 @@ fn conv_and_pool_ops() {
             std::slice::from_ref(&distinct),
             1e-7,
         );
-        let c = compute_gradient(
-            |a| a[0].avg_pool2d(k, s, p),
-            std::slice::from_ref(&distinct),
-            1e-6,
-        )
-        .unwrap();
+        let c = compute_gradient(|a| a[0].avg_pool2d(k, s, p), std::slice::from_ref(&distinct), 1e-6).unwrap();
         assert!(c.max_error() < 1e-7, "avg_pool2d: {}", c.max_error());
-        let c = compute_gradient(
-            |a| a[0].max_pool2d(k, s, p),
-            std::slice::from_ref(&distinct),
-            1e-6,
-        )
-        .unwrap();
+        let c = compute_gradient(|a| a[0].max_pool2d(k, s, p), std::slice::from_ref(&distinct), 1e-6).unwrap();
         assert!(c.max_error() < 1e-7, "max_pool2d: {}", c.max_error());
     }
 }
@@ -372,34 +314,17 @@ fn second_order_gradients() {
         ),
         ("softmax", |x| x[0].softmax(-1)?.mul(&x[1]), false),
         ("log_softmax", |x| x[0].log_softmax(-1)?.mul(&x[1]), false),
-        (
-            "reduce_sum",
-            |x| x[0].square()?.reduce_sum(Some(&[1]), false),
-            false,
-        ),
-        (
-            "reduce_mean",
-            |x| x[0].exp()?.reduce_mean(None, false),
-            false,
-        ),
-        (
-            "reduce_logsumexp",
-            |x| x[0].reduce_logsumexp(Some(&[1]), false),
-            false,
-        ),
+        ("reduce_sum", |x| x[0].square()?.reduce_sum(Some(&[1]), false), false),
+        ("reduce_mean", |x| x[0].exp()?.reduce_mean(None, false), false),
+        ("reduce_logsumexp", |x| x[0].reduce_logsumexp(Some(&[1]), false), false),
     ];
     for (name, f, pos) in cases {
-        let x = if pos {
-            positive(&[2, 3], 8)
-        } else {
-            input(&[2, 3], 8)
-        };
+        let x = if pos { positive(&[2, 3], 8) } else { input(&[2, 3], 8) };
         let other = input(&[2, 3], 9);
         // Theoretical: a tape over the first derivative (nested tapes); numerical: central
         // differences of the first derivative.
         let wrapped = move |a: &[Tensor]| first_derivative(f, a);
-        let c =
-            compute_gradient(wrapped, &[x, other], 1e-5).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let c = compute_gradient(wrapped, &[x, other], 1e-5).unwrap_or_else(|e| panic!("{name}: {e}"));
         // Only the Jacobian with respect to the first argument is second-order in it.
         let err = c.theoretical[0]
             .iter()
@@ -419,8 +344,7 @@ fn hessian_vector_product_of_the_seed_model() {
     let w2 = input(&[3, 1], 11);
     let v1 = input(&[3, 3], 12);
     let v2 = input(&[3, 1], 13);
-    let model =
-        |x: &Tensor, w1: &Tensor, w2: &Tensor| x.matmul(w1)?.sigmoid()?.matmul(w2)?.sigmoid();
+    let model = |x: &Tensor, w1: &Tensor, w2: &Tensor| x.matmul(w1)?.sigmoid()?.matmul(w2)?.sigmoid();
     let grads = |w1: &Tensor, w2: &Tensor| -> Result<(Tensor, Tensor)> {
         let t = GradientTape::new();
         t.watch(w1);
@@ -443,8 +367,7 @@ fn hessian_vector_product_of_the_seed_model() {
         .unwrap();
     let hv = outer.gradient(&gv, &[&w1, &w2]).unwrap();
     let eps = 1e-5;
-    let shift =
-        |w: &Tensor, v: &Tensor, s: f64| w.add(&v.mul(&Tensor::scalar(s)).unwrap()).unwrap();
+    let shift = |w: &Tensor, v: &Tensor, s: f64| w.add(&v.mul(&Tensor::scalar(s)).unwrap()).unwrap();
     let (p1, p2) = grads(&shift(&w1, &v1, eps), &shift(&w2, &v2, eps)).unwrap();
     let (m1, m2) = grads(&shift(&w1, &v1, -eps), &shift(&w2, &v2, -eps)).unwrap();
     for (h, (p, m)) in hv.iter().zip([(p1, m1), (p2, m2)]) {
@@ -471,9 +394,7 @@ fn gradient_ops_are_differentiable_again() {
         let t = GradientTape::new();
         t.watch(&a[0]);
         t.watch(&a[1]);
-        let y = a[0]
-            .conv2d(&a[1], [1, 1], Padding::Same, [1, 1])?
-            .square()?;
+        let y = a[0].conv2d(&a[1], [1, 1], Padding::Same, [1, 1])?.square()?;
         let g = t.gradient(&y, &[&a[0]])?;
         g[0].clone().unwrap().square()
     };
@@ -482,11 +403,7 @@ fn gradient_ops_are_differentiable_again() {
         let t = GradientTape::new();
         t.watch(&a[0]);
         let y = a[0]
-            .strided_slice(
-                &[None, Some(1), None, None],
-                &[None, None, None, None],
-                &[1, 2, 1, 1],
-            )?
+            .strided_slice(&[None, Some(1), None, None], &[None, None, None, None], &[1, 2, 1, 1])?
             .square()?;
         t.gradient(&y, &[&a[0]])?[0].clone().unwrap().mul(&a[0])
     };

@@ -5,18 +5,9 @@ use ferroflow_tensor_core::{normalize_axes, Op, ReduceKind, Result, Tensor};
 
 pub(super) fn grad(op: &Op, x: &[Tensor], y: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     match op {
-        Op::Reduce {
-            kind,
-            axes,
-            keepdims,
-        } => Ok(vec![Some(reduce(
-            *kind,
-            axes.as_deref(),
-            *keepdims,
-            &x[0],
-            &y[0],
-            g,
-        )?)]),
+        Op::Reduce { kind, axes, keepdims } => {
+            Ok(vec![Some(reduce(*kind, axes.as_deref(), *keepdims, &x[0], &y[0], g)?)])
+        }
         Op::Scan {
             product: false,
             axis,
@@ -58,11 +49,7 @@ fn reduce(
     g: &Tensor,
 ) -> Result<Tensor> {
     let ax = normalize_axes(kind.name(), axes, x.rank())?;
-    let g = if keepdims {
-        g.clone()
-    } else {
-        keep_dims(g, x, &ax)?
-    };
+    let g = if keepdims { g.clone() } else { keep_dims(g, x, &ax)? };
     let ones = x.mul(&scalar(x, 0.0))?.add(&scalar(x, 1.0))?;
     match kind {
         ReduceKind::Sum => ones.mul(&g),
@@ -72,16 +59,9 @@ fn reduce(
         }
         ReduceKind::Max | ReduceKind::Min => {
             // Shared equally among ties, as TensorFlow does.
-            let y = if keepdims {
-                y.clone()
-            } else {
-                keep_dims(y, x, &ax)?
-            };
+            let y = if keepdims { y.clone() } else { keep_dims(y, x, &ax)? };
             let mask = x.equal(&y)?.cast(x.dtype())?;
-            let count = mask.reduce_sum(
-                Some(&ax.iter().map(|&a| a as i64).collect::<Vec<_>>()),
-                true,
-            )?;
+            let count = mask.reduce_sum(Some(&ax.iter().map(|&a| a as i64).collect::<Vec<_>>()), true)?;
             mask.div(&count)?.mul(&g)
         }
         ReduceKind::Prod => {

@@ -8,12 +8,7 @@ fn dims_i64(d: &[usize]) -> Vec<i64> {
     d.iter().map(|&v| v as i64).collect()
 }
 
-pub(super) fn grad(
-    op: &Op,
-    x: &[Tensor],
-    _y: &[Tensor],
-    g: &Tensor,
-) -> Result<Vec<Option<Tensor>>> {
+pub(super) fn grad(op: &Op, x: &[Tensor], _y: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     let xd = x[0].dims();
     let r = match op {
         Op::Transpose { perm } => {
@@ -38,11 +33,7 @@ pub(super) fn grad(
                 .map(|p| p.reshape(&dims_i64(xd)).map(Some))
                 .collect::<Result<Vec<_>>>()?
         }
-        Op::StridedSlice {
-            begin,
-            end,
-            strides,
-        } => vec![Some(ferroflow_tensor_core::dispatch1(
+        Op::StridedSlice { begin, end, strides } => vec![Some(ferroflow_tensor_core::dispatch1(
             Op::StridedSliceGrad {
                 input_shape: xd.to_vec(),
                 begin: begin.clone(),
@@ -53,10 +44,7 @@ pub(super) fn grad(
         )?)],
         // The scatter is linear: its gradient is the slice it scattered.
         Op::StridedSliceGrad {
-            begin,
-            end,
-            strides,
-            ..
+            begin, end, strides, ..
         } => vec![Some(g.strided_slice(begin, end, strides)?)],
         Op::UnsortedSegmentSum { .. } => vec![Some(g.gather(&x[1], 0)?), None],
         Op::Tile { multiples } => {
@@ -82,19 +70,14 @@ pub(super) fn grad(
         Op::Gather { axis } => {
             // Repeated indices add up: a segment sum over the gathered axis.
             let ax = normalize_axis("gather", *axis, xd.len())?;
-            let (outer, n, inner): (usize, usize, usize) = (
-                xd[..ax].iter().product(),
-                xd[ax],
-                xd[ax + 1..].iter().product(),
-            );
+            let (outer, n, inner): (usize, usize, usize) =
+                (xd[..ax].iter().product(), xd[ax], xd[ax + 1..].iter().product());
             let k = x[1].num_elements();
             let g3 = g
                 .reshape(&[outer as i64, k as i64, inner as i64])?
                 .transpose(Some(&[1, 0, 2]))?;
             let ids = x[1].reshape(&[k as i64])?;
-            let summed = g3
-                .unsorted_segment_sum(&ids, n)?
-                .transpose(Some(&[1, 0, 2]))?;
+            let summed = g3.unsorted_segment_sum(&ids, n)?.transpose(Some(&[1, 0, 2]))?;
             vec![Some(summed.reshape(&dims_i64(xd))?), None]
         }
         _ => vec![None; x.len()],

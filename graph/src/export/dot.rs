@@ -6,15 +6,12 @@ use crate::ir::{Graph, NodeKind};
 /// value's shape and dtype. Render with `dot -Tsvg`.
 pub fn to_dot(g: &Graph) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let mut out =
-        String::from("digraph G {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n");
+    let mut out = String::from("digraph G {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n");
     for (i, n) in g.nodes.iter().enumerate() {
         let style = match n.kind {
             NodeKind::Placeholder { .. } => ", style=filled, fillcolor=\"#dbeafe\"",
             NodeKind::Const(_) => ", style=filled, fillcolor=\"#f3f4f6\"",
-            NodeKind::Fused(_) | NodeKind::MatMulEpilogue(_) => {
-                ", style=filled, fillcolor=\"#fde68a\""
-            }
+            NodeKind::Fused(_) | NodeKind::MatMulEpilogue(_) => ", style=filled, fillcolor=\"#fde68a\"",
             _ => "",
         };
         out.push_str(&format!(

@@ -13,11 +13,7 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
         for (i, e) in t.iter_mut().enumerate() {
             let mut c = i as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0x82F6_3B78 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
+                c = if c & 1 != 0 { 0x82F6_3B78 ^ (c >> 1) } else { c >> 1 };
             }
             *e = c;
         }
@@ -64,9 +60,7 @@ pub fn read_records(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         let len = u64::from_le_bytes(len_bytes);
         let rest = (bytes.len() - pos - 12) as u64;
         if len.checked_add(4).is_none_or(|need| need > rest) {
-            return Err(format!(
-                "record at offset {pos} claims {len} bytes, only {rest} remain"
-            ));
+            return Err(format!("record at offset {pos} claims {len} bytes, only {rest} remain"));
         }
         let len = len as usize;
         let payload = &bytes[pos + 12..pos + 12 + len];
@@ -163,18 +157,10 @@ fn shape_proto(dims: &[usize]) -> Proto {
 pub fn tensor_proto(d: &Data) -> Proto {
     let mut content = Vec::new();
     match d {
-        Data::F32(a) => a
-            .iter()
-            .for_each(|v| content.extend_from_slice(&v.to_le_bytes())),
-        Data::F64(a) => a
-            .iter()
-            .for_each(|v| content.extend_from_slice(&v.to_le_bytes())),
-        Data::I32(a) => a
-            .iter()
-            .for_each(|v| content.extend_from_slice(&v.to_le_bytes())),
-        Data::I64(a) => a
-            .iter()
-            .for_each(|v| content.extend_from_slice(&v.to_le_bytes())),
+        Data::F32(a) => a.iter().for_each(|v| content.extend_from_slice(&v.to_le_bytes())),
+        Data::F64(a) => a.iter().for_each(|v| content.extend_from_slice(&v.to_le_bytes())),
+        Data::I32(a) => a.iter().for_each(|v| content.extend_from_slice(&v.to_le_bytes())),
+        Data::I64(a) => a.iter().for_each(|v| content.extend_from_slice(&v.to_le_bytes())),
         Data::Bool(a) => a.iter().for_each(|&v| content.push(v as u8)),
     }
     let mut t = Proto::default();
@@ -200,8 +186,7 @@ pub fn graph_def(g: &Graph) -> Vec<u8> {
     let mut gd = Proto::default();
     for n in &g.nodes {
         let mut node = Proto::default();
-        node.bytes(1, n.name.as_bytes())
-            .bytes(2, n.op_type().as_bytes());
+        node.bytes(1, n.name.as_bytes()).bytes(2, n.op_type().as_bytes());
         for v in &n.inputs {
             let src = &g.nodes[v.node].name;
             let name = if v.output == 0 {
@@ -225,27 +210,15 @@ pub fn graph_def(g: &Graph) -> Vec<u8> {
             }
             NodeKind::Const(d) => {
                 attr_type(&mut node, "dtype", dtype);
-                attr(
-                    &mut node,
-                    "value",
-                    Proto::default().message(8, &tensor_proto(d)),
-                );
+                attr(&mut node, "value", Proto::default().message(8, &tensor_proto(d)));
             }
             NodeKind::Op(Op::MatMul {
                 transpose_a,
                 transpose_b,
             }) => {
                 attr_type(&mut node, "T", dtype);
-                attr(
-                    &mut node,
-                    "transpose_a",
-                    Proto::default().int(5, *transpose_a as i64),
-                );
-                attr(
-                    &mut node,
-                    "transpose_b",
-                    Proto::default().int(5, *transpose_b as i64),
-                );
+                attr(&mut node, "transpose_a", Proto::default().int(5, *transpose_a as i64));
+                attr(&mut node, "transpose_b", Proto::default().int(5, *transpose_b as i64));
             }
             _ => attr_type(&mut node, "T", dtype),
         }
@@ -253,11 +226,7 @@ pub fn graph_def(g: &Graph) -> Vec<u8> {
         for s in &n.outputs {
             list.message(7, &shape_proto(s.shape.dims()));
         }
-        attr(
-            &mut node,
-            "_output_shapes",
-            Proto::default().message(1, &list),
-        );
+        attr(&mut node, "_output_shapes", Proto::default().message(1, &list));
         gd.message(1, &node);
     }
     gd.0
@@ -290,9 +259,7 @@ pub fn scalar_event(wall_time: f64, step: i64, tag: &str, value: f32) -> Vec<u8>
     let mut meta = Proto::default();
     meta.message(1, &plugin);
     let mut v = Proto::default();
-    v.bytes(1, tag.as_bytes())
-        .message(8, &tensor)
-        .message(9, &meta);
+    v.bytes(1, tag.as_bytes()).message(8, &tensor).message(9, &meta);
     let mut summary = Proto::default();
     summary.message(1, &v);
     let mut e = Proto::default();
@@ -336,7 +303,8 @@ mod tests {
         assert_eq!(&rec[rec.len() - 4..], &hex("eced8f9d")[..]);
 
         let s = scalar_event(1_700_000_001.5, 1, "loss", 0.5);
-        let mut want = hex("0900006040fc54d941 1001 2a21 0a1f 0a046c6f7373 420a 0801 1200 2204 0000003f 4a0b 0a09 0a07");
+        let mut want =
+            hex("0900006040fc54d941 1001 2a21 0a1f 0a046c6f7373 420a 0801 1200 2204 0000003f 4a0b 0a09 0a07");
         want.extend_from_slice(b"scalars");
         assert_eq!(s, want);
         let rec = frame_record(&s);
@@ -348,10 +316,7 @@ mod tests {
     fn reader_checks_framing() {
         let mut file = frame_record(b"hello");
         file.extend(frame_record(b""));
-        assert_eq!(
-            read_records(&file).unwrap(),
-            vec![b"hello".to_vec(), Vec::new()]
-        );
+        assert_eq!(read_records(&file).unwrap(), vec![b"hello".to_vec(), Vec::new()]);
         let mut bad = file.clone();
         bad[13] ^= 1;
         assert!(read_records(&bad).unwrap_err().contains("payload CRC"));

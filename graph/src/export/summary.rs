@@ -45,10 +45,7 @@ impl SummaryWriter {
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".into());
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!(
-            "events.out.tfevents.{secs:010}.{host}.{}.{n}.v2",
-            std::process::id()
-        );
+        let name = format!("events.out.tfevents.{secs:010}.{host}.{}.{n}.v2", std::process::id());
         let path = logdir.as_ref().join(name);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let mut w = SummaryWriter { path, file };

@@ -15,10 +15,7 @@ fn key(g: &Graph, i: usize) -> Option<String> {
             "const {:?} {:?} {:?}",
             d.dtype(),
             d.dims(),
-            d.to_f64_vec()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect::<Vec<_>>()
+            d.to_f64_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         ),
         _ => return None,
     };
@@ -35,13 +32,7 @@ pub fn common_subexpression_elimination(g: &mut Graph) -> usize {
         match seen.get(&k) {
             Some(&first) => {
                 for o in 0..g.nodes[i].outputs.len() {
-                    g.replace_uses(
-                        ValueRef { node: i, output: o },
-                        ValueRef {
-                            node: first,
-                            output: o,
-                        },
-                    );
+                    g.replace_uses(ValueRef { node: i, output: o }, ValueRef { node: first, output: o });
                 }
                 merged += 1;
             }

@@ -64,10 +64,7 @@ pub fn matmul_epilogue_fusion(g: &mut Graph) -> usize {
                     node.inputs[0]
                 };
                 let s = g.spec(other);
-                if s.shape.dims() == [n_cols]
-                    && s.dtype == out.dtype
-                    && node.outputs[0].shape == out.shape
-                {
+                if s.shape.dims() == [n_cols] && s.dtype == out.dtype && node.outputs[0].shape == out.shape {
                     bias = true;
                     inputs.push(other);
                     absorbed.push(m);
@@ -76,14 +73,7 @@ pub fn matmul_epilogue_fusion(g: &mut Graph) -> usize {
             }
         }
         // -> activation?
-        if let Some(u) = sole_user(
-            g,
-            &uses,
-            ValueRef {
-                node: last,
-                output: 0,
-            },
-        ) {
+        if let Some(u) = sole_user(g, &uses, ValueRef { node: last, output: 0 }) {
             if let NodeKind::Op(Op::Unary(act)) = g.nodes[u].kind {
                 if epilogue_activation(act) {
                     activation = Some(act);
@@ -125,9 +115,7 @@ mod tests {
             TensorSpec::new(DType::F32, vec![32, 48]),
             TensorSpec::new(DType::F32, vec![48]),
         ];
-        let mut g = trace(&specs, |x| {
-            Ok(vec![x[0].matmul(&x[1])?.bias_add(&x[2])?.relu()?])
-        });
+        let mut g = trace(&specs, |x| Ok(vec![x[0].matmul(&x[1])?.bias_add(&x[2])?.relu()?]));
         let args = [
             random::normal(&[64, 32], 0.0, 1.0, DType::F32, Some(1)).unwrap(),
             random::normal(&[32, 48], 0.0, 1.0, DType::F32, Some(2)).unwrap(),

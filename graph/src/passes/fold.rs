@@ -56,18 +56,10 @@ mod tests {
         });
         let x = Tensor::new([0.5f64, 0.25]);
         let want = run(&g, &[x.clone()]);
-        let ops_before = g
-            .nodes
-            .iter()
-            .filter(|n| matches!(n.kind, NodeKind::Op(_)))
-            .count();
+        let ops_before = g.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Op(_))).count();
         constant_folding(&mut g).unwrap();
         dead_code_elimination(&mut g);
-        let ops_after = g
-            .nodes
-            .iter()
-            .filter(|n| matches!(n.kind, NodeKind::Op(_)))
-            .count();
+        let ops_after = g.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Op(_))).count();
         assert_eq!((ops_before, ops_after), (4, 2), "exp and mul folded:\n{g}");
         assert_eq!(run(&g, &[x]), want);
     }

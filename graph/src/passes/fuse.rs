@@ -10,11 +10,10 @@ use std::collections::HashMap;
 /// the output's shape or a single element.
 fn fusable(g: &Graph, i: usize) -> bool {
     let n = &g.nodes[i];
-    let elementwise = matches!(
-        &n.kind,
-        NodeKind::Op(Op::Unary(_)) | NodeKind::Op(Op::Binary(_))
-    );
-    let spec = &n.outputs[0];
+    let elementwise = matches!(&n.kind, NodeKind::Op(Op::Unary(_)) | NodeKind::Op(Op::Binary(_)));
+    let Some(spec) = n.outputs.first() else {
+        return false;
+    };
     elementwise
         && spec.dtype.is_float()
         && n.inputs.iter().all(|&v| {
@@ -30,17 +29,9 @@ struct Builder {
 }
 
 impl Builder {
-    fn operand(
-        &mut self,
-        g: &Graph,
-        uses: &HashMap<ValueRef, usize>,
-        v: ValueRef,
-        root_dims: &[usize],
-    ) -> Operand {
+    fn operand(&mut self, g: &Graph, uses: &HashMap<ValueRef, usize>, v: ValueRef, root_dims: &[usize]) -> Operand {
         let p = v.node;
-        let inline = fusable(g, p)
-            && uses.get(&v) == Some(&1)
-            && g.nodes[p].outputs[0].shape.dims() == root_dims;
+        let inline = fusable(g, p) && uses.get(&v) == Some(&1) && g.nodes[p].outputs[0].shape.dims() == root_dims;
         if inline {
             return self.emit(g, uses, p, root_dims);
         }
@@ -55,18 +46,10 @@ impl Builder {
     }
 
     /// Emits node `i` after its operands (post-order), returning where its result lives.
-    fn emit(
-        &mut self,
-        g: &Graph,
-        uses: &HashMap<ValueRef, usize>,
-        i: usize,
-        root_dims: &[usize],
-    ) -> Operand {
+    fn emit(&mut self, g: &Graph, uses: &HashMap<ValueRef, usize>, i: usize, root_dims: &[usize]) -> Operand {
         let n = &g.nodes[i];
         let instr = match &n.kind {
-            NodeKind::Op(Op::Unary(u)) => {
-                Instr::Unary(*u, self.operand(g, uses, n.inputs[0], root_dims))
-            }
+            NodeKind::Op(Op::Unary(u)) => Instr::Unary(*u, self.operand(g, uses, n.inputs[0], root_dims)),
             NodeKind::Op(Op::Binary(b)) => {
                 let x = self.operand(g, uses, n.inputs[0], root_dims);
                 let y = self.operand(g, uses, n.inputs[1], root_dims);
@@ -132,10 +115,8 @@ mod tests {
         let mut g = trace(&[spec.clone(), spec], |x| {
             Ok(vec![x[0].mul(&a)?.add(&x[1])?.sigmoid()?.mul(&x[1])?])
         });
-        let x0 = ferroflow_tensor_core::random::normal(&[10_000], 0.0, 1.0, DType::F32, Some(1))
-            .unwrap();
-        let x1 = ferroflow_tensor_core::random::normal(&[10_000], 0.0, 1.0, DType::F32, Some(2))
-            .unwrap();
+        let x0 = ferroflow_tensor_core::random::normal(&[10_000], 0.0, 1.0, DType::F32, Some(1)).unwrap();
+        let x1 = ferroflow_tensor_core::random::normal(&[10_000], 0.0, 1.0, DType::F32, Some(2)).unwrap();
         let want = run(&g, &[x0.clone(), x1.clone()]);
         let before = g.len();
         assert_eq!(elementwise_fusion(&mut g), 1);
@@ -148,11 +129,7 @@ mod tests {
                 .any(|n| n.op_type() == "FusedElementwise[multiply+add+sigmoid+multiply]"),
             "{g}"
         );
-        assert_eq!(
-            run(&g, &[x0, x1]),
-            want,
-            "bit-identical to the separate ops"
-        );
+        assert_eq!(run(&g, &[x0, x1]), want, "bit-identical to the separate ops");
     }
 
     #[test]

@@ -138,9 +138,7 @@ impl ConvFloat for f32 {
         csc: isize,
     ) {
         // SAFETY: forwarded verbatim; the caller upholds sgemm's contract.
-        unsafe {
-            matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-        }
+        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
     }
 }
 
@@ -171,9 +169,7 @@ impl ConvFloat for f64 {
         csc: isize,
     ) {
         // SAFETY: forwarded verbatim; the caller upholds dgemm's contract.
-        unsafe {
-            matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-        }
+        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
     }
 }
 
@@ -219,11 +215,7 @@ pub fn conv_output_dim(
         .ok_or_else(|| "effective window size overflows".to_string())?;
     match padding {
         Padding::Valid => {
-            let out = if input < ek {
-                0
-            } else {
-                (input - ek) / stride + 1
-            };
+            let out = if input < ek { 0 } else { (input - ek) / stride + 1 };
             Ok((out, 0, 0))
         }
         Padding::Same => {
@@ -362,12 +354,7 @@ impl Conv2dGeometry {
     ///
     /// Returns a message for a zero stride or window size, or for sizes that
     /// overflow.
-    pub fn pool(
-        input: [usize; 4],
-        ksize: [usize; 2],
-        strides: [usize; 2],
-        padding: Padding,
-    ) -> Result<Self, String> {
+    pub fn pool(input: [usize; 4], ksize: [usize; 2], strides: [usize; 2], padding: Padding) -> Result<Self, String> {
         let c = input[3];
         Self::new(input, [ksize[0], ksize[1], c, c], strides, [1, 1], padding)
     }
@@ -481,14 +468,7 @@ fn check_len(got: usize, want: usize, op: &str, what: &str) {
 /// Valid taps of one window: returns `(k0, k1, base)` such that taps
 /// `k0..k1` land at input index `base + k * dil` inside `0..len`.
 #[inline]
-fn tap_range(
-    o: usize,
-    stride: usize,
-    pad: usize,
-    dil: usize,
-    k: usize,
-    len: usize,
-) -> (usize, usize, isize) {
+fn tap_range(o: usize, stride: usize, pad: usize, dil: usize, k: usize, len: usize) -> (usize, usize, isize) {
     let base = (o * stride) as isize - pad as isize;
     if dil == 1 {
         // Common case without the divisions.
@@ -541,15 +521,7 @@ struct Mat<'a, T> {
 
 /// `c (+)= a · b` for `a: m x k`, `b: k x n`, `c` contiguous row-major
 /// `m x n`; bounds are checked before calling into the GEMM.
-fn matmul<T: ConvFloat>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Mat<'_, T>,
-    b: Mat<'_, T>,
-    c: &mut [T],
-    accumulate: bool,
-) {
+fn matmul<T: ConvFloat>(m: usize, k: usize, n: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], accumulate: bool) {
     if m == 0 || n == 0 {
         return;
     }
@@ -568,11 +540,7 @@ fn matmul<T: ConvFloat>(
         (k - 1) * b.rs + (n - 1) * b.cs < b.data.len(),
         "matmul: rhs out of bounds"
     );
-    let beta = if accumulate {
-        T::from_usize(1)
-    } else {
-        T::default()
-    };
+    let beta = if accumulate { T::from_usize(1) } else { T::default() };
     // SAFETY: the asserts above keep every addressed element of `a`, `b`
     // and `c` in bounds; `c` is a unique borrow so it aliases neither input;
     // all strides fit `isize` because the slices do.
@@ -626,11 +594,7 @@ fn x_taps(g: &Conv2dGeometry) -> Vec<(usize, usize, usize)> {
     (0..g.ow)
         .map(|ox| {
             let (kx0, kx1, base) = tap_range(ox, g.sw, g.pad_left, g.dw, g.kw, g.w);
-            let ix0 = if kx1 > kx0 {
-                tap_index(base, kx0, g.dw)
-            } else {
-                0
-            };
+            let ix0 = if kx1 > kx0 { tap_index(base, kx0, g.dw) } else { 0 };
             (kx0, kx1, ix0)
         })
         .collect()
@@ -638,13 +602,7 @@ fn x_taps(g: &Conv2dGeometry) -> Vec<(usize, usize, usize)> {
 
 /// Gathers the receptive fields of output rows `row0..row0 + nrows` (global
 /// `(b, oy)` row index) into `cols`, one `k_len` row per output pixel.
-fn im2col_rows<T: ConvFloat>(
-    g: &Conv2dGeometry,
-    input: &[T],
-    row0: usize,
-    nrows: usize,
-    cols: &mut [T],
-) {
+fn im2col_rows<T: ConvFloat>(g: &Conv2dGeometry, input: &[T], row0: usize, nrows: usize, cols: &mut [T]) {
     let c = g.c_in;
     let k_len = g.k_len();
     let krow = g.kw * c;
@@ -657,11 +615,7 @@ fn im2col_rows<T: ConvFloat>(
         let (b, oy) = (r / g.oh, r % g.oh);
         let img = &input[b * img_len..][..img_len];
         let (ky0, ky1, ybase) = tap_range(oy, g.sh, g.pad_top, g.dh, g.kh, g.h);
-        let iy0 = if ky1 > ky0 {
-            tap_index(ybase, ky0, g.dh)
-        } else {
-            0
-        };
+        let iy0 = if ky1 > ky0 { tap_index(ybase, ky0, g.dh) } else { 0 };
         for (dst, &(kx0, kx1, ix0)) in out_row.chunks_exact_mut(k_len).zip(&xt) {
             fill_zero(&mut dst[..ky0 * krow]);
             fill_zero(&mut dst[ky1 * krow..]);
@@ -696,13 +650,7 @@ fn im2col_rows<T: ConvFloat>(
 
 /// Adds im2col-layout gradients of output rows `row0..row0 + nrows` back
 /// into the input gradient (the adjoint of [`im2col_rows`]).
-fn col2im_rows<T: ConvFloat>(
-    g: &Conv2dGeometry,
-    cols: &[T],
-    row0: usize,
-    nrows: usize,
-    dinput: &mut [T],
-) {
+fn col2im_rows<T: ConvFloat>(g: &Conv2dGeometry, cols: &[T], row0: usize, nrows: usize, dinput: &mut [T]) {
     let c = g.c_in;
     let k_len = g.k_len();
     let krow = g.kw * c;
@@ -836,23 +784,9 @@ pub fn conv2d<T: ConvFloat>(g: &Conv2dGeometry, input: &[T], filter: &[T]) -> Ve
 /// # Panics
 ///
 /// Panics if a slice length does not match the geometry.
-pub fn conv2d_backprop_input<T: ConvFloat>(
-    g: &Conv2dGeometry,
-    filter: &[T],
-    grad_out: &[T],
-) -> Vec<T> {
-    check_len(
-        filter.len(),
-        g.filter_len(),
-        "conv2d_backprop_input",
-        "filter",
-    );
-    check_len(
-        grad_out.len(),
-        g.output_len(),
-        "conv2d_backprop_input",
-        "grad_out",
-    );
+pub fn conv2d_backprop_input<T: ConvFloat>(g: &Conv2dGeometry, filter: &[T], grad_out: &[T]) -> Vec<T> {
+    check_len(filter.len(), g.filter_len(), "conv2d_backprop_input", "filter");
+    check_len(grad_out.len(), g.output_len(), "conv2d_backprop_input", "grad_out");
     let mut dinput = vec![T::default(); g.input_len()];
     let k_len = g.k_len();
     if dinput.is_empty() || grad_out.is_empty() {
@@ -878,15 +812,7 @@ pub fn conv2d_backprop_input<T: ConvFloat>(
         let row_len = g.w * k_len;
         for_each_row_block(&mut dinput, row_len, rows_per, parallel, |row0, chunk| {
             let m = chunk.len() / k_len;
-            matmul(
-                m,
-                g.c_out,
-                k_len,
-                grad_rows(row0, m),
-                filter_t,
-                chunk,
-                false,
-            );
+            matmul(m, g.c_out, k_len, grad_rows(row0, m), filter_t, chunk, false);
         });
         return dinput;
     }
@@ -900,15 +826,7 @@ pub fn conv2d_backprop_input<T: ConvFloat>(
             let m = nrows * g.ow;
             buf.resize(m * k_len, T::default());
             let grad = grad_rows(bi * imgs * g.oh, m);
-            matmul(
-                m,
-                g.c_out,
-                k_len,
-                grad,
-                filter_t,
-                &mut buf[..m * k_len],
-                false,
-            );
+            matmul(m, g.c_out, k_len, grad, filter_t, &mut buf[..m * k_len], false);
             col2im_rows(g, buf, 0, nrows, dchunk);
         };
         if parallel {
@@ -935,15 +853,7 @@ pub fn conv2d_backprop_input<T: ConvFloat>(
         let m = nrows * g.ow;
         buf.resize(m * k_len, T::default());
         let grad = grad_rows(b * g.oh + oy0, m);
-        matmul(
-            m,
-            g.c_out,
-            k_len,
-            grad,
-            filter_t,
-            &mut buf[..m * k_len],
-            false,
-        );
+        matmul(m, g.c_out, k_len, grad, filter_t, &mut buf[..m * k_len], false);
         (oy0, nrows)
     };
     let threads = rayon::current_num_threads();
@@ -962,11 +872,7 @@ pub fn conv2d_backprop_input<T: ConvFloat>(
     }
     // Few images: compute a wave of blocks in parallel, then scatter them
     // serially in block order.
-    let wave = if parallel {
-        threads.clamp(1, blocks_img)
-    } else {
-        1
-    };
+    let wave = if parallel { threads.clamp(1, blocks_img) } else { 1 };
     let mut bufs: Vec<(Vec<T>, usize, usize)> = (0..wave).map(|_| (Vec::new(), 0, 0)).collect();
     for (b, dimg) in dinput.chunks_mut(img_len).enumerate() {
         for first in (0..blocks_img).step_by(wave) {
@@ -997,23 +903,9 @@ pub fn conv2d_backprop_input<T: ConvFloat>(
 /// # Panics
 ///
 /// Panics if a slice length does not match the geometry.
-pub fn conv2d_backprop_filter<T: ConvFloat>(
-    g: &Conv2dGeometry,
-    input: &[T],
-    grad_out: &[T],
-) -> Vec<T> {
-    check_len(
-        input.len(),
-        g.input_len(),
-        "conv2d_backprop_filter",
-        "input",
-    );
-    check_len(
-        grad_out.len(),
-        g.output_len(),
-        "conv2d_backprop_filter",
-        "grad_out",
-    );
+pub fn conv2d_backprop_filter<T: ConvFloat>(g: &Conv2dGeometry, input: &[T], grad_out: &[T]) -> Vec<T> {
+    check_len(input.len(), g.input_len(), "conv2d_backprop_filter", "input");
+    check_len(grad_out.len(), g.output_len(), "conv2d_backprop_filter", "grad_out");
     let f_len = g.filter_len();
     let mut dfilter = vec![T::default(); f_len];
     let k_len = g.k_len();
@@ -1057,9 +949,7 @@ pub fn conv2d_backprop_filter<T: ConvFloat>(
     // How the reduction over blocks is organised is a function of the
     // geometry only, so the summation order never depends on threads or
     // timing.
-    let partials = n_blocks
-        .min(MAX_FILTER_PARTIALS)
-        .min(FILTER_PARTIAL_BUDGET / f_len);
+    let partials = n_blocks.min(MAX_FILTER_PARTIALS).min(FILTER_PARTIAL_BUDGET / f_len);
     if !large || partials < 2 {
         // Blocks accumulate serially in order; a large problem splits each
         // GEMM over disjoint row ranges of the filter gradient, which leaves
@@ -1163,41 +1053,35 @@ pub fn max_pool2d<T: ConvFloat>(g: &Conv2dGeometry, input: &[T]) -> Vec<T> {
     let work = pool_work(g);
     let rows_per = pool_rows_per_block(g, is_large(work));
     let img_len = g.h * g.w * c;
-    for_each_row_block(
-        &mut out,
-        g.ow * c,
-        rows_per,
-        go_parallel(work),
-        |row0, chunk| {
-            for (lr, orow) in chunk.chunks_mut(g.ow * c).enumerate() {
-                let r = row0 + lr;
-                let (b, oy) = (r / g.oh, r % g.oh);
-                let img = &input[b * img_len..][..img_len];
-                let (ky0, ky1, ybase) = tap_range(oy, g.sh, g.pad_top, g.dh, g.kh, g.h);
-                for (ox, dst) in orow.chunks_mut(c).enumerate() {
-                    let (kx0, kx1, xbase) = tap_range(ox, g.sw, g.pad_left, g.dw, g.kw, g.w);
-                    let mut first = true;
-                    for ky in ky0..ky1 {
-                        let iy = tap_index(ybase, ky, g.dh);
-                        for kx in kx0..kx1 {
-                            let ix = tap_index(xbase, kx, g.dw);
-                            let src = &img[(iy * g.w + ix) * c..][..c];
-                            if first {
-                                dst.copy_from_slice(src);
-                                first = false;
-                            } else {
-                                for (d, &v) in dst.iter_mut().zip(src) {
-                                    if beats(v, *d) {
-                                        *d = v;
-                                    }
+    for_each_row_block(&mut out, g.ow * c, rows_per, go_parallel(work), |row0, chunk| {
+        for (lr, orow) in chunk.chunks_mut(g.ow * c).enumerate() {
+            let r = row0 + lr;
+            let (b, oy) = (r / g.oh, r % g.oh);
+            let img = &input[b * img_len..][..img_len];
+            let (ky0, ky1, ybase) = tap_range(oy, g.sh, g.pad_top, g.dh, g.kh, g.h);
+            for (ox, dst) in orow.chunks_mut(c).enumerate() {
+                let (kx0, kx1, xbase) = tap_range(ox, g.sw, g.pad_left, g.dw, g.kw, g.w);
+                let mut first = true;
+                for ky in ky0..ky1 {
+                    let iy = tap_index(ybase, ky, g.dh);
+                    for kx in kx0..kx1 {
+                        let ix = tap_index(xbase, kx, g.dw);
+                        let src = &img[(iy * g.w + ix) * c..][..c];
+                        if first {
+                            dst.copy_from_slice(src);
+                            first = false;
+                        } else {
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                if beats(v, *d) {
+                                    *d = v;
                                 }
                             }
                         }
                     }
                 }
             }
-        },
-    );
+        }
+    });
     out
 }
 
@@ -1211,12 +1095,7 @@ pub fn max_pool2d<T: ConvFloat>(g: &Conv2dGeometry, input: &[T]) -> Vec<T> {
 /// Panics if a slice length does not match the geometry.
 pub fn max_pool2d_grad<T: ConvFloat>(g: &Conv2dGeometry, input: &[T], grad_out: &[T]) -> Vec<T> {
     check_len(input.len(), g.input_len(), "max_pool2d_grad", "input");
-    check_len(
-        grad_out.len(),
-        g.pool_output_len(),
-        "max_pool2d_grad",
-        "grad_out",
-    );
+    check_len(grad_out.len(), g.pool_output_len(), "max_pool2d_grad", "grad_out");
     // Narrow argmax indices vectorise better; images with more than 2^32
     // pixels fall back to `usize`.
     if u32::try_from(g.h * g.w).is_ok() {
@@ -1258,11 +1137,7 @@ impl PixIndex for usize {
 
 /// [`max_pool2d_grad`] with argmax indices of type `I` (which must hold
 /// every pixel index of an image).
-fn max_pool2d_grad_with<T: ConvFloat, I: PixIndex>(
-    g: &Conv2dGeometry,
-    input: &[T],
-    grad_out: &[T],
-) -> Vec<T> {
+fn max_pool2d_grad_with<T: ConvFloat, I: PixIndex>(g: &Conv2dGeometry, input: &[T], grad_out: &[T]) -> Vec<T> {
     let c = g.c_in;
     let img_len = g.h * g.w * c;
     let out_img_len = g.oh * g.ow * c;
@@ -1311,10 +1186,10 @@ fn max_pool2d_grad_with<T: ConvFloat, I: PixIndex>(
         }
     };
     if go_parallel(pool_work(g)) && g.n > 1 {
-        dinput.par_chunks_mut(img_len).enumerate().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |s, (b, dimg)| image(b, dimg, s),
-        );
+        dinput
+            .par_chunks_mut(img_len)
+            .enumerate()
+            .for_each_init(|| (Vec::new(), Vec::new()), |s, (b, dimg)| image(b, dimg, s));
     } else {
         let mut scratch = (Vec::new(), Vec::new());
         for (b, dimg) in dinput.chunks_mut(img_len).enumerate() {
@@ -1339,41 +1214,35 @@ pub fn avg_pool2d<T: ConvFloat>(g: &Conv2dGeometry, input: &[T]) -> Vec<T> {
     let work = pool_work(g);
     let rows_per = pool_rows_per_block(g, is_large(work));
     let img_len = g.h * g.w * c;
-    for_each_row_block(
-        &mut out,
-        g.ow * c,
-        rows_per,
-        go_parallel(work),
-        |row0, chunk| {
-            for (lr, orow) in chunk.chunks_mut(g.ow * c).enumerate() {
-                let r = row0 + lr;
-                let (b, oy) = (r / g.oh, r % g.oh);
-                let img = &input[b * img_len..][..img_len];
-                let (ky0, ky1, ybase) = tap_range(oy, g.sh, g.pad_top, g.dh, g.kh, g.h);
-                for (ox, dst) in orow.chunks_mut(c).enumerate() {
-                    let (kx0, kx1, xbase) = tap_range(ox, g.sw, g.pad_left, g.dw, g.kw, g.w);
-                    let count = (ky1 - ky0) * (kx1 - kx0);
-                    if count == 0 {
-                        continue;
-                    }
-                    for ky in ky0..ky1 {
-                        let iy = tap_index(ybase, ky, g.dh);
-                        for kx in kx0..kx1 {
-                            let ix = tap_index(xbase, kx, g.dw);
-                            let src = &img[(iy * g.w + ix) * c..][..c];
-                            for (d, &v) in dst.iter_mut().zip(src) {
-                                *d += v;
-                            }
+    for_each_row_block(&mut out, g.ow * c, rows_per, go_parallel(work), |row0, chunk| {
+        for (lr, orow) in chunk.chunks_mut(g.ow * c).enumerate() {
+            let r = row0 + lr;
+            let (b, oy) = (r / g.oh, r % g.oh);
+            let img = &input[b * img_len..][..img_len];
+            let (ky0, ky1, ybase) = tap_range(oy, g.sh, g.pad_top, g.dh, g.kh, g.h);
+            for (ox, dst) in orow.chunks_mut(c).enumerate() {
+                let (kx0, kx1, xbase) = tap_range(ox, g.sw, g.pad_left, g.dw, g.kw, g.w);
+                let count = (ky1 - ky0) * (kx1 - kx0);
+                if count == 0 {
+                    continue;
+                }
+                for ky in ky0..ky1 {
+                    let iy = tap_index(ybase, ky, g.dh);
+                    for kx in kx0..kx1 {
+                        let ix = tap_index(xbase, kx, g.dw);
+                        let src = &img[(iy * g.w + ix) * c..][..c];
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d += v;
                         }
                     }
-                    let denom = T::from_usize(count);
-                    for d in dst.iter_mut() {
-                        *d = *d / denom;
-                    }
+                }
+                let denom = T::from_usize(count);
+                for d in dst.iter_mut() {
+                    *d = *d / denom;
                 }
             }
-        },
-    );
+        }
+    });
     out
 }
 
@@ -1386,12 +1255,7 @@ pub fn avg_pool2d<T: ConvFloat>(g: &Conv2dGeometry, input: &[T]) -> Vec<T> {
 ///
 /// Panics if the gradient length does not match the geometry.
 pub fn avg_pool2d_grad<T: ConvFloat>(g: &Conv2dGeometry, grad_out: &[T]) -> Vec<T> {
-    check_len(
-        grad_out.len(),
-        g.pool_output_len(),
-        "avg_pool2d_grad",
-        "grad_out",
-    );
+    check_len(grad_out.len(), g.pool_output_len(), "avg_pool2d_grad", "grad_out");
     let c = g.c_in;
     let img_len = g.h * g.w * c;
     let out_img_len = g.oh * g.ow * c;
@@ -1463,13 +1327,7 @@ mod tests {
         }
     }
 
-    fn geom(
-        input: [usize; 4],
-        filter: [usize; 4],
-        s: [usize; 2],
-        d: [usize; 2],
-        p: Padding,
-    ) -> Conv2dGeometry {
+    fn geom(input: [usize; 4], filter: [usize; 4], s: [usize; 2], d: [usize; 2], p: Padding) -> Conv2dGeometry {
         Conv2dGeometry::new(input, filter, s, d, p).unwrap()
     }
 
@@ -1654,13 +1512,7 @@ mod tests {
             }
         }
         // A long im2col row just below the parallel threshold.
-        let g = geom(
-            [1, 20, 20, 20],
-            [5, 5, 20, 1],
-            [1, 1],
-            [1, 1],
-            Padding::Same,
-        );
+        let g = geom([1, 20, 20, 20], [5, 5, 20, 1], [1, 1], [1, 1], Padding::Same);
         assert!(!is_large(g.output_len() * g.k_len()));
         cases.push(g);
         cases
@@ -1671,20 +1523,8 @@ mod tests {
         let cases = vec![
             geom([2, 17, 17, 8], [3, 3, 8, 16], [1, 1], [1, 1], Padding::Same),
             geom([1, 30, 27, 8], [3, 3, 8, 24], [2, 2], [2, 2], Padding::Same),
-            geom(
-                [3, 16, 15, 5],
-                [5, 4, 5, 16],
-                [1, 2],
-                [1, 1],
-                Padding::Valid,
-            ),
-            geom(
-                [2, 24, 24, 32],
-                [1, 1, 32, 32],
-                [1, 1],
-                [1, 1],
-                Padding::Valid,
-            ),
+            geom([3, 16, 15, 5], [5, 4, 5, 16], [1, 2], [1, 1], Padding::Valid),
+            geom([2, 24, 24, 32], [1, 1, 32, 32], [1, 1], [1, 1], Padding::Valid),
             // One image cut into several row blocks.
             geom([1, 64, 40, 4], [3, 3, 4, 8], [2, 1], [2, 2], Padding::Same),
         ];
@@ -1724,10 +1564,7 @@ mod tests {
         assert_eq!(g.pool_output_shape(), [2, 3, 3, 3]);
         assert_eq!(g.input_shape(), [2, 5, 6, 3]);
         assert_eq!(g.filter_shape(), [3, 3, 3, 4]);
-        assert_eq!(
-            (g.input_len(), g.filter_len(), g.output_len()),
-            (180, 108, 72)
-        );
+        assert_eq!((g.input_len(), g.filter_len(), g.output_len()), (180, 108, 72));
         let v = geom([1, 5, 5, 1], [3, 3, 1, 1], [2, 2], [1, 1], Padding::Valid);
         assert_eq!((v.oh, v.ow, v.pad_top, v.pad_left), (2, 2, 0, 0));
         assert_eq!((v.pad_bottom(), v.pad_right()), (0, 0));
@@ -1793,10 +1630,7 @@ mod tests {
         let x: Vec<f64> = (0..25).map(f64::from).collect();
         let g = geom([1, 5, 5, 1], [3, 3, 1, 1], [2, 2], [1, 1], Padding::Same);
         let y = conv2d(&g, &x, &[1.0; 9]);
-        assert_eq!(
-            y,
-            vec![12.0, 27.0, 24.0, 63.0, 108.0, 81.0, 72.0, 117.0, 84.0]
-        );
+        assert_eq!(y, vec![12.0, 27.0, 24.0, 63.0, 108.0, 81.0, 72.0, 117.0, 84.0]);
     }
 
     #[test]
@@ -1810,10 +1644,7 @@ mod tests {
             // f32 path against the f64 reference.
             let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             let f32_: Vec<f32> = f.iter().map(|&v| v as f32).collect();
-            let got: Vec<f64> = conv2d(g, &x32, &f32_)
-                .iter()
-                .map(|&v| f64::from(v))
-                .collect();
+            let got: Vec<f64> = conv2d(g, &x32, &f32_).iter().map(|&v| f64::from(v)).collect();
             assert_close(&got, &want, 1e-4, &format!("f32 {g:?}"));
         }
     }
@@ -1827,18 +1658,8 @@ mod tests {
             let gy = rng.vec(g.output_len());
             let dx = conv2d_backprop_input(g, &f, &gy);
             let df = conv2d_backprop_filter(g, &x, &gy);
-            assert_close(
-                &dx,
-                &naive_bwd_input(g, &f, &gy),
-                1e-12,
-                &format!("dx {g:?}"),
-            );
-            assert_close(
-                &df,
-                &naive_bwd_filter(g, &x, &gy),
-                1e-11,
-                &format!("df {g:?}"),
-            );
+            assert_close(&dx, &naive_bwd_input(g, &f, &gy), 1e-12, &format!("dx {g:?}"));
+            assert_close(&df, &naive_bwd_filter(g, &x, &gy), 1e-11, &format!("df {g:?}"));
             let lhs = dot(&conv2d(g, &x, &f), &gy);
             assert_abs_diff_eq!(lhs, dot(&x, &dx), epsilon = 1e-9 * (1.0 + lhs.abs()));
             assert_abs_diff_eq!(lhs, dot(&f, &df), epsilon = 1e-9 * (1.0 + lhs.abs()));
@@ -1869,10 +1690,7 @@ mod tests {
     fn results_do_not_depend_on_thread_count() {
         let mut rng = Rng(4);
         let run = |threads: usize, g: &Conv2dGeometry, x: &[f32], f: &[f32], gy: &[f32]| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
                 (
                     conv2d(g, x, f),
@@ -1886,20 +1704,8 @@ mod tests {
         let mut cases = large_conv_cases();
         // Many images of one row block each, and a huge filter-gradient
         // reduction split into partial sums.
-        cases.push(geom(
-            [16, 9, 9, 8],
-            [3, 3, 8, 8],
-            [1, 1],
-            [1, 1],
-            Padding::Same,
-        ));
-        cases.push(geom(
-            [4, 40, 40, 3],
-            [5, 5, 3, 4],
-            [1, 1],
-            [1, 1],
-            Padding::Same,
-        ));
+        cases.push(geom([16, 9, 9, 8], [3, 3, 8, 8], [1, 1], [1, 1], Padding::Same));
+        cases.push(geom([4, 40, 40, 3], [5, 5, 3, 4], [1, 1], [1, 1], Padding::Same));
         for g in &cases {
             let x: Vec<f32> = rng.vec(g.input_len()).iter().map(|&v| v as f32).collect();
             let f: Vec<f32> = rng.vec(g.filter_len()).iter().map(|&v| v as f32).collect();
@@ -1916,13 +1722,7 @@ mod tests {
     fn large_filter_gradient_splits_rows_deterministically() {
         // Too big a filter for partial sums: each block's GEMM is split over
         // row ranges of the filter gradient instead.
-        let g = geom(
-            [1, 4, 5, 1024],
-            [3, 3, 1024, 256],
-            [1, 1],
-            [1, 1],
-            Padding::Same,
-        );
+        let g = geom([1, 4, 5, 1024], [3, 3, 1024, 256], [1, 1], [1, 1], Padding::Same);
         assert!(FILTER_PARTIAL_BUDGET / g.filter_len() < 2);
         let mut rng = Rng(8);
         let x = rng.vec(g.input_len());
@@ -1973,12 +1773,7 @@ mod tests {
                 1e-12,
                 &what,
             );
-            assert_close(
-                &avg_pool2d_grad(g, &gy),
-                &naive_avg_pool_grad(g, &gy),
-                1e-12,
-                &what,
-            );
+            assert_close(&avg_pool2d_grad(g, &gy), &naive_avg_pool_grad(g, &gy), 1e-12, &what);
         }
     }
 
@@ -1988,14 +1783,8 @@ mod tests {
         // padding only at the bottom / right, averages over real elements.
         let x: Vec<f64> = (1..=9).map(f64::from).collect();
         let g = Conv2dGeometry::pool([1, 3, 3, 1], [2, 2], [1, 1], Padding::Same).unwrap();
-        assert_eq!(
-            max_pool2d(&g, &x),
-            vec![5.0, 6.0, 6.0, 8.0, 9.0, 9.0, 8.0, 9.0, 9.0]
-        );
-        assert_eq!(
-            avg_pool2d(&g, &x),
-            vec![3.0, 4.0, 4.5, 6.0, 7.0, 7.5, 7.5, 8.5, 9.0]
-        );
+        assert_eq!(max_pool2d(&g, &x), vec![5.0, 6.0, 6.0, 8.0, 9.0, 9.0, 8.0, 9.0, 9.0]);
+        assert_eq!(avg_pool2d(&g, &x), vec![3.0, 4.0, 4.5, 6.0, 7.0, 7.5, 7.5, 8.5, 9.0]);
         // Overlapping windows accumulate gradient on the shared maximum.
         assert_eq!(
             max_pool2d_grad(&g, &x, &[1.0; 9]),
@@ -2029,10 +1818,7 @@ mod tests {
     fn max_pool_ties_and_nans() {
         // Ties go to the first element in row-major window order.
         let g = Conv2dGeometry::pool([1, 2, 2, 1], [2, 2], [1, 1], Padding::Valid).unwrap();
-        assert_eq!(
-            max_pool2d_grad(&g, &[1.0; 4], &[3.0]),
-            vec![3.0, 0.0, 0.0, 0.0]
-        );
+        assert_eq!(max_pool2d_grad(&g, &[1.0; 4], &[3.0]), vec![3.0, 0.0, 0.0, 0.0]);
         let g = Conv2dGeometry::pool([1, 1, 3, 2], [1, 2], [1, 1], Padding::Same).unwrap();
         let x = [2.0, 0.0, 2.0, 5.0, 1.0, 5.0];
         assert_eq!(max_pool2d(&g, &x), vec![2.0, 5.0, 2.0, 5.0, 1.0, 5.0]);
@@ -2072,9 +1858,6 @@ mod tests {
         let x = [1.0, 9.0, 2.0, 9.0, 3.0];
         assert_eq!(max_pool2d(&g, &x), vec![3.0]);
         assert_eq!(avg_pool2d(&g, &x), vec![2.0]);
-        assert_eq!(
-            max_pool2d_grad(&g, &x, &[1.0]),
-            vec![0.0, 0.0, 0.0, 0.0, 1.0]
-        );
+        assert_eq!(max_pool2d_grad(&g, &x, &[1.0]), vec![0.0, 0.0, 0.0, 0.0, 1.0]);
     }
 }

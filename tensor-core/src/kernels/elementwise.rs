@@ -121,12 +121,8 @@ where
             .expect("binary: broadcast length")
             .into_shared();
     }
-    let av = a
-        .broadcast(shape.clone())
-        .expect("binary: shapes validated by infer");
-    let bv = b
-        .broadcast(shape)
-        .expect("binary: shapes validated by infer");
+    let av = a.broadcast(shape.clone()).expect("binary: shapes validated by infer");
+    let bv = b.broadcast(shape).expect("binary: shapes validated by infer");
     let z = Zip::from(&av).and(&bv);
     if n >= PAR_THRESHOLD {
         z.par_map_collect(|&x, &y| f(x, y)).into_shared()
@@ -136,13 +132,7 @@ where
 }
 
 /// Applies `f` to three broadcast operands (for `where`).
-pub fn ternary<A, B, C, U, F>(
-    a: &Array<A>,
-    b: &Array<B>,
-    c: &Array<C>,
-    out_dims: &[usize],
-    f: F,
-) -> Array<U>
+pub fn ternary<A, B, C, U, F>(a: &Array<A>, b: &Array<B>, c: &Array<C>, out_dims: &[usize], f: F) -> Array<U>
 where
     A: Copy + Send + Sync,
     B: Copy + Send + Sync,
@@ -151,15 +141,9 @@ where
     F: Fn(A, B, C) -> U + Sync + Send,
 {
     let shape = IxDyn(out_dims);
-    let av = a
-        .broadcast(shape.clone())
-        .expect("ternary: shapes validated by infer");
-    let bv = b
-        .broadcast(shape.clone())
-        .expect("ternary: shapes validated by infer");
-    let cv = c
-        .broadcast(shape)
-        .expect("ternary: shapes validated by infer");
+    let av = a.broadcast(shape.clone()).expect("ternary: shapes validated by infer");
+    let bv = b.broadcast(shape.clone()).expect("ternary: shapes validated by infer");
+    let cv = c.broadcast(shape).expect("ternary: shapes validated by infer");
     let z = Zip::from(&av).and(&bv).and(&cv);
     let n: usize = out_dims.iter().product();
     if n >= PAR_THRESHOLD {
@@ -196,15 +180,9 @@ mod tests {
             .unwrap()
             .into_shared();
         let c = binary(&a, &b, &[2, 3], |x, y| x + y);
-        assert_eq!(
-            c.iter().copied().collect::<Vec<_>>(),
-            vec![11, 22, 33, 14, 25, 36]
-        );
+        assert_eq!(c.iter().copied().collect::<Vec<_>>(), vec![11, 22, 33, 14, 25, 36]);
         let t = a.clone().reversed_axes();
         let d = unary(&t, |x| x * 2);
-        assert_eq!(
-            d.iter().copied().collect::<Vec<_>>(),
-            vec![2, 8, 4, 10, 6, 12]
-        );
+        assert_eq!(d.iter().copied().collect::<Vec<_>>(), vec![2, 8, 4, 10, 6, 12]);
     }
 }

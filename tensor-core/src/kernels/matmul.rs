@@ -160,14 +160,7 @@ fn end_index(offset: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> O
 }
 
 /// Whether every operand described by `offsets` fits into a slice of `len`.
-fn operands_fit(
-    len: usize,
-    offsets: &[usize],
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-) -> bool {
+fn operands_fit(len: usize, offsets: &[usize], rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
     offsets
         .iter()
         .all(|&o| end_index(o, rows, cols, rs, cs).is_some_and(|end| end <= len))
@@ -341,14 +334,8 @@ impl<T: GemmFloat> Job<T> {
         // every pointer formed here and inside `raw_gemm` stays in bounds.
         // Distinct `t` give disjoint `C` blocks and each `t` is claimed once.
         unsafe {
-            let ap = self
-                .a
-                .add(*self.a_offsets.add(bi))
-                .offset(r0 as isize * self.rsa);
-            let bp = self
-                .b
-                .add(*self.b_offsets.add(bi))
-                .offset(c0 as isize * self.csb);
+            let ap = self.a.add(*self.a_offsets.add(bi)).offset(r0 as isize * self.rsa);
+            let bp = self.b.add(*self.b_offsets.add(bi)).offset(c0 as isize * self.csb);
             let cp = self.c.add((bi * self.m + r0) * self.n + c0);
             T::raw_gemm(
                 rows,
@@ -444,9 +431,7 @@ fn drive<T: GemmFloat>(
         // of this job, all of which finish before `drive` returns (it waits
         // for `done == total`), so the borrow outlives every use.
         epilogue: epilogue.map(|e| unsafe {
-            std::mem::transmute::<*const Epilogue<'_, T>, *const Epilogue<'static, T>>(
-                e as *const _,
-            )
+            std::mem::transmute::<*const Epilogue<'_, T>, *const Epilogue<'static, T>>(e as *const _)
         }),
     });
     if plan.is_some() {
@@ -515,8 +500,7 @@ fn contract_ok<T>(
         && (k == 0
             || m == 0
             || n == 0
-            || (operands_fit(a.len(), a_offsets, m, k, rsa, csa)
-                && operands_fit(b.len(), b_offsets, k, n, rsb, csb)));
+            || (operands_fit(a.len(), a_offsets, m, k, rsa, csa) && operands_fit(b.len(), b_offsets, k, n, rsb, csb)));
     debug_assert!(ok_c, "gemm: output slice shorter than batch·m·n");
     debug_assert!(
         a_offsets.len() == b_offsets.len(),
@@ -588,9 +572,7 @@ pub fn batched_gemm<T: GemmFloat>(
 ) {
     let threads = rayon::current_num_threads();
     let plan = plan(T::TILE, m, k, n, a_offsets.len(), threads);
-    batched_gemm_planned(
-        m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c, plan, None,
-    );
+    batched_gemm_planned(m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c, plan, None);
 }
 
 /// [`batched_gemm`] followed by `epilogue` on every row segment of each
@@ -660,9 +642,7 @@ fn batched_gemm_planned<T: GemmFloat>(
     epilogue: Option<&Epilogue<'_, T>>,
 ) {
     if !contract_ok(m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c) {
-        let len = c
-            .len()
-            .min(a_offsets.len().saturating_mul(m).saturating_mul(n));
+        let len = c.len().min(a_offsets.len().saturating_mul(m).saturating_mul(n));
         c[..len].fill(T::default());
         return;
     }
@@ -748,10 +728,7 @@ pub fn batched_gemm_int<T: GemmInt>(
     if m == 0 || n == 0 {
         return;
     }
-    for (ci, (&ao, &bo)) in c
-        .chunks_exact_mut(m * n)
-        .zip(a_offsets.iter().zip(b_offsets))
-    {
+    for (ci, (&ao, &bo)) in c.chunks_exact_mut(m * n).zip(a_offsets.iter().zip(b_offsets)) {
         ci.fill(T::default());
         for (i, crow) in ci.chunks_exact_mut(n).enumerate() {
             let arow = ao + i * rsa;
@@ -780,14 +757,10 @@ mod tests {
 
     /// Deterministic pseudo-random values in [-1, 1).
     fn data(len: usize, seed: u64) -> Vec<f64> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (0..len)
             .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 ((s >> 40) as f64 / (1u64 << 24) as f64) * 2.0 - 1.0
             })
             .collect()
@@ -948,9 +921,7 @@ mod tests {
             b.extend_from_slice(&b0);
             let b_offsets = vec![pad; batch];
             let mut c = vec![f64::NAN; batch * m * n];
-            batched_gemm(
-                m, k, n, &a, &a_offsets, rsa, csa, &b, &b_offsets, rsb, csb, &mut c,
-            );
+            batched_gemm(m, k, n, &a, &a_offsets, rsa, csa, &b, &b_offsets, rsb, csb, &mut c);
             let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
             let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
             let mut c32 = vec![f32::NAN; batch * m * n];
@@ -980,20 +951,11 @@ mod tests {
         let b_offsets = vec![0; batch];
         let run = |plan: Option<Plan>| {
             let mut c = vec![f32::NAN; batch * m * n];
-            batched_gemm_planned(
-                m, k, n, &a, &a_offsets, k, 1, &b, &b_offsets, n, 1, &mut c, plan, None,
-            );
+            batched_gemm_planned(m, k, n, &a, &a_offsets, k, 1, &b, &b_offsets, n, 1, &mut c, plan, None);
             c
         };
         let serial = run(None);
-        for (rp, cp, tile) in [
-            (2, 1, 16),
-            (1, 2, 16),
-            (3, 4, 16),
-            (7, 1, 1),
-            (1, 9, 3),
-            (10, 10, 8),
-        ] {
+        for (rp, cp, tile) in [(2, 1, 16), (1, 2, 16), (3, 4, 16), (7, 1, 1), (1, 9, 3), (10, 10, 8)] {
             let (mb, row_blocks) = split_aligned(m, rp, tile);
             let (nb, col_blocks) = split_aligned(n, cp, tile);
             let p = Plan {
@@ -1004,27 +966,16 @@ mod tests {
             };
             let par = run(Some(p));
             assert!(
-                serial
-                    .iter()
-                    .zip(&par)
-                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                serial.iter().zip(&par).all(|(x, y)| x.to_bits() == y.to_bits()),
                 "plan {p:?} differs from serial"
             );
         }
         // Public entry point under different pool sizes.
         for threads in [1, 2, 3, 4] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut c = vec![f32::NAN; batch * m * n];
-            pool.install(|| {
-                batched_gemm(m, k, n, &a, &a_offsets, k, 1, &b, &b_offsets, n, 1, &mut c)
-            });
-            assert!(serial
-                .iter()
-                .zip(&c)
-                .all(|(x, y)| x.to_bits() == y.to_bits()));
+            pool.install(|| batched_gemm(m, k, n, &a, &a_offsets, k, 1, &b, &b_offsets, n, 1, &mut c));
+            assert!(serial.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()));
         }
     }
 
@@ -1066,22 +1017,7 @@ mod tests {
         let a = data(m * k, 31);
         let b = data(k * n, 32);
         let mut serial = vec![0.0; m * n];
-        batched_gemm_planned(
-            m,
-            k,
-            n,
-            &a,
-            &[0],
-            k,
-            1,
-            &b,
-            &[0],
-            n,
-            1,
-            &mut serial,
-            None,
-            None,
-        );
+        batched_gemm_planned(m, k, n, &a, &[0], k, 1, &b, &[0], n, 1, &mut serial, None, None);
         let outs: Vec<Vec<f64>> = (0..8)
             .into_par_iter()
             .map(|_| {
@@ -1091,10 +1027,7 @@ mod tests {
             })
             .collect();
         for c in outs {
-            assert!(serial
-                .iter()
-                .zip(&c)
-                .all(|(x, y)| x.to_bits() == y.to_bits()));
+            assert!(serial.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()));
         }
     }
 
@@ -1129,8 +1062,7 @@ mod tests {
         for i in 0..m {
             for j in 0..n {
                 for p in 0..k {
-                    c[i * n + j] = c[i * n + j]
-                        .wrapping_add(a[i * rsa + p * csa].wrapping_mul(b[p * rsb + j * csb]));
+                    c[i * n + j] = c[i * n + j].wrapping_add(a[i * rsa + p * csa].wrapping_mul(b[p * rsb + j * csb]));
                 }
             }
         }
@@ -1164,9 +1096,7 @@ mod tests {
         let b = [2, i32::MAX];
         let mut c = [0i32; 1];
         gemm_int(1, 2, 1, &a, 2, 1, &b, 1, 1, &mut c);
-        let want = i32::MAX
-            .wrapping_mul(2)
-            .wrapping_add(2i32.wrapping_mul(i32::MAX));
+        let want = i32::MAX.wrapping_mul(2).wrapping_add(2i32.wrapping_mul(i32::MAX));
         assert_eq!(c, [want]);
         let a = [i64::MIN, -1];
         let mut c = [0i64; 1];
@@ -1186,10 +1116,7 @@ mod tests {
         let b64: Vec<i64> = b.iter().map(|&x| x as i64).collect();
         for i in 0..batch {
             let want = naive_int(m, k, n, &a64[i * m * k..], (1, m), &b64, (n, 1));
-            let got: Vec<i64> = c[i * m * n..(i + 1) * m * n]
-                .iter()
-                .map(|&x| x as i64)
-                .collect();
+            let got: Vec<i64> = c[i * m * n..(i + 1) * m * n].iter().map(|&x| x as i64).collect();
             assert_eq!(got, want);
         }
     }

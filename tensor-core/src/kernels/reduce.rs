@@ -67,11 +67,7 @@ where
     } else {
         let mut perm = kept.clone();
         perm.extend_from_slice(axes);
-        owned = a
-            .view()
-            .permuted_axes(IxDyn(&perm))
-            .as_standard_layout()
-            .into_owned();
+        owned = a.view().permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned();
         data = owned.as_slice().expect("standard layout has a slice");
         (outer, r, inner) = split_dims(owned.shape(), kept.len(), dims.len());
     }
@@ -89,20 +85,14 @@ where
     let big = total >= PAR_THRESHOLD;
     if inner == 1 {
         if outer == 1 && big {
-            let partial: Vec<T> = data
-                .par_chunks(BLOCK)
-                .map(|c| fold_lanes(c, init, f))
-                .collect();
+            let partial: Vec<T> = data.par_chunks(BLOCK).map(|c| fold_lanes(c, init, f)).collect();
             return vec![partial.into_iter().fold(init, f)];
         }
         if r == 0 {
             return vec![init; outer];
         }
         if big && outer > 1 {
-            return data
-                .par_chunks(r)
-                .map(|row| fold_lanes(row, init, f))
-                .collect();
+            return data.par_chunks(r).map(|row| fold_lanes(row, init, f)).collect();
         }
         return data.chunks(r).map(|row| fold_lanes(row, init, f)).collect();
     }
@@ -134,9 +124,7 @@ mod tests {
     fn every_axis_set_matches_a_naive_sum() {
         let dims = [3usize, 4, 5];
         let v: Vec<i64> = (0..60).collect();
-        let a = ArrayD::from_shape_vec(IxDyn(&dims), v)
-            .unwrap()
-            .into_shared();
+        let a = ArrayD::from_shape_vec(IxDyn(&dims), v).unwrap().into_shared();
         for axes in [
             vec![],
             vec![0],

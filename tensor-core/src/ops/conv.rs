@@ -45,8 +45,7 @@ fn conv_geometry(
     dilations: [usize; 2],
     padding: Padding,
 ) -> Result<Conv2dGeometry> {
-    Conv2dGeometry::new(input, filter, strides, dilations, padding)
-        .map_err(|m| Error::invalid(op, m))
+    Conv2dGeometry::new(input, filter, strides, dilations, padding).map_err(|m| Error::invalid(op, m))
 }
 
 pub(crate) fn infer_conv2d(
@@ -65,9 +64,7 @@ pub(crate) fn infer_conv2d(
         padding,
     )
     .map_err(|e| match e {
-        Error::InvalidArgument { msg, .. } => {
-            Error::shapes("conv2d", &[&x[0].shape, &x[1].shape], msg)
-        }
+        Error::InvalidArgument { msg, .. } => Error::shapes("conv2d", &[&x[0].shape, &x[1].shape], msg),
         e => e,
     })?;
     Ok(TensorSpec::new(x[0].dtype, g.output_shape().to_vec()))
@@ -82,14 +79,7 @@ pub(crate) fn infer_conv2d_backprop_input(
 ) -> Result<TensorSpec> {
     let op = "conv2d_backprop_input";
     float_pair(op, x)?;
-    let g = conv_geometry(
-        op,
-        input_shape,
-        rank4(op, &x[0].shape)?,
-        strides,
-        dilations,
-        padding,
-    )?;
+    let g = conv_geometry(op, input_shape, rank4(op, &x[0].shape)?, strides, dilations, padding)?;
     if x[1].shape.dims() != g.output_shape() {
         return Err(Error::shapes(
             op,
@@ -109,14 +99,7 @@ pub(crate) fn infer_conv2d_backprop_filter(
 ) -> Result<TensorSpec> {
     let op = "conv2d_backprop_filter";
     float_pair(op, x)?;
-    let g = conv_geometry(
-        op,
-        rank4(op, &x[0].shape)?,
-        filter_shape,
-        strides,
-        dilations,
-        padding,
-    )?;
+    let g = conv_geometry(op, rank4(op, &x[0].shape)?, filter_shape, strides, dilations, padding)?;
     if x[1].shape.dims() != g.output_shape() {
         return Err(Error::shapes(
             op,
@@ -134,8 +117,7 @@ fn pool_geometry(
     strides: [usize; 2],
     padding: Padding,
 ) -> Result<Conv2dGeometry> {
-    Conv2dGeometry::pool(rank4(op, input)?, ksize, strides, padding)
-        .map_err(|m| Error::invalid(op, m))
+    Conv2dGeometry::pool(rank4(op, input)?, ksize, strides, padding).map_err(|m| Error::invalid(op, m))
 }
 
 pub(crate) fn infer_pool(
@@ -211,14 +193,7 @@ pub(crate) fn conv2d(
     input: &Data,
     filter: &Data,
 ) -> Result<Data> {
-    let g = conv_geometry(
-        "conv2d",
-        dims4(input),
-        dims4(filter),
-        strides,
-        dilations,
-        padding,
-    )?;
+    let g = conv_geometry("conv2d", dims4(input), dims4(filter), strides, dilations, padding)?;
     let o = g.output_shape();
     float2(
         "conv2d",
@@ -289,13 +264,7 @@ fn pool_typed<T: ConvFloat + crate::Element>(max: bool, g: &Conv2dGeometry, x: &
     wrap(g.pool_output_shape(), v)
 }
 
-pub(crate) fn pool(
-    max: bool,
-    ksize: [usize; 2],
-    strides: [usize; 2],
-    padding: Padding,
-    x: &Data,
-) -> Result<Data> {
+pub(crate) fn pool(max: bool, ksize: [usize; 2], strides: [usize; 2], padding: Padding, x: &Data) -> Result<Data> {
     let op = if max { "max_pool2d" } else { "avg_pool2d" };
     let g = pool_geometry(op, &x.dims().into(), ksize, strides, padding)?;
     match x {
@@ -313,11 +282,7 @@ pub(crate) fn pool_grad(
     input: &Data,
     upstream: &Data,
 ) -> Result<Data> {
-    let op = if max {
-        "max_pool2d_grad"
-    } else {
-        "avg_pool2d_grad"
-    };
+    let op = if max { "max_pool2d_grad" } else { "avg_pool2d_grad" };
     let g = pool_geometry(op, &input.dims().into(), ksize, strides, padding)?;
     let i = g.input_shape();
     float2(
@@ -367,12 +332,7 @@ impl Tensor {
     }
 
     /// `tf.nn.max_pool2d` (NHWC); padded positions never win.
-    pub fn max_pool2d(
-        &self,
-        ksize: [usize; 2],
-        strides: [usize; 2],
-        padding: Padding,
-    ) -> Result<Tensor> {
+    pub fn max_pool2d(&self, ksize: [usize; 2], strides: [usize; 2], padding: Padding) -> Result<Tensor> {
         dispatch1(
             Op::Pool2D {
                 max: true,
@@ -385,12 +345,7 @@ impl Tensor {
     }
 
     /// `tf.nn.avg_pool2d` (NHWC); each window divides by its count of real elements.
-    pub fn avg_pool2d(
-        &self,
-        ksize: [usize; 2],
-        strides: [usize; 2],
-        padding: Padding,
-    ) -> Result<Tensor> {
+    pub fn avg_pool2d(&self, ksize: [usize; 2], strides: [usize; 2], padding: Padding) -> Result<Tensor> {
         dispatch1(
             Op::Pool2D {
                 max: false,
@@ -417,12 +372,7 @@ mod tests {
         // Centre output sees a full 3x3x2 window of ones.
         assert_eq!(y.to_vec::<f32>().unwrap()[4 * 4], 18.0);
         assert!(x
-            .conv2d(
-                &Tensor::ones(&[3, 3, 3, 4], DType::F32),
-                [1, 1],
-                Padding::Valid,
-                [1, 1]
-            )
+            .conv2d(&Tensor::ones(&[3, 3, 3, 4], DType::F32), [1, 1], Padding::Valid, [1, 1])
             .is_err());
         assert!(x.conv2d(&f, [0, 1], Padding::Valid, [1, 1]).is_err());
         assert!(Tensor::ones(&[5, 5], DType::F32)

@@ -16,11 +16,7 @@ fn matrix_dims(op: &'static str, s: &Shape, transpose: bool) -> Result<(Vec<usiz
     }
     let (r, c) = (d[d.len() - 2], d[d.len() - 1]);
     let batch = d[..d.len() - 2].to_vec();
-    Ok(if transpose {
-        (batch, c, r)
-    } else {
-        (batch, r, c)
-    })
+    Ok(if transpose { (batch, c, r) } else { (batch, r, c) })
 }
 
 pub(crate) fn infer_matmul(ta: bool, tb: bool, x: &[TensorSpec]) -> Result<TensorSpec> {
@@ -108,12 +104,7 @@ fn operand<'a, T: Element>(
         }
     }
     let data = view.to_slice_memory_order()?;
-    Some(Operand {
-        data,
-        rs,
-        cs,
-        offsets,
-    })
+    Some(Operand { data, rs, cs, offsets })
 }
 
 fn matmul_typed<T: Element>(
@@ -163,14 +154,7 @@ fn matmul_typed<T: Element>(
     ))
 }
 
-fn float_run<T: Element + GemmFloat>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &Operand<T>,
-    b: &Operand<T>,
-    c: &mut [T],
-) {
+fn float_run<T: Element + GemmFloat>(m: usize, k: usize, n: usize, a: &Operand<T>, b: &Operand<T>, c: &mut [T]) {
     batched_gemm(
         m, k, n, a.data, &a.offsets, a.rs, a.cs, b.data, &b.offsets, b.rs, b.cs, c,
     );
@@ -219,9 +203,9 @@ pub fn matmul_epilogue(
     ) -> Result<Data> {
         let bias: Option<Vec<T>> = match bias {
             Some(d) => {
-                let arr = d.array::<T>().ok_or_else(|| {
-                    Error::dtypes("matmul", &[d.dtype(), T::DTYPE], "bias dtype differs")
-                })?;
+                let arr = d
+                    .array::<T>()
+                    .ok_or_else(|| Error::dtypes("matmul", &[d.dtype(), T::DTYPE], "bias dtype differs"))?;
                 Some(arr.iter().copied().collect())
             }
             None => None,
@@ -262,11 +246,7 @@ pub fn matmul_epilogue(
         })
     }
     if let Some(bv) = bias {
-        let n = if tb {
-            b.dims().first()
-        } else {
-            b.dims().last()
-        };
+        let n = if tb { b.dims().first() } else { b.dims().last() };
         if bv.dims().len() != 1 || Some(&bv.dims()[0]) != n {
             return Err(Error::shapes(
                 "matmul",
@@ -361,12 +341,8 @@ impl Tensor {
         let n: usize = free_b.iter().map(|&i| db[i]).product();
         let perm_a: Vec<usize> = free_a.iter().chain(&ax_a).copied().collect();
         let perm_b: Vec<usize> = ax_b.iter().chain(&free_b).copied().collect();
-        let a2 = self
-            .transpose(Some(&perm_a))?
-            .reshape(&[m as i64, k as i64])?;
-        let b2 = other
-            .transpose(Some(&perm_b))?
-            .reshape(&[k as i64, n as i64])?;
+        let a2 = self.transpose(Some(&perm_a))?.reshape(&[m as i64, k as i64])?;
+        let b2 = other.transpose(Some(&perm_b))?.reshape(&[k as i64, n as i64])?;
         let out: Vec<i64> = free_a
             .iter()
             .map(|&i| da[i] as i64)
@@ -390,17 +366,11 @@ mod tests {
         );
         let at = a.transpose(None).unwrap();
         assert_eq!(
-            at.matmul_t(&b, true, false)
-                .unwrap()
-                .to_vec::<f64>()
-                .unwrap(),
+            at.matmul_t(&b, true, false).unwrap().to_vec::<f64>().unwrap(),
             a.matmul(&b).unwrap().to_vec::<f64>().unwrap()
         );
         assert_eq!(
-            a.matmul_t(&a, true, false)
-                .unwrap()
-                .to_vec::<f64>()
-                .unwrap(),
+            a.matmul_t(&a, true, false).unwrap().to_vec::<f64>().unwrap(),
             vec![35.0, 44.0, 44.0, 56.0]
         );
         let batch = Tensor::stack(&[&a, &a.neg().unwrap()], 0).unwrap();
@@ -408,10 +378,7 @@ mod tests {
         assert_eq!(r.dims(), &[2, 3, 3]);
         assert_eq!(r.to_vec::<f64>().unwrap()[9], -1.0);
         let ai = Tensor::new([[1i32, 2], [3, 4]]);
-        assert_eq!(
-            ai.matmul(&ai).unwrap().to_vec::<i32>().unwrap(),
-            vec![7, 10, 15, 22]
-        );
+        assert_eq!(ai.matmul(&ai).unwrap().to_vec::<i32>().unwrap(), vec![7, 10, 15, 22]);
     }
 
     #[test]

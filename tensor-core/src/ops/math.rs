@@ -5,9 +5,7 @@ use crate::data::Array;
 use crate::dispatch::dispatch1;
 use crate::kernels::elementwise as el;
 use crate::shape::broadcast_shapes;
-use crate::{
-    DType, Data, Element, Error, FloatElement, IntElement, Op, Result, Tensor, TensorSpec,
-};
+use crate::{DType, Data, Element, Error, FloatElement, IntElement, Op, Result, Tensor, TensorSpec};
 
 /// Elementwise unary ops. All accept float dtypes; `neg`, `abs`, `sign` and `square` also
 /// accept integers.
@@ -111,10 +109,7 @@ impl UnaryOp {
     }
 
     fn accepts_int(self) -> bool {
-        matches!(
-            self,
-            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Square
-        )
+        matches!(self, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Square)
     }
 
     /// The scalar function on one float element. Fused graph kernels call this too, so a
@@ -173,9 +168,7 @@ impl UnaryOp {
                     c(alpha as f32 as f64) * x
                 }
             }
-            Gelu { approximate: false } => {
-                c(0.5) * x * (-x * c(std::f64::consts::FRAC_1_SQRT_2 as f32 as f64)).erfc()
-            }
+            Gelu { approximate: false } => c(0.5) * x * (-x * c(std::f64::consts::FRAC_1_SQRT_2 as f32 as f64)).erfc(),
             Gelu { approximate: true } => {
                 let inner = c(0.797_884_560_802_865_4) * (x + c(0.044715f32 as f64) * x * x * x);
                 c(0.5) * x * (one + inner.tanh())
@@ -259,18 +252,13 @@ fn float_unary<T: FloatElement>(u: UnaryOp, a: &Array<T>) -> Array<T> {
         };
     }
     fixed!(
-        Neg, Abs, Exp, Log, Log1p, Sqrt, Rsqrt, Square, Reciprocal, Sin, Cos, Tanh, Sigmoid, Erf,
-        Softplus, Softsign, Relu, Relu6, Elu, Selu, Sign, Floor, Ceil, Round
+        Neg, Abs, Exp, Log, Log1p, Sqrt, Rsqrt, Square, Reciprocal, Sin, Cos, Tanh, Sigmoid, Erf, Softplus, Softsign,
+        Relu, Relu6, Elu, Selu, Sign, Floor, Ceil, Round
     )
 }
 
 /// [`float_unary`]'s counterpart for binary ops.
-fn float_binary<T: FloatElement>(
-    op: BinaryOp,
-    a: &Array<T>,
-    b: &Array<T>,
-    dims: &[usize],
-) -> Array<T> {
+fn float_binary<T: FloatElement>(op: BinaryOp, a: &Array<T>, b: &Array<T>, dims: &[usize]) -> Array<T> {
     use BinaryOp::*;
     macro_rules! fixed {
         ($($v:ident),*) => {
@@ -299,13 +287,7 @@ pub(crate) fn unary(u: UnaryOp, x: &Data) -> Result<Data> {
         Data::F64(a) => Data::F64(float_unary(u, a)),
         Data::I32(a) => Data::I32(el::unary(a, move |v| u.apply_int(v))),
         Data::I64(a) => Data::I64(el::unary(a, move |v| u.apply_int(v))),
-        Data::Bool(_) => {
-            return Err(Error::dtypes(
-                u.name(),
-                &[DType::Bool],
-                "expects a numeric tensor",
-            ))
-        }
+        Data::Bool(_) => return Err(Error::dtypes(u.name(), &[DType::Bool], "expects a numeric tensor")),
     })
 }
 
@@ -390,12 +372,7 @@ impl BinaryOp {
     }
 }
 
-fn int_binary<T: IntElement>(
-    op: BinaryOp,
-    a: &Array<T>,
-    b: &Array<T>,
-    dims: &[usize],
-) -> Result<Array<T>> {
+fn int_binary<T: IntElement>(op: BinaryOp, a: &Array<T>, b: &Array<T>, dims: &[usize]) -> Result<Array<T>> {
     use BinaryOp::*;
     let name = op.name();
     let zero_divisor = || Error::invalid(name, "integer division by zero");
@@ -403,18 +380,8 @@ fn int_binary<T: IntElement>(
         Add => Ok(el::binary(a, b, dims, |x: T, y: T| x.wrapping_add(&y))),
         Sub => Ok(el::binary(a, b, dims, |x: T, y: T| x.wrapping_sub(&y))),
         Mul => Ok(el::binary(a, b, dims, |x: T, y: T| x.wrapping_mul(&y))),
-        Maximum => Ok(el::binary(
-            a,
-            b,
-            dims,
-            |x: T, y: T| if x >= y { x } else { y },
-        )),
-        Minimum => Ok(el::binary(
-            a,
-            b,
-            dims,
-            |x: T, y: T| if x <= y { x } else { y },
-        )),
+        Maximum => Ok(el::binary(a, b, dims, |x: T, y: T| if x >= y { x } else { y })),
+        Minimum => Ok(el::binary(a, b, dims, |x: T, y: T| if x <= y { x } else { y })),
         SquaredDifference => Ok(el::binary(a, b, dims, |x: T, y: T| {
             let d = x.wrapping_sub(&y);
             d.wrapping_mul(&d)
@@ -505,13 +472,7 @@ pub(crate) fn binary(op: BinaryOp, a: &Data, b: &Data) -> Result<Data> {
         (Data::F64(x), Data::F64(y)) => Data::F64(float_binary(op, x, y, &dims)),
         (Data::I32(x), Data::I32(y)) => Data::I32(int_binary(op, x, y, &dims)?),
         (Data::I64(x), Data::I64(y)) => Data::I64(int_binary(op, x, y, &dims)?),
-        _ => {
-            return Err(Error::dtypes(
-                op.name(),
-                &[a.dtype(), b.dtype()],
-                "unsupported dtypes",
-            ))
-        }
+        _ => return Err(Error::dtypes(op.name(), &[a.dtype(), b.dtype()], "unsupported dtypes")),
     })
 }
 
@@ -609,10 +570,7 @@ impl LogicalOp {
 pub(crate) fn infer_logical(op: &'static str, x: &[TensorSpec]) -> Result<TensorSpec> {
     let want = if op == "logical_not" { 1 } else { 2 };
     if x.len() != want {
-        return Err(Error::invalid(
-            op,
-            format!("expects {want} input(s), got {}", x.len()),
-        ));
+        return Err(Error::invalid(op, format!("expects {want} input(s), got {}", x.len())));
     }
     if x.iter().any(|s| s.dtype != DType::Bool) {
         let ds: Vec<DType> = x.iter().map(|s| s.dtype).collect();
@@ -644,11 +602,7 @@ pub(crate) fn logical(op: LogicalOp, a: &Data, b: &Data) -> Result<Data> {
 pub(crate) fn logical_not(a: &Data) -> Result<Data> {
     match a {
         Data::Bool(x) => Ok(Data::Bool(el::unary(x, |p: bool| !p))),
-        _ => Err(Error::dtypes(
-            "logical_not",
-            &[a.dtype()],
-            "expects a bool tensor",
-        )),
+        _ => Err(Error::dtypes("logical_not", &[a.dtype()], "expects a bool tensor")),
     }
 }
 
@@ -662,19 +616,12 @@ pub(crate) fn infer_select(x: &[TensorSpec]) -> Result<TensorSpec> {
     }
     let d = same_dtype("where", &x[1..])?;
     let s = broadcast_shapes("where", &x[0].shape, &x[1].shape)?;
-    Ok(TensorSpec::new(
-        d,
-        broadcast_shapes("where", &s, &x[2].shape)?,
-    ))
+    Ok(TensorSpec::new(d, broadcast_shapes("where", &s, &x[2].shape)?))
 }
 
 pub(crate) fn select(c: &Data, x: &Data, y: &Data) -> Result<Data> {
     let Data::Bool(c) = c else {
-        return Err(Error::dtypes(
-            "where",
-            &[c.dtype()],
-            "the condition must be bool",
-        ));
+        return Err(Error::dtypes("where", &[c.dtype()], "the condition must be bool"));
     };
     let dims = out_dims("where", &Data::Bool(c.clone()), x)?;
     let dims = broadcast_shapes("where", &dims.into(), &y.dims().into())?.into_dims();
@@ -927,20 +874,11 @@ mod tests {
         );
         let a = Tensor::new([7i32, -7, 7, -7]);
         let b = Tensor::new([2i32, 2, -2, -2]);
-        assert_eq!(
-            a.floordiv(&b).unwrap().to_vec::<i32>().unwrap(),
-            vec![3, -4, -4, 3]
-        );
-        assert_eq!(
-            a.floormod(&b).unwrap().to_vec::<i32>().unwrap(),
-            vec![1, 1, -1, -1]
-        );
+        assert_eq!(a.floordiv(&b).unwrap().to_vec::<i32>().unwrap(), vec![3, -4, -4, 3]);
+        assert_eq!(a.floormod(&b).unwrap().to_vec::<i32>().unwrap(), vec![1, 1, -1, -1]);
         let af = Tensor::new([7.0f32, -7.0]);
         let bf = Tensor::new([-2.0f32, 2.0]);
-        assert_eq!(
-            af.floormod(&bf).unwrap().to_vec::<f32>().unwrap(),
-            vec![-1.0, 1.0]
-        );
+        assert_eq!(af.floormod(&bf).unwrap().to_vec::<f32>().unwrap(), vec![-1.0, 1.0]);
         assert!(a.floordiv(&Tensor::new([0i32])).is_err());
         assert_eq!(
             Tensor::new([2i64, 3])
@@ -955,20 +893,12 @@ mod tests {
 
     #[test]
     fn dtype_errors_name_the_op() {
-        let e = Tensor::new([1.0f32])
-            .add(&Tensor::new([1i32]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("add:") && e.contains("F32") && e.contains("I32"),
-            "{e}"
-        );
+        let e = Tensor::new([1.0f32]).add(&Tensor::new([1i32])).unwrap_err().to_string();
+        assert!(e.starts_with("add:") && e.contains("F32") && e.contains("I32"), "{e}");
         assert!(Tensor::new([1i32]).exp().is_err());
         assert!(Tensor::new([1i32]).div(&Tensor::new([1i32])).is_err());
         assert!(Tensor::new([true]).neg().is_err());
-        assert!(Tensor::new([1.0f32])
-            .logical_and(&Tensor::new([true]))
-            .is_err());
+        assert!(Tensor::new([1.0f32]).logical_and(&Tensor::new([true])).is_err());
         assert!(Tensor::new([1.0f32])
             .select(&Tensor::new([1.0f32]), &Tensor::new([2.0f32]))
             .is_err());
@@ -978,10 +908,7 @@ mod tests {
     #[test]
     fn casts_follow_tensorflow() {
         let x = Tensor::new([-1.7f64, 0.0, 2.9]);
-        assert_eq!(
-            x.cast(DType::I32).unwrap().to_vec::<i32>().unwrap(),
-            vec![-1, 0, 2]
-        );
+        assert_eq!(x.cast(DType::I32).unwrap().to_vec::<i32>().unwrap(), vec![-1, 0, 2]);
         assert_eq!(
             x.cast(DType::Bool).unwrap().to_vec::<bool>().unwrap(),
             vec![true, false, true]
@@ -999,9 +926,7 @@ mod tests {
     #[test]
     fn where_broadcasts_three_ways() {
         let c = Tensor::new([[true], [false]]);
-        let r = c
-            .select(&Tensor::new([1.0f32, 2.0]), &Tensor::new(0.0f32))
-            .unwrap();
+        let r = c.select(&Tensor::new([1.0f32, 2.0]), &Tensor::new(0.0f32)).unwrap();
         assert_eq!(r.dims(), &[2, 2]);
         assert_eq!(r.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 0.0, 0.0]);
     }

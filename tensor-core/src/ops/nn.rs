@@ -99,10 +99,7 @@ pub(crate) fn infer_softmax_xent(axis: i64, x: &[TensorSpec]) -> Result<TensorSp
 
 fn softmax_xent_typed<T: FloatElement>(ax: usize, labels: &Array<T>, logits: &Array<T>) -> Data {
     let (ls, xs) = (labels.as_standard_layout(), logits.as_standard_layout());
-    let (l, s) = (
-        ls.as_slice().expect("standard"),
-        xs.as_slice().expect("standard"),
-    );
+    let (l, s) = (ls.as_slice().expect("standard"), xs.as_slice().expect("standard"));
     let (outer, n, inner) = split_dims(logits.shape(), ax, ax + 1);
     let mut out = Vec::with_capacity(outer * inner);
     for_each_line(outer, n, inner, |start, stride| {
@@ -120,11 +117,7 @@ fn softmax_xent_typed<T: FloatElement>(ax: usize, labels: &Array<T>, logits: &Ar
 }
 
 pub(crate) fn softmax_xent(axis: i64, labels: &Data, logits: &Data) -> Result<Data> {
-    let ax = normalize_axis(
-        "softmax_cross_entropy_with_logits",
-        axis,
-        logits.dims().len(),
-    )?;
+    let ax = normalize_axis("softmax_cross_entropy_with_logits", axis, logits.dims().len())?;
     match (labels, logits) {
         (Data::F32(l), Data::F32(x)) => Ok(softmax_xent_typed(ax, l, x)),
         (Data::F64(l), Data::F64(x)) => Ok(softmax_xent_typed(ax, l, x)),
@@ -264,9 +257,7 @@ mod tests {
     fn softmax_is_stable_and_normalised() {
         let x = Tensor::new([[1000.0f64, 1001.0], [-5.0, 5.0]]);
         let s = x.softmax(-1).unwrap().to_vec::<f64>().unwrap();
-        assert!(
-            (s[0] + s[1] - 1.0).abs() < 1e-15 && (s[1] - 1.0 / (1.0 + (-1f64).exp())).abs() < 1e-15
-        );
+        assert!((s[0] + s[1] - 1.0).abs() < 1e-15 && (s[1] - 1.0 / (1.0 + (-1f64).exp())).abs() < 1e-15);
         let ls = x.log_softmax(0).unwrap().to_vec::<f64>().unwrap();
         assert!(ls.iter().all(|v| v.is_finite()));
     }
@@ -290,8 +281,6 @@ mod tests {
         assert!(Tensor::new([3i32])
             .sparse_softmax_cross_entropy_with_logits(&logits)
             .is_err());
-        assert!(Tensor::new([0.0f64])
-            .bias_add(&Tensor::new([1.0f64, 2.0]))
-            .is_err());
+        assert!(Tensor::new([0.0f64]).bias_add(&Tensor::new([1.0f64, 2.0])).is_err());
     }
 }

@@ -56,11 +56,7 @@ pub(crate) fn infer_reduce(
     x: &[TensorSpec],
 ) -> Result<TensorSpec> {
     if x[0].dtype == DType::Bool {
-        return Err(Error::dtypes(
-            kind.name(),
-            &[DType::Bool],
-            "expects a numeric tensor",
-        ));
+        return Err(Error::dtypes(kind.name(), &[DType::Bool], "expects a numeric tensor"));
     }
     let axes = normalize_axes(kind.name(), axes, x[0].shape.rank())?;
     Ok(TensorSpec::new(
@@ -88,20 +84,8 @@ fn reduce_typed<T: Element + num_traits::Num + num_traits::Bounded + Send + Sync
             }
         }
         ReduceKind::Prod => reduce_axes(a, axes, T::one(), |x, y| x * y),
-        ReduceKind::Max => reduce_axes(a, axes, lowest::<T>(), |x, y| {
-            if y > x || is_nan(y) {
-                y
-            } else {
-                x
-            }
-        }),
-        ReduceKind::Min => reduce_axes(a, axes, highest::<T>(), |x, y| {
-            if y < x || is_nan(y) {
-                y
-            } else {
-                x
-            }
-        }),
+        ReduceKind::Max => reduce_axes(a, axes, lowest::<T>(), |x, y| if y > x || is_nan(y) { y } else { x }),
+        ReduceKind::Min => reduce_axes(a, axes, highest::<T>(), |x, y| if y < x || is_nan(y) { y } else { x }),
     };
     out.into_shape_with_order(IxDyn(out_dims))
         .expect("reduce: keepdims reshape")
@@ -130,12 +114,7 @@ fn highest<T: Element + num_traits::Bounded>() -> T {
     }
 }
 
-pub(crate) fn reduce(
-    kind: ReduceKind,
-    axes: Option<&[i64]>,
-    keepdims: bool,
-    x: &Data,
-) -> Result<Data> {
+pub(crate) fn reduce(kind: ReduceKind, axes: Option<&[i64]>, keepdims: bool, x: &Data) -> Result<Data> {
     let axes = normalize_axes(kind.name(), axes, x.dims().len())?;
     let out_dims = reduced_dims(x.dims(), &axes, keepdims);
     Ok(match x {
@@ -143,13 +122,7 @@ pub(crate) fn reduce(
         Data::F64(a) => Data::F64(reduce_typed(kind, a, &axes, &out_dims)),
         Data::I32(a) => Data::I32(reduce_typed(kind, a, &axes, &out_dims)),
         Data::I64(a) => Data::I64(reduce_typed(kind, a, &axes, &out_dims)),
-        Data::Bool(_) => {
-            return Err(Error::dtypes(
-                kind.name(),
-                &[DType::Bool],
-                "expects a numeric tensor",
-            ))
-        }
+        Data::Bool(_) => return Err(Error::dtypes(kind.name(), &[DType::Bool], "expects a numeric tensor")),
     })
 }
 
@@ -163,16 +136,9 @@ pub(crate) fn infer_arg(op: &'static str, axis: i64, x: &[TensorSpec]) -> Result
         ));
     }
     if x[0].dtype == DType::Bool {
-        return Err(Error::dtypes(
-            op,
-            &[DType::Bool],
-            "expects a numeric tensor",
-        ));
+        return Err(Error::dtypes(op, &[DType::Bool], "expects a numeric tensor"));
     }
-    Ok(TensorSpec::new(
-        DType::I64,
-        reduced_dims(s.dims(), &[ax], false),
-    ))
+    Ok(TensorSpec::new(DType::I64, reduced_dims(s.dims(), &[ax], false)))
 }
 
 pub(crate) fn arg_reduce(max: bool, axis: i64, x: &Data) -> Result<Data> {
@@ -207,22 +173,12 @@ pub(crate) fn arg_reduce(max: bool, axis: i64, x: &Data) -> Result<Data> {
 pub(crate) fn infer_cumsum(axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
     normalize_axis("cumsum", axis, x[0].shape.rank())?;
     if x[0].dtype == DType::Bool {
-        return Err(Error::dtypes(
-            "cumsum",
-            &[DType::Bool],
-            "expects a numeric tensor",
-        ));
+        return Err(Error::dtypes("cumsum", &[DType::Bool], "expects a numeric tensor"));
     }
     Ok(x[0].clone())
 }
 
-pub(crate) fn cumsum(
-    product: bool,
-    axis: i64,
-    exclusive: bool,
-    reverse: bool,
-    x: &Data,
-) -> Result<Data> {
+pub(crate) fn cumsum(product: bool, axis: i64, exclusive: bool, reverse: bool, x: &Data) -> Result<Data> {
     let op = if product { "cumprod" } else { "cumsum" };
     let ax = normalize_axis(op, axis, x.dims().len())?;
     fn go<T: Element + num_traits::Num>(
@@ -264,13 +220,7 @@ pub(crate) fn cumsum(
         Data::F64(a) => go(a, product, ax, exclusive, reverse),
         Data::I32(a) => go(a, product, ax, exclusive, reverse),
         Data::I64(a) => go(a, product, ax, exclusive, reverse),
-        Data::Bool(_) => {
-            return Err(Error::dtypes(
-                "cumsum",
-                &[DType::Bool],
-                "expects a numeric tensor",
-            ))
-        }
+        Data::Bool(_) => return Err(Error::dtypes("cumsum", &[DType::Bool], "expects a numeric tensor")),
     })
 }
 
@@ -317,12 +267,7 @@ impl Tensor {
         let m = self.reduce_max(axes, true)?.stop_gradient()?;
         let finite = m.abs()?.less(&m.scalar_like(f64::INFINITY))?;
         let m = finite.select(&m, &m.scalar_like(0.0))?;
-        let s = self
-            .sub(&m)?
-            .exp()?
-            .reduce_sum(axes, true)?
-            .log()?
-            .add(&m)?;
+        let s = self.sub(&m)?.exp()?.reduce_sum(axes, true)?.log()?.add(&m)?;
         if keepdims {
             Ok(s)
         } else {
@@ -394,44 +339,23 @@ mod tests {
     fn reductions_with_axes_and_keepdims() {
         let x = Tensor::new([[1.0f64, 2.0, 3.0], [4.0, 5.0, 6.0]]);
         assert_eq!(
-            x.reduce_sum(Some(&[0]), false)
-                .unwrap()
-                .to_vec::<f64>()
-                .unwrap(),
+            x.reduce_sum(Some(&[0]), false).unwrap().to_vec::<f64>().unwrap(),
             vec![5.0, 7.0, 9.0]
         );
         let m = x.reduce_mean(Some(&[-1]), true).unwrap();
         assert_eq!(m.dims(), &[2, 1]);
         assert_eq!(m.to_vec::<f64>().unwrap(), vec![2.0, 5.0]);
+        assert_eq!(x.reduce_max(None, false).unwrap().to_scalar::<f64>().unwrap(), 6.0);
         assert_eq!(
-            x.reduce_max(None, false)
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap(),
-            6.0
-        );
-        assert_eq!(
-            x.reduce_prod(Some(&[1]), false)
-                .unwrap()
-                .to_vec::<f64>()
-                .unwrap(),
+            x.reduce_prod(Some(&[1]), false).unwrap().to_vec::<f64>().unwrap(),
             vec![6.0, 120.0]
         );
         let e = Tensor::zeros(&[0, 3], DType::F32);
         assert_eq!(
-            e.reduce_sum(Some(&[0]), false)
-                .unwrap()
-                .to_vec::<f32>()
-                .unwrap(),
+            e.reduce_sum(Some(&[0]), false).unwrap().to_vec::<f32>().unwrap(),
             vec![0.0; 3]
         );
-        assert_eq!(
-            e.reduce_prod(None, false)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap(),
-            1.0
-        );
+        assert_eq!(e.reduce_prod(None, false).unwrap().to_scalar::<f32>().unwrap(), 1.0);
         assert!(x.reduce_sum(Some(&[2]), false).is_err());
         assert!(x.reduce_sum(Some(&[0, 0]), false).is_err());
     }
@@ -439,17 +363,10 @@ mod tests {
     #[test]
     fn logsumexp_variance_arg_and_cumsum() {
         let x = Tensor::new([[1.0f64, 2.0], [3.0, 5.0]]);
-        let l = x
-            .reduce_logsumexp(Some(&[1]), false)
-            .unwrap()
-            .to_vec::<f64>()
-            .unwrap();
+        let l = x.reduce_logsumexp(Some(&[1]), false).unwrap().to_vec::<f64>().unwrap();
         assert!((l[0] - (1f64.exp() + 2f64.exp()).ln()).abs() < 1e-12);
         assert_eq!(
-            x.reduce_variance(None, false)
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap(),
+            x.reduce_variance(None, false).unwrap().to_scalar::<f64>().unwrap(),
             2.1875
         );
         assert_eq!(x.argmax(0).unwrap().to_vec::<i64>().unwrap(), vec![1, 1]);
@@ -460,10 +377,7 @@ mod tests {
             c.cumsum(0, false, false).unwrap().to_vec::<i32>().unwrap(),
             vec![1, 3, 6]
         );
-        assert_eq!(
-            c.cumsum(0, true, true).unwrap().to_vec::<i32>().unwrap(),
-            vec![5, 3, 0]
-        );
+        assert_eq!(c.cumsum(0, true, true).unwrap().to_vec::<i32>().unwrap(), vec![5, 3, 0]);
         assert_eq!(
             c.cumprod(0, true, false).unwrap().to_vec::<i32>().unwrap(),
             vec![1, 1, 2]

@@ -20,10 +20,7 @@ pub(crate) fn infer_transpose(perm: &[usize], x: &[TensorSpec]) -> Result<Tensor
     {
         return Err(Error::invalid(
             "transpose",
-            format!(
-                "perm {perm:?} is not a permutation of the axes of shape {:?}",
-                dims
-            ),
+            format!("perm {perm:?} is not a permutation of the axes of shape {:?}", dims),
         ));
     }
     Ok(TensorSpec::new(
@@ -44,22 +41,12 @@ pub fn resolve_reshape(target: &[i64], from: &Shape) -> Result<Vec<usize>> {
     for (i, &d) in target.iter().enumerate() {
         match d {
             -1 if infer_at.is_none() => infer_at = Some(i),
-            -1 => {
-                return Err(Error::invalid(
-                    "reshape",
-                    format!("only one -1 allowed in {target:?}"),
-                ))
-            }
-            d if d < 0 => {
-                return Err(Error::invalid(
-                    "reshape",
-                    format!("negative dimension in {target:?}"),
-                ))
-            }
+            -1 => return Err(Error::invalid("reshape", format!("only one -1 allowed in {target:?}"))),
+            d if d < 0 => return Err(Error::invalid("reshape", format!("negative dimension in {target:?}"))),
             d => {
-                known = known.checked_mul(d as usize).ok_or_else(|| {
-                    Error::invalid("reshape", format!("shape {target:?} overflows"))
-                })?
+                known = known
+                    .checked_mul(d as usize)
+                    .ok_or_else(|| Error::invalid("reshape", format!("shape {target:?} overflows")))?
             }
         }
     }
@@ -79,10 +66,7 @@ pub fn resolve_reshape(target: &[i64], from: &Shape) -> Result<Vec<usize>> {
 }
 
 pub(crate) fn infer_reshape(target: &[i64], x: &[TensorSpec]) -> Result<TensorSpec> {
-    Ok(TensorSpec::new(
-        x[0].dtype,
-        resolve_reshape(target, &x[0].shape)?,
-    ))
+    Ok(TensorSpec::new(x[0].dtype, resolve_reshape(target, &x[0].shape)?))
 }
 
 fn reshape_array<T: Element>(a: &Array<T>, dims: &[usize]) -> Array<T> {
@@ -127,10 +111,7 @@ fn squeeze_axes(axes: Option<&[i64]>, dims: &[usize]) -> Result<Vec<usize>> {
             if let Some(&bad) = ax.iter().find(|&&i| dims[i] != 1) {
                 return Err(Error::invalid(
                     "squeeze",
-                    format!(
-                        "cannot squeeze axis {bad} of size {} in shape {dims:?}",
-                        dims[bad]
-                    ),
+                    format!("cannot squeeze axis {bad} of size {} in shape {dims:?}", dims[bad]),
                 ));
             }
             Ok(ax)
@@ -141,10 +122,7 @@ fn squeeze_axes(axes: Option<&[i64]>, dims: &[usize]) -> Result<Vec<usize>> {
 pub(crate) fn infer_squeeze(axes: Option<&[i64]>, x: &[TensorSpec]) -> Result<TensorSpec> {
     let dims = x[0].shape.dims();
     let ax = squeeze_axes(axes, dims)?;
-    let out: Vec<usize> = (0..dims.len())
-        .filter(|i| !ax.contains(i))
-        .map(|i| dims[i])
-        .collect();
+    let out: Vec<usize> = (0..dims.len()).filter(|i| !ax.contains(i)).map(|i| dims[i]).collect();
     Ok(TensorSpec::new(x[0].dtype, out))
 }
 
@@ -218,11 +196,7 @@ pub(crate) fn infer_stack(axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
     let first = &x[0].shape;
     if x.iter().any(|s| &s.shape != first) {
         let shapes: Vec<&Shape> = x.iter().map(|s| &s.shape).collect();
-        return Err(Error::shapes(
-            "stack",
-            &shapes,
-            "all inputs must have the same shape",
-        ));
+        return Err(Error::shapes("stack", &shapes, "all inputs must have the same shape"));
     }
     let ax = normalize_axis("stack", axis, first.rank() + 1)?;
     let mut d = first.dims().to_vec();
@@ -305,11 +279,7 @@ fn plan_slices(plan: &SlicePlan) -> Vec<Slice> {
                 return Slice::new(0, Some(0), 1);
             }
             let last = start + (len as i64 - 1) * step;
-            let (lo, hi) = if step > 0 {
-                (start, last + 1)
-            } else {
-                (last, start + 1)
-            };
+            let (lo, hi) = if step > 0 { (start, last + 1) } else { (last, start + 1) };
             Slice::new(lo as isize, Some(hi as isize), step as isize)
         })
         .collect()
@@ -322,12 +292,7 @@ fn apply_plan<T: Element>(a: &Array<T>, plan: &SlicePlan) -> Array<T> {
     b
 }
 
-pub(crate) fn strided_slice(
-    begin: &[Option<i64>],
-    end: &[Option<i64>],
-    strides: &[i64],
-    x: &Data,
-) -> Result<Data> {
+pub(crate) fn strided_slice(begin: &[Option<i64>], end: &[Option<i64>], strides: &[i64], x: &Data) -> Result<Data> {
     let plan = plan_strided_slice(begin, end, strides, x.dims())?;
     Ok(crate::with_data!(x, a => Data::from_array(apply_plan(a, &plan))))
 }
@@ -361,8 +326,7 @@ pub(crate) fn strided_slice_grad(
     let slices = plan_slices(&plan);
     fn go<T: Element>(g: &Array<T>, shape: &[usize], slices: &[Slice]) -> Data {
         let mut out = ArrayD::from_elem(IxDyn(shape), T::ZERO);
-        out.slice_each_axis_mut(|ax| slices[ax.axis.index()])
-            .assign(g);
+        out.slice_each_axis_mut(|ax| slices[ax.axis.index()]).assign(g);
         Data::from_owned(out)
     }
     Ok(crate::with_data!(g, a => go(a, input_shape, &slices)))
@@ -434,11 +398,7 @@ pub(crate) fn infer_tile(multiples: &[usize], x: &[TensorSpec]) -> Result<Tensor
             format!("multiples {multiples:?} must have one entry per dimension of {dims:?}"),
         ));
     }
-    let out: Option<Vec<usize>> = dims
-        .iter()
-        .zip(multiples)
-        .map(|(&d, &m)| d.checked_mul(m))
-        .collect();
+    let out: Option<Vec<usize>> = dims.iter().zip(multiples).map(|(&d, &m)| d.checked_mul(m)).collect();
     let out = out.ok_or_else(|| Error::invalid("tile", "output size overflows"))?;
     Ok(TensorSpec::new(x[0].dtype, out))
 }
@@ -455,11 +415,9 @@ pub(crate) fn tile(multiples: &[usize], x: &Data) -> Result<Data> {
             cur = if m == 0 {
                 let mut d = cur.shape().to_vec();
                 d[ax] = 0;
-                ArrayD::from_shape_vec(IxDyn(&d), Vec::new())
-                    .map_err(|e| Error::invalid("tile", e.to_string()))?
+                ArrayD::from_shape_vec(IxDyn(&d), Vec::new()).map_err(|e| Error::invalid("tile", e.to_string()))?
             } else {
-                ndarray::concatenate(Axis(ax), &copies)
-                    .map_err(|e| Error::invalid("tile", e.to_string()))?
+                ndarray::concatenate(Axis(ax), &copies).map_err(|e| Error::invalid("tile", e.to_string()))?
             };
         }
         Ok(Data::from_owned(cur))
@@ -513,12 +471,7 @@ pub(crate) fn infer_pad(paddings: &[[usize; 2]], x: &[TensorSpec]) -> Result<Ten
 
 pub(crate) fn pad(paddings: &[[usize; 2]], constant: f64, x: &Data) -> Result<Data> {
     fn go<T: Element>(a: &Array<T>, paddings: &[[usize; 2]], c: f64) -> Data {
-        let out_dims: Vec<usize> = a
-            .shape()
-            .iter()
-            .zip(paddings)
-            .map(|(&d, p)| d + p[0] + p[1])
-            .collect();
+        let out_dims: Vec<usize> = a.shape().iter().zip(paddings).map(|(&d, p)| d + p[0] + p[1]).collect();
         let mut out = ArrayD::from_elem(IxDyn(&out_dims), T::from_f64(c));
         out.slice_each_axis_mut(|ax| {
             let p = paddings[ax.axis.index()][0];
@@ -596,12 +549,7 @@ fn one_hot_dims(depth: usize, axis: i64, dims: &[usize]) -> Result<(usize, Vec<u
     Ok((ax, out))
 }
 
-pub(crate) fn infer_one_hot(
-    depth: usize,
-    axis: i64,
-    dtype: DType,
-    x: &[TensorSpec],
-) -> Result<TensorSpec> {
+pub(crate) fn infer_one_hot(depth: usize, axis: i64, dtype: DType, x: &[TensorSpec]) -> Result<TensorSpec> {
     if !x[0].dtype.is_int() {
         return Err(Error::dtypes(
             "one_hot",
@@ -609,20 +557,10 @@ pub(crate) fn infer_one_hot(
             "indices must be int32 or int64",
         ));
     }
-    Ok(TensorSpec::new(
-        dtype,
-        one_hot_dims(depth, axis, x[0].shape.dims())?.1,
-    ))
+    Ok(TensorSpec::new(dtype, one_hot_dims(depth, axis, x[0].shape.dims())?.1))
 }
 
-pub(crate) fn one_hot(
-    depth: usize,
-    on: f64,
-    off: f64,
-    axis: i64,
-    dtype: DType,
-    x: &Data,
-) -> Result<Data> {
+pub(crate) fn one_hot(depth: usize, on: f64, off: f64, axis: i64, dtype: DType, x: &Data) -> Result<Data> {
     let (ax, out_dims) = one_hot_dims(depth, axis, x.dims())?;
     let idx = index_values(x);
     let (outer, _, inner) = crate::kernels::reduce::split_dims(&out_dims, ax, ax + 1);
@@ -652,12 +590,7 @@ impl Tensor {
 
     /// `tf.reshape` (one entry of `shape` may be -1).
     pub fn reshape(&self, shape: &[i64]) -> Result<Tensor> {
-        dispatch1(
-            Op::Reshape {
-                shape: shape.to_vec(),
-            },
-            &[self],
-        )
+        dispatch1(Op::Reshape { shape: shape.to_vec() }, &[self])
     }
 
     /// `tf.expand_dims`.
@@ -686,12 +619,7 @@ impl Tensor {
     }
 
     /// `x[b0:e0:s0, ...]` with Python semantics; `None` is an omitted bound. A view.
-    pub fn strided_slice(
-        &self,
-        begin: &[Option<i64>],
-        end: &[Option<i64>],
-        strides: &[i64],
-    ) -> Result<Tensor> {
+    pub fn strided_slice(&self, begin: &[Option<i64>], end: &[Option<i64>], strides: &[i64]) -> Result<Tensor> {
         dispatch1(
             Op::StridedSlice {
                 begin: begin.to_vec(),
@@ -708,9 +636,7 @@ impl Tensor {
         if begin.len() != dims.len() || size.len() != dims.len() {
             return Err(Error::invalid(
                 "slice",
-                format!(
-                    "begin {begin:?} and size {size:?} need one entry per dimension of {dims:?}"
-                ),
+                format!("begin {begin:?} and size {size:?} need one entry per dimension of {dims:?}"),
             ));
         }
         let mut ends = Vec::with_capacity(dims.len());
@@ -770,15 +696,8 @@ impl Tensor {
 
     /// `tf.math.unsorted_segment_sum(self, segment_ids, num_segments)` over the first axis
     /// (rank-1 ids); ids out of range are an error.
-    pub fn unsorted_segment_sum(
-        &self,
-        segment_ids: &Tensor,
-        num_segments: usize,
-    ) -> Result<Tensor> {
-        dispatch1(
-            Op::UnsortedSegmentSum { num_segments },
-            &[self, segment_ids],
-        )
+    pub fn unsorted_segment_sum(&self, segment_ids: &Tensor, num_segments: usize) -> Result<Tensor> {
+        dispatch1(Op::UnsortedSegmentSum { num_segments }, &[self, segment_ids])
     }
 
     /// `tf.tile`.
@@ -793,12 +712,7 @@ impl Tensor {
 
     /// `tf.broadcast_to`.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
-        dispatch1(
-            Op::BroadcastTo {
-                shape: shape.to_vec(),
-            },
-            &[self],
-        )
+        dispatch1(Op::BroadcastTo { shape: shape.to_vec() }, &[self])
     }
 
     /// `tf.pad` in CONSTANT mode: `[before, after]` per axis.
@@ -819,14 +733,7 @@ impl Tensor {
 
     /// `tf.one_hot(self, depth, on_value, off_value, axis, dtype)`; out-of-range indices give a
     /// row of `off_value`.
-    pub fn one_hot(
-        &self,
-        depth: usize,
-        on_value: f64,
-        off_value: f64,
-        axis: i64,
-        dtype: DType,
-    ) -> Result<Tensor> {
+    pub fn one_hot(&self, depth: usize, on_value: f64, off_value: f64, axis: i64, dtype: DType) -> Result<Tensor> {
         dispatch1(
             Op::OneHot {
                 depth,
@@ -850,13 +757,8 @@ mod tests {
         let t = x.transpose(None).unwrap();
         let p0 = x.to_ndarray::<f32>().unwrap().as_ptr();
         assert_eq!(t.to_ndarray::<f32>().unwrap().as_ptr(), p0);
-        assert_eq!(
-            t.to_vec::<f32>().unwrap(),
-            vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
-        );
-        let s = x
-            .strided_slice(&[None, Some(1)], &[None, None], &[1, 1])
-            .unwrap();
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        let s = x.strided_slice(&[None, Some(1)], &[None, None], &[1, 1]).unwrap();
         assert_eq!(s.to_vec::<f32>().unwrap(), vec![2.0, 3.0, 5.0, 6.0]);
     }
 
@@ -864,10 +766,7 @@ mod tests {
     fn python_slices() {
         let x = Tensor::new([0i32, 1, 2, 3, 4, 5]);
         let ss = |b: Option<i64>, e: Option<i64>, s: i64| {
-            x.strided_slice(&[b], &[e], &[s])
-                .unwrap()
-                .to_vec::<i32>()
-                .unwrap()
+            x.strided_slice(&[b], &[e], &[s]).unwrap().to_vec::<i32>().unwrap()
         };
         assert_eq!(ss(Some(4), Some(0), -2), vec![4, 2]);
         assert_eq!(ss(None, None, -1), vec![5, 4, 3, 2, 1, 0]);
@@ -901,13 +800,8 @@ mod tests {
     fn gather_one_hot_pad_tile() {
         let p = Tensor::new([[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]]);
         let g = p.gather(&Tensor::new([2i64, 0, 2]), 0).unwrap();
-        assert_eq!(
-            g.to_vec::<f64>().unwrap(),
-            vec![5.0, 6.0, 1.0, 2.0, 5.0, 6.0]
-        );
-        let oh = Tensor::new([0i32, 2, 5])
-            .one_hot(3, 1.0, 0.0, -1, DType::F32)
-            .unwrap();
+        assert_eq!(g.to_vec::<f64>().unwrap(), vec![5.0, 6.0, 1.0, 2.0, 5.0, 6.0]);
+        let oh = Tensor::new([0i32, 2, 5]).one_hot(3, 1.0, 0.0, -1, DType::F32).unwrap();
         assert_eq!(
             oh.to_vec::<f32>().unwrap(),
             vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
