@@ -100,3 +100,21 @@ pub fn eager_step(s: &TrainSetup) -> ferroflow::Result<Tensor> {
     }
     Ok(loss)
 }
+
+/// The same training step traced into one graph: forward, tape gradient and updates.
+pub fn graph_step(s: &TrainSetup) -> ferroflow::graph::Function {
+    let params = s.params.clone();
+    let (loss_fn, lr) = (s.loss, s.lr.clone());
+    ferroflow::graph::function(move |a: &[Tensor]| {
+        let tape = GradientTape::new();
+        let loss = loss_fn(&params, &a[0], &a[1])?;
+        let refs: Vec<&Variable> = params.iter().collect();
+        let grads = tape.gradient_vars(&loss, &refs)?;
+        for (p, g) in params.iter().zip(grads) {
+            if let Some(g) = g {
+                p.assign_sub(&g.mul(&lr)?)?;
+            }
+        }
+        Ok(vec![loss])
+    })
+}

@@ -1,15 +1,16 @@
 //! The workloads, by id. Each prints its JSON lines and returns an error if an op fails.
 
 use crate::harness::{emit, emit_with, median, time_calls};
-use crate::train::{eager_step, w4_forward, w4_setup, w5_setup, W4_CASE, W5_CASE};
+use crate::train::{eager_step, graph_step, w4_forward, w4_setup, w5_forward, w5_setup, W4_CASE, W5_CASE};
 use ferroflow::autodiff::GradientTape;
+use ferroflow::graph::function;
 use ferroflow::prelude::*;
 
 type Workload = fn() -> ferroflow::Result<()>;
 
 /// Every workload this binary knows, in order.
 pub fn all() -> Vec<(&'static str, Workload)> {
-    vec![("W1", w1), ("W4", w4), ("W5", w5), ("W6", w6)]
+    vec![("W1", w1), ("W2", w2), ("W3", w3), ("W4", w4), ("W5", w5), ("W6", w6)]
 }
 
 /// W1: sgemm `C = A·B`, square n, random normal inputs; GFLOP/s.
@@ -60,13 +61,68 @@ fn w6() -> ferroflow::Result<()> {
         );
         let ms: Vec<f64> = secs.iter().map(|s| s * 1e3).collect();
         emit("W6", "ferroflow-eager", case, "ms/call", &ms, inner);
+        let g = function(|v: &[Tensor]| Ok(vec![v[0].mul(&v[1])?.add(&v[2])?.sigmoid()?.mul(&v[3])?]));
+        let args = [x.clone(), a.clone(), b.clone(), c.clone()];
+        g.call(&args)?;
+        let (secs, inner) = time_calls(
+            || {
+                let _ = g.call(&args);
+            },
+            0.3,
+        );
+        let ms: Vec<f64> = secs.iter().map(|s| s * 1e3).collect();
+        emit("W6", "ferroflow-graph", case, "ms/call", &ms, inner);
     }
     Ok(())
+}
+
+/// Times `f` and reports microseconds per call.
+fn us_line(
+    workload: &str,
+    framework: &str,
+    case: &str,
+    f: impl Fn() -> ferroflow::Result<Vec<Tensor>>,
+) -> ferroflow::Result<()> {
+    f()?;
+    let (secs, inner) = time_calls(
+        || {
+            let _ = f();
+        },
+        0.3,
+    );
+    let us: Vec<f64> = secs.iter().map(|s| s * 1e6).collect();
+    emit(workload, framework, case, "us/call", &us, inner);
+    Ok(())
+}
+
+/// W2: the seed model's forward call, eager and as a traced function.
+fn w2() -> ferroflow::Result<()> {
+    let s = w5_setup()?;
+    let x = Tensor::new([[2.0f32, 2.0, 2.0]]);
+    let case = "x[1,3] 3-3-1 sigmoid";
+    us_line("W2", "ferroflow-eager", case, || Ok(vec![w5_forward(&s.params, &x)?]))?;
+    let params = s.params.clone();
+    let f = function(move |a: &[Tensor]| Ok(vec![w5_forward(&params, &a[0])?]));
+    let args = [x.clone()];
+    us_line("W2", "ferroflow-graph", case, || f.call(&args))
+}
+
+/// W3: the seed function `matmul(x, y) + b` on 256×256, eager and traced.
+fn w3() -> ferroflow::Result<()> {
+    let x = random::normal(&[256, 256], 0.0, 1.0, DType::F32, Some(21))?;
+    let y = random::normal(&[256, 256], 0.0, 1.0, DType::F32, Some(22))?;
+    let b = random::normal(&[256], 0.0, 1.0, DType::F32, Some(23))?;
+    let case = "matmul(256x256)+b";
+    us_line("W3", "ferroflow-eager", case, || Ok(vec![x.matmul(&y)?.add(&b)?]))?;
+    let f = function(|a: &[Tensor]| Ok(vec![a[0].matmul(&a[1])?.add(&a[2])?]));
+    let args = [x.clone(), y.clone(), b.clone()];
+    us_line("W3", "ferroflow-graph", case, || f.call(&args))
 }
 
 /// Times `step` and reports steps per second with the final loss, as the peer does.
 fn train_line(
     workload: &str,
+    framework: &str,
     case: &str,
     target_s: f64,
     step: impl Fn() -> ferroflow::Result<Tensor>,
@@ -82,7 +138,7 @@ fn train_line(
     let loss = step()?.to_scalar::<f32>()?;
     extra.insert("final_loss".into(), (loss as f64).into());
     let per_s: Vec<f64> = secs.iter().map(|s| 1.0 / s).collect();
-    emit_with(workload, "ferroflow-eager", case, "steps/s", &per_s, inner, extra);
+    emit_with(workload, framework, case, "steps/s", &per_s, inner, extra);
     Ok(())
 }
 
@@ -109,11 +165,36 @@ fn w4() -> ferroflow::Result<()> {
     let mut extra = serde_json::Map::new();
     extra.insert("forward_ms".into(), (fwd * 1e3).into());
     extra.insert("backward_over_forward".into(), ((median(&fb) - fwd) / fwd).into());
-    train_line("W4", W4_CASE, 0.5, || eager_step(&s), extra)
+    train_line("W4", "ferroflow-eager", W4_CASE, 0.5, || eager_step(&s), extra)?;
+    let step = graph_step(&s);
+    train_line(
+        "W4",
+        "ferroflow-graph",
+        W4_CASE,
+        0.5,
+        || Ok(step.call(&[s.x.clone(), s.y.clone()])?.remove(0)),
+        serde_json::Map::new(),
+    )
 }
 
 /// W5 eager: the seed model's training step (per-op overhead dominates).
 fn w5() -> ferroflow::Result<()> {
     let s = w5_setup()?;
-    train_line("W5", W5_CASE, 0.3, || eager_step(&s), serde_json::Map::new())
+    train_line(
+        "W5",
+        "ferroflow-eager",
+        W5_CASE,
+        0.3,
+        || eager_step(&s),
+        serde_json::Map::new(),
+    )?;
+    let step = graph_step(&s);
+    train_line(
+        "W5",
+        "ferroflow-graph",
+        W5_CASE,
+        0.3,
+        || Ok(step.call(&[s.x.clone(), s.y.clone()])?.remove(0)),
+        serde_json::Map::new(),
+    )
 }

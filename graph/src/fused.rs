@@ -4,6 +4,7 @@
 
 use ferroflow_tensor_core::data::Array;
 use ferroflow_tensor_core::kernels::elementwise::PAR_THRESHOLD;
+use ferroflow_tensor_core::kernels::simd::vectorized;
 use ferroflow_tensor_core::{BinaryOp, DType, Data, Error, FloatElement, Result, UnaryOp};
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
@@ -65,6 +66,9 @@ impl FusedElementwise {
     /// (full-size inputs all share the output's shape; under a relaxed signature it can differ
     /// from the traced one), else the traced dimensions.
     fn out_dims(&self, inputs: &[&Data]) -> Vec<usize> {
+        if inputs.iter().any(|d| d.dims() == self.dims.as_slice()) {
+            return self.dims.clone();
+        }
         inputs
             .iter()
             .filter(|d| d.dims().len() == self.dims.len())
@@ -131,7 +135,16 @@ impl FusedElementwise {
             }
         };
         if n >= PAR_THRESHOLD {
-            out.par_chunks_mut(FUSED_CHUNK).enumerate().for_each_init(scratch, body);
+            // Tasks of several chunks each, so the scratch is made once per task.
+            const PER_TASK: usize = 16;
+            out.par_chunks_mut(FUSED_CHUNK * PER_TASK)
+                .enumerate()
+                .for_each(|(ti, block)| {
+                    let mut temps = scratch();
+                    for (k, c) in block.chunks_mut(FUSED_CHUNK).enumerate() {
+                        body(&mut temps, (ti * PER_TASK + k, c));
+                    }
+                });
         } else {
             let mut temps = scratch();
             out.chunks_mut(FUSED_CHUNK)
@@ -168,14 +181,15 @@ fn exec_instr<T: FloatElement>(ins: &Instr, srcs: &[Src<T>], temps: &[Vec<T>], s
     };
     match *ins {
         Instr::Unary(u, a) => match get(a) {
-            Src::Full(s) => unary_slice(u, s, dst),
+            Src::Full(s) => vectorized(|| unary_slice(u, s, dst)),
             Src::Scalar(v) => dst.fill(u.apply_float(v)),
         },
-        Instr::Binary(b, x, y) => binary_slice(b, get(x), get(y), dst),
+        Instr::Binary(b, x, y) => vectorized(|| binary_slice(b, get(x), get(y), dst)),
     }
 }
 
 /// `dst[i] = u(src[i])`, with the op fixed outside the loop so it vectorises.
+#[inline(always)]
 pub(crate) fn unary_slice<T: FloatElement>(u: UnaryOp, src: &[T], dst: &mut [T]) {
     use UnaryOp::*;
     macro_rules! fixed {
@@ -194,6 +208,7 @@ pub(crate) fn unary_slice<T: FloatElement>(u: UnaryOp, src: &[T], dst: &mut [T])
 }
 
 /// `dst[i] = b(x[i], y[i])` for slice or scalar operands, op fixed outside the loop.
+#[inline(always)]
 fn binary_slice<T: FloatElement>(b: BinaryOp, x: Src<T>, y: Src<T>, dst: &mut [T]) {
     use BinaryOp::*;
     macro_rules! fixed {

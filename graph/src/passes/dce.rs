@@ -38,7 +38,7 @@ mod tests {
         });
         let before = g.len();
         let x = Tensor::new([1.0f32, 2.0]);
-        let want = run(&g, &[x.clone()]);
+        let want = run(&g, std::slice::from_ref(&x));
         dead_code_elimination(&mut g);
         assert_eq!(before - g.len(), 2, "exp and sigmoid removed:\n{g}");
         assert!(g.nodes.iter().any(|n| n.op_type() == "AssignAddVariableOp"));

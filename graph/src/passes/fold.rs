@@ -55,7 +55,7 @@ mod tests {
             Ok(vec![x[0].add(&c.exp()?.mul(&c)?)?])
         });
         let x = Tensor::new([0.5f64, 0.25]);
-        let want = run(&g, &[x.clone()]);
+        let want = run(&g, std::slice::from_ref(&x));
         let ops_before = g.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Op(_))).count();
         constant_folding(&mut g).unwrap();
         dead_code_elimination(&mut g);

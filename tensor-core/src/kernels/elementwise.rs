@@ -5,6 +5,7 @@
 //! Elementwise results never depend on the split (each element is computed on its own), so
 //! going parallel cannot change a single bit.
 
+use super::simd::vectorized;
 use crate::data::Array;
 use ndarray::{ArrayD, IxDyn, Zip};
 use rayon::prelude::*;
@@ -28,16 +29,18 @@ where
 {
     let n = src.len();
     if n < PAR_THRESHOLD {
-        return src.iter().map(|&x| f(x)).collect();
+        return vectorized(|| src.iter().map(|&x| f(x)).collect());
     }
     let mut out: Vec<U> = Vec::with_capacity(n);
     out.spare_capacity_mut()[..n]
         .par_chunks_mut(CHUNK)
         .zip(src.par_chunks(CHUNK))
         .for_each(|(o, s)| {
-            for (o, &x) in o.iter_mut().zip(s) {
-                *o = MaybeUninit::new(f(x));
-            }
+            vectorized(|| {
+                for (o, &x) in o.iter_mut().zip(s) {
+                    *o = MaybeUninit::new(f(x));
+                }
+            })
         });
     // SAFETY: the parallel loop wrote every one of the first n slots.
     unsafe { out.set_len(n) };
@@ -54,16 +57,18 @@ where
 {
     let n = a.len().min(b.len());
     if n < PAR_THRESHOLD {
-        return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
+        return vectorized(|| a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect());
     }
     let mut out: Vec<U> = Vec::with_capacity(n);
     out.spare_capacity_mut()[..n]
         .par_chunks_mut(CHUNK)
         .zip(a[..n].par_chunks(CHUNK).zip(b[..n].par_chunks(CHUNK)))
         .for_each(|(o, (sa, sb))| {
-            for ((o, &x), &y) in o.iter_mut().zip(sa).zip(sb) {
-                *o = MaybeUninit::new(f(x, y));
-            }
+            vectorized(|| {
+                for ((o, &x), &y) in o.iter_mut().zip(sa).zip(sb) {
+                    *o = MaybeUninit::new(f(x, y));
+                }
+            })
         });
     // SAFETY: the parallel loop wrote every one of the first n slots.
     unsafe { out.set_len(n) };

@@ -123,7 +123,7 @@ impl UnaryOp {
         match self {
             Neg => -x,
             Abs => x.abs(),
-            Exp => x.exp(),
+            Exp => x.exp_vec(),
             Log => x.ln(),
             Log1p => x.ln_1p(),
             Sqrt => x.sqrt(),
@@ -207,11 +207,13 @@ impl UnaryOp {
 /// Numerically stable logistic function.
 #[inline(always)]
 fn sigmoid<T: FloatElement>(x: T) -> T {
+    // One exponential of -|x| (never overflows), then a select: branch-free, so it vectorises.
+    let e = (-x.abs()).exp_vec();
+    let s = T::one() / (T::one() + e);
     if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
+        s
     } else {
-        let e = x.exp();
-        e / (T::one() + e)
+        e * s
     }
 }
 
