@@ -275,6 +275,9 @@ pub struct Function {
     reduce_retracing: bool,
     passes: PassConfig,
     cache: Mutex<HashMap<CacheKey, Arc<ConcreteFunction>>>,
+    /// The entry used last: checked first, without building a key (most loops call a
+    /// function with one signature).
+    last: Mutex<Option<(CacheKey, Arc<ConcreteFunction>)>>,
     traces: Mutex<usize>,
 }
 
@@ -298,6 +301,7 @@ impl Function {
             reduce_retracing: false,
             passes: PassConfig::default(),
             cache: Mutex::new(HashMap::new()),
+            last: Mutex::new(None),
             traces: Mutex::new(0),
         }
     }
@@ -332,9 +336,29 @@ impl Function {
         if crate::config::functions_run_eagerly() || is_tracing() || has_observers() {
             return (self.body)(args, statics);
         }
+        if let Some(cf) = self.last_match(args, statics) {
+            return cf.call(args);
+        }
         let specs: Vec<TensorSpec> = args.iter().map(Tensor::spec).collect();
         let cf = self.concrete_for(&specs, statics)?;
         cf.call(args)
+    }
+
+    /// The last used concrete function, if these arguments fit its key.
+    fn last_match(&self, args: &[Tensor], statics: &[StaticArg]) -> Option<Arc<ConcreteFunction>> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let (key, cf) = last.as_ref()?;
+        let fits = key.statics == statics
+            && key.tensors.len() == args.len()
+            && key.tensors.iter().zip(args).all(|(s, a)| {
+                s.dtype == a.dtype()
+                    && s.dims.len() == a.rank()
+                    && s.dims
+                        .iter()
+                        .zip(a.dims())
+                        .all(|(want, &got)| want.is_none_or(|w| w == got))
+            });
+        fits.then(|| cf.clone())
     }
 
     /// The concrete function for arguments of these specs (tracing it if needed), as
@@ -388,6 +412,7 @@ impl Function {
         };
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(cf) = cache.get(&key) {
+            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((key.clone(), cf.clone()));
             return Ok(cf.clone());
         }
         if self.reduce_retracing && self.input_signature.is_none() {
@@ -429,6 +454,7 @@ impl Function {
         drop(cache);
         let cf = Arc::new(self.trace(specs, &key.tensors, statics)?);
         *self.traces.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((key.clone(), cf.clone()));
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -37,8 +37,12 @@ pub(crate) fn infer_matmul(ta: bool, tb: bool, x: &[TensorSpec]) -> Result<Tenso
             format!("inner dimensions differ: {k} vs {k2} (transpose_a={ta}, transpose_b={tb})"),
         ));
     }
-    let batch = broadcast_shapes("matmul", &Shape::new(ba), &Shape::new(bb))?;
-    let mut out = batch.into_dims();
+    // Plain 2-D products (the common case) need no batch broadcasting.
+    let mut out = if ba.is_empty() && bb.is_empty() {
+        Vec::with_capacity(2)
+    } else {
+        broadcast_shapes("matmul", &Shape::new(ba), &Shape::new(bb))?.into_dims()
+    };
     out.extend_from_slice(&[m, n]);
     Ok(TensorSpec::new(a.dtype, out))
 }
@@ -58,8 +62,51 @@ enum Storage<T> {
     Owned(ndarray::ArrayD<T>),
 }
 
+/// The number of elements spanned if an array of these dims and strides fills a dense
+/// block from its first element (any axis order, non-negative strides, no gaps); `None`
+/// otherwise. Allocation-free, unlike ndarray's contiguity checks for dynamic dimensions
+/// (which showed up as half of a tiny matmul's time).
+fn dense_len(dims: &[usize], strides: &[isize]) -> Option<usize> {
+    let mut axes: [(usize, usize); 16] = [(0, 0); 16];
+    if dims.len() > axes.len() {
+        return None;
+    }
+    let mut k = 0;
+    let mut total = 1usize;
+    for (&d, &s) in dims.iter().zip(strides) {
+        if d == 0 {
+            return Some(0);
+        }
+        total *= d;
+        if d > 1 {
+            if s < 0 {
+                return None;
+            }
+            axes[k] = (s as usize, d);
+            k += 1;
+        }
+    }
+    let axes = &mut axes[..k];
+    // Insertion sort: at most a handful of axes, and no call into the generic sort.
+    for i in 1..axes.len() {
+        let mut j = i;
+        while j > 0 && axes[j - 1] > axes[j] {
+            axes.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let mut expect = 1usize;
+    for &(s, d) in axes.iter() {
+        if s != expect {
+            return None;
+        }
+        expect *= d;
+    }
+    Some(total)
+}
+
 fn storage<T: Element>(a: &Array<T>) -> Storage<T> {
-    let ok = a.strides().iter().all(|&s| s >= 0) && a.as_slice_memory_order().is_some();
+    let ok = dense_len(a.shape(), a.strides()).is_some();
     if ok {
         Storage::Borrowed
     } else {
@@ -103,7 +150,11 @@ fn operand<'a, T: Element>(
             idx[j] = 0;
         }
     }
-    let data = view.to_slice_memory_order()?;
+    let len = dense_len(view.shape(), view.strides())?;
+    // SAFETY: `dense_len` verified that the view's elements occupy exactly `len` consecutive
+    // elements starting at its pointer (non-negative strides, no gaps), all inside the array
+    // the view borrows for 'a.
+    let data = unsafe { std::slice::from_raw_parts(view.as_ptr(), len) };
     Some(Operand { data, rs, cs, offsets })
 }
 
