@@ -1,7 +1,8 @@
-//! The ferroflow quickstart: tensors the way a TensorFlow user knows them.
+//! The ferroflow quickstart: tensors, gradients and graphs the way a TensorFlow user knows
+//! them.
 //!
-//! Run with `cargo run --release --example quickstart`. Later lessons (gradients, graphs,
-//! modules, checkpoints) grow out of this file as those crates land.
+//! Run with `cargo run --release --example quickstart`. Later lessons (modules, training,
+//! checkpoints) grow out of this file as those crates land.
 
 use ferroflow::prelude::*;
 use ferroflow::tensor::TensordotAxes;
@@ -44,6 +45,38 @@ fn main() -> ferroflow::Result<()> {
     let w2 = random::normal(&[3, 1], 0.0, 1.0, DType::F32, Some(2))?;
     let out = input.matmul(&w1)?.sigmoid()?.matmul(&w2)?.sigmoid()?;
     println!("model output = {out}");
+
+    // Gradients: a tape records what touches watched values, then walks it backwards.
+    let v = Tensor::scalar(3.0f64);
+    let outer = GradientTape::new();
+    outer.watch(&v);
+    let inner = GradientTape::new();
+    inner.watch(&v);
+    let cube = v.mul(&v)?.mul(&v)?;
+    let d1 = inner.gradient(&cube, &[&v])?[0].clone().expect("connected");
+    let d2 = outer.gradient(&d1, &[&v])?[0].clone().expect("connected");
+    println!("d(x³)/dx at 3 = {d1}, d²(x³)/dx² = {d2}");
+    let w = Variable::new("w", Tensor::new([[0.5f32], [-0.5], [1.0]]), true)?;
+    let tape = GradientTape::new();
+    let loss = input.matmul(&w.read()?)?.sigmoid()?.reduce_sum(None, false)?;
+    println!(
+        "d loss / d w = {}",
+        tape.gradient_vars(&loss, &[&w])?[0].clone().expect("connected")
+    );
+
+    // Graphs: `function` traces the closure once per input signature, optimises the graph
+    // (folding, CSE, fusion) and runs it on later calls without running the closure.
+    let f = function(|a: &[Tensor]| Ok(vec![a[0].matmul(&a[1])?.add(&a[2])?]));
+    let out = f.call(&[x.clone(), y.clone(), bias.clone()])?;
+    println!("function: matmul(x, y) + b = {}", out[0]);
+    f.call(&[x.clone(), y.clone(), bias.clone()])?;
+    println!("traced {} time(s) for two calls", f.tracing_count());
+    let cf = f.get_concrete_function(&[x.spec(), y.spec(), bias.spec()])?;
+    println!("the graph:\n{}", cf.graph());
+    println!(
+        "as Graphviz:\n{}",
+        ferroflow::graph::export::to_dot(cf.optimized_graph())
+    );
 
     // Large tensors print with their middle elided, like NumPy.
     println!("{}", Tensor::range(0.0, 5000.0, 1.0, DType::F32)?.reshape(&[50, 100])?);

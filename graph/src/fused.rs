@@ -233,7 +233,10 @@ fn binary_slice<T: FloatElement>(b: BinaryOp, x: Src<T>, y: Src<T>, dst: &mut [T
         Minimum,
         SquaredDifference,
         FloorDiv,
-        FloorMod
+        FloorMod,
+        SigmoidGrad,
+        TanhGrad,
+        ReluGrad
     )
 }
 
@@ -263,7 +266,10 @@ pub(crate) fn binary_in_place_slice<T: FloatElement>(b: BinaryOp, s: &mut [T], o
         Minimum,
         SquaredDifference,
         FloorDiv,
-        FloorMod
+        FloorMod,
+        SigmoidGrad,
+        TanhGrad,
+        ReluGrad
     )
 }
 

@@ -224,6 +224,9 @@ pub fn tf_op_type(op: &Op) -> &'static str {
             B::SquaredDifference => "SquaredDifference",
             B::FloorDiv => "FloorDiv",
             B::FloorMod => "FloorMod",
+            B::SigmoidGrad => "SigmoidGrad",
+            B::TanhGrad => "TanhGrad",
+            B::ReluGrad => "ReluGrad",
         },
         Op::Compare(c) => match c {
             C::Equal => "Equal",

@@ -42,13 +42,13 @@ fn unary(u: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor
         Reciprocal => g.mul(&y.mul(y)?.neg()?)?,
         Sin => g.mul(&x.cos()?)?,
         Cos => g.mul(&x.sin()?.neg()?)?,
-        Tanh => g.mul(&c(1.0).sub(&y.mul(y)?)?)?,
-        Sigmoid => g.mul(&y.mul(&c(1.0).sub(y)?)?)?,
+        Tanh => y.tanh_grad(g)?,
+        Sigmoid => y.sigmoid_grad(g)?,
         // 2/sqrt(pi) exp(-x^2)
         Erf => g.mul(&x.square()?.neg()?.exp()?.mul(&c(std::f64::consts::FRAC_2_SQRT_PI))?)?,
         Softplus => g.mul(&x.sigmoid()?)?,
         Softsign => g.div(&c(1.0).add(&x.abs()?)?.square()?)?,
-        Relu => g.mul(&x.greater(&c(0.0))?.cast(x.dtype())?)?,
+        Relu => x.relu_grad(g)?,
         Relu6 => {
             let inside = x.greater(&c(0.0))?.logical_and(&x.less(&c(6.0))?)?;
             g.mul(&inside.cast(x.dtype())?)?
@@ -127,6 +127,18 @@ fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, z: &Tensor, g: &Tensor) -> Result
             (d.clone(), d.neg()?)
         }
         FloorDiv | FloorMod => return Ok(vec![None, None]),
+        // The activation gradients are linear in g; their own gradients (second order):
+        SigmoidGrad => {
+            // d/dy [g·y·(1-y)] = g·(1-2y); d/dg = y·(1-y).
+            let one = scalar(x, 1.0);
+            let dy = g.mul(y)?.mul(&one.sub(&x.mul(&scalar(x, 2.0))?)?)?;
+            (dy, x.sigmoid_grad(g)?)
+        }
+        TanhGrad => {
+            // d/dy [g·(1-y²)] = -2·g·y; d/dg = 1 - y².
+            (g.mul(y)?.mul(x)?.mul(&scalar(x, -2.0))?, x.tanh_grad(g)?)
+        }
+        ReluGrad => (g.mul(&scalar(g, 0.0))?, x.relu_grad(g)?),
     };
     Ok(vec![
         Some(unbroadcast(&gx, x.dims())?),

@@ -85,6 +85,9 @@ fn binary_ops_with_broadcasting() {
         ("minimum", |x| x[0].minimum(&x[1])),
         ("squared_difference", |x| x[0].squared_difference(&x[1])),
         ("where", |x| x[0].greater(&x[1])?.select(&x[0], &x[1])),
+        ("sigmoid_grad", |x| x[0].sigmoid_grad(&x[1])),
+        ("tanh_grad", |x| x[0].tanh_grad(&x[1])),
+        ("relu_grad", |x| x[0].relu_grad(&x[1])),
     ];
     let shapes: [(&[usize], &[usize]); 5] = [
         (&[2, 3], &[2, 3]),

@@ -50,12 +50,12 @@ fn reduce(
 ) -> Result<Tensor> {
     let ax = normalize_axes(kind.name(), axes, x.rank())?;
     let g = if keepdims { g.clone() } else { keep_dims(g, x, &ax)? };
-    let ones = x.mul(&scalar(x, 0.0))?.add(&scalar(x, 1.0))?;
     match kind {
-        ReduceKind::Sum => ones.mul(&g),
+        ReduceKind::Sum => g.broadcast_to(x.dims()),
         ReduceKind::Mean => {
+            // Scale the small reduced gradient first, then broadcast it once.
             let n: usize = ax.iter().map(|&i| x.dims()[i]).product();
-            ones.mul(&g)?.div(&scalar(x, n.max(1) as f64))
+            g.div(&scalar(x, n.max(1) as f64))?.broadcast_to(x.dims())
         }
         ReduceKind::Max | ReduceKind::Min => {
             // Shared equally among ties, as TensorFlow does.

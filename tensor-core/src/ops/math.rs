@@ -279,7 +279,10 @@ fn float_binary<T: FloatElement>(op: BinaryOp, a: &Array<T>, b: &Array<T>, dims:
         Minimum,
         SquaredDifference,
         FloorDiv,
-        FloorMod
+        FloorMod,
+        SigmoidGrad,
+        TanhGrad,
+        ReluGrad
     )
 }
 
@@ -316,6 +319,13 @@ pub enum BinaryOp {
     FloorDiv,
     /// `x - floor(x / y) * y`: the sign of the divisor, as in Python.
     FloorMod,
+    /// `sigmoid_grad(y, g) = g · y · (1 - y)`: sigmoid's backward step from its output
+    /// (TensorFlow's `SigmoidGrad`), one op instead of three.
+    SigmoidGrad,
+    /// `tanh_grad(y, g) = g · (1 - y²)` (TensorFlow's `TanhGrad`).
+    TanhGrad,
+    /// `relu_grad(x, g) = g` where `x > 0`, else 0 (TensorFlow's `ReluGrad`).
+    ReluGrad,
 }
 
 impl BinaryOp {
@@ -333,6 +343,9 @@ impl BinaryOp {
             SquaredDifference => "squared_difference",
             FloorDiv => "floordiv",
             FloorMod => "floormod",
+            SigmoidGrad => "sigmoid_grad",
+            TanhGrad => "tanh_grad",
+            ReluGrad => "relu_grad",
         }
     }
 
@@ -370,7 +383,21 @@ impl BinaryOp {
                     r
                 }
             }
+            SigmoidGrad => y * x * (T::one() - x),
+            TanhGrad => y * (T::one() - x * x),
+            ReluGrad => {
+                if x > T::zero() {
+                    y
+                } else {
+                    T::zero()
+                }
+            }
         }
+    }
+
+    /// True for the activation-gradient ops, which take floats only.
+    pub fn is_activation_grad(self) -> bool {
+        matches!(self, BinaryOp::SigmoidGrad | BinaryOp::TanhGrad | BinaryOp::ReluGrad)
     }
 }
 
@@ -388,10 +415,10 @@ fn int_binary<T: IntElement>(op: BinaryOp, a: &Array<T>, b: &Array<T>, dims: &[u
             let d = x.wrapping_sub(&y);
             d.wrapping_mul(&d)
         })),
-        Div => Err(Error::dtypes(
+        Div | SigmoidGrad | TanhGrad | ReluGrad => Err(Error::dtypes(
             name,
             &[T::DTYPE],
-            "integer division: use floordiv or cast to float",
+            "integer inputs: this op takes floats (use floordiv to divide integers)",
         )),
         FloorDiv | FloorMod => {
             if b.iter().any(|&y| y == T::zero()) {
@@ -450,7 +477,7 @@ fn same_dtype(op: &'static str, x: &[TensorSpec]) -> Result<DType> {
 
 pub(crate) fn infer_binary(op: BinaryOp, x: &[TensorSpec]) -> Result<TensorSpec> {
     let d = same_dtype(op.name(), x)?;
-    if d == DType::Bool || (d.is_int() && op == BinaryOp::Div) {
+    if d == DType::Bool || (d.is_int() && (op == BinaryOp::Div || op.is_activation_grad())) {
         return Err(Error::dtypes(
             op.name(),
             &[d, d],
@@ -767,6 +794,12 @@ binary_methods! {
     floordiv => BinaryOp::FloorDiv;
     /// `tf.math.floormod` with broadcasting (the sign of the divisor).
     floormod => BinaryOp::FloorMod;
+    /// `sigmoid_grad(y, g)`: `g · y · (1 - y)` with `self = y = sigmoid(x)`.
+    sigmoid_grad => BinaryOp::SigmoidGrad;
+    /// `tanh_grad(y, g)`: `g · (1 - y²)` with `self = y = tanh(x)`.
+    tanh_grad => BinaryOp::TanhGrad;
+    /// `relu_grad(x, g)`: `g` where `self = x > 0`, else 0.
+    relu_grad => BinaryOp::ReluGrad;
 }
 
 /// Comparisons as tensor methods, each one [`Op::Compare`] with a bool output.
