@@ -191,86 +191,31 @@ fn exec_instr<T: FloatElement>(ins: &Instr, srcs: &[Src<T>], temps: &[Vec<T>], s
 /// `dst[i] = u(src[i])`, with the op fixed outside the loop so it vectorises.
 #[inline(always)]
 pub(crate) fn unary_slice<T: FloatElement>(u: UnaryOp, src: &[T], dst: &mut [T]) {
-    use UnaryOp::*;
-    macro_rules! fixed {
-        ($($v:ident),*) => {
-            match u {
-                $($v => for (d, &s) in dst.iter_mut().zip(src) { *d = $v.apply_float(s) },)*
-                LeakyRelu { alpha } => for (d, &s) in dst.iter_mut().zip(src) { *d = LeakyRelu { alpha }.apply_float(s) },
-                Gelu { approximate } => for (d, &s) in dst.iter_mut().zip(src) { *d = Gelu { approximate }.apply_float(s) },
-            }
-        };
-    }
-    fixed!(
-        Neg, Abs, Exp, Log, Log1p, Sqrt, Rsqrt, Square, Reciprocal, Sin, Cos, Tanh, Sigmoid, Erf, Softplus, Softsign,
-        Relu, Relu6, Elu, Selu, Sign, Floor, Ceil, Round
-    )
+    ferroflow_tensor_core::with_unary_op!(u, op => for (d, &s) in dst.iter_mut().zip(src) {
+        *d = op.apply_float(s)
+    })
 }
 
 /// `dst[i] = b(x[i], y[i])` for slice or scalar operands, op fixed outside the loop.
 #[inline(always)]
 fn binary_slice<T: FloatElement>(b: BinaryOp, x: Src<T>, y: Src<T>, dst: &mut [T]) {
-    use BinaryOp::*;
-    macro_rules! fixed {
-        ($($v:ident),*) => {
-            match b {
-                $($v => match (x, y) {
-                    (Src::Full(p), Src::Full(q)) => for ((d, &s), &t) in dst.iter_mut().zip(p).zip(q) { *d = $v.apply_float(s, t) },
-                    (Src::Full(p), Src::Scalar(t)) => for (d, &s) in dst.iter_mut().zip(p) { *d = $v.apply_float(s, t) },
-                    (Src::Scalar(s), Src::Full(q)) => for (d, &t) in dst.iter_mut().zip(q) { *d = $v.apply_float(s, t) },
-                    (Src::Scalar(s), Src::Scalar(t)) => dst.fill($v.apply_float(s, t)),
-                },)*
-            }
-        };
-    }
-    fixed!(
-        Add,
-        Sub,
-        Mul,
-        Div,
-        Pow,
-        Maximum,
-        Minimum,
-        SquaredDifference,
-        FloorDiv,
-        FloorMod,
-        SigmoidGrad,
-        TanhGrad,
-        ReluGrad
-    )
+    ferroflow_tensor_core::with_binary_op!(b, f => match (x, y) {
+        (Src::Full(p), Src::Full(q)) => for ((d, &s), &t) in dst.iter_mut().zip(p).zip(q) { *d = f.apply_float(s, t) },
+        (Src::Full(p), Src::Scalar(t)) => for (d, &s) in dst.iter_mut().zip(p) { *d = f.apply_float(s, t) },
+        (Src::Scalar(s), Src::Full(q)) => for (d, &t) in dst.iter_mut().zip(q) { *d = f.apply_float(s, t) },
+        (Src::Scalar(s), Src::Scalar(t)) => dst.fill(f.apply_float(s, t)),
+    })
 }
 
 /// `s[i] = b(s[i], o[i])` (or `b(o[i], s[i])` when `s_is_lhs` is false), `o` full-size or
 /// a single element, op fixed outside the loop.
 pub(crate) fn binary_in_place_slice<T: FloatElement>(b: BinaryOp, s: &mut [T], o: &[T], s_is_lhs: bool) {
-    use BinaryOp::*;
-    macro_rules! fixed {
-        ($($v:ident),*) => {
-            match b {
-                $($v => match (o.len() == 1, s_is_lhs) {
-                    (true, true) => { let t = o[0]; for d in s.iter_mut() { *d = $v.apply_float(*d, t) } }
-                    (true, false) => { let t = o[0]; for d in s.iter_mut() { *d = $v.apply_float(t, *d) } }
-                    (false, true) => for (d, &t) in s.iter_mut().zip(o) { *d = $v.apply_float(*d, t) },
-                    (false, false) => for (d, &t) in s.iter_mut().zip(o) { *d = $v.apply_float(t, *d) },
-                },)*
-            }
-        };
-    }
-    fixed!(
-        Add,
-        Sub,
-        Mul,
-        Div,
-        Pow,
-        Maximum,
-        Minimum,
-        SquaredDifference,
-        FloorDiv,
-        FloorMod,
-        SigmoidGrad,
-        TanhGrad,
-        ReluGrad
-    )
+    ferroflow_tensor_core::with_binary_op!(b, f => match (o.len() == 1, s_is_lhs) {
+        (true, true) => { let t = o[0]; for d in s.iter_mut() { *d = f.apply_float(*d, t) } }
+        (true, false) => { let t = o[0]; for d in s.iter_mut() { *d = f.apply_float(t, *d) } }
+        (false, true) => for (d, &t) in s.iter_mut().zip(o) { *d = f.apply_float(*d, t) },
+        (false, false) => for (d, &t) in s.iter_mut().zip(o) { *d = f.apply_float(t, *d) },
+    })
 }
 
 /// A 2-D matmul followed by an optional bias-add (bias of the output's last dimension) and

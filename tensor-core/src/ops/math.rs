@@ -239,51 +239,236 @@ pub(crate) fn infer_unary(u: UnaryOp, x: &[TensorSpec]) -> Result<TensorSpec> {
     }
 }
 
-/// Runs the loop with the op fixed at compile time: matching on the op inside the loop
-/// would stop the compiler from vectorising it (measured: 5-10x slower on 200K elements).
-fn float_unary<T: FloatElement>(u: UnaryOp, a: &Array<T>) -> Array<T> {
-    use UnaryOp::*;
-    macro_rules! fixed {
-        ($($v:ident),*) => {
-            match u {
-                $($v => el::unary(a, |x: T| $v.apply_float(x)),)*
-                LeakyRelu { alpha } => el::unary(a, move |x: T| LeakyRelu { alpha }.apply_float(x)),
-                Gelu { approximate: true } => el::unary(a, |x: T| Gelu { approximate: true }.apply_float(x)),
-                Gelu { approximate: false } => el::unary(a, |x: T| Gelu { approximate: false }.apply_float(x)),
+/// Expands `$body` once per unary op with `$v` bound to that op as a `const`, so a loop
+/// calling `$v.apply_float(x)` is compiled (and vectorised) per op instead of matching on
+/// the op for every element (measured: 5-10x faster on 200K elements). The kernels of
+/// tensor-core and the graph crate's fused loops share it.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_unary_op {
+    ($op:expr, $v:ident => $body:expr) => {{
+        use $crate::UnaryOp as U;
+        match $op {
+            U::Neg => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Neg;
+                $body
             }
-        };
-    }
-    fixed!(
-        Neg, Abs, Exp, Log, Log1p, Sqrt, Rsqrt, Square, Reciprocal, Sin, Cos, Tanh, Sigmoid, Erf, Softplus, Softsign,
-        Relu, Relu6, Elu, Selu, Sign, Floor, Ceil, Round
-    )
+            U::Abs => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Abs;
+                $body
+            }
+            U::Exp => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Exp;
+                $body
+            }
+            U::Log => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Log;
+                $body
+            }
+            U::Log1p => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Log1p;
+                $body
+            }
+            U::Sqrt => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Sqrt;
+                $body
+            }
+            U::Rsqrt => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Rsqrt;
+                $body
+            }
+            U::Square => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Square;
+                $body
+            }
+            U::Reciprocal => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Reciprocal;
+                $body
+            }
+            U::Sin => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Sin;
+                $body
+            }
+            U::Cos => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Cos;
+                $body
+            }
+            U::Tanh => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Tanh;
+                $body
+            }
+            U::Sigmoid => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Sigmoid;
+                $body
+            }
+            U::Erf => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Erf;
+                $body
+            }
+            U::Softplus => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Softplus;
+                $body
+            }
+            U::Softsign => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Softsign;
+                $body
+            }
+            U::Relu => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Relu;
+                $body
+            }
+            U::Relu6 => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Relu6;
+                $body
+            }
+            U::Elu => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Elu;
+                $body
+            }
+            U::Selu => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Selu;
+                $body
+            }
+            U::Sign => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Sign;
+                $body
+            }
+            U::Floor => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Floor;
+                $body
+            }
+            U::Ceil => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Ceil;
+                $body
+            }
+            U::Round => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Round;
+                $body
+            }
+            U::LeakyRelu { alpha } => {
+                let $v = U::LeakyRelu { alpha };
+                $body
+            }
+            U::Gelu { approximate: true } => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Gelu { approximate: true };
+                $body
+            }
+            U::Gelu { approximate: false } => {
+                #[allow(non_upper_case_globals)]
+                const $v: U = U::Gelu { approximate: false };
+                $body
+            }
+        }
+    }};
 }
 
-/// [`float_unary`]'s counterpart for binary ops.
-fn float_binary<T: FloatElement>(op: BinaryOp, a: &Array<T>, b: &Array<T>, dims: &[usize]) -> Array<T> {
-    use BinaryOp::*;
-    macro_rules! fixed {
-        ($($v:ident),*) => {
-            match op {
-                $($v => el::binary(a, b, dims, |x: T, y: T| $v.apply_float(x, y)),)*
+/// [`with_unary_op!`]'s counterpart for binary ops.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_binary_op {
+    ($op:expr, $v:ident => $body:expr) => {{
+        use $crate::BinaryOp as B;
+        match $op {
+            B::Add => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::Add;
+                $body
             }
-        };
-    }
-    fixed!(
-        Add,
-        Sub,
-        Mul,
-        Div,
-        Pow,
-        Maximum,
-        Minimum,
-        SquaredDifference,
-        FloorDiv,
-        FloorMod,
-        SigmoidGrad,
-        TanhGrad,
-        ReluGrad
-    )
+            B::Sub => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::Sub;
+                $body
+            }
+            B::Mul => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::Mul;
+                $body
+            }
+            B::Div => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::Div;
+                $body
+            }
+            B::Pow => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::Pow;
+                $body
+            }
+            B::Maximum => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::Maximum;
+                $body
+            }
+            B::Minimum => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::Minimum;
+                $body
+            }
+            B::SquaredDifference => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::SquaredDifference;
+                $body
+            }
+            B::FloorDiv => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::FloorDiv;
+                $body
+            }
+            B::FloorMod => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::FloorMod;
+                $body
+            }
+            B::SigmoidGrad => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::SigmoidGrad;
+                $body
+            }
+            B::TanhGrad => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::TanhGrad;
+                $body
+            }
+            B::ReluGrad => {
+                #[allow(non_upper_case_globals)]
+                const $v: B = B::ReluGrad;
+                $body
+            }
+        }
+    }};
+}
+
+fn float_unary<T: FloatElement>(u: UnaryOp, a: &Array<T>) -> Array<T> {
+    crate::with_unary_op!(u, op => el::unary(a, move |x: T| op.apply_float(x)))
+}
+
+fn float_binary<T: FloatElement>(op: BinaryOp, a: &Array<T>, b: &Array<T>, dims: &[usize]) -> Array<T> {
+    crate::with_binary_op!(op, f => el::binary(a, b, dims, move |x: T, y: T| f.apply_float(x, y)))
 }
 
 pub(crate) fn unary(u: UnaryOp, x: &Data) -> Result<Data> {
