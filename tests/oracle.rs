@@ -9,7 +9,7 @@ mod support;
 use ferroflow::autodiff::{GradientTape, Source, UnconnectedGradients};
 use ferroflow::graph::function;
 use ferroflow::tensor::{DType, Tensor};
-use support::oracle::{compare, forward_rtol, load_cases, op_fn, Case, KERAS_LOSSES};
+use support::oracle::{compare, forward_rtol, load_cases, op_fn, Case};
 
 /// How a case is run.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -125,10 +125,7 @@ fn run_case(case: &Case, mode: Mode) -> Result<(), String> {
 /// on any miss.
 fn run_mode(label: &str, mode: Mode, select: impl Fn(&Case) -> bool) {
     let cases = load_cases();
-    let selected: Vec<&Case> = cases
-        .iter()
-        .filter(|c| !KERAS_LOSSES.contains(&c.op.as_str()) && select(c))
-        .collect();
+    let selected: Vec<&Case> = cases.iter().filter(|c| select(c)).collect();
     let failures: Vec<String> = selected
         .iter()
         .filter_map(|c| run_case(c, mode).err().map(|e| format!("{}: {e}", c.id)))

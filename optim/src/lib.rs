@@ -1,17 +1,42 @@
 //! # ferroflow-optim
 //!
-//! Optimizers (SGD, Adam, ...), learning-rate schedules and Keras-style losses for ferroflow.
-//! An optimizer step is a pure function of (parameter, gradient, state), applied to
-//! [`ferroflow_tensor_core::Variable`]s.
-//!
-//! This crate is being built; today it only re-exports the variable type it updates.
+//! Optimizers (SGD with momentum and Nesterov, Adam with AMSGrad, RMSprop, Adagrad),
+//! learning-rate schedules and Keras-style losses for ferroflow, with Keras 3's numbers.
+//! Every update is written with tensor ops and variable assigns, so a training step runs
+//! eagerly or traces into one graph. An optimizer's state (`iterations` and its slot
+//! variables) is [`Trackable`](ferroflow_tensor_core::Trackable), so checkpoints save it.
 //!
 //! ```
-//! use ferroflow_optim::Variable;
-//! use ferroflow_tensor_core::Tensor;
-//! let v = Variable::new("w", Tensor::scalar(1.0f32), true).unwrap();
-//! assert_eq!(v.name(), "w");
+//! use ferroflow_optim::{losses, Optimizer, Sgd};
+//! use ferroflow_tensor_core::{Tensor, Variable};
+//!
+//! let w = Variable::new("w", Tensor::new([[0.0f64], [0.0]]), true)?;
+//! let x = Tensor::new([[1.0f64, 2.0], [3.0, 4.0]]);
+//! let y = Tensor::new([[1.0f64], [2.0]]);
+//! let opt = Sgd::new(0.05).with_momentum(0.9, false);
+//! let mut loss = f64::INFINITY;
+//! for _ in 0..100 {
+//!     let l = opt.minimize(&|| losses::mean_squared_error(&y, &x.matmul(&w.read()?)?), &[w.clone()])?;
+//!     loss = l.to_scalar::<f64>()?;
+//! }
+//! assert!(loss < 1e-3, "{loss}");
+//! assert_eq!(opt.iterations()?, 100);
+//! # Ok::<(), ferroflow_tensor_core::Error>(())
 //! ```
 #![warn(missing_docs)]
 
+mod adagrad;
+mod adam;
+pub mod losses;
+mod optimizer;
+mod rmsprop;
+pub mod schedules;
+mod sgd;
+
+pub use adagrad::Adagrad;
+pub use adam::Adam;
 pub use ferroflow_tensor_core::Variable;
+pub use losses::Loss;
+pub use optimizer::{optimizer_variables, Clipping, LearningRate, Optimizer, OptimizerState};
+pub use rmsprop::RmsProp;
+pub use sgd::Sgd;

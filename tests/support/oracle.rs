@@ -26,16 +26,6 @@ pub struct Case {
     pub grads: Option<Vec<Option<Tensor>>>,
 }
 
-/// The six Keras losses, which belong to the optim crate.
-pub const KERAS_LOSSES: [&str; 6] = [
-    "mean_squared_error",
-    "mean_absolute_error",
-    "binary_crossentropy",
-    "categorical_crossentropy",
-    "sparse_categorical_crossentropy",
-    "huber",
-];
-
 /// Reads a tensor in the oracle's JSON encoding.
 pub fn tensor_from_json(v: &Value) -> Tensor {
     let dtype = DType::from_name(v["dtype"].as_str().expect("dtype")).expect("known dtype");
@@ -361,6 +351,24 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
                     x[0].avg_pool2d(k, s, p)
                 }
             }))
+        }
+        "mean_squared_error" => one(Box::new(|x| ferroflow::optim::losses::mean_squared_error(&x[0], &x[1]))),
+        "mean_absolute_error" => one(Box::new(|x| {
+            ferroflow::optim::losses::mean_absolute_error(&x[0], &x[1])
+        })),
+        "binary_crossentropy" | "categorical_crossentropy" | "sparse_categorical_crossentropy" => {
+            use ferroflow::optim::losses;
+            let logits = a["from_logits"].as_bool().unwrap_or(false);
+            let f = match case.op.as_str() {
+                "binary_crossentropy" => losses::binary_crossentropy,
+                "categorical_crossentropy" => losses::categorical_crossentropy,
+                _ => losses::sparse_categorical_crossentropy,
+            };
+            one(Box::new(move |x| f(&x[0], &x[1], logits)))
+        }
+        "huber" => {
+            let delta = f64_attr("delta");
+            one(Box::new(move |x| ferroflow::optim::losses::huber(&x[0], &x[1], delta)))
         }
         _ => None,
     }

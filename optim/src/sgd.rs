@@ -1,0 +1,95 @@
+//! SGD with optional momentum and Nesterov momentum (Keras 3's update rule).
+
+use crate::optimizer::{trackable_optimizer, LearningRate, Optimizer, OptimizerState};
+use ferroflow_tensor_core::{Result, Tensor, Variable};
+
+/// `keras.optimizers.SGD`: `w -= lr·g`; with momentum `m = momentum·m - lr·g`, `w += m`;
+/// Nesterov `w += momentum·m - lr·g`.
+#[derive(Debug)]
+pub struct Sgd {
+    state: OptimizerState,
+    /// Momentum factor (0 = plain SGD).
+    pub momentum: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+}
+
+impl Sgd {
+    /// Plain SGD.
+    pub fn new(learning_rate: impl Into<LearningRate>) -> Self {
+        Sgd {
+            state: OptimizerState::new(learning_rate.into()),
+            momentum: 0.0,
+            nesterov: false,
+        }
+    }
+
+    /// With momentum (and optionally Nesterov).
+    pub fn with_momentum(mut self, momentum: f64, nesterov: bool) -> Self {
+        self.momentum = momentum;
+        self.nesterov = nesterov;
+        self
+    }
+
+    /// Mutable access to clipping and schedule settings.
+    pub fn state_mut(&mut self) -> &mut OptimizerState {
+        &mut self.state
+    }
+}
+
+impl Optimizer for Sgd {
+    fn state(&self) -> &OptimizerState {
+        &self.state
+    }
+
+    fn slot_names(&self) -> &'static [&'static str] {
+        if self.momentum > 0.0 {
+            &["momentum"]
+        } else {
+            &[]
+        }
+    }
+
+    fn update(&self, var: &Variable, grad: &Tensor, slots: &[Variable], lr: &Tensor, _t: &Tensor) -> Result<()> {
+        let step = grad.mul(lr)?;
+        let Some(m) = slots.first() else {
+            return var.assign_sub(&step);
+        };
+        let momentum = lr.scalar_like(self.momentum);
+        let new_m = m.read()?.mul(&momentum)?.sub(&step)?;
+        m.assign(&new_m)?;
+        if self.nesterov {
+            var.assign_add(&new_m.mul(&momentum)?.sub(&step)?)
+        } else {
+            var.assign_add(&new_m)
+        }
+    }
+}
+
+trackable_optimizer!(Sgd);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroflow_tensor_core::Trackable;
+
+    #[test]
+    fn momentum_update_by_hand() {
+        let w = Variable::new("w", Tensor::new([1.0f64]), true).unwrap();
+        let opt = Sgd::new(0.1).with_momentum(0.9, false);
+        for _ in 0..2 {
+            opt.apply_gradients(&[(Tensor::new([1.0f64]), w.clone())]).unwrap();
+        }
+        // m1 = -0.1, w = 0.9; m2 = -0.09 - 0.1 = -0.19, w = 0.71
+        assert!((w.value().to_vec::<f64>().unwrap()[0] - 0.71).abs() < 1e-15);
+        assert_eq!(opt.iterations().unwrap(), 2);
+        let paths: Vec<String> = opt.variables_by_path().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, vec!["iterations", "momentum/w"]);
+        let n = Sgd::new(0.1).with_momentum(0.9, true);
+        let v = Variable::new("v", Tensor::new([1.0f64]), true).unwrap();
+        n.apply_gradients(&[(Tensor::new([1.0f64]), v.clone())]).unwrap();
+        // m = -0.1; w += 0.9·(-0.1) - 0.1 = -0.19
+        assert!((v.value().to_vec::<f64>().unwrap()[0] - 0.81).abs() < 1e-15);
+        assert!(n.apply_gradients(&[(Tensor::new([1.0f32]), v)]).is_err());
+    }
+}

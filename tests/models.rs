@@ -1,0 +1,256 @@
+//! `models.json`: the seed model and TensorFlow/Keras training trajectories reproduced with ferroflow's tape,
+//! losses and optimizers — eagerly and as a traced training step — for every case in
+//! float32 and float64: the loss at every step, the final weights, the final loss (and, for
+//! the classifier, accuracy and predictions). The models are written with plain variables
+//! here; the nn crate's modules build the same graphs.
+
+mod support;
+
+use ferroflow::autodiff::GradientTape;
+use ferroflow::graph::function;
+use ferroflow::optim::{losses, Adam, Optimizer, Sgd};
+use ferroflow::tensor::{DType, Tensor, Variable};
+use serde_json::Value;
+use support::oracle::{compare, tensor_from_json};
+
+fn model_cases() -> Vec<Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/oracle/models.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read models.json")).expect("parse models.json")
+}
+
+/// The variables of a case, named by module path, in `weight_order`.
+fn variables(case: &Value) -> Vec<Variable> {
+    case["weight_order"]
+        .as_array()
+        .expect("weight_order")
+        .iter()
+        .map(|n| {
+            let name = n.as_str().expect("name");
+            Variable::new(name, tensor_from_json(&case["initial_weights"][name]), true).expect("eager")
+        })
+        .collect()
+}
+
+/// `dense_2(relu(dense_1(x)))`: `act(x @ w + b)` per layer, relu then linear.
+fn forward(vars: &[Variable], x: &Tensor) -> ferroflow::Result<Tensor> {
+    let h = x.matmul(&vars[0].read()?)?.add(&vars[1].read()?)?.relu()?;
+    h.matmul(&vars[2].read()?)?.add(&vars[3].read()?)
+}
+
+fn loss_of(case: &Value, vars: &[Variable], x: &Tensor, y: &Tensor) -> ferroflow::Result<Tensor> {
+    let out = forward(vars, x)?;
+    match case["loss"]["type"].as_str().expect("loss type") {
+        "mean_squared_error" => losses::mean_squared_error(y, &out),
+        "sparse_categorical_crossentropy" => losses::sparse_categorical_crossentropy(y, &out, true),
+        other => panic!("unknown loss {other}"),
+    }
+}
+
+fn optimizer(case: &Value) -> Box<dyn Optimizer> {
+    let o = &case["optimizer"];
+    let lr = o["learning_rate"].as_f64().expect("lr");
+    match o["type"].as_str().expect("optimizer type") {
+        "SGD" => Box::new(Sgd::new(lr).with_momentum(
+            o["momentum"].as_f64().unwrap_or(0.0),
+            o["nesterov"].as_bool().unwrap_or(false),
+        )),
+        "Adam" => {
+            let mut a = Adam::new(lr);
+            a.beta_1 = o["beta_1"].as_f64().expect("beta_1");
+            a.beta_2 = o["beta_2"].as_f64().expect("beta_2");
+            a.epsilon = o["epsilon"].as_f64().expect("epsilon");
+            Box::new(a)
+        }
+        other => panic!("unknown optimizer {other}"),
+    }
+}
+
+/// Row ranges of each step: full batches or consecutive mini-batches, epoch after epoch.
+fn batches(case: &Value, rows: usize) -> Vec<(usize, usize)> {
+    let bs = case["batch_size"].as_u64().expect("batch_size") as usize;
+    let steps = case["num_steps"].as_u64().expect("num_steps") as usize;
+    let per_epoch = rows.div_ceil(bs);
+    (0..steps)
+        .map(|s| {
+            let b = s % per_epoch;
+            (b * bs, ((b + 1) * bs).min(rows))
+        })
+        .collect()
+}
+
+fn rows(t: &Tensor, (a, b): (usize, usize)) -> Tensor {
+    let mut begin = vec![a as i64];
+    let mut size = vec![(b - a) as i64];
+    for _ in 1..t.rank() {
+        begin.push(0);
+        size.push(-1);
+    }
+    t.slice(&begin, &size).expect("batch rows")
+}
+
+/// Runs one case eagerly (`traced = false`) or with the step traced into one graph, and
+/// compares everything the case records. Returns a description of the first mismatch.
+fn run_case(case: &Value, traced: bool) -> Result<(), String> {
+    let dtype = DType::from_name(case["dtype"].as_str().expect("dtype")).expect("dtype");
+    let tol = if dtype == DType::F64 { 1e-9 } else { 1e-4 };
+    let vars = variables(case);
+    let opt: std::rc::Rc<dyn Optimizer> = optimizer(case).into();
+    let x = tensor_from_json(&case["data"]["x"]);
+    let y = tensor_from_json(&case["data"]["y"]);
+    let step_fn = {
+        let (vars, opt, case) = (vars.clone(), opt.clone(), case.clone());
+        function(move |a: &[Tensor]| {
+            let tape = GradientTape::new();
+            let loss = loss_of(&case, &vars, &a[0], &a[1])?;
+            let refs: Vec<&Variable> = vars.iter().collect();
+            let grads = tape.gradient_vars(&loss, &refs)?;
+            let pairs: Vec<(Tensor, Variable)> = grads
+                .into_iter()
+                .zip(&vars)
+                .map(|(g, v)| (g.expect("connected"), v.clone()))
+                .collect();
+            opt.apply_gradients(&pairs)?;
+            Ok(vec![loss])
+        })
+    };
+    let want_losses: Vec<f64> = case["losses"]
+        .as_array()
+        .expect("losses")
+        .iter()
+        .map(|v| v.as_f64().expect("loss"))
+        .collect();
+    for (i, range) in batches(case, x.dims()[0]).into_iter().enumerate() {
+        let (bx, by) = (rows(&x, range), rows(&y, range));
+        let loss = if traced {
+            step_fn.call(&[bx, by]).map_err(|e| e.to_string())?.remove(0)
+        } else {
+            let tape = GradientTape::new();
+            let loss = loss_of(case, &vars, &bx, &by).map_err(|e| e.to_string())?;
+            let refs: Vec<&Variable> = vars.iter().collect();
+            let grads = tape.gradient_vars(&loss, &refs).map_err(|e| e.to_string())?;
+            let pairs: Vec<(Tensor, Variable)> = grads
+                .into_iter()
+                .zip(&vars)
+                .map(|(g, v)| (g.expect("connected"), v.clone()))
+                .collect();
+            opt.apply_gradients(&pairs).map_err(|e| e.to_string())?;
+            loss
+        };
+        let got = loss
+            .cast(DType::F64)
+            .and_then(|l| l.to_scalar::<f64>())
+            .map_err(|e| e.to_string())?;
+        if !approx::relative_eq!(got, want_losses[i], epsilon = tol * 1e-3, max_relative = tol) {
+            return Err(format!("step {i}: loss {got:e}, want {:e}", want_losses[i]));
+        }
+    }
+    if traced && step_fn.tracing_count() > 2 {
+        return Err(format!("traced {} times", step_fn.tracing_count()));
+    }
+    for v in &vars {
+        compare(&v.value(), &tensor_from_json(&case["final_weights"][v.name()]), tol)
+            .map_err(|e| format!("final {}: {e}", v.name()))?;
+    }
+    let final_loss = loss_of(case, &vars, &x, &y).map_err(|e| e.to_string())?;
+    let got = final_loss
+        .cast(DType::F64)
+        .and_then(|l| l.to_scalar::<f64>())
+        .map_err(|e| e.to_string())?;
+    let want = case["final_loss"].as_f64().expect("final_loss");
+    if !approx::relative_eq!(got, want, epsilon = tol * 1e-3, max_relative = tol) {
+        return Err(format!("final loss {got:e}, want {want:e}"));
+    }
+    if let Some(preds) = case.get("final_predictions") {
+        let logits = forward(&vars, &x).map_err(|e| e.to_string())?;
+        let got = logits.argmax(-1).map_err(|e| e.to_string())?;
+        compare(&got, &tensor_from_json(preds), 0.0).map_err(|e| format!("predictions: {e}"))?;
+        let labels = y.cast(DType::I64).map_err(|e| e.to_string())?;
+        let acc = got
+            .equal(&labels)
+            .and_then(|c| c.cast(DType::F64))
+            .and_then(|c| c.reduce_mean(None, false))
+            .and_then(|a| a.to_scalar::<f64>())
+            .map_err(|e| e.to_string())?;
+        let want = case["final_accuracy"].as_f64().expect("final_accuracy");
+        if (acc - want).abs() > 1e-9 {
+            return Err(format!("accuracy {acc}, want {want}"));
+        }
+    }
+    Ok(())
+}
+
+/// The lesson's seed model (`seed_sequential`, `_f64`): two bias-free sigmoid dense layers;
+/// its output and the gradient of each weight, eagerly or traced.
+fn run_seed(case: &Value, traced: bool) -> Result<(), String> {
+    let dtype = DType::from_name(case["dtype"].as_str().expect("dtype")).expect("dtype");
+    let (out_tol, grad_tol) = if dtype == DType::F64 {
+        (1e-12, 1e-9)
+    } else {
+        (1e-5, 1e-4)
+    };
+    let names = ["dense_1/w", "dense_2/w"];
+    let vars: Vec<Variable> = names
+        .iter()
+        .map(|n| {
+            Variable::new(
+                *n,
+                tensor_from_json(&case["weights"][*n]).cast(dtype).expect("cast"),
+                true,
+            )
+            .expect("eager")
+        })
+        .collect();
+    let body = {
+        let vars = vars.clone();
+        move |a: &[Tensor]| -> ferroflow::Result<Vec<Tensor>> {
+            let tape = GradientTape::new();
+            let y = a[0]
+                .matmul(&vars[0].read()?)?
+                .sigmoid()?
+                .matmul(&vars[1].read()?)?
+                .sigmoid()?;
+            let g = tape.gradient_vars(&y, &[&vars[0], &vars[1]])?;
+            Ok(vec![
+                y,
+                g[0].clone().expect("connected"),
+                g[1].clone().expect("connected"),
+            ])
+        }
+    };
+    let x = tensor_from_json(&case["input"]);
+    let out = if traced { function(body).call(&[x]) } else { body(&[x]) }.map_err(|e| e.to_string())?;
+    compare(&out[0], &tensor_from_json(&case["output"]), out_tol).map_err(|e| format!("output: {e}"))?;
+    for (g, n) in out[1..].iter().zip(names) {
+        compare(g, &tensor_from_json(&case["grads"][n]), grad_tol).map_err(|e| format!("grad {n}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Every case of `models.json`, eagerly and traced; prints `oracle models: P/N cases passed`.
+#[test]
+fn oracle_models() {
+    let cases = model_cases();
+    assert_eq!(cases.len(), 10);
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for case in &cases {
+        for traced in [false, true] {
+            total += 1;
+            let seed = case["name"].as_str().expect("name").starts_with("seed_sequential");
+            let r = if seed {
+                run_seed(case, traced)
+            } else {
+                run_case(case, traced)
+            };
+            if let Err(e) = r {
+                failures.push(format!(
+                    "{} ({}): {e}",
+                    case["name"],
+                    if traced { "traced" } else { "eager" }
+                ));
+            }
+        }
+    }
+    println!("oracle models: {}/{} cases passed", total - failures.len(), total);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
