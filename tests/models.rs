@@ -1,13 +1,14 @@
 //! `models.json`: the seed model and TensorFlow/Keras training trajectories reproduced with ferroflow's tape,
 //! losses and optimizers — eagerly and as a traced training step — for every case in
 //! float32 and float64: the loss at every step, the final weights, the final loss (and, for
-//! the classifier, accuracy and predictions). The models are written with plain variables
-//! here; the nn crate's modules build the same graphs.
+//! the classifier, accuracy and predictions). The models are the lesson's user-written
+//! modules (`#[derive(Module)]`), whose variable paths are the case's weight names.
 
 mod support;
 
 use ferroflow::autodiff::GradientTape;
 use ferroflow::graph::function;
+use ferroflow::nn::Module;
 use ferroflow::optim::{losses, Adam, Optimizer, Sgd};
 use ferroflow::tensor::{DType, Tensor, Variable};
 use serde_json::Value;
@@ -18,27 +19,70 @@ fn model_cases() -> Vec<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).expect("read models.json")).expect("parse models.json")
 }
 
-/// The variables of a case, named by module path, in `weight_order`.
-fn variables(case: &Value) -> Vec<Variable> {
-    case["weight_order"]
+/// The lesson's user-written dense layer: `act(x @ w + b)`, tracked by the derive.
+#[derive(Module)]
+struct DenseLayer {
+    w: Variable,
+    b: Variable,
+    #[module(skip)]
+    relu: bool,
+}
+
+impl DenseLayer {
+    fn call(&self, x: &Tensor) -> ferroflow::Result<Tensor> {
+        let y = x.matmul(&self.w.read()?)?.add(&self.b.read()?)?;
+        if self.relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+/// `dense_2(relu(dense_1(x)))`, a `tf.Module` with two attributes.
+#[derive(Module)]
+struct TwoLayers {
+    dense_1: DenseLayer,
+    dense_2: DenseLayer,
+}
+
+impl TwoLayers {
+    fn call(&self, x: &Tensor) -> ferroflow::Result<Tensor> {
+        self.dense_2.call(&self.dense_1.call(x)?)
+    }
+}
+
+/// The case's model with its initial weights. Its variable paths (`dense_1/w`, ...) are the
+/// case's weight names.
+fn model(case: &Value) -> TwoLayers {
+    let var = |n: &str| Variable::new(n, tensor_from_json(&case["initial_weights"][n]), true).expect("eager");
+    let m = TwoLayers {
+        dense_1: DenseLayer {
+            w: var("dense_1/w"),
+            b: var("dense_1/b"),
+            relu: true,
+        },
+        dense_2: DenseLayer {
+            w: var("dense_2/w"),
+            b: var("dense_2/b"),
+            relu: false,
+        },
+    };
+    let mut paths: Vec<String> = m.variables_by_path_in_order().into_iter().map(|(p, _)| p).collect();
+    let mut want: Vec<String> = case["weight_order"]
         .as_array()
         .expect("weight_order")
         .iter()
-        .map(|n| {
-            let name = n.as_str().expect("name");
-            Variable::new(name, tensor_from_json(&case["initial_weights"][name]), true).expect("eager")
-        })
-        .collect()
+        .map(|n| n.as_str().expect("name").to_string())
+        .collect();
+    paths.sort();
+    want.sort();
+    assert_eq!(paths, want, "module paths are the case's weight names");
+    m
 }
 
-/// `dense_2(relu(dense_1(x)))`: `act(x @ w + b)` per layer, relu then linear.
-fn forward(vars: &[Variable], x: &Tensor) -> ferroflow::Result<Tensor> {
-    let h = x.matmul(&vars[0].read()?)?.add(&vars[1].read()?)?.relu()?;
-    h.matmul(&vars[2].read()?)?.add(&vars[3].read()?)
-}
-
-fn loss_of(case: &Value, vars: &[Variable], x: &Tensor, y: &Tensor) -> ferroflow::Result<Tensor> {
-    let out = forward(vars, x)?;
+fn loss_of(case: &Value, m: &TwoLayers, x: &Tensor, y: &Tensor) -> ferroflow::Result<Tensor> {
+    let out = m.call(x)?;
     match case["loss"]["type"].as_str().expect("loss type") {
         "mean_squared_error" => losses::mean_squared_error(y, &out),
         "sparse_categorical_crossentropy" => losses::sparse_categorical_crossentropy(y, &out, true),
@@ -93,15 +137,16 @@ fn rows(t: &Tensor, (a, b): (usize, usize)) -> Tensor {
 fn run_case(case: &Value, traced: bool) -> Result<(), String> {
     let dtype = DType::from_name(case["dtype"].as_str().expect("dtype")).expect("dtype");
     let tol = if dtype == DType::F64 { 1e-9 } else { 1e-4 };
-    let vars = variables(case);
+    let m = std::rc::Rc::new(model(case));
+    let vars = m.trainable_variables();
     let opt: std::rc::Rc<dyn Optimizer> = optimizer(case).into();
     let x = tensor_from_json(&case["data"]["x"]);
     let y = tensor_from_json(&case["data"]["y"]);
     let step_fn = {
-        let (vars, opt, case) = (vars.clone(), opt.clone(), case.clone());
+        let (m, vars, opt, case) = (m.clone(), vars.clone(), opt.clone(), case.clone());
         function(move |a: &[Tensor]| {
             let tape = GradientTape::new();
-            let loss = loss_of(&case, &vars, &a[0], &a[1])?;
+            let loss = loss_of(&case, &m, &a[0], &a[1])?;
             let refs: Vec<&Variable> = vars.iter().collect();
             let grads = tape.gradient_vars(&loss, &refs)?;
             let pairs: Vec<(Tensor, Variable)> = grads
@@ -125,7 +170,7 @@ fn run_case(case: &Value, traced: bool) -> Result<(), String> {
             step_fn.call(&[bx, by]).map_err(|e| e.to_string())?.remove(0)
         } else {
             let tape = GradientTape::new();
-            let loss = loss_of(case, &vars, &bx, &by).map_err(|e| e.to_string())?;
+            let loss = loss_of(case, &m, &bx, &by).map_err(|e| e.to_string())?;
             let refs: Vec<&Variable> = vars.iter().collect();
             let grads = tape.gradient_vars(&loss, &refs).map_err(|e| e.to_string())?;
             let pairs: Vec<(Tensor, Variable)> = grads
@@ -151,7 +196,7 @@ fn run_case(case: &Value, traced: bool) -> Result<(), String> {
         compare(&v.value(), &tensor_from_json(&case["final_weights"][v.name()]), tol)
             .map_err(|e| format!("final {}: {e}", v.name()))?;
     }
-    let final_loss = loss_of(case, &vars, &x, &y).map_err(|e| e.to_string())?;
+    let final_loss = loss_of(case, &m, &x, &y).map_err(|e| e.to_string())?;
     let got = final_loss
         .cast(DType::F64)
         .and_then(|l| l.to_scalar::<f64>())
@@ -161,7 +206,7 @@ fn run_case(case: &Value, traced: bool) -> Result<(), String> {
         return Err(format!("final loss {got:e}, want {want:e}"));
     }
     if let Some(preds) = case.get("final_predictions") {
-        let logits = forward(&vars, &x).map_err(|e| e.to_string())?;
+        let logits = m.call(&x).map_err(|e| e.to_string())?;
         let got = logits.argmax(-1).map_err(|e| e.to_string())?;
         compare(&got, &tensor_from_json(preds), 0.0).map_err(|e| format!("predictions: {e}"))?;
         let labels = y.cast(DType::I64).map_err(|e| e.to_string())?;

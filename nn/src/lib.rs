@@ -1,16 +1,34 @@
 //! # ferroflow-nn
 //!
-//! `tf.Module`-style variable tracking, Keras-style layers (`Dense`, `Sequential`, ...) and a
-//! Keras-style `Model` with compile / fit / evaluate / predict.
-//!
-//! This crate is being built; today it only re-exports the tensor types modules hold.
+//! `tf.Module`-style variable tracking ([`Module`], `#[derive(Module)]`), Keras-style
+//! layers and initializers.
 //!
 //! ```
-//! use ferroflow_nn::{Tensor, Variable};
-//! let w = Variable::new("w", Tensor::zeros(&[3, 1], ferroflow_tensor_core::DType::F32), true).unwrap();
-//! assert_eq!(w.shape().dims(), &[3, 1]);
-//! let _ = Tensor::scalar(0.0f32);
+//! use ferroflow_nn::{Attr, Module};
+//! use ferroflow_tensor_core::{Tensor, Variable};
+//!
+//! struct Scale { w: Variable }
+//! impl Module for Scale {
+//!     fn name(&self) -> &str { "scale" }
+//!     fn attributes(&self) -> Vec<(String, Attr<'_>)> { vec![("w".into(), Attr::Variable(&self.w))] }
+//!     fn as_dyn(&self) -> &dyn Module { self }
+//! }
+//! let s = Scale { w: Variable::new("w", Tensor::scalar(2.0f32), true)? };
+//! assert_eq!(s.variables_by_path_in_order()[0].0, "w");
+//! # Ok::<(), ferroflow_tensor_core::Error>(())
 //! ```
 #![warn(missing_docs)]
 
+pub mod initializers;
+pub mod layers;
+pub mod module;
+
+pub use ferroflow_nn_derive::Module;
 pub use ferroflow_tensor_core::{Tensor, Variable};
+pub use layers::{Activation, Dense, Dropout, Flatten, Sequential};
+pub use module::{snake_case, valid_name, Attr, Module, Track};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use ferroflow_tensor_core::Trackable;
+}

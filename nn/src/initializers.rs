@@ -1,0 +1,137 @@
+//! Weight initializers with Keras' definitions and defaults (`glorot_uniform` kernels, zero
+//! biases), all drawn from tensor-core's seeded generators.
+
+use ferroflow_tensor_core::{random, DType, Error, Result, Tensor};
+
+/// A Keras initializer. Fan-in and fan-out come from the shape: `[in, out]` for a dense
+/// kernel, `[kh, kw, in, out]` for a conv kernel (the receptive field multiplies both).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Initializer {
+    /// All zeros.
+    Zeros,
+    /// All ones.
+    Ones,
+    /// A constant.
+    Constant(f64),
+    /// Normal with the given mean and standard deviation.
+    RandomNormal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        stddev: f64,
+    },
+    /// Normal, redrawn beyond two standard deviations.
+    TruncatedNormal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        stddev: f64,
+    },
+    /// Uniform in `±sqrt(6 / (fan_in + fan_out))` (Keras' default for kernels).
+    GlorotUniform,
+    /// Truncated normal with `stddev = sqrt(2 / fan_in) / 0.8796`.
+    HeNormal,
+    /// Uniform in `±sqrt(6 / fan_in)`.
+    HeUniform,
+    /// Truncated normal with `stddev = sqrt(1 / fan_in) / 0.8796`.
+    LecunNormal,
+}
+
+/// `(fan_in, fan_out)` of a weight shape, as Keras computes them.
+pub fn fans(shape: &[usize]) -> (f64, f64) {
+    match shape {
+        [] => (1.0, 1.0),
+        [n] => (*n as f64, *n as f64),
+        [i, o] => (*i as f64, *o as f64),
+        _ => {
+            let receptive: usize = shape[..shape.len() - 2].iter().product();
+            let i = shape[shape.len() - 2] * receptive;
+            let o = shape[shape.len() - 1] * receptive;
+            (i as f64, o as f64)
+        }
+    }
+}
+
+/// Standard deviation of a unit truncated normal cut at ±2, which Keras divides by so the
+/// truncated draws keep the intended variance.
+const TRUNCATED_STD: f64 = 0.879_625_661_034_239_8;
+
+impl Initializer {
+    /// A tensor of `shape` and `dtype`, drawn with the op seed `seed` (see
+    /// [`ferroflow_tensor_core::random`]).
+    pub fn init(&self, shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+        if !dtype.is_float() && !matches!(self, Initializer::Zeros | Initializer::Ones | Initializer::Constant(_)) {
+            return Err(Error::dtypes(
+                "initializer",
+                &[dtype],
+                "random initializers need a float dtype",
+            ));
+        }
+        let (fan_in, fan_out) = fans(shape);
+        match *self {
+            Initializer::Zeros => Ok(Tensor::zeros(shape, dtype)),
+            Initializer::Ones => Ok(Tensor::ones(shape, dtype)),
+            Initializer::Constant(v) => Ok(Tensor::fill(shape, v, dtype)),
+            Initializer::RandomNormal { mean, stddev } => random::normal(shape, mean, stddev, dtype, seed),
+            Initializer::TruncatedNormal { mean, stddev } => random::truncated_normal(shape, mean, stddev, dtype, seed),
+            Initializer::GlorotUniform => {
+                let limit = (6.0 / (fan_in + fan_out).max(1.0)).sqrt();
+                random::uniform(shape, -limit, limit, dtype, seed)
+            }
+            Initializer::HeNormal => {
+                random::truncated_normal(shape, 0.0, (2.0 / fan_in.max(1.0)).sqrt() / TRUNCATED_STD, dtype, seed)
+            }
+            Initializer::HeUniform => {
+                let limit = (6.0 / fan_in.max(1.0)).sqrt();
+                random::uniform(shape, -limit, limit, dtype, seed)
+            }
+            Initializer::LecunNormal => {
+                random::truncated_normal(shape, 0.0, (1.0 / fan_in.max(1.0)).sqrt() / TRUNCATED_STD, dtype, seed)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(t: &Tensor) -> (f64, f64, f64) {
+        let v = t.cast(DType::F64).unwrap().to_vec::<f64>().unwrap();
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+        (mean, var.sqrt(), v.iter().fold(0.0f64, |m, x| m.max(x.abs())))
+    }
+
+    #[test]
+    fn keras_scales_and_seeds() {
+        let g = Initializer::GlorotUniform
+            .init(&[200, 300], DType::F32, Some(1))
+            .unwrap();
+        let limit = (6.0f64 / 500.0).sqrt();
+        let (mean, std, max) = stats(&g);
+        assert!(mean.abs() < 0.005 && (std - limit / 3f64.sqrt()).abs() < 0.003 && max <= limit);
+        let h = Initializer::HeNormal.init(&[400, 300], DType::F64, Some(2)).unwrap();
+        let (_, std, max) = stats(&h);
+        assert!((std - (2.0f64 / 400.0).sqrt()).abs() < 0.003, "{std}");
+        assert!(max <= 2.0 * (2.0f64 / 400.0).sqrt() / TRUNCATED_STD + 1e-12);
+        assert_eq!(fans(&[3, 3, 16, 32]), (144.0, 288.0));
+        let a = Initializer::LecunNormal.init(&[10, 10], DType::F32, Some(5)).unwrap();
+        let b = Initializer::LecunNormal.init(&[10, 10], DType::F32, Some(5)).unwrap();
+        assert_ne!(
+            a.to_vec::<f32>().unwrap(),
+            b.to_vec::<f32>().unwrap(),
+            "the same op seed continues its sequence"
+        );
+        assert!(Initializer::HeUniform.init(&[2], DType::I32, None).is_err());
+        assert_eq!(
+            Initializer::Constant(2.5)
+                .init(&[2], DType::F64, None)
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
+            vec![2.5, 2.5]
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! `Conv2D`, `MaxPooling2D`, `AveragePooling2D` (NHWC).
+
+use super::{unique_name, Activation, Layer};
+use crate::initializers::Initializer;
+use crate::{Attr, Module, Track};
+use ferroflow_tensor_core::{DType, Error, Padding, Result, Tensor, Variable};
+use std::cell::OnceCell;
+
+/// `keras.layers.Conv2D` on NHWC inputs: HWIO kernel (glorot-uniform), zero bias, built on
+/// the first call from the input's channel count.
+#[derive(Debug)]
+pub struct Conv2D {
+    name: String,
+    filters: usize,
+    kernel_size: [usize; 2],
+    strides: [usize; 2],
+    padding: Padding,
+    activation: Activation,
+    use_bias: bool,
+    seed: Option<u64>,
+    kernel: OnceCell<Variable>,
+    bias: OnceCell<Variable>,
+}
+
+impl Conv2D {
+    /// `filters` output channels with a `kernel_size` window, stride 1, VALID padding.
+    pub fn new(filters: usize, kernel_size: [usize; 2]) -> Self {
+        Conv2D {
+            name: unique_name("conv2d"),
+            filters,
+            kernel_size,
+            strides: [1, 1],
+            padding: Padding::Valid,
+            activation: Activation::Linear,
+            use_bias: true,
+            seed: None,
+            kernel: OnceCell::new(),
+            bias: OnceCell::new(),
+        }
+    }
+
+    /// Sets the strides.
+    pub fn strides(mut self, s: [usize; 2]) -> Self {
+        self.strides = s;
+        self
+    }
+
+    /// Sets the padding.
+    pub fn padding(mut self, p: Padding) -> Self {
+        self.padding = p;
+        self
+    }
+
+    /// Sets the activation.
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+
+    /// With or without a bias.
+    pub fn use_bias(mut self, b: bool) -> Self {
+        self.use_bias = b;
+        self
+    }
+
+    /// Seeds the kernel initializer.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    fn build(&self, channels: usize, dtype: DType) -> Result<()> {
+        if self.kernel.get().is_some() {
+            return Ok(());
+        }
+        let [kh, kw] = self.kernel_size;
+        let k = Initializer::GlorotUniform.init(&[kh, kw, channels, self.filters], dtype, self.seed)?;
+        let _ = self
+            .kernel
+            .set(Variable::new(format!("{}/kernel", self.name), k, true)?);
+        if self.use_bias {
+            let _ = self.bias.set(Variable::new(
+                format!("{}/bias", self.name),
+                Tensor::zeros(&[self.filters], dtype),
+                true,
+            )?);
+        }
+        Ok(())
+    }
+}
+
+impl Layer for Conv2D {
+    fn call(&self, x: &Tensor, _training: bool) -> Result<Tensor> {
+        if x.rank() != 4 {
+            return Err(Error::shapes("Conv2D", &[&x.shape()], "expects NHWC inputs of rank 4"));
+        }
+        self.build(x.dims()[3], x.dtype())?;
+        let k = self.kernel.get().ok_or_else(|| Error::invalid("Conv2D", "not built"))?;
+        let mut y = x.conv2d(&k.read()?, self.strides, self.padding, [1, 1])?;
+        if let Some(b) = self.bias.get() {
+            y = y.bias_add(&b.read()?)?;
+        }
+        self.activation.apply(&y)
+    }
+}
+
+impl Module for Conv2D {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
+        let mut out = Vec::new();
+        if let Some(k) = self.kernel.track() {
+            out.push(("kernel".to_string(), k));
+        }
+        if let Some(b) = self.bias.track() {
+            out.push(("bias".to_string(), b));
+        }
+        out
+    }
+    fn as_dyn(&self) -> &dyn Module {
+        self
+    }
+}
+
+/// A pooling layer's settings.
+#[derive(Debug, Clone)]
+struct Pool {
+    pool_size: [usize; 2],
+    strides: [usize; 2],
+    padding: Padding,
+}
+
+/// `keras.layers.MaxPooling2D` (strides default to the pool size, VALID padding).
+#[derive(Debug, Clone)]
+pub struct MaxPooling2D(Pool);
+
+/// `keras.layers.AveragePooling2D` (strides default to the pool size, VALID padding).
+#[derive(Debug, Clone)]
+pub struct AveragePooling2D(Pool);
+
+macro_rules! pool_layer {
+    ($t:ident, $name:literal, $method:ident) => {
+        impl $t {
+            /// A `pool_size` window, strides equal to it, VALID padding.
+            pub fn new(pool_size: [usize; 2]) -> Self {
+                $t(Pool {
+                    pool_size,
+                    strides: pool_size,
+                    padding: Padding::Valid,
+                })
+            }
+
+            /// Sets the strides.
+            pub fn strides(mut self, s: [usize; 2]) -> Self {
+                self.0.strides = s;
+                self
+            }
+
+            /// Sets the padding.
+            pub fn padding(mut self, p: Padding) -> Self {
+                self.0.padding = p;
+                self
+            }
+        }
+
+        impl Layer for $t {
+            fn call(&self, x: &Tensor, _training: bool) -> Result<Tensor> {
+                x.$method(self.0.pool_size, self.0.strides, self.0.padding)
+            }
+        }
+
+        impl Module for $t {
+            fn name(&self) -> &str {
+                $name
+            }
+            fn attributes(&self) -> Vec<(String, Attr<'_>)> {
+                Vec::new()
+            }
+            fn as_dyn(&self) -> &dyn Module {
+                self
+            }
+        }
+    };
+}
+
+pool_layer!(MaxPooling2D, "max_pooling2d", max_pool2d);
+pool_layer!(AveragePooling2D, "average_pooling2d", avg_pool2d);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{Dropout, Flatten, Sequential};
+
+    #[test]
+    fn shapes_parameter_counts_and_training_behaviour() {
+        let mut m = Sequential::new();
+        m.add(
+            Conv2D::new(4, [3, 3])
+                .padding(Padding::Same)
+                .activation(Activation::Relu)
+                .seed(1),
+        );
+        m.add(MaxPooling2D::new([2, 2]));
+        m.add(AveragePooling2D::new([2, 2]));
+        m.add(Flatten);
+        m.add(Dropout::new(0.5).unwrap().seed(3));
+        m.add(crate::Dense::new(3).seed(2));
+        let x = ferroflow_tensor_core::random::normal(&[2, 8, 8, 2], 0.0, 1.0, DType::F32, Some(4)).unwrap();
+        let y = m.call(&x, false).unwrap();
+        assert_eq!(y.dims(), &[2, 3]);
+        assert_eq!(m.count_params(), (3 * 3 * 2 * 4 + 4) + (2 * 2 * 4 * 3 + 3));
+        let y2 = m.call(&x, false).unwrap();
+        assert_eq!(
+            y.to_vec::<f32>().unwrap(),
+            y2.to_vec::<f32>().unwrap(),
+            "inference is deterministic"
+        );
+        let d = Dropout::new(0.5).unwrap().seed(9);
+        let ones = Tensor::ones(&[1000], DType::F32);
+        let dropped = d.call(&ones, true).unwrap().to_vec::<f32>().unwrap();
+        let kept = dropped.iter().filter(|&&v| v == 2.0).count();
+        assert!(
+            dropped.iter().all(|&v| v == 0.0 || v == 2.0) && (400..600).contains(&kept),
+            "{kept}"
+        );
+        assert_eq!(d.call(&ones, false).unwrap().to_vec::<f32>().unwrap(), vec![1.0; 1000]);
+        assert!(Dropout::new(1.0).is_err());
+        let paths: Vec<String> = m.variables_by_path_in_order().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            paths,
+            vec!["layers/0/bias", "layers/0/kernel", "layers/5/bias", "layers/5/kernel"]
+        );
+        assert!(Conv2D::new(1, [2, 2])
+            .call(&Tensor::ones(&[2, 2], DType::F32), false)
+            .is_err());
+    }
+}

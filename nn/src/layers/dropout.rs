@@ -1,0 +1,56 @@
+//! `Dropout`: zeroes a fraction of inputs while training.
+
+use super::Layer;
+use crate::{Attr, Module};
+use ferroflow_tensor_core::{random, Error, Result, Tensor};
+
+/// `keras.layers.Dropout`: while training, each element is zeroed with probability `rate`
+/// and the rest scaled by `1 / (1 - rate)`; at inference it is the identity. Masks come
+/// from the seeded generator (a per-layer op seed continues its sequence each call).
+///
+/// Inside a traced function the mask is drawn once, at trace time (random tensors are
+/// captured as constants); use dropout in eager training loops, or retrace per step.
+#[derive(Debug, Clone)]
+pub struct Dropout {
+    rate: f64,
+    seed: Option<u64>,
+}
+
+impl Dropout {
+    /// Dropout of `rate` in `[0, 1)`.
+    pub fn new(rate: f64) -> Result<Self> {
+        if !(0.0..1.0).contains(&rate) {
+            return Err(Error::invalid("Dropout", format!("rate must be in [0, 1), got {rate}")));
+        }
+        Ok(Dropout { rate, seed: None })
+    }
+
+    /// Seeds the masks.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+}
+
+impl Layer for Dropout {
+    fn call(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        if !training || self.rate == 0.0 {
+            return Ok(x.clone());
+        }
+        let u = random::uniform(x.dims(), 0.0, 1.0, x.dtype(), self.seed)?;
+        let keep = u.greater_equal(&x.scalar_like(self.rate))?.cast(x.dtype())?;
+        x.mul(&keep)?.mul(&x.scalar_like(1.0 / (1.0 - self.rate)))
+    }
+}
+
+impl Module for Dropout {
+    fn name(&self) -> &str {
+        "dropout"
+    }
+    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
+        Vec::new()
+    }
+    fn as_dyn(&self) -> &dyn Module {
+        self
+    }
+}

@@ -1,0 +1,31 @@
+//! `Flatten`: keeps the batch axis, flattens the rest.
+
+use super::Layer;
+use crate::{Attr, Module};
+use ferroflow_tensor_core::{Error, Result, Tensor};
+
+/// `keras.layers.Flatten`: `[batch, d1, d2, ...]` → `[batch, d1·d2·...]`.
+#[derive(Debug, Default, Clone)]
+pub struct Flatten;
+
+impl Layer for Flatten {
+    fn call(&self, x: &Tensor, _training: bool) -> Result<Tensor> {
+        let Some(&batch) = x.dims().first() else {
+            return Err(Error::shapes("Flatten", &[&x.shape()], "needs a batch axis"));
+        };
+        let rest: usize = x.dims()[1..].iter().product();
+        x.reshape(&[batch as i64, rest as i64])
+    }
+}
+
+impl Module for Flatten {
+    fn name(&self) -> &str {
+        "flatten"
+    }
+    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
+        Vec::new()
+    }
+    fn as_dyn(&self) -> &dyn Module {
+        self
+    }
+}

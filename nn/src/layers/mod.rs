@@ -1,0 +1,50 @@
+//! Keras-style layers: each is a [`Module`] with a `call` that takes a
+//! training flag where behaviour differs.
+
+mod activation;
+mod conv;
+mod dense;
+mod dropout;
+mod flatten;
+mod sequential;
+
+pub use activation::Activation;
+pub use conv::{AveragePooling2D, Conv2D, MaxPooling2D};
+pub use dense::Dense;
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use sequential::Sequential;
+
+use crate::Module;
+use ferroflow_tensor_core::{Result, Tensor};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A layer: a module applied to a tensor.
+pub trait Layer: Module {
+    /// Applies the layer; `training` switches behaviour such as dropout.
+    fn call(&self, x: &Tensor, training: bool) -> Result<Tensor>;
+
+    /// Number of scalar parameters (all variables).
+    fn count_params(&self) -> usize {
+        self.variables().iter().map(|v| v.shape().num_elements()).sum()
+    }
+}
+
+static NAMES: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
+
+/// Keras' default layer names: `dense`, then `dense_1`, `dense_2`, ... per process.
+pub fn unique_name(base: &str) -> String {
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let n = names
+        .get_or_insert_with(HashMap::new)
+        .entry(base.to_string())
+        .or_insert(0);
+    let name = if *n == 0 {
+        base.to_string()
+    } else {
+        format!("{base}_{n}")
+    };
+    *n += 1;
+    name
+}

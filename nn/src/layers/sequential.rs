@@ -1,0 +1,78 @@
+//! `Sequential`: layers applied one after another.
+
+use super::{unique_name, Layer};
+use crate::{Attr, Module, Track};
+use ferroflow_tensor_core::{Result, Tensor};
+
+/// `keras.Sequential`: calls its layers in order.
+///
+/// ```
+/// use ferroflow_nn::{layers::Layer, Activation, Dense, Module, Sequential};
+/// use ferroflow_tensor_core::{DType, Tensor};
+/// let mut model = Sequential::new();
+/// model.add(Dense::new(8).activation(Activation::Relu));
+/// model.add(Dense::new(1));
+/// let y = model.call(&Tensor::ones(&[4, 3], DType::F32), false)?;
+/// assert_eq!(y.dims(), &[4, 1]);
+/// assert_eq!(model.trainable_variables().len(), 4);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub struct Sequential {
+    name: String,
+    layers: Vec<Box<dyn Layer>>,
+}
+
+impl Default for Sequential {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sequential {
+    /// An empty model.
+    pub fn new() -> Self {
+        Sequential {
+            name: unique_name("sequential"),
+            layers: Vec::new(),
+        }
+    }
+
+    /// Appends a layer.
+    pub fn add(&mut self, layer: impl Layer + 'static) {
+        self.layers.push(Box::new(layer));
+    }
+
+    /// The layers.
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+}
+
+impl Layer for Sequential {
+    fn call(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        let mut y = x.clone();
+        for l in &self.layers {
+            y = l.call(&y, training)?;
+        }
+        Ok(y)
+    }
+}
+
+impl Module for Sequential {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
+        let items = self.layers.iter().map(|l| Attr::Module(l.as_dyn())).collect();
+        vec![("layers".to_string(), Attr::List(items))]
+    }
+    fn as_dyn(&self) -> &dyn Module {
+        self
+    }
+}
+
+impl Track for Sequential {
+    fn track(&self) -> Option<Attr<'_>> {
+        Some(Attr::Module(self))
+    }
+}
