@@ -3,7 +3,7 @@
 //! output block while it is still in cache.
 
 use ferroflow_tensor_core::data::Array;
-use ferroflow_tensor_core::kernels::elementwise::PAR_THRESHOLD;
+use ferroflow_tensor_core::kernels::elementwise::PAR_THRESHOLD_COSTLY as PAR_THRESHOLD;
 use ferroflow_tensor_core::kernels::simd::vectorized;
 use ferroflow_tensor_core::{BinaryOp, DType, Data, Error, FloatElement, Result, UnaryOp};
 use ndarray::{ArrayD, IxDyn};

@@ -11,8 +11,9 @@ use crate::data::Array;
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
-/// Input element count from which reductions use the rayon pool.
-pub const PAR_THRESHOLD: usize = 1 << 16;
+/// Input element count from which reductions use the rayon pool (handing work to the pool
+/// costs tens of microseconds, see `elementwise::PAR_THRESHOLD`).
+pub const PAR_THRESHOLD: usize = 1 << 18;
 
 /// Block length for a parallel full reduction; fixed so the summation order never depends on
 /// the number of threads.

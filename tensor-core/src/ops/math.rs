@@ -108,6 +108,16 @@ impl UnaryOp {
         }
     }
 
+    /// True for ops of a few instructions per element (no transcendental function), which
+    /// go parallel only on large arrays.
+    pub fn is_cheap(self) -> bool {
+        use UnaryOp::*;
+        matches!(
+            self,
+            Neg | Abs | Square | Reciprocal | Relu | Relu6 | LeakyRelu { .. } | Sign | Floor | Ceil | Round | Softsign
+        )
+    }
+
     fn accepts_int(self) -> bool {
         matches!(self, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Square)
     }
@@ -464,11 +474,21 @@ macro_rules! with_binary_op {
 }
 
 fn float_unary<T: FloatElement>(u: UnaryOp, a: &Array<T>) -> Array<T> {
-    crate::with_unary_op!(u, op => el::unary(a, move |x: T| op.apply_float(x)))
+    let par_from = if u.is_cheap() {
+        el::PAR_THRESHOLD
+    } else {
+        el::PAR_THRESHOLD_COSTLY
+    };
+    crate::with_unary_op!(u, op => el::unary_with(a, move |x: T| op.apply_float(x), par_from))
 }
 
 fn float_binary<T: FloatElement>(op: BinaryOp, a: &Array<T>, b: &Array<T>, dims: &[usize]) -> Array<T> {
-    crate::with_binary_op!(op, f => el::binary(a, b, dims, move |x: T, y: T| f.apply_float(x, y)))
+    let par_from = if op == BinaryOp::Pow {
+        el::PAR_THRESHOLD_COSTLY
+    } else {
+        el::PAR_THRESHOLD
+    };
+    crate::with_binary_op!(op, f => el::binary_with(a, b, dims, move |x: T, y: T| f.apply_float(x, y), par_from))
 }
 
 pub(crate) fn unary(u: UnaryOp, x: &Data) -> Result<Data> {
