@@ -118,3 +118,85 @@ pub fn graph_step(s: &TrainSetup) -> ferroflow::graph::Function {
         Ok(vec![loss])
     })
 }
+
+/// The same model built from nn layers, with optim's loss and SGD: what a Keras user writes.
+pub struct NnSetup {
+    /// The model.
+    pub model: std::rc::Rc<ferroflow::nn::Sequential>,
+    /// Inputs of one batch.
+    pub x: Tensor,
+    /// Targets of one batch.
+    pub y: Tensor,
+    /// The loss.
+    pub loss: ferroflow::optim::Loss,
+    /// The optimizer.
+    pub opt: std::rc::Rc<ferroflow::optim::Sgd>,
+}
+
+/// W4 or W5 written with `Sequential`, `Dense`, a loss and `Sgd`, initialised with the
+/// hand-written setup's weights so both run the same numbers.
+pub fn nn_setup(hand: &TrainSetup, w4: bool) -> ferroflow::Result<NnSetup> {
+    use ferroflow::nn::{Activation, Dense, Sequential};
+    use ferroflow::optim::Loss;
+    let mut model = Sequential::new();
+    let layers: Vec<(usize, Activation, bool)> = if w4 {
+        vec![
+            (256, Activation::Relu, true),
+            (256, Activation::Relu, true),
+            (10, Activation::Linear, true),
+        ]
+    } else {
+        vec![(3, Activation::Sigmoid, false), (1, Activation::Sigmoid, false)]
+    };
+    let mut in_dim = hand.x.dims()[1];
+    let mut p = hand.params.iter();
+    for (units, act, bias) in layers {
+        let d = Dense::new(units).activation(act).use_bias(bias).input_dim(in_dim)?;
+        if let (Some(k), Some(w)) = (d.kernel(), p.next()) {
+            k.assign(&w.value())?;
+        }
+        if bias {
+            if let (Some(b), Some(v)) = (d.bias(), p.next()) {
+                b.assign(&v.value())?;
+            }
+        }
+        in_dim = units;
+        model.add(d);
+    }
+    let loss = if w4 {
+        Loss::SparseCategoricalCrossentropy { from_logits: true }
+    } else {
+        Loss::MeanSquaredError
+    };
+    Ok(NnSetup {
+        model: std::rc::Rc::new(model),
+        x: hand.x.clone(),
+        y: hand.y.clone(),
+        loss,
+        opt: std::rc::Rc::new(ferroflow::optim::Sgd::new(0.1)),
+    })
+}
+
+/// One training step with the nn model: tape, loss, `apply_gradients`.
+pub fn nn_step(
+    model: &ferroflow::nn::Sequential,
+    vars: &[Variable],
+    loss: &ferroflow::optim::Loss,
+    opt: &ferroflow::optim::Sgd,
+    x: &Tensor,
+    y: &Tensor,
+) -> ferroflow::Result<Tensor> {
+    use ferroflow::nn::layers::Layer;
+    use ferroflow::optim::Optimizer;
+    let tape = GradientTape::new();
+    let l = loss.call(y, &model.call(x, true)?)?;
+    let refs: Vec<&Variable> = vars.iter().collect();
+    let grads = tape.gradient_vars(&l, &refs)?;
+    let pairs: Vec<(Tensor, Variable)> = grads
+        .into_iter()
+        .zip(vars)
+        .filter_map(|(g, v)| g.map(|g| (g, v.clone())))
+        .collect();
+    opt.apply_gradients(&pairs)?;
+    Ok(l)
+}

@@ -1,7 +1,9 @@
 //! The workloads, by id. Each prints its JSON lines and returns an error if an op fails.
 
 use crate::harness::{emit, emit_with, median, time_calls};
-use crate::train::{eager_step, graph_step, w4_forward, w4_setup, w5_forward, w5_setup, W4_CASE, W5_CASE};
+use crate::train::{
+    eager_step, graph_step, nn_setup, nn_step, w4_forward, w4_setup, w5_forward, w5_setup, W4_CASE, W5_CASE,
+};
 use ferroflow::autodiff::GradientTape;
 use ferroflow::graph::function;
 use ferroflow::prelude::*;
@@ -10,7 +12,15 @@ type Workload = fn() -> ferroflow::Result<()>;
 
 /// Every workload this binary knows, in order.
 pub fn all() -> Vec<(&'static str, Workload)> {
-    vec![("W1", w1), ("W2", w2), ("W3", w3), ("W4", w4), ("W5", w5), ("W6", w6)]
+    vec![
+        ("W1", w1),
+        ("W2", w2),
+        ("W3", w3),
+        ("W4", w4),
+        ("W5", w5),
+        ("W6", w6),
+        ("W7", w7),
+    ]
 }
 
 /// W1: sgemm `C = A·B`, square n, random normal inputs; GFLOP/s.
@@ -146,6 +156,7 @@ fn train_line(
 /// target is at most 2.5x the forward).
 fn w4() -> ferroflow::Result<()> {
     let s = w4_setup()?;
+    nn_lines("W4", W4_CASE, &s, true, 0.5)?;
     let (fwd, _) = time_calls(
         || {
             let _ = w4_forward(&s.params, &s.x);
@@ -180,6 +191,7 @@ fn w4() -> ferroflow::Result<()> {
 /// W5 eager: the seed model's training step (per-op overhead dominates).
 fn w5() -> ferroflow::Result<()> {
     let s = w5_setup()?;
+    nn_lines("W5", W5_CASE, &s, false, 0.3)?;
     train_line(
         "W5",
         "ferroflow-eager",
@@ -195,6 +207,68 @@ fn w5() -> ferroflow::Result<()> {
         W5_CASE,
         0.3,
         || Ok(step.call(&[s.x.clone(), s.y.clone()])?.remove(0)),
+        serde_json::Map::new(),
+    )
+}
+
+/// Peak resident memory of this process in MiB (`VmHWM` of /proc/self/status).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// W7: peak resident memory of a process running 200 W4 steps (eager). Meaningful when
+/// run alone (`bench -- W7`): the peak covers whatever ran before in the same process.
+fn w7() -> ferroflow::Result<()> {
+    let s = w4_setup()?;
+    for _ in 0..200 {
+        eager_step(&s)?;
+    }
+    let mib = peak_rss_mib().ok_or_else(|| ferroflow::Error::invalid("W7", "cannot read /proc/self/status"))?;
+    emit(
+        "W7",
+        "ferroflow-eager",
+        "784-256-256-10 b128 200 steps",
+        "MiB",
+        &[mib],
+        200,
+    );
+    Ok(())
+}
+
+/// The nn-layer versions of W4/W5 (`ferroflow-nn-eager`, `ferroflow-nn-graph`): the same
+/// step written with `Sequential`, a loss and an optimizer, to show the abstraction costs
+/// nothing next to the hand-written `ferroflow-eager` / `ferroflow-graph` lines.
+fn nn_lines(
+    workload: &str,
+    case: &str,
+    hand: &crate::train::TrainSetup,
+    w4: bool,
+    target_s: f64,
+) -> ferroflow::Result<()> {
+    use ferroflow::nn::Module;
+    let n = nn_setup(hand, w4)?;
+    // Keras keeps `trainable_variables` once the model is built; so does this loop.
+    let vars = n.model.trainable_variables();
+    train_line(
+        workload,
+        "ferroflow-nn-eager",
+        case,
+        target_s,
+        || nn_step(&n.model, &vars, &n.loss, &n.opt, &n.x, &n.y),
+        serde_json::Map::new(),
+    )?;
+    let (model, loss, opt, vs) = (n.model.clone(), n.loss.clone(), n.opt.clone(), vars.clone());
+    let f = function(move |a: &[Tensor]| Ok(vec![nn_step(&model, &vs, &loss, &opt, &a[0], &a[1])?]));
+    let args = [n.x.clone(), n.y.clone()];
+    train_line(
+        workload,
+        "ferroflow-nn-graph",
+        case,
+        target_s,
+        || Ok(f.call(&args)?.remove(0)),
         serde_json::Map::new(),
     )
 }

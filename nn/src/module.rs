@@ -209,3 +209,16 @@ impl<T: Track> Track for std::cell::OnceCell<T> {
         self.get().and_then(Track::track)
     }
 }
+
+/// Implements [`Trackable`](ferroflow_tensor_core::Trackable) for a hand-written
+/// [`Module`] type (the derive does it for derived ones): its variables by object path.
+#[macro_export]
+macro_rules! trackable_module {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::__private::Trackable for $t {
+            fn variables_by_path(&self) -> ::std::vec::Vec<(::std::string::String, $crate::Variable)> {
+                $crate::Module::variables_by_path_in_order(self)
+            }
+        }
+    )*};
+}

@@ -43,6 +43,10 @@ impl Optimizer for Adam {
         &self.state
     }
 
+    fn uses_step(&self) -> bool {
+        true
+    }
+
     fn slot_names(&self) -> &'static [&'static str] {
         if self.amsgrad {
             &["m", "v", "vhat"]

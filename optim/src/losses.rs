@@ -29,7 +29,8 @@ fn check_pair(op: &'static str, y_true: &Tensor, y_pred: &Tensor) -> Result<()> 
 
 /// Mean over the last axis, then over all remaining elements.
 fn reduce_keras(per_element: &Tensor, last_axis_sum: bool) -> Result<Tensor> {
-    let per_sample = if per_element.rank() == 0 {
+    // A last axis of size 1 reduces to itself exactly: skip that op.
+    let per_sample = if per_element.rank() == 0 || per_element.dims().last() == Some(&1) {
         per_element.clone()
     } else if last_axis_sum {
         per_element.reduce_sum(Some(&[-1]), false)?

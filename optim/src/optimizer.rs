@@ -124,13 +124,20 @@ pub trait Optimizer {
     /// Slot names kept per variable (`["momentum"]`, `["m", "v"]`, ...).
     fn slot_names(&self) -> &'static [&'static str];
 
+    /// Whether [`Optimizer::update`] reads the step number `t` (Adam does; skipping it saves
+    /// two ops per variable for the others).
+    fn uses_step(&self) -> bool {
+        false
+    }
+
     /// Initial value of the slots (0 for most; Adagrad's accumulator starts at 0.1).
     fn slot_init(&self) -> f64 {
         0.0
     }
 
     /// One update of `var` from `grad`, with its slots, the learning rate and the 1-based
-    /// step number `t`, both scalars of the variable's dtype. Written with tensor ops and
+    /// step number `t` (0 unless [`Optimizer::uses_step`]), both scalars of the variable's
+    /// dtype. Written with tensor ops and
     /// assigns, so it runs eagerly and traces.
     fn update(&self, var: &Variable, grad: &Tensor, slots: &[Variable], lr: &Tensor, t: &Tensor) -> Result<()>;
 
@@ -148,12 +155,26 @@ pub trait Optimizer {
             }
         }
         let grads = st.clip(grads_and_vars.iter().map(|(g, _)| g.clone()).collect())?;
-        let step = st.iterations.read()?;
+        // The rate and step number are made once per dtype, not once per variable.
+        let step = if self.uses_step() {
+            Some(st.iterations.read()?.add(&Tensor::scalar(1i64))?)
+        } else {
+            None
+        };
+        let mut per_dtype: Vec<(DType, Tensor, Tensor)> = Vec::new();
         for (g, (_, v)) in grads.iter().zip(grads_and_vars) {
-            let lr = st.current_rate(v.dtype())?;
-            let t = step.add(&Tensor::scalar(1i64))?.cast(v.dtype())?;
+            let dtype = v.dtype();
+            if !per_dtype.iter().any(|(d, _, _)| *d == dtype) {
+                let lr = st.current_rate(dtype)?;
+                let t = match &step {
+                    Some(s) => s.cast(dtype)?,
+                    None => lr.scalar_like(0.0),
+                };
+                per_dtype.push((dtype, lr, t));
+            }
+            let (_, lr, t) = per_dtype.iter().find(|(d, _, _)| *d == dtype).expect("just added");
             let slots = st.slots_for(v, self.slot_names(), self.slot_init())?;
-            self.update(v, g, &slots, &lr, &t)?;
+            self.update(v, g, &slots, lr, t)?;
         }
         st.iterations.assign_add(&Tensor::scalar(1i64))
     }

@@ -48,3 +48,14 @@ pub fn unique_name(base: &str) -> String {
     *n += 1;
     name
 }
+
+crate::trackable_module!(
+    Dense,
+    Sequential,
+    Conv2D,
+    Activation,
+    Flatten,
+    Dropout,
+    MaxPooling2D,
+    AveragePooling2D
+);
