@@ -4,7 +4,7 @@
 
 use crate::schedules::LearningRateSchedule;
 use ferroflow_autodiff::GradientTape;
-use ferroflow_tensor_core::{DType, Error, Result, Tensor, Trackable, Variable};
+use ferroflow_tensor_core::{DType, Error, Result, Tensor, Variable};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -226,9 +226,6 @@ macro_rules! trackable_optimizer {
     };
 }
 pub(crate) use trackable_optimizer;
-
-#[allow(dead_code)]
-fn _assert_object_safe(_: &dyn Optimizer, _: &dyn Trackable) {}
 
 #[cfg(test)]
 mod tests {

@@ -53,7 +53,6 @@ pub fn matmul_epilogue_fusion(g: &mut Graph) -> usize {
         let mut inputs = g.nodes[m].inputs.clone();
         let mut bias = false;
         let mut activation = None;
-        let mut absorbed = Vec::new();
         // matmul -> add(bias of the last dimension)?
         if let Some(a) = sole_user(g, &uses, ValueRef { node: m, output: 0 }) {
             let node = &g.nodes[a];
@@ -67,7 +66,6 @@ pub fn matmul_epilogue_fusion(g: &mut Graph) -> usize {
                 if s.shape.dims() == [n_cols] && s.dtype == out.dtype && node.outputs[0].shape == out.shape {
                     bias = true;
                     inputs.push(other);
-                    absorbed.push(m);
                     last = a;
                 }
             }
@@ -77,7 +75,6 @@ pub fn matmul_epilogue_fusion(g: &mut Graph) -> usize {
             if let NodeKind::Op(Op::Unary(act)) = g.nodes[u].kind {
                 if epilogue_activation(act) {
                     activation = Some(act);
-                    absorbed.push(last);
                     last = u;
                 }
             }
@@ -85,7 +82,6 @@ pub fn matmul_epilogue_fusion(g: &mut Graph) -> usize {
         if last == m {
             continue;
         }
-        let _ = absorbed;
         let node = &mut g.nodes[last];
         node.kind = NodeKind::MatMulEpilogue(EpilogueMatMul {
             transpose_a,

@@ -7,7 +7,7 @@ use crate::dispatch::dispatch1;
 use crate::kernels::reduce::split_dims;
 use crate::ops::shape::index_values;
 use crate::shape::normalize_axis;
-use crate::{Data, Error, FloatElement, Op, Result, Shape, Tensor, TensorSpec};
+use crate::{Data, Error, FloatElement, Op, Result, Tensor, TensorSpec};
 use ndarray::{ArrayD, IxDyn};
 
 pub(crate) fn infer_softmax(op: &'static str, axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
@@ -26,7 +26,6 @@ fn for_each_line(outer: usize, n: usize, inner: usize, mut f: impl FnMut(usize, 
             f(o * n * inner + i, inner);
         }
     }
-    let _ = n;
 }
 
 /// `max` and `log(sum(exp(x - max)))` of one strided line.
@@ -239,14 +238,6 @@ impl Tensor {
         let ss = self.square()?.reduce_sum(Some(axes), true)?;
         self.mul(&ss.maximum(&self.scalar_like(1e-12))?.rsqrt()?)
     }
-}
-
-/// Shape of a softmax cross-entropy's output, for callers building losses.
-pub fn xent_output_shape(logits: &Shape, axis: i64) -> Result<Shape> {
-    let ax = normalize_axis("softmax_cross_entropy_with_logits", axis, logits.rank())?;
-    let mut d = logits.dims().to_vec();
-    d.remove(ax);
-    Ok(Shape::new(d))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::data::Array;
 use crate::dispatch::dispatch1;
 use crate::kernels::reduce::{reduce_axes, split_dims};
 use crate::shape::{normalize_axes, normalize_axis};
-use crate::{DType, Data, Element, Error, Op, Result, Shape, Tensor, TensorSpec};
+use crate::{DType, Data, Element, Error, Op, Result, Tensor, TensorSpec};
 use ndarray::{ArrayD, IxDyn};
 
 /// Which reduction a [`Op::Reduce`] performs.
@@ -323,12 +323,6 @@ impl Tensor {
             &[self],
         )
     }
-}
-
-/// Output shape of a reduction, for callers that need it before running one.
-pub fn reduced_shape(shape: &Shape, axes: Option<&[i64]>, keepdims: bool) -> Result<Shape> {
-    let axes = normalize_axes("reduce", axes, shape.rank())?;
-    Ok(Shape::new(reduced_dims(shape.dims(), &axes, keepdims)))
 }
 
 #[cfg(test)]
