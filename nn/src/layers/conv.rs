@@ -2,7 +2,7 @@
 
 use super::{unique_name, Activation, Layer};
 use crate::initializers::Initializer;
-use crate::{Attr, Module, Track};
+use crate::{Attr, Module};
 use ferroflow_tensor_core::{DType, Error, Padding, Result, Tensor, Variable};
 use std::cell::OnceCell;
 
@@ -109,14 +109,7 @@ impl Module for Conv2D {
         &self.name
     }
     fn attributes(&self) -> Vec<(String, Attr<'_>)> {
-        let mut out = Vec::new();
-        if let Some(k) = self.kernel.track() {
-            out.push(("kernel".to_string(), k));
-        }
-        if let Some(b) = self.bias.track() {
-            out.push(("bias".to_string(), b));
-        }
-        out
+        super::kernel_and_bias(&self.kernel, &self.bias)
     }
     fn as_dyn(&self) -> &dyn Module {
         self

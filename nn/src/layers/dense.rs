@@ -146,14 +146,7 @@ impl Module for Dense {
         &self.name
     }
     fn attributes(&self) -> Vec<(String, Attr<'_>)> {
-        let mut out = Vec::new();
-        if let Some(k) = self.kernel.track() {
-            out.push(("kernel".to_string(), k));
-        }
-        if let Some(b) = self.bias.track() {
-            out.push(("bias".to_string(), b));
-        }
-        out
+        super::kernel_and_bias(&self.kernel, &self.bias)
     }
     fn as_dyn(&self) -> &dyn Module {
         self

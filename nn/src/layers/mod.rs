@@ -31,6 +31,22 @@ pub trait Layer: Module {
     }
 }
 
+/// The tracked attributes of a layer with a (lazily built) kernel and bias.
+fn kernel_and_bias<'a>(
+    kernel: &'a std::cell::OnceCell<ferroflow_tensor_core::Variable>,
+    bias: &'a std::cell::OnceCell<ferroflow_tensor_core::Variable>,
+) -> Vec<(String, crate::Attr<'a>)> {
+    use crate::Track;
+    let mut out = Vec::new();
+    if let Some(k) = kernel.track() {
+        out.push(("kernel".to_string(), k));
+    }
+    if let Some(b) = bias.track() {
+        out.push(("bias".to_string(), b));
+    }
+    out
+}
+
 static NAMES: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
 
 /// Keras' default layer names: `dense`, then `dense_1`, `dense_2`, ... per process.
