@@ -137,12 +137,12 @@ fn current_tracer() -> Option<Rc<dyn Tracer>> {
 pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
     let tracer = current_tracer();
     // Shape inference validates every input, eager or traced, so kernels never see bad input.
-    let specs: Vec<TensorSpec> = inputs.iter().map(|t| t.spec()).collect();
+    let specs: smallvec::SmallVec<[TensorSpec; 4]> = inputs.iter().map(|t| t.spec()).collect();
     let out_specs = op.infer(&specs)?;
     let outputs = match tracer {
         Some(tracer) => tracer.record(&op, inputs, out_specs)?,
         None => {
-            let mut datas: Vec<&Data> = Vec::with_capacity(inputs.len());
+            let mut datas: smallvec::SmallVec<[&Data; 4]> = smallvec::SmallVec::with_capacity(inputs.len());
             for t in inputs {
                 match t.data() {
                     Ok(d) => datas.push(d),

@@ -4,19 +4,23 @@
 use crate::{Error, Result};
 use std::fmt;
 
+/// Up to this many dimensions are stored inline: shapes of rank ≤ 4 never allocate, which
+/// matters because every dispatched op builds the specs of its inputs and outputs.
+type Dims = smallvec::SmallVec<[usize; 4]>;
+
 /// The dimensions of a tensor. Rank 0 (a scalar) is the empty shape.
 #[derive(Clone, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
-pub struct Shape(Vec<usize>);
+pub struct Shape(Dims);
 
 impl Shape {
     /// A shape from its dimensions.
     pub fn new(dims: impl Into<Vec<usize>>) -> Self {
-        Shape(dims.into())
+        Shape(Dims::from_vec(dims.into()))
     }
 
     /// The scalar shape `()`.
     pub fn scalar() -> Self {
-        Shape(Vec::new())
+        Shape(Dims::new())
     }
 
     /// The dimensions.
@@ -41,7 +45,7 @@ impl Shape {
 
     /// Consumes the shape and returns its dimensions.
     pub fn into_dims(self) -> Vec<usize> {
-        self.0
+        self.0.into_vec()
     }
 
     /// Row-major (C order) element strides of a contiguous tensor of this shape.
@@ -95,7 +99,7 @@ pub fn broadcast_shapes(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape>
         return Ok(a.clone());
     }
     let rank = a.rank().max(b.rank());
-    let mut dims = vec![0usize; rank];
+    let mut dims: Dims = smallvec::smallvec![0usize; rank];
     for (i, d) in dims.iter_mut().enumerate() {
         let da = dim_from_right(a, rank - 1 - i);
         let db = dim_from_right(b, rank - 1 - i);
@@ -149,19 +153,19 @@ impl fmt::Display for Shape {
 
 impl From<&[usize]> for Shape {
     fn from(d: &[usize]) -> Self {
-        Shape(d.to_vec())
+        Shape(Dims::from_slice(d))
     }
 }
 
 impl From<Vec<usize>> for Shape {
     fn from(d: Vec<usize>) -> Self {
-        Shape(d)
+        Shape(Dims::from_vec(d))
     }
 }
 
 impl<const N: usize> From<[usize; N]> for Shape {
     fn from(d: [usize; N]) -> Self {
-        Shape(d.to_vec())
+        Shape(Dims::from_slice(&d))
     }
 }
 
