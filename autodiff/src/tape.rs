@@ -6,6 +6,29 @@ use ferroflow_tensor_core::{
 };
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Tensor ids are unique counters: a multiplicative hash is enough and much cheaper than
+/// SipHash on the tape's hot path (one lookup per op input).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdSet = HashSet<TensorId, BuildHasherDefault<IdHasher>>;
+type IdMap<V> = HashMap<TensorId, V, BuildHasherDefault<IdHasher>>;
 use std::rc::Rc;
 
 /// One recorded op: what ran, on what, giving what.
@@ -18,9 +41,9 @@ struct Entry {
 #[derive(Default)]
 struct Record {
     /// Ids of watched tensors and of every recorded op's outputs.
-    live: HashSet<TensorId>,
+    live: IdSet,
     /// Outputs of variable reads, mapped to the variable read.
-    reads: HashMap<TensorId, Variable>,
+    reads: IdMap<Variable>,
     /// Variables watched explicitly (read even when not trainable or with automatic
     /// watching off).
     watched_vars: HashSet<Variable>,
@@ -265,7 +288,7 @@ impl GradientTape {
         unconnected: UnconnectedGradients,
     ) -> Result<Vec<Option<Tensor>>> {
         let rec = self.state.record.borrow();
-        let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
+        let mut grads: IdMap<Tensor> = IdMap::default();
         grads.insert(target.id(), seed);
         for entry in rec.entries.iter().rev() {
             let upstream: Vec<Option<Tensor>> = entry.outputs.iter().map(|o| grads.get(&o.id()).cloned()).collect();
