@@ -400,6 +400,38 @@ fn drive<T: GemmFloat>(
     epilogue: Option<&Epilogue<'_, T>>,
 ) {
     let batch = a_offsets.len();
+    if plan.is_none() {
+        // Serial: no job, no atomics, no allocation (small products like the seed model's
+        // 1×3·3×3 live here, where that bookkeeping cost more than the arithmetic).
+        for bi in 0..batch {
+            // SAFETY: `contract_ok` (checked by the caller) established that every batch
+            // entry's A (m×k) and B (k×n) lie inside `a` and `b` and that `c` holds
+            // `batch·m·n` elements, so the pointers and the row slices stay in bounds.
+            unsafe {
+                let cp = c.as_mut_ptr().add(bi * m * n);
+                T::raw_gemm(
+                    m,
+                    k,
+                    n,
+                    a.as_ptr().add(a_offsets[bi]),
+                    istride(rsa, m),
+                    istride(csa, k),
+                    b.as_ptr().add(b_offsets[bi]),
+                    istride(rsb, k),
+                    istride(csb, n),
+                    cp,
+                    n as isize,
+                    1,
+                );
+                if let Some(epi) = epilogue {
+                    for r in 0..m {
+                        epi(bi * m + r, 0, std::slice::from_raw_parts_mut(cp.add(r * n), n));
+                    }
+                }
+            }
+        }
+        return;
+    }
     let p = plan.unwrap_or(Plan::single(m, n));
     let total = batch * p.blocks();
     let workers = helpers + 1;
