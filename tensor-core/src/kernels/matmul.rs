@@ -629,14 +629,6 @@ pub fn batched_gemm_epilogue<T: GemmFloat>(
 ) {
     let threads = rayon::current_num_threads();
     let plan = plan(T::TILE, m, k, n, a_offsets.len(), threads);
-    let batch = a_offsets.len();
-    if k == 0 && contract_ok(m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c) {
-        c[..batch * m * n].fill(T::default());
-        for (r, row) in c[..batch * m * n].chunks_mut(n.max(1)).enumerate() {
-            epilogue(r, 0, row);
-        }
-        return;
-    }
     batched_gemm_planned(
         m,
         k,
@@ -684,6 +676,11 @@ fn batched_gemm_planned<T: GemmFloat>(
     }
     if k == 0 {
         c[..batch * m * n].fill(T::default());
+        if let Some(epi) = epilogue {
+            for (r, row) in c[..batch * m * n].chunks_mut(n).enumerate() {
+                epi(r, 0, row);
+            }
+        }
         return;
     }
     let helpers = rayon::current_num_threads().saturating_sub(1);
