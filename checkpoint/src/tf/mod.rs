@@ -1,0 +1,1 @@
+//! TensorFlow tensor bundles (being written).
