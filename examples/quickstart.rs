@@ -1,13 +1,55 @@
 //! The ferroflow quickstart: tensors, gradients and graphs the way a TensorFlow user knows
 //! them.
 //!
-//! Run with `cargo run --release --example quickstart`. Later lessons (modules, training,
-//! checkpoints) grow out of this file as those crates land.
+//! Run with `cargo run --release --example quickstart`. It ends with the lesson's model: two
+//! `tf.Module`-style dense layers written with `#[derive(Module)]`, checkpointed, listed and
+//! restored into a second model.
 
+use ferroflow::checkpoint::{list_variables, Checkpoint};
+use ferroflow::nn::Module;
 use ferroflow::prelude::*;
 use ferroflow::tensor::TensordotAxes;
 
-fn main() -> ferroflow::Result<()> {
+/// The lesson's `Dense`: `sigmoid(x @ w)` with one weight.
+#[derive(Module)]
+struct Dense {
+    w: Variable,
+}
+
+impl Dense {
+    fn new(inputs: usize, outputs: usize, seed: u64) -> ferroflow::Result<Self> {
+        let w = random::normal(&[inputs, outputs], 0.0, 1.0, DType::F32, Some(seed))?;
+        Ok(Dense {
+            w: Variable::new("w", w, true)?,
+        })
+    }
+
+    fn call(&self, x: &Tensor) -> ferroflow::Result<Tensor> {
+        x.matmul(&self.w.read()?)?.sigmoid()
+    }
+}
+
+/// The lesson's `SequentialModule`: two dense layers.
+#[derive(Module)]
+struct SequentialModule {
+    dense_1: Dense,
+    dense_2: Dense,
+}
+
+impl SequentialModule {
+    fn new(seed: u64) -> ferroflow::Result<Self> {
+        Ok(SequentialModule {
+            dense_1: Dense::new(3, 3, seed)?,
+            dense_2: Dense::new(3, 1, seed + 1)?,
+        })
+    }
+
+    fn call(&self, x: &Tensor) -> ferroflow::Result<Tensor> {
+        self.dense_2.call(&self.dense_1.call(x)?)
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Creation: literals, constructors and seeded random numbers.
     let x = Tensor::new([[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]);
     println!("x = {x}");
@@ -86,5 +128,27 @@ fn main() -> ferroflow::Result<()> {
         Ok(_) => unreachable!("[2, 3] x [2, 3] does not multiply"),
         Err(e) => println!("error: {e}"),
     }
+
+    // The lesson's model as a module: variables found by the derive, by path.
+    let my_model = SequentialModule::new(1)?;
+    println!("model results: {}", my_model.call(&input)?);
+    for (path, v) in my_model.variables_by_path_in_order() {
+        println!("variable {path}: shape {:?}", v.shape().dims());
+    }
+    // tf.train.Checkpoint(model=my_model).write(path), list_variables, restore elsewhere.
+    let dir = std::env::temp_dir().join(format!("ferroflow-quickstart-{}", std::process::id()));
+    let path = Checkpoint::new()
+        .track("model", &my_model)?
+        .write(dir.join("my_checkpoint"))?;
+    for info in list_variables(&path)? {
+        println!("checkpoint: {} {:?} {}", info.name, info.shape, info.dtype);
+    }
+    let new_model = SequentialModule::new(7)?;
+    Checkpoint::new()
+        .track("model", &new_model)?
+        .read(&path)?
+        .assert_consumed()?;
+    println!("restored model results: {}", new_model.call(&input)?);
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

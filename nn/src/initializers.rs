@@ -20,6 +20,13 @@ pub enum Initializer {
         /// Standard deviation.
         stddev: f64,
     },
+    /// Uniform in `[minval, maxval)` (Keras' `RandomUniform`; embeddings use ±0.05).
+    RandomUniform {
+        /// Lower bound.
+        minval: f64,
+        /// Upper bound (exclusive).
+        maxval: f64,
+    },
     /// Normal, redrawn beyond two standard deviations.
     TruncatedNormal {
         /// Mean.
@@ -73,6 +80,7 @@ impl Initializer {
             Initializer::Ones => Ok(Tensor::ones(shape, dtype)),
             Initializer::Constant(v) => Ok(Tensor::fill(shape, v, dtype)),
             Initializer::RandomNormal { mean, stddev } => random::normal(shape, mean, stddev, dtype, seed),
+            Initializer::RandomUniform { minval, maxval } => random::uniform(shape, minval, maxval, dtype, seed),
             Initializer::TruncatedNormal { mean, stddev } => random::truncated_normal(shape, mean, stddev, dtype, seed),
             Initializer::GlorotUniform => {
                 let limit = (6.0 / (fan_in + fan_out).max(1.0)).sqrt();

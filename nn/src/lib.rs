@@ -25,7 +25,7 @@ pub mod module;
 
 pub use ferroflow_nn_derive::Module;
 pub use ferroflow_tensor_core::{Tensor, Variable};
-pub use layers::{Activation, Dense, Dropout, Flatten, Sequential};
+pub use layers::{Activation, BatchNormalization, Dense, Dropout, Embedding, Flatten, LayerNormalization, Sequential};
 pub use module::{snake_case, valid_name, Attr, Module, Track};
 
 #[doc(hidden)]

@@ -141,6 +141,16 @@ pub trait Optimizer {
     /// assigns, so it runs eagerly and traces.
     fn update(&self, var: &Variable, grad: &Tensor, slots: &[Variable], lr: &Tensor, t: &Tensor) -> Result<()>;
 
+    /// Creates the slot variables of `vars` now, in this order (`optimizer.build(vars)`), so
+    /// the optimizer's state exists before the first step, e.g. to restore it from a
+    /// checkpoint. Variables already seen keep their slots.
+    fn build(&self, vars: &[Variable]) -> Result<()> {
+        for v in vars {
+            self.state().slots_for(v, self.slot_names(), self.slot_init())?;
+        }
+        Ok(())
+    }
+
     /// Applies one step (`optimizer.apply_gradients(zip(grads, vars))`): clips, updates
     /// every variable, then increments `iterations`.
     fn apply_gradients(&self, grads_and_vars: &[(Tensor, Variable)]) -> Result<()> {
@@ -201,17 +211,21 @@ pub trait Optimizer {
     }
 }
 
-/// Optimizer state as trackable variables: `iterations`, then `<slot>/<variable name>` in
-/// creation order, so a checkpoint can save and restore it.
+/// Optimizer state as trackable variables: `iterations`, then `<slot>/<k>` in creation order,
+/// where `k` numbers the optimized variables in the order the optimizer first saw them (Keras
+/// 3 numbers its `_variables` the same way). Indices rather than names keep the paths unique
+/// when two layers both call their kernel `w`; [`Optimizer::build`] fixes the order up front so
+/// a fresh optimizer has the paths a checkpoint needs.
 pub fn optimizer_variables(state: &OptimizerState) -> Vec<(String, Variable)> {
     let mut out = vec![("iterations".to_string(), state.iterations.clone())];
-    out.extend(
-        state
-            .slots
-            .borrow()
-            .iter()
-            .map(|(_, _, v)| (v.name().to_string(), v.clone())),
-    );
+    let mut order: Vec<u64> = Vec::new();
+    for (id, slot, v) in state.slots.borrow().iter() {
+        let k = order.iter().position(|i| i == id).unwrap_or_else(|| {
+            order.push(*id);
+            order.len() - 1
+        });
+        out.push((format!("{slot}/{k}"), v.clone()));
+    }
     out
 }
 

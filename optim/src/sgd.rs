@@ -84,7 +84,12 @@ mod tests {
         assert!((w.value().to_vec::<f64>().unwrap()[0] - 0.71).abs() < 1e-15);
         assert_eq!(opt.iterations().unwrap(), 2);
         let paths: Vec<String> = opt.variables_by_path().into_iter().map(|(p, _)| p).collect();
-        assert_eq!(paths, vec!["iterations", "momentum/w"]);
+        assert_eq!(paths, vec!["iterations", "momentum/0"]);
+        // Two variables with the same name still get distinct paths.
+        let same = Variable::new("w", Tensor::new([2.0f64]), true).unwrap();
+        opt.build(&[w.clone(), same]).unwrap();
+        let paths: Vec<String> = opt.variables_by_path().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, vec!["iterations", "momentum/0", "momentum/1"]);
         let n = Sgd::new(0.1).with_momentum(0.9, true);
         let v = Variable::new("v", Tensor::new([1.0f64]), true).unwrap();
         n.apply_gradients(&[(Tensor::new([1.0f64]), v.clone())]).unwrap();

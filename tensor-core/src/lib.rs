@@ -55,4 +55,4 @@ pub use op::{AssignMode, BinaryOp, CompareOp, CustomOp, LogicalOp, Op, Padding, 
 pub use ops::linalg::TensordotAxes;
 pub use shape::{broadcast_shapes, normalize_axes, normalize_axis, Shape};
 pub use tensor::{Literal, Symbolic, Tensor, TensorId, TensorSpec, Value};
-pub use variable::{Trackable, Variable};
+pub use variable::{join_path, Trackable, Variable};

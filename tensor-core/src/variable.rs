@@ -172,14 +172,28 @@ impl fmt::Debug for Variable {
 /// An object that owns variables and lists them by object path (`dense_1/w`), like
 /// TensorFlow's trackable objects. Modules and optimizers implement it; checkpoints save any
 /// `Trackable`.
+///
+/// Paths are relative to the object: a variable is its own object, so its path is empty, and
+/// a list numbers its elements as TensorFlow does (`0`, `1/kernel`, ...).
 pub trait Trackable {
     /// Every variable reachable from this object, keyed by a stable path, in a stable order.
     fn variables_by_path(&self) -> Vec<(String, Variable)>;
 }
 
+/// `parent/child`, or just `parent` when the child is the object itself.
+pub fn join_path(parent: &str, child: &str) -> String {
+    if child.is_empty() {
+        parent.to_string()
+    } else if parent.is_empty() {
+        child.to_string()
+    } else {
+        format!("{parent}/{child}")
+    }
+}
+
 impl Trackable for Variable {
     fn variables_by_path(&self) -> Vec<(String, Variable)> {
-        vec![(self.name().to_string(), self.clone())]
+        vec![(String::new(), self.clone())]
     }
 }
 
@@ -190,9 +204,15 @@ impl<T: Trackable> Trackable for [T] {
             .flat_map(|(i, t)| {
                 t.variables_by_path()
                     .into_iter()
-                    .map(move |(p, v)| (format!("{i}/{p}"), v))
+                    .map(move |(p, v)| (join_path(&i.to_string(), &p), v))
             })
             .collect()
+    }
+}
+
+impl<T: Trackable> Trackable for Vec<T> {
+    fn variables_by_path(&self) -> Vec<(String, Variable)> {
+        self.as_slice().variables_by_path()
     }
 }
 
@@ -219,7 +239,11 @@ mod tests {
     fn trackable_paths() {
         let a = Variable::new("w", Tensor::scalar(1.0f32), true).unwrap();
         let b = Variable::new("b", Tensor::scalar(2.0f32), true).unwrap();
-        let paths: Vec<String> = [a, b].variables_by_path().into_iter().map(|(p, _)| p).collect();
-        assert_eq!(paths, vec!["0/w", "1/b"]);
+        let paths: Vec<String> = [a.clone(), b].variables_by_path().into_iter().map(|(p, _)| p).collect();
+        // As TensorFlow's `m.lst = [v, w]`: list elements are numbered, a variable is itself.
+        assert_eq!(paths, vec!["0", "1"]);
+        let nested = vec![vec![a]];
+        assert_eq!(nested.variables_by_path()[0].0, "0/0");
+        assert_eq!(join_path("", "x"), "x");
     }
 }

@@ -5,14 +5,18 @@ mod activation;
 mod conv;
 mod dense;
 mod dropout;
+mod embedding;
 mod flatten;
+mod normalization;
 mod sequential;
 
 pub use activation::Activation;
 pub use conv::{AveragePooling2D, Conv2D, MaxPooling2D};
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use flatten::Flatten;
+pub use normalization::{BatchNormalization, LayerNormalization};
 pub use sequential::Sequential;
 
 use crate::Module;

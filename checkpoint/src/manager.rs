@@ -1,0 +1,154 @@
+//! `tf.train.CheckpointManager`: numbered checkpoints in one directory, the oldest deleted
+//! beyond `max_to_keep`, recorded in the directory's `checkpoint` state file.
+
+use crate::checkpoint::{numbered_path, Checkpoint};
+use crate::error::Result;
+use crate::format::{remove_checkpoint, Format};
+use crate::state::{resolve, CheckpointState};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Keeps the last `max_to_keep` checkpoints of a [`Checkpoint`] in a directory.
+///
+/// ```
+/// # fn main() -> ferroflow_checkpoint::Result<()> {
+/// use ferroflow_checkpoint::{Checkpoint, CheckpointManager};
+/// use ferroflow_tensor_core::{Tensor, Variable};
+/// let dir = tempfile::tempdir().unwrap();
+/// let v = Variable::new("v", Tensor::scalar(0.0f32), true)?;
+/// let ckpt = Checkpoint::new().track("v", &v)?;
+/// let mut manager = CheckpointManager::new(&ckpt, dir.path(), Some(2))?;
+/// for i in 0..3 {
+///     v.assign(&Tensor::scalar(i as f32))?;
+///     manager.save()?;
+/// }
+/// assert_eq!(manager.checkpoints(), vec![dir.path().join("ckpt-2"), dir.path().join("ckpt-3")]);
+/// assert_eq!(manager.latest_checkpoint(), Some(dir.path().join("ckpt-3")));
+/// # Ok(()) }
+/// ```
+pub struct CheckpointManager<'c, 'a> {
+    checkpoint: &'c Checkpoint<'a>,
+    directory: PathBuf,
+    max_to_keep: Option<usize>,
+    checkpoint_name: String,
+    format: Format,
+    kept: Vec<(PathBuf, f64)>,
+    last_preserved: f64,
+}
+
+impl<'c, 'a> CheckpointManager<'c, 'a> {
+    /// A manager for `checkpoint` in `directory` keeping at most `max_to_keep` checkpoints
+    /// (`None` keeps all). Checkpoints listed by an existing state file are picked up, as
+    /// TensorFlow does, so a restarted program continues where the last one stopped.
+    pub fn new(
+        checkpoint: &'c Checkpoint<'a>,
+        directory: impl AsRef<Path>,
+        max_to_keep: Option<usize>,
+    ) -> Result<Self> {
+        let directory = directory.as_ref().to_path_buf();
+        let mut kept = Vec::new();
+        if let Some(st) = CheckpointState::read(&directory)? {
+            for (i, p) in st.all_model_checkpoint_paths.iter().enumerate() {
+                let ts = st.all_model_checkpoint_timestamps.get(i).copied().unwrap_or(0.0);
+                kept.push((resolve(&directory, p), ts));
+            }
+        }
+        Ok(CheckpointManager {
+            checkpoint,
+            directory,
+            max_to_keep,
+            checkpoint_name: "ckpt".into(),
+            format: Format::TensorFlow,
+            kept,
+            last_preserved: now(),
+        })
+    }
+
+    /// Saves in `format` from now on (TensorFlow prefixes by default; safetensors files are
+    /// named `ckpt-N.safetensors`).
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Names checkpoints `NAME-N` instead of `ckpt-N`.
+    pub fn with_checkpoint_name(mut self, name: &str) -> Self {
+        self.checkpoint_name = name.to_string();
+        self
+    }
+
+    /// The managed directory.
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    /// The kept checkpoints, oldest first.
+    pub fn checkpoints(&self) -> Vec<PathBuf> {
+        self.kept.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// The newest kept checkpoint.
+    pub fn latest_checkpoint(&self) -> Option<PathBuf> {
+        self.kept.last().map(|(p, _)| p.clone())
+    }
+
+    /// Saves a checkpoint numbered by the incremented save counter.
+    pub fn save(&mut self) -> Result<PathBuf> {
+        let n = self.checkpoint.save_counter() + 1;
+        self.save_numbered(n)
+    }
+
+    /// Saves a checkpoint named `NAME-number`; the save counter still advances by one.
+    pub fn save_numbered(&mut self, number: i64) -> Result<PathBuf> {
+        let base = match self.format {
+            Format::Safetensors => format!("{}.safetensors", self.checkpoint_name),
+            Format::TensorFlow => self.checkpoint_name.clone(),
+        };
+        let path = numbered_path(&self.directory.join(base), number);
+        self.checkpoint
+            .write_counted(&path, self.checkpoint.save_counter() + 1)?;
+        self.kept.retain(|(p, _)| p != &path);
+        self.kept.push((path.clone(), now()));
+        if let Some(max) = self.max_to_keep {
+            while self.kept.len() > max {
+                let (old, _) = self.kept.remove(0);
+                remove_checkpoint(&old)?;
+            }
+        }
+        self.write_state()?;
+        Ok(path)
+    }
+
+    /// Restores the newest checkpoint and returns its path, or returns `None` (leaving the
+    /// variables as initialised) when there is none.
+    pub fn restore_or_initialize(&self) -> Result<Option<PathBuf>> {
+        match self.latest_checkpoint() {
+            None => Ok(None),
+            Some(p) => {
+                self.checkpoint.restore(&p)?.expect_partial();
+                Ok(Some(p))
+            }
+        }
+    }
+
+    fn write_state(&self) -> Result<()> {
+        let rel = |p: &Path| match p.strip_prefix(&self.directory) {
+            Ok(r) => r.to_string_lossy().into_owned(),
+            Err(_) => p.to_string_lossy().into_owned(),
+        };
+        let state = CheckpointState {
+            model_checkpoint_path: self.kept.last().map(|(p, _)| rel(p)).unwrap_or_default(),
+            all_model_checkpoint_paths: self.kept.iter().map(|(p, _)| rel(p)).collect(),
+            all_model_checkpoint_timestamps: self.kept.iter().map(|(_, t)| *t).collect(),
+            last_preserved_timestamp: Some(self.last_preserved),
+        };
+        state.write(&self.directory)
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,288 @@
+//! `BatchNormalization` and `LayerNormalization`: normalise over the batch or over the
+//! features, then scale by `gamma` and shift by `beta`.
+
+use super::{unique_name, Layer};
+use crate::{Attr, Module, Track};
+use ferroflow_tensor_core::{DType, Error, Result, Tensor, Variable};
+use std::cell::OnceCell;
+
+/// The per-feature variables of a normalisation layer, created at the first call (or at
+/// build) from the size of the last axis.
+#[derive(Debug)]
+struct FeatureVars {
+    gamma: Variable,
+    beta: Variable,
+    moving: Option<(Variable, Variable)>,
+}
+
+fn feature_vars(name: &str, features: usize, dtype: DType, moving: bool) -> Result<FeatureVars> {
+    let v = |n: &str, t: Tensor, trainable| Variable::new(format!("{name}/{n}"), t, trainable);
+    Ok(FeatureVars {
+        gamma: v("gamma", Tensor::ones(&[features], dtype), true)?,
+        beta: v("beta", Tensor::zeros(&[features], dtype), true)?,
+        moving: if moving {
+            Some((
+                v("moving_mean", Tensor::zeros(&[features], dtype), false)?,
+                v("moving_variance", Tensor::ones(&[features], dtype), false)?,
+            ))
+        } else {
+            None
+        },
+    })
+}
+
+fn attributes(vars: &OnceCell<FeatureVars>) -> Vec<(String, Attr<'_>)> {
+    let Some(f) = vars.get() else { return Vec::new() };
+    let mut out = vec![
+        ("gamma".to_string(), Attr::Variable(&f.gamma)),
+        ("beta".to_string(), Attr::Variable(&f.beta)),
+    ];
+    if let Some((m, v)) = &f.moving {
+        out.push(("moving_mean".to_string(), Attr::Variable(m)));
+        out.push(("moving_variance".to_string(), Attr::Variable(v)));
+    }
+    out
+}
+
+fn last_axis(op: &'static str, x: &Tensor) -> Result<usize> {
+    match x.dims().last() {
+        Some(&n) if x.dtype().is_float() => Ok(n),
+        Some(_) => Err(Error::dtypes(op, &[x.dtype()], "needs a float input")),
+        None => Err(Error::shapes(op, &[&x.shape()], "needs inputs of rank >= 1")),
+    }
+}
+
+/// `(x - mean) / sqrt(var + epsilon) * gamma + beta`.
+fn normalize(x: &Tensor, mean: &Tensor, var: &Tensor, eps: f64, f: &FeatureVars) -> Result<Tensor> {
+    let inv = var.add(&var.scalar_like(eps))?.rsqrt()?.mul(&f.gamma.read()?)?;
+    x.sub(mean)?.mul(&inv)?.add(&f.beta.read()?)
+}
+
+/// `keras.layers.BatchNormalization` over the last axis. Training normalises with the
+/// batch's mean and (population) variance over every other axis and moves
+/// `moving_mean`/`moving_variance` towards them by `1 - momentum`; inference uses the moving
+/// statistics. Keras' defaults: `momentum = 0.99`, `epsilon = 1e-3`.
+///
+/// ```
+/// use ferroflow_nn::{layers::Layer, BatchNormalization, Module};
+/// use ferroflow_tensor_core::Tensor;
+/// let bn = BatchNormalization::new();
+/// let x = Tensor::new([[1.0f32, 10.0], [3.0, 30.0]]);
+/// let y = bn.call(&x, true)?;
+/// assert!((y.to_vec::<f32>()?[0] + 0.9995).abs() < 1e-3); // (1 - 2) / sqrt(1 + 0.001)
+/// assert_eq!(bn.trainable_variables().len(), 2);
+/// assert_eq!(bn.variables().len(), 4);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct BatchNormalization {
+    name: String,
+    momentum: f64,
+    epsilon: f64,
+    vars: OnceCell<FeatureVars>,
+}
+
+impl Default for BatchNormalization {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchNormalization {
+    /// With Keras' defaults.
+    pub fn new() -> Self {
+        BatchNormalization {
+            name: unique_name("batch_normalization"),
+            momentum: 0.99,
+            epsilon: 1e-3,
+            vars: OnceCell::new(),
+        }
+    }
+
+    /// Sets the momentum of the moving statistics.
+    pub fn momentum(mut self, momentum: f64) -> Self {
+        self.momentum = momentum;
+        self
+    }
+
+    /// Sets the variance epsilon.
+    pub fn epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+
+    fn build(&self, x: &Tensor) -> Result<&FeatureVars> {
+        let n = last_axis("BatchNormalization", x)?;
+        if self.vars.get().is_none() {
+            let _ = self.vars.set(feature_vars(&self.name, n, x.dtype(), true)?);
+        }
+        self.vars
+            .get()
+            .ok_or_else(|| Error::invalid("BatchNormalization", "not built"))
+    }
+}
+
+impl Layer for BatchNormalization {
+    fn call(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        let f = self.build(x)?;
+        let (moving_mean, moving_var) = f
+            .moving
+            .as_ref()
+            .ok_or_else(|| Error::invalid("BatchNormalization", "no moving statistics"))?;
+        if !training {
+            return normalize(x, &moving_mean.read()?, &moving_var.read()?, self.epsilon, f);
+        }
+        let axes: Vec<i64> = (0..x.rank() as i64 - 1).collect();
+        let mean = x.reduce_mean(Some(&axes), false)?;
+        let var = x.sub(&mean)?.square()?.reduce_mean(Some(&axes), false)?;
+        let m = x.scalar_like(self.momentum);
+        let one_minus = x.scalar_like(1.0 - self.momentum);
+        // Statistics are not trained through: their update is state, not part of the loss.
+        moving_mean.assign(
+            &moving_mean
+                .read()?
+                .mul(&m)?
+                .add(&mean.stop_gradient()?.mul(&one_minus)?)?,
+        )?;
+        moving_var.assign(
+            &moving_var
+                .read()?
+                .mul(&m)?
+                .add(&var.stop_gradient()?.mul(&one_minus)?)?,
+        )?;
+        normalize(x, &mean, &var, self.epsilon, f)
+    }
+}
+
+/// `keras.layers.LayerNormalization` over the last axis: each example is normalised by its
+/// own mean and variance, the same in training and inference. Keras' default
+/// `epsilon = 1e-3`.
+///
+/// ```
+/// use ferroflow_nn::{layers::Layer, LayerNormalization};
+/// use ferroflow_tensor_core::Tensor;
+/// let ln = LayerNormalization::new();
+/// let y = ln.call(&Tensor::new([[1.0f32, 3.0]]), false)?;
+/// let v = y.to_vec::<f32>()?;
+/// assert!((v[0] + 0.9995).abs() < 1e-3 && (v[1] - 0.9995).abs() < 1e-3);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct LayerNormalization {
+    name: String,
+    epsilon: f64,
+    vars: OnceCell<FeatureVars>,
+}
+
+impl Default for LayerNormalization {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LayerNormalization {
+    /// With Keras' defaults.
+    pub fn new() -> Self {
+        LayerNormalization {
+            name: unique_name("layer_normalization"),
+            epsilon: 1e-3,
+            vars: OnceCell::new(),
+        }
+    }
+
+    /// Sets the variance epsilon.
+    pub fn epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+}
+
+impl Layer for LayerNormalization {
+    fn call(&self, x: &Tensor, _training: bool) -> Result<Tensor> {
+        let n = last_axis("LayerNormalization", x)?;
+        if self.vars.get().is_none() {
+            let _ = self.vars.set(feature_vars(&self.name, n, x.dtype(), false)?);
+        }
+        let f = self
+            .vars
+            .get()
+            .ok_or_else(|| Error::invalid("LayerNormalization", "not built"))?;
+        let mean = x.reduce_mean(Some(&[-1]), true)?;
+        let var = x.sub(&mean)?.square()?.reduce_mean(Some(&[-1]), true)?;
+        normalize(x, &mean, &var, self.epsilon, f)
+    }
+}
+
+macro_rules! normalization_module {
+    ($t:ty) => {
+        impl Module for $t {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn attributes(&self) -> Vec<(String, Attr<'_>)> {
+                attributes(&self.vars)
+            }
+            fn as_dyn(&self) -> &dyn Module {
+                self
+            }
+        }
+
+        impl Track for $t {
+            fn track(&self) -> Option<Attr<'_>> {
+                Some(Attr::Module(self))
+            }
+        }
+    };
+}
+normalization_module!(BatchNormalization);
+normalization_module!(LayerNormalization);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroflow_autodiff::GradientTape;
+
+    #[test]
+    fn batch_norm_trains_on_batch_statistics_and_infers_on_moving_ones() {
+        let bn = BatchNormalization::new().momentum(0.5);
+        let x = Tensor::new([[1.0f64, 2.0], [3.0, 6.0]]);
+        let y = bn.call(&x, true).unwrap().to_vec::<f64>().unwrap();
+        // feature 0: mean 2, var 1; feature 1: mean 4, var 4.
+        let e = |d: f64, v: f64| d / (v + 1e-3f64).sqrt();
+        for (a, b) in y.iter().zip([e(-1.0, 1.0), e(-2.0, 4.0), e(1.0, 1.0), e(2.0, 4.0)]) {
+            approx::assert_relative_eq!(*a, b, max_relative = 1e-12);
+        }
+        let paths: Vec<String> = bn.variables_by_path_in_order().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, ["beta", "gamma", "moving_mean", "moving_variance"]);
+        let (mm, mv) = bn.vars.get().unwrap().moving.clone().unwrap();
+        assert_eq!(mm.value().to_vec::<f64>().unwrap(), vec![1.0, 2.0]);
+        assert_eq!(mv.value().to_vec::<f64>().unwrap(), vec![1.0, 2.5]);
+        // Inference uses the moving statistics and changes nothing.
+        let y = bn.call(&x, false).unwrap().to_vec::<f64>().unwrap();
+        approx::assert_relative_eq!(y[0], 0.0, epsilon = 1e-12);
+        approx::assert_relative_eq!(y[3], 4.0 / (2.5f64 + 1e-3).sqrt(), max_relative = 1e-12);
+        assert_eq!(mm.value().to_vec::<f64>().unwrap(), vec![1.0, 2.0]);
+        assert_eq!(bn.count_params(), 8);
+        assert_eq!(bn.trainable_variables().len(), 2);
+    }
+
+    #[test]
+    fn layer_norm_normalises_each_example_and_has_gradients() {
+        let ln = LayerNormalization::new().epsilon(0.0);
+        let x = Tensor::new([[1.0f64, 2.0, 3.0], [10.0, 10.0, 40.0]]);
+        let tape = GradientTape::new();
+        tape.watch(&x);
+        let y = ln.call(&x, false).unwrap();
+        let v = y.to_vec::<f64>().unwrap();
+        let s = (2.0f64 / 3.0).sqrt();
+        approx::assert_relative_eq!(v[0], -1.0 / s, max_relative = 1e-12);
+        approx::assert_relative_eq!(v[5], (40.0 - 20.0) / 200.0f64.sqrt(), max_relative = 1e-12);
+        let g = tape.gradient(&y.reduce_sum(None, false).unwrap(), &[&x]).unwrap();
+        // The output sums to sum(beta) whatever x is, so d(sum)/dx = 0.
+        for d in g[0].as_ref().unwrap().to_vec::<f64>().unwrap() {
+            assert!(d.abs() < 1e-12, "{d}");
+        }
+        assert_eq!(ln.variables().len(), 2);
+        assert!(ln.call(&Tensor::new([1i32]), false).is_err());
+    }
+}
