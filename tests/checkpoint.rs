@@ -378,6 +378,7 @@ fn manager_keeps_the_newest_and_recovers_its_list() {
     assert_eq!(state.matches("all_model_checkpoint_timestamps: ").count(), 2);
     assert!(state.contains("last_preserved_timestamp: "));
 
+    assert!(CheckpointManager::new(&ck, dir.path(), Some(0)).is_err());
     let n = mgr.save_numbered(100).unwrap();
     assert_eq!(n, dir.path().join("ckpt-100"));
     drop(mgr);
@@ -467,4 +468,33 @@ fn truncated_and_corrupted_checkpoints_are_errors_never_panics() {
         std::fs::write(file, &original).unwrap();
     }
     assert!(checked > 1000, "{checked}");
+}
+
+#[test]
+fn overwriting_a_checkpoint_replaces_it_whole_and_leaves_no_temporaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = Variable::new("v", Tensor::new([1.0f64, 2.0]), true).unwrap();
+    let ck = Checkpoint::new().track("v", &v).unwrap();
+    for file in ["latest", "latest.safetensors"] {
+        for round in 0..3 {
+            v.assign(&Tensor::new([round as f64, -1.0])).unwrap();
+            ck.write(dir.path().join(file)).unwrap();
+            assert_eq!(
+                load_variable(dir.path().join(file), "v")
+                    .unwrap()
+                    .to_vec::<f64>()
+                    .unwrap(),
+                vec![round as f64, -1.0]
+            );
+        }
+    }
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["latest.data-00000-of-00001", "latest.index", "latest.safetensors"]
+    );
 }

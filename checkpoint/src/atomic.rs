@@ -34,6 +34,66 @@ pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::R
     Ok(())
 }
 
+/// A complete, fsynced temporary file waiting to be renamed over its final name; dropped
+/// without [`Staged::commit`], it is deleted. Staging several files first and committing them
+/// in a chosen order lets a multi-file checkpoint be replaced safely.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+/// Writes `bytes` to a temporary file beside `path` and fsyncs it; nothing visible changes
+/// until [`Staged::commit`].
+pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(&dir).map_err(|e| CheckpointError::io(&dir, e))?;
+    let tmp = temp_name(path);
+    let staged = Staged {
+        tmp: tmp.clone(),
+        target: path.to_path_buf(),
+        committed: false,
+    };
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    result.map_err(|e| CheckpointError::io(path, e))?;
+    Ok(staged)
+}
+
+impl Staged {
+    /// Renames the temporary file over the final name and makes the rename durable.
+    pub fn commit(mut self) -> Result<()> {
+        fs::rename(&self.tmp, &self.target).map_err(|e| CheckpointError::io(&self.target, e))?;
+        self.committed = true;
+        sync_dir(&parent_dir(&self.target));
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Deletes `path` if it exists and makes the deletion durable before returning.
+pub fn remove_durable(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => {
+            sync_dir(&parent_dir(path));
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CheckpointError::io(path, e)),
+    }
+}
+
 /// The directory holding `path` (`.` for a bare file name).
 pub fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
@@ -73,6 +133,22 @@ mod tests {
         write_atomic(&p, b"two!").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two!");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn staged_files_appear_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.bin");
+        let s = stage(&p, b"new").unwrap();
+        assert!(!p.exists());
+        s.commit().unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        drop(stage(&p, b"abandoned").unwrap());
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        remove_durable(&p).unwrap();
+        remove_durable(&p).unwrap();
+        assert!(!p.exists());
     }
 
     #[test]

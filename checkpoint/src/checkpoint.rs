@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 /// The format follows the path: `*.safetensors` is safetensors, anything else a TensorFlow
 /// checkpoint prefix.
 ///
+/// Unlike TensorFlow, a restore does not keep values for variables that do not exist yet
+/// (deferred restoration): create lazily built variables first (`Dense::input_dim`,
+/// `Optimizer::build`), then restore; [`LoadStatus::unused`] lists values that found no
+/// variable.
+///
 /// ```
 /// # fn main() -> ferroflow_checkpoint::Result<()> {
 /// use ferroflow_checkpoint::Checkpoint;

@@ -99,8 +99,9 @@ impl CheckpointReader {
         }
     }
 
-    /// Every stored value but the save counter (and TensorFlow's object graph), sorted by
-    /// object path.
+    /// Every stored variable value, sorted by object path. Unlike `tf.train.list_variables`,
+    /// the bookkeeping entries are left out: the save counter (see
+    /// [`CheckpointReader::save_counter`]), TensorFlow's object graph and other string entries.
     pub fn list(&self) -> Vec<TensorInfo> {
         match &self.inner {
             Inner::Safetensors(r) => r.infos(),
@@ -109,7 +110,8 @@ impl CheckpointReader {
                 .filter(|(name, _)| name.as_str() != SAVE_COUNTER)
                 .filter_map(|(name, key)| {
                     let e = reader.entry(key)?;
-                    Some(TensorInfo {
+                    // String entries are metadata (Keras object configs), not variable values.
+                    (e.dtype != StoredDtype::String).then(|| TensorInfo {
                         name: name.clone(),
                         dtype: e.dtype,
                         shape: e.shape.clone(),

@@ -2,7 +2,7 @@
 //! beyond `max_to_keep`, recorded in the directory's `checkpoint` state file.
 
 use crate::checkpoint::{numbered_path, Checkpoint};
-use crate::error::Result;
+use crate::error::{CheckpointError, Result};
 use crate::format::{remove_checkpoint, Format};
 use crate::state::{resolve, CheckpointState};
 use std::path::{Path, PathBuf};
@@ -46,10 +46,23 @@ impl<'c, 'a> CheckpointManager<'c, 'a> {
         max_to_keep: Option<usize>,
     ) -> Result<Self> {
         let directory = directory.as_ref().to_path_buf();
+        if max_to_keep == Some(0) {
+            return Err(CheckpointError::Invalid(
+                "max_to_keep must be at least 1 (None keeps every checkpoint)".into(),
+            ));
+        }
         let mut kept = Vec::new();
+        let mut last_preserved = now();
         if let Some(st) = CheckpointState::read(&directory)? {
+            if let Some(t) = st.last_preserved_timestamp {
+                last_preserved = t;
+            }
             for (i, p) in st.all_model_checkpoint_paths.iter().enumerate() {
-                let ts = st.all_model_checkpoint_timestamps.get(i).copied().unwrap_or(0.0);
+                let ts = st
+                    .all_model_checkpoint_timestamps
+                    .get(i)
+                    .copied()
+                    .unwrap_or(last_preserved);
                 kept.push((resolve(&directory, p), ts));
             }
         }
@@ -60,7 +73,7 @@ impl<'c, 'a> CheckpointManager<'c, 'a> {
             checkpoint_name: "ckpt".into(),
             format: Format::TensorFlow,
             kept,
-            last_preserved: now(),
+            last_preserved,
         })
     }
 
@@ -109,13 +122,21 @@ impl<'c, 'a> CheckpointManager<'c, 'a> {
             .write_counted(&path, self.checkpoint.save_counter() + 1)?;
         self.kept.retain(|(p, _)| p != &path);
         self.kept.push((path.clone(), now()));
-        if let Some(max) = self.max_to_keep {
-            while self.kept.len() > max {
-                let (old, _) = self.kept.remove(0);
-                remove_checkpoint(&old)?;
+        let excess = match self.max_to_keep {
+            Some(max) if self.kept.len() > max => self.kept.len() - max,
+            _ => 0,
+        };
+        let dropped: Vec<(PathBuf, f64)> = self.kept.drain(..excess).collect();
+        // The state file stops naming a checkpoint before its files go, so a crash in between
+        // leaves stray files, never a state file pointing at nothing.
+        self.write_state()?;
+        for (old, _) in dropped {
+            // Only files inside the managed directory are ever deleted, whatever the state
+            // file said; a failed deletion leaves a stray file, not a broken manager.
+            if old.starts_with(&self.directory) && !old.components().any(|c| c == std::path::Component::ParentDir) {
+                let _ = remove_checkpoint(&old);
             }
         }
-        self.write_state()?;
         Ok(path)
     }
 

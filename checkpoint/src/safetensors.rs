@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Largest header the reader accepts, as in the reference implementation.
 pub const MAX_HEADER_LEN: u64 = 100_000_000;
@@ -89,10 +90,13 @@ struct Slot {
     end: u64,
 }
 
-/// A validated safetensors header; tensor data is read on demand.
-#[derive(Clone, Debug)]
+/// A validated safetensors header; tensor data is read on demand from the file opened by
+/// [`SafetensorsReader::open`] (kept open, so a file replaced meanwhile cannot mix the old
+/// header with new data).
+#[derive(Debug)]
 pub struct SafetensorsReader {
     path: PathBuf,
+    file: Option<Mutex<File>>,
     data_start: u64,
     slots: BTreeMap<String, Slot>,
     metadata: BTreeMap<String, String>,
@@ -120,7 +124,9 @@ impl SafetensorsReader {
         let n = header_len(path, u64::from_le_bytes(len), file_len)?;
         let mut header = vec![0u8; n as usize];
         f.read_exact(&mut header).map_err(|e| CheckpointError::io(path, e))?;
-        Self::from_header(path, &header, file_len - 8 - n)
+        let mut reader = Self::from_header(path, &header, file_len - 8 - n)?;
+        reader.file = Some(Mutex::new(f));
+        Ok(reader)
     }
 
     /// Validates a whole file held in memory (used by the fuzz target and tests).
@@ -178,16 +184,11 @@ impl SafetensorsReader {
         }
         Ok(SafetensorsReader {
             path: path.to_path_buf(),
-            data_start: 0,
+            file: None,
+            data_start: 8 + header.len() as u64,
             slots,
             metadata,
-        }
-        .with_start(header.len()))
-    }
-
-    fn with_start(mut self, header_len: usize) -> Self {
-        self.data_start = 8 + header_len as u64;
-        self
+        })
     }
 
     /// The file this reader reads.
@@ -213,7 +214,13 @@ impl SafetensorsReader {
     /// Reads one tensor from the file.
     pub fn read(&self, name: &str) -> Result<RawTensor> {
         let slot = self.slot(name)?;
-        let mut f = File::open(&self.path).map_err(|e| CheckpointError::io(&self.path, e))?;
+        let file = self.file.as_ref().ok_or_else(|| {
+            CheckpointError::Invalid(format!(
+                "{}: parsed from memory; use read_from_bytes",
+                self.path.display()
+            ))
+        })?;
+        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
         let file_len = f.metadata().map_err(|e| CheckpointError::io(&self.path, e))?.len();
         let begin = self.data_start + slot.begin;
         let end = self.data_start + slot.end;

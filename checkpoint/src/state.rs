@@ -133,21 +133,50 @@ fn quote(s: &str) -> String {
     out
 }
 
+/// A text-format string literal: `"..."` or `'...'` with C escapes, including the octal
+/// bytes (`\303\251`) TensorFlow writes for non-ASCII characters.
 fn unquote(s: &str) -> Option<String> {
-    let inner = s.strip_prefix('"')?.strip_suffix('"')?;
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next()? {
-                'n' => out.push('\n'),
-                c => out.push(c),
+    let quote = s.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let inner = s.strip_prefix(quote)?.strip_suffix(quote)?;
+    let mut out: Vec<u8> = Vec::with_capacity(inner.len());
+    let bytes = inner.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        i += 1;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let e = *bytes.get(i)?;
+        i += 1;
+        match e {
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'0'..=b'7' => {
+                // Up to three octal digits.
+                let mut v = u32::from(e - b'0');
+                for _ in 0..2 {
+                    match bytes.get(i) {
+                        Some(d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push(u8::try_from(v).ok()?);
             }
-        } else {
-            out.push(c);
+            b'x' => {
+                let hex = std::str::from_utf8(bytes.get(i..i + 2)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            other => out.push(other),
         }
     }
-    Some(out)
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -169,6 +198,17 @@ mod tests {
         assert_eq!(st.last_preserved_timestamp, Some(1795685997.8451614));
         assert_eq!(st.to_text(), text);
         assert_eq!(CheckpointState::parse(Path::new("c"), &st.to_text()).unwrap(), st);
+    }
+
+    #[test]
+    fn decodes_tensorflow_string_escapes() {
+        let st =
+            CheckpointState::parse(Path::new("c"), "model_checkpoint_path: \"caf\\303\\251\\t\\\"x\\\"\"\n").unwrap();
+        assert_eq!(st.model_checkpoint_path, "café\t\"x\"");
+        let st = CheckpointState::parse(Path::new("c"), "model_checkpoint_path: 'a\\x41'\n").unwrap();
+        assert_eq!(st.model_checkpoint_path, "aA");
+        assert!(CheckpointState::parse(Path::new("c"), "model_checkpoint_path: \"\\777\"").is_err());
+        assert!(CheckpointState::parse(Path::new("c"), "model_checkpoint_path: \"\\\"").is_err());
     }
 
     #[test]

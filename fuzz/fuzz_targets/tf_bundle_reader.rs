@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(raw) = reader.read_from_bytes(&key, shard) {
                 let _ = raw.to_tensor(prefix, &key);
             }
+            let _ = reader.read_strings_from_bytes(&key, shard);
         }
     }
 });

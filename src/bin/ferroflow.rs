@@ -95,16 +95,20 @@ fn summary(values: &[f64]) -> [String; 4] {
 
 fn convert(input: &Path, output: &Path) -> Result<()> {
     let reader = CheckpointReader::open(input)?;
-    let values = reader
-        .list()
-        .into_iter()
-        .map(|TensorInfo { name, .. }| {
-            let raw: RawTensor = reader.read_raw(&name)?;
-            // TensorFlow records a variable's own name; the last path segment is the best guess.
-            let full_name = name.rsplit('/').next().unwrap_or(&name).to_string();
-            Ok((name, raw, full_name))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut values = Vec::new();
+    let mut skipped = Vec::new();
+    for TensorInfo { name, .. } in reader.list() {
+        // Raw TensorFlow keys that are not plain object paths (e.g. TF1 optimizer slots under
+        // `.OPTIMIZER_SLOT`) have no object path to carry over.
+        if name.split('/').any(|segment| segment.starts_with('.')) {
+            skipped.push(name);
+            continue;
+        }
+        let raw: RawTensor = reader.read_raw(&name)?;
+        // TensorFlow records a variable's own name; the last path segment is the best guess.
+        let full_name = name.rsplit('/').next().unwrap_or(&name).to_string();
+        values.push((name, raw, full_name));
+    }
     write_values(output, &values, reader.save_counter()?)?;
     println!(
         "{} -> {} ({} variable(s))",
@@ -112,5 +116,12 @@ fn convert(input: &Path, output: &Path) -> Result<()> {
         output.display(),
         values.len()
     );
+    if !skipped.is_empty() {
+        eprintln!(
+            "ferroflow: note: skipped {} entr(y/ies) without an object path: {}",
+            skipped.len(),
+            skipped.join(", ")
+        );
+    }
     Ok(())
 }

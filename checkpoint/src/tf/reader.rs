@@ -20,11 +20,26 @@ pub struct BundleReader {
     entries: BTreeMap<String, TfEntry>,
 }
 
+/// Largest `.index` file accepted: TensorFlow's own are a few hundred bytes per variable.
+pub const MAX_INDEX_LEN: u64 = 1 << 30;
+
 impl BundleReader {
     /// Reads and validates `PREFIX.index` only (never the data).
     /// [`CheckpointError::NotFound`] if `PREFIX.index` does not exist.
     pub fn open(prefix: &Path) -> Result<BundleReader> {
         let index = index_path(prefix);
+        // The index holds names and small records only; refuse absurd sizes before reading.
+        if let Ok(meta) = fs::metadata(&index) {
+            if meta.len() > MAX_INDEX_LEN {
+                return Err(CheckpointError::corrupt(
+                    &index,
+                    format!(
+                        "{} bytes is too large for a checkpoint index (at most {MAX_INDEX_LEN})",
+                        meta.len()
+                    ),
+                ));
+            }
+        }
         let bytes = match fs::read(&index) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -135,9 +150,9 @@ impl BundleReader {
         Ok(numeric(entry, bytes.to_vec()))
     }
 
-    /// Like [`BundleReader::read_strings`], from the in-memory content of the shard file.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn read_strings_from_bytes(&self, key: &str, data: &[u8]) -> Result<Vec<Vec<u8>>> {
+    /// Like [`BundleReader::read_strings`], from the in-memory content of the shard file (for
+    /// the fuzz target).
+    pub fn read_strings_from_bytes(&self, key: &str, data: &[u8]) -> Result<Vec<Vec<u8>>> {
         let entry = self.lookup(key)?;
         let count = self.string_count(key, entry)?;
         let file = self.shard_file(entry);

@@ -75,7 +75,8 @@ pub(crate) fn read_table(file: &[u8]) -> WireResult<Table<'_>> {
     let metaindex = BlockHandle::decode(handles, &mut pos).map_err(|e| format!("footer: {e}"))?;
     let index = BlockHandle::decode(handles, &mut pos).map_err(|e| format!("footer: {e}"))?;
 
-    let mut key_budget = file.len().saturating_mul(KEY_EXPANSION_LIMIT).max(1 << 16);
+    // Bounded relative to the file and absolutely, whatever prefix compression claims.
+    let mut key_budget = file.len().saturating_mul(KEY_EXPANSION_LIMIT).clamp(1 << 16, 1 << 32);
     // TF never stores anything in the metaindex block, but it must still be well formed.
     read_block(file, blocks_len, metaindex, "metaindex block", &mut key_budget)?;
     let index_entries = read_block(file, blocks_len, index, "index block", &mut key_budget)?;

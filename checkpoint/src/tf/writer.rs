@@ -5,7 +5,7 @@ use super::object_graph::encode_object_graph;
 use super::proto::mask_crc;
 use super::table::TableBuilder;
 use super::{checkpoint_key, data_path, index_path, strings, OBJECT_GRAPH_KEY};
-use crate::atomic::write_atomic;
+use crate::atomic::{remove_durable, stage};
 use crate::error::{CheckpointError, Result};
 use crate::raw::{checked_byte_len, RawTensor, StoredDtype};
 use std::collections::BTreeMap;
@@ -89,11 +89,17 @@ fn check_tensor(key: &str, t: &RawTensor) -> Result<()> {
     Ok(())
 }
 
-/// [`encode_bundle`], then writes `PREFIX.data-00000-of-00001` and `PREFIX.index`, each
-/// atomically and in that order, so a present index implies complete data. Creates the parent
-/// directories.
+/// [`encode_bundle`], then writes `PREFIX.data-00000-of-00001` and `PREFIX.index` so that a
+/// crash at any point never pairs an index with data it does not describe: both files are
+/// written and fsynced under temporary names first, then an older index is removed, the data
+/// renamed into place, and the index renamed last. A present index therefore always describes
+/// the data beside it. Creates the parent directories.
 pub fn write_bundle(prefix: &Path, variables: &[BundleVariable]) -> Result<()> {
     let (index, data) = encode_bundle(variables)?;
-    write_atomic(&data_path(prefix, 0, 1), &data)?;
-    write_atomic(&index_path(prefix), &index)
+    let index_file = index_path(prefix);
+    let data = stage(&data_path(prefix, 0, 1), &data)?;
+    let index = stage(&index_file, &index)?;
+    remove_durable(&index_file)?;
+    data.commit()?;
+    index.commit()
 }
