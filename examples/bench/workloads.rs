@@ -219,9 +219,25 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// W7: peak resident memory of a process running 200 W4 steps (eager). Meaningful when
-/// run alone (`bench -- W7`): the peak covers whatever ran before in the same process.
+/// W7: peak resident memory of a process running 200 W4 steps (eager). The peak of a
+/// process covers everything it ran before, so the steps run in a fresh child process (this
+/// same binary, asked for W7 alone) and its line is passed on.
 fn w7() -> ferroflow::Result<()> {
+    const CHILD: &str = "FERROFLOW_BENCH_W7_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let fail = |e: String| ferroflow::Error::invalid("W7", e);
+        let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
+        let out = std::process::Command::new(exe)
+            .arg("W7")
+            .env(CHILD, "1")
+            .output()
+            .map_err(|e| fail(e.to_string()))?;
+        if !out.status.success() {
+            return Err(fail(String::from_utf8_lossy(&out.stderr).into_owned()));
+        }
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        return Ok(());
+    }
     let s = w4_setup()?;
     for _ in 0..200 {
         eager_step(&s)?;
