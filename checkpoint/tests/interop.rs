@@ -11,8 +11,11 @@ fn fixture() -> PathBuf {
 
 #[test]
 fn reads_a_file_written_by_python_safetensors() {
-    let listed: Vec<(String, StoredDtype, Vec<usize>)> =
-        list_variables(fixture()).unwrap().into_iter().map(|i| (i.name, i.dtype, i.shape)).collect();
+    let listed: Vec<(String, StoredDtype, Vec<usize>)> = list_variables(fixture())
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.name, i.dtype, i.shape))
+        .collect();
     assert_eq!(
         listed,
         [
@@ -27,7 +30,10 @@ fn reads_a_file_written_by_python_safetensors() {
         ]
     );
     let load = |n| load_variable(fixture(), n).unwrap();
-    assert_eq!(load("dense.weight").to_vec::<f32>().unwrap(), vec![1.5, -2.25, 0.125, 4.0]);
+    assert_eq!(
+        load("dense.weight").to_vec::<f32>().unwrap(),
+        vec![1.5, -2.25, 0.125, 4.0]
+    );
     let half = load("half");
     assert_eq!(half.dtype(), DType::F32);
     assert_eq!(half.to_vec::<f32>().unwrap(), vec![1.0, -2.0, 0.5, 65504.0]);

@@ -8,6 +8,7 @@ use ferroflow_tensor_core::kernels::simd::vectorized;
 use ferroflow_tensor_core::{BinaryOp, DType, Data, Error, FloatElement, Result, UnaryOp};
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Where an instruction reads a value from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,10 +120,17 @@ impl FusedElementwise {
             return Err(Error::invalid("fused_elementwise", "empty program"));
         }
         let last = self.program.len() - 1;
-        let mut out: Vec<T> = vec![T::zero(); n];
+        // The output is not zeroed up front (a serial pass over all of it): each task zeroes
+        // its own chunk, in cache and in parallel, right before the program overwrites it.
+        let mut out: Vec<T> = Vec::with_capacity(n);
         // Scratch for the intermediate results of one chunk, reused across chunks.
         let scratch = || vec![vec![T::zero(); FUSED_CHUNK]; last];
-        let body = |temps: &mut Vec<Vec<T>>, (ci, dst): (usize, &mut [T])| {
+        let body = |temps: &mut Vec<Vec<T>>, (ci, dst): (usize, &mut [MaybeUninit<T>])| {
+            for d in dst.iter_mut() {
+                d.write(T::zero());
+            }
+            // SAFETY: every element was just initialised.
+            let dst = unsafe { &mut *(dst as *mut [MaybeUninit<T>] as *mut [T]) };
             let start = ci * FUSED_CHUNK;
             let len = dst.len();
             for (i, ins) in self.program.iter().enumerate() {
@@ -134,10 +142,12 @@ impl FusedElementwise {
                 }
             }
         };
+        let spare = &mut out.spare_capacity_mut()[..n];
         if n >= PAR_THRESHOLD {
             // Tasks of several chunks each, so the scratch is made once per task.
             const PER_TASK: usize = 16;
-            out.par_chunks_mut(FUSED_CHUNK * PER_TASK)
+            spare
+                .par_chunks_mut(FUSED_CHUNK * PER_TASK)
                 .enumerate()
                 .for_each(|(ti, block)| {
                     let mut temps = scratch();
@@ -147,10 +157,13 @@ impl FusedElementwise {
                 });
         } else {
             let mut temps = scratch();
-            out.chunks_mut(FUSED_CHUNK)
+            spare
+                .chunks_mut(FUSED_CHUNK)
                 .enumerate()
                 .for_each(|c| body(&mut temps, c));
         }
+        // SAFETY: the loops above initialised all n elements.
+        unsafe { out.set_len(n) };
         Ok(ArrayD::from_shape_vec(IxDyn(&dims), out)
             .expect("fused output size")
             .into_shared())
@@ -158,7 +171,7 @@ impl FusedElementwise {
 }
 
 /// Elements per chunk of a fused loop: every intermediate of a chunk stays in L1/L2.
-const FUSED_CHUNK: usize = 4096;
+const FUSED_CHUNK: usize = 2048;
 
 /// An input as the loop sees it.
 #[derive(Clone, Copy)]
@@ -244,5 +257,41 @@ impl EpilogueMatMul {
             s.push_str(a.name());
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroflow_tensor_core::Tensor;
+
+    /// `sigmoid(x * a + b) * c` fused, against the same ops run one by one, for sizes on
+    /// both sides of the parallel threshold and not multiples of the chunk.
+    #[test]
+    fn a_fused_chain_matches_the_ops_run_one_by_one() {
+        let program = vec![
+            Instr::Binary(BinaryOp::Mul, Operand::Input(0), Operand::Input(1)),
+            Instr::Binary(BinaryOp::Add, Operand::Temp(0), Operand::Input(2)),
+            Instr::Unary(UnaryOp::Sigmoid, Operand::Temp(1)),
+            Instr::Binary(BinaryOp::Mul, Operand::Temp(2), Operand::Input(3)),
+        ];
+        for n in [5usize, FUSED_CHUNK + 3, PAR_THRESHOLD * 3 + 17] {
+            let x = Tensor::range(0.0, n as f64, 1.0, DType::F32)
+                .unwrap()
+                .mul(&Tensor::scalar(1e-3f32))
+                .unwrap();
+            let c = x.cos().unwrap();
+            let (a, b) = (Tensor::scalar(-2.5f32), Tensor::scalar(0.25f32));
+            let fused = FusedElementwise {
+                dtype: DType::F32,
+                dims: vec![n],
+                program: program.clone(),
+            };
+            let inputs = [&x, &a, &b, &c].map(|t| t.data().unwrap());
+            let got = fused.run(&inputs).unwrap();
+            let want = x.mul(&a).unwrap().add(&b).unwrap().sigmoid().unwrap().mul(&c).unwrap();
+            let got = Tensor::from_data(got).to_vec::<f32>().unwrap();
+            assert_eq!(got, want.to_vec::<f32>().unwrap(), "n = {n}");
+        }
     }
 }
