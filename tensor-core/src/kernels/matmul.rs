@@ -73,7 +73,9 @@ mod sealed {
 /// Element types the blocked float matmul supports (`f32`, `f64`).
 ///
 /// The trait is sealed; it carries the raw hook into `matrixmultiply`.
-pub trait GemmFloat: Copy + Send + Sync + 'static + Default + sealed::Sealed {
+pub trait GemmFloat:
+    Copy + Send + Sync + 'static + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + sealed::Sealed
+{
     /// Row/column granularity that parallel blocks are aligned to: a
     /// multiple of the microkernel tile (`MR`, `NR`) of every x86-64 kernel
     /// `matrixmultiply` may select for this type.
@@ -379,6 +381,45 @@ impl<T: GemmFloat> Job<T> {
     }
 }
 
+/// Products of at most this many multiply-adds skip `matrixmultiply`: its packing buffers
+/// (an aligned allocation per call) and packing cost more than the arithmetic of the seed
+/// model's 1×3·3×3 or a 32×3·3×3 training batch.
+const TINY_MACS: usize = 512;
+
+/// `C = A·B` by three plain loops, for the tiny products below [`TINY_MACS`]; each dot
+/// product is summed in `p` order.
+///
+/// # Safety
+///
+/// As [`GemmFloat::raw_gemm`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn tiny_gemm<T: GemmFloat>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    rsa: isize,
+    csa: isize,
+    b: *const T,
+    rsb: isize,
+    csb: isize,
+    c: *mut T,
+    rsc: isize,
+    csc: isize,
+) {
+    for i in 0..m as isize {
+        for j in 0..n as isize {
+            let mut acc = T::default();
+            for p in 0..k as isize {
+                // SAFETY: in bounds by the caller's contract (see `raw_gemm`).
+                acc = acc + unsafe { *a.offset(i * rsa + p * csa) * *b.offset(p * rsb + j * csb) };
+            }
+            // SAFETY: as above.
+            unsafe { *c.offset(i * rsc + j * csc) = acc };
+        }
+    }
+}
+
 /// Shared driver of [`gemm`] and [`batched_gemm`]; bounds already checked,
 /// `m, k, n, batch > 0`.
 #[allow(clippy::too_many_arguments)]
@@ -409,7 +450,12 @@ fn drive<T: GemmFloat>(
             // `batch·m·n` elements, so the pointers and the row slices stay in bounds.
             unsafe {
                 let cp = c.as_mut_ptr().add(bi * m * n);
-                T::raw_gemm(
+                let gemm = if m * k * n <= TINY_MACS {
+                    tiny_gemm::<T>
+                } else {
+                    T::raw_gemm
+                };
+                gemm(
                     m,
                     k,
                     n,

@@ -7,6 +7,7 @@ use crate::kernels::matmul::{batched_gemm, batched_gemm_epilogue, batched_gemm_i
 use crate::shape::{broadcast_shapes, normalize_axis};
 use crate::{DType, Data, Element, Error, Op, Result, Shape, Tensor, TensorSpec};
 use ndarray::{ArrayD, IxDyn};
+use smallvec::SmallVec;
 
 /// `(batch dims, m, k)` of an operand as the product sees it (after its transpose flag).
 fn matrix_dims(op: &'static str, s: &Shape, transpose: bool) -> Result<(Vec<usize>, usize, usize)> {
@@ -53,7 +54,9 @@ struct Operand<'a, T> {
     data: &'a [T],
     rs: usize,
     cs: usize,
-    offsets: Vec<usize>,
+    /// One offset per batch entry; inline for the common unbatched and small-batch cases, so
+    /// a matmul allocates nothing but its output.
+    offsets: SmallVec<[usize; 4]>,
 }
 
 /// Keeps a copy alive when an operand had to be made contiguous.
@@ -120,8 +123,8 @@ fn operand<'a, T: Element>(
     out_batch: &[usize],
 ) -> Option<Operand<'a, T>> {
     let rank = view.ndim();
-    let strides: Vec<usize> = view.strides().iter().map(|&s| s as usize).collect();
-    let dims = view.shape().to_vec();
+    let strides: SmallVec<[usize; 6]> = view.strides().iter().map(|&s| s as usize).collect();
+    let dims: SmallVec<[usize; 6]> = view.shape().iter().copied().collect();
     let (mut rs, mut cs) = (strides[rank - 2], strides[rank - 1]);
     if transpose {
         std::mem::swap(&mut rs, &mut cs);
@@ -131,8 +134,8 @@ fn operand<'a, T: Element>(
     let nb: usize = out_batch.iter().product();
     let own_batch = rank - 2;
     let lead = out_batch.len() - own_batch;
-    let mut offsets = Vec::with_capacity(nb);
-    let mut idx = vec![0usize; out_batch.len()];
+    let mut offsets = SmallVec::with_capacity(nb);
+    let mut idx: SmallVec<[usize; 6]> = smallvec::smallvec![0usize; out_batch.len()];
     for _ in 0..nb {
         let mut off = 0usize;
         for (j, &i) in idx.iter().enumerate().skip(lead) {
@@ -169,8 +172,8 @@ fn matmul_typed<T: Element>(
         ta,
         tb,
         &[
-            TensorSpec::new(T::DTYPE, a.shape().to_vec()),
-            TensorSpec::new(T::DTYPE, b.shape().to_vec()),
+            TensorSpec::new(T::DTYPE, a.shape()),
+            TensorSpec::new(T::DTYPE, b.shape()),
         ],
     )?;
     let out_dims = spec.shape.dims().to_vec();
