@@ -4,6 +4,7 @@ use crate::grads;
 use ferroflow_tensor_core::{
     push_observer, Error, Observer, ObserverGuard, Op, PauseObservers, Result, Tensor, TensorId, Variable,
 };
+use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -34,8 +35,9 @@ use std::rc::Rc;
 /// One recorded op: what ran, on what, giving what.
 struct Entry {
     op: Op,
-    inputs: Vec<Tensor>,
-    outputs: Vec<Tensor>,
+    // Inline: most ops have one or two inputs and one output, so recording allocates nothing.
+    inputs: SmallVec<[Tensor; 2]>,
+    outputs: SmallVec<[Tensor; 1]>,
 }
 
 #[derive(Default)]
@@ -48,6 +50,19 @@ struct Record {
     /// watching off).
     watched_vars: HashSet<Variable>,
     entries: Vec<Entry>,
+}
+
+impl Record {
+    /// An empty record with room for a small training step (a few dozen ops), so recording
+    /// one does not regrow its tables op by op.
+    fn sized() -> Self {
+        Record {
+            live: IdSet::with_capacity_and_hasher(28, Default::default()),
+            reads: IdMap::with_capacity_and_hasher(8, Default::default()),
+            watched_vars: HashSet::new(),
+            entries: Vec::with_capacity(16),
+        }
+    }
 }
 
 struct TapeState {
@@ -82,7 +97,7 @@ impl Observer for TapeState {
         rec.entries.push(Entry {
             op: op.clone(),
             inputs: inputs.iter().map(|t| (*t).clone()).collect(),
-            outputs: outputs.to_vec(),
+            outputs: outputs.iter().cloned().collect(),
         });
     }
 }
@@ -176,7 +191,7 @@ impl GradientTape {
             persistent,
             watch_accessed_variables,
             recording: Cell::new(true),
-            record: RefCell::new(Record::default()),
+            record: RefCell::new(Record::sized()),
         });
         let guard = push_observer(state.clone());
         GradientTape {
@@ -288,14 +303,15 @@ impl GradientTape {
         unconnected: UnconnectedGradients,
     ) -> Result<Vec<Option<Tensor>>> {
         let rec = self.state.record.borrow();
-        let mut grads: IdMap<Tensor> = IdMap::default();
+        let mut grads: IdMap<Tensor> = IdMap::with_capacity_and_hasher(rec.entries.len() * 2, Default::default());
         grads.insert(target.id(), seed);
         for entry in rec.entries.iter().rev() {
-            let upstream: Vec<Option<Tensor>> = entry.outputs.iter().map(|o| grads.get(&o.id()).cloned()).collect();
+            let upstream: SmallVec<[Option<Tensor>; 1]> =
+                entry.outputs.iter().map(|o| grads.get(&o.id()).cloned()).collect();
             if upstream.iter().all(Option::is_none) {
                 continue;
             }
-            let needed: Vec<bool> = entry.inputs.iter().map(|x| rec.live.contains(&x.id())).collect();
+            let needed: SmallVec<[bool; 4]> = entry.inputs.iter().map(|x| rec.live.contains(&x.id())).collect();
             let in_grads = grads::gradient(&entry.op, &entry.inputs, &entry.outputs, &upstream, &needed)?;
             for (x, g) in entry.inputs.iter().zip(in_grads) {
                 let Some(g) = g else { continue };

@@ -45,6 +45,11 @@ pub struct OptimizerState {
     pub clipping: Clipping,
     /// `(variable id, slot name, slot variable)`, in creation order.
     slots: RefCell<Vec<(u64, String, Variable)>>,
+    /// Constant rates already made, per dtype, with the value they were made from: a step
+    /// reuses them instead of building a scalar tensor per dtype per step.
+    rates: RefCell<Vec<(DType, f64, Tensor)>>,
+    /// The int64 `1` added to `iterations` each step.
+    one: Tensor,
 }
 
 impl OptimizerState {
@@ -55,6 +60,8 @@ impl OptimizerState {
             learning_rate,
             clipping: Clipping::default(),
             slots: RefCell::new(Vec::new()),
+            rates: RefCell::new(Vec::new()),
+            one: Tensor::scalar(1i64),
         }
     }
 
@@ -78,7 +85,16 @@ impl OptimizerState {
     /// The learning rate for this step, as a scalar of `dtype`.
     pub fn current_rate(&self, dtype: DType) -> Result<Tensor> {
         match &self.learning_rate {
-            LearningRate::Constant(v) => Ok(Tensor::fill(&[], *v, dtype)),
+            LearningRate::Constant(v) => {
+                let mut rates = self.rates.borrow_mut();
+                if let Some((_, _, t)) = rates.iter().find(|(d, r, _)| *d == dtype && r.to_bits() == v.to_bits()) {
+                    return Ok(t.clone());
+                }
+                let t = Tensor::fill(&[], *v, dtype);
+                rates.retain(|(d, _, _)| *d != dtype);
+                rates.push((dtype, *v, t.clone()));
+                Ok(t)
+            }
             LearningRate::Schedule(s) => s.rate(&self.iterations.read()?)?.cast(dtype),
         }
     }
@@ -136,7 +152,7 @@ pub trait Optimizer {
     }
 
     /// One update of `var` from `grad`, with its slots, the learning rate and the 1-based
-    /// step number `t` (0 unless [`Optimizer::uses_step`]), both scalars of the variable's
+    /// step number `t` (meaningful only when [`Optimizer::uses_step`]), both scalars of the variable's
     /// dtype. Written with tensor ops and
     /// assigns, so it runs eagerly and traces.
     fn update(&self, var: &Variable, grad: &Tensor, slots: &[Variable], lr: &Tensor, t: &Tensor) -> Result<()>;
@@ -164,10 +180,17 @@ pub trait Optimizer {
                 ));
             }
         }
-        let grads = st.clip(grads_and_vars.iter().map(|(g, _)| g.clone()).collect())?;
+        // Without clipping the gradients are used as given (no copy of the list).
+        let clipped;
+        let grads: Vec<&Tensor> = if st.clipping == Clipping::default() {
+            grads_and_vars.iter().map(|(g, _)| g).collect()
+        } else {
+            clipped = st.clip(grads_and_vars.iter().map(|(g, _)| g.clone()).collect())?;
+            clipped.iter().collect()
+        };
         // The rate and step number are made once per dtype, not once per variable.
         let step = if self.uses_step() {
-            Some(st.iterations.read()?.add(&Tensor::scalar(1i64))?)
+            Some(st.iterations.read()?.add(&st.one)?)
         } else {
             None
         };
@@ -176,9 +199,11 @@ pub trait Optimizer {
             let dtype = v.dtype();
             if !per_dtype.iter().any(|(d, _, _)| *d == dtype) {
                 let lr = st.current_rate(dtype)?;
+                // `t` is only read by optimizers that use the step; the others get the rate
+                // as a stand-in rather than a freshly made zero.
                 let t = match &step {
                     Some(s) => s.cast(dtype)?,
-                    None => lr.scalar_like(0.0),
+                    None => lr.clone(),
                 };
                 per_dtype.push((dtype, lr, t));
             }
@@ -186,7 +211,7 @@ pub trait Optimizer {
             let slots = st.slots_for(v, self.slot_names(), self.slot_init())?;
             self.update(v, g, &slots, lr, t)?;
         }
-        st.iterations.assign_add(&Tensor::scalar(1i64))
+        st.iterations.assign_add(&st.one)
     }
 
     /// Computes `loss_fn()` under a tape and applies its gradients to `vars`

@@ -7,6 +7,7 @@
 //! eager kernel, and finally tells every active observer what ran. Hooks are per thread, like
 //! TensorFlow's tape and graph contexts.
 
+use crate::op::Outputs;
 use crate::{Data, Error, Op, Result, Tensor, TensorSpec};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -135,12 +136,17 @@ fn current_tracer() -> Option<Rc<dyn Tracer>> {
 /// Runs `op` on `inputs`: traced if a tracer is active (or an input is symbolic), eagerly
 /// otherwise; then notifies the observers. Every tensor method ends here.
 pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+    dispatch_outputs(op, inputs).map(|o| o.into_vec())
+}
+
+/// [`dispatch`] with the outputs inline (no allocation for a single output).
+fn dispatch_outputs(op: Op, inputs: &[&Tensor]) -> Result<Outputs<Tensor>> {
     let tracer = current_tracer();
     // Shape inference validates every input, eager or traced, so kernels never see bad input.
     let specs: smallvec::SmallVec<[TensorSpec; 4]> = inputs.iter().map(|t| t.spec()).collect();
     let out_specs = op.infer(&specs)?;
-    let outputs = match tracer {
-        Some(tracer) => tracer.record(&op, inputs, out_specs)?,
+    let outputs: Outputs<Tensor> = match tracer {
+        Some(tracer) => Outputs::from_vec(tracer.record(&op, inputs, out_specs.into_vec())?),
         None => {
             let mut datas: smallvec::SmallVec<[&Data; 4]> = smallvec::SmallVec::with_capacity(inputs.len());
             for t in inputs {
@@ -164,10 +170,13 @@ pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
 /// [`dispatch`] for single-output ops.
 pub fn dispatch1(op: Op, inputs: &[&Tensor]) -> Result<Tensor> {
     let name = op.name();
-    dispatch(op, inputs)?.into_iter().next().ok_or_else(|| Error::Other {
-        op: name,
-        msg: "op produced no output".into(),
-    })
+    dispatch_outputs(op, inputs)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Other {
+            op: name,
+            msg: "op produced no output".into(),
+        })
 }
 
 fn notify(op: &Op, inputs: &[&Tensor], outputs: &[Tensor]) {

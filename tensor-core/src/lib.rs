@@ -51,7 +51,7 @@ pub use dispatch::{
 pub use display::numpy_text;
 pub use dtype::{DType, Element, FloatElement, IntElement};
 pub use error::{Error, Result};
-pub use op::{AssignMode, BinaryOp, CompareOp, CustomOp, LogicalOp, Op, Padding, ReduceKind, UnaryOp};
+pub use op::{AssignMode, BinaryOp, CompareOp, CustomOp, LogicalOp, Op, Outputs, Padding, ReduceKind, UnaryOp};
 pub use ops::linalg::TensordotAxes;
 pub use shape::{broadcast_shapes, normalize_axes, normalize_axis, Shape};
 pub use tensor::{Literal, Symbolic, Tensor, TensorId, TensorSpec, Value};

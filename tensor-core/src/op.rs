@@ -39,6 +39,10 @@ pub trait CustomOp: Send + Sync + fmt::Debug {
     }
 }
 
+/// The outputs of one op: inline for the usual single output, so running an op allocates
+/// nothing beyond its result.
+pub type Outputs<T> = smallvec::SmallVec<[T; 1]>;
+
 /// Every primitive op, with its attributes.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -332,9 +336,9 @@ impl Op {
 
     /// Output specs for inputs of the given specs. This is the one place where an op
     /// validates its inputs and attributes; kernels rely on it.
-    pub fn infer(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
+    pub fn infer(&self, inputs: &[TensorSpec]) -> Result<Outputs<TensorSpec>> {
         let name = self.name();
-        let one = |s: TensorSpec| Ok(vec![s]);
+        let one = |s: TensorSpec| Ok(smallvec::smallvec![s]);
         match self {
             Op::Unary(u) => one(math::infer_unary(*u, arity(name, inputs, 1)?)?),
             Op::Binary(b) => one(math::infer_binary(*b, arity(name, inputs, 2)?)?),
@@ -468,16 +472,16 @@ impl Op {
             }
             Op::Assign { var, .. } => {
                 state::check_assign(name, var, arity(name, inputs, 1)?)?;
-                Ok(Vec::new())
+                Ok(Outputs::new())
             }
-            Op::Custom(c) => c.infer(inputs),
+            Op::Custom(c) => c.infer(inputs).map(Outputs::from_vec),
         }
     }
 
     /// Runs the eager kernel. Inputs must have passed [`Op::infer`]; [`crate::dispatch`]
     /// guarantees that.
-    pub fn compute(&self, inputs: &[&Data]) -> Result<Vec<Data>> {
-        let one = |d: Data| Ok(vec![d]);
+    pub fn compute(&self, inputs: &[&Data]) -> Result<Outputs<Data>> {
+        let one = |d: Data| Ok(smallvec::smallvec![d]);
         match self {
             Op::Unary(u) => one(math::unary(*u, inputs[0])?),
             Op::Binary(b) => one(math::binary(*b, inputs[0], inputs[1])?),
@@ -584,9 +588,9 @@ impl Op {
             Op::ReadVariable(v) => one(v.value_data()),
             Op::Assign { var, mode } => {
                 state::assign(var, *mode, inputs[0])?;
-                Ok(Vec::new())
+                Ok(Outputs::new())
             }
-            Op::Custom(c) => c.compute(inputs),
+            Op::Custom(c) => c.compute(inputs).map(Outputs::from_vec),
         }
     }
 }

@@ -446,6 +446,13 @@ pub(crate) fn infer_broadcast_to(shape: &[usize], x: &[TensorSpec]) -> Result<Te
 pub(crate) fn broadcast_to(shape: &[usize], x: &Data) -> Result<Data> {
     crate::with_data!(x, a => {
         let v = a.broadcast(IxDyn(shape)).ok_or_else(|| Error::shapes("broadcast_to", &[&x.dims().into(), &shape.into()], "cannot broadcast"))?;
+        // A single value (the gradient of a mean or sum) fills the output directly; ndarray's
+        // strided iteration over a broadcast view costs tens of ns per element.
+        if a.len() == 1 {
+            let value = *a.iter().next().expect("one element");
+            let n = shape.iter().product();
+            return Ok(Data::from_owned(ArrayD::from_shape_vec(IxDyn(shape), vec![value; n]).expect("broadcast size")));
+        }
         Ok(Data::from_owned(v.to_owned()))
     })
 }
