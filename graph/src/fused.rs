@@ -120,17 +120,12 @@ impl FusedElementwise {
             return Err(Error::invalid("fused_elementwise", "empty program"));
         }
         let last = self.program.len() - 1;
-        // The output is not zeroed up front (a serial pass over all of it): each task zeroes
-        // its own chunk, in cache and in parallel, right before the program overwrites it.
+        // The output is never zeroed: the last instruction writes every element of each chunk
+        // exactly once (see `Out`), in parallel.
         let mut out: Vec<T> = Vec::with_capacity(n);
         // Scratch for the intermediate results of one chunk, reused across chunks.
         let scratch = || vec![vec![T::zero(); FUSED_CHUNK]; last];
         let body = |temps: &mut Vec<Vec<T>>, (ci, dst): (usize, &mut [MaybeUninit<T>])| {
-            for d in dst.iter_mut() {
-                d.write(T::zero());
-            }
-            // SAFETY: every element was just initialised.
-            let dst = unsafe { &mut *(dst as *mut [MaybeUninit<T>] as *mut [T]) };
             let start = ci * FUSED_CHUNK;
             let len = dst.len();
             for (i, ins) in self.program.iter().enumerate() {
@@ -162,7 +157,8 @@ impl FusedElementwise {
                 .enumerate()
                 .for_each(|c| body(&mut temps, c));
         }
-        // SAFETY: the loops above initialised all n elements.
+        // SAFETY: the last instruction wrote every element of every chunk, and the chunks
+        // cover all n elements.
         unsafe { out.set_len(n) };
         Ok(ArrayD::from_shape_vec(IxDyn(&dims), out)
             .expect("fused output size")
@@ -173,6 +169,28 @@ impl FusedElementwise {
 /// Elements per chunk of a fused loop: every intermediate of a chunk stays in L1/L2.
 const FUSED_CHUNK: usize = 2048;
 
+/// A slot a loop writes one result into: a plain element (intermediates) or a not yet
+/// initialised element of the output, which is written once and never read, so the output
+/// needs no zeroing pass.
+pub(crate) trait Out<T>: Send {
+    /// Stores `v`.
+    fn set(&mut self, v: T);
+}
+
+impl<T: Send> Out<T> for T {
+    #[inline(always)]
+    fn set(&mut self, v: T) {
+        *self = v;
+    }
+}
+
+impl<T: Send> Out<T> for MaybeUninit<T> {
+    #[inline(always)]
+    fn set(&mut self, v: T) {
+        self.write(v);
+    }
+}
+
 /// An input as the loop sees it.
 #[derive(Clone, Copy)]
 enum Src<'a, T> {
@@ -181,7 +199,7 @@ enum Src<'a, T> {
 }
 
 /// Runs one instruction over one chunk (`start` is the chunk's offset in the full inputs).
-fn exec_instr<T: FloatElement>(ins: &Instr, srcs: &[Src<T>], temps: &[Vec<T>], start: usize, dst: &mut [T]) {
+fn exec_instr<T: FloatElement, D: Out<T>>(ins: &Instr, srcs: &[Src<T>], temps: &[Vec<T>], start: usize, dst: &mut [D]) {
     let len = dst.len();
     let get = |o: Operand| -> Src<T> {
         match o {
@@ -195,7 +213,10 @@ fn exec_instr<T: FloatElement>(ins: &Instr, srcs: &[Src<T>], temps: &[Vec<T>], s
     match *ins {
         Instr::Unary(u, a) => match get(a) {
             Src::Full(s) => vectorized(|| unary_slice(u, s, dst)),
-            Src::Scalar(v) => dst.fill(u.apply_float(v)),
+            Src::Scalar(v) => {
+                let r = u.apply_float(v);
+                dst.iter_mut().for_each(|d| d.set(r));
+            }
         },
         Instr::Binary(b, x, y) => vectorized(|| binary_slice(b, get(x), get(y), dst)),
     }
@@ -203,20 +224,20 @@ fn exec_instr<T: FloatElement>(ins: &Instr, srcs: &[Src<T>], temps: &[Vec<T>], s
 
 /// `dst[i] = u(src[i])`, with the op fixed outside the loop so it vectorises.
 #[inline(always)]
-pub(crate) fn unary_slice<T: FloatElement>(u: UnaryOp, src: &[T], dst: &mut [T]) {
+pub(crate) fn unary_slice<T: FloatElement, D: Out<T>>(u: UnaryOp, src: &[T], dst: &mut [D]) {
     ferroflow_tensor_core::with_unary_op!(u, op => for (d, &s) in dst.iter_mut().zip(src) {
-        *d = op.apply_float(s)
+        d.set(op.apply_float(s))
     })
 }
 
 /// `dst[i] = b(x[i], y[i])` for slice or scalar operands, op fixed outside the loop.
 #[inline(always)]
-fn binary_slice<T: FloatElement>(b: BinaryOp, x: Src<T>, y: Src<T>, dst: &mut [T]) {
+fn binary_slice<T: FloatElement, D: Out<T>>(b: BinaryOp, x: Src<T>, y: Src<T>, dst: &mut [D]) {
     ferroflow_tensor_core::with_binary_op!(b, f => match (x, y) {
-        (Src::Full(p), Src::Full(q)) => for ((d, &s), &t) in dst.iter_mut().zip(p).zip(q) { *d = f.apply_float(s, t) },
-        (Src::Full(p), Src::Scalar(t)) => for (d, &s) in dst.iter_mut().zip(p) { *d = f.apply_float(s, t) },
-        (Src::Scalar(s), Src::Full(q)) => for (d, &t) in dst.iter_mut().zip(q) { *d = f.apply_float(s, t) },
-        (Src::Scalar(s), Src::Scalar(t)) => dst.fill(f.apply_float(s, t)),
+        (Src::Full(p), Src::Full(q)) => for ((d, &s), &t) in dst.iter_mut().zip(p).zip(q) { d.set(f.apply_float(s, t)) },
+        (Src::Full(p), Src::Scalar(t)) => for (d, &s) in dst.iter_mut().zip(p) { d.set(f.apply_float(s, t)) },
+        (Src::Scalar(s), Src::Full(q)) => for (d, &t) in dst.iter_mut().zip(q) { d.set(f.apply_float(s, t)) },
+        (Src::Scalar(s), Src::Scalar(t)) => { let r = f.apply_float(s, t); dst.iter_mut().for_each(|d| d.set(r)) }
     })
 }
 
