@@ -30,6 +30,37 @@ pub fn time_calls(mut f: impl FnMut(), target_s: f64) -> (Vec<f64>, usize) {
     (out, inner)
 }
 
+/// [`time_calls`] for two functions at once, their runs alternating (`f`, `g`, `f`, ...), so
+/// drift in a shared machine's speed affects both alike and their ratio stays meaningful.
+pub fn time_pair(mut f: impl FnMut(), mut g: impl FnMut(), target_s: f64) -> ((Vec<f64>, usize), (Vec<f64>, usize)) {
+    let calibrate = |h: &mut dyn FnMut()| {
+        let t0 = Instant::now();
+        let mut n = 0;
+        while n < 3 || t0.elapsed().as_secs_f64() < 0.3 {
+            h();
+            n += 1;
+        }
+        let t0 = Instant::now();
+        h();
+        ((target_s / t0.elapsed().as_secs_f64().max(1e-9)) as usize).clamp(1, 1_000_000)
+    };
+    let (inner_f, inner_g) = (calibrate(&mut f), calibrate(&mut g));
+    let (mut out_f, mut out_g) = (Vec::with_capacity(RUNS), Vec::with_capacity(RUNS));
+    for _ in 0..RUNS {
+        for (h, inner, out) in [
+            (&mut f as &mut dyn FnMut(), inner_f, &mut out_f),
+            (&mut g, inner_g, &mut out_g),
+        ] {
+            let t0 = Instant::now();
+            for _ in 0..inner {
+                h();
+            }
+            out.push(t0.elapsed().as_secs_f64() / inner as f64);
+        }
+    }
+    ((out_f, inner_f), (out_g, inner_g))
+}
+
 /// Prints one result line: `{"workload", "framework", "case", "unit", "median", "min", "max",
 /// "runs", "inner", "values"}`.
 pub fn emit(workload: &str, framework: &str, case: &str, unit: &str, values: &[f64], inner: usize) {

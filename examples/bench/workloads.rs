@@ -1,6 +1,6 @@
 //! The workloads, by id. Each prints its JSON lines and returns an error if an op fails.
 
-use crate::harness::{emit, emit_with, median, time_calls};
+use crate::harness::{emit, emit_with, median, time_calls, time_pair};
 use crate::train::{
     eager_step, graph_step, nn_setup, nn_step, w4_forward, w4_setup, w5_forward, w5_setup, W4_CASE, W5_CASE,
 };
@@ -129,34 +129,10 @@ fn w3() -> ferroflow::Result<()> {
     us_line("W3", "ferroflow-graph", case, || f.call(&args))
 }
 
-/// Times `step` and reports steps per second with the final loss, as the peer does.
-fn train_line(
-    workload: &str,
-    framework: &str,
-    case: &str,
-    target_s: f64,
-    step: impl Fn() -> ferroflow::Result<Tensor>,
-    mut extra: serde_json::Map<String, serde_json::Value>,
-) -> ferroflow::Result<()> {
-    step()?;
-    let (secs, inner) = time_calls(
-        || {
-            let _ = step();
-        },
-        target_s,
-    );
-    let loss = step()?.to_scalar::<f32>()?;
-    extra.insert("final_loss".into(), (loss as f64).into());
-    let per_s: Vec<f64> = secs.iter().map(|s| 1.0 / s).collect();
-    emit_with(workload, framework, case, "steps/s", &per_s, inner, extra);
-    Ok(())
-}
-
 /// W4 eager: the MLP training step, plus the cost of its forward pass alone (the backward
 /// target is at most 2.5x the forward).
 fn w4() -> ferroflow::Result<()> {
     let s = w4_setup()?;
-    nn_lines("W4", W4_CASE, &s, true, 0.5)?;
     let (fwd, _) = time_calls(
         || {
             let _ = w4_forward(&s.params, &s.x);
@@ -176,39 +152,13 @@ fn w4() -> ferroflow::Result<()> {
     let mut extra = serde_json::Map::new();
     extra.insert("forward_ms".into(), (fwd * 1e3).into());
     extra.insert("backward_over_forward".into(), ((median(&fb) - fwd) / fwd).into());
-    train_line("W4", "ferroflow-eager", W4_CASE, 0.5, || eager_step(&s), extra)?;
-    let step = graph_step(&s);
-    train_line(
-        "W4",
-        "ferroflow-graph",
-        W4_CASE,
-        0.5,
-        || Ok(step.call(&[s.x.clone(), s.y.clone()])?.remove(0)),
-        serde_json::Map::new(),
-    )
+    training_lines("W4", W4_CASE, &s, true, 0.5, extra)
 }
 
 /// W5 eager: the seed model's training step (per-op overhead dominates).
 fn w5() -> ferroflow::Result<()> {
     let s = w5_setup()?;
-    nn_lines("W5", W5_CASE, &s, false, 0.3)?;
-    train_line(
-        "W5",
-        "ferroflow-eager",
-        W5_CASE,
-        0.3,
-        || eager_step(&s),
-        serde_json::Map::new(),
-    )?;
-    let step = graph_step(&s);
-    train_line(
-        "W5",
-        "ferroflow-graph",
-        W5_CASE,
-        0.3,
-        || Ok(step.call(&[s.x.clone(), s.y.clone()])?.remove(0)),
-        serde_json::Map::new(),
-    )
+    training_lines("W5", W5_CASE, &s, false, 0.3, serde_json::Map::new())
 }
 
 /// Peak resident memory of this process in MiB (`VmHWM` of /proc/self/status).
@@ -254,37 +204,72 @@ fn w7() -> ferroflow::Result<()> {
     Ok(())
 }
 
-/// The nn-layer versions of W4/W5 (`ferroflow-nn-eager`, `ferroflow-nn-graph`): the same
-/// step written with `Sequential`, a loss and an optimizer, to show the abstraction costs
-/// nothing next to the hand-written `ferroflow-eager` / `ferroflow-graph` lines.
-fn nn_lines(
+/// The training-step lines of W4/W5: the hand-written step (`ferroflow-eager`,
+/// `ferroflow-graph`) and the same step written with `Sequential`, a loss and an optimizer
+/// (`ferroflow-nn-eager`, `ferroflow-nn-graph`), to show the abstraction costs nothing. Each nn
+/// line is timed in alternation with its hand-written twin (`time_pair`) and carries
+/// `over_hand_written`, the ratio of their medians.
+fn training_lines(
     workload: &str,
     case: &str,
     hand: &crate::train::TrainSetup,
     w4: bool,
     target_s: f64,
+    eager_extra: serde_json::Map<String, serde_json::Value>,
 ) -> ferroflow::Result<()> {
     use ferroflow::nn::Module;
     let n = nn_setup(hand, w4)?;
     // Keras keeps `trainable_variables` once the model is built; so does this loop.
     let vars = n.model.trainable_variables();
-    train_line(
-        workload,
-        "ferroflow-nn-eager",
-        case,
-        target_s,
-        || nn_step(&n.model, &vars, &n.loss, &n.opt, &n.x, &n.y),
-        serde_json::Map::new(),
-    )?;
     let (model, loss, opt, vs) = (n.model.clone(), n.loss.clone(), n.opt.clone(), vars.clone());
-    let f = function(move |a: &[Tensor]| Ok(vec![nn_step(&model, &vs, &loss, &opt, &a[0], &a[1])?]));
+    let nn_graph = function(move |a: &[Tensor]| Ok(vec![nn_step(&model, &vs, &loss, &opt, &a[0], &a[1])?]));
+    let hand_graph = graph_step(hand);
     let args = [n.x.clone(), n.y.clone()];
-    train_line(
-        workload,
-        "ferroflow-nn-graph",
-        case,
-        target_s,
-        || Ok(f.call(&args)?.remove(0)),
-        serde_json::Map::new(),
-    )
+    let nn_eager = || nn_step(&n.model, &vars, &n.loss, &n.opt, &n.x, &n.y);
+    let nn_graph = || Ok(nn_graph.call(&args)?.remove(0));
+    let hand_eager = || eager_step(hand);
+    let hand_graph = || Ok(hand_graph.call(&args)?.remove(0));
+    let mut lines = Vec::new();
+    for (nn_step_fn, hand_step_fn, suffix) in [
+        (
+            &nn_eager as &dyn Fn() -> ferroflow::Result<Tensor>,
+            &hand_eager as &dyn Fn() -> ferroflow::Result<Tensor>,
+            "eager",
+        ),
+        (&nn_graph, &hand_graph, "graph"),
+    ] {
+        nn_step_fn()?;
+        hand_step_fn()?;
+        let ((nn_s, nn_inner), (hand_s, hand_inner)) = time_pair(
+            || {
+                let _ = nn_step_fn();
+            },
+            || {
+                let _ = hand_step_fn();
+            },
+            target_s,
+        );
+        let per_s = |secs: &[f64]| secs.iter().map(|s| 1.0 / s).collect::<Vec<f64>>();
+        let (nn_rate, hand_rate) = (per_s(&nn_s), per_s(&hand_s));
+        let mut nn_extra = serde_json::Map::new();
+        nn_extra.insert("final_loss".into(), (nn_step_fn()?.to_scalar::<f32>()? as f64).into());
+        nn_extra.insert(
+            "over_hand_written".into(),
+            (median(&nn_rate) / median(&hand_rate)).into(),
+        );
+        let mut hand_extra = if suffix == "eager" {
+            eager_extra.clone()
+        } else {
+            serde_json::Map::new()
+        };
+        hand_extra.insert("final_loss".into(), (hand_step_fn()?.to_scalar::<f32>()? as f64).into());
+        lines.push((format!("ferroflow-nn-{suffix}"), nn_rate, nn_inner, nn_extra));
+        lines.push((format!("ferroflow-{suffix}"), hand_rate, hand_inner, hand_extra));
+    }
+    // The order the lines always had: nn-eager, nn-graph, eager, graph.
+    for i in [0, 2, 1, 3] {
+        let (framework, rate, inner, extra) = lines[i].clone();
+        emit_with(workload, &framework, case, "steps/s", &rate, inner, extra);
+    }
+    Ok(())
 }

@@ -134,6 +134,14 @@ impl Variable {
         }
     }
 
+    /// Runs `f` on the stored data under the write lock; returns what `f` returns.
+    pub(crate) fn update_in_place(&self, f: impl FnOnce(&mut Data) -> bool) -> bool {
+        match self.0.value.write() {
+            Ok(mut g) => f(&mut g),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
     /// Replaces the stored data (validated by the assign op's inference).
     pub(crate) fn store(&self, d: Data) {
         match self.0.value.write() {
@@ -233,6 +241,23 @@ mod tests {
         assert_eq!(v.read().unwrap().to_vec::<f64>().unwrap(), vec![5.0, 6.0]);
         assert_eq!(v, w);
         assert!(!v.trainable());
+    }
+
+    #[test]
+    fn in_place_updates_leave_earlier_reads_alone() {
+        let v = Variable::new("v", Tensor::new([1.0f32, 2.0]), true).unwrap();
+        let before = v.read().unwrap();
+        v.assign_add(&Tensor::new([10.0f32, 20.0])).unwrap();
+        v.assign_sub(&Tensor::new([1.0f32, 1.0])).unwrap();
+        assert_eq!(before.to_vec::<f32>().unwrap(), vec![1.0, 2.0]);
+        assert_eq!(v.value().to_vec::<f32>().unwrap(), vec![10.0, 21.0]);
+        let c = Variable::new("c", Tensor::scalar(i64::MAX), false).unwrap();
+        c.assign_add(&Tensor::scalar(1i64)).unwrap();
+        assert_eq!(c.value().to_scalar::<i64>().unwrap(), i64::MIN);
+        // Broadcast increments take the general path.
+        let m = Variable::new("m", Tensor::new([[1.0f64, 2.0], [3.0, 4.0]]), true).unwrap();
+        m.assign_add(&Tensor::new([[1.0f64, 1.0], [1.0, 1.0]])).unwrap();
+        assert_eq!(m.value().to_vec::<f64>().unwrap(), vec![2.0, 3.0, 4.0, 5.0]);
     }
 
     #[test]

@@ -47,6 +47,12 @@ pub(crate) fn check_assign(op: &'static str, var: &Variable, x: &[TensorSpec]) -
 }
 
 pub(crate) fn assign(var: &Variable, mode: AssignMode, x: &Data) -> Result<()> {
+    // `v += x` of equal shapes updates the stored array in place (copy-on-write keeps earlier
+    // reads intact), instead of making a new array per step, as optimizers do for every
+    // variable and the step counter.
+    if mode != AssignMode::Set && var.update_in_place(|cur| add_in_place(cur, x, mode == AssignMode::Sub)) {
+        return Ok(());
+    }
     let new = match mode {
         AssignMode::Set => x.clone(),
         AssignMode::Add => crate::ops::math::binary(crate::BinaryOp::Add, &var.value_data(), x)?,
@@ -54,4 +60,24 @@ pub(crate) fn assign(var: &Variable, mode: AssignMode, x: &Data) -> Result<()> {
     };
     var.store(new);
     Ok(())
+}
+
+/// `cur ±= x` elementwise when both hold the same dtype and shape; `false` (nothing done)
+/// otherwise. Integers wrap, as the `add`/`subtract` kernels do.
+fn add_in_place(cur: &mut Data, x: &Data, sub: bool) -> bool {
+    if cur.dims() != x.dims() {
+        return false;
+    }
+    match (cur, x) {
+        (Data::F32(a), Data::F32(b)) => a.zip_mut_with(b, |p, &q| *p = if sub { *p - q } else { *p + q }),
+        (Data::F64(a), Data::F64(b)) => a.zip_mut_with(b, |p, &q| *p = if sub { *p - q } else { *p + q }),
+        (Data::I32(a), Data::I32(b)) => {
+            a.zip_mut_with(b, |p, &q| *p = if sub { p.wrapping_sub(q) } else { p.wrapping_add(q) })
+        }
+        (Data::I64(a), Data::I64(b)) => {
+            a.zip_mut_with(b, |p, &q| *p = if sub { p.wrapping_sub(q) } else { p.wrapping_add(q) })
+        }
+        _ => return false,
+    }
+    true
 }
