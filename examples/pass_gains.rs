@@ -25,25 +25,67 @@ fn time(f: &Function, args: &[Tensor]) -> f64 {
 fn main() {
     let configs: Vec<(&str, PassConfig)> = vec![
         ("all", PassConfig::default()),
-        ("no dce", PassConfig { dead_code_elimination: false, ..Default::default() }),
-        ("no folding", PassConfig { constant_folding: false, ..Default::default() }),
-        ("no cse", PassConfig { common_subexpression_elimination: false, ..Default::default() }),
-        ("no fusion", PassConfig { elementwise_fusion: false, ..Default::default() }),
-        ("no epilogue", PassConfig { matmul_epilogue_fusion: false, ..Default::default() }),
-        ("no buffer reuse", PassConfig { buffer_reuse: false, ..Default::default() }),
+        (
+            "no dce",
+            PassConfig {
+                dead_code_elimination: false,
+                ..Default::default()
+            },
+        ),
+        (
+            "no folding",
+            PassConfig {
+                constant_folding: false,
+                ..Default::default()
+            },
+        ),
+        (
+            "no cse",
+            PassConfig {
+                common_subexpression_elimination: false,
+                ..Default::default()
+            },
+        ),
+        (
+            "no fusion",
+            PassConfig {
+                elementwise_fusion: false,
+                ..Default::default()
+            },
+        ),
+        (
+            "no epilogue",
+            PassConfig {
+                matmul_epilogue_fusion: false,
+                ..Default::default()
+            },
+        ),
+        (
+            "no buffer reuse",
+            PassConfig {
+                buffer_reuse: false,
+                ..Default::default()
+            },
+        ),
         ("none", PassConfig::none()),
     ];
     let x = random::normal(&[1_000_000], 0.0, 1.0, DType::F32, Some(3)).unwrap();
-    let w6 = [x, Tensor::scalar(0.5f32), Tensor::scalar(0.1f32), Tensor::scalar(2.0f32)];
+    let w6 = [
+        x,
+        Tensor::scalar(0.5f32),
+        Tensor::scalar(0.1f32),
+        Tensor::scalar(2.0f32),
+    ];
     let a = random::normal(&[256, 256], 0.0, 1.0, DType::F32, Some(21)).unwrap();
     let b = random::normal(&[256, 256], 0.0, 1.0, DType::F32, Some(22)).unwrap();
     let c = random::normal(&[256], 0.0, 1.0, DType::F32, Some(23)).unwrap();
     let w3 = [a, b, c];
     for (name, cfg) in configs {
-        let f6 = function(|v: &[Tensor]| Ok(vec![v[0].mul(&v[1])?.add(&v[2])?.sigmoid()?.mul(&v[3])?])).with_passes(cfg.clone());
-        let f3 = function(|v: &[Tensor]| Ok(vec![v[0].matmul(&v[1])?.add(&v[2])?.relu()?])).with_passes(cfg.clone());
+        let f6 =
+            function(|v: &[Tensor]| Ok(vec![v[0].mul(&v[1])?.add(&v[2])?.sigmoid()?.mul(&v[3])?])).with_passes(cfg);
+        let f3 = function(|v: &[Tensor]| Ok(vec![v[0].matmul(&v[1])?.add(&v[2])?.relu()?])).with_passes(cfg);
         let s = train::w5_setup().unwrap();
-        let f5 = train::graph_step(&s).with_passes(cfg.clone());
+        let f5 = train::graph_step(&s).with_passes(cfg);
         let w5 = [s.x.clone(), s.y.clone()];
         println!(
             "{name:16} W3 relu(matmul+b) {:8.1} us   W5 step {:6.2} us   W6 {:6.3} ms",

@@ -121,6 +121,15 @@ impl CheckpointReader {
         }
     }
 
+    /// Stored keys left out because their dtype has no ferroflow type (TensorFlow complex or
+    /// variant values), with the dtype's name.
+    pub fn skipped(&self) -> &[(String, String)] {
+        match &self.inner {
+            Inner::Safetensors(_) => &[],
+            Inner::Tf { reader, .. } => reader.skipped(),
+        }
+    }
+
     /// How many times `save` had been called when this checkpoint was written; `None` for a
     /// checkpoint made by `write`.
     pub fn save_counter(&self) -> Result<Option<i64>> {

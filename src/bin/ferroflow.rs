@@ -53,6 +53,9 @@ fn inspect(path: &Path) -> Result<()> {
     if let Some(n) = reader.save_counter()? {
         println!("save_counter: {n}");
     }
+    for (key, dtype) in reader.skipped() {
+        println!("skipped: {key} ({dtype}, no ferroflow type)");
+    }
     let width = infos.iter().map(|i| i.name.len()).max().unwrap_or(4).max(4);
     println!(
         "{:width$}  {:8}  {:14}  {:>12}  {:>12}  {:>12}  {:>12}",

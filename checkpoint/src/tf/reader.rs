@@ -18,6 +18,8 @@ pub struct BundleReader {
     num_shards: u32,
     /// Every key but the header's `""`.
     entries: BTreeMap<String, TfEntry>,
+    /// Keys set aside because of their dtype, with the dtype's name.
+    skipped: Vec<(String, String)>,
 }
 
 /// Largest `.index` file accepted: TensorFlow's own are a few hundred bytes per variable.
@@ -70,6 +72,7 @@ impl BundleReader {
             }
         };
         let mut entries = BTreeMap::new();
+        let mut skipped = Vec::new();
         for (key, value) in rows {
             let key = String::from_utf8(key).map_err(|e| {
                 CheckpointError::corrupt(
@@ -77,15 +80,29 @@ impl BundleReader {
                     format!("key {:?} is not UTF-8", String::from_utf8_lossy(e.as_bytes())),
                 )
             })?;
-            let entry = decode_entry(&index_file, &key, value, num_shards)?;
-            entries.insert(key, entry);
+            match decode_entry(&index_file, &key, value, num_shards) {
+                Ok(entry) => {
+                    entries.insert(key, entry);
+                }
+                // A value of a type we cannot represent (complex, variant, resource, ...) does
+                // not make the rest of the checkpoint unreadable: it is set aside and listed.
+                Err(CheckpointError::UnsupportedDtype { dtype, .. }) => skipped.push((key, dtype)),
+                Err(e) => return Err(e),
+            }
         }
         Ok(BundleReader {
             prefix: prefix.to_path_buf(),
             index: index_file,
             num_shards,
             entries,
+            skipped,
         })
+    }
+
+    /// Keys whose dtype has no ferroflow type, with the dtype's name; they are not among
+    /// [`BundleReader::entries`].
+    pub fn skipped(&self) -> &[(String, String)] {
+        &self.skipped
     }
 
     /// Number of data files (`PREFIX.data-*-of-<num_shards>`).

@@ -647,3 +647,28 @@ fn random_entries_behind_valid_checksums_never_panic() {
     }
     assert!(parsed > 0);
 }
+
+#[test]
+fn entries_of_unrepresentable_dtypes_are_set_aside_not_fatal() {
+    use super::entry::{encode_entry, encode_header};
+    let mut t = TableBuilder::new();
+    t.add(b"", &encode_header()).unwrap();
+    t.add(b"a_complex", &encode_entry(8, &[2], 0, 16, 1)).unwrap();
+    t.add(
+        b"b_float",
+        &encode_entry(1, &[1], 16, 4, mask_crc(crc32c::crc32c(&1.5f32.to_le_bytes()))),
+    )
+    .unwrap();
+    let index = t.finish().unwrap();
+    let r = BundleReader::parse_index(Path::new("exotic"), &index).unwrap();
+    assert_eq!(
+        r.skipped(),
+        [("a_complex".to_string(), "complex64 (TF DataType 8)".to_string())]
+    );
+    let keys: Vec<&str> = r.entries().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["b_float"]);
+    let mut data = vec![0u8; 16];
+    data.extend_from_slice(&1.5f32.to_le_bytes());
+    assert_eq!(r.read_from_bytes("b_float", &data).unwrap().data, 1.5f32.to_le_bytes());
+    assert!(matches!(r.read("a_complex"), Err(CheckpointError::MissingKey { .. })));
+}
