@@ -35,6 +35,7 @@ pub use ferroflow_tensor_core::{random, DType, Error, Result, Shape, Tensor, Var
 /// The names most programs need: `use ferroflow::prelude::*;`.
 pub mod prelude {
     pub use ferroflow_autodiff::GradientTape;
+    pub use ferroflow_checkpoint::{Checkpoint, CheckpointManager, Weights};
     pub use ferroflow_graph::{function, Function};
     pub use ferroflow_tensor_core::{random, DType, Padding, Shape, Tensor, TensorSpec, Trackable, Variable};
 }

@@ -348,7 +348,10 @@ fn manager_keeps_the_newest_and_recovers_its_list() {
     let dir = tempfile::tempdir().unwrap();
     let v = Variable::new("v", Tensor::scalar(0.0f32), true).unwrap();
     let ck = Checkpoint::new().track("v", &v).unwrap();
-    let mut mgr = CheckpointManager::new(&ck, dir.path(), Some(2)).unwrap();
+    // TensorFlow's layout, as `tf.train.CheckpointManager` writes it.
+    let mut mgr = CheckpointManager::new(&ck, dir.path(), Some(2))
+        .unwrap()
+        .with_format(Format::TensorFlow);
     assert_eq!(mgr.restore_or_initialize().unwrap(), None);
     for i in 0..3 {
         v.assign(&Tensor::scalar(i as f32)).unwrap();
@@ -496,5 +499,24 @@ fn overwriting_a_checkpoint_replaces_it_whole_and_leaves_no_temporaries() {
     assert_eq!(
         files,
         ["latest.data-00000-of-00001", "latest.index", "latest.safetensors"]
+    );
+}
+
+#[test]
+fn the_manager_saves_safetensors_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = Variable::new("v", Tensor::new([1.0f32, 2.0]), true).unwrap();
+    let ck = Checkpoint::new().track("v", &v).unwrap();
+    let mut mgr = CheckpointManager::new(&ck, dir.path(), Some(1)).unwrap();
+    assert_eq!(mgr.save().unwrap(), dir.path().join("ckpt-1.safetensors"));
+    assert_eq!(mgr.save().unwrap(), dir.path().join("ckpt-2.safetensors"));
+    assert!(!dir.path().join("ckpt-1.safetensors").exists());
+    assert_eq!(
+        latest_checkpoint(dir.path()).unwrap(),
+        Some(dir.path().join("ckpt-2.safetensors"))
+    );
+    assert_eq!(
+        CheckpointReader::open(dir.path()).unwrap().save_counter().unwrap(),
+        Some(2)
     );
 }

@@ -22,8 +22,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 ///     v.assign(&Tensor::scalar(i as f32))?;
 ///     manager.save()?;
 /// }
-/// assert_eq!(manager.checkpoints(), vec![dir.path().join("ckpt-2"), dir.path().join("ckpt-3")]);
-/// assert_eq!(manager.latest_checkpoint(), Some(dir.path().join("ckpt-3")));
+/// let kept = vec![dir.path().join("ckpt-2.safetensors"), dir.path().join("ckpt-3.safetensors")];
+/// assert_eq!(manager.checkpoints(), kept);
+/// assert_eq!(manager.latest_checkpoint(), Some(dir.path().join("ckpt-3.safetensors")));
 /// # Ok(()) }
 /// ```
 pub struct CheckpointManager<'c, 'a> {
@@ -71,14 +72,15 @@ impl<'c, 'a> CheckpointManager<'c, 'a> {
             directory,
             max_to_keep,
             checkpoint_name: "ckpt".into(),
-            format: Format::TensorFlow,
+            format: Format::Safetensors,
             kept,
             last_preserved,
         })
     }
 
-    /// Saves in `format` from now on (TensorFlow prefixes by default; safetensors files are
-    /// named `ckpt-N.safetensors`).
+    /// Saves in `format` from now on: safetensors files `ckpt-N.safetensors` by default (the
+    /// project's default format), or TensorFlow prefixes `ckpt-N` as `tf.train.CheckpointManager`
+    /// writes them.
     pub fn with_format(mut self, format: Format) -> Self {
         self.format = format;
         self
