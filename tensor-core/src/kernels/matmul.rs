@@ -386,120 +386,132 @@ impl<T: GemmFloat> Job<T> {
 /// model's 1×3·3×3 or a 32×3·3×3 training batch.
 const TINY_MACS: usize = 512;
 
-/// `C = A·B` by three plain loops, for the tiny products below [`TINY_MACS`]; each dot
-/// product is summed in `p` order.
-///
-/// # Safety
-///
-/// As [`GemmFloat::raw_gemm`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn tiny_gemm<T: GemmFloat>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const T,
-    rsa: isize,
-    csa: isize,
-    b: *const T,
-    rsb: isize,
-    csb: isize,
-    c: *mut T,
-    rsc: isize,
-    csc: isize,
+/// One operand of a (batched) product: batch entry `i` is the matrix starting at
+/// `data[offsets[i]]` whose element `(r, c)` is `data[offsets[i] + r·rs + c·cs]`. A transposed
+/// or broadcast operand is just other strides or repeated offsets, never a copy.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a, T> {
+    /// The elements.
+    pub data: &'a [T],
+    /// Where each batch entry starts in `data`.
+    pub offsets: &'a [usize],
+    /// Row stride.
+    pub rs: usize,
+    /// Column stride.
+    pub cs: usize,
+}
+
+impl<'a, T> MatRef<'a, T> {
+    /// A single matrix starting at `data[0]`.
+    pub fn new(data: &'a [T], rs: usize, cs: usize) -> Self {
+        MatRef {
+            data,
+            offsets: &[0],
+            rs,
+            cs,
+        }
+    }
+
+    /// Batch entries starting at `offsets`.
+    pub fn batched(data: &'a [T], offsets: &'a [usize], rs: usize, cs: usize) -> Self {
+        MatRef { data, offsets, rs, cs }
+    }
+}
+
+/// `C_bi = A_bi·B_bi` for one batch entry by plain i-k-j loops, accumulating with
+/// `mul_add(c, a, b)` in `p` order from zero: the integer kernel, and the float one for
+/// products below [`TINY_MACS`]. Indices were bounds-checked by [`contract_ok`].
+fn naive_entry<T: Copy + Default>(
+    (m, k, n): (usize, usize, usize),
+    bi: usize,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &mut [T],
+    mul_add: impl Fn(T, T, T) -> T,
 ) {
-    for i in 0..m as isize {
-        for j in 0..n as isize {
-            let mut acc = T::default();
-            for p in 0..k as isize {
-                // SAFETY: in bounds by the caller's contract (see `raw_gemm`).
-                acc = acc + unsafe { *a.offset(i * rsa + p * csa) * *b.offset(p * rsb + j * csb) };
+    let (ao, bo) = (a.offsets[bi], b.offsets[bi]);
+    c.fill(T::default());
+    for (i, crow) in c.chunks_exact_mut(n).enumerate().take(m) {
+        let arow = ao + i * a.rs;
+        for p in 0..k {
+            let av = a.data[arow + p * a.cs];
+            let brow = bo + p * b.rs;
+            if b.cs == 1 {
+                for (cv, &bv) in crow.iter_mut().zip(&b.data[brow..brow + n]) {
+                    *cv = mul_add(*cv, av, bv);
+                }
+            } else {
+                for (j, cv) in crow.iter_mut().enumerate() {
+                    *cv = mul_add(*cv, av, b.data[brow + j * b.cs]);
+                }
             }
-            // SAFETY: as above.
-            unsafe { *c.offset(i * rsc + j * csc) = acc };
         }
     }
 }
 
 /// Shared driver of [`gemm`] and [`batched_gemm`]; bounds already checked,
 /// `m, k, n, batch > 0`.
-#[allow(clippy::too_many_arguments)]
 fn drive<T: GemmFloat>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    a_offsets: &[usize],
-    rsa: usize,
-    csa: usize,
-    b: &[T],
-    b_offsets: &[usize],
-    rsb: usize,
-    csb: usize,
+    (m, k, n): (usize, usize, usize),
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
     c: &mut [T],
     plan: Option<Plan>,
-    helpers: usize,
     epilogue: Option<&Epilogue<'_, T>>,
 ) {
-    let batch = a_offsets.len();
-    if plan.is_none() {
+    let batch = a.offsets.len();
+    let Some(p) = plan else {
         // Serial: no job, no atomics, no allocation (small products like the seed model's
         // 1×3·3×3 live here, where that bookkeeping cost more than the arithmetic).
-        for bi in 0..batch {
-            // SAFETY: `contract_ok` (checked by the caller) established that every batch
-            // entry's A (m×k) and B (k×n) lie inside `a` and `b` and that `c` holds
-            // `batch·m·n` elements, so the pointers and the row slices stay in bounds.
-            unsafe {
-                let cp = c.as_mut_ptr().add(bi * m * n);
-                let gemm = if m * k * n <= TINY_MACS {
-                    tiny_gemm::<T>
-                } else {
-                    T::raw_gemm
+        for (bi, cb) in c[..batch * m * n].chunks_exact_mut(m * n).enumerate() {
+            if m * k * n <= TINY_MACS {
+                naive_entry((m, k, n), bi, a, b, cb, |acc, x, y| acc + x * y);
+            } else {
+                // SAFETY: `contract_ok` (checked by the caller) established that every batch
+                // entry's A (m×k) and B (k×n) lie inside `a` and `b`; `cb` holds m·n elements.
+                unsafe {
+                    T::raw_gemm(
+                        m,
+                        k,
+                        n,
+                        a.data.as_ptr().add(a.offsets[bi]),
+                        istride(a.rs, m),
+                        istride(a.cs, k),
+                        b.data.as_ptr().add(b.offsets[bi]),
+                        istride(b.rs, k),
+                        istride(b.cs, n),
+                        cb.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    )
                 };
-                gemm(
-                    m,
-                    k,
-                    n,
-                    a.as_ptr().add(a_offsets[bi]),
-                    istride(rsa, m),
-                    istride(csa, k),
-                    b.as_ptr().add(b_offsets[bi]),
-                    istride(rsb, k),
-                    istride(csb, n),
-                    cp,
-                    n as isize,
-                    1,
-                );
-                if let Some(epi) = epilogue {
-                    for r in 0..m {
-                        epi(bi * m + r, 0, std::slice::from_raw_parts_mut(cp.add(r * n), n));
-                    }
+            }
+            if let Some(epi) = epilogue {
+                for (r, row) in cb.chunks_exact_mut(n).enumerate() {
+                    epi(bi * m + r, 0, row);
                 }
             }
         }
         return;
-    }
-    let p = plan.unwrap_or(Plan::single(m, n));
+    };
+    let helpers = rayon::current_num_threads().saturating_sub(1);
     let total = batch * p.blocks();
     let workers = helpers + 1;
-    let grain = if plan.is_none() {
-        total
-    } else {
-        let by_work = MIN_CLAIM_MACS.div_ceil((p.mb * k * p.nb).max(1));
-        by_work.min(total / (4 * workers)).max(1)
-    };
+    let by_work = MIN_CLAIM_MACS.div_ceil((p.mb * k * p.nb).max(1));
+    let grain = by_work.min(total / (4 * workers)).max(1);
     let job = Arc::new(Job {
-        a: a.as_ptr(),
-        b: b.as_ptr(),
+        a: a.data.as_ptr(),
+        b: b.data.as_ptr(),
         c: c.as_mut_ptr(),
-        a_offsets: a_offsets.as_ptr(),
-        b_offsets: b_offsets.as_ptr(),
+        a_offsets: a.offsets.as_ptr(),
+        b_offsets: b.offsets.as_ptr(),
         m,
         k,
         n,
-        rsa: istride(rsa, m),
-        csa: istride(csa, k),
-        rsb: istride(rsb, k),
-        csb: istride(csb, n),
+        rsa: istride(a.rs, m),
+        csa: istride(a.cs, k),
+        rsb: istride(b.rs, k),
+        csb: istride(b.cs, n),
         plan: p,
         total,
         grain,
@@ -512,14 +524,12 @@ fn drive<T: GemmFloat>(
             std::mem::transmute::<*const Epilogue<'_, T>, *const Epilogue<'static, T>>(e as *const _)
         }),
     });
-    if plan.is_some() {
-        // Helpers are fire-and-forget: one that starts after all blocks were
-        // claimed returns without touching the operands, so this thread never
-        // waits for a sleeping worker to wake up.
-        for _ in 0..helpers.min(total.div_ceil(grain) - 1) {
-            let job = Arc::clone(&job);
-            rayon::spawn(move || job.work());
-        }
+    // Helpers are fire-and-forget: one that starts after all blocks were
+    // claimed returns without touching the operands, so this thread never
+    // waits for a sleeping worker to wake up.
+    for _ in 0..helpers.min(total.div_ceil(grain) - 1) {
+        let job = Arc::clone(&job);
+        rayon::spawn(move || job.work());
     }
     // Soundness backstop: helpers may be writing into `c` until `done`
     // reaches `total`, so this frame must not unwind before that. Nothing
@@ -551,50 +561,42 @@ impl Drop for AbortOnUnwind {
     }
 }
 
-/// Checks the contract shared by the float entry points; returns `false`
-/// (after a failed `debug_assert!` in debug builds) if it is violated.
-#[allow(clippy::too_many_arguments)]
-fn contract_ok<T>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    a_offsets: &[usize],
-    rsa: usize,
-    csa: usize,
-    b: &[T],
-    b_offsets: &[usize],
-    rsb: usize,
-    csb: usize,
-    c: &[T],
-) -> bool {
-    let batch = a_offsets.len();
+/// Checks the contract shared by the entry points; returns `false` (after a failed
+/// `debug_assert!` in debug builds) if it is violated.
+fn contract_ok<T>((m, k, n): (usize, usize, usize), a: MatRef<'_, T>, b: MatRef<'_, T>, c: &[T]) -> bool {
+    let batch = a.offsets.len();
     let ok_c = batch
         .checked_mul(m)
         .and_then(|x| x.checked_mul(n))
         .is_some_and(|need| need <= c.len());
     let ok = ok_c
-        && a_offsets.len() == b_offsets.len()
+        && a.offsets.len() == b.offsets.len()
         && (k == 0
             || m == 0
             || n == 0
-            || (operands_fit(a.len(), a_offsets, m, k, rsa, csa) && operands_fit(b.len(), b_offsets, k, n, rsb, csb)));
+            || (operands_fit(a.data.len(), a.offsets, m, k, a.rs, a.cs)
+                && operands_fit(b.data.len(), b.offsets, k, n, b.rs, b.cs)));
     debug_assert!(ok_c, "gemm: output slice shorter than batch·m·n");
     debug_assert!(
-        a_offsets.len() == b_offsets.len(),
-        "gemm: a_offsets and b_offsets differ in length"
+        a.offsets.len() == b.offsets.len(),
+        "gemm: a and b have different batch counts"
     );
     debug_assert!(ok, "gemm: an operand's last element lies outside its slice");
     ok
 }
 
+/// Zeroes what the call may write when its contract is violated (see [`gemm`]).
+fn refuse<T: Copy + Default>((m, n): (usize, usize), batch: usize, c: &mut [T]) {
+    let len = c.len().min(batch.saturating_mul(m).saturating_mul(n));
+    c[..len].fill(T::default());
+}
+
 /// `C = A·B` for one matrix.
 ///
-/// `a` holds `A` (`m × k`) with element strides `(rsa, csa)`: element
-/// `A[i][p]` is `a[i·rsa + p·csa]`. A transposed operand is expressed by
-/// swapping the strides (never copy it). `b` holds `B` (`k × n`) with
-/// strides `(rsb, csb)`. `c` receives the contiguous row-major `m × n`
-/// result (its first `m·n` elements are overwritten).
+/// `A` (`m × k`) and `B` (`k × n`) are strided [`MatRef`]s: element `A[i][p]` is
+/// `a.data[i·a.rs + p·a.cs]`. A transposed operand is expressed by swapping the strides
+/// (never copy it). `c` receives the contiguous row-major `m × n` result (its first `m·n`
+/// elements are overwritten).
 ///
 /// `k == 0` yields `C = 0`; `m == 0` or `n == 0` does nothing.
 ///
@@ -605,118 +607,56 @@ fn contract_ok<T>(
 /// The caller guarantees that every addressed element lies inside its
 /// slice. This is `debug_assert!`ed; in release builds a violation makes the
 /// call write zeros to `C` instead of reading out of bounds.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm<T: GemmFloat>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    rsa: usize,
-    csa: usize,
-    b: &[T],
-    rsb: usize,
-    csb: usize,
-    c: &mut [T],
-) {
-    batched_gemm(m, k, n, a, &[0], rsa, csa, b, &[0], rsb, csb, c);
+pub fn gemm<T: GemmFloat>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
+    batched_gemm(m, k, n, a, b, c);
 }
 
 /// Batched `C_i = A_i·B_i`.
 ///
-/// For batch entry `i`, `A_i` starts at `a[a_offsets[i]]` and `B_i` at
-/// `b[b_offsets[i]]`, all with the same strides and shapes as in [`gemm`].
-/// `C` is the contiguous `[batch, m, n]` output with
-/// `batch = a_offsets.len()` (which must equal `b_offsets.len()`).
-/// Broadcast batch dimensions are expressed by repeated offsets.
+/// Batch entry `i` of each operand starts at its `offsets[i]` ([`MatRef`]), all with the
+/// same strides and shapes as in [`gemm`]. `C` is the contiguous `[batch, m, n]` output with
+/// `batch = a.offsets.len()` (which must equal `b.offsets.len()`). Broadcast batch
+/// dimensions are expressed by repeated offsets.
 ///
 /// Work is split across batch entries and, when there are fewer entries
 /// than worker tasks, across output blocks within each entry.
 ///
 /// Contract violations are handled as in [`gemm`].
-#[allow(clippy::too_many_arguments)]
-pub fn batched_gemm<T: GemmFloat>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    a_offsets: &[usize],
-    rsa: usize,
-    csa: usize,
-    b: &[T],
-    b_offsets: &[usize],
-    rsb: usize,
-    csb: usize,
-    c: &mut [T],
-) {
-    let threads = rayon::current_num_threads();
-    let plan = plan(T::TILE, m, k, n, a_offsets.len(), threads);
-    batched_gemm_planned(m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c, plan, None);
+pub fn batched_gemm<T: GemmFloat>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
+    let plan = plan(T::TILE, m, k, n, a.offsets.len(), rayon::current_num_threads());
+    batched_gemm_planned((m, k, n), a, b, c, plan, None);
 }
 
 /// [`batched_gemm`] followed by `epilogue` on every row segment of each
 /// output block, run by the thread that computed the block right after it
 /// (so the block is still in cache). With `k == 0` the epilogue runs on the
 /// zero rows.
-#[allow(clippy::too_many_arguments)]
 pub fn batched_gemm_epilogue<T: GemmFloat>(
     m: usize,
     k: usize,
     n: usize,
-    a: &[T],
-    a_offsets: &[usize],
-    rsa: usize,
-    csa: usize,
-    b: &[T],
-    b_offsets: &[usize],
-    rsb: usize,
-    csb: usize,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
     c: &mut [T],
     epilogue: &Epilogue<'_, T>,
 ) {
-    let threads = rayon::current_num_threads();
-    let plan = plan(T::TILE, m, k, n, a_offsets.len(), threads);
-    batched_gemm_planned(
-        m,
-        k,
-        n,
-        a,
-        a_offsets,
-        rsa,
-        csa,
-        b,
-        b_offsets,
-        rsb,
-        csb,
-        c,
-        plan,
-        Some(epilogue),
-    );
+    let plan = plan(T::TILE, m, k, n, a.offsets.len(), rayon::current_num_threads());
+    batched_gemm_planned((m, k, n), a, b, c, plan, Some(epilogue));
 }
 
 /// [`batched_gemm`] with an explicit plan (`None` = serial).
-#[allow(clippy::too_many_arguments)]
 fn batched_gemm_planned<T: GemmFloat>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    a_offsets: &[usize],
-    rsa: usize,
-    csa: usize,
-    b: &[T],
-    b_offsets: &[usize],
-    rsb: usize,
-    csb: usize,
+    (m, k, n): (usize, usize, usize),
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
     c: &mut [T],
     plan: Option<Plan>,
     epilogue: Option<&Epilogue<'_, T>>,
 ) {
-    if !contract_ok(m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c) {
-        let len = c.len().min(a_offsets.len().saturating_mul(m).saturating_mul(n));
-        c[..len].fill(T::default());
-        return;
+    let batch = a.offsets.len();
+    if !contract_ok((m, k, n), a, b, c) {
+        return refuse((m, n), batch, c);
     }
-    let batch = a_offsets.len();
     if m == 0 || n == 0 || batch == 0 {
         return;
     }
@@ -729,10 +669,7 @@ fn batched_gemm_planned<T: GemmFloat>(
         }
         return;
     }
-    let helpers = rayon::current_num_threads().saturating_sub(1);
-    drive(
-        m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c, plan, helpers, epilogue,
-    );
+    drive((m, k, n), a, b, c, plan, epilogue);
 }
 
 /// Integer element types of [`gemm_int`]: wrapping multiply-add.
@@ -756,72 +693,26 @@ impl GemmInt for i64 {
 }
 
 /// Integer `C = A·B` (wrapping arithmetic) with the layout conventions of
-/// [`gemm`]: strided `A` (`m × k`) and `B` (`k × n`), contiguous row-major
-/// `C` (`m × n`, overwritten). Single-threaded i-k-j loop.
+/// [`gemm`]. Single-threaded i-k-j loop.
 ///
 /// Contract violations are handled as in [`gemm`].
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_int<T: GemmInt>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    rsa: usize,
-    csa: usize,
-    b: &[T],
-    rsb: usize,
-    csb: usize,
-    c: &mut [T],
-) {
-    batched_gemm_int(m, k, n, a, &[0], rsa, csa, b, &[0], rsb, csb, c);
+pub fn gemm_int<T: GemmInt>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
+    batched_gemm_int(m, k, n, a, b, c);
 }
 
 /// Batched integer matmul with the layout conventions of [`batched_gemm`].
 ///
 /// Contract violations are handled as in [`gemm`].
-#[allow(clippy::too_many_arguments)]
-pub fn batched_gemm_int<T: GemmInt>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    a_offsets: &[usize],
-    rsa: usize,
-    csa: usize,
-    b: &[T],
-    b_offsets: &[usize],
-    rsb: usize,
-    csb: usize,
-    c: &mut [T],
-) {
-    let batch = a_offsets.len();
-    if !contract_ok(m, k, n, a, a_offsets, rsa, csa, b, b_offsets, rsb, csb, c) {
-        let len = c.len().min(batch.saturating_mul(m).saturating_mul(n));
-        c[..len].fill(T::default());
-        return;
+pub fn batched_gemm_int<T: GemmInt>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
+    let batch = a.offsets.len();
+    if !contract_ok((m, k, n), a, b, c) {
+        return refuse((m, n), batch, c);
     }
     if m == 0 || n == 0 {
         return;
     }
-    for (ci, (&ao, &bo)) in c.chunks_exact_mut(m * n).zip(a_offsets.iter().zip(b_offsets)) {
-        ci.fill(T::default());
-        for (i, crow) in ci.chunks_exact_mut(n).enumerate() {
-            let arow = ao + i * rsa;
-            for p in 0..k {
-                let av = a[arow + p * csa];
-                let brow = bo + p * rsb;
-                if csb == 1 {
-                    let bs = &b[brow..brow + n];
-                    for (cv, &bv) in crow.iter_mut().zip(bs) {
-                        *cv = cv.wrapping_mul_add(av, bv);
-                    }
-                } else {
-                    for (j, cv) in crow.iter_mut().enumerate() {
-                        *cv = cv.wrapping_mul_add(av, b[brow + j * csb]);
-                    }
-                }
-            }
-        }
+    for (bi, cb) in c[..batch * m * n].chunks_exact_mut(m * n).enumerate() {
+        naive_entry((m, k, n), bi, a, b, cb, T::wrapping_mul_add);
     }
 }
 
@@ -886,7 +777,14 @@ mod tests {
         let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
         let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
         let mut c = vec![f32::NAN; m * n];
-        gemm(m, k, n, &a32, rsa, csa, &b32, rsb, csb, &mut c);
+        gemm(
+            m,
+            k,
+            n,
+            MatRef::new(&a32, rsa, csa),
+            MatRef::new(&b32, rsb, csb),
+            &mut c,
+        );
         for idx in 0..m * n {
             assert_abs_diff_eq!(c[idx] as f64, want[idx], epsilon = 1e-5 * (mag[idx] + 1.0));
         }
@@ -897,7 +795,7 @@ mod tests {
         let (b, rsb, csb) = operand(k, n, tb, 4 + m as u64);
         let (want, mag) = naive(m, k, n, &a, 0, (rsa, csa), &b, 0, (rsb, csb));
         let mut c = vec![f64::NAN; m * n];
-        gemm(m, k, n, &a, rsa, csa, &b, rsb, csb, &mut c);
+        gemm(m, k, n, MatRef::new(&a, rsa, csa), MatRef::new(&b, rsb, csb), &mut c);
         for idx in 0..m * n {
             assert_abs_diff_eq!(c[idx], want[idx], epsilon = 1e-12 * (mag[idx] + 1.0));
         }
@@ -942,24 +840,38 @@ mod tests {
     fn zero_sizes() {
         // k == 0: C = 0.
         let mut c = vec![f32::NAN; 6];
-        gemm::<f32>(2, 0, 3, &[], 0, 1, &[], 3, 1, &mut c);
+        gemm::<f32>(2, 0, 3, MatRef::new(&[], 0, 1), MatRef::new(&[], 3, 1), &mut c);
         assert_eq!(c, vec![0.0; 6]);
         let mut c = vec![7i64; 6];
-        gemm_int::<i64>(3, 0, 2, &[], 0, 1, &[], 2, 1, &mut c);
+        gemm_int::<i64>(3, 0, 2, MatRef::new(&[], 0, 1), MatRef::new(&[], 2, 1), &mut c);
         assert_eq!(c, vec![0; 6]);
         let mut c = vec![f64::NAN; 12];
-        batched_gemm::<f64>(2, 0, 3, &[], &[0, 0], 0, 1, &[], &[0, 0], 3, 1, &mut c);
+        batched_gemm::<f64>(
+            2,
+            0,
+            3,
+            MatRef::batched(&[], &[0, 0], 0, 1),
+            MatRef::batched(&[], &[0, 0], 3, 1),
+            &mut c,
+        );
         assert_eq!(c, vec![0.0; 12]);
         // m == 0 or n == 0: nothing to do, nothing touched.
         let a = [1.0f32; 6];
         let mut c: [f32; 0] = [];
-        gemm(0, 3, 2, &a, 3, 1, &a, 2, 1, &mut c);
-        gemm(2, 3, 0, &a, 3, 1, &a, 0, 1, &mut c);
+        gemm(0, 3, 2, MatRef::new(&a, 3, 1), MatRef::new(&a, 2, 1), &mut c);
+        gemm(2, 3, 0, MatRef::new(&a, 3, 1), MatRef::new(&a, 0, 1), &mut c);
         let mut c = [5.0f32; 2];
-        gemm(0, 3, 2, &a, 3, 1, &a, 2, 1, &mut c);
+        gemm(0, 3, 2, MatRef::new(&a, 3, 1), MatRef::new(&a, 2, 1), &mut c);
         assert_eq!(c, [5.0; 2]);
         // Empty batch.
-        batched_gemm::<f32>(2, 2, 2, &a, &[], 2, 1, &a, &[], 2, 1, &mut []);
+        batched_gemm::<f32>(
+            2,
+            2,
+            2,
+            MatRef::batched(&a, &[], 2, 1),
+            MatRef::batched(&a, &[], 2, 1),
+            &mut [],
+        );
     }
 
     #[test]
@@ -970,7 +882,7 @@ mod tests {
         let (b, rsb, csb) = operand(k, n, false, 10);
         let (want, mag) = naive(m, k, n, &row, 0, (0, 1), &b, 0, (rsb, csb));
         let mut c = vec![0.0; m * n];
-        gemm(m, k, n, &row, 0, 1, &b, rsb, csb, &mut c);
+        gemm(m, k, n, MatRef::new(&row, 0, 1), MatRef::new(&b, rsb, csb), &mut c);
         for idx in 0..m * n {
             assert_abs_diff_eq!(c[idx], want[idx], epsilon = 1e-12 * (mag[idx] + 1.0));
         }
@@ -996,12 +908,24 @@ mod tests {
             b.extend_from_slice(&b0);
             let b_offsets = vec![pad; batch];
             let mut c = vec![f64::NAN; batch * m * n];
-            batched_gemm(m, k, n, &a, &a_offsets, rsa, csa, &b, &b_offsets, rsb, csb, &mut c);
+            batched_gemm(
+                m,
+                k,
+                n,
+                MatRef::batched(&a, &a_offsets, rsa, csa),
+                MatRef::batched(&b, &b_offsets, rsb, csb),
+                &mut c,
+            );
             let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
             let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
             let mut c32 = vec![f32::NAN; batch * m * n];
             batched_gemm(
-                m, k, n, &a32, &a_offsets, rsa, csa, &b32, &b_offsets, rsb, csb, &mut c32,
+                m,
+                k,
+                n,
+                MatRef::batched(&a32, &a_offsets, rsa, csa),
+                MatRef::batched(&b32, &b_offsets, rsb, csb),
+                &mut c32,
             );
             for i in 0..batch {
                 let (want, mag) = naive(m, k, n, &a, a_offsets[i], (rsa, csa), &b, pad, (rsb, csb));
@@ -1026,7 +950,14 @@ mod tests {
         let b_offsets = vec![0; batch];
         let run = |plan: Option<Plan>| {
             let mut c = vec![f32::NAN; batch * m * n];
-            batched_gemm_planned(m, k, n, &a, &a_offsets, k, 1, &b, &b_offsets, n, 1, &mut c, plan, None);
+            batched_gemm_planned(
+                (m, k, n),
+                MatRef::batched(&a, &a_offsets, k, 1),
+                MatRef::batched(&b, &b_offsets, n, 1),
+                &mut c,
+                plan,
+                None,
+            );
             c
         };
         let serial = run(None);
@@ -1049,7 +980,16 @@ mod tests {
         for threads in [1, 2, 3, 4] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut c = vec![f32::NAN; batch * m * n];
-            pool.install(|| batched_gemm(m, k, n, &a, &a_offsets, k, 1, &b, &b_offsets, n, 1, &mut c));
+            pool.install(|| {
+                batched_gemm(
+                    m,
+                    k,
+                    n,
+                    MatRef::batched(&a, &a_offsets, k, 1),
+                    MatRef::batched(&b, &b_offsets, n, 1),
+                    &mut c,
+                )
+            });
             assert!(serial.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()));
         }
     }
@@ -1092,12 +1032,19 @@ mod tests {
         let a = data(m * k, 31);
         let b = data(k * n, 32);
         let mut serial = vec![0.0; m * n];
-        batched_gemm_planned(m, k, n, &a, &[0], k, 1, &b, &[0], n, 1, &mut serial, None, None);
+        batched_gemm_planned(
+            (m, k, n),
+            MatRef::new(&a, k, 1),
+            MatRef::new(&b, n, 1),
+            &mut serial,
+            None,
+            None,
+        );
         let outs: Vec<Vec<f64>> = (0..8)
             .into_par_iter()
             .map(|_| {
                 let mut c = vec![f64::NAN; m * n];
-                gemm(m, k, n, &a, k, 1, &b, n, 1, &mut c);
+                gemm(m, k, n, MatRef::new(&a, k, 1), MatRef::new(&b, n, 1), &mut c);
                 c
             })
             .collect();
@@ -1112,7 +1059,7 @@ mod tests {
     fn contract_violation_debug_asserts() {
         let a = [1.0f32; 4];
         let mut c = [0.0f32; 4];
-        gemm(2, 2, 2, &a, 3, 1, &a, 2, 1, &mut c);
+        gemm(2, 2, 2, MatRef::new(&a, 3, 1), MatRef::new(&a, 2, 1), &mut c);
     }
 
     #[cfg(not(debug_assertions))]
@@ -1120,7 +1067,7 @@ mod tests {
     fn contract_violation_zero_fills_in_release() {
         let a = [1.0f32; 4];
         let mut c = [9.0f32; 4];
-        gemm(2, 2, 2, &a, 3, 1, &a, 2, 1, &mut c);
+        gemm(2, 2, 2, MatRef::new(&a, 3, 1), MatRef::new(&a, 2, 1), &mut c);
         assert_eq!(c, [0.0; 4]);
     }
 
@@ -1154,12 +1101,19 @@ mod tests {
                 let b: Vec<i64> = b.iter().map(|&x| (x * 100.0) as i64).collect();
                 let want = naive_int(m, k, n, &a, (rsa, csa), &b, (rsb, csb));
                 let mut c = vec![-1i64; m * n];
-                gemm_int(m, k, n, &a, rsa, csa, &b, rsb, csb, &mut c);
+                gemm_int(m, k, n, MatRef::new(&a, rsa, csa), MatRef::new(&b, rsb, csb), &mut c);
                 assert_eq!(c, want);
                 let a32: Vec<i32> = a.iter().map(|&x| x as i32).collect();
                 let b32: Vec<i32> = b.iter().map(|&x| x as i32).collect();
                 let mut c32 = vec![-1i32; m * n];
-                gemm_int(m, k, n, &a32, rsa, csa, &b32, rsb, csb, &mut c32);
+                gemm_int(
+                    m,
+                    k,
+                    n,
+                    MatRef::new(&a32, rsa, csa),
+                    MatRef::new(&b32, rsb, csb),
+                    &mut c32,
+                );
                 assert_eq!(c32, want.iter().map(|&x| x as i32).collect::<Vec<_>>());
             }
         }
@@ -1170,12 +1124,12 @@ mod tests {
         let a = [i32::MAX, 2];
         let b = [2, i32::MAX];
         let mut c = [0i32; 1];
-        gemm_int(1, 2, 1, &a, 2, 1, &b, 1, 1, &mut c);
+        gemm_int(1, 2, 1, MatRef::new(&a, 2, 1), MatRef::new(&b, 1, 1), &mut c);
         let want = i32::MAX.wrapping_mul(2).wrapping_add(2i32.wrapping_mul(i32::MAX));
         assert_eq!(c, [want]);
         let a = [i64::MIN, -1];
         let mut c = [0i64; 1];
-        gemm_int(1, 2, 1, &a, 2, 1, &[-1i64, 1], 1, 1, &mut c);
+        gemm_int(1, 2, 1, MatRef::new(&a, 2, 1), MatRef::new(&[-1i64, 1], 1, 1), &mut c);
         assert_eq!(c, [i64::MIN.wrapping_mul(-1).wrapping_add(-1)]);
     }
 
@@ -1186,7 +1140,14 @@ mod tests {
         let b: Vec<i32> = (0..(k * n) as i32).map(|x| 3 - x).collect();
         let a_offsets: Vec<usize> = (0..batch).map(|i| i * m * k).collect();
         let mut c = vec![0i32; batch * m * n];
-        batched_gemm_int(m, k, n, &a, &a_offsets, 1, m, &b, &[0, 0, 0], n, 1, &mut c);
+        batched_gemm_int(
+            m,
+            k,
+            n,
+            MatRef::batched(&a, &a_offsets, 1, m),
+            MatRef::batched(&b, &[0, 0, 0], n, 1),
+            &mut c,
+        );
         let a64: Vec<i64> = a.iter().map(|&x| x as i64).collect();
         let b64: Vec<i64> = b.iter().map(|&x| x as i64).collect();
         for i in 0..batch {
@@ -1203,14 +1164,14 @@ mod tests {
             let b = data(k * n, 42);
             let bias: Vec<f64> = (0..n).map(|j| j as f64).collect();
             let mut plain = vec![0.0; m * n];
-            gemm(m, k, n, &a, k, 1, &b, n, 1, &mut plain);
+            gemm(m, k, n, MatRef::new(&a, k, 1), MatRef::new(&b, n, 1), &mut plain);
             let mut fused = vec![0.0; m * n];
             let epi = |_row: usize, c0: usize, seg: &mut [f64]| {
                 for (j, v) in seg.iter_mut().enumerate() {
                     *v = (*v + bias[c0 + j]).max(0.0);
                 }
             };
-            batched_gemm_epilogue(m, k, n, &a, &[0], k, 1, &b, &[0], n, 1, &mut fused, &epi);
+            batched_gemm_epilogue(m, k, n, MatRef::new(&a, k, 1), MatRef::new(&b, n, 1), &mut fused, &epi);
             for (i, (f, p)) in fused.iter().zip(&plain).enumerate() {
                 assert_eq!(*f, (p + bias[i % n]).max(0.0));
             }

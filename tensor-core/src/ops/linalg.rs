@@ -3,7 +3,7 @@
 
 use crate::data::Array;
 use crate::dispatch::dispatch1;
-use crate::kernels::matmul::{batched_gemm, batched_gemm_epilogue, batched_gemm_int, GemmFloat};
+use crate::kernels::matmul::{batched_gemm, batched_gemm_epilogue, batched_gemm_int, GemmFloat, MatRef};
 use crate::shape::{broadcast_shapes, normalize_axis};
 use crate::{DType, Data, Element, Error, Op, Result, Shape, Tensor, TensorSpec};
 use ndarray::{ArrayD, IxDyn};
@@ -57,6 +57,13 @@ struct Operand<'a, T> {
     /// One offset per batch entry; inline for the common unbatched and small-batch cases, so
     /// a matmul allocates nothing but its output.
     offsets: SmallVec<[usize; 4]>,
+}
+
+impl<T> Operand<'_, T> {
+    /// The kernel's view of this operand.
+    fn mat(&self) -> MatRef<'_, T> {
+        MatRef::batched(self.data, &self.offsets, self.rs, self.cs)
+    }
 }
 
 /// Keeps a copy alive when an operand had to be made contiguous.
@@ -166,7 +173,7 @@ fn matmul_typed<T: Element>(
     tb: bool,
     a: &Array<T>,
     b: &Array<T>,
-    run: impl Fn(usize, usize, usize, &Operand<T>, &Operand<T>, &mut [T]),
+    run: impl Fn(usize, usize, usize, MatRef<'_, T>, MatRef<'_, T>, &mut [T]),
 ) -> Result<Data> {
     let spec = infer_matmul(
         ta,
@@ -201,33 +208,19 @@ fn matmul_typed<T: Element>(
     let ob = operand(vb, tb, batch).ok_or_else(layout_err)?;
     let mut out = vec![T::ZERO; spec.shape.num_elements()];
     if !out.is_empty() {
-        run(m, k, n, &oa, &ob, &mut out);
+        run(m, k, n, oa.mat(), ob.mat(), &mut out);
     }
     Ok(Data::from_owned(
         ArrayD::from_shape_vec(IxDyn(&out_dims), out).expect("matmul size"),
     ))
 }
 
-fn float_run<T: Element + GemmFloat>(m: usize, k: usize, n: usize, a: &Operand<T>, b: &Operand<T>, c: &mut [T]) {
-    batched_gemm(
-        m, k, n, a.data, &a.offsets, a.rs, a.cs, b.data, &b.offsets, b.rs, b.cs, c,
-    );
-}
-
 pub(crate) fn matmul(ta: bool, tb: bool, a: &Data, b: &Data) -> Result<Data> {
     match (a, b) {
-        (Data::F32(x), Data::F32(y)) => matmul_typed(ta, tb, x, y, float_run::<f32>),
-        (Data::F64(x), Data::F64(y)) => matmul_typed(ta, tb, x, y, float_run::<f64>),
-        (Data::I32(x), Data::I32(y)) => matmul_typed(ta, tb, x, y, |m, k, n, a, b, c| {
-            batched_gemm_int(
-                m, k, n, a.data, &a.offsets, a.rs, a.cs, b.data, &b.offsets, b.rs, b.cs, c,
-            )
-        }),
-        (Data::I64(x), Data::I64(y)) => matmul_typed(ta, tb, x, y, |m, k, n, a, b, c| {
-            batched_gemm_int(
-                m, k, n, a.data, &a.offsets, a.rs, a.cs, b.data, &b.offsets, b.rs, b.cs, c,
-            )
-        }),
+        (Data::F32(x), Data::F32(y)) => matmul_typed(ta, tb, x, y, batched_gemm::<f32>),
+        (Data::F64(x), Data::F64(y)) => matmul_typed(ta, tb, x, y, batched_gemm::<f64>),
+        (Data::I32(x), Data::I32(y)) => matmul_typed(ta, tb, x, y, batched_gemm_int::<i32>),
+        (Data::I64(x), Data::I64(y)) => matmul_typed(ta, tb, x, y, batched_gemm_int::<i64>),
         _ => Err(Error::dtypes(
             "matmul",
             &[a.dtype(), b.dtype()],
@@ -282,21 +275,7 @@ pub fn matmul_epilogue(
                     }
                 }
             };
-            batched_gemm_epilogue(
-                m,
-                k,
-                n,
-                oa.data,
-                &oa.offsets,
-                oa.rs,
-                oa.cs,
-                ob.data,
-                &ob.offsets,
-                ob.rs,
-                ob.cs,
-                c,
-                &epi,
-            );
+            batched_gemm_epilogue(m, k, n, oa, ob, c, &epi);
         })
     }
     if let Some(bv) = bias {
