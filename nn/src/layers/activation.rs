@@ -1,6 +1,5 @@
 //! Activation functions by name, and the `Activation` layer.
 
-use crate::{Attr, Module};
 use ferroflow_tensor_core::{Result, Tensor};
 
 /// An activation, as Keras' `activation=` argument names it.
@@ -56,14 +55,4 @@ impl super::Layer for Activation {
     }
 }
 
-impl Module for Activation {
-    fn name(&self) -> &str {
-        "activation"
-    }
-    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
-        Vec::new()
-    }
-    fn as_dyn(&self) -> &dyn Module {
-        self
-    }
-}
+layer_module!(Activation, |_l| "activation", |_l| Vec::new());

@@ -2,7 +2,6 @@
 
 use super::{unique_name, Activation, Layer};
 use crate::initializers::Initializer;
-use crate::{Attr, Module};
 use ferroflow_tensor_core::{DType, Error, Padding, Result, Tensor, Variable};
 use std::cell::OnceCell;
 
@@ -104,17 +103,7 @@ impl Layer for Conv2D {
     }
 }
 
-impl Module for Conv2D {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
-        super::kernel_and_bias(&self.kernel, &self.bias)
-    }
-    fn as_dyn(&self) -> &dyn Module {
-        self
-    }
-}
+layer_module!(Conv2D, |l| &l.name, |l| super::kernel_and_bias(&l.kernel, &l.bias));
 
 /// A pooling layer's settings.
 #[derive(Debug, Clone)]
@@ -163,17 +152,7 @@ macro_rules! pool_layer {
             }
         }
 
-        impl Module for $t {
-            fn name(&self) -> &str {
-                $name
-            }
-            fn attributes(&self) -> Vec<(String, Attr<'_>)> {
-                Vec::new()
-            }
-            fn as_dyn(&self) -> &dyn Module {
-                self
-            }
-        }
+        layer_module!($t, |_l| $name, |_l| Vec::new());
     };
 }
 
@@ -184,6 +163,7 @@ pool_layer!(AveragePooling2D, "average_pooling2d", avg_pool2d);
 mod tests {
     use super::*;
     use crate::layers::{Dropout, Flatten, Sequential};
+    use crate::Module;
 
     #[test]
     fn shapes_parameter_counts_and_training_behaviour() {

@@ -2,7 +2,6 @@
 
 use super::{unique_name, Activation, Layer};
 use crate::initializers::Initializer;
-use crate::{Attr, Module, Track};
 use ferroflow_tensor_core::{DType, Error, Result, Tensor, Variable};
 use std::cell::OnceCell;
 
@@ -141,20 +140,4 @@ impl Layer for Dense {
     }
 }
 
-impl Module for Dense {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
-        super::kernel_and_bias(&self.kernel, &self.bias)
-    }
-    fn as_dyn(&self) -> &dyn Module {
-        self
-    }
-}
-
-impl Track for Dense {
-    fn track(&self) -> Option<Attr<'_>> {
-        Some(Attr::Module(self))
-    }
-}
+layer_module!(Dense, |l| &l.name, |l| super::kernel_and_bias(&l.kernel, &l.bias));

@@ -1,7 +1,6 @@
 //! `Dropout`: zeroes a fraction of inputs while training.
 
 use super::Layer;
-use crate::{Attr, Module};
 use ferroflow_tensor_core::{random, Error, Result, Tensor};
 
 /// `keras.layers.Dropout`: while training, each element is zeroed with probability `rate`
@@ -43,14 +42,4 @@ impl Layer for Dropout {
     }
 }
 
-impl Module for Dropout {
-    fn name(&self) -> &str {
-        "dropout"
-    }
-    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
-        Vec::new()
-    }
-    fn as_dyn(&self) -> &dyn Module {
-        self
-    }
-}
+layer_module!(Dropout, |_l| "dropout", |_l| Vec::new());

@@ -2,7 +2,7 @@
 
 use super::{unique_name, Layer};
 use crate::initializers::Initializer;
-use crate::{Attr, Module, Track};
+use crate::Attr;
 use ferroflow_tensor_core::{DType, Error, Result, Tensor, Variable};
 
 /// `keras.layers.Embedding`: maps integer ids in `[0, input_dim)` to rows of an
@@ -79,27 +79,15 @@ impl Layer for Embedding {
     }
 }
 
-impl Module for Embedding {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
-        vec![("embeddings".to_string(), Attr::Variable(&self.embeddings))]
-    }
-    fn as_dyn(&self) -> &dyn Module {
-        self
-    }
-}
-
-impl Track for Embedding {
-    fn track(&self) -> Option<Attr<'_>> {
-        Some(Attr::Module(self))
-    }
-}
+layer_module!(Embedding, |l| &l.name, |l| vec![(
+    "embeddings".to_string(),
+    Attr::Variable(&l.embeddings)
+)]);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Module;
     use ferroflow_autodiff::GradientTape;
 
     #[test]

@@ -1,7 +1,6 @@
 //! `Flatten`: keeps the batch axis, flattens the rest.
 
 use super::Layer;
-use crate::{Attr, Module};
 use ferroflow_tensor_core::{Error, Result, Tensor};
 
 /// `keras.layers.Flatten`: `[batch, d1, d2, ...]` → `[batch, d1·d2·...]`.
@@ -18,14 +17,4 @@ impl Layer for Flatten {
     }
 }
 
-impl Module for Flatten {
-    fn name(&self) -> &str {
-        "flatten"
-    }
-    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
-        Vec::new()
-    }
-    fn as_dyn(&self) -> &dyn Module {
-        self
-    }
-}
+layer_module!(Flatten, |_l| "flatten", |_l| Vec::new());

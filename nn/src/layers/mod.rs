@@ -1,6 +1,34 @@
 //! Keras-style layers: each is a [`Module`] with a `call` that takes a
 //! training flag where behaviour differs.
 
+/// `Module` and `Track` for a layer type: its name and its tracked attributes, each an
+/// expression over the layer (bound to the given identifier).
+///
+/// `layer_module!(Dense, |l| &l.name, |l| kernel_and_bias(&l.kernel, &l.bias));`
+macro_rules! layer_module {
+    ($t:ty, |$n:ident| $name:expr, |$a:ident| $attrs:expr) => {
+        impl $crate::Module for $t {
+            fn name(&self) -> &str {
+                let $n = self;
+                $name
+            }
+            fn attributes(&self) -> Vec<(String, $crate::Attr<'_>)> {
+                let $a = self;
+                $attrs
+            }
+            fn as_dyn(&self) -> &dyn $crate::Module {
+                self
+            }
+        }
+
+        impl $crate::Track for $t {
+            fn track(&self) -> Option<$crate::Attr<'_>> {
+                Some($crate::Attr::Module(self))
+            }
+        }
+    };
+}
+
 mod activation;
 mod conv;
 mod dense;

@@ -2,7 +2,7 @@
 //! features, then scale by `gamma` and shift by `beta`.
 
 use super::{unique_name, Layer};
-use crate::{Attr, Module, Track};
+use crate::Attr;
 use ferroflow_tensor_core::{DType, Error, Result, Tensor, Variable};
 use std::cell::OnceCell;
 
@@ -213,33 +213,13 @@ impl Layer for LayerNormalization {
     }
 }
 
-macro_rules! normalization_module {
-    ($t:ty) => {
-        impl Module for $t {
-            fn name(&self) -> &str {
-                &self.name
-            }
-            fn attributes(&self) -> Vec<(String, Attr<'_>)> {
-                attributes(&self.vars)
-            }
-            fn as_dyn(&self) -> &dyn Module {
-                self
-            }
-        }
-
-        impl Track for $t {
-            fn track(&self) -> Option<Attr<'_>> {
-                Some(Attr::Module(self))
-            }
-        }
-    };
-}
-normalization_module!(BatchNormalization);
-normalization_module!(LayerNormalization);
+layer_module!(BatchNormalization, |l| &l.name, |l| attributes(&l.vars));
+layer_module!(LayerNormalization, |l| &l.name, |l| attributes(&l.vars));
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Module;
     use ferroflow_autodiff::GradientTape;
 
     #[test]

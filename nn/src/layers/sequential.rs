@@ -1,7 +1,7 @@
 //! `Sequential`: layers applied one after another.
 
 use super::{unique_name, Layer};
-use crate::{Attr, Module, Track};
+use crate::Attr;
 use ferroflow_tensor_core::{Result, Tensor};
 
 /// `keras.Sequential`: calls its layers in order.
@@ -58,21 +58,7 @@ impl Layer for Sequential {
     }
 }
 
-impl Module for Sequential {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
-        let items = self.layers.iter().map(|l| Attr::Module(l.as_dyn())).collect();
-        vec![("layers".to_string(), Attr::List(items))]
-    }
-    fn as_dyn(&self) -> &dyn Module {
-        self
-    }
-}
-
-impl Track for Sequential {
-    fn track(&self) -> Option<Attr<'_>> {
-        Some(Attr::Module(self))
-    }
-}
+layer_module!(Sequential, |l| &l.name, |l| {
+    let items = l.layers.iter().map(|x| Attr::Module(x.as_dyn())).collect();
+    vec![("layers".to_string(), Attr::List(items))]
+});
