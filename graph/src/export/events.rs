@@ -5,25 +5,10 @@
 use crate::ir::{Graph, NodeKind};
 use ferroflow_tensor_core::{DType, Data, Op};
 
-/// CRC32C (Castagnoli), reflected polynomial 0x82F63B78.
+/// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), from the `crc32c` crate (hardware
+/// accelerated where the CPU has it), which the checkpoint crate uses too.
 pub fn crc32c(bytes: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, e) in t.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 { 0x82F6_3B78 ^ (c >> 1) } else { c >> 1 };
-            }
-            *e = c;
-        }
-        t
-    });
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc = table[((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    crc ^ 0xFFFF_FFFF
+    ::crc32c::crc32c(bytes)
 }
 
 /// TFRecord's masked CRC: rotate right by 15, add 0xA282EAD8.
