@@ -55,6 +55,16 @@ fn fixture_prefix() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("checkpoint/tests/fixtures/tf_ckpt/checkpoint1")
 }
 
+/// The file names in `dir`, sorted.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    files
+}
+
 fn names(path: &Path) -> Vec<String> {
     list_variables(path).unwrap().into_iter().map(|i| i.name).collect()
 }
@@ -215,11 +225,7 @@ fn write_is_exact_and_save_numbers_with_a_counter_and_state_file() {
     let ck = Checkpoint::new().track("v", &v).unwrap();
     let p = ck.write(dir.path().join("c01/w")).unwrap();
     assert_eq!(p, dir.path().join("c01/w"));
-    let mut files: Vec<String> = std::fs::read_dir(dir.path().join("c01"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    files.sort();
+    let files = files_in(&dir.path().join("c01"));
     assert_eq!(files, ["w.data-00000-of-00001", "w.index"]);
     assert_eq!(CheckpointReader::open(&p).unwrap().save_counter().unwrap(), None);
 
@@ -361,11 +367,7 @@ fn manager_keeps_the_newest_and_recovers_its_list() {
         mgr.checkpoints(),
         [dir.path().join("ckpt-2"), dir.path().join("ckpt-3")]
     );
-    let mut files: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    files.sort();
+    let files = files_in(&dir.path());
     assert_eq!(
         files,
         [
@@ -491,11 +493,7 @@ fn overwriting_a_checkpoint_replaces_it_whole_and_leaves_no_temporaries() {
             );
         }
     }
-    let mut files: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    files.sort();
+    let files = files_in(&dir.path());
     assert_eq!(
         files,
         ["latest.data-00000-of-00001", "latest.index", "latest.safetensors"]
