@@ -367,7 +367,7 @@ fn manager_keeps_the_newest_and_recovers_its_list() {
         mgr.checkpoints(),
         [dir.path().join("ckpt-2"), dir.path().join("ckpt-3")]
     );
-    let files = files_in(&dir.path());
+    let files = files_in(dir.path());
     assert_eq!(
         files,
         [
@@ -493,7 +493,7 @@ fn overwriting_a_checkpoint_replaces_it_whole_and_leaves_no_temporaries() {
             );
         }
     }
-    let files = files_in(&dir.path());
+    let files = files_in(dir.path());
     assert_eq!(
         files,
         ["latest.data-00000-of-00001", "latest.index", "latest.safetensors"]
