@@ -42,7 +42,9 @@ pub trait Weights: Trackable {
             .filter(|(p, _)| !stored.contains(p))
             .map(|(p, _)| p.as_str())
             .collect();
-        let extra: Vec<&String> = stored.iter().filter(|s| !vars.iter().any(|(p, _)| p == *s)).collect();
+        let own: std::collections::HashSet<&str> = vars.iter().map(|(p, _)| p.as_str()).collect();
+        let mut extra: Vec<&String> = stored.iter().filter(|s| !own.contains(s.as_str())).collect();
+        extra.sort();
         if !missing.is_empty() || !extra.is_empty() {
             return Err(CheckpointError::Mismatch {
                 path: reader.path().to_path_buf(),
