@@ -1,7 +1,7 @@
 //! Elementwise fusion: a tree of float elementwise ops whose intermediate results are used
 //! once becomes one [`FusedElementwise`] node, run as a single pass over memory.
 
-use crate::fused::{FusedElementwise, Instr, Operand};
+use crate::fused::{combine_instructions, FusedElementwise, Instr, Operand};
 use crate::ir::{Graph, NodeKind, ValueRef};
 use ferroflow_tensor_core::Op;
 use std::collections::HashMap;
@@ -91,7 +91,7 @@ pub fn elementwise_fusion(g: &mut Graph) -> usize {
         n.kind = NodeKind::Fused(FusedElementwise {
             dtype,
             dims,
-            program: b.program,
+            program: combine_instructions(&b.program),
         });
         n.inputs = b.inputs;
         made += 1;
@@ -129,6 +129,12 @@ mod tests {
                 .any(|n| n.op_type() == "FusedElementwise[multiply+add+sigmoid+multiply]"),
             "{g}"
         );
+        // ... run as two loops: x * a + b, then sigmoid(.) * x1.
+        let fused = g.nodes.iter().find_map(|n| match &n.kind {
+            NodeKind::Fused(f) => Some(f),
+            _ => None,
+        });
+        assert_eq!(fused.map(|f| f.program.len()), Some(2), "{g}");
         assert_eq!(run(&g, &[x0, x1]), want, "bit-identical to the separate ops");
     }
 

@@ -119,9 +119,11 @@ where
     U: Copy + Send + Sync,
     F: Fn(T) -> U + Sync + Send,
 {
+    // A strided view is copied first: the map then runs vectorised (and `f` may assume the
+    // vectorised build, see `with_fma!`).
     let v = match standard_slice(a) {
         Some(s) => map_slice(s, f, par_from),
-        None => a.iter().map(|&x| f(x)).collect(),
+        None => map_slice(a.as_standard_layout().as_slice().expect("standard layout"), f, par_from),
     };
     ArrayD::from_shape_vec(IxDyn(a.shape()), v)
         .expect("unary: element count preserved")

@@ -22,6 +22,38 @@ pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether [`vectorized`] runs code with fused multiply-add instructions on this CPU: its
+/// AVX2+FMA build on x86-64, always on aarch64 (FMA is part of the base ISA).
+#[inline(always)]
+pub fn fma_enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return !matches!(level(), Level::Baseline);
+    #[cfg(target_arch = "aarch64")]
+    return true;
+    #[allow(unreachable_code)]
+    false
+}
+
+/// Binds `$fma` to a `const bool`, [`fma_enabled`], for the loops that `$body` runs through
+/// [`vectorized`]: math that can use fused multiply-adds (the `exp` of `exp`, `sigmoid`)
+/// then uses them exactly where they are one instruction, and never a slow library call.
+/// Both forms are compiled; the body should fix its op first (match outside the loop).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_fma {
+    ($fma:ident => $body:expr) => {{
+        if $crate::kernels::simd::fma_enabled() {
+            #[allow(non_upper_case_globals)]
+            const $fma: bool = true;
+            $body
+        } else {
+            #[allow(non_upper_case_globals)]
+            const $fma: bool = false;
+            $body
+        }
+    }};
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {

@@ -270,9 +270,13 @@ pub fn matmul_epilogue(
                     }
                 }
                 if let Some(u) = act {
-                    for v in seg.iter_mut() {
-                        *v = u.apply_float(*v);
-                    }
+                    // The op fixed outside the loop and the AVX2+FMA build, as in the
+                    // elementwise kernels (the exp of sigmoid/elu uses fused multiply-adds).
+                    crate::with_unary_op!(u, op => crate::with_fma!(fma => crate::kernels::simd::vectorized(|| {
+                        for v in seg.iter_mut() {
+                            *v = op.apply_float::<T, fma>(*v)
+                        }
+                    })));
                 }
             };
             batched_gemm_epilogue(m, k, n, oa, ob, c, &epi);

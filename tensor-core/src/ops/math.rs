@@ -124,8 +124,12 @@ impl UnaryOp {
 
     /// The scalar function on one float element. Fused graph kernels call this too, so a
     /// fused chain computes exactly what the separate ops compute.
+    ///
+    /// `FMA` lets `exp` and `sigmoid` use fused multiply-adds: pass the constant that
+    /// [`with_fma!`](crate::with_fma) binds around a [`vectorized`](crate::kernels::simd::vectorized)
+    /// loop (elsewhere, `false`).
     #[inline(always)]
-    pub fn apply_float<T: FloatElement>(self, x: T) -> T {
+    pub fn apply_float<T: FloatElement, const FMA: bool>(self, x: T) -> T {
         use UnaryOp::*;
         let c = |v: f64| T::from_f64(v);
         let zero = T::zero();
@@ -133,7 +137,7 @@ impl UnaryOp {
         match self {
             Neg => -x,
             Abs => x.abs(),
-            Exp => x.exp_vec(),
+            Exp => x.exp_vec::<FMA>(),
             Log => x.ln(),
             Log1p => x.ln_1p(),
             Sqrt => x.sqrt(),
@@ -143,7 +147,7 @@ impl UnaryOp {
             Sin => x.sin(),
             Cos => x.cos(),
             Tanh => x.tanh(),
-            Sigmoid => sigmoid(x),
+            Sigmoid => sigmoid::<T, FMA>(x),
             Erf => x.erf(),
             Softplus => softplus(x),
             Softsign => x / (one + x.abs()),
@@ -216,9 +220,9 @@ impl UnaryOp {
 
 /// Numerically stable logistic function.
 #[inline(always)]
-fn sigmoid<T: FloatElement>(x: T) -> T {
+fn sigmoid<T: FloatElement, const FMA: bool>(x: T) -> T {
     // One exponential of -|x| (never overflows), then a select: branch-free, so it vectorises.
-    let e = (-x.abs()).exp_vec();
+    let e = (-x.abs()).exp_nonpositive_vec::<FMA>();
     let s = T::one() / (T::one() + e);
     if x >= T::zero() {
         s
@@ -479,7 +483,7 @@ fn float_unary<T: FloatElement>(u: UnaryOp, a: &Array<T>) -> Array<T> {
     } else {
         el::PAR_THRESHOLD_COSTLY
     };
-    crate::with_unary_op!(u, op => el::unary_with(a, move |x: T| op.apply_float(x), par_from))
+    crate::with_unary_op!(u, op => crate::with_fma!(fma => el::unary_with(a, move |x: T| op.apply_float::<T, fma>(x), par_from)))
 }
 
 fn float_binary<T: FloatElement>(op: BinaryOp, a: &Array<T>, b: &Array<T>, dims: &[usize]) -> Array<T> {
