@@ -142,7 +142,7 @@ pub trait FloatElement: Element + num_traits::Float + num_traits::FloatConst + s
     /// Round half to even (TensorFlow's `round`).
     fn round_even(self) -> Self;
     /// `e^x` in a form the compiler vectorises: for `f32` a Cephes-style polynomial (within
-    /// 2 ulp of the exact value; `FMA` picks fused multiply-adds, see [`exp_f32`]), for
+    /// 2 ulp of the exact value; `FMA` picks fused multiply-adds, see `exp_f32`), for
     /// `f64` the standard library's `exp`.
     fn exp_vec<const FMA: bool>(self) -> Self;
     /// [`FloatElement::exp_vec`] for arguments `<= 0` only (cheaper for `f32`, same value).
