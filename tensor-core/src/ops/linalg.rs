@@ -32,11 +32,7 @@ pub(crate) fn infer_matmul(ta: bool, tb: bool, x: &[TensorSpec]) -> Result<Tenso
     let (ba, m, k) = matrix_dims("matmul", &a.shape, ta)?;
     let (bb, k2, n) = matrix_dims("matmul", &b.shape, tb)?;
     if k != k2 {
-        return Err(Error::shapes(
-            "matmul",
-            &[&a.shape, &b.shape],
-            format!("inner dimensions differ: {k} vs {k2} (transpose_a={ta}, transpose_b={tb})"),
-        ));
+        return Err(inner_mismatch(&a.shape, &b.shape, (k, k2), (ta, tb)));
     }
     // Plain 2-D products (the common case) need no batch broadcasting.
     let mut out = if ba.is_empty() && bb.is_empty() {
@@ -46,6 +42,15 @@ pub(crate) fn infer_matmul(ta: bool, tb: bool, x: &[TensorSpec]) -> Result<Tenso
     };
     out.extend_from_slice(&[m, n]);
     Ok(TensorSpec::new(a.dtype, out))
+}
+
+/// The error for operands whose inner dimensions differ.
+fn inner_mismatch(a: &Shape, b: &Shape, (k, k2): (usize, usize), (ta, tb): (bool, bool)) -> Error {
+    Error::shapes(
+        "matmul",
+        &[a, b],
+        format!("inner dimensions differ: {k} vs {k2} (transpose_a={ta}, transpose_b={tb})"),
+    )
 }
 
 /// An operand laid out for the kernel: its storage, row/column strides of the (possibly
@@ -64,12 +69,6 @@ impl<T> Operand<'_, T> {
     fn mat(&self) -> MatRef<'_, T> {
         MatRef::batched(self.data, &self.offsets, self.rs, self.cs)
     }
-}
-
-/// Keeps a copy alive when an operand had to be made contiguous.
-enum Storage<T> {
-    Borrowed,
-    Owned(ndarray::ArrayD<T>),
 }
 
 /// The number of elements spanned if an array of these dims and strides fills a dense
@@ -115,56 +114,52 @@ fn dense_len(dims: &[usize], strides: &[isize]) -> Option<usize> {
     Some(total)
 }
 
-fn storage<T: Element>(a: &Array<T>) -> Storage<T> {
-    let ok = dense_len(a.shape(), a.strides()).is_some();
-    if ok {
-        Storage::Borrowed
-    } else {
-        Storage::Owned(a.as_standard_layout().into_owned())
-    }
-}
-
-fn operand<'a, T: Element>(
-    view: ndarray::ArrayViewD<'a, T>,
+/// `a` as the kernel's operand, or `None` if its elements do not fill a dense block (the
+/// caller then makes a contiguous copy).
+fn operand<'a, T: Element, S: ndarray::Data<Elem = T>>(
+    a: &'a ndarray::ArrayBase<S, IxDyn>,
     transpose: bool,
     out_batch: &[usize],
 ) -> Option<Operand<'a, T>> {
-    let rank = view.ndim();
-    let strides: SmallVec<[usize; 6]> = view.strides().iter().map(|&s| s as usize).collect();
-    let dims: SmallVec<[usize; 6]> = view.shape().iter().copied().collect();
-    let (mut rs, mut cs) = (strides[rank - 2], strides[rank - 1]);
+    let (dims, strides) = (a.shape(), a.strides());
+    let len = dense_len(dims, strides)?;
+    let rank = dims.len();
+    let (mut rs, mut cs) = (strides[rank - 2] as usize, strides[rank - 1] as usize);
     if transpose {
         std::mem::swap(&mut rs, &mut cs);
     }
     // Batch offsets: walk the output batch index, mapping each to this operand's (right
-    // aligned, broadcast) batch dims.
-    let nb: usize = out_batch.iter().product();
-    let own_batch = rank - 2;
-    let lead = out_batch.len() - own_batch;
-    let mut offsets = SmallVec::with_capacity(nb);
-    let mut idx: SmallVec<[usize; 6]> = smallvec::smallvec![0usize; out_batch.len()];
-    for _ in 0..nb {
-        let mut off = 0usize;
-        for (j, &i) in idx.iter().enumerate().skip(lead) {
-            let d = j - lead;
-            if dims[d] != 1 {
-                off += i * strides[d];
+    // aligned, broadcast) batch dims. One zero offset for a plain 2-D product.
+    let mut offsets = SmallVec::new();
+    if out_batch.is_empty() {
+        offsets.push(0);
+    } else {
+        let nb: usize = out_batch.iter().product();
+        let lead = out_batch.len() - (rank - 2);
+        offsets.reserve(nb);
+        let mut idx: SmallVec<[usize; 6]> = smallvec::smallvec![0usize; out_batch.len()];
+        for _ in 0..nb {
+            let mut off = 0usize;
+            for (j, &i) in idx.iter().enumerate().skip(lead) {
+                let d = j - lead;
+                if dims[d] != 1 {
+                    off += i * strides[d] as usize;
+                }
             }
-        }
-        offsets.push(off);
-        for j in (0..idx.len()).rev() {
-            idx[j] += 1;
-            if idx[j] < out_batch[j] {
-                break;
+            offsets.push(off);
+            for j in (0..idx.len()).rev() {
+                idx[j] += 1;
+                if idx[j] < out_batch[j] {
+                    break;
+                }
+                idx[j] = 0;
             }
-            idx[j] = 0;
         }
     }
-    let len = dense_len(view.shape(), view.strides())?;
-    // SAFETY: `dense_len` verified that the view's elements occupy exactly `len` consecutive
-    // elements starting at its pointer (non-negative strides, no gaps), all inside the array
-    // the view borrows for 'a.
-    let data = unsafe { std::slice::from_raw_parts(view.as_ptr(), len) };
+    // SAFETY: `dense_len` verified that the array's elements occupy exactly `len`
+    // consecutive elements starting at its pointer (non-negative strides, no gaps), all
+    // inside the storage `a` borrows for 'a.
+    let data = unsafe { std::slice::from_raw_parts(a.as_ptr(), len) };
     Some(Operand { data, rs, cs, offsets })
 }
 
@@ -175,38 +170,44 @@ fn matmul_typed<T: Element>(
     b: &Array<T>,
     run: impl Fn(usize, usize, usize, MatRef<'_, T>, MatRef<'_, T>, &mut [T]),
 ) -> Result<Data> {
-    let spec = infer_matmul(
-        ta,
-        tb,
-        &[
-            TensorSpec::new(T::DTYPE, a.shape()),
-            TensorSpec::new(T::DTYPE, b.shape()),
-        ],
-    )?;
-    let out_dims = spec.shape.dims().to_vec();
-    let (m, n) = (out_dims[out_dims.len() - 2], out_dims[out_dims.len() - 1]);
-    let k = if ta {
-        a.shape()[a.ndim() - 2]
+    // Plain 2-D products (the common case, often tiny) skip the general shape inference
+    // and its allocations.
+    let (da, db) = (a.shape(), b.shape());
+    let out_dims: SmallVec<[usize; 4]> = if da.len() == 2 && db.len() == 2 {
+        let (m, k) = if ta { (da[1], da[0]) } else { (da[0], da[1]) };
+        let (k2, n) = if tb { (db[1], db[0]) } else { (db[0], db[1]) };
+        if k != k2 {
+            return Err(inner_mismatch(&da.into(), &db.into(), (k, k2), (ta, tb)));
+        }
+        smallvec::smallvec![m, n]
     } else {
-        a.shape()[a.ndim() - 1]
+        let spec = infer_matmul(ta, tb, &[TensorSpec::new(T::DTYPE, da), TensorSpec::new(T::DTYPE, db)])?;
+        spec.shape.dims().iter().copied().collect()
     };
+    let (m, n) = (out_dims[out_dims.len() - 2], out_dims[out_dims.len() - 1]);
+    let k = if ta { da[da.len() - 2] } else { da[da.len() - 1] };
     let batch = &out_dims[..out_dims.len() - 2];
-    let (sa, sb) = (storage(a), storage(b));
-    let va = match &sa {
-        Storage::Borrowed => a.view(),
-        Storage::Owned(o) => o.view(),
-    };
-    let vb = match &sb {
-        Storage::Borrowed => b.view(),
-        Storage::Owned(o) => o.view(),
-    };
     let layout_err = || Error::Other {
         op: "matmul",
         msg: "operand layout not supported".into(),
     };
-    let oa = operand(va, ta, batch).ok_or_else(layout_err)?;
-    let ob = operand(vb, tb, batch).ok_or_else(layout_err)?;
-    let mut out = vec![T::ZERO; spec.shape.num_elements()];
+    // An operand that does not fill a dense block (a strided slice) is copied once.
+    let (copy_a, copy_b);
+    let oa = match operand(a, ta, batch) {
+        Some(o) => o,
+        None => {
+            copy_a = a.as_standard_layout().into_owned();
+            operand(&copy_a, ta, batch).ok_or_else(layout_err)?
+        }
+    };
+    let ob = match operand(b, tb, batch) {
+        Some(o) => o,
+        None => {
+            copy_b = b.as_standard_layout().into_owned();
+            operand(&copy_b, tb, batch).ok_or_else(layout_err)?
+        }
+    };
+    let mut out = vec![T::ZERO; out_dims.iter().product()];
     if !out.is_empty() {
         run(m, k, n, oa.mat(), ob.mat(), &mut out);
     }
@@ -416,6 +417,37 @@ mod tests {
         assert_eq!(r.to_vec::<f64>().unwrap()[9], -1.0);
         let ai = Tensor::new([[1i32, 2], [3, 4]]);
         assert_eq!(ai.matmul(&ai).unwrap().to_vec::<i32>().unwrap(), vec![7, 10, 15, 22]);
+    }
+
+    /// Operands that are strided views (copied for the kernel) and batch dimensions that
+    /// broadcast give the products of dense copies.
+    #[test]
+    fn strided_and_broadcast_operands_match_dense_copies() {
+        let x = Tensor::range(0.0, 24.0, 1.0, DType::F64)
+            .unwrap()
+            .reshape(&[4, 6])
+            .unwrap();
+        let every_other = x.strided_slice(&[None, None], &[None, None], &[2, 2]).unwrap();
+        let dense = Tensor::new([[0.0f64, 2.0, 4.0], [12.0, 14.0, 16.0]]);
+        let b = Tensor::new([[1.0f64, -1.0], [0.5, 2.0], [-3.0, 0.25]]);
+        let want = dense.matmul(&b).unwrap().to_vec::<f64>().unwrap();
+        assert_eq!(every_other.matmul(&b).unwrap().to_vec::<f64>().unwrap(), want);
+        let cols = x.slice(&[0, 1], &[3, 2]).unwrap(); // [3, 2], rows 6 apart
+        let cols_dense = Tensor::new([[1.0f64, 2.0], [7.0, 8.0], [13.0, 14.0]]);
+        assert_eq!(
+            b.matmul_t(&cols, true, false).unwrap().to_vec::<f64>().unwrap(),
+            b.matmul_t(&cols_dense, true, false).unwrap().to_vec::<f64>().unwrap()
+        );
+        // [2, 1, 3, 2] x [2, 3] -> [2, 1, 3, 3]: each batch entry times the same matrix.
+        let a0 = Tensor::new([[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]]);
+        let a1 = a0.mul(&Tensor::scalar(-0.5f64)).unwrap();
+        let batched = Tensor::stack(&[&a0, &a1], 0).unwrap().reshape(&[2, 1, 3, 2]).unwrap();
+        let w = Tensor::new([[1.0f64, 0.0, 2.0], [0.0, 1.0, 3.0]]);
+        let r = batched.matmul(&w).unwrap();
+        assert_eq!(r.dims(), &[2, 1, 3, 3]);
+        let mut want = a0.matmul(&w).unwrap().to_vec::<f64>().unwrap();
+        want.extend(a1.matmul(&w).unwrap().to_vec::<f64>().unwrap());
+        assert_eq!(r.to_vec::<f64>().unwrap(), want);
     }
 
     #[test]
