@@ -54,6 +54,13 @@ fn main() {
             },
         ),
         (
+            "no loop merging",
+            PassConfig {
+                loop_merging: false,
+                ..Default::default()
+            },
+        ),
+        (
             "no epilogue",
             PassConfig {
                 matmul_epilogue_fusion: false,

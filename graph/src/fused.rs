@@ -210,7 +210,7 @@ impl FusedElementwise {
         // exactly once (see `Out`), in parallel.
         let mut out: Vec<T> = Vec::with_capacity(n);
         // Scratch for the intermediate results of one chunk, reused across chunks.
-        let scratch = || vec![vec![T::zero(); FUSED_CHUNK]; last];
+        let scratch = || vec![vec![T::zero(); FUSED_CHUNK.min(n)]; last];
         let body = |temps: &mut Vec<Vec<T>>, (ci, dst): (usize, &mut [MaybeUninit<T>])| {
             let start = ci * FUSED_CHUNK;
             let len = dst.len();

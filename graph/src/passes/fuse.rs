@@ -63,9 +63,10 @@ impl Builder {
     }
 }
 
-/// Fuses every elementwise tree of two or more ops. Returns the number of fused nodes made;
-/// the absorbed nodes are left unused for dead-code elimination.
-pub fn elementwise_fusion(g: &mut Graph) -> usize {
+/// Fuses every elementwise tree of two or more ops, merging pairs of its instructions into
+/// one loop each when `merge_loops` is set ([`combine_instructions`]). Returns the number of
+/// fused nodes made; the absorbed nodes are left unused for dead-code elimination.
+pub fn elementwise_fusion(g: &mut Graph, merge_loops: bool) -> usize {
     let uses = g.use_counts();
     let mut absorbed = vec![false; g.nodes.len()];
     let mut made = 0;
@@ -91,7 +92,11 @@ pub fn elementwise_fusion(g: &mut Graph) -> usize {
         n.kind = NodeKind::Fused(FusedElementwise {
             dtype,
             dims,
-            program: combine_instructions(&b.program),
+            program: if merge_loops {
+                combine_instructions(&b.program)
+            } else {
+                b.program
+            },
         });
         n.inputs = b.inputs;
         made += 1;
@@ -119,7 +124,9 @@ mod tests {
         let x1 = ferroflow_tensor_core::random::normal(&[10_000], 0.0, 1.0, DType::F32, Some(2)).unwrap();
         let want = run(&g, &[x0.clone(), x1.clone()]);
         let before = g.len();
-        assert_eq!(elementwise_fusion(&mut g), 1);
+        let mut unmerged = g.clone();
+        assert_eq!(elementwise_fusion(&mut g, true), 1);
+        assert_eq!(elementwise_fusion(&mut unmerged, false), 1);
         dead_code_elimination(&mut g);
         // mul, add, sigmoid, mul -> one fused node.
         assert_eq!(before - g.len(), 3, "{g}");
@@ -135,7 +142,18 @@ mod tests {
             _ => None,
         });
         assert_eq!(fused.map(|f| f.program.len()), Some(2), "{g}");
-        assert_eq!(run(&g, &[x0, x1]), want, "bit-identical to the separate ops");
+        assert_eq!(
+            run(&g, &[x0.clone(), x1.clone()]),
+            want,
+            "bit-identical to the separate ops"
+        );
+        dead_code_elimination(&mut unmerged);
+        let program_len = unmerged.nodes.iter().find_map(|n| match &n.kind {
+            NodeKind::Fused(f) => Some(f.program.len()),
+            _ => None,
+        });
+        assert_eq!(program_len, Some(4), "without merging: one loop per op");
+        assert_eq!(run(&unmerged, &[x0, x1]), want);
     }
 
     #[test]
@@ -154,7 +172,7 @@ mod tests {
         let x0 = Tensor::new([[0.1f64, 0.2, 0.3], [0.4, 0.5, 0.6]]);
         let x1 = Tensor::new([1.0f64, 2.0, 3.0]);
         let want = run(&g, &[x0.clone(), x1.clone()]);
-        elementwise_fusion(&mut g);
+        elementwise_fusion(&mut g, true);
         dead_code_elimination(&mut g);
         assert!(g.nodes.iter().any(|n| n.op_type() == "Exp"), "{g}");
         assert!(g.nodes.iter().any(|n| n.op_type() == "AddV2"), "{g}");

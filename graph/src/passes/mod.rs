@@ -28,6 +28,10 @@ pub struct PassConfig {
     pub common_subexpression_elimination: bool,
     /// Turn chains of elementwise ops into one loop over cache-sized chunks.
     pub elementwise_fusion: bool,
+    /// Inside each fused node, run a multiply feeding an add, and a costly unary op (exp,
+    /// sigmoid, tanh, ...) feeding a multiply or an add, as one pass over the chunk each
+    /// (see [`combine_instructions`](crate::fused::combine_instructions)).
+    pub loop_merging: bool,
     /// Apply bias-add and activation to each matmul output block while it is hot.
     pub matmul_epilogue_fusion: bool,
     /// Free each value after its last use and run elementwise ops in place when their
@@ -42,6 +46,7 @@ impl Default for PassConfig {
             constant_folding: true,
             common_subexpression_elimination: true,
             elementwise_fusion: true,
+            loop_merging: true,
             matmul_epilogue_fusion: true,
             buffer_reuse: true,
         }
@@ -56,6 +61,7 @@ impl PassConfig {
             constant_folding: false,
             common_subexpression_elimination: false,
             elementwise_fusion: false,
+            loop_merging: false,
             matmul_epilogue_fusion: false,
             buffer_reuse: false,
         }
@@ -78,7 +84,7 @@ pub fn optimize(g: &mut Graph, cfg: &PassConfig) -> Result<()> {
         matmul_epilogue_fusion(g);
     }
     if cfg.elementwise_fusion {
-        elementwise_fusion(g);
+        elementwise_fusion(g, cfg.loop_merging);
     }
     if cfg.dead_code_elimination || cfg.matmul_epilogue_fusion || cfg.elementwise_fusion {
         // Fusion leaves the absorbed nodes unused; they go even with DCE switched off.
