@@ -56,12 +56,27 @@ impl Instr {
     }
 }
 
+/// Whether every instruction reads only inputs below `inputs` and results of instructions
+/// before it.
+fn well_formed(program: &[Instr], inputs: usize) -> bool {
+    program.iter().enumerate().all(|(i, ins)| {
+        ins.operands().iter().all(|&o| match o {
+            Operand::Input(j) => j < inputs,
+            Operand::Temp(j) => j < i,
+        })
+    })
+}
+
 /// Merges pairs of instructions into the two-op instructions ([`Instr::MulAdd`],
 /// [`Instr::UnaryThen`]) where the first one's result is used only by the second, and
 /// renumbers the temporaries. Each merge saves a pass over the chunk: for W6's
 /// `sigmoid(x * a + b) * c` four loops become two (measured 10-15% faster per call).
-/// Results are bit-identical: every op still rounds on its own.
+/// Results are bit-identical: every op still rounds on its own. A malformed program (an
+/// instruction reading a later result) is returned as it is.
 pub fn combine_instructions(program: &[Instr]) -> Vec<Instr> {
+    if !well_formed(program, usize::MAX) {
+        return program.to_vec();
+    }
     let mut uses = vec![0usize; program.len()];
     for ins in program {
         for o in ins.operands() {
@@ -204,6 +219,15 @@ impl FusedElementwise {
         }
         if self.program.is_empty() {
             return Err(Error::invalid("fused_elementwise", "empty program"));
+        }
+        if !well_formed(&self.program, srcs.len()) {
+            return Err(Error::invalid(
+                "fused_elementwise",
+                format!(
+                    "an instruction reads a later result or a missing input: {:?}",
+                    self.program
+                ),
+            ));
         }
         let last = self.program.len() - 1;
         // The output is never zeroed: the last instruction writes every element of each chunk
@@ -483,6 +507,17 @@ mod tests {
                 assert_eq!(run::<f32>(&combined, &[&x, &a, &b, &c]), want, "combined, n = {n}");
             }
         }
+        // A program reading a later result or a missing input is an error, not a panic.
+        let x = Tensor::range(0.0, 8.0, 1.0, DType::F32).unwrap();
+        for program in [vec![Instr::Unary(Exp, Temp(0))], vec![Instr::Binary(Add, In(0), In(3))]] {
+            let fused = FusedElementwise {
+                dtype: DType::F32,
+                dims: vec![8],
+                program,
+            };
+            let e = fused.run(&[x.data().unwrap()]).unwrap_err();
+            assert!(e.to_string().contains("fused_elementwise"), "{e}");
+        }
     }
 
     /// Merges happen only where the first result has one use, whichever side it sits on;
@@ -517,6 +552,8 @@ mod tests {
                 Instr::UnaryThen(Tanh, Temp(6), Mul, In(0)),
             ]
         );
+        let bad = [Instr::Unary(Exp, Temp(1)), Instr::Binary(Add, Temp(0), In(0))];
+        assert_eq!(combine_instructions(&bad), bad, "malformed programs stay as they are");
         let names = |p: &[Instr]| p.iter().flat_map(Instr::names).collect::<Vec<_>>();
         assert_eq!(names(&combined), names(&program), "describe() is unchanged");
         for dtype in [DType::F32, DType::F64] {
