@@ -154,10 +154,11 @@ pub trait FloatElement: Element + num_traits::Float + num_traits::FloatConst + s
 /// written straight into the float's bits.
 ///
 /// With `FMA` the products and sums are fused multiply-adds (one rounding each): one
-/// instruction each in the AVX2+FMA build of the loops, ~30% faster, but a slow library
-/// call anywhere the CPU or the build lacks FMA. Loops pick it with
-/// [`vectorized_fma!`](crate::vectorized_fma), which sets it exactly where it is fast; the
-/// two forms may differ in the last bit.
+/// instruction each in the AVX2+FMA build of the loops (with [`exp_nonpositive_f32`],
+/// sigmoid over 1e6 elements went 0.57 -> 0.39 ms on one thread), but a slow library call
+/// anywhere the CPU or the build lacks FMA.
+/// Loops pick it with [`with_fma!`](crate::with_fma), which sets it exactly where it is
+/// fast; the two forms may differ in the last bit.
 #[inline(always)]
 pub fn exp_f32<const FMA: bool>(x: f32) -> f32 {
     // Beyond these, e^x overflows to inf or underflows to 0 in f32.
@@ -169,7 +170,7 @@ pub fn exp_f32<const FMA: bool>(x: f32) -> f32 {
 }
 
 /// [`exp_f32`] for `x <= 0` (bit for bit the same there), with one clamp and one
-/// power-of-two factor fewer: the sigmoid's `e^{-|x|}` runs ~20% faster.
+/// power-of-two factor fewer, for the sigmoid's `e^{-|x|}`.
 #[inline(always)]
 pub fn exp_nonpositive_f32<const FMA: bool>(x: f32) -> f32 {
     let (y, n) = exp_parts::<FMA>(x.max(-87.336_55));
