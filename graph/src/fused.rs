@@ -71,7 +71,9 @@ fn well_formed(program: &[Instr], inputs: usize) -> bool {
 /// [`Instr::UnaryThen`]) where the first one's result is used only by the second, and
 /// renumbers the temporaries. Each merge saves a pass over the chunk: for W6's
 /// `sigmoid(x * a + b) * c` four loops become two (measured 10-15% faster per call).
-/// Results are bit-identical: every op still rounds on its own. A malformed program (an
+/// Results are bit-identical (NaN payloads aside): every op still rounds on its own. A merged
+/// pair sits where its second instruction was, so [`FusedElementwise::describe`] may list
+/// the first op later than the unmerged program would. A malformed program (an
 /// instruction reading a later result) is returned as it is.
 pub fn combine_instructions(program: &[Instr]) -> Vec<Instr> {
     if !well_formed(program, usize::MAX) {

@@ -145,7 +145,8 @@ pub trait FloatElement: Element + num_traits::Float + num_traits::FloatConst + s
     /// 2 ulp of the exact value; `FMA` picks fused multiply-adds, see `exp_f32`), for
     /// `f64` the standard library's `exp`.
     fn exp_vec<const FMA: bool>(self) -> Self;
-    /// [`FloatElement::exp_vec`] for arguments `<= 0` only (cheaper for `f32`, same value).
+    /// [`FloatElement::exp_vec`] for arguments `<= 0` or NaN only (cheaper for `f32`, same
+    /// value).
     fn exp_nonpositive_vec<const FMA: bool>(self) -> Self;
 }
 
@@ -169,11 +170,13 @@ pub fn exp_f32<const FMA: bool>(x: f32) -> f32 {
     y * pow2(half) * pow2(n - half)
 }
 
-/// [`exp_f32`] for `x <= 0` (bit for bit the same there), with one clamp and one
-/// power-of-two factor fewer, for the sigmoid's `e^{-|x|}`.
+/// [`exp_f32`] for `x <= 0` (bit for bit the same there, NaN included), with one clamp and
+/// one power-of-two factor fewer, for the sigmoid's `e^{-|x|}`.
 #[inline(always)]
 pub fn exp_nonpositive_f32<const FMA: bool>(x: f32) -> f32 {
-    let (y, n) = exp_parts::<FMA>(x.max(-87.336_55));
+    // A compare-and-select, not `f32::max`, which would turn NaN into the bound.
+    let x = if x < -87.336_55 { -87.336_55 } else { x };
+    let (y, n) = exp_parts::<FMA>(x);
     // n is in [-126, 0]: 2^n is a normal float.
     y * pow2(n)
 }
@@ -290,6 +293,7 @@ mod tests {
             assert_eq!(a.to_bits(), b.to_bits(), "exp({x}), fma {FMA}");
             x -= 0.0071;
         }
+        assert!(exp_nonpositive_f32::<FMA>(f32::NAN).is_nan() && exp_f32::<FMA>(f32::NAN).is_nan());
         assert_eq!(exp_f32::<FMA>(-1000.0), exp_f32::<FMA>(-87.336_55));
         assert!(exp_f32::<FMA>(1000.0).is_finite());
     }

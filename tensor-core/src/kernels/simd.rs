@@ -27,11 +27,13 @@ pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
 #[inline(always)]
 pub fn fma_enabled() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return !matches!(level(), Level::Baseline);
-    #[cfg(target_arch = "aarch64")]
-    return true;
-    #[allow(unreachable_code)]
-    false
+    {
+        !matches!(level(), Level::Baseline)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        cfg!(target_arch = "aarch64")
+    }
 }
 
 /// Binds `$fma` to a `const bool`, [`fma_enabled`], for the loops that `$body` runs through

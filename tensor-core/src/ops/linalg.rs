@@ -1,5 +1,6 @@
-//! Linear algebra: `matmul` (batched, broadcasting batch dimensions, transpose flags; views
-//! passed to the kernel by strides, never copied) and the composite `tensordot`.
+//! Linear algebra: `matmul` (batched, broadcasting batch dimensions, transpose flags; dense
+//! operands passed to the kernel by strides, others copied once) and the composite
+//! `tensordot`.
 
 use crate::data::Array;
 use crate::dispatch::dispatch1;
@@ -142,7 +143,8 @@ fn operand<'a, T: Element, S: ndarray::Data<Elem = T>>(
             let mut off = 0usize;
             for (j, &i) in idx.iter().enumerate().skip(lead) {
                 let d = j - lead;
-                if dims[d] != 1 {
+                // An empty operand (whose strides may be negative) is never read.
+                if dims[d] != 1 && len > 0 {
                     off += i * strides[d] as usize;
                 }
             }
@@ -272,7 +274,7 @@ pub fn matmul_epilogue(
                 }
                 if let Some(u) = act {
                     // The op fixed outside the loop and the AVX2+FMA build, as in the
-                    // elementwise kernels (the exp of sigmoid/elu uses fused multiply-adds).
+                    // elementwise kernels (the exp of exp/sigmoid uses fused multiply-adds).
                     crate::with_unary_op!(u, op => crate::with_fma!(fma => crate::kernels::simd::vectorized(|| {
                         for v in seg.iter_mut() {
                             *v = op.apply_float::<T, fma>(*v)
@@ -448,6 +450,13 @@ mod tests {
         let mut want = a0.matmul(&w).unwrap().to_vec::<f64>().unwrap();
         want.extend(a1.matmul(&w).unwrap().to_vec::<f64>().unwrap());
         assert_eq!(r.to_vec::<f64>().unwrap(), want);
+        // An empty operand viewed with a negative batch stride multiplies to zeros.
+        let empty = Tensor::zeros(&[3, 2, 0], DType::F32)
+            .strided_slice(&[None, None, None], &[None, None, None], &[-1, 1, 1])
+            .unwrap();
+        let r = empty.matmul(&Tensor::zeros(&[0, 4], DType::F32)).unwrap();
+        assert_eq!(r.dims(), &[3, 2, 4]);
+        assert_eq!(r.to_vec::<f32>().unwrap(), vec![0.0; 24]);
     }
 
     #[test]
