@@ -116,5 +116,7 @@ mod tests {
         let v = e.embeddings().value().to_vec::<f32>().unwrap();
         assert!(v.iter().all(|x| x.abs() <= 0.05));
         assert!(v.iter().any(|x| *x != 0.0));
+        let tracked = ferroflow_tensor_core::Trackable::variables_by_path(&e);
+        assert_eq!(tracked.len(), 1, "checkpoints see the table");
     }
 }

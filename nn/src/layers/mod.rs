@@ -1,8 +1,8 @@
 //! Keras-style layers: each is a [`Module`] with a `call` that takes a
 //! training flag where behaviour differs.
 
-/// `Module` and `Track` for a layer type: its name and its tracked attributes, each an
-/// expression over the layer (bound to the given identifier).
+/// `Module`, `Track` and `Trackable` for a layer type: its name and its tracked attributes,
+/// each an expression over the layer (bound to the given identifier).
 ///
 /// `layer_module!(Dense, |l| &l.name, |l| kernel_and_bias(&l.kernel, &l.bias));`
 macro_rules! layer_module {
@@ -26,6 +26,8 @@ macro_rules! layer_module {
                 Some($crate::Attr::Module(self))
             }
         }
+
+        $crate::trackable_module!($t);
     };
 }
 
@@ -96,14 +98,3 @@ pub fn unique_name(base: &str) -> String {
     *n += 1;
     name
 }
-
-crate::trackable_module!(
-    Dense,
-    Sequential,
-    Conv2D,
-    Activation,
-    Flatten,
-    Dropout,
-    MaxPooling2D,
-    AveragePooling2D
-);

@@ -234,6 +234,9 @@ mod tests {
         }
         let paths: Vec<String> = bn.variables_by_path_in_order().into_iter().map(|(p, _)| p).collect();
         assert_eq!(paths, ["beta", "gamma", "moving_mean", "moving_variance"]);
+        // Checkpoints see the same paths (the layer is Trackable, like every layer).
+        let tracked = ferroflow_tensor_core::Trackable::variables_by_path(&bn);
+        assert_eq!(tracked.into_iter().map(|(p, _)| p).collect::<Vec<_>>(), paths);
         let (mm, mv) = bn.vars.get().unwrap().moving.clone().unwrap();
         assert_eq!(mm.value().to_vec::<f64>().unwrap(), vec![1.0, 2.0]);
         assert_eq!(mv.value().to_vec::<f64>().unwrap(), vec![1.0, 2.5]);
