@@ -23,57 +23,21 @@ fn time(f: &Function, args: &[Tensor]) -> f64 {
 }
 
 fn main() {
+    // All passes, each one switched off in turn, none.
+    let without = |name: &'static str, off: fn(&mut PassConfig)| {
+        let mut c = PassConfig::default();
+        off(&mut c);
+        (name, c)
+    };
     let configs: Vec<(&str, PassConfig)> = vec![
         ("all", PassConfig::default()),
-        (
-            "no dce",
-            PassConfig {
-                dead_code_elimination: false,
-                ..Default::default()
-            },
-        ),
-        (
-            "no folding",
-            PassConfig {
-                constant_folding: false,
-                ..Default::default()
-            },
-        ),
-        (
-            "no cse",
-            PassConfig {
-                common_subexpression_elimination: false,
-                ..Default::default()
-            },
-        ),
-        (
-            "no fusion",
-            PassConfig {
-                elementwise_fusion: false,
-                ..Default::default()
-            },
-        ),
-        (
-            "no loop merging",
-            PassConfig {
-                loop_merging: false,
-                ..Default::default()
-            },
-        ),
-        (
-            "no epilogue",
-            PassConfig {
-                matmul_epilogue_fusion: false,
-                ..Default::default()
-            },
-        ),
-        (
-            "no buffer reuse",
-            PassConfig {
-                buffer_reuse: false,
-                ..Default::default()
-            },
-        ),
+        without("no dce", |c| c.dead_code_elimination = false),
+        without("no folding", |c| c.constant_folding = false),
+        without("no cse", |c| c.common_subexpression_elimination = false),
+        without("no fusion", |c| c.elementwise_fusion = false),
+        without("no loop merging", |c| c.loop_merging = false),
+        without("no epilogue", |c| c.matmul_epilogue_fusion = false),
+        without("no buffer reuse", |c| c.buffer_reuse = false),
         ("none", PassConfig::none()),
     ];
     let x = random::normal(&[1_000_000], 0.0, 1.0, DType::F32, Some(3)).unwrap();

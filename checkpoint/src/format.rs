@@ -230,10 +230,11 @@ pub fn write_values(path: &Path, values: &[(String, RawTensor, String)], save_co
     }
 }
 
-/// The current values of `vars` as `(path, bytes, variable name)`, ready for [`write_values`].
+/// The current values of `vars` as `(path, bytes, variable name)`, ready for [`write_values`]
+/// (read without recording: a save under a tape or a trace is not part of the computation).
 pub fn snapshot(vars: &[(String, Variable)]) -> Result<Vec<(String, RawTensor, String)>> {
     vars.iter()
-        .map(|(p, v)| Ok((p.clone(), RawTensor::from_tensor(&v.read()?)?, v.name().to_string())))
+        .map(|(p, v)| Ok((p.clone(), RawTensor::from_tensor(&v.value())?, v.name().to_string())))
         .collect()
 }
 

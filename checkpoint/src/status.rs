@@ -41,28 +41,25 @@ impl LoadStatus {
     /// Every stored value matched a variable and every variable got a value.
     pub fn assert_consumed(&self) -> Result<&Self> {
         self.assert_existing_objects_matched()?;
-        if !self.unused.is_empty() {
-            return Err(CheckpointError::Assertion(format!(
-                "{}: {} stored value(s) were not used: {}",
-                self.path.display(),
-                self.unused.len(),
-                self.unused.join(", ")
-            )));
-        }
-        Ok(self)
+        self.assert_none(&self.unused, "stored value(s) were not used")
     }
 
     /// Every variable of the program got a value (unused stored values are allowed).
     pub fn assert_existing_objects_matched(&self) -> Result<&Self> {
-        if !self.unmatched.is_empty() {
-            return Err(CheckpointError::Assertion(format!(
-                "{}: {} variable(s) were not found in the checkpoint: {}",
-                self.path.display(),
-                self.unmatched.len(),
-                self.unmatched.join(", ")
-            )));
+        self.assert_none(&self.unmatched, "variable(s) were not found in the checkpoint")
+    }
+
+    /// `Ok` if `names` is empty, else an assertion error listing them.
+    fn assert_none(&self, names: &[String], what: &str) -> Result<&Self> {
+        if names.is_empty() {
+            return Ok(self);
         }
-        Ok(self)
+        Err(CheckpointError::Assertion(format!(
+            "{}: {} {what}: {}",
+            self.path.display(),
+            names.len(),
+            names.join(", ")
+        )))
     }
 
     /// Accepts a partial restore. ferroflow does not warn about unused values, so this only

@@ -45,6 +45,16 @@ impl Instr {
         }
     }
 
+    /// The same instruction reading `f(o)` for each operand `o`.
+    fn map_operands(self, f: impl Fn(Operand) -> Operand) -> Instr {
+        match self {
+            Instr::Unary(u, a) => Instr::Unary(u, f(a)),
+            Instr::Binary(b, x, y) => Instr::Binary(b, f(x), f(y)),
+            Instr::MulAdd(x, y, z) => Instr::MulAdd(f(x), f(y), f(z)),
+            Instr::UnaryThen(u, x, b, y) => Instr::UnaryThen(u, f(x), b, f(y)),
+        }
+    }
+
     /// The op names, in the order the separate ops would run.
     fn names(&self) -> SmallVec<[&'static str; 2]> {
         match *self {
@@ -123,16 +133,10 @@ pub fn combine_instructions(program: &[Instr]) -> Vec<Instr> {
         if absorbed[i] {
             continue;
         }
-        let re = |o: Operand| match o {
+        out.push(ins.map_operands(|o| match o {
             Operand::Temp(j) => Operand::Temp(index[j]),
             o => o,
-        };
-        out.push(match ins {
-            Instr::Unary(u, a) => Instr::Unary(u, re(a)),
-            Instr::Binary(b, x, y) => Instr::Binary(b, re(x), re(y)),
-            Instr::MulAdd(x, y, z) => Instr::MulAdd(re(x), re(y), re(z)),
-            Instr::UnaryThen(u, x, b, y) => Instr::UnaryThen(u, re(x), b, re(y)),
-        });
+        }));
         index[i] = out.len() - 1;
     }
     out

@@ -251,15 +251,18 @@ pub fn matmul_epilogue(
         bias: Option<&Data>,
         act: Option<crate::UnaryOp>,
     ) -> Result<Data> {
-        let bias: Option<Vec<T>> = match bias {
-            Some(d) => {
-                let arr = d
-                    .array::<T>()
-                    .ok_or_else(|| Error::dtypes("matmul", &[d.dtype(), T::DTYPE], "bias dtype differs"))?;
-                Some(arr.iter().copied().collect())
-            }
+        // The bias as a slice: borrowed when contiguous (the usual case), else copied.
+        let bias_arr = match bias {
+            Some(d) => Some(
+                d.array::<T>()
+                    .ok_or_else(|| Error::dtypes("matmul", &[d.dtype(), T::DTYPE], "bias dtype differs"))?,
+            ),
             None => None,
         };
+        let bias_owned: Option<Vec<T>> = bias_arr
+            .filter(|a| a.as_slice().is_none())
+            .map(|a| a.iter().copied().collect());
+        let bias: Option<&[T]> = bias_owned.as_deref().or_else(|| bias_arr.and_then(|a| a.as_slice()));
         matmul_typed(ta, tb, a, b, |m, k, n, oa, ob, c| {
             if let Some(bv) = &bias {
                 if bv.len() != n {
