@@ -15,23 +15,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Like [`write_atomic`], with the content produced by `fill` writing into the temporary file.
 pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
-    let dir = parent_dir(path);
-    fs::create_dir_all(&dir).map_err(|e| CheckpointError::io(&dir, e))?;
-    let tmp = temp_name(path);
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        fill(&mut f)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        // Never leave the partial temporary behind.
-        let _ = fs::remove_file(&tmp);
-        return Err(CheckpointError::io(path, e));
-    }
-    sync_dir(&dir);
-    Ok(())
+    stage_with(path, fill)?.commit()
 }
 
 /// A complete, fsynced temporary file waiting to be renamed over its final name; dropped
@@ -47,6 +31,12 @@ pub struct Staged {
 /// Writes `bytes` to a temporary file beside `path` and fsyncs it; nothing visible changes
 /// until [`Staged::commit`].
 pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged> {
+    stage_with(path, |f| f.write_all(bytes))
+}
+
+/// Like [`stage`], with the content produced by `fill` writing into the temporary file. On
+/// an error the temporary file is removed (the `Staged` is dropped uncommitted).
+pub fn stage_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<Staged> {
     let dir = parent_dir(path);
     fs::create_dir_all(&dir).map_err(|e| CheckpointError::io(&dir, e))?;
     let tmp = temp_name(path);
@@ -57,7 +47,7 @@ pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged> {
     };
     let result = (|| {
         let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+        fill(&mut f)?;
         f.sync_all()
     })();
     result.map_err(|e| CheckpointError::io(path, e))?;
