@@ -42,6 +42,7 @@ pub mod random;
 mod shape;
 mod tensor;
 mod variable;
+pub mod wire;
 
 pub use data::Data;
 pub use dispatch::{

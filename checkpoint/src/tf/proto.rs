@@ -1,5 +1,6 @@
-//! The protobuf wire format, as far as tensor bundles need it, plus the masked CRC32C that the
-//! table and the data file share.
+//! The protobuf wire format, as far as tensor bundles need it: decoding here, encoding and the
+//! masked CRC32C (which the table and the data file share) from tensor-core's `wire`, which
+//! the TensorBoard writer uses too.
 //!
 //! Decoding never trusts a length: every varint is bounded (10 bytes, 5 for 32-bit ones) and every
 //! length-delimited field is checked against the bytes that remain. Errors are plain strings that
@@ -8,11 +9,11 @@
 /// An error message for the caller to attach to a file.
 pub(crate) type WireResult<T> = std::result::Result<T, String>;
 
-/// LevelDB/TFRecord CRC masking: storing a CRC of data that itself holds CRCs is error-prone,
-/// so the stored value is rotated and offset.
-pub(crate) fn mask_crc(crc: u32) -> u32 {
-    crc.rotate_right(15).wrapping_add(0xA282_EAD8)
-}
+// The writing side and the CRC masking are shared with the TensorBoard writer.
+pub(crate) use ferroflow_tensor_core::wire::{
+    mask_crc, put_bytes_field, put_fixed32_field, put_varint, put_varint_field, WIRE_BYTES, WIRE_FIXED32, WIRE_FIXED64,
+    WIRE_VARINT,
+};
 
 /// Reads a varint of at most `max_bytes` bytes at `*pos` and advances `*pos` past it.
 fn read_varint(buf: &[u8], pos: &mut usize, max_bytes: usize) -> WireResult<u64> {
@@ -45,20 +46,6 @@ pub(crate) fn read_varint32(buf: &[u8], pos: &mut usize) -> WireResult<u32> {
     let v = read_varint(buf, pos, 5)?;
     u32::try_from(v).map_err(|_| format!("varint32 value {v} overflows 32 bits"))
 }
-
-/// Appends `v` as a varint.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-const WIRE_VARINT: u64 = 0;
-const WIRE_FIXED64: u64 = 1;
-const WIRE_BYTES: u64 = 2;
-const WIRE_FIXED32: u64 = 5;
 
 /// One decoded field value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,30 +152,6 @@ fn take_array<const N: usize>(buf: &[u8], pos: &mut usize) -> WireResult<[u8; N]
     out.copy_from_slice(bytes);
     *pos += N;
     Ok(out)
-}
-
-/// Appends a field tag.
-fn put_tag(out: &mut Vec<u8>, field: u32, wire_type: u64) {
-    put_varint(out, (u64::from(field) << 3) | wire_type);
-}
-
-/// Appends a varint field (int32 values must be passed sign-extended, as protobuf does).
-pub(crate) fn put_varint_field(out: &mut Vec<u8>, field: u32, value: u64) {
-    put_tag(out, field, WIRE_VARINT);
-    put_varint(out, value);
-}
-
-/// Appends a length-delimited field (bytes, string or embedded message).
-pub(crate) fn put_bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-    put_tag(out, field, WIRE_BYTES);
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-/// Appends a `fixed32` field.
-pub(crate) fn put_fixed32_field(out: &mut Vec<u8>, field: u32, value: u32) {
-    put_tag(out, field, WIRE_FIXED32);
-    out.extend_from_slice(&value.to_le_bytes());
 }
 
 #[cfg(test)]

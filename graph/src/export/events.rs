@@ -3,7 +3,7 @@
 //! order so the bytes are canonical. See `spec/tensorboard-events.md`.
 
 use crate::ir::{Graph, NodeKind};
-use ferroflow_tensor_core::{DType, Data, Op};
+use ferroflow_tensor_core::{wire, DType, Data, Op};
 
 /// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), from the `crc32c` crate (hardware
 /// accelerated where the CPU has it), which the checkpoint crate uses too.
@@ -13,8 +13,7 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
 
 /// TFRecord's masked CRC: rotate right by 15, add 0xA282EAD8.
 pub fn masked_crc32c(bytes: &[u8]) -> u32 {
-    let c = crc32c(bytes);
-    c.rotate_right(15).wrapping_add(0xA282_EAD8)
+    wire::mask_crc(crc32c(bytes))
 }
 
 /// One TFRecord: length, its masked CRC, the payload, its masked CRC.
@@ -68,48 +67,27 @@ pub fn read_records(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 pub struct Proto(pub Vec<u8>);
 
 impl Proto {
-    fn varint(&mut self, mut v: u64) {
-        loop {
-            let b = (v & 0x7F) as u8;
-            v >>= 7;
-            if v == 0 {
-                self.0.push(b);
-                return;
-            }
-            self.0.push(b | 0x80);
-        }
-    }
-
-    fn tag(&mut self, field: u32, wire: u8) {
-        self.varint(((field as u64) << 3) | wire as u64);
-    }
-
     /// A varint field (int32/int64/bool/enum; negatives take ten bytes).
     pub fn int(&mut self, field: u32, v: i64) -> &mut Self {
-        self.tag(field, 0);
-        self.varint(v as u64);
+        wire::put_varint_field(&mut self.0, field, v as u64);
         self
     }
 
     /// A double field.
     pub fn double(&mut self, field: u32, v: f64) -> &mut Self {
-        self.tag(field, 1);
-        self.0.extend_from_slice(&v.to_le_bytes());
+        wire::put_fixed64_field(&mut self.0, field, v.to_bits());
         self
     }
 
     /// A float field.
     pub fn float(&mut self, field: u32, v: f32) -> &mut Self {
-        self.tag(field, 5);
-        self.0.extend_from_slice(&v.to_le_bytes());
+        wire::put_fixed32_field(&mut self.0, field, v.to_bits());
         self
     }
 
     /// A bytes/string/embedded-message field.
     pub fn bytes(&mut self, field: u32, v: &[u8]) -> &mut Self {
-        self.tag(field, 2);
-        self.varint(v.len() as u64);
-        self.0.extend_from_slice(v);
+        wire::put_bytes_field(&mut self.0, field, v);
         self
     }
 
