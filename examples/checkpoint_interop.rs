@@ -6,11 +6,8 @@
 //! `scripts/verify_checkpoints.py DIR` then reads both with Python's `safetensors`, numpy and
 //! a TensorFlow-format reader (and TensorFlow itself when it is installed).
 
-use ferroflow::autodiff::GradientTape;
-use ferroflow::checkpoint::{list_variables, Checkpoint};
-use ferroflow::nn::Module;
-use ferroflow::optim::{Adam, Optimizer};
-use ferroflow::tensor::{DType, Tensor, Variable};
+use ferroflow::checkpoint::list_variables;
+use ferroflow::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -34,10 +31,13 @@ impl SequentialModule {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = PathBuf::from(std::env::args().nth(1).ok_or("usage: checkpoint_interop DIR")?);
+fn main() -> ferroflow::Result<()> {
+    let dir = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::invalid("checkpoint_interop", "usage: checkpoint_interop DIR"))?;
     std::fs::create_dir_all(&dir)?;
-    let zeros = |r, c| Variable::new("w", Tensor::zeros(&[r, c], DType::F32), true);
+    let zeros = |r, c| Variable::new("w", Tensor::zeros(&[r, c], DType::F32)?);
     let model = SequentialModule {
         dense_1: Dense { w: zeros(3, 3)? },
         dense_2: Dense { w: zeros(3, 1)? },
@@ -51,16 +51,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .read(fixture)?
         .assert_consumed()?;
 
-    let optimizer = Adam::new(0.1);
+    let optimizer = Adam::new(0.1)?;
     let tape = GradientTape::new();
     let loss = model
         .call(&Tensor::new([[2.0f32, 2.0, 2.0]]))?
         .square()?
-        .reduce_mean(None, false)?;
+        .reduce_mean(Axes::All)?;
     let vars = model.trainable_variables();
-    let grads = tape.gradient_vars(&loss, &vars.iter().collect::<Vec<_>>())?;
-    let pairs: Vec<(Tensor, Variable)> = grads.into_iter().flatten().zip(vars).collect();
-    optimizer.apply_gradients(&pairs)?;
+    let grads = tape.gradient(&loss, &vars)?;
+    optimizer.apply_gradients(std::iter::zip(grads, &vars))?;
 
     let ckpt = Checkpoint::new()
         .track("model", &model)?
@@ -77,6 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ckpt.write(&path)?;
         println!("wrote {} ({} variables)", path.display(), list_variables(&path)?.len());
     }
-    std::fs::write(dir.join("expected.json"), serde_json::to_string_pretty(&expected)?)?;
+    let json = serde_json::to_string_pretty(&expected).map_err(|e| Error::external("json", e))?;
+    std::fs::write(dir.join("expected.json"), json)?;
     Ok(())
 }

@@ -1,27 +1,45 @@
 //! # ferroflow
 //!
-//! A TensorFlow-like deep-learning framework in Rust. This facade re-exports every crate of
-//! the workspace:
-//!
-//! | module | crate | what |
-//! | --- | --- | --- |
-//! | [`tensor`] | `ferroflow-tensor-core` | tensors, ops, dispatch, variables |
-//! | [`autodiff`] | `ferroflow-autodiff` | `GradientTape` |
-//! | [`graph`] | `ferroflow-graph` | `function` (tf.function) |
-//! | [`nn`] | `ferroflow-nn` | modules, layers, Keras-style models |
-//! | [`optim`] | `ferroflow-optim` | optimizers and losses |
-//! | [`checkpoint`] | `ferroflow-checkpoint` | checkpoints |
+//! A TensorFlow-like deep-learning framework in Rust: eager tensors with TensorFlow's op set
+//! and numbers, reverse-mode autodiff with a [`GradientTape`](autodiff::GradientTape),
+//! `tf.function`-style graphs, Keras-style modules, optimizers and losses, and checkpoints
+//! that TensorFlow and safetensors tools read. The lesson TensorFlow users know, in Rust:
 //!
 //! ```
 //! use ferroflow::prelude::*;
 //!
-//! let x = Tensor::new([[2.0f32, 2.0, 2.0]]);
-//! let w = Tensor::ones(&[3, 1], DType::F32);
-//! let y = x.matmul(&w)?.sigmoid()?;
-//! assert!((y.to_scalar::<f32>()? - 0.9975274).abs() < 1e-6);
+//! let x = Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]);
+//! let y = Tensor::new([[1.0f32], [0.0]]);
+//! let w = Variable::new("w", random::normal(&[2, 1], Normal::default().seed(1))?)?;
+//! let b = Variable::new("b", Tensor::zeros(&[1], DType::F32)?)?;
+//! let opt = Sgd::new(0.05)?;
+//! for _ in 0..200 {
+//!     let tape = GradientTape::new();
+//!     let loss = losses::mean_squared_error(&y, &x.matmul(&w.read()?)?.add(&b.read()?)?)?;
+//!     let [dw, db] = tape.gradient(&loss, [&w, &b])?;
+//!     opt.apply_gradients([(dw, &w), (db, &b)])?;
+//! }
+//! // tf.function: traced once, then run as an optimised graph.
+//! let predict = function(|x: &Tensor| x.matmul(&w.read()?)?.add(&b.read()?));
+//! assert!((predict.call(&x)?.to_vec::<f32>()?[0] - 1.0).abs() < 0.05);
 //! # Ok::<(), ferroflow::Error>(())
 //! ```
+//!
+//! This facade re-exports every crate of the workspace:
+//!
+//! | module | crate | what |
+//! | --- | --- | --- |
+//! | [`tensor`] | `ferroflow-tensor-core` | tensors, ops, dispatch, variables, the error type |
+//! | [`autodiff`] | `ferroflow-autodiff` | `GradientTape` |
+//! | [`graph`] | `ferroflow-graph` | `function` (tf.function) |
+//! | [`nn`] | `ferroflow-nn` | modules and Keras-style layers |
+//! | [`optim`] | `ferroflow-optim` | optimizers, schedules and losses |
+//! | [`checkpoint`] | `ferroflow-checkpoint` | checkpoints |
+//!
+//! One error type runs through all of them: [`Error`] (checkpoint and I/O errors convert
+//! into it), so `?` works everywhere and programs return [`Result`].
 #![warn(missing_docs)]
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub use ferroflow_autodiff as autodiff;
 pub use ferroflow_checkpoint as checkpoint;
@@ -32,10 +50,16 @@ pub use ferroflow_tensor_core as tensor;
 
 pub use ferroflow_tensor_core::{random, DType, Error, Result, Shape, Tensor, Variable};
 
-/// The names most programs need: `use ferroflow::prelude::*;`.
+/// The names most programs need, methods' traits included: `use ferroflow::prelude::*;`.
 pub mod prelude {
-    pub use ferroflow_autodiff::GradientTape;
+    pub use ferroflow_autodiff::{GradientOptions, GradientTape, TapeOptions, UnconnectedGradients};
     pub use ferroflow_checkpoint::{Checkpoint, CheckpointManager, Weights};
     pub use ferroflow_graph::{function, Function};
-    pub use ferroflow_tensor_core::{random, DType, Padding, Shape, Tensor, TensorSpec, Trackable, Variable};
+    pub use ferroflow_nn::{Activation, Dense, Layer, Mode, Module, Sequential};
+    pub use ferroflow_optim::{losses, Adagrad, Adam, Loss, Optimizer, Predictions, RmsProp, Sgd};
+    pub use ferroflow_tensor_core::random::{self, Normal, Uniform};
+    pub use ferroflow_tensor_core::{
+        Axes, DType, Error, Gelu, MatMul, OneHot, Padding, Result, Scan, Shape, Slice, Tensor, TensorSpec, Trackable,
+        Variable,
+    };
 }

@@ -9,10 +9,10 @@ use ferroflow::checkpoint::{
     latest_checkpoint, list_variables, load_variable, Checkpoint, CheckpointError, CheckpointManager, CheckpointReader,
     Format, Weights,
 };
-use ferroflow::nn::layers::Layer;
-use ferroflow::nn::{Activation, Dense, Module, Sequential};
+use ferroflow::nn::{Activation, Dense, Layer, Mode, Module, Sequential};
 use ferroflow::optim::{losses, Adam, Optimizer};
-use ferroflow::tensor::{random, DType, Tensor, Trackable, Variable};
+use ferroflow::tensor::random::{self, Normal};
+use ferroflow::tensor::{DType, Tensor, Trackable, Variable};
 use std::path::{Path, PathBuf};
 
 /// The lesson's `Dense`: one weight, sigmoid activation.
@@ -24,7 +24,7 @@ struct LessonDense {
 impl LessonDense {
     fn new(inputs: usize, outputs: usize) -> Self {
         LessonDense {
-            w: Variable::new("w", Tensor::zeros(&[inputs, outputs], DType::F32), true).unwrap(),
+            w: Variable::new("w", Tensor::zeros(&[inputs, outputs], DType::F32).unwrap()).unwrap(),
         }
     }
     fn call(&self, x: &Tensor) -> ferroflow::Result<Tensor> {
@@ -92,13 +92,13 @@ fn model_and_optimizer(seed: u64) -> (Sequential, Adam) {
     let mut m = Sequential::new();
     m.add(
         Dense::new(4)
-            .activation(Activation::Relu)
-            .seed(seed)
-            .input_dim(3)
+            .with_activation(Activation::Relu)
+            .with_seed(seed)
+            .with_input_dim(3)
             .unwrap(),
     );
-    m.add(Dense::new(1).seed(seed + 1).input_dim(4).unwrap());
-    let opt = Adam::new(0.01);
+    m.add(Dense::new(1).with_seed(seed + 1).with_input_dim(4).unwrap());
+    let opt = Adam::new(0.01).unwrap();
     opt.build(&m.trainable_variables()).unwrap();
     (m, opt)
 }
@@ -125,15 +125,9 @@ fn train(m: &(Sequential, Adam), steps: usize) {
     let vars = m.0.trainable_variables();
     for _ in 0..steps {
         let tape = GradientTape::new();
-        let loss = losses::mean_squared_error(&y, &m.0.call(&x, true).unwrap()).unwrap();
-        let refs: Vec<&Variable> = vars.iter().collect();
-        let grads = tape.gradient_vars(&loss, &refs).unwrap();
-        let pairs: Vec<(Tensor, Variable)> = grads
-            .into_iter()
-            .map(|g| g.unwrap())
-            .zip(vars.iter().cloned())
-            .collect();
-        m.1.apply_gradients(&pairs).unwrap();
+        let loss = losses::mean_squared_error(&y, &m.0.call(&x, Mode::Training).unwrap()).unwrap();
+        let grads = tape.gradient(&loss, &vars).unwrap();
+        m.1.apply_gradients(std::iter::zip(grads, &vars)).unwrap();
     }
 }
 
@@ -221,7 +215,7 @@ fn training_resumed_from_a_checkpoint_continues_bit_identically() {
 fn write_is_exact_and_save_numbers_with_a_counter_and_state_file() {
     // C01 / C02.
     let dir = tempfile::tempdir().unwrap();
-    let v = Variable::new("v", Tensor::new([1.0f32, 2.0]), true).unwrap();
+    let v = Variable::new("v", Tensor::new([1.0f32, 2.0])).unwrap();
     let ck = Checkpoint::new().track("v", &v).unwrap();
     let p = ck.write(dir.path().join("c01/w")).unwrap();
     assert_eq!(p, dir.path().join("c01/w"));
@@ -259,8 +253,8 @@ fn restore_status_reports_unused_values_and_unmatched_variables() {
     // C03 / C03c / C03d.
     let dir = tempfile::tempdir().unwrap();
     for ext in ["", ".safetensors"] {
-        let a = Variable::new("a", Tensor::scalar(1.0f32), true).unwrap();
-        let b = Variable::new("b", Tensor::scalar(2.0f32), true).unwrap();
+        let a = Variable::new("a", Tensor::scalar(1.0f32)).unwrap();
+        let b = Variable::new("b", Tensor::scalar(2.0f32)).unwrap();
         let p = Checkpoint::new()
             .track("a", &a)
             .unwrap()
@@ -268,7 +262,7 @@ fn restore_status_reports_unused_values_and_unmatched_variables() {
             .unwrap()
             .write(dir.path().join(format!("ck{ext}")))
             .unwrap();
-        let a2 = Variable::new("a", Tensor::scalar(0.0f32), true).unwrap();
+        let a2 = Variable::new("a", Tensor::scalar(0.0f32)).unwrap();
         let status = Checkpoint::new().track("a", &a2).unwrap().read(&p).unwrap();
         assert_eq!(a2.value().to_scalar::<f32>().unwrap(), 1.0);
         status.assert_existing_objects_matched().unwrap();
@@ -278,7 +272,7 @@ fn restore_status_reports_unused_values_and_unmatched_variables() {
         assert_eq!(status.unused(), ["b"]);
 
         // A variable the checkpoint lacks.
-        let c = Variable::new("c", Tensor::scalar(0.0f32), true).unwrap();
+        let c = Variable::new("c", Tensor::scalar(0.0f32)).unwrap();
         let status = Checkpoint::new()
             .track("a", &a2)
             .unwrap()
@@ -303,11 +297,11 @@ fn restore_status_reports_unused_values_and_unmatched_variables() {
         assert!(status.assert_consumed().is_err());
     }
     // restore() of save() continues the counter.
-    let v = Variable::new("v", Tensor::scalar(1.0f32), true).unwrap();
+    let v = Variable::new("v", Tensor::scalar(1.0f32)).unwrap();
     let src = Checkpoint::new().track("v", &v).unwrap();
     src.save(dir.path().join("s/s")).unwrap();
     let p2 = src.save(dir.path().join("s/s")).unwrap();
-    let v2 = Variable::new("v", Tensor::scalar(0.0f32), true).unwrap();
+    let v2 = Variable::new("v", Tensor::scalar(0.0f32)).unwrap();
     let ck2 = Checkpoint::new().track("v", &v2).unwrap();
     ck2.restore(&p2).unwrap().assert_consumed().unwrap();
     assert_eq!(ck2.save_counter(), 2);
@@ -321,7 +315,11 @@ fn restore_status_reports_unused_values_and_unmatched_variables() {
 fn every_mismatch_is_reported_at_once_and_nothing_is_assigned() {
     let dir = tempfile::tempdir().unwrap();
     let model = SequentialModule::new();
-    model.dense_1.w.assign(&Tensor::ones(&[3, 3], DType::F32)).unwrap();
+    model
+        .dense_1
+        .w
+        .assign(&Tensor::ones(&[3, 3], DType::F32).unwrap())
+        .unwrap();
     for ext in ["", ".safetensors"] {
         let p = Checkpoint::new()
             .track("model", &model)
@@ -330,10 +328,10 @@ fn every_mismatch_is_reported_at_once_and_nothing_is_assigned() {
             .unwrap();
         let bad = SequentialModule {
             dense_1: LessonDense {
-                w: Variable::new("w", Tensor::zeros(&[3, 3], DType::F64), true).unwrap(),
+                w: Variable::new("w", Tensor::zeros(&[3, 3], DType::F64).unwrap()).unwrap(),
             },
             dense_2: LessonDense {
-                w: Variable::new("w", Tensor::zeros(&[3, 2], DType::F32), true).unwrap(),
+                w: Variable::new("w", Tensor::zeros(&[3, 2], DType::F32).unwrap()).unwrap(),
             },
         };
         match Checkpoint::new().track("model", &bad).unwrap().read(&p).unwrap_err() {
@@ -352,7 +350,7 @@ fn every_mismatch_is_reported_at_once_and_nothing_is_assigned() {
 fn manager_keeps_the_newest_and_recovers_its_list() {
     // C05 / C05b.
     let dir = tempfile::tempdir().unwrap();
-    let v = Variable::new("v", Tensor::scalar(0.0f32), true).unwrap();
+    let v = Variable::new("v", Tensor::scalar(0.0f32)).unwrap();
     let ck = Checkpoint::new().track("v", &v).unwrap();
     // TensorFlow's layout, as `tf.train.CheckpointManager` writes it.
     let mut mgr = CheckpointManager::new(&ck, dir.path(), Some(2))
@@ -387,7 +385,7 @@ fn manager_keeps_the_newest_and_recovers_its_list() {
     let n = mgr.save_numbered(100).unwrap();
     assert_eq!(n, dir.path().join("ckpt-100"));
     drop(mgr);
-    let w = Variable::new("v", Tensor::scalar(9.0f32), true).unwrap();
+    let w = Variable::new("v", Tensor::scalar(9.0f32)).unwrap();
     let ck2 = Checkpoint::new().track("v", &w).unwrap();
     let mgr2 = CheckpointManager::new(&ck2, dir.path(), Some(2)).unwrap();
     assert_eq!(
@@ -414,8 +412,8 @@ fn save_and_load_weights_need_an_exact_match() {
         m2.load_weights(&p).unwrap();
         let x = batch().0;
         assert_eq!(
-            m2.call(&x, false).unwrap().to_vec::<f32>().unwrap(),
-            m.call(&x, false).unwrap().to_vec::<f32>().unwrap()
+            m2.call(&x, Mode::Inference).unwrap().to_vec::<f32>().unwrap(),
+            m.call(&x, Mode::Inference).unwrap().to_vec::<f32>().unwrap()
         );
         let lesson = SequentialModule::new();
         let e = lesson.load_weights(&p).unwrap_err().to_string();
@@ -434,7 +432,7 @@ fn truncated_and_corrupted_checkpoints_are_errors_never_panics() {
     model
         .dense_1
         .w
-        .assign(&random::normal(&[3, 3], 0.0, 1.0, DType::F32, Some(1)).unwrap())
+        .assign(&random::normal(&[3, 3], Normal::default().seed(1)).unwrap())
         .unwrap();
     let expected: Vec<f32> = model.dense_1.w.value().to_vec().unwrap();
     let ck = Checkpoint::new().track("model", &model).unwrap();
@@ -478,7 +476,7 @@ fn truncated_and_corrupted_checkpoints_are_errors_never_panics() {
 #[test]
 fn overwriting_a_checkpoint_replaces_it_whole_and_leaves_no_temporaries() {
     let dir = tempfile::tempdir().unwrap();
-    let v = Variable::new("v", Tensor::new([1.0f64, 2.0]), true).unwrap();
+    let v = Variable::new("v", Tensor::new([1.0f64, 2.0])).unwrap();
     let ck = Checkpoint::new().track("v", &v).unwrap();
     for file in ["latest", "latest.safetensors"] {
         for round in 0..3 {
@@ -503,7 +501,7 @@ fn overwriting_a_checkpoint_replaces_it_whole_and_leaves_no_temporaries() {
 #[test]
 fn the_manager_saves_safetensors_by_default() {
     let dir = tempfile::tempdir().unwrap();
-    let v = Variable::new("v", Tensor::new([1.0f32, 2.0]), true).unwrap();
+    let v = Variable::new("v", Tensor::new([1.0f32, 2.0])).unwrap();
     let ck = Checkpoint::new().track("v", &v).unwrap();
     let mut mgr = CheckpointManager::new(&ck, dir.path(), Some(1)).unwrap();
     assert_eq!(mgr.save().unwrap(), dir.path().join("ckpt-1.safetensors"));

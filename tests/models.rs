@@ -9,8 +9,8 @@ mod support;
 use ferroflow::autodiff::GradientTape;
 use ferroflow::graph::function;
 use ferroflow::nn::Module;
-use ferroflow::optim::{losses, Adam, Optimizer, Sgd};
-use ferroflow::tensor::{DType, Tensor, Variable};
+use ferroflow::optim::{losses, Adam, Optimizer, Predictions, Sgd};
+use ferroflow::tensor::{Axes, DType, Tensor, Variable};
 use serde_json::Value;
 use support::oracle::{compare, tensor_from_json};
 
@@ -55,7 +55,7 @@ impl TwoLayers {
 /// The case's model with its initial weights. Its variable paths (`dense_1/w`, ...) are the
 /// case's weight names.
 fn model(case: &Value) -> TwoLayers {
-    let var = |n: &str| Variable::new(n, tensor_from_json(&case["initial_weights"][n]), true).expect("eager");
+    let var = |n: &str| Variable::new(n, tensor_from_json(&case["initial_weights"][n])).expect("eager");
     let m = TwoLayers {
         dense_1: DenseLayer {
             w: var("dense_1/w"),
@@ -85,28 +85,46 @@ fn loss_of(case: &Value, m: &TwoLayers, x: &Tensor, y: &Tensor) -> ferroflow::Re
     let out = m.call(x)?;
     match case["loss"]["type"].as_str().expect("loss type") {
         "mean_squared_error" => losses::mean_squared_error(y, &out),
-        "sparse_categorical_crossentropy" => losses::sparse_categorical_crossentropy(y, &out, true),
+        "sparse_categorical_crossentropy" => losses::sparse_categorical_crossentropy(y, &out, Predictions::Logits),
         other => panic!("unknown loss {other}"),
     }
 }
 
-fn optimizer(case: &Value) -> Box<dyn Optimizer> {
+fn optimizer(case: &Value) -> ferroflow::Result<Box<dyn Optimizer>> {
     let o = &case["optimizer"];
     let lr = o["learning_rate"].as_f64().expect("lr");
-    match o["type"].as_str().expect("optimizer type") {
-        "SGD" => Box::new(Sgd::new(lr).with_momentum(
-            o["momentum"].as_f64().unwrap_or(0.0),
-            o["nesterov"].as_bool().unwrap_or(false),
-        )),
-        "Adam" => {
-            let mut a = Adam::new(lr);
-            a.beta_1 = o["beta_1"].as_f64().expect("beta_1");
-            a.beta_2 = o["beta_2"].as_f64().expect("beta_2");
-            a.epsilon = o["epsilon"].as_f64().expect("epsilon");
-            Box::new(a)
-        }
+    Ok(match o["type"].as_str().expect("optimizer type") {
+        "SGD" => Box::new(
+            Sgd::new(lr)?
+                .with_momentum(o["momentum"].as_f64().unwrap_or(0.0))?
+                .with_nesterov(o["nesterov"].as_bool().unwrap_or(false)),
+        ),
+        "Adam" => Box::new(
+            Adam::new(lr)?
+                .with_beta_1(o["beta_1"].as_f64().expect("beta_1"))?
+                .with_beta_2(o["beta_2"].as_f64().expect("beta_2"))?
+                .with_epsilon(o["epsilon"].as_f64().expect("epsilon"))?,
+        ),
         other => panic!("unknown optimizer {other}"),
-    }
+    })
+}
+
+/// One training step of `case`'s model on a batch: the loss under a tape, then the
+/// optimizer applies the gradients of every variable.
+fn step(
+    case: &Value,
+    m: &TwoLayers,
+    vars: &[Variable],
+    opt: &dyn Optimizer,
+    x: &Tensor,
+    y: &Tensor,
+) -> ferroflow::Result<Tensor> {
+    let tape = GradientTape::new();
+    let loss = loss_of(case, m, x, y)?;
+    let grads = tape.gradient(&loss, vars)?;
+    let pairs: Vec<(&Tensor, &Variable)> = grads.iter().zip(vars).collect();
+    opt.apply_gradient_pairs(&pairs)?;
+    Ok(loss)
 }
 
 /// Row ranges of each step: full batches or consecutive mini-batches, epoch after epoch.
@@ -137,27 +155,12 @@ fn rows(t: &Tensor, (a, b): (usize, usize)) -> Tensor {
 fn run_case(case: &Value, traced: bool) -> Result<(), String> {
     let dtype = DType::from_name(case["dtype"].as_str().expect("dtype")).expect("dtype");
     let tol = if dtype == DType::F64 { 1e-9 } else { 1e-4 };
-    let m = std::rc::Rc::new(model(case));
+    let m = model(case);
     let vars = m.trainable_variables();
-    let opt: std::rc::Rc<dyn Optimizer> = optimizer(case).into();
+    let opt = optimizer(case).map_err(|e| e.to_string())?;
     let x = tensor_from_json(&case["data"]["x"]);
     let y = tensor_from_json(&case["data"]["y"]);
-    let step_fn = {
-        let (m, vars, opt, case) = (m.clone(), vars.clone(), opt.clone(), case.clone());
-        function(move |a: &[Tensor]| {
-            let tape = GradientTape::new();
-            let loss = loss_of(&case, &m, &a[0], &a[1])?;
-            let refs: Vec<&Variable> = vars.iter().collect();
-            let grads = tape.gradient_vars(&loss, &refs)?;
-            let pairs: Vec<(Tensor, Variable)> = grads
-                .into_iter()
-                .zip(&vars)
-                .map(|(g, v)| (g.expect("connected"), v.clone()))
-                .collect();
-            opt.apply_gradients(&pairs)?;
-            Ok(vec![loss])
-        })
-    };
+    let step_fn = function(|x: &Tensor, y: &Tensor| step(case, &m, &vars, &*opt, x, y));
     let want_losses: Vec<f64> = case["losses"]
         .as_array()
         .expect("losses")
@@ -167,20 +170,11 @@ fn run_case(case: &Value, traced: bool) -> Result<(), String> {
     for (i, range) in batches(case, x.dims()[0]).into_iter().enumerate() {
         let (bx, by) = (rows(&x, range), rows(&y, range));
         let loss = if traced {
-            step_fn.call(&[bx, by]).map_err(|e| e.to_string())?.remove(0)
+            step_fn.call((&bx, &by))
         } else {
-            let tape = GradientTape::new();
-            let loss = loss_of(case, &m, &bx, &by).map_err(|e| e.to_string())?;
-            let refs: Vec<&Variable> = vars.iter().collect();
-            let grads = tape.gradient_vars(&loss, &refs).map_err(|e| e.to_string())?;
-            let pairs: Vec<(Tensor, Variable)> = grads
-                .into_iter()
-                .zip(&vars)
-                .map(|(g, v)| (g.expect("connected"), v.clone()))
-                .collect();
-            opt.apply_gradients(&pairs).map_err(|e| e.to_string())?;
-            loss
-        };
+            step(case, &m, &vars, &*opt, &bx, &by)
+        }
+        .map_err(|e| e.to_string())?;
         let got = loss
             .cast(DType::F64)
             .and_then(|l| l.to_scalar::<f64>())
@@ -213,7 +207,7 @@ fn run_case(case: &Value, traced: bool) -> Result<(), String> {
         let acc = got
             .equal(&labels)
             .and_then(|c| c.cast(DType::F64))
-            .and_then(|c| c.reduce_mean(None, false))
+            .and_then(|c| c.reduce_mean(Axes::All))
             .and_then(|a| a.to_scalar::<f64>())
             .map_err(|e| e.to_string())?;
         let want = case["final_accuracy"].as_f64().expect("final_accuracy");
@@ -236,34 +230,20 @@ fn run_seed(case: &Value, traced: bool) -> Result<(), String> {
     let names = ["dense_1/w", "dense_2/w"];
     let vars: Vec<Variable> = names
         .iter()
-        .map(|n| {
-            Variable::new(
-                *n,
-                tensor_from_json(&case["weights"][*n]).cast(dtype).expect("cast"),
-                true,
-            )
-            .expect("eager")
-        })
+        .map(|n| Variable::new(*n, tensor_from_json(&case["weights"][*n]).cast(dtype).expect("cast")).expect("eager"))
         .collect();
-    let body = {
-        let vars = vars.clone();
-        move |a: &[Tensor]| -> ferroflow::Result<Vec<Tensor>> {
-            let tape = GradientTape::new();
-            let y = a[0]
-                .matmul(&vars[0].read()?)?
-                .sigmoid()?
-                .matmul(&vars[1].read()?)?
-                .sigmoid()?;
-            let g = tape.gradient_vars(&y, &[&vars[0], &vars[1]])?;
-            Ok(vec![
-                y,
-                g[0].clone().expect("connected"),
-                g[1].clone().expect("connected"),
-            ])
-        }
+    let body = |x: &Tensor| -> ferroflow::Result<[Tensor; 3]> {
+        let tape = GradientTape::new();
+        let y = x
+            .matmul(&vars[0].read()?)?
+            .sigmoid()?
+            .matmul(&vars[1].read()?)?
+            .sigmoid()?;
+        let [g1, g2] = tape.gradient(&y, [&vars[0], &vars[1]])?;
+        Ok([y, g1, g2])
     };
     let x = tensor_from_json(&case["input"]);
-    let out = if traced { function(body).call(&[x]) } else { body(&[x]) }.map_err(|e| e.to_string())?;
+    let out = if traced { function(body).call(&x) } else { body(&x) }.map_err(|e| e.to_string())?;
     compare(&out[0], &tensor_from_json(&case["output"]), out_tol).map_err(|e| format!("output: {e}"))?;
     for (g, n) in out[1..].iter().zip(names) {
         compare(g, &tensor_from_json(&case["grads"][n]), grad_tol).map_err(|e| format!("grad {n}: {e}"))?;

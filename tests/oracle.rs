@@ -6,9 +6,9 @@
 
 mod support;
 
-use ferroflow::autodiff::{GradientTape, Source, UnconnectedGradients};
+use ferroflow::autodiff::{GradientOptions, GradientTape, UnconnectedGradients};
 use ferroflow::graph::function;
-use ferroflow::tensor::{DType, Tensor};
+use ferroflow::tensor::{Axes, DType, Tensor};
 use support::oracle::{compare, forward_rtol, load_cases, op_fn, Case};
 
 /// How a case is run.
@@ -32,28 +32,22 @@ fn vjp(f: &support::oracle::OpFn, inputs: &[Tensor], ups: &[Tensor]) -> ferroflo
         tape.watch(x);
     }
     let outs = f(inputs)?;
-    let sources: Vec<Source> = inputs.iter().map(Source::Tensor).collect();
+    let zeros = GradientOptions::new().unconnected_gradients(UnconnectedGradients::Zero);
     // One output: its upstream is the output gradient. Several: the target is
     // sum_k sum(out_k * up_k), whose gradient is the same vector-Jacobian product.
-    let grads = if outs.len() == 1 {
-        tape.gradient_with(&outs[0], &sources, Some(&ups[0]), UnconnectedGradients::Zero)?
-    } else {
-        let mut total: Option<Tensor> = None;
-        for (o, u) in outs.iter().zip(ups) {
-            let s = o.mul(u)?.reduce_sum(None, false)?;
-            total = Some(match total {
-                Some(t) => t.add(&s)?,
-                None => s,
-            });
-        }
-        let total = total.ok_or_else(|| ferroflow::Error::invalid("vjp", "no outputs"))?;
-        tape.gradient_with(&total, &sources, None, UnconnectedGradients::Zero)?
-    };
-    Ok(grads
-        .into_iter()
-        .zip(inputs)
-        .map(|(g, x)| g.unwrap_or_else(|| Tensor::zeros(x.dims(), x.dtype())))
-        .collect())
+    if let [out] = outs.as_slice() {
+        return tape.gradient_with(out, inputs, zeros.output_gradients(ups[0].clone()));
+    }
+    let mut total: Option<Tensor> = None;
+    for (o, u) in outs.iter().zip(ups) {
+        let s = o.mul(u)?.reduce_sum(Axes::All)?;
+        total = Some(match total {
+            Some(t) => t.add(&s)?,
+            None => s,
+        });
+    }
+    let total = total.ok_or_else(|| ferroflow::Error::invalid("vjp", "no outputs"))?;
+    tape.gradient_with(&total, inputs, zeros)
 }
 
 fn compare_grads(got: &[Tensor], want: &[Option<Tensor>]) -> Result<(), String> {

@@ -2,7 +2,7 @@
 //! tape) beside a numerical one (central differences), both in float64, for users writing
 //! their own ops and for the framework's own tests.
 
-use crate::{GradientTape, Source, UnconnectedGradients};
+use crate::{GradientOptions, GradientTape, UnconnectedGradients};
 use ferroflow_tensor_core::{DType, Error, Result, Tensor};
 
 /// Theoretical and numerical Jacobians of `f` at `xs`, one pair per argument. Each
@@ -32,13 +32,13 @@ impl GradientCheck {
 /// use ferroflow_autodiff::compute_gradient;
 /// use ferroflow_tensor_core::Tensor;
 /// let x = Tensor::new([0.5f64, -1.0, 2.0]);
-/// let check = compute_gradient(|x| x[0].tanh()?.mul(&x[0]), &[x], 1e-6)?;
+/// let check = compute_gradient(|x| x[0].tanh()?.mul(x[0]), &[&x], 1e-6)?;
 /// assert!(check.max_error() < 1e-8);
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
-pub fn compute_gradient<F>(f: F, xs: &[Tensor], delta: f64) -> Result<GradientCheck>
+pub fn compute_gradient<F>(f: F, xs: &[&Tensor], delta: f64) -> Result<GradientCheck>
 where
-    F: Fn(&[Tensor]) -> Result<Tensor>,
+    F: Fn(&[&Tensor]) -> Result<Tensor>,
 {
     if let Some(bad) = xs.iter().find(|x| x.dtype() != DType::F64) {
         return Err(Error::dtypes(
@@ -62,10 +62,11 @@ where
             let mut seed = vec![0.0f64; ny];
             seed[j] = 1.0;
             let seed = Tensor::from_vec(seed, y.dims())?;
-            let g = tape.gradient_with(&y, &[Source::Tensor(x)], Some(&seed), UnconnectedGradients::Zero)?;
-            if let Some(g) = g.into_iter().next().flatten() {
-                jt[j * nx..(j + 1) * nx].copy_from_slice(&g.to_vec::<f64>()?);
-            }
+            let options = GradientOptions::new()
+                .output_gradients(seed)
+                .unconnected_gradients(UnconnectedGradients::Zero);
+            let g = tape.gradient_with(&y, *x, options)?;
+            jt[j * nx..(j + 1) * nx].copy_from_slice(&g.to_vec::<f64>()?);
         }
         drop(tape);
         // Numerical: perturb each element both ways.
@@ -75,8 +76,9 @@ where
             let eval = |d: f64| -> Result<Vec<f64>> {
                 let mut v = base.clone();
                 v[i] += d;
+                let moved = Tensor::from_vec(v, x.dims())?;
                 let mut args = xs.to_vec();
-                args[k] = Tensor::from_vec(v, x.dims())?;
+                args[k] = &moved;
                 f(&args)?.to_vec::<f64>()
             };
             let (plus, minus) = (eval(delta)?, eval(-delta)?);

@@ -11,11 +11,11 @@
 //! use ferroflow_autodiff::GradientTape;
 //! use ferroflow_tensor_core::{Tensor, Variable};
 //!
-//! let w = Variable::new("w", Tensor::new([[1.0f32], [2.0]]), true)?;
+//! let w = Variable::new("w", Tensor::new([[1.0f32], [2.0]]))?;
 //! let x = Tensor::new([[3.0f32, 4.0]]);
 //! let tape = GradientTape::new();
 //! let y = x.matmul(&w.read()?)?.sigmoid()?;            // trainable reads are watched
-//! let dw = tape.gradient_vars(&y, &[&w])?[0].clone().unwrap();
+//! let dw = tape.gradient(&y, &w)?;
 //! let s = 1.0 / (1.0 + (-11.0f32).exp());
 //! let want = [3.0 * s * (1.0 - s), 4.0 * s * (1.0 - s)];
 //! for (g, w) in dw.to_vec::<f32>()?.iter().zip(want) {
@@ -59,8 +59,8 @@
 //! let tape = GradientTape::new();
 //! tape.watch(&x);
 //! let y = cube(&x)?;
-//! assert_eq!(tape.gradient(&y, &[&x])?[0].clone().unwrap().to_vec::<f64>()?, vec![3.0, 12.0]);
-//! let check = compute_gradient(|a| cube(&a[0]), &[x], 1e-6)?;
+//! assert_eq!(tape.gradient(&y, &x)?.to_vec::<f64>()?, vec![3.0, 12.0]);
+//! let check = compute_gradient(|a| cube(a[0]), &[&x], 1e-6)?;
 //! assert!(check.max_error() < 1e-6);
 //! # Ok::<(), ferroflow_tensor_core::Error>(())
 //! ```
@@ -75,4 +75,4 @@ pub use check::{compute_gradient, GradientCheck};
 pub use ferroflow_tensor_core::Tensor;
 pub use functional::{grad, value_and_grad};
 pub use grads::unbroadcast;
-pub use tape::{GradientTape, Source, UnconnectedGradients};
+pub use tape::{GradientOptions, GradientTape, Source, Sources, TapeOptions, UnconnectedGradients};

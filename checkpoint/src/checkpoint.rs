@@ -26,10 +26,10 @@ use std::path::{Path, PathBuf};
 /// use ferroflow_checkpoint::Checkpoint;
 /// use ferroflow_tensor_core::{Tensor, Variable};
 /// let dir = tempfile::tempdir().unwrap();
-/// let w = Variable::new("w", Tensor::new([1.0f32, 2.0]), true)?;
+/// let w = Variable::new("w", Tensor::new([1.0f32, 2.0]))?;
 /// let path = Checkpoint::new().track("w", &w)?.write(dir.path().join("ckpt"))?;
 ///
-/// let fresh = Variable::new("w", Tensor::new([0.0f32, 0.0]), true)?;
+/// let fresh = Variable::new("w", Tensor::new([0.0f32, 0.0]))?;
 /// Checkpoint::new().track("w", &fresh)?.read(&path)?.assert_consumed()?;
 /// assert_eq!(fresh.value().to_vec::<f32>()?, vec![1.0, 2.0]);
 /// # Ok(()) }

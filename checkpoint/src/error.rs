@@ -87,3 +87,14 @@ impl CheckpointError {
         }
     }
 }
+
+/// Checkpoint errors join the framework's one error type, so `?` works in code that mixes
+/// tensor ops and checkpoints.
+impl From<CheckpointError> for ferroflow_tensor_core::Error {
+    fn from(e: CheckpointError) -> Self {
+        match e {
+            CheckpointError::Tensor(t) => t,
+            other => ferroflow_tensor_core::Error::external("checkpoint", other),
+        }
+    }
+}

@@ -173,7 +173,7 @@ impl CheckpointReader {
 /// use ferroflow_checkpoint::{list_variables, Checkpoint};
 /// use ferroflow_tensor_core::{Tensor, Variable};
 /// let dir = tempfile::tempdir().unwrap();
-/// let v = Variable::new("v", Tensor::new([1.0f32, 2.0]), true)?;
+/// let v = Variable::new("v", Tensor::new([1.0f32, 2.0]))?;
 /// let path = Checkpoint::new().track("v", &v)?.write(dir.path().join("w.safetensors"))?;
 /// let listed = list_variables(&path)?;
 /// assert_eq!((listed[0].name.as_str(), listed[0].shape.as_slice()), ("v", &[2][..]));

@@ -41,8 +41,8 @@
 //! use ferroflow_tensor_core::{Tensor, Variable};
 //!
 //! let dir = tempfile::tempdir().unwrap();
-//! let w = Variable::new("w", Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]), true)?;
-//! let b = Variable::new("b", Tensor::new([0.5f32, 0.5]), true)?;
+//! let w = Variable::new("w", Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]))?;
+//! let b = Variable::new("b", Tensor::new([0.5f32, 0.5]))?;
 //! let model = vec![w, b];
 //!
 //! // TensorFlow format (a prefix) and safetensors (by extension), same API.
@@ -52,8 +52,8 @@
 //!     assert_eq!(names, ["model/0", "model/1"]);
 //!
 //!     let fresh = vec![
-//!         Variable::new("w", Tensor::zeros(&[2, 2], ferroflow_tensor_core::DType::F32), true)?,
-//!         Variable::new("b", Tensor::zeros(&[2], ferroflow_tensor_core::DType::F32), true)?,
+//!         Variable::new("w", Tensor::zeros(&[2, 2], ferroflow_tensor_core::DType::F32)?)?,
+//!         Variable::new("b", Tensor::zeros(&[2], ferroflow_tensor_core::DType::F32)?)?,
 //!     ];
 //!     Checkpoint::new().track("model", &fresh)?.read(&written)?.assert_consumed()?;
 //!     assert_eq!(fresh[0].value().to_vec::<f32>()?, vec![1.0, 2.0, 3.0, 4.0]);

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// use ferroflow_checkpoint::{Checkpoint, CheckpointManager};
 /// use ferroflow_tensor_core::{Tensor, Variable};
 /// let dir = tempfile::tempdir().unwrap();
-/// let v = Variable::new("v", Tensor::scalar(0.0f32), true)?;
+/// let v = Variable::new("v", Tensor::scalar(0.0f32))?;
 /// let ckpt = Checkpoint::new().track("v", &v)?;
 /// let mut manager = CheckpointManager::new(&ckpt, dir.path(), Some(2))?;
 /// for i in 0..3 {

@@ -236,7 +236,7 @@ mod tests {
             Tensor::new([i32::MIN, 7]),
             Tensor::scalar(i64::MAX),
             Tensor::new([true, false, true]),
-            Tensor::zeros(&[0, 4], DType::F32),
+            Tensor::zeros(&[0, 4], DType::F32).unwrap(),
         ] {
             let raw = RawTensor::from_tensor(&t).unwrap();
             let back = raw.to_tensor(p, "x").unwrap();

@@ -16,9 +16,9 @@ use std::path::Path;
 /// use ferroflow_tensor_core::{Tensor, Variable};
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("w.safetensors");
-/// let layer = vec![Variable::new("k", Tensor::new([3.0f64]), true)?];
+/// let layer = vec![Variable::new("k", Tensor::new([3.0f64]))?];
 /// layer.save_weights(&path)?;
-/// let other = vec![Variable::new("k", Tensor::new([0.0f64]), true)?];
+/// let other = vec![Variable::new("k", Tensor::new([0.0f64]))?];
 /// other.load_weights(&path)?;
 /// assert_eq!(other[0].value().to_vec::<f64>()?, vec![3.0]);
 /// # Ok(()) }

@@ -1,7 +1,6 @@
 //! W4 and W5, the training-step workloads: the models, data and steps shared by their eager
 //! and (later) graph forms.
 
-use ferroflow::autodiff::GradientTape;
 use ferroflow::prelude::*;
 
 /// W4's case label.
@@ -29,16 +28,15 @@ pub fn w4_setup() -> ferroflow::Result<TrainSetup> {
     let shapes = [(784usize, 256usize), (256, 256), (256, 10)];
     let mut params = Vec::new();
     for (i, &(fan_in, out)) in shapes.iter().enumerate() {
-        let w = random::normal(&[fan_in, out], 0.0, (2.0 / fan_in as f64).sqrt(), DType::F32, None)?;
-        params.push(Variable::new(format!("dense_{}/w", i + 1), w, true)?);
+        let w = random::normal(&[fan_in, out], Normal::new(0.0, (2.0 / fan_in as f64).sqrt()))?;
+        params.push(Variable::new(format!("dense_{}/w", i + 1), w)?);
         params.push(Variable::new(
             format!("dense_{}/b", i + 1),
-            Tensor::zeros(&[out], DType::F32),
-            true,
+            Tensor::zeros(&[out], DType::F32)?,
         )?);
     }
-    let x = random::normal(&[128, 784], 0.0, 1.0, DType::F32, Some(11))?;
-    let y = random::uniform(&[128], 0.0, 10.0, DType::I32, Some(12))?;
+    let x = random::normal(&[128, 784], Normal::default().seed(11))?;
+    let y = random::uniform(&[128], Uniform::new(0.0, 10.0).dtype(DType::I32).seed(12))?;
     Ok(TrainSetup {
         params,
         x,
@@ -57,18 +55,18 @@ pub fn w4_forward(p: &[Variable], x: &Tensor) -> ferroflow::Result<Tensor> {
 
 fn w4_loss(p: &[Variable], x: &Tensor, y: &Tensor) -> ferroflow::Result<Tensor> {
     y.sparse_softmax_cross_entropy_with_logits(&w4_forward(p, x)?)?
-        .reduce_mean(None, false)
+        .reduce_mean(Axes::All)
 }
 
 /// W5: the seed model (3→3→1, sigmoid, no bias), MSE, batch 32.
 pub fn w5_setup() -> ferroflow::Result<TrainSetup> {
     random::set_seed(0);
     let params = vec![
-        Variable::new("dense_1/w", random::normal(&[3, 3], 0.0, 1.0, DType::F32, None)?, true)?,
-        Variable::new("dense_2/w", random::normal(&[3, 1], 0.0, 1.0, DType::F32, None)?, true)?,
+        Variable::new("dense_1/w", random::normal(&[3, 3], Normal::default())?)?,
+        Variable::new("dense_2/w", random::normal(&[3, 1], Normal::default())?)?,
     ];
-    let x = random::normal(&[32, 3], 0.0, 1.0, DType::F32, Some(13))?;
-    let y = random::uniform(&[32, 1], 0.0, 1.0, DType::F32, Some(14))?;
+    let x = random::normal(&[32, 3], Normal::default().seed(13))?;
+    let y = random::uniform(&[32, 1], Uniform::default().seed(14))?;
     Ok(TrainSetup {
         params,
         x,
@@ -84,60 +82,47 @@ pub fn w5_forward(p: &[Variable], x: &Tensor) -> ferroflow::Result<Tensor> {
 }
 
 fn w5_loss(p: &[Variable], x: &Tensor, y: &Tensor) -> ferroflow::Result<Tensor> {
-    w5_forward(p, x)?.sub(y)?.square()?.reduce_mean(None, false)
+    w5_forward(p, x)?.sub(y)?.square()?.reduce_mean(Axes::All)
 }
 
 /// One eager training step: forward under a tape, gradients, `assign_sub(lr * g)`.
 pub fn eager_step(s: &TrainSetup) -> ferroflow::Result<Tensor> {
+    step(s, &s.x, &s.y)
+}
+
+/// One training step of `s` on a batch.
+fn step(s: &TrainSetup, x: &Tensor, y: &Tensor) -> ferroflow::Result<Tensor> {
     let tape = GradientTape::new();
-    let loss = (s.loss)(&s.params, &s.x, &s.y)?;
-    let refs: Vec<&Variable> = s.params.iter().collect();
-    let grads = tape.gradient_vars(&loss, &refs)?;
+    let loss = (s.loss)(&s.params, x, y)?;
+    let grads = tape.gradient(&loss, &s.params)?;
     for (p, g) in s.params.iter().zip(grads) {
-        if let Some(g) = g {
-            p.assign_sub(&g.mul(&s.lr)?)?;
-        }
+        p.assign_sub(&g.mul(&s.lr)?)?;
     }
     Ok(loss)
 }
 
 /// The same training step traced into one graph: forward, tape gradient and updates.
-pub fn graph_step(s: &TrainSetup) -> ferroflow::graph::Function {
-    let params = s.params.clone();
-    let (loss_fn, lr) = (s.loss, s.lr.clone());
-    ferroflow::graph::function(move |a: &[Tensor]| {
-        let tape = GradientTape::new();
-        let loss = loss_fn(&params, &a[0], &a[1])?;
-        let refs: Vec<&Variable> = params.iter().collect();
-        let grads = tape.gradient_vars(&loss, &refs)?;
-        for (p, g) in params.iter().zip(grads) {
-            if let Some(g) = g {
-                p.assign_sub(&g.mul(&lr)?)?;
-            }
-        }
-        Ok(vec![loss])
-    })
+pub fn graph_step(s: &TrainSetup) -> Function<'_, (Tensor, Tensor), Tensor> {
+    function(move |x: &Tensor, y: &Tensor| step(s, x, y))
 }
 
 /// The same model built from nn layers, with optim's loss and SGD: what a Keras user writes.
 pub struct NnSetup {
     /// The model.
-    pub model: std::rc::Rc<ferroflow::nn::Sequential>,
+    pub model: Sequential,
     /// Inputs of one batch.
     pub x: Tensor,
     /// Targets of one batch.
     pub y: Tensor,
     /// The loss.
-    pub loss: ferroflow::optim::Loss,
+    pub loss: Loss,
     /// The optimizer.
-    pub opt: std::rc::Rc<ferroflow::optim::Sgd>,
+    pub opt: Sgd,
 }
 
 /// W4 or W5 written with `Sequential`, `Dense`, a loss and `Sgd`, initialised with the
 /// hand-written setup's weights so both run the same numbers.
 pub fn nn_setup(hand: &TrainSetup, w4: bool) -> ferroflow::Result<NnSetup> {
-    use ferroflow::nn::{Activation, Dense, Sequential};
-    use ferroflow::optim::Loss;
     let mut model = Sequential::new();
     let layers: Vec<(usize, Activation, bool)> = if w4 {
         vec![
@@ -151,7 +136,10 @@ pub fn nn_setup(hand: &TrainSetup, w4: bool) -> ferroflow::Result<NnSetup> {
     let mut in_dim = hand.x.dims()[1];
     let mut p = hand.params.iter();
     for (units, act, bias) in layers {
-        let d = Dense::new(units).activation(act).use_bias(bias).input_dim(in_dim)?;
+        let d = Dense::new(units)
+            .with_activation(act)
+            .with_bias(bias)
+            .with_input_dim(in_dim)?;
         if let (Some(k), Some(w)) = (d.kernel(), p.next()) {
             k.assign(&w.value())?;
         }
@@ -164,39 +152,24 @@ pub fn nn_setup(hand: &TrainSetup, w4: bool) -> ferroflow::Result<NnSetup> {
         model.add(d);
     }
     let loss = if w4 {
-        Loss::SparseCategoricalCrossentropy { from_logits: true }
+        Loss::SparseCategoricalCrossentropy(Predictions::Logits)
     } else {
         Loss::MeanSquaredError
     };
     Ok(NnSetup {
-        model: std::rc::Rc::new(model),
+        model,
         x: hand.x.clone(),
         y: hand.y.clone(),
         loss,
-        opt: std::rc::Rc::new(ferroflow::optim::Sgd::new(0.1)),
+        opt: Sgd::new(0.1)?,
     })
 }
 
 /// One training step with the nn model: tape, loss, `apply_gradients`.
-pub fn nn_step(
-    model: &ferroflow::nn::Sequential,
-    vars: &[Variable],
-    loss: &ferroflow::optim::Loss,
-    opt: &ferroflow::optim::Sgd,
-    x: &Tensor,
-    y: &Tensor,
-) -> ferroflow::Result<Tensor> {
-    use ferroflow::nn::layers::Layer;
-    use ferroflow::optim::Optimizer;
+pub fn nn_step(n: &NnSetup, vars: &[Variable], x: &Tensor, y: &Tensor) -> ferroflow::Result<Tensor> {
     let tape = GradientTape::new();
-    let l = loss.call(y, &model.call(x, true)?)?;
-    let refs: Vec<&Variable> = vars.iter().collect();
-    let grads = tape.gradient_vars(&l, &refs)?;
-    let pairs: Vec<(Tensor, Variable)> = grads
-        .into_iter()
-        .zip(vars)
-        .filter_map(|(g, v)| g.map(|g| (g, v.clone())))
-        .collect();
-    opt.apply_gradients(&pairs)?;
-    Ok(l)
+    let loss = n.loss.call(y, &n.model.call(x, Mode::Training)?)?;
+    let grads = tape.gradient(&loss, vars)?;
+    n.opt.apply_gradients(std::iter::zip(grads, vars))?;
+    Ok(loss)
 }

@@ -1,6 +1,7 @@
 //! [`Function`] (`tf.function`) and [`ConcreteFunction`]: trace a closure into a graph once
 //! per input signature, optimise it, and run it.
 
+use crate::args::{Body, CallArgs, FunctionOutput, TraceableFn};
 use crate::exec::Plan;
 use crate::ir::{Graph, NodeKind};
 use crate::passes::{optimize, PassConfig};
@@ -8,6 +9,7 @@ use crate::trace::GraphTracer;
 use ferroflow_tensor_core::{has_observers, is_tracing, push_tracer, DType, Error, Result, Tensor, TensorSpec};
 use std::collections::HashMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
@@ -240,18 +242,22 @@ pub fn operations(g: &Graph) -> Vec<Operation> {
         .collect()
 }
 
-type Body = dyn Fn(&[Tensor], &[StaticArg]) -> Result<Vec<Tensor>>;
-
 /// A traced function (`tf.function`): the first call with a new input signature traces the
 /// closure with symbolic tensors into a graph, optimises it and caches it; later calls with
 /// the same signature run the cached graph without running the closure.
 ///
+/// * The closure takes its tensors as it likes them, `|x: &Tensor, y: &Tensor| ...` (up to
+///   eight) or `|xs: &[Tensor]| ...` (any number), and returns a tensor, a tuple or array of
+///   tensors, a `Vec` or `()`; [`Function::call`] returns the same (see [`TraceableFn`],
+///   [`CallArgs`], [`FunctionOutput`]).
 /// * The cache key is the dtype and shape of each tensor argument plus the value of each
 ///   static argument; a new key retraces. With [`Function::with_input_signature`], unknown
 ///   (`None`) dimensions let one trace serve every matching shape.
 /// * Side effects of the closure (prints, pushes to a vector) happen only while tracing.
 /// * Variables are captured by reference: an `assign` between calls is seen without
 ///   retracing. Eager tensors captured by the closure become constants (snapshotted).
+/// * The closure may borrow what it calls (a model, a loss): the function lives no longer
+///   than the borrow (`'f`).
 /// * [`crate::config::run_functions_eagerly`] makes every call run the closure eagerly.
 /// * A call made while a gradient tape is recording, or from inside another trace, runs
 ///   the closure directly so the tape (or the outer trace) sees every op.
@@ -260,17 +266,23 @@ type Body = dyn Fn(&[Tensor], &[StaticArg]) -> Result<Vec<Tensor>>;
 /// use ferroflow_graph::function;
 /// use ferroflow_tensor_core::Tensor;
 ///
-/// let f = function(|x: &[Tensor]| Ok(vec![x[0].matmul(&x[1])?.add(&x[2])?]));
+/// let f = function(|x: &Tensor, y: &Tensor, b: &Tensor| x.matmul(y)?.add(b));
 /// let x = Tensor::new([[1.0f32, 2.0]]);
 /// let y = Tensor::new([[3.0f32], [4.0]]);
 /// let b = Tensor::new([0.5f32]);
-/// assert_eq!(f.call(&[x.clone(), y.clone(), b.clone()])?[0].to_vec::<f32>()?, vec![11.5]);
-/// f.call(&[x, y, b])?;
+/// assert_eq!(f.call((&x, &y, &b))?.to_vec::<f32>()?, vec![11.5]);
+/// f.call((&x, &y, &b))?;
 /// assert_eq!(f.tracing_count(), 1);
+///
+/// // Several results come back as they were returned.
+/// let g = function(|x: &Tensor| Ok((x.exp()?, x.square()?)));
+/// let (e, sq) = g.call(&x)?;
+/// assert_eq!(sq.to_vec::<f32>()?, vec![1.0, 4.0]);
+/// # let _ = e;
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
-pub struct Function {
-    body: Box<Body>,
+pub struct Function<'f, A: ?Sized = [Tensor], O = Vec<Tensor>> {
+    body: Box<Body<'f>>,
     input_signature: Option<Vec<InputSpec>>,
     reduce_retracing: bool,
     passes: PassConfig,
@@ -279,30 +291,86 @@ pub struct Function {
     /// function with one signature).
     last: Mutex<Option<(CacheKey, Arc<ConcreteFunction>)>>,
     traces: Mutex<usize>,
+    signature: PhantomData<fn(&A) -> O>,
 }
 
-/// Wraps a closure over tensors into a [`Function`].
-pub fn function<F>(f: F) -> Function
+/// Wraps a closure into a [`Function`] (`tf.function(f)`): see [`TraceableFn`] for the
+/// closures it takes.
+///
+/// ```
+/// use ferroflow_graph::function;
+/// use ferroflow_tensor_core::{Tensor, Variable};
+///
+/// // A function over a model it borrows (here a variable), as `@tf.function` on `__call__`.
+/// let w = Variable::new("w", Tensor::new([[1.0f32], [2.0]]))?;
+/// let forward = function(|x: &Tensor| x.matmul(&w.read()?)?.sigmoid());
+/// let x = Tensor::new([[0.5f32, -0.25]]);
+/// assert_eq!(forward.call(&x)?.to_scalar::<f32>()?, 0.5);
+/// w.assign(&Tensor::new([[0.0f32], [4.0]]))?;            // seen without retracing
+/// assert!(forward.call(&x)?.to_scalar::<f32>()? < 0.5);
+/// assert_eq!(forward.tracing_count(), 1);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub fn function<'f, M, F>(f: F) -> Function<'f, F::Args, F::Output>
 where
-    F: Fn(&[Tensor]) -> Result<Vec<Tensor>> + 'static,
+    F: TraceableFn<'f, M>,
 {
-    Function::new(move |x, _| f(x))
+    Function::from_body(f.into_body())
 }
 
-impl Function {
-    /// A function whose closure also receives static arguments (see [`Function::call_with`]).
-    pub fn new<F>(f: F) -> Function
+impl<'f> Function<'f> {
+    /// A function whose closure also receives static (non-tensor) arguments, part of the
+    /// cache key by value (see [`Function::call_with`]).
+    ///
+    /// ```
+    /// use ferroflow_graph::{Function, StaticArg};
+    /// use ferroflow_tensor_core::Tensor;
+    /// let power = Function::with_statics(|x: &[Tensor], s: &[StaticArg]| {
+    ///     let n = s[0].as_i64().unwrap_or(1);
+    ///     let mut y = x[0].clone();
+    ///     for _ in 1..n {
+    ///         y = y.mul(&x[0])?;
+    ///     }
+    ///     Ok(vec![y])
+    /// });
+    /// let x = Tensor::new([3.0f64]);
+    /// assert_eq!(power.call_with(&[&x], &[3i64.into()])?[0].to_vec::<f64>()?, vec![27.0]);
+    /// assert_eq!(power.tracing_count(), 1);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn with_statics<F>(f: F) -> Self
     where
-        F: Fn(&[Tensor], &[StaticArg]) -> Result<Vec<Tensor>> + 'static,
+        F: Fn(&[Tensor], &[StaticArg]) -> Result<Vec<Tensor>> + 'f,
     {
+        Function::from_body(Box::new(f))
+    }
+
+    /// Calls the function on tensors and static arguments (keyed by value).
+    pub fn call_with<A: CallArgs<[Tensor]>>(&self, args: A, statics: &[StaticArg]) -> Result<Vec<Tensor>> {
+        self.run(&args.tensors(), statics)
+    }
+
+    /// [`Function::get_concrete_function`] with static arguments.
+    pub fn get_concrete_function_with(
+        &self,
+        specs: &[TensorSpec],
+        statics: &[StaticArg],
+    ) -> Result<Arc<ConcreteFunction>> {
+        self.concrete_for(specs, statics)
+    }
+}
+
+impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
+    fn from_body(body: Box<Body<'f>>) -> Self {
         Function {
-            body: Box::new(f),
+            body,
             input_signature: None,
             reduce_retracing: false,
             passes: PassConfig::default(),
             cache: Mutex::new(HashMap::new()),
             last: Mutex::new(None),
             traces: Mutex::new(0),
+            signature: PhantomData,
         }
     }
 
@@ -326,13 +394,13 @@ impl Function {
         self
     }
 
-    /// Calls the function on tensors.
-    pub fn call(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
-        self.call_with(args, &[])
+    /// Calls the function: `f.call(&x)` for one argument, `f.call((&x, &y))` for several,
+    /// `f.call(&xs[..])` for the slice form.
+    pub fn call<C: CallArgs<A>>(&self, args: C) -> Result<O> {
+        O::from_tensors(self.run(&args.tensors(), &[])?)
     }
 
-    /// Calls the function on tensors and static arguments (keyed by value).
-    pub fn call_with(&self, args: &[Tensor], statics: &[StaticArg]) -> Result<Vec<Tensor>> {
+    fn run(&self, args: &[Tensor], statics: &[StaticArg]) -> Result<Vec<Tensor>> {
         if crate::config::functions_run_eagerly() || is_tracing() || has_observers() {
             return (self.body)(args, statics);
         }
@@ -365,15 +433,6 @@ impl Function {
     /// `get_concrete_function`.
     pub fn get_concrete_function(&self, specs: &[TensorSpec]) -> Result<Arc<ConcreteFunction>> {
         self.concrete_for(specs, &[])
-    }
-
-    /// [`Function::get_concrete_function`] with static arguments.
-    pub fn get_concrete_function_with(
-        &self,
-        specs: &[TensorSpec],
-        statics: &[StaticArg],
-    ) -> Result<Arc<ConcreteFunction>> {
-        self.concrete_for(specs, statics)
     }
 
     /// How many times the closure has been traced (`experimental_get_tracing_count`).
@@ -506,6 +565,7 @@ pub fn op_count(g: &Graph) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferroflow_tensor_core::random::Normal;
     use ferroflow_tensor_core::{random, Variable};
 
     fn assert_send_sync<T: Send + Sync>() {}
@@ -513,22 +573,14 @@ mod tests {
     #[test]
     fn concrete_functions_are_send_sync_and_give_the_same_results_from_many_threads() {
         assert_send_sync::<ConcreteFunction>();
-        let w = Variable::new(
-            "w",
-            random::normal(&[64, 32], 0.0, 1.0, DType::F32, Some(1)).unwrap(),
-            true,
-        )
-        .unwrap();
-        let b = random::normal(&[32], 0.0, 1.0, DType::F32, Some(2)).unwrap();
-        let f = function(move |x: &[Tensor]| {
-            let h = x[0].matmul(&w.read()?)?.bias_add(&b)?.relu()?;
-            Ok(vec![h
-                .mul(&h.scalar_like(0.5))?
-                .add(&h.sigmoid()?)?
-                .reduce_sum(Some(&[1]), false)?])
+        let w = Variable::new("w", random::normal(&[64, 32], Normal::default().seed(1)).unwrap()).unwrap();
+        let b = random::normal(&[32], Normal::default().seed(2)).unwrap();
+        let f = function(move |x: &Tensor| {
+            let h = x.matmul(&w.read()?)?.bias_add(&b)?.relu()?;
+            h.mul(&h.scalar_like(0.5))?.add(&h.sigmoid()?)?.reduce_sum(1)
         });
         let inputs: Vec<Tensor> = (0..8)
-            .map(|i| random::normal(&[16, 64], 0.0, 1.0, DType::F32, Some(10 + i)).unwrap())
+            .map(|i| random::normal(&[16, 64], Normal::default().seed(10 + i)).unwrap())
             .collect();
         let cf = f.get_concrete_function(&[inputs[0].spec()]).unwrap();
         let sequential: Vec<Vec<f32>> = inputs
@@ -563,8 +615,8 @@ mod tests {
             let z = y.mul(&y)?.sub(&y.mul(&y)?)?.add(&y.sigmoid()?)?;
             Ok(vec![z])
         };
-        let x = random::normal(&[4, 5], 0.0, 1.0, DType::F64, Some(3)).unwrap();
-        let w = random::normal(&[5, 3], 0.0, 1.0, DType::F64, Some(4)).unwrap();
+        let x = random::normal(&[4, 5], Normal::default().dtype(DType::F64).seed(3)).unwrap();
+        let w = random::normal(&[5, 3], Normal::default().dtype(DType::F64).seed(4)).unwrap();
         let want = function(body)
             .with_passes(PassConfig::none())
             .call(&[x.clone(), w.clone()])

@@ -52,7 +52,7 @@ impl Node {
         match &self.kind {
             NodeKind::Placeholder { .. } => "Placeholder".into(),
             NodeKind::Const(_) => "Const".into(),
-            NodeKind::Op(op) => tf_op_type(op).into(),
+            NodeKind::Op(op) => op.tf_op_type().into(),
             NodeKind::Fused(f) => format!("FusedElementwise[{}]", f.describe()),
             NodeKind::MatMulEpilogue(e) => format!("_FusedMatMul[{}]", e.describe()),
         }
@@ -176,120 +176,5 @@ impl fmt::Display for Graph {
             .map(|v| format!("{}:{}", self.nodes[v.node].name, v.output))
             .collect();
         writeln!(f, "return [{}]", outs.join(", "))
-    }
-}
-
-/// TensorFlow's op type for a primitive (what TensorBoard and `get_operations()` show).
-pub fn tf_op_type(op: &Op) -> &'static str {
-    use ferroflow_tensor_core::{
-        AssignMode, BinaryOp as B, CompareOp as C, LogicalOp as L, ReduceKind as R, UnaryOp as U,
-    };
-    match op {
-        Op::Unary(u) => match u {
-            U::Neg => "Neg",
-            U::Abs => "Abs",
-            U::Exp => "Exp",
-            U::Log => "Log",
-            U::Log1p => "Log1p",
-            U::Sqrt => "Sqrt",
-            U::Rsqrt => "Rsqrt",
-            U::Square => "Square",
-            U::Reciprocal => "Reciprocal",
-            U::Sin => "Sin",
-            U::Cos => "Cos",
-            U::Tanh => "Tanh",
-            U::Sigmoid => "Sigmoid",
-            U::Erf => "Erf",
-            U::Softplus => "Softplus",
-            U::Softsign => "Softsign",
-            U::Relu => "Relu",
-            U::Relu6 => "Relu6",
-            U::Elu => "Elu",
-            U::Selu => "Selu",
-            U::LeakyRelu { .. } => "LeakyRelu",
-            U::Gelu { .. } => "Gelu",
-            U::Sign => "Sign",
-            U::Floor => "Floor",
-            U::Ceil => "Ceil",
-            U::Round => "Round",
-        },
-        Op::Binary(b) => match b {
-            B::Add => "AddV2",
-            B::Sub => "Sub",
-            B::Mul => "Mul",
-            B::Div => "RealDiv",
-            B::Pow => "Pow",
-            B::Maximum => "Maximum",
-            B::Minimum => "Minimum",
-            B::SquaredDifference => "SquaredDifference",
-            B::FloorDiv => "FloorDiv",
-            B::FloorMod => "FloorMod",
-            B::SigmoidGrad => "SigmoidGrad",
-            B::TanhGrad => "TanhGrad",
-            B::ReluGrad => "ReluGrad",
-        },
-        Op::Compare(c) => match c {
-            C::Equal => "Equal",
-            C::NotEqual => "NotEqual",
-            C::Less => "Less",
-            C::LessEqual => "LessEqual",
-            C::Greater => "Greater",
-            C::GreaterEqual => "GreaterEqual",
-        },
-        Op::Logical(L::And) => "LogicalAnd",
-        Op::Logical(L::Or) => "LogicalOr",
-        Op::LogicalNot => "LogicalNot",
-        Op::Select => "SelectV2",
-        Op::Cast { .. } => "Cast",
-        Op::StopGradient => "StopGradient",
-        Op::Identity => "Identity",
-        Op::Reduce { kind, .. } => match kind {
-            R::Sum => "Sum",
-            R::Mean => "Mean",
-            R::Max => "Max",
-            R::Min => "Min",
-            R::Prod => "Prod",
-        },
-        Op::ArgReduce { max: true, .. } => "ArgMax",
-        Op::ArgReduce { max: false, .. } => "ArgMin",
-        Op::Scan { product: false, .. } => "Cumsum",
-        Op::Scan { product: true, .. } => "Cumprod",
-        Op::MatMul { .. } => "MatMul",
-        Op::Transpose { .. } => "Transpose",
-        Op::Reshape { .. } => "Reshape",
-        Op::ExpandDims { .. } => "ExpandDims",
-        Op::Squeeze { .. } => "Squeeze",
-        Op::Concat { .. } => "ConcatV2",
-        Op::Stack { .. } => "Pack",
-        Op::StridedSlice { .. } => "StridedSlice",
-        Op::StridedSliceGrad { .. } => "StridedSliceGrad",
-        Op::UnsortedSegmentSum { .. } => "UnsortedSegmentSum",
-        Op::Tile { .. } => "Tile",
-        Op::BroadcastTo { .. } => "BroadcastTo",
-        Op::Pad { .. } => "PadV2",
-        Op::Gather { .. } => "GatherV2",
-        Op::OneHot { .. } => "OneHot",
-        Op::Softmax { .. } => "Softmax",
-        Op::LogSoftmax { .. } => "LogSoftmax",
-        Op::SoftmaxCrossEntropy { .. } => "SoftmaxCrossEntropyWithLogits",
-        Op::SparseSoftmaxCrossEntropy => "SparseSoftmaxCrossEntropyWithLogits",
-        Op::Conv2D { .. } => "Conv2D",
-        Op::Conv2DBackpropInput { .. } => "Conv2DBackpropInput",
-        Op::Conv2DBackpropFilter { .. } => "Conv2DBackpropFilter",
-        Op::Pool2D { max: true, .. } => "MaxPool",
-        Op::Pool2D { max: false, .. } => "AvgPool",
-        Op::Pool2DGrad { max: true, .. } => "MaxPoolGrad",
-        Op::Pool2DGrad { max: false, .. } => "AvgPoolGrad",
-        Op::ReadVariable(_) => "ReadVariableOp",
-        Op::Assign {
-            mode: AssignMode::Set, ..
-        } => "AssignVariableOp",
-        Op::Assign {
-            mode: AssignMode::Add, ..
-        } => "AssignAddVariableOp",
-        Op::Assign {
-            mode: AssignMode::Sub, ..
-        } => "AssignSubVariableOp",
-        Op::Custom(c) => c.name(),
     }
 }

@@ -12,7 +12,7 @@
 //! use ferroflow_graph::{function, config};
 //! use ferroflow_tensor_core::{Tensor, Variable};
 //!
-//! let w = Variable::new("w", Tensor::new([[1.0f32], [2.0]]), true)?;
+//! let w = Variable::new("w", Tensor::new([[1.0f32], [2.0]]))?;
 //! let w2 = w.clone();
 //! let f = function(move |x: &[Tensor]| Ok(vec![x[0].matmul(&w2.read()?)?.sigmoid()?]));
 //! let x = Tensor::new([[0.5f32, -0.25]]);
@@ -28,6 +28,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod args;
 pub mod config;
 mod exec;
 pub mod export;
@@ -37,6 +38,7 @@ pub mod ir;
 pub mod passes;
 mod trace;
 
+pub use args::{ArgTensors, CallArgs, FunctionOutput, TraceableFn};
 pub use ferroflow_tensor_core::Tensor;
 pub use function::{function, op_count, operations, ConcreteFunction, Function, InputSpec, Operation, StaticArg};
 pub use ir::{Graph, Node, NodeKind, ValueRef};

@@ -1,7 +1,7 @@
 //! Tracing: a [`Tracer`] that turns every dispatched op into a graph node and returns
 //! symbolic tensors standing for its outputs.
 
-use crate::ir::{tf_op_type, Graph, Node, NodeKind, ValueRef};
+use crate::ir::{Graph, Node, NodeKind, ValueRef};
 use ferroflow_tensor_core::{Error, Op, Result, Tensor, TensorId, TensorSpec, Tracer};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -97,7 +97,7 @@ impl GraphTracer {
 impl Tracer for GraphTracer {
     fn record(&self, op: &Op, inputs: &[&Tensor], outputs: Vec<TensorSpec>) -> Result<Vec<Tensor>> {
         let ins = inputs.iter().map(|t| self.value_of(t)).collect::<Result<Vec<_>>>()?;
-        let node = self.push(tf_op_type(op), NodeKind::Op(op.clone()), ins, outputs.clone());
+        let node = self.push(op.tf_op_type(), NodeKind::Op(op.clone()), ins, outputs.clone());
         Ok(outputs
             .into_iter()
             .enumerate()

@@ -1,7 +1,8 @@
 //! Weight initializers with Keras' definitions and defaults (`glorot_uniform` kernels, zero
 //! biases), all drawn from tensor-core's seeded generators.
 
-use ferroflow_tensor_core::{random, DType, Error, Result, Tensor};
+use ferroflow_tensor_core::random::{self, Normal, Uniform};
+use ferroflow_tensor_core::{DType, Error, Result, Tensor};
 
 /// A Keras initializer. Fan-in and fan-out come from the shape: `[in, out]` for a dense
 /// kernel, `[kh, kw, in, out]` for a conv kernel (the receptive field multiplies both).
@@ -64,9 +65,37 @@ pub fn fans(shape: &[usize]) -> (f64, f64) {
 const TRUNCATED_STD: f64 = 0.879_625_661_034_239_8;
 
 impl Initializer {
-    /// A tensor of `shape` and `dtype`, drawn with the op seed `seed` (see
+    /// A tensor of `shape` and `dtype`, drawn from the global seed (see
     /// [`ferroflow_tensor_core::random`]).
-    pub fn init(&self, shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+    ///
+    /// ```
+    /// use ferroflow_nn::initializers::Initializer;
+    /// use ferroflow_tensor_core::DType;
+    /// let k = Initializer::GlorotUniform.init(&[3, 5], DType::F32)?;
+    /// let limit = (6.0f32 / 8.0).sqrt();
+    /// assert!(k.to_vec::<f32>()?.iter().all(|v| v.abs() <= limit));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn init(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        self.draw(shape, dtype, None)
+    }
+
+    /// A tensor of `shape` and `dtype`, drawn with the op seed `seed`: the same global and
+    /// op seeds replay the same values.
+    pub fn init_with_seed(&self, shape: &[usize], dtype: DType, seed: u64) -> Result<Tensor> {
+        self.draw(shape, dtype, Some(seed))
+    }
+
+    /// The draw, with an op seed or from the global seed.
+    pub(crate) fn draw(&self, shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+        let normal = |mean: f64, stddev: f64| Normal {
+            seed,
+            ..Normal::new(mean, stddev).dtype(dtype)
+        };
+        let uniform = |minval: f64, maxval: f64| Uniform {
+            seed,
+            ..Uniform::new(minval, maxval).dtype(dtype)
+        };
         if !dtype.is_float() && !matches!(self, Initializer::Zeros | Initializer::Ones | Initializer::Constant(_)) {
             return Err(Error::dtypes(
                 "initializer",
@@ -76,25 +105,27 @@ impl Initializer {
         }
         let (fan_in, fan_out) = fans(shape);
         match *self {
-            Initializer::Zeros => Ok(Tensor::zeros(shape, dtype)),
-            Initializer::Ones => Ok(Tensor::ones(shape, dtype)),
-            Initializer::Constant(v) => Ok(Tensor::fill(shape, v, dtype)),
-            Initializer::RandomNormal { mean, stddev } => random::normal(shape, mean, stddev, dtype, seed),
-            Initializer::RandomUniform { minval, maxval } => random::uniform(shape, minval, maxval, dtype, seed),
-            Initializer::TruncatedNormal { mean, stddev } => random::truncated_normal(shape, mean, stddev, dtype, seed),
+            Initializer::Zeros => Tensor::zeros(shape, dtype),
+            Initializer::Ones => Tensor::ones(shape, dtype),
+            Initializer::Constant(v) => Tensor::fill(shape, v, dtype),
+            Initializer::RandomNormal { mean, stddev } => random::normal(shape, normal(mean, stddev)),
+            Initializer::RandomUniform { minval, maxval } => random::uniform(shape, uniform(minval, maxval)),
+            Initializer::TruncatedNormal { mean, stddev } => random::truncated_normal(shape, normal(mean, stddev)),
             Initializer::GlorotUniform => {
                 let limit = (6.0 / (fan_in + fan_out).max(1.0)).sqrt();
-                random::uniform(shape, -limit, limit, dtype, seed)
+                random::uniform(shape, uniform(-limit, limit))
             }
             Initializer::HeNormal => {
-                random::truncated_normal(shape, 0.0, (2.0 / fan_in.max(1.0)).sqrt() / TRUNCATED_STD, dtype, seed)
+                let stddev = (2.0 / fan_in.max(1.0)).sqrt() / TRUNCATED_STD;
+                random::truncated_normal(shape, normal(0.0, stddev))
             }
             Initializer::HeUniform => {
                 let limit = (6.0 / fan_in.max(1.0)).sqrt();
-                random::uniform(shape, -limit, limit, dtype, seed)
+                random::uniform(shape, uniform(-limit, limit))
             }
             Initializer::LecunNormal => {
-                random::truncated_normal(shape, 0.0, (1.0 / fan_in.max(1.0)).sqrt() / TRUNCATED_STD, dtype, seed)
+                let stddev = (1.0 / fan_in.max(1.0)).sqrt() / TRUNCATED_STD;
+                random::truncated_normal(shape, normal(0.0, stddev))
             }
         }
     }
@@ -115,27 +146,33 @@ mod tests {
     #[test]
     fn keras_scales_and_seeds() {
         let g = Initializer::GlorotUniform
-            .init(&[200, 300], DType::F32, Some(1))
+            .init_with_seed(&[200, 300], DType::F32, 1)
             .unwrap();
         let limit = (6.0f64 / 500.0).sqrt();
         let (mean, std, max) = stats(&g);
         assert!(mean.abs() < 0.005 && (std - limit / 3f64.sqrt()).abs() < 0.003 && max <= limit);
-        let h = Initializer::HeNormal.init(&[400, 300], DType::F64, Some(2)).unwrap();
+        let h = Initializer::HeNormal
+            .init_with_seed(&[400, 300], DType::F64, 2)
+            .unwrap();
         let (_, std, max) = stats(&h);
         assert!((std - (2.0f64 / 400.0).sqrt()).abs() < 0.003, "{std}");
         assert!(max <= 2.0 * (2.0f64 / 400.0).sqrt() / TRUNCATED_STD + 1e-12);
         assert_eq!(fans(&[3, 3, 16, 32]), (144.0, 288.0));
-        let a = Initializer::LecunNormal.init(&[10, 10], DType::F32, Some(5)).unwrap();
-        let b = Initializer::LecunNormal.init(&[10, 10], DType::F32, Some(5)).unwrap();
+        let a = Initializer::LecunNormal
+            .init_with_seed(&[10, 10], DType::F32, 5)
+            .unwrap();
+        let b = Initializer::LecunNormal
+            .init_with_seed(&[10, 10], DType::F32, 5)
+            .unwrap();
         assert_ne!(
             a.to_vec::<f32>().unwrap(),
             b.to_vec::<f32>().unwrap(),
             "the same op seed continues its sequence"
         );
-        assert!(Initializer::HeUniform.init(&[2], DType::I32, None).is_err());
+        assert!(Initializer::HeUniform.init(&[2], DType::I32).is_err());
         assert_eq!(
             Initializer::Constant(2.5)
-                .init(&[2], DType::F64, None)
+                .init(&[2], DType::F64)
                 .unwrap()
                 .to_vec::<f64>()
                 .unwrap(),

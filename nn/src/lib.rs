@@ -13,7 +13,7 @@
 //!     fn attributes(&self) -> Vec<(String, Attr<'_>)> { vec![("w".into(), Attr::Variable(&self.w))] }
 //!     fn as_dyn(&self) -> &dyn Module { self }
 //! }
-//! let s = Scale { w: Variable::new("w", Tensor::scalar(2.0f32), true)? };
+//! let s = Scale { w: Variable::new("w", Tensor::scalar(2.0f32))? };
 //! assert_eq!(s.variables_by_path_in_order()[0].0, "w");
 //! # Ok::<(), ferroflow_tensor_core::Error>(())
 //! ```
@@ -25,7 +25,10 @@ pub mod module;
 
 pub use ferroflow_nn_derive::Module;
 pub use ferroflow_tensor_core::{Tensor, Variable};
-pub use layers::{Activation, BatchNormalization, Dense, Dropout, Embedding, Flatten, LayerNormalization, Sequential};
+pub use layers::{
+    Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Embedding, Flatten, Layer,
+    LayerNormalization, MaxPooling2D, Mode, Sequential,
+};
 pub use module::{snake_case, valid_name, Attr, Module, Track};
 
 #[doc(hidden)]

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 fn var(name: &str) -> Variable {
-    Variable::new(name, Tensor::scalar(1.0f32), true).unwrap()
+    Variable::new(name, Tensor::scalar(1.0f32)).unwrap()
 }
 
 fn frozen(name: &str) -> Variable {
-    Variable::new(name, Tensor::scalar(1.0f32), false).unwrap()
+    Variable::non_trainable(name, Tensor::scalar(1.0f32)).unwrap()
 }
 
 fn paths(m: &dyn Module) -> Vec<String> {

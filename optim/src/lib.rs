@@ -7,16 +7,20 @@
 //! variables) is [`Trackable`](ferroflow_tensor_core::Trackable), so checkpoints save it.
 //!
 //! ```
+//! use ferroflow_autodiff::GradientTape;
 //! use ferroflow_optim::{losses, Optimizer, Sgd};
 //! use ferroflow_tensor_core::{Tensor, Variable};
 //!
-//! let w = Variable::new("w", Tensor::new([[0.0f64], [0.0]]), true)?;
+//! let w = Variable::new("w", Tensor::new([[0.0f64], [0.0]]))?;
 //! let x = Tensor::new([[1.0f64, 2.0], [3.0, 4.0]]);
 //! let y = Tensor::new([[1.0f64], [2.0]]);
-//! let opt = Sgd::new(0.05).with_momentum(0.9, false);
+//! let opt = Sgd::new(0.05)?.with_momentum(0.9)?;
 //! let mut loss = f64::INFINITY;
 //! for _ in 0..100 {
-//!     let l = opt.minimize(&|| losses::mean_squared_error(&y, &x.matmul(&w.read()?)?), &[w.clone()])?;
+//!     let tape = GradientTape::new();
+//!     let l = losses::mean_squared_error(&y, &x.matmul(&w.read()?)?)?;
+//!     let dw = tape.gradient(&l, &w)?;
+//!     opt.apply_gradients([(dw, &w)])?;
 //!     loss = l.to_scalar::<f64>()?;
 //! }
 //! assert!(loss < 1e-3, "{loss}");
@@ -36,7 +40,8 @@ mod sgd;
 pub use adagrad::Adagrad;
 pub use adam::Adam;
 pub use ferroflow_tensor_core::Variable;
-pub use losses::Loss;
+pub use losses::{Loss, Predictions};
 pub use optimizer::{optimizer_variables, Clipping, LearningRate, Optimizer, OptimizerState};
 pub use rmsprop::RmsProp;
+pub use schedules::{CosineDecay, ExponentialDecay, LearningRateSchedule, PiecewiseConstantDecay};
 pub use sgd::Sgd;

@@ -4,10 +4,20 @@
 //! computes in its inputs' dtype. Cross-entropies on probabilities clip them to
 //! `[1e-7, 1 - 1e-7]`, as Keras does.
 
-use ferroflow_tensor_core::{Error, Result, Tensor};
+use ferroflow_tensor_core::{Axes, Error, Result, Tensor};
 
 /// Keras' `epsilon()`, the clipping margin of probabilities.
 pub const EPSILON: f64 = 1e-7;
+
+/// What a cross-entropy's predictions are (Keras' `from_logits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Predictions {
+    /// Probabilities (`from_logits=False`, Keras' default): clipped to `[1e-7, 1 - 1e-7]`.
+    #[default]
+    Probabilities,
+    /// Unnormalised logits (`from_logits=True`): the fused, stable cross-entropies.
+    Logits,
+}
 
 fn check_pair(op: &'static str, y_true: &Tensor, y_pred: &Tensor) -> Result<()> {
     if y_true.dtype() != y_pred.dtype() || !y_pred.dtype().is_float() {
@@ -33,11 +43,11 @@ fn reduce_keras(per_element: &Tensor, last_axis_sum: bool) -> Result<Tensor> {
     let per_sample = if per_element.rank() == 0 || per_element.dims().last() == Some(&1) {
         per_element.clone()
     } else if last_axis_sum {
-        per_element.reduce_sum(Some(&[-1]), false)?
+        per_element.reduce_sum(-1)?
     } else {
-        per_element.reduce_mean(Some(&[-1]), false)?
+        per_element.reduce_mean(-1)?
     };
-    per_sample.reduce_mean(None, false)
+    per_sample.reduce_mean(Axes::All)
 }
 
 /// `mean(square(y_pred - y_true), axis=-1)`, averaged over the batch.
@@ -52,11 +62,22 @@ pub fn mean_absolute_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
     reduce_keras(&y_pred.sub(y_true)?.abs()?, false)
 }
 
-/// Binary cross-entropy: `-(y·log(p) + (1-y)·log(1-p))` with `p` clipped (or, with
-/// `from_logits`, the stable sigmoid cross-entropy), mean over the last axis, then the batch.
-pub fn binary_crossentropy(y_true: &Tensor, y_pred: &Tensor, from_logits: bool) -> Result<Tensor> {
+/// Binary cross-entropy: `-(y·log(p) + (1-y)·log(1-p))` with `p` clipped (or, on logits,
+/// the stable sigmoid cross-entropy), mean over the last axis, then the batch.
+///
+/// ```
+/// use ferroflow_optim::losses::{binary_crossentropy, Predictions};
+/// use ferroflow_tensor_core::Tensor;
+/// let y = Tensor::new([[1.0f64, 0.0]]);
+/// let p = binary_crossentropy(&y, &Tensor::new([[0.8f64, 0.4]]), Predictions::Probabilities)?;
+/// assert!((p.to_scalar::<f64>()? - (-(0.8f64.ln()) - 0.6f64.ln()) / 2.0).abs() < 1e-12);
+/// let l = binary_crossentropy(&y, &Tensor::new([[0.0f64, 0.0]]), Predictions::Logits)?;
+/// assert!((l.to_scalar::<f64>()? - 2f64.ln()).abs() < 1e-12);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub fn binary_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
     check_pair("binary_crossentropy", y_true, y_pred)?;
-    let per = if from_logits {
+    let per = if predictions == Predictions::Logits {
         y_true.sigmoid_cross_entropy_with_logits(y_pred)?
     } else {
         let p = y_pred.clip_by_value(EPSILON, 1.0 - EPSILON)?;
@@ -69,8 +90,17 @@ pub fn binary_crossentropy(y_true: &Tensor, y_pred: &Tensor, from_logits: bool) 
 }
 
 /// Categorical cross-entropy over the last (class) axis: probabilities are normalised to
-/// sum to 1 and clipped (or, with `from_logits`, the fused softmax cross-entropy).
-pub fn categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, from_logits: bool) -> Result<Tensor> {
+/// sum to 1 and clipped (or, on logits, the fused softmax cross-entropy).
+///
+/// ```
+/// use ferroflow_optim::losses::{categorical_crossentropy, Predictions};
+/// use ferroflow_tensor_core::Tensor;
+/// let y = Tensor::new([[0.0f64, 1.0]]);
+/// let l = categorical_crossentropy(&y, &Tensor::new([[0.25f64, 0.75]]), Predictions::Probabilities)?;
+/// assert!((l.to_scalar::<f64>()? + 0.75f64.ln()).abs() < 1e-12);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub fn categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
     check_pair("categorical_crossentropy", y_true, y_pred)?;
     if y_pred.rank() == 0 {
         return Err(Error::shapes(
@@ -79,20 +109,30 @@ pub fn categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, from_logits: b
             "needs a class axis",
         ));
     }
-    let per_sample = if from_logits {
+    let per_sample = if predictions == Predictions::Logits {
         y_true.softmax_cross_entropy_with_logits(y_pred, -1)?
     } else {
-        let p = y_pred.div(&y_pred.reduce_sum(Some(&[-1]), true)?)?;
+        let p = y_pred.div(&y_pred.reduce_sum(Axes::from(-1).keepdims())?)?;
         let p = p.clip_by_value(EPSILON, 1.0 - EPSILON)?;
-        y_true.mul(&p.log()?)?.reduce_sum(Some(&[-1]), false)?.neg()?
+        y_true.mul(&p.log()?)?.reduce_sum(-1)?.neg()?
     };
-    per_sample.reduce_mean(None, false)
+    per_sample.reduce_mean(Axes::All)
 }
 
 /// Sparse categorical cross-entropy: integer class ids against probabilities (clipped, then
 /// `log`, then the sparse softmax cross-entropy, as Keras' TensorFlow backend does) or logits.
 /// A trailing `y_true` axis of size 1 is squeezed.
-pub fn sparse_categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, from_logits: bool) -> Result<Tensor> {
+///
+/// ```
+/// use ferroflow_optim::losses::{sparse_categorical_crossentropy, Predictions};
+/// use ferroflow_tensor_core::Tensor;
+/// let labels = Tensor::new([1i32, 0]);
+/// let logits = Tensor::new([[0.0f32, 0.0], [0.0, 0.0]]);
+/// let l = sparse_categorical_crossentropy(&labels, &logits, Predictions::Logits)?;
+/// assert!((l.to_scalar::<f32>()? - 2f32.ln()).abs() < 1e-6);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub fn sparse_categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
     let op = "sparse_categorical_crossentropy";
     if !y_true.dtype().is_int() || !y_pred.dtype().is_float() {
         return Err(Error::dtypes(
@@ -102,18 +142,18 @@ pub fn sparse_categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, from_lo
         ));
     }
     let labels = if y_true.rank() == y_pred.rank() && y_true.dims().last() == Some(&1) {
-        y_true.squeeze(Some(&[-1]))?
+        y_true.squeeze(-1)?
     } else {
         y_true.clone()
     };
-    let logits = if from_logits {
+    let logits = if predictions == Predictions::Logits {
         y_pred.clone()
     } else {
         y_pred.clip_by_value(EPSILON, 1.0 - EPSILON)?.log()?
     };
     labels
         .sparse_softmax_cross_entropy_with_logits(&logits)?
-        .reduce_mean(None, false)
+        .reduce_mean(Axes::All)
 }
 
 /// Huber loss: `0.5·e²` where `|e| <= delta`, else `delta·|e| - 0.5·delta²`, with
@@ -130,33 +170,34 @@ pub fn huber(y_true: &Tensor, y_pred: &Tensor, delta: f64) -> Result<Tensor> {
     reduce_keras(&per, false)
 }
 
-/// A loss chosen by name, as `model.compile(loss=...)` takes it.
-#[derive(Debug, Clone, PartialEq)]
+/// A loss chosen by value or by Keras name, as `model.compile(loss=...)` takes it.
+///
+/// ```
+/// use ferroflow_optim::losses::{Loss, Predictions};
+/// use ferroflow_tensor_core::Tensor;
+/// let mse: Loss = "mse".parse()?;
+/// assert_eq!(mse, Loss::MeanSquaredError);
+/// let l = mse.call(&Tensor::new([1.0f32, 2.0]), &Tensor::new([1.0f32, 4.0]))?;
+/// assert_eq!(l.to_scalar::<f32>()?, 2.0);
+/// let xent = Loss::SparseCategoricalCrossentropy(Predictions::Logits);
+/// # let _ = xent;
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Loss {
-    /// [`mean_squared_error`].
+    /// [`mean_squared_error`] (`"mse"`, `"mean_squared_error"`).
     MeanSquaredError,
-    /// [`mean_absolute_error`].
+    /// [`mean_absolute_error`] (`"mae"`, `"mean_absolute_error"`).
     MeanAbsoluteError,
-    /// [`binary_crossentropy`].
-    BinaryCrossentropy {
-        /// Predictions are logits.
-        from_logits: bool,
-    },
-    /// [`categorical_crossentropy`].
-    CategoricalCrossentropy {
-        /// Predictions are logits.
-        from_logits: bool,
-    },
-    /// [`sparse_categorical_crossentropy`].
-    SparseCategoricalCrossentropy {
-        /// Predictions are logits.
-        from_logits: bool,
-    },
-    /// [`huber`].
-    Huber {
-        /// Where the loss turns linear.
-        delta: f64,
-    },
+    /// [`binary_crossentropy`] (`"binary_crossentropy"`: on probabilities).
+    BinaryCrossentropy(Predictions),
+    /// [`categorical_crossentropy`] (`"categorical_crossentropy"`: on probabilities).
+    CategoricalCrossentropy(Predictions),
+    /// [`sparse_categorical_crossentropy`] (`"sparse_categorical_crossentropy"`: on
+    /// probabilities).
+    SparseCategoricalCrossentropy(Predictions),
+    /// [`huber`] with this `delta` (`"huber"`: delta 1).
+    Huber(f64),
 }
 
 impl Loss {
@@ -165,13 +206,47 @@ impl Loss {
         match *self {
             Loss::MeanSquaredError => mean_squared_error(y_true, y_pred),
             Loss::MeanAbsoluteError => mean_absolute_error(y_true, y_pred),
-            Loss::BinaryCrossentropy { from_logits } => binary_crossentropy(y_true, y_pred, from_logits),
-            Loss::CategoricalCrossentropy { from_logits } => categorical_crossentropy(y_true, y_pred, from_logits),
-            Loss::SparseCategoricalCrossentropy { from_logits } => {
-                sparse_categorical_crossentropy(y_true, y_pred, from_logits)
-            }
-            Loss::Huber { delta } => huber(y_true, y_pred, delta),
+            Loss::BinaryCrossentropy(p) => binary_crossentropy(y_true, y_pred, p),
+            Loss::CategoricalCrossentropy(p) => categorical_crossentropy(y_true, y_pred, p),
+            Loss::SparseCategoricalCrossentropy(p) => sparse_categorical_crossentropy(y_true, y_pred, p),
+            Loss::Huber(delta) => huber(y_true, y_pred, delta),
         }
+    }
+
+    /// Keras' name of the loss.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Loss::MeanSquaredError => "mean_squared_error",
+            Loss::MeanAbsoluteError => "mean_absolute_error",
+            Loss::BinaryCrossentropy(_) => "binary_crossentropy",
+            Loss::CategoricalCrossentropy(_) => "categorical_crossentropy",
+            Loss::SparseCategoricalCrossentropy(_) => "sparse_categorical_crossentropy",
+            Loss::Huber(_) => "huber",
+        }
+    }
+}
+
+impl std::str::FromStr for Loss {
+    type Err = Error;
+
+    /// Keras' names and aliases (`"mse"`, `"mean_squared_error"`, `"mae"`,
+    /// `"binary_crossentropy"`, `"categorical_crossentropy"`,
+    /// `"sparse_categorical_crossentropy"`, `"huber"`); the cross-entropies take
+    /// probabilities, as Keras' string losses do.
+    fn from_str(s: &str) -> Result<Loss> {
+        Ok(match s {
+            "mse" | "mean_squared_error" | "MeanSquaredError" => Loss::MeanSquaredError,
+            "mae" | "mean_absolute_error" | "MeanAbsoluteError" => Loss::MeanAbsoluteError,
+            "binary_crossentropy" | "BinaryCrossentropy" => Loss::BinaryCrossentropy(Predictions::Probabilities),
+            "categorical_crossentropy" | "CategoricalCrossentropy" => {
+                Loss::CategoricalCrossentropy(Predictions::Probabilities)
+            }
+            "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
+                Loss::SparseCategoricalCrossentropy(Predictions::Probabilities)
+            }
+            "huber" | "Huber" => Loss::Huber(1.0),
+            _ => return Err(Error::invalid("loss", format!("unknown loss {s:?}"))),
+        })
     }
 }
 
@@ -185,7 +260,7 @@ mod tests {
         let p = Tensor::new([[0.5f64, 0.5], [0.25, 0.75]]);
         let mse = mean_squared_error(&t, &p).unwrap().to_scalar::<f64>().unwrap();
         assert!((mse - (0.25 + 0.25 + 0.0625 + 0.0625) / 4.0).abs() < 1e-15);
-        let cce = categorical_crossentropy(&t, &p, false)
+        let cce = categorical_crossentropy(&t, &p, Predictions::Probabilities)
             .unwrap()
             .to_scalar::<f64>()
             .unwrap();
@@ -196,6 +271,8 @@ mod tests {
             .unwrap();
         assert!((h - (0.125 + 2.5) / 2.0).abs() < 1e-15);
         assert!(mean_squared_error(&t, &Tensor::new([1.0f64])).is_err());
-        assert!(sparse_categorical_crossentropy(&Tensor::new([0.0f64]), &p, false).is_err());
+        assert!(sparse_categorical_crossentropy(&Tensor::new([0.0f64]), &p, Predictions::Probabilities).is_err());
+        assert!("hinge".parse::<Loss>().is_err());
+        assert_eq!("mae".parse::<Loss>().unwrap(), Loss::MeanAbsoluteError);
     }
 }

@@ -4,17 +4,20 @@
 
 use crate::schedules::LearningRateSchedule;
 use ferroflow_autodiff::GradientTape;
-use ferroflow_tensor_core::{DType, Error, Result, Tensor, Variable};
+use ferroflow_tensor_core::{Axes, DType, Error, Result, Tensor, Variable};
+use std::borrow::Borrow;
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::Arc;
 
-/// A learning rate: a constant, or a schedule of the step.
+/// A learning rate: a constant, or a schedule of the step. Converts from an `f64` and from
+/// any [`LearningRateSchedule`], so optimizers take either: `Sgd::new(0.1)`,
+/// `Sgd::new(ExponentialDecay { .. })`.
 #[derive(Debug, Clone)]
 pub enum LearningRate {
     /// The same rate at every step.
     Constant(f64),
     /// A rate computed from `iterations` at each step.
-    Schedule(Rc<dyn LearningRateSchedule>),
+    Schedule(Arc<dyn LearningRateSchedule + Send + Sync>),
 }
 
 impl From<f64> for LearningRate {
@@ -23,7 +26,58 @@ impl From<f64> for LearningRate {
     }
 }
 
-/// Gradient clipping applied before the update, as Keras' optimizer arguments.
+impl<S: LearningRateSchedule + Send + Sync + 'static> From<S> for LearningRate {
+    fn from(schedule: S) -> Self {
+        LearningRate::Schedule(Arc::new(schedule))
+    }
+}
+
+impl LearningRate {
+    /// A finite, non-negative constant, or a schedule whose parameters are valid.
+    fn check(&self, op: &'static str) -> Result<()> {
+        match self {
+            LearningRate::Constant(v) => non_negative(op, "learning_rate", *v),
+            LearningRate::Schedule(s) => s.validate(),
+        }
+    }
+}
+
+/// `value` must be finite and at least 0 (hyper-parameters: rates, epsilons, momenta).
+pub(crate) fn non_negative(op: &'static str, name: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            op,
+            format!("{name} must be finite and >= 0, got {value}"),
+        ))
+    }
+}
+
+/// `value` must lie in `[0, 1]` (decay factors: momentum, betas, rho).
+pub(crate) fn unit_interval(op: &'static str, name: &str, value: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::invalid(op, format!("{name} must be in [0, 1], got {value}")))
+    }
+}
+
+/// `value` must be finite and above 0 (clipping thresholds).
+fn positive(op: &'static str, name: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            op,
+            format!("{name} must be finite and > 0, got {value}"),
+        ))
+    }
+}
+
+/// Gradient clipping applied before the update, as Keras' optimizer arguments; set through
+/// [`Optimizer::with_clipnorm`], [`Optimizer::with_clipvalue`] and
+/// [`Optimizer::with_global_clipnorm`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Clipping {
     /// Rescale each gradient whose L2 norm exceeds this.
@@ -34,15 +88,14 @@ pub struct Clipping {
     pub global_clipnorm: Option<f64>,
 }
 
-/// The state shared by all optimizers.
+/// The state shared by all optimizers: the step counter, the learning rate, clipping and the
+/// slot variables.
 #[derive(Debug)]
 pub struct OptimizerState {
     /// Steps applied so far (int64 scalar), `optimizer.iterations`.
-    pub iterations: Variable,
-    /// The learning rate.
-    pub learning_rate: LearningRate,
-    /// Gradient clipping.
-    pub clipping: Clipping,
+    iterations: Variable,
+    learning_rate: LearningRate,
+    clipping: Clipping,
     /// `(variable id, slot name, slot variable)`, in creation order.
     slots: RefCell<Vec<(u64, String, Variable)>>,
     /// Constant rates already made, per dtype, with the value they were made from: a step
@@ -53,16 +106,34 @@ pub struct OptimizerState {
 }
 
 impl OptimizerState {
-    /// State with a zero step counter.
-    pub fn new(learning_rate: LearningRate) -> Self {
-        OptimizerState {
-            iterations: Variable::new("iterations", Tensor::scalar(0i64), false).expect("an eager scalar"),
+    /// State with a zero step counter; `op` names the optimizer in the error for a learning
+    /// rate that is negative, not finite, or an invalid schedule.
+    pub fn new(op: &'static str, learning_rate: impl Into<LearningRate>) -> Result<Self> {
+        let learning_rate = learning_rate.into();
+        learning_rate.check(op)?;
+        Ok(OptimizerState {
+            iterations: Variable::non_trainable("iterations", Tensor::scalar(0i64))?,
             learning_rate,
             clipping: Clipping::default(),
             slots: RefCell::new(Vec::new()),
             rates: RefCell::new(Vec::new()),
             one: Tensor::scalar(1i64),
-        }
+        })
+    }
+
+    /// `optimizer.iterations`: the int64 step counter.
+    pub fn iterations(&self) -> &Variable {
+        &self.iterations
+    }
+
+    /// The learning rate.
+    pub fn learning_rate(&self) -> &LearningRate {
+        &self.learning_rate
+    }
+
+    /// The clipping applied before each update.
+    pub fn clipping(&self) -> Clipping {
+        self.clipping
     }
 
     /// The slot variables of `var` named `names`, created as zeros (or `init`) on first use.
@@ -74,8 +145,8 @@ impl OptimizerState {
                 if let Some((_, _, s)) = slots.iter().find(|(id, n, _)| *id == var.id() && n == name) {
                     return Ok(s.clone());
                 }
-                let zeros = Tensor::fill(var.shape().dims(), init, var.dtype());
-                let s = Variable::new(format!("{name}/{}", var.name()), zeros, false)?;
+                let zeros = Tensor::fill(var.shape().dims(), init, var.dtype())?;
+                let s = Variable::non_trainable(format!("{name}/{}", var.name()), zeros)?;
                 slots.push((var.id(), name.to_string(), s.clone()));
                 Ok(s)
             })
@@ -90,7 +161,7 @@ impl OptimizerState {
                 if let Some((_, _, t)) = rates.iter().find(|(d, r, _)| *d == dtype && r.to_bits() == v.to_bits()) {
                     return Ok(t.clone());
                 }
-                let t = Tensor::fill(&[], *v, dtype);
+                let t = Tensor::fill(&[], *v, dtype)?;
                 rates.retain(|(d, _, _)| *d != dtype);
                 rates.push((dtype, *v, t.clone()));
                 Ok(t)
@@ -109,7 +180,7 @@ impl OptimizerState {
             grads = grads
                 .iter()
                 .map(|g| {
-                    let norm = g.square()?.reduce_sum(None, false)?.sqrt()?;
+                    let norm = g.square()?.reduce_sum(Axes::All)?.sqrt()?;
                     g.mul(&g.scalar_like(n))?.div(&norm.maximum(&g.scalar_like(n))?)
                 })
                 .collect::<Result<_>>()?;
@@ -118,7 +189,7 @@ impl OptimizerState {
             if let Some(first) = grads.first() {
                 let mut total = first.scalar_like(0.0);
                 for g in &grads {
-                    total = total.add(&g.square()?.reduce_sum(None, false)?.cast(first.dtype())?)?;
+                    total = total.add(&g.square()?.reduce_sum(Axes::All)?.cast(first.dtype())?)?;
                 }
                 let norm = total.sqrt()?;
                 let scale = first.scalar_like(n).div(&norm.maximum(&first.scalar_like(n))?)?;
@@ -130,12 +201,82 @@ impl OptimizerState {
         }
         Ok(grads)
     }
+
+    /// One step: checks every pair, clips, updates each variable through `opt`, then
+    /// increments `iterations`.
+    fn apply<O: Optimizer + ?Sized>(&self, opt: &O, pairs: &[(&Tensor, &Variable)]) -> Result<()> {
+        for (g, v) in pairs {
+            if g.dtype() != v.dtype() || g.dims() != v.shape().dims() {
+                return Err(Error::shapes(
+                    "apply_gradients",
+                    &[&g.shape(), v.shape()],
+                    format!("gradient does not match variable '{}'", v.name()),
+                ));
+            }
+        }
+        // Without clipping the gradients are used as given (no copy of the list).
+        let clipped;
+        let grads: Vec<&Tensor> = if self.clipping == Clipping::default() {
+            pairs.iter().map(|(g, _)| *g).collect()
+        } else {
+            clipped = self.clip(pairs.iter().map(|(g, _)| (*g).clone()).collect())?;
+            clipped.iter().collect()
+        };
+        // The rate and step number are made once per dtype, not once per variable.
+        let step = if opt.uses_step() {
+            Some(self.iterations.read()?.add(&self.one)?)
+        } else {
+            None
+        };
+        let mut per_dtype: Vec<(DType, Tensor, Tensor)> = Vec::new();
+        for (g, (_, v)) in grads.iter().zip(pairs) {
+            let dtype = v.dtype();
+            let index = match per_dtype.iter().position(|(d, _, _)| *d == dtype) {
+                Some(i) => i,
+                None => {
+                    let lr = self.current_rate(dtype)?;
+                    // `t` is only read by optimizers that use the step; the others get the
+                    // rate as a stand-in rather than a freshly made zero.
+                    let t = match &step {
+                        Some(s) => s.cast(dtype)?,
+                        None => lr.clone(),
+                    };
+                    per_dtype.push((dtype, lr, t));
+                    per_dtype.len() - 1
+                }
+            };
+            let (_, lr, t) = &per_dtype[index];
+            let slots = self.slots_for(v, opt.slot_names(), opt.slot_init())?;
+            opt.update(v, g, &slots, lr, t)?;
+        }
+        self.iterations.assign_add(&self.one)
+    }
 }
 
 /// An optimizer: an update rule over the shared [`OptimizerState`].
+///
+/// ```
+/// use ferroflow_autodiff::GradientTape;
+/// use ferroflow_optim::{Optimizer, Sgd};
+/// use ferroflow_tensor_core::{Tensor, Variable};
+///
+/// let w = Variable::new("w", Tensor::new([1.0f32, -1.0]))?;
+/// let b = Variable::new("b", Tensor::new([0.5f32]))?;
+/// let opt = Sgd::new(0.1)?;
+/// let tape = GradientTape::new();
+/// let loss = w.read()?.square()?.reduce_sum(0)?.add(&b.read()?)?;
+/// let [dw, db] = tape.gradient(&loss, [&w, &b])?;
+/// opt.apply_gradients([(dw, &w), (db, &b)])?; // optimizer.apply_gradients(zip(grads, vars))
+/// assert_eq!(w.value().to_vec::<f32>()?, vec![0.8, -0.8]);
+/// assert_eq!(opt.iterations()?, 1);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
 pub trait Optimizer {
     /// The shared state.
     fn state(&self) -> &OptimizerState;
+
+    /// The shared state, to change its settings (clipping) through the `with_*` builders.
+    fn state_mut(&mut self) -> &mut OptimizerState;
 
     /// Slot names kept per variable (`["momentum"]`, `["m", "v"]`, ...).
     fn slot_names(&self) -> &'static [&'static str];
@@ -152,9 +293,8 @@ pub trait Optimizer {
     }
 
     /// One update of `var` from `grad`, with its slots, the learning rate and the 1-based
-    /// step number `t` (meaningful only when [`Optimizer::uses_step`]), both scalars of the variable's
-    /// dtype. Written with tensor ops and
-    /// assigns, so it runs eagerly and traces.
+    /// step number `t` (meaningful only when [`Optimizer::uses_step`]), both scalars of the
+    /// variable's dtype. Written with tensor ops and assigns, so it runs eagerly and traces.
     fn update(&self, var: &Variable, grad: &Tensor, slots: &[Variable], lr: &Tensor, t: &Tensor) -> Result<()>;
 
     /// Creates the slot variables of `vars` now, in this order (`optimizer.build(vars)`), so
@@ -167,66 +307,36 @@ pub trait Optimizer {
         Ok(())
     }
 
-    /// Applies one step (`optimizer.apply_gradients(zip(grads, vars))`): clips, updates
-    /// every variable, then increments `iterations`.
-    fn apply_gradients(&self, grads_and_vars: &[(Tensor, Variable)]) -> Result<()> {
-        let st = self.state();
-        for (g, v) in grads_and_vars {
-            if g.dtype() != v.dtype() || g.dims() != v.shape().dims() {
-                return Err(Error::shapes(
-                    "apply_gradients",
-                    &[&g.shape(), v.shape()],
-                    format!("gradient does not match variable '{}'", v.name()),
-                ));
-            }
-        }
-        // Without clipping the gradients are used as given (no copy of the list).
-        let clipped;
-        let grads: Vec<&Tensor> = if st.clipping == Clipping::default() {
-            grads_and_vars.iter().map(|(g, _)| g).collect()
-        } else {
-            clipped = st.clip(grads_and_vars.iter().map(|(g, _)| g.clone()).collect())?;
-            clipped.iter().collect()
-        };
-        // The rate and step number are made once per dtype, not once per variable.
-        let step = if self.uses_step() {
-            Some(st.iterations.read()?.add(&st.one)?)
-        } else {
-            None
-        };
-        let mut per_dtype: Vec<(DType, Tensor, Tensor)> = Vec::new();
-        for (g, (_, v)) in grads.iter().zip(grads_and_vars) {
-            let dtype = v.dtype();
-            if !per_dtype.iter().any(|(d, _, _)| *d == dtype) {
-                let lr = st.current_rate(dtype)?;
-                // `t` is only read by optimizers that use the step; the others get the rate
-                // as a stand-in rather than a freshly made zero.
-                let t = match &step {
-                    Some(s) => s.cast(dtype)?,
-                    None => lr.clone(),
-                };
-                per_dtype.push((dtype, lr, t));
-            }
-            let (_, lr, t) = per_dtype.iter().find(|(d, _, _)| *d == dtype).expect("just added");
-            let slots = st.slots_for(v, self.slot_names(), self.slot_init())?;
-            self.update(v, g, &slots, lr, t)?;
-        }
-        st.iterations.assign_add(&st.one)
+    /// One step over `(gradient, variable)` pairs: clips, updates every variable, then
+    /// increments `iterations`. The object-safe form of [`Optimizer::apply_gradients`].
+    fn apply_gradient_pairs(&self, pairs: &[(&Tensor, &Variable)]) -> Result<()> {
+        self.state().apply(self, pairs)
+    }
+
+    /// Applies one step (`optimizer.apply_gradients(zip(grads, vars))`): any pairs of a
+    /// gradient and its variable, owned or borrowed: `zip(&grads, &vars)`,
+    /// `[(dw, &w), (db, &b)]`, or the pairs of [`GradientTape::connected_gradients`].
+    fn apply_gradients<I, G, V>(&self, grads_and_vars: I) -> Result<()>
+    where
+        Self: Sized,
+        I: IntoIterator<Item = (G, V)>,
+        G: Borrow<Tensor>,
+        V: Borrow<Variable>,
+    {
+        let owned: Vec<(G, V)> = grads_and_vars.into_iter().collect();
+        let pairs: Vec<(&Tensor, &Variable)> = owned.iter().map(|(g, v)| (g.borrow(), v.borrow())).collect();
+        self.apply_gradient_pairs(&pairs)
     }
 
     /// Computes `loss_fn()` under a tape and applies its gradients to `vars`
-    /// (`optimizer.minimize`). Returns the loss.
+    /// (`optimizer.minimize`); variables the loss does not depend on are left alone, as in
+    /// Keras. Returns the loss.
     fn minimize(&self, loss_fn: &dyn Fn() -> Result<Tensor>, vars: &[Variable]) -> Result<Tensor> {
         let tape = GradientTape::new();
         let loss = loss_fn()?;
-        let refs: Vec<&Variable> = vars.iter().collect();
-        let grads = tape.gradient_vars(&loss, &refs)?;
-        let pairs: Vec<(Tensor, Variable)> = grads
-            .into_iter()
-            .zip(vars)
-            .filter_map(|(g, v)| g.map(|g| (g, v.clone())))
-            .collect();
-        self.apply_gradients(&pairs)?;
+        let pairs = tape.connected_gradients(&loss, vars)?;
+        let refs: Vec<(&Tensor, &Variable)> = pairs.iter().map(|(g, v)| (g, v)).collect();
+        self.apply_gradient_pairs(&refs)?;
         Ok(loss)
     }
 
@@ -234,7 +344,66 @@ pub trait Optimizer {
     fn iterations(&self) -> Result<i64> {
         self.state().iterations.value().to_scalar::<i64>()
     }
+
+    /// Rescales each gradient whose L2 norm exceeds `clipnorm` (Keras' `clipnorm`).
+    fn with_clipnorm(mut self, clipnorm: f64) -> Result<Self>
+    where
+        Self: Sized,
+    {
+        positive("clipnorm", "clipnorm", clipnorm)?;
+        self.state_mut().clipping.clipnorm = Some(clipnorm);
+        Ok(self)
+    }
+
+    /// Clips each gradient element to `[-clipvalue, clipvalue]` (Keras' `clipvalue`).
+    fn with_clipvalue(mut self, clipvalue: f64) -> Result<Self>
+    where
+        Self: Sized,
+    {
+        positive("clipvalue", "clipvalue", clipvalue)?;
+        self.state_mut().clipping.clipvalue = Some(clipvalue);
+        Ok(self)
+    }
+
+    /// Rescales all gradients together when their global L2 norm exceeds `global_clipnorm`
+    /// (Keras' `global_clipnorm`).
+    fn with_global_clipnorm(mut self, global_clipnorm: f64) -> Result<Self>
+    where
+        Self: Sized,
+    {
+        positive("global_clipnorm", "global_clipnorm", global_clipnorm)?;
+        self.state_mut().clipping.global_clipnorm = Some(global_clipnorm);
+        Ok(self)
+    }
 }
+
+/// A boxed or borrowed optimizer is an optimizer: code holding a `Box<dyn Optimizer>`
+/// (a Keras model's `compile`) calls the same methods.
+macro_rules! forward_optimizer {
+    ($($t:ty),*) => {$(
+        impl<O: Optimizer + ?Sized> Optimizer for $t {
+            fn state(&self) -> &OptimizerState {
+                (**self).state()
+            }
+            fn state_mut(&mut self) -> &mut OptimizerState {
+                (**self).state_mut()
+            }
+            fn slot_names(&self) -> &'static [&'static str] {
+                (**self).slot_names()
+            }
+            fn uses_step(&self) -> bool {
+                (**self).uses_step()
+            }
+            fn slot_init(&self) -> f64 {
+                (**self).slot_init()
+            }
+            fn update(&self, var: &Variable, grad: &Tensor, slots: &[Variable], lr: &Tensor, t: &Tensor) -> Result<()> {
+                (**self).update(var, grad, slots, lr, t)
+            }
+        }
+    )*};
+}
+forward_optimizer!(Box<O>, &mut O);
 
 /// Optimizer state as trackable variables: `iterations`, then `<slot>/<k>` in creation order,
 /// where `k` numbers the optimized variables in the order the optimizer first saw them (Keras
@@ -273,23 +442,54 @@ mod tests {
     use crate::Sgd;
 
     fn step(opt: &Sgd, g: Tensor) -> Vec<f64> {
-        let w = Variable::new("w", Tensor::zeros(g.dims(), DType::F64), true).unwrap();
-        opt.apply_gradients(&[(g, w.clone())]).unwrap();
+        let w = Variable::new("w", Tensor::zeros(g.dims(), DType::F64).unwrap()).unwrap();
+        opt.apply_gradients([(g, &w)]).unwrap();
         w.value().to_vec::<f64>().unwrap()
     }
 
     #[test]
     fn clipping_follows_keras() {
         let g = Tensor::new([3.0f64, 4.0]); // norm 5
-        let mut opt = Sgd::new(1.0);
-        opt.state_mut().clipping.clipnorm = Some(1.0);
+        let opt = Sgd::new(1.0).unwrap().with_clipnorm(1.0).unwrap();
         assert_eq!(step(&opt, g.clone()), vec![-0.6, -0.8]);
-        let mut opt = Sgd::new(1.0);
-        opt.state_mut().clipping.clipvalue = Some(3.5);
+        let opt = Sgd::new(1.0).unwrap().with_clipvalue(3.5).unwrap();
         assert_eq!(step(&opt, g.clone()), vec![-3.0, -3.5]);
-        let mut opt = Sgd::new(1.0);
-        opt.state_mut().clipping.global_clipnorm = Some(10.0);
+        let opt = Sgd::new(1.0).unwrap().with_global_clipnorm(10.0).unwrap();
         assert_eq!(step(&opt, g), vec![-3.0, -4.0], "under the global norm: unchanged");
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(Sgd::new(1.0).unwrap().with_clipnorm(bad).is_err(), "{bad}");
+            assert!(Sgd::new(1.0).unwrap().with_clipvalue(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_hyper_parameters_are_rejected_at_construction() {
+        for bad in [f64::NAN, -0.1, f64::INFINITY] {
+            let e = Sgd::new(bad).unwrap_err().to_string();
+            assert!(e.contains("learning_rate"), "{e}");
+            assert!(crate::Adam::new(bad).is_err());
+            assert!(crate::RmsProp::new(bad).is_err());
+            assert!(crate::Adagrad::new(bad).is_err());
+            assert!(Sgd::new(0.1).unwrap().with_momentum(bad).is_err());
+            assert!(crate::Adam::new(0.1).unwrap().with_beta_1(bad).is_err());
+            assert!(crate::Adam::new(0.1).unwrap().with_epsilon(bad).is_err());
+        }
+        assert!(Sgd::new(0.1).unwrap().with_momentum(1.5).is_err());
+        assert!(Sgd::new(0.0).is_ok(), "a zero rate is allowed, as in Keras");
+        let bad_schedule = PiecewiseConstantDecay {
+            boundaries: vec![1, 2],
+            values: vec![1.0],
+        };
+        assert!(Sgd::new(bad_schedule).is_err());
+    }
+
+    #[test]
+    fn boxed_optimizers_step_like_their_contents() {
+        let boxed: Box<dyn Optimizer> = Box::new(Sgd::new(0.5).unwrap());
+        let w = Variable::new("w", Tensor::new([1.0f64])).unwrap();
+        boxed.apply_gradients([(Tensor::new([1.0f64]), &w)]).unwrap();
+        assert_eq!(w.value().to_vec::<f64>().unwrap(), vec![0.5]);
+        assert_eq!(boxed.iterations().unwrap(), 1);
     }
 
     #[test]
@@ -298,10 +498,10 @@ mod tests {
             boundaries: vec![0],
             values: vec![1.0, 0.5],
         };
-        let opt = Sgd::new(LearningRate::Schedule(Rc::new(sched)));
-        let w = Variable::new("w", Tensor::new([0.0f64]), true).unwrap();
-        opt.apply_gradients(&[(Tensor::new([1.0f64]), w.clone())]).unwrap();
-        opt.apply_gradients(&[(Tensor::new([1.0f64]), w.clone())]).unwrap();
+        let opt = Sgd::new(sched).unwrap();
+        let w = Variable::new("w", Tensor::new([0.0f64])).unwrap();
+        opt.apply_gradients([(Tensor::new([1.0f64]), &w)]).unwrap();
+        opt.apply_gradients([(Tensor::new([1.0f64]), &w)]).unwrap();
         assert_eq!(w.value().to_vec::<f64>().unwrap(), vec![-1.5]);
     }
 }

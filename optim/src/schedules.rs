@@ -3,10 +3,37 @@
 
 use ferroflow_tensor_core::{DType, Error, Result, Tensor};
 
-/// A learning rate as a function of the (0-based) step.
+/// A learning rate as a function of the (0-based) step. Optimizers take a schedule wherever
+/// they take a rate: `Sgd::new(ExponentialDecay { .. })`.
 pub trait LearningRateSchedule: std::fmt::Debug {
     /// The rate at `step` (an int64 scalar tensor), as a float32 scalar tensor.
     fn rate(&self, step: &Tensor) -> Result<Tensor>;
+
+    /// Checks the schedule's parameters (an optimizer calls it when it is made).
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Rates must be finite and `>= 0`; `what` names the schedule and parameter.
+fn rate_ok(op: &'static str, name: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(op, format!("{name} must be finite and >= 0, got {v}")))
+    }
+}
+
+/// Step counts must be finite and `> 0`.
+fn steps_ok(op: &'static str, v: f64) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            op,
+            format!("decay_steps must be finite and > 0, got {v}"),
+        ))
+    }
 }
 
 fn step_f32(step: &Tensor) -> Result<Tensor> {
@@ -27,10 +54,14 @@ pub struct ExponentialDecay {
 }
 
 impl LearningRateSchedule for ExponentialDecay {
+    fn validate(&self) -> Result<()> {
+        rate_ok("ExponentialDecay", "initial_learning_rate", self.initial_learning_rate)?;
+        rate_ok("ExponentialDecay", "decay_rate", self.decay_rate)?;
+        steps_ok("ExponentialDecay", self.decay_steps)
+    }
+
     fn rate(&self, step: &Tensor) -> Result<Tensor> {
-        if self.decay_steps <= 0.0 {
-            return Err(Error::invalid("ExponentialDecay", "decay_steps must be positive"));
-        }
+        self.validate()?;
         let mut p = step_f32(step)?.div(&Tensor::scalar(self.decay_steps as f32))?;
         if self.staircase {
             p = p.floor()?;
@@ -51,13 +82,30 @@ pub struct PiecewiseConstantDecay {
 }
 
 impl LearningRateSchedule for PiecewiseConstantDecay {
-    fn rate(&self, step: &Tensor) -> Result<Tensor> {
+    fn validate(&self) -> Result<()> {
         if self.values.len() != self.boundaries.len() + 1 {
             return Err(Error::invalid(
                 "PiecewiseConstantDecay",
-                "needs exactly one more value than boundaries",
+                format!(
+                    "needs exactly one more value than boundaries, got {} values for {} boundaries",
+                    self.values.len(),
+                    self.boundaries.len()
+                ),
             ));
         }
+        if self.boundaries.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::invalid(
+                "PiecewiseConstantDecay",
+                format!("boundaries must increase, got {:?}", self.boundaries),
+            ));
+        }
+        self.values
+            .iter()
+            .try_for_each(|&v| rate_ok("PiecewiseConstantDecay", "every value", v))
+    }
+
+    fn rate(&self, step: &Tensor) -> Result<Tensor> {
+        self.validate()?;
         // Walk from the last piece back: each boundary selects the earlier value at or below it.
         let mut rate = Tensor::scalar(*self.values.last().unwrap_or(&0.0) as f32);
         for (b, v) in self.boundaries.iter().zip(&self.values).rev() {
@@ -80,10 +128,14 @@ pub struct CosineDecay {
 }
 
 impl LearningRateSchedule for CosineDecay {
+    fn validate(&self) -> Result<()> {
+        rate_ok("CosineDecay", "initial_learning_rate", self.initial_learning_rate)?;
+        rate_ok("CosineDecay", "alpha", self.alpha)?;
+        steps_ok("CosineDecay", self.decay_steps)
+    }
+
     fn rate(&self, step: &Tensor) -> Result<Tensor> {
-        if self.decay_steps <= 0.0 {
-            return Err(Error::invalid("CosineDecay", "decay_steps must be positive"));
-        }
+        self.validate()?;
         let frac = step_f32(step)?
             .minimum(&Tensor::scalar(self.decay_steps as f32))?
             .div(&Tensor::scalar(self.decay_steps as f32))?;

@@ -1,12 +1,25 @@
-//! The one error type of tensor-core.
+//! The one error type of ferroflow.
 //!
 //! Every variant that comes from an op carries the op's TensorFlow name, so a message reads
-//! like `matmul: inner dimensions differ: [2, 3] x [4, 5]` wherever it surfaces.
+//! like `matmul: inner dimensions differ: [2, 3] x [4, 5]` wherever it surfaces. Failures
+//! from outside the op set (checkpoint files, the operating system) convert into
+//! [`Error::External`] with `From`, so `?` works across the whole framework.
 
 use crate::{DType, Shape};
+use std::sync::Arc;
 
-/// Errors raised by tensor creation, ops, variables and dispatch.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// Errors raised by tensor creation, ops, variables and dispatch, and (as
+/// [`Error::External`]) by the rest of the framework.
+///
+/// ```
+/// use ferroflow_tensor_core::{Error, Tensor};
+/// let e = Tensor::new([1.0f32, 2.0]).matmul(&Tensor::new([3.0f32])).unwrap_err();
+/// assert!(matches!(e, Error::ShapeMismatch { op: "matmul", .. }));
+/// let io: Error = std::io::Error::other("disk on fire").into();
+/// assert_eq!(io.to_string(), "io: disk on fire");
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Two or more shapes do not fit together for `op`.
     #[error("{op}: incompatible shapes {shapes:?}: {msg}")]
@@ -54,6 +67,24 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// The op or constructor would need more memory than the machine has (TensorFlow's
+    /// `ResourceExhaustedError`), or an element count that overflows.
+    #[error("{op}: resource exhausted: {msg}")]
+    ResourceExhausted {
+        /// Op or constructor that was called.
+        op: &'static str,
+        /// The request and the limit.
+        msg: String,
+    },
+    /// A failure from outside the op set, kept whole: a checkpoint error, an operating-system
+    /// error, a data loader's. The source can be downcast (`std::error::Error::source`).
+    #[error("{op}: {source}")]
+    External {
+        /// The component that failed (`checkpoint`, `io`, ...).
+        op: &'static str,
+        /// The original error.
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
     /// A tracer, observer or user-defined op reported a failure.
     #[error("{op}: {msg}")]
     Other {
@@ -67,7 +98,21 @@ pub enum Error {
 /// Result alias used across tensor-core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::external("io", e)
+    }
+}
+
 impl Error {
+    /// An [`Error::External`] from any error.
+    pub fn external(op: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::External {
+            op,
+            source: Arc::new(e),
+        }
+    }
+
     /// Shorthand for [`Error::InvalidArgument`].
     pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
         Error::InvalidArgument { op, msg: msg.into() }

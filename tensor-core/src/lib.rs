@@ -17,10 +17,10 @@
 //! let x = Tensor::new([[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]);
 //! let b = Tensor::new([10.0f32, 20.0, 30.0]);
 //! let y = x.add(&b)?;                        // broadcasting
-//! let z = x.matmul_t(&x, false, true)?;      // x · xᵀ, the transpose is a stride trick
+//! let z = x.matmul(&x.t()?)?;               // x · xᵀ: the transpose is a view
 //! assert_eq!(y.to_vec::<f32>()?, vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
 //! assert_eq!(z.to_vec::<f32>()?, vec![14.0, 32.0, 32.0, 77.0]);
-//! let s = x.reduce_sum(Some(&[1]), false)?;
+//! let s = x.reduce_sum(1)?;
 //! assert_eq!(s.to_string(), "ff.Tensor([ 6. 15.], shape=(2,), dtype=float32)");
 //! assert_eq!(x.cast(DType::I32)?.dtype(), DType::I32);
 //! # Ok::<(), ferroflow_tensor_core::Error>(())
@@ -30,6 +30,7 @@
 //! the dtypes involved.
 #![warn(missing_docs)]
 
+mod alloc;
 pub mod data;
 mod dispatch;
 mod display;
@@ -38,12 +39,14 @@ mod error;
 pub mod kernels;
 mod op;
 pub mod ops;
+mod options;
 pub mod random;
 mod shape;
 mod tensor;
 mod variable;
 pub mod wire;
 
+pub use alloc::{checked_elements, memory_limit};
 pub use data::Data;
 pub use dispatch::{
     dispatch, dispatch1, has_observers, is_tracing, push_observer, push_tracer, Observer, ObserverGuard,
@@ -52,8 +55,12 @@ pub use dispatch::{
 pub use display::numpy_text;
 pub use dtype::{DType, Element, FloatElement, IntElement};
 pub use error::{Error, Result};
-pub use op::{AssignMode, BinaryOp, CompareOp, CustomOp, LogicalOp, Op, Outputs, Padding, ReduceKind, UnaryOp};
+pub use op::{
+    ArgKind, AssignMode, BinaryOp, CompareOp, CustomOp, LogicalOp, Op, Outputs, Padding, PoolKind, ReduceKind,
+    ScanKind, UnaryOp,
+};
 pub use ops::linalg::TensordotAxes;
+pub use options::{Axes, Gelu, MatMul, OneHot, Reduction, Scan, Slice};
 pub use shape::{broadcast_shapes, normalize_axes, normalize_axis, Shape};
 pub use tensor::{Literal, Symbolic, Tensor, TensorId, TensorSpec, Value};
 pub use variable::{join_path, Trackable, Variable};

@@ -7,13 +7,13 @@
 //! functions that dispatch several primitives, so they trace and differentiate for free.
 
 use crate::ops::{conv, linalg, math, nn, reduce, shape as shape_ops, state};
-use crate::{DType, Data, Result, TensorSpec, Variable};
+use crate::{Axes, DType, Data, Result, TensorSpec, Variable};
 use std::fmt;
 use std::sync::Arc;
 
-pub use crate::ops::conv::Padding;
+pub use crate::ops::conv::{Padding, PoolKind};
 pub use crate::ops::math::{BinaryOp, CompareOp, LogicalOp, UnaryOp};
-pub use crate::ops::reduce::ReduceKind;
+pub use crate::ops::reduce::{ArgKind, ReduceKind, ScanKind};
 pub use crate::ops::state::AssignMode;
 
 /// A user-defined op: the same three answers as a built-in op (name, shape inference,
@@ -72,22 +72,22 @@ pub enum Op {
     Reduce {
         /// Which reduction.
         kind: ReduceKind,
-        /// Axes to reduce; `None` means all.
-        axes: Option<Vec<i64>>,
+        /// Axes to reduce.
+        axes: Axes,
         /// Keep reduced axes with size 1.
         keepdims: bool,
     },
     /// `argmax` / `argmin` along an axis, int64 output.
     ArgReduce {
-        /// True for argmax, false for argmin.
-        max: bool,
+        /// argmax or argmin.
+        kind: ArgKind,
         /// The axis.
         axis: i64,
     },
     /// `cumsum` (or `cumprod` when `product`) along an axis.
     Scan {
-        /// Running product instead of running sum.
-        product: bool,
+        /// Running sum or running product.
+        kind: ScanKind,
         /// The axis.
         axis: i64,
         /// Exclude the current element.
@@ -119,8 +119,8 @@ pub enum Op {
     },
     /// `squeeze`: remove axes of size 1.
     Squeeze {
-        /// Axes to remove; `None` removes every size-1 axis.
-        axes: Option<Vec<i64>>,
+        /// Axes to remove; [`Axes::All`] removes every size-1 axis.
+        axes: Axes,
     },
     /// `concat` along an axis.
     Concat {
@@ -243,10 +243,10 @@ pub enum Op {
         /// SAME or VALID.
         padding: Padding,
     },
-    /// `max_pool2d` (NHWC) when `max`, `avg_pool2d` otherwise.
+    /// `max_pool2d` or `avg_pool2d` (NHWC).
     Pool2D {
-        /// Max pooling (true) or average pooling (false).
-        max: bool,
+        /// Max or average pooling.
+        kind: PoolKind,
         /// `[kh, kw]`.
         ksize: [usize; 2],
         /// `[sh, sw]`.
@@ -256,8 +256,8 @@ pub enum Op {
     },
     /// Gradient of a pool: inputs (forward input, upstream).
     Pool2DGrad {
-        /// Max pooling (true) or average pooling (false).
-        max: bool,
+        /// Max or average pooling.
+        kind: PoolKind,
         /// `[kh, kw]`.
         ksize: [usize; 2],
         /// `[sh, sw]`.
@@ -292,10 +292,8 @@ impl Op {
             Op::StopGradient => "stop_gradient",
             Op::Identity => "identity",
             Op::Reduce { kind, .. } => kind.name(),
-            Op::ArgReduce { max: true, .. } => "argmax",
-            Op::ArgReduce { max: false, .. } => "argmin",
-            Op::Scan { product: false, .. } => "cumsum",
-            Op::Scan { product: true, .. } => "cumprod",
+            Op::ArgReduce { kind, .. } => kind.name(),
+            Op::Scan { kind, .. } => kind.name(),
             Op::MatMul { .. } => "matmul",
             Op::Transpose { .. } => "transpose",
             Op::Reshape { .. } => "reshape",
@@ -318,12 +316,139 @@ impl Op {
             Op::Conv2D { .. } => "conv2d",
             Op::Conv2DBackpropInput { .. } => "conv2d_backprop_input",
             Op::Conv2DBackpropFilter { .. } => "conv2d_backprop_filter",
-            Op::Pool2D { max: true, .. } => "max_pool2d",
-            Op::Pool2D { max: false, .. } => "avg_pool2d",
-            Op::Pool2DGrad { max: true, .. } => "max_pool2d_grad",
-            Op::Pool2DGrad { max: false, .. } => "avg_pool2d_grad",
+            Op::Pool2D { kind, .. } => kind.name(),
+            Op::Pool2DGrad { kind, .. } => kind.grad_name(),
             Op::ReadVariable(_) => "read_variable",
             Op::Assign { mode, .. } => mode.name(),
+            Op::Custom(c) => c.name(),
+        }
+    }
+
+    /// TensorFlow's op type (`MatMul`, `AddV2`, ...): what TensorBoard and
+    /// `get_operations()` show.
+    pub fn tf_op_type(&self) -> &'static str {
+        use crate::{
+            ArgKind, AssignMode, BinaryOp as B, CompareOp as C, LogicalOp as L, PoolKind, ReduceKind as R, ScanKind,
+            UnaryOp as U,
+        };
+        match self {
+            Op::Unary(u) => match u {
+                U::Neg => "Neg",
+                U::Abs => "Abs",
+                U::Exp => "Exp",
+                U::Log => "Log",
+                U::Log1p => "Log1p",
+                U::Sqrt => "Sqrt",
+                U::Rsqrt => "Rsqrt",
+                U::Square => "Square",
+                U::Reciprocal => "Reciprocal",
+                U::Sin => "Sin",
+                U::Cos => "Cos",
+                U::Tanh => "Tanh",
+                U::Sigmoid => "Sigmoid",
+                U::Erf => "Erf",
+                U::Softplus => "Softplus",
+                U::Softsign => "Softsign",
+                U::Relu => "Relu",
+                U::Relu6 => "Relu6",
+                U::Elu => "Elu",
+                U::Selu => "Selu",
+                U::LeakyRelu { .. } => "LeakyRelu",
+                U::Gelu(_) => "Gelu",
+                U::Sign => "Sign",
+                U::Floor => "Floor",
+                U::Ceil => "Ceil",
+                U::Round => "Round",
+            },
+            Op::Binary(b) => match b {
+                B::Add => "AddV2",
+                B::Sub => "Sub",
+                B::Mul => "Mul",
+                B::Div => "RealDiv",
+                B::Pow => "Pow",
+                B::Maximum => "Maximum",
+                B::Minimum => "Minimum",
+                B::SquaredDifference => "SquaredDifference",
+                B::FloorDiv => "FloorDiv",
+                B::FloorMod => "FloorMod",
+                B::SigmoidGrad => "SigmoidGrad",
+                B::TanhGrad => "TanhGrad",
+                B::ReluGrad => "ReluGrad",
+            },
+            Op::Compare(c) => match c {
+                C::Equal => "Equal",
+                C::NotEqual => "NotEqual",
+                C::Less => "Less",
+                C::LessEqual => "LessEqual",
+                C::Greater => "Greater",
+                C::GreaterEqual => "GreaterEqual",
+            },
+            Op::Logical(L::And) => "LogicalAnd",
+            Op::Logical(L::Or) => "LogicalOr",
+            Op::LogicalNot => "LogicalNot",
+            Op::Select => "SelectV2",
+            Op::Cast { .. } => "Cast",
+            Op::StopGradient => "StopGradient",
+            Op::Identity => "Identity",
+            Op::Reduce { kind, .. } => match kind {
+                R::Sum => "Sum",
+                R::Mean => "Mean",
+                R::Max => "Max",
+                R::Min => "Min",
+                R::Prod => "Prod",
+            },
+            Op::ArgReduce { kind: ArgKind::Max, .. } => "ArgMax",
+            Op::ArgReduce { kind: ArgKind::Min, .. } => "ArgMin",
+            Op::Scan {
+                kind: ScanKind::Sum, ..
+            } => "Cumsum",
+            Op::Scan {
+                kind: ScanKind::Prod, ..
+            } => "Cumprod",
+            Op::MatMul { .. } => "MatMul",
+            Op::Transpose { .. } => "Transpose",
+            Op::Reshape { .. } => "Reshape",
+            Op::ExpandDims { .. } => "ExpandDims",
+            Op::Squeeze { .. } => "Squeeze",
+            Op::Concat { .. } => "ConcatV2",
+            Op::Stack { .. } => "Pack",
+            Op::StridedSlice { .. } => "StridedSlice",
+            Op::StridedSliceGrad { .. } => "StridedSliceGrad",
+            Op::UnsortedSegmentSum { .. } => "UnsortedSegmentSum",
+            Op::Tile { .. } => "Tile",
+            Op::BroadcastTo { .. } => "BroadcastTo",
+            Op::Pad { .. } => "PadV2",
+            Op::Gather { .. } => "GatherV2",
+            Op::OneHot { .. } => "OneHot",
+            Op::Softmax { .. } => "Softmax",
+            Op::LogSoftmax { .. } => "LogSoftmax",
+            Op::SoftmaxCrossEntropy { .. } => "SoftmaxCrossEntropyWithLogits",
+            Op::SparseSoftmaxCrossEntropy => "SparseSoftmaxCrossEntropyWithLogits",
+            Op::Conv2D { .. } => "Conv2D",
+            Op::Conv2DBackpropInput { .. } => "Conv2DBackpropInput",
+            Op::Conv2DBackpropFilter { .. } => "Conv2DBackpropFilter",
+            Op::Pool2D {
+                kind: PoolKind::Max, ..
+            } => "MaxPool",
+            Op::Pool2D {
+                kind: PoolKind::Avg, ..
+            } => "AvgPool",
+            Op::Pool2DGrad {
+                kind: PoolKind::Max, ..
+            } => "MaxPoolGrad",
+            Op::Pool2DGrad {
+                kind: PoolKind::Avg, ..
+            } => "AvgPoolGrad",
+            Op::ReadVariable(_) => "ReadVariableOp",
+            Op::Assign {
+                mode: AssignMode::Set, ..
+            } => "AssignVariableOp",
+            Op::Assign {
+                mode: AssignMode::Add, ..
+            } => "AssignAddVariableOp",
+            Op::Assign {
+                mode: AssignMode::Sub, ..
+            } => "AssignSubVariableOp",
             Op::Custom(c) => c.name(),
         }
     }
@@ -335,8 +460,17 @@ impl Op {
     }
 
     /// Output specs for inputs of the given specs. This is the one place where an op
-    /// validates its inputs and attributes; kernels rely on it.
+    /// validates its inputs and attributes, and checks that its outputs fit in memory;
+    /// kernels rely on it.
     pub fn infer(&self, inputs: &[TensorSpec]) -> Result<Outputs<TensorSpec>> {
+        let out = self.infer_specs(inputs)?;
+        for spec in &out {
+            crate::alloc::check_spec(self.name(), spec)?;
+        }
+        Ok(out)
+    }
+
+    fn infer_specs(&self, inputs: &[TensorSpec]) -> Result<Outputs<TensorSpec>> {
         let name = self.name();
         let one = |s: TensorSpec| Ok(smallvec::smallvec![s]);
         match self {
@@ -351,14 +485,11 @@ impl Op {
                 one(TensorSpec::new(*dtype, x[0].shape.clone()))
             }
             Op::StopGradient | Op::Identity => one(arity(name, inputs, 1)?[0].clone()),
-            Op::Reduce { kind, axes, keepdims } => one(reduce::infer_reduce(
-                *kind,
-                axes.as_deref(),
-                *keepdims,
-                arity(name, inputs, 1)?,
-            )?),
+            Op::Reduce { kind, axes, keepdims } => {
+                one(reduce::infer_reduce(*kind, axes, *keepdims, arity(name, inputs, 1)?)?)
+            }
             Op::ArgReduce { axis, .. } => one(reduce::infer_arg(name, *axis, arity(name, inputs, 1)?)?),
-            Op::Scan { axis, .. } => one(reduce::infer_cumsum(*axis, arity(name, inputs, 1)?)?),
+            Op::Scan { kind, axis, .. } => one(reduce::infer_scan(*kind, *axis, arity(name, inputs, 1)?)?),
             Op::MatMul {
                 transpose_a,
                 transpose_b,
@@ -370,7 +501,7 @@ impl Op {
             Op::Transpose { perm } => one(shape_ops::infer_transpose(perm, arity(name, inputs, 1)?)?),
             Op::Reshape { shape } => one(shape_ops::infer_reshape(shape, arity(name, inputs, 1)?)?),
             Op::ExpandDims { axis } => one(shape_ops::infer_expand_dims(*axis, arity(name, inputs, 1)?)?),
-            Op::Squeeze { axes } => one(shape_ops::infer_squeeze(axes.as_deref(), arity(name, inputs, 1)?)?),
+            Op::Squeeze { axes } => one(shape_ops::infer_squeeze(axes.as_option(), arity(name, inputs, 1)?)?),
             Op::Concat { axis } => one(shape_ops::infer_concat(*axis, inputs)?),
             Op::Stack { axis } => one(shape_ops::infer_stack(*axis, inputs)?),
             Op::StridedSlice { begin, end, strides } => {
@@ -491,14 +622,14 @@ impl Op {
             Op::Select => one(math::select(inputs[0], inputs[1], inputs[2])?),
             Op::Cast { dtype } => one(math::cast(inputs[0], *dtype)),
             Op::StopGradient | Op::Identity => one(inputs[0].clone()),
-            Op::Reduce { kind, axes, keepdims } => one(reduce::reduce(*kind, axes.as_deref(), *keepdims, inputs[0])?),
-            Op::ArgReduce { max, axis } => one(reduce::arg_reduce(*max, *axis, inputs[0])?),
+            Op::Reduce { kind, axes, keepdims } => one(reduce::reduce(*kind, axes, *keepdims, inputs[0])?),
+            Op::ArgReduce { kind, axis } => one(reduce::arg_reduce(*kind, *axis, inputs[0])?),
             Op::Scan {
-                product,
+                kind,
                 axis,
                 exclusive,
                 reverse,
-            } => one(reduce::cumsum(*product, *axis, *exclusive, *reverse, inputs[0])?),
+            } => one(reduce::scan(*kind, *axis, *exclusive, *reverse, inputs[0])?),
             Op::MatMul {
                 transpose_a,
                 transpose_b,
@@ -506,7 +637,7 @@ impl Op {
             Op::Transpose { perm } => one(shape_ops::transpose(perm, inputs[0])),
             Op::Reshape { shape } => one(shape_ops::reshape(shape, inputs[0])?),
             Op::ExpandDims { axis } => one(shape_ops::expand_dims(*axis, inputs[0])?),
-            Op::Squeeze { axes } => one(shape_ops::squeeze(axes.as_deref(), inputs[0])?),
+            Op::Squeeze { axes } => one(shape_ops::squeeze(axes.as_option(), inputs[0])?),
             Op::Concat { axis } => one(shape_ops::concat(*axis, inputs)?),
             Op::Stack { axis } => one(shape_ops::stack(*axis, inputs)?),
             Op::StridedSlice { begin, end, strides } => one(shape_ops::strided_slice(begin, end, strides, inputs[0])?),
@@ -574,17 +705,19 @@ impl Op {
                 inputs[1],
             )?),
             Op::Pool2D {
-                max,
+                kind,
                 ksize,
                 strides,
                 padding,
-            } => one(conv::pool(*max, *ksize, *strides, *padding, inputs[0])?),
+            } => one(conv::pool(*kind, *ksize, *strides, *padding, inputs[0])?),
             Op::Pool2DGrad {
-                max,
+                kind,
                 ksize,
                 strides,
                 padding,
-            } => one(conv::pool_grad(*max, *ksize, *strides, *padding, inputs[0], inputs[1])?),
+            } => one(conv::pool_grad(
+                *kind, *ksize, *strides, *padding, inputs[0], inputs[1],
+            )?),
             Op::ReadVariable(v) => one(v.value_data()),
             Op::Assign { var, mode } => {
                 state::assign(var, *mode, inputs[0])?;

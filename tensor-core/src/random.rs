@@ -121,21 +121,163 @@ fn normal_from(w: [u32; 4]) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
-fn check_shape(op: &'static str, shape: &[usize]) -> Result<usize> {
-    crate::Shape::from(shape)
-        .checked_num_elements()
-        .filter(|&n| n <= (isize::MAX as usize) / 8)
-        .ok_or_else(|| Error::invalid(op, format!("shape {shape:?} is too large")))
+/// The parameters of [`normal`] and [`truncated_normal`] (`tf.random.normal(shape, mean,
+/// stddev, dtype, seed)`): a standard normal in float32 drawn from the global seed by
+/// default.
+///
+/// ```
+/// use ferroflow_tensor_core::{random::{self, Normal}, DType};
+/// let a = random::normal(&[2, 3], Normal::default().seed(7))?;
+/// let b = random::normal(&[2, 3], Normal::new(1.0, 0.5).dtype(DType::F64).seed(7))?;
+/// assert_eq!((a.dtype(), b.dtype()), (DType::F32, DType::F64));
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normal {
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stddev: f64,
+    /// Output dtype (a float dtype).
+    pub dtype: DType,
+    /// The op seed (`None`: take the next one from the global seed, as TensorFlow).
+    pub seed: Option<u64>,
 }
 
-/// `tf.random.uniform(shape, minval, maxval, dtype, seed)`: floats in `[minval, maxval)`, or
-/// integers in `[minval, maxval)` for int dtypes.
-pub fn uniform(shape: &[usize], minval: f64, maxval: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+impl Normal {
+    /// A normal distribution of this mean and standard deviation, float32, unseeded.
+    pub fn new(mean: f64, stddev: f64) -> Self {
+        Normal {
+            mean,
+            stddev,
+            dtype: DType::F32,
+            seed: None,
+        }
+    }
+
+    /// The output dtype.
+    pub fn dtype(self, dtype: DType) -> Self {
+        Normal { dtype, ..self }
+    }
+
+    /// The op seed: the same global and op seeds replay the same numbers.
+    pub fn seed(self, seed: u64) -> Self {
+        Normal {
+            seed: Some(seed),
+            ..self
+        }
+    }
+
+    fn check(&self, op: &'static str) -> Result<()> {
+        if !self.dtype.is_float() {
+            return Err(Error::dtypes(op, &[self.dtype], "needs a float dtype"));
+        }
+        if !self.mean.is_finite() || !(self.stddev >= 0.0 && self.stddev.is_finite()) {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "needs a finite mean and a finite, non-negative stddev, got mean={} stddev={}",
+                    self.mean, self.stddev
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Normal {
+    fn default() -> Self {
+        Normal::new(0.0, 1.0)
+    }
+}
+
+/// The parameters of [`uniform`] (`tf.random.uniform(shape, minval, maxval, dtype, seed)`):
+/// `[0, 1)` in float32 drawn from the global seed by default.
+///
+/// ```
+/// use ferroflow_tensor_core::{random::{self, Uniform}, DType};
+/// let u = random::uniform(&[100], Uniform::new(-1.0, 1.0).seed(3))?;
+/// assert!(u.to_vec::<f32>()?.iter().all(|v| (-1.0..1.0).contains(v)));
+/// let dice = random::uniform(&[10], Uniform::new(1.0, 7.0).dtype(DType::I32))?;
+/// assert!(dice.to_vec::<i32>()?.iter().all(|v| (1..7).contains(v)));
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Uniform {
+    /// Lower bound (inclusive).
+    pub minval: f64,
+    /// Upper bound (exclusive).
+    pub maxval: f64,
+    /// Output dtype (numeric).
+    pub dtype: DType,
+    /// The op seed (`None`: take the next one from the global seed, as TensorFlow).
+    pub seed: Option<u64>,
+}
+
+impl Uniform {
+    /// Values in `[minval, maxval)`, float32, unseeded.
+    pub fn new(minval: f64, maxval: f64) -> Self {
+        Uniform {
+            minval,
+            maxval,
+            dtype: DType::F32,
+            seed: None,
+        }
+    }
+
+    /// The output dtype (integers draw whole numbers in the range).
+    pub fn dtype(self, dtype: DType) -> Self {
+        Uniform { dtype, ..self }
+    }
+
+    /// The op seed: the same global and op seeds replay the same numbers.
+    pub fn seed(self, seed: u64) -> Self {
+        Uniform {
+            seed: Some(seed),
+            ..self
+        }
+    }
+}
+
+impl Default for Uniform {
+    fn default() -> Self {
+        Uniform::new(0.0, 1.0)
+    }
+}
+
+/// The element count of `shape`, checked against memory for the f64 values drawn first.
+fn check_shape(op: &'static str, shape: &[usize]) -> Result<usize> {
+    crate::alloc::checked_elements(op, shape, DType::F64)
+}
+
+/// `tf.random.uniform`: floats in `[minval, maxval)`, or whole numbers in `[minval, maxval)`
+/// for integer dtypes.
+///
+/// ```
+/// use ferroflow_tensor_core::random::{self, Uniform};
+/// random::set_seed(1);
+/// let a = random::uniform(&[3], Uniform::default())?;
+/// random::set_seed(1);
+/// assert_eq!(a.to_vec::<f32>()?, random::uniform(&[3], Uniform::default())?.to_vec::<f32>()?);
+/// assert!(random::uniform(&[2], Uniform::new(1.0, 1.0)).is_err());
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub fn uniform(shape: &[usize], params: Uniform) -> Result<Tensor> {
+    let Uniform {
+        minval,
+        maxval,
+        dtype,
+        seed,
+    } = params;
     let n = check_shape("random_uniform", shape)?;
-    if minval.partial_cmp(&maxval) != Some(std::cmp::Ordering::Less) || dtype == DType::Bool {
+    if minval.partial_cmp(&maxval) != Some(std::cmp::Ordering::Less)
+        || !minval.is_finite()
+        || !maxval.is_finite()
+        || dtype == DType::Bool
+    {
         return Err(Error::invalid(
             "random_uniform",
-            format!("needs minval < maxval and a numeric dtype, got [{minval}, {maxval}) {dtype}"),
+            format!("needs finite minval < maxval and a numeric dtype, got [{minval}, {maxval}) {dtype}"),
         ));
     }
     let (g, o, c) = resolve(seed);
@@ -160,28 +302,39 @@ pub fn uniform(shape: &[usize], minval: f64, maxval: f64, dtype: DType, seed: Op
     Tensor::from_vec(v, shape)?.cast(dtype)
 }
 
-/// `tf.random.normal(shape, mean, stddev, dtype, seed)`.
-pub fn normal(shape: &[usize], mean: f64, stddev: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+/// `tf.random.normal`.
+///
+/// ```
+/// use ferroflow_tensor_core::random::{self, Normal};
+/// let x = random::normal(&[1000], Normal::new(5.0, 2.0).seed(1))?.to_vec::<f32>()?;
+/// let mean = x.iter().sum::<f32>() / 1000.0;
+/// assert!((mean - 5.0).abs() < 0.3);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub fn normal(shape: &[usize], params: Normal) -> Result<Tensor> {
     let n = check_shape("random_normal", shape)?;
-    if !dtype.is_float() {
-        return Err(Error::dtypes("random_normal", &[dtype], "needs a float dtype"));
-    }
-    let (g, o, c) = resolve(seed);
+    params.check("random_normal")?;
+    let (g, o, c) = resolve(params.seed);
     let st = Stream::new(g, o, c);
     let v: Vec<f64> = (0..n as u64)
-        .map(|i| mean + stddev * normal_from(st.block(i, 0)))
+        .map(|i| params.mean + params.stddev * normal_from(st.block(i, 0)))
         .collect();
-    Tensor::from_vec(v, shape)?.cast(dtype)
+    Tensor::from_vec(v, shape)?.cast(params.dtype)
 }
 
 /// `tf.random.truncated_normal`: normal values, redrawn while more than two standard
 /// deviations from the mean.
-pub fn truncated_normal(shape: &[usize], mean: f64, stddev: f64, dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+///
+/// ```
+/// use ferroflow_tensor_core::random::{self, Normal};
+/// let x = random::truncated_normal(&[500], Normal::default().seed(2))?.to_vec::<f32>()?;
+/// assert!(x.iter().all(|v| v.abs() <= 2.0));
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub fn truncated_normal(shape: &[usize], params: Normal) -> Result<Tensor> {
     let n = check_shape("truncated_normal", shape)?;
-    if !dtype.is_float() {
-        return Err(Error::dtypes("truncated_normal", &[dtype], "needs a float dtype"));
-    }
-    let (g, o, c) = resolve(seed);
+    params.check("truncated_normal")?;
+    let (g, o, c) = resolve(params.seed);
     let st = Stream::new(g, o, c);
     let v: Vec<f64> = (0..n as u64)
         .map(|i| {
@@ -190,13 +343,13 @@ pub fn truncated_normal(shape: &[usize], mean: f64, stddev: f64, dtype: DType, s
                 let z = normal_from(st.block(i, attempt));
                 // P(|z| > 2) ≈ 4.6%: a hundred tries never all fail in practice; clamp then.
                 if z.abs() <= 2.0 || attempt == 100 {
-                    return mean + stddev * z.clamp(-2.0, 2.0);
+                    return params.mean + params.stddev * z.clamp(-2.0, 2.0);
                 }
                 attempt += 1;
             }
         })
         .collect();
-    Tensor::from_vec(v, shape)?.cast(dtype)
+    Tensor::from_vec(v, shape)?.cast(params.dtype)
 }
 
 #[cfg(test)]
@@ -207,24 +360,18 @@ mod tests {
     #[test]
     fn seeds_replay_and_distributions_look_right() {
         set_seed(42);
-        let a = uniform(&[1000], 0.0, 1.0, DType::F32, None)
-            .unwrap()
-            .to_vec::<f32>()
-            .unwrap();
-        let b = normal(&[4000], 1.0, 2.0, DType::F64, Some(7))
+        let a = uniform(&[1000], Uniform::default()).unwrap().to_vec::<f32>().unwrap();
+        let b = normal(&[4000], Normal::new(1.0, 2.0).dtype(DType::F64).seed(7))
             .unwrap()
             .to_vec::<f64>()
             .unwrap();
-        let b2 = normal(&[4000], 1.0, 2.0, DType::F64, Some(7))
+        let b2 = normal(&[4000], Normal::new(1.0, 2.0).dtype(DType::F64).seed(7))
             .unwrap()
             .to_vec::<f64>()
             .unwrap();
         set_seed(42);
-        let a2 = uniform(&[1000], 0.0, 1.0, DType::F32, None)
-            .unwrap()
-            .to_vec::<f32>()
-            .unwrap();
-        let b3 = normal(&[4000], 1.0, 2.0, DType::F64, Some(7))
+        let a2 = uniform(&[1000], Uniform::default()).unwrap().to_vec::<f32>().unwrap();
+        let b3 = normal(&[4000], Normal::new(1.0, 2.0).dtype(DType::F64).seed(7))
             .unwrap()
             .to_vec::<f64>()
             .unwrap();
@@ -238,18 +385,20 @@ mod tests {
             (mean - 1.0).abs() < 0.1 && (var.sqrt() - 2.0).abs() < 0.1,
             "{mean} {var}"
         );
-        let t = truncated_normal(&[2000], 0.0, 1.0, DType::F32, Some(1))
+        let t = truncated_normal(&[2000], Normal::default().seed(1))
             .unwrap()
             .to_vec::<f32>()
             .unwrap();
         assert!(t.iter().all(|x| x.abs() <= 2.0));
-        let ints = uniform(&[500], 0.0, 10.0, DType::I32, Some(3))
+        let ints = uniform(&[500], Uniform::new(0.0, 10.0).dtype(DType::I32).seed(3))
             .unwrap()
             .to_vec::<i32>()
             .unwrap();
         assert!(ints.iter().all(|&x| (0..10).contains(&x)) && ints.contains(&9));
-        assert!(uniform(&[2], 1.0, 1.0, DType::F32, None).is_err());
-        assert!(normal(&[2], 0.0, 1.0, DType::I32, None).is_err());
+        assert!(uniform(&[2], Uniform::new(1.0, 1.0)).is_err());
+        assert!(normal(&[2], Normal::default().dtype(DType::I32)).is_err());
+        assert!(normal(&[2], Normal::new(0.0, f64::NAN)).is_err());
+        assert!(normal(&[1 << 40], Normal::default()).is_err());
     }
 
     #[test]

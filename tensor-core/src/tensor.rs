@@ -176,42 +176,103 @@ impl Tensor {
         })
     }
 
-    /// A tensor of `shape` filled with `value`, converted to `dtype` as `tf.cast` would.
-    pub fn fill(shape: &[usize], value: f64, dtype: DType) -> Tensor {
+    /// `tf.fill`: a tensor of `shape` filled with `value`, converted to `dtype` as `tf.cast`
+    /// would. Fails (like every constructor) when the shape needs more memory than the
+    /// machine has.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{DType, Tensor};
+    /// assert_eq!(Tensor::fill(&[2], 2.7, DType::I32)?.to_vec::<i32>()?, vec![2, 2]);
+    /// assert!(Tensor::fill(&[1 << 40], 0.0, DType::F32).is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn fill(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
         fn f<T: Element>(shape: &[usize], v: f64) -> Data {
             Data::from_owned(ArrayD::from_elem(IxDyn(shape), T::from_f64(v)))
         }
-        Tensor::from_data(match dtype {
+        crate::alloc::checked_elements("fill", shape, dtype)?;
+        Ok(Tensor::from_data(match dtype {
             DType::F32 => f::<f32>(shape, value),
             DType::F64 => f::<f64>(shape, value),
             DType::I32 => f::<i32>(shape, value),
             DType::I64 => f::<i64>(shape, value),
             DType::Bool => f::<bool>(shape, value),
-        })
+        }))
     }
 
-    /// A tensor of zeros.
-    pub fn zeros(shape: &[usize], dtype: DType) -> Tensor {
+    /// `tf.zeros`.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{DType, Tensor};
+    /// let z = Tensor::zeros(&[2, 3], DType::F64)?;
+    /// assert_eq!((z.dims(), z.to_vec::<f64>()?), (&[2usize, 3][..], vec![0.0; 6]));
+    /// assert!(Tensor::zeros(&[1 << 32, 1 << 32], DType::F32).is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor> {
         Tensor::fill(shape, 0.0, dtype)
     }
 
-    /// A tensor of ones.
-    pub fn ones(shape: &[usize], dtype: DType) -> Tensor {
+    /// `tf.ones`.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{DType, Tensor};
+    /// assert_eq!(Tensor::ones(&[2], DType::I64)?.to_vec::<i64>()?, vec![1, 1]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn ones(shape: &[usize], dtype: DType) -> Result<Tensor> {
         Tensor::fill(shape, 1.0, dtype)
     }
 
-    /// The `n × n` identity matrix.
-    pub fn eye(n: usize, dtype: DType) -> Tensor {
+    /// `tf.zeros_like`: zeros of this tensor's shape and dtype.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let z = Tensor::new([[1i32, 2]]).zeros_like()?;
+    /// assert_eq!((z.dims(), z.to_vec::<i32>()?), (&[1usize, 2][..], vec![0, 0]));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        Tensor::zeros(self.dims(), self.dtype())
+    }
+
+    /// `tf.ones_like`: ones of this tensor's shape and dtype.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// assert_eq!(Tensor::new([3.0f32, 4.0]).ones_like()?.to_vec::<f32>()?, vec![1.0, 1.0]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn ones_like(&self) -> Result<Tensor> {
+        Tensor::ones(self.dims(), self.dtype())
+    }
+
+    /// `tf.eye`: the `n × n` identity matrix.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{DType, Tensor};
+    /// assert_eq!(Tensor::eye(2, DType::F32)?.to_vec::<f32>()?, vec![1.0, 0.0, 0.0, 1.0]);
+    /// assert!(Tensor::eye(1 << 20, DType::F32).is_err()); // 4 TiB
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn eye(n: usize, dtype: DType) -> Result<Tensor> {
+        crate::alloc::checked_elements("eye", &[n, n], dtype)?;
         let mut v = vec![0.0f64; n * n];
         for i in 0..n {
             v[i * n + i] = 1.0;
         }
-        Tensor::from_vec(v, &[n, n])
-            .and_then(|t| t.cast(dtype))
-            .expect("eye: n*n values fill [n, n]")
+        Tensor::from_vec(v, &[n, n])?.cast(dtype)
     }
 
-    /// `[start, start + delta, ...)` up to (excluding) `limit`, like `tf.range`.
+    /// `tf.range`: `[start, start + delta, ...)` up to (excluding) `limit`.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{DType, Tensor};
+    /// assert_eq!(Tensor::range(0.0, 5.0, 2.0, DType::I32)?.to_vec::<i32>()?, vec![0, 2, 4]);
+    /// assert_eq!(Tensor::range(5.0, 0.0, -2.5, DType::F64)?.to_vec::<f64>()?, vec![5.0, 2.5]);
+    /// assert!(Tensor::range(0.0, 1e18, 1.0, DType::F32).is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn range(start: f64, limit: f64, delta: f64, dtype: DType) -> Result<Tensor> {
         if delta == 0.0 || !delta.is_finite() || !start.is_finite() || !limit.is_finite() {
             return Err(Error::invalid(
@@ -220,19 +281,27 @@ impl Tensor {
             ));
         }
         let n = ((limit - start) / delta).ceil().max(0.0);
-        if n > (isize::MAX as f64) / 8.0 {
-            return Err(Error::invalid("range", format!("{n} elements is too many")));
-        }
-        let n = n as usize;
+        // The f64 values are made first, then cast.
+        let n = if n < usize::MAX as f64 { n as usize } else { usize::MAX };
+        crate::alloc::checked_elements("range", &[n], DType::F64)?;
         let v: Vec<f64> = (0..n).map(|i| start + i as f64 * delta).collect();
         Tensor::from_vec(v, &[n])?.cast(dtype)
     }
 
-    /// `num` evenly spaced values from `start` to `stop` inclusive, like `tf.linspace`.
+    /// `tf.linspace`: `num` evenly spaced values from `start` to `stop` inclusive.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{DType, Tensor};
+    /// let t = Tensor::linspace(0.0, 1.0, 5, DType::F64)?;
+    /// assert_eq!(t.to_vec::<f64>()?, vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+    /// assert!(Tensor::linspace(0.0, 1.0, usize::MAX, DType::F32).is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn linspace(start: f64, stop: f64, num: usize, dtype: DType) -> Result<Tensor> {
         if !dtype.is_float() {
             return Err(Error::dtypes("linspace", &[dtype], "linspace needs a float dtype"));
         }
+        crate::alloc::checked_elements("linspace", &[num], DType::F64)?;
         let v: Vec<f64> = match num {
             0 => Vec::new(),
             1 => vec![start],
@@ -436,7 +505,7 @@ mod tests {
     #[test]
     fn constructors() {
         assert_eq!(
-            Tensor::eye(2, DType::F32).to_vec::<f32>().unwrap(),
+            Tensor::eye(2, DType::F32).unwrap().to_vec::<f32>().unwrap(),
             vec![1.0, 0.0, 0.0, 1.0]
         );
         assert_eq!(
@@ -461,7 +530,10 @@ mod tests {
                 .unwrap(),
             vec![0.0, 0.25, 0.5, 0.75, 1.0]
         );
-        assert_eq!(Tensor::fill(&[2], 2.7, DType::I32).to_vec::<i32>().unwrap(), vec![2, 2]);
+        assert_eq!(
+            Tensor::fill(&[2], 2.7, DType::I32).unwrap().to_vec::<i32>().unwrap(),
+            vec![2, 2]
+        );
         let a = ndarray::array![[1.0f64, 2.0], [3.0, 4.0]];
         let t = Tensor::from_ndarray(a);
         assert_eq!(t.to_ndarray::<f64>().unwrap().shape(), &[2, 2]);

@@ -24,10 +24,11 @@ struct Inner {
 ///
 /// ```
 /// use ferroflow_tensor_core::{Tensor, Variable};
-/// let v = Variable::new("w", Tensor::new([1.0f32, 2.0]), true).unwrap();
-/// v.assign_add(&Tensor::new([0.5f32, 0.5])).unwrap();
-/// assert_eq!(v.read().unwrap().to_vec::<f32>().unwrap(), vec![1.5, 2.5]);
+/// let v = Variable::new("w", Tensor::new([1.0f32, 2.0]))?;
+/// v.assign_add(&Tensor::new([0.5f32, 0.5]))?;
+/// assert_eq!(v.read()?.to_vec::<f32>()?, vec![1.5, 2.5]);
 /// assert!(v.assign(&Tensor::new([1.0f64, 2.0])).is_err()); // dtype is fixed
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Variable(Arc<Inner>);
@@ -35,15 +36,41 @@ pub struct Variable(Arc<Inner>);
 static NEXT_VAR: AtomicU64 = AtomicU64::new(1);
 
 impl Variable {
-    /// A variable holding `initial` (which must be eager).
-    pub fn new(name: impl Into<String>, initial: Tensor, trainable: bool) -> Result<Variable> {
+    /// A trainable variable holding `initial`, which must be eager (`tf.Variable(initial,
+    /// name=name)`).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Tensor, Variable};
+    /// let w = Variable::new("w", Tensor::new([[0.5f32], [-0.5]]))?;
+    /// assert!(w.trainable());
+    /// assert_eq!((w.name(), w.shape().dims()), ("w", &[2usize, 1][..]));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn new(name: impl Into<String>, initial: Tensor) -> Result<Variable> {
+        Variable::create(name.into(), initial, true)
+    }
+
+    /// A variable that optimizers and tapes leave alone unless asked (`tf.Variable(initial,
+    /// trainable=False)`): step counters, moving statistics.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Tensor, Variable};
+    /// let steps = Variable::non_trainable("steps", Tensor::scalar(0i64))?;
+    /// assert!(!steps.trainable());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn non_trainable(name: impl Into<String>, initial: Tensor) -> Result<Variable> {
+        Variable::create(name.into(), initial, false)
+    }
+
+    fn create(name: String, initial: Tensor, trainable: bool) -> Result<Variable> {
         let data = initial.data().map_err(|_| Error::Symbolic {
             op: "Variable",
             msg: "a variable's initial value must be an eager tensor; create variables outside traced functions".into(),
         })?;
         Ok(Variable(Arc::new(Inner {
             id: NEXT_VAR.fetch_add(1, Ordering::Relaxed),
-            name: name.into(),
+            name,
             spec: initial.spec(),
             trainable,
             value: RwLock::new(data.clone()),
@@ -230,7 +257,7 @@ mod tests {
 
     #[test]
     fn assign_checks_dtype_and_shape() {
-        let v = Variable::new("v", Tensor::new([[1.0f64, 2.0]]), false).unwrap();
+        let v = Variable::non_trainable("v", Tensor::new([[1.0f64, 2.0]])).unwrap();
         assert!(v.assign(&Tensor::new([1.0f64, 2.0])).is_err());
         let e = v.assign_sub(&Tensor::new([[1.0f32, 2.0]])).unwrap_err();
         assert!(e.to_string().contains("assign_sub"), "{e}");
@@ -245,25 +272,25 @@ mod tests {
 
     #[test]
     fn in_place_updates_leave_earlier_reads_alone() {
-        let v = Variable::new("v", Tensor::new([1.0f32, 2.0]), true).unwrap();
+        let v = Variable::new("v", Tensor::new([1.0f32, 2.0])).unwrap();
         let before = v.read().unwrap();
         v.assign_add(&Tensor::new([10.0f32, 20.0])).unwrap();
         v.assign_sub(&Tensor::new([1.0f32, 1.0])).unwrap();
         assert_eq!(before.to_vec::<f32>().unwrap(), vec![1.0, 2.0]);
         assert_eq!(v.value().to_vec::<f32>().unwrap(), vec![10.0, 21.0]);
-        let c = Variable::new("c", Tensor::scalar(i64::MAX), false).unwrap();
+        let c = Variable::non_trainable("c", Tensor::scalar(i64::MAX)).unwrap();
         c.assign_add(&Tensor::scalar(1i64)).unwrap();
         assert_eq!(c.value().to_scalar::<i64>().unwrap(), i64::MIN);
         // Broadcast increments take the general path.
-        let m = Variable::new("m", Tensor::new([[1.0f64, 2.0], [3.0, 4.0]]), true).unwrap();
+        let m = Variable::new("m", Tensor::new([[1.0f64, 2.0], [3.0, 4.0]])).unwrap();
         m.assign_add(&Tensor::new([[1.0f64, 1.0], [1.0, 1.0]])).unwrap();
         assert_eq!(m.value().to_vec::<f64>().unwrap(), vec![2.0, 3.0, 4.0, 5.0]);
     }
 
     #[test]
     fn trackable_paths() {
-        let a = Variable::new("w", Tensor::scalar(1.0f32), true).unwrap();
-        let b = Variable::new("b", Tensor::scalar(2.0f32), true).unwrap();
+        let a = Variable::new("w", Tensor::scalar(1.0f32)).unwrap();
+        let b = Variable::new("b", Tensor::scalar(2.0f32)).unwrap();
         let paths: Vec<String> = [a.clone(), b].variables_by_path().into_iter().map(|(p, _)| p).collect();
         // As TensorFlow's `m.lst = [v, w]`: list elements are numbered, a variable is itself.
         assert_eq!(paths, vec!["0", "1"]);

@@ -1,7 +1,7 @@
 //! Property tests: broadcasting and shape ops against simple index-by-index references, and
 //! "never panics" over random shapes (empty dimensions and rank 0 included).
 
-use ferroflow_tensor_core::{DType, Tensor};
+use ferroflow_tensor_core::{Axes, DType, MatMul, Reduction, Scan, Slice, Tensor};
 use proptest::prelude::*;
 
 /// Row-major multi-index of flat position `i` in `dims`.
@@ -93,7 +93,7 @@ proptest! {
             perm.swap(i, (s >> 33) as usize % (i + 1));
         }
         let t = iota(&dims);
-        let got = t.transpose(Some(&perm)).unwrap();
+        let got = t.transpose(&perm).unwrap();
         let out: Vec<usize> = perm.iter().map(|&p| dims[p]).collect();
         prop_assert_eq!(got.dims(), out.as_slice());
         let v = got.to_vec::<i64>().unwrap();
@@ -104,14 +104,14 @@ proptest! {
             prop_assert_eq!(*x as usize, ravel(&ii, &dims));
         }
         // A transposed view feeds later ops correctly.
-        let back = got.add(&Tensor::scalar(0i64)).unwrap().transpose(Some(&inverse(&perm))).unwrap();
+        let back = got.add(&Tensor::scalar(0i64)).unwrap().transpose(&inverse(&perm)).unwrap();
         prop_assert_eq!(back.to_vec::<i64>().unwrap(), t.to_vec::<i64>().unwrap());
     }
 
     #[test]
     fn strided_slice_matches_python(n in 0usize..9, b in prop::option::of(-10i64..10), e in prop::option::of(-10i64..10), s in prop::sample::select(vec![-3i64, -2, -1, 1, 2, 3])) {
         let t = iota(&[n]);
-        let got = t.strided_slice(&[b], &[e], &[s]).unwrap().to_vec::<i64>().unwrap();
+        let got = t.strided_slice([Slice { start: b, end: e, step: s }]).unwrap().to_vec::<i64>().unwrap();
         prop_assert_eq!(got, python_slice(n as i64, b, e, s));
     }
 
@@ -160,7 +160,7 @@ proptest! {
         let t = iota(&dims);
         let v = t.to_vec::<i64>().unwrap();
         let axes: Vec<i64> = (0..dims.len()).filter(|&i| mask[i]).map(|i| i as i64).collect();
-        let got = t.reduce_sum(Some(&axes), keep).unwrap();
+        let got = t.reduce_sum(Reduction { axes: Axes::from(&axes), keepdims: keep }).unwrap();
         let kept: Vec<usize> = (0..dims.len()).filter(|&i| !mask[i]).collect();
         let out: Vec<usize> = kept.iter().map(|&i| dims[i]).collect();
         let mut want = vec![0i64; out.iter().product()];
@@ -170,7 +170,7 @@ proptest! {
             want[ravel(&o, &out)] += x;
         }
         prop_assert_eq!(got.to_vec::<i64>().unwrap(), want);
-        let as_f = t.cast(DType::F64).unwrap().reduce_mean(Some(&axes), keep).unwrap();
+        let as_f = t.cast(DType::F64).unwrap().reduce_mean(Reduction { axes: Axes::from(&axes), keepdims: keep }).unwrap();
         prop_assert_eq!(as_f.num_elements(), got.num_elements());
     }
 
@@ -179,21 +179,21 @@ proptest! {
     fn ops_never_panic(a in prop::collection::vec(0usize..4, 0..4), b in prop::collection::vec(0usize..4, 0..4), k in -5i64..5, j in 0usize..5) {
         let (x, y) = (iota(&a).cast(DType::F32).unwrap(), iota(&b).cast(DType::F32).unwrap());
         let _ = x.matmul(&y);
-        let _ = x.matmul_t(&y, true, true);
+        let _ = x.matmul_with(&y, MatMul::new().transpose_a().transpose_b());
         let _ = Tensor::concat(&[&x, &y], k);
         let _ = Tensor::stack(&[&x, &y], k);
         let _ = x.reshape(&[k, -1]);
         let _ = x.expand_dims(k);
-        let _ = x.squeeze(Some(&[k]));
+        let _ = x.squeeze(k);
         let _ = x.softmax(k);
         let _ = x.log_softmax(k);
         let _ = x.argmax(k);
-        let _ = x.cumsum(k, j % 2 == 0, j % 3 == 0);
-        let _ = x.reduce_max(Some(&[k]), true);
-        let _ = x.reduce_logsumexp(Some(&[k]), false);
+        let _ = x.cumsum(Scan { axis: k, exclusive: j % 2 == 0, reverse: j % 3 == 0 });
+        let _ = x.reduce_max(Axes::from(k).keepdims());
+        let _ = x.reduce_logsumexp(k);
         let _ = x.split_n(j, k);
         let _ = x.gather(&Tensor::new([k, 0]), k);
-        let _ = x.one_hot(j, 1.0, 0.0, k, DType::F32);
+        let _ = x.one_hot(ferroflow_tensor_core::OneHot::new(j).axis(k));
         let _ = x.tile(&b);
         let _ = x.broadcast_to(&b);
         let _ = x.select(&x, &y);
@@ -202,9 +202,9 @@ proptest! {
         let _ = x.sparse_softmax_cross_entropy_with_logits(&y);
         let _ = y.cast(DType::I64).and_then(|l| l.sparse_softmax_cross_entropy_with_logits(&x));
         let _ = x.softmax_cross_entropy_with_logits(&y, k);
-        let _ = x.tensordot(&y, &ferroflow_tensor_core::TensordotAxes::Count(j));
+        let _ = x.tensordot(&y, j);
         let _ = x.slice(&vec![k; a.len()], &vec![1; a.len()]);
-        let _ = x.strided_slice(&vec![Some(k); a.len()], &vec![None; a.len()], &vec![k; a.len()]);
+        let _ = x.strided_slice(vec![Slice { start: Some(k), end: None, step: k }; a.len()]);
         let _ = x.pad(&vec![[j, 1]; a.len()], 0.0);
         let _ = x.conv2d(&y, [j, 1], ferroflow_tensor_core::Padding::Same, [1, j]);
         let _ = x.max_pool2d([j, 1], [1, 1], ferroflow_tensor_core::Padding::Valid);

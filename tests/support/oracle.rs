@@ -5,7 +5,8 @@
 //! The case list and the op mapping are written once; each test mode (eager forward, and
 //! later traced forward and gradients) is a switch over the same cases.
 
-use ferroflow::tensor::{DType, Padding, Tensor, TensordotAxes};
+use ferroflow::optim::losses::Predictions;
+use ferroflow::tensor::{Axes, DType, Gelu, MatMul, OneHot, Padding, Reduction, Scan, Slice, Tensor, TensordotAxes};
 use serde_json::Value;
 
 /// One case of `ops.json`.
@@ -105,12 +106,12 @@ fn opt_ints(v: &Value) -> Vec<Option<i64>> {
     v.as_array().expect("list").iter().map(Value::as_i64).collect()
 }
 
-/// Axis attribute that may be an int, a list or null.
-fn axes(v: &Value) -> Option<Vec<i64>> {
+/// Axis attribute that may be an int, a list or null (all axes).
+fn axes(v: &Value) -> Axes {
     match v {
-        Value::Null => None,
-        Value::Number(n) => Some(vec![n.as_i64().expect("axis")]),
-        _ => Some(ints(v)),
+        Value::Null => Axes::All,
+        Value::Number(n) => Axes::from(n.as_i64().expect("axis")),
+        _ => Axes::from(ints(v)),
     }
 }
 
@@ -138,7 +139,12 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
         ($m:ident) => {{
             let ax = axes(&a["axis"]);
             let keep = a["keepdims"].as_bool().unwrap_or(false);
-            one(Box::new(move |x| x[0].$m(ax.as_deref(), keep)))
+            one(Box::new(move |x| {
+                x[0].$m(Reduction {
+                    axes: ax.clone(),
+                    keepdims: keep,
+                })
+            }))
         }};
     }
     let f64_attr = |k: &str| a[k].as_f64().expect("float attr");
@@ -175,7 +181,9 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
         }
         "gelu" => {
             let approx = a["approximate"].as_bool().expect("approximate");
-            one(Box::new(move |x| x[0].gelu(approx)))
+            one(Box::new(move |x| {
+                x[0].gelu(if approx { Gelu::Tanh } else { Gelu::Exact })
+            }))
         }
         "add" => binary!(add),
         "subtract" => binary!(sub),
@@ -222,22 +230,30 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
                 a["transpose_a"].as_bool().unwrap_or(false),
                 a["transpose_b"].as_bool().unwrap_or(false),
             );
-            one(Box::new(move |x| x[0].matmul_t(&x[1], ta, tb)))
+            one(Box::new(move |x| {
+                x[0].matmul_with(
+                    &x[1],
+                    MatMul {
+                        transpose_a: ta,
+                        transpose_b: tb,
+                    },
+                )
+            }))
         }
         "transpose" => {
-            let perm = if a["perm"].is_null() {
-                None
-            } else {
-                Some(usizes(&a["perm"]))
-            };
-            one(Box::new(move |x| x[0].transpose(perm.as_deref())))
+            let perm = (!a["perm"].is_null()).then(|| usizes(&a["perm"]));
+            one(Box::new(move |x| {
+                // perm null reverses the axes.
+                let reversed: Vec<usize> = (0..x[0].rank()).rev().collect();
+                x[0].transpose(perm.as_deref().unwrap_or(&reversed))
+            }))
         }
         "tensordot" => {
             let axes = match &a["axes"] {
                 Value::Number(n) => TensordotAxes::Count(n.as_u64().expect("axes") as usize),
                 v => TensordotAxes::Pairs(ints(&v[0]), ints(&v[1])),
             };
-            one(Box::new(move |x| x[0].tensordot(&x[1], &axes)))
+            one(Box::new(move |x| x[0].tensordot(&x[1], axes.clone())))
         }
         "reshape" => {
             let s = ints(&a["shape"]);
@@ -249,7 +265,7 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
         }
         "squeeze" => {
             let ax = axes(&a["axis"]);
-            one(Box::new(move |x| x[0].squeeze(ax.as_deref())))
+            one(Box::new(move |x| x[0].squeeze(ax.clone())))
         }
         "concat" => {
             let ax = i64_attr("axis");
@@ -273,7 +289,14 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
         }
         "strided_slice" => {
             let (b, e, s) = (opt_ints(&a["begin"]), opt_ints(&a["end"]), ints(&a["strides"]));
-            one(Box::new(move |x| x[0].strided_slice(&b, &e, &s)))
+            let slices: Vec<Slice> = (0..s.len())
+                .map(|i| Slice {
+                    start: b[i],
+                    end: e[i],
+                    step: s[i],
+                })
+                .collect();
+            one(Box::new(move |x| x[0].strided_slice(&slices)))
         }
         "tile" => {
             let m = usizes(&a["multiples"]);
@@ -300,7 +323,9 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
                 i64_attr("axis"),
             );
             let dt = DType::from_name(a["dtype"].as_str().expect("dtype")).expect("dtype");
-            one(Box::new(move |x| x[0].one_hot(depth, on, off, ax, dt)))
+            one(Box::new(move |x| {
+                x[0].one_hot(OneHot::new(depth).on_value(on).off_value(off).axis(ax).dtype(dt))
+            }))
         }
         "cast" => {
             let dt = DType::from_name(a["dtype"].as_str().expect("dtype")).expect("dtype");
@@ -316,7 +341,13 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
                 a["exclusive"].as_bool().unwrap_or(false),
                 a["reverse"].as_bool().unwrap_or(false),
             );
-            one(Box::new(move |x| x[0].cumsum(ax, ex, rev)))
+            one(Box::new(move |x| {
+                x[0].cumsum(Scan {
+                    axis: ax,
+                    exclusive: ex,
+                    reverse: rev,
+                })
+            }))
         }
         "softmax" => {
             let ax = i64_attr("axis");
@@ -331,19 +362,22 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
             one(Box::new(move |x| x[0].softmax_cross_entropy_with_logits(&x[1], ax)))
         }
         "l2_normalize" => {
-            let ax = axes(&a["axis"]).expect("axis");
+            let ax = ints(&a["axis"])
+                .into_iter()
+                .chain(a["axis"].as_i64())
+                .collect::<Vec<_>>();
             one(Box::new(move |x| x[0].l2_normalize(&ax)))
         }
         "conv2d" => {
             assert_eq!(a["data_format"], "NHWC");
             let (s, d) = (pair(&a["strides"]), pair(&a["dilations"]));
-            let p = Padding::parse(a["padding"].as_str().expect("padding")).expect("padding");
+            let p: Padding = a["padding"].as_str().expect("padding").parse().expect("padding");
             one(Box::new(move |x| x[0].conv2d(&x[1], s, p, d)))
         }
         "max_pool2d" | "avg_pool2d" => {
             let max = case.op == "max_pool2d";
             let (k, s) = (pair(&a["ksize"]), pair(&a["strides"]));
-            let p = Padding::parse(a["padding"].as_str().expect("padding")).expect("padding");
+            let p: Padding = a["padding"].as_str().expect("padding").parse().expect("padding");
             one(Box::new(move |x| {
                 if max {
                     x[0].max_pool2d(k, s, p)
@@ -358,7 +392,11 @@ pub fn op_fn(case: &Case) -> Option<OpFn> {
         })),
         "binary_crossentropy" | "categorical_crossentropy" | "sparse_categorical_crossentropy" => {
             use ferroflow::optim::losses;
-            let logits = a["from_logits"].as_bool().unwrap_or(false);
+            let logits = if a["from_logits"].as_bool().unwrap_or(false) {
+                Predictions::Logits
+            } else {
+                Predictions::Probabilities
+            };
             let f = match case.op.as_str() {
                 "binary_crossentropy" => losses::binary_crossentropy,
                 "categorical_crossentropy" => losses::categorical_crossentropy,

@@ -1,7 +1,7 @@
 //! Gradients of conv2d and the pools, through their backprop ops (which are linear in the
 //! upstream gradient, so they have gradients of their own).
 
-use ferroflow_tensor_core::{dispatch1, Op, Result, Tensor};
+use ferroflow_tensor_core::{dispatch1, Op, PoolKind, Result, Tensor};
 
 fn dims4(t: &Tensor) -> [usize; 4] {
     let d = t.dims();
@@ -85,13 +85,13 @@ pub(super) fn grad(op: &Op, x: &[Tensor], g: &Tensor, needed: &[bool]) -> Result
             Ok(vec![Some(gi), Some(gu)])
         }
         Op::Pool2D {
-            max,
+            kind,
             ksize,
             strides,
             padding,
         } => Ok(vec![Some(dispatch1(
             Op::Pool2DGrad {
-                max,
+                kind,
                 ksize,
                 strides,
                 padding,
@@ -99,7 +99,7 @@ pub(super) fn grad(op: &Op, x: &[Tensor], g: &Tensor, needed: &[bool]) -> Result
             &[&x[0], g],
         )?)]),
         Op::Pool2DGrad {
-            max: false,
+            kind: PoolKind::Avg,
             ksize,
             strides,
             padding,
@@ -107,6 +107,6 @@ pub(super) fn grad(op: &Op, x: &[Tensor], g: &Tensor, needed: &[bool]) -> Result
             // avg_pool's gradient is linear in the upstream: its own gradient is avg_pool.
             Ok(vec![None, Some(g.avg_pool2d(ksize, strides, padding)?)])
         }
-        _ => Ok(vec![None; x.len()]),
+        _ => Err(super::wrong_family(op, "convolution")),
     }
 }

@@ -22,7 +22,8 @@ pub(super) fn grad(op: &Op, x: &[Tensor], y: &[Tensor], g: &Tensor) -> Result<Ve
         } else {
             None
         }]),
-        _ => Ok(vec![Some(g.clone())]),
+        Op::Identity => Ok(vec![Some(g.clone())]),
+        _ => Err(super::wrong_family(op, "elementwise")),
     }
 }
 
@@ -68,7 +69,7 @@ fn unary(u: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor
             let pos = x.greater(&c(0.0))?;
             g.mul(&pos.select(&c(1.0), &c(alpha as f32 as f64))?)?
         }
-        Gelu { approximate: false } => {
+        Gelu(ferroflow_tensor_core::Gelu::Exact) => {
             // The derivative of TensorFlow's 0.5·x·erfc(-k·x), k the float32-rounded 1/√2:
             // 0.5·erfc(-k·x) + 0.5·x·k·(2/√π)·exp(-(k·x)²).
             let k = std::f64::consts::FRAC_1_SQRT_2 as f32 as f64;
@@ -81,7 +82,7 @@ fn unary(u: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor
                 .mul(&c(0.5 * k * std::f64::consts::FRAC_2_SQRT_PI))?;
             g.mul(&cdf.add(&x.mul(&pdf)?)?)?
         }
-        Gelu { approximate: true } => {
+        Gelu(ferroflow_tensor_core::Gelu::Tanh) => {
             let (k0, k1) = (0.797_884_560_802_865_4, 0.044715f32 as f64);
             let x2 = x.square()?;
             let inner = x.add(&x2.mul(x)?.mul(&c(k1))?)?.mul(&c(k0))?;

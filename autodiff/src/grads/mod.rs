@@ -9,49 +9,42 @@ mod nn;
 mod reduce;
 mod shape;
 
-use ferroflow_tensor_core::{Error, Op, Result, Tensor};
+use ferroflow_tensor_core::{Axes, BinaryOp, Error, Op, PoolKind, Result, Tensor, UnaryOp};
 
 /// Input gradients (vector-Jacobian product) of `op`, given its inputs, outputs and the
-/// upstream gradient of each output (`None` = zero). `None` for an input means "no
-/// gradient" (integer inputs, indices, ...).
+/// upstream gradient of its output. `None` for an input means "no gradient" (integer inputs,
+/// indices, ...).
 pub type GradFn = fn(&Op, &[Tensor], &[Tensor], &Tensor) -> Result<Vec<Option<Tensor>>>;
 
-/// True for ops that have a gradient (the tape records only those).
-pub fn is_differentiable(op: &Op) -> bool {
-    !matches!(
-        op,
-        Op::Compare(_)
-            | Op::Logical(_)
-            | Op::LogicalNot
-            | Op::ArgReduce { .. }
-            | Op::OneHot { .. }
-            | Op::StopGradient
-            | Op::Assign { .. }
-            | Op::ReadVariable(_)
-    ) && !matches!(op, Op::Binary(b) if matches!(b, ferroflow_tensor_core::BinaryOp::FloorDiv | ferroflow_tensor_core::BinaryOp::FloorMod))
+/// A gradient that skips the inputs whose gradient nobody wants (`needed[i]` false): the
+/// costly ones, matmul and conv2d.
+type SelectiveGradFn = fn(&Op, &[Tensor], &Tensor, &[bool]) -> Result<Vec<Option<Tensor>>>;
+
+/// How an op is differentiated.
+enum Rule {
+    /// No gradient flows through it (TensorFlow's `NotDifferentiable`, or an op without a
+    /// gradient here); the tape does not record it.
+    None,
+    /// A family's gradient function.
+    Family(GradFn),
+    /// A family's gradient function that skips unwanted inputs.
+    Selective(SelectiveGradFn),
+    /// A user-defined op's own gradient.
+    Custom,
 }
 
-/// Computes the input gradients of one recorded op. `needed[i]` says whether input `i`'s
-/// gradient is wanted at all: the expensive gradients (matmul, conv2d) skip the others.
-pub fn gradient(
-    op: &Op,
-    inputs: &[Tensor],
-    outputs: &[Tensor],
-    upstream: &[Option<Tensor>],
-    needed: &[bool],
-) -> Result<Vec<Option<Tensor>>> {
-    if let Op::Custom(c) = op {
-        return c.gradient(inputs, outputs, upstream);
-    }
-    // Every built-in differentiable op has one output.
-    let g = match upstream.first().cloned().flatten() {
-        Some(g) => g,
-        None => return Ok(vec![None; inputs.len()]),
-    };
-    let f: GradFn = match op {
-        Op::Unary(_) | Op::Binary(_) | Op::Select | Op::Cast { .. } | Op::Identity => math::grad,
-        Op::Reduce { .. } | Op::Scan { .. } => reduce::grad,
-        Op::MatMul { .. } => return filter_float(linalg::grad(op, inputs, &g, needed)?, inputs),
+/// The gradient rule of every op. The match is exhaustive on purpose: a new [`Op`] (or
+/// unary or binary op) does not compile until it is given a rule here.
+fn rule(op: &Op) -> Rule {
+    match op {
+        Op::Unary(u) if unary_differentiable(*u) => Rule::Family(math::grad),
+        Op::Binary(b) if binary_differentiable(*b) => Rule::Family(math::grad),
+        Op::Unary(_) | Op::Binary(_) => Rule::None,
+        Op::Select | Op::Cast { .. } | Op::Identity => Rule::Family(math::grad),
+        Op::Compare(_) | Op::Logical(_) | Op::LogicalNot | Op::StopGradient => Rule::None,
+        Op::Reduce { .. } | Op::Scan { .. } => Rule::Family(reduce::grad),
+        Op::ArgReduce { .. } => Rule::None,
+        Op::MatMul { .. } => Rule::Selective(linalg::grad),
         Op::Transpose { .. }
         | Op::Reshape { .. }
         | Op::ExpandDims { .. }
@@ -64,18 +57,105 @@ pub fn gradient(
         | Op::Tile { .. }
         | Op::BroadcastTo { .. }
         | Op::Pad { .. }
-        | Op::Gather { .. } => shape::grad,
+        | Op::Gather { .. } => Rule::Family(shape::grad),
+        Op::OneHot { .. } => Rule::None,
         Op::Softmax { .. } | Op::LogSoftmax { .. } | Op::SoftmaxCrossEntropy { .. } | Op::SparseSoftmaxCrossEntropy => {
-            nn::grad
+            Rule::Family(nn::grad)
         }
         Op::Conv2D { .. }
         | Op::Conv2DBackpropInput { .. }
         | Op::Conv2DBackpropFilter { .. }
         | Op::Pool2D { .. }
-        | Op::Pool2DGrad { .. } => return filter_float(conv::grad(op, inputs, &g, needed)?, inputs),
-        _ => return Ok(vec![None; inputs.len()]),
+        | Op::Pool2DGrad {
+            kind: PoolKind::Avg, ..
+        } => Rule::Selective(conv::grad),
+        // TensorFlow's MaxPoolGradGrad is not implemented: third-order max-pool gradients stop.
+        Op::Pool2DGrad {
+            kind: PoolKind::Max, ..
+        } => Rule::None,
+        // Variable reads are the tape's sources (it tracks them itself); writes have no output.
+        Op::ReadVariable(_) | Op::Assign { .. } => Rule::None,
+        Op::Custom(_) => Rule::Custom,
+    }
+}
+
+/// Unary ops with a gradient: all but the piecewise-constant ones (TensorFlow gives `sign`,
+/// `floor`, `ceil` and `round` no gradient).
+fn unary_differentiable(u: UnaryOp) -> bool {
+    use UnaryOp::*;
+    match u {
+        Neg
+        | Abs
+        | Exp
+        | Log
+        | Log1p
+        | Sqrt
+        | Rsqrt
+        | Square
+        | Reciprocal
+        | Sin
+        | Cos
+        | Tanh
+        | Sigmoid
+        | Erf
+        | Softplus
+        | Softsign
+        | Relu
+        | Relu6
+        | Elu
+        | Selu
+        | LeakyRelu { .. }
+        | Gelu(_) => true,
+        Sign | Floor | Ceil | Round => false,
+    }
+}
+
+/// Binary ops with a gradient: all but the flooring ones.
+fn binary_differentiable(b: BinaryOp) -> bool {
+    use BinaryOp::*;
+    match b {
+        Add | Sub | Mul | Div | Pow | Maximum | Minimum | SquaredDifference | SigmoidGrad | TanhGrad | ReluGrad => true,
+        FloorDiv | FloorMod => false,
+    }
+}
+
+/// True for ops that have a gradient (the tape records only those).
+pub fn is_differentiable(op: &Op) -> bool {
+    !matches!(rule(op), Rule::None)
+}
+
+/// Computes the input gradients of one recorded op. `needed[i]` says whether input `i`'s
+/// gradient is wanted at all: the expensive gradients (matmul, conv2d) skip the others.
+pub fn gradient(
+    op: &Op,
+    inputs: &[Tensor],
+    outputs: &[Tensor],
+    upstream: &[Option<Tensor>],
+    needed: &[bool],
+) -> Result<Vec<Option<Tensor>>> {
+    let rule = rule(op);
+    if let (Rule::Custom, Op::Custom(c)) = (&rule, op) {
+        return c.gradient(inputs, outputs, upstream);
+    }
+    // Every built-in differentiable op has one output.
+    let Some(g) = upstream.first().cloned().flatten() else {
+        return Ok(vec![None; inputs.len()]);
     };
-    filter_float(f(op, inputs, outputs, &g)?, inputs)
+    let grads = match rule {
+        Rule::None | Rule::Custom => return Ok(vec![None; inputs.len()]),
+        Rule::Family(f) => f(op, inputs, outputs, &g)?,
+        Rule::Selective(f) => f(op, inputs, &g, needed)?,
+    };
+    filter_float(grads, inputs)
+}
+
+/// The error of a family's gradient function handed an op of another family (a wrong entry
+/// in [`rule`]).
+fn wrong_family(op: &Op, family: &str) -> Error {
+    Error::Other {
+        op: op.name(),
+        msg: format!("the {family} gradients have no rule for this op"),
+    }
 }
 
 /// Integer and bool inputs never get a gradient.
@@ -109,7 +189,7 @@ pub fn unbroadcast(g: &Tensor, dims: &[usize]) -> Result<Tensor> {
     let summed = if axes.is_empty() {
         g.clone()
     } else {
-        g.reduce_sum(Some(&axes), true)?
+        g.reduce_sum(Axes::from(axes).keepdims())?
     };
     summed.reshape(&dims.iter().map(|&d| d as i64).collect::<Vec<_>>())
 }

@@ -1,16 +1,16 @@
 //! Gradients of softmax, log_softmax and the fused cross-entropies.
 
-use ferroflow_tensor_core::{Op, Result, Tensor};
+use ferroflow_tensor_core::{Axes, OneHot, Op, Result, Tensor};
 
 pub(super) fn grad(op: &Op, x: &[Tensor], y: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     match op {
         Op::Softmax { axis } => {
             let s = &y[0];
-            let dot = g.mul(s)?.reduce_sum(Some(&[*axis]), true)?;
+            let dot = g.mul(s)?.reduce_sum(Axes::from(*axis).keepdims())?;
             Ok(vec![Some(g.sub(&dot)?.mul(s)?)])
         }
         Op::LogSoftmax { axis } => {
-            let sum = g.reduce_sum(Some(&[*axis]), true)?;
+            let sum = g.reduce_sum(Axes::from(*axis).keepdims())?;
             Ok(vec![Some(g.sub(&y[0].exp()?.mul(&sum)?)?)])
         }
         Op::SoftmaxCrossEntropy { axis } => {
@@ -24,10 +24,10 @@ pub(super) fn grad(op: &Op, x: &[Tensor], y: &[Tensor], g: &Tensor) -> Result<Ve
         Op::SparseSoftmaxCrossEntropy => {
             let (labels, logits) = (&x[0], &x[1]);
             let depth = *logits.dims().last().unwrap_or(&0);
-            let onehot = labels.one_hot(depth, 1.0, 0.0, -1, logits.dtype())?;
+            let onehot = labels.one_hot(OneHot::new(depth).dtype(logits.dtype()))?;
             let ge = g.expand_dims(-1)?;
             Ok(vec![None, Some(ge.mul(&logits.softmax(-1)?.sub(&onehot)?)?)])
         }
-        _ => Ok(vec![None; x.len()]),
+        _ => Err(super::wrong_family(op, "nn")),
     }
 }

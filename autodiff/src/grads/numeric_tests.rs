@@ -2,10 +2,12 @@
 //! differences in float64 — with broadcasting, rank 0 and empty dimensions — and
 //! second-order checks (a tape inside a tape) for a representative subset.
 
-use crate::{compute_gradient, GradientTape};
-use ferroflow_tensor_core::{dispatch1, DType, Op, Padding, Result, Tensor, TensordotAxes};
+use crate::{compute_gradient, GradientOptions, GradientTape, UnconnectedGradients};
+use ferroflow_tensor_core::{
+    dispatch1, Axes, DType, Gelu, MatMul, Op, Padding, Result, Scan, Slice, Tensor, TensordotAxes,
+};
 
-type F = fn(&[Tensor]) -> Result<Tensor>;
+type F = fn(&[&Tensor]) -> Result<Tensor>;
 
 /// Deterministic inputs away from kinks: values in ±[0.3, 1.3], never near 0.
 fn input(dims: &[usize], seed: u64) -> Tensor {
@@ -30,7 +32,8 @@ fn positive(dims: &[usize], seed: u64) -> Tensor {
 }
 
 fn check(name: &str, f: F, xs: &[Tensor], tol: f64) {
-    let c = compute_gradient(f, xs, 1e-6).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let xs: Vec<&Tensor> = xs.iter().collect();
+    let c = compute_gradient(f, &xs, 1e-6).unwrap_or_else(|e| panic!("{name}: {e}"));
     let err = c.max_error();
     assert!(err < tol, "{name}: max |theoretical - numerical| = {err:e}");
 }
@@ -59,8 +62,8 @@ fn unary_ops() {
         ("elu", |x| x[0].elu(), false),
         ("selu", |x| x[0].selu(), false),
         ("leaky_relu", |x| x[0].leaky_relu(0.2), false),
-        ("gelu", |x| x[0].gelu(false), false),
-        ("gelu_tanh", |x| x[0].gelu(true), false),
+        ("gelu", |x| x[0].gelu(Gelu::Exact), false),
+        ("gelu_tanh", |x| x[0].gelu(Gelu::Tanh), false),
         ("cast", |x| x[0].cast(DType::F64), false),
         ("identity", |x| x[0].identity(), false),
         ("clip_by_value", |x| x[0].clip_by_value(-0.9, 0.9), false),
@@ -108,20 +111,22 @@ fn binary_ops_with_broadcasting() {
 #[test]
 fn reductions_and_scans() {
     let cases: Vec<(&str, F)> = vec![
-        ("reduce_sum", |x| x[0].reduce_sum(Some(&[1]), false)),
-        ("reduce_sum_all", |x| x[0].reduce_sum(None, true)),
-        ("reduce_mean", |x| x[0].reduce_mean(Some(&[0]), true)),
-        ("reduce_max", |x| x[0].reduce_max(Some(&[-1]), false)),
-        ("reduce_min", |x| x[0].reduce_min(None, false)),
-        ("reduce_prod", |x| x[0].reduce_prod(Some(&[1]), false)),
-        ("reduce_prod_multi", |x| x[0].reduce_prod(Some(&[0, 2]), true)),
-        ("reduce_logsumexp", |x| x[0].reduce_logsumexp(Some(&[1]), false)),
-        ("reduce_variance", |x| x[0].reduce_variance(Some(&[0]), false)),
-        ("reduce_std", |x| x[0].reduce_std(None, false)),
-        ("cumsum", |x| x[0].cumsum(1, false, false)),
-        ("cumsum_rev_excl", |x| x[0].cumsum(0, true, true)),
-        ("cumprod", |x| x[0].cumprod(1, false, false)),
-        ("cumprod_rev_excl", |x| x[0].cumprod(1, true, true)),
+        ("reduce_sum", |x| x[0].reduce_sum(1)),
+        ("reduce_sum_all", |x| x[0].reduce_sum(Axes::All.keepdims())),
+        ("reduce_mean", |x| x[0].reduce_mean(Axes::from(0).keepdims())),
+        ("reduce_max", |x| x[0].reduce_max(-1)),
+        ("reduce_min", |x| x[0].reduce_min(Axes::All)),
+        ("reduce_prod", |x| x[0].reduce_prod(1)),
+        ("reduce_prod_multi", |x| x[0].reduce_prod(Axes::from([0, 2]).keepdims())),
+        ("reduce_logsumexp", |x| x[0].reduce_logsumexp(1)),
+        ("reduce_variance", |x| x[0].reduce_variance(0)),
+        ("reduce_std", |x| x[0].reduce_std(Axes::All)),
+        ("cumsum", |x| x[0].cumsum(1)),
+        ("cumsum_rev_excl", |x| x[0].cumsum(Scan::along(0).exclusive().reverse())),
+        ("cumprod", |x| x[0].cumprod(1)),
+        ("cumprod_rev_excl", |x| {
+            x[0].cumprod(Scan::along(1).exclusive().reverse())
+        }),
     ];
     for (name, f) in cases {
         check(name, f, &[input(&[2, 3, 2], 3)], 1e-7);
@@ -129,16 +134,11 @@ fn reductions_and_scans() {
     // Rank 0 and empty dimensions.
     check(
         "reduce_sum_scalar",
-        |x| x[0].reduce_sum(None, false),
+        |x| x[0].reduce_sum(Axes::All),
         &[input(&[], 1)],
         1e-7,
     );
-    check(
-        "reduce_mean_empty",
-        |x| x[0].reduce_sum(Some(&[0]), false),
-        &[input(&[0, 3], 1)],
-        1e-7,
-    );
+    check("reduce_mean_empty", |x| x[0].reduce_sum(0), &[input(&[0, 3], 1)], 1e-7);
 }
 
 #[test]
@@ -151,19 +151,19 @@ fn linalg_ops() {
     );
     check(
         "matmul_ta",
-        |x| x[0].matmul_t(&x[1], true, false),
+        |x| x[0].matmul_with(&x[1], MatMul::new().transpose_a()),
         &[input(&[3, 2], 1), input(&[3, 4], 2)],
         1e-7,
     );
     check(
         "matmul_tb",
-        |x| x[0].matmul_t(&x[1], false, true),
+        |x| x[0].matmul_with(&x[1], MatMul::new().transpose_b()),
         &[input(&[2, 3], 1), input(&[4, 3], 2)],
         1e-7,
     );
     check(
         "matmul_tt",
-        |x| x[0].matmul_t(&x[1], true, true),
+        |x| x[0].matmul_with(&x[1], MatMul::new().transpose_a().transpose_b()),
         &[input(&[3, 2], 1), input(&[4, 3], 2)],
         1e-7,
     );
@@ -181,7 +181,7 @@ fn linalg_ops() {
     );
     check(
         "tensordot",
-        |x| x[0].tensordot(&x[1], &TensordotAxes::Pairs(vec![0, 2], vec![1, 0])),
+        |x| x[0].tensordot(&x[1], TensordotAxes::Pairs(vec![0, 2], vec![1, 0])),
         &[input(&[2, 3, 2], 1), input(&[2, 2, 3], 2)],
         1e-7,
     );
@@ -191,10 +191,10 @@ fn linalg_ops() {
 fn shape_ops() {
     let x = input(&[2, 3, 4], 4);
     let cases: Vec<(&str, F)> = vec![
-        ("transpose", |x| x[0].transpose(Some(&[2, 0, 1]))),
+        ("transpose", |x| x[0].transpose(&[2, 0, 1])),
         ("reshape", |x| x[0].reshape(&[4, -1])),
         ("expand_dims", |x| x[0].expand_dims(1)),
-        ("squeeze", |x| x[0].reshape(&[2, 1, 12])?.squeeze(None)),
+        ("squeeze", |x| x[0].reshape(&[2, 1, 12])?.squeeze(Axes::All)),
         ("concat", |x| Tensor::concat(&[&x[0], &x[0].square()?], 1)),
         ("stack", |x| Tensor::stack(&[&x[0], &x[0].exp()?], 2)),
         ("split", |x| {
@@ -203,11 +203,11 @@ fn shape_ops() {
         }),
         ("slice", |x| x[0].slice(&[0, 1, 1], &[-1, 2, 2])),
         ("strided_slice", |x| {
-            x[0].strided_slice(&[None, Some(-1), Some(3)], &[None, None, Some(0)], &[1, -2, -2])
+            x[0].strided_slice([Slice::full(), Slice::from(-1..).step(-2), Slice::from(3..0).step(-2)])
         }),
         ("tile", |x| x[0].tile(&[2, 1, 3])),
         ("broadcast_to", |x| {
-            x[0].reduce_sum(Some(&[0]), true)?.broadcast_to(&[3, 3, 4])
+            x[0].reduce_sum(Axes::from(0).keepdims())?.broadcast_to(&[3, 3, 4])
         }),
         ("pad", |x| x[0].pad(&[[1, 0], [0, 2], [1, 1]], 0.5)),
         ("gather", |x| x[0].gather(&Tensor::new([[2i64, 0], [2, 2]]), 1)),
@@ -216,7 +216,7 @@ fn shape_ops() {
     for (name, f) in cases {
         check(name, f, std::slice::from_ref(&x), 1e-7);
     }
-    check("transpose_empty", |x| x[0].transpose(None), &[input(&[0, 3], 1)], 1e-7);
+    check("transpose_empty", |x| x[0].t(), &[input(&[0, 3], 1)], 1e-7);
     check("reshape_scalar", |x| x[0].reshape(&[1, 1]), &[input(&[], 1)], 1e-7);
 }
 
@@ -255,7 +255,7 @@ fn conv_and_pool_ops() {
         ([1, 2], Padding::Same, [1, 1]),
         ([1, 1], Padding::Valid, [2, 2]),
     ] {
-        let c = compute_gradient(|a| a[0].conv2d(&a[1], s, p, d), &[x.clone(), w.clone()], 1e-6).unwrap();
+        let c = compute_gradient(|a| a[0].conv2d(&a[1], s, p, d), &[&x, &w], 1e-6).unwrap();
         assert!(c.max_error() < 1e-7, "conv2d {s:?} {p:?} {d:?}: {}", c.max_error());
     }
     let distinct = Tensor::range(0.0, 50.0, 1.0, DType::F64)
@@ -277,24 +277,21 @@ fn conv_and_pool_ops() {
             std::slice::from_ref(&distinct),
             1e-7,
         );
-        let c = compute_gradient(|a| a[0].avg_pool2d(k, s, p), std::slice::from_ref(&distinct), 1e-6).unwrap();
+        let c = compute_gradient(|a| a[0].avg_pool2d(k, s, p), &[&distinct], 1e-6).unwrap();
         assert!(c.max_error() < 1e-7, "avg_pool2d: {}", c.max_error());
-        let c = compute_gradient(|a| a[0].max_pool2d(k, s, p), std::slice::from_ref(&distinct), 1e-6).unwrap();
+        let c = compute_gradient(|a| a[0].max_pool2d(k, s, p), &[&distinct], 1e-6).unwrap();
         assert!(c.max_error() < 1e-7, "max_pool2d: {}", c.max_error());
     }
 }
 
 /// The gradient of `f` with respect to its first argument, as a function (for second-order
 /// checks: `compute_gradient` differentiates it again with an outer tape).
-fn first_derivative(f: F, xs: &[Tensor]) -> Result<Tensor> {
+fn first_derivative(f: F, xs: &[&Tensor]) -> Result<Tensor> {
     let tape = GradientTape::new();
-    tape.watch(&xs[0]);
+    tape.watch(xs[0]);
     let y = f(xs)?;
-    let g = tape.gradient(&y, &[&xs[0]])?;
-    Ok(g.into_iter()
-        .next()
-        .flatten()
-        .unwrap_or_else(|| xs[0].mul(&xs[0].scalar_like(0.0)).unwrap()))
+    let zeros = GradientOptions::new().unconnected_gradients(UnconnectedGradients::Zero);
+    tape.gradient_with(&y, xs[0], zeros)
 }
 
 #[test]
@@ -310,24 +307,24 @@ fn second_order_gradients() {
         (
             "matmul",
             |x| {
-                x[0].matmul(&x[0].transpose(None)?)?
-                    .mul(&x[0].reduce_sum(Some(&[1]), true)?)
+                x[0].matmul(&x[0].t()?)?
+                    .mul(&x[0].reduce_sum(Axes::from(1).keepdims())?)
             },
             false,
         ),
         ("softmax", |x| x[0].softmax(-1)?.mul(&x[1]), false),
         ("log_softmax", |x| x[0].log_softmax(-1)?.mul(&x[1]), false),
-        ("reduce_sum", |x| x[0].square()?.reduce_sum(Some(&[1]), false), false),
-        ("reduce_mean", |x| x[0].exp()?.reduce_mean(None, false), false),
-        ("reduce_logsumexp", |x| x[0].reduce_logsumexp(Some(&[1]), false), false),
+        ("reduce_sum", |x| x[0].square()?.reduce_sum(1), false),
+        ("reduce_mean", |x| x[0].exp()?.reduce_mean(Axes::All), false),
+        ("reduce_logsumexp", |x| x[0].reduce_logsumexp(1), false),
     ];
     for (name, f, pos) in cases {
         let x = if pos { positive(&[2, 3], 8) } else { input(&[2, 3], 8) };
         let other = input(&[2, 3], 9);
         // Theoretical: a tape over the first derivative (nested tapes); numerical: central
         // differences of the first derivative.
-        let wrapped = move |a: &[Tensor]| first_derivative(f, a);
-        let c = compute_gradient(wrapped, &[x, other], 1e-5).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let wrapped = move |a: &[&Tensor]| first_derivative(f, a);
+        let c = compute_gradient(wrapped, &[&x, &other], 1e-5).unwrap_or_else(|e| panic!("{name}: {e}"));
         // Only the Jacobian with respect to the first argument is second-order in it.
         let err = c.theoretical[0]
             .iter()
@@ -353,8 +350,8 @@ fn hessian_vector_product_of_the_seed_model() {
         t.watch(w1);
         t.watch(w2);
         let y = model(&x, w1, w2)?;
-        let g = t.gradient(&y, &[w1, w2])?;
-        Ok((g[0].clone().unwrap(), g[1].clone().unwrap()))
+        let [g1, g2] = t.gradient(&y, [w1, w2])?;
+        Ok((g1, g2))
     };
     // Hv = d/dw (g(w) · v)
     let outer = GradientTape::new();
@@ -364,9 +361,9 @@ fn hessian_vector_product_of_the_seed_model() {
     let gv = g1
         .mul(&v1)
         .unwrap()
-        .reduce_sum(None, false)
+        .reduce_sum(Axes::All)
         .unwrap()
-        .add(&g2.mul(&v2).unwrap().reduce_sum(None, false).unwrap())
+        .add(&g2.mul(&v2).unwrap().reduce_sum(Axes::All).unwrap())
         .unwrap();
     let hv = outer.gradient(&gv, &[&w1, &w2]).unwrap();
     let eps = 1e-5;
@@ -381,7 +378,7 @@ fn hessian_vector_product_of_the_seed_model() {
             .unwrap()
             .to_vec::<f64>()
             .unwrap();
-        let got = h.as_ref().unwrap().to_vec::<f64>().unwrap();
+        let got = h.to_vec::<f64>().unwrap();
         for (a, b) in got.iter().zip(&num) {
             assert!((a - b).abs() < 1e-8, "Hv {a} vs {b}");
         }
@@ -398,17 +395,16 @@ fn gradient_ops_are_differentiable_again() {
         t.watch(&a[0]);
         t.watch(&a[1]);
         let y = a[0].conv2d(&a[1], [1, 1], Padding::Same, [1, 1])?.square()?;
-        let g = t.gradient(&y, &[&a[0]])?;
-        g[0].clone().unwrap().square()
+        t.gradient(&y, a[0])?.square()
     };
     check("conv2d second order", f, &[x.clone(), w], 1e-6);
     let g: F = |a| {
         let t = GradientTape::new();
         t.watch(&a[0]);
         let y = a[0]
-            .strided_slice(&[None, Some(1), None, None], &[None, None, None, None], &[1, 2, 1, 1])?
+            .strided_slice([Slice::full(), Slice::from(1..).step(2), Slice::full(), Slice::full()])?
             .square()?;
-        t.gradient(&y, &[&a[0]])?[0].clone().unwrap().mul(&a[0])
+        t.gradient(&y, &a[0])?.mul(&a[0])
     };
     check("strided_slice second order", g, &[x], 1e-6);
     let h: F = |a| dispatch1(Op::Identity, &[&a[0]]);
@@ -422,7 +418,6 @@ trait SumOfProducts {
 impl SumOfProducts for Tensor {
     /// `sum(self) * sum(other)`: combines two split outputs into one differentiable value.
     fn sum_of_products(&self, other: &Tensor) -> Result<Tensor> {
-        self.reduce_sum(None, false)?
-            .mul(&other.exp()?.reduce_sum(None, false)?)
+        self.reduce_sum(Axes::All)?.mul(&other.exp()?.reduce_sum(Axes::All)?)
     }
 }

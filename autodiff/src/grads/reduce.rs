@@ -1,31 +1,37 @@
 //! Gradients of reductions and scans.
 
 use super::scalar;
-use ferroflow_tensor_core::{normalize_axes, Op, ReduceKind, Result, Tensor};
+use ferroflow_tensor_core::{normalize_axes, Axes, Op, ReduceKind, Result, Scan, ScanKind, Tensor};
 
 pub(super) fn grad(op: &Op, x: &[Tensor], y: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     match op {
-        Op::Reduce { kind, axes, keepdims } => {
-            Ok(vec![Some(reduce(*kind, axes.as_deref(), *keepdims, &x[0], &y[0], g)?)])
-        }
+        Op::Reduce { kind, axes, keepdims } => Ok(vec![Some(reduce(*kind, axes, *keepdims, &x[0], &y[0], g)?)]),
         Op::Scan {
-            product: false,
+            kind: ScanKind::Sum,
             axis,
             exclusive,
             reverse,
-        } => Ok(vec![Some(g.cumsum(*axis, *exclusive, !*reverse)?)]),
+        } => Ok(vec![Some(g.cumsum(Scan {
+            axis: *axis,
+            exclusive: *exclusive,
+            reverse: !*reverse,
+        })?)]),
         Op::Scan {
-            product: true,
+            kind: ScanKind::Prod,
             axis,
             exclusive,
             reverse,
         } => {
             // d/dx_i of sum_j g_j prod_{k<=j} x_k: cumsum of g·y in the other direction,
             // divided by x (TensorFlow's formula; inputs must be non-zero).
-            let r = g.mul(&y[0])?.cumsum(*axis, *exclusive, !*reverse)?;
+            let r = g.mul(&y[0])?.cumsum(Scan {
+                axis: *axis,
+                exclusive: *exclusive,
+                reverse: !*reverse,
+            })?;
             Ok(vec![Some(r.div(&x[0])?)])
         }
-        _ => Ok(vec![None]),
+        _ => Err(super::wrong_family(op, "reduction")),
     }
 }
 
@@ -40,15 +46,8 @@ fn keep_dims(g: &Tensor, x: &Tensor, axes: &[usize]) -> Result<Tensor> {
     g.reshape(&dims)
 }
 
-fn reduce(
-    kind: ReduceKind,
-    axes: Option<&[i64]>,
-    keepdims: bool,
-    x: &Tensor,
-    y: &Tensor,
-    g: &Tensor,
-) -> Result<Tensor> {
-    let ax = normalize_axes(kind.name(), axes, x.rank())?;
+fn reduce(kind: ReduceKind, axes: &Axes, keepdims: bool, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let ax = normalize_axes(kind.name(), axes.as_option(), x.rank())?;
     let g = if keepdims { g.clone() } else { keep_dims(g, x, &ax)? };
     match kind {
         ReduceKind::Sum => g.broadcast_to(x.dims()),
@@ -61,7 +60,8 @@ fn reduce(
             // Shared equally among ties, as TensorFlow does.
             let y = if keepdims { y.clone() } else { keep_dims(y, x, &ax)? };
             let mask = x.equal(&y)?.cast(x.dtype())?;
-            let count = mask.reduce_sum(Some(&ax.iter().map(|&a| a as i64).collect::<Vec<_>>()), true)?;
+            let ax: Vec<i64> = ax.iter().map(|&a| a as i64).collect();
+            let count = mask.reduce_sum(Axes::from(ax).keepdims())?;
             mask.div(&count)?.mul(&g)
         }
         ReduceKind::Prod => {
@@ -70,19 +70,19 @@ fn reduce(
             let rank = x.rank();
             let kept: Vec<usize> = (0..rank).filter(|i| !ax.contains(i)).collect();
             let perm: Vec<usize> = kept.iter().chain(&ax).copied().collect();
-            let xt = x.transpose(Some(&perm))?;
+            let xt = x.transpose(&perm)?;
             let kept_n: usize = kept.iter().map(|&i| x.dims()[i]).product();
             let red_n: usize = ax.iter().map(|&i| x.dims()[i]).product();
             let flat = xt.reshape(&[kept_n as i64, red_n as i64])?;
-            let left = flat.cumprod(1, true, false)?;
-            let right = flat.cumprod(1, true, true)?;
+            let left = flat.cumprod(Scan::along(1).exclusive())?;
+            let right = flat.cumprod(Scan::along(1).exclusive().reverse())?;
             let others = left.mul(&right)?;
             let tdims: Vec<i64> = perm.iter().map(|&p| x.dims()[p] as i64).collect();
             let mut inv = vec![0usize; rank];
             for (i, &p) in perm.iter().enumerate() {
                 inv[p] = i;
             }
-            let others = others.reshape(&tdims)?.transpose(Some(&inv))?;
+            let others = others.reshape(&tdims)?.transpose(&inv)?;
             others.mul(&g)
         }
     }

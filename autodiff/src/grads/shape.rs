@@ -16,7 +16,7 @@ pub(super) fn grad(op: &Op, x: &[Tensor], _y: &[Tensor], g: &Tensor) -> Result<V
             for (i, &p) in perm.iter().enumerate() {
                 inv[p] = i;
             }
-            vec![Some(g.transpose(Some(&inv))?)]
+            vec![Some(g.transpose(&inv)?)]
         }
         Op::Reshape { .. } | Op::ExpandDims { .. } | Op::Squeeze { .. } => {
             vec![Some(g.reshape(&dims_i64(xd))?)]
@@ -45,7 +45,14 @@ pub(super) fn grad(op: &Op, x: &[Tensor], _y: &[Tensor], g: &Tensor) -> Result<V
         // The scatter is linear: its gradient is the slice it scattered.
         Op::StridedSliceGrad {
             begin, end, strides, ..
-        } => vec![Some(g.strided_slice(begin, end, strides)?)],
+        } => vec![Some(ferroflow_tensor_core::dispatch1(
+            Op::StridedSlice {
+                begin: begin.clone(),
+                end: end.clone(),
+                strides: strides.clone(),
+            },
+            &[g],
+        )?)],
         Op::UnsortedSegmentSum { .. } => vec![Some(g.gather(&x[1], 0)?), None],
         Op::Tile { multiples } => {
             // View the gradient as [m0, d0, m1, d1, ...] and sum the multiples away.
@@ -58,7 +65,7 @@ pub(super) fn grad(op: &Op, x: &[Tensor], _y: &[Tensor], g: &Tensor) -> Result<V
             let summed = if xd.is_empty() {
                 g.clone()
             } else {
-                g.reshape(&split)?.reduce_sum(Some(&axes), false)?
+                g.reshape(&split)?.reduce_sum(&axes)?
             };
             vec![Some(summed.reshape(&dims_i64(xd))?)]
         }
@@ -75,12 +82,12 @@ pub(super) fn grad(op: &Op, x: &[Tensor], _y: &[Tensor], g: &Tensor) -> Result<V
             let k = x[1].num_elements();
             let g3 = g
                 .reshape(&[outer as i64, k as i64, inner as i64])?
-                .transpose(Some(&[1, 0, 2]))?;
+                .transpose(&[1, 0, 2])?;
             let ids = x[1].reshape(&[k as i64])?;
-            let summed = g3.unsorted_segment_sum(&ids, n)?.transpose(Some(&[1, 0, 2]))?;
+            let summed = g3.unsorted_segment_sum(&ids, n)?.transpose(&[1, 0, 2])?;
             vec![Some(summed.reshape(&dims_i64(xd))?), None]
         }
-        _ => vec![None; x.len()],
+        _ => return Err(super::wrong_family(op, "shape")),
     };
     Ok(r)
 }

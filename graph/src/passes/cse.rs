@@ -55,7 +55,7 @@ mod tests {
 
     #[test]
     fn duplicates_merge_but_variable_reads_do_not() {
-        let v = Variable::new("v", Tensor::scalar(2.0f32), true).unwrap();
+        let v = Variable::new("v", Tensor::scalar(2.0f32)).unwrap();
         let mut g = trace(&[TensorSpec::new(DType::F32, vec![3])], |x| {
             let a = x[0].exp()?.mul(&v.read()?)?;
             v.assign_add(&Tensor::scalar(1.0f32))?;

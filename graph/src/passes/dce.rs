@@ -30,7 +30,7 @@ mod tests {
 
     #[test]
     fn unused_nodes_go_stateful_ones_stay() {
-        let v = Variable::new("v", Tensor::scalar(1.0f32), true).unwrap();
+        let v = Variable::new("v", Tensor::scalar(1.0f32)).unwrap();
         let mut g = trace(&[TensorSpec::new(DType::F32, vec![2])], |x| {
             let _unused = x[0].exp()?.sigmoid()?;
             v.assign_add(&Tensor::scalar(1.0f32))?;

@@ -102,6 +102,7 @@ mod tests {
         dead_code_elimination,
         test_util::{run, trace},
     };
+    use ferroflow_tensor_core::random::Normal;
     use ferroflow_tensor_core::{random, DType, TensorSpec};
 
     #[test]
@@ -113,9 +114,9 @@ mod tests {
         ];
         let mut g = trace(&specs, |x| Ok(vec![x[0].matmul(&x[1])?.bias_add(&x[2])?.relu()?]));
         let args = [
-            random::normal(&[64, 32], 0.0, 1.0, DType::F32, Some(1)).unwrap(),
-            random::normal(&[32, 48], 0.0, 1.0, DType::F32, Some(2)).unwrap(),
-            random::normal(&[48], 0.0, 1.0, DType::F32, Some(3)).unwrap(),
+            random::normal(&[64, 32], Normal::default().seed(1)).unwrap(),
+            random::normal(&[32, 48], Normal::default().seed(2)).unwrap(),
+            random::normal(&[48], Normal::default().seed(3)).unwrap(),
         ];
         let want = run(&g, &args);
         let before = g.len();

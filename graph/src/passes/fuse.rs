@@ -111,6 +111,7 @@ mod tests {
         dead_code_elimination,
         test_util::{run, trace},
     };
+    use ferroflow_tensor_core::random::Normal;
     use ferroflow_tensor_core::{DType, Tensor, TensorSpec};
 
     #[test]
@@ -120,8 +121,8 @@ mod tests {
         let mut g = trace(&[spec.clone(), spec], |x| {
             Ok(vec![x[0].mul(&a)?.add(&x[1])?.sigmoid()?.mul(&x[1])?])
         });
-        let x0 = ferroflow_tensor_core::random::normal(&[10_000], 0.0, 1.0, DType::F32, Some(1)).unwrap();
-        let x1 = ferroflow_tensor_core::random::normal(&[10_000], 0.0, 1.0, DType::F32, Some(2)).unwrap();
+        let x0 = ferroflow_tensor_core::random::normal(&[10_000], Normal::default().seed(1)).unwrap();
+        let x1 = ferroflow_tensor_core::random::normal(&[10_000], Normal::default().seed(2)).unwrap();
         let want = run(&g, &[x0.clone(), x1.clone()]);
         let before = g.len();
         let mut unmerged = g.clone();

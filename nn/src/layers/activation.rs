@@ -1,6 +1,7 @@
 //! Activation functions by name, and the `Activation` layer.
 
-use ferroflow_tensor_core::{Result, Tensor};
+use super::Mode;
+use ferroflow_tensor_core::{Gelu, Result, Tensor};
 
 /// An activation, as Keras' `activation=` argument names it.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -43,14 +44,49 @@ impl Activation {
             Activation::Softplus => x.softplus(),
             Activation::Elu => x.elu(),
             Activation::Selu => x.selu(),
-            Activation::Gelu => x.gelu(false),
+            Activation::Gelu => x.gelu(Gelu::Exact),
             Activation::LeakyRelu(a) => x.leaky_relu(a),
         }
     }
 }
 
+impl std::str::FromStr for Activation {
+    type Err = ferroflow_tensor_core::Error;
+
+    /// Keras' names: `"linear"`, `"relu"`, `"relu6"`, `"sigmoid"`, `"tanh"`, `"softmax"`,
+    /// `"softplus"`, `"elu"`, `"selu"`, `"gelu"`, `"leaky_relu"` (slope 0.2, Keras' default).
+    ///
+    /// ```
+    /// use ferroflow_nn::Activation;
+    /// assert_eq!("relu".parse::<Activation>()?, Activation::Relu);
+    /// assert!("swishy".parse::<Activation>().is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "linear" => Activation::Linear,
+            "relu" => Activation::Relu,
+            "relu6" => Activation::Relu6,
+            "sigmoid" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            "softmax" => Activation::Softmax,
+            "softplus" => Activation::Softplus,
+            "elu" => Activation::Elu,
+            "selu" => Activation::Selu,
+            "gelu" => Activation::Gelu,
+            "leaky_relu" => Activation::LeakyRelu(0.2),
+            _ => {
+                return Err(ferroflow_tensor_core::Error::invalid(
+                    "activation",
+                    format!("unknown activation {s:?}"),
+                ))
+            }
+        })
+    }
+}
+
 impl super::Layer for Activation {
-    fn call(&self, x: &Tensor, _training: bool) -> Result<Tensor> {
+    fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         self.apply(x)
     }
 }

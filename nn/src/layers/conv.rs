@@ -1,6 +1,6 @@
 //! `Conv2D`, `MaxPooling2D`, `AveragePooling2D` (NHWC).
 
-use super::{unique_name, Activation, Layer};
+use super::{unique_name, Activation, Layer, Mode};
 use crate::initializers::Initializer;
 use ferroflow_tensor_core::{DType, Error, Padding, Result, Tensor, Variable};
 use std::cell::OnceCell;
@@ -39,31 +39,31 @@ impl Conv2D {
     }
 
     /// Sets the strides.
-    pub fn strides(mut self, s: [usize; 2]) -> Self {
+    pub fn with_strides(mut self, s: [usize; 2]) -> Self {
         self.strides = s;
         self
     }
 
     /// Sets the padding.
-    pub fn padding(mut self, p: Padding) -> Self {
+    pub fn with_padding(mut self, p: Padding) -> Self {
         self.padding = p;
         self
     }
 
     /// Sets the activation.
-    pub fn activation(mut self, a: Activation) -> Self {
+    pub fn with_activation(mut self, a: Activation) -> Self {
         self.activation = a;
         self
     }
 
     /// With or without a bias.
-    pub fn use_bias(mut self, b: bool) -> Self {
+    pub fn with_bias(mut self, b: bool) -> Self {
         self.use_bias = b;
         self
     }
 
     /// Seeds the kernel initializer.
-    pub fn seed(mut self, seed: u64) -> Self {
+    pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
     }
@@ -73,15 +73,12 @@ impl Conv2D {
             return Ok(());
         }
         let [kh, kw] = self.kernel_size;
-        let k = Initializer::GlorotUniform.init(&[kh, kw, channels, self.filters], dtype, self.seed)?;
-        let _ = self
-            .kernel
-            .set(Variable::new(format!("{}/kernel", self.name), k, true)?);
+        let k = Initializer::GlorotUniform.draw(&[kh, kw, channels, self.filters], dtype, self.seed)?;
+        let _ = self.kernel.set(Variable::new(format!("{}/kernel", self.name), k)?);
         if self.use_bias {
             let _ = self.bias.set(Variable::new(
                 format!("{}/bias", self.name),
-                Tensor::zeros(&[self.filters], dtype),
-                true,
+                Tensor::zeros(&[self.filters], dtype)?,
             )?);
         }
         Ok(())
@@ -89,7 +86,7 @@ impl Conv2D {
 }
 
 impl Layer for Conv2D {
-    fn call(&self, x: &Tensor, _training: bool) -> Result<Tensor> {
+    fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         if x.rank() != 4 {
             return Err(Error::shapes("Conv2D", &[&x.shape()], "expects NHWC inputs of rank 4"));
         }
@@ -134,20 +131,20 @@ macro_rules! pool_layer {
             }
 
             /// Sets the strides.
-            pub fn strides(mut self, s: [usize; 2]) -> Self {
+            pub fn with_strides(mut self, s: [usize; 2]) -> Self {
                 self.0.strides = s;
                 self
             }
 
             /// Sets the padding.
-            pub fn padding(mut self, p: Padding) -> Self {
+            pub fn with_padding(mut self, p: Padding) -> Self {
                 self.0.padding = p;
                 self
             }
         }
 
         impl Layer for $t {
-            fn call(&self, x: &Tensor, _training: bool) -> Result<Tensor> {
+            fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
                 x.$method(self.0.pool_size, self.0.strides, self.0.padding)
             }
         }
@@ -164,40 +161,44 @@ mod tests {
     use super::*;
     use crate::layers::{Dropout, Flatten, Sequential};
     use crate::Module;
+    use ferroflow_tensor_core::random::Normal;
 
     #[test]
     fn shapes_parameter_counts_and_training_behaviour() {
         let mut m = Sequential::new();
         m.add(
             Conv2D::new(4, [3, 3])
-                .padding(Padding::Same)
-                .activation(Activation::Relu)
-                .seed(1),
+                .with_padding(Padding::Same)
+                .with_activation(Activation::Relu)
+                .with_seed(1),
         );
         m.add(MaxPooling2D::new([2, 2]));
         m.add(AveragePooling2D::new([2, 2]));
         m.add(Flatten);
-        m.add(Dropout::new(0.5).unwrap().seed(3));
-        m.add(crate::Dense::new(3).seed(2));
-        let x = ferroflow_tensor_core::random::normal(&[2, 8, 8, 2], 0.0, 1.0, DType::F32, Some(4)).unwrap();
-        let y = m.call(&x, false).unwrap();
+        m.add(Dropout::new(0.5).unwrap().with_seed(3));
+        m.add(crate::Dense::new(3).with_seed(2));
+        let x = ferroflow_tensor_core::random::normal(&[2, 8, 8, 2], Normal::default().seed(4)).unwrap();
+        let y = m.call(&x, Mode::Inference).unwrap();
         assert_eq!(y.dims(), &[2, 3]);
         assert_eq!(m.count_params(), (3 * 3 * 2 * 4 + 4) + (2 * 2 * 4 * 3 + 3));
-        let y2 = m.call(&x, false).unwrap();
+        let y2 = m.call(&x, Mode::Inference).unwrap();
         assert_eq!(
             y.to_vec::<f32>().unwrap(),
             y2.to_vec::<f32>().unwrap(),
             "inference is deterministic"
         );
-        let d = Dropout::new(0.5).unwrap().seed(9);
-        let ones = Tensor::ones(&[1000], DType::F32);
-        let dropped = d.call(&ones, true).unwrap().to_vec::<f32>().unwrap();
+        let d = Dropout::new(0.5).unwrap().with_seed(9);
+        let ones = Tensor::ones(&[1000], DType::F32).unwrap();
+        let dropped = d.call(&ones, Mode::Training).unwrap().to_vec::<f32>().unwrap();
         let kept = dropped.iter().filter(|&&v| v == 2.0).count();
         assert!(
             dropped.iter().all(|&v| v == 0.0 || v == 2.0) && (400..600).contains(&kept),
             "{kept}"
         );
-        assert_eq!(d.call(&ones, false).unwrap().to_vec::<f32>().unwrap(), vec![1.0; 1000]);
+        assert_eq!(
+            d.call(&ones, Mode::Inference).unwrap().to_vec::<f32>().unwrap(),
+            vec![1.0; 1000]
+        );
         assert!(Dropout::new(1.0).is_err());
         let paths: Vec<String> = m.variables_by_path_in_order().into_iter().map(|(p, _)| p).collect();
         assert_eq!(
@@ -205,7 +206,7 @@ mod tests {
             vec!["layers/0/bias", "layers/0/kernel", "layers/5/bias", "layers/5/kernel"]
         );
         assert!(Conv2D::new(1, [2, 2])
-            .call(&Tensor::ones(&[2, 2], DType::F32), false)
+            .call(&Tensor::ones(&[2, 2], DType::F32).unwrap(), Mode::Inference)
             .is_err());
     }
 }

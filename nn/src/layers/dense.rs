@@ -1,6 +1,6 @@
 //! `Dense`: `activation(x · kernel + bias)`.
 
-use super::{unique_name, Activation, Layer};
+use super::{unique_name, Activation, Layer, Mode};
 use crate::initializers::Initializer;
 use ferroflow_tensor_core::{DType, Error, Result, Tensor, Variable};
 use std::cell::OnceCell;
@@ -10,10 +10,10 @@ use std::cell::OnceCell;
 /// (Keras' deferred build). Defaults: glorot-uniform kernel, zero bias, linear activation.
 ///
 /// ```
-/// use ferroflow_nn::{layers::Layer, Activation, Dense, Module};
+/// use ferroflow_nn::{Activation, Dense, Layer, Mode};
 /// use ferroflow_tensor_core::{DType, Tensor};
-/// let d = Dense::new(4).activation(Activation::Relu).input_dim(3)?;
-/// let y = d.call(&Tensor::ones(&[2, 3], DType::F32), false)?;
+/// let d = Dense::new(4).with_activation(Activation::Relu).with_input_dim(3)?;
+/// let y = d.call(&Tensor::ones(&[2, 3], DType::F32)?, Mode::Inference)?;
 /// assert_eq!(y.dims(), &[2, 4]);
 /// assert_eq!(d.count_params(), 3 * 4 + 4);
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
@@ -50,49 +50,49 @@ impl Dense {
     }
 
     /// Sets the activation.
-    pub fn activation(mut self, a: Activation) -> Self {
+    pub fn with_activation(mut self, a: Activation) -> Self {
         self.activation = a;
         self
     }
 
     /// With or without a bias.
-    pub fn use_bias(mut self, b: bool) -> Self {
+    pub fn with_bias(mut self, b: bool) -> Self {
         self.use_bias = b;
         self
     }
 
     /// Sets the kernel initializer.
-    pub fn kernel_initializer(mut self, i: Initializer) -> Self {
+    pub fn with_kernel_initializer(mut self, i: Initializer) -> Self {
         self.kernel_initializer = i;
         self
     }
 
     /// Sets the bias initializer.
-    pub fn bias_initializer(mut self, i: Initializer) -> Self {
+    pub fn with_bias_initializer(mut self, i: Initializer) -> Self {
         self.bias_initializer = i;
         self
     }
 
     /// Seeds the initializers.
-    pub fn seed(mut self, seed: u64) -> Self {
+    pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
     }
 
     /// Sets the variables' dtype (float32 by default).
-    pub fn dtype(mut self, dtype: DType) -> Self {
+    pub fn with_dtype(mut self, dtype: DType) -> Self {
         self.dtype = dtype;
         self
     }
 
     /// Sets the layer's name.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
     }
 
     /// Builds the variables now for inputs of `input_dim` features.
-    pub fn input_dim(self, input_dim: usize) -> Result<Self> {
+    pub fn with_input_dim(self, input_dim: usize) -> Result<Self> {
         self.build(input_dim)?;
         Ok(self)
     }
@@ -103,13 +103,11 @@ impl Dense {
         }
         let k = self
             .kernel_initializer
-            .init(&[input_dim, self.units], self.dtype, self.seed)?;
-        let _ = self
-            .kernel
-            .set(Variable::new(format!("{}/kernel", self.name), k, true)?);
+            .draw(&[input_dim, self.units], self.dtype, self.seed)?;
+        let _ = self.kernel.set(Variable::new(format!("{}/kernel", self.name), k)?);
         if self.use_bias {
-            let b = self.bias_initializer.init(&[self.units], self.dtype, self.seed)?;
-            let _ = self.bias.set(Variable::new(format!("{}/bias", self.name), b, true)?);
+            let b = self.bias_initializer.draw(&[self.units], self.dtype, self.seed)?;
+            let _ = self.bias.set(Variable::new(format!("{}/bias", self.name), b)?);
         }
         Ok(())
     }
@@ -126,7 +124,7 @@ impl Dense {
 }
 
 impl Layer for Dense {
-    fn call(&self, x: &Tensor, _training: bool) -> Result<Tensor> {
+    fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         let Some(&input_dim) = x.dims().last() else {
             return Err(Error::shapes("Dense", &[&x.shape()], "needs inputs of rank >= 1"));
         };

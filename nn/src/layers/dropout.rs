@@ -1,7 +1,8 @@
 //! `Dropout`: zeroes a fraction of inputs while training.
 
-use super::Layer;
-use ferroflow_tensor_core::{random, Error, Result, Tensor};
+use super::{Layer, Mode};
+use ferroflow_tensor_core::random::{self, Uniform};
+use ferroflow_tensor_core::{Error, Result, Tensor};
 
 /// `keras.layers.Dropout`: while training, each element is zeroed with probability `rate`
 /// and the rest scaled by `1 / (1 - rate)`; at inference it is the identity. Masks come
@@ -25,18 +26,24 @@ impl Dropout {
     }
 
     /// Seeds the masks.
-    pub fn seed(mut self, seed: u64) -> Self {
+    pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
     }
 }
 
 impl Layer for Dropout {
-    fn call(&self, x: &Tensor, training: bool) -> Result<Tensor> {
-        if !training || self.rate == 0.0 {
+    fn call(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        if mode == Mode::Inference || self.rate == 0.0 {
             return Ok(x.clone());
         }
-        let u = random::uniform(x.dims(), 0.0, 1.0, x.dtype(), self.seed)?;
+        let u = random::uniform(
+            x.dims(),
+            Uniform {
+                seed: self.seed,
+                ..Uniform::default().dtype(x.dtype())
+            },
+        )?;
         let keep = u.greater_equal(&x.scalar_like(self.rate))?.cast(x.dtype())?;
         x.mul(&keep)?.mul(&x.scalar_like(1.0 / (1.0 - self.rate)))
     }

@@ -1,19 +1,21 @@
 //! `Embedding`: integer ids looked up in a trainable table.
 
-use super::{unique_name, Layer};
+use super::{unique_name, Layer, Mode};
 use crate::initializers::Initializer;
 use crate::Attr;
 use ferroflow_tensor_core::{DType, Error, Result, Tensor, Variable};
+use std::cell::OnceCell;
 
 /// `keras.layers.Embedding`: maps integer ids in `[0, input_dim)` to rows of an
-/// `[input_dim, output_dim]` table (initialised uniformly in ±0.05, as Keras does). The output
-/// has the ids' shape plus `output_dim`; the gradient reaches only the rows looked up.
+/// `[input_dim, output_dim]` table (initialised uniformly in ±0.05, as Keras does), built on
+/// the first call or by [`Embedding::build`]. The output has the ids' shape plus
+/// `output_dim`; the gradient reaches only the rows looked up.
 ///
 /// ```
-/// use ferroflow_nn::{layers::Layer, Embedding, Module};
+/// use ferroflow_nn::{Embedding, Layer, Mode};
 /// use ferroflow_tensor_core::Tensor;
-/// let e = Embedding::new(10, 4)?;
-/// let y = e.call(&Tensor::new([[1i32, 2, 3], [4, 5, 6]]), false)?;
+/// let e = Embedding::new(10, 4).with_seed(1);
+/// let y = e.call(&Tensor::new([[1i32, 2, 3], [4, 5, 6]]), Mode::Inference)?;
 /// assert_eq!(y.dims(), &[2, 3, 4]);
 /// assert_eq!(e.count_params(), 40);
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
@@ -22,43 +24,71 @@ use ferroflow_tensor_core::{DType, Error, Result, Tensor, Variable};
 pub struct Embedding {
     name: String,
     input_dim: usize,
-    embeddings: Variable,
+    output_dim: usize,
+    initializer: Initializer,
+    seed: Option<u64>,
+    embeddings: OnceCell<Variable>,
 }
 
 impl Embedding {
     /// A table of `input_dim` rows of `output_dim` float32 values.
-    pub fn new(input_dim: usize, output_dim: usize) -> Result<Self> {
-        Self::with_initializer(
+    pub fn new(input_dim: usize, output_dim: usize) -> Self {
+        Embedding {
+            name: unique_name("embedding"),
             input_dim,
             output_dim,
-            Initializer::RandomUniform {
+            initializer: Initializer::RandomUniform {
                 minval: -0.05,
                 maxval: 0.05,
             },
-            None,
-        )
+            seed: None,
+            embeddings: OnceCell::new(),
+        }
     }
 
-    /// A table drawn from `init` with op seed `seed`.
-    pub fn with_initializer(input_dim: usize, output_dim: usize, init: Initializer, seed: Option<u64>) -> Result<Self> {
-        let name = unique_name("embedding");
-        let table = init.init(&[input_dim, output_dim], DType::F32, seed)?;
-        let embeddings = Variable::new(format!("{name}/embeddings"), table, true)?;
-        Ok(Embedding {
-            name,
-            input_dim,
-            embeddings,
-        })
+    /// Draws the table from `initializer` (Keras' `embeddings_initializer`).
+    pub fn with_embeddings_initializer(mut self, initializer: Initializer) -> Self {
+        self.initializer = initializer;
+        self
     }
 
-    /// The `[input_dim, output_dim]` table.
-    pub fn embeddings(&self) -> &Variable {
-        &self.embeddings
+    /// Seeds the initializer.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Sets the layer's name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Builds the table now instead of at the first call.
+    pub fn build(self) -> Result<Self> {
+        self.table()?;
+        Ok(self)
+    }
+
+    /// The table, made on first use.
+    fn table(&self) -> Result<&Variable> {
+        if let Some(t) = self.embeddings.get() {
+            return Ok(t);
+        }
+        let dims = [self.input_dim, self.output_dim];
+        let table = self.initializer.draw(&dims, DType::F32, self.seed)?;
+        let var = Variable::new(format!("{}/embeddings", self.name), table)?;
+        Ok(self.embeddings.get_or_init(|| var))
+    }
+
+    /// The `[input_dim, output_dim]` table, once built.
+    pub fn embeddings(&self) -> Option<&Variable> {
+        self.embeddings.get()
     }
 }
 
 impl Layer for Embedding {
-    fn call(&self, ids: &Tensor, _training: bool) -> Result<Tensor> {
+    fn call(&self, ids: &Tensor, _mode: Mode) -> Result<Tensor> {
         if ids.dtype().is_float() || ids.dtype() == DType::Bool {
             return Err(Error::dtypes("Embedding", &[ids.dtype()], "ids must be int32 or int64"));
         }
@@ -75,45 +105,48 @@ impl Layer for Embedding {
                 ));
             }
         }
-        self.embeddings.read()?.gather(ids, 0)
+        self.table()?.read()?.gather(ids, 0)
     }
 }
 
-layer_module!(Embedding, |l| &l.name, |l| vec![(
-    "embeddings".to_string(),
-    Attr::Variable(&l.embeddings)
-)]);
+layer_module!(Embedding, |l| &l.name, |l| l
+    .embeddings
+    .get()
+    .map(|t| ("embeddings".to_string(), Attr::Variable(t)))
+    .into_iter()
+    .collect());
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Module;
     use ferroflow_autodiff::GradientTape;
+    use ferroflow_tensor_core::Axes;
 
     #[test]
     fn looks_up_rows_and_sends_gradients_to_them_only() {
         let table = Initializer::Constant(0.0);
-        let e = Embedding::with_initializer(3, 2, table, None).unwrap();
-        e.embeddings()
+        let e = Embedding::new(3, 2).with_embeddings_initializer(table).build().unwrap();
+        let embeddings = e.embeddings().unwrap();
+        embeddings
             .assign(&Tensor::new([[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]]))
             .unwrap();
         let tape = GradientTape::new();
-        let y = e.call(&Tensor::new([2i64, 0, 2]), true).unwrap();
+        let y = e.call(&Tensor::new([2i64, 0, 2]), Mode::Training).unwrap();
         assert_eq!(y.to_vec::<f32>().unwrap(), vec![5.0, 6.0, 1.0, 2.0, 5.0, 6.0]);
-        let g = tape
-            .gradient_vars(&y.reduce_sum(None, false).unwrap(), &[e.embeddings()])
-            .unwrap();
-        let g = g[0].as_ref().unwrap();
+        let g = tape.gradient(&y.reduce_sum(Axes::All).unwrap(), embeddings).unwrap();
         assert_eq!(g.to_vec::<f32>().unwrap(), vec![1.0, 1.0, 0.0, 0.0, 2.0, 2.0]);
-        assert!(e.call(&Tensor::new([3i32]), false).is_err());
-        assert!(e.call(&Tensor::new([1.0f32]), false).is_err());
+        assert!(e.call(&Tensor::new([3i32]), Mode::Inference).is_err());
+        assert!(e.call(&Tensor::new([1.0f32]), Mode::Inference).is_err());
         assert_eq!(e.variables_by_path_in_order()[0].0, "embeddings");
     }
 
     #[test]
     fn default_table_is_small_uniform() {
-        let e = Embedding::new(50, 8).unwrap();
-        let v = e.embeddings().value().to_vec::<f32>().unwrap();
+        let e = Embedding::new(50, 8);
+        assert!(ferroflow_tensor_core::Trackable::variables_by_path(&e).is_empty());
+        let e = e.build().unwrap();
+        let v = e.embeddings().unwrap().value().to_vec::<f32>().unwrap();
         assert!(v.iter().all(|x| x.abs() <= 0.05));
         assert!(v.iter().any(|x| *x != 0.0));
         let tracked = ferroflow_tensor_core::Trackable::variables_by_path(&e);

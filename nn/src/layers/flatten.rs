@@ -1,6 +1,6 @@
 //! `Flatten`: keeps the batch axis, flattens the rest.
 
-use super::Layer;
+use super::{Layer, Mode};
 use ferroflow_tensor_core::{Error, Result, Tensor};
 
 /// `keras.layers.Flatten`: `[batch, d1, d2, ...]` → `[batch, d1·d2·...]`.
@@ -8,7 +8,7 @@ use ferroflow_tensor_core::{Error, Result, Tensor};
 pub struct Flatten;
 
 impl Layer for Flatten {
-    fn call(&self, x: &Tensor, _training: bool) -> Result<Tensor> {
+    fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         let Some(&batch) = x.dims().first() else {
             return Err(Error::shapes("Flatten", &[&x.shape()], "needs a batch axis"));
         };

@@ -1,5 +1,5 @@
-//! Keras-style layers: each is a [`Module`] with a `call` that takes a
-//! training flag where behaviour differs.
+//! Keras-style layers: each is a [`Module`] with a `call` that takes the [`Mode`] (training
+//! or inference) where behaviour differs.
 
 /// `Module`, `Track` and `Trackable` for a layer type: its name and its tracked attributes,
 /// each an expression over the layer (bound to the given identifier).
@@ -54,10 +54,31 @@ use ferroflow_tensor_core::{Result, Tensor};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// Whether a layer runs for training or for inference (Keras' `training` argument): dropout
+/// drops and batch normalization uses batch statistics only while training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Mode {
+    /// `training=True`.
+    Training,
+    /// `training=False` (what a plain call means).
+    #[default]
+    Inference,
+}
+
 /// A layer: a module applied to a tensor.
+///
+/// ```
+/// use ferroflow_nn::{Dense, Layer, Mode};
+/// use ferroflow_tensor_core::{DType, Tensor};
+/// let d = Dense::new(2).with_input_dim(3)?;
+/// let y = d.call(&Tensor::ones(&[4, 3], DType::F32)?, Mode::Inference)?;
+/// assert_eq!(y.dims(), &[4, 2]);
+/// assert_eq!(d.count_params(), 8);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
 pub trait Layer: Module {
-    /// Applies the layer; `training` switches behaviour such as dropout.
-    fn call(&self, x: &Tensor, training: bool) -> Result<Tensor>;
+    /// Applies the layer in `mode`.
+    fn call(&self, x: &Tensor, mode: Mode) -> Result<Tensor>;
 
     /// Number of scalar parameters (all variables).
     fn count_params(&self) -> usize {

@@ -1,9 +1,9 @@
 //! `BatchNormalization` and `LayerNormalization`: normalise over the batch or over the
 //! features, then scale by `gamma` and shift by `beta`.
 
-use super::{unique_name, Layer};
+use super::{unique_name, Layer, Mode};
 use crate::Attr;
-use ferroflow_tensor_core::{DType, Error, Result, Tensor, Variable};
+use ferroflow_tensor_core::{Axes, DType, Error, Result, Tensor, Variable};
 use std::cell::OnceCell;
 
 /// The per-feature variables of a normalisation layer, created at the first call (or at
@@ -16,14 +16,14 @@ struct FeatureVars {
 }
 
 fn feature_vars(name: &str, features: usize, dtype: DType, moving: bool) -> Result<FeatureVars> {
-    let v = |n: &str, t: Tensor, trainable| Variable::new(format!("{name}/{n}"), t, trainable);
+    let path = |n: &str| format!("{name}/{n}");
     Ok(FeatureVars {
-        gamma: v("gamma", Tensor::ones(&[features], dtype), true)?,
-        beta: v("beta", Tensor::zeros(&[features], dtype), true)?,
+        gamma: Variable::new(path("gamma"), Tensor::ones(&[features], dtype)?)?,
+        beta: Variable::new(path("beta"), Tensor::zeros(&[features], dtype)?)?,
         moving: if moving {
             Some((
-                v("moving_mean", Tensor::zeros(&[features], dtype), false)?,
-                v("moving_variance", Tensor::ones(&[features], dtype), false)?,
+                Variable::non_trainable(path("moving_mean"), Tensor::zeros(&[features], dtype)?)?,
+                Variable::non_trainable(path("moving_variance"), Tensor::ones(&[features], dtype)?)?,
             ))
         } else {
             None
@@ -64,11 +64,11 @@ fn normalize(x: &Tensor, mean: &Tensor, var: &Tensor, eps: f64, f: &FeatureVars)
 /// statistics. Keras' defaults: `momentum = 0.99`, `epsilon = 1e-3`.
 ///
 /// ```
-/// use ferroflow_nn::{layers::Layer, BatchNormalization, Module};
+/// use ferroflow_nn::{BatchNormalization, Layer, Mode, Module};
 /// use ferroflow_tensor_core::Tensor;
 /// let bn = BatchNormalization::new();
 /// let x = Tensor::new([[1.0f32, 10.0], [3.0, 30.0]]);
-/// let y = bn.call(&x, true)?;
+/// let y = bn.call(&x, Mode::Training)?;
 /// assert!((y.to_vec::<f32>()?[0] + 0.9995).abs() < 1e-3); // (1 - 2) / sqrt(1 + 0.001)
 /// assert_eq!(bn.trainable_variables().len(), 2);
 /// assert_eq!(bn.variables().len(), 4);
@@ -100,13 +100,13 @@ impl BatchNormalization {
     }
 
     /// Sets the momentum of the moving statistics.
-    pub fn momentum(mut self, momentum: f64) -> Self {
+    pub fn with_momentum(mut self, momentum: f64) -> Self {
         self.momentum = momentum;
         self
     }
 
     /// Sets the variance epsilon.
-    pub fn epsilon(mut self, epsilon: f64) -> Self {
+    pub fn with_epsilon(mut self, epsilon: f64) -> Self {
         self.epsilon = epsilon;
         self
     }
@@ -123,18 +123,18 @@ impl BatchNormalization {
 }
 
 impl Layer for BatchNormalization {
-    fn call(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+    fn call(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let f = self.build(x)?;
         let (moving_mean, moving_var) = f
             .moving
             .as_ref()
             .ok_or_else(|| Error::invalid("BatchNormalization", "no moving statistics"))?;
-        if !training {
+        if mode == Mode::Inference {
             return normalize(x, &moving_mean.read()?, &moving_var.read()?, self.epsilon, f);
         }
         let axes: Vec<i64> = (0..x.rank() as i64 - 1).collect();
-        let mean = x.reduce_mean(Some(&axes), false)?;
-        let var = x.sub(&mean)?.square()?.reduce_mean(Some(&axes), false)?;
+        let mean = x.reduce_mean(&axes)?;
+        let var = x.sub(&mean)?.square()?.reduce_mean(&axes)?;
         let m = x.scalar_like(self.momentum);
         let one_minus = x.scalar_like(1.0 - self.momentum);
         // Statistics are not trained through: their update is state, not part of the loss.
@@ -159,10 +159,10 @@ impl Layer for BatchNormalization {
 /// `epsilon = 1e-3`.
 ///
 /// ```
-/// use ferroflow_nn::{layers::Layer, LayerNormalization};
+/// use ferroflow_nn::{Layer, LayerNormalization, Mode};
 /// use ferroflow_tensor_core::Tensor;
 /// let ln = LayerNormalization::new();
-/// let y = ln.call(&Tensor::new([[1.0f32, 3.0]]), false)?;
+/// let y = ln.call(&Tensor::new([[1.0f32, 3.0]]), Mode::Inference)?;
 /// let v = y.to_vec::<f32>()?;
 /// assert!((v[0] + 0.9995).abs() < 1e-3 && (v[1] - 0.9995).abs() < 1e-3);
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
@@ -191,14 +191,14 @@ impl LayerNormalization {
     }
 
     /// Sets the variance epsilon.
-    pub fn epsilon(mut self, epsilon: f64) -> Self {
+    pub fn with_epsilon(mut self, epsilon: f64) -> Self {
         self.epsilon = epsilon;
         self
     }
 }
 
 impl Layer for LayerNormalization {
-    fn call(&self, x: &Tensor, _training: bool) -> Result<Tensor> {
+    fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         let n = last_axis("LayerNormalization", x)?;
         if self.vars.get().is_none() {
             let _ = self.vars.set(feature_vars(&self.name, n, x.dtype(), false)?);
@@ -207,8 +207,8 @@ impl Layer for LayerNormalization {
             .vars
             .get()
             .ok_or_else(|| Error::invalid("LayerNormalization", "not built"))?;
-        let mean = x.reduce_mean(Some(&[-1]), true)?;
-        let var = x.sub(&mean)?.square()?.reduce_mean(Some(&[-1]), true)?;
+        let mean = x.reduce_mean(Axes::from(-1).keepdims())?;
+        let var = x.sub(&mean)?.square()?.reduce_mean(Axes::from(-1).keepdims())?;
         normalize(x, &mean, &var, self.epsilon, f)
     }
 }
@@ -224,9 +224,9 @@ mod tests {
 
     #[test]
     fn batch_norm_trains_on_batch_statistics_and_infers_on_moving_ones() {
-        let bn = BatchNormalization::new().momentum(0.5);
+        let bn = BatchNormalization::new().with_momentum(0.5);
         let x = Tensor::new([[1.0f64, 2.0], [3.0, 6.0]]);
-        let y = bn.call(&x, true).unwrap().to_vec::<f64>().unwrap();
+        let y = bn.call(&x, Mode::Training).unwrap().to_vec::<f64>().unwrap();
         // feature 0: mean 2, var 1; feature 1: mean 4, var 4.
         let e = |d: f64, v: f64| d / (v + 1e-3f64).sqrt();
         for (a, b) in y.iter().zip([e(-1.0, 1.0), e(-2.0, 4.0), e(1.0, 1.0), e(2.0, 4.0)]) {
@@ -241,7 +241,7 @@ mod tests {
         assert_eq!(mm.value().to_vec::<f64>().unwrap(), vec![1.0, 2.0]);
         assert_eq!(mv.value().to_vec::<f64>().unwrap(), vec![1.0, 2.5]);
         // Inference uses the moving statistics and changes nothing.
-        let y = bn.call(&x, false).unwrap().to_vec::<f64>().unwrap();
+        let y = bn.call(&x, Mode::Inference).unwrap().to_vec::<f64>().unwrap();
         approx::assert_relative_eq!(y[0], 0.0, epsilon = 1e-12);
         approx::assert_relative_eq!(y[3], 4.0 / (2.5f64 + 1e-3).sqrt(), max_relative = 1e-12);
         assert_eq!(mm.value().to_vec::<f64>().unwrap(), vec![1.0, 2.0]);
@@ -251,21 +251,21 @@ mod tests {
 
     #[test]
     fn layer_norm_normalises_each_example_and_has_gradients() {
-        let ln = LayerNormalization::new().epsilon(0.0);
+        let ln = LayerNormalization::new().with_epsilon(0.0);
         let x = Tensor::new([[1.0f64, 2.0, 3.0], [10.0, 10.0, 40.0]]);
         let tape = GradientTape::new();
         tape.watch(&x);
-        let y = ln.call(&x, false).unwrap();
+        let y = ln.call(&x, Mode::Inference).unwrap();
         let v = y.to_vec::<f64>().unwrap();
         let s = (2.0f64 / 3.0).sqrt();
         approx::assert_relative_eq!(v[0], -1.0 / s, max_relative = 1e-12);
         approx::assert_relative_eq!(v[5], (40.0 - 20.0) / 200.0f64.sqrt(), max_relative = 1e-12);
-        let g = tape.gradient(&y.reduce_sum(None, false).unwrap(), &[&x]).unwrap();
+        let g = tape.gradient(&y.reduce_sum(Axes::All).unwrap(), &x).unwrap();
         // The output sums to sum(beta) whatever x is, so d(sum)/dx = 0.
-        for d in g[0].as_ref().unwrap().to_vec::<f64>().unwrap() {
+        for d in g.to_vec::<f64>().unwrap() {
             assert!(d.abs() < 1e-12, "{d}");
         }
         assert_eq!(ln.variables().len(), 2);
-        assert!(ln.call(&Tensor::new([1i32]), false).is_err());
+        assert!(ln.call(&Tensor::new([1i32]), Mode::Inference).is_err());
     }
 }

@@ -1,18 +1,18 @@
 //! `Sequential`: layers applied one after another.
 
-use super::{unique_name, Layer};
+use super::{unique_name, Layer, Mode};
 use crate::Attr;
 use ferroflow_tensor_core::{Result, Tensor};
 
 /// `keras.Sequential`: calls its layers in order.
 ///
 /// ```
-/// use ferroflow_nn::{layers::Layer, Activation, Dense, Module, Sequential};
+/// use ferroflow_nn::{Activation, Dense, Layer, Mode, Module, Sequential};
 /// use ferroflow_tensor_core::{DType, Tensor};
 /// let mut model = Sequential::new();
-/// model.add(Dense::new(8).activation(Activation::Relu));
+/// model.add(Dense::new(8).with_activation(Activation::Relu));
 /// model.add(Dense::new(1));
-/// let y = model.call(&Tensor::ones(&[4, 3], DType::F32), false)?;
+/// let y = model.call(&Tensor::ones(&[4, 3], DType::F32)?, Mode::Inference)?;
 /// assert_eq!(y.dims(), &[4, 1]);
 /// assert_eq!(model.trainable_variables().len(), 4);
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
@@ -49,10 +49,10 @@ impl Sequential {
 }
 
 impl Layer for Sequential {
-    fn call(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+    fn call(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let mut y = x.clone();
         for l in &self.layers {
-            y = l.call(&y, training)?;
+            y = l.call(&y, mode)?;
         }
         Ok(y)
     }

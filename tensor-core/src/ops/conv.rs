@@ -9,13 +9,64 @@ use ndarray::{ArrayD, IxDyn};
 
 pub use crate::kernels::conv::Padding;
 
-impl Padding {
-    /// Parses TensorFlow's `"SAME"` / `"VALID"`.
-    pub fn parse(s: &str) -> Option<Padding> {
-        match s {
-            "SAME" => Some(Padding::Same),
-            "VALID" => Some(Padding::Valid),
-            _ => None,
+impl std::str::FromStr for Padding {
+    type Err = Error;
+
+    /// Parses TensorFlow's `"SAME"` / `"VALID"` (any case, as Keras' `"same"`).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Padding;
+    /// assert_eq!("SAME".parse::<Padding>()?, Padding::Same);
+    /// assert_eq!("valid".parse::<Padding>()?, Padding::Valid);
+    /// assert!("full".parse::<Padding>().is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    fn from_str(s: &str) -> Result<Padding> {
+        if s.eq_ignore_ascii_case("same") {
+            Ok(Padding::Same)
+        } else if s.eq_ignore_ascii_case("valid") {
+            Ok(Padding::Valid)
+        } else {
+            Err(Error::invalid(
+                "padding",
+                format!("expected \"SAME\" or \"VALID\", got {s:?}"),
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for Padding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Padding::Same => "SAME",
+            Padding::Valid => "VALID",
+        })
+    }
+}
+
+/// Which window reduction a [`Op::Pool2D`] performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PoolKind {
+    /// The largest element of each window (`max_pool2d`).
+    Max,
+    /// The mean of each window's real (unpadded) elements (`avg_pool2d`).
+    Avg,
+}
+
+impl PoolKind {
+    /// TensorFlow's name of the pool.
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolKind::Max => "max_pool2d",
+            PoolKind::Avg => "avg_pool2d",
+        }
+    }
+
+    /// The name of its gradient op.
+    pub fn grad_name(self) -> &'static str {
+        match self {
+            PoolKind::Max => "max_pool2d_grad",
+            PoolKind::Avg => "avg_pool2d_grad",
         }
     }
 }
@@ -254,35 +305,34 @@ pub(crate) fn conv2d_backprop_filter(
     )
 }
 
-fn pool_typed<T: ConvFloat + crate::Element>(max: bool, g: &Conv2dGeometry, x: &Array<T>) -> Data {
+fn pool_typed<T: ConvFloat + crate::Element>(kind: PoolKind, g: &Conv2dGeometry, x: &Array<T>) -> Data {
     let s = contiguous(x);
-    let v = if max {
-        k::max_pool2d(g, &s)
-    } else {
-        k::avg_pool2d(g, &s)
+    let v = match kind {
+        PoolKind::Max => k::max_pool2d(g, &s),
+        PoolKind::Avg => k::avg_pool2d(g, &s),
     };
     wrap(g.pool_output_shape(), v)
 }
 
-pub(crate) fn pool(max: bool, ksize: [usize; 2], strides: [usize; 2], padding: Padding, x: &Data) -> Result<Data> {
-    let op = if max { "max_pool2d" } else { "avg_pool2d" };
+pub(crate) fn pool(kind: PoolKind, ksize: [usize; 2], strides: [usize; 2], padding: Padding, x: &Data) -> Result<Data> {
+    let op = kind.name();
     let g = pool_geometry(op, &x.dims().into(), ksize, strides, padding)?;
     match x {
-        Data::F32(a) => Ok(pool_typed(max, &g, a)),
-        Data::F64(a) => Ok(pool_typed(max, &g, a)),
+        Data::F32(a) => Ok(pool_typed(kind, &g, a)),
+        Data::F64(a) => Ok(pool_typed(kind, &g, a)),
         _ => Err(Error::dtypes(op, &[x.dtype()], "expects a float tensor")),
     }
 }
 
 pub(crate) fn pool_grad(
-    max: bool,
+    kind: PoolKind,
     ksize: [usize; 2],
     strides: [usize; 2],
     padding: Padding,
     input: &Data,
     upstream: &Data,
 ) -> Result<Data> {
-    let op = if max { "max_pool2d_grad" } else { "avg_pool2d_grad" };
+    let op = kind.grad_name();
     let g = pool_geometry(op, &input.dims().into(), ksize, strides, padding)?;
     let i = g.input_shape();
     float2(
@@ -292,20 +342,18 @@ pub(crate) fn pool_grad(
         |x, u| {
             wrap(
                 i,
-                if max {
-                    k::max_pool2d_grad(&g, x, u)
-                } else {
-                    k::avg_pool2d_grad(&g, u)
+                match kind {
+                    PoolKind::Max => k::max_pool2d_grad(&g, x, u),
+                    PoolKind::Avg => k::avg_pool2d_grad(&g, u),
                 },
             )
         },
         |x, u| {
             wrap(
                 i,
-                if max {
-                    k::max_pool2d_grad(&g, x, u)
-                } else {
-                    k::avg_pool2d_grad(&g, u)
+                match kind {
+                    PoolKind::Max => k::max_pool2d_grad(&g, x, u),
+                    PoolKind::Avg => k::avg_pool2d_grad(&g, u),
                 },
             )
         },
@@ -335,7 +383,7 @@ impl Tensor {
     pub fn max_pool2d(&self, ksize: [usize; 2], strides: [usize; 2], padding: Padding) -> Result<Tensor> {
         dispatch1(
             Op::Pool2D {
-                max: true,
+                kind: PoolKind::Max,
                 ksize,
                 strides,
                 padding,
@@ -348,7 +396,7 @@ impl Tensor {
     pub fn avg_pool2d(&self, ksize: [usize; 2], strides: [usize; 2], padding: Padding) -> Result<Tensor> {
         dispatch1(
             Op::Pool2D {
-                max: false,
+                kind: PoolKind::Avg,
                 ksize,
                 strides,
                 padding,
@@ -365,17 +413,23 @@ mod tests {
 
     #[test]
     fn conv_and_pool_shapes_and_errors() {
-        let x = Tensor::ones(&[1, 5, 5, 2], DType::F32);
-        let f = Tensor::ones(&[3, 3, 2, 4], DType::F32);
+        let x = Tensor::ones(&[1, 5, 5, 2], DType::F32).unwrap();
+        let f = Tensor::ones(&[3, 3, 2, 4], DType::F32).unwrap();
         let y = x.conv2d(&f, [2, 2], Padding::Same, [1, 1]).unwrap();
         assert_eq!(y.dims(), &[1, 3, 3, 4]);
         // Centre output sees a full 3x3x2 window of ones.
         assert_eq!(y.to_vec::<f32>().unwrap()[4 * 4], 18.0);
         assert!(x
-            .conv2d(&Tensor::ones(&[3, 3, 3, 4], DType::F32), [1, 1], Padding::Valid, [1, 1])
+            .conv2d(
+                &Tensor::ones(&[3, 3, 3, 4], DType::F32).unwrap(),
+                [1, 1],
+                Padding::Valid,
+                [1, 1]
+            )
             .is_err());
         assert!(x.conv2d(&f, [0, 1], Padding::Valid, [1, 1]).is_err());
         assert!(Tensor::ones(&[5, 5], DType::F32)
+            .unwrap()
             .max_pool2d([2, 2], [2, 2], Padding::Valid)
             .is_err());
         let p = x.avg_pool2d([2, 2], [2, 2], Padding::Same).unwrap();

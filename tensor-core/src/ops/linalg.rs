@@ -6,7 +6,7 @@ use crate::data::Array;
 use crate::dispatch::dispatch1;
 use crate::kernels::matmul::{batched_gemm, batched_gemm_epilogue, batched_gemm_int, GemmFloat, MatRef};
 use crate::shape::{broadcast_shapes, normalize_axis};
-use crate::{DType, Data, Element, Error, Op, Result, Shape, Tensor, TensorSpec};
+use crate::{DType, Data, Element, Error, MatMul, Op, Result, Shape, Tensor, TensorSpec};
 use ndarray::{ArrayD, IxDyn};
 use smallvec::SmallVec;
 
@@ -319,28 +319,71 @@ pub enum TensordotAxes {
     Pairs(Vec<i64>, Vec<i64>),
 }
 
+impl From<usize> for TensordotAxes {
+    fn from(n: usize) -> Self {
+        TensordotAxes::Count(n)
+    }
+}
+
+impl<const N: usize> From<([i64; N], [i64; N])> for TensordotAxes {
+    fn from((a, b): ([i64; N], [i64; N])) -> Self {
+        TensordotAxes::Pairs(a.to_vec(), b.to_vec())
+    }
+}
+
 impl Tensor {
-    /// `tf.linalg.matmul(self, other)`: batch dimensions broadcast.
+    /// `tf.linalg.matmul(self, other)`: the product of the last two axes, batch dimensions
+    /// broadcast. Transposed operands ([`Tensor::t`]) are read in place.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let x = Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]);
+    /// let w = Tensor::new([[1.0f32], [-1.0]]);
+    /// assert_eq!(x.matmul(&w)?.to_vec::<f32>()?, vec![-1.0, -1.0]);
+    /// assert!(w.matmul(&w).is_err()); // [2, 1] x [2, 1]
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
-        self.matmul_t(other, false, false)
+        self.matmul_with(other, MatMul::new())
     }
 
-    /// `tf.linalg.matmul` with `transpose_a` / `transpose_b`: transposes are strides, not
-    /// copies.
-    pub fn matmul_t(&self, other: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
+    /// `tf.linalg.matmul(self, other, transpose_a, transpose_b)`: the transposes are strides
+    /// inside the one op, not copies.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{MatMul, Tensor};
+    /// let x = Tensor::new([[1.0f32, 2.0, 3.0]]);
+    /// let xtx = x.matmul_with(&x, MatMul::new().transpose_a())?; // xᵀx: [3, 3]
+    /// assert_eq!(xtx.dims(), &[3, 3]);
+    /// assert_eq!(xtx.to_vec::<f32>()?[8], 9.0);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn matmul_with(&self, other: &Tensor, options: MatMul) -> Result<Tensor> {
         dispatch1(
             Op::MatMul {
-                transpose_a,
-                transpose_b,
+                transpose_a: options.transpose_a,
+                transpose_b: options.transpose_b,
             },
             &[self, other],
         )
     }
 
-    /// `tf.tensordot` (composite: transpose, reshape, matmul, reshape).
-    pub fn tensordot(&self, other: &Tensor, axes: &TensordotAxes) -> Result<Tensor> {
+    /// `tf.tensordot(self, other, axes)`: contracts the last `n` axes of `self` with the
+    /// first `n` of `other` (`axes` a count), or the listed pairs (composite: transpose,
+    /// reshape, matmul, reshape).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let a = Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]);
+    /// let b = Tensor::new([[1.0f32, 0.0], [0.0, 1.0]]);
+    /// assert_eq!(a.tensordot(&b, 1)?.to_vec::<f32>()?, vec![1.0, 2.0, 3.0, 4.0]);
+    /// assert_eq!(a.tensordot(&b, ([0, 1], [0, 1]))?.to_scalar::<f32>()?, 5.0); // trace
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn tensordot(&self, other: &Tensor, axes: impl Into<TensordotAxes>) -> Result<Tensor> {
+        let axes = axes.into();
         let (ra, rb) = (self.rank(), other.rank());
-        let (ax_a, ax_b): (Vec<usize>, Vec<usize>) = match axes {
+        let (ax_a, ax_b): (Vec<usize>, Vec<usize>) = match &axes {
             TensordotAxes::Count(n) => {
                 if *n > ra || *n > rb {
                     return Err(Error::shapes(
@@ -384,8 +427,8 @@ impl Tensor {
         let n: usize = free_b.iter().map(|&i| db[i]).product();
         let perm_a: Vec<usize> = free_a.iter().chain(&ax_a).copied().collect();
         let perm_b: Vec<usize> = ax_b.iter().chain(&free_b).copied().collect();
-        let a2 = self.transpose(Some(&perm_a))?.reshape(&[m as i64, k as i64])?;
-        let b2 = other.transpose(Some(&perm_b))?.reshape(&[k as i64, n as i64])?;
+        let a2 = self.transpose(&perm_a)?.reshape(&[m as i64, k as i64])?;
+        let b2 = other.transpose(&perm_b)?.reshape(&[k as i64, n as i64])?;
         let out: Vec<i64> = free_a
             .iter()
             .map(|&i| da[i] as i64)
@@ -398,6 +441,7 @@ impl Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Slice;
 
     #[test]
     fn transposed_and_batched_matmul() {
@@ -407,13 +451,19 @@ mod tests {
             a.matmul(&b).unwrap().to_vec::<f64>().unwrap(),
             vec![1.0, 2.0, 8.0, 3.0, 4.0, 18.0, 5.0, 6.0, 28.0]
         );
-        let at = a.transpose(None).unwrap();
+        let at = a.t().unwrap();
         assert_eq!(
-            at.matmul_t(&b, true, false).unwrap().to_vec::<f64>().unwrap(),
+            at.matmul_with(&b, MatMul::new().transpose_a())
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
             a.matmul(&b).unwrap().to_vec::<f64>().unwrap()
         );
         assert_eq!(
-            a.matmul_t(&a, true, false).unwrap().to_vec::<f64>().unwrap(),
+            a.matmul_with(&a, MatMul::new().transpose_a())
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
             vec![35.0, 44.0, 44.0, 56.0]
         );
         let batch = Tensor::stack(&[&a, &a.neg().unwrap()], 0).unwrap();
@@ -432,7 +482,7 @@ mod tests {
             .unwrap()
             .reshape(&[4, 6])
             .unwrap();
-        let every_other = x.strided_slice(&[None, None], &[None, None], &[2, 2]).unwrap();
+        let every_other = x.strided_slice([Slice::full().step(2), Slice::full().step(2)]).unwrap();
         let dense = Tensor::new([[0.0f64, 2.0, 4.0], [12.0, 14.0, 16.0]]);
         let b = Tensor::new([[1.0f64, -1.0], [0.5, 2.0], [-3.0, 0.25]]);
         let want = dense.matmul(&b).unwrap().to_vec::<f64>().unwrap();
@@ -440,8 +490,14 @@ mod tests {
         let cols = x.slice(&[0, 1], &[3, 2]).unwrap(); // [3, 2], rows 6 apart
         let cols_dense = Tensor::new([[1.0f64, 2.0], [7.0, 8.0], [13.0, 14.0]]);
         assert_eq!(
-            b.matmul_t(&cols, true, false).unwrap().to_vec::<f64>().unwrap(),
-            b.matmul_t(&cols_dense, true, false).unwrap().to_vec::<f64>().unwrap()
+            b.matmul_with(&cols, MatMul::new().transpose_a())
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap(),
+            b.matmul_with(&cols_dense, MatMul::new().transpose_a())
+                .unwrap()
+                .to_vec::<f64>()
+                .unwrap()
         );
         // [2, 1, 3, 2] x [2, 3] -> [2, 1, 3, 3]: each batch entry times the same matrix.
         let a0 = Tensor::new([[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]]);
@@ -455,9 +511,10 @@ mod tests {
         assert_eq!(r.to_vec::<f64>().unwrap(), want);
         // An empty operand viewed with a negative batch stride multiplies to zeros.
         let empty = Tensor::zeros(&[3, 2, 0], DType::F32)
-            .strided_slice(&[None, None, None], &[None, None, None], &[-1, 1, 1])
+            .unwrap()
+            .strided_slice([Slice::full().step(-1), Slice::full(), Slice::full()])
             .unwrap();
-        let r = empty.matmul(&Tensor::zeros(&[0, 4], DType::F32)).unwrap();
+        let r = empty.matmul(&Tensor::zeros(&[0, 4], DType::F32).unwrap()).unwrap();
         assert_eq!(r.dims(), &[3, 2, 4]);
         assert_eq!(r.to_vec::<f32>().unwrap(), vec![0.0; 24]);
     }
@@ -465,20 +522,24 @@ mod tests {
     #[test]
     fn matmul_errors_name_shapes() {
         let e = Tensor::zeros(&[2, 3], DType::F32)
-            .matmul(&Tensor::zeros(&[4, 5], DType::F32))
+            .unwrap()
+            .matmul(&Tensor::zeros(&[4, 5], DType::F32).unwrap())
             .unwrap_err();
         assert!(
             e.to_string().contains("matmul") && e.to_string().contains("[2, 3]"),
             "{e}"
         );
         assert!(Tensor::zeros(&[3], DType::F32)
-            .matmul(&Tensor::zeros(&[3, 1], DType::F32))
+            .unwrap()
+            .matmul(&Tensor::zeros(&[3, 1], DType::F32).unwrap())
             .is_err());
         assert!(Tensor::zeros(&[2, 2], DType::F32)
-            .matmul(&Tensor::zeros(&[2, 2], DType::F64))
+            .unwrap()
+            .matmul(&Tensor::zeros(&[2, 2], DType::F64).unwrap())
             .is_err());
         let z = Tensor::zeros(&[2, 0], DType::F32)
-            .matmul(&Tensor::zeros(&[0, 3], DType::F32))
+            .unwrap()
+            .matmul(&Tensor::zeros(&[0, 3], DType::F32).unwrap())
             .unwrap();
         assert_eq!(z.to_vec::<f32>().unwrap(), vec![0.0; 6]);
     }
@@ -486,12 +547,12 @@ mod tests {
     #[test]
     fn tensordot_matches_matmul() {
         let a = Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]);
-        let t = a.tensordot(&a, &TensordotAxes::Count(1)).unwrap();
+        let t = a.tensordot(&a, TensordotAxes::Count(1)).unwrap();
         assert_eq!(
             t.to_vec::<f32>().unwrap(),
             a.matmul(&a).unwrap().to_vec::<f32>().unwrap()
         );
-        let outer = a.tensordot(&a, &TensordotAxes::Count(0)).unwrap();
+        let outer = a.tensordot(&a, TensordotAxes::Count(0)).unwrap();
         assert_eq!(outer.dims(), &[2, 2, 2, 2]);
     }
 }

@@ -5,7 +5,7 @@ use crate::data::Array;
 use crate::dispatch::dispatch1;
 use crate::kernels::elementwise as el;
 use crate::shape::broadcast_shapes;
-use crate::{DType, Data, Element, Error, FloatElement, IntElement, Op, Result, Tensor, TensorSpec};
+use crate::{DType, Data, Element, Error, FloatElement, Gelu, IntElement, Op, Result, Tensor, TensorSpec};
 
 /// Elementwise unary ops. All accept float dtypes; `neg`, `abs`, `sign` and `square` also
 /// accept integers.
@@ -56,11 +56,8 @@ pub enum UnaryOp {
         /// Slope for negative inputs.
         alpha: f64,
     },
-    /// Gaussian error linear unit.
-    Gelu {
-        /// Use the tanh approximation.
-        approximate: bool,
-    },
+    /// Gaussian error linear unit, exact or with the tanh approximation.
+    Gelu(Gelu),
     /// -1, 0 or 1 (zeros keep their sign).
     Sign,
     /// Round down.
@@ -100,7 +97,7 @@ impl UnaryOp {
             Elu => "elu",
             Selu => "selu",
             LeakyRelu { .. } => "leaky_relu",
-            Gelu { .. } => "gelu",
+            Gelu(_) => "gelu",
             Sign => "sign",
             Floor => "floor",
             Ceil => "ceil",
@@ -182,8 +179,8 @@ impl UnaryOp {
                     c(alpha as f32 as f64) * x
                 }
             }
-            Gelu { approximate: false } => c(0.5) * x * (-x * c(std::f64::consts::FRAC_1_SQRT_2 as f32 as f64)).erfc(),
-            Gelu { approximate: true } => {
+            Gelu(crate::Gelu::Exact) => c(0.5) * x * (-x * c(std::f64::consts::FRAC_1_SQRT_2 as f32 as f64)).erfc(),
+            Gelu(crate::Gelu::Tanh) => {
                 let inner = c(0.797_884_560_802_865_4) * (x + c(0.044715f32 as f64) * x * x * x);
                 c(0.5) * x * (one + inner.tanh())
             }
@@ -387,14 +384,14 @@ macro_rules! with_unary_op {
                 let $v = U::LeakyRelu { alpha };
                 $body
             }
-            U::Gelu { approximate: true } => {
+            U::Gelu($crate::Gelu::Tanh) => {
                 #[allow(non_upper_case_globals)]
-                const $v: U = U::Gelu { approximate: true };
+                const $v: U = U::Gelu($crate::Gelu::Tanh);
                 $body
             }
-            U::Gelu { approximate: false } => {
+            U::Gelu($crate::Gelu::Exact) => {
                 #[allow(non_upper_case_globals)]
-                const $v: U = U::Gelu { approximate: false };
+                const $v: U = U::Gelu($crate::Gelu::Exact);
                 $body
             }
         }
@@ -1046,9 +1043,17 @@ impl Tensor {
         dispatch1(Op::Unary(UnaryOp::LeakyRelu { alpha }), &[self])
     }
 
-    /// `tf.nn.gelu`; `approximate` selects the tanh approximation.
-    pub fn gelu(&self, approximate: bool) -> Result<Tensor> {
-        dispatch1(Op::Unary(UnaryOp::Gelu { approximate }), &[self])
+    /// `tf.nn.gelu`, exact ([`Gelu::Exact`], TensorFlow's default) or with the tanh
+    /// approximation ([`Gelu::Tanh`]).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Gelu, Tensor};
+    /// let y = Tensor::new([-1.0f64, 0.0, 1.0]).gelu(Gelu::Exact)?.to_vec::<f64>()?;
+    /// assert!((y[2] - 0.841345).abs() < 1e-6 && y[1] == 0.0);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn gelu(&self, approximation: Gelu) -> Result<Tensor> {
+        dispatch1(Op::Unary(UnaryOp::Gelu(approximation)), &[self])
     }
 
     /// `tf.math.logical_and`.
@@ -1087,9 +1092,23 @@ impl Tensor {
         dispatch1(Op::Identity, &[self])
     }
 
-    /// A scalar of this tensor's dtype (`tf.constant(v, dtype=x.dtype)`).
+    /// A scalar of this tensor's dtype (`tf.constant(v, dtype=x.dtype)`), converted as
+    /// `tf.cast` would.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{DType, Tensor};
+    /// let half = Tensor::new([1.0f64, 2.0]).scalar_like(0.5);
+    /// assert_eq!((half.dtype(), half.to_scalar::<f64>()?), (DType::F64, 0.5));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn scalar_like(&self, v: f64) -> Tensor {
-        Tensor::fill(&[], v, self.dtype())
+        match self.dtype() {
+            DType::F32 => Tensor::scalar(v as f32),
+            DType::F64 => Tensor::scalar(v),
+            DType::I32 => Tensor::scalar(<i32 as Element>::from_f64(v)),
+            DType::I64 => Tensor::scalar(<i64 as Element>::from_f64(v)),
+            DType::Bool => Tensor::scalar(v != 0.0),
+        }
     }
 
     /// `tf.clip_by_value`: `maximum(minimum(x, clip_max), clip_min)` (composite).

@@ -235,7 +235,7 @@ impl Tensor {
 
     /// `tf.math.l2_normalize`: `x * rsqrt(max(sum(x^2, axes), 1e-12))` (composite).
     pub fn l2_normalize(&self, axes: &[i64]) -> Result<Tensor> {
-        let ss = self.square()?.reduce_sum(Some(axes), true)?;
+        let ss = self.square()?.reduce_sum(crate::Axes::from(axes).keepdims())?;
         self.mul(&ss.maximum(&self.scalar_like(1e-12))?.rsqrt()?)
     }
 }

@@ -6,7 +6,7 @@ use crate::data::Array;
 use crate::dispatch::dispatch1;
 use crate::kernels::reduce::{reduce_axes, split_dims};
 use crate::shape::{normalize_axes, normalize_axis};
-use crate::{DType, Data, Element, Error, Op, Result, Tensor, TensorSpec};
+use crate::{Axes, DType, Data, Element, Error, Op, Reduction, Result, Scan, Tensor, TensorSpec};
 use ndarray::{ArrayD, IxDyn};
 
 /// Which reduction a [`Op::Reduce`] performs.
@@ -37,6 +37,44 @@ impl ReduceKind {
     }
 }
 
+/// Which index `argmax` / `argmin` ([`Op::ArgReduce`]) returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArgKind {
+    /// The index of the largest element (`argmax`).
+    Max,
+    /// The index of the smallest element (`argmin`).
+    Min,
+}
+
+impl ArgKind {
+    /// TensorFlow's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArgKind::Max => "argmax",
+            ArgKind::Min => "argmin",
+        }
+    }
+}
+
+/// The running total a [`Op::Scan`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScanKind {
+    /// A running sum (`cumsum`).
+    Sum,
+    /// A running product (`cumprod`).
+    Prod,
+}
+
+impl ScanKind {
+    /// TensorFlow's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScanKind::Sum => "cumsum",
+            ScanKind::Prod => "cumprod",
+        }
+    }
+}
+
 /// Output dims of a reduction over the resolved `axes`.
 pub fn reduced_dims(dims: &[usize], axes: &[usize], keepdims: bool) -> Vec<usize> {
     dims.iter()
@@ -49,16 +87,11 @@ pub fn reduced_dims(dims: &[usize], axes: &[usize], keepdims: bool) -> Vec<usize
         .collect()
 }
 
-pub(crate) fn infer_reduce(
-    kind: ReduceKind,
-    axes: Option<&[i64]>,
-    keepdims: bool,
-    x: &[TensorSpec],
-) -> Result<TensorSpec> {
+pub(crate) fn infer_reduce(kind: ReduceKind, axes: &Axes, keepdims: bool, x: &[TensorSpec]) -> Result<TensorSpec> {
     if x[0].dtype == DType::Bool {
         return Err(Error::dtypes(kind.name(), &[DType::Bool], "expects a numeric tensor"));
     }
-    let axes = normalize_axes(kind.name(), axes, x[0].shape.rank())?;
+    let axes = normalize_axes(kind.name(), axes.as_option(), x[0].shape.rank())?;
     Ok(TensorSpec::new(
         x[0].dtype,
         reduced_dims(x[0].shape.dims(), &axes, keepdims),
@@ -114,8 +147,8 @@ fn highest<T: Element + num_traits::Bounded>() -> T {
     }
 }
 
-pub(crate) fn reduce(kind: ReduceKind, axes: Option<&[i64]>, keepdims: bool, x: &Data) -> Result<Data> {
-    let axes = normalize_axes(kind.name(), axes, x.dims().len())?;
+pub(crate) fn reduce(kind: ReduceKind, axes: &Axes, keepdims: bool, x: &Data) -> Result<Data> {
+    let axes = normalize_axes(kind.name(), axes.as_option(), x.dims().len())?;
     let out_dims = reduced_dims(x.dims(), &axes, keepdims);
     Ok(match x {
         Data::F32(a) => Data::F32(reduce_typed(kind, a, &axes, &out_dims)),
@@ -141,9 +174,9 @@ pub(crate) fn infer_arg(op: &'static str, axis: i64, x: &[TensorSpec]) -> Result
     Ok(TensorSpec::new(DType::I64, reduced_dims(s.dims(), &[ax], false)))
 }
 
-pub(crate) fn arg_reduce(max: bool, axis: i64, x: &Data) -> Result<Data> {
-    let op = if max { "argmax" } else { "argmin" };
-    let ax = normalize_axis(op, axis, x.dims().len())?;
+pub(crate) fn arg_reduce(kind: ArgKind, axis: i64, x: &Data) -> Result<Data> {
+    let ax = normalize_axis(kind.name(), axis, x.dims().len())?;
+    let max = kind == ArgKind::Max;
     fn go<T: Element>(max: bool, a: &Array<T>, ax: usize) -> Array<i64> {
         let std = a.as_standard_layout();
         let s = std.as_slice().expect("standard layout");
@@ -170,17 +203,17 @@ pub(crate) fn arg_reduce(max: bool, axis: i64, x: &Data) -> Result<Data> {
     Ok(Data::I64(crate::with_data!(x, a => go(max, a, ax))))
 }
 
-pub(crate) fn infer_cumsum(axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
-    normalize_axis("cumsum", axis, x[0].shape.rank())?;
+pub(crate) fn infer_scan(kind: ScanKind, axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
+    normalize_axis(kind.name(), axis, x[0].shape.rank())?;
     if x[0].dtype == DType::Bool {
-        return Err(Error::dtypes("cumsum", &[DType::Bool], "expects a numeric tensor"));
+        return Err(Error::dtypes(kind.name(), &[DType::Bool], "expects a numeric tensor"));
     }
     Ok(x[0].clone())
 }
 
-pub(crate) fn cumsum(product: bool, axis: i64, exclusive: bool, reverse: bool, x: &Data) -> Result<Data> {
-    let op = if product { "cumprod" } else { "cumsum" };
-    let ax = normalize_axis(op, axis, x.dims().len())?;
+pub(crate) fn scan(kind: ScanKind, axis: i64, exclusive: bool, reverse: bool, x: &Data) -> Result<Data> {
+    let ax = normalize_axis(kind.name(), axis, x.dims().len())?;
+    let product = kind == ScanKind::Prod;
     fn go<T: Element + num_traits::Num>(
         a: &Array<T>,
         product: bool,
@@ -220,109 +253,225 @@ pub(crate) fn cumsum(product: bool, axis: i64, exclusive: bool, reverse: bool, x
         Data::F64(a) => go(a, product, ax, exclusive, reverse),
         Data::I32(a) => go(a, product, ax, exclusive, reverse),
         Data::I64(a) => go(a, product, ax, exclusive, reverse),
-        Data::Bool(_) => return Err(Error::dtypes("cumsum", &[DType::Bool], "expects a numeric tensor")),
+        Data::Bool(_) => return Err(Error::dtypes(kind.name(), &[DType::Bool], "expects a numeric tensor")),
     })
 }
 
-fn reduce_op(x: &Tensor, kind: ReduceKind, axes: Option<&[i64]>, keepdims: bool) -> Result<Tensor> {
+fn reduce_op(x: &Tensor, kind: ReduceKind, r: Reduction) -> Result<Tensor> {
     dispatch1(
         Op::Reduce {
             kind,
-            axes: axes.map(|a| a.to_vec()),
-            keepdims,
+            axes: r.axes,
+            keepdims: r.keepdims,
         },
         &[x],
     )
 }
 
+/// The reduced dimensions of `x` when the axes were reduced with `keepdims`, as reshape
+/// targets (composites compute with `keepdims` and drop the axes at the end).
+fn dropped_dims(op: &'static str, x: &Tensor, axes: &Axes) -> Result<Vec<i64>> {
+    let axes = normalize_axes(op, axes.as_option(), x.rank())?;
+    Ok(reduced_dims(x.dims(), &axes, false).iter().map(|&d| d as i64).collect())
+}
+
 impl Tensor {
-    /// `tf.reduce_sum` over `axes` (`None` = all).
-    pub fn reduce_sum(&self, axes: Option<&[i64]>, keepdims: bool) -> Result<Tensor> {
-        reduce_op(self, ReduceKind::Sum, axes, keepdims)
+    /// `tf.reduce_sum` over some or all axes ([`Axes::All`], an axis, a list of axes; see
+    /// [`Reduction`] for `keepdims`).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Axes, Tensor};
+    /// let x = Tensor::new([[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    /// assert_eq!(x.reduce_sum(Axes::All)?.to_scalar::<f32>()?, 21.0);
+    /// assert_eq!(x.reduce_sum(1)?.to_vec::<f32>()?, vec![6.0, 15.0]);
+    /// assert_eq!(x.reduce_sum(Axes::from(0).keepdims())?.dims(), &[1, 3]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn reduce_sum(&self, axes: impl Into<Reduction>) -> Result<Tensor> {
+        reduce_op(self, ReduceKind::Sum, axes.into())
     }
 
-    /// `tf.reduce_mean` over `axes` (`None` = all).
-    pub fn reduce_mean(&self, axes: Option<&[i64]>, keepdims: bool) -> Result<Tensor> {
-        reduce_op(self, ReduceKind::Mean, axes, keepdims)
+    /// `tf.reduce_mean` over some or all axes.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Axes, Tensor};
+    /// let x = Tensor::new([[1.0f32, 2.0], [3.0, 6.0]]);
+    /// assert_eq!(x.reduce_mean(Axes::All)?.to_scalar::<f32>()?, 3.0);
+    /// assert_eq!(x.reduce_mean(-1)?.to_vec::<f32>()?, vec![1.5, 4.5]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn reduce_mean(&self, axes: impl Into<Reduction>) -> Result<Tensor> {
+        reduce_op(self, ReduceKind::Mean, axes.into())
     }
 
-    /// `tf.reduce_max` over `axes` (`None` = all).
-    pub fn reduce_max(&self, axes: Option<&[i64]>, keepdims: bool) -> Result<Tensor> {
-        reduce_op(self, ReduceKind::Max, axes, keepdims)
+    /// `tf.reduce_max` over some or all axes.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Axes, Tensor};
+    /// let x = Tensor::new([[1i32, 7], [3, 4]]);
+    /// assert_eq!(x.reduce_max(Axes::All)?.to_scalar::<i32>()?, 7);
+    /// assert_eq!(x.reduce_max(0)?.to_vec::<i32>()?, vec![3, 7]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn reduce_max(&self, axes: impl Into<Reduction>) -> Result<Tensor> {
+        reduce_op(self, ReduceKind::Max, axes.into())
     }
 
-    /// `tf.reduce_min` over `axes` (`None` = all).
-    pub fn reduce_min(&self, axes: Option<&[i64]>, keepdims: bool) -> Result<Tensor> {
-        reduce_op(self, ReduceKind::Min, axes, keepdims)
+    /// `tf.reduce_min` over some or all axes.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Axes, Tensor};
+    /// let x = Tensor::new([[1i32, 7], [3, 4]]);
+    /// assert_eq!(x.reduce_min(Axes::All)?.to_scalar::<i32>()?, 1);
+    /// assert_eq!(x.reduce_min(1)?.to_vec::<i32>()?, vec![1, 3]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn reduce_min(&self, axes: impl Into<Reduction>) -> Result<Tensor> {
+        reduce_op(self, ReduceKind::Min, axes.into())
     }
 
-    /// `tf.reduce_prod` over `axes` (`None` = all).
-    pub fn reduce_prod(&self, axes: Option<&[i64]>, keepdims: bool) -> Result<Tensor> {
-        reduce_op(self, ReduceKind::Prod, axes, keepdims)
+    /// `tf.reduce_prod` over some or all axes (1 over an empty axis).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Axes, Tensor};
+    /// let x = Tensor::new([[1.0f64, 2.0], [3.0, 4.0]]);
+    /// assert_eq!(x.reduce_prod(Axes::All)?.to_scalar::<f64>()?, 24.0);
+    /// assert_eq!(x.reduce_prod(1)?.to_vec::<f64>()?, vec![2.0, 12.0]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn reduce_prod(&self, axes: impl Into<Reduction>) -> Result<Tensor> {
+        reduce_op(self, ReduceKind::Prod, axes.into())
     }
 
     /// `tf.reduce_logsumexp`: `max + log(sum(exp(x - max)))` with the max held constant for
     /// gradients and replaced by 0 where it is infinite (composite, stable).
-    pub fn reduce_logsumexp(&self, axes: Option<&[i64]>, keepdims: bool) -> Result<Tensor> {
-        let m = self.reduce_max(axes, true)?.stop_gradient()?;
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let x = Tensor::new([[0.0f64, 0.0], [1000.0, 1000.0]]);
+    /// let l = x.reduce_logsumexp(1)?.to_vec::<f64>()?;
+    /// assert!((l[0] - 2f64.ln()).abs() < 1e-15 && (l[1] - (1000.0 + 2f64.ln())).abs() < 1e-12);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn reduce_logsumexp(&self, axes: impl Into<Reduction>) -> Result<Tensor> {
+        let Reduction { axes, keepdims } = axes.into();
+        let kept = Reduction {
+            axes: axes.clone(),
+            keepdims: true,
+        };
+        let m = self.reduce_max(kept.clone())?.stop_gradient()?;
         let finite = m.abs()?.less(&m.scalar_like(f64::INFINITY))?;
         let m = finite.select(&m, &m.scalar_like(0.0))?;
-        let s = self.sub(&m)?.exp()?.reduce_sum(axes, true)?.log()?.add(&m)?;
+        let s = self.sub(&m)?.exp()?.reduce_sum(kept)?.log()?.add(&m)?;
         if keepdims {
             Ok(s)
         } else {
-            let axes = normalize_axes("reduce_logsumexp", axes, self.rank())?;
-            let dims = reduced_dims(self.dims(), &axes, false);
-            s.reshape(&dims.iter().map(|&d| d as i64).collect::<Vec<_>>())
+            s.reshape(&dropped_dims("reduce_logsumexp", self, &axes)?)
         }
     }
 
     /// `tf.math.reduce_variance` (population: divides by N), composite.
-    pub fn reduce_variance(&self, axes: Option<&[i64]>, keepdims: bool) -> Result<Tensor> {
-        let mean = self.reduce_mean(axes, true)?;
-        self.squared_difference(&mean)?.reduce_mean(axes, keepdims)
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Axes, Tensor};
+    /// let x = Tensor::new([1.0f64, 2.0, 3.0, 4.0]);
+    /// assert_eq!(x.reduce_variance(Axes::All)?.to_scalar::<f64>()?, 1.25);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn reduce_variance(&self, axes: impl Into<Reduction>) -> Result<Tensor> {
+        let r = axes.into();
+        let mean = self.reduce_mean(Reduction {
+            axes: r.axes.clone(),
+            keepdims: true,
+        })?;
+        self.squared_difference(&mean)?.reduce_mean(r)
     }
 
     /// `tf.math.reduce_std` (population), composite.
-    pub fn reduce_std(&self, axes: Option<&[i64]>, keepdims: bool) -> Result<Tensor> {
-        self.reduce_variance(axes, keepdims)?.sqrt()
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Axes, Tensor};
+    /// let x = Tensor::new([1.0f64, 3.0]);
+    /// assert_eq!(x.reduce_std(Axes::All)?.to_scalar::<f64>()?, 1.0);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn reduce_std(&self, axes: impl Into<Reduction>) -> Result<Tensor> {
+        self.reduce_variance(axes)?.sqrt()
     }
 
     /// `tf.math.argmax` along `axis` (int64; the first maximum wins).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let x = Tensor::new([[1.0f32, 9.0, 9.0], [4.0, 0.0, 2.0]]);
+    /// assert_eq!(x.argmax(1)?.to_vec::<i64>()?, vec![1, 0]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn argmax(&self, axis: i64) -> Result<Tensor> {
-        dispatch1(Op::ArgReduce { max: true, axis }, &[self])
+        dispatch1(
+            Op::ArgReduce {
+                kind: ArgKind::Max,
+                axis,
+            },
+            &[self],
+        )
     }
 
     /// `tf.math.argmin` along `axis` (int64; the first minimum wins).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let x = Tensor::new([[1.0f32, 9.0], [4.0, 0.0]]);
+    /// assert_eq!(x.argmin(0)?.to_vec::<i64>()?, vec![0, 1]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn argmin(&self, axis: i64) -> Result<Tensor> {
-        dispatch1(Op::ArgReduce { max: false, axis }, &[self])
-    }
-
-    /// `tf.math.cumsum` along `axis`.
-    pub fn cumsum(&self, axis: i64, exclusive: bool, reverse: bool) -> Result<Tensor> {
         dispatch1(
-            Op::Scan {
-                product: false,
+            Op::ArgReduce {
+                kind: ArgKind::Min,
                 axis,
-                exclusive,
-                reverse,
             },
             &[self],
         )
     }
 
-    /// `tf.math.cumprod` along `axis`.
-    pub fn cumprod(&self, axis: i64, exclusive: bool, reverse: bool) -> Result<Tensor> {
-        dispatch1(
-            Op::Scan {
-                product: true,
-                axis,
-                exclusive,
-                reverse,
-            },
-            &[self],
-        )
+    /// `tf.math.cumsum` along an axis ([`Scan`] adds `exclusive` and `reverse`).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Scan, Tensor};
+    /// let x = Tensor::new([1i32, 2, 3]);
+    /// assert_eq!(x.cumsum(0)?.to_vec::<i32>()?, vec![1, 3, 6]);
+    /// assert_eq!(x.cumsum(Scan::along(0).reverse())?.to_vec::<i32>()?, vec![6, 5, 3]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn cumsum(&self, scan: impl Into<Scan>) -> Result<Tensor> {
+        scan_op(self, ScanKind::Sum, scan.into())
     }
+
+    /// `tf.math.cumprod` along an axis ([`Scan`] adds `exclusive` and `reverse`).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Scan, Tensor};
+    /// let x = Tensor::new([1i32, 2, 3]);
+    /// assert_eq!(x.cumprod(0)?.to_vec::<i32>()?, vec![1, 2, 6]);
+    /// assert_eq!(x.cumprod(Scan::along(0).exclusive())?.to_vec::<i32>()?, vec![1, 1, 2]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn cumprod(&self, scan: impl Into<Scan>) -> Result<Tensor> {
+        scan_op(self, ScanKind::Prod, scan.into())
+    }
+}
+
+fn scan_op(x: &Tensor, kind: ScanKind, s: Scan) -> Result<Tensor> {
+    dispatch1(
+        Op::Scan {
+            kind,
+            axis: s.axis,
+            exclusive: s.exclusive,
+            reverse: s.reverse,
+        },
+        &[x],
+    )
 }
 
 #[cfg(test)]
@@ -332,52 +481,46 @@ mod tests {
     #[test]
     fn reductions_with_axes_and_keepdims() {
         let x = Tensor::new([[1.0f64, 2.0, 3.0], [4.0, 5.0, 6.0]]);
-        assert_eq!(
-            x.reduce_sum(Some(&[0]), false).unwrap().to_vec::<f64>().unwrap(),
-            vec![5.0, 7.0, 9.0]
-        );
-        let m = x.reduce_mean(Some(&[-1]), true).unwrap();
+        assert_eq!(x.reduce_sum(0).unwrap().to_vec::<f64>().unwrap(), vec![5.0, 7.0, 9.0]);
+        let m = x.reduce_mean(Axes::from(-1).keepdims()).unwrap();
         assert_eq!(m.dims(), &[2, 1]);
         assert_eq!(m.to_vec::<f64>().unwrap(), vec![2.0, 5.0]);
-        assert_eq!(x.reduce_max(None, false).unwrap().to_scalar::<f64>().unwrap(), 6.0);
-        assert_eq!(
-            x.reduce_prod(Some(&[1]), false).unwrap().to_vec::<f64>().unwrap(),
-            vec![6.0, 120.0]
-        );
-        let e = Tensor::zeros(&[0, 3], DType::F32);
-        assert_eq!(
-            e.reduce_sum(Some(&[0]), false).unwrap().to_vec::<f32>().unwrap(),
-            vec![0.0; 3]
-        );
-        assert_eq!(e.reduce_prod(None, false).unwrap().to_scalar::<f32>().unwrap(), 1.0);
-        assert!(x.reduce_sum(Some(&[2]), false).is_err());
-        assert!(x.reduce_sum(Some(&[0, 0]), false).is_err());
+        assert_eq!(x.reduce_max(Axes::All).unwrap().to_scalar::<f64>().unwrap(), 6.0);
+        assert_eq!(x.reduce_prod(1).unwrap().to_vec::<f64>().unwrap(), vec![6.0, 120.0]);
+        let e = Tensor::zeros(&[0, 3], DType::F32).unwrap();
+        assert_eq!(e.reduce_sum(0).unwrap().to_vec::<f32>().unwrap(), vec![0.0; 3]);
+        assert_eq!(e.reduce_prod(Axes::All).unwrap().to_scalar::<f32>().unwrap(), 1.0);
+        assert!(x.reduce_sum(2).is_err());
+        assert!(x.reduce_sum([0, 0]).is_err());
     }
 
     #[test]
     fn logsumexp_variance_arg_and_cumsum() {
         let x = Tensor::new([[1.0f64, 2.0], [3.0, 5.0]]);
-        let l = x.reduce_logsumexp(Some(&[1]), false).unwrap().to_vec::<f64>().unwrap();
+        let l = x.reduce_logsumexp(1).unwrap().to_vec::<f64>().unwrap();
         assert!((l[0] - (1f64.exp() + 2f64.exp()).ln()).abs() < 1e-12);
         assert_eq!(
-            x.reduce_variance(None, false).unwrap().to_scalar::<f64>().unwrap(),
+            x.reduce_variance(Axes::All).unwrap().to_scalar::<f64>().unwrap(),
             2.1875
         );
         assert_eq!(x.argmax(0).unwrap().to_vec::<i64>().unwrap(), vec![1, 1]);
         assert_eq!(x.argmin(-1).unwrap().to_vec::<i64>().unwrap(), vec![0, 0]);
-        assert!(Tensor::zeros(&[0], DType::F32).argmax(0).is_err());
+        assert!(Tensor::zeros(&[0], DType::F32).unwrap().argmax(0).is_err());
         let c = Tensor::new([1i32, 2, 3]);
+        assert_eq!(c.cumsum(0).unwrap().to_vec::<i32>().unwrap(), vec![1, 3, 6]);
         assert_eq!(
-            c.cumsum(0, false, false).unwrap().to_vec::<i32>().unwrap(),
-            vec![1, 3, 6]
+            c.cumsum(Scan::along(0).exclusive().reverse())
+                .unwrap()
+                .to_vec::<i32>()
+                .unwrap(),
+            vec![5, 3, 0]
         );
-        assert_eq!(c.cumsum(0, true, true).unwrap().to_vec::<i32>().unwrap(), vec![5, 3, 0]);
         assert_eq!(
-            c.cumprod(0, true, false).unwrap().to_vec::<i32>().unwrap(),
+            c.cumprod(Scan::along(0).exclusive()).unwrap().to_vec::<i32>().unwrap(),
             vec![1, 1, 2]
         );
         assert_eq!(
-            c.cumprod(0, false, true).unwrap().to_vec::<i32>().unwrap(),
+            c.cumprod(Scan::along(0).reverse()).unwrap().to_vec::<i32>().unwrap(),
             vec![6, 6, 3]
         );
     }
