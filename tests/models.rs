@@ -127,6 +127,13 @@ fn step(
     Ok(loss)
 }
 
+/// A scalar result against TensorFlow's value (and, for float32, its float64 run) by the
+/// oracle's rule ([`compare`]).
+fn compare_scalar(got: &Tensor, want: f64, exact: Option<f64>, tol: f64) -> Result<(), String> {
+    let want = Tensor::scalar(want).cast(got.dtype()).map_err(|e| e.to_string())?;
+    compare(got, &want, exact.map(Tensor::scalar).as_ref(), tol)
+}
+
 /// Row ranges of each step: full batches or consecutive mini-batches, epoch after epoch.
 fn batches(case: &Value, rows: usize) -> Vec<(usize, usize)> {
     let bs = case["batch_size"].as_u64().expect("batch_size") as usize;
@@ -161,12 +168,13 @@ fn run_case(case: &Value, traced: bool) -> Result<(), String> {
     let x = tensor_from_json(&case["data"]["x"]);
     let y = tensor_from_json(&case["data"]["y"]);
     let step_fn = function(|x: &Tensor, y: &Tensor| step(case, &m, &vars, &*opt, x, y));
-    let want_losses: Vec<f64> = case["losses"]
-        .as_array()
-        .expect("losses")
-        .iter()
-        .map(|v| v.as_f64().expect("loss"))
-        .collect();
+    let floats = |key: &str| -> Option<Vec<f64>> {
+        case.get(key)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|v| v.as_f64().expect("a number")).collect())
+    };
+    let want_losses = floats("losses").expect("losses");
+    let exact_losses = floats("exact_losses");
     for (i, range) in batches(case, x.dims()[0]).into_iter().enumerate() {
         let (bx, by) = (rows(&x, range), rows(&y, range));
         let loss = if traced {
@@ -175,34 +183,30 @@ fn run_case(case: &Value, traced: bool) -> Result<(), String> {
             step(case, &m, &vars, &*opt, &bx, &by)
         }
         .map_err(|e| e.to_string())?;
-        let got = loss
-            .cast(DType::F64)
-            .and_then(|l| l.to_scalar::<f64>())
-            .map_err(|e| e.to_string())?;
-        if !approx::relative_eq!(got, want_losses[i], epsilon = tol * 1e-3, max_relative = tol) {
-            return Err(format!("step {i}: loss {got:e}, want {:e}", want_losses[i]));
-        }
+        let exact = exact_losses.as_ref().map(|e| e[i]);
+        compare_scalar(&loss, want_losses[i], exact, tol).map_err(|e| format!("step {i}: loss {e}"))?;
     }
     if traced && step_fn.tracing_count() > 2 {
         return Err(format!("traced {} times", step_fn.tracing_count()));
     }
     for v in &vars {
-        compare(&v.value(), &tensor_from_json(&case["final_weights"][v.name()]), tol)
-            .map_err(|e| format!("final {}: {e}", v.name()))?;
+        let exact = case.get("exact_final_weights").map(|e| tensor_from_json(&e[v.name()]));
+        compare(
+            &v.value(),
+            &tensor_from_json(&case["final_weights"][v.name()]),
+            exact.as_ref(),
+            tol,
+        )
+        .map_err(|e| format!("final {}: {e}", v.name()))?;
     }
     let final_loss = loss_of(case, &m, &x, &y).map_err(|e| e.to_string())?;
-    let got = final_loss
-        .cast(DType::F64)
-        .and_then(|l| l.to_scalar::<f64>())
-        .map_err(|e| e.to_string())?;
     let want = case["final_loss"].as_f64().expect("final_loss");
-    if !approx::relative_eq!(got, want, epsilon = tol * 1e-3, max_relative = tol) {
-        return Err(format!("final loss {got:e}, want {want:e}"));
-    }
+    let exact = case.get("exact_final_loss").and_then(Value::as_f64);
+    compare_scalar(&final_loss, want, exact, tol).map_err(|e| format!("final loss {e}"))?;
     if let Some(preds) = case.get("final_predictions") {
         let logits = m.call(&x).map_err(|e| e.to_string())?;
         let got = logits.argmax(-1).map_err(|e| e.to_string())?;
-        compare(&got, &tensor_from_json(preds), 0.0).map_err(|e| format!("predictions: {e}"))?;
+        compare(&got, &tensor_from_json(preds), None, 0.0).map_err(|e| format!("predictions: {e}"))?;
         let labels = y.cast(DType::I64).map_err(|e| e.to_string())?;
         let acc = got
             .equal(&labels)
@@ -244,9 +248,9 @@ fn run_seed(case: &Value, traced: bool) -> Result<(), String> {
     };
     let x = tensor_from_json(&case["input"]);
     let out = if traced { function(body).call(&x) } else { body(&x) }.map_err(|e| e.to_string())?;
-    compare(&out[0], &tensor_from_json(&case["output"]), out_tol).map_err(|e| format!("output: {e}"))?;
+    compare(&out[0], &tensor_from_json(&case["output"]), None, out_tol).map_err(|e| format!("output: {e}"))?;
     for (g, n) in out[1..].iter().zip(names) {
-        compare(g, &tensor_from_json(&case["grads"][n]), grad_tol).map_err(|e| format!("grad {n}: {e}"))?;
+        compare(g, &tensor_from_json(&case["grads"][n]), None, grad_tol).map_err(|e| format!("grad {n}: {e}"))?;
     }
     Ok(())
 }

@@ -50,11 +50,24 @@ fn vjp(f: &support::oracle::OpFn, inputs: &[Tensor], ups: &[Tensor]) -> ferroflo
     tape.gradient_with(&total, inputs, zeros)
 }
 
-fn compare_grads(got: &[Tensor], want: &[Option<Tensor>]) -> Result<(), String> {
+fn compare_grads(case: &Case, got: &[Tensor]) -> Result<(), String> {
+    let want = case.grads.as_deref().ok_or("case has no gradients")?;
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         if let Some(w) = w {
-            compare(g, w, gradient_rtol(w.dtype())).map_err(|e| format!("input {i}: {e}"))?;
+            let exact = case.exact_grads.as_ref().and_then(|e| e[i].as_ref());
+            compare(g, w, exact, gradient_rtol(w.dtype())).map_err(|e| format!("input {i}: {e}"))?;
         }
+    }
+    Ok(())
+}
+
+fn compare_outputs(case: &Case, got: &[Tensor]) -> Result<(), String> {
+    if got.len() != case.outputs.len() {
+        return Err(format!("{} outputs, want {}", got.len(), case.outputs.len()));
+    }
+    for (i, (g, w)) in got.iter().zip(&case.outputs).enumerate() {
+        let exact = case.exact_outputs.as_ref().map(|e| &e[i]);
+        compare(g, w, exact, forward_rtol(w.dtype())).map_err(|e| format!("output {i}: {e}"))?;
     }
     Ok(())
 }
@@ -69,48 +82,27 @@ fn gradient_rtol(dtype: DType) -> f64 {
 
 fn run_case(case: &Case, mode: Mode) -> Result<(), String> {
     let f = op_fn(case).ok_or("op not mapped")?;
+    let ups = || case.upstreams.as_deref().ok_or("case has no gradients");
     match mode {
-        Mode::Forward => {
-            let outs = f(&case.inputs).map_err(|e| e.to_string())?;
-            if outs.len() != case.outputs.len() {
-                return Err(format!("{} outputs, want {}", outs.len(), case.outputs.len()));
-            }
-            outs.iter()
-                .zip(&case.outputs)
-                .try_for_each(|(g, w)| compare(g, w, forward_rtol(w.dtype())))
-        }
-        Mode::Gradient => {
-            let (Some(ups), Some(want)) = (&case.upstreams, &case.grads) else {
-                return Err("case has no gradients".into());
-            };
-            let got = vjp(&f, &case.inputs, ups).map_err(|e| e.to_string())?;
-            compare_grads(&got, want)
-        }
+        Mode::Forward => compare_outputs(case, &f(&case.inputs).map_err(|e| e.to_string())?),
+        Mode::Gradient => compare_grads(case, &vjp(&f, &case.inputs, ups()?).map_err(|e| e.to_string())?),
         Mode::TracedForward => {
             let traced = function(move |x: &[Tensor]| f(x));
             let outs = traced.call(&case.inputs).map_err(|e| e.to_string())?;
             if traced.tracing_count() != 1 {
                 return Err("the function did not trace".into());
             }
-            if outs.len() != case.outputs.len() {
-                return Err(format!("{} outputs, want {}", outs.len(), case.outputs.len()));
-            }
-            outs.iter()
-                .zip(&case.outputs)
-                .try_for_each(|(g, w)| compare(g, w, forward_rtol(w.dtype())))
+            compare_outputs(case, &outs)
         }
         Mode::TracedGradient => {
-            let (Some(ups), Some(want)) = (&case.upstreams, &case.grads) else {
-                return Err("case has no gradients".into());
-            };
             let n = case.inputs.len();
             let traced = function(move |args: &[Tensor]| vjp(&f, &args[..n], &args[n..]));
-            let args: Vec<Tensor> = case.inputs.iter().chain(ups).cloned().collect();
+            let args: Vec<Tensor> = case.inputs.iter().chain(ups()?).cloned().collect();
             let got = traced.call(&args).map_err(|e| e.to_string())?;
             if traced.tracing_count() != 1 {
                 return Err("the function did not trace".into());
             }
-            compare_grads(&got, want)
+            compare_grads(case, &got)
         }
     }
 }

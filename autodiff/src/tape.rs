@@ -697,10 +697,7 @@ impl GradientTape {
         let mut dims: Vec<i64> = target.dims().iter().map(|&d| d as i64).collect();
         dims.extend(source.dims().iter().map(|&d| d as i64));
         if rows.is_empty() {
-            return Ok(Tensor::zeros(
-                &dims.iter().map(|&d| d as usize).collect::<Vec<_>>(),
-                source.dtype(),
-            )?);
+            return Tensor::zeros(&dims.iter().map(|&d| d as usize).collect::<Vec<_>>(), source.dtype());
         }
         let refs: Vec<&Tensor> = rows.iter().collect();
         Tensor::stack(&refs, 0)?.reshape(&dims)

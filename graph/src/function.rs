@@ -530,7 +530,13 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
             .collect();
         let outputs = {
             let _active = push_tracer(tracer.clone());
-            (self.body)(&args, statics)?
+            // A closure that panics while tracing (a slice-form closure reading an argument it
+            // was not given, say) is an error of this call, not of the whole program.
+            let body = std::panic::AssertUnwindSafe(|| (self.body)(&args, statics));
+            std::panic::catch_unwind(body).map_err(|panic| Error::Other {
+                op: "function",
+                msg: format!("the traced closure panicked: {}", panic_message(&*panic)),
+            })??
         };
         let tracer = Rc::try_unwrap(tracer).map_err(|_| Error::Other {
             op: "function",
@@ -539,6 +545,15 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
         let graph = tracer.finish(&outputs)?;
         ConcreteFunction::new(graph, specs.to_vec(), signature.to_vec(), &self.passes)
     }
+}
+
+/// The message of a caught panic (a `&str` or `String` payload).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 impl fmt::Debug for ConcreteFunction {

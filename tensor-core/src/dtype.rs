@@ -62,6 +62,33 @@ impl DType {
     }
 }
 
+impl std::str::FromStr for DType {
+    type Err = crate::Error;
+
+    /// TensorFlow's names (`"float32"`, `"float64"`, `"int32"`, `"int64"`, `"bool"`) and
+    /// NumPy's short ones (`"f32"`, `"f64"`, `"i32"`, `"i64"`).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::DType;
+    /// assert_eq!("float32".parse::<DType>()?, DType::F32);
+    /// assert_eq!("i64".parse::<DType>()?, DType::I64);
+    /// assert!("float8".parse::<DType>().is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    fn from_str(s: &str) -> crate::Result<DType> {
+        let short = match s {
+            "f32" => Some(DType::F32),
+            "f64" => Some(DType::F64),
+            "i32" => Some(DType::I32),
+            "i64" => Some(DType::I64),
+            _ => None,
+        };
+        short
+            .or_else(|| DType::from_name(s))
+            .ok_or_else(|| crate::Error::invalid("dtype", format!("unknown dtype {s:?}")))
+    }
+}
+
 impl fmt::Display for DType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -172,7 +172,7 @@ impl Normal {
         if !self.dtype.is_float() {
             return Err(Error::dtypes(op, &[self.dtype], "needs a float dtype"));
         }
-        if !self.mean.is_finite() || !(self.stddev >= 0.0 && self.stddev.is_finite()) {
+        if !(self.mean.is_finite() && self.stddev >= 0.0 && self.stddev.is_finite()) {
             return Err(Error::invalid(
                 op,
                 format!(
