@@ -5,9 +5,9 @@
 //! so memory stays at the live set). With buffer reuse on, an elementwise op whose input
 //! dies at that node and is not shared writes its result into the input's buffer.
 
-use crate::fused::unary_slice;
 use crate::ir::{Graph, NodeKind};
-use ferroflow_tensor_core::{BinaryOp, Data, Error, FloatElement, Op, Result, Tensor, TensorSpec, UnaryOp};
+use ferroflow_tensor_core::fused::{binary_in_place, unary_in_place};
+use ferroflow_tensor_core::{Data, Error, Op, Result, Tensor, TensorSpec};
 
 /// One node's work.
 #[derive(Debug, Clone)]
@@ -151,15 +151,7 @@ impl Plan {
                         }
                         .infer(&specs)?;
                     }
-                    let bias = if e.bias { ins.get(2).copied() } else { None };
-                    vals[out] = Some(ferroflow_tensor_core::ops::linalg::matmul_epilogue(
-                        e.transpose_a,
-                        e.transpose_b,
-                        ins[0],
-                        ins[1],
-                        bias,
-                        e.activation,
-                    )?);
+                    vals[out] = Some(e.run(&ins)?);
                 }
             }
             free(&mut vals, step);
@@ -191,66 +183,5 @@ fn inputs<'a>(vals: &'a [Option<Data>], step: &Step, node: usize) -> Result<Vec<
 fn free(vals: &mut [Option<Data>], step: &Step) {
     for &s in &step.free {
         vals[s] = None;
-    }
-}
-
-/// Applies `u` to `d`'s own buffer when nobody else holds it; gives `d` back otherwise.
-fn unary_in_place(u: UnaryOp, d: Data) -> std::result::Result<Data, Data> {
-    fn go<T: FloatElement>(
-        u: UnaryOp,
-        a: ferroflow_tensor_core::data::Array<T>,
-        wrap: fn(ferroflow_tensor_core::data::Array<T>) -> Data,
-    ) -> std::result::Result<Data, Data> {
-        if !a.is_unique() || !a.is_standard_layout() {
-            return Err(wrap(a));
-        }
-        let mut a = a;
-        if let Some(s) = a.as_slice_mut() {
-            in_place_unary(u, s);
-        }
-        Ok(wrap(a))
-    }
-    match d {
-        Data::F32(a) => go(u, a, Data::F32),
-        Data::F64(a) => go(u, a, Data::F64),
-        other => Err(other),
-    }
-}
-
-/// `s[i] = u(s[i])`.
-fn in_place_unary<T: FloatElement>(u: UnaryOp, s: &mut [T]) {
-    // Chunks through a small stack buffer keep the vectorised slice kernel usable.
-    let mut buf = [T::zero(); 256];
-    for chunk in s.chunks_mut(256) {
-        let tmp = &mut buf[..chunk.len()];
-        tmp.copy_from_slice(chunk);
-        unary_slice(u, tmp, chunk);
-    }
-}
-
-/// `d = d ∘ o` (or `o ∘ d` when `d_is_lhs` is false) in `d`'s buffer, when `d` is unshared
-/// and `o` is the same shape or a single element.
-fn binary_in_place(b: BinaryOp, d: Data, o: &Data, d_is_lhs: bool) -> std::result::Result<Data, Data> {
-    fn go<T: FloatElement>(
-        b: BinaryOp,
-        mut a: ferroflow_tensor_core::data::Array<T>,
-        o: &ferroflow_tensor_core::data::Array<T>,
-        lhs: bool,
-        wrap: fn(ferroflow_tensor_core::data::Array<T>) -> Data,
-    ) -> std::result::Result<Data, Data> {
-        let ok_other = o.is_standard_layout() && (o.len() == 1 || o.shape() == a.shape());
-        if !a.is_unique() || !a.is_standard_layout() || !ok_other {
-            return Err(wrap(a));
-        }
-        let os = o.as_slice().expect("standard layout");
-        if let Some(s) = a.as_slice_mut() {
-            crate::fused::binary_in_place_slice(b, s, os, lhs);
-        }
-        Ok(wrap(a))
-    }
-    match (d, o) {
-        (Data::F32(a), Data::F32(x)) => go(b, a, x, d_is_lhs, Data::F32),
-        (Data::F64(a), Data::F64(x)) => go(b, a, x, d_is_lhs, Data::F64),
-        (d, _) => Err(d),
     }
 }

@@ -1,7 +1,7 @@
 //! The graph IR: nodes in program order, each one op (or a fused kernel) with its inputs
 //! and the specs of its outputs.
 
-use crate::fused::{EpilogueMatMul, FusedElementwise};
+use ferroflow_tensor_core::fused::{EpilogueMatMul, FusedElementwise};
 use ferroflow_tensor_core::{Data, Op, TensorSpec};
 use std::fmt;
 

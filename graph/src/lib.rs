@@ -33,7 +33,6 @@ pub mod config;
 mod exec;
 pub mod export;
 mod function;
-pub mod fused;
 pub mod ir;
 pub mod passes;
 mod trace;

@@ -23,19 +23,18 @@ pub enum Data {
 }
 
 /// Runs `$body` with `$a` bound to the typed array inside a [`Data`], for every dtype.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! with_data {
     ($data:expr, $a:ident => $body:expr) => {
         match $data {
-            $crate::Data::F32($a) => $body,
-            $crate::Data::F64($a) => $body,
-            $crate::Data::I32($a) => $body,
-            $crate::Data::I64($a) => $body,
-            $crate::Data::Bool($a) => $body,
+            crate::Data::F32($a) => $body,
+            crate::Data::F64($a) => $body,
+            crate::Data::I32($a) => $body,
+            crate::Data::I64($a) => $body,
+            crate::Data::Bool($a) => $body,
         }
     };
 }
+pub(crate) use with_data;
 
 impl Data {
     /// The dtype of the elements.

@@ -31,23 +31,23 @@
 #![warn(missing_docs)]
 
 mod alloc;
-pub mod data;
+mod data;
 mod dispatch;
 mod display;
 mod dtype;
 mod error;
-pub mod kernels;
+pub mod fused;
+mod kernels;
 mod op;
-pub mod ops;
+mod ops;
 mod options;
 pub mod random;
 mod shape;
 mod tensor;
 mod variable;
-pub mod wire;
 
 pub use alloc::{checked_elements, memory_limit};
-pub use data::Data;
+pub use data::{Array, Data};
 pub use dispatch::{
     dispatch, dispatch1, has_observers, is_tracing, push_observer, push_tracer, Observer, ObserverGuard,
     PauseObservers, Tracer, TracerGuard,

@@ -5,9 +5,9 @@
 //! that a [`TfEntry`] is always self-consistent; encoding omits zero scalars like proto3 does,
 //! which is what makes the written index byte-identical to TensorFlow's.
 
-use super::proto::{for_each_field, put_bytes_field, put_fixed32_field, put_varint_field, Wire, WireResult};
 use crate::error::{CheckpointError, Result};
 use crate::raw::{checked_elements, StoredDtype};
+use ferroflow_wire::{for_each_field, put_bytes_field, put_fixed32_field, put_varint_field, Wire, WireResult};
 use std::path::Path;
 
 /// Most shards a header may declare. TF has no limit, but a corrupt count must not make a
@@ -147,7 +147,7 @@ impl Version {
                 (3, Wire::Bytes(packed)) => {
                     let mut pos = 0;
                     while pos < packed.len() {
-                        let n = super::proto::read_varint64(packed, &mut pos)?;
+                        let n = ferroflow_wire::read_varint64(packed, &mut pos)?;
                         self.bad_consumers.push(n as u32 as i32);
                     }
                 }

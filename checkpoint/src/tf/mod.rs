@@ -18,7 +18,6 @@
 
 mod entry;
 mod object_graph;
-mod proto;
 mod reader;
 mod strings;
 mod table;

@@ -5,9 +5,9 @@
 //! each variable node carries one `SerializedTensor` naming its table key.
 
 use super::checkpoint_key;
-use super::proto::{put_bytes_field, put_varint_field};
 use super::writer::BundleVariable;
 use crate::error::{CheckpointError, Result};
+use ferroflow_wire::{put_bytes_field, put_varint_field};
 use std::collections::HashMap;
 
 /// A node of the path trie.

@@ -272,7 +272,7 @@ fn slice_range<'d>(file: &Path, key: &str, entry: &TfEntry, data: &'d [u8]) -> R
 
 /// Checks a numeric tensor's bytes against the entry's masked CRC32C.
 fn check_crc(file: &Path, key: &str, entry: &TfEntry, bytes: &[u8]) -> Result<()> {
-    let crc = super::proto::mask_crc(crc32c::crc32c(bytes));
+    let crc = ferroflow_wire::masked_crc32c(bytes);
     if crc != entry.crc32c {
         return Err(CheckpointError::corrupt(
             file,

@@ -5,7 +5,7 @@
 //! above `u32::MAX`), not over the varints. The entry's CRC continues that same running CRC over
 //! the 4 stored checksum bytes and then all string bytes.
 
-use super::proto::{mask_crc, put_varint, read_varint64, WireResult};
+use ferroflow_wire::{mask_crc, put_varint, read_varint64, WireResult};
 
 /// Extends a CRC with one length as TF's `WriteStringTensor` checksums it.
 fn crc_length(crc: u32, len: u64) -> u32 {

@@ -9,7 +9,7 @@
 //! allocate or loop far beyond the input. The builder follows TensorFlow's `TableBuilder`
 //! decision for decision, so its output is byte-identical.
 
-use super::proto::{mask_crc, put_varint, read_varint32, read_varint64, WireResult};
+use ferroflow_wire::{mask_crc, put_varint, read_varint32, read_varint64, WireResult};
 
 /// Footer magic (`57 fb 80 8b 24 75 47 db` on disk).
 const MAGIC: u64 = 0xdb47_7524_8b80_fb57;

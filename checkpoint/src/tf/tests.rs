@@ -1,10 +1,10 @@
 //! Tests of the whole bundle reader and writer against the TensorFlow-written fixture.
 
-use super::proto::{for_each_field, mask_crc};
 use super::table::{read_table, TableBuilder};
 use super::*;
 use crate::error::CheckpointError;
 use crate::raw::{RawTensor, StoredDtype};
+use ferroflow_wire::{for_each_field, mask_crc};
 use std::path::Path;
 
 const FIXTURE_INDEX: &[u8] = include_bytes!("../../tests/fixtures/tf_ckpt/checkpoint1.index");

@@ -2,12 +2,12 @@
 
 use super::entry::{dtype_to_tf, encode_entry, encode_header, DT_STRING};
 use super::object_graph::encode_object_graph;
-use super::proto::mask_crc;
 use super::table::TableBuilder;
 use super::{checkpoint_key, data_path, index_path, strings, OBJECT_GRAPH_KEY};
 use crate::atomic::{remove_durable, stage};
 use crate::error::{CheckpointError, Result};
 use crate::raw::{checked_byte_len, RawTensor, StoredDtype};
+use ferroflow_wire::mask_crc;
 use std::collections::BTreeMap;
 use std::path::Path;
 

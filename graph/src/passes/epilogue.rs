@@ -2,8 +2,8 @@
 //! one node that adds the bias and applies the activation to each output block while it is
 //! still in cache.
 
-use crate::fused::EpilogueMatMul;
 use crate::ir::{Graph, NodeKind, ValueRef};
+use ferroflow_tensor_core::fused::EpilogueMatMul;
 use ferroflow_tensor_core::{BinaryOp, Op, UnaryOp};
 use std::collections::HashMap;
 

@@ -1,8 +1,8 @@
 //! Elementwise fusion: a tree of float elementwise ops whose intermediate results are used
 //! once becomes one [`FusedElementwise`] node, run as a single pass over memory.
 
-use crate::fused::{combine_instructions, FusedElementwise, Instr, Operand};
 use crate::ir::{Graph, NodeKind, ValueRef};
+use ferroflow_tensor_core::fused::{combine_instructions, FusedElementwise, Instr, Operand};
 use ferroflow_tensor_core::Op;
 use std::collections::HashMap;
 

@@ -30,7 +30,7 @@ pub struct PassConfig {
     pub elementwise_fusion: bool,
     /// Inside each fused node, run a multiply feeding an add, and a costly unary op (exp,
     /// sigmoid, tanh, ...) feeding a multiply or an add, as one pass over the chunk each
-    /// (see [`combine_instructions`](crate::fused::combine_instructions)).
+    /// (see [`combine_instructions`](ferroflow_tensor_core::fused::combine_instructions)).
     pub loop_merging: bool,
     /// Apply bias-add and activation to each matmul output block while it is hot.
     pub matmul_epilogue_fusion: bool,

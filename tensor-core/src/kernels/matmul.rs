@@ -81,14 +81,16 @@ pub trait GemmFloat:
     /// `matrixmultiply` may select for this type.
     const TILE: usize;
 
-    /// Raw single-threaded `C = A·B` (`beta = 0`) through `matrixmultiply`.
+    /// Raw single-threaded `C = A·B` (or `C += A·B` when `accumulate`) through
+    /// `matrixmultiply`: the one unsafe hook every float product of the crate (matmul and
+    /// the convolutions) goes through.
     ///
     /// # Safety
     ///
     /// For all `i < m`, `p < k`, `j < n` the pointers `a + i·rsa + p·csa`,
     /// `b + p·rsb + j·csb` must be valid for reads and `c + i·rsc + j·csc`
-    /// valid for writes, with the `C` elements distinct and not aliased by
-    /// anything else during the call.
+    /// valid for writes (and reads when accumulating), with the `C` elements
+    /// distinct and not aliased by anything else during the call.
     #[allow(clippy::too_many_arguments)]
     unsafe fn raw_gemm(
         m: usize,
@@ -103,6 +105,7 @@ pub trait GemmFloat:
         c: *mut Self,
         rsc: isize,
         csc: isize,
+        accumulate: bool,
     );
 }
 
@@ -122,10 +125,12 @@ impl GemmFloat for f32 {
         c: *mut f32,
         rsc: isize,
         csc: isize,
+        accumulate: bool,
     ) {
-        // SAFETY: forwarded caller contract (see trait docs); beta = 0 means
-        // `C` is only written, never read.
-        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        // SAFETY: forwarded caller contract (see trait docs); with beta = 0 `C` is only
+        // written, never read.
+        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
     }
 }
 
@@ -145,10 +150,12 @@ impl GemmFloat for f64 {
         c: *mut f64,
         rsc: isize,
         csc: isize,
+        accumulate: bool,
     ) {
-        // SAFETY: forwarded caller contract (see trait docs); beta = 0 means
-        // `C` is only written, never read.
-        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc) }
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        // SAFETY: forwarded caller contract (see trait docs); with beta = 0 `C` is only
+        // written, never read.
+        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
     }
 }
 
@@ -352,6 +359,7 @@ impl<T: GemmFloat> Job<T> {
                 cp,
                 self.n as isize,
                 1,
+                false,
             );
             if let Some(epi) = self.epilogue {
                 for r in 0..rows {
@@ -415,6 +423,58 @@ impl<'a, T> MatRef<'a, T> {
     /// Batch entries starting at `offsets`.
     pub fn batched(data: &'a [T], offsets: &'a [usize], rs: usize, cs: usize) -> Self {
         MatRef { data, offsets, rs, cs }
+    }
+}
+
+/// `c = a·b`, or `c += a·b` when `accumulate`, for one product on the calling thread: `a`
+/// (`m × k`) and `b` (`k × n`) strided, `c` the contiguous row-major `m × n` block. The entry
+/// the convolution kernels use for each of their blocks (they parallelise over blocks
+/// themselves); it shares [`GemmFloat::raw_gemm`] with [`gemm`].
+///
+/// # Panics
+///
+/// If an operand's last element lies outside its slice or `c` is shorter than `m·n`: the
+/// callers size everything from a checked geometry, so this is a bug, never bad input.
+pub fn gemm_serial<T: GemmFloat>(
+    (m, k, n): (usize, usize, usize),
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &mut [T],
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(c.len() >= m * n, "gemm_serial: output too small");
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(T::default());
+        }
+        return;
+    }
+    assert!(
+        operands_fit(a.data.len(), a.offsets, m, k, a.rs, a.cs)
+            && operands_fit(b.data.len(), b.offsets, k, n, b.rs, b.cs),
+        "gemm_serial: an operand lies outside its slice"
+    );
+    // SAFETY: the asserts keep every addressed element of `a`, `b` and `c` in bounds; `c`
+    // is a unique borrow, so it aliases neither operand.
+    unsafe {
+        T::raw_gemm(
+            m,
+            k,
+            n,
+            a.data.as_ptr().add(a.offsets[0]),
+            istride(a.rs, m),
+            istride(a.cs, k),
+            b.data.as_ptr().add(b.offsets[0]),
+            istride(b.rs, k),
+            istride(b.cs, n),
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+            accumulate,
+        )
     }
 }
 
@@ -483,6 +543,7 @@ fn drive<T: GemmFloat>(
                         cb.as_mut_ptr(),
                         n as isize,
                         1,
+                        false,
                     )
                 };
             }
@@ -607,6 +668,7 @@ fn refuse<T: Copy + Default>((m, n): (usize, usize), batch: usize, c: &mut [T]) 
 /// The caller guarantees that every addressed element lies inside its
 /// slice. This is `debug_assert!`ed; in release builds a violation makes the
 /// call write zeros to `C` instead of reading out of bounds.
+#[cfg(test)]
 pub fn gemm<T: GemmFloat>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
     batched_gemm(m, k, n, a, b, c);
 }
@@ -696,6 +758,7 @@ impl GemmInt for i64 {
 /// [`gemm`]. Single-threaded i-k-j loop.
 ///
 /// Contract violations are handled as in [`gemm`].
+#[cfg(test)]
 pub fn gemm_int<T: GemmInt>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
     batched_gemm_int(m, k, n, a, b, c);
 }

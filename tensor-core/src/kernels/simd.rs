@@ -40,11 +40,9 @@ pub fn fma_enabled() -> bool {
 /// [`vectorized`]: math that can use fused multiply-adds (the `exp` of `exp`, `sigmoid`)
 /// then uses them exactly where they are one instruction, and never a slow library call.
 /// Both forms are compiled; the body should fix its op first (match outside the loop).
-#[macro_export]
-#[doc(hidden)]
 macro_rules! with_fma {
     ($fma:ident => $body:expr) => {{
-        if $crate::kernels::simd::fma_enabled() {
+        if crate::kernels::simd::fma_enabled() {
             #[allow(non_upper_case_globals)]
             const $fma: bool = true;
             $body
@@ -55,6 +53,7 @@ macro_rules! with_fma {
         }
     }};
 }
+pub(crate) use with_fma;
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]

@@ -233,16 +233,17 @@ pub(crate) fn matmul(ta: bool, tb: bool, a: &Data, b: &Data) -> Result<Data> {
 }
 
 /// A matmul whose output blocks get `+ bias` (a vector of the last dimension) and then
-/// `activation`, applied by the thread that computed each block while it is in cache. The
-/// graph crate's epilogue fusion runs this; results equal matmul, add, activation run apart.
-pub fn matmul_epilogue(
-    ta: bool,
-    tb: bool,
+/// `activation`, applied by the thread that computed each block while it is in cache
+/// ([`EpilogueMatMul`](crate::fused::EpilogueMatMul) runs this); results equal matmul, add and
+/// the activation run apart.
+pub(crate) fn matmul_epilogue(
+    options: MatMul,
     a: &Data,
     b: &Data,
     bias: Option<&Data>,
     activation: Option<crate::UnaryOp>,
 ) -> Result<Data> {
+    let (ta, tb) = (options.transpose_a, options.transpose_b);
     fn go<T: Element + GemmFloat + crate::FloatElement>(
         ta: bool,
         tb: bool,
@@ -278,7 +279,7 @@ pub fn matmul_epilogue(
                 if let Some(u) = act {
                     // The op fixed outside the loop and the AVX2+FMA build, as in the
                     // elementwise kernels (the exp of exp/sigmoid uses fused multiply-adds).
-                    crate::with_unary_op!(u, op => crate::with_fma!(fma => crate::kernels::simd::vectorized(|| {
+                    crate::ops::math::unary::with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => crate::kernels::simd::vectorized(|| {
                         for v in seg.iter_mut() {
                             *v = op.apply_float::<T, fma>(*v)
                         }

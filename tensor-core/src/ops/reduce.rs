@@ -200,7 +200,7 @@ pub(crate) fn arg_reduce(kind: ArgKind, axis: i64, x: &Data) -> Result<Data> {
             .expect("arg size")
             .into_shared()
     }
-    Ok(Data::I64(crate::with_data!(x, a => go(max, a, ax))))
+    Ok(Data::I64(crate::data::with_data!(x, a => go(max, a, ax))))
 }
 
 pub(crate) fn infer_scan(kind: ScanKind, axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {

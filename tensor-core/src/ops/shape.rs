@@ -4,6 +4,7 @@
 //! `transpose`, `strided_slice`, `expand_dims` and `squeeze` return views that share the
 //! input's storage; kernels downstream take the strides as they are.
 
+use super::same_dtype;
 use crate::data::Array;
 use crate::dispatch::dispatch1;
 use crate::shape::{normalize_axes, normalize_axis};
@@ -30,7 +31,7 @@ pub(crate) fn infer_transpose(perm: &[usize], x: &[TensorSpec]) -> Result<Tensor
 }
 
 pub(crate) fn transpose(perm: &[usize], x: &Data) -> Data {
-    crate::with_data!(x, a => Data::from_array(a.clone().permuted_axes(IxDyn(perm))))
+    crate::data::with_data!(x, a => Data::from_array(a.clone().permuted_axes(IxDyn(perm))))
 }
 
 /// Resolves a reshape target (one entry may be -1) against `count` elements.
@@ -84,7 +85,7 @@ fn reshape_array<T: Element>(a: &Array<T>, dims: &[usize]) -> Array<T> {
 
 pub(crate) fn reshape(target: &[i64], x: &Data) -> Result<Data> {
     let dims = resolve_reshape(target, &x.dims().into())?;
-    Ok(crate::with_data!(x, a => Data::from_array(reshape_array(a, &dims))))
+    Ok(crate::data::with_data!(x, a => Data::from_array(reshape_array(a, &dims))))
 }
 
 fn expand_axis(axis: i64, rank: usize) -> Result<usize> {
@@ -100,7 +101,7 @@ pub(crate) fn infer_expand_dims(axis: i64, x: &[TensorSpec]) -> Result<TensorSpe
 
 pub(crate) fn expand_dims(axis: i64, x: &Data) -> Result<Data> {
     let ax = expand_axis(axis, x.dims().len())?;
-    Ok(crate::with_data!(x, a => Data::from_array(a.clone().insert_axis(Axis(ax)))))
+    Ok(crate::data::with_data!(x, a => Data::from_array(a.clone().insert_axis(Axis(ax)))))
 }
 
 fn squeeze_axes(axes: Option<&[i64]>, dims: &[usize]) -> Result<Vec<usize>> {
@@ -128,24 +129,13 @@ pub(crate) fn infer_squeeze(axes: Option<&[i64]>, x: &[TensorSpec]) -> Result<Te
 
 pub(crate) fn squeeze(axes: Option<&[i64]>, x: &Data) -> Result<Data> {
     let ax = squeeze_axes(axes, x.dims())?;
-    Ok(crate::with_data!(x, a => {
+    Ok(crate::data::with_data!(x, a => {
         let mut b = a.clone();
         for &i in ax.iter().rev() {
             b = b.index_axis_move(Axis(i), 0);
         }
         Data::from_array(b)
     }))
-}
-
-fn same_dtype(op: &'static str, x: &[TensorSpec]) -> Result<DType> {
-    let Some(first) = x.first() else {
-        return Err(Error::invalid(op, "needs at least one input"));
-    };
-    if x.iter().any(|s| s.dtype != first.dtype) {
-        let ds: Vec<DType> = x.iter().map(|s| s.dtype).collect();
-        return Err(Error::dtypes(op, &ds, "inputs must have the same dtype"));
-    }
-    Ok(first.dtype)
 }
 
 pub(crate) fn infer_concat(axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
@@ -294,7 +284,7 @@ fn apply_plan<T: Element>(a: &Array<T>, plan: &SlicePlan) -> Array<T> {
 
 pub(crate) fn strided_slice(begin: &[Option<i64>], end: &[Option<i64>], strides: &[i64], x: &Data) -> Result<Data> {
     let plan = plan_strided_slice(begin, end, strides, x.dims())?;
-    Ok(crate::with_data!(x, a => Data::from_array(apply_plan(a, &plan))))
+    Ok(crate::data::with_data!(x, a => Data::from_array(apply_plan(a, &plan))))
 }
 
 pub(crate) fn infer_strided_slice_grad(
@@ -329,7 +319,7 @@ pub(crate) fn strided_slice_grad(
         out.slice_each_axis_mut(|ax| slices[ax.axis.index()]).assign(g);
         Data::from_owned(out)
     }
-    Ok(crate::with_data!(g, a => go(a, input_shape, &slices)))
+    Ok(crate::data::with_data!(g, a => go(a, input_shape, &slices)))
 }
 
 pub(crate) fn infer_segment_sum(num_segments: usize, x: &[TensorSpec]) -> Result<TensorSpec> {
@@ -422,7 +412,7 @@ pub(crate) fn tile(multiples: &[usize], x: &Data) -> Result<Data> {
         }
         Ok(Data::from_owned(cur))
     }
-    crate::with_data!(x, a => go(a, multiples))
+    crate::data::with_data!(x, a => go(a, multiples))
 }
 
 pub(crate) fn infer_broadcast_to(shape: &[usize], x: &[TensorSpec]) -> Result<TensorSpec> {
@@ -444,7 +434,7 @@ pub(crate) fn infer_broadcast_to(shape: &[usize], x: &[TensorSpec]) -> Result<Te
 }
 
 pub(crate) fn broadcast_to(shape: &[usize], x: &Data) -> Result<Data> {
-    crate::with_data!(x, a => {
+    crate::data::with_data!(x, a => {
         let v = a.broadcast(IxDyn(shape)).ok_or_else(|| Error::shapes("broadcast_to", &[&x.dims().into(), &shape.into()], "cannot broadcast"))?;
         // A single value (the gradient of a mean or sum) fills the output directly; ndarray's
         // strided iteration over a broadcast view costs tens of ns per element.
@@ -487,7 +477,7 @@ pub(crate) fn pad(paddings: &[[usize; 2]], constant: f64, x: &Data) -> Result<Da
         .assign(a);
         Data::from_owned(out)
     }
-    Ok(crate::with_data!(x, a => go(a, paddings, constant)))
+    Ok(crate::data::with_data!(x, a => go(a, paddings, constant)))
 }
 
 pub(crate) fn infer_gather(axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
@@ -542,7 +532,7 @@ pub(crate) fn gather(axis: i64, params: &Data, indices: &Data) -> Result<Data> {
         }
         Data::from_owned(ArrayD::from_shape_vec(IxDyn(out_dims), out).expect("gather size"))
     }
-    Ok(crate::with_data!(params, a => go(a, ax, &idx, &out_dims)))
+    Ok(crate::data::with_data!(params, a => go(a, ax, &idx, &out_dims)))
 }
 
 fn one_hot_dims(depth: usize, axis: i64, dims: &[usize]) -> Result<(usize, Vec<usize>)> {

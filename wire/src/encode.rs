@@ -1,14 +1,4 @@
-//! The protobuf wire format's writing side and the CRC masking of TFRecord and LevelDB
-//! files: what both TensorFlow-compatible writers of the project need (the graph crate's
-//! TensorBoard event files and the checkpoint crate's tensor bundles), kept in one place.
-//!
-//! ```
-//! use ferroflow_tensor_core::wire::{put_bytes_field, put_varint_field};
-//! let mut m = Vec::new();
-//! put_varint_field(&mut m, 1, 150);
-//! put_bytes_field(&mut m, 2, b"hi");
-//! assert_eq!(m, [0x08, 0x96, 0x01, 0x12, 0x02, b'h', b'i']);
-//! ```
+//! Writing protobuf fields.
 
 /// Wire type of varint fields (int32/int64/uint/bool/enum).
 pub const WIRE_VARINT: u64 = 0;
@@ -18,12 +8,6 @@ pub const WIRE_FIXED64: u64 = 1;
 pub const WIRE_BYTES: u64 = 2;
 /// Wire type of 32-bit fields (fixed32, float).
 pub const WIRE_FIXED32: u64 = 5;
-
-/// TFRecord/LevelDB CRC masking: storing a CRC of data that itself holds CRCs is
-/// error-prone, so the stored value is rotated right by 15 and offset by 0xA282EAD8.
-pub fn mask_crc(crc: u32) -> u32 {
-    crc.rotate_right(15).wrapping_add(0xA282_EAD8)
-}
 
 /// Appends `v` as a varint.
 pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {

@@ -1,15 +1,20 @@
-//! Fused kernels made by the optimisation passes: a chain of elementwise ops run as one
-//! loop over cache-sized chunks, and a matmul whose bias-add and activation run on each
-//! output block while it is still in cache.
+//! Fused kernels, the programs a graph's optimisation passes make: a chain of elementwise
+//! ops run as one loop over cache-sized chunks ([`FusedElementwise`]), a matmul whose
+//! bias-add and activation run on each output block while it is still in cache
+//! ([`EpilogueMatMul`]), and elementwise ops written into a dying input's own buffer
+//! ([`unary_in_place`], [`binary_in_place`]). The graph crate builds and schedules them; how
+//! they run on the CPU lives here, beside the eager kernels whose numbers they reproduce bit
+//! for bit.
 
-use ferroflow_tensor_core::data::Array;
-use ferroflow_tensor_core::kernels::elementwise::PAR_THRESHOLD_COSTLY as PAR_THRESHOLD;
-use ferroflow_tensor_core::kernels::simd::vectorized;
-use ferroflow_tensor_core::{BinaryOp, DType, Data, Error, FloatElement, Result, UnaryOp};
-use ndarray::{ArrayD, IxDyn};
-use rayon::prelude::*;
+mod elementwise;
+mod epilogue;
+mod in_place;
+
+pub use epilogue::EpilogueMatMul;
+pub use in_place::{binary_in_place, unary_in_place};
+
+use crate::{BinaryOp, DType, Data, Error, Result, UnaryOp};
 use smallvec::{smallvec, SmallVec};
-use std::mem::MaybeUninit;
 
 /// Where an instruction reads a value from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -184,291 +189,21 @@ impl FusedElementwise {
             .map(|d| d.dims().to_vec())
             .unwrap_or_else(|| self.dims.clone())
     }
-
-    fn run_typed<T: FloatElement>(&self, inputs: &[&Data]) -> Result<Array<T>> {
-        let dims = self.out_dims(inputs);
-        let n: usize = dims.iter().product();
-        let mut owned = Vec::new();
-        let arrays: Vec<&Array<T>> = inputs
-            .iter()
-            .map(|d| {
-                d.array::<T>()
-                    .ok_or_else(|| Error::dtypes("fused_elementwise", &[d.dtype()], "input dtype differs"))
-            })
-            .collect::<Result<_>>()?;
-        // Inputs as slices; a non-contiguous one is copied once (rare: fusion inputs are
-        // usually fresh results).
-        for a in &arrays {
-            if !a.is_standard_layout() {
-                owned.push(a.as_standard_layout().into_owned());
-            }
-        }
-        let mut k = 0;
-        let mut srcs: Vec<Src<T>> = Vec::with_capacity(arrays.len());
-        for a in &arrays {
-            let s: &[T] = if a.is_standard_layout() {
-                a.as_slice().expect("standard layout")
-            } else {
-                k += 1;
-                owned[k - 1].as_slice().expect("standard layout")
-            };
-            srcs.push(match s.len() {
-                1 => Src::Scalar(s[0]),
-                len if len == n => Src::Full(s),
-                len => {
-                    return Err(Error::invalid(
-                        "fused_elementwise",
-                        format!("input of {len} elements for an output of {n}"),
-                    ))
-                }
-            });
-        }
-        if self.program.is_empty() {
-            return Err(Error::invalid("fused_elementwise", "empty program"));
-        }
-        if !well_formed(&self.program, srcs.len()) {
-            return Err(Error::invalid(
-                "fused_elementwise",
-                format!(
-                    "an instruction reads a later result or a missing input: {:?}",
-                    self.program
-                ),
-            ));
-        }
-        let last = self.program.len() - 1;
-        // The output is never zeroed: the last instruction writes every element of each chunk
-        // exactly once (see `Out`), in parallel.
-        let mut out: Vec<T> = Vec::with_capacity(n);
-        // Scratch for the intermediate results of one chunk, reused across chunks.
-        let scratch = || vec![vec![T::zero(); FUSED_CHUNK.min(n)]; last];
-        let body = |temps: &mut Vec<Vec<T>>, (ci, dst): (usize, &mut [MaybeUninit<T>])| {
-            let start = ci * FUSED_CHUNK;
-            let len = dst.len();
-            for (i, ins) in self.program.iter().enumerate() {
-                if i == last {
-                    exec_instr(ins, &srcs, temps, start, dst);
-                } else {
-                    let (done, rest) = temps.split_at_mut(i);
-                    exec_instr(ins, &srcs, done, start, &mut rest[0][..len]);
-                }
-            }
-        };
-        let spare = &mut out.spare_capacity_mut()[..n];
-        if n >= PAR_THRESHOLD {
-            // Tasks of several chunks each, so the scratch is made once per task.
-            const PER_TASK: usize = 16;
-            spare
-                .par_chunks_mut(FUSED_CHUNK * PER_TASK)
-                .enumerate()
-                .for_each(|(ti, block)| {
-                    let mut temps = scratch();
-                    for (k, c) in block.chunks_mut(FUSED_CHUNK).enumerate() {
-                        body(&mut temps, (ti * PER_TASK + k, c));
-                    }
-                });
-        } else {
-            let mut temps = scratch();
-            spare
-                .chunks_mut(FUSED_CHUNK)
-                .enumerate()
-                .for_each(|c| body(&mut temps, c));
-        }
-        // SAFETY: the last instruction wrote every element of every chunk, and the chunks
-        // cover all n elements.
-        unsafe { out.set_len(n) };
-        Ok(ArrayD::from_shape_vec(IxDyn(&dims), out)
-            .expect("fused output size")
-            .into_shared())
-    }
-}
-
-/// Elements per chunk of a fused loop: every intermediate of a chunk stays in L1/L2.
-const FUSED_CHUNK: usize = 2048;
-
-/// A slot a loop writes one result into: a plain element (intermediates) or a not yet
-/// initialised element of the output, which is written once and never read, so the output
-/// needs no zeroing pass.
-pub(crate) trait Out<T>: Send {
-    /// Stores `v`.
-    fn set(&mut self, v: T);
-}
-
-impl<T: Send> Out<T> for T {
-    #[inline(always)]
-    fn set(&mut self, v: T) {
-        *self = v;
-    }
-}
-
-impl<T: Send> Out<T> for MaybeUninit<T> {
-    #[inline(always)]
-    fn set(&mut self, v: T) {
-        self.write(v);
-    }
-}
-
-/// An input as the loop sees it.
-#[derive(Clone, Copy)]
-enum Src<'a, T> {
-    Full(&'a [T]),
-    Scalar(T),
-}
-
-/// Runs one instruction over one chunk (`start` is the chunk's offset in the full inputs).
-fn exec_instr<T: FloatElement, D: Out<T>>(ins: &Instr, srcs: &[Src<T>], temps: &[Vec<T>], start: usize, dst: &mut [D]) {
-    let len = dst.len();
-    let get = |o: Operand| -> Src<T> {
-        match o {
-            Operand::Input(j) => match srcs[j] {
-                Src::Full(s) => Src::Full(&s[start..start + len]),
-                Src::Scalar(v) => Src::Scalar(v),
-            },
-            Operand::Temp(j) => Src::Full(&temps[j][..len]),
-        }
-    };
-    match *ins {
-        Instr::Unary(u, a) => match get(a) {
-            Src::Full(s) => unary_slice(u, s, dst),
-            Src::Scalar(v) => {
-                let r = unary_scalar(u, v);
-                dst.iter_mut().for_each(|d| d.set(r));
-            }
-        },
-        Instr::Binary(b, x, y) => vectorized(|| binary_slice(b, get(x), get(y), dst)),
-        Instr::MulAdd(x, y, z) => vectorized(|| mul_add_slice(get(x), get(y), get(z), dst)),
-        Instr::UnaryThen(u, x, b, y) => match get(x) {
-            Src::Full(s) => unary_then_slice(u, s, b, get(y), dst),
-            Src::Scalar(v) => vectorized(|| binary_slice(b, Src::Scalar(unary_scalar(u, v)), get(y), dst)),
-        },
-    }
-}
-
-/// `u(v)` for one element, computed as the vectorised loops compute it (the same bits as
-/// the eager op on a one-element tensor).
-fn unary_scalar<T: FloatElement>(u: UnaryOp, v: T) -> T {
-    ferroflow_tensor_core::with_fma!(fma => vectorized(|| u.apply_float::<T, fma>(v)))
-}
-
-/// `dst[i] = x[i] * y[i] + z[i]` for slice or scalar operands, two roundings.
-#[inline(always)]
-fn mul_add_slice<T: FloatElement, D: Out<T>>(x: Src<T>, y: Src<T>, z: Src<T>, dst: &mut [D]) {
-    // A full operand first (the product commutes), so four loops cover every case.
-    let (x, y) = match (x, y) {
-        (Src::Scalar(s), Src::Full(f)) => (Src::Full(f), Src::Scalar(s)),
-        p => p,
-    };
-    match (x, y, z) {
-        (Src::Full(x), Src::Full(y), Src::Full(z)) => {
-            for (((d, &a), &b), &c) in dst.iter_mut().zip(x).zip(y).zip(z) {
-                d.set(a * b + c)
-            }
-        }
-        (Src::Full(x), Src::Full(y), Src::Scalar(c)) => {
-            for ((d, &a), &b) in dst.iter_mut().zip(x).zip(y) {
-                d.set(a * b + c)
-            }
-        }
-        (Src::Full(x), Src::Scalar(b), Src::Full(z)) => {
-            for ((d, &a), &c) in dst.iter_mut().zip(x).zip(z) {
-                d.set(a * b + c)
-            }
-        }
-        (Src::Full(x), Src::Scalar(b), Src::Scalar(c)) => {
-            for (d, &a) in dst.iter_mut().zip(x) {
-                d.set(a * b + c)
-            }
-        }
-        (Src::Scalar(a), Src::Scalar(b), z) => binary_slice(BinaryOp::Add, Src::Scalar(a * b), z, dst),
-        (Src::Scalar(_), Src::Full(_), _) => unreachable!("the full operand was moved first"),
-    }
-}
-
-/// `dst[i] = b(u(x[i]), y[i])`, ops fixed outside the loop for `b` a multiply or an add
-/// (the only ones [`combine_instructions`] makes; any other `b` is matched per element).
-fn unary_then_slice<T: FloatElement, D: Out<T>>(u: UnaryOp, x: &[T], b: BinaryOp, y: Src<T>, dst: &mut [D]) {
-    // One small loop per closure, so each is inlined into the vectorised build.
-    ferroflow_tensor_core::with_unary_op!(u, op => ferroflow_tensor_core::with_fma!(fma => match (b, y) {
-        (BinaryOp::Mul, Src::Full(y)) => vectorized(|| for ((d, &s), &t) in dst.iter_mut().zip(x).zip(y) { d.set(op.apply_float::<T, fma>(s) * t) }),
-        (BinaryOp::Mul, Src::Scalar(t)) => vectorized(|| for (d, &s) in dst.iter_mut().zip(x) { d.set(op.apply_float::<T, fma>(s) * t) }),
-        (BinaryOp::Add, Src::Full(y)) => vectorized(|| for ((d, &s), &t) in dst.iter_mut().zip(x).zip(y) { d.set(op.apply_float::<T, fma>(s) + t) }),
-        (BinaryOp::Add, Src::Scalar(t)) => vectorized(|| for (d, &s) in dst.iter_mut().zip(x) { d.set(op.apply_float::<T, fma>(s) + t) }),
-        (b, Src::Full(y)) => vectorized(|| for ((d, &s), &t) in dst.iter_mut().zip(x).zip(y) { d.set(b.apply_float(op.apply_float::<T, fma>(s), t)) }),
-        (b, Src::Scalar(t)) => vectorized(|| for (d, &s) in dst.iter_mut().zip(x) { d.set(b.apply_float(op.apply_float::<T, fma>(s), t)) }),
-    }))
-}
-
-/// `dst[i] = u(src[i])`, with the op fixed outside the loop so it vectorises.
-#[inline(always)]
-pub(crate) fn unary_slice<T: FloatElement, D: Out<T>>(u: UnaryOp, src: &[T], dst: &mut [D]) {
-    ferroflow_tensor_core::with_unary_op!(u, op => ferroflow_tensor_core::with_fma!(fma => vectorized(|| {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            d.set(op.apply_float::<T, fma>(s))
-        }
-    })))
-}
-
-/// `dst[i] = b(x[i], y[i])` for slice or scalar operands, op fixed outside the loop.
-#[inline(always)]
-fn binary_slice<T: FloatElement, D: Out<T>>(b: BinaryOp, x: Src<T>, y: Src<T>, dst: &mut [D]) {
-    ferroflow_tensor_core::with_binary_op!(b, f => match (x, y) {
-        (Src::Full(p), Src::Full(q)) => for ((d, &s), &t) in dst.iter_mut().zip(p).zip(q) { d.set(f.apply_float(s, t)) },
-        (Src::Full(p), Src::Scalar(t)) => for (d, &s) in dst.iter_mut().zip(p) { d.set(f.apply_float(s, t)) },
-        (Src::Scalar(s), Src::Full(q)) => for (d, &t) in dst.iter_mut().zip(q) { d.set(f.apply_float(s, t)) },
-        (Src::Scalar(s), Src::Scalar(t)) => { let r = f.apply_float(s, t); dst.iter_mut().for_each(|d| d.set(r)) }
-    })
-}
-
-/// `s[i] = b(s[i], o[i])` (or `b(o[i], s[i])` when `s_is_lhs` is false), `o` full-size or
-/// a single element, op fixed outside the loop.
-pub(crate) fn binary_in_place_slice<T: FloatElement>(b: BinaryOp, s: &mut [T], o: &[T], s_is_lhs: bool) {
-    ferroflow_tensor_core::with_binary_op!(b, f => match (o.len() == 1, s_is_lhs) {
-        (true, true) => { let t = o[0]; for d in s.iter_mut() { *d = f.apply_float(*d, t) } }
-        (true, false) => { let t = o[0]; for d in s.iter_mut() { *d = f.apply_float(t, *d) } }
-        (false, true) => for (d, &t) in s.iter_mut().zip(o) { *d = f.apply_float(*d, t) },
-        (false, false) => for (d, &t) in s.iter_mut().zip(o) { *d = f.apply_float(t, *d) },
-    })
-}
-
-/// A 2-D matmul followed by an optional bias-add (bias of the output's last dimension) and
-/// an optional unary activation, applied to each output block right after it is computed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpilogueMatMul {
-    /// Transpose the first operand.
-    pub transpose_a: bool,
-    /// Transpose the second operand.
-    pub transpose_b: bool,
-    /// A third input, the bias, is added to every row.
-    pub bias: bool,
-    /// Applied after the bias.
-    pub activation: Option<UnaryOp>,
-}
-
-impl EpilogueMatMul {
-    /// A short description: `matmul+bias_add+relu`.
-    pub fn describe(&self) -> String {
-        let mut s = String::from("matmul");
-        if self.bias {
-            s.push_str("+bias_add");
-        }
-        if let Some(a) = self.activation {
-            s.push('+');
-            s.push_str(a.name());
-        }
-        s
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferroflow_tensor_core::Tensor;
+    use crate::kernels::elementwise::PAR_THRESHOLD_COSTLY as PAR_THRESHOLD;
+    use crate::{DType, Tensor};
+    use elementwise::FUSED_CHUNK;
 
     use BinaryOp::{Add, Mul, Sub};
     use Operand::{Input as In, Temp};
     use UnaryOp::{Exp, Neg, Sigmoid, Tanh};
 
     /// Runs `program` over `inputs` (first one full-size) as a fused node.
-    fn run<T: ferroflow_tensor_core::Element>(program: &[Instr], inputs: &[&Tensor]) -> Vec<T> {
+    fn run<T: crate::Element>(program: &[Instr], inputs: &[&Tensor]) -> Vec<T> {
         let first = inputs[0].shape().dims().to_vec();
         let fused = FusedElementwise {
             dtype: inputs[0].dtype(),

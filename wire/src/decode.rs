@@ -1,19 +1,11 @@
-//! The protobuf wire format, as far as tensor bundles need it: decoding here, encoding and the
-//! masked CRC32C (which the table and the data file share) from tensor-core's `wire`, which
-//! the TensorBoard writer uses too.
-//!
-//! Decoding never trusts a length: every varint is bounded (10 bytes, 5 for 32-bit ones) and every
-//! length-delimited field is checked against the bytes that remain. Errors are plain strings that
-//! the caller prefixes with the file name.
+//! Reading protobuf fields. Decoding never trusts a length: every varint is bounded (10
+//! bytes, 5 for 32-bit ones) and every length-delimited field is checked against the bytes
+//! that remain. Errors are plain strings that the caller prefixes with the file name.
 
-/// An error message for the caller to attach to a file.
-pub(crate) type WireResult<T> = std::result::Result<T, String>;
+use crate::{WIRE_BYTES, WIRE_FIXED32, WIRE_FIXED64, WIRE_VARINT};
 
-// The writing side and the CRC masking are shared with the TensorBoard writer.
-pub(crate) use ferroflow_tensor_core::wire::{
-    mask_crc, put_bytes_field, put_fixed32_field, put_varint, put_varint_field, WIRE_BYTES, WIRE_FIXED32, WIRE_FIXED64,
-    WIRE_VARINT,
-};
+/// A decoding error: a message for the caller to attach to a file.
+pub type WireResult<T> = std::result::Result<T, String>;
 
 /// Reads a varint of at most `max_bytes` bytes at `*pos` and advances `*pos` past it.
 fn read_varint(buf: &[u8], pos: &mut usize, max_bytes: usize) -> WireResult<u64> {
@@ -37,19 +29,19 @@ fn read_varint(buf: &[u8], pos: &mut usize, max_bytes: usize) -> WireResult<u64>
 }
 
 /// A 64-bit varint (protobuf integers, block handles).
-pub(crate) fn read_varint64(buf: &[u8], pos: &mut usize) -> WireResult<u64> {
+pub fn read_varint64(buf: &[u8], pos: &mut usize) -> WireResult<u64> {
     read_varint(buf, pos, 10)
 }
 
 /// A 32-bit varint (table entry lengths); values above `u32::MAX` are rejected.
-pub(crate) fn read_varint32(buf: &[u8], pos: &mut usize) -> WireResult<u32> {
+pub fn read_varint32(buf: &[u8], pos: &mut usize) -> WireResult<u32> {
     let v = read_varint(buf, pos, 5)?;
     u32::try_from(v).map_err(|_| format!("varint32 value {v} overflows 32 bits"))
 }
 
 /// One decoded field value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Wire<'a> {
+pub enum Wire<'a> {
     /// Wire type 0.
     Varint(u64),
     /// Wire type 1.
@@ -62,7 +54,7 @@ pub(crate) enum Wire<'a> {
 
 impl<'a> Wire<'a> {
     /// The value of a varint field (`what` names it in the error).
-    pub(crate) fn varint(self, what: &str) -> WireResult<u64> {
+    pub fn varint(self, what: &str) -> WireResult<u64> {
         match self {
             Wire::Varint(v) => Ok(v),
             _ => Err(format!("{what}: expected a varint, found {}", self.kind())),
@@ -70,17 +62,17 @@ impl<'a> Wire<'a> {
     }
 
     /// A protobuf `int32`/enum: the low 32 bits of the varint, as protobuf itself truncates.
-    pub(crate) fn int32(self, what: &str) -> WireResult<i32> {
+    pub fn int32(self, what: &str) -> WireResult<i32> {
         Ok(self.varint(what)? as u32 as i32)
     }
 
     /// A protobuf `int64` (two's complement in the varint).
-    pub(crate) fn int64(self, what: &str) -> WireResult<i64> {
+    pub fn int64(self, what: &str) -> WireResult<i64> {
         Ok(self.varint(what)? as i64)
     }
 
     /// The payload of a length-delimited field.
-    pub(crate) fn bytes(self, what: &str) -> WireResult<&'a [u8]> {
+    pub fn bytes(self, what: &str) -> WireResult<&'a [u8]> {
         match self {
             Wire::Bytes(b) => Ok(b),
             _ => Err(format!(
@@ -91,7 +83,7 @@ impl<'a> Wire<'a> {
     }
 
     /// The value of a `fixed32` field.
-    pub(crate) fn fixed32(self, what: &str) -> WireResult<u32> {
+    pub fn fixed32(self, what: &str) -> WireResult<u32> {
         match self {
             Wire::Fixed32(v) => Ok(v),
             _ => Err(format!("{what}: expected a fixed32, found {}", self.kind())),
@@ -112,7 +104,7 @@ impl<'a> Wire<'a> {
 ///
 /// Unknown fields of wire types 0, 1, 2 and 5 reach `f`, which ignores them; groups (3, 4) and
 /// the undefined types 6 and 7 are errors, as are field number 0 and any truncation.
-pub(crate) fn for_each_field<'a>(buf: &'a [u8], mut f: impl FnMut(u32, Wire<'a>) -> WireResult<()>) -> WireResult<()> {
+pub fn for_each_field<'a>(buf: &'a [u8], mut f: impl FnMut(u32, Wire<'a>) -> WireResult<()>) -> WireResult<()> {
     let mut pos = 0;
     while pos < buf.len() {
         let tag = read_varint(buf, &mut pos, 5)?;
@@ -157,6 +149,7 @@ fn take_array<const N: usize>(buf: &[u8], pos: &mut usize) -> WireResult<[u8; N]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{mask_crc, put_bytes_field, put_fixed32_field, put_varint, put_varint_field};
 
     #[test]
     fn varints_round_trip_and_reject_overlong_input() {
@@ -216,7 +209,7 @@ mod tests {
     #[test]
     fn crc_mask_matches_leveldb() {
         // Values from the fixture: the empty metaindex block "00000000 01000000" + type 0.
-        let c = crc32c::crc32c(&[0, 0, 0, 0, 1, 0, 0, 0, 0]);
+        let c = crate::crc32c(&[0, 0, 0, 0, 1, 0, 0, 0, 0]);
         assert_eq!(mask_crc(c).to_le_bytes(), [0xc0, 0xf2, 0xa1, 0xb0]);
     }
 }

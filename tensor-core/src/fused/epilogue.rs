@@ -1,0 +1,62 @@
+//! [`EpilogueMatMul`]: a 2-D matmul with its bias-add and activation applied per output
+//! block.
+
+use crate::{Data, Result, UnaryOp};
+
+/// A 2-D matmul followed by an optional bias-add (bias of the output's last dimension) and
+/// an optional unary activation, applied to each output block right after it is computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpilogueMatMul {
+    /// Transpose the first operand.
+    pub transpose_a: bool,
+    /// Transpose the second operand.
+    pub transpose_b: bool,
+    /// A third input, the bias, is added to every row.
+    pub bias: bool,
+    /// Applied after the bias.
+    pub activation: Option<UnaryOp>,
+}
+
+impl EpilogueMatMul {
+    /// A short description: `matmul+bias_add+relu`.
+    pub fn describe(&self) -> String {
+        let mut s = String::from("matmul");
+        if self.bias {
+            s.push_str("+bias_add");
+        }
+        if let Some(a) = self.activation {
+            s.push('+');
+            s.push_str(a.name());
+        }
+        s
+    }
+}
+
+impl EpilogueMatMul {
+    /// Runs the product on `inputs`: `a`, `b` and, when [`EpilogueMatMul::bias`], the bias.
+    /// Equal to matmul, add and the activation run apart.
+    pub fn run(&self, inputs: &[&Data]) -> Result<Data> {
+        let want = 2 + usize::from(self.bias);
+        let (Some(a), Some(b)) = (inputs.first(), inputs.get(1)) else {
+            return Err(crate::Error::invalid(
+                "matmul",
+                format!("a fused matmul takes {want} inputs, got {}", inputs.len()),
+            ));
+        };
+        let bias = if self.bias {
+            Some(*inputs.get(2).ok_or_else(|| {
+                crate::Error::invalid(
+                    "matmul",
+                    format!("a fused matmul with a bias takes 3 inputs, got {}", inputs.len()),
+                )
+            })?)
+        } else {
+            None
+        };
+        let options = crate::MatMul {
+            transpose_a: self.transpose_a,
+            transpose_b: self.transpose_b,
+        };
+        crate::ops::linalg::matmul_epilogue(options, a, b, bias, self.activation)
+    }
+}
