@@ -18,6 +18,7 @@
 //! # Ok::<(), ferroflow_tensor_core::Error>(())
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod initializers;
 pub mod layers;

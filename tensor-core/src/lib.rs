@@ -29,6 +29,7 @@
 //! Errors never panic: every op returns [`Result`], and messages name the op, the shapes and
 //! the dtypes involved.
 #![warn(missing_docs)]
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod alloc;
 mod data;

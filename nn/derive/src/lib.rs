@@ -78,6 +78,7 @@
 //!
 //! Enums, unions and tuple or unit structs are rejected with a compile error.
 #![warn(missing_docs)]
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 use proc_macro::TokenStream;
 use proc_macro2::{TokenStream as TokenStream2, TokenTree};
