@@ -63,3 +63,8 @@ pub mod prelude {
         Variable,
     };
 }
+
+/// The README's examples, compiled and run as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -79,7 +79,7 @@ fn tensorflow_checkpoint_of_the_lesson_model_restores_and_gives_tensorflows_outp
         .unwrap();
     status.assert_consumed().unwrap();
     let y = model.call(&Tensor::new([[2.0f32, 2.0, 2.0]])).unwrap();
-    // `my_model([[2., 2., 2.]])` in TensorFlow 2.21 (spec/tf-checkpoint-format.md).
+    // `my_model([[2., 2., 2.]])` in TensorFlow 2.21 (checkpoint/spec/tf-checkpoint-format.md).
     approx::assert_relative_eq!(y.to_vec::<f32>().unwrap()[0], 0.6172168, max_relative = 1e-6);
     assert_eq!(names(&fixture_prefix()), ["model/dense_1/w", "model/dense_2/w"]);
     let w2 = load_variable(fixture_prefix(), "model/dense_2/w/.ATTRIBUTES/VARIABLE_VALUE").unwrap();

@@ -1,4 +1,4 @@
-//! The safetensors format (`spec/safetensors-format.md`): an 8-byte little-endian header
+//! The safetensors format (`checkpoint/spec/safetensors-format.md` in the repository): an 8-byte little-endian header
 //! length, a JSON header naming each tensor's dtype, shape and byte range, then the data.
 //!
 //! The writer follows the reference writer byte for byte (tensor order, compact JSON, space

@@ -1,6 +1,6 @@
 //! TensorBoard event files without a protobuf library: TFRecord framing with masked CRC32C,
 //! and the few protobuf messages needed (Event, Summary, GraphDef), written in field-number
-//! order so the bytes are canonical. See `spec/tensorboard-events.md`.
+//! order so the bytes are canonical. See `spec/tensorboard-events.md` in the repository.
 
 use crate::ir::{Graph, NodeKind};
 use ferroflow_tensor_core::{DType, Data, Op};
