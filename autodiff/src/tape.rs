@@ -172,6 +172,22 @@ impl<'a, 'b: 'a> From<&'a &'b Variable> for Source<'a> {
 /// answer: one tensor or variable gives one gradient, an array of `N` gives `[Tensor; N]`
 /// (so `let [dw, db] = tape.gradient(&loss, [&w, &b])?;`), a slice or `Vec` gives a `Vec`.
 /// Tensors and variables mix through [`Source`].
+///
+/// ```
+/// use ferroflow_autodiff::{GradientTape, Source};
+/// use ferroflow_tensor_core::{Tensor, Variable};
+/// let x = Tensor::scalar(2.0f64);
+/// let w = Variable::new("w", Tensor::scalar(3.0f64))?;
+/// let tape = GradientTape::persistent();
+/// tape.watch(&x);
+/// let y = x.mul(&w.read()?)?;
+/// let dx: Tensor = tape.gradient(&y, &x)?;                              // one source
+/// let [dx2, dw] = tape.gradient(&y, [Source::from(&x), Source::from(&w)])?; // mixed
+/// let all: Vec<Tensor> = tape.gradient(&y, &vec![w.clone()])?;          // a Vec
+/// assert_eq!((dx.to_scalar::<f64>()?, dw.to_scalar::<f64>()?), (3.0, 2.0));
+/// # let _ = (dx2, all);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
 pub trait Sources<'a> {
     /// The gradients, one per source, in the sources' shape.
     type Gradients;

@@ -6,7 +6,7 @@
 //! dies at that node and is not shared writes its result into the input's buffer.
 
 use crate::ir::{Graph, NodeKind};
-use ferroflow_tensor_core::fused::{binary_in_place, unary_in_place};
+use ferroflow_tensor_core::fused::{binary_in_place, unary_in_place, Side};
 use ferroflow_tensor_core::{Data, Error, Op, Result, Tensor, TensorSpec};
 
 /// One node's work.
@@ -111,7 +111,7 @@ impl Plan {
                     if let (Some(p), Op::Binary(b)) = (step.in_place, op) {
                         let other = step.inputs[1 - p];
                         if let (Some(d), Some(o)) = (vals[step.inputs[p]].take(), vals[other].as_ref()) {
-                            match binary_in_place(*b, d, o, p == 0) {
+                            match binary_in_place(*b, d, o, if p == 0 { Side::Left } else { Side::Right }) {
                                 Ok(r) => {
                                     vals[out] = Some(r);
                                     free(&mut vals, step);

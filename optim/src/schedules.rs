@@ -41,6 +41,20 @@ fn step_f32(step: &Tensor) -> Result<Tensor> {
 }
 
 /// `initial · decay_rate^(step / decay_steps)`, with the exponent floored when `staircase`.
+///
+/// ```
+/// use ferroflow_optim::{ExponentialDecay, Optimizer, Sgd};
+/// let schedule = ExponentialDecay {
+///     initial_learning_rate: 0.1,
+///     decay_steps: 100.0,
+///     decay_rate: 0.5,
+///     staircase: true,
+/// };
+/// let opt = Sgd::new(schedule.clone())?; // a schedule wherever a rate goes
+/// # let _ = opt;
+/// assert!(Sgd::new(ExponentialDecay { decay_steps: 0.0, ..schedule }).is_err());
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExponentialDecay {
     /// Rate at step 0.

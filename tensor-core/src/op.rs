@@ -501,7 +501,7 @@ impl Op {
             Op::Transpose { perm } => one(shape_ops::infer_transpose(perm, arity(name, inputs, 1)?)?),
             Op::Reshape { shape } => one(shape_ops::infer_reshape(shape, arity(name, inputs, 1)?)?),
             Op::ExpandDims { axis } => one(shape_ops::infer_expand_dims(*axis, arity(name, inputs, 1)?)?),
-            Op::Squeeze { axes } => one(shape_ops::infer_squeeze(axes.as_option(), arity(name, inputs, 1)?)?),
+            Op::Squeeze { axes } => one(shape_ops::infer_squeeze(axes, arity(name, inputs, 1)?)?),
             Op::Concat { axis } => one(shape_ops::infer_concat(*axis, inputs)?),
             Op::Stack { axis } => one(shape_ops::infer_stack(*axis, inputs)?),
             Op::StridedSlice { begin, end, strides } => {
@@ -637,7 +637,7 @@ impl Op {
             Op::Transpose { perm } => one(shape_ops::transpose(perm, inputs[0])),
             Op::Reshape { shape } => one(shape_ops::reshape(shape, inputs[0])?),
             Op::ExpandDims { axis } => one(shape_ops::expand_dims(*axis, inputs[0])?),
-            Op::Squeeze { axes } => one(shape_ops::squeeze(axes.as_option(), inputs[0])?),
+            Op::Squeeze { axes } => one(shape_ops::squeeze(axes, inputs[0])?),
             Op::Concat { axis } => one(shape_ops::concat(*axis, inputs)?),
             Op::Stack { axis } => one(shape_ops::stack(*axis, inputs)?),
             Op::StridedSlice { begin, end, strides } => one(shape_ops::strided_slice(begin, end, strides, inputs[0])?),

@@ -70,6 +70,11 @@ macro_rules! axes_from_ints {
                 Axes::List(axes.iter().map(|&a| a as i64).collect())
             }
         }
+        impl<const N: usize> From<&[$t; N]> for Axes {
+            fn from(axes: &[$t; N]) -> Self {
+                Axes::List(axes.iter().map(|&a| a as i64).collect())
+            }
+        }
         impl From<&[$t]> for Axes {
             fn from(axes: &[$t]) -> Self {
                 Axes::List(axes.iter().map(|&a| a as i64).collect())

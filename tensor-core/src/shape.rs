@@ -75,9 +75,18 @@ pub fn normalize_axis(op: &'static str, axis: i64, rank: usize) -> Result<usize>
     Ok(if axis < 0 { axis + r } else { axis } as usize)
 }
 
-/// Resolves a list of axes, rejecting duplicates. `None` means every axis.
-pub fn normalize_axes(op: &'static str, axes: Option<&[i64]>, rank: usize) -> Result<Vec<usize>> {
-    let Some(axes) = axes else {
+/// Resolves [`Axes`](crate::Axes) against a rank into sorted, non-negative axes, rejecting
+/// duplicates and axes out of range (errors name `op`).
+///
+/// ```
+/// use ferroflow_tensor_core::{normalize_axes, Axes};
+/// assert_eq!(normalize_axes("reduce_sum", &Axes::from([-1, 0]), 3)?, vec![0, 2]);
+/// assert_eq!(normalize_axes("reduce_sum", &Axes::All, 2)?, vec![0, 1]);
+/// assert!(normalize_axes("reduce_sum", &Axes::from([1, -2]), 3).is_err());
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub fn normalize_axes(op: &'static str, axes: &crate::Axes, rank: usize) -> Result<Vec<usize>> {
+    let Some(axes) = axes.as_option() else {
         return Ok((0..rank).collect());
     };
     let mut out = Vec::with_capacity(axes.len());
@@ -194,9 +203,9 @@ mod tests {
         assert_eq!(normalize_axis("x", -1, 3).unwrap(), 2);
         assert!(normalize_axis("x", 3, 3).is_err());
         assert!(normalize_axis("x", 0, 0).is_err());
-        assert_eq!(normalize_axes("x", Some(&[-1, 0]), 3).unwrap(), vec![0, 2]);
-        assert!(normalize_axes("x", Some(&[1, -2]), 3).is_err());
-        assert_eq!(normalize_axes("x", None, 2).unwrap(), vec![0, 1]);
+        assert_eq!(normalize_axes("x", &crate::Axes::from([-1, 0]), 3).unwrap(), vec![0, 2]);
+        assert!(normalize_axes("x", &crate::Axes::from([1, -2]), 3).is_err());
+        assert_eq!(normalize_axes("x", &crate::Axes::All, 2).unwrap(), vec![0, 1]);
     }
 
     #[test]

@@ -20,6 +20,11 @@ pub struct TensorSpec {
 
 impl TensorSpec {
     /// A spec from dtype and shape.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert_eq!(Tensor::new([[1.0f32, 2.0]]).spec(), TensorSpec::new(DType::F32, vec![1, 2]));
+    /// ```
     pub fn new(dtype: DType, shape: impl Into<Shape>) -> Self {
         TensorSpec {
             dtype,
@@ -109,6 +114,13 @@ pub struct Tensor(Arc<Inner>);
 
 impl Tensor {
     /// Wraps eager data in a new tensor.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// let t = Tensor::from_data(Tensor::new([1i32, 2]).data()?.clone());
+    /// assert_eq!(t.to_vec::<i32>()?, vec![1, 2]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn from_data(data: Data) -> Tensor {
         Tensor(Arc::new(Inner {
             id: TensorId::fresh(),
@@ -117,6 +129,13 @@ impl Tensor {
     }
 
     /// A symbolic tensor (used by tracers).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// let s = Tensor::symbolic(TensorSpec::new(DType::F32, vec![2]), std::sync::Arc::new(()));
+    /// assert!(s.is_symbolic() && s.data().is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn symbolic(spec: TensorSpec, handle: Arc<dyn Any + Send + Sync>) -> Tensor {
         Tensor(Arc::new(Inner {
             id: TensorId::fresh(),
@@ -125,6 +144,13 @@ impl Tensor {
     }
 
     /// A tensor from a nested array literal: `Tensor::new([[1.0f32, 2.0], [3.0, 4.0]])`.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// let t = Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]);
+    /// assert_eq!((t.dims(), t.dtype()), (&[2usize, 2][..], DType::F32));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn new<L: Literal>(literal: L) -> Tensor {
         let mut dims = Vec::new();
         L::dims(&mut dims);
@@ -135,6 +161,14 @@ impl Tensor {
     }
 
     /// A tensor from a vector of values and a shape (row-major).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// let t = Tensor::from_vec(vec![1i64, 2, 3, 4, 5, 6], &[2, 3])?;
+    /// assert_eq!(t.dims(), &[2, 3]);
+    /// assert!(Tensor::from_vec(vec![1.0f32, 2.0], &[3]).is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn from_vec<T: Element>(values: Vec<T>, shape: &[usize]) -> Result<Tensor> {
         let s = Shape::from(shape);
         if s.checked_num_elements() != Some(values.len()) {
@@ -149,22 +183,51 @@ impl Tensor {
     }
 
     /// A tensor from a slice of values and a shape (copies the values).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// let t = Tensor::from_slice(&[true, false], &[2, 1])?;
+    /// assert_eq!(t.to_vec::<bool>()?, vec![true, false]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn from_slice<T: Element>(values: &[T], shape: &[usize]) -> Result<Tensor> {
         Tensor::from_vec(values.to_vec(), shape)
     }
 
     /// A rank-0 tensor.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// let t = Tensor::scalar(2.5f64);
+    /// assert_eq!((t.rank(), t.to_scalar::<f64>()?), (0, 2.5));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn scalar<T: Element>(v: T) -> Tensor {
         Tensor::from_data(Data::from_owned(ArrayD::from_elem(IxDyn(&[]), v)))
     }
 
     /// Takes an `ndarray` array without copying it.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// let t = Tensor::from_ndarray(ndarray::array![[1.0f32, 2.0]]);
+    /// assert_eq!(t.dims(), &[1, 2]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn from_ndarray<T: Element, D: ndarray::Dimension>(a: ndarray::Array<T, D>) -> Tensor {
         Tensor::from_data(Data::from_owned(a.into_dyn()))
     }
 
     /// A shared `ndarray` array of the elements (no copy; fails on a dtype mismatch or a
     /// symbolic tensor).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// let a = Tensor::new([[1.0f32, 2.0]]).to_ndarray::<f32>()?;
+    /// assert_eq!(a.shape(), &[1, 2]);
+    /// assert!(Tensor::new([1i32]).to_ndarray::<f32>().is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn to_ndarray<T: Element>(&self) -> Result<Array<T>> {
         let d = self.data()?;
         d.array::<T>().cloned().ok_or_else(|| {
@@ -316,21 +379,47 @@ impl Tensor {
     }
 
     /// The unique id of this value.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// let (a, b) = (Tensor::scalar(1.0f32), Tensor::scalar(1.0f32));
+    /// assert_ne!(a.id(), b.id());
+    /// assert_eq!(a.id(), a.clone().id());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn id(&self) -> TensorId {
         self.0.id
     }
 
     /// What the tensor holds.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert!(matches!(Tensor::scalar(1i32).value(), Value::Eager(_)));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn value(&self) -> &Value {
         &self.0.value
     }
 
     /// True for a symbolic (traced) tensor.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert!(!Tensor::scalar(1i32).is_symbolic());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn is_symbolic(&self) -> bool {
         matches!(self.0.value, Value::Symbolic(_))
     }
 
     /// The symbolic payload, if symbolic.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert!(Tensor::scalar(1i32).as_symbolic().is_none());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn as_symbolic(&self) -> Option<&Symbolic> {
         match &self.0.value {
             Value::Symbolic(s) => Some(s),
@@ -339,6 +428,12 @@ impl Tensor {
     }
 
     /// The eager data, or an error for a symbolic tensor.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert_eq!(Tensor::new([1.0f64, 2.0]).data()?.dtype(), DType::F64);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn data(&self) -> Result<&Data> {
         match &self.0.value {
             Value::Eager(d) => Ok(d),
@@ -353,6 +448,11 @@ impl Tensor {
     }
 
     /// Element type.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert_eq!(Tensor::new([1i64]).dtype(), DType::I64);
+    /// ```
     pub fn dtype(&self) -> DType {
         match &self.0.value {
             Value::Eager(d) => d.dtype(),
@@ -361,6 +461,11 @@ impl Tensor {
     }
 
     /// Dimensions.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert_eq!(Tensor::new([[1i32; 3]; 2]).dims(), &[2, 3]);
+    /// ```
     pub fn dims(&self) -> &[usize] {
         match &self.0.value {
             Value::Eager(d) => d.dims(),
@@ -369,21 +474,45 @@ impl Tensor {
     }
 
     /// The shape (allocates; prefer [`Tensor::dims`] in hot code).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert_eq!(Tensor::new([[1.0f32], [2.0]]).shape(), Shape::new(vec![2, 1]));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn shape(&self) -> Shape {
         Shape::from(self.dims())
     }
 
     /// Number of dimensions.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert_eq!(Tensor::new([[[1i32]]]).rank(), 3);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn rank(&self) -> usize {
         self.dims().len()
     }
 
     /// Number of elements.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert_eq!(Tensor::zeros(&[2, 0, 3], DType::F32)?.num_elements(), 0);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn num_elements(&self) -> usize {
         self.dims().iter().product()
     }
 
     /// Dtype and shape.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert_eq!(Tensor::new([1.0f32, 2.0]).spec(), TensorSpec::new(DType::F32, vec![2]));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn spec(&self) -> TensorSpec {
         TensorSpec {
             dtype: self.dtype(),
@@ -392,6 +521,14 @@ impl Tensor {
     }
 
     /// The elements as a row-major vector of `T` (the dtype must match).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// let t = Tensor::new([[1i32, 2], [3, 4]]);
+    /// assert_eq!(t.t()?.to_vec::<i32>()?, vec![1, 3, 2, 4]);
+    /// assert!(t.to_vec::<i64>().is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         let d = self.data()?;
         match d.array::<T>() {
@@ -405,6 +542,13 @@ impl Tensor {
     }
 
     /// The single element of a tensor with one element, as `T` (the dtype must match).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert_eq!(Tensor::new([[7.5f32]]).to_scalar::<f32>()?, 7.5);
+    /// assert!(Tensor::new([1.0f32, 2.0]).to_scalar::<f32>().is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn to_scalar<T: Element>(&self) -> Result<T> {
         let v = self.to_vec::<T>()?;
         match v.as_slice() {
@@ -418,6 +562,12 @@ impl Tensor {
     }
 
     /// All elements widened to f64, row-major (for tests, printing and comparisons).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::*;
+    /// assert_eq!(Tensor::new([true, false]).to_f64_vec()?, vec![1.0, 0.0]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
         Ok(self.data()?.to_f64_vec())
     }

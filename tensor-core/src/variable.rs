@@ -107,17 +107,41 @@ impl Variable {
         self.0.trainable
     }
 
-    /// Reads the current value as an op (seen by tapes and tracers).
+    /// Reads the current value as an op (`read_variable`): tapes watch the read of a trainable
+    /// variable and traced graphs read the value current at each call.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Tensor, Variable};
+    /// let v = Variable::new("v", Tensor::new([1.0f32, 2.0]))?;
+    /// assert_eq!(v.read()?.to_vec::<f32>()?, vec![1.0, 2.0]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn read(&self) -> Result<Tensor> {
         dispatch1(Op::ReadVariable(self.clone()), &[])
     }
 
     /// The current value without recording a read (for printing, checkpoints, tests).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Tensor, Variable};
+    /// let v = Variable::non_trainable("steps", Tensor::scalar(3i64))?;
+    /// assert_eq!(v.value().to_scalar::<i64>()?, 3);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn value(&self) -> Tensor {
         Tensor::from_data(self.value_data())
     }
 
-    /// `var.assign(x)`: dtype and shape must match.
+    /// `var.assign(x)`: dtype and shape must match (a variable's are fixed).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Tensor, Variable};
+    /// let v = Variable::new("v", Tensor::new([1.0f32, 2.0]))?;
+    /// v.assign(&Tensor::new([5.0f32, 6.0]))?;
+    /// assert_eq!(v.value().to_vec::<f32>()?, vec![5.0, 6.0]);
+    /// assert!(v.assign(&Tensor::new([1.0f32])).is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn assign(&self, x: &Tensor) -> Result<()> {
         dispatch(
             Op::Assign {
@@ -129,7 +153,16 @@ impl Variable {
         .map(|_| ())
     }
 
-    /// `var.assign_add(x)`.
+    /// `var.assign_add(x)`: adds in place (earlier reads keep their values).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Tensor, Variable};
+    /// let v = Variable::new("v", Tensor::new([1.0f32]))?;
+    /// let before = v.read()?;
+    /// v.assign_add(&Tensor::new([0.5f32]))?;
+    /// assert_eq!((before.to_vec::<f32>()?, v.value().to_vec::<f32>()?), (vec![1.0], vec![1.5]));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn assign_add(&self, x: &Tensor) -> Result<()> {
         dispatch(
             Op::Assign {
@@ -141,7 +174,15 @@ impl Variable {
         .map(|_| ())
     }
 
-    /// `var.assign_sub(x)`.
+    /// `var.assign_sub(x)`: subtracts in place.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Tensor, Variable};
+    /// let v = Variable::new("v", Tensor::new([1.0f64]))?;
+    /// v.assign_sub(&Tensor::new([0.25f64]))?;
+    /// assert_eq!(v.value().to_vec::<f64>()?, vec![0.75]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn assign_sub(&self, x: &Tensor) -> Result<()> {
         dispatch(
             Op::Assign {

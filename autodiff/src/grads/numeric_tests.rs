@@ -235,7 +235,7 @@ fn nn_ops() {
         ("softmax", |x| x[0].softmax(-1)),
         ("softmax_axis0", |x| x[0].softmax(0)),
         ("log_softmax", |x| x[0].log_softmax(1)),
-        ("l2_normalize", |x| x[0].l2_normalize(&[1])),
+        ("l2_normalize", |x| x[0].l2_normalize(1)),
         ("bias_add", |x| x[0].bias_add(&Tensor::new([0.1f64, 0.2, 0.3, 0.4]))),
         ("sigmoid_xent", |x| {
             x[0].sigmoid()?.sigmoid_cross_entropy_with_logits(&x[0].neg()?)

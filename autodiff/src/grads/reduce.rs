@@ -47,7 +47,7 @@ fn keep_dims(g: &Tensor, x: &Tensor, axes: &[usize]) -> Result<Tensor> {
 }
 
 fn reduce(kind: ReduceKind, axes: &Axes, keepdims: bool, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
-    let ax = normalize_axes(kind.name(), axes.as_option(), x.rank())?;
+    let ax = normalize_axes(kind.name(), axes, x.rank())?;
     let g = if keepdims { g.clone() } else { keep_dims(g, x, &ax)? };
     match kind {
         ReduceKind::Sum => g.broadcast_to(x.dims()),

@@ -63,10 +63,21 @@ impl Builder {
     }
 }
 
-/// Fuses every elementwise tree of two or more ops, merging pairs of its instructions into
-/// one loop each when `merge_loops` is set ([`combine_instructions`]). Returns the number of
-/// fused nodes made; the absorbed nodes are left unused for dead-code elimination.
-pub fn elementwise_fusion(g: &mut Graph, merge_loops: bool) -> usize {
+/// Whether a fused program merges pairs of its instructions into one loop each
+/// ([`combine_instructions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopMerging {
+    /// Merge a multiply into the add it feeds, a costly unary op into its multiply or add.
+    Merge,
+    /// One loop per instruction.
+    Separate,
+}
+
+/// Fuses every elementwise tree of two or more ops, its instructions merged into fewer loops
+/// or not (`loops`). Returns the number of fused nodes made; the absorbed nodes are left
+/// unused for dead-code elimination.
+pub fn elementwise_fusion(g: &mut Graph, loops: LoopMerging) -> usize {
+    let merge_loops = loops == LoopMerging::Merge;
     let uses = g.use_counts();
     let mut absorbed = vec![false; g.nodes.len()];
     let mut made = 0;
@@ -126,8 +137,8 @@ mod tests {
         let want = run(&g, &[x0.clone(), x1.clone()]);
         let before = g.len();
         let mut unmerged = g.clone();
-        assert_eq!(elementwise_fusion(&mut g, true), 1);
-        assert_eq!(elementwise_fusion(&mut unmerged, false), 1);
+        assert_eq!(elementwise_fusion(&mut g, LoopMerging::Merge), 1);
+        assert_eq!(elementwise_fusion(&mut unmerged, LoopMerging::Separate), 1);
         dead_code_elimination(&mut g);
         // mul, add, sigmoid, mul -> one fused node.
         assert_eq!(before - g.len(), 3, "{g}");
@@ -173,7 +184,7 @@ mod tests {
         let x0 = Tensor::new([[0.1f64, 0.2, 0.3], [0.4, 0.5, 0.6]]);
         let x1 = Tensor::new([1.0f64, 2.0, 3.0]);
         let want = run(&g, &[x0.clone(), x1.clone()]);
-        elementwise_fusion(&mut g, true);
+        elementwise_fusion(&mut g, LoopMerging::Merge);
         dead_code_elimination(&mut g);
         assert!(g.nodes.iter().any(|n| n.op_type() == "Exp"), "{g}");
         assert!(g.nodes.iter().any(|n| n.op_type() == "AddV2"), "{g}");

@@ -12,7 +12,7 @@ pub use cse::common_subexpression_elimination;
 pub use dce::dead_code_elimination;
 pub use epilogue::matmul_epilogue_fusion;
 pub use fold::constant_folding;
-pub use fuse::elementwise_fusion;
+pub use fuse::{elementwise_fusion, LoopMerging};
 
 use crate::ir::Graph;
 use ferroflow_tensor_core::Result;
@@ -84,7 +84,12 @@ pub fn optimize(g: &mut Graph, cfg: &PassConfig) -> Result<()> {
         matmul_epilogue_fusion(g);
     }
     if cfg.elementwise_fusion {
-        elementwise_fusion(g, cfg.loop_merging);
+        let loops = if cfg.loop_merging {
+            LoopMerging::Merge
+        } else {
+            LoopMerging::Separate
+        };
+        elementwise_fusion(g, loops);
     }
     if cfg.dead_code_elimination || cfg.matmul_epilogue_fusion || cfg.elementwise_fusion {
         // Fusion leaves the absorbed nodes unused; they go even with DCE switched off.

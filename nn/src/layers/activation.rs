@@ -3,7 +3,15 @@
 use super::Mode;
 use ferroflow_tensor_core::{Gelu, Result, Tensor};
 
-/// An activation, as Keras' `activation=` argument names it.
+/// An activation, as Keras' `activation=` argument names it; also a layer of its own.
+///
+/// ```
+/// use ferroflow_nn::{Activation, Layer, Mode};
+/// use ferroflow_tensor_core::Tensor;
+/// let relu: Activation = "relu".parse()?;
+/// assert_eq!(relu.call(&Tensor::new([-1.0f32, 2.0]), Mode::Inference)?.to_vec::<f32>()?, vec![0.0, 2.0]);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Activation {
     /// Identity.

@@ -7,6 +7,16 @@ use std::cell::OnceCell;
 
 /// `keras.layers.Conv2D` on NHWC inputs: HWIO kernel (glorot-uniform), zero bias, built on
 /// the first call from the input's channel count.
+///
+/// ```
+/// use ferroflow_nn::{Activation, Conv2D, Layer, Mode};
+/// use ferroflow_tensor_core::{DType, Padding, Tensor};
+/// let conv = Conv2D::new(8, [3, 3]).with_padding(Padding::Same).with_activation(Activation::Relu).with_seed(1);
+/// let y = conv.call(&Tensor::ones(&[2, 6, 6, 3], DType::F32)?, Mode::Inference)?;
+/// assert_eq!(y.dims(), &[2, 6, 6, 8]);
+/// assert_eq!(conv.count_params(), 3 * 3 * 3 * 8 + 8);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Conv2D {
     name: String,
@@ -111,10 +121,27 @@ struct Pool {
 }
 
 /// `keras.layers.MaxPooling2D` (strides default to the pool size, VALID padding).
+///
+/// ```
+/// use ferroflow_nn::{Layer, MaxPooling2D, Mode};
+/// use ferroflow_tensor_core::{DType, Tensor};
+/// let y = MaxPooling2D::new([2, 2]).call(&Tensor::ones(&[1, 4, 6, 3], DType::F32)?, Mode::Inference)?;
+/// assert_eq!(y.dims(), &[1, 2, 3, 3]);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct MaxPooling2D(Pool);
 
 /// `keras.layers.AveragePooling2D` (strides default to the pool size, VALID padding).
+///
+/// ```
+/// use ferroflow_nn::{AveragePooling2D, Layer, Mode};
+/// use ferroflow_tensor_core::{Padding, Tensor};
+/// let x = Tensor::new([1.0f32, 2.0, 3.0, 4.0]).reshape(&[1, 2, 2, 1])?;
+/// let pool = AveragePooling2D::new([2, 2]).with_strides([1, 1]).with_padding(Padding::Same);
+/// assert_eq!(pool.call(&x, Mode::Inference)?.to_vec::<f32>()?, vec![2.5, 3.0, 3.5, 4.0]);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct AveragePooling2D(Pool);
 

@@ -10,6 +10,18 @@ use ferroflow_tensor_core::{Error, Result, Tensor};
 ///
 /// Inside a traced function the mask is drawn once, at trace time (random tensors are
 /// captured as constants); use dropout in eager training loops, or retrace per step.
+///
+/// ```
+/// use ferroflow_nn::{Dropout, Layer, Mode};
+/// use ferroflow_tensor_core::{DType, Tensor};
+/// let d = Dropout::new(0.5)?.with_seed(1);
+/// let x = Tensor::ones(&[1000], DType::F32)?;
+/// assert_eq!(d.call(&x, Mode::Inference)?.to_vec::<f32>()?, x.to_vec::<f32>()?);
+/// let y = d.call(&x, Mode::Training)?.to_vec::<f32>()?;
+/// assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
+/// assert!(Dropout::new(1.0).is_err());
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Dropout {
     rate: f64,

@@ -4,6 +4,14 @@ use super::{Layer, Mode};
 use ferroflow_tensor_core::{Error, Result, Tensor};
 
 /// `keras.layers.Flatten`: `[batch, d1, d2, ...]` → `[batch, d1·d2·...]`.
+///
+/// ```
+/// use ferroflow_nn::{Flatten, Layer, Mode};
+/// use ferroflow_tensor_core::{DType, Tensor};
+/// let y = Flatten.call(&Tensor::zeros(&[2, 3, 4], DType::F32)?, Mode::Inference)?;
+/// assert_eq!(y.dims(), &[2, 12]);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct Flatten;
 

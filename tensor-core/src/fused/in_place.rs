@@ -31,9 +31,19 @@ pub fn unary_in_place(u: UnaryOp, d: Data) -> std::result::Result<Data, Data> {
     }
 }
 
-/// `d = d ∘ o` (or `o ∘ d` when `d_is_lhs` is false) in `d`'s own buffer, when `d` is
-/// unshared and `o` has `d`'s shape or a single element (`Ok`); `d` given back otherwise.
-pub fn binary_in_place(b: BinaryOp, d: Data, o: &Data, d_is_lhs: bool) -> std::result::Result<Data, Data> {
+/// Which operand of a binary op the reused buffer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The buffer is the left operand: `d = d ∘ o`.
+    Left,
+    /// The buffer is the right operand: `d = o ∘ d`.
+    Right,
+}
+
+/// `d = d ∘ o` (or `o ∘ d`, by `side`) in `d`'s own buffer, when `d` is unshared and `o` has
+/// `d`'s shape or a single element (`Ok`); `d` given back otherwise.
+pub fn binary_in_place(b: BinaryOp, d: Data, o: &Data, side: Side) -> std::result::Result<Data, Data> {
+    let d_is_lhs = side == Side::Left;
     fn go<T: FloatElement>(
         b: BinaryOp,
         mut a: Array<T>,

@@ -11,7 +11,7 @@ mod epilogue;
 mod in_place;
 
 pub use epilogue::EpilogueMatMul;
-pub use in_place::{binary_in_place, unary_in_place};
+pub use in_place::{binary_in_place, unary_in_place, Side};
 
 use crate::{BinaryOp, DType, Data, Error, Result, UnaryOp};
 use smallvec::{smallvec, SmallVec};

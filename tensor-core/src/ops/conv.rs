@@ -362,6 +362,16 @@ pub(crate) fn pool_grad(
 
 impl Tensor {
     /// `tf.nn.conv2d(self, filters, strides, padding, dilations)`: NHWC input, HWIO filters.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{DType, Padding, Tensor};
+    /// let x = Tensor::ones(&[1, 5, 5, 2], DType::F32)?;
+    /// let f = Tensor::ones(&[3, 3, 2, 4], DType::F32)?;
+    /// let y = x.conv2d(&f, [2, 2], Padding::Same, [1, 1])?;
+    /// assert_eq!(y.dims(), &[1, 3, 3, 4]);
+    /// assert_eq!(y.to_vec::<f32>()?[4 * 4], 18.0); // the centre sees a full 3x3x2 window
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn conv2d(
         &self,
         filters: &Tensor,
@@ -379,7 +389,14 @@ impl Tensor {
         )
     }
 
-    /// `tf.nn.max_pool2d` (NHWC); padded positions never win.
+    /// `tf.nn.max_pool2d(self, ksize, strides, padding)` (NHWC); padded positions never win.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Padding, Tensor};
+    /// let x = Tensor::new([1.0f32, 5.0, 3.0, 2.0]).reshape(&[1, 2, 2, 1])?;
+    /// assert_eq!(x.max_pool2d([2, 2], [2, 2], Padding::Valid)?.to_vec::<f32>()?, vec![5.0]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn max_pool2d(&self, ksize: [usize; 2], strides: [usize; 2], padding: Padding) -> Result<Tensor> {
         dispatch1(
             Op::Pool2D {
@@ -392,7 +409,17 @@ impl Tensor {
         )
     }
 
-    /// `tf.nn.avg_pool2d` (NHWC); each window divides by its count of real elements.
+    /// `tf.nn.avg_pool2d(self, ksize, strides, padding)` (NHWC); each window divides by its
+    /// count of real (unpadded) elements.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Padding, Tensor};
+    /// let x = Tensor::new([1.0f32, 5.0, 3.0, 3.0]).reshape(&[1, 2, 2, 1])?;
+    /// assert_eq!(x.avg_pool2d([2, 2], [2, 2], Padding::Valid)?.to_vec::<f32>()?, vec![3.0]);
+    /// let same = x.avg_pool2d([2, 2], [1, 1], Padding::Same)?.to_vec::<f32>()?;
+    /// assert_eq!(same[3], 3.0); // the corner window holds one real element
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn avg_pool2d(&self, ksize: [usize; 2], strides: [usize; 2], padding: Padding) -> Result<Tensor> {
         dispatch1(
             Op::Pool2D {

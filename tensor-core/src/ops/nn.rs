@@ -184,17 +184,39 @@ pub(crate) fn sparse_xent(labels: &Data, logits: &Data) -> Result<Data> {
 }
 
 impl Tensor {
-    /// `tf.nn.softmax` along `axis`.
+    /// `tf.nn.softmax` along `axis` (stable: the maximum is subtracted first).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let p = Tensor::new([[1.0f64, 1.0], [0.0, 1000.0]]).softmax(-1)?.to_vec::<f64>()?;
+    /// assert_eq!(p, vec![0.5, 0.5, 0.0, 1.0]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn softmax(&self, axis: i64) -> Result<Tensor> {
         dispatch1(Op::Softmax { axis }, &[self])
     }
 
     /// `tf.nn.log_softmax` along `axis`.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let l = Tensor::new([0.0f64, 0.0]).log_softmax(0)?.to_vec::<f64>()?;
+    /// assert!(l.iter().all(|v| (v + 2f64.ln()).abs() < 1e-15));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn log_softmax(&self, axis: i64) -> Result<Tensor> {
         dispatch1(Op::LogSoftmax { axis }, &[self])
     }
 
     /// `tf.nn.bias_add`: adds the rank-1 `bias` along the last axis (NHWC).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let y = Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]).bias_add(&Tensor::new([10.0f32, 20.0]))?;
+    /// assert_eq!(y.to_vec::<f32>()?, vec![11.0, 22.0, 13.0, 24.0]);
+    /// assert!(Tensor::new([[1.0f32, 2.0]]).bias_add(&Tensor::new([1.0f32])).is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn bias_add(&self, bias: &Tensor) -> Result<Tensor> {
         let (d, b) = (self.dims(), bias.dims());
         if b.len() != 1 || d.is_empty() || d[d.len() - 1] != b[0] {
@@ -207,18 +229,43 @@ impl Tensor {
         self.add(bias)
     }
 
-    /// `tf.nn.softmax_cross_entropy_with_logits(labels=self, logits)` along `axis`.
+    /// `tf.nn.softmax_cross_entropy_with_logits(labels=self, logits)` along `axis`: one value
+    /// per example (fused and stable).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let labels = Tensor::new([[0.0f64, 1.0]]);
+    /// let xent = labels.softmax_cross_entropy_with_logits(&Tensor::new([[0.0f64, 0.0]]), -1)?;
+    /// assert!((xent.to_vec::<f64>()?[0] - 2f64.ln()).abs() < 1e-15);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn softmax_cross_entropy_with_logits(&self, logits: &Tensor, axis: i64) -> Result<Tensor> {
         dispatch1(Op::SoftmaxCrossEntropy { axis }, &[self, logits])
     }
 
-    /// `tf.nn.sparse_softmax_cross_entropy_with_logits(labels=self, logits)`.
+    /// `tf.nn.sparse_softmax_cross_entropy_with_logits(labels=self, logits)`: integer class
+    /// ids against logits, one value per example.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let xent = Tensor::new([1i32]).sparse_softmax_cross_entropy_with_logits(&Tensor::new([[0.0f64, 0.0]]))?;
+    /// assert!((xent.to_vec::<f64>()?[0] - 2f64.ln()).abs() < 1e-15);
+    /// assert!(Tensor::new([2i32]).sparse_softmax_cross_entropy_with_logits(&Tensor::new([[0.0f64, 0.0]])).is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn sparse_softmax_cross_entropy_with_logits(&self, logits: &Tensor) -> Result<Tensor> {
         dispatch1(Op::SparseSoftmaxCrossEntropy, &[self, logits])
     }
 
     /// `tf.nn.sigmoid_cross_entropy_with_logits(labels=self, logits)`:
     /// `max(x, 0) - x * z + log1p(exp(-|x|))`, TensorFlow's stable form (composite).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let x = Tensor::new([1.0f64, 0.0]).sigmoid_cross_entropy_with_logits(&Tensor::new([0.0f64, 0.0]))?;
+    /// assert!(x.to_vec::<f64>()?.iter().all(|v| (v - 2f64.ln()).abs() < 1e-15));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
     pub fn sigmoid_cross_entropy_with_logits(&self, logits: &Tensor) -> Result<Tensor> {
         if self.dims() != logits.dims() {
             return Err(Error::shapes(
@@ -233,9 +280,21 @@ impl Tensor {
         relu.sub(&xz)?.add(&tail)
     }
 
-    /// `tf.math.l2_normalize`: `x * rsqrt(max(sum(x^2, axes), 1e-12))` (composite).
-    pub fn l2_normalize(&self, axes: &[i64]) -> Result<Tensor> {
-        let ss = self.square()?.reduce_sum(crate::Axes::from(axes).keepdims())?;
+    /// `tf.math.l2_normalize`: `x * rsqrt(max(sum(x^2, axes), 1e-12))` over some or all
+    /// axes (composite).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Axes, Tensor};
+    /// let x = Tensor::new([[3.0f64, 4.0], [0.0, 2.0]]);
+    /// let rows = x.l2_normalize(1)?.to_vec::<f64>()?;
+    /// let all = x.l2_normalize(Axes::All)?.to_vec::<f64>()?;
+    /// for (got, want) in rows.iter().zip([0.6, 0.8, 0.0, 1.0]).chain([(&all[0], 3.0 / 29f64.sqrt())]) {
+    ///     assert!((got - want).abs() < 1e-15, "{got} vs {want}");
+    /// }
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn l2_normalize(&self, axes: impl Into<crate::Axes>) -> Result<Tensor> {
+        let ss = self.square()?.reduce_sum(axes.into().keepdims())?;
         self.mul(&ss.maximum(&self.scalar_like(1e-12))?.rsqrt()?)
     }
 }

@@ -91,7 +91,7 @@ pub(crate) fn infer_reduce(kind: ReduceKind, axes: &Axes, keepdims: bool, x: &[T
     if x[0].dtype == DType::Bool {
         return Err(Error::dtypes(kind.name(), &[DType::Bool], "expects a numeric tensor"));
     }
-    let axes = normalize_axes(kind.name(), axes.as_option(), x[0].shape.rank())?;
+    let axes = normalize_axes(kind.name(), axes, x[0].shape.rank())?;
     Ok(TensorSpec::new(
         x[0].dtype,
         reduced_dims(x[0].shape.dims(), &axes, keepdims),
@@ -148,7 +148,7 @@ fn highest<T: Element + num_traits::Bounded>() -> T {
 }
 
 pub(crate) fn reduce(kind: ReduceKind, axes: &Axes, keepdims: bool, x: &Data) -> Result<Data> {
-    let axes = normalize_axes(kind.name(), axes.as_option(), x.dims().len())?;
+    let axes = normalize_axes(kind.name(), axes, x.dims().len())?;
     let out_dims = reduced_dims(x.dims(), &axes, keepdims);
     Ok(match x {
         Data::F32(a) => Data::F32(reduce_typed(kind, a, &axes, &out_dims)),
@@ -271,7 +271,7 @@ fn reduce_op(x: &Tensor, kind: ReduceKind, r: Reduction) -> Result<Tensor> {
 /// The reduced dimensions of `x` when the axes were reduced with `keepdims`, as reshape
 /// targets (composites compute with `keepdims` and drop the axes at the end).
 fn dropped_dims(op: &'static str, x: &Tensor, axes: &Axes) -> Result<Vec<i64>> {
-    let axes = normalize_axes(op, axes.as_option(), x.rank())?;
+    let axes = normalize_axes(op, axes, x.rank())?;
     Ok(reduced_dims(x.dims(), &axes, false).iter().map(|&d| d as i64).collect())
 }
 

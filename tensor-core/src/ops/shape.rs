@@ -104,11 +104,11 @@ pub(crate) fn expand_dims(axis: i64, x: &Data) -> Result<Data> {
     Ok(crate::data::with_data!(x, a => Data::from_array(a.clone().insert_axis(Axis(ax)))))
 }
 
-fn squeeze_axes(axes: Option<&[i64]>, dims: &[usize]) -> Result<Vec<usize>> {
+fn squeeze_axes(axes: &Axes, dims: &[usize]) -> Result<Vec<usize>> {
     match axes {
-        None => Ok((0..dims.len()).filter(|&i| dims[i] == 1).collect()),
-        Some(ax) => {
-            let ax = normalize_axes("squeeze", Some(ax), dims.len())?;
+        Axes::All => Ok((0..dims.len()).filter(|&i| dims[i] == 1).collect()),
+        Axes::List(_) => {
+            let ax = normalize_axes("squeeze", axes, dims.len())?;
             if let Some(&bad) = ax.iter().find(|&&i| dims[i] != 1) {
                 return Err(Error::invalid(
                     "squeeze",
@@ -120,14 +120,14 @@ fn squeeze_axes(axes: Option<&[i64]>, dims: &[usize]) -> Result<Vec<usize>> {
     }
 }
 
-pub(crate) fn infer_squeeze(axes: Option<&[i64]>, x: &[TensorSpec]) -> Result<TensorSpec> {
+pub(crate) fn infer_squeeze(axes: &Axes, x: &[TensorSpec]) -> Result<TensorSpec> {
     let dims = x[0].shape.dims();
     let ax = squeeze_axes(axes, dims)?;
     let out: Vec<usize> = (0..dims.len()).filter(|i| !ax.contains(i)).map(|i| dims[i]).collect();
     Ok(TensorSpec::new(x[0].dtype, out))
 }
 
-pub(crate) fn squeeze(axes: Option<&[i64]>, x: &Data) -> Result<Data> {
+pub(crate) fn squeeze(axes: &Axes, x: &Data) -> Result<Data> {
     let ax = squeeze_axes(axes, x.dims())?;
     Ok(crate::data::with_data!(x, a => {
         let mut b = a.clone();

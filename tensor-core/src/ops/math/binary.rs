@@ -111,7 +111,7 @@ pub(crate) use with_binary_op;
 impl BinaryOp {
     /// The scalar function on float elements (shared with fused graph kernels).
     #[inline(always)]
-    pub fn apply_float<T: FloatElement>(self, x: T, y: T) -> T {
+    pub(crate) fn apply_float<T: FloatElement>(self, x: T, y: T) -> T {
         use BinaryOp::*;
         match self {
             Add => x + y,
@@ -156,7 +156,7 @@ impl BinaryOp {
     }
 
     /// True for the activation-gradient ops, which take floats only.
-    pub fn is_activation_grad(self) -> bool {
+    pub(crate) fn is_activation_grad(self) -> bool {
         matches!(self, BinaryOp::SigmoidGrad | BinaryOp::TanhGrad | BinaryOp::ReluGrad)
     }
 }

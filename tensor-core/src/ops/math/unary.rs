@@ -169,10 +169,10 @@ impl UnaryOp {
     /// fused chain computes exactly what the separate ops compute.
     ///
     /// `FMA` lets `exp` and `sigmoid` use fused multiply-adds: pass the constant that
-    /// `with_fma!` binds around a [`vectorized`](crate::kernels::simd::vectorized)
+    /// `with_fma!` binds around a `vectorized`
     /// loop (elsewhere, `false`).
     #[inline(always)]
-    pub fn apply_float<T: FloatElement, const FMA: bool>(self, x: T) -> T {
+    pub(crate) fn apply_float<T: FloatElement, const FMA: bool>(self, x: T) -> T {
         use UnaryOp::*;
         let c = |v: f64| T::from_f64(v);
         let zero = T::zero();
