@@ -6,8 +6,8 @@
 use ferroflow_tensor_core::{Error, Result, Tensor};
 use smallvec::SmallVec;
 
-/// The tensors of one call, inline for the usual handful.
-pub type ArgTensors = SmallVec<[Tensor; 4]>;
+/// The tensors of one call, borrowed and inline for the usual handful.
+pub type ArgTensors<'a> = SmallVec<[&'a Tensor; 4]>;
 
 /// The erased body every [`Function`](crate::Function) runs while tracing: tensors (and
 /// static arguments) in, tensors out.
@@ -194,18 +194,18 @@ where
 /// one-tuple for one argument, a tuple of `&Tensor`s for several (`f.call((&x, &y, &b))`),
 /// and a slice, `Vec` or array for the slice form.
 pub trait CallArgs<Args: ?Sized> {
-    /// The tensors (cheap handle clones).
-    fn tensors(self) -> ArgTensors;
+    /// The tensors, borrowed.
+    fn tensors(&self) -> ArgTensors<'_>;
 }
 
 impl CallArgs<(Tensor,)> for &Tensor {
-    fn tensors(self) -> ArgTensors {
-        smallvec::smallvec![self.clone()]
+    fn tensors(&self) -> ArgTensors<'_> {
+        smallvec::smallvec![*self]
     }
 }
 
 impl CallArgs<()> for () {
-    fn tensors(self) -> ArgTensors {
+    fn tensors(&self) -> ArgTensors<'_> {
         ArgTensors::new()
     }
 }
@@ -213,10 +213,10 @@ impl CallArgs<()> for () {
 macro_rules! call_tuple {
     ($($t:ident),+) => {
         impl CallArgs<($(call_tuple!(@ty $t),)+)> for ($(call_tuple!(@ref $t),)+) {
-            fn tensors(self) -> ArgTensors {
+            fn tensors(&self) -> ArgTensors<'_> {
                 #[allow(non_snake_case)]
-                let ($($t,)+) = self;
-                smallvec::smallvec![$($t.clone()),+]
+                let ($($t,)+) = *self;
+                smallvec::smallvec![$($t),+]
             }
         }
     };
@@ -234,37 +234,37 @@ call_tuple!(A, B, C, D, G, H, I);
 call_tuple!(A, B, C, D, G, H, I, J);
 
 impl CallArgs<[Tensor]> for &[Tensor] {
-    fn tensors(self) -> ArgTensors {
-        self.iter().cloned().collect()
+    fn tensors(&self) -> ArgTensors<'_> {
+        self.iter().collect()
     }
 }
 
 impl CallArgs<[Tensor]> for &Vec<Tensor> {
-    fn tensors(self) -> ArgTensors {
-        self.iter().cloned().collect()
+    fn tensors(&self) -> ArgTensors<'_> {
+        self.iter().collect()
     }
 }
 
 impl CallArgs<[Tensor]> for &[&Tensor] {
-    fn tensors(self) -> ArgTensors {
-        self.iter().map(|t| (*t).clone()).collect()
+    fn tensors(&self) -> ArgTensors<'_> {
+        self.iter().copied().collect()
     }
 }
 
 impl<const N: usize> CallArgs<[Tensor]> for &[Tensor; N] {
-    fn tensors(self) -> ArgTensors {
-        self.iter().cloned().collect()
+    fn tensors(&self) -> ArgTensors<'_> {
+        self.iter().collect()
     }
 }
 
 impl<const N: usize> CallArgs<[Tensor]> for [&Tensor; N] {
-    fn tensors(self) -> ArgTensors {
-        self.iter().map(|t| (*t).clone()).collect()
+    fn tensors(&self) -> ArgTensors<'_> {
+        self.iter().copied().collect()
     }
 }
 
 impl<const N: usize> CallArgs<[Tensor]> for &[&Tensor; N] {
-    fn tensors(self) -> ArgTensors {
-        self.iter().map(|t| (*t).clone()).collect()
+    fn tensors(&self) -> ArgTensors<'_> {
+        self.iter().copied().collect()
     }
 }

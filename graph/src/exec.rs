@@ -83,7 +83,7 @@ impl Plan {
 
     /// Runs the graph. With `exact_specs` the arguments match the traced specs and shape
     /// inference is skipped; otherwise every op re-validates its inputs.
-    pub fn run(&self, g: &Graph, args: &[Tensor], exact_specs: bool) -> Result<Vec<Tensor>> {
+    pub fn run(&self, g: &Graph, args: &[&Tensor], exact_specs: bool) -> Result<Vec<Tensor>> {
         let mut vals: Vec<Option<Data>> = vec![None; self.slots];
         for (i, (step, node)) in self.steps.iter().zip(&g.nodes).enumerate() {
             let out = step.first_output;

@@ -175,6 +175,12 @@ impl ConcreteFunction {
     /// from the traced ones re-validate every op (and fail with that op's error if they do
     /// not fit), as a relaxed signature allows.
     pub fn call(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
+        let refs: smallvec::SmallVec<[&Tensor; 4]> = args.iter().collect();
+        self.call_refs(&refs)
+    }
+
+    /// [`ConcreteFunction::call`] on borrowed tensors.
+    pub(crate) fn call_refs(&self, args: &[&Tensor]) -> Result<Vec<Tensor>> {
         if args.len() != self.inputs.len() {
             return Err(Error::invalid(
                 "function",
@@ -400,20 +406,21 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
         O::from_tensors(self.run(&args.tensors(), &[])?)
     }
 
-    fn run(&self, args: &[Tensor], statics: &[StaticArg]) -> Result<Vec<Tensor>> {
+    fn run(&self, args: &[&Tensor], statics: &[StaticArg]) -> Result<Vec<Tensor>> {
         if crate::config::functions_run_eagerly() || is_tracing() || has_observers() {
-            return (self.body)(args, statics);
+            let owned: Vec<Tensor> = args.iter().map(|t| (*t).clone()).collect();
+            return (self.body)(&owned, statics);
         }
         if let Some(cf) = self.last_match(args, statics) {
-            return cf.call(args);
+            return cf.call_refs(args);
         }
-        let specs: Vec<TensorSpec> = args.iter().map(Tensor::spec).collect();
+        let specs: Vec<TensorSpec> = args.iter().map(|t| t.spec()).collect();
         let cf = self.concrete_for(&specs, statics)?;
-        cf.call(args)
+        cf.call_refs(args)
     }
 
     /// The last used concrete function, if these arguments fit its key.
-    fn last_match(&self, args: &[Tensor], statics: &[StaticArg]) -> Option<Arc<ConcreteFunction>> {
+    fn last_match(&self, args: &[&Tensor], statics: &[StaticArg]) -> Option<Arc<ConcreteFunction>> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let (key, cf) = last.as_ref()?;
         let fits = key.statics == statics

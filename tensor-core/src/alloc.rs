@@ -46,9 +46,18 @@ pub fn checked_elements(op: &'static str, dims: &[usize], dtype: DType) -> Resul
     }
 }
 
-/// [`checked_elements`] for an op's output spec.
-pub(crate) fn check_spec(op: &'static str, spec: &TensorSpec) -> Result<()> {
-    checked_elements(op, spec.shape.dims(), spec.dtype).map(|_| ())
+/// Tensors up to this many bytes are never checked against the machine's memory: every
+/// machine this runs on holds them, and most ops' outputs are far smaller.
+const ALWAYS_FITS: usize = 1 << 28;
+
+/// [`checked_elements`] for an op's output spec, with the op's name made only for an error
+/// (this runs for every op dispatched: a few instructions when the output is small).
+pub(crate) fn check_spec(op: impl FnOnce() -> &'static str, spec: &TensorSpec) -> Result<()> {
+    let elements = spec.shape.dims().iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    match elements.and_then(|n| n.checked_mul(spec.dtype.size_of())) {
+        Some(bytes) if bytes <= ALWAYS_FITS => Ok(()),
+        _ => checked_elements(op(), spec.shape.dims(), spec.dtype).map(|_| ()),
+    }
 }
 
 #[cfg(test)]

@@ -465,7 +465,7 @@ impl Op {
     pub fn infer(&self, inputs: &[TensorSpec]) -> Result<Outputs<TensorSpec>> {
         let out = self.infer_specs(inputs)?;
         for spec in &out {
-            crate::alloc::check_spec(self.name(), spec)?;
+            crate::alloc::check_spec(|| self.name(), spec)?;
         }
         Ok(out)
     }

@@ -161,11 +161,20 @@ fn exec_instr<T: FloatElement, D: Out<T>>(ins: &Instr, srcs: &[Src<T>], temps: &
                 dst.iter_mut().for_each(|d| d.set(r));
             }
         },
-        Instr::Binary(b, x, y) => vectorized(|| binary_slice(b, get(x), get(y), dst)),
-        Instr::MulAdd(x, y, z) => vectorized(|| mul_add_slice(get(x), get(y), get(z), dst)),
+        Instr::Binary(b, x, y) => vectorized(
+            #[inline(always)]
+            || binary_slice(b, get(x), get(y), dst),
+        ),
+        Instr::MulAdd(x, y, z) => vectorized(
+            #[inline(always)]
+            || mul_add_slice(get(x), get(y), get(z), dst),
+        ),
         Instr::UnaryThen(u, x, b, y) => match get(x) {
             Src::Full(s) => unary_then_slice(u, s, b, get(y), dst),
-            Src::Scalar(v) => vectorized(|| binary_slice(b, Src::Scalar(unary_scalar(u, v)), get(y), dst)),
+            Src::Scalar(v) => vectorized(
+                #[inline(always)]
+                || binary_slice(b, Src::Scalar(unary_scalar(u, v)), get(y), dst),
+            ),
         },
     }
 }
@@ -173,7 +182,7 @@ fn exec_instr<T: FloatElement, D: Out<T>>(ins: &Instr, srcs: &[Src<T>], temps: &
 /// `u(v)` for one element, computed as the vectorised loops compute it (the same bits as
 /// the eager op on a one-element tensor).
 fn unary_scalar<T: FloatElement>(u: UnaryOp, v: T) -> T {
-    crate::kernels::simd::with_fma!(fma => vectorized(|| u.apply_float::<T, fma>(v)))
+    crate::kernels::simd::with_fma!(fma => vectorized(#[inline(always)] || u.apply_float::<T, fma>(v)))
 }
 
 /// `dst[i] = x[i] * y[i] + z[i]` for slice or scalar operands, two roundings.
@@ -215,19 +224,19 @@ fn mul_add_slice<T: FloatElement, D: Out<T>>(x: Src<T>, y: Src<T>, z: Src<T>, ds
 fn unary_then_slice<T: FloatElement, D: Out<T>>(u: UnaryOp, x: &[T], b: BinaryOp, y: Src<T>, dst: &mut [D]) {
     // One small loop per closure, so each is inlined into the vectorised build.
     crate::ops::math::unary::with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => match (b, y) {
-        (BinaryOp::Mul, Src::Full(y)) => vectorized(|| for ((d, &s), &t) in dst.iter_mut().zip(x).zip(y) { d.set(op.apply_float::<T, fma>(s) * t) }),
-        (BinaryOp::Mul, Src::Scalar(t)) => vectorized(|| for (d, &s) in dst.iter_mut().zip(x) { d.set(op.apply_float::<T, fma>(s) * t) }),
-        (BinaryOp::Add, Src::Full(y)) => vectorized(|| for ((d, &s), &t) in dst.iter_mut().zip(x).zip(y) { d.set(op.apply_float::<T, fma>(s) + t) }),
-        (BinaryOp::Add, Src::Scalar(t)) => vectorized(|| for (d, &s) in dst.iter_mut().zip(x) { d.set(op.apply_float::<T, fma>(s) + t) }),
-        (b, Src::Full(y)) => vectorized(|| for ((d, &s), &t) in dst.iter_mut().zip(x).zip(y) { d.set(b.apply_float(op.apply_float::<T, fma>(s), t)) }),
-        (b, Src::Scalar(t)) => vectorized(|| for (d, &s) in dst.iter_mut().zip(x) { d.set(b.apply_float(op.apply_float::<T, fma>(s), t)) }),
+        (BinaryOp::Mul, Src::Full(y)) => vectorized(#[inline(always)] || for ((d, &s), &t) in dst.iter_mut().zip(x).zip(y) { d.set(op.apply_float::<T, fma>(s) * t) }),
+        (BinaryOp::Mul, Src::Scalar(t)) => vectorized(#[inline(always)] || for (d, &s) in dst.iter_mut().zip(x) { d.set(op.apply_float::<T, fma>(s) * t) }),
+        (BinaryOp::Add, Src::Full(y)) => vectorized(#[inline(always)] || for ((d, &s), &t) in dst.iter_mut().zip(x).zip(y) { d.set(op.apply_float::<T, fma>(s) + t) }),
+        (BinaryOp::Add, Src::Scalar(t)) => vectorized(#[inline(always)] || for (d, &s) in dst.iter_mut().zip(x) { d.set(op.apply_float::<T, fma>(s) + t) }),
+        (b, Src::Full(y)) => vectorized(#[inline(always)] || for ((d, &s), &t) in dst.iter_mut().zip(x).zip(y) { d.set(b.apply_float(op.apply_float::<T, fma>(s), t)) }),
+        (b, Src::Scalar(t)) => vectorized(#[inline(always)] || for (d, &s) in dst.iter_mut().zip(x) { d.set(b.apply_float(op.apply_float::<T, fma>(s), t)) }),
     }))
 }
 
 /// `dst[i] = u(src[i])`, with the op fixed outside the loop so it vectorises.
 #[inline(always)]
 pub(crate) fn unary_slice<T: FloatElement, D: Out<T>>(u: UnaryOp, src: &[T], dst: &mut [D]) {
-    crate::ops::math::unary::with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => vectorized(|| {
+    crate::ops::math::unary::with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => vectorized(#[inline(always)] || {
         for (d, &s) in dst.iter_mut().zip(src) {
             d.set(op.apply_float::<T, fma>(s))
         }

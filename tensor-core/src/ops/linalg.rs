@@ -279,7 +279,7 @@ pub(crate) fn matmul_epilogue(
                 if let Some(u) = act {
                     // The op fixed outside the loop and the AVX2+FMA build, as in the
                     // elementwise kernels (the exp of exp/sigmoid uses fused multiply-adds).
-                    crate::ops::math::unary::with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => crate::kernels::simd::vectorized(|| {
+                    crate::ops::math::unary::with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => crate::kernels::simd::vectorized(#[inline(always)] || {
                         for v in seg.iter_mut() {
                             *v = op.apply_float::<T, fma>(*v)
                         }
