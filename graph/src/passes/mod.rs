@@ -127,7 +127,8 @@ pub(crate) mod test_util {
     /// Runs a graph on eager arguments, unoptimised semantics.
     pub fn run(g: &Graph, args: &[Tensor]) -> Vec<Vec<f64>> {
         let plan = crate::exec::Plan::new(g, false);
-        plan.run(g, args, true)
+        let refs: Vec<&Tensor> = args.iter().collect();
+        plan.run(g, &refs, true)
             .unwrap()
             .iter()
             .map(|t| t.to_f64_vec().unwrap())
