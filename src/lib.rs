@@ -8,20 +8,18 @@
 //! ```
 //! use ferroflow::prelude::*;
 //!
-//! let x = Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]);
-//! let y = Tensor::new([[1.0f32], [0.0]]);
+//! let (x, y) = (Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]), Tensor::new([[1.0f32], [0.0]]));
 //! let w = Variable::new("w", random::normal(&[2, 1], Normal::default().seed(1))?)?;
 //! let b = Variable::new("b", Tensor::zeros(&[1], DType::F32)?)?;
+//! let model = function(|x: &Tensor| x.matmul(&w.read()?)?.add(&b.read()?)); // tf.function
 //! let opt = Sgd::new(0.05)?;
 //! for _ in 0..200 {
 //!     let tape = GradientTape::new();
-//!     let loss = losses::mean_squared_error(&y, &x.matmul(&w.read()?)?.add(&b.read()?)?)?;
+//!     let loss = losses::mean_squared_error(&y, &model.call(&x)?)?;
 //!     let [dw, db] = tape.gradient(&loss, [&w, &b])?;
 //!     opt.apply_gradients([(dw, &w), (db, &b)])?;
 //! }
-//! // tf.function: traced once, then run as an optimised graph.
-//! let predict = function(|x: &Tensor| x.matmul(&w.read()?)?.add(&b.read()?));
-//! assert!((predict.call(&x)?.to_vec::<f32>()?[0] - 1.0).abs() < 0.05);
+//! assert!((model.call(&x)?.to_vec::<f32>()?[0] - 1.0).abs() < 0.05);
 //! # Ok::<(), ferroflow::Error>(())
 //! ```
 //!
