@@ -41,6 +41,7 @@
 
 pub use ferroflow_autodiff as autodiff;
 pub use ferroflow_checkpoint as checkpoint;
+pub use ferroflow_data as data;
 pub use ferroflow_graph as graph;
 pub use ferroflow_nn as nn;
 pub use ferroflow_optim as optim;
@@ -52,8 +53,13 @@ pub use ferroflow_tensor_core::{random, DType, Error, Result, Shape, Tensor, Var
 pub mod prelude {
     pub use ferroflow_autodiff::{GradientOptions, GradientTape, TapeOptions, UnconnectedGradients};
     pub use ferroflow_checkpoint::{Checkpoint, CheckpointManager, Weights};
+    pub use ferroflow_data::{Batch, Dataset};
     pub use ferroflow_graph::{function, Function};
-    pub use ferroflow_nn::{Activation, Dense, Layer, Mode, Module, Sequential};
+    pub use ferroflow_nn::callbacks::{self, Callback};
+    pub use ferroflow_nn::{
+        metrics, Activation, CompileOptions, Dense, EvaluateOptions, FitOptions, History, Layer, Logs, Mode, Model,
+        Module, PredictOptions, Sequential,
+    };
     pub use ferroflow_optim::{losses, Adagrad, Adam, Loss, Optimizer, Predictions, RmsProp, Sgd};
     pub use ferroflow_tensor_core::random::{self, Normal, Uniform};
     pub use ferroflow_tensor_core::{

@@ -131,6 +131,85 @@ impl Initializer {
     }
 }
 
+impl Initializer {
+    /// Keras' serialised form (`{"module": "keras.initializers", "class_name": ..., "config":
+    /// ...}`), with the layer's seed.
+    pub fn to_keras(&self, seed: Option<u64>) -> serde_json::Value {
+        use serde_json::json;
+        let (class, config) = match self {
+            Initializer::Zeros => ("Zeros", json!({})),
+            Initializer::Ones => ("Ones", json!({})),
+            Initializer::Constant(v) => ("Constant", json!({ "value": v })),
+            Initializer::RandomNormal { mean, stddev } => {
+                ("RandomNormal", json!({"seed": seed, "mean": mean, "stddev": stddev}))
+            }
+            Initializer::RandomUniform { minval, maxval } => (
+                "RandomUniform",
+                json!({"seed": seed, "minval": minval, "maxval": maxval}),
+            ),
+            Initializer::TruncatedNormal { mean, stddev } => {
+                ("TruncatedNormal", json!({"seed": seed, "mean": mean, "stddev": stddev}))
+            }
+            Initializer::GlorotUniform => (
+                "GlorotUniform",
+                json!({"seed": seed, "input_axes": null, "output_axes": null}),
+            ),
+            Initializer::HeNormal => (
+                "HeNormal",
+                json!({"seed": seed, "input_axes": null, "output_axes": null}),
+            ),
+            Initializer::HeUniform => (
+                "HeUniform",
+                json!({"seed": seed, "input_axes": null, "output_axes": null}),
+            ),
+            Initializer::LecunNormal => (
+                "LecunNormal",
+                json!({"seed": seed, "input_axes": null, "output_axes": null}),
+            ),
+        };
+        json!({"module": "keras.initializers", "class_name": class, "config": config, "registered_name": null})
+    }
+
+    /// Reads Keras' serialised form (or a bare name such as `"glorot_uniform"`), with its seed.
+    pub fn from_keras(value: &serde_json::Value) -> Result<(Initializer, Option<u64>)> {
+        let bad = |why: String| Error::invalid("initializer", why);
+        let (class, config) = match value {
+            serde_json::Value::String(s) => (s.as_str(), serde_json::Value::Null),
+            v => (
+                v.get("class_name")
+                    .and_then(|c| c.as_str())
+                    .ok_or_else(|| bad(format!("no class_name in {v}")))?,
+                v.get("config").cloned().unwrap_or(serde_json::Value::Null),
+            ),
+        };
+        let f = |k: &str, d: f64| config.get(k).and_then(|v| v.as_f64()).unwrap_or(d);
+        let seed = config.get("seed").and_then(|v| v.as_u64());
+        let init = match class {
+            "Zeros" | "zeros" => Initializer::Zeros,
+            "Ones" | "ones" => Initializer::Ones,
+            "Constant" | "constant" => Initializer::Constant(f("value", 0.0)),
+            "RandomNormal" | "random_normal" => Initializer::RandomNormal {
+                mean: f("mean", 0.0),
+                stddev: f("stddev", 0.05),
+            },
+            "RandomUniform" | "random_uniform" => Initializer::RandomUniform {
+                minval: f("minval", -0.05),
+                maxval: f("maxval", 0.05),
+            },
+            "TruncatedNormal" | "truncated_normal" => Initializer::TruncatedNormal {
+                mean: f("mean", 0.0),
+                stddev: f("stddev", 0.05),
+            },
+            "GlorotUniform" | "glorot_uniform" => Initializer::GlorotUniform,
+            "HeNormal" | "he_normal" => Initializer::HeNormal,
+            "HeUniform" | "he_uniform" => Initializer::HeUniform,
+            "LecunNormal" | "lecun_normal" => Initializer::LecunNormal,
+            other => return Err(bad(format!("unknown initializer {other:?}"))),
+        };
+        Ok((init, seed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

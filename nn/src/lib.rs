@@ -1,7 +1,8 @@
 //! # ferroflow-nn
 //!
 //! `tf.Module`-style variable tracking ([`Module`], `#[derive(Module)]`), Keras-style
-//! layers and initializers.
+//! layers and initializers, and the Keras training API: [`Model`] with `compile`, `fit`,
+//! `evaluate` and `predict`, [`metrics`] and [`callbacks`].
 //!
 //! ```
 //! use ferroflow_nn::{Attr, Module};
@@ -20,8 +21,11 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+pub mod callbacks;
 pub mod initializers;
 pub mod layers;
+pub mod metrics;
+pub mod model;
 pub mod module;
 
 pub use ferroflow_nn_derive::Module;
@@ -29,6 +33,10 @@ pub use ferroflow_tensor_core::{Tensor, Variable};
 pub use layers::{
     Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Embedding, Flatten, Layer,
     LayerNormalization, MaxPooling2D, Mode, Sequential,
+};
+pub use model::{
+    ClassWeight, CompileOptions, EvaluateOptions, FitOptions, FitParams, History, Inputs, Logs, LossSpec, MetricSpec,
+    Model, PredictOptions, Validation,
 };
 pub use module::{snake_case, valid_name, Attr, Module, Track};
 

@@ -79,6 +79,13 @@ pub trait Module {
 
     /// This module as a trait object (implemented by the derive; `self` for sized types).
     fn as_dyn(&self) -> &dyn Module;
+
+    /// The type's name (`Dense`, `SequentialModule`), as Keras shows it in summaries.
+    fn class_name(&self) -> String {
+        let full = std::any::type_name::<Self>();
+        let base = full.split('<').next().unwrap_or(full);
+        base.rsplit("::").next().unwrap_or(base).to_string()
+    }
 }
 
 fn walk(path: &str, attr: &Attr<'_>, out: &mut Vec<(String, Variable)>) {

@@ -37,29 +37,36 @@ fn check_pair(op: &'static str, y_true: &Tensor, y_pred: &Tensor) -> Result<()> 
     Ok(())
 }
 
-/// Mean over the last axis, then over all remaining elements.
-fn reduce_keras(per_element: &Tensor, last_axis_sum: bool) -> Result<Tensor> {
-    // A last axis of size 1 reduces to itself exactly: skip that op.
-    let per_sample = if per_element.rank() == 0 || per_element.dims().last() == Some(&1) {
-        per_element.clone()
-    } else if last_axis_sum {
-        per_element.reduce_sum(-1)?
+/// The mean over the last axis: one value per sample (Keras' `reduction=None`).
+fn last_axis_mean(per_element: &Tensor) -> Result<Tensor> {
+    // A last axis of size 1 reduces to itself exactly: skip that op (the values keep the
+    // axis; a mean over all elements is the same either way).
+    if per_element.rank() == 0 || per_element.dims().last() == Some(&1) {
+        Ok(per_element.clone())
     } else {
-        per_element.reduce_mean(-1)?
-    };
-    per_sample.reduce_mean(Axes::All)
+        per_element.reduce_mean(-1)
+    }
+}
+
+/// Per-sample squared error: `mean(square(y_pred - y_true), axis=-1)`.
+fn mse_per_sample(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+    check_pair("mean_squared_error", y_true, y_pred)?;
+    last_axis_mean(&y_pred.sub(y_true)?.square()?)
 }
 
 /// `mean(square(y_pred - y_true), axis=-1)`, averaged over the batch.
 pub fn mean_squared_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    check_pair("mean_squared_error", y_true, y_pred)?;
-    reduce_keras(&y_pred.sub(y_true)?.square()?, false)
+    mse_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+}
+
+fn mae_per_sample(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+    check_pair("mean_absolute_error", y_true, y_pred)?;
+    last_axis_mean(&y_pred.sub(y_true)?.abs()?)
 }
 
 /// `mean(abs(y_pred - y_true), axis=-1)`, averaged over the batch.
 pub fn mean_absolute_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    check_pair("mean_absolute_error", y_true, y_pred)?;
-    reduce_keras(&y_pred.sub(y_true)?.abs()?, false)
+    mae_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
 }
 
 /// Binary cross-entropy: `-(y·log(p) + (1-y)·log(1-p))` with `p` clipped (or, on logits,
@@ -76,6 +83,10 @@ pub fn mean_absolute_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
 pub fn binary_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
+    bce_per_sample(y_true, y_pred, predictions)?.reduce_mean(Axes::All)
+}
+
+fn bce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
     check_pair("binary_crossentropy", y_true, y_pred)?;
     let per = if predictions == Predictions::Logits {
         y_true.sigmoid_cross_entropy_with_logits(y_pred)?
@@ -86,7 +97,7 @@ pub fn binary_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predic
         let neg = one.sub(y_true)?.mul(&one.sub(&p)?.log()?)?;
         pos.add(&neg)?.neg()?
     };
-    reduce_keras(&per, false)
+    last_axis_mean(&per)
 }
 
 /// Categorical cross-entropy over the last (class) axis: probabilities are normalised to
@@ -101,6 +112,10 @@ pub fn binary_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predic
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
 pub fn categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
+    cce_per_sample(y_true, y_pred, predictions)?.reduce_mean(Axes::All)
+}
+
+fn cce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
     check_pair("categorical_crossentropy", y_true, y_pred)?;
     if y_pred.rank() == 0 {
         return Err(Error::shapes(
@@ -109,14 +124,13 @@ pub fn categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: P
             "needs a class axis",
         ));
     }
-    let per_sample = if predictions == Predictions::Logits {
-        y_true.softmax_cross_entropy_with_logits(y_pred, -1)?
+    if predictions == Predictions::Logits {
+        y_true.softmax_cross_entropy_with_logits(y_pred, -1)
     } else {
         let p = y_pred.div(&y_pred.reduce_sum(Axes::from(-1).keepdims())?)?;
         let p = p.clip_by_value(EPSILON, 1.0 - EPSILON)?;
-        y_true.mul(&p.log()?)?.reduce_sum(-1)?.neg()?
-    };
-    per_sample.reduce_mean(Axes::All)
+        y_true.mul(&p.log()?)?.reduce_sum(-1)?.neg()
+    }
 }
 
 /// Sparse categorical cross-entropy: integer class ids against probabilities (clipped, then
@@ -133,6 +147,10 @@ pub fn categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: P
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
 pub fn sparse_categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
+    scce_per_sample(y_true, y_pred, predictions)?.reduce_mean(Axes::All)
+}
+
+fn scce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
     let op = "sparse_categorical_crossentropy";
     if !y_true.dtype().is_int() || !y_pred.dtype().is_float() {
         return Err(Error::dtypes(
@@ -151,14 +169,16 @@ pub fn sparse_categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, predict
     } else {
         y_pred.clip_by_value(EPSILON, 1.0 - EPSILON)?.log()?
     };
-    labels
-        .sparse_softmax_cross_entropy_with_logits(&logits)?
-        .reduce_mean(Axes::All)
+    labels.sparse_softmax_cross_entropy_with_logits(&logits)
 }
 
 /// Huber loss: `0.5·e²` where `|e| <= delta`, else `delta·|e| - 0.5·delta²`, with
 /// `e = y_pred - y_true`; mean over the last axis, then the batch.
 pub fn huber(y_true: &Tensor, y_pred: &Tensor, delta: f64) -> Result<Tensor> {
+    huber_per_sample(y_true, y_pred, delta)?.reduce_mean(Axes::All)
+}
+
+fn huber_per_sample(y_true: &Tensor, y_pred: &Tensor, delta: f64) -> Result<Tensor> {
     check_pair("huber", y_true, y_pred)?;
     let e = y_pred.sub(y_true)?;
     let abs = e.abs()?;
@@ -167,7 +187,7 @@ pub fn huber(y_true: &Tensor, y_pred: &Tensor, delta: f64) -> Result<Tensor> {
         .mul(&e.scalar_like(delta))?
         .sub(&e.scalar_like(0.5 * delta * delta))?;
     let per = abs.less_equal(&e.scalar_like(delta))?.select(&quadratic, &linear)?;
-    reduce_keras(&per, false)
+    last_axis_mean(&per)
 }
 
 /// A loss chosen by value or by Keras name, as `model.compile(loss=...)` takes it.
@@ -211,6 +231,33 @@ impl Loss {
             Loss::SparseCategoricalCrossentropy(p) => sparse_categorical_crossentropy(y_true, y_pred, p),
             Loss::Huber(delta) => huber(y_true, y_pred, delta),
         }
+    }
+
+    /// The loss of each sample, before the batch mean (Keras' `reduction=None`): the batch
+    /// dimensions of the inputs, where the last axis (features or classes) is reduced. A last
+    /// axis of size 1 is kept, as it reduces to itself.
+    ///
+    /// ```
+    /// use ferroflow_optim::Loss;
+    /// use ferroflow_tensor_core::Tensor;
+    /// let per = Loss::MeanSquaredError.per_sample(&Tensor::new([[0.0f32, 0.0], [1.0, 1.0]]), &Tensor::new([[1.0f32, 1.0], [1.0, 3.0]]))?;
+    /// assert_eq!(per.to_vec::<f32>()?, vec![1.0, 2.0]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn per_sample(&self, y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+        match *self {
+            Loss::MeanSquaredError => mse_per_sample(y_true, y_pred),
+            Loss::MeanAbsoluteError => mae_per_sample(y_true, y_pred),
+            Loss::BinaryCrossentropy(p) => bce_per_sample(y_true, y_pred, p),
+            Loss::CategoricalCrossentropy(p) => cce_per_sample(y_true, y_pred, p),
+            Loss::SparseCategoricalCrossentropy(p) => scce_per_sample(y_true, y_pred, p),
+            Loss::Huber(delta) => huber_per_sample(y_true, y_pred, delta),
+        }
+    }
+
+    /// Whether the loss takes integer class ids as `y_true` (the sparse cross-entropy).
+    pub fn takes_class_ids(&self) -> bool {
+        matches!(self, Loss::SparseCategoricalCrossentropy(_))
     }
 
     /// Keras' name of the loss.

@@ -94,13 +94,14 @@ pub struct Clipping {
 pub struct OptimizerState {
     /// Steps applied so far (int64 scalar), `optimizer.iterations`.
     iterations: Variable,
-    learning_rate: LearningRate,
+    learning_rate: RefCell<LearningRate>,
     clipping: Clipping,
     /// `(variable id, slot name, slot variable)`, in creation order.
     slots: RefCell<Vec<(u64, String, Variable)>>,
-    /// Constant rates already made, per dtype, with the value they were made from: a step
-    /// reuses them instead of building a scalar tensor per dtype per step.
-    rates: RefCell<Vec<(DType, f64, Tensor)>>,
+    /// A constant rate as a variable per dtype of the optimized variables (as Keras keeps
+    /// `learning_rate` in a variable): a traced step reads it, so a callback that changes
+    /// the rate changes what the next step of a compiled graph uses.
+    rates: RefCell<Vec<(DType, Variable)>>,
     /// The int64 `1` added to `iterations` each step.
     one: Tensor,
 }
@@ -113,7 +114,7 @@ impl OptimizerState {
         learning_rate.check(op)?;
         Ok(OptimizerState {
             iterations: Variable::non_trainable("iterations", Tensor::scalar(0i64))?,
-            learning_rate,
+            learning_rate: RefCell::new(learning_rate),
             clipping: Clipping::default(),
             slots: RefCell::new(Vec::new()),
             rates: RefCell::new(Vec::new()),
@@ -126,9 +127,40 @@ impl OptimizerState {
         &self.iterations
     }
 
-    /// The learning rate.
-    pub fn learning_rate(&self) -> &LearningRate {
-        &self.learning_rate
+    /// The learning rate: a constant or a schedule.
+    pub fn learning_rate(&self) -> LearningRate {
+        self.learning_rate.borrow().clone()
+    }
+
+    /// The learning-rate variables made so far (one per dtype of the optimized variables).
+    pub fn rate_variables(&self) -> Vec<Variable> {
+        self.rates.borrow().iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// The rate the next step uses: the constant, or the schedule at the current step.
+    pub fn learning_rate_value(&self) -> Result<f64> {
+        let lr = self.learning_rate();
+        match lr {
+            LearningRate::Constant(v) => Ok(v),
+            LearningRate::Schedule(s) => s.rate(&self.iterations.read()?)?.cast(DType::F64)?.to_scalar::<f64>(),
+        }
+    }
+
+    /// Sets a constant learning rate (`optimizer.learning_rate = lr`), also for graphs
+    /// already traced. A rate given as a schedule cannot be set, as in Keras.
+    pub fn set_learning_rate(&self, lr: f64) -> Result<()> {
+        if let LearningRate::Schedule(_) = &*self.learning_rate.borrow() {
+            return Err(Error::invalid(
+                "set_learning_rate",
+                "the learning rate is a schedule; it cannot be set to a constant",
+            ));
+        }
+        non_negative("set_learning_rate", "learning_rate", lr)?;
+        *self.learning_rate.borrow_mut() = LearningRate::Constant(lr);
+        for (dtype, var) in self.rates.borrow().iter() {
+            var.assign(&Tensor::fill(&[], lr, *dtype)?)?;
+        }
+        Ok(())
     }
 
     /// The clipping applied before each update.
@@ -155,16 +187,16 @@ impl OptimizerState {
 
     /// The learning rate for this step, as a scalar of `dtype`.
     pub fn current_rate(&self, dtype: DType) -> Result<Tensor> {
-        match &self.learning_rate {
+        let lr = self.learning_rate();
+        match lr {
             LearningRate::Constant(v) => {
                 let mut rates = self.rates.borrow_mut();
-                if let Some((_, _, t)) = rates.iter().find(|(d, r, _)| *d == dtype && r.to_bits() == v.to_bits()) {
-                    return Ok(t.clone());
+                if let Some((_, var)) = rates.iter().find(|(d, _)| *d == dtype) {
+                    return var.read();
                 }
-                let t = Tensor::fill(&[], *v, dtype)?;
-                rates.retain(|(d, _, _)| *d != dtype);
-                rates.push((dtype, *v, t.clone()));
-                Ok(t)
+                let var = Variable::non_trainable("learning_rate", Tensor::fill(&[], v, dtype)?)?;
+                rates.push((dtype, var.clone()));
+                var.read()
             }
             LearningRate::Schedule(s) => s.rate(&self.iterations.read()?)?.cast(dtype),
         }
@@ -345,6 +377,17 @@ pub trait Optimizer {
         self.state().iterations.value().to_scalar::<i64>()
     }
 
+    /// The learning rate the next step uses (`float(optimizer.learning_rate)`).
+    fn learning_rate(&self) -> Result<f64> {
+        self.state().learning_rate_value()
+    }
+
+    /// Sets a constant learning rate (`optimizer.learning_rate = lr`); graphs traced before
+    /// use it from their next call.
+    fn set_learning_rate(&self, lr: f64) -> Result<()> {
+        self.state().set_learning_rate(lr)
+    }
+
     /// Rescales each gradient whose L2 norm exceeds `clipnorm` (Keras' `clipnorm`).
     fn with_clipnorm(mut self, clipnorm: f64) -> Result<Self>
     where
@@ -421,6 +464,14 @@ pub fn optimizer_variables(state: &OptimizerState) -> Vec<(String, Variable)> {
         out.push((format!("{slot}/{k}"), v.clone()));
     }
     out
+}
+
+/// The state's variables are the optimizer's: a checkpoint can track `optimizer.state()` of
+/// any optimizer, boxed or not.
+impl ferroflow_tensor_core::Trackable for OptimizerState {
+    fn variables_by_path(&self) -> Vec<(String, Variable)> {
+        optimizer_variables(self)
+    }
 }
 
 /// Implements [`Trackable`] for an optimizer type through [`optimizer_variables`].
@@ -503,5 +554,24 @@ mod tests {
         opt.apply_gradients([(Tensor::new([1.0f64]), &w)]).unwrap();
         opt.apply_gradients([(Tensor::new([1.0f64]), &w)]).unwrap();
         assert_eq!(w.value().to_vec::<f64>().unwrap(), vec![-1.5]);
+    }
+
+    #[test]
+    fn a_set_learning_rate_is_used_by_the_next_step() {
+        let opt = Sgd::new(1.0).unwrap();
+        let w = Variable::new("w", Tensor::new([0.0f32])).unwrap();
+        opt.apply_gradients([(Tensor::new([1.0f32]), &w)]).unwrap();
+        opt.set_learning_rate(0.25).unwrap();
+        assert_eq!(opt.learning_rate().unwrap(), 0.25);
+        opt.apply_gradients([(Tensor::new([1.0f32]), &w)]).unwrap();
+        assert_eq!(w.value().to_vec::<f32>().unwrap(), vec![-1.25]);
+        assert!(opt.set_learning_rate(-1.0).is_err());
+        let scheduled = Sgd::new(PiecewiseConstantDecay {
+            boundaries: vec![0],
+            values: vec![1.0, 0.5],
+        })
+        .unwrap();
+        assert!(scheduled.set_learning_rate(0.1).is_err());
+        assert_eq!(scheduled.learning_rate().unwrap(), 1.0);
     }
 }

@@ -39,6 +39,49 @@ pub fn set_seed(seed: u64) {
     s.calls.clear();
 }
 
+/// The generator's whole state: the global seed, the op-seed counter and the call count of
+/// every (global, op) seed pair. Saving it and restoring it later makes the following random
+/// numbers exactly those the saved program would have drawn next (how a resumed training run
+/// repeats an uninterrupted one).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RandomState {
+    /// The global seed, if one was set.
+    pub global: Option<u64>,
+    /// The last op seed handed out under the global seed.
+    pub next_op_seed: u64,
+    /// Calls made so far per `(global seed, op seed)`.
+    pub calls: Vec<(u64, u64, u64)>,
+}
+
+/// A snapshot of the generator's state.
+///
+/// ```
+/// use ferroflow_tensor_core::random::{self, Normal};
+/// random::set_seed(3);
+/// let saved = random::get_state();
+/// let a = random::normal(&[2], Normal::default())?;
+/// random::set_state(&saved);
+/// let b = random::normal(&[2], Normal::default())?;
+/// assert_eq!(a.to_vec::<f32>()?, b.to_vec::<f32>()?);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub fn get_state() -> RandomState {
+    let s = state();
+    RandomState {
+        global: s.global,
+        next_op_seed: s.next_op_seed,
+        calls: s.calls.iter().map(|(&(g, o), &c)| (g, o, c)).collect(),
+    }
+}
+
+/// Restores a state from [`get_state`].
+pub fn set_state(saved: &RandomState) {
+    let mut s = state();
+    s.global = saved.global;
+    s.next_op_seed = saved.next_op_seed;
+    s.calls = saved.calls.iter().map(|&(g, o, c)| ((g, o), c)).collect();
+}
+
 /// Resolves (global seed, op seed) and the call count for one random op.
 fn resolve(op_seed: Option<u64>) -> (u64, u64, u64) {
     let mut s = state();

@@ -22,6 +22,7 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// w.flush()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[derive(Debug)]
 pub struct SummaryWriter {
     path: PathBuf,
     file: File,

@@ -40,6 +40,23 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// Keras' name of the activation (`"relu"`), as `FromStr` reads it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::Linear => "linear",
+            Activation::Relu => "relu",
+            Activation::Relu6 => "relu6",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Softmax => "softmax",
+            Activation::Softplus => "softplus",
+            Activation::Elu => "elu",
+            Activation::Selu => "selu",
+            Activation::Gelu => "gelu",
+            Activation::LeakyRelu(_) => "leaky_relu",
+        }
+    }
+
     /// Applies the activation.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         match *self {

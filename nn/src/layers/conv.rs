@@ -95,7 +95,83 @@ impl Conv2D {
     }
 }
 
+/// Keras' padding name.
+fn padding_name(p: Padding) -> &'static str {
+    match p {
+        Padding::Valid => "valid",
+        Padding::Same => "same",
+    }
+}
+
+/// A padding from Keras' name (`valid` if absent).
+fn read_padding(config: &serde_json::Value) -> Result<Padding> {
+    crate::model::get_str(config, "padding").map_or(Ok(Padding::Valid), |p| p.parse())
+}
+
+impl crate::model::LayerConfig for Conv2D {
+    fn class_name(&self) -> &'static str {
+        "Conv2D"
+    }
+
+    fn config(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = super::base_config(&self.name, DType::F32);
+        m.insert("filters".into(), self.filters.into());
+        m.insert("kernel_size".into(), serde_json::json!(self.kernel_size));
+        m.insert("strides".into(), serde_json::json!(self.strides));
+        m.insert("padding".into(), padding_name(self.padding).into());
+        m.insert("data_format".into(), "channels_last".into());
+        m.insert("dilation_rate".into(), serde_json::json!([1, 1]));
+        m.insert("groups".into(), 1.into());
+        m.insert("activation".into(), self.activation.name().into());
+        m.insert("use_bias".into(), self.use_bias.into());
+        m.insert(
+            "kernel_initializer".into(),
+            Initializer::GlorotUniform.to_keras(self.seed),
+        );
+        m.insert("bias_initializer".into(), Initializer::Zeros.to_keras(None));
+        for key in [
+            "kernel_regularizer",
+            "bias_regularizer",
+            "activity_regularizer",
+            "kernel_constraint",
+            "bias_constraint",
+        ] {
+            m.insert(key.into(), serde_json::Value::Null);
+        }
+        m
+    }
+}
+
+impl Conv2D {
+    /// A layer from Keras' config (`filters`, `kernel_size`, `strides`, `padding`,
+    /// `activation`, `use_bias`).
+    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use crate::model::{get_pair, get_str, get_usize};
+        let mut c = Conv2D::new(
+            get_usize(config, "Conv2D", "filters")?,
+            get_pair(config, "kernel_size", [1, 1])?,
+        )
+        .with_strides(get_pair(config, "strides", [1, 1])?)
+        .with_padding(read_padding(config)?)
+        .with_bias(config.get("use_bias").and_then(|v| v.as_bool()).unwrap_or(true));
+        if let Some(a) = get_str(config, "activation") {
+            c = c.with_activation(a.parse()?);
+        }
+        if let Some(n) = get_str(config, "name") {
+            c.name = n.to_string();
+        }
+        c.seed = config
+            .pointer("/kernel_initializer/config/seed")
+            .and_then(|v| v.as_u64());
+        Ok(c)
+    }
+}
+
 impl Layer for Conv2D {
+    fn keras_config(&self) -> Option<serde_json::Value> {
+        Some(super::keras_entry(self))
+    }
+
     fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         if x.rank() != 4 {
             return Err(Error::shapes("Conv2D", &[&x.shape()], "expects NHWC inputs of rank 4"));
@@ -170,9 +246,38 @@ macro_rules! pool_layer {
             }
         }
 
+        impl crate::model::LayerConfig for $t {
+            fn class_name(&self) -> &'static str {
+                stringify!($t)
+            }
+
+            fn config(&self) -> serde_json::Map<String, serde_json::Value> {
+                let mut m = super::base_config($name, DType::F32);
+                m.insert("pool_size".into(), serde_json::json!(self.0.pool_size));
+                m.insert("padding".into(), padding_name(self.0.padding).into());
+                m.insert("strides".into(), serde_json::json!(self.0.strides));
+                m.insert("data_format".into(), "channels_last".into());
+                m
+            }
+        }
+
+        impl $t {
+            /// A layer from Keras' config (`pool_size`, `strides`, `padding`).
+            pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+                let pool = crate::model::get_pair(config, "pool_size", [2, 2])?;
+                Ok($t::new(pool)
+                    .with_strides(crate::model::get_pair(config, "strides", pool)?)
+                    .with_padding(read_padding(config)?))
+            }
+        }
+
         impl Layer for $t {
             fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
                 x.$method(self.0.pool_size, self.0.strides, self.0.padding)
+            }
+
+            fn keras_config(&self) -> Option<serde_json::Value> {
+                Some(super::keras_entry(self))
             }
         }
 

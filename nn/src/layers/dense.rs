@@ -123,7 +123,63 @@ impl Dense {
     }
 }
 
+impl crate::model::LayerConfig for Dense {
+    fn class_name(&self) -> &'static str {
+        "Dense"
+    }
+
+    fn config(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = super::base_config(&self.name, self.dtype);
+        m.insert("units".into(), self.units.into());
+        m.insert("activation".into(), self.activation.name().into());
+        m.insert("use_bias".into(), self.use_bias.into());
+        m.insert("kernel_initializer".into(), self.kernel_initializer.to_keras(self.seed));
+        m.insert("bias_initializer".into(), self.bias_initializer.to_keras(self.seed));
+        for key in [
+            "kernel_regularizer",
+            "bias_regularizer",
+            "kernel_constraint",
+            "bias_constraint",
+            "quantization_config",
+        ] {
+            m.insert(key.into(), serde_json::Value::Null);
+        }
+        m
+    }
+
+    fn build_input_shape(&self) -> Option<Vec<Option<usize>>> {
+        self.kernel.get().map(|k| vec![None, Some(k.shape().dims()[0])])
+    }
+}
+
+impl Dense {
+    /// A layer from Keras' config (`units`, `activation`, `use_bias`, initializers, `dtype`).
+    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use crate::model::{get_str, get_usize, read_dtype};
+        let mut d = Dense::new(get_usize(config, "Dense", "units")?)
+            .with_name(super::config_name(config, "dense"))
+            .with_dtype(read_dtype(config)?)
+            .with_bias(config.get("use_bias").and_then(|v| v.as_bool()).unwrap_or(true));
+        if let Some(a) = get_str(config, "activation") {
+            d = d.with_activation(a.parse()?);
+        }
+        if let Some(k) = config.get("kernel_initializer").filter(|v| !v.is_null()) {
+            let (init, seed) = Initializer::from_keras(k)?;
+            d = d.with_kernel_initializer(init);
+            d.seed = seed;
+        }
+        if let Some(b) = config.get("bias_initializer").filter(|v| !v.is_null()) {
+            d = d.with_bias_initializer(Initializer::from_keras(b)?.0);
+        }
+        Ok(d)
+    }
+}
+
 impl Layer for Dense {
+    fn keras_config(&self) -> Option<serde_json::Value> {
+        Some(super::keras_entry(self))
+    }
+
     fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         let Some(&input_dim) = x.dims().last() else {
             return Err(Error::shapes("Dense", &[&x.shape()], "needs inputs of rank >= 1"));

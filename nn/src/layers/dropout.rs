@@ -44,7 +44,36 @@ impl Dropout {
     }
 }
 
+impl crate::model::LayerConfig for Dropout {
+    fn class_name(&self) -> &'static str {
+        "Dropout"
+    }
+
+    fn config(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = super::base_config("dropout", ferroflow_tensor_core::DType::F32);
+        m.insert("rate".into(), self.rate.into());
+        m.insert("seed".into(), self.seed.into());
+        m.insert("noise_shape".into(), serde_json::Value::Null);
+        m
+    }
+}
+
+impl Dropout {
+    /// A layer from Keras' config (`rate`, `seed`).
+    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        let d = Dropout::new(crate::model::get_f64(config, "rate", 0.0))?;
+        Ok(match config.get("seed").and_then(|v| v.as_u64()) {
+            Some(seed) => d.with_seed(seed),
+            None => d,
+        })
+    }
+}
+
 impl Layer for Dropout {
+    fn keras_config(&self) -> Option<serde_json::Value> {
+        Some(super::keras_entry(self))
+    }
+
     fn call(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         if mode == Mode::Inference || self.rate == 0.0 {
             return Ok(x.clone());

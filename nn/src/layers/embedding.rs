@@ -87,7 +87,47 @@ impl Embedding {
     }
 }
 
+impl crate::model::LayerConfig for Embedding {
+    fn class_name(&self) -> &'static str {
+        "Embedding"
+    }
+
+    fn config(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = super::base_config(&self.name, ferroflow_tensor_core::DType::F32);
+        m.insert("input_dim".into(), self.input_dim.into());
+        m.insert("output_dim".into(), self.output_dim.into());
+        m.insert("embeddings_initializer".into(), self.initializer.to_keras(self.seed));
+        m.insert("embeddings_regularizer".into(), serde_json::Value::Null);
+        m.insert("activity_regularizer".into(), serde_json::Value::Null);
+        m.insert("embeddings_constraint".into(), serde_json::Value::Null);
+        m.insert("mask_zero".into(), false.into());
+        m
+    }
+}
+
+impl Embedding {
+    /// A layer from Keras' config (`input_dim`, `output_dim`, `embeddings_initializer`).
+    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use crate::model::get_usize;
+        let mut e = Embedding::new(
+            get_usize(config, "Embedding", "input_dim")?,
+            get_usize(config, "Embedding", "output_dim")?,
+        )
+        .with_name(super::config_name(config, "embedding"));
+        if let Some(init) = config.get("embeddings_initializer").filter(|v| !v.is_null()) {
+            let (init, seed) = Initializer::from_keras(init)?;
+            e = e.with_embeddings_initializer(init);
+            e.seed = seed;
+        }
+        Ok(e)
+    }
+}
+
 impl Layer for Embedding {
+    fn keras_config(&self) -> Option<serde_json::Value> {
+        Some(super::keras_entry(self))
+    }
+
     fn call(&self, ids: &Tensor, _mode: Mode) -> Result<Tensor> {
         if ids.dtype().is_float() || ids.dtype() == DType::Bool {
             return Err(Error::dtypes("Embedding", &[ids.dtype()], "ids must be int32 or int64"));

@@ -15,7 +15,30 @@ use ferroflow_tensor_core::{Error, Result, Tensor};
 #[derive(Debug, Default, Clone)]
 pub struct Flatten;
 
+impl crate::model::LayerConfig for Flatten {
+    fn class_name(&self) -> &'static str {
+        "Flatten"
+    }
+
+    fn config(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = super::base_config("flatten", ferroflow_tensor_core::DType::F32);
+        m.insert("data_format".into(), "channels_last".into());
+        m
+    }
+}
+
+impl Flatten {
+    /// The layer from Keras' config (it has no settings).
+    pub fn from_config(_config: &serde_json::Value) -> Result<Self> {
+        Ok(Flatten)
+    }
+}
+
 impl Layer for Flatten {
+    fn keras_config(&self) -> Option<serde_json::Value> {
+        Some(super::keras_entry(self))
+    }
+
     fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         let Some(&batch) = x.dims().first() else {
             return Err(Error::shapes("Flatten", &[&x.shape()], "needs a batch axis"));

@@ -50,7 +50,7 @@ pub use normalization::{BatchNormalization, LayerNormalization};
 pub use sequential::Sequential;
 
 use crate::Module;
-use ferroflow_tensor_core::{Result, Tensor};
+use ferroflow_tensor_core::{DType, Result, Tensor};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -84,6 +84,36 @@ pub trait Layer: Module {
     fn count_params(&self) -> usize {
         self.variables().iter().map(|v| v.shape().num_elements()).sum()
     }
+
+    /// The layer's Keras serialisation (`{"module", "class_name", "config",
+    /// "registered_name"}`), for `to_json`; `None` for layers without one (custom modules).
+    fn keras_config(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// The layers inside a container layer ([`Sequential`]), for summaries.
+    fn sublayers(&self) -> Option<&[Box<dyn Layer>]> {
+        None
+    }
+}
+
+/// [`Layer::keras_config`] for a layer with a [`LayerConfig`](crate::model::LayerConfig).
+pub(crate) fn keras_entry<L: crate::model::LayerConfig>(layer: &L) -> serde_json::Value {
+    crate::model::layer_entry(layer.class_name(), layer.config(), layer.build_input_shape())
+}
+
+/// The fields every built-in layer's config starts with: name, trainable, dtype policy.
+pub(crate) fn base_config(name: &str, dtype: DType) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("name".into(), name.into());
+    m.insert("trainable".into(), true.into());
+    m.insert("dtype".into(), crate::model::dtype_policy(dtype));
+    m
+}
+
+/// The `name` of a config, or a fresh unique one for `base`.
+pub(crate) fn config_name(config: &serde_json::Value, base: &str) -> String {
+    crate::model::get_str(config, "name").map_or_else(|| unique_name(base), str::to_string)
 }
 
 /// The tracked attributes of a layer with a (lazily built) kernel and bias.

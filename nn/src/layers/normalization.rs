@@ -122,7 +122,38 @@ impl BatchNormalization {
     }
 }
 
+impl crate::model::LayerConfig for BatchNormalization {
+    fn class_name(&self) -> &'static str {
+        "BatchNormalization"
+    }
+
+    fn config(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = super::base_config(&self.name, DType::F32);
+        m.insert("axis".into(), (-1).into());
+        m.insert("momentum".into(), self.momentum.into());
+        m.insert("epsilon".into(), self.epsilon.into());
+        m.insert("center".into(), true.into());
+        m.insert("scale".into(), true.into());
+        m
+    }
+}
+
+impl BatchNormalization {
+    /// A layer from Keras' config (`momentum`, `epsilon`).
+    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        let mut b = BatchNormalization::new()
+            .with_momentum(crate::model::get_f64(config, "momentum", 0.99))
+            .with_epsilon(crate::model::get_f64(config, "epsilon", 1e-3));
+        b.name = super::config_name(config, "batch_normalization");
+        Ok(b)
+    }
+}
+
 impl Layer for BatchNormalization {
+    fn keras_config(&self) -> Option<serde_json::Value> {
+        Some(super::keras_entry(self))
+    }
+
     fn call(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let f = self.build(x)?;
         let (moving_mean, moving_var) = f
@@ -197,7 +228,35 @@ impl LayerNormalization {
     }
 }
 
+impl crate::model::LayerConfig for LayerNormalization {
+    fn class_name(&self) -> &'static str {
+        "LayerNormalization"
+    }
+
+    fn config(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = super::base_config(&self.name, DType::F32);
+        m.insert("axis".into(), (-1).into());
+        m.insert("epsilon".into(), self.epsilon.into());
+        m.insert("center".into(), true.into());
+        m.insert("scale".into(), true.into());
+        m
+    }
+}
+
+impl LayerNormalization {
+    /// A layer from Keras' config (`epsilon`).
+    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        let mut l = LayerNormalization::new().with_epsilon(crate::model::get_f64(config, "epsilon", 1e-3));
+        l.name = super::config_name(config, "layer_normalization");
+        Ok(l)
+    }
+}
+
 impl Layer for LayerNormalization {
+    fn keras_config(&self) -> Option<serde_json::Value> {
+        Some(super::keras_entry(self))
+    }
+
     fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         let n = last_axis("LayerNormalization", x)?;
         if self.vars.get().is_none() {

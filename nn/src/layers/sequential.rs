@@ -1,8 +1,10 @@
 //! `Sequential`: layers applied one after another.
 
-use super::{unique_name, Layer, Mode};
+use super::{config_name, unique_name, Layer, Mode};
+use crate::model::{layer_from_config, LayerConfig};
 use crate::Attr;
-use ferroflow_tensor_core::{Result, Tensor};
+use ferroflow_tensor_core::{DType, Error, Result, Tensor};
+use serde_json::{Map, Value};
 
 /// `keras.Sequential`: calls its layers in order.
 ///
@@ -37,14 +39,42 @@ impl Sequential {
         }
     }
 
+    /// Sets the name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// Appends a layer.
     pub fn add(&mut self, layer: impl Layer + 'static) {
         self.layers.push(Box::new(layer));
     }
 
+    /// Appends a boxed layer.
+    pub fn add_boxed(&mut self, layer: Box<dyn Layer>) {
+        self.layers.push(layer);
+    }
+
     /// The layers.
     pub fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
+    }
+
+    /// A Sequential from Keras' config (`{"name", "layers": [...]}`); an `InputLayer` entry
+    /// is skipped (layers build from their first input).
+    pub fn from_config(config: &Value) -> Result<Self> {
+        let mut s = Sequential::new().with_name(config_name(config, "sequential"));
+        let layers = config
+            .get("layers")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::invalid("from_json", "Sequential: missing \"layers\""))?;
+        for entry in layers {
+            if entry.get("class_name").and_then(Value::as_str) == Some("InputLayer") {
+                continue;
+            }
+            s.add_boxed(layer_from_config(entry)?);
+        }
+        Ok(s)
     }
 }
 
@@ -55,6 +85,31 @@ impl Layer for Sequential {
             y = l.call(&y, mode)?;
         }
         Ok(y)
+    }
+
+    fn keras_config(&self) -> Option<Value> {
+        Some(super::keras_entry(self))
+    }
+
+    fn sublayers(&self) -> Option<&[Box<dyn Layer>]> {
+        Some(&self.layers)
+    }
+}
+
+impl LayerConfig for Sequential {
+    fn class_name(&self) -> &'static str {
+        "Sequential"
+    }
+
+    fn config(&self) -> Map<String, Value> {
+        let mut m = super::base_config(&self.name, DType::F32);
+        let layers: Vec<Value> = self
+            .layers
+            .iter()
+            .map(|l| l.keras_config().unwrap_or(Value::Null))
+            .collect();
+        m.insert("layers".into(), Value::Array(layers));
+        m
     }
 }
 

@@ -1,0 +1,192 @@
+//! `to_json` / `from_json`: Keras 3's serialised layout (`{"module", "class_name", "config",
+//! "registered_name"}`) for `Sequential` and the built-in layers. A model read back is
+//! uncompiled and unbuilt, as in Keras; its layers build (and initialise) on first use.
+
+use super::Model;
+use crate::layers::{
+    AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Embedding, Flatten, LayerNormalization, MaxPooling2D,
+    Sequential,
+};
+use crate::Layer;
+use ferroflow_tensor_core::{DType, Error, Result};
+use serde_json::{json, Map, Value};
+
+/// A layer's Keras configuration: its class name and `config` dict, and its `build_config`
+/// when built. Implemented by the built-in layers.
+pub trait LayerConfig {
+    /// Keras' class name (`Dense`).
+    fn class_name(&self) -> &'static str;
+    /// The `config` dict, with Keras' keys.
+    fn config(&self) -> Map<String, Value>;
+    /// The input shape the layer was built for (`[null, 4]`), if built.
+    fn build_input_shape(&self) -> Option<Vec<Option<usize>>> {
+        None
+    }
+}
+
+/// Keras' serialised dtype policy for `dtype`.
+pub(crate) fn dtype_policy(dtype: DType) -> Value {
+    json!({"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype.name()}, "registered_name": null})
+}
+
+/// Reads a dtype from a policy dict or a plain name (older Keras files), float32 if absent.
+pub(crate) fn read_dtype(config: &Value) -> Result<DType> {
+    let name = match config.get("dtype") {
+        None | Some(Value::Null) => return Ok(DType::F32),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v
+            .pointer("/config/name")
+            .and_then(Value::as_str)
+            .unwrap_or("float32")
+            .to_string(),
+    };
+    name.parse()
+}
+
+/// The full entry of one layer: module, class name, config, and build config when built.
+pub(crate) fn layer_entry(class: &str, config: Map<String, Value>, built: Option<Vec<Option<usize>>>) -> Value {
+    let mut entry = json!({
+        "module": "keras.layers",
+        "class_name": class,
+        "config": Value::Object(config),
+        "registered_name": null,
+    });
+    if let (Some(shape), Some(obj)) = (built, entry.as_object_mut()) {
+        obj.insert("build_config".into(), json!({ "input_shape": shape }));
+    }
+    entry
+}
+
+/// A string field of a config.
+pub(crate) fn get_str<'v>(config: &'v Value, key: &str) -> Option<&'v str> {
+    config.get(key).and_then(Value::as_str)
+}
+
+/// An unsigned field of a config, or an error naming the layer and key.
+pub(crate) fn get_usize(config: &Value, class: &str, key: &str) -> Result<usize> {
+    config
+        .get(key)
+        .and_then(Value::as_u64)
+        .map(|v| v as usize)
+        .ok_or_else(|| Error::invalid("from_json", format!("{class}: missing or invalid {key:?}")))
+}
+
+/// A float field with a default.
+pub(crate) fn get_f64(config: &Value, key: &str, default: f64) -> f64 {
+    config.get(key).and_then(Value::as_f64).unwrap_or(default)
+}
+
+/// A `[a, b]` pair field (or one number for both), with a default.
+pub(crate) fn get_pair(config: &Value, key: &str, default: [usize; 2]) -> Result<[usize; 2]> {
+    match config.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Number(n)) => {
+            let v = n.as_u64().unwrap_or(0) as usize;
+            Ok([v, v])
+        }
+        Some(Value::Array(a)) if a.len() == 2 => {
+            let v: Vec<usize> = a.iter().filter_map(Value::as_u64).map(|x| x as usize).collect();
+            if v.len() == 2 {
+                Ok([v[0], v[1]])
+            } else {
+                Err(Error::invalid("from_json", format!("{key} must hold two integers")))
+            }
+        }
+        Some(other) => Err(Error::invalid(
+            "from_json",
+            format!("{key} must be a pair, got {other}"),
+        )),
+    }
+}
+
+/// Builds a layer from its serialised entry (`{"class_name": "Dense", "config": {...}}`).
+pub fn layer_from_config(entry: &Value) -> Result<Box<dyn Layer>> {
+    let class =
+        get_str(entry, "class_name").ok_or_else(|| Error::invalid("from_json", "a layer entry without class_name"))?;
+    let config = entry.get("config").cloned().unwrap_or(Value::Object(Map::new()));
+    let layer: Box<dyn Layer> = match class {
+        "Dense" => Box::new(Dense::from_config(&config)?),
+        "Dropout" => Box::new(Dropout::from_config(&config)?),
+        "Flatten" => Box::new(Flatten::from_config(&config)?),
+        "Conv2D" => Box::new(Conv2D::from_config(&config)?),
+        "MaxPooling2D" => Box::new(MaxPooling2D::from_config(&config)?),
+        "AveragePooling2D" => Box::new(AveragePooling2D::from_config(&config)?),
+        "BatchNormalization" => Box::new(BatchNormalization::from_config(&config)?),
+        "LayerNormalization" => Box::new(LayerNormalization::from_config(&config)?),
+        "Embedding" => Box::new(Embedding::from_config(&config)?),
+        "Sequential" => Box::new(Sequential::from_config(&config)?),
+        other => {
+            return Err(Error::invalid(
+                "from_json",
+                format!("unknown layer class {other:?} (built-in layers and Sequential can be read)"),
+            ))
+        }
+    };
+    Ok(layer)
+}
+
+impl Model {
+    /// The model's architecture as Keras 3 JSON (`model.to_json()`): for a `Sequential` or
+    /// a built-in layer. The weights are not included (see [`Model::save_weights`]).
+    ///
+    /// ```
+    /// use ferroflow_nn::{Activation, Dense, Model, Sequential};
+    /// let mut layers = Sequential::new();
+    /// layers.add(Dense::new(3).with_activation(Activation::Relu).with_input_dim(4)?);
+    /// layers.add(Dense::new(1));
+    /// let json = Model::new(layers).to_json()?;
+    /// assert!(json.starts_with(r#"{"module": "keras", "class_name": "Sequential", "config": {"#));
+    /// let back = Model::from_json(&json)?;
+    /// assert!(!back.is_compiled());
+    /// assert_eq!(back.to_json()?.len() > 0, true);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn to_json(&self) -> Result<String> {
+        let config = self.layer.keras_config().ok_or_else(|| {
+            Error::invalid(
+                "to_json",
+                format!(
+                    "{} ({}) has no Keras configuration; Sequential and the built-in layers do",
+                    self.name(),
+                    self.layer.class_name()
+                ),
+            )
+        })?;
+        let mut value = config;
+        if let Some(obj) = value.as_object_mut() {
+            if obj.get("module").and_then(Value::as_str) == Some("keras.layers")
+                && obj.get("class_name").and_then(Value::as_str) == Some("Sequential")
+            {
+                obj.insert("module".into(), json!("keras"));
+            }
+            obj.insert(
+                "compile_config".into(),
+                self.compile_config.clone().unwrap_or_else(|| json!({})),
+            );
+        }
+        Ok(python_json(&value))
+    }
+
+    /// A model from [`Model::to_json`]'s output (or Keras 3's): uncompiled, its layers built
+    /// on first use with fresh weights.
+    pub fn from_json(json: &str) -> Result<Model> {
+        let value: Value = serde_json::from_str(json).map_err(|e| Error::external("from_json", e))?;
+        let layer = layer_from_config(&value)?;
+        Ok(Model::from_rc(std::rc::Rc::from(layer)))
+    }
+}
+
+/// JSON with Python's `json.dumps` separators (`", "` and `": "`), keys in insertion order.
+fn python_json(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let items: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), python_json(v)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(python_json).collect::<Vec<_>>().join(", ")),
+        other => other.to_string(),
+    }
+}

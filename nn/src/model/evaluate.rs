@@ -1,0 +1,300 @@
+//! `evaluate` and `predict`, and their single-batch forms.
+
+use super::fit::{batch_len, next_group, LogMaker, LossTracker};
+use super::inputs::{BatchStream, Inputs, Order, Source};
+use super::logs::{FitParams, Logs};
+use super::Model;
+use crate::callbacks::{Callback, CallbackList, ProgbarLogger, Verbose};
+use ferroflow_tensor_core::{Error, Result, Tensor};
+
+/// `evaluate`'s arguments: batch size (32), a step limit, callbacks and verbosity (`auto`).
+pub struct EvaluateOptions<'a> {
+    batch_size: usize,
+    steps: Option<usize>,
+    callbacks: Vec<Box<dyn Callback + 'a>>,
+    verbose: Verbose,
+}
+
+impl Default for EvaluateOptions<'_> {
+    fn default() -> Self {
+        EvaluateOptions {
+            batch_size: 32,
+            steps: None,
+            callbacks: Vec::new(),
+            verbose: Verbose::Silent,
+        }
+    }
+}
+
+impl std::fmt::Debug for EvaluateOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvaluateOptions")
+            .field("batch_size", &self.batch_size)
+            .field("steps", &self.steps)
+            .field("verbose", &self.verbose)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> EvaluateOptions<'a> {
+    /// Batches of 32, all of them, silent (`Default` is the same).
+    pub fn new() -> Self {
+        EvaluateOptions::default()
+    }
+
+    /// Samples per batch for tensor inputs.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+
+    /// At most this many batches.
+    pub fn steps(mut self, n: usize) -> Self {
+        self.steps = Some(n);
+        self
+    }
+
+    /// Adds a callback (its `on_test_*` hooks run).
+    pub fn with_callback(mut self, callback: impl Callback + 'a) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+
+    /// Progress output (silent by default).
+    pub fn verbose(mut self, verbose: impl Into<Verbose>) -> Self {
+        self.verbose = verbose.into();
+        self
+    }
+}
+
+/// `predict`'s arguments: batch size (32), a step limit, callbacks and verbosity.
+pub struct PredictOptions<'a> {
+    batch_size: usize,
+    steps: Option<usize>,
+    callbacks: Vec<Box<dyn Callback + 'a>>,
+    verbose: Verbose,
+}
+
+impl Default for PredictOptions<'_> {
+    fn default() -> Self {
+        PredictOptions {
+            batch_size: 32,
+            steps: None,
+            callbacks: Vec::new(),
+            verbose: Verbose::Silent,
+        }
+    }
+}
+
+impl std::fmt::Debug for PredictOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PredictOptions")
+            .field("batch_size", &self.batch_size)
+            .field("steps", &self.steps)
+            .field("verbose", &self.verbose)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PredictOptions<'a> {
+    /// Batches of 32, all of them, silent.
+    pub fn new() -> Self {
+        PredictOptions::default()
+    }
+
+    /// Samples per batch for tensor inputs.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+
+    /// At most this many batches.
+    pub fn steps(mut self, n: usize) -> Self {
+        self.steps = Some(n);
+        self
+    }
+
+    /// Adds a callback (its `on_predict_*` hooks run).
+    pub fn with_callback(mut self, callback: impl Callback + 'a) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+
+    /// Progress output (silent by default).
+    pub fn verbose(mut self, verbose: impl Into<Verbose>) -> Self {
+        self.verbose = verbose.into();
+        self
+    }
+}
+
+fn with_progress<'a>(
+    mut items: Vec<Box<dyn Callback + 'a>>,
+    verbose: Verbose,
+    steps: Option<usize>,
+) -> CallbackList<'a> {
+    let v = verbose.resolve();
+    if v > 0 && !items.iter().any(|c| c.is_progress()) {
+        items.push(Box::new(ProgbarLogger::new(v)));
+    }
+    let mut list = CallbackList::new(items);
+    list.set_params(&FitParams {
+        epochs: 1,
+        steps,
+        verbose: v,
+    });
+    list
+}
+
+impl Model {
+    /// Loss and metrics over the data (`model.evaluate(..., return_dict=True)`), in batches,
+    /// without shuffling. The model must be compiled.
+    pub fn evaluate(&self, data: impl Into<Inputs>, options: EvaluateOptions<'_>) -> Result<Logs> {
+        self.steps("evaluate")?;
+        if options.batch_size == 0 {
+            return Err(Error::invalid("evaluate", "batch_size must be at least 1"));
+        }
+        let source = Source::new(data.into(), "evaluate")?;
+        if !source.has_targets() {
+            return Err(Error::invalid(
+                "evaluate",
+                "evaluate needs targets: pass (x, y) or a dataset of (x, y) batches",
+            ));
+        }
+        let steps = options.steps.or_else(|| source.batches_per_pass(options.batch_size));
+        let mut callbacks = with_progress(options.callbacks, options.verbose, steps);
+        self.run_evaluation(&source, options.batch_size, options.steps, &mut callbacks)
+    }
+
+    /// The evaluation loop (also `fit`'s validation, with fit's callbacks).
+    pub(crate) fn run_evaluation(
+        &self,
+        source: &Source,
+        batch_size: usize,
+        max_steps: Option<usize>,
+        callbacks: &mut CallbackList<'_>,
+    ) -> Result<Logs> {
+        let steps = self.steps("evaluate")?;
+        steps.core.reset_metrics()?;
+        callbacks.on_test_begin(self, &Logs::new())?;
+        let order = Order {
+            batch_size,
+            shuffle_seed: None,
+        };
+        let mut stream = BatchStream::new(source, order, None);
+        stream.start_epoch(0);
+        let mut tracker = LossTracker::default();
+        let mut maker = LogMaker::new();
+        let mut logs = Logs::new();
+        let mut done = 0usize;
+        let mut results: Vec<Tensor> = Vec::new();
+        loop {
+            let left = max_steps.map(|s| s.saturating_sub(done));
+            if left == Some(0) {
+                break;
+            }
+            let group = next_group(&mut stream, steps.steps_per_execution, left)?;
+            if group.is_empty() {
+                break;
+            }
+            if done == 0 {
+                self.ensure_built(&group[0][0])?;
+            }
+            let wants = callbacks.wants_batch_logs();
+            if wants {
+                callbacks.on_test_batch_begin(self, done, &Logs::new())?;
+            }
+            let views: Vec<&[Tensor]> = group.iter().map(|b| &b[..]).collect();
+            let mut out = steps.test(&views)?;
+            for (loss, b) in out.iter().zip(&group) {
+                tracker.add(loss, batch_len(b))?;
+            }
+            results = out.split_off(group.len());
+            done += group.len();
+            if wants {
+                maker.fill(self, tracker.result(), &results, &mut logs)?;
+                callbacks.on_test_batch_end(self, done - 1, &logs)?;
+            }
+        }
+        if done == 0 {
+            return Err(Error::invalid("evaluate", "the data yielded no batches"));
+        }
+        maker.fill(self, tracker.result(), &results, &mut logs)?;
+        callbacks.on_test_end(self, &logs)?;
+        Ok(logs)
+    }
+
+    /// One evaluation step on one batch (`test_on_batch`), metrics started over.
+    pub fn test_on_batch(&self, x: &Tensor, y: &Tensor, sample_weight: Option<&Tensor>) -> Result<Logs> {
+        let steps = self.steps("test_on_batch")?;
+        Source::new(
+            match sample_weight {
+                Some(w) => (x, y, w).into(),
+                None => (x, y).into(),
+            },
+            "test_on_batch",
+        )?;
+        self.ensure_built(x)?;
+        steps.core.reset_metrics()?;
+        let batch: Vec<Tensor> = [x.clone(), y.clone()]
+            .into_iter()
+            .chain(sample_weight.cloned())
+            .collect();
+        let mut out = steps.test(&[&batch[..]])?;
+        let results = out.split_off(1);
+        let mut tracker = LossTracker::default();
+        tracker.add(&out[0], batch_len(&batch))?;
+        let mut logs = Logs::new();
+        LogMaker::new().fill(self, tracker.result(), &results, &mut logs)?;
+        Ok(logs)
+    }
+
+    /// The model's outputs for `x` (tensors or a dataset whose first component is the
+    /// input), computed in batches and concatenated (`model.predict`). Runs traced when the
+    /// model is compiled to, eagerly otherwise.
+    pub fn predict(&self, x: impl Into<Inputs>, options: PredictOptions<'_>) -> Result<Tensor> {
+        if options.batch_size == 0 {
+            return Err(Error::invalid("predict", "batch_size must be at least 1"));
+        }
+        let source = Source::new(x.into(), "predict")?;
+        let steps = options.steps.or_else(|| source.batches_per_pass(options.batch_size));
+        let mut callbacks = with_progress(options.callbacks, options.verbose, steps);
+        callbacks.on_predict_begin(self, &Logs::new())?;
+        let order = Order {
+            batch_size: options.batch_size,
+            shuffle_seed: None,
+        };
+        let mut stream = BatchStream::new(&source, order, None);
+        stream.start_epoch(0);
+        let mut outputs = Vec::new();
+        while options.steps.is_none_or(|s| outputs.len() < s) {
+            let Some(batch) = stream.next_batch() else { break };
+            let batch = batch?;
+            let x = batch
+                .first()
+                .ok_or_else(|| Error::invalid("predict", "an element without components"))?;
+            callbacks.on_predict_batch_begin(self, outputs.len(), &Logs::new())?;
+            outputs.push(self.predict_on_batch(x)?);
+            callbacks.on_predict_batch_end(self, outputs.len() - 1, &Logs::new())?;
+        }
+        callbacks.on_predict_end(self, &Logs::new())?;
+        if outputs.is_empty() {
+            return Err(Error::invalid("predict", "the data yielded no batches"));
+        }
+        let refs: Vec<&Tensor> = outputs.iter().collect();
+        if refs.len() == 1 {
+            return Ok(outputs.remove(0));
+        }
+        Tensor::concat(&refs, 0)
+    }
+
+    /// The model's output for one batch (`predict_on_batch`).
+    pub fn predict_on_batch(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.steps {
+            Some(steps) => {
+                self.ensure_built(x)?;
+                steps.predict(x)
+            }
+            None => self.call(x, crate::Mode::Inference),
+        }
+    }
+}

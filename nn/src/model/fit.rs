@@ -1,0 +1,529 @@
+//! `fit`: Keras' training loop — epochs of batches through the compiled train step, running
+//! loss and metrics, validation, callbacks and the history.
+
+use super::inputs::{Batch, BatchStream, ClassWeight, Inputs, Order, Source};
+use super::logs::{FitParams, History, Logs};
+use super::Model;
+use crate::callbacks::{Callback, CallbackList, ProgbarLogger, Verbose};
+use ferroflow_tensor_core::{Error, Result, Tensor};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Where `fit`'s validation data comes from.
+#[derive(Debug, Clone, Default)]
+pub enum Validation {
+    /// No validation.
+    #[default]
+    None,
+    /// The last fraction of the training tensors, set aside before shuffling
+    /// (`validation_split`).
+    Split(f64),
+    /// Separate data (`validation_data`).
+    Data(Inputs),
+}
+
+/// `fit`'s arguments, with Keras' defaults: 1 epoch, batches of 32, shuffled every epoch,
+/// verbosity `auto` (a progress bar on a terminal, one line per epoch otherwise).
+///
+/// ```
+/// use ferroflow_nn::callbacks::EarlyStopping;
+/// use ferroflow_nn::FitOptions;
+/// let mut stop = EarlyStopping::new().monitor("val_loss").patience(3);
+/// let options = FitOptions::new()
+///     .epochs(50)
+///     .batch_size(64)
+///     .validation_split(0.2)
+///     .with_callback(&mut stop)
+///     .verbose(2);
+/// # drop(options);
+/// ```
+pub struct FitOptions<'a> {
+    pub(crate) epochs: usize,
+    pub(crate) batch_size: Option<usize>,
+    pub(crate) shuffle: bool,
+    pub(crate) seed: Option<u64>,
+    pub(crate) validation: Validation,
+    pub(crate) validation_freq: Vec<usize>,
+    pub(crate) validation_every: usize,
+    pub(crate) validation_batch_size: Option<usize>,
+    pub(crate) validation_steps: Option<usize>,
+    pub(crate) initial_epoch: usize,
+    pub(crate) steps_per_epoch: Option<usize>,
+    pub(crate) class_weight: Option<ClassWeight>,
+    pub(crate) sample_weight: Option<Tensor>,
+    pub(crate) callbacks: Vec<Box<dyn Callback + 'a>>,
+    pub(crate) verbose: Verbose,
+}
+
+impl Default for FitOptions<'_> {
+    fn default() -> Self {
+        FitOptions::new()
+    }
+}
+
+impl std::fmt::Debug for FitOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FitOptions")
+            .field("epochs", &self.epochs)
+            .field("batch_size", &self.batch_size)
+            .field("shuffle", &self.shuffle)
+            .field("seed", &self.seed)
+            .field("validation", &self.validation)
+            .field("initial_epoch", &self.initial_epoch)
+            .field("steps_per_epoch", &self.steps_per_epoch)
+            .field("callbacks", &self.callbacks.len())
+            .field("verbose", &self.verbose)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> FitOptions<'a> {
+    /// Keras' defaults.
+    pub fn new() -> Self {
+        FitOptions {
+            epochs: 1,
+            batch_size: None,
+            shuffle: true,
+            seed: None,
+            validation: Validation::None,
+            validation_freq: Vec::new(),
+            validation_every: 1,
+            validation_batch_size: None,
+            validation_steps: None,
+            initial_epoch: 0,
+            steps_per_epoch: None,
+            class_weight: None,
+            sample_weight: None,
+            callbacks: Vec::new(),
+            verbose: Verbose::Auto,
+        }
+    }
+
+    /// Trains until this epoch (counting from 0, so with `initial_epoch(0)` this many epochs).
+    pub fn epochs(mut self, epochs: usize) -> Self {
+        self.epochs = epochs;
+        self
+    }
+
+    /// Samples per batch for tensor inputs (32 by default; with only `steps_per_epoch`
+    /// given, enough for that many batches). Datasets come batched.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = Some(batch_size);
+        self
+    }
+
+    /// Whether tensor inputs are reshuffled every epoch (true by default).
+    pub fn shuffle(mut self, shuffle: bool) -> Self {
+        self.shuffle = shuffle;
+        self
+    }
+
+    /// The seed of the shuffles: epoch `e` uses an order drawn from the seed and `e`, so the
+    /// same seed repeats a run exactly. Unset, a seed is drawn from the global random seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Sets aside the last `fraction` of the tensors (before shuffling) for validation.
+    pub fn validation_split(mut self, fraction: f64) -> Self {
+        self.validation = Validation::Split(fraction);
+        self
+    }
+
+    /// Validates on this data at the end of epochs (overrides `validation_split`).
+    pub fn validation_data(mut self, data: impl Into<Inputs>) -> Self {
+        self.validation = Validation::Data(data.into());
+        self
+    }
+
+    /// Validates every `n`-th epoch (1 by default).
+    pub fn validation_freq(mut self, n: usize) -> Self {
+        self.validation_every = n;
+        self.validation_freq.clear();
+        self
+    }
+
+    /// Validates after exactly these epochs (1-based, as Keras' list form).
+    pub fn validation_epochs(mut self, epochs: impl IntoIterator<Item = usize>) -> Self {
+        self.validation_freq = epochs.into_iter().collect();
+        self
+    }
+
+    /// Batch size of the validation data (the training one by default).
+    pub fn validation_batch_size(mut self, n: usize) -> Self {
+        self.validation_batch_size = Some(n);
+        self
+    }
+
+    /// At most this many validation batches.
+    pub fn validation_steps(mut self, n: usize) -> Self {
+        self.validation_steps = Some(n);
+        self
+    }
+
+    /// The epoch to start from (resuming a run).
+    pub fn initial_epoch(mut self, epoch: usize) -> Self {
+        self.initial_epoch = epoch;
+        self
+    }
+
+    /// Batches per epoch; the data continues across epochs when an epoch is shorter than a
+    /// pass, as Keras does.
+    pub fn steps_per_epoch(mut self, steps: usize) -> Self {
+        self.steps_per_epoch = Some(steps);
+        self
+    }
+
+    /// Weighs each sample's loss by its class (`class_weight`; unlisted classes weigh 1).
+    pub fn class_weight(mut self, weights: impl IntoIterator<Item = (i64, f64)>) -> Self {
+        self.class_weight = Some(weights.into_iter().collect());
+        self
+    }
+
+    /// Weighs each sample's loss (`sample_weight`, one weight per sample of `x`).
+    pub fn sample_weight(mut self, weights: &Tensor) -> Self {
+        self.sample_weight = Some(weights.clone());
+        self
+    }
+
+    /// Adds a callback: owned, or `&mut` to read its state after `fit`.
+    pub fn with_callback(mut self, callback: impl Callback + 'a) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+
+    /// 0: silent; 1: a progress bar per epoch; 2: one line per epoch; `Verbose::Auto` (the
+    /// default): 1 on a terminal, 2 otherwise.
+    pub fn verbose(mut self, verbose: impl Into<Verbose>) -> Self {
+        self.verbose = verbose.into();
+        self
+    }
+
+    fn validates(&self, epoch: usize) -> bool {
+        if self.validation_freq.is_empty() {
+            self.validation_every > 0 && (epoch + 1) % self.validation_every == 0
+        } else {
+            self.validation_freq.contains(&(epoch + 1))
+        }
+    }
+}
+
+/// Records each epoch's logs, after the user's callbacks (which may add to them).
+struct HistoryRecorder(Rc<RefCell<History>>);
+
+impl Callback for HistoryRecorder {
+    fn set_params(&mut self, params: &FitParams) {
+        self.0.borrow_mut().params = *params;
+    }
+    fn on_epoch_end(&mut self, _: &Model, epoch: usize, logs: &mut Logs) -> Result<()> {
+        self.0.borrow_mut().record(epoch, logs);
+        Ok(())
+    }
+    fn wants_batch_logs(&self) -> bool {
+        false
+    }
+}
+
+/// The running loss of an epoch: batch losses weighted by batch size, as Keras' tracker.
+#[derive(Default)]
+pub(crate) struct LossTracker {
+    total: f64,
+    count: f64,
+}
+
+impl LossTracker {
+    pub fn add(&mut self, loss: &Tensor, batch_size: usize) -> Result<()> {
+        let v = loss.cast(ferroflow_tensor_core::DType::F64)?.to_scalar::<f64>()?;
+        self.total += v * batch_size as f64;
+        self.count += batch_size as f64;
+        Ok(())
+    }
+
+    pub fn result(&self) -> f64 {
+        if self.count == 0.0 {
+            0.0
+        } else {
+            self.total / self.count
+        }
+    }
+}
+
+/// Turns a step's outputs (`k` losses, then metric results) into logs.
+pub(crate) struct LogMaker {
+    names: Vec<String>,
+    order: Vec<usize>,
+    sorted: Vec<String>,
+}
+
+impl LogMaker {
+    pub fn new() -> Self {
+        LogMaker {
+            names: Vec::new(),
+            order: Vec::new(),
+            sorted: Vec::new(),
+        }
+    }
+
+    /// Writes `loss` and the metric results into `logs` (sorted keys).
+    pub fn fill(&mut self, model: &Model, loss: f64, results: &[Tensor], logs: &mut Logs) -> Result<()> {
+        if self.names.len() != results.len() + 1 {
+            let steps = model.steps("fit")?;
+            self.names = std::iter::once("loss".to_string())
+                .chain(steps.core.metric_names())
+                .collect();
+            let mut order: Vec<usize> = (0..self.names.len()).collect();
+            order.sort_by(|&a, &b| self.names[a].cmp(&self.names[b]));
+            self.sorted = order.iter().map(|&i| self.names[i].clone()).collect();
+            self.order = order;
+        }
+        let mut values = Vec::with_capacity(self.names.len());
+        values.push(loss);
+        for r in results {
+            values.push(r.cast(ferroflow_tensor_core::DType::F64)?.to_scalar::<f64>()?);
+        }
+        let sorted: Vec<f64> = self.order.iter().map(|&i| values[i]).collect();
+        logs.set_sorted(&self.sorted, &sorted);
+        Ok(())
+    }
+}
+
+/// Pulls up to `n` batches of one epoch from the stream (fewer at the epoch's end).
+pub(crate) fn next_group(stream: &mut BatchStream<'_>, n: usize, steps_left: Option<usize>) -> Result<Vec<Batch>> {
+    let want = steps_left.map_or(n, |s| s.min(n));
+    let mut group = Vec::with_capacity(want);
+    while group.len() < want {
+        match stream.next_batch() {
+            Some(b) => group.push(b?),
+            None => break,
+        }
+    }
+    Ok(group)
+}
+
+/// The batch size of a batch (its first dimension).
+pub(crate) fn batch_len(batch: &Batch) -> usize {
+    batch.first().and_then(|x| x.dims().first().copied()).unwrap_or(0)
+}
+
+impl Model {
+    /// Trains the model (`model.fit`): `fit((&x, &y), options)` or `fit(&dataset, options)`.
+    /// Returns the [`History`]. The model must be compiled.
+    ///
+    /// Errors (before any training): a model that is not compiled, `x` and `y` of different
+    /// lengths, no data, bad options. A loss that does not fit the model's output fails at
+    /// the first step, before any variable changes.
+    pub fn fit(&self, data: impl Into<Inputs>, options: FitOptions<'_>) -> Result<History> {
+        let steps = self.steps("fit")?;
+        let mut options = options;
+        if options.batch_size == Some(0) {
+            return Err(Error::invalid("fit", "batch_size must be at least 1"));
+        }
+        if options.steps_per_epoch == Some(0) {
+            return Err(Error::invalid("fit", "steps_per_epoch must be at least 1"));
+        }
+        let mut source = Source::new(data.into(), "fit")?;
+        if !source.has_targets() {
+            return Err(Error::invalid(
+                "fit",
+                "fit needs targets: pass (x, y) or a dataset of (x, y) batches",
+            ));
+        }
+        if let Some(w) = options.sample_weight.take() {
+            source = match source {
+                Source::Tensors { mut parts, .. } if parts.len() == 2 => {
+                    parts.push(w);
+                    let x = parts.remove(0);
+                    let y = parts.remove(0);
+                    let w = parts.remove(0);
+                    Source::new((&x, &y, &w).into(), "fit")?
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "fit",
+                        "sample_weight applies to (x, y) tensors without sample weights; a dataset carries them in its elements",
+                    ))
+                }
+            };
+        }
+        let validation = std::mem::take(&mut options.validation);
+        let (train, val) = match validation {
+            Validation::None => (source, None),
+            Validation::Split(f) => {
+                if !(0.0..1.0).contains(&f) {
+                    return Err(Error::invalid(
+                        "fit",
+                        format!("validation_split must be in [0, 1), got {f}"),
+                    ));
+                }
+                if f == 0.0 {
+                    (source, None)
+                } else {
+                    let (t, v) = source.split_validation(f)?;
+                    (t, Some(v))
+                }
+            }
+            Validation::Data(d) => (source, Some(Source::new(d, "fit")?)),
+        };
+        let train = match &options.class_weight {
+            Some(cw) => {
+                if train.has_sample_weights() {
+                    return Err(Error::invalid(
+                        "fit",
+                        "class_weight and sample_weight cannot be combined",
+                    ));
+                }
+                train.with_class_weight(cw)?
+            }
+            None => train,
+        };
+        if let Source::Tensors { rows: 0, .. } = train {
+            return Err(Error::invalid("fit", "the training data has no samples"));
+        }
+        let batch_size = match (options.batch_size, options.steps_per_epoch, &train) {
+            (Some(b), _, _) => b,
+            (None, Some(steps), Source::Tensors { rows, .. }) => rows.div_ceil(steps).max(1),
+            _ => 32,
+        };
+        let seed = options.seed.unwrap_or_else(draw_seed);
+        self.shuffle_seed.set(Some(seed));
+        let order = Order {
+            batch_size,
+            shuffle_seed: if options.shuffle { Some(seed) } else { None },
+        };
+        let steps_per_epoch = options.steps_per_epoch.or_else(|| train.batches_per_pass(batch_size));
+
+        // Callbacks: the user's, then the history, then the progress bar (Keras' order).
+        let verbose = options.verbose.resolve();
+        let history = Rc::new(RefCell::new(History::default()));
+        let mut items = std::mem::take(&mut options.callbacks);
+        let has_progress = items.iter().any(|c| c.is_progress());
+        items.push(Box::new(HistoryRecorder(history.clone())));
+        if verbose > 0 && !has_progress {
+            items.push(Box::new(ProgbarLogger::new(verbose)));
+        }
+        let mut callbacks = CallbackList::new(items);
+        callbacks.set_params(&FitParams {
+            epochs: options.epochs,
+            steps: steps_per_epoch,
+            verbose,
+        });
+
+        self.stop_training.set(false);
+        callbacks.on_train_begin(self, &Logs::new())?;
+        let first_epoch = self.resume_epoch.take().unwrap_or(options.initial_epoch);
+        let order = Order {
+            shuffle_seed: order.shuffle_seed.map(|_| self.shuffle_seed.get().unwrap_or(seed)),
+            ..order
+        };
+        let mut stream = BatchStream::new(&train, order, options.steps_per_epoch);
+        let mut epoch_logs = Logs::new();
+        let mut last_logs = Logs::new();
+        let mut maker = LogMaker::new();
+        let spe = steps.steps_per_execution;
+        for epoch in first_epoch..options.epochs {
+            steps.core.reset_metrics()?;
+            callbacks.on_epoch_begin(self, epoch, &Logs::new())?;
+            stream.start_epoch(epoch);
+            let mut tracker = LossTracker::default();
+            let mut step = 0usize;
+            let mut last_results: Vec<Tensor> = Vec::new();
+            loop {
+                let left = options.steps_per_epoch.map(|s| s.saturating_sub(step));
+                if left == Some(0) {
+                    break;
+                }
+                let group = next_group(&mut stream, spe, left)?;
+                if group.is_empty() {
+                    break;
+                }
+                if step == 0 && epoch == first_epoch {
+                    self.ensure_built(&group[0][0])?;
+                    self.note_train_batch(&group[0]);
+                }
+                let wants_logs = callbacks.wants_batch_logs();
+                if wants_logs {
+                    callbacks.on_train_batch_begin(self, step, &Logs::new())?;
+                }
+                let views: Vec<&[Tensor]> = group.iter().map(|b| &b[..]).collect();
+                let mut out = steps.train(&views)?;
+                for (loss, b) in out.iter().zip(&group) {
+                    tracker.add(loss, batch_len(b))?;
+                }
+                last_results = out.split_off(group.len());
+                step += group.len();
+                if wants_logs {
+                    maker.fill(self, tracker.result(), &last_results, &mut epoch_logs)?;
+                    callbacks.on_train_batch_end(self, step - 1, &epoch_logs)?;
+                }
+                if self.stop_training.get() {
+                    break;
+                }
+            }
+            if step == 0 {
+                return Err(Error::invalid(
+                    "fit",
+                    "the training data yielded no batches (an empty dataset, or a filter that keeps nothing)",
+                ));
+            }
+            maker.fill(self, tracker.result(), &last_results, &mut epoch_logs)?;
+            let mut logs = epoch_logs.clone();
+            if let Some(val) = &val {
+                if options.validates(epoch) {
+                    let vbs = options.validation_batch_size.unwrap_or(batch_size);
+                    let val_logs = self.run_evaluation(val, vbs, options.validation_steps, &mut callbacks)?;
+                    logs.merge(&val_logs.prefixed("val_"));
+                }
+            }
+            callbacks.on_epoch_end(self, epoch, &mut logs)?;
+            last_logs = logs;
+            if self.stop_training.get() {
+                break;
+            }
+        }
+        callbacks.on_train_end(self, &last_logs)?;
+        drop(callbacks);
+        let history = Rc::try_unwrap(history)
+            .map(RefCell::into_inner)
+            .unwrap_or_else(|rc| rc.borrow().clone());
+        Ok(history)
+    }
+
+    /// One training step on one batch (`train_on_batch`): metrics start over, so the logs
+    /// are this batch's.
+    pub fn train_on_batch(&self, x: &Tensor, y: &Tensor, sample_weight: Option<&Tensor>) -> Result<Logs> {
+        let steps = self.steps("train_on_batch")?;
+        Source::new(
+            match sample_weight {
+                Some(w) => (x, y, w).into(),
+                None => (x, y).into(),
+            },
+            "train_on_batch",
+        )?;
+        self.ensure_built(x)?;
+        steps.core.reset_metrics()?;
+        let batch: Vec<Tensor> = std::iter::once(x.clone())
+            .chain(std::iter::once(y.clone()))
+            .chain(sample_weight.cloned())
+            .collect();
+        let mut out = steps.train(&[&batch[..]])?;
+        let results = out.split_off(1);
+        let mut tracker = LossTracker::default();
+        tracker.add(&out[0], batch_len(&batch))?;
+        let mut logs = Logs::new();
+        LogMaker::new().fill(self, tracker.result(), &results, &mut logs)?;
+        Ok(logs)
+    }
+}
+
+/// A shuffle seed from the global random state (so `random::set_seed` makes `fit`
+/// reproducible without an explicit seed).
+fn draw_seed() -> u64 {
+    ferroflow_tensor_core::random::uniform(
+        &[2],
+        ferroflow_tensor_core::random::Uniform::new(0.0, 4_294_967_296.0).dtype(ferroflow_tensor_core::DType::F64),
+    )
+    .and_then(|t| t.to_vec::<f64>())
+    .map(|v| ((v[0] as u64) << 32) ^ v[1] as u64)
+    .unwrap_or(0)
+}

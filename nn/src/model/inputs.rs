@@ -1,0 +1,377 @@
+//! What `fit`, `evaluate` and `predict` take ([`Inputs`]: tensors or a dataset) and how it
+//! becomes batches: Keras' data adapters. Tensors are batched by row index (shuffled per
+//! epoch from the seed and the epoch number, so a resumed run repeats the order); datasets
+//! are iterated epoch by epoch with [`Dataset::iter_epoch`].
+
+use ferroflow_data::rows::{num_rows, row_range, take_rows};
+use ferroflow_data::{derive_seed, permutation, Cardinality, Dataset, DatasetIter};
+use ferroflow_tensor_core::{DType, Error, Result, Tensor};
+use std::collections::BTreeMap;
+
+/// The data of a `fit`, `evaluate` or `predict` call: `x` alone, `(x, y)`,
+/// `(x, y, sample_weight)`, or a [`Dataset`] whose elements are `[x]`, `[x, y]` or
+/// `[x, y, sample_weight]` batches.
+#[derive(Debug, Clone)]
+pub enum Inputs {
+    /// Whole tensors, batched by the model.
+    Tensors {
+        /// Inputs, `[samples, ...]`.
+        x: Tensor,
+        /// Targets, `[samples, ...]`.
+        y: Option<Tensor>,
+        /// Per-sample weights, `[samples]`.
+        sample_weight: Option<Tensor>,
+    },
+    /// A dataset of batches.
+    Dataset(Dataset),
+}
+
+impl From<&Tensor> for Inputs {
+    fn from(x: &Tensor) -> Self {
+        Inputs::Tensors {
+            x: x.clone(),
+            y: None,
+            sample_weight: None,
+        }
+    }
+}
+
+impl From<Tensor> for Inputs {
+    fn from(x: Tensor) -> Self {
+        Inputs::from(&x)
+    }
+}
+
+impl From<(&Tensor, &Tensor)> for Inputs {
+    fn from((x, y): (&Tensor, &Tensor)) -> Self {
+        Inputs::Tensors {
+            x: x.clone(),
+            y: Some(y.clone()),
+            sample_weight: None,
+        }
+    }
+}
+
+impl From<(Tensor, Tensor)> for Inputs {
+    fn from((x, y): (Tensor, Tensor)) -> Self {
+        Inputs::from((&x, &y))
+    }
+}
+
+impl From<(&Tensor, &Tensor, &Tensor)> for Inputs {
+    fn from((x, y, w): (&Tensor, &Tensor, &Tensor)) -> Self {
+        Inputs::Tensors {
+            x: x.clone(),
+            y: Some(y.clone()),
+            sample_weight: Some(w.clone()),
+        }
+    }
+}
+
+impl From<&Dataset> for Inputs {
+    fn from(ds: &Dataset) -> Self {
+        Inputs::Dataset(ds.clone())
+    }
+}
+
+impl From<Dataset> for Inputs {
+    fn from(ds: Dataset) -> Self {
+        Inputs::Dataset(ds)
+    }
+}
+
+/// Keras' `class_weight`: a weight per class id, turned into per-sample weights (classes
+/// not listed weigh 1).
+pub type ClassWeight = BTreeMap<i64, f64>;
+
+/// A batch: `[x, y, sample_weight]`, the later ones present when given.
+pub(crate) type Batch = Vec<Tensor>;
+
+/// Data ready to batch.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Tensors { parts: Vec<Tensor>, rows: usize },
+    Dataset(Dataset),
+}
+
+impl Source {
+    /// Checks the tensors' row counts (`op` names the call in errors).
+    pub fn new(inputs: Inputs, op: &'static str) -> Result<Source> {
+        match inputs {
+            Inputs::Dataset(ds) => Ok(Source::Dataset(ds)),
+            Inputs::Tensors { x, y, sample_weight } => {
+                let rows = num_rows(op, &x)?;
+                let mut parts = vec![x];
+                if let Some(y) = y {
+                    parts.push(y);
+                }
+                if let Some(w) = sample_weight {
+                    if parts.len() < 2 {
+                        return Err(Error::invalid(op, "sample weights need targets"));
+                    }
+                    parts.push(w);
+                }
+                for (t, what) in parts.iter().zip(["x", "y", "sample_weight"]).skip(1) {
+                    let n = num_rows(op, t)?;
+                    if n != rows {
+                        return Err(Error::shapes(
+                            op,
+                            &[&parts[0].shape(), &t.shape()],
+                            format!("x has {rows} samples but {what} has {n}; they must have the same first dimension"),
+                        ));
+                    }
+                }
+                Ok(Source::Tensors { parts, rows })
+            }
+        }
+    }
+
+    /// Whether batches carry targets (for a dataset: unknown until iterated, assumed yes).
+    pub fn has_targets(&self) -> bool {
+        match self {
+            Source::Tensors { parts, .. } => parts.len() >= 2,
+            Source::Dataset(_) => true,
+        }
+    }
+
+    /// Whether the tensors carry sample weights.
+    pub fn has_sample_weights(&self) -> bool {
+        matches!(self, Source::Tensors { parts, .. } if parts.len() == 3)
+    }
+
+    /// Keras' `validation_split`: the last `fraction` of the samples (taken before any
+    /// shuffling) becomes the validation data.
+    pub fn split_validation(self, fraction: f64) -> Result<(Source, Source)> {
+        let Source::Tensors { parts, rows } = self else {
+            return Err(Error::invalid(
+                "fit",
+                "validation_split needs tensors; for a dataset, pass validation_data",
+            ));
+        };
+        let split_at = (rows as f64 * (1.0 - fraction)).floor() as usize;
+        if split_at == 0 || split_at == rows {
+            return Err(Error::invalid(
+                "fit",
+                format!(
+                    "training data contains {rows} samples, which is not sufficient to split it into a validation and training set as specified by validation_split={fraction}"
+                ),
+            ));
+        }
+        let take = |a: usize, b: usize| -> Result<Source> {
+            Ok(Source::Tensors {
+                parts: parts.iter().map(|t| row_range(t, a, b)).collect::<Result<_>>()?,
+                rows: b - a,
+            })
+        };
+        Ok((take(0, split_at)?, take(split_at, rows)?))
+    }
+
+    /// Adds per-sample weights from `class_weight` (the targets' class ids: the argmax of
+    /// one-hot targets, or the ids themselves).
+    pub fn with_class_weight(self, class_weight: &ClassWeight) -> Result<Source> {
+        match self {
+            Source::Tensors { mut parts, rows } => {
+                if parts.len() != 2 {
+                    return Err(Error::invalid(
+                        "fit",
+                        "class_weight needs targets and no sample_weight (they cannot be combined)",
+                    ));
+                }
+                let w = class_weights_for(&parts[1], class_weight)?;
+                parts.push(w);
+                Ok(Source::Tensors { parts, rows })
+            }
+            Source::Dataset(ds) => {
+                let cw = class_weight.clone();
+                Ok(Source::Dataset(ds.map(move |mut e| {
+                    if e.len() != 2 {
+                        return Err(Error::invalid(
+                            "fit",
+                            "class_weight needs (x, y) dataset elements without sample weights",
+                        ));
+                    }
+                    let w = class_weights_for(&e[1], &cw)?;
+                    e.push(w);
+                    Ok(e)
+                })))
+            }
+        }
+    }
+
+    /// Batches per pass, when known.
+    pub fn batches_per_pass(&self, batch_size: usize) -> Option<usize> {
+        match self {
+            Source::Tensors { rows, .. } => Some(rows.div_ceil(batch_size)),
+            Source::Dataset(ds) => match ds.cardinality() {
+                Cardinality::Finite(n) => Some(n),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether a pass never ends.
+    pub fn is_infinite(&self) -> bool {
+        matches!(self, Source::Dataset(ds) if ds.cardinality() == Cardinality::Infinite)
+    }
+
+    /// The batches of pass `pass` (a fresh iteration of the data).
+    fn pass(&self, pass: u64, order: &Order) -> PassIter {
+        match self {
+            Source::Tensors { parts, rows } => {
+                let indices = match order.shuffle_seed {
+                    Some(seed) => Some(permutation(*rows, derive_seed(seed, pass))),
+                    None => None,
+                };
+                PassIter::Tensors {
+                    parts: parts.clone(),
+                    rows: *rows,
+                    batch_size: order.batch_size,
+                    next: 0,
+                    indices,
+                }
+            }
+            Source::Dataset(ds) => PassIter::Dataset(ds.iter_epoch(pass)),
+        }
+    }
+}
+
+/// The weights of `class_weight` for each sample's class.
+fn class_weights_for(y: &Tensor, class_weight: &ClassWeight) -> Result<Tensor> {
+    let ids = if y.rank() > 1 && y.dims().last().is_some_and(|&d| d > 1) {
+        y.argmax(-1)?
+    } else if y.rank() > 1 {
+        y.reshape(&[-1])?
+    } else {
+        y.clone()
+    };
+    let ids = if ids.dtype().is_float() { ids.round()? } else { ids };
+    let ids = ids.cast(DType::I64)?.to_vec::<i64>()?;
+    let weights: Vec<f32> = ids
+        .iter()
+        .map(|c| class_weight.get(c).copied().unwrap_or(1.0) as f32)
+        .collect();
+    Tensor::from_vec(weights, &[ids.len()])
+}
+
+/// How a pass orders and groups tensor rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Order {
+    pub batch_size: usize,
+    /// `Some(seed)`: a permutation per pass drawn from the seed and the pass number.
+    pub shuffle_seed: Option<u64>,
+}
+
+/// One pass over the data.
+enum PassIter {
+    Tensors {
+        parts: Vec<Tensor>,
+        rows: usize,
+        batch_size: usize,
+        next: usize,
+        indices: Option<Vec<usize>>,
+    },
+    Dataset(DatasetIter),
+}
+
+impl Iterator for PassIter {
+    type Item = Result<Batch>;
+    fn next(&mut self) -> Option<Result<Batch>> {
+        match self {
+            PassIter::Dataset(it) => it.next(),
+            PassIter::Tensors {
+                parts,
+                rows,
+                batch_size,
+                next,
+                indices,
+            } => {
+                if *next >= *rows {
+                    return None;
+                }
+                let end = (*next + *batch_size).min(*rows);
+                let batch = match indices {
+                    Some(idx) => parts.iter().map(|t| take_rows(t, &idx[*next..end])).collect(),
+                    None => parts.iter().map(|t| row_range(t, *next, end)).collect(),
+                };
+                *next = end;
+                Some(batch)
+            }
+        }
+    }
+}
+
+/// Batches across epochs, as Keras' epoch iterator: without `steps_per_epoch` each epoch is
+/// one pass; with it, an epoch takes that many batches and passes continue across epochs
+/// (a new pass starts when one is used up, and an epoch ends early if a fresh pass yields
+/// too few).
+pub(crate) struct BatchStream<'a> {
+    source: &'a Source,
+    order: Order,
+    steps_per_epoch: Option<usize>,
+    current: Option<PassIter>,
+    pass: u64,
+}
+
+impl<'a> BatchStream<'a> {
+    pub fn new(source: &'a Source, order: Order, steps_per_epoch: Option<usize>) -> Self {
+        BatchStream {
+            source,
+            order,
+            steps_per_epoch,
+            current: None,
+            pass: 0,
+        }
+    }
+
+    /// Positions the stream at the start of `epoch`: where an uninterrupted run from epoch 0
+    /// would be (so `initial_epoch` and resumed runs see the same batches).
+    pub fn start_epoch(&mut self, epoch: usize) {
+        match (
+            self.steps_per_epoch,
+            self.source.batches_per_pass(self.order.batch_size),
+        ) {
+            (Some(steps), Some(per_pass)) if per_pass > 0 && steps != per_pass => {
+                let absolute = epoch as u64 * steps as u64;
+                let pass = absolute / per_pass as u64;
+                let offset = (absolute % per_pass as u64) as usize;
+                if self.current.is_none() || self.pass != pass {
+                    let mut it = self.source.pass(pass, &self.order);
+                    for _ in 0..offset {
+                        let _ = it.next();
+                    }
+                    self.current = Some(it);
+                    self.pass = pass;
+                }
+            }
+            (Some(_), None) if self.source.is_infinite() => {
+                if self.current.is_none() {
+                    self.current = Some(self.source.pass(0, &self.order));
+                }
+            }
+            _ => {
+                self.pass = epoch as u64;
+                self.current = Some(self.source.pass(self.pass, &self.order));
+            }
+        }
+    }
+
+    /// The next batch of this epoch, or `None` when the epoch's batches are done. With
+    /// `steps_per_epoch` the caller counts steps; a pass that runs out is replaced by the
+    /// next one unless it yielded nothing at all.
+    pub fn next_batch(&mut self) -> Option<Result<Batch>> {
+        let it = self.current.as_mut()?;
+        if let Some(b) = it.next() {
+            return Some(b);
+        }
+        if self.steps_per_epoch.is_none() {
+            self.current = None;
+            return None;
+        }
+        // Used up mid-epoch: continue with the next pass (Keras restarts the iterator).
+        self.pass += 1;
+        let mut fresh = self.source.pass(self.pass, &self.order);
+        let first = fresh.next();
+        self.current = first.as_ref().map(|_| fresh);
+        first
+    }
+}

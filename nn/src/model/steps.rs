@@ -1,0 +1,343 @@
+//! The train, test and predict steps (Keras' `train_step`, `test_step`, `predict_step`),
+//! written once with tensor ops and traced into graphs unless the model runs eagerly.
+//!
+//! A step runs `k` batches (`steps_per_execution`); its outputs are the `k` batch losses
+//! followed by every metric's running result. The loss average the logs show is kept on the
+//! host, weighted by batch size, as Keras' loss tracker.
+
+use super::compile::{LossSpec, MetricSpec};
+use crate::metrics::{self, Metric};
+use crate::{Layer, Mode};
+use ferroflow_autodiff::GradientTape;
+use ferroflow_graph::{Function, StaticArg};
+use ferroflow_optim::{Loss, Optimizer};
+use ferroflow_tensor_core::{Axes, Error, Result, Tensor, Variable};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// A loss ready to call.
+#[derive(Clone)]
+pub(crate) enum ResolvedLoss {
+    Builtin(Loss),
+    Function(String, Arc<dyn Fn(&Tensor, &Tensor) -> Result<Tensor>>),
+}
+
+impl ResolvedLoss {
+    pub fn resolve(spec: LossSpec) -> Result<ResolvedLoss> {
+        Ok(match spec {
+            LossSpec::Loss(l) => ResolvedLoss::Builtin(l),
+            LossSpec::Name(n) => ResolvedLoss::Builtin(n.parse()?),
+            LossSpec::Function(n, f) => ResolvedLoss::Function(n, f),
+        })
+    }
+
+    /// The name Keras records (`mean_squared_error`, or the function's name).
+    pub fn name(&self) -> &str {
+        match self {
+            ResolvedLoss::Builtin(l) => l.name(),
+            ResolvedLoss::Function(n, _) => n,
+        }
+    }
+}
+
+/// A compiled metric and whether it takes sample weights.
+struct CompiledMetric {
+    metric: Box<dyn Metric>,
+    weighted: bool,
+}
+
+/// Everything a step needs, shared by the traced functions.
+pub(crate) struct StepCore {
+    pub layer: Rc<dyn Layer>,
+    pub optimizer: Box<dyn Optimizer>,
+    pub loss: ResolvedLoss,
+    /// Specs not yet turned into metrics (names need the first batch's shapes).
+    pending_metrics: RefCell<Vec<(MetricSpec, bool)>>,
+    metrics: RefCell<Vec<CompiledMetric>>,
+    /// The trainable variables, listed once the model has built them.
+    trainable: RefCell<Option<Vec<Variable>>>,
+}
+
+impl StepCore {
+    pub fn new(
+        layer: Rc<dyn Layer>,
+        optimizer: Box<dyn Optimizer>,
+        loss: ResolvedLoss,
+        metrics: Vec<MetricSpec>,
+        weighted_metrics: Vec<MetricSpec>,
+    ) -> Result<StepCore> {
+        let mut pending = Vec::new();
+        for (spec, weighted) in metrics
+            .into_iter()
+            .map(|m| (m, false))
+            .chain(weighted_metrics.into_iter().map(|m| (m, true)))
+        {
+            if let MetricSpec::Name(n) = &spec {
+                if !metrics::is_known(n) {
+                    // Report an unknown name at compile time, with the list of known ones.
+                    let any = ferroflow_tensor_core::TensorSpec::new(ferroflow_tensor_core::DType::F32, vec![1, 2]);
+                    metrics::from_name(n, &any, &any)?;
+                }
+            }
+            pending.push((spec, weighted));
+        }
+        Ok(StepCore {
+            layer,
+            optimizer,
+            loss,
+            pending_metrics: RefCell::new(pending),
+            metrics: RefCell::new(Vec::new()),
+            trainable: RefCell::new(None),
+        })
+    }
+
+    /// The metrics' names, in compile order (empty until the first batch resolves them).
+    pub fn metric_names(&self) -> Vec<String> {
+        self.metrics
+            .borrow()
+            .iter()
+            .map(|m| m.metric.name().to_string())
+            .collect()
+    }
+
+    /// Whether any metric still waits for the first batch.
+    pub fn metrics_pending(&self) -> bool {
+        !self.pending_metrics.borrow().is_empty()
+    }
+
+    /// The metric objects' direction by name (for callbacks in `auto` mode).
+    pub fn metric_direction(&self, name: &str) -> Option<metrics::Direction> {
+        self.metrics
+            .borrow()
+            .iter()
+            .find(|m| m.metric.name() == name)
+            .map(|m| m.metric.direction())
+    }
+
+    /// Zeroes every metric (at each epoch and evaluation start).
+    pub fn reset_metrics(&self) -> Result<()> {
+        for m in self.metrics.borrow().iter() {
+            m.metric.reset_state()?;
+        }
+        Ok(())
+    }
+
+    /// Turns pending metric specs into metrics, now that the shapes are known.
+    fn resolve_metrics(&self, y_true: &Tensor, y_pred: &Tensor) -> Result<()> {
+        let pending: Vec<(MetricSpec, bool)> = self.pending_metrics.borrow_mut().drain(..).collect();
+        let mut metrics = self.metrics.borrow_mut();
+        for (spec, weighted) in pending {
+            let metric = match spec {
+                MetricSpec::Name(n) => metrics::from_name(&n, &y_true.spec(), &y_pred.spec())?,
+                MetricSpec::Metric(m) => m,
+            };
+            metrics.push(CompiledMetric { metric, weighted });
+        }
+        Ok(())
+    }
+
+    /// The loss of a batch: per-sample losses, weighted by the sample weights, summed and
+    /// divided by their number (Keras' `sum_over_batch_size`).
+    pub fn compute_loss(&self, y_true: &Tensor, y_pred: &Tensor, sample_weight: Option<&Tensor>) -> Result<Tensor> {
+        let per_sample = match &self.loss {
+            ResolvedLoss::Builtin(loss) => {
+                let y_true = if loss.takes_class_ids() {
+                    y_true.clone()
+                } else {
+                    align_targets(y_true, y_pred)?
+                };
+                loss.per_sample(&y_true, y_pred)?
+            }
+            ResolvedLoss::Function(_, f) => f(y_true, y_pred)?,
+        };
+        let Some(w) = sample_weight else {
+            return per_sample.reduce_mean(Axes::All);
+        };
+        let mut w = w.cast(per_sample.dtype())?;
+        if w.dims() != per_sample.dims() && w.shape().num_elements() == per_sample.shape().num_elements() {
+            w = w.reshape(&per_sample.dims().iter().map(|&d| d as i64).collect::<Vec<_>>())?;
+        }
+        let weighted = per_sample.mul(&w).map_err(|e| {
+            Error::shapes(
+                "fit",
+                &[&per_sample.shape(), &w.shape()],
+                format!("sample weights do not fit the per-sample losses: {e}"),
+            )
+        })?;
+        let n = per_sample.shape().num_elements().max(1) as f64;
+        weighted.reduce_sum(Axes::All)?.div(&per_sample.scalar_like(n))
+    }
+
+    fn update_metrics(&self, y_true: &Tensor, y_pred: &Tensor, sample_weight: Option<&Tensor>) -> Result<()> {
+        if self.metrics_pending() {
+            self.resolve_metrics(y_true, y_pred)?;
+        }
+        for m in self.metrics.borrow().iter() {
+            let w = if m.weighted { sample_weight } else { None };
+            m.metric.update_state(y_true, y_pred, w)?;
+        }
+        Ok(())
+    }
+
+    fn metric_results(&self) -> Result<Vec<Tensor>> {
+        self.metrics.borrow().iter().map(|m| m.metric.result()).collect()
+    }
+
+    fn trainable_variables(&self) -> Vec<Variable> {
+        if let Some(v) = self.trainable.borrow().as_ref() {
+            return v.clone();
+        }
+        self.layer.trainable_variables()
+    }
+
+    /// One training step on one batch; returns its loss.
+    fn train_batch(&self, x: &Tensor, y: &Tensor, sample_weight: Option<&Tensor>) -> Result<Tensor> {
+        let tape = GradientTape::new();
+        let y_pred = self.layer.call(x, Mode::Training)?;
+        let loss = self.compute_loss(y, &y_pred, sample_weight)?;
+        let vars = self.trainable_variables();
+        let pairs = tape.connected_gradients(&loss, &vars)?;
+        drop(tape);
+        if self.trainable.borrow().is_none() && !ferroflow_tensor_core::is_tracing() {
+            *self.trainable.borrow_mut() = Some(vars);
+        }
+        let refs: Vec<(&Tensor, &Variable)> = pairs.iter().map(|(g, v)| (g, v)).collect();
+        self.optimizer.apply_gradient_pairs(&refs)?;
+        self.update_metrics(y, &y_pred, sample_weight)?;
+        Ok(loss)
+    }
+
+    /// One evaluation step on one batch; returns its loss.
+    fn test_batch(&self, x: &Tensor, y: &Tensor, sample_weight: Option<&Tensor>) -> Result<Tensor> {
+        let y_pred = self.layer.call(x, Mode::Inference)?;
+        let loss = self.compute_loss(y, &y_pred, sample_weight)?;
+        self.update_metrics(y, &y_pred, sample_weight)?;
+        Ok(loss)
+    }
+
+    /// `k` batches of `arity` tensors each (`[x, y]` or `[x, y, w]`), in order.
+    fn run_batches(&self, args: &[Tensor], arity: usize, train: bool) -> Result<Vec<Tensor>> {
+        if arity < 2 || args.is_empty() || args.len() % arity != 0 {
+            return Err(Error::invalid(
+                "fit",
+                format!("{} tensors do not split into batches of {arity}", args.len()),
+            ));
+        }
+        let mut out = Vec::with_capacity(args.len() / arity + 4);
+        for batch in args.chunks(arity) {
+            let w = batch.get(2);
+            out.push(if train {
+                self.train_batch(&batch[0], &batch[1], w)?
+            } else {
+                self.test_batch(&batch[0], &batch[1], w)?
+            });
+        }
+        out.extend(self.metric_results()?);
+        Ok(out)
+    }
+}
+
+/// Targets shaped like the predictions for an elementwise loss: a missing trailing axis of 1
+/// added (`[batch]` labels for `[batch, 1]` outputs) and the predictions' float dtype, as
+/// Keras aligns them.
+fn align_targets(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+    let y = if y_true.rank() + 1 == y_pred.rank() && y_pred.dims().last() == Some(&1) {
+        y_true.expand_dims(-1)?
+    } else {
+        y_true.clone()
+    };
+    if y.dtype() != y_pred.dtype() && y_pred.dtype().is_float() {
+        y.cast(y_pred.dtype())
+    } else {
+        Ok(y)
+    }
+}
+
+/// The compiled steps: traced functions over a shared [`StepCore`], or the core itself when
+/// running eagerly.
+pub(crate) struct Steps {
+    pub core: Rc<StepCore>,
+    pub run_eagerly: bool,
+    pub steps_per_execution: usize,
+    train_fn: Function<'static>,
+    test_fn: Function<'static>,
+    predict_fn: Function<'static>,
+}
+
+impl Steps {
+    pub fn new(core: StepCore, run_eagerly: bool, steps_per_execution: usize) -> Steps {
+        let core = Rc::new(core);
+        let train_core = core.clone();
+        let train_fn = Function::with_statics(move |args: &[Tensor], statics: &[StaticArg]| {
+            train_core.run_batches(args, arity(statics), true)
+        });
+        let test_core = core.clone();
+        let test_fn = Function::with_statics(move |args: &[Tensor], statics: &[StaticArg]| {
+            test_core.run_batches(args, arity(statics), false)
+        });
+        let predict_core = core.clone();
+        let predict_fn = Function::with_statics(move |args: &[Tensor], _: &[StaticArg]| {
+            Ok(vec![predict_core.layer.call(&args[0], Mode::Inference)?])
+        });
+        Steps {
+            core,
+            run_eagerly,
+            steps_per_execution,
+            train_fn,
+            test_fn,
+            predict_fn,
+        }
+    }
+
+    /// Trains on `batches` (each `[x, y]` or `[x, y, w]`, all alike): the batch losses, then
+    /// the metric results.
+    pub fn train(&self, batches: &[&[Tensor]]) -> Result<Vec<Tensor>> {
+        self.run(batches, true)
+    }
+
+    /// Evaluates `batches`, as [`Steps::train`] without updates.
+    pub fn test(&self, batches: &[&[Tensor]]) -> Result<Vec<Tensor>> {
+        self.run(batches, false)
+    }
+
+    fn run(&self, batches: &[&[Tensor]], train: bool) -> Result<Vec<Tensor>> {
+        let arity = batches.first().map_or(2, |b| b.len());
+        if batches.iter().any(|b| b.len() != arity) {
+            return Err(Error::invalid(
+                "fit",
+                "batches of one step must all have targets (and weights) alike",
+            ));
+        }
+        if self.run_eagerly {
+            let flat: Vec<Tensor> = batches.iter().flat_map(|b| b.iter().cloned()).collect();
+            return self.core.run_batches(&flat, arity, train);
+        }
+        let flat: Vec<&Tensor> = batches.iter().flat_map(|b| b.iter()).collect();
+        let f = if train { &self.train_fn } else { &self.test_fn };
+        f.call_with(&flat[..], &[(arity as i64).into()])
+    }
+
+    /// The model's output for one batch.
+    pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        if self.run_eagerly {
+            return self.core.layer.call(x, Mode::Inference);
+        }
+        let mut out = self.predict_fn.call_with([x], &[])?;
+        out.pop()
+            .ok_or_else(|| Error::invalid("predict", "the model returned nothing"))
+    }
+
+    /// The train step's graph for batches like these (tracing it if needed).
+    pub fn train_graph(
+        &self,
+        specs: &[ferroflow_tensor_core::TensorSpec],
+    ) -> Result<Arc<ferroflow_graph::ConcreteFunction>> {
+        self.train_fn
+            .get_concrete_function_with(specs, &[(specs.len() as i64).into()])
+    }
+}
+
+fn arity(statics: &[StaticArg]) -> usize {
+    statics.first().and_then(StaticArg::as_i64).unwrap_or(2) as usize
+}
