@@ -97,10 +97,10 @@ struct Row {
 
 fn params_of(vars: &[Variable]) -> (usize, f64) {
     let count = vars.iter().map(|v| v.shape().num_elements()).sum();
-    let bytes = vars
-        .iter()
-        .map(|v| (v.shape().num_elements() * v.dtype().size_of()) as f64)
-        .sum();
+    // A fold from +0.0: an empty float sum is -0.0, which would print as "-0.00 B".
+    let bytes = vars.iter().fold(0.0, |acc, v| {
+        acc + (v.shape().num_elements() * v.dtype().size_of()) as f64
+    });
     (count, bytes)
 }
 
