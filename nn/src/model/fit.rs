@@ -410,6 +410,12 @@ impl Model {
         });
 
         self.stop_training.set(false);
+        // Build the model first, so callbacks see its variables (a backup restores into them).
+        if !self.is_built() {
+            if let Some(x) = train.first_x()? {
+                self.ensure_built(&x)?;
+            }
+        }
         callbacks.on_train_begin(self, &Logs::new())?;
         let first_epoch = self.resume_epoch.take().unwrap_or(options.initial_epoch);
         let order = Order {

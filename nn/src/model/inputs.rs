@@ -198,6 +198,25 @@ impl Source {
         }
     }
 
+    /// The first sample's input (one row), to build the model before training starts.
+    pub fn first_x(&self) -> Result<Option<Tensor>> {
+        match self {
+            Source::Tensors { parts, rows } => {
+                if *rows == 0 {
+                    Ok(None)
+                } else {
+                    row_range(&parts[0], 0, 1).map(Some)
+                }
+            }
+            // A separate iteration (a far-off epoch number keeps shuffles of real epochs
+            // untouched) that stops after its first element.
+            Source::Dataset(ds) => match ds.iter_epoch(u64::MAX).next() {
+                Some(e) => Ok(e?.into_iter().next()),
+                None => Ok(None),
+            },
+        }
+    }
+
     /// Batches per pass, when known.
     pub fn batches_per_pass(&self, batch_size: usize) -> Option<usize> {
         match self {

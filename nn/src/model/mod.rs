@@ -184,9 +184,11 @@ impl Model {
 
     /// Calls the model on `x` (`model(x, training=...)`), building it on the first call.
     pub fn call(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let y = self.layer.call(x, mode)?;
-        self.note_built(x)?;
-        Ok(y)
+        // Values waiting for variables must land before the call computes with them.
+        if !ferroflow_tensor_core::is_tracing() {
+            self.ensure_built(x)?;
+        }
+        self.layer.call(x, mode)
     }
 
     /// Records the input spec of the first call and applies values waiting for variables
@@ -206,8 +208,12 @@ impl Model {
     /// assigned.
     pub(crate) fn ensure_built(&self, x: &Tensor) -> Result<()> {
         if self.input_spec.borrow().is_none() || !self.pending.is_empty() {
-            let one = ferroflow_data::rows::row_range(x, 0, x.dims().first().copied().unwrap_or(0).min(1))?;
-            self.call(&one, Mode::Inference)?;
+            let one = match x.dims().first() {
+                Some(&n) if n > 1 => ferroflow_data::rows::row_range(x, 0, 1)?,
+                _ => x.clone(),
+            };
+            self.layer.call(&one, Mode::Inference)?;
+            self.note_built(x)?;
         }
         Ok(())
     }

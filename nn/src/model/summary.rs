@@ -250,8 +250,12 @@ impl Model {
                 rows.push(self.row_for(l.as_dyn(), shape));
             }
         } else {
-            for child in direct_children(self.layer.as_dyn()) {
-                rows.push(self.row_for(child, "?".into()));
+            // A custom module's parts are shown by attribute name (two parts of one type
+            // share their module name).
+            for (name, child) in direct_children(self.layer.as_dyn()) {
+                let mut row = self.row_for(child, "?".into());
+                row.name = format!("{name} ({})", child.class_name());
+                rows.push(row);
             }
         }
         Ok(rows)
@@ -273,21 +277,30 @@ impl Model {
     }
 }
 
-/// The modules directly below `m`, in attribute order.
-fn direct_children(m: &dyn Module) -> Vec<&dyn Module> {
-    fn collect<'a>(attr: &crate::Attr<'a>, out: &mut Vec<&'a dyn Module>) {
+/// The modules directly below `m` with their attribute paths (`dense_1`, `layers/0`), in
+/// attribute order.
+fn direct_children(m: &dyn Module) -> Vec<(String, &dyn Module)> {
+    fn collect<'a>(path: String, attr: &crate::Attr<'a>, out: &mut Vec<(String, &'a dyn Module)>) {
         match attr {
-            crate::Attr::Module(c) => out.push(*c),
-            crate::Attr::List(items) => items.iter().for_each(|i| collect(i, out)),
-            crate::Attr::Map(items) => items.iter().for_each(|(_, i)| collect(i, out)),
+            crate::Attr::Module(c) => out.push((path, *c)),
+            crate::Attr::List(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    collect(format!("{path}/{i}"), item, out);
+                }
+            }
+            crate::Attr::Map(items) => {
+                for (k, item) in items {
+                    collect(format!("{path}/{k}"), item, out);
+                }
+            }
             crate::Attr::Variable(_) => {}
         }
     }
     let mut attrs = m.attributes();
     attrs.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
-    for (_, a) in &attrs {
-        collect(a, &mut out);
+    for (name, a) in &attrs {
+        collect(name.clone(), a, &mut out);
     }
     out
 }

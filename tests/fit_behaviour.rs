@@ -1,0 +1,348 @@
+//! The Keras training loop's behaviour: history, validation split, shuffling, batching,
+//! weights, datasets, `steps_per_execution`, the single-batch methods, and bad input that
+//! fails clearly before anything changes.
+
+use ferroflow::data::Dataset;
+use ferroflow::prelude::*;
+use std::sync::Mutex;
+
+/// Serialises these tests: unseeded fits draw their shuffle seed from the global random
+/// state, which one test sets, and tests run on parallel threads.
+static RANDOM: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    RANDOM.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A linear model `x · w` (no bias) with a known kernel.
+fn linear(w: &[f32]) -> ferroflow::Result<Model> {
+    let d = Dense::new(1).with_bias(false).with_input_dim(w.len())?;
+    d.kernel()
+        .expect("built")
+        .assign(&Tensor::from_vec(w.to_vec(), &[w.len(), 1])?)?;
+    let mut s = Sequential::new();
+    s.add(d);
+    Ok(Model::new(s))
+}
+
+fn compiled(w: &[f32], lr: f64, eager: bool) -> ferroflow::Result<Model> {
+    let mut m = linear(w)?;
+    m.compile(
+        CompileOptions::new(Sgd::new(lr)?, "mse")
+            .with_metrics(["mae"])
+            .run_eagerly(eager),
+    )?;
+    Ok(m)
+}
+
+/// `n` rows: x = [i, 1], y = 2i + 1.
+fn data(n: usize) -> ferroflow::Result<(Tensor, Tensor)> {
+    let x: Vec<f32> = (0..n).flat_map(|i| [i as f32 / n as f32, 1.0]).collect();
+    let y: Vec<f32> = (0..n).map(|i| 2.0 * i as f32 / n as f32 + 1.0).collect();
+    Ok((Tensor::from_vec(x, &[n, 2])?, Tensor::from_vec(y, &[n, 1])?))
+}
+
+fn weights(m: &Model) -> Vec<Vec<f32>> {
+    m.get_weights()
+        .unwrap()
+        .iter()
+        .map(|t| t.to_vec::<f32>().unwrap())
+        .collect()
+}
+
+#[test]
+fn history_records_every_epoch_with_val_prefixes_and_serialises() -> ferroflow::Result<()> {
+    let _serial = serial();
+    let (x, y) = data(20)?;
+    let m = compiled(&[0.0, 0.0], 0.1, false)?;
+    let h = m.fit(
+        (&x, &y),
+        FitOptions::new()
+            .epochs(3)
+            .batch_size(8)
+            .validation_split(0.25)
+            .verbose(0),
+    )?;
+    assert_eq!(h.epoch, vec![0, 1, 2]);
+    let keys: Vec<&String> = h.history.keys().collect();
+    assert_eq!(keys, ["loss", "mae", "val_loss", "val_mae"]);
+    assert!(h.history.values().all(|v| v.len() == 3));
+    let loss = h.get("loss").unwrap();
+    assert!(loss[2] < loss[0], "training reduces the loss: {loss:?}");
+    assert_eq!(h.params.epochs, 3);
+    assert_eq!(h.params.steps, Some(2), "15 training rows in batches of 8");
+    let json = serde_json::to_string(&h).unwrap();
+    let back: History = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, h);
+    Ok(())
+}
+
+#[test]
+fn validation_split_takes_the_tail_before_shuffling() -> ferroflow::Result<()> {
+    let _serial = serial();
+    // With a learning rate of 0 nothing changes, so val_loss is the loss of the zero model
+    // on the last 25% of the rows: the mean of their y².
+    let (x, y) = data(20)?;
+    let m = compiled(&[0.0, 0.0], 0.0, false)?;
+    let h = m.fit(
+        (&x, &y),
+        FitOptions::new()
+            .epochs(2)
+            .batch_size(4)
+            .validation_split(0.25)
+            .verbose(0),
+    )?;
+    let ys = y.to_vec::<f32>()?;
+    let tail: f64 = ys[15..].iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / 5.0;
+    for v in h.get("val_loss").unwrap() {
+        assert!((v - tail).abs() < 1e-5, "val_loss {v}, tail {tail}");
+    }
+    let head: f64 = ys[..15].iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / 15.0;
+    assert!((h.get("loss").unwrap()[0] - head).abs() < 1e-5);
+    // Too little data to split is an error.
+    let (x1, y1) = data(1)?;
+    assert!(m
+        .fit((&x1, &y1), FitOptions::new().validation_split(0.5).verbose(0))
+        .is_err());
+    Ok(())
+}
+
+#[test]
+fn shuffling_is_reproducible_per_seed_and_differs_between_seeds() -> ferroflow::Result<()> {
+    let _serial = serial();
+    let (x, y) = data(32)?;
+    let run = |seed: Option<u64>, shuffle: bool| -> ferroflow::Result<Vec<Vec<f32>>> {
+        let m = compiled(&[0.1, -0.1], 0.05, false)?;
+        let mut options = FitOptions::new().epochs(2).batch_size(4).shuffle(shuffle).verbose(0);
+        if let Some(s) = seed {
+            options = options.seed(s);
+        }
+        m.fit((&x, &y), options)?;
+        Ok(weights(&m))
+    };
+    assert_eq!(run(Some(1), true)?, run(Some(1), true)?);
+    assert_ne!(run(Some(1), true)?, run(Some(2), true)?);
+    assert_ne!(run(Some(1), true)?, run(None, false)?);
+    assert_eq!(
+        run(Some(1), false)?,
+        run(Some(2), false)?,
+        "the seed only orders shuffles"
+    );
+    random::set_seed(5);
+    let a = run(None, true)?;
+    random::set_seed(5);
+    assert_eq!(a, run(None, true)?, "unseeded fits follow the global seed");
+    Ok(())
+}
+
+#[test]
+fn batching_keeps_the_remainder_and_takes_oversized_batches_whole() -> ferroflow::Result<()> {
+    let _serial = serial();
+    let (x, y) = data(10)?;
+    let m = compiled(&[0.0, 0.0], 0.1, false)?;
+    let h = m.fit((&x, &y), FitOptions::new().batch_size(4).verbose(0))?;
+    assert_eq!(h.params.steps, Some(3));
+    let h = m.fit((&x, &y), FitOptions::new().batch_size(64).verbose(0))?;
+    assert_eq!(h.params.steps, Some(1));
+    // Only steps_per_epoch: the batch size that gives that many batches.
+    let h = m.fit((&x, &y), FitOptions::new().steps_per_epoch(2).verbose(0))?;
+    assert_eq!(h.params.steps, Some(2));
+    // Empty data is an error, and so is a dataset that yields nothing.
+    let empty = Tensor::zeros(&[0, 2], DType::F32)?;
+    let err = m.fit(
+        (&empty, &Tensor::zeros(&[0, 1], DType::F32)?),
+        FitOptions::new().verbose(0),
+    );
+    assert!(err.unwrap_err().to_string().contains("no samples"));
+    let nothing = Dataset::from_tensor_slices((&x, &y))?.filter(|_| Ok(false)).batch(4);
+    let err = m.fit(&nothing, FitOptions::new().verbose(0)).unwrap_err().to_string();
+    assert!(err.contains("yielded no batches"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn the_last_partial_batch_weighs_by_its_size_in_the_epoch_loss() -> ferroflow::Result<()> {
+    let _serial = serial();
+    let (x, y) = data(10)?;
+    let m = compiled(&[0.0, 0.0], 0.0, false)?;
+    let h = m.fit((&x, &y), FitOptions::new().batch_size(4).shuffle(false).verbose(0))?;
+    let ys = y.to_vec::<f32>()?;
+    let all: f64 = ys.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / 10.0;
+    assert!((h.get("loss").unwrap()[0] - all).abs() < 1e-5);
+    Ok(())
+}
+
+#[test]
+fn sample_and_class_weights_weigh_the_loss() -> ferroflow::Result<()> {
+    let _serial = serial();
+    let (x, y) = data(6)?;
+    let m = compiled(&[0.0, 0.0], 0.0, true)?;
+    let w = Tensor::new([1.0f32, 0.0, 2.0, 0.0, 0.0, 1.0]);
+    let logs = m.test_on_batch(&x, &y, Some(&w))?;
+    let ys = y.to_vec::<f32>()?;
+    let wv = w.to_vec::<f32>()?;
+    let want: f64 = ys
+        .iter()
+        .zip(&wv)
+        .map(|(&v, &w)| (v as f64).powi(2) * w as f64)
+        .sum::<f64>()
+        / 6.0;
+    assert!((logs.get("loss").unwrap() - want).abs() < 1e-5, "{logs:?} vs {want}");
+    // mae is a plain metric: not weighted.
+    let mae: f64 = ys.iter().map(|&v| v as f64).sum::<f64>() / 6.0;
+    assert!((logs.get("mae").unwrap() - mae).abs() < 1e-5);
+
+    // class_weight is sample_weight from the labels.
+    let xc = ferroflow::random::normal(&[12, 3], Normal::default().seed(1))?;
+    let yc = Tensor::new([0i32, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
+    let train = |options: FitOptions| -> ferroflow::Result<Vec<Vec<f32>>> {
+        // The same initial weights every time (a seeded layer continues its sequence).
+        random::set_seed(0);
+        let mut s = Sequential::new();
+        s.add(Dense::new(3).with_seed(3));
+        let mut m = Model::new(s);
+        m.compile(CompileOptions::new(
+            Sgd::new(0.1)?,
+            Loss::SparseCategoricalCrossentropy(Predictions::Logits),
+        ))?;
+        m.fit((&xc, &yc), options.epochs(2).batch_size(5).seed(4).verbose(0))?;
+        Ok(weights(&m))
+    };
+    let by_class = train(FitOptions::new().class_weight([(0, 2.0), (2, 0.5)]))?;
+    let per_sample: Vec<f32> = yc
+        .to_vec::<i32>()?
+        .iter()
+        .map(|&c| [2.0, 1.0, 0.5][c as usize])
+        .collect();
+    let by_sample = train(FitOptions::new().sample_weight(&Tensor::from_vec(per_sample, &[12])?))?;
+    assert_eq!(by_class, by_sample);
+    assert_ne!(by_class, train(FitOptions::new())?);
+    Ok(())
+}
+
+#[test]
+fn datasets_train_like_the_same_tensors() -> ferroflow::Result<()> {
+    let _serial = serial();
+    let (x, y) = data(12)?;
+    let a = compiled(&[0.3, 0.2], 0.1, false)?;
+    a.fit(
+        (&x, &y),
+        FitOptions::new().epochs(3).batch_size(4).shuffle(false).verbose(0),
+    )?;
+    let b = compiled(&[0.3, 0.2], 0.1, false)?;
+    let ds = Dataset::from_tensor_slices((&x, &y))?.batch(4).prefetch(2);
+    let h = b.fit(&ds, FitOptions::new().epochs(3).verbose(0))?;
+    assert_eq!(weights(&a), weights(&b));
+    assert_eq!(h.params.steps, Some(3));
+    // A repeated dataset with steps_per_epoch.
+    let c = compiled(&[0.3, 0.2], 0.1, false)?;
+    c.fit(
+        &Dataset::from_tensor_slices((&x, &y))?.batch(4).repeat(),
+        FitOptions::new().epochs(3).steps_per_epoch(3).verbose(0),
+    )?;
+    assert_eq!(weights(&a), weights(&c));
+    Ok(())
+}
+
+#[test]
+fn eager_traced_and_multi_step_executions_agree() -> ferroflow::Result<()> {
+    let _serial = serial();
+    let (x, y) = data(16)?;
+    let run = |eager: bool, spe: usize| -> ferroflow::Result<(Vec<Vec<f32>>, Vec<f64>)> {
+        let mut m = linear(&[0.5, -0.5])?;
+        m.compile(
+            CompileOptions::new(Adam::new(0.01)?, "mse")
+                .with_metrics(["mae"])
+                .run_eagerly(eager)
+                .steps_per_execution(spe),
+        )?;
+        let h = m.fit((&x, &y), FitOptions::new().epochs(2).batch_size(3).seed(7).verbose(0))?;
+        Ok((weights(&m), h.get("loss").unwrap().to_vec()))
+    };
+    let (w_eager, l_eager) = run(true, 1)?;
+    let (w_graph, l_graph) = run(false, 1)?;
+    let (w_multi, l_multi) = run(false, 4)?;
+    for (a, b) in [(&w_eager, &w_graph), (&w_graph, &w_multi)] {
+        for (u, v) in a.iter().flatten().zip(b.iter().flatten()) {
+            assert!((u - v).abs() < 1e-6, "{a:?} vs {b:?}");
+        }
+    }
+    for (a, b) in l_eager.iter().zip(&l_graph).chain(l_graph.iter().zip(&l_multi)) {
+        assert!((a - b).abs() < 1e-6);
+    }
+    Ok(())
+}
+
+#[test]
+fn single_batch_methods_and_predict_batching() -> ferroflow::Result<()> {
+    let _serial = serial();
+    let (x, y) = data(7)?;
+    let m = compiled(&[1.0, 2.0], 0.1, false)?;
+    let p = m.predict(&x, PredictOptions::new().batch_size(3))?;
+    assert_eq!(p.dims(), &[7, 1]);
+    assert_eq!(p.to_vec::<f32>()?, m.predict_on_batch(&x)?.to_vec::<f32>()?);
+    let before = m.test_on_batch(&x, &y, None)?.get("loss").unwrap();
+    let trained = m.train_on_batch(&x, &y, None)?.get("loss").unwrap();
+    assert_eq!(before, trained, "train_on_batch reports the loss before its update");
+    assert!(m.test_on_batch(&x, &y, None)?.get("loss").unwrap() < before);
+    assert_eq!(m.metrics_names(), ["loss", "mae"]);
+    Ok(())
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_changes_nothing() -> ferroflow::Result<()> {
+    let _serial = serial();
+    let (x, y) = data(8)?;
+    // Fit before compile.
+    let m = linear(&[0.5, 0.5])?;
+    let err = m.fit((&x, &y), FitOptions::new().verbose(0)).unwrap_err().to_string();
+    assert!(err.contains("compile()"), "{err}");
+
+    let m = compiled(&[0.5, 0.5], 0.1, false)?;
+    let before = weights(&m);
+    // x and y of different lengths.
+    let short = Tensor::zeros(&[5, 1], DType::F32)?;
+    let err = m
+        .fit((&x, &short), FitOptions::new().verbose(0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("x has 8 samples but y has 5"), "{err}");
+    // A loss that does not fit the output: targets of 3 values for 1 output.
+    let wide = Tensor::zeros(&[8, 3], DType::F32)?;
+    let err = m
+        .fit((&x, &wide), FitOptions::new().verbose(0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("mean_squared_error") && err.contains("[8, 3]"), "{err}");
+    assert_eq!(weights(&m), before, "nothing changed");
+    // Bad options.
+    assert!(m.fit((&x, &y), FitOptions::new().batch_size(0).verbose(0)).is_err());
+    assert!(m
+        .fit((&x, &y), FitOptions::new().validation_split(1.5).verbose(0))
+        .is_err());
+
+    // Labels out of range for the classes.
+    let mut s = Sequential::new();
+    s.add(Dense::new(3).with_seed(1));
+    let mut c = Model::new(s);
+    c.compile(CompileOptions::new(
+        Sgd::new(0.1)?,
+        Loss::SparseCategoricalCrossentropy(Predictions::Logits),
+    ))?;
+    let labels = Tensor::new([0i32, 1, 2, 7, 0, 1, 2, 0]);
+    c.predict_on_batch(&x)?;
+    let before = weights(&c);
+    let err = c
+        .fit((&x, &labels), FitOptions::new().verbose(0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("label 7 is out of range"), "{err}");
+    assert_eq!(weights(&c), before, "nothing changed");
+    // Unknown names at compile time.
+    let mut u = linear(&[0.0, 0.0])?;
+    assert!(u.compile(CompileOptions::new(Sgd::new(0.1)?, "no_such_loss")).is_err());
+    assert!(u
+        .compile(CompileOptions::new(Sgd::new(0.1)?, "mse").with_metrics(["no_such_metric"]))
+        .is_err());
+    Ok(())
+}

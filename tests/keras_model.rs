@@ -1,0 +1,238 @@
+//! The Keras model's other faces: the summary table, Keras JSON round trips, weights saved
+//! and loaded (also into a model whose layers have not built yet), and the lesson's own
+//! module turned into a Keras model.
+
+use ferroflow::prelude::*;
+
+#[test]
+fn summary_is_keras_table() -> ferroflow::Result<()> {
+    let mut s = Sequential::new().with_name("sequential");
+    s.add(Dense::new(64).with_name("dense").with_activation(Activation::Relu));
+    s.add(Dense::new(10).with_name("dense_1"));
+    let mut model = Model::new(s);
+    let unbuilt = model.summary()?;
+    assert!(
+        unbuilt.contains("│ dense (Dense)                   │ ?                      │   0 (unbuilt) │"),
+        "{unbuilt}"
+    );
+    assert!(unbuilt.contains(" Total params: 0 (0.00 B)"));
+    model.predict_on_batch(&Tensor::zeros(&[2, 784], DType::F32)?)?;
+    let want = "\
+Model: \"sequential\"
+┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓
+┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃
+┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩
+│ dense (Dense)                   │ (None, 64)             │        50,240 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ dense_1 (Dense)                 │ (None, 10)             │           650 │
+└─────────────────────────────────┴────────────────────────┴───────────────┘
+ Total params: 50,890 (198.79 KB)
+ Trainable params: 50,890 (198.79 KB)
+ Non-trainable params: 0 (0.00 B)
+";
+    assert_eq!(model.summary()?, want);
+    let wide = model.summary_with_width(88)?;
+    assert!(wide.contains("┃ Layer (type)                         ┃ Output Shape                ┃         Param # ┃"));
+    // After a training step the optimizer's variables count too.
+    model.compile(CompileOptions::new(
+        Adam::new(0.001)?,
+        Loss::SparseCategoricalCrossentropy(Predictions::Logits),
+    ))?;
+    model.train_on_batch(&Tensor::zeros(&[2, 784], DType::F32)?, &Tensor::new([1i32, 2]), None)?;
+    let trained = model.summary()?;
+    // Adam: iterations (int64), the float32 rate, and m and v for 50,890 parameters.
+    assert!(trained.contains(" Optimizer params: 101,782 (397.59 KB)"), "{trained}");
+    assert!(trained.contains(" Total params: 152,672 (596.38 KB)"), "{trained}");
+    Ok(())
+}
+
+#[test]
+fn keras_json_round_trips_and_builds_fresh_uncompiled_models() -> ferroflow::Result<()> {
+    let mut s = Sequential::new().with_name("seq_json");
+    s.add(
+        Dense::new(3)
+            .with_name("hidden")
+            .with_activation(Activation::Relu)
+            .with_input_dim(4)?,
+    );
+    s.add(ferroflow::nn::Dropout::new(0.25)?);
+    s.add(
+        Dense::new(1)
+            .with_name("out")
+            .with_bias(false)
+            .with_kernel_initializer(ferroflow::nn::initializers::Initializer::Zeros),
+    );
+    let mut model = Model::new(s);
+    model.compile(CompileOptions::new(Sgd::new(0.1)?, "mse").with_metrics(["mae"]))?;
+    model.predict_on_batch(&Tensor::zeros(&[1, 4], DType::F32)?)?;
+    let json = model.to_json()?;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["module"], "keras");
+    assert_eq!(v["class_name"], "Sequential");
+    assert_eq!(v["config"]["name"], "seq_json");
+    let layers = v["config"]["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["class_name"], "Dense");
+    assert_eq!(layers[0]["config"]["units"], 3);
+    assert_eq!(layers[0]["config"]["activation"], "relu");
+    assert_eq!(layers[0]["config"]["kernel_initializer"]["class_name"], "GlorotUniform");
+    assert_eq!(layers[0]["build_config"]["input_shape"], serde_json::json!([null, 4]));
+    assert_eq!(layers[1]["config"]["rate"], 0.25);
+    assert_eq!(layers[2]["config"]["use_bias"], false);
+    assert_eq!(layers[2]["build_config"]["input_shape"], serde_json::json!([null, 3]));
+    assert_eq!(v["compile_config"]["loss"], "mean_squared_error");
+    assert!(json.starts_with(r#"{"module": "keras", "class_name": "Sequential", "config": {"name": "seq_json", "trainable": true, "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": null}, "layers": [{"module": "keras.layers", "class_name": "Dense""#), "{json}");
+
+    let back = Model::from_json(&json)?;
+    assert!(!back.is_compiled() && !back.is_built());
+    assert_eq!(back.name(), "seq_json");
+    // Built on first use; then its JSON is the original's, without the compile config.
+    back.predict_on_batch(&Tensor::zeros(&[1, 4], DType::F32)?)?;
+    let again: serde_json::Value = serde_json::from_str(&back.to_json()?).unwrap();
+    assert_eq!(again["config"], v["config"]);
+    assert_eq!(again["compile_config"], serde_json::json!({}));
+    assert_eq!(
+        back.predict_on_batch(&Tensor::ones(&[1, 4], DType::F32)?)?
+            .to_vec::<f32>()?,
+        vec![0.0],
+        "zeros kernel"
+    );
+
+    // Keras 3's own file (an InputLayer first, older plain-string dtypes) reads too.
+    let keras = r#"{"module": "keras", "class_name": "Sequential", "config": {"name": "sequential", "trainable": true, "dtype": "float32", "layers": [{"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [null, 4], "dtype": "float32", "sparse": false, "name": "input_layer"}, "registered_name": null}, {"module": "keras.layers", "class_name": "Dense", "config": {"name": "dense", "trainable": true, "dtype": "float32", "units": 3, "activation": "relu", "use_bias": true, "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform", "config": {"seed": null}, "registered_name": null}, "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": null}, "kernel_regularizer": null, "bias_regularizer": null, "kernel_constraint": null, "bias_constraint": null}, "registered_name": null, "build_config": {"input_shape": [null, 4]}}], "build_input_shape": [null, 4]}, "registered_name": null, "build_config": {"input_shape": [null, 4]}, "compile_config": {}}"#;
+    let k = Model::from_json(keras)?;
+    assert_eq!(
+        k.predict_on_batch(&Tensor::zeros(&[2, 4], DType::F32)?)?.dims(),
+        &[2, 3]
+    );
+    assert!(Model::from_json(r#"{"class_name": "Lambda", "config": {}}"#).is_err());
+    assert!(Model::from_json("not json").is_err());
+    Ok(())
+}
+
+#[test]
+fn weights_load_exactly_and_wait_for_lazily_built_layers() -> ferroflow::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let make = || {
+        let mut s = Sequential::new();
+        s.add(Dense::new(4).with_activation(Activation::Tanh));
+        s.add(Dense::new(2));
+        Model::new(s)
+    };
+    let x = random::normal(&[3, 5], Normal::default().seed(1))?;
+    let trained = make();
+    let want = trained.predict_on_batch(&x)?.to_vec::<f32>()?;
+    for name in ["w.safetensors", "w_tf"] {
+        let path = dir.path().join(name);
+        trained.save_weights(&path)?;
+        // Unbuilt: the values wait, then land when the layers build (C04).
+        let lazy = make();
+        lazy.load_weights(&path)?;
+        assert_eq!(lazy.pending_restorations().len(), 4);
+        assert_eq!(lazy.predict_on_batch(&x)?.to_vec::<f32>()?, want);
+        assert!(lazy.pending_restorations().is_empty());
+        // Built: the file must match exactly; a wrong architecture changes nothing.
+        let mut other = Sequential::new();
+        other.add(Dense::new(3));
+        other.add(Dense::new(2));
+        let other = Model::new(other);
+        let before = other.predict_on_batch(&x)?.to_vec::<f32>()?;
+        assert!(other.load_weights(&path).is_err());
+        assert_eq!(other.predict_on_batch(&x)?.to_vec::<f32>()?, before);
+    }
+    // Waiting values of the wrong shape are reported when the layer builds.
+    let path = dir.path().join("w.safetensors");
+    let mut narrow = Sequential::new();
+    narrow.add(Dense::new(3));
+    narrow.add(Dense::new(2));
+    let narrow = Model::new(narrow);
+    narrow.load_weights(&path)?;
+    let err = narrow.predict_on_batch(&x).unwrap_err().to_string();
+    assert!(err.contains("does not fit the model"), "{err}");
+    Ok(())
+}
+
+/// The lesson's modules, written as in the lesson.
+#[derive(Module)]
+struct LessonDense {
+    w: Variable,
+    b: Variable,
+}
+
+impl LessonDense {
+    fn new(inputs: usize, outputs: usize, seed: u64) -> ferroflow::Result<Self> {
+        Ok(LessonDense {
+            w: Variable::new("w", random::normal(&[inputs, outputs], Normal::default().seed(seed))?)?,
+            b: Variable::new("b", Tensor::zeros(&[outputs], DType::F32)?)?,
+        })
+    }
+
+    fn call(&self, x: &Tensor) -> ferroflow::Result<Tensor> {
+        x.matmul(&self.w.read()?)?.add(&self.b.read()?)?.relu()
+    }
+}
+
+#[derive(Module)]
+struct SequentialModule {
+    dense_1: LessonDense,
+    dense_2: LessonDense,
+}
+
+impl SequentialModule {
+    fn call(&self, x: &Tensor) -> ferroflow::Result<Tensor> {
+        self.dense_2.call(&self.dense_1.call(x)?)
+    }
+}
+
+#[test]
+fn the_lessons_module_becomes_a_keras_model_unchanged() -> ferroflow::Result<()> {
+    let module = SequentialModule {
+        dense_1: LessonDense::new(3, 3, 1)?,
+        dense_2: LessonDense::new(3, 2, 2)?,
+    };
+    let x = Tensor::new([[0.0288f32, -0.3256, 0.5925]]);
+    let direct = module.call(&x)?.to_vec::<f32>()?;
+    let mut model = Model::from_module(module, SequentialModule::call);
+    assert_eq!(model.predict_on_batch(&x)?.to_vec::<f32>()?, direct);
+    let paths: Vec<String> = model.variables_by_path_in_order().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(paths, ["dense_1/b", "dense_1/w", "dense_2/b", "dense_2/w"]);
+    model.compile(CompileOptions::new(Sgd::new(0.1)?, "mse"))?;
+    let xs = random::normal(&[16, 3], Normal::default().seed(3))?;
+    let ys = xs.slice(&[0, 0], &[-1, 2])?;
+    let h = model.fit((&xs, &ys), FitOptions::new().epochs(5).batch_size(4).seed(1).verbose(0))?;
+    assert_eq!(h.epoch.len(), 5);
+    let summary = model.summary()?;
+    assert!(summary.contains("dense_1 (LessonDense)"), "{summary}");
+    assert!(model.to_json().is_err(), "a custom module has no Keras config");
+    Ok(())
+}
+
+#[test]
+fn run_functions_eagerly_wins_over_a_traced_model() -> ferroflow::Result<()> {
+    let x = random::normal(&[8, 2], Normal::default().seed(4))?;
+    let y = x.reduce_sum(Axes::from(-1).keepdims())?;
+    let run = |eager_everywhere: bool| -> ferroflow::Result<Vec<f32>> {
+        let d = Dense::new(1).with_input_dim(2)?;
+        d.kernel().unwrap().assign(&Tensor::new([[0.5f32], [0.25]]))?;
+        let mut s = Sequential::new();
+        s.add(d);
+        let mut m = Model::new(s);
+        m.compile(CompileOptions::new(Sgd::new(0.1)?, "mse"))?;
+        ferroflow::graph::config::run_functions_eagerly(eager_everywhere);
+        let r = m.fit(
+            (&x, &y),
+            FitOptions::new().epochs(2).batch_size(4).shuffle(false).verbose(0),
+        );
+        ferroflow::graph::config::run_functions_eagerly(false);
+        r?;
+        Ok(m.get_weights()?
+            .iter()
+            .flat_map(|t| t.to_vec::<f32>().unwrap())
+            .collect())
+    };
+    let traced = run(false)?;
+    let eager = run(true)?;
+    for (a, b) in traced.iter().zip(&eager) {
+        assert!((a - b).abs() < 1e-6);
+    }
+    Ok(())
+}
