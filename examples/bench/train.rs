@@ -173,3 +173,19 @@ pub fn nn_step(n: &NnSetup, vars: &[Variable], x: &Tensor, y: &Tensor) -> ferrof
     n.opt.apply_gradients(std::iter::zip(grads, vars))?;
     Ok(loss)
 }
+
+/// W4 or W5 as a compiled Keras model (traced steps, the hand-written setup's weights), with
+/// the steps `fit` runs per timed call: `k` copies of the batch as a repeated dataset, as the
+/// Keras peer does (`Dataset.from_tensors((x, y)).repeat(k)`, `fit(epochs=1, verbose=0)`).
+pub fn fit_setup(hand: &TrainSetup, w4: bool, k: usize) -> ferroflow::Result<(Model, Dataset)> {
+    let n = nn_setup(hand, w4)?;
+    let mut model = Model::new(n.model);
+    model.compile(CompileOptions::new(n.opt, n.loss))?;
+    let ds = Dataset::from_tensors((&n.x, &n.y)).repeat_n(k);
+    Ok((model, ds))
+}
+
+/// One timed `fit` call: `k` steps.
+pub fn fit_steps(model: &Model, ds: &Dataset) -> ferroflow::Result<()> {
+    model.fit(ds, FitOptions::new().epochs(1).verbose(0)).map(|_| ())
+}

@@ -2,7 +2,8 @@
 
 use crate::harness::{emit, emit_with, median, time_calls, time_pair};
 use crate::train::{
-    eager_step, graph_step, nn_setup, nn_step, w4_forward, w4_setup, w5_forward, w5_setup, W4_CASE, W5_CASE,
+    eager_step, fit_setup, fit_steps, graph_step, nn_setup, nn_step, w4_forward, w4_setup, w5_forward, w5_setup,
+    W4_CASE, W5_CASE,
 };
 use ferroflow::autodiff::GradientTape;
 use ferroflow::graph::function;
@@ -147,13 +148,53 @@ fn w4() -> ferroflow::Result<()> {
     let mut extra = serde_json::Map::new();
     extra.insert("forward_ms".into(), (fwd * 1e3).into());
     extra.insert("backward_over_forward".into(), ((median(&fb) - fwd) / fwd).into());
-    training_lines("W4", W4_CASE, &s, true, 0.5, extra)
+    training_lines("W4", W4_CASE, &s, true, 0.5, extra)?;
+    fit_line("W4", W4_CASE, &s, true, 10, 0.5)
+}
+
+/// The `ferroflow-fit` line: steps per second of `Model::fit` (`k` steps per call), timed in
+/// alternation with `k` calls of the traced hand-written step; `over_traced_step` is the
+/// ratio of their medians (1.0: fit costs nothing over the step it runs).
+fn fit_line(
+    workload: &str,
+    case: &str,
+    hand: &crate::train::TrainSetup,
+    w4: bool,
+    k: usize,
+    target_s: f64,
+) -> ferroflow::Result<()> {
+    let (model, ds) = fit_setup(hand, w4, k)?;
+    let step = graph_step(hand);
+    fit_steps(&model, &ds)?;
+    step.call((&hand.x, &hand.y))?;
+    let ((fit_s, inner), (step_s, _)) = time_pair(
+        || {
+            let _ = fit_steps(&model, &ds);
+        },
+        || {
+            for _ in 0..k {
+                let _ = step.call((&hand.x, &hand.y));
+            }
+        },
+        target_s,
+    );
+    let rate = |secs: &[f64]| secs.iter().map(|s| k as f64 / s).collect::<Vec<f64>>();
+    let (fit_rate, step_rate) = (rate(&fit_s), rate(&step_s));
+    let mut extra = serde_json::Map::new();
+    extra.insert("steps_per_call".into(), k.into());
+    extra.insert(
+        "over_traced_step".into(),
+        (median(&fit_rate) / median(&step_rate)).into(),
+    );
+    emit_with(workload, "ferroflow-fit", case, "steps/s", &fit_rate, inner, extra);
+    Ok(())
 }
 
 /// W5 eager: the seed model's training step (per-op overhead dominates).
 fn w5() -> ferroflow::Result<()> {
     let s = w5_setup()?;
-    training_lines("W5", W5_CASE, &s, false, 0.3, serde_json::Map::new())
+    training_lines("W5", W5_CASE, &s, false, 0.3, serde_json::Map::new())?;
+    fit_line("W5", W5_CASE, &s, false, 50, 0.3)
 }
 
 /// Peak resident memory of this process in MiB (`VmHWM` of /proc/self/status).
@@ -164,38 +205,41 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// W7: peak resident memory of a process running 200 W4 steps (eager). The peak of a
-/// process covers everything it ran before, so the steps run in a fresh child process (this
-/// same binary, asked for W7 alone) and its line is passed on.
+/// W7: peak resident memory of a process running 200 W4 steps, eagerly (`ferroflow-eager`)
+/// and through `fit` (`ferroflow-fit`). The peak of a process covers everything it ran
+/// before, so each runs in a fresh child process (this same binary, asked for W7 alone) and
+/// its line is passed on.
 fn w7() -> ferroflow::Result<()> {
     const CHILD: &str = "FERROFLOW_BENCH_W7_CHILD";
-    if std::env::var_os(CHILD).is_none() {
+    let Some(mode) = std::env::var_os(CHILD) else {
         let fail = |e: String| ferroflow::Error::invalid("W7", e);
         let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
-        let out = std::process::Command::new(exe)
-            .arg("W7")
-            .env(CHILD, "1")
-            .output()
-            .map_err(|e| fail(e.to_string()))?;
-        if !out.status.success() {
-            return Err(fail(String::from_utf8_lossy(&out.stderr).into_owned()));
+        for mode in ["eager", "fit"] {
+            let out = std::process::Command::new(&exe)
+                .arg("W7")
+                .env(CHILD, mode)
+                .output()
+                .map_err(|e| fail(e.to_string()))?;
+            if !out.status.success() {
+                return Err(fail(String::from_utf8_lossy(&out.stderr).into_owned()));
+            }
+            print!("{}", String::from_utf8_lossy(&out.stdout));
         }
-        print!("{}", String::from_utf8_lossy(&out.stdout));
         return Ok(());
-    }
+    };
     let s = w4_setup()?;
-    for _ in 0..200 {
-        eager_step(&s)?;
-    }
+    let framework = if mode == "fit" {
+        let (model, ds) = fit_setup(&s, true, 200)?;
+        fit_steps(&model, &ds)?;
+        "ferroflow-fit"
+    } else {
+        for _ in 0..200 {
+            eager_step(&s)?;
+        }
+        "ferroflow-eager"
+    };
     let mib = peak_rss_mib().ok_or_else(|| ferroflow::Error::invalid("W7", "cannot read /proc/self/status"))?;
-    emit(
-        "W7",
-        "ferroflow-eager",
-        "784-256-256-10 b128 200 steps",
-        "MiB",
-        &[mib],
-        200,
-    );
+    emit("W7", framework, "784-256-256-10 b128 200 steps", "MiB", &[mib], 200);
     Ok(())
 }
 

@@ -187,12 +187,13 @@ impl Model {
         let mut logs = Logs::new();
         let mut done = 0usize;
         let mut results: Vec<Tensor> = Vec::new();
+        let mut group = Vec::with_capacity(steps.steps_per_execution);
         loop {
             let left = max_steps.map(|s| s.saturating_sub(done));
             if left == Some(0) {
                 break;
             }
-            let group = next_group(&mut stream, steps.steps_per_execution, left)?;
+            next_group(&mut stream, steps.steps_per_execution, left, &mut group)?;
             if group.is_empty() {
                 break;
             }
@@ -203,8 +204,7 @@ impl Model {
             if wants {
                 callbacks.on_test_batch_begin(self, done, &Logs::new())?;
             }
-            let views: Vec<&[Tensor]> = group.iter().map(|b| &b[..]).collect();
-            let mut out = steps.test(&views)?;
+            let mut out = steps.test(&group)?;
             for (loss, b) in out.iter().zip(&group) {
                 tracker.add(loss, batch_len(b))?;
             }
@@ -239,7 +239,7 @@ impl Model {
             .into_iter()
             .chain(sample_weight.cloned())
             .collect();
-        let mut out = steps.test(&[&batch[..]])?;
+        let mut out = steps.test(std::slice::from_ref(&batch))?;
         let results = out.split_off(1);
         let mut tracker = LossTracker::default();
         tracker.add(&out[0], batch_len(&batch))?;

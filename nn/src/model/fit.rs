@@ -234,7 +234,7 @@ pub(crate) struct LossTracker {
 
 impl LossTracker {
     pub fn add(&mut self, loss: &Tensor, batch_size: usize) -> Result<()> {
-        let v = loss.cast(ferroflow_tensor_core::DType::F64)?.to_scalar::<f64>()?;
+        let v = scalar_value(loss)?;
         self.total += v * batch_size as f64;
         self.count += batch_size as f64;
         Ok(())
@@ -246,6 +246,15 @@ impl LossTracker {
         } else {
             self.total / self.count
         }
+    }
+}
+
+/// A float scalar's value, read without an op (a cast would cost a dispatch per step).
+pub(crate) fn scalar_value(t: &Tensor) -> Result<f64> {
+    match t.dtype() {
+        ferroflow_tensor_core::DType::F32 => Ok(t.to_scalar::<f32>()? as f64),
+        ferroflow_tensor_core::DType::F64 => t.to_scalar::<f64>(),
+        _ => t.cast(ferroflow_tensor_core::DType::F64)?.to_scalar::<f64>(),
     }
 }
 
@@ -280,7 +289,7 @@ impl LogMaker {
         let mut values = Vec::with_capacity(self.names.len());
         values.push(loss);
         for r in results {
-            values.push(r.cast(ferroflow_tensor_core::DType::F64)?.to_scalar::<f64>()?);
+            values.push(scalar_value(r)?);
         }
         let sorted: Vec<f64> = self.order.iter().map(|&i| values[i]).collect();
         logs.set_sorted(&self.sorted, &sorted);
@@ -288,17 +297,23 @@ impl LogMaker {
     }
 }
 
-/// Pulls up to `n` batches of one epoch from the stream (fewer at the epoch's end).
-pub(crate) fn next_group(stream: &mut BatchStream<'_>, n: usize, steps_left: Option<usize>) -> Result<Vec<Batch>> {
+/// Refills `group` with up to `n` batches of one epoch from the stream (fewer at the epoch's
+/// end). The vector is reused from step to step.
+pub(crate) fn next_group(
+    stream: &mut BatchStream<'_>,
+    n: usize,
+    steps_left: Option<usize>,
+    group: &mut Vec<Batch>,
+) -> Result<()> {
+    group.clear();
     let want = steps_left.map_or(n, |s| s.min(n));
-    let mut group = Vec::with_capacity(want);
     while group.len() < want {
         match stream.next_batch() {
             Some(b) => group.push(b?),
             None => break,
         }
     }
-    Ok(group)
+    Ok(())
 }
 
 /// The batch size of a batch (its first dimension).
@@ -427,6 +442,7 @@ impl Model {
         let mut last_logs = Logs::new();
         let mut maker = LogMaker::new();
         let spe = steps.steps_per_execution;
+        let mut group = Vec::with_capacity(spe);
         for epoch in first_epoch..options.epochs {
             steps.core.reset_metrics()?;
             callbacks.on_epoch_begin(self, epoch, &Logs::new())?;
@@ -439,7 +455,7 @@ impl Model {
                 if left == Some(0) {
                     break;
                 }
-                let group = next_group(&mut stream, spe, left)?;
+                next_group(&mut stream, spe, left, &mut group)?;
                 if group.is_empty() {
                     break;
                 }
@@ -451,8 +467,7 @@ impl Model {
                 if wants_logs {
                     callbacks.on_train_batch_begin(self, step, &Logs::new())?;
                 }
-                let views: Vec<&[Tensor]> = group.iter().map(|b| &b[..]).collect();
-                let mut out = steps.train(&views)?;
+                let mut out = steps.train(&group)?;
                 for (loss, b) in out.iter().zip(&group) {
                     tracker.add(loss, batch_len(b))?;
                 }
@@ -512,7 +527,7 @@ impl Model {
             .chain(std::iter::once(y.clone()))
             .chain(sample_weight.cloned())
             .collect();
-        let mut out = steps.train(&[&batch[..]])?;
+        let mut out = steps.train(std::slice::from_ref(&batch))?;
         let results = out.split_off(1);
         let mut tracker = LossTracker::default();
         tracker.add(&out[0], batch_len(&batch))?;

@@ -292,16 +292,16 @@ impl Steps {
 
     /// Trains on `batches` (each `[x, y]` or `[x, y, w]`, all alike): the batch losses, then
     /// the metric results.
-    pub fn train(&self, batches: &[&[Tensor]]) -> Result<Vec<Tensor>> {
+    pub fn train(&self, batches: &[Vec<Tensor>]) -> Result<Vec<Tensor>> {
         self.run(batches, true)
     }
 
     /// Evaluates `batches`, as [`Steps::train`] without updates.
-    pub fn test(&self, batches: &[&[Tensor]]) -> Result<Vec<Tensor>> {
+    pub fn test(&self, batches: &[Vec<Tensor>]) -> Result<Vec<Tensor>> {
         self.run(batches, false)
     }
 
-    fn run(&self, batches: &[&[Tensor]], train: bool) -> Result<Vec<Tensor>> {
+    fn run(&self, batches: &[Vec<Tensor>], train: bool) -> Result<Vec<Tensor>> {
         let arity = batches.first().map_or(2, |b| b.len());
         if batches.iter().any(|b| b.len() != arity) {
             return Err(Error::invalid(
@@ -309,13 +309,21 @@ impl Steps {
                 "batches of one step must all have targets (and weights) alike",
             ));
         }
-        if self.run_eagerly {
-            let flat: Vec<Tensor> = batches.iter().flat_map(|b| b.iter().cloned()).collect();
-            return self.core.run_batches(&flat, arity, train);
-        }
-        let flat: Vec<&Tensor> = batches.iter().flat_map(|b| b.iter()).collect();
+        let statics = [StaticArg::Int(arity as i64)];
         let f = if train { &self.train_fn } else { &self.test_fn };
-        f.call_with(&flat[..], &[(arity as i64).into()])
+        match batches {
+            // One batch per step (the default): its tensors are the arguments as they are.
+            [batch] if !self.run_eagerly => f.call_with(&batch[..], &statics),
+            [batch] => self.core.run_batches(batch, arity, train),
+            _ if self.run_eagerly => {
+                let flat: Vec<Tensor> = batches.iter().flat_map(|b| b.iter().cloned()).collect();
+                self.core.run_batches(&flat, arity, train)
+            }
+            _ => {
+                let flat: Vec<&Tensor> = batches.iter().flat_map(|b| b.iter()).collect();
+                f.call_with(&flat[..], &statics)
+            }
+        }
     }
 
     /// The model's output for one batch.
