@@ -1,12 +1,16 @@
-//! The ferroflow quickstart: tensors, gradients and graphs the way a TensorFlow user knows
-//! them.
+//! The ferroflow quickstart: the whole lesson, in its order — tensors, gradients, graphs
+//! (`function` of `matmul(x, y) + b`, its graph for TensorBoard, `run_functions_eagerly`),
+//! the lesson's `Dense` / `SequentialModule` modules, checkpoints (written, listed, restored,
+//! and TensorFlow's own), a training loop by hand, and finally the same model as a Keras
+//! model: `compile(run_eagerly=False, optimizer=SGD(0.1), loss=MSE)`, `fit`, `save_weights`.
 //!
-//! Run with `cargo run --release --example quickstart`. It ends with the lesson's model: two
-//! `tf.Module`-style dense layers written with `#[derive(Module)]`, traced with `function`,
-//! checkpointed, listed and restored into a second model.
+//! Run with `cargo run --release --example quickstart`.
 
 use ferroflow::checkpoint::list_variables;
+use ferroflow::graph::config::run_functions_eagerly;
+use ferroflow::graph::export::SummaryWriter;
 use ferroflow::prelude::*;
+use std::cell::Cell;
 
 /// The lesson's `Dense`: `sigmoid(x @ w)` with one weight.
 #[derive(Module)]
@@ -126,6 +130,29 @@ fn main() -> ferroflow::Result<()> {
         "as Graphviz:\n{}",
         ferroflow::graph::export::to_dot(cf.optimized_graph())
     );
+    // The graph for TensorBoard's Graphs dashboard.
+    let logdir = std::env::temp_dir().join("ferroflow-quickstart-logs");
+    let mut writer = SummaryWriter::create(&logdir)?;
+    writer.graph(&cf)?;
+    writer.flush()?;
+    println!("graph written; view it with: tensorboard --logdir {}", logdir.display());
+
+    // run_functions_eagerly(true): every function runs its closure as plain Rust (prints,
+    // breakpoints); false goes back to the traced graph.
+    let calls = Cell::new(0);
+    let g = function(|x: &Tensor| {
+        calls.set(calls.get() + 1);
+        x.square()
+    });
+    run_functions_eagerly(true);
+    g.call(&x)?;
+    g.call(&x)?;
+    println!("run_functions_eagerly(true): the closure ran {} times for 2 calls", calls.get());
+    run_functions_eagerly(false);
+    calls.set(0);
+    g.call(&x)?;
+    g.call(&x)?;
+    println!("run_functions_eagerly(false): the closure ran {} time (tracing) for 2 calls", calls.get());
 
     // Large tensors print with their middle elided, like NumPy.
     println!("{}", Tensor::range(0.0, 5000.0, 1.0, DType::F32)?.reshape(&[50, 100])?);
@@ -137,12 +164,16 @@ fn main() -> ferroflow::Result<()> {
 
     // The lesson's model as a module: variables found by the derive, by path, and its call
     // traced like `@tf.function` on `__call__` (the function borrows the model).
+    let lesson_input = Tensor::new([[0.0288f32, -0.3256, 0.5925]]);
+    let dense = Dense::new(3, 3, 1)?;
+    println!("Dense on the lesson's input: {}", dense.call(&lesson_input)?);
     let my_model = SequentialModule::new(1)?;
     let traced_call = function(|x: &Tensor| my_model.call(x));
-    println!("model results: {}", traced_call.call(&input)?);
+    println!("model results: {}", traced_call.call(&lesson_input)?);
     for (path, v) in my_model.variables_by_path_in_order() {
         println!("variable {path}: shape {:?}", v.shape().dims());
     }
+
     // tf.train.Checkpoint(model=my_model).write(path), list_variables, restore elsewhere.
     let dir = std::env::temp_dir().join(format!("ferroflow-quickstart-{}", std::process::id()));
     let path = Checkpoint::new()
@@ -156,7 +187,61 @@ fn main() -> ferroflow::Result<()> {
         .track("model", &new_model)?
         .read(&path)?
         .assert_consumed()?;
-    println!("restored model results: {}", new_model.call(&input)?);
+    println!("restored model results: {}", new_model.call(&lesson_input)?);
+    // TensorFlow's own checkpoint of the lesson's model restores into the Rust module and
+    // gives TensorFlow's answer (0.6172168 for [[2, 2, 2]]).
+    let tf_checkpoint = concat!(env!("CARGO_MANIFEST_DIR"), "/checkpoint/tests/fixtures/tf_ckpt/checkpoint1");
+    let from_tf = SequentialModule::new(9)?;
+    Checkpoint::new()
+        .track("model", &from_tf)?
+        .read(tf_checkpoint)?
+        .assert_consumed()?;
+    println!(
+        "TensorFlow's checkpoint: my_model([[2, 2, 2]]) = {}",
+        from_tf.call(&Tensor::new([[2.0f32, 2.0, 2.0]]))?
+    );
+
+    // Training by hand: data, model, loss, gradients, optimizer, evaluation.
+    let true_model = SequentialModule::new(100)?;
+    let inputs = random::normal(&[256, 3], Normal::default().seed(3))?;
+    let noise = random::normal(&[256, 1], Normal::new(0.0, 0.01).seed(4))?;
+    let targets = true_model.call(&inputs)?.add(&noise)?;
+    let model = SequentialModule::new(1)?;
+    let mse = |y: &Tensor, p: &Tensor| Loss::MeanSquaredError.call(y, p);
+    println!("loss before training: {:.6}", mse(&targets, &model.call(&inputs)?)?.to_scalar::<f32>()?);
+    let optimizer = Sgd::new(0.1)?;
+    let variables = model.trainable_variables();
+    let initial: Vec<Tensor> = variables.iter().map(Variable::value).collect();
+    for epoch in 0..10 {
+        for start in (0..256).step_by(32) {
+            let (bx, by) = (inputs.slice(&[start, 0], &[32, -1])?, targets.slice(&[start, 0], &[32, -1])?);
+            let tape = GradientTape::new();
+            let loss = mse(&by, &model.call(&bx)?)?;
+            let grads = tape.gradient(&loss, &variables)?;
+            optimizer.apply_gradients(std::iter::zip(grads, &variables))?;
+        }
+        if epoch % 3 == 0 {
+            println!("epoch {epoch}: loss {:.6}", mse(&targets, &model.call(&inputs)?)?.to_scalar::<f32>()?);
+        }
+    }
+    println!("loss after training by hand: {:.6}", mse(&targets, &model.call(&inputs)?)?.to_scalar::<f32>()?);
+
+    // The same model as a Keras model: the module unchanged, from the same initial weights,
+    // compiled (traced steps, SGD 0.1, MSE) and fitted on the same batches in the same order,
+    // so it ends where the loop by hand ended.
+    let mut keras_model = Model::from_module(SequentialModule::new(1)?, SequentialModule::call);
+    keras_model.set_weights(&initial)?;
+    keras_model.compile(CompileOptions::new(Sgd::new(0.1)?, Loss::MeanSquaredError).run_eagerly(false))?;
+    let history = keras_model.fit(
+        (&inputs, &targets),
+        FitOptions::new().epochs(10).batch_size(32).shuffle(false).verbose(2),
+    )?;
+    println!("Keras fit: loss per epoch {:?}", history.get("loss").unwrap_or_default());
+    let evaluation = keras_model.evaluate((&inputs, &targets), EvaluateOptions::new())?;
+    println!("evaluate: {evaluation:?}");
+    let weights = dir.join("my_model.weights.safetensors");
+    keras_model.save_weights(&weights)?;
+    println!("save_weights wrote {}", weights.display());
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
