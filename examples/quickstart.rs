@@ -147,12 +147,18 @@ fn main() -> ferroflow::Result<()> {
     run_functions_eagerly(true);
     g.call(&x)?;
     g.call(&x)?;
-    println!("run_functions_eagerly(true): the closure ran {} times for 2 calls", calls.get());
+    println!(
+        "run_functions_eagerly(true): the closure ran {} times for 2 calls",
+        calls.get()
+    );
     run_functions_eagerly(false);
     calls.set(0);
     g.call(&x)?;
     g.call(&x)?;
-    println!("run_functions_eagerly(false): the closure ran {} time (tracing) for 2 calls", calls.get());
+    println!(
+        "run_functions_eagerly(false): the closure ran {} time (tracing) for 2 calls",
+        calls.get()
+    );
 
     // Large tensors print with their middle elided, like NumPy.
     println!("{}", Tensor::range(0.0, 5000.0, 1.0, DType::F32)?.reshape(&[50, 100])?);
@@ -190,7 +196,10 @@ fn main() -> ferroflow::Result<()> {
     println!("restored model results: {}", new_model.call(&lesson_input)?);
     // TensorFlow's own checkpoint of the lesson's model restores into the Rust module and
     // gives TensorFlow's answer (0.6172168 for [[2, 2, 2]]).
-    let tf_checkpoint = concat!(env!("CARGO_MANIFEST_DIR"), "/checkpoint/tests/fixtures/tf_ckpt/checkpoint1");
+    let tf_checkpoint = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/checkpoint/tests/fixtures/tf_ckpt/checkpoint1"
+    );
     let from_tf = SequentialModule::new(9)?;
     Checkpoint::new()
         .track("model", &from_tf)?
@@ -208,23 +217,35 @@ fn main() -> ferroflow::Result<()> {
     let targets = true_model.call(&inputs)?.add(&noise)?;
     let model = SequentialModule::new(1)?;
     let mse = |y: &Tensor, p: &Tensor| Loss::MeanSquaredError.call(y, p);
-    println!("loss before training: {:.6}", mse(&targets, &model.call(&inputs)?)?.to_scalar::<f32>()?);
+    println!(
+        "loss before training: {:.6}",
+        mse(&targets, &model.call(&inputs)?)?.to_scalar::<f32>()?
+    );
     let optimizer = Sgd::new(0.1)?;
     let variables = model.trainable_variables();
     let initial: Vec<Tensor> = variables.iter().map(Variable::value).collect();
     for epoch in 0..10 {
         for start in (0..256).step_by(32) {
-            let (bx, by) = (inputs.slice(&[start, 0], &[32, -1])?, targets.slice(&[start, 0], &[32, -1])?);
+            let (bx, by) = (
+                inputs.slice(&[start, 0], &[32, -1])?,
+                targets.slice(&[start, 0], &[32, -1])?,
+            );
             let tape = GradientTape::new();
             let loss = mse(&by, &model.call(&bx)?)?;
             let grads = tape.gradient(&loss, &variables)?;
             optimizer.apply_gradients(std::iter::zip(grads, &variables))?;
         }
         if epoch % 3 == 0 {
-            println!("epoch {epoch}: loss {:.6}", mse(&targets, &model.call(&inputs)?)?.to_scalar::<f32>()?);
+            println!(
+                "epoch {epoch}: loss {:.6}",
+                mse(&targets, &model.call(&inputs)?)?.to_scalar::<f32>()?
+            );
         }
     }
-    println!("loss after training by hand: {:.6}", mse(&targets, &model.call(&inputs)?)?.to_scalar::<f32>()?);
+    println!(
+        "loss after training by hand: {:.6}",
+        mse(&targets, &model.call(&inputs)?)?.to_scalar::<f32>()?
+    );
 
     // The same model as a Keras model: the module unchanged, from the same initial weights,
     // compiled (traced steps, SGD 0.1, MSE) and fitted on the same batches in the same order,
@@ -236,7 +257,10 @@ fn main() -> ferroflow::Result<()> {
         (&inputs, &targets),
         FitOptions::new().epochs(10).batch_size(32).shuffle(false).verbose(2),
     )?;
-    println!("Keras fit: loss per epoch {:?}", history.get("loss").unwrap_or_default());
+    println!(
+        "Keras fit: loss per epoch {:?}",
+        history.get("loss").unwrap_or_default()
+    );
     let evaluation = keras_model.evaluate((&inputs, &targets), EvaluateOptions::new())?;
     println!("evaluate: {evaluation:?}");
     let weights = dir.join("my_model.weights.safetensors");
