@@ -356,7 +356,7 @@ fn hooks_run_in_keras_order() -> ferroflow::Result<()> {
     let calls = RefCell::new(Vec::<String>::new());
     let log = |s: String| calls.borrow_mut().push(s);
     m.fit(
-        &Dataset::from_tensor_slices((&x, &y))?.batch(20),
+        Dataset::from_tensor_slices((&x, &y))?.batch(20),
         FitOptions::new()
             .epochs(2)
             .validation_data((&x, &y))

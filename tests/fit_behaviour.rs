@@ -237,7 +237,7 @@ fn datasets_train_like_the_same_tensors() -> ferroflow::Result<()> {
     // A repeated dataset with steps_per_epoch.
     let c = compiled(&[0.3, 0.2], 0.1, false)?;
     c.fit(
-        &Dataset::from_tensor_slices((&x, &y))?.batch(4).repeat(),
+        Dataset::from_tensor_slices((&x, &y))?.batch(4).repeat(),
         FitOptions::new().epochs(3).steps_per_epoch(3).verbose(0),
     )?;
     assert_eq!(weights(&a), weights(&c));

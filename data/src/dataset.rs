@@ -510,7 +510,7 @@ impl Iterator for DatasetIter {
     }
 }
 
-impl<'a> IntoIterator for &'a Dataset {
+impl IntoIterator for &Dataset {
     type Item = Result<Element>;
     type IntoIter = DatasetIter;
     fn into_iter(self) -> DatasetIter {

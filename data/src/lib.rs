@@ -2,7 +2,7 @@
 //!
 //! Input pipelines in the manner of `tf.data`, for training with ferroflow:
 //!
-//! * [`Dataset`]: [`from_tensor_slices`](Dataset::from_tensor_slices),
+//! * [`Dataset`] — [`from_tensor_slices`](Dataset::from_tensor_slices),
 //!   [`shuffle`](Dataset::shuffle), [`batch`](Dataset::batch), [`repeat`](Dataset::repeat),
 //!   [`map`](Dataset::map), [`filter`](Dataset::filter), [`take`](Dataset::take),
 //!   [`skip`](Dataset::skip), [`prefetch`](Dataset::prefetch) on a background thread, and

@@ -88,7 +88,7 @@ impl Callback for CsvLogger {
             header = Some(format!("epoch{sep}{}\r\n", keys.join(&sep)));
             self.keys = Some(keys);
         }
-        let keys = self.keys.as_ref().map(Vec::as_slice).unwrap_or_default();
+        let keys = self.keys.as_deref().unwrap_or_default();
         let row: Vec<String> = keys
             .iter()
             .map(|k| logs.get(k).map_or_else(|| "NA".to_string(), |v| format!("{v:?}")))

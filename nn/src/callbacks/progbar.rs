@@ -52,16 +52,8 @@ impl Verbose {
     }
 }
 
-/// A metric value as Keras prints it: `{:.4f}` above 1e-3 in magnitude, else `{:.4e}` with a
-/// signed two-digit exponent (`5.0000e-04`, `0.0000e+00`).
-///
-/// ```
-/// use ferroflow_nn::callbacks::ProgbarLogger;
-/// assert_eq!(ProgbarLogger::format_value(0.123456), "0.1235");
-/// assert_eq!(ProgbarLogger::format_value(5e-4), "5.0000e-04");
-/// assert_eq!(ProgbarLogger::format_value(0.0), "0.0000e+00");
-/// assert_eq!(ProgbarLogger::format_value(-0.5), "-0.5000");
-/// ```
+/// A metric value as Keras prints it (see [`ProgbarLogger::format_value`]); verbose 2 tests
+/// the value itself rather than its magnitude, as Keras does (`by_magnitude` false).
 fn format_value(v: f64, by_magnitude: bool) -> String {
     if v.is_nan() {
         return "nan".into();
@@ -171,7 +163,16 @@ impl ProgbarLogger {
         }
     }
 
-    /// [`format_value`]'s rule, public for tests and custom loggers.
+    /// A metric value as Keras prints it: `{:.4f}` above 1e-3 in magnitude, else `{:.4e}`
+    /// with a signed two-digit exponent (`5.0000e-04`, `0.0000e+00`).
+    ///
+    /// ```
+    /// use ferroflow_nn::callbacks::ProgbarLogger;
+    /// assert_eq!(ProgbarLogger::format_value(0.123456), "0.1235");
+    /// assert_eq!(ProgbarLogger::format_value(5e-4), "5.0000e-04");
+    /// assert_eq!(ProgbarLogger::format_value(0.0), "0.0000e+00");
+    /// assert_eq!(ProgbarLogger::format_value(-0.5), "-0.5000");
+    /// ```
     pub fn format_value(v: f64) -> String {
         format_value(v, true)
     }

@@ -7,6 +7,9 @@ use ferroflow_tensor_core::{Result, Tensor};
 use std::fmt;
 use std::sync::Arc;
 
+/// A custom loss function: `(y_true, y_pred) -> per-sample or averaged losses`.
+pub type LossFn = Arc<dyn Fn(&Tensor, &Tensor) -> Result<Tensor>>;
+
 /// A loss for `compile`: a [`Loss`], a Keras name (`"mse"`,
 /// `"sparse_categorical_crossentropy"`), or a function of `(y_true, y_pred)` returning
 /// per-sample (or already averaged) values.
@@ -17,7 +20,7 @@ pub enum LossSpec {
     /// A Keras name, resolved by `compile`.
     Name(String),
     /// A custom loss function, named.
-    Function(String, Arc<dyn Fn(&Tensor, &Tensor) -> Result<Tensor>>),
+    Function(String, LossFn),
 }
 
 impl fmt::Debug for LossSpec {

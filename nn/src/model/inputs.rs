@@ -237,10 +237,9 @@ impl Source {
     fn pass(&self, pass: u64, order: &Order) -> PassIter {
         match self {
             Source::Tensors { parts, rows } => {
-                let indices = match order.shuffle_seed {
-                    Some(seed) => Some(permutation(*rows, derive_seed(seed, pass))),
-                    None => None,
-                };
+                let indices = order
+                    .shuffle_seed
+                    .map(|seed| permutation(*rows, derive_seed(seed, pass)));
                 PassIter::Tensors {
                     parts: parts.clone(),
                     rows: *rows,

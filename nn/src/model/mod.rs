@@ -11,7 +11,7 @@ mod restore;
 mod steps;
 mod summary;
 
-pub use compile::{CompileOptions, LossSpec, MetricSpec};
+pub use compile::{CompileOptions, LossFn, LossSpec, MetricSpec};
 pub(crate) use config::{dtype_policy, get_f64, get_pair, get_str, get_usize, layer_entry, read_dtype};
 pub use config::{layer_from_config, LayerConfig};
 pub use evaluate::{EvaluateOptions, PredictOptions};

@@ -5,7 +5,7 @@
 //! followed by every metric's running result. The loss average the logs show is kept on the
 //! host, weighted by batch size, as Keras' loss tracker.
 
-use super::compile::{LossSpec, MetricSpec};
+use super::compile::{LossFn, LossSpec, MetricSpec};
 use crate::metrics::{self, Metric};
 use crate::{Layer, Mode};
 use ferroflow_autodiff::GradientTape;
@@ -20,7 +20,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub(crate) enum ResolvedLoss {
     Builtin(Loss),
-    Function(String, Arc<dyn Fn(&Tensor, &Tensor) -> Result<Tensor>>),
+    Function(String, LossFn),
 }
 
 impl ResolvedLoss {
