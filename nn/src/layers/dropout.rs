@@ -2,14 +2,16 @@
 
 use super::{Layer, Mode};
 use ferroflow_tensor_core::random::{self, Uniform};
-use ferroflow_tensor_core::{Error, Result, Tensor};
+use ferroflow_tensor_core::{dispatch1, CustomOp, Data, Error, Op, PauseObservers, Result, Tensor, TensorSpec};
+use std::sync::Arc;
 
 /// `keras.layers.Dropout`: while training, each element is zeroed with probability `rate`
 /// and the rest scaled by `1 / (1 - rate)`; at inference it is the identity. Masks come
 /// from the seeded generator (a per-layer op seed continues its sequence each call).
 ///
-/// Inside a traced function the mask is drawn once, at trace time (random tensors are
-/// captured as constants); use dropout in eager training loops, or retrace per step.
+/// The mask is an op of its own, drawn when the op runs: eagerly at each call, and inside a
+/// traced function (a Keras model's train step) at each execution of the graph, never once at
+/// trace time.
 ///
 /// ```
 /// use ferroflow_nn::{Dropout, Layer, Mode};
@@ -78,6 +80,48 @@ impl Layer for Dropout {
         if mode == Mode::Inference || self.rate == 0.0 {
             return Ok(x.clone());
         }
+        let mask = dispatch1(
+            Op::Custom(Arc::new(DropoutMask {
+                rate: self.rate,
+                seed: self.seed,
+            })),
+            &[x],
+        )?;
+        x.mul(&mask)
+    }
+}
+
+/// The scaled keep-mask of dropout for an input like `x`: 0 with probability `rate`, else
+/// `1 / (1 - rate)`. An op (not a constant) so a graph draws a fresh mask at every run; it
+/// has no gradient, so `x * mask` sends `mask * upstream` back to `x`.
+#[derive(Debug)]
+struct DropoutMask {
+    rate: f64,
+    seed: Option<u64>,
+}
+
+impl CustomOp for DropoutMask {
+    fn name(&self) -> &'static str {
+        "dropout_mask"
+    }
+
+    fn infer(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
+        match inputs {
+            [x] if x.dtype.is_float() => Ok(vec![x.clone()]),
+            _ => Err(Error::dtypes(
+                "Dropout",
+                &inputs.iter().map(|s| s.dtype).collect::<Vec<_>>(),
+                "needs one float input",
+            )),
+        }
+    }
+
+    fn compute(&self, inputs: &[&Data]) -> Result<Vec<Data>> {
+        let x = inputs
+            .first()
+            .ok_or_else(|| Error::invalid("Dropout", "needs one input"))?;
+        // The mask's own arithmetic is not part of any gradient.
+        let _quiet = PauseObservers::new();
         let u = random::uniform(
             x.dims(),
             Uniform {
@@ -85,9 +129,35 @@ impl Layer for Dropout {
                 ..Uniform::default().dtype(x.dtype())
             },
         )?;
-        let keep = u.greater_equal(&x.scalar_like(self.rate))?.cast(x.dtype())?;
-        x.mul(&keep)?.mul(&x.scalar_like(1.0 / (1.0 - self.rate)))
+        let keep = u.greater_equal(&u.scalar_like(self.rate))?.cast(x.dtype())?;
+        let mask = keep.mul(&u.scalar_like(1.0 / (1.0 - self.rate)))?;
+        Ok(vec![mask.data()?.clone()])
     }
 }
 
 layer_module!(Dropout, |_l| "dropout", |_l| Vec::new());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroflow_autodiff::GradientTape;
+    use ferroflow_graph::function;
+    use ferroflow_tensor_core::DType;
+
+    #[test]
+    fn a_traced_dropout_draws_a_new_mask_every_run_and_routes_gradients_through_it() -> Result<()> {
+        let d = Dropout::new(0.5)?.with_seed(7);
+        let x = Tensor::ones(&[64], DType::F32)?;
+        let f = function(|x: &Tensor| d.call(x, Mode::Training));
+        let (a, b) = (f.call(&x)?.to_vec::<f32>()?, f.call(&x)?.to_vec::<f32>()?);
+        assert_ne!(a, b, "each run draws its own mask");
+        assert!(a.iter().chain(&b).all(|&v| v == 0.0 || v == 2.0));
+        assert_eq!(f.tracing_count(), 1);
+        let v = ferroflow_tensor_core::Variable::new("v", x.clone())?;
+        let tape = GradientTape::new();
+        let y = d.call(&v.read()?, Mode::Training)?;
+        let g = tape.gradient(&y.reduce_sum(ferroflow_tensor_core::Axes::All)?, &v)?;
+        assert_eq!(g.to_vec::<f32>()?, y.to_vec::<f32>()?, "the gradient of x is the mask");
+        Ok(())
+    }
+}
