@@ -8,12 +8,8 @@ mod support;
 
 use ferroflow::prelude::*;
 use serde_json::Value;
+use support::cases::{model_cases, optimizer};
 use support::oracle::{compare, tensor_from_json};
-
-fn model_cases() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/oracle/models.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("read models.json")).expect("parse models.json")
-}
 
 /// The case's two dense layers (`act(x @ w + b)`), built and holding its initial weights.
 fn model(case: &Value, dtype: DType) -> ferroflow::Result<Sequential> {
@@ -36,25 +32,6 @@ fn model(case: &Value, dtype: DType) -> ferroflow::Result<Sequential> {
         layers.add(dense);
     }
     Ok(layers)
-}
-
-fn optimizer(case: &Value) -> ferroflow::Result<Box<dyn Optimizer>> {
-    let o = &case["optimizer"];
-    let lr = o["learning_rate"].as_f64().expect("lr");
-    Ok(match o["type"].as_str().expect("optimizer type") {
-        "SGD" => Box::new(
-            Sgd::new(lr)?
-                .with_momentum(o["momentum"].as_f64().unwrap_or(0.0))?
-                .with_nesterov(o["nesterov"].as_bool().unwrap_or(false)),
-        ),
-        "Adam" => Box::new(
-            Adam::new(lr)?
-                .with_beta_1(o["beta_1"].as_f64().expect("beta_1"))?
-                .with_beta_2(o["beta_2"].as_f64().expect("beta_2"))?
-                .with_epsilon(o["epsilon"].as_f64().expect("epsilon"))?,
-        ),
-        other => panic!("unknown optimizer {other}"),
-    })
 }
 
 fn floats(case: &Value, key: &str) -> Option<Vec<f64>> {

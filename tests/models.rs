@@ -9,15 +9,11 @@ mod support;
 use ferroflow::autodiff::GradientTape;
 use ferroflow::graph::function;
 use ferroflow::nn::Module;
-use ferroflow::optim::{losses, Adam, Optimizer, Predictions, Sgd};
+use ferroflow::optim::{losses, Optimizer, Predictions};
 use ferroflow::tensor::{Axes, DType, Tensor, Variable};
 use serde_json::Value;
+use support::cases::{model_cases, optimizer};
 use support::oracle::{compare, tensor_from_json};
-
-fn model_cases() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/oracle/models.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("read models.json")).expect("parse models.json")
-}
 
 /// The lesson's user-written dense layer: `act(x @ w + b)`, tracked by the derive.
 #[derive(Module)]
@@ -88,25 +84,6 @@ fn loss_of(case: &Value, m: &TwoLayers, x: &Tensor, y: &Tensor) -> ferroflow::Re
         "sparse_categorical_crossentropy" => losses::sparse_categorical_crossentropy(y, &out, Predictions::Logits),
         other => panic!("unknown loss {other}"),
     }
-}
-
-fn optimizer(case: &Value) -> ferroflow::Result<Box<dyn Optimizer>> {
-    let o = &case["optimizer"];
-    let lr = o["learning_rate"].as_f64().expect("lr");
-    Ok(match o["type"].as_str().expect("optimizer type") {
-        "SGD" => Box::new(
-            Sgd::new(lr)?
-                .with_momentum(o["momentum"].as_f64().unwrap_or(0.0))?
-                .with_nesterov(o["nesterov"].as_bool().unwrap_or(false)),
-        ),
-        "Adam" => Box::new(
-            Adam::new(lr)?
-                .with_beta_1(o["beta_1"].as_f64().expect("beta_1"))?
-                .with_beta_2(o["beta_2"].as_f64().expect("beta_2"))?
-                .with_epsilon(o["epsilon"].as_f64().expect("epsilon"))?,
-        ),
-        other => panic!("unknown optimizer {other}"),
-    })
 }
 
 /// One training step of `case`'s model on a batch: the loss under a tape, then the

@@ -2,4 +2,5 @@
 //! items in one binary are expected.
 #![allow(dead_code)]
 
+pub mod cases;
 pub mod oracle;

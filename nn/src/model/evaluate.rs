@@ -7,125 +7,82 @@ use super::Model;
 use crate::callbacks::{Callback, CallbackList, ProgbarLogger, Verbose};
 use ferroflow_tensor_core::{Error, Result, Tensor};
 
-/// `evaluate`'s arguments: batch size (32), a step limit, callbacks and verbosity (`auto`).
-pub struct EvaluateOptions<'a> {
-    batch_size: usize,
-    steps: Option<usize>,
-    callbacks: Vec<Box<dyn Callback + 'a>>,
-    verbose: Verbose,
-}
-
-impl Default for EvaluateOptions<'_> {
-    fn default() -> Self {
-        EvaluateOptions {
-            batch_size: 32,
-            steps: None,
-            callbacks: Vec::new(),
-            verbose: Verbose::Silent,
+/// `evaluate` and `predict` take the same options; one definition serves both.
+macro_rules! loop_options {
+    ($(#[$doc:meta])* $name:ident, $hooks:literal) => {
+        $(#[$doc])*
+        pub struct $name<'a> {
+            pub(crate) batch_size: usize,
+            pub(crate) steps: Option<usize>,
+            pub(crate) callbacks: Vec<Box<dyn Callback + 'a>>,
+            pub(crate) verbose: Verbose,
         }
-    }
-}
 
-impl std::fmt::Debug for EvaluateOptions<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EvaluateOptions")
-            .field("batch_size", &self.batch_size)
-            .field("steps", &self.steps)
-            .field("verbose", &self.verbose)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'a> EvaluateOptions<'a> {
-    /// Batches of 32, all of them, silent (`Default` is the same).
-    pub fn new() -> Self {
-        EvaluateOptions::default()
-    }
-
-    /// Samples per batch for tensor inputs.
-    pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n;
-        self
-    }
-
-    /// At most this many batches.
-    pub fn steps(mut self, n: usize) -> Self {
-        self.steps = Some(n);
-        self
-    }
-
-    /// Adds a callback (its `on_test_*` hooks run).
-    pub fn with_callback(mut self, callback: impl Callback + 'a) -> Self {
-        self.callbacks.push(Box::new(callback));
-        self
-    }
-
-    /// Progress output (silent by default).
-    pub fn verbose(mut self, verbose: impl Into<Verbose>) -> Self {
-        self.verbose = verbose.into();
-        self
-    }
-}
-
-/// `predict`'s arguments: batch size (32), a step limit, callbacks and verbosity.
-pub struct PredictOptions<'a> {
-    batch_size: usize,
-    steps: Option<usize>,
-    callbacks: Vec<Box<dyn Callback + 'a>>,
-    verbose: Verbose,
-}
-
-impl Default for PredictOptions<'_> {
-    fn default() -> Self {
-        PredictOptions {
-            batch_size: 32,
-            steps: None,
-            callbacks: Vec::new(),
-            verbose: Verbose::Silent,
+        impl Default for $name<'_> {
+            fn default() -> Self {
+                $name {
+                    batch_size: 32,
+                    steps: None,
+                    callbacks: Vec::new(),
+                    verbose: Verbose::Silent,
+                }
+            }
         }
-    }
+
+        impl std::fmt::Debug for $name<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("batch_size", &self.batch_size)
+                    .field("steps", &self.steps)
+                    .field("verbose", &self.verbose)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<'a> $name<'a> {
+            /// Batches of 32, all of them, silent (`Default` is the same).
+            pub fn new() -> Self {
+                Self::default()
+            }
+
+            /// Samples per batch for tensor inputs.
+            pub fn batch_size(mut self, n: usize) -> Self {
+                self.batch_size = n;
+                self
+            }
+
+            /// At most this many batches.
+            pub fn steps(mut self, n: usize) -> Self {
+                self.steps = Some(n);
+                self
+            }
+
+            #[doc = concat!("Adds a callback (its `", $hooks, "` hooks run).")]
+            pub fn with_callback(mut self, callback: impl Callback + 'a) -> Self {
+                self.callbacks.push(Box::new(callback));
+                self
+            }
+
+            /// Progress output: silent by default (Keras prints a bar unless told not to).
+            pub fn verbose(mut self, verbose: impl Into<Verbose>) -> Self {
+                self.verbose = verbose.into();
+                self
+            }
+        }
+    };
 }
 
-impl std::fmt::Debug for PredictOptions<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PredictOptions")
-            .field("batch_size", &self.batch_size)
-            .field("steps", &self.steps)
-            .field("verbose", &self.verbose)
-            .finish_non_exhaustive()
-    }
-}
+loop_options!(
+    /// `evaluate`'s arguments: batch size (32), a step limit, callbacks and verbosity.
+    EvaluateOptions,
+    "on_test_*"
+);
 
-impl<'a> PredictOptions<'a> {
-    /// Batches of 32, all of them, silent.
-    pub fn new() -> Self {
-        PredictOptions::default()
-    }
-
-    /// Samples per batch for tensor inputs.
-    pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n;
-        self
-    }
-
-    /// At most this many batches.
-    pub fn steps(mut self, n: usize) -> Self {
-        self.steps = Some(n);
-        self
-    }
-
-    /// Adds a callback (its `on_predict_*` hooks run).
-    pub fn with_callback(mut self, callback: impl Callback + 'a) -> Self {
-        self.callbacks.push(Box::new(callback));
-        self
-    }
-
-    /// Progress output (silent by default).
-    pub fn verbose(mut self, verbose: impl Into<Verbose>) -> Self {
-        self.verbose = verbose.into();
-        self
-    }
-}
+loop_options!(
+    /// `predict`'s arguments: batch size (32), a step limit, callbacks and verbosity.
+    PredictOptions,
+    "on_predict_*"
+);
 
 fn with_progress<'a>(
     mut items: Vec<Box<dyn Callback + 'a>>,
@@ -225,27 +182,7 @@ impl Model {
 
     /// One evaluation step on one batch (`test_on_batch`), metrics started over.
     pub fn test_on_batch(&self, x: &Tensor, y: &Tensor, sample_weight: Option<&Tensor>) -> Result<Logs> {
-        let steps = self.steps("test_on_batch")?;
-        Source::new(
-            match sample_weight {
-                Some(w) => (x, y, w).into(),
-                None => (x, y).into(),
-            },
-            "test_on_batch",
-        )?;
-        self.ensure_built(x)?;
-        steps.core.reset_metrics()?;
-        let batch: Vec<Tensor> = [x.clone(), y.clone()]
-            .into_iter()
-            .chain(sample_weight.cloned())
-            .collect();
-        let mut out = steps.test(std::slice::from_ref(&batch))?;
-        let results = out.split_off(1);
-        let mut tracker = LossTracker::default();
-        tracker.add(&out[0], batch_len(&batch))?;
-        let mut logs = Logs::new();
-        LogMaker::new().fill(self, tracker.result(), &results, &mut logs)?;
-        Ok(logs)
+        self.on_batch("test_on_batch", x, y, sample_weight, false)
     }
 
     /// The model's outputs for `x` (tensors or a dataset whose first component is the

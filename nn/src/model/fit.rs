@@ -513,21 +513,34 @@ impl Model {
     /// One training step on one batch (`train_on_batch`): metrics start over, so the logs
     /// are this batch's.
     pub fn train_on_batch(&self, x: &Tensor, y: &Tensor, sample_weight: Option<&Tensor>) -> Result<Logs> {
-        let steps = self.steps("train_on_batch")?;
-        Source::new(
-            match sample_weight {
-                Some(w) => (x, y, w).into(),
-                None => (x, y).into(),
-            },
-            "train_on_batch",
-        )?;
+        self.on_batch("train_on_batch", x, y, sample_weight, true)
+    }
+
+    /// One step on one batch, training or not: the `*_on_batch` methods.
+    pub(crate) fn on_batch(
+        &self,
+        op: &'static str,
+        x: &Tensor,
+        y: &Tensor,
+        sample_weight: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Logs> {
+        let steps = self.steps(op)?;
+        let inputs = match sample_weight {
+            Some(w) => (x, y, w).into(),
+            None => (x, y).into(),
+        };
+        let Source::Tensors { parts: batch, .. } = Source::new(inputs, op)? else {
+            return Err(Error::invalid(op, "expected tensors"));
+        };
         self.ensure_built(x)?;
         steps.core.reset_metrics()?;
-        let batch: Vec<Tensor> = std::iter::once(x.clone())
-            .chain(std::iter::once(y.clone()))
-            .chain(sample_weight.cloned())
-            .collect();
-        let mut out = steps.train(std::slice::from_ref(&batch))?;
+        let batches = std::slice::from_ref(&batch);
+        let mut out = if train {
+            steps.train(batches)?
+        } else {
+            steps.test(batches)?
+        };
         let results = out.split_off(1);
         let mut tracker = LossTracker::default();
         tracker.add(&out[0], batch_len(&batch))?;
