@@ -33,6 +33,8 @@
 //! | [`nn`] | `ferroflow-nn` | modules and Keras-style layers |
 //! | [`optim`] | `ferroflow-optim` | optimizers, schedules and losses |
 //! | [`checkpoint`] | `ferroflow-checkpoint` | checkpoints |
+//! | [`data`] | `ferroflow-data` | `tf.data`-style datasets, CSV and NumPy loaders |
+//! | `distribute` | `ferroflow-distribute` | data-parallel training over MPI (features `distribute`, `mpi`) |
 //!
 //! One error type runs through all of them: [`Error`] (checkpoint and I/O errors convert
 //! into it), so `?` works everywhere and programs return [`Result`].
@@ -42,6 +44,8 @@
 pub use ferroflow_autodiff as autodiff;
 pub use ferroflow_checkpoint as checkpoint;
 pub use ferroflow_data as data;
+#[cfg(feature = "distribute")]
+pub use ferroflow_distribute as distribute;
 pub use ferroflow_graph as graph;
 pub use ferroflow_nn as nn;
 pub use ferroflow_optim as optim;

@@ -2,7 +2,7 @@
 
 use crate::components::{Element, IntoComponents};
 use crate::rows;
-use crate::stages::{repeated, shuffled, skipped, taken, BoxIter, Maker};
+use crate::stages::{repeated, sharded, shuffled, skipped, taken, BoxIter, Maker};
 use ferroflow_tensor_core::{Error, Result, Tensor};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -353,6 +353,39 @@ impl Dataset {
     pub fn skip(&self, count: usize) -> Dataset {
         let cardinality = self.cardinality.map(|n| n.saturating_sub(count));
         self.restage(cardinality, |m| skipped(m, count), |m| skipped(m, count))
+    }
+
+    /// Every `num_shards`-th element, starting at `index` (`shard(num_shards, index)`): worker
+    /// `index` of `num_shards` reads its own part of the data. Shard before shuffling or
+    /// batching, as `tf.data` advises, so the shards partition the elements; a slice dataset
+    /// shards its row indices and copies nothing.
+    ///
+    /// ```
+    /// use ferroflow_data::{Cardinality, Dataset};
+    /// use ferroflow_tensor_core::Tensor;
+    /// let ds = Dataset::from_tensor_slices(Tensor::new([0i32, 1, 2, 3, 4, 5, 6]))?;
+    /// let second = ds.shard(3, 1)?;
+    /// assert_eq!(second.cardinality(), Cardinality::Finite(2));
+    /// let ids: Vec<i32> = second.iter().map(|e| e?[0].to_scalar::<i32>()).collect::<Result<_, _>>()?;
+    /// assert_eq!(ids, vec![1, 4]);
+    /// assert!(ds.shard(3, 3).is_err());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn shard(&self, num_shards: usize, index: usize) -> Result<Dataset> {
+        if num_shards == 0 || index >= num_shards {
+            return Err(Error::invalid(
+                "shard",
+                format!("index {index} is not a shard of {num_shards} (need 0 <= index < num_shards)"),
+            ));
+        }
+        let cardinality = self
+            .cardinality
+            .map(|n| n / num_shards + usize::from(index < n % num_shards));
+        Ok(self.restage(
+            cardinality,
+            |m| sharded(m, num_shards, index),
+            |m| sharded(m, num_shards, index),
+        ))
     }
 
     /// Applies a row-preserving stage to the row indices when there are rows, else to the

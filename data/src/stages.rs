@@ -103,6 +103,11 @@ pub fn skipped<T: Send + 'static>(upstream: Maker<T>, k: usize) -> Maker<T> {
     Arc::new(move |n| Box::new(upstream(n).skip(k)))
 }
 
+/// Each iteration's items `index`, `index + num_shards`, ... (`shard`).
+pub fn sharded<T: Send + 'static>(upstream: Maker<T>, num_shards: usize, index: usize) -> Maker<T> {
+    Arc::new(move |n| Box::new(upstream(n).skip(index).step_by(num_shards)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -443,6 +443,14 @@ macro_rules! forward_optimizer {
             fn update(&self, var: &Variable, grad: &Tensor, slots: &[Variable], lr: &Tensor, t: &Tensor) -> Result<()> {
                 (**self).update(var, grad, slots, lr, t)
             }
+            // Forwarded too, so a wrapper that overrides them (a distributed optimizer
+            // reducing gradients first) keeps doing so behind a box.
+            fn build(&self, vars: &[Variable]) -> Result<()> {
+                (**self).build(vars)
+            }
+            fn apply_gradient_pairs(&self, pairs: &[(&Tensor, &Variable)]) -> Result<()> {
+                (**self).apply_gradient_pairs(pairs)
+            }
         }
     )*};
 }

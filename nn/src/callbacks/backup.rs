@@ -33,6 +33,9 @@ struct Metadata {
 /// the saved epoch with everything restored, so it ends exactly as an uninterrupted run would.
 /// The backup is deleted when `fit` completes (not when it fails).
 ///
+/// Training data-parallel, the chief (rank 0) writes the backup and every worker restores
+/// from it, so the directory must be one all workers see (a shared file system).
+///
 /// ```no_run
 /// use ferroflow_nn::callbacks::BackupAndRestore;
 /// use ferroflow_nn::FitOptions;
@@ -133,6 +136,10 @@ impl Callback for BackupAndRestore {
     }
 
     fn on_epoch_end(&mut self, model: &Model, epoch: usize, _: &mut Logs) -> Result<()> {
+        if !model.is_chief() {
+            // Training data-parallel, every worker restores from the chief's backup.
+            return Ok(());
+        }
         std::fs::create_dir_all(&self.dir).map_err(|e| Self::io(&self.dir, e))?;
         let weights = Self::weights_name(epoch + 1);
         Self::checkpoint(model)?
@@ -162,8 +169,8 @@ impl Callback for BackupAndRestore {
         Ok(())
     }
 
-    fn on_train_end(&mut self, _: &Model, _: &Logs) -> Result<()> {
-        if self.delete_on_success && self.dir.exists() {
+    fn on_train_end(&mut self, model: &Model, _: &Logs) -> Result<()> {
+        if self.delete_on_success && model.is_chief() && self.dir.exists() {
             std::fs::remove_dir_all(&self.dir).map_err(|e| Self::io(&self.dir, e))?;
         }
         Ok(())

@@ -50,6 +50,10 @@ impl CsvLogger {
 }
 
 impl Callback for CsvLogger {
+    fn chief_only(&self) -> bool {
+        true
+    }
+
     fn on_train_begin(&mut self, _: &Model, _: &Logs) -> Result<()> {
         let has_content = self.append
             && std::fs::read_to_string(&self.path)

@@ -135,6 +135,13 @@ pub trait Callback {
     fn wants_batch_logs(&self) -> bool {
         true
     }
+
+    /// Whether only the chief (rank 0) runs this callback when training data-parallel:
+    /// progress, TensorBoard, checkpoints and CSV logs are written once, not by every worker.
+    /// Other callbacks run on every worker, with the same global logs.
+    fn chief_only(&self) -> bool {
+        false
+    }
 }
 
 impl<C: Callback + ?Sized> Callback for &mut C {
@@ -189,6 +196,9 @@ impl<C: Callback + ?Sized> Callback for &mut C {
     fn wants_batch_logs(&self) -> bool {
         (**self).wants_batch_logs()
     }
+    fn chief_only(&self) -> bool {
+        (**self).chief_only()
+    }
 }
 
 /// The callbacks of one run, called in order.
@@ -200,8 +210,11 @@ pub(crate) struct CallbackList<'a> {
 macro_rules! each {
     ($name:ident($($arg:ident: $t:ty),*)) => {
         pub fn $name(&mut self, model: &Model, $($arg: $t),*) -> Result<()> {
+            let chief = model.is_chief();
             for c in &mut self.items {
-                c.$name(model, $($arg),*)?;
+                if chief || !c.chief_only() {
+                    c.$name(model, $($arg),*)?;
+                }
             }
             Ok(())
         }
@@ -226,8 +239,11 @@ impl<'a> CallbackList<'a> {
     }
 
     pub fn on_epoch_end(&mut self, model: &Model, epoch: usize, logs: &mut Logs) -> Result<()> {
+        let chief = model.is_chief();
         for c in &mut self.items {
-            c.on_epoch_end(model, epoch, logs)?;
+            if chief || !c.chief_only() {
+                c.on_epoch_end(model, epoch, logs)?;
+            }
         }
         Ok(())
     }

@@ -247,6 +247,10 @@ pub(crate) fn write_model(model: &Model, path: &Path, weights_only: bool) -> Res
 }
 
 impl Callback for ModelCheckpoint {
+    fn chief_only(&self) -> bool {
+        true
+    }
+
     fn on_train_batch_end(&mut self, model: &Model, batch: usize, logs: &Logs) -> Result<()> {
         if let SaveFreq::Batches(n) = self.save_freq {
             self.batches += 1;

@@ -287,6 +287,10 @@ impl ProgbarLogger {
 }
 
 impl Callback for ProgbarLogger {
+    fn chief_only(&self) -> bool {
+        true
+    }
+
     fn set_params(&mut self, params: &FitParams) {
         self.params = *params;
     }

@@ -80,6 +80,10 @@ fn io(path: &Path, e: std::io::Error) -> Error {
 }
 
 impl Callback for TensorBoard {
+    fn chief_only(&self) -> bool {
+        true
+    }
+
     fn on_train_batch_end(&mut self, model: &Model, _: usize, logs: &Logs) -> Result<()> {
         self.global_batch += 1;
         let dir = self.train_dir();

@@ -3,6 +3,7 @@
 use super::fit::{batch_len, next_group, LogMaker, LossTracker};
 use super::inputs::{BatchStream, Inputs, Order, Source};
 use super::logs::{FitParams, Logs};
+use super::replica::{agree, global_results, local_part, worker_failed};
 use super::Model;
 use crate::callbacks::{Callback, CallbackList, ProgbarLogger, Verbose};
 use ferroflow_tensor_core::{Error, Result, Tensor};
@@ -139,6 +140,13 @@ impl Model {
         };
         let mut stream = BatchStream::new(source, order, None);
         stream.start_epoch(0);
+        // Inside a data-parallel fit, validation is data-parallel too.
+        let strategy = self.distribute_strategy();
+        let comm = strategy.as_ref().map(|s| s.communicator().as_ref());
+        let wants = match comm {
+            Some(comm) => agree(comm, callbacks.wants_batch_logs(), false, false)?.stop,
+            None => callbacks.wants_batch_logs(),
+        };
         let mut tracker = LossTracker::default();
         let mut maker = LogMaker::new();
         let mut logs = Logs::new();
@@ -150,14 +158,28 @@ impl Model {
             if left == Some(0) {
                 break;
             }
-            next_group(&mut stream, steps.steps_per_execution, left, &mut group)?;
+            let fetched = next_group(&mut stream, steps.steps_per_execution, left, &mut group);
+            if let (Some(comm), Some(s)) = (comm, &strategy) {
+                let failed = fetched.is_err();
+                let a = agree(comm, false, group.is_empty(), failed)?;
+                if let Some(rank) = a.failed {
+                    return Err(fetched.err().unwrap_or_else(|| worker_failed("evaluate", rank)));
+                }
+                if a.exhausted {
+                    break;
+                }
+                for b in group.iter_mut() {
+                    *b = local_part(s, std::mem::take(b))?.0;
+                }
+            } else {
+                fetched?;
+            }
             if group.is_empty() {
                 break;
             }
             if done == 0 {
                 self.ensure_built(&group[0][0])?;
             }
-            let wants = callbacks.wants_batch_logs();
             if wants {
                 callbacks.on_test_batch_begin(self, done, &Logs::new())?;
             }
@@ -168,14 +190,22 @@ impl Model {
             results = out.split_off(group.len());
             done += group.len();
             if wants {
-                maker.fill(self, tracker.result(), &results, &mut logs)?;
+                let (loss, results) = match comm {
+                    Some(comm) => global_results(comm, &steps.core, &tracker)?,
+                    None => (tracker.result(), results.clone()),
+                };
+                maker.fill(self, loss, &results, &mut logs)?;
                 callbacks.on_test_batch_end(self, done - 1, &logs)?;
             }
         }
         if done == 0 {
             return Err(Error::invalid("evaluate", "the data yielded no batches"));
         }
-        maker.fill(self, tracker.result(), &results, &mut logs)?;
+        let (loss, results) = match comm {
+            Some(comm) => global_results(comm, &steps.core, &tracker)?,
+            None => (tracker.result(), results),
+        };
+        maker.fill(self, loss, &results, &mut logs)?;
         callbacks.on_test_end(self, &logs)?;
         Ok(logs)
     }

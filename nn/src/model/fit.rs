@@ -3,10 +3,12 @@
 
 use super::inputs::{Batch, BatchStream, ClassWeight, Inputs, Order, Source};
 use super::logs::{FitParams, History, Logs};
+use super::replica::{agree, global_results, local_part, sync_start, worker_failed};
 use super::Model;
 use crate::callbacks::{Callback, CallbackList, ProgbarLogger, Verbose};
+use ferroflow_distribute::{Communicator, MultiWorkerMirroredStrategy};
 use ferroflow_tensor_core::{Error, Result, Tensor};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 /// Where `fit`'s validation data comes from.
@@ -53,6 +55,7 @@ pub struct FitOptions<'a> {
     pub(crate) sample_weight: Option<Tensor>,
     pub(crate) callbacks: Vec<Box<dyn Callback + 'a>>,
     pub(crate) verbose: Verbose,
+    pub(crate) strategy: Option<MultiWorkerMirroredStrategy>,
 }
 
 impl Default for FitOptions<'_> {
@@ -73,6 +76,7 @@ impl std::fmt::Debug for FitOptions<'_> {
             .field("steps_per_epoch", &self.steps_per_epoch)
             .field("callbacks", &self.callbacks.len())
             .field("verbose", &self.verbose)
+            .field("strategy", &self.strategy)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +100,7 @@ impl<'a> FitOptions<'a> {
             sample_weight: None,
             callbacks: Vec::new(),
             verbose: Verbose::Auto,
+            strategy: None,
         }
     }
 
@@ -200,6 +205,19 @@ impl<'a> FitOptions<'a> {
         self
     }
 
+    /// Trains data-parallel with `strategy` (TensorFlow's `MultiWorkerMirroredStrategy`):
+    /// every worker runs the same `fit`; rank 0's weights and optimizer state are broadcast
+    /// first, each worker trains on its share of every global batch of `batch_size` rows
+    /// (the same shuffled order everywhere) with gradients averaged across workers, losses
+    /// and metrics are reduced so every worker logs the global values, and progress,
+    /// TensorBoard, ModelCheckpoint and CSVLogger act on rank 0 only. A worker whose step
+    /// fails makes every worker stop with an error (or, where that cannot be agreed, ends
+    /// the job) instead of leaving the others waiting.
+    pub fn strategy(mut self, strategy: &MultiWorkerMirroredStrategy) -> Self {
+        self.strategy = Some(strategy.clone());
+        self
+    }
+
     fn validates(&self, epoch: usize) -> bool {
         if self.validation_freq.is_empty() {
             self.validation_every > 0 && (epoch + 1) % self.validation_every == 0
@@ -228,15 +246,29 @@ impl Callback for HistoryRecorder {
 /// The running loss of an epoch: batch losses weighted by batch size, as Keras' tracker.
 #[derive(Default)]
 pub(crate) struct LossTracker {
-    total: f64,
-    count: f64,
+    pub total: f64,
+    pub count: f64,
 }
 
 impl LossTracker {
     pub fn add(&mut self, loss: &Tensor, batch_size: usize) -> Result<()> {
+        if batch_size == 0 {
+            // A worker's empty share of a small global batch: its mean loss is NaN and weighs
+            // nothing.
+            return Ok(());
+        }
         let v = scalar_value(loss)?;
         self.total += v * batch_size as f64;
         self.count += batch_size as f64;
+        Ok(())
+    }
+
+    /// Adds a worker's share of a global batch's mean loss (a loss divided by the global
+    /// batch's `global_rows`, computed on `rows` of them): reduced over workers, the tracker
+    /// holds the global batch's mean.
+    pub fn add_share(&mut self, loss: &Tensor, global_rows: usize, rows: usize) -> Result<()> {
+        self.total += scalar_value(loss)? * global_rows as f64;
+        self.count += rows as f64;
         Ok(())
     }
 
@@ -330,14 +362,39 @@ impl Model {
     /// the first step, before any variable changes.
     pub fn fit(&self, data: impl Into<Inputs>, options: FitOptions<'_>) -> Result<History> {
         let steps = self.steps("fit")?;
-        let mut options = options;
+        let strategy = options.strategy.clone();
+        steps.core.set_strategy(strategy.clone());
+        *self.strategy.borrow_mut() = strategy.clone();
+        // Errors every worker returns together are "agreed"; any other error of a
+        // data-parallel fit may leave the other workers waiting in a reduction, so the
+        // whole job is ended instead.
+        let agreed = Cell::new(true);
+        let result = self.fit_loop(data.into(), options, &agreed);
+        *self.strategy.borrow_mut() = None;
+        steps.core.set_strategy(None);
+        match (result, &strategy) {
+            (Err(e), Some(s)) if !agreed.get() && s.num_workers() > 1 => {
+                let comm = s.communicator();
+                eprintln!(
+                    "fit: worker {} of {} failed: {e}; ending the job so no worker waits for it",
+                    comm.rank(),
+                    comm.size()
+                );
+                comm.abort(1)
+            }
+            (result, _) => result,
+        }
+    }
+
+    fn fit_loop(&self, data: Inputs, mut options: FitOptions<'_>, agreed: &Cell<bool>) -> Result<History> {
+        let steps = self.steps("fit")?;
         if options.batch_size == Some(0) {
             return Err(Error::invalid("fit", "batch_size must be at least 1"));
         }
         if options.steps_per_epoch == Some(0) {
             return Err(Error::invalid("fit", "steps_per_epoch must be at least 1"));
         }
-        let mut source = Source::new(data.into(), "fit")?;
+        let mut source = Source::new(data, "fit")?;
         if !source.has_targets() {
             return Err(Error::invalid(
                 "fit",
@@ -408,8 +465,12 @@ impl Model {
         };
         let steps_per_epoch = options.steps_per_epoch.or_else(|| train.batches_per_pass(batch_size));
 
-        // Callbacks: the user's, then the history, then the progress bar (Keras' order).
-        let verbose = options.verbose.resolve();
+        let strategy = options.strategy.take();
+        let comm: Option<&dyn Communicator> = strategy.as_ref().map(|s| s.communicator().as_ref());
+
+        // Callbacks: the user's, then the history, then the progress bar (Keras' order);
+        // the chief alone shows progress.
+        let verbose = if self.is_chief() { options.verbose.resolve() } else { 0 };
         let history = Rc::new(RefCell::new(History::default()));
         let mut items = std::mem::take(&mut options.callbacks);
         let has_progress = items.iter().any(|c| c.is_progress());
@@ -431,8 +492,42 @@ impl Model {
                 self.ensure_built(&x)?;
             }
         }
-        callbacks.on_train_begin(self, &Logs::new())?;
-        let first_epoch = self.resume_epoch.take().unwrap_or(options.initial_epoch);
+        let began = callbacks.on_train_begin(self, &Logs::new());
+        let mut first_epoch = self.resume_epoch.take().unwrap_or(options.initial_epoch);
+        let mut wants_logs = callbacks.wants_batch_logs();
+        if let Some(comm) = comm {
+            agreed.set(false);
+            if let Some(rank) = agree(comm, false, false, began.is_err())?.failed {
+                agreed.set(true);
+                return Err(began.err().unwrap_or_else(|| worker_failed("fit", rank)));
+            }
+            let (epoch, seed) = match sync_start(
+                comm,
+                self,
+                &steps.core,
+                first_epoch,
+                self.shuffle_seed.get().unwrap_or(seed),
+            ) {
+                Ok(start) => start,
+                Err(e) => {
+                    // The broadcast's own checks fail on every worker alike.
+                    agreed.set(matches!(
+                        e,
+                        Error::InvalidArgument {
+                            op: "broadcast_variables",
+                            ..
+                        }
+                    ));
+                    return Err(e);
+                }
+            };
+            first_epoch = epoch;
+            self.shuffle_seed.set(Some(seed));
+            // Batch logs are reduced on every worker if any worker's callbacks read them.
+            wants_logs = agree(comm, wants_logs, false, false)?.stop;
+        } else {
+            began?;
+        }
         let order = Order {
             shuffle_seed: order.shuffle_seed.map(|_| self.shuffle_seed.get().unwrap_or(seed)),
             ..order
@@ -443,9 +538,12 @@ impl Model {
         let mut maker = LogMaker::new();
         let spe = steps.steps_per_execution;
         let mut group = Vec::with_capacity(spe);
+        let mut globals: Vec<usize> = Vec::with_capacity(spe);
+        // An error of this worker not yet told to the others (data-parallel only).
+        let mut carried: Option<Error> = None;
         for epoch in first_epoch..options.epochs {
             steps.core.reset_metrics()?;
-            callbacks.on_epoch_begin(self, epoch, &Logs::new())?;
+            hand_over(callbacks.on_epoch_begin(self, epoch, &Logs::new()), &mut carried, comm)?;
             stream.start_epoch(epoch);
             let mut tracker = LossTracker::default();
             let mut step = 0usize;
@@ -455,7 +553,29 @@ impl Model {
                 if left == Some(0) {
                     break;
                 }
-                next_group(&mut stream, spe, left, &mut group)?;
+                let fetched = next_group(&mut stream, spe, left, &mut group);
+                if let (Some(comm), Some(s)) = (comm, &strategy) {
+                    if let Err(e) = fetched {
+                        carried.get_or_insert(e);
+                    }
+                    let a = agree(comm, self.stop_training.get(), group.is_empty(), carried.is_some())?;
+                    if let Some(rank) = a.failed {
+                        agreed.set(true);
+                        return Err(carried.take().unwrap_or_else(|| worker_failed("fit", rank)));
+                    }
+                    if a.exhausted || a.stop {
+                        self.stop_training.set(a.stop);
+                        break;
+                    }
+                    globals.clear();
+                    for b in group.iter_mut() {
+                        let (part, rows) = local_part(s, std::mem::take(b))?;
+                        *b = part;
+                        globals.push(rows);
+                    }
+                } else {
+                    fetched?;
+                }
                 if group.is_empty() {
                     break;
                 }
@@ -463,31 +583,54 @@ impl Model {
                     self.ensure_built(&group[0][0])?;
                     self.note_train_batch(&group[0]);
                 }
-                let wants_logs = callbacks.wants_batch_logs();
                 if wants_logs {
-                    callbacks.on_train_batch_begin(self, step, &Logs::new())?;
+                    hand_over(
+                        callbacks.on_train_batch_begin(self, step, &Logs::new()),
+                        &mut carried,
+                        comm,
+                    )?;
                 }
-                let mut out = steps.train(&group)?;
-                for (loss, b) in out.iter().zip(&group) {
-                    tracker.add(loss, batch_len(b))?;
+                let mut out = steps.train(&group, &globals)?;
+                for (i, (loss, b)) in out.iter().zip(&group).enumerate() {
+                    match globals.get(i) {
+                        // This worker's share of the global mean loss.
+                        Some(&global) if global > 0 => tracker.add_share(loss, global, batch_len(b))?,
+                        _ => tracker.add(loss, batch_len(b))?,
+                    }
                 }
                 last_results = out.split_off(group.len());
                 step += group.len();
                 if wants_logs {
-                    maker.fill(self, tracker.result(), &last_results, &mut epoch_logs)?;
-                    callbacks.on_train_batch_end(self, step - 1, &epoch_logs)?;
+                    let (loss, results) = match comm {
+                        Some(comm) => global_results(comm, &steps.core, &tracker)?,
+                        None => (tracker.result(), std::mem::take(&mut last_results)),
+                    };
+                    maker.fill(self, loss, &results, &mut epoch_logs)?;
+                    last_results = results;
+                    hand_over(
+                        callbacks.on_train_batch_end(self, step - 1, &epoch_logs),
+                        &mut carried,
+                        comm,
+                    )?;
                 }
-                if self.stop_training.get() {
+                if comm.is_none() && self.stop_training.get() {
                     break;
                 }
             }
             if step == 0 {
+                agreed.set(true);
                 return Err(Error::invalid(
                     "fit",
                     "the training data yielded no batches (an empty dataset, or a filter that keeps nothing)",
                 ));
             }
-            maker.fill(self, tracker.result(), &last_results, &mut epoch_logs)?;
+            match comm {
+                Some(comm) => {
+                    let (loss, results) = global_results(comm, &steps.core, &tracker)?;
+                    maker.fill(self, loss, &results, &mut epoch_logs)?;
+                }
+                None => maker.fill(self, tracker.result(), &last_results, &mut epoch_logs)?,
+            }
             let mut logs = epoch_logs.clone();
             if let Some(val) = &val {
                 if options.validates(epoch) {
@@ -496,12 +639,27 @@ impl Model {
                     logs.merge(&val_logs.prefixed("val_"));
                 }
             }
-            callbacks.on_epoch_end(self, epoch, &mut logs)?;
+            let ended = callbacks.on_epoch_end(self, epoch, &mut logs);
+            if let Some(comm) = comm {
+                if let Err(e) = ended {
+                    carried.get_or_insert(e);
+                }
+                let a = agree(comm, self.stop_training.get(), false, carried.is_some())?;
+                if let Some(rank) = a.failed {
+                    agreed.set(true);
+                    return Err(carried.take().unwrap_or_else(|| worker_failed("fit", rank)));
+                }
+                self.stop_training.set(a.stop);
+            } else {
+                ended?;
+            }
             last_logs = logs;
             if self.stop_training.get() {
                 break;
             }
         }
+        // Past the last reduction: an error from here on leaves nobody waiting.
+        agreed.set(true);
         callbacks.on_train_end(self, &last_logs)?;
         drop(callbacks);
         let history = Rc::try_unwrap(history)
@@ -537,7 +695,7 @@ impl Model {
         steps.core.reset_metrics()?;
         let batches = std::slice::from_ref(&batch);
         let mut out = if train {
-            steps.train(batches)?
+            steps.train(batches, &[])?
         } else {
             steps.test(batches)?
         };
@@ -547,6 +705,18 @@ impl Model {
         let mut logs = Logs::new();
         LogMaker::new().fill(self, tracker.result(), &results, &mut logs)?;
         Ok(logs)
+    }
+}
+
+/// A callback's error: returned at once on one process; training data-parallel, kept until
+/// the next agreement tells every worker.
+fn hand_over(result: Result<()>, carried: &mut Option<Error>, comm: Option<&dyn Communicator>) -> Result<()> {
+    match (result, comm) {
+        (Err(e), Some(_)) => {
+            carried.get_or_insert(e);
+            Ok(())
+        }
+        (result, _) => result,
     }
 }
 

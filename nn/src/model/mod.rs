@@ -7,6 +7,7 @@ mod evaluate;
 mod fit;
 mod inputs;
 mod logs;
+mod replica;
 mod restore;
 mod steps;
 mod summary;
@@ -75,6 +76,8 @@ pub struct Model {
     train_specs: RefCell<Option<Vec<TensorSpec>>>,
     /// Values read by `load_weights` before the variables existed (deferred restoration).
     pending: Pending,
+    /// The strategy of the running data-parallel `fit`.
+    strategy: RefCell<Option<ferroflow_distribute::MultiWorkerMirroredStrategy>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -132,6 +135,7 @@ impl Model {
             input_spec: RefCell::new(None),
             train_specs: RefCell::new(None),
             pending: Pending::default(),
+            strategy: RefCell::new(None),
         }
     }
 
@@ -216,6 +220,13 @@ impl Model {
             self.note_built(x)?;
         }
         Ok(())
+    }
+
+    /// Builds the model's variables from an example input, as Keras' `model.build` (given a
+    /// tensor rather than a shape, so the dtype is known too): one eager forward pass in
+    /// inference mode on its first row. Values waiting from `load_weights` are assigned.
+    pub fn build_from(&self, example: &Tensor) -> Result<()> {
+        self.ensure_built(example)
     }
 
     /// Whether the model has seen an input (its layers have built their variables).
@@ -307,6 +318,17 @@ impl Model {
     /// The compiled optimizer.
     pub fn optimizer(&self) -> Option<&dyn Optimizer> {
         self.steps.as_ref().map(|s| &*s.core.optimizer)
+    }
+
+    /// The strategy of the data-parallel `fit` running now ([`FitOptions::strategy`]), if any.
+    pub fn distribute_strategy(&self) -> Option<ferroflow_distribute::MultiWorkerMirroredStrategy> {
+        self.strategy.borrow().clone()
+    }
+
+    /// Whether this process is the chief: always, except on ranks other than 0 while a
+    /// data-parallel `fit` runs. Callbacks that write files write them on the chief only.
+    pub fn is_chief(&self) -> bool {
+        self.strategy.borrow().as_ref().is_none_or(|s| s.is_chief())
     }
 
     /// Whether training stops after the current batch or epoch (set by callbacks).

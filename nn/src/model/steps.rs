@@ -9,6 +9,7 @@ use super::compile::{LossFn, LossSpec, MetricSpec};
 use crate::metrics::{self, Metric};
 use crate::{Layer, Mode};
 use ferroflow_autodiff::GradientTape;
+use ferroflow_distribute::{MultiWorkerMirroredStrategy, Weighting};
 use ferroflow_graph::{Function, StaticArg};
 use ferroflow_optim::{Loss, Optimizer};
 use ferroflow_tensor_core::{Axes, Error, Result, Tensor, Variable};
@@ -57,6 +58,12 @@ pub(crate) struct StepCore {
     metrics: RefCell<Vec<CompiledMetric>>,
     /// The trainable variables, listed once the model has built them.
     trainable: RefCell<Option<Vec<Variable>>>,
+    /// The strategy gradients are reduced with, when training data-parallel.
+    strategy: RefCell<Option<MultiWorkerMirroredStrategy>>,
+    /// Which strategy is in use (0: none, `i`: the `i`-th seen), passed to the traced steps as
+    /// a static argument so a step traced for one strategy is not reused for another.
+    generation: std::cell::Cell<i64>,
+    seen: RefCell<Vec<MultiWorkerMirroredStrategy>>,
 }
 
 impl StepCore {
@@ -89,6 +96,9 @@ impl StepCore {
             pending_metrics: RefCell::new(pending),
             metrics: RefCell::new(Vec::new()),
             trainable: RefCell::new(None),
+            strategy: RefCell::new(None),
+            generation: std::cell::Cell::new(0),
+            seen: RefCell::new(Vec::new()),
         })
     }
 
@@ -113,6 +123,58 @@ impl StepCore {
             .iter()
             .find(|m| m.metric.name() == name)
             .map(|m| m.metric.direction())
+    }
+
+    /// Trains with `strategy` from now on (`None`: on this process alone).
+    pub fn set_strategy(&self, strategy: Option<MultiWorkerMirroredStrategy>) {
+        let generation = match &strategy {
+            None => 0,
+            Some(s) => {
+                let mut seen = self.seen.borrow_mut();
+                let i = match seen.iter().position(|t| t.same_as(s)) {
+                    Some(i) => i,
+                    None => {
+                        seen.push(s.clone());
+                        seen.len() - 1
+                    }
+                };
+                i as i64 + 1
+            }
+        };
+        self.generation.set(generation);
+        *self.strategy.borrow_mut() = strategy;
+    }
+
+    /// Every metric's state variables, in order.
+    pub fn metric_variables(&self) -> Vec<Variable> {
+        self.metrics
+            .borrow()
+            .iter()
+            .flat_map(|m| m.metric.variables())
+            .collect()
+    }
+
+    /// The metric results computed from other state values (the workers' summed states),
+    /// leaving the metrics' own states as they were.
+    pub fn metric_results_for(&self, states: &[Tensor]) -> Result<Vec<Tensor>> {
+        let vars = self.metric_variables();
+        if vars.len() != states.len() {
+            return Err(Error::invalid(
+                "fit",
+                format!("{} metric states for {} variables", states.len(), vars.len()),
+            ));
+        }
+        let saved: Vec<Tensor> = vars.iter().map(Variable::value).collect();
+        let assign = |values: &[Tensor]| -> Result<()> {
+            for (v, t) in vars.iter().zip(values) {
+                v.assign(t)?;
+            }
+            Ok(())
+        };
+        assign(states)?;
+        let results = self.metric_results();
+        assign(&saved)?;
+        results
     }
 
     /// Zeroes every metric (at each epoch and evaluation start).
@@ -140,6 +202,20 @@ impl StepCore {
     /// The loss of a batch: per-sample losses, weighted by the sample weights, summed and
     /// divided by their number (Keras' `sum_over_batch_size`).
     pub fn compute_loss(&self, y_true: &Tensor, y_pred: &Tensor, sample_weight: Option<&Tensor>) -> Result<Tensor> {
+        self.compute_loss_over(y_true, y_pred, sample_weight, None)
+    }
+
+    /// [`StepCore::compute_loss`], divided as for a global batch of `global_rows` rows when
+    /// given (TensorFlow's `compute_average_loss` with the global batch size): each worker's
+    /// share of the global batch's mean loss, so that summing the workers' gradients gives the
+    /// global batch's gradient, rounded as one process would round it.
+    fn compute_loss_over(
+        &self,
+        y_true: &Tensor,
+        y_pred: &Tensor,
+        sample_weight: Option<&Tensor>,
+        global_rows: Option<usize>,
+    ) -> Result<Tensor> {
         let per_sample = match &self.loss {
             ResolvedLoss::Builtin(loss) => {
                 let y_true = if loss.takes_class_ids() {
@@ -151,11 +227,22 @@ impl StepCore {
             }
             ResolvedLoss::Function(_, f) => f(y_true, y_pred)?,
         };
+        let elements = per_sample.shape().num_elements();
+        let rows = per_sample.dims().first().copied().unwrap_or(1).max(1);
+        let denominator = match global_rows {
+            Some(global) => (elements / rows * global).max(1) as f64,
+            None => elements.max(1) as f64,
+        };
         let Some(w) = sample_weight else {
-            return per_sample.reduce_mean(Axes::All);
+            if global_rows.is_none() {
+                return per_sample.reduce_mean(Axes::All);
+            }
+            return per_sample
+                .reduce_sum(Axes::All)?
+                .div(&per_sample.scalar_like(denominator));
         };
         let mut w = w.cast(per_sample.dtype())?;
-        if w.dims() != per_sample.dims() && w.shape().num_elements() == per_sample.shape().num_elements() {
+        if w.dims() != per_sample.dims() && w.shape().num_elements() == elements {
             w = w.reshape(&per_sample.dims().iter().map(|&d| d as i64).collect::<Vec<_>>())?;
         }
         let weighted = per_sample.mul(&w).map_err(|e| {
@@ -165,8 +252,9 @@ impl StepCore {
                 format!("sample weights do not fit the per-sample losses: {e}"),
             )
         })?;
-        let n = per_sample.shape().num_elements().max(1) as f64;
-        weighted.reduce_sum(Axes::All)?.div(&per_sample.scalar_like(n))
+        weighted
+            .reduce_sum(Axes::All)?
+            .div(&per_sample.scalar_like(denominator))
     }
 
     fn update_metrics(&self, y_true: &Tensor, y_pred: &Tensor, sample_weight: Option<&Tensor>) -> Result<()> {
@@ -191,17 +279,41 @@ impl StepCore {
         self.layer.trainable_variables()
     }
 
-    /// One training step on one batch; returns its loss.
-    fn train_batch(&self, x: &Tensor, y: &Tensor, sample_weight: Option<&Tensor>) -> Result<Tensor> {
+    /// One training step on one batch; returns its loss. Training data-parallel, the batch is
+    /// this worker's part of a global batch of `global_rows` rows: the loss is its share of
+    /// the global mean and the gradients are summed over workers (0: an unknown global batch,
+    /// each worker reading its own data, so the local means are averaged weighted by rows).
+    fn train_batch(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        sample_weight: Option<&Tensor>,
+        global_rows: usize,
+    ) -> Result<Tensor> {
+        let strategy = self.strategy.borrow().clone();
+        let share_of = strategy.as_ref().filter(|_| global_rows > 0).map(|_| global_rows);
         let tape = GradientTape::new();
         let y_pred = self.layer.call(x, Mode::Training)?;
-        let loss = self.compute_loss(y, &y_pred, sample_weight)?;
+        let loss = self.compute_loss_over(y, &y_pred, sample_weight, share_of)?;
         let vars = self.trainable_variables();
         let pairs = tape.connected_gradients(&loss, &vars)?;
         drop(tape);
         if self.trainable.borrow().is_none() && !ferroflow_tensor_core::is_tracing() {
             *self.trainable.borrow_mut() = Some(vars);
         }
+        let pairs = match &strategy {
+            None => pairs,
+            Some(strategy) => {
+                let rows = x.dims().first().copied().unwrap_or(0);
+                let (grads, vars): (Vec<Tensor>, Vec<Variable>) = pairs.into_iter().unzip();
+                let reduced = if share_of.is_some() {
+                    strategy.sum_gradients(&grads)?
+                } else {
+                    strategy.reduce_gradients(&grads, Weighting::Samples(rows))?
+                };
+                reduced.into_iter().zip(vars).collect()
+            }
+        };
         let refs: Vec<(&Tensor, &Variable)> = pairs.iter().map(|(g, v)| (g, v)).collect();
         self.optimizer.apply_gradient_pairs(&refs)?;
         self.update_metrics(y, &y_pred, sample_weight)?;
@@ -216,8 +328,9 @@ impl StepCore {
         Ok(loss)
     }
 
-    /// `k` batches of `arity` tensors each (`[x, y]` or `[x, y, w]`), in order.
-    fn run_batches(&self, args: &[Tensor], arity: usize, train: bool) -> Result<Vec<Tensor>> {
+    /// `k` batches of `arity` tensors each (`[x, y]` or `[x, y, w]`), in order; `global_rows`
+    /// has each batch's global row count when training data-parallel.
+    fn run_batches(&self, args: &[Tensor], arity: usize, train: bool, global_rows: &[usize]) -> Result<Vec<Tensor>> {
         if arity < 2 || args.is_empty() || args.len() % arity != 0 {
             return Err(Error::invalid(
                 "fit",
@@ -225,10 +338,10 @@ impl StepCore {
             ));
         }
         let mut out = Vec::with_capacity(args.len() / arity + 4);
-        for batch in args.chunks(arity) {
+        for (i, batch) in args.chunks(arity).enumerate() {
             let w = batch.get(2);
             out.push(if train {
-                self.train_batch(&batch[0], &batch[1], w)?
+                self.train_batch(&batch[0], &batch[1], w, global_rows.get(i).copied().unwrap_or(0))?
             } else {
                 self.test_batch(&batch[0], &batch[1], w)?
             });
@@ -270,11 +383,11 @@ impl Steps {
         let core = Rc::new(core);
         let train_core = core.clone();
         let train_fn = Function::with_statics(move |args: &[Tensor], statics: &[StaticArg]| {
-            train_core.run_batches(args, arity(statics), true)
+            train_core.run_batches(args, arity(statics), true, &global_rows(statics))
         });
         let test_core = core.clone();
         let test_fn = Function::with_statics(move |args: &[Tensor], statics: &[StaticArg]| {
-            test_core.run_batches(args, arity(statics), false)
+            test_core.run_batches(args, arity(statics), false, &[])
         });
         let predict_core = core.clone();
         let predict_fn = Function::with_statics(move |args: &[Tensor], _: &[StaticArg]| {
@@ -291,17 +404,18 @@ impl Steps {
     }
 
     /// Trains on `batches` (each `[x, y]` or `[x, y, w]`, all alike): the batch losses, then
-    /// the metric results.
-    pub fn train(&self, batches: &[Vec<Tensor>]) -> Result<Vec<Tensor>> {
-        self.run(batches, true)
+    /// the metric results. `global_rows`: each batch's global row count when training
+    /// data-parallel (empty otherwise).
+    pub fn train(&self, batches: &[Vec<Tensor>], global_rows: &[usize]) -> Result<Vec<Tensor>> {
+        self.run(batches, true, global_rows)
     }
 
     /// Evaluates `batches`, as [`Steps::train`] without updates.
     pub fn test(&self, batches: &[Vec<Tensor>]) -> Result<Vec<Tensor>> {
-        self.run(batches, false)
+        self.run(batches, false, &[])
     }
 
-    fn run(&self, batches: &[Vec<Tensor>], train: bool) -> Result<Vec<Tensor>> {
+    fn run(&self, batches: &[Vec<Tensor>], train: bool, global_rows: &[usize]) -> Result<Vec<Tensor>> {
         let arity = batches.first().map_or(2, |b| b.len());
         if batches.iter().any(|b| b.len() != arity) {
             return Err(Error::invalid(
@@ -309,15 +423,20 @@ impl Steps {
                 "batches of one step must all have targets (and weights) alike",
             ));
         }
-        let statics = [StaticArg::Int(arity as i64)];
+        // The arity, the strategy's generation, then each batch's global rows (a trace per
+        // combination: the weights the gradients are reduced with are part of the graph).
+        let mut statics = Vec::with_capacity(2 + global_rows.len());
+        statics.push(StaticArg::Int(arity as i64));
+        statics.push(StaticArg::Int(self.core.generation.get()));
+        statics.extend(global_rows.iter().map(|&r| StaticArg::Int(r as i64)));
         let f = if train { &self.train_fn } else { &self.test_fn };
         match batches {
             // One batch per step (the default): its tensors are the arguments as they are.
             [batch] if !self.run_eagerly => f.call_with(&batch[..], &statics),
-            [batch] => self.core.run_batches(batch, arity, train),
+            [batch] => self.core.run_batches(batch, arity, train, global_rows),
             _ if self.run_eagerly => {
                 let flat: Vec<Tensor> = batches.iter().flat_map(|b| b.iter().cloned()).collect();
-                self.core.run_batches(&flat, arity, train)
+                self.core.run_batches(&flat, arity, train, global_rows)
             }
             _ => {
                 let flat: Vec<&Tensor> = batches.iter().flat_map(|b| b.iter()).collect();
@@ -342,10 +461,19 @@ impl Steps {
         specs: &[ferroflow_tensor_core::TensorSpec],
     ) -> Result<Arc<ferroflow_graph::ConcreteFunction>> {
         self.train_fn
-            .get_concrete_function_with(specs, &[(specs.len() as i64).into()])
+            .get_concrete_function_with(specs, &[(specs.len() as i64).into(), self.core.generation.get().into()])
     }
 }
 
 fn arity(statics: &[StaticArg]) -> usize {
     statics.first().and_then(StaticArg::as_i64).unwrap_or(2) as usize
+}
+
+/// The global row counts after the arity and the generation.
+fn global_rows(statics: &[StaticArg]) -> Vec<usize> {
+    statics
+        .iter()
+        .skip(2)
+        .map(|s| s.as_i64().unwrap_or(0).max(0) as usize)
+        .collect()
 }

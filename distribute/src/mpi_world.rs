@@ -1,0 +1,165 @@
+//! The MPI communicator, on rsmpi (feature `mpi`): `MPI_COMM_WORLD` of the job `mpirun`
+//! started.
+
+use crate::local::check_lengths;
+use crate::{Communicator, ReduceOp};
+use ferroflow_tensor_core::{Error, Result};
+use mpi::collective::SystemOperation;
+use mpi::topology::{Communicator as _, SimpleCommunicator};
+use mpi::traits::{CommunicatorCollectives, Root};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// MPI, initialised for this process: keep it alive for as long as anything communicates
+/// (until the end of `main`); dropping it finalizes MPI, after which the communicators it
+/// handed out return errors.
+///
+/// ```no_run
+/// use ferroflow_distribute::{Communicator, MpiWorld};
+/// let mpi = MpiWorld::init()?;
+/// let world = mpi.communicator();
+/// println!("rank {} of {}", world.rank(), world.size());
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub struct MpiWorld {
+    comm: Arc<MpiCommunicator>,
+    // Declared last: dropped (MPI_Finalize) after the communicator is marked finalized.
+    _universe: mpi::environment::Universe,
+}
+
+impl std::fmt::Debug for MpiWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpiWorld").field("comm", &self.comm).finish()
+    }
+}
+
+impl MpiWorld {
+    /// Initialises MPI (once per process; a second call is an error).
+    pub fn init() -> Result<MpiWorld> {
+        let (universe, _threading) = mpi::initialize_with_threading(mpi::Threading::Multiple)
+            .ok_or_else(|| Error::invalid("MpiWorld::init", "MPI is already initialised in this process"))?;
+        let world = universe.world();
+        let comm = Arc::new(MpiCommunicator {
+            rank: world.rank() as usize,
+            size: world.size() as usize,
+            world: Mutex::new(world),
+            finalized: AtomicBool::new(false),
+        });
+        Ok(MpiWorld {
+            comm,
+            _universe: universe,
+        })
+    }
+
+    /// The world communicator, to share with tapes, optimizers and `fit`.
+    pub fn communicator(&self) -> Arc<MpiCommunicator> {
+        self.comm.clone()
+    }
+}
+
+impl Drop for MpiWorld {
+    fn drop(&mut self) {
+        self.comm.finalized.store(true, Ordering::SeqCst);
+    }
+}
+
+/// `MPI_COMM_WORLD`. Calls are serialised through a lock, so tapes on several threads can
+/// share it whatever thread level the MPI library grants.
+pub struct MpiCommunicator {
+    world: Mutex<SimpleCommunicator>,
+    rank: usize,
+    size: usize,
+    finalized: AtomicBool,
+}
+
+// SAFETY: the handle is only used under the mutex, one call at a time, and MPI was
+// initialised asking for MPI_THREAD_MULTIPLE; Open MPI's communicator handles are plain
+// pointers to process-global objects that any thread may use.
+unsafe impl Send for MpiCommunicator {}
+unsafe impl Sync for MpiCommunicator {}
+
+impl std::fmt::Debug for MpiCommunicator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpiCommunicator")
+            .field("rank", &self.rank)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl MpiCommunicator {
+    fn with<R>(&self, op: &'static str, f: impl FnOnce(&SimpleCommunicator) -> R) -> Result<R> {
+        if self.finalized.load(Ordering::SeqCst) {
+            return Err(Error::invalid(op, "MPI was finalized (the MpiWorld was dropped)"));
+        }
+        let world = self
+            .world
+            .lock()
+            .map_err(|_| Error::invalid(op, "a thread panicked inside an MPI call"))?;
+        Ok(f(&world))
+    }
+
+    /// Runs `f` with the underlying rsmpi communicator (for MPI calls this crate does not
+    /// wrap, or to compare with plain MPI), under the same lock as every other call.
+    pub fn with_raw<R>(&self, f: impl FnOnce(&SimpleCommunicator) -> R) -> Result<R> {
+        self.with("with_raw", f)
+    }
+
+    fn check_root(&self, root: usize) -> Result<()> {
+        if root >= self.size {
+            return Err(Error::invalid(
+                "broadcast",
+                format!("root {root} in a world of {}", self.size),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn system_op(op: ReduceOp) -> SystemOperation {
+    match op.primitive() {
+        ReduceOp::Max => SystemOperation::max(),
+        ReduceOp::Min => SystemOperation::min(),
+        _ => SystemOperation::sum(),
+    }
+}
+
+impl Communicator for MpiCommunicator {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn barrier(&self) -> Result<()> {
+        self.with("barrier", |w| w.barrier())
+    }
+
+    fn all_reduce_f32(&self, send: &[f32], recv: &mut [f32], op: ReduceOp) -> Result<()> {
+        check_lengths(send.len(), recv.len())?;
+        self.with("all_reduce", |w| w.all_reduce_into(send, &mut *recv, system_op(op)))?;
+        op.finish(recv, self.size);
+        Ok(())
+    }
+
+    fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], op: ReduceOp) -> Result<()> {
+        check_lengths(send.len(), recv.len())?;
+        self.with("all_reduce", |w| w.all_reduce_into(send, &mut *recv, system_op(op)))?;
+        op.finish(recv, self.size);
+        Ok(())
+    }
+
+    fn broadcast_bytes(&self, buf: &mut [u8], root: usize) -> Result<()> {
+        self.check_root(root)?;
+        self.with("broadcast", |w| w.process_at_rank(root as i32).broadcast_into(buf))
+    }
+
+    fn abort(&self, code: i32) -> ! {
+        match self.world.lock() {
+            Ok(w) => w.abort(code),
+            Err(poisoned) => poisoned.into_inner().abort(code),
+        }
+    }
+}
