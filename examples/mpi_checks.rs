@@ -4,7 +4,8 @@
 //! cargo build --release --features mpi --example mpi_checks
 //! mpirun -n 2 target/release/examples/mpi_checks            # every check
 //! mpirun -n 2 target/release/examples/mpi_checks fault-error DIR
-//! mpirun -n 2 target/release/examples/mpi_checks fault-exit DIR
+//! mpirun -n 2 target/release/examples/mpi_checks fault-exit DIR    # also fault-panic
+//! mpirun -n 2 -x FERROFLOW_MPI_FINALIZE_TIMEOUT=5 target/release/examples/mpi_checks fault-return
 //! target/release/examples/mpi_checks verify-dir DIR         # every checkpoint in DIR loads
 //! ```
 //!
@@ -49,8 +50,21 @@ fn main() -> ExitCode {
     };
     let code = match mode {
         "all" => run_all(&comm, &dir),
-        "fault-error" => fault(&comm, &dir, false),
-        "fault-exit" => fault(&comm, &dir, true),
+        "fault-error" => fault(&comm, &dir, Fault::Error),
+        "fault-exit" => fault(&comm, &dir, Fault::Exit),
+        "fault-panic" => fault(&comm, &dir, Fault::Panic),
+        "fault-return" => {
+            // The last rank leaves main at once; the others wait for it in a barrier that it
+            // never joins. Its MPI_Finalize cannot complete, so its watchdog ends it, and
+            // mpirun ends the rest.
+            if comm.rank() == comm.size() - 1 {
+                eprintln!("rank {}: returning from main early on purpose", comm.rank());
+                ExitCode::from(4)
+            } else {
+                let _ = comm.barrier();
+                ExitCode::SUCCESS
+            }
+        }
         "verify-dir" => verify_dir(&dir),
         other => {
             eprintln!("mpi_checks: unknown mode {other}");
@@ -491,6 +505,29 @@ fn fit_matches_one_process(comm: &Comm, _: &Path) -> Result<(), String> {
     let dist_w = dist.get_weights().map_err(err)?;
     close_f64(&dist_w, &one.get_weights().map_err(err)?)?;
     ensure(identical_to_rank0(comm, &dist_w)?, || "ranks' weights differ".into())?;
+    // Global batches smaller than the world (5 rows in batches of 4: the last holds 1 row),
+    // so some ranks get no rows of a step and contribute nothing.
+    let small = Fixture::new(comm, 5)?;
+    let run_small = |s: Option<&MultiWorkerMirroredStrategy>| -> ferroflow::Result<(Vec<Tensor>, History)> {
+        let model = compiled_from(&small.init)?;
+        let mut options = FitOptions::new().epochs(3).batch_size(4).seed(1).verbose(0);
+        if let Some(s) = s {
+            options = options.strategy(s);
+        }
+        let h = model.fit((&small.x, &small.y), options)?;
+        Ok((model.get_weights()?, h))
+    };
+    let (dist_small, dist_small_h) = run_small(Some(&strategy)).map_err(err)?;
+    let (one_small, one_small_h) = run_small(None).map_err(err)?;
+    close_f64(&dist_small, &one_small).map_err(|e| format!("small batches: {e}"))?;
+    let (a, b) = (
+        dist_small_h.get("loss").unwrap_or_default(),
+        one_small_h.get("loss").unwrap_or_default(),
+    );
+    ensure(
+        a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-10 * q.abs().max(1.0)),
+        || format!("small batches: losses {a:?} vs {b:?}"),
+    )?;
     for key in ["loss", "mae", "val_loss", "val_mae"] {
         let d = dist_history.get(key).ok_or(format!("no {key} in the history"))?;
         let o = one_history
@@ -658,10 +695,20 @@ fn comm_rank() -> usize {
         .unwrap_or(0)
 }
 
-/// A data-parallel fit in which the last rank fails in the second epoch: by returning an
-/// error (`exit == false`) or by ending its process mid-step. The chief writes a checkpoint
-/// every epoch into `dir`. Every rank must stop, none may hang.
-fn fault(comm: &Comm, dir: &Path, exit: bool) -> ExitCode {
+/// How the failing rank fails.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// A callback returns an error.
+    Error,
+    /// The process exits mid-step.
+    Exit,
+    /// A callback panics.
+    Panic,
+}
+
+/// A data-parallel fit in which the last rank fails in the second epoch, as `how` says. The
+/// chief writes a checkpoint every epoch into `dir`. Every rank must stop, none may hang.
+fn fault(comm: &Comm, dir: &Path, how: Fault) -> ExitCode {
     let strategy = MultiWorkerMirroredStrategy::new(comm.clone());
     let last = comm.size() - 1;
     let run = || -> ferroflow::Result<History> {
@@ -670,11 +717,14 @@ fn fault(comm: &Comm, dir: &Path, exit: bool) -> ExitCode {
         let model = compiled(w4_like())?;
         let bomb = LambdaCallback::new().on_batch_begin(move |_, batch, _| {
             if comm_rank() == last && batch == 3 && FAULT_EPOCH.load(std::sync::atomic::Ordering::SeqCst) {
-                if exit {
-                    eprintln!("rank {last}: exiting mid-step on purpose");
-                    std::process::exit(7);
+                match how {
+                    Fault::Exit => {
+                        eprintln!("rank {last}: exiting mid-step on purpose");
+                        std::process::exit(7);
+                    }
+                    Fault::Panic => panic!("rank {last} panics on purpose"),
+                    Fault::Error => return Err(ferroflow::Error::invalid("fault", "rank failed on purpose")),
                 }
-                return Err(ferroflow::Error::invalid("fault", "rank failed on purpose"));
             }
             Ok(())
         });

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The multi-process checks of data-parallel training (CI runs this): builds the MPI examples,
-# runs every check on 2 and 3 ranks, the distributed example, and two faults (a rank that
-# returns an error, a rank that exits mid-step), each of which must stop the whole job within
-# 30 s and leave only complete checkpoints behind.
+# runs every check on 2 and 3 ranks, the distributed example, and four faults (a rank whose
+# callback returns an error, one that exits mid-step, one that panics, one that leaves main
+# while the others wait for it), each of which must stop the whole job within 30 s and leave
+# only complete checkpoints behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_mpi.sh
@@ -20,12 +21,12 @@ echo "== distributed example"
 timeout 600 "${MPIRUN[@]}" -n 2 "$BIN/distributed" | tee /tmp/mpi_distributed.out
 grep -q "^distributed check: 2 ranks, weights identical: yes, matches one process: yes" /tmp/mpi_distributed.out
 
-for fault in fault-error fault-exit; do
+for fault in fault-error fault-exit fault-panic fault-return; do
     echo "== $fault: every rank stops within 30 s, no partial checkpoint"
     dir="$(mktemp -d)"
     start=$(date +%s)
     set +e
-    timeout 60 "${MPIRUN[@]}" -n 2 "$BIN/mpi_checks" "$fault" "$dir" > "$dir.out" 2>&1
+    timeout 60 "${MPIRUN[@]}" -n 2 -x FERROFLOW_MPI_FINALIZE_TIMEOUT=5 "$BIN/mpi_checks" "$fault" "$dir" > "$dir.out" 2>&1
     status=$?
     set -e
     elapsed=$(( $(date +%s) - start ))

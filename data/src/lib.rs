@@ -5,7 +5,7 @@
 //! * [`Dataset`] — [`from_tensor_slices`](Dataset::from_tensor_slices),
 //!   [`shuffle`](Dataset::shuffle), [`batch`](Dataset::batch), [`repeat`](Dataset::repeat),
 //!   [`map`](Dataset::map), [`filter`](Dataset::filter), [`take`](Dataset::take),
-//!   [`skip`](Dataset::skip), [`prefetch`](Dataset::prefetch) on a background thread, and
+//!   [`skip`](Dataset::skip), [`shard`](Dataset::shard) (one worker's part), [`prefetch`](Dataset::prefetch) on a background thread, and
 //!   [`cardinality`](Dataset::cardinality). Iterating copies at most a batch at a time.
 //! * Loaders: numeric CSV ([`read_csv`]), NumPy `.npy` / `.npz` ([`read_npy`], [`read_npz`]),
 //!   each checking every length it reads against the bytes present.

@@ -149,8 +149,8 @@ fn plan(grads: &[Tensor], bytes: usize) -> Result<Vec<Vec<usize>>> {
 }
 
 thread_local! {
-    /// The send buffers, reused by every reduction on this thread (buckets reduce one after
-    /// the other, eagerly or in a graph), so a step faults in no fresh pages to pack into.
+    /// The send and receive buffers, reused by every reduction on this thread (buckets reduce
+    /// one after the other, eagerly or in a graph), so a step packs into no fresh pages.
     static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
 }
 
@@ -219,13 +219,16 @@ packable!(f64, f64, F64, all_reduce_f64);
 impl AllReduceBucket {
     fn run<T: Packable>(&self, inputs: &[&Data]) -> Result<Vec<Data>> {
         BUFFERS.with(|b| match b.try_borrow_mut() {
-            Ok(mut buffers) => self.run_with(inputs, &mut T::buffers(&mut buffers).0),
+            Ok(mut buffers) => {
+                let (send, recv) = T::buffers(&mut buffers);
+                self.run_with(inputs, send, recv)
+            }
             // Re-entered (cannot happen with the ops of this crate): use fresh buffers.
-            Err(_) => self.run_with::<T>(inputs, &mut Vec::new()),
+            Err(_) => self.run_with::<T>(inputs, &mut Vec::new(), &mut Vec::new()),
         })
     }
 
-    fn run_with<T: Packable>(&self, inputs: &[&Data], send: &mut Vec<T>) -> Result<Vec<Data>> {
+    fn run_with<T: Packable>(&self, inputs: &[&Data], send: &mut Vec<T>, recv: &mut Vec<T>) -> Result<Vec<Data>> {
         send.clear();
         // The factor each gradient is scaled by before the sum; with sample counts the count
         // itself travels as a last element, so the sum carries the total.
@@ -234,28 +237,39 @@ impl AllReduceBucket {
             Weighting::Samples(n) => n as f64,
             Weighting::Share(f) => f,
         };
-        for d in inputs {
-            let a = T::view(d).ok_or_else(|| Error::dtypes("all_reduce", &[d.dtype()], "mixed dtypes in a bucket"))?;
-            if scale == 0.0 {
-                // Not `g * 0`: a worker without samples may hold NaN gradients of an empty mean.
-                send.extend(std::iter::repeat_n(T::zero(), a.len()));
-            } else if scale != 1.0 {
-                let w = <T as ferroflow_tensor_core::Element>::from_f64(scale);
-                send.extend(a.iter().map(|&v| v.mul(w)));
-            } else {
-                match a.as_slice() {
-                    Some(s) => send.extend_from_slice(s),
-                    None => send.extend(a.iter().copied()),
+        let counted = matches!(self.weighting, Weighting::Samples(_));
+        // One contiguous gradient sent as it is: no packing pass over its memory.
+        let direct = match inputs {
+            [d] if scale == 1.0 && !counted => T::view(d).and_then(|a| a.as_slice()),
+            _ => None,
+        };
+        if direct.is_none() {
+            for d in inputs {
+                let a =
+                    T::view(d).ok_or_else(|| Error::dtypes("all_reduce", &[d.dtype()], "mixed dtypes in a bucket"))?;
+                if scale == 0.0 {
+                    // Not `g * 0`: a worker without samples may hold NaN gradients of an empty mean.
+                    send.extend(std::iter::repeat_n(T::zero(), a.len()));
+                } else if scale != 1.0 {
+                    let w = <T as ferroflow_tensor_core::Element>::from_f64(scale);
+                    send.extend(a.iter().map(|&v| v.mul(w)));
+                } else {
+                    match a.as_slice() {
+                        Some(s) => send.extend_from_slice(s),
+                        None => send.extend(a.iter().copied()),
+                    }
                 }
             }
+            if counted {
+                send.push(<T as ferroflow_tensor_core::Element>::from_f64(scale));
+            }
         }
-        let counted = matches!(self.weighting, Weighting::Samples(_));
-        if counted {
-            send.push(<T as ferroflow_tensor_core::Element>::from_f64(scale));
-        }
-        // The receive buffer becomes the output when the bucket holds one gradient.
-        let mut recv = vec![T::zero(); send.len()];
-        T::reduce(self.comm.as_ref(), send, &mut recv)?;
+        let send: &[T] = direct.unwrap_or(send);
+        // The receive buffer is reused: MPI moves large messages much faster between pages it
+        // has seen before than into freshly mapped ones.
+        recv.clear();
+        recv.resize(send.len(), T::zero());
+        T::reduce(self.comm.as_ref(), send, recv)?;
         let total = if counted {
             recv.pop().map_or(0.0, <T as ferroflow_tensor_core::Element>::to_f64)
         } else {
@@ -274,23 +288,23 @@ impl AllReduceBucket {
             Weighting::Share(_) => 1.0,
         };
         let div = <T as ferroflow_tensor_core::Element>::from_f64(divisor);
-        if divisor != 1.0 {
-            recv.iter_mut().for_each(|v| *v = v.div(div));
-        }
         let shaped = |dims: &[usize], values: Vec<T>| -> Result<Data> {
             Ok(Data::from_owned(
                 ndarray::ArrayD::from_shape_vec(dims, values).map_err(|e| Error::external("all_reduce", e))?,
             ))
         };
-        if let [d] = inputs {
-            recv.truncate(d.len());
-            return Ok(vec![shaped(d.dims(), recv)?]);
-        }
         let mut outputs = Vec::with_capacity(inputs.len());
         let mut at = 0;
         for d in inputs {
             let n = d.len();
-            outputs.push(shaped(d.dims(), recv[at..at + n].to_vec())?);
+            let part = &recv[at..at + n];
+            // The division, if any, while copying out: one pass over the result.
+            let values = if divisor == 1.0 {
+                part.to_vec()
+            } else {
+                part.iter().map(|&v| v.div(div)).collect()
+            };
+            outputs.push(shaped(d.dims(), values)?);
             at += n;
         }
         Ok(outputs)

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 
 /// MPI, initialised for this process: keep it alive for as long as anything communicates
 /// (until the end of `main`); dropping it finalizes MPI, after which the communicators it
-/// handed out return errors.
+/// handed out return errors. Dropped while panicking, it aborts the job instead, and a
+/// finalize that waits too long for the other ranks ends the process (see its `Drop`).
 ///
 /// ```no_run
 /// use ferroflow_distribute::{Communicator, MpiWorld};
@@ -23,8 +24,18 @@ use std::sync::{Arc, Mutex};
 /// ```
 pub struct MpiWorld {
     comm: Arc<MpiCommunicator>,
-    // Declared last: dropped (MPI_Finalize) after the communicator is marked finalized.
-    _universe: mpi::environment::Universe,
+    /// Dropping it calls `MPI_Finalize`; taken in [`Drop`], under a watchdog.
+    universe: Option<mpi::environment::Universe>,
+}
+
+/// Seconds `MPI_Finalize` may take before the process exits without it (see [`MpiWorld`]'s
+/// `Drop`): `FERROFLOW_MPI_FINALIZE_TIMEOUT`, 30 by default, 0 for no limit.
+fn finalize_timeout() -> Option<std::time::Duration> {
+    let secs = std::env::var("FERROFLOW_MPI_FINALIZE_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(30);
+    (secs > 0).then(|| std::time::Duration::from_secs(secs))
 }
 
 impl std::fmt::Debug for MpiWorld {
@@ -47,7 +58,7 @@ impl MpiWorld {
         });
         Ok(MpiWorld {
             comm,
-            _universe: universe,
+            universe: Some(universe),
         })
     }
 
@@ -58,8 +69,41 @@ impl MpiWorld {
 }
 
 impl Drop for MpiWorld {
+    /// Finalizes MPI, unless this process is failing:
+    ///
+    /// * while panicking, the other ranks may wait in a collective this one will never join,
+    ///   and `MPI_Finalize` would wait for them in turn, so the job is aborted instead;
+    /// * `MPI_Finalize` waits for every rank; if one is stuck (in a collective that this
+    ///   process left early by returning an error), a watchdog ends this process after
+    ///   `FERROFLOW_MPI_FINALIZE_TIMEOUT` seconds (30 by default) with status 1, and `mpirun`
+    ///   then ends the others: a failed rank never leaves the job hanging.
     fn drop(&mut self) {
         self.comm.finalized.store(true, Ordering::SeqCst);
+        if std::thread::panicking() {
+            eprintln!(
+                "rank {}: panicked; aborting the MPI job so the other ranks do not wait for it",
+                self.comm.rank
+            );
+            self.comm.abort(101);
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        if let Some(limit) = finalize_timeout() {
+            let (done, rank) = (done.clone(), self.comm.rank);
+            let _ = std::thread::Builder::new()
+                .name("ferroflow-mpi-finalize-watchdog".into())
+                .spawn(move || {
+                    std::thread::sleep(limit);
+                    if !done.load(Ordering::SeqCst) {
+                        eprintln!(
+                            "rank {rank}: MPI_Finalize did not complete within {}s (another rank is stuck or still working); exiting",
+                            limit.as_secs()
+                        );
+                        std::process::exit(1);
+                    }
+                });
+        }
+        drop(self.universe.take());
+        done.store(true, Ordering::SeqCst);
     }
 }
 

@@ -12,6 +12,10 @@ use std::sync::Arc;
 /// does. Its state (iterations, slots) is the wrapped optimizer's, under the same paths, so
 /// checkpoints are interchangeable with single-process runs.
 ///
+/// For a hand-written training loop; `fit` with
+/// [`MultiWorkerMirroredStrategy`](crate::MultiWorkerMirroredStrategy) reduces the gradients
+/// itself, so compile its model with a plain optimizer (this one would reduce them twice).
+///
 /// ```
 /// use ferroflow_distribute::{DistributedOptimizer, LocalCommunicator};
 /// use ferroflow_optim::{Optimizer, Sgd};

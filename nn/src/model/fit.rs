@@ -563,7 +563,9 @@ impl Model {
                         agreed.set(true);
                         return Err(carried.take().unwrap_or_else(|| worker_failed("fit", rank)));
                     }
-                    if a.exhausted || a.stop {
+                    // A stop asked for before this epoch's first batch takes effect after it,
+                    // as on one process (Keras checks after each batch).
+                    if a.exhausted || (a.stop && step > 0) {
                         self.stop_training.set(a.stop);
                         break;
                     }

@@ -117,6 +117,13 @@ pub(crate) fn sync_start(
             .map(|(p, v)| (format!("optimizer/{p}"), v)),
     );
     broadcast_variables(comm, &vars, 0)?;
+    // A constant learning rate too: a callback or a restored backup may have changed it.
+    if let ferroflow_optim::LearningRate::Constant(lr) = core.optimizer.state().learning_rate() {
+        let rate = comm.broadcast(&Tensor::scalar(lr), 0)?.to_scalar::<f64>()?;
+        if rate != lr {
+            core.optimizer.set_learning_rate(rate)?;
+        }
+    }
     let mut start = [first_epoch as u64, seed]
         .iter()
         .flat_map(|v| v.to_le_bytes())
