@@ -1,10 +1,14 @@
-//! `fit` with a strategy over the world of one (no MPI): the data-parallel code path (share
-//! of the global batch, summed gradients, agreements, reduced logs, the start broadcast)
-//! trains as plain `fit` does.
+//! The world of one (no MPI): `fit` with a strategy (share of the global batch, summed
+//! gradients, agreements, reduced logs, the start broadcast) trains as plain `fit` does, and
+//! the multi-process checks of `examples/mpi_checks.rs` pass.
 
-use ferroflow::distribute::{AutoShard, MultiWorkerMirroredStrategy};
+#[path = "../examples/support/distributed_checks.rs"]
+mod checks;
+
+use ferroflow::distribute::{AutoShard, LocalCommunicator, MultiWorkerMirroredStrategy};
 use ferroflow::nn::callbacks::ModelCheckpoint;
 use ferroflow::prelude::*;
+use std::sync::Arc;
 
 /// A compiled model starting from `init` (random draws differ from call to call, so models
 /// that are compared start from the same values explicitly).
@@ -120,4 +124,13 @@ fn pre_sharded_datasets_train_on_every_batch() -> ferroflow::Result<()> {
     let hb = b.fit(&ds, FitOptions::new().epochs(2).verbose(0))?;
     assert!(close(ha.get("loss").unwrap(), hb.get("loss").unwrap()));
     Ok(())
+}
+
+/// The multi-process checks of `examples/mpi_checks.rs`, on the world of one.
+#[test]
+fn the_mpi_checks_pass_on_a_world_of_one() {
+    let comm: checks::Comm = Arc::new(LocalCommunicator::new());
+    let dir = tempfile::tempdir().unwrap();
+    let (passed, total) = checks::run_all(&comm, dir.path());
+    assert_eq!((passed, total), (9, 9));
 }

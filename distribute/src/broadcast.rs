@@ -8,7 +8,12 @@ use ferroflow_tensor_core::{Error, Result, Trackable, Variable};
 
 /// Sets every worker's variables to `root`'s (Horovod's `broadcast_variables`), after checking
 /// that all workers list the same variables: the same count, and for each its path, dtype and
-/// shape. A mismatch is an error on every worker naming the first difference and the rank.
+/// shape. A mismatch is the same error on every worker (op `broadcast_variables`), naming the
+/// first difference and the rank; other errors (op `broadcast_variables/assign`, or the
+/// transport's) are this worker's own.
+///
+/// For an optimizer's state, create its slots first (`optimizer.build(&vars)`) so that
+/// every worker lists them.
 ///
 /// ```
 /// use ferroflow_distribute::{broadcast_variables, LocalCommunicator};

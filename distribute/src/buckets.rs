@@ -74,9 +74,7 @@ pub enum Weighting {
     /// contributes nothing.
     Samples(usize),
     /// By a fraction this worker knows (its share of a global batch every worker knows):
-    /// the gradients are scaled and summed, with no count sent. The shares must be those of
-    /// a split as even as possible (as `fit` makes), so that every worker sizes its buffers
-    /// alike.
+    /// the gradients are scaled and summed, with no count sent.
     Share(f64),
 }
 
@@ -312,20 +310,13 @@ impl AllReduceBucket {
 }
 
 impl AllReduceBucket {
-    /// Whether float32 gradients are scaled and summed in float64: weights that are not powers
-    /// of two would round every element once more than one process does, and the float32
-    /// result would drift from the one-process one. The answer must be the same on every
-    /// worker (it sets the buffer's type), so it depends on the world, not on this worker's
-    /// count: only an even split of a power-of-two world stays in float32.
+    /// Whether float32 gradients are scaled and summed in float64: weights other than 1 would
+    /// round every element once more than one process does, and the float32 result would
+    /// drift from the one-process one. The answer sets the buffer's type, so it must be the
+    /// same on every worker: it depends on the kind of weighting only, never on this worker's
+    /// weight.
     fn widens(&self) -> bool {
-        match self.weighting {
-            Weighting::Equal => false,
-            Weighting::Samples(_) => true,
-            Weighting::Share(f) => {
-                let size = self.comm.size();
-                !(size.is_power_of_two() && f * size as f64 == 1.0)
-            }
-        }
+        !matches!(self.weighting, Weighting::Equal)
     }
 
     /// [`AllReduceBucket::run`] for float32 gradients through a float64 buffer.

@@ -25,7 +25,8 @@
 //! use ferroflow_tensor_core::{Tensor, Variable};
 //! use std::sync::Arc;
 //!
-//! let comm = Arc::new(LocalCommunicator::new()); // or MpiWorld::init()?.communicator()
+//! // With MPI: `let mpi = MpiWorld::init()?;` kept alive to the end, `mpi.communicator()`.
+//! let comm = Arc::new(LocalCommunicator::new());
 //! let w = Variable::new("w", Tensor::new([1.0f32, -1.0]))?;
 //! broadcast_trackable(comm.as_ref(), &w, 0)?;
 //! let opt = Sgd::new(0.1)?;

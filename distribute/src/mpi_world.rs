@@ -22,21 +22,25 @@ use std::sync::{Arc, Mutex};
 /// println!("rank {} of {}", world.rank(), world.size());
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
+#[must_use = "dropping the MpiWorld finalizes MPI"]
 pub struct MpiWorld {
     comm: Arc<MpiCommunicator>,
     /// Dropping it calls `MPI_Finalize`; taken in [`Drop`], under a watchdog.
     universe: Option<mpi::environment::Universe>,
 }
 
-/// Seconds `MPI_Finalize` may take before the process exits without it (see [`MpiWorld`]'s
-/// `Drop`): `FERROFLOW_MPI_FINALIZE_TIMEOUT`, 30 by default, 0 for no limit.
+/// Seconds `MPI_Finalize` may take before the process ends without it (see [`MpiWorld`]'s
+/// `Drop`): `FERROFLOW_MPI_FINALIZE_TIMEOUT`; unset or 0, no limit.
 fn finalize_timeout() -> Option<std::time::Duration> {
     let secs = std::env::var("FERROFLOW_MPI_FINALIZE_TIMEOUT")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(30);
+        .unwrap_or(0);
     (secs > 0).then(|| std::time::Duration::from_secs(secs))
 }
+
+/// Elements per MPI call: counts are C `int`s, so larger buffers go in pieces.
+const CHUNK: usize = 1 << 28;
 
 impl std::fmt::Debug for MpiWorld {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -47,8 +51,16 @@ impl std::fmt::Debug for MpiWorld {
 impl MpiWorld {
     /// Initialises MPI (once per process; a second call is an error).
     pub fn init() -> Result<MpiWorld> {
-        let (universe, _threading) = mpi::initialize_with_threading(mpi::Threading::Multiple)
+        let (universe, threading) = mpi::initialize_with_threading(mpi::Threading::Multiple)
             .ok_or_else(|| Error::invalid("MpiWorld::init", "MPI is already initialised in this process"))?;
+        // Calls may come from any thread (one at a time, under the lock): that needs at least
+        // MPI_THREAD_SERIALIZED.
+        if matches!(threading, mpi::Threading::Single | mpi::Threading::Funneled) {
+            return Err(Error::invalid(
+                "MpiWorld::init",
+                format!("the MPI library grants only {threading:?} threading; ferroflow needs Serialized or Multiple"),
+            ));
+        }
         let world = universe.world();
         let comm = Arc::new(MpiCommunicator {
             rank: world.rank() as usize,
@@ -73,10 +85,11 @@ impl Drop for MpiWorld {
     ///
     /// * while panicking, the other ranks may wait in a collective this one will never join,
     ///   and `MPI_Finalize` would wait for them in turn, so the job is aborted instead;
-    /// * `MPI_Finalize` waits for every rank; if one is stuck (in a collective that this
-    ///   process left early by returning an error), a watchdog ends this process after
-    ///   `FERROFLOW_MPI_FINALIZE_TIMEOUT` seconds (30 by default) with status 1, and `mpirun`
-    ///   then ends the others: a failed rank never leaves the job hanging.
+    /// * `MPI_Finalize` waits for every rank. If one is stuck (in a collective that this
+    ///   process left early by returning an error from `main`), it would wait for ever; with
+    ///   `FERROFLOW_MPI_FINALIZE_TIMEOUT=N` a watchdog aborts this process after `N` seconds,
+    ///   and `mpirun` then ends the others. Off by default: healthy ranks also wait in
+    ///   `MPI_Finalize` while rank 0 finishes its own work (saving a model, say).
     fn drop(&mut self) {
         self.comm.finalized.store(true, Ordering::SeqCst);
         if std::thread::panicking() {
@@ -95,10 +108,11 @@ impl Drop for MpiWorld {
                     std::thread::sleep(limit);
                     if !done.load(Ordering::SeqCst) {
                         eprintln!(
-                            "rank {rank}: MPI_Finalize did not complete within {}s (another rank is stuck or still working); exiting",
+                            "rank {rank}: MPI_Finalize did not complete within {}s (another rank is stuck or still working); aborting",
                             limit.as_secs()
                         );
-                        std::process::exit(1);
+                        // Not `exit`: no exit handlers while the main thread is inside MPI.
+                        std::process::abort();
                     }
                 });
         }
@@ -183,27 +197,37 @@ impl Communicator for MpiCommunicator {
 
     fn all_reduce_f32(&self, send: &[f32], recv: &mut [f32], op: ReduceOp) -> Result<()> {
         check_lengths(send.len(), recv.len())?;
-        self.with("all_reduce", |w| w.all_reduce_into(send, &mut *recv, system_op(op)))?;
+        self.with("all_reduce", |w| {
+            for (s, r) in send.chunks(CHUNK).zip(recv.chunks_mut(CHUNK)) {
+                w.all_reduce_into(s, r, system_op(op));
+            }
+        })?;
         op.finish(recv, self.size);
         Ok(())
     }
 
     fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], op: ReduceOp) -> Result<()> {
         check_lengths(send.len(), recv.len())?;
-        self.with("all_reduce", |w| w.all_reduce_into(send, &mut *recv, system_op(op)))?;
+        self.with("all_reduce", |w| {
+            for (s, r) in send.chunks(CHUNK).zip(recv.chunks_mut(CHUNK)) {
+                w.all_reduce_into(s, r, system_op(op));
+            }
+        })?;
         op.finish(recv, self.size);
         Ok(())
     }
 
     fn broadcast_bytes(&self, buf: &mut [u8], root: usize) -> Result<()> {
         self.check_root(root)?;
-        self.with("broadcast", |w| w.process_at_rank(root as i32).broadcast_into(buf))
+        self.with("broadcast", |w| {
+            for piece in buf.chunks_mut(CHUNK) {
+                w.process_at_rank(root as i32).broadcast_into(piece);
+            }
+        })
     }
 
     fn abort(&self, code: i32) -> ! {
-        match self.world.lock() {
-            Ok(w) => w.abort(code),
-            Err(poisoned) => poisoned.into_inner().abort(code),
-        }
+        // Without the lock: another thread may hold it, blocked in a collective.
+        SimpleCommunicator::world().abort(code)
     }
 }

@@ -34,7 +34,8 @@ struct Metadata {
 /// The backup is deleted when `fit` completes (not when it fails).
 ///
 /// Training data-parallel, the chief (rank 0) writes the backup and every worker restores
-/// from it, so the directory must be one all workers see (a shared file system).
+/// from it where it can see the directory; rank 0's restored state is broadcast to every
+/// worker in any case, so a directory only rank 0 sees also resumes the job.
 ///
 /// ```no_run
 /// use ferroflow_nn::callbacks::BackupAndRestore;

@@ -138,7 +138,9 @@ pub trait Callback {
 
     /// Whether only the chief (rank 0) runs this callback when training data-parallel:
     /// progress, TensorBoard, checkpoints and CSV logs are written once, not by every worker.
-    /// Other callbacks run on every worker, with the same global logs.
+    /// Other callbacks run on every worker, with the same global logs. A chief-only callback
+    /// must not start anything the workers do together (`evaluate`, `fit`): the others would
+    /// not join it.
     fn chief_only(&self) -> bool {
         false
     }

@@ -53,7 +53,9 @@ pub trait Metric {
     /// The value over everything accumulated since the last reset, as a float64 scalar.
     fn result(&self) -> Result<Tensor>;
 
-    /// The state variables.
+    /// The state variables. Training data-parallel, the workers' states are summed before
+    /// [`Metric::result`] is computed from them, so states must be totals (sums, counts,
+    /// confusion counts), as every built-in metric keeps.
     fn variables(&self) -> Vec<Variable>;
 
     /// Which way is better.

@@ -3,7 +3,7 @@
 use super::fit::{batch_len, next_group, LogMaker, LossTracker};
 use super::inputs::{BatchStream, Inputs, Order, Source};
 use super::logs::{FitParams, Logs};
-use super::replica::{agree, global_results, local_part, worker_failed};
+use super::replica::{agree, any, global_results, local_part, worker_failed};
 use super::Model;
 use crate::callbacks::{Callback, CallbackList, ProgbarLogger, Verbose};
 use ferroflow_tensor_core::{Error, Result, Tensor};
@@ -144,7 +144,7 @@ impl Model {
         let strategy = self.distribute_strategy();
         let comm = strategy.as_ref().map(|s| s.communicator().as_ref());
         let wants = match comm {
-            Some(comm) => agree(comm, callbacks.wants_batch_logs(), false, false)?.stop,
+            Some(comm) => any(comm, callbacks.wants_batch_logs())?,
             None => callbacks.wants_batch_logs(),
         };
         let mut tracker = LossTracker::default();
@@ -161,11 +161,12 @@ impl Model {
             let fetched = next_group(&mut stream, steps.steps_per_execution, left, &mut group);
             if let (Some(comm), Some(s)) = (comm, &strategy) {
                 let failed = fetched.is_err();
-                let a = agree(comm, false, group.is_empty(), failed)?;
+                let a = agree(comm, false, group.len(), failed)?;
                 if let Some(rank) = a.failed {
                     return Err(fetched.err().unwrap_or_else(|| worker_failed("evaluate", rank)));
                 }
-                if a.exhausted {
+                group.truncate(a.batches);
+                if a.batches == 0 {
                     break;
                 }
                 for b in group.iter_mut() {

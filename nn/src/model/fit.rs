@@ -3,7 +3,7 @@
 
 use super::inputs::{Batch, BatchStream, ClassWeight, Inputs, Order, Source};
 use super::logs::{FitParams, History, Logs};
-use super::replica::{agree, global_results, local_part, sync_start, worker_failed};
+use super::replica::{agree, any, global_results, local_part, sync_start, worker_failed};
 use super::Model;
 use crate::callbacks::{Callback, CallbackList, ProgbarLogger, Verbose};
 use ferroflow_distribute::{Communicator, MultiWorkerMirroredStrategy};
@@ -227,6 +227,17 @@ impl<'a> FitOptions<'a> {
     }
 }
 
+/// Where a data-parallel `fit` is, for what an error there means to the other workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Before the first collective: the others wait in it for this worker.
+    Setup,
+    /// Between collectives: an error here was not told to the others.
+    Running,
+    /// Every worker returns the error (or has nothing more to wait for).
+    Agreed,
+}
+
 /// Records each epoch's logs, after the user's callbacks (which may add to them).
 struct HistoryRecorder(Rc<RefCell<History>>);
 
@@ -361,20 +372,36 @@ impl Model {
     /// lengths, no data, bad options. A loss that does not fit the model's output fails at
     /// the first step, before any variable changes.
     pub fn fit(&self, data: impl Into<Inputs>, options: FitOptions<'_>) -> Result<History> {
-        let steps = self.steps("fit")?;
+        let steps = match self.steps("fit") {
+            Ok(steps) => steps,
+            Err(e) => {
+                // Not compiled on this worker: the others wait in the first agreement.
+                if let Some(s) = options.strategy.as_ref().filter(|s| s.num_workers() > 1) {
+                    let _ = agree(s.communicator().as_ref(), false, usize::MAX, true);
+                }
+                return Err(e);
+            }
+        };
         let strategy = options.strategy.clone();
         steps.core.set_strategy(strategy.clone());
         *self.strategy.borrow_mut() = strategy.clone();
-        // Errors every worker returns together are "agreed"; any other error of a
-        // data-parallel fit may leave the other workers waiting in a reduction, so the
-        // whole job is ended instead.
-        let agreed = Cell::new(true);
-        let result = self.fit_loop(data.into(), options, &agreed);
+        let stage = Cell::new(Stage::Setup);
+        let result = self.fit_loop(data.into(), options, &stage);
         *self.strategy.borrow_mut() = None;
         steps.core.set_strategy(None);
-        match (result, &strategy) {
-            (Err(e), Some(s)) if !agreed.get() && s.num_workers() > 1 => {
-                let comm = s.communicator();
+        let Some(s) = strategy.as_ref().filter(|s| s.num_workers() > 1) else {
+            return result;
+        };
+        let comm = s.communicator();
+        match (result, stage.get()) {
+            // Failed before the first collective: join it (the others are waiting there) and
+            // say so, so every worker stops with an error.
+            (Err(e), Stage::Setup) => {
+                let _ = agree(comm.as_ref(), false, usize::MAX, true);
+                Err(e)
+            }
+            // Failed where the others cannot be told in order: end the job.
+            (Err(e), Stage::Running) => {
                 eprintln!(
                     "fit: worker {} of {} failed: {e}; ending the job so no worker waits for it",
                     comm.rank(),
@@ -386,7 +413,7 @@ impl Model {
         }
     }
 
-    fn fit_loop(&self, data: Inputs, mut options: FitOptions<'_>, agreed: &Cell<bool>) -> Result<History> {
+    fn fit_loop(&self, data: Inputs, mut options: FitOptions<'_>, stage: &Cell<Stage>) -> Result<History> {
         let steps = self.steps("fit")?;
         if options.batch_size == Some(0) {
             return Err(Error::invalid("fit", "batch_size must be at least 1"));
@@ -496,9 +523,11 @@ impl Model {
         let mut first_epoch = self.resume_epoch.take().unwrap_or(options.initial_epoch);
         let mut wants_logs = callbacks.wants_batch_logs();
         if let Some(comm) = comm {
-            agreed.set(false);
-            if let Some(rank) = agree(comm, false, false, began.is_err())?.failed {
-                agreed.set(true);
+            // The first collective: every worker's set-up (and `on_train_begin`) is agreed on.
+            let first = agree(comm, false, usize::MAX, began.is_err());
+            stage.set(Stage::Running);
+            if let Some(rank) = first?.failed {
+                stage.set(Stage::Agreed);
                 return Err(began.err().unwrap_or_else(|| worker_failed("fit", rank)));
             }
             let (epoch, seed) = match sync_start(
@@ -510,21 +539,23 @@ impl Model {
             ) {
                 Ok(start) => start,
                 Err(e) => {
-                    // The broadcast's own checks fail on every worker alike.
-                    agreed.set(matches!(
+                    // The broadcast's check of the variables fails on every worker alike.
+                    if matches!(
                         e,
                         Error::InvalidArgument {
                             op: "broadcast_variables",
                             ..
                         }
-                    ));
+                    ) {
+                        stage.set(Stage::Agreed);
+                    }
                     return Err(e);
                 }
             };
             first_epoch = epoch;
             self.shuffle_seed.set(Some(seed));
             // Batch logs are reduced on every worker if any worker's callbacks read them.
-            wants_logs = agree(comm, wants_logs, false, false)?.stop;
+            wants_logs = any(comm, wants_logs)?;
         } else {
             began?;
         }
@@ -558,14 +589,18 @@ impl Model {
                     if let Err(e) = fetched {
                         carried.get_or_insert(e);
                     }
-                    let a = agree(comm, self.stop_training.get(), group.is_empty(), carried.is_some())?;
+                    let a = agree(comm, self.stop_training.get(), group.len(), carried.is_some())?;
                     if let Some(rank) = a.failed {
-                        agreed.set(true);
+                        stage.set(Stage::Agreed);
                         return Err(carried.take().unwrap_or_else(|| worker_failed("fit", rank)));
                     }
+                    // Every worker runs as many batches as the one with the fewest (workers
+                    // reading their own data may hold different numbers).
+                    group.truncate(a.batches);
+                    let exhausted = a.batches == 0;
                     // A stop asked for before this epoch's first batch takes effect after it,
                     // as on one process (Keras checks after each batch).
-                    if a.exhausted || (a.stop && step > 0) {
+                    if exhausted || (a.stop && step > 0) {
                         self.stop_training.set(a.stop);
                         break;
                     }
@@ -620,7 +655,7 @@ impl Model {
                 }
             }
             if step == 0 {
-                agreed.set(true);
+                stage.set(Stage::Agreed);
                 return Err(Error::invalid(
                     "fit",
                     "the training data yielded no batches (an empty dataset, or a filter that keeps nothing)",
@@ -646,9 +681,9 @@ impl Model {
                 if let Err(e) = ended {
                     carried.get_or_insert(e);
                 }
-                let a = agree(comm, self.stop_training.get(), false, carried.is_some())?;
+                let a = agree(comm, self.stop_training.get(), usize::MAX, carried.is_some())?;
                 if let Some(rank) = a.failed {
-                    agreed.set(true);
+                    stage.set(Stage::Agreed);
                     return Err(carried.take().unwrap_or_else(|| worker_failed("fit", rank)));
                 }
                 self.stop_training.set(a.stop);
@@ -660,9 +695,18 @@ impl Model {
                 break;
             }
         }
-        // Past the last reduction: an error from here on leaves nobody waiting.
-        agreed.set(true);
-        callbacks.on_train_end(self, &last_logs)?;
+        let ended = callbacks.on_train_end(self, &last_logs);
+        if let Some(comm) = comm {
+            // Nobody leaves before the chief's last files are complete (a backup deleted, a
+            // checkpoint written), and an error there stops every worker.
+            let a = agree(comm, false, usize::MAX, ended.is_err())?;
+            stage.set(Stage::Agreed);
+            if let Some(rank) = a.failed {
+                return Err(ended.err().unwrap_or_else(|| worker_failed("fit", rank)));
+            }
+        }
+        stage.set(Stage::Agreed);
+        ended?;
         drop(callbacks);
         let history = Rc::try_unwrap(history)
             .map(RefCell::into_inner)

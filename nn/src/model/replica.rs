@@ -36,28 +36,35 @@ pub(crate) fn local_part(strategy: &MultiWorkerMirroredStrategy, batch: Batch) -
 pub(crate) struct Agreement {
     /// Some worker asked to stop training.
     pub stop: bool,
-    /// Some worker has no batch left.
-    pub exhausted: bool,
+    /// The fewest batches any worker holds for this step (0: some worker's data ran out).
+    pub batches: usize,
     /// The lowest rank that failed, if one did.
     pub failed: Option<usize>,
 }
 
 /// One small all-reduce that every worker makes at the same point of every step, so that
-/// a stop request, the end of one worker's data or one worker's error reaches all of them
-/// at once, and none waits in a reduction the others never start.
-pub(crate) fn agree(comm: &dyn Communicator, stop: bool, exhausted: bool, failed: bool) -> Result<Agreement> {
+/// a stop request, the end of one worker's data (or a shorter group of batches) or one
+/// worker's error reaches all of them at once, and none waits in a reduction the others
+/// never start. `batches`: how many batches this worker holds (`usize::MAX` where it does
+/// not matter).
+pub(crate) fn agree(comm: &dyn Communicator, stop: bool, batches: usize, failed: bool) -> Result<Agreement> {
     let size = comm.size();
     let mut flags = [
         f64::from(u8::from(stop)),
-        f64::from(u8::from(exhausted)),
+        -(batches.min(1 << 40) as f64),
         if failed { (size - comm.rank()) as f64 } else { 0.0 },
     ];
     comm.all_reduce_in_place_f64(&mut flags, ReduceOp::Max)?;
     Ok(Agreement {
         stop: flags[0] > 0.0,
-        exhausted: flags[1] > 0.0,
+        batches: (-flags[1]) as usize,
         failed: (flags[2] > 0.0).then(|| size - flags[2] as usize),
     })
+}
+
+/// Whether `flag` is true on any worker.
+pub(crate) fn any(comm: &dyn Communicator, flag: bool) -> Result<bool> {
+    Ok(agree(comm, flag, usize::MAX, false)?.stop)
 }
 
 /// The error a worker reports when another one failed.
@@ -118,11 +125,14 @@ pub(crate) fn sync_start(
     );
     broadcast_variables(comm, &vars, 0)?;
     // A constant learning rate too: a callback or a restored backup may have changed it.
-    if let ferroflow_optim::LearningRate::Constant(lr) = core.optimizer.state().learning_rate() {
-        let rate = comm.broadcast(&Tensor::scalar(lr), 0)?.to_scalar::<f64>()?;
-        if rate != lr {
-            core.optimizer.set_learning_rate(rate)?;
-        }
+    // Every worker sends the same message, the rate or NaN for a schedule.
+    let mine = match core.optimizer.state().learning_rate() {
+        ferroflow_optim::LearningRate::Constant(lr) => lr,
+        ferroflow_optim::LearningRate::Schedule(_) => f64::NAN,
+    };
+    let rate = comm.broadcast(&Tensor::scalar(mine), 0)?.to_scalar::<f64>()?;
+    if !rate.is_nan() && !mine.is_nan() && rate != mine {
+        core.optimizer.set_learning_rate(rate)?;
     }
     let mut start = [first_epoch as u64, seed]
         .iter()

@@ -227,6 +227,12 @@ impl StepCore {
             }
             ResolvedLoss::Function(_, f) => f(y_true, y_pred)?,
         };
+        if let (0, Some(global)) = (per_sample.rank(), global_rows) {
+            // A loss function that returns one value, already the mean over this worker's
+            // rows: its share of the global mean is `rows / global` of it.
+            let rows = y_pred.dims().first().copied().unwrap_or(0);
+            return per_sample.mul(&per_sample.scalar_like(rows as f64 / global.max(1) as f64));
+        }
         let elements = per_sample.shape().num_elements();
         let rows = per_sample.dims().first().copied().unwrap_or(1).max(1);
         let denominator = match global_rows {
@@ -290,34 +296,66 @@ impl StepCore {
         sample_weight: Option<&Tensor>,
         global_rows: usize,
     ) -> Result<Tensor> {
-        let strategy = self.strategy.borrow().clone();
-        let share_of = strategy.as_ref().filter(|_| global_rows > 0).map(|_| global_rows);
-        let tape = GradientTape::new();
-        let y_pred = self.layer.call(x, Mode::Training)?;
-        let loss = self.compute_loss_over(y, &y_pred, sample_weight, share_of)?;
+        let Some(strategy) = self.strategy.borrow().clone() else {
+            let tape = GradientTape::new();
+            let y_pred = self.layer.call(x, Mode::Training)?;
+            let loss = self.compute_loss(y, &y_pred, sample_weight)?;
+            let vars = self.trainable_variables();
+            let pairs = tape.connected_gradients(&loss, &vars)?;
+            drop(tape);
+            self.remember_trainable(vars);
+            let refs: Vec<(&Tensor, &Variable)> = pairs.iter().map(|(g, v)| (g, v)).collect();
+            self.optimizer.apply_gradient_pairs(&refs)?;
+            self.update_metrics(y, &y_pred, sample_weight)?;
+            return Ok(loss);
+        };
+        let rows = x.dims().first().copied().unwrap_or(0);
         let vars = self.trainable_variables();
-        let pairs = tape.connected_gradients(&loss, &vars)?;
-        drop(tape);
+        // Every worker reduces one gradient per trainable variable, in the same order, so the
+        // buckets match whatever this worker's batch reached: zeros where it reached nothing,
+        // and all zeros for an empty share of a small global batch (no forward pass: a mean
+        // over no rows is NaN, and layers such as batch normalization would keep it).
+        let (loss, grads) = if rows == 0 {
+            let grads = vars
+                .iter()
+                .map(|v| Tensor::zeros(v.shape().dims(), v.dtype()))
+                .collect::<Result<Vec<_>>>()?;
+            (Tensor::scalar(0.0f32), grads)
+        } else {
+            let tape = GradientTape::new();
+            let y_pred = self.layer.call(x, Mode::Training)?;
+            let loss = match global_rows {
+                0 => self.compute_loss(y, &y_pred, sample_weight)?,
+                global => self.compute_loss_over(y, &y_pred, sample_weight, Some(global))?,
+            };
+            let mut connected = tape.connected_gradients(&loss, &vars)?.into_iter().peekable();
+            drop(tape);
+            let mut grads = Vec::with_capacity(vars.len());
+            for v in &vars {
+                grads.push(match connected.next_if(|(_, c)| c.id() == v.id()) {
+                    Some((g, _)) => g,
+                    None => Tensor::zeros(v.shape().dims(), v.dtype())?,
+                });
+            }
+            self.update_metrics(y, &y_pred, sample_weight)?;
+            (loss, grads)
+        };
+        self.remember_trainable(vars.clone());
+        let reduced = if global_rows > 0 {
+            strategy.sum_gradients(&grads)?
+        } else {
+            strategy.reduce_gradients(&grads, Weighting::Samples(rows))?
+        };
+        let refs: Vec<(&Tensor, &Variable)> = reduced.iter().zip(&vars).collect();
+        self.optimizer.apply_gradient_pairs(&refs)?;
+        Ok(loss)
+    }
+
+    /// Lists the trainable variables once, outside tracing (their order is fixed then).
+    fn remember_trainable(&self, vars: Vec<Variable>) {
         if self.trainable.borrow().is_none() && !ferroflow_tensor_core::is_tracing() {
             *self.trainable.borrow_mut() = Some(vars);
         }
-        let pairs = match &strategy {
-            None => pairs,
-            Some(strategy) => {
-                let rows = x.dims().first().copied().unwrap_or(0);
-                let (grads, vars): (Vec<Tensor>, Vec<Variable>) = pairs.into_iter().unzip();
-                let reduced = if share_of.is_some() {
-                    strategy.sum_gradients(&grads)?
-                } else {
-                    strategy.reduce_gradients(&grads, Weighting::Samples(rows))?
-                };
-                reduced.into_iter().zip(vars).collect()
-            }
-        };
-        let refs: Vec<(&Tensor, &Variable)> = pairs.iter().map(|(g, v)| (g, v)).collect();
-        self.optimizer.apply_gradient_pairs(&refs)?;
-        self.update_metrics(y, &y_pred, sample_weight)?;
-        Ok(loss)
     }
 
     /// One evaluation step on one batch; returns its loss.
