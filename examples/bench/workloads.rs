@@ -24,26 +24,36 @@ pub fn all() -> Vec<(&'static str, Workload)> {
     ]
 }
 
-/// W1: sgemm `C = A·B`, square n, random normal inputs; GFLOP/s.
+/// W1: `C = A·B`, square n, random normal inputs, float32 (cases `n=…`) then float64
+/// (cases `f64 n=…`); GFLOP/s.
 fn w1() -> ferroflow::Result<()> {
-    for n in [64usize, 128, 256, 512, 1024, 2048] {
-        let a = random::normal(&[n, n], Normal::default().seed(1))?;
-        let b = random::normal(&[n, n], Normal::default().seed(2))?;
-        let mut err = None;
-        let (secs, inner) = time_calls(
-            || {
-                if let Err(e) = a.matmul(&b) {
-                    err = Some(e);
-                }
-            },
-            0.4,
-        );
-        if let Some(e) = err {
-            return Err(e);
+    for (dtype, prefix) in [(DType::F32, ""), (DType::F64, "f64 ")] {
+        for n in [64usize, 128, 256, 512, 1024, 2048] {
+            let a = random::normal(&[n, n], Normal::default().seed(1).dtype(dtype))?;
+            let b = random::normal(&[n, n], Normal::default().seed(2).dtype(dtype))?;
+            let mut err = None;
+            let (secs, inner) = time_calls(
+                || {
+                    if let Err(e) = a.matmul(&b) {
+                        err = Some(e);
+                    }
+                },
+                0.4,
+            );
+            if let Some(e) = err {
+                return Err(e);
+            }
+            let flops = 2.0 * (n as f64).powi(3);
+            let gflops: Vec<f64> = secs.iter().map(|s| flops / s / 1e9).collect();
+            emit(
+                "W1",
+                "ferroflow-eager",
+                &format!("{prefix}n={n}"),
+                "GFLOP/s",
+                &gflops,
+                inner,
+            );
         }
-        let flops = 2.0 * (n as f64).powi(3);
-        let gflops: Vec<f64> = secs.iter().map(|s| flops / s / 1e9).collect();
-        emit("W1", "ferroflow-eager", &format!("n={n}"), "GFLOP/s", &gflops, inner);
     }
     Ok(())
 }
