@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs Open MPI and libclang (for rsmpi's bindings) from Debian's packages when mpirun
-# is missing. Needs root (CI runs as root) or sudo.
+# Installs Open MPI and libclang (for rsmpi's bindings) from Debian's packages unless they are
+# already there. Needs root (CI runs as root) or sudo.
 set -euo pipefail
-if command -v mpirun >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h -o -e /usr/include/mpi.h -o -n "$(command -v mpicc)" ]; then
+have_libclang() { ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so'; }
+if command -v mpirun >/dev/null && command -v mpicc >/dev/null && have_libclang; then
     exit 0
 fi
 SUDO=""
