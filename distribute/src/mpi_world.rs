@@ -163,6 +163,21 @@ impl MpiCommunicator {
         self.with("with_raw", f)
     }
 
+    /// `MPI_Allreduce` of any float slice, in pieces of at most [`CHUNK`] elements.
+    fn all_reduce_slices<T>(&self, send: &[T], recv: &mut [T], op: ReduceOp) -> Result<()>
+    where
+        T: crate::Float + mpi::datatype::Equivalence,
+    {
+        check_lengths(send.len(), recv.len())?;
+        self.with("all_reduce", |w| {
+            for (s, r) in send.chunks(CHUNK).zip(recv.chunks_mut(CHUNK)) {
+                w.all_reduce_into(s, r, system_op(op));
+            }
+        })?;
+        op.finish(recv, self.size);
+        Ok(())
+    }
+
     fn check_root(&self, root: usize) -> Result<()> {
         if root >= self.size {
             return Err(Error::invalid(
@@ -196,25 +211,11 @@ impl Communicator for MpiCommunicator {
     }
 
     fn all_reduce_f32(&self, send: &[f32], recv: &mut [f32], op: ReduceOp) -> Result<()> {
-        check_lengths(send.len(), recv.len())?;
-        self.with("all_reduce", |w| {
-            for (s, r) in send.chunks(CHUNK).zip(recv.chunks_mut(CHUNK)) {
-                w.all_reduce_into(s, r, system_op(op));
-            }
-        })?;
-        op.finish(recv, self.size);
-        Ok(())
+        self.all_reduce_slices(send, recv, op)
     }
 
     fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], op: ReduceOp) -> Result<()> {
-        check_lengths(send.len(), recv.len())?;
-        self.with("all_reduce", |w| {
-            for (s, r) in send.chunks(CHUNK).zip(recv.chunks_mut(CHUNK)) {
-                w.all_reduce_into(s, r, system_op(op));
-            }
-        })?;
-        op.finish(recv, self.size);
-        Ok(())
+        self.all_reduce_slices(send, recv, op)
     }
 
     fn broadcast_bytes(&self, buf: &mut [u8], root: usize) -> Result<()> {
