@@ -16,7 +16,7 @@ fn input(dims: &[usize], seed: u64) -> Tensor {
         .map(|i| {
             let h = ((i as u64 + 1) * 2654435761 + seed * 97) % 1000;
             let mag = 0.3 + h as f64 / 1000.0;
-            if (i + seed as usize) % 3 == 0 {
+            if (i + seed as usize).is_multiple_of(3) {
                 -mag
             } else {
                 mag

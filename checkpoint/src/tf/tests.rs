@@ -623,7 +623,7 @@ fn random_entries_behind_valid_checksums_never_panic() {
     let mut parsed = 0;
     for _ in 0..iters {
         let mut t = TableBuilder::new();
-        let header = if rng.next() % 4 == 0 {
+        let header = if rng.next().is_multiple_of(4) {
             mutate(&mut rng, &encode_header())
         } else {
             encode_header()

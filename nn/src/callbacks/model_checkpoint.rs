@@ -254,7 +254,7 @@ impl Callback for ModelCheckpoint {
     fn on_train_batch_end(&mut self, model: &Model, batch: usize, logs: &Logs) -> Result<()> {
         if let SaveFreq::Batches(n) = self.save_freq {
             self.batches += 1;
-            if n > 0 && self.batches % n == 0 {
+            if n > 0 && self.batches.is_multiple_of(n) {
                 self.save(model, 0, Some(batch + 1), logs)?;
             }
         }

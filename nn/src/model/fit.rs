@@ -220,7 +220,7 @@ impl<'a> FitOptions<'a> {
 
     fn validates(&self, epoch: usize) -> bool {
         if self.validation_freq.is_empty() {
-            self.validation_every > 0 && (epoch + 1) % self.validation_every == 0
+            self.validation_every > 0 && (epoch + 1).is_multiple_of(self.validation_every)
         } else {
             self.validation_freq.contains(&(epoch + 1))
         }

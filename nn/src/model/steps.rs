@@ -369,7 +369,7 @@ impl StepCore {
     /// `k` batches of `arity` tensors each (`[x, y]` or `[x, y, w]`), in order; `global_rows`
     /// has each batch's global row count when training data-parallel.
     fn run_batches(&self, args: &[Tensor], arity: usize, train: bool, global_rows: &[usize]) -> Result<Vec<Tensor>> {
-        if arity < 2 || args.is_empty() || args.len() % arity != 0 {
+        if arity < 2 || args.is_empty() || !args.len().is_multiple_of(arity) {
             return Err(Error::invalid(
                 "fit",
                 format!("{} tensors do not split into batches of {arity}", args.len()),

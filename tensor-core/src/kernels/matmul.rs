@@ -2,9 +2,13 @@
 //!
 //! # Design
 //!
-//! The float path ([`gemm`], [`batched_gemm`]) is a thin parallel driver
-//! around the single-threaded, packed, SIMD microkernel GEMM of the
-//! `matrixmultiply` crate.
+//! The float path ([`gemm`], [`batched_gemm`]) is a parallel driver around a
+//! single-threaded, packed, SIMD GEMM: ferroflow's own (`super::gemm`: AVX-512
+//! and AVX2 + FMA micro-kernels chosen at run time) where the CPU has one, the
+//! `matrixmultiply` crate's elsewhere. One large product (batch 1) runs on
+//! `super::gemm::parallel_gemm` instead: `B` packed once and shared by all
+//! threads, `C` cut into a grid over rows and columns. What follows describes
+//! the batch driver; both keep the guarantees below.
 //!
 //! * **One thread pool.** All parallelism comes from rayon's global pool.
 //!   `matrixmultiply`'s own `threading` feature stays off, so every
@@ -44,6 +48,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use super::gemm;
+
 /// Total multiply-add count (`batch · m · k · n`) below which the float
 /// kernels run on the calling thread only.
 ///
@@ -72,7 +78,7 @@ mod sealed {
 
 /// Element types the blocked float matmul supports (`f32`, `f64`).
 ///
-/// The trait is sealed; it carries the raw hook into `matrixmultiply`.
+/// The trait is sealed; it carries the raw hooks into the GEMM kernels.
 pub trait GemmFloat:
     Copy + Send + Sync + 'static + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + sealed::Sealed
 {
@@ -81,9 +87,9 @@ pub trait GemmFloat:
     /// `matrixmultiply` may select for this type.
     const TILE: usize;
 
-    /// Raw single-threaded `C = A·B` (or `C += A·B` when `accumulate`) through
-    /// `matrixmultiply`: the one unsafe hook every float product of the crate (matmul and
-    /// the convolutions) goes through.
+    /// Raw single-threaded `C = A·B` (or `C += A·B` when `accumulate`) through the packed
+    /// kernel of this CPU (or `matrixmultiply` where there is none): the one unsafe hook
+    /// every float product of the crate (matmul and the convolutions) goes through.
     ///
     /// # Safety
     ///
@@ -107,57 +113,89 @@ pub trait GemmFloat:
         csc: isize,
         accumulate: bool,
     );
-}
 
-impl GemmFloat for f32 {
-    const TILE: usize = 16;
-
-    unsafe fn raw_gemm(
+    /// One row-major product `C = A·B` (`m × n`, `m, k, n > 0`) on `threads` threads around a
+    /// `B` packed once and shared, then `epilogue` on each row segment; `false`, touching
+    /// nothing, where this CPU has no packed kernel.
+    ///
+    /// # Safety
+    ///
+    /// As [`GemmFloat::raw_gemm`] with `rsc = n`, `csc = 1`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn raw_gemm_parallel(
         m: usize,
         k: usize,
         n: usize,
-        a: *const f32,
-        rsa: isize,
-        csa: isize,
-        b: *const f32,
-        rsb: isize,
-        csb: isize,
-        c: *mut f32,
-        rsc: isize,
-        csc: isize,
-        accumulate: bool,
-    ) {
-        let beta = if accumulate { 1.0 } else { 0.0 };
-        // SAFETY: forwarded caller contract (see trait docs); with beta = 0 `C` is only
-        // written, never read.
-        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-    }
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
+        c: *mut Self,
+        threads: usize,
+        epilogue: Option<&Epilogue<'_, Self>>,
+    ) -> bool;
 }
 
-impl GemmFloat for f64 {
-    const TILE: usize = 8;
+/// Implements [`GemmFloat`] for `f32` and `f64`: the packed kernels, with `matrixmultiply`'s
+/// `$portable` (`sgemm` / `dgemm`) where this CPU has none.
+macro_rules! gemm_float {
+    ($t:ty, $tile:literal, $portable:path) => {
+        impl GemmFloat for $t {
+            const TILE: usize = $tile;
 
-    unsafe fn raw_gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: *const f64,
-        rsa: isize,
-        csa: isize,
-        b: *const f64,
-        rsb: isize,
-        csb: isize,
-        c: *mut f64,
-        rsc: isize,
-        csc: isize,
-        accumulate: bool,
-    ) {
-        let beta = if accumulate { 1.0 } else { 0.0 };
-        // SAFETY: forwarded caller contract (see trait docs); with beta = 0 `C` is only
-        // written, never read.
-        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
-    }
+            unsafe fn raw_gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: *const $t,
+                rsa: isize,
+                csa: isize,
+                b: *const $t,
+                rsb: isize,
+                csb: isize,
+                c: *mut $t,
+                rsc: isize,
+                csc: isize,
+                accumulate: bool,
+            ) {
+                // SAFETY: forwarded caller contract (see trait docs); `Isa::detect` only
+                // names kernels this CPU runs.
+                let packed = unsafe {
+                    gemm::packed_gemm(
+                        gemm::Isa::detect(),
+                        (m, k, n),
+                        (a, rsa, csa),
+                        (b, rsb, csb),
+                        (c, rsc, csc),
+                        accumulate,
+                    )
+                };
+                if packed {
+                    return;
+                }
+                let beta = if accumulate { 1.0 } else { 0.0 };
+                // SAFETY: forwarded caller contract (see trait docs); with beta = 0 `C` is
+                // only written, never read.
+                unsafe { $portable(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+            }
+
+            unsafe fn raw_gemm_parallel(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: (*const $t, isize, isize),
+                b: (*const $t, isize, isize),
+                c: *mut $t,
+                threads: usize,
+                epilogue: Option<&Epilogue<'_, $t>>,
+            ) -> bool {
+                // SAFETY: forwarded caller contract.
+                unsafe { gemm::parallel_gemm((m, k, n), a, b, c, threads, epilogue) }
+            }
+        }
+    };
 }
+
+gemm_float!(f32, 16, matrixmultiply::sgemm);
+gemm_float!(f64, 8, matrixmultiply::dgemm);
 
 /// Index one past the last element a `rows × cols` operand with strides
 /// `(rs, cs)` starting at `offset` addresses; `None` on overflow. Only
@@ -555,6 +593,26 @@ fn drive<T: GemmFloat>(
         }
         return;
     };
+    if batch == 1 {
+        // One product: share one packed `B` between the threads (see `gemm::parallel`).
+        // SAFETY: `contract_ok` (checked by the caller) established that A (m×k) and B (k×n)
+        // lie inside `a` and `b` and that `c` holds m·n elements; `c` is a unique borrow.
+        let done = unsafe {
+            T::raw_gemm_parallel(
+                m,
+                k,
+                n,
+                (a.data.as_ptr().add(a.offsets[0]), istride(a.rs, m), istride(a.cs, k)),
+                (b.data.as_ptr().add(b.offsets[0]), istride(b.rs, k), istride(b.cs, n)),
+                c.as_mut_ptr(),
+                rayon::current_num_threads(),
+                epilogue,
+            )
+        };
+        if done {
+            return;
+        }
+    }
     let helpers = rayon::current_num_threads().saturating_sub(1);
     let total = batch * p.blocks();
     let workers = helpers + 1;
@@ -780,12 +838,12 @@ pub fn batched_gemm_int<T: GemmInt>(m: usize, k: usize, n: usize, a: MatRef<'_, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use approx::assert_abs_diff_eq;
 
     /// Deterministic pseudo-random values in [-1, 1).
-    fn data(len: usize, seed: u64) -> Vec<f64> {
+    pub(crate) fn data(len: usize, seed: u64) -> Vec<f64> {
         let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (0..len)
             .map(|_| {
@@ -797,7 +855,7 @@ mod tests {
 
     /// Storage for an `r × c` operand, row-major or transposed (column-major).
     /// Returns `(values, rs, cs)`.
-    fn operand(r: usize, c: usize, transposed: bool, seed: u64) -> (Vec<f64>, usize, usize) {
+    pub(crate) fn operand(r: usize, c: usize, transposed: bool, seed: u64) -> (Vec<f64>, usize, usize) {
         let v = data(r * c, seed);
         if transposed {
             (v, 1, r)
@@ -1054,6 +1112,37 @@ mod tests {
                 )
             });
             assert!(serial.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+    }
+
+    /// One product (the shared packed-`B` path) is bit-identical on any number of threads,
+    /// for every operand layout.
+    #[test]
+    fn single_product_is_bit_identical_across_thread_counts() {
+        let (m, k, n) = (203, 517, 301);
+        for (ta, tb) in [(false, false), (true, true), (false, true)] {
+            let (a, rsa, csa) = operand(m, k, ta, 51);
+            let (b, rsb, csb) = operand(k, n, tb, 52);
+            let a: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+            let b: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+            let mut serial = vec![f32::NAN; m * n];
+            batched_gemm_planned(
+                (m, k, n),
+                MatRef::new(&a, rsa, csa),
+                MatRef::new(&b, rsb, csb),
+                &mut serial,
+                None,
+                None,
+            );
+            for threads in [1, 2, 3, 4, 7, 16] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut c = vec![f32::NAN; m * n];
+                pool.install(|| gemm(m, k, n, MatRef::new(&a, rsa, csa), MatRef::new(&b, rsb, csb), &mut c));
+                assert!(
+                    serial.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{threads} threads, ta={ta} tb={tb}"
+                );
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod conv;
 pub mod elementwise;
+pub(crate) mod gemm;
 pub mod matmul;
 pub mod reduce;
 pub mod simd;

@@ -73,15 +73,19 @@ unsafe fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
 
 /// The widest vector extension available.
 #[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-enum Level {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// AVX-512 F and VL (with AVX2 and FMA).
     Avx512,
+    /// AVX2 and FMA.
     Avx2,
+    /// Neither: SSE2 only.
     Baseline,
 }
 
+/// The widest vector extension of this CPU, detected once.
 #[cfg(target_arch = "x86_64")]
-fn level() -> Level {
+pub(crate) fn level() -> Level {
     use std::sync::atomic::{AtomicU8, Ordering};
     static CACHED: AtomicU8 = AtomicU8::new(0);
     match CACHED.load(Ordering::Relaxed) {

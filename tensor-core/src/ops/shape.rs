@@ -53,7 +53,7 @@ pub fn resolve_reshape(target: &[i64], from: &Shape) -> Result<Vec<usize>> {
     }
     let mut out: Vec<usize> = target.iter().map(|&d| d.max(0) as usize).collect();
     match infer_at {
-        Some(i) if known != 0 && count % known == 0 => out[i] = count / known,
+        Some(i) if known != 0 && count.is_multiple_of(known) => out[i] = count / known,
         None if known == count => {}
         _ => {
             return Err(Error::shapes(
@@ -784,7 +784,7 @@ impl Tensor {
     pub fn split_n(&self, num: usize, axis: i64) -> Result<Vec<Tensor>> {
         let ax = normalize_axis("split", axis, self.rank())?;
         let n = self.dims()[ax];
-        if num == 0 || n % num != 0 {
+        if num == 0 || !n.is_multiple_of(num) {
             return Err(Error::invalid(
                 "split",
                 format!("dimension {ax} of size {n} does not split into {num} equal pieces"),

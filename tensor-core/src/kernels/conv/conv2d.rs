@@ -124,7 +124,7 @@ pub fn conv2d_backprop_input<T: ConvFloat>(g: &Conv2dGeometry, filter: &[T], gra
         (oy0, nrows)
     };
     let threads = rayon::current_num_threads();
-    if parallel && g.n >= threads && (g.n >= 2 * threads || g.n % threads == 0) {
+    if parallel && g.n >= threads && (g.n >= 2 * threads || g.n.is_multiple_of(threads)) {
         // Enough images to keep every thread busy: one task per image.
         dinput
             .par_chunks_mut(img_len)

@@ -1,0 +1,148 @@
+//! Block sizes from the running CPU's caches.
+//!
+//! The loop nest is BLIS's: a `kc × nc` block of `B` is packed to live in the last-level
+//! cache, an `mc × kc` block of `A` in L2, and one `kc × NR` panel of `B` stays in L1 while
+//! the kernel walks down the `A` panels. Sizes are a pure function of the CPU and the kernel,
+//! never of the thread count, so the order of every sum (and so every result) is the same
+//! on any number of threads.
+
+use std::sync::OnceLock;
+
+/// Data cache sizes in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Caches {
+    /// Per-core L1 data cache.
+    pub l1: usize,
+    /// Per-core (or per-pair) L2.
+    pub l2: usize,
+    /// Last level, shared.
+    pub l3: usize,
+}
+
+impl Caches {
+    /// Sizes assumed where the system does not say: a common x86-64 server core.
+    pub const DEFAULT: Caches = Caches {
+        l1: 32 << 10,
+        l2: 1 << 20,
+        l3: 16 << 20,
+    };
+
+    /// This CPU's caches, read once (Linux sysfs), [`Caches::DEFAULT`] for anything missing.
+    pub fn detect() -> Caches {
+        static CACHES: OnceLock<Caches> = OnceLock::new();
+        *CACHES.get_or_init(|| {
+            let mut found = Caches::DEFAULT;
+            for index in 0..8 {
+                let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
+                let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).ok();
+                let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size")) else {
+                    continue;
+                };
+                let Some(bytes) = parse_size(size.trim()) else { continue };
+                match (level.trim(), kind.trim()) {
+                    ("1", "Data") => found.l1 = bytes,
+                    ("2", "Unified" | "Data") => found.l2 = bytes,
+                    ("3", "Unified") => found.l3 = bytes,
+                    _ => {}
+                }
+            }
+            found
+        })
+    }
+}
+
+/// `"32K"`, `"1024K"`, `"32M"` or plain bytes; `None` for anything else or a zero size.
+fn parse_size(text: &str) -> Option<usize> {
+    let (digits, scale) = match text.as_bytes().last()? {
+        b'K' | b'k' => (&text[..text.len() - 1], 1 << 10),
+        b'M' | b'm' => (&text[..text.len() - 1], 1 << 20),
+        b'G' | b'g' => (&text[..text.len() - 1], 1 << 30),
+        _ => (text, 1),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(scale).filter(|&b| b > 0)
+}
+
+/// The three block sizes of one kernel on one CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Blocking {
+    /// Depth of one packed slice (`k` step).
+    pub kc: usize,
+    /// Rows of a packed `A` block (a multiple of `MR`).
+    pub mc: usize,
+    /// Columns of a packed `B` block (a multiple of `NR`).
+    pub nc: usize,
+}
+
+impl Blocking {
+    /// Block sizes for a `mr × nr` kernel over `elem`-byte values: the `kc × nr` panel of `B`
+    /// fills half of L1, the `mc × kc` block of `A` half of L2 and the `kc × nc` block of `B`
+    /// a quarter of the last level (the rest is left to `C` and the other cores).
+    pub fn new(caches: Caches, mr: usize, nr: usize, elem: usize) -> Blocking {
+        let kc = (caches.l1 / 2 / (nr * elem)).clamp(128, 512) / 8 * 8;
+        let mc = ((caches.l2 / 2 / (kc * elem)) / mr * mr).clamp(mr, 64 * mr);
+        let nc = ((caches.l3 / 4 / (kc * elem)) / nr * nr).clamp(4 * nr, 512 * nr);
+        let tuned = Blocking { kc, mc, nc };
+        match overrides() {
+            Some((kc, mc, nc)) => Blocking {
+                kc: kc.max(1),
+                mc: (mc / mr).max(1) * mr,
+                nc: (nc / nr).max(1) * nr,
+            },
+            None => tuned,
+        }
+    }
+}
+
+/// `FERROFLOW_GEMM_BLOCKS=kc,mc,nc`: block sizes for tuning on a new machine (rounded to
+/// whole tiles); read once. Changing `kc` changes the order of sums, so results can differ
+/// in the last bits from the default.
+fn overrides() -> Option<(usize, usize, usize)> {
+    static OVERRIDES: OnceLock<Option<(usize, usize, usize)>> = OnceLock::new();
+    *OVERRIDES.get_or_init(|| {
+        let text = std::env::var("FERROFLOW_GEMM_BLOCKS").ok()?;
+        let parts: Vec<usize> = text.split(',').map(|p| p.trim().parse().ok()).collect::<Option<_>>()?;
+        match parts[..] {
+            [kc, mc, nc] => Some((kc, mc, nc)),
+            _ => None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("32K"), Some(32 << 10));
+        assert_eq!(parse_size("1M"), Some(1 << 20));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("0K"), None);
+        assert_eq!(parse_size("K"), None);
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size(""), None);
+    }
+
+    #[test]
+    fn blocks_are_whole_tiles_and_fit() {
+        for caches in [
+            Caches::DEFAULT,
+            Caches {
+                l1: 48 << 10,
+                l2: 2 << 20,
+                l3: 105 << 20,
+            },
+            Caches { l1: 1, l2: 1, l3: 1 },
+        ] {
+            for (mr, nr, elem) in [(6, 16, 4), (6, 8, 8), (12, 32, 4), (12, 16, 8)] {
+                let b = Blocking::new(caches, mr, nr, elem);
+                assert!(b.kc >= 128 && b.kc.is_multiple_of(8), "{b:?}");
+                assert!(b.mc >= mr && b.mc.is_multiple_of(mr), "{b:?}");
+                assert!(b.nc >= nr && b.nc.is_multiple_of(nr), "{b:?}");
+            }
+        }
+        let b = Blocking::new(Caches::DEFAULT, 6, 16, 4);
+        assert_eq!(b.kc, 256);
+        assert!(b.mc * b.kc * 4 <= Caches::DEFAULT.l2 / 2);
+    }
+}

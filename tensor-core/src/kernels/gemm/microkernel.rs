@@ -1,0 +1,198 @@
+//! The register-blocked micro-kernel: `C[MR×NR] (+)= Ã·B̃` over one `kc` slice of packed
+//! panels.
+//!
+//! One generic body over [`Lanes`] registers, compiled once per instruction set with
+//! `#[target_feature]`: the accumulator tile is a fixed-size array of registers that LLVM
+//! keeps in registers (`MR` rows × 2 vectors: 16 `f32` or 8 `f64` columns with AVX2, 32 or
+//! 16 with AVX-512), and every step is one broadcast per row and one fused multiply-add per
+//! register. Sharing the body means the AVX-512 build computes exactly what the
+//! AVX2 build computes, which the tests check on
+//! machines that have both.
+//!
+//! Every element of the tile sees the same operations whatever its position: a zeroed
+//! accumulator, `kc` fused multiply-adds in `p` order, then one store (or one add to `C`).
+
+#[cfg(target_arch = "x86_64")]
+use super::vector::Lanes;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{__m256, __m256d, __m512, __m512d};
+
+/// Shape and entry point of one compiled micro-kernel.
+#[derive(Clone, Copy)]
+pub(crate) struct MicroKernel<T> {
+    /// Rows of the tile (broadcast from the packed `A` panel).
+    pub mr: usize,
+    /// Columns of the tile (vector lanes, loaded from the packed `B` panel).
+    pub nr: usize,
+    /// `tile(kc, a_panel, 0, b_panel, c, rsc, csc, rows, cols, overwrite)` over a packed
+    /// `A` panel.
+    pub tile: TileFn<T>,
+    /// `tile(kc, a, rsa, b_panel, …)` reading `rows` rows of a row-major `A` (unit column
+    /// stride, row stride `rsa`) in place: no packing of `A`.
+    pub tile_direct: TileFn<T>,
+}
+
+/// Signature of a compiled tile function; see [`tile_body`] for the contract.
+pub(crate) type TileFn<T> = unsafe fn(usize, *const T, isize, *const T, *mut T, isize, isize, usize, usize, bool);
+
+/// `C[..rows, ..cols] = acc` (`overwrite`) or `C += acc`, where `acc = Ã·B̃` over `kc`: a
+/// tile of `MR` rows by `NV` registers of `V`.
+///
+/// # Safety
+///
+/// The CPU has `V`'s features; `b` holds `kc·NV·LANES` readable elements (a packed panel);
+/// `a` holds `kc·MR` (a packed panel) or, when `DIRECT`, `a + i·rsa + p` is readable for
+/// `i < rows`, `p < kc` (rows of a row-major `A`, `rows ≥ 1`); for `i < rows ≤ MR`, `j < cols ≤ NV·LANES`, `c + i·rsc + j·csc` is
+/// valid for writes (and reads unless `overwrite`) and not aliased during the call.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_body<V: Lanes, const MR: usize, const NV: usize, const DIRECT: bool>(
+    kc: usize,
+    a: *const V::Elem,
+    rsa: isize,
+    b: *const V::Elem,
+    c: *mut V::Elem,
+    rsc: isize,
+    csc: isize,
+    rows: usize,
+    cols: usize,
+    overwrite: bool,
+) where
+    V::Elem: std::ops::Add<Output = V::Elem>,
+{
+    let nr = NV * V::LANES;
+    // SAFETY (whole body): `V`'s features are present (caller contract); every pointer
+    // formed stays inside the panels (`p < kc`, `i < MR`, `v < NV`) or the clipped tile.
+    unsafe {
+        // Bring the tile of `C` towards L1 while the products run: its rows are a full row
+        // of `C` apart (often a multiple of 4 KiB), so each is a separate miss otherwise.
+        for i in 0..rows {
+            let row = c.offset(i as isize * rsc).cast::<i8>();
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(row);
+            let last = row.offset((cols as isize - 1) * csc * std::mem::size_of::<V::Elem>() as isize);
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(last);
+        }
+        // Direct `A`: one pointer per row; rows past the edge re-read the last row (their
+        // results are never stored), so nothing outside `A` is touched.
+        let mut arows = [a; MR];
+        if DIRECT {
+            for (i, r) in arows.iter_mut().enumerate() {
+                *r = a.offset(i.min(rows - 1) as isize * rsa);
+            }
+        }
+        let mut acc = [[V::zero(); NV]; MR];
+        for p in 0..kc {
+            let bp = b.add(p * nr);
+            let mut bv = [V::zero(); NV];
+            for (v, reg) in bv.iter_mut().enumerate() {
+                *reg = V::load(bp.add(v * V::LANES));
+            }
+            let ap = a.add(p * MR);
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = V::splat(if DIRECT { *arows[i].add(p) } else { *ap.add(i) });
+                for (r, &bj) in row.iter_mut().zip(&bv) {
+                    *r = av.mul_add(bj, *r);
+                }
+            }
+        }
+        if rows == MR && cols == nr && csc == 1 {
+            for (i, row) in acc.iter().enumerate() {
+                let crow = c.offset(i as isize * rsc);
+                for (v, &x) in row.iter().enumerate() {
+                    let cp = crow.add(v * V::LANES);
+                    if overwrite {
+                        x.store(cp);
+                    } else {
+                        V::load(cp).add(x).store(cp);
+                    }
+                }
+            }
+        } else {
+            // A clipped tile: spill the registers, then copy what lies inside `C`.
+            let spill = acc;
+            let vals = spill.as_ptr().cast::<V::Elem>();
+            for i in 0..rows {
+                for j in 0..cols {
+                    let x = *vals.add(i * nr + j);
+                    let cp = c.offset(i as isize * rsc + j as isize * csc);
+                    *cp = if overwrite { x } else { *cp + x };
+                }
+            }
+        }
+    }
+}
+
+/// Declares one `#[target_feature]` build of [`tile_body`].
+macro_rules! tile_fn {
+    ($name:ident, $t:ty, $v:ty, $mr:literal, $nv:literal, $direct:literal, $features:literal) => {
+        /// [`tile_body`] compiled for the named instruction set.
+        ///
+        /// # Safety
+        ///
+        /// The CPU supports the features; the [`tile_body`] contract holds.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            kc: usize,
+            a: *const $t,
+            rsa: isize,
+            b: *const $t,
+            c: *mut $t,
+            rsc: isize,
+            csc: isize,
+            rows: usize,
+            cols: usize,
+            overwrite: bool,
+        ) {
+            // SAFETY: forwarded contract.
+            unsafe { tile_body::<$v, $mr, $nv, $direct>(kc, a, rsa, b, c, rsc, csc, rows, cols, overwrite) }
+        }
+    };
+}
+
+// AVX2: 16 ymm registers; 6 rows × 2 vectors of accumulators + 2 loaded `B` vectors + 1
+// broadcast = 15.
+tile_fn!(tile_f32_avx2, f32, __m256, 6, 2, false, "avx2,fma");
+tile_fn!(direct_f32_avx2, f32, __m256, 6, 2, true, "avx2,fma");
+tile_fn!(tile_f64_avx2, f64, __m256d, 6, 2, false, "avx2,fma");
+tile_fn!(direct_f64_avx2, f64, __m256d, 6, 2, true, "avx2,fma");
+// AVX-512: 32 zmm registers; 12 rows × 2 vectors + 2 + 1 = 27.
+tile_fn!(tile_f32_avx512, f32, __m512, 12, 2, false, "avx512f,avx2,fma");
+tile_fn!(direct_f32_avx512, f32, __m512, 12, 2, true, "avx512f,avx2,fma");
+tile_fn!(tile_f64_avx512, f64, __m512d, 12, 2, false, "avx512f,avx2,fma");
+tile_fn!(direct_f64_avx512, f64, __m512d, 12, 2, true, "avx512f,avx2,fma");
+
+/// The AVX2 + FMA kernel for `f32`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const F32_AVX2: MicroKernel<f32> = MicroKernel {
+    mr: 6,
+    nr: 16,
+    tile: tile_f32_avx2,
+    tile_direct: direct_f32_avx2,
+};
+/// The AVX2 + FMA kernel for `f64`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const F64_AVX2: MicroKernel<f64> = MicroKernel {
+    mr: 6,
+    nr: 8,
+    tile: tile_f64_avx2,
+    tile_direct: direct_f64_avx2,
+};
+/// The AVX-512 kernel for `f32`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const F32_AVX512: MicroKernel<f32> = MicroKernel {
+    mr: 12,
+    nr: 32,
+    tile: tile_f32_avx512,
+    tile_direct: direct_f32_avx512,
+};
+/// The AVX-512 kernel for `f64`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const F64_AVX512: MicroKernel<f64> = MicroKernel {
+    mr: 12,
+    nr: 16,
+    tile: tile_f64_avx512,
+    tile_direct: direct_f64_avx512,
+};

@@ -1,0 +1,259 @@
+//! ferroflow's own single-threaded GEMM: packed operands, cache blocking from the running
+//! CPU, and a register-blocked micro-kernel compiled for AVX-512 and for AVX2 + FMA, chosen
+//! at run time. CPUs with neither (and other architectures) keep `matrixmultiply`'s portable
+//! kernels, so [`packed_gemm`] answers `false` there and the caller falls back.
+//!
+//! [`parallel_gemm`] runs one large product on many threads around a shared packed `B`;
+//! the batch driver in [`super::matmul`] runs [`packed_gemm`] on each of its blocks.
+
+mod blocking;
+mod microkernel;
+mod pack;
+mod parallel;
+mod vector;
+
+use std::cell::RefCell;
+
+use blocking::{Blocking, Caches};
+use microkernel::MicroKernel;
+pub(crate) use parallel::parallel_gemm;
+
+/// Float types with a packed kernel.
+pub(crate) trait PackedFloat: Copy + Send + Sync + 'static {
+    /// Additive identity.
+    const ZERO: Self;
+    /// The kernel for an instruction-set level, `None` where there is none.
+    fn kernel(isa: Isa) -> Option<MicroKernel<Self>>;
+}
+
+impl PackedFloat for f32 {
+    const ZERO: f32 = 0.0;
+    fn kernel(isa: Isa) -> Option<MicroKernel<f32>> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(microkernel::F32_AVX512),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(microkernel::F32_AVX2),
+            _ => None,
+        }
+    }
+}
+
+impl PackedFloat for f64 {
+    const ZERO: f64 = 0.0;
+    fn kernel(isa: Isa) -> Option<MicroKernel<f64>> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(microkernel::F64_AVX512),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(microkernel::F64_AVX2),
+            _ => None,
+        }
+    }
+}
+
+/// Which compiled kernel a product runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// AVX-512 F (12 × 2-vector tiles).
+    Avx512,
+    /// AVX2 + FMA (6 × 2-vector tiles).
+    Avx2,
+    /// No packed kernel: `matrixmultiply`.
+    Portable,
+}
+
+impl Isa {
+    /// The best level this CPU runs. `FERROFLOW_GEMM=avx2` or `=portable` caps it (to
+    /// compare kernels side by side on one machine); it never raises it.
+    pub fn detect() -> Isa {
+        use std::sync::OnceLock;
+        static ISA: OnceLock<Isa> = OnceLock::new();
+        *ISA.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            let best = match crate::kernels::simd::level() {
+                crate::kernels::simd::Level::Avx512 => Isa::Avx512,
+                crate::kernels::simd::Level::Avx2 => Isa::Avx2,
+                crate::kernels::simd::Level::Baseline => Isa::Portable,
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let best = Isa::Portable;
+            match std::env::var("FERROFLOW_GEMM").as_deref() {
+                Ok("portable") => Isa::Portable,
+                Ok("avx2") if best == Isa::Avx512 => Isa::Avx2,
+                _ => best,
+            }
+        })
+    }
+
+    /// Whether this CPU can run `self`'s kernel.
+    #[cfg(test)]
+    pub fn supported(self) -> bool {
+        matches!(
+            (self, Isa::detect()),
+            (Isa::Portable, _) | (Isa::Avx2, Isa::Avx2 | Isa::Avx512) | (Isa::Avx512, Isa::Avx512)
+        )
+    }
+}
+
+thread_local! {
+    /// Packing space reused by every product on this thread (grown, never shrunk): small
+    /// products allocate nothing once warm. `u64` storage keeps it 8-byte aligned for `f64`.
+    static PACK_SPACE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with two packing buffers of `a_len` and `b_len` elements of `T`, each starting
+/// on a 64-byte boundary, reused from this thread when it is not already in use.
+fn with_pack_space<T: PackedFloat, R>(a_len: usize, b_len: usize, f: impl FnOnce(&mut [T], &mut [T]) -> R) -> R {
+    let size = std::mem::size_of::<T>();
+    let words = |len: usize| (len * size).div_ceil(64) * 8 + 8;
+    let need = words(a_len) + words(b_len);
+    let run = |space: &mut Vec<u64>| {
+        if space.len() < need {
+            space.resize(need, 0);
+        }
+        let skip = space.as_ptr().align_offset(64);
+        let (a_words, rest) = space[skip.min(8)..].split_at_mut(words(a_len) - 8);
+        let b_skip = rest.as_ptr().align_offset(64).min(8);
+        // SAFETY: `T` is `f32` or `f64` (sealed), whose alignment divides 8 and every bit
+        // pattern is a value; each slice is carved from its own disjoint range of words,
+        // sized to hold `len` elements.
+        let (pa, pb) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(a_words.as_mut_ptr().cast::<T>(), a_len),
+                std::slice::from_raw_parts_mut(rest[b_skip..].as_mut_ptr().cast::<T>(), b_len),
+            )
+        };
+        f(pa, pb)
+    };
+    PACK_SPACE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut space) => run(&mut space),
+        Err(_) => run(&mut Vec::new()),
+    })
+}
+
+/// `C = A·B` (or `C += A·B` when `accumulate`) through the packed kernel of `isa`. Returns
+/// `false`, touching nothing, when `isa` has no kernel for `T` or a dimension is 0.
+///
+/// # Safety
+///
+/// As [`super::matmul::GemmFloat::raw_gemm`]: every addressed element of `A`, `B` (reads)
+/// and `C` (writes, and reads when accumulating) is valid, and `C` aliases nothing.
+/// `isa` must be supported by this CPU.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn packed_gemm<T: PackedFloat>(
+    isa: Isa,
+    (m, k, n): (usize, usize, usize),
+    (a, rsa, csa): (*const T, isize, isize),
+    (b, rsb, csb): (*const T, isize, isize),
+    (c, rsc, csc): (*mut T, isize, isize),
+    accumulate: bool,
+) -> bool {
+    let Some(kernel) = T::kernel(isa) else {
+        return false;
+    };
+    if m == 0 || k == 0 || n == 0 {
+        return false;
+    }
+    let blk = Blocking::new(Caches::detect(), kernel.mr, kernel.nr, std::mem::size_of::<T>());
+    let direct = reads_a_in_place(csa, n);
+    // SAFETY: forwarded contract.
+    unsafe {
+        run_blocked(
+            (kernel, blk, direct),
+            (m, k, n),
+            (a, rsa, csa),
+            (b, rsb, csb),
+            (c, rsc, csc),
+            accumulate,
+        )
+    };
+    true
+}
+
+/// The loop nest of [`packed_gemm`] with explicit block sizes (`mc`, `nc` multiples of the
+/// kernel's `MR`, `NR`), reading `A` in place when `direct`.
+///
+/// # Safety
+///
+/// As [`packed_gemm`], with `m, k, n > 0`, a kernel this CPU runs, and `csa = 1` when
+/// `direct`.
+unsafe fn run_blocked<T: PackedFloat>(
+    (kernel, blk, direct): (MicroKernel<T>, Blocking, bool),
+    (m, k, n): (usize, usize, usize),
+    (a, rsa, csa): (*const T, isize, isize),
+    (b, rsb, csb): (*const T, isize, isize),
+    (c, rsc, csc): (*mut T, isize, isize),
+    accumulate: bool,
+) {
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    let kc_max = blk.kc.min(k);
+    let mc_max = blk.mc.min(m.div_ceil(mr) * mr);
+    let nc_max = blk.nc.min(n.div_ceil(nr) * nr);
+    let a_space = if direct { 0 } else { mc_max * kc_max };
+    with_pack_space::<T, _>(a_space, kc_max * nc_max, |pa, pb| {
+        for jc in (0..n).step_by(blk.nc) {
+            let ncb = blk.nc.min(n - jc);
+            for pc in (0..k).step_by(blk.kc) {
+                let kcb = blk.kc.min(k - pc);
+                let overwrite = pc == 0 && !accumulate;
+                // SAFETY: rows `pc..pc + kcb` and columns `jc..jc + ncb` lie inside `B`.
+                unsafe {
+                    pack::pack_b(
+                        kcb,
+                        ncb,
+                        b.offset(pc as isize * rsb + jc as isize * csb),
+                        rsb,
+                        csb,
+                        nr,
+                        pb,
+                    )
+                };
+                for ic in (0..m).step_by(blk.mc) {
+                    let mcb = blk.mc.min(m - ic);
+                    // SAFETY: rows `ic..ic + mcb` and columns `pc..pc + kcb` lie inside `A`.
+                    let a_block = unsafe { a.offset(ic as isize * rsa + pc as isize * csa) };
+                    if !direct {
+                        // SAFETY: as above.
+                        unsafe { pack::pack_a(mcb, kcb, a_block, rsa, csa, mr, pa) };
+                    }
+                    for jr in (0..ncb).step_by(nr) {
+                        let bpanel = pb[jr * kcb..].as_ptr();
+                        for ir in (0..mcb).step_by(mr) {
+                            // SAFETY: the panels hold `kcb·mr` and `kcb·nr` packed values
+                            // (or `A`'s rows are read in place); the clipped tile lies inside
+                            // `C` (caller contract); `isa` runs on this CPU.
+                            unsafe {
+                                let ct = c.offset((ic + ir) as isize * rsc + (jc + jr) as isize * csc);
+                                let (rows, cols) = (mr.min(mcb - ir), nr.min(ncb - jr));
+                                if direct {
+                                    let ap = a_block.offset(ir as isize * rsa);
+                                    (kernel.tile_direct)(kcb, ap, rsa, bpanel, ct, rsc, csc, rows, cols, overwrite)
+                                } else {
+                                    let ap = pa[ir * kcb..].as_ptr();
+                                    (kernel.tile)(kcb, ap, 0, bpanel, ct, rsc, csc, rows, cols, overwrite)
+                                }
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Whether the kernel reads `A` where it lies instead of packing it: when its rows are
+/// contiguous and each block of `A` is reused for few column panels (`n` up to
+/// [`DIRECT_A_MAX_N`]). Packing copies every element once per column block, which then
+/// costs more than it saves (measured: W4's products 5–10 % faster in place); for wide
+/// products the packed block stays in L2, where rows a power of two apart in place would
+/// evict each other (n = 2048 ran 5 % slower in place).
+fn reads_a_in_place(csa: isize, n: usize) -> bool {
+    csa == 1 && n <= DIRECT_A_MAX_N
+}
+
+/// Widest product (columns of `C`) whose `A` is read in place; see [`reads_a_in_place`].
+const DIRECT_A_MAX_N: usize = 512;
+
+#[cfg(test)]
+mod tests;

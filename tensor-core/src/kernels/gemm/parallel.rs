@@ -1,0 +1,374 @@
+//! One large product on many threads, BLIS-style: `B` is packed once, by all threads
+//! together, into a buffer every thread reads; then `C` is cut into a grid of near-square
+//! tiles (over rows *and* columns) that threads claim, each packing only its own rows of
+//! `A`.
+//!
+//! Why: cutting `C` into row bands and running a whole serial product per band (the driver
+//! for batches) repacks all of `B` in every band. On 16 cores that made 16 copies of `B` and
+//! bands too thin to reuse a packed `B` panel, and scaling stopped at 4.5x of one thread.
+//!
+//! Scheduling follows [`super::super::matmul`]: the caller spawns fire-and-forget helpers and
+//! works itself; work is claimed from atomic counters. The only wait between the two phases
+//! is for packing units already claimed (by running threads), never for a sleeping worker.
+//! Every element of `C` sees the same operations as in the serial [`super::packed_gemm`]
+//! (the same `kc` slices in the same order), so results are bit-identical whatever the
+//! thread count or grid.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::blocking::{Blocking, Caches};
+use super::microkernel::MicroKernel;
+use super::{pack, reads_a_in_place, with_pack_space, Isa, PackedFloat};
+use crate::kernels::matmul::Epilogue;
+
+/// Panels of `B` one packing unit covers (a few KiB to a few hundred KiB of copying).
+const PANELS_PER_UNIT: usize = 4;
+
+/// Multiply-adds below which a tile is not worth its own `A` packing and claim.
+const MIN_TILE_MACS: usize = 1 << 18;
+
+/// Largest packed `B` (in 8-byte words) kept for reuse between products: 64 MiB.
+const KEEP_WORDS: usize = 8 << 20;
+
+thread_local! {
+    /// The shared packed `B` of products this thread drives (grown, never shrunk).
+    static SHARED_B: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The tile grid: `rows × cols` tiles of `mb` rows (a multiple of `MR`) by `nb` columns (a
+/// multiple of `NR`), clipped at the edges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Grid {
+    pub mb: usize,
+    pub nb: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Grid {
+    /// About `threads` tiles (a multiple of it when the shape allows), as square as the
+    /// shape allows so each tile reuses what it packs; fewer when tiles would get too small.
+    pub fn new((m, k, n): (usize, usize, usize), mr: usize, nr: usize, threads: usize) -> Grid {
+        let (row_tiles, col_tiles) = (m.div_ceil(mr), n.div_ceil(nr));
+        let by_work = (m * k * n / MIN_TILE_MACS).max(1);
+        let want = threads.min(by_work).min(row_tiles * col_tiles).max(1);
+        // Among the factorisations `r × c = want` that fit, take the one with the squarest
+        // tiles; on a tie the one with more rows, as every column of tiles packs all of `A`
+        // again while `B` is packed once whatever the grid.
+        let mut best = (1, want.min(col_tiles));
+        let mut best_skew = f64::INFINITY;
+        for r in (1..=want).rev() {
+            if want % r != 0 {
+                continue;
+            }
+            let c = want / r;
+            if r > row_tiles || c > col_tiles {
+                continue;
+            }
+            let skew = ((m as f64 / r as f64) / (n as f64 / c as f64)).ln().abs();
+            if skew < best_skew {
+                (best, best_skew) = ((r, c), skew);
+            }
+        }
+        let mb = m.div_ceil(best.0).div_ceil(mr) * mr;
+        let nb = n.div_ceil(best.1).div_ceil(nr) * nr;
+        Grid {
+            mb,
+            nb,
+            rows: m.div_ceil(mb),
+            cols: n.div_ceil(nb),
+        }
+    }
+}
+
+/// One product shared by the calling thread and its helpers.
+struct Job<T> {
+    kernel: MicroKernel<T>,
+    blk: Blocking,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    rsa: isize,
+    csa: isize,
+    b: *const T,
+    rsb: isize,
+    csb: isize,
+    /// Row-major `m × n` output.
+    c: *mut T,
+    /// The packed `B`: `kc` slice `q` starts at `q·kc·n_pad`, its panel `j` at
+    /// `j·NR·kcb` after that.
+    packed: *mut T,
+    n_pad: usize,
+    grid: Grid,
+    units_per_slice: usize,
+    units: usize,
+    unit_next: AtomicUsize,
+    unit_done: AtomicUsize,
+    tiles: usize,
+    tile_next: AtomicUsize,
+    tile_done: AtomicUsize,
+    /// Lifetime erased: valid while the creating call waits (see `parallel_gemm`).
+    epilogue: Option<*const Epilogue<'static, T>>,
+}
+
+// SAFETY: the pointers are only dereferenced for a packing unit or tile claimed from the
+// counters (each claimed once); the creating call does not return, ending the borrows,
+// before every unit and tile has finished. Units write disjoint parts of `packed`, tiles
+// disjoint parts of `C`; tiles read `packed` only after every unit is done (Acquire on
+// `unit_done`). `A` and `B` are only read. `T` is `f32` or `f64`.
+unsafe impl<T: Send + Sync> Send for Job<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for Job<T> {}
+
+impl<T: PackedFloat> Job<T> {
+    /// Packs unit `u`: up to [`PANELS_PER_UNIT`] panels of one `kc` slice of `B`.
+    ///
+    /// # Safety
+    ///
+    /// `u < units`, claimed once, while the creating call waits.
+    unsafe fn pack_unit(&self, u: usize) {
+        let nr = self.kernel.nr;
+        let (q, chunk) = (u / self.units_per_slice, u % self.units_per_slice);
+        let pc = q * self.blk.kc;
+        let kcb = self.blk.kc.min(self.k - pc);
+        let c0 = chunk * PANELS_PER_UNIT * nr;
+        let cols = (PANELS_PER_UNIT * nr).min(self.n - c0);
+        // SAFETY: rows `pc..pc + kcb` and columns `c0..c0 + cols` lie inside `B`; the
+        // destination is this unit's own `⌈cols/nr⌉·nr·kcb` elements inside `packed`.
+        unsafe {
+            let dst = std::slice::from_raw_parts_mut(
+                self.packed.add(pc * self.n_pad + c0 * kcb),
+                cols.div_ceil(nr) * nr * kcb,
+            );
+            pack::pack_b(
+                kcb,
+                cols,
+                self.b.offset(pc as isize * self.rsb + c0 as isize * self.csb),
+                self.rsb,
+                self.csb,
+                nr,
+                dst,
+            );
+        }
+    }
+
+    /// Computes tile `t` over the whole `k` range, then runs the epilogue on its rows.
+    ///
+    /// # Safety
+    ///
+    /// `t < tiles`, claimed once, after every packing unit finished, while the creating
+    /// call waits.
+    unsafe fn run_tile(&self, t: usize) {
+        let (mr, nr) = (self.kernel.mr, self.kernel.nr);
+        let g = self.grid;
+        let (r0, c0) = ((t / g.cols) * g.mb, (t % g.cols) * g.nb);
+        let (rows, cols) = (g.mb.min(self.m - r0), g.nb.min(self.n - c0));
+        let blk = self.blk;
+        let mc = blk.mc.min(rows.div_ceil(mr) * mr);
+        let direct = reads_a_in_place(self.csa, self.n);
+        let a_space = if direct { 0 } else { mc * blk.kc.min(self.k) };
+        with_pack_space::<T, _>(a_space, 0, |pa, _| {
+            for pc in (0..self.k).step_by(blk.kc) {
+                let kcb = blk.kc.min(self.k - pc);
+                for ic in (r0..r0 + rows).step_by(blk.mc) {
+                    let mcb = blk.mc.min(r0 + rows - ic);
+                    // SAFETY: rows `ic..ic + mcb`, columns `pc..pc + kcb` lie inside `A`.
+                    let a_block = unsafe { self.a.offset(ic as isize * self.rsa + pc as isize * self.csa) };
+                    if !direct {
+                        // SAFETY: as above.
+                        unsafe { pack::pack_a(mcb, kcb, a_block, self.rsa, self.csa, mr, pa) };
+                    }
+                    for jr in (c0..c0 + cols).step_by(nr) {
+                        // SAFETY: panel `jr / nr` of slice `pc` was packed (all units are
+                        // done); the clipped micro-tile lies inside this tile of `C`, which
+                        // no other thread touches; the kernel runs on this CPU.
+                        unsafe {
+                            let bpanel = self.packed.add(pc * self.n_pad + jr * kcb);
+                            for ir in (0..mcb).step_by(mr) {
+                                let ct = self.c.add((ic + ir) * self.n + jr);
+                                let (r, cl) = (mr.min(mcb - ir), nr.min(c0 + cols - jr));
+                                let ldc = self.n as isize;
+                                if direct {
+                                    let ap = a_block.offset(ir as isize * self.rsa);
+                                    (self.kernel.tile_direct)(kcb, ap, self.rsa, bpanel, ct, ldc, 1, r, cl, pc == 0)
+                                } else {
+                                    let ap = pa[ir * kcb..].as_ptr();
+                                    (self.kernel.tile)(kcb, ap, 0, bpanel, ct, ldc, 1, r, cl, pc == 0)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        if let Some(epi) = self.epilogue {
+            for r in r0..r0 + rows {
+                // SAFETY: row `r` of this tile, written above and owned by this claim; the
+                // epilogue outlives the job (see the field).
+                unsafe {
+                    let seg = std::slice::from_raw_parts_mut(self.c.add(r * self.n + c0), cols);
+                    (*epi)(r, c0, seg);
+                }
+            }
+        }
+    }
+
+    /// Packs units, waits for the packing claimed by others, then computes tiles, until
+    /// none are left.
+    fn work(&self) {
+        loop {
+            let u = self.unit_next.fetch_add(1, Ordering::Relaxed);
+            if u >= self.units {
+                break;
+            }
+            // SAFETY: `u` claimed exactly once; the creating call waits for `tile_done`.
+            unsafe { self.pack_unit(u) };
+            self.unit_done.fetch_add(1, Ordering::Release);
+        }
+        // Every unit is claimed by a running thread: wait for those still copying.
+        spin_until(|| self.unit_done.load(Ordering::Acquire) >= self.units);
+        loop {
+            let t = self.tile_next.fetch_add(1, Ordering::Relaxed);
+            if t >= self.tiles {
+                return;
+            }
+            // SAFETY: `t` claimed once, packing finished (Acquire above).
+            unsafe { self.run_tile(t) };
+            self.tile_done.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// Spins briefly, then yields, until `done()`.
+fn spin_until(done: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !done() {
+        if spins < 64 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Aborts the process if dropped during unwinding: helpers may still write into `C` and
+/// the packed buffer, so the creating frame must never unwind early.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::process::abort();
+        }
+    }
+}
+
+/// `C = A·B` for one product on up to `threads` threads (the caller and rayon helpers),
+/// then `epilogue` on every row segment of each tile. `C` is row-major `m × n`. Returns
+/// `false`, touching nothing, when this CPU has no packed kernel for `T`.
+///
+/// # Safety
+///
+/// As [`super::packed_gemm`] with `m, k, n > 0`, `rsc = n`, `csc = 1`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
+    (m, k, n): (usize, usize, usize),
+    (a, rsa, csa): (*const T, isize, isize),
+    (b, rsb, csb): (*const T, isize, isize),
+    c: *mut T,
+    threads: usize,
+    epilogue: Option<&Epilogue<'_, T>>,
+) -> bool {
+    let Some(kernel) = T::kernel(Isa::detect()) else {
+        return false;
+    };
+    let blk = Blocking::new(Caches::detect(), kernel.mr, kernel.nr, std::mem::size_of::<T>());
+    let n_pad = n.div_ceil(kernel.nr) * kernel.nr;
+    let grid = Grid::new((m, k, n), kernel.mr, kernel.nr, threads);
+    let units_per_slice = n.div_ceil(kernel.nr).div_ceil(PANELS_PER_UNIT);
+    let words = (k * n_pad * std::mem::size_of::<T>()).div_ceil(8);
+    SHARED_B.with(|cell| {
+        let mut own = Vec::new();
+        let mut borrowed = cell.try_borrow_mut();
+        let space: &mut Vec<u64> = match borrowed.as_deref_mut() {
+            // Keep up to 64 MiB for the next product; a larger `B` gets a buffer of its own.
+            Ok(space) if words <= KEEP_WORDS => space,
+            _ => &mut own,
+        };
+        if space.len() < words {
+            space.resize(words, 0);
+        }
+        let job = Arc::new(Job {
+            kernel,
+            blk,
+            m,
+            k,
+            n,
+            a,
+            rsa,
+            csa,
+            b,
+            rsb,
+            csb,
+            c,
+            packed: space.as_mut_ptr().cast::<T>(),
+            n_pad,
+            grid,
+            units_per_slice,
+            units: k.div_ceil(blk.kc) * units_per_slice,
+            unit_next: AtomicUsize::new(0),
+            unit_done: AtomicUsize::new(0),
+            tiles: grid.rows * grid.cols,
+            tile_next: AtomicUsize::new(0),
+            tile_done: AtomicUsize::new(0),
+            // SAFETY (lifetime erasure): the epilogue is only called from tiles of this job,
+            // all of which finish before this function returns.
+            epilogue: epilogue.map(|e| unsafe {
+                std::mem::transmute::<*const Epilogue<'_, T>, *const Epilogue<'static, T>>(e as *const _)
+            }),
+        });
+        for _ in 1..threads.min(job.tiles.max(job.units)) {
+            let job = Arc::clone(&job);
+            rayon::spawn(move || job.work());
+        }
+        let guard = AbortOnUnwind;
+        job.work();
+        spin_until(|| job.tile_done.load(Ordering::Acquire) >= job.tiles);
+        drop(guard);
+    });
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grids_cover_the_output_with_whole_tiles() {
+        for &(m, k, n, threads) in &[
+            (512usize, 512usize, 512usize, 16usize),
+            (2048, 2048, 2048, 16),
+            (512, 512, 512, 2),
+            (100, 1000, 3000, 4),
+            (3000, 100, 7, 8),
+            (7, 7, 7, 16),
+            (1, 4096, 4096, 3),
+        ] {
+            let g = Grid::new((m, k, n), 6, 16, threads);
+            assert!(g.mb.is_multiple_of(6) && g.nb.is_multiple_of(16), "{g:?}");
+            assert!(g.rows * g.mb >= m && (g.rows - 1) * g.mb < m, "{g:?}");
+            assert!(g.cols * g.nb >= n && (g.cols - 1) * g.nb < n, "{g:?}");
+            assert!(g.rows * g.cols <= threads.max(1), "{g:?}");
+        }
+        // Square products on 16 threads: a 4 × 4 grid, not 16 thin bands.
+        let g = Grid::new((2048, 2048, 2048), 6, 16, 16);
+        assert_eq!((g.rows, g.cols), (4, 4));
+        // Two threads: two tiles.
+        let g = Grid::new((512, 512, 512), 6, 16, 2);
+        assert_eq!(g.rows * g.cols, 2);
+    }
+}

@@ -1,0 +1,232 @@
+//! The packed kernels against a float64 reference, over every layout, partial tiles and
+//! several blocks along each dimension; and bit-identity where the sums are the same.
+
+use super::*;
+use crate::kernels::matmul::tests::{data, operand};
+
+/// Runs one product through `kernel` with `blk`, `C` starting as `init`; `A` is read in
+/// place where its rows are contiguous and `direct`.
+#[allow(clippy::too_many_arguments)]
+fn run<T: PackedFloat>(
+    (kernel, blk, direct): (MicroKernel<T>, Blocking, bool),
+    (m, k, n): (usize, usize, usize),
+    (a, rsa, csa): (&[T], usize, usize),
+    (b, rsb, csb): (&[T], usize, usize),
+    init: Vec<T>,
+    accumulate: bool,
+) -> Vec<T> {
+    let mut c = init;
+    assert_eq!(c.len(), m * n);
+    // SAFETY: the operands hold `m × k` and `k × n` elements with these strides; `c` is
+    // `m × n` row-major; the caller only passes kernels this CPU runs.
+    unsafe {
+        run_blocked(
+            (kernel, blk, direct && csa == 1),
+            (m, k, n),
+            (a.as_ptr(), rsa as isize, csa as isize),
+            (b.as_ptr(), rsb as isize, csb as isize),
+            (c.as_mut_ptr(), n as isize, 1),
+            accumulate,
+        )
+    };
+    c
+}
+
+/// Kernels this CPU runs.
+fn kernels<T: PackedFloat>() -> Vec<(Isa, MicroKernel<T>)> {
+    [Isa::Avx512, Isa::Avx2]
+        .into_iter()
+        .filter(|isa| isa.supported())
+        .filter_map(|isa| T::kernel(isa).map(|k| (isa, k)))
+        .collect()
+}
+
+/// Small blocks, so that modest shapes cross several `kc`, `mc` and `nc` blocks.
+fn small_blocks(mr: usize, nr: usize) -> Blocking {
+    Blocking {
+        kc: 64,
+        mc: 2 * mr,
+        nc: 3 * nr,
+    }
+}
+
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 7, 1),
+    (5, 3, 17),
+    (6, 64, 16),
+    (13, 65, 33),
+    (40, 130, 70),
+    (97, 200, 101),
+];
+
+#[test]
+fn f32_and_f64_match_the_reference() {
+    for (isa, kernel) in kernels::<f32>() {
+        let blocks = [
+            small_blocks(kernel.mr, kernel.nr),
+            Blocking::new(Caches::DEFAULT, kernel.mr, kernel.nr, 4),
+        ];
+        for blk in blocks {
+            for &(m, k, n) in SHAPES {
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let (a, rsa, csa) = operand(m, k, ta, 1 + m as u64);
+                    let (b, rsb, csb) = operand(k, n, tb, 2 + n as u64);
+                    let (a32, b32): (Vec<f32>, Vec<f32>) = (
+                        a.iter().map(|&x| x as f32).collect(),
+                        b.iter().map(|&x| x as f32).collect(),
+                    );
+                    let init = data(m * n, 3);
+                    for (accumulate, direct) in [(false, false), (true, false), (false, true), (true, true)] {
+                        let init32 = init.iter().map(|&x| x as f32).collect();
+                        let got = run(
+                            (kernel, blk, direct),
+                            (m, k, n),
+                            (&a32, rsa, csa),
+                            (&b32, rsb, csb),
+                            init32,
+                            accumulate,
+                        );
+                        for i in 0..m {
+                            for j in 0..n {
+                                let mut want = if accumulate { init[i * n + j] as f32 as f64 } else { 0.0 };
+                                for p in 0..k {
+                                    want += a32[i * rsa + p * csa] as f64 * b32[p * rsb + j * csb] as f64;
+                                }
+                                let tol = 2e-6 * (k as f64 + 1.0);
+                                let g = got[i * n + j] as f64;
+                                assert!(
+                                    (g - want).abs() <= tol,
+                                    "{isa:?} {blk:?} {m}x{k}x{n} ta={ta} tb={tb} acc={accumulate} direct={direct} ({i},{j}): {g} vs {want}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (isa, kernel) in kernels::<f64>() {
+        for blk in [
+            small_blocks(kernel.mr, kernel.nr),
+            Blocking::new(Caches::DEFAULT, kernel.mr, kernel.nr, 8),
+        ] {
+            for &(m, k, n) in SHAPES {
+                for (ta, tb, direct) in [(false, false, true), (false, false, false), (true, true, false)] {
+                    let (a, rsa, csa) = operand(m, k, ta, 4);
+                    let (b, rsb, csb) = operand(k, n, tb, 5);
+                    let nan = vec![f64::NAN; m * n];
+                    let got = run(
+                        (kernel, blk, direct),
+                        (m, k, n),
+                        (&a, rsa, csa),
+                        (&b, rsb, csb),
+                        nan,
+                        false,
+                    );
+                    for i in 0..m {
+                        for j in 0..n {
+                            let want: f64 = (0..k).map(|p| a[i * rsa + p * csa] * b[p * rsb + j * csb]).sum();
+                            assert!(
+                                (got[i * n + j] - want).abs() <= 1e-13 * (k as f64 + 1.0),
+                                "{isa:?} {m}x{k}x{n} ({i},{j})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The row and column blocking, and reading `A` in place or packed, never change a result:
+/// only `kc` orders the sums.
+#[test]
+fn blocking_of_m_and_n_is_bit_identical() {
+    let (m, k, n) = (97, 300, 131);
+    let (a, _, _) = operand(m, k, false, 7);
+    let (b, _, _) = operand(k, n, false, 8);
+    let (a, b): (Vec<f32>, Vec<f32>) = (
+        a.iter().map(|&x| x as f32).collect(),
+        b.iter().map(|&x| x as f32).collect(),
+    );
+    for (_, kernel) in kernels::<f32>() {
+        let base = small_blocks(kernel.mr, kernel.nr);
+        let zeros = || vec![0.0; m * n];
+        let reference = run((kernel, base, false), (m, k, n), (&a, k, 1), (&b, n, 1), zeros(), false);
+        for (mc, nc) in [
+            (kernel.mr, kernel.nr),
+            (10 * kernel.mr, 2 * kernel.nr),
+            (99 * kernel.mr, 99 * kernel.nr),
+        ] {
+            let blk = Blocking { kc: base.kc, mc, nc };
+            for direct in [false, true] {
+                let got = run((kernel, blk, direct), (m, k, n), (&a, k, 1), (&b, n, 1), zeros(), false);
+                assert!(
+                    got.iter().zip(&reference).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{blk:?} direct={direct}"
+                );
+            }
+        }
+    }
+}
+
+/// The AVX-512 build computes exactly what the AVX2 build computes (same body, same sums),
+/// so results do not depend on which of the two a CPU has.
+#[test]
+fn avx512_and_avx2_agree_bit_for_bit() {
+    let (Some(wide), Some(narrow)) = (
+        Isa::Avx512.supported().then(|| f32::kernel(Isa::Avx512)).flatten(),
+        f32::kernel(Isa::Avx2).filter(|_| Isa::Avx2.supported()),
+    ) else {
+        eprintln!("skipped: this CPU has no AVX-512");
+        return;
+    };
+    let (m, k, n) = (77, 700, 90);
+    let (a, _, _) = operand(m, k, false, 9);
+    let (b, _, _) = operand(k, n, true, 10);
+    let (a, b): (Vec<f32>, Vec<f32>) = (
+        a.iter().map(|&x| x as f32).collect(),
+        b.iter().map(|&x| x as f32).collect(),
+    );
+    let blk = |kernel: MicroKernel<f32>| Blocking {
+        kc: 256,
+        ..Blocking::new(Caches::DEFAULT, kernel.mr, kernel.nr, 4)
+    };
+    let x = run(
+        (wide, blk(wide), false),
+        (m, k, n),
+        (&a, k, 1),
+        (&b, 1, k),
+        vec![0.0; m * n],
+        false,
+    );
+    let y = run(
+        (narrow, blk(narrow), true),
+        (m, k, n),
+        (&a, k, 1),
+        (&b, 1, k),
+        vec![0.0; m * n],
+        false,
+    );
+    assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()));
+}
+
+#[test]
+fn portable_level_has_no_packed_kernel() {
+    assert!(f32::kernel(Isa::Portable).is_none());
+    let mut c = [1.0f32];
+    // SAFETY: 1×1 operands; the portable level runs nothing and reports it.
+    let ran = unsafe {
+        packed_gemm(
+            Isa::Portable,
+            (1, 1, 1),
+            ([2.0f32].as_ptr(), 1, 1),
+            ([3.0f32].as_ptr(), 1, 1),
+            (c.as_mut_ptr(), 1, 1),
+            false,
+        )
+    };
+    assert!(!ran);
+    assert_eq!(c, [1.0]);
+}
