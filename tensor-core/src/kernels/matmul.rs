@@ -657,8 +657,15 @@ fn drive<T: GemmFloat>(
     let guard = AbortOnUnwind;
     job.work();
     // Wait for blocks still being computed by helpers.
+    spin_until(|| job.done.load(Ordering::Acquire) >= job.total);
+    drop(guard);
+}
+
+/// Spins briefly, then yields, until `done()`: the wait for work already claimed by running
+/// threads (this driver's blocks, the shared-`B` driver's packing units and tiles).
+pub(crate) fn spin_until(done: impl Fn() -> bool) {
     let mut spins = 0u32;
-    while job.done.load(Ordering::Acquire) < job.total {
+    while !done() {
         if spins < 64 {
             spins += 1;
             std::hint::spin_loop();
@@ -666,11 +673,12 @@ fn drive<T: GemmFloat>(
             std::thread::yield_now();
         }
     }
-    drop(guard);
 }
 
-/// Aborts the process if dropped during unwinding (see [`drive`]).
-struct AbortOnUnwind;
+/// Aborts the process if dropped during unwinding: helpers may still be writing into the
+/// caller's buffers, so the frame that owns them must never unwind early (see [`drive`] and
+/// `gemm::parallel_gemm`).
+pub(crate) struct AbortOnUnwind;
 
 impl Drop for AbortOnUnwind {
     fn drop(&mut self) {

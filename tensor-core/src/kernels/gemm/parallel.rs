@@ -21,7 +21,7 @@ use std::sync::Arc;
 use super::blocking::{Blocking, Caches};
 use super::microkernel::MicroKernel;
 use super::{pack, reads_a_in_place, with_pack_space, Isa, PackedFloat};
-use crate::kernels::matmul::Epilogue;
+use crate::kernels::matmul::{spin_until, AbortOnUnwind, Epilogue};
 
 /// Panels of `B` one packing unit covers (a few KiB to a few hundred KiB of copying).
 const PANELS_PER_UNIT: usize = 4;
@@ -238,31 +238,6 @@ impl<T: PackedFloat> Job<T> {
             // SAFETY: `t` claimed once, packing finished (Acquire above).
             unsafe { self.run_tile(t) };
             self.tile_done.fetch_add(1, Ordering::Release);
-        }
-    }
-}
-
-/// Spins briefly, then yields, until `done()`.
-fn spin_until(done: impl Fn() -> bool) {
-    let mut spins = 0u32;
-    while !done() {
-        if spins < 64 {
-            spins += 1;
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
-    }
-}
-
-/// Aborts the process if dropped during unwinding: helpers may still write into `C` and
-/// the packed buffer, so the creating frame must never unwind early.
-struct AbortOnUnwind;
-
-impl Drop for AbortOnUnwind {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            std::process::abort();
         }
     }
 }
