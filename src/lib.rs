@@ -51,7 +51,9 @@ pub use ferroflow_nn as nn;
 pub use ferroflow_optim as optim;
 pub use ferroflow_tensor_core as tensor;
 
-pub use ferroflow_tensor_core::{random, DType, Error, Result, Shape, Tensor, Variable};
+pub use ferroflow_tensor_core::{
+    device_scope, random, with_device, DType, Device, Error, Result, Shape, Tensor, Variable,
+};
 
 /// The names most programs need, methods' traits included: `use ferroflow::prelude::*;`.
 pub mod prelude {
@@ -67,8 +69,8 @@ pub mod prelude {
     pub use ferroflow_optim::{losses, Adagrad, Adam, Loss, Optimizer, Predictions, RmsProp, Sgd};
     pub use ferroflow_tensor_core::random::{self, Normal, Uniform};
     pub use ferroflow_tensor_core::{
-        Axes, DType, Error, Gelu, MatMul, OneHot, Padding, Result, Scan, Shape, Slice, Tensor, TensorSpec, Trackable,
-        Variable,
+        with_device, Axes, DType, Device, Error, Gelu, MatMul, OneHot, Padding, Result, Scan, Shape, Slice, Tensor,
+        TensorSpec, Trackable, Variable,
     };
 }
 

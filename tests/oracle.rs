@@ -8,7 +8,7 @@ mod support;
 
 use ferroflow::autodiff::{GradientOptions, GradientTape, UnconnectedGradients};
 use ferroflow::graph::function;
-use ferroflow::tensor::{Axes, DType, Tensor};
+use ferroflow::tensor::{with_device, Axes, DType, Device, Tensor};
 use support::oracle::{compare, forward_rtol, load_cases, op_fn, Case};
 
 /// How a case is run.
@@ -22,6 +22,26 @@ enum Mode {
     TracedForward,
     /// Trace a tape, the op and its gradient into one graph, run it, compare gradients.
     TracedGradient,
+    /// As `Forward` with the inputs on the first GPU, inside its device scope.
+    CudaForward,
+    /// As `Gradient` with the inputs on the first GPU, inside its device scope.
+    CudaGradient,
+}
+
+/// The GPU the CUDA modes use.
+const GPU: Device = Device::Cuda(0);
+
+/// The case's inputs copied to the GPU.
+fn on_gpu(inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    inputs.iter().map(|t| t.to(GPU).map_err(|e| e.to_string())).collect()
+}
+
+/// Fails unless every tensor is on the GPU: a CUDA mode must not pass by computing on the host.
+fn all_on_gpu(got: Vec<Tensor>) -> Result<Vec<Tensor>, String> {
+    match got.iter().find(|t| t.device() != GPU) {
+        Some(t) => Err(format!("a result is on {}, not the GPU", t.device())),
+        None => Ok(got),
+    }
 }
 
 /// The vector-Jacobian products of `f` at `inputs` with upstreams `ups`, one per input
@@ -104,18 +124,41 @@ fn run_case(case: &Case, mode: Mode) -> Result<(), String> {
             }
             compare_grads(case, &got)
         }
+        Mode::CudaForward => {
+            let inputs = on_gpu(&case.inputs)?;
+            let got = with_device(GPU, || f(&inputs)).map_err(|e| e.to_string())?;
+            compare_outputs(case, &all_on_gpu(got)?)
+        }
+        Mode::CudaGradient => {
+            let (inputs, ups) = (on_gpu(&case.inputs)?, on_gpu(ups()?)?);
+            let got = with_device(GPU, || vjp(&f, &inputs, &ups)).map_err(|e| e.to_string())?;
+            compare_grads(case, &all_on_gpu(got)?)
+        }
     }
 }
 
 /// Runs `mode` over the selected cases, prints `oracle <label>: P/N cases passed`, and fails
 /// on any miss.
 fn run_mode(label: &str, mode: Mode, select: impl Fn(&Case) -> bool) {
+    if matches!(mode, Mode::CudaForward | Mode::CudaGradient) && !GPU.is_available() {
+        println!(
+            "oracle {label}: skipped (no CUDA device in this process; build with --features cuda on a GPU machine)"
+        );
+        return;
+    }
     let cases = load_cases();
     let selected: Vec<&Case> = cases.iter().filter(|c| select(c)).collect();
     let failures: Vec<String> = selected
         .iter()
         .filter_map(|c| run_case(c, mode).err().map(|e| format!("{}: {e}", c.id)))
         .collect();
+    #[cfg(feature = "cuda")]
+    if matches!(mode, Mode::CudaForward | Mode::CudaGradient) {
+        println!(
+            "ops run on host copies: {:?}",
+            ferroflow::tensor::cuda::host_fallbacks()
+        );
+    }
     println!(
         "oracle {label}: {}/{} cases passed",
         selected.len() - failures.len(),
@@ -147,4 +190,14 @@ fn oracle_traced_forward() {
 #[test]
 fn oracle_traced_gradient() {
     run_mode("traced gradient", Mode::TracedGradient, |c| c.grads.is_some());
+}
+
+#[test]
+fn oracle_cuda_forward() {
+    run_mode("cuda forward", Mode::CudaForward, |_| true);
+}
+
+#[test]
+fn oracle_cuda_gradient() {
+    run_mode("cuda gradient", Mode::CudaGradient, |c| c.grads.is_some());
 }

@@ -4,6 +4,8 @@
 //! (workload, framework, case), in the format the TensorFlow peer script (`bench/tf_peer.py`)
 //! prints, so `bench/compare.py` can pair them. With no argument every known workload runs.
 
+#[cfg(feature = "cuda")]
+mod cuda;
 mod harness;
 mod train;
 mod workloads;

@@ -55,6 +55,8 @@ fn w1() -> ferroflow::Result<()> {
             );
         }
     }
+    #[cfg(feature = "cuda")]
+    crate::cuda::w1()?;
     Ok(())
 }
 
@@ -93,6 +95,8 @@ fn w6() -> ferroflow::Result<()> {
         let ms: Vec<f64> = secs.iter().map(|s| s * 1e3).collect();
         emit("W6", "ferroflow-graph", case, "ms/call", &ms, inner);
     }
+    #[cfg(feature = "cuda")]
+    crate::cuda::w6()?;
     Ok(())
 }
 
@@ -133,7 +137,10 @@ fn w3() -> ferroflow::Result<()> {
     let case = "matmul(256x256)+b";
     us_line("W3", "ferroflow-eager", case, || x.matmul(&y)?.add(&b))?;
     let f = function(|x: &Tensor, y: &Tensor, b: &Tensor| x.matmul(y)?.add(b));
-    us_line("W3", "ferroflow-graph", case, || f.call((&x, &y, &b)))
+    us_line("W3", "ferroflow-graph", case, || f.call((&x, &y, &b)))?;
+    #[cfg(feature = "cuda")]
+    crate::cuda::w3()?;
+    Ok(())
 }
 
 /// W4 eager: the MLP training step, plus the cost of its forward pass alone (the backward

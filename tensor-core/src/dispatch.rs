@@ -147,24 +147,28 @@ fn dispatch_outputs(op: Op, inputs: &[&Tensor]) -> Result<Outputs<Tensor>> {
     let out_specs = op.infer(&specs)?;
     let outputs: Outputs<Tensor> = match tracer {
         Some(tracer) => Outputs::from_vec(tracer.record(&op, inputs, out_specs.into_vec())?),
-        None => {
-            let mut datas: smallvec::SmallVec<[&Data; 4]> = smallvec::SmallVec::with_capacity(inputs.len());
-            for t in inputs {
-                match t.data() {
-                    Ok(d) => datas.push(d),
-                    Err(_) => {
-                        return Err(Error::Symbolic {
-                            op: op.name(),
-                            msg: "a symbolic tensor was used outside of the function that traced it".into(),
-                        })
-                    }
-                }
-            }
-            op.compute(&datas)?.into_iter().map(Tensor::from_data).collect()
-        }
+        None => match crate::device::placement(op.name(), inputs)? {
+            Some(device) if !device.is_cpu() => crate::device::storage_backend::run(device, &op, inputs, &out_specs)?,
+            _ => host_compute(&op, inputs)?,
+        },
     };
     notify(&op, inputs, &outputs);
     Ok(outputs)
+}
+
+/// Runs `op`'s CPU kernel on host inputs (scalars on a device are read back first).
+pub(crate) fn host_compute(op: &Op, inputs: &[&Tensor]) -> Result<Outputs<Tensor>> {
+    let mut datas: smallvec::SmallVec<[&Data; 4]> = smallvec::SmallVec::with_capacity(inputs.len());
+    for t in inputs {
+        if t.is_symbolic() {
+            return Err(Error::Symbolic {
+                op: op.name(),
+                msg: "a symbolic tensor was used outside of the function that traced it".into(),
+            });
+        }
+        datas.push(t.data()?);
+    }
+    Ok(op.compute(&datas)?.into_iter().map(Tensor::from_data).collect())
 }
 
 /// [`dispatch`] for single-output ops.

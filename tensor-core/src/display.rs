@@ -169,6 +169,25 @@ impl fmt::Display for Tensor {
                     self.dtype()
                 )
             }
+            Value::Device(d) => match d.to_host() {
+                Ok(host) => {
+                    let body = numpy_text(host);
+                    let sep = if body.contains('\n') { "\n" } else { "" };
+                    write!(
+                        f,
+                        "ff.Tensor({sep}{body}, shape={}, dtype={}, device={})",
+                        self.shape(),
+                        self.dtype(),
+                        d.device()
+                    )
+                }
+                Err(e) => write!(
+                    f,
+                    "ff.Tensor(<unreadable: {e}>, shape={}, dtype={})",
+                    self.shape(),
+                    self.dtype()
+                ),
+            },
             Value::Symbolic(s) => write!(
                 f,
                 "ff.Tensor(<symbolic>, shape={}, dtype={})",

@@ -85,6 +85,27 @@ pub enum Error {
         /// The original error.
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
+    /// Inputs of `op` live on different devices (see [`crate::Device`]).
+    #[error("{op}: inputs on different devices ({}): {msg}", device_list(.devices))]
+    DeviceMismatch {
+        /// TensorFlow name of the op.
+        op: &'static str,
+        /// The devices involved: where the op runs, then the input's.
+        devices: Vec<crate::Device>,
+        /// What to do about it.
+        msg: String,
+    },
+    /// `device` cannot run `op` in this process (no backend built in, no driver, no GPU, or
+    /// the driver failed).
+    #[error("{op}: device {device} unavailable: {msg}")]
+    DeviceUnavailable {
+        /// TensorFlow name of the op (`to` for copies).
+        op: &'static str,
+        /// The device asked for.
+        device: crate::Device,
+        /// Why.
+        msg: String,
+    },
     /// A tracer, observer or user-defined op reported a failure.
     #[error("{op}: {msg}")]
     Other {
@@ -135,4 +156,9 @@ impl Error {
             msg: msg.into(),
         }
     }
+}
+
+/// `a and b` in TensorFlow's device names, for [`Error::DeviceMismatch`].
+fn device_list(devices: &[crate::Device]) -> String {
+    devices.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" and ")
 }

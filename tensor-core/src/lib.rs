@@ -32,7 +32,10 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod alloc;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod data;
+mod device;
 mod dispatch;
 mod display;
 mod dtype;
@@ -49,6 +52,7 @@ mod variable;
 
 pub use alloc::{checked_elements, memory_limit};
 pub use data::{Array, Data};
+pub use device::{default_device, device_scope, with_device, Device, DeviceData, DeviceScope};
 pub use dispatch::{
     dispatch, dispatch1, has_observers, is_tracing, push_observer, push_tracer, Observer, ObserverGuard,
     PauseObservers, Tracer, TracerGuard,

@@ -62,6 +62,8 @@ pub enum Value {
     Eager(Data),
     /// A placeholder for a value computed later by a graph.
     Symbolic(Symbolic),
+    /// Concrete elements in an accelerator's memory (see [`crate::Device`]).
+    Device(crate::DeviceData),
 }
 
 /// Unique identity of a tensor value, used by gradient tapes and tracers.
@@ -402,6 +404,63 @@ impl Tensor {
         &self.0.value
     }
 
+    /// Wraps elements held by an accelerator in a new tensor.
+    pub fn from_device_data(data: crate::DeviceData) -> Tensor {
+        Tensor(Arc::new(Inner {
+            id: TensorId::fresh(),
+            value: Value::Device(data),
+        }))
+    }
+
+    /// The device holding the elements: [`crate::Device::Cpu`] for host and symbolic
+    /// tensors.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Device, Tensor};
+    /// assert_eq!(Tensor::scalar(1.0f32).device(), Device::Cpu);
+    /// ```
+    pub fn device(&self) -> crate::Device {
+        match &self.0.value {
+            Value::Device(d) => d.device(),
+            Value::Eager(_) | Value::Symbolic(_) => crate::Device::Cpu,
+        }
+    }
+
+    /// This tensor on `device`: itself when already there, else a copy (TensorFlow's
+    /// `tf.identity` under `tf.device`, PyTorch's `.to`). Copies are not recorded by tapes.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Device, Tensor};
+    /// let x = Tensor::new([1.0f32, 2.0]);
+    /// assert_eq!(x.to(Device::Cpu)?.id(), x.id());
+    /// if let Ok(g) = x.to(Device::Cuda(0)) {
+    ///     assert_eq!(g.device(), Device::Cuda(0));
+    ///     assert_eq!(g.to(Device::Cpu)?.to_vec::<f32>()?, vec![1.0, 2.0]);
+    /// }
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn to(&self, device: crate::Device) -> Result<Tensor> {
+        if self.device() == device {
+            return Ok(self.clone());
+        }
+        if let Value::Symbolic(s) = &self.0.value {
+            return Err(Error::Symbolic {
+                op: "to",
+                msg: format!(
+                    "tensor {} is symbolic; copy tensors to a device outside traced functions",
+                    s.spec
+                ),
+            });
+        }
+        match device {
+            crate::Device::Cpu => Ok(Tensor::from_data(self.data()?.clone())),
+            crate::Device::Cuda(_) => {
+                let host = self.data()?;
+                crate::device::storage_backend::upload(device, host).map(Tensor::from_device_data)
+            }
+        }
+    }
+
     /// True for a symbolic (traced) tensor.
     ///
     /// ```
@@ -423,11 +482,12 @@ impl Tensor {
     pub fn as_symbolic(&self) -> Option<&Symbolic> {
         match &self.0.value {
             Value::Symbolic(s) => Some(s),
-            Value::Eager(_) => None,
+            Value::Eager(_) | Value::Device(_) => None,
         }
     }
 
-    /// The eager data, or an error for a symbolic tensor.
+    /// The eager data, or an error for a symbolic tensor. A tensor on an accelerator is
+    /// copied to the host on the first call (like TensorFlow's `.numpy()`); the copy is kept.
     ///
     /// ```
     /// use ferroflow_tensor_core::*;
@@ -437,6 +497,7 @@ impl Tensor {
     pub fn data(&self) -> Result<&Data> {
         match &self.0.value {
             Value::Eager(d) => Ok(d),
+            Value::Device(d) => d.to_host(),
             Value::Symbolic(s) => Err(Error::Symbolic {
                 op: "data",
                 msg: format!(
@@ -457,6 +518,7 @@ impl Tensor {
         match &self.0.value {
             Value::Eager(d) => d.dtype(),
             Value::Symbolic(s) => s.spec.dtype,
+            Value::Device(d) => d.dtype(),
         }
     }
 
@@ -470,6 +532,7 @@ impl Tensor {
         match &self.0.value {
             Value::Eager(d) => d.dims(),
             Value::Symbolic(s) => s.spec.shape.dims(),
+            Value::Device(d) => d.dims(),
         }
     }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every case of `tests/fixtures/oracle/models.json`.
 pub fn model_cases() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/oracle/models.json");
+    let path = super::oracle_fixture("models.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("read models.json")).expect("parse models.json")
 }
 

@@ -54,7 +54,7 @@ pub fn tensor_from_json(v: &Value) -> Tensor {
 
 /// Loads every case of `ops.json`.
 pub fn load_cases() -> Vec<Case> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/oracle/ops.json");
+    let path = super::oracle_fixture("ops.json");
     let text = std::fs::read_to_string(path).expect("read ops.json");
     let root: Value = serde_json::from_str(&text).expect("parse ops.json");
     root["cases"]

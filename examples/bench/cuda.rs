@@ -1,0 +1,93 @@
+//! The GPU lines of W1, W3 and W6 (feature `cuda`, framework `ferroflow-cuda-eager`), beside
+//! `bench/device_peers.py torch-cuda`. Each timed batch of calls ends with a stream
+//! synchronisation, as the peer's does. Nothing is printed without a GPU.
+
+use crate::harness::emit;
+use ferroflow::prelude::*;
+use ferroflow::tensor::cuda;
+use std::time::Instant;
+
+const GPU: Device = Device::Cuda(0);
+
+/// Seconds per call of `f` over `inner` calls, seven times; the GPU drained around each.
+fn gpu_times(mut f: impl FnMut() -> ferroflow::Result<Tensor>, inner: usize) -> ferroflow::Result<Vec<f64>> {
+    f()?;
+    cuda::synchronize(0)?;
+    let mut out = Vec::new();
+    for _ in 0..7 {
+        let t = Instant::now();
+        for _ in 0..inner {
+            f()?;
+        }
+        cuda::synchronize(0)?;
+        out.push(t.elapsed().as_secs_f64() / inner as f64);
+    }
+    Ok(out)
+}
+
+fn available() -> bool {
+    let ok = GPU.is_available();
+    if !ok {
+        eprintln!("bench: no CUDA device, GPU lines skipped");
+    }
+    ok
+}
+
+/// W1 on the GPU: float32 GEMM at n = 1024, 2048, 4096 (cuBLAS, TF32 off).
+pub fn w1() -> ferroflow::Result<()> {
+    if !available() {
+        return Ok(());
+    }
+    for n in [1024usize, 2048, 4096] {
+        let a = random::normal(&[n, n], Normal::default().seed(1))?.to(GPU)?;
+        let b = random::normal(&[n, n], Normal::default().seed(2))?.to(GPU)?;
+        let inner = (2e10 / (2.0 * (n as f64).powi(3))).max(1.0) as usize;
+        let secs = gpu_times(|| a.matmul(&b), inner)?;
+        let flops = 2.0 * (n as f64).powi(3);
+        let gflops: Vec<f64> = secs.iter().map(|s| flops / s / 1e9).collect();
+        emit(
+            "W1",
+            "ferroflow-cuda-eager",
+            &format!("n={n}"),
+            "GFLOP/s",
+            &gflops,
+            inner,
+        );
+    }
+    Ok(())
+}
+
+/// W3 on the GPU: `matmul(256²) + b`.
+pub fn w3() -> ferroflow::Result<()> {
+    if !available() {
+        return Ok(());
+    }
+    let x = random::normal(&[256, 256], Normal::default().seed(21))?.to(GPU)?;
+    let y = random::normal(&[256, 256], Normal::default().seed(22))?.to(GPU)?;
+    let b = random::normal(&[256], Normal::default().seed(23))?.to(GPU)?;
+    let secs = gpu_times(|| x.matmul(&y)?.add(&b), 200)?;
+    let us: Vec<f64> = secs.iter().map(|s| s * 1e6).collect();
+    emit("W3", "ferroflow-cuda-eager", "matmul(256x256)+b", "us/call", &us, 200);
+    Ok(())
+}
+
+/// W6 on the GPU: `sigmoid(x·a + b)·c` over 1e6 floats, scalars or tensors.
+pub fn w6() -> ferroflow::Result<()> {
+    if !available() {
+        return Ok(());
+    }
+    let n = 1_000_000;
+    let x = random::normal(&[n], Normal::default().seed(3))?.to(GPU)?;
+    let scalars = [0.5f32, 0.1, 2.0].map(|v| Tensor::scalar(v).to(GPU));
+    let tensors = [4u64, 5, 6].map(|s| random::normal(&[n], Normal::default().seed(s)).and_then(|t| t.to(GPU)));
+    for (case, [a, b, c]) in [
+        ("1e6 f32, a/b/c scalar", scalars),
+        ("1e6 f32, a/b/c same-shape", tensors),
+    ] {
+        let (a, b, c) = (a?, b?, c?);
+        let secs = gpu_times(|| x.mul(&a)?.add(&b)?.sigmoid()?.mul(&c), 100)?;
+        let ms: Vec<f64> = secs.iter().map(|s| s * 1e3).collect();
+        emit("W6", "ferroflow-cuda-eager", case, "ms/call", &ms, 100);
+    }
+    Ok(())
+}

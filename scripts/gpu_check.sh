@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The CUDA backend on the device machine (an H200; no Rust toolchain and no network there).
+#
+# Here (with cargo):   bash scripts/gpu_check.sh build
+#   builds, with --features cuda (no CUDA needed to build), the release bench and the GPU
+#   test binaries, and copies them to target/gpu/ (carry that folder to the device).
+# There:               bash scripts/gpu_check.sh run
+#   runs the GPU tests (tests/cuda_device.rs, the oracle's CUDA modes), the GPU bench lines
+#   (W1, W3, W6 as `ferroflow-cuda-eager`) and PyTorch CUDA beside them, then a summary.
+#   Under 6 minutes; every step has its own time limit and a failing step does not stop
+#   the others.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=target/gpu
+case "${1:-run}" in
+build)
+    set -e
+    cargo build --release --features cuda --example bench
+    mkdir -p "$OUT"
+    cp target/release/examples/bench "$OUT/bench"
+    cargo test --release --features cuda --no-run --test cuda_device --test oracle 2>&1 \
+        | tee /dev/stderr | grep -o 'target/release/deps/[a-z_]*-[0-9a-f]*' | while read -r bin; do
+        name=$(basename "$bin" | sed 's/-[0-9a-f]*$//')
+        cp "$bin" "$OUT/$name"
+    done
+    ls -l "$OUT"
+    ;;
+run)
+    [ -x "$OUT/bench" ] || { echo "no $OUT: run 'bash scripts/gpu_check.sh build' here and carry $OUT" >&2; exit 1; }
+    export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+    export FERROFLOW_REPO=$PWD
+    nvidia-smi -L || true
+    status=0
+    step() { local label=$1 limit=$2; shift 2; echo "== $label"; timeout "$limit" "$@"; local rc=$?; echo "== $label: exit $rc"; [ $rc -eq 0 ] || status=1; }
+    step "cuda_device tests" 120 "$OUT/cuda_device" --test-threads=1 --nocapture
+    step "oracle on CUDA" 180 "$OUT/oracle" oracle_cuda --test-threads=1 --nocapture
+    step "bench W1 W3 W6" 90 "$OUT/bench" W1 W3 W6
+    step "torch-cuda peer" 90 python3 bench/device_peers.py torch-cuda
+    echo "== summary: $( [ $status -eq 0 ] && echo all steps passed || echo some steps FAILED )"
+    exit $status
+    ;;
+*)
+    echo "usage: $0 [build|run]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,126 @@
+//! Runs one op on a GPU: a CUDA kernel where the backend has one for the op and dtype, else
+//! the CPU kernel on host copies with the outputs copied back (counted, see
+//! [`super::host_fallbacks`]), so every op of the vocabulary works on the device while
+//! kernels arrive.
+
+use super::blas::{self, Operand};
+use super::buffer::CudaBuffer;
+use super::elementwise;
+use super::runtime::{runtime, Runtime};
+use crate::device::storage::Buffer;
+use crate::op::Outputs;
+use crate::{Device, DeviceData, Error, Op, Result, Tensor, TensorSpec, Value};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// Ops that ran on the host for want of a kernel, by name.
+static FALLBACKS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
+
+/// How many times each op ran on the host copies of GPU tensors because the CUDA backend
+/// has no kernel for it (or for its dtype) yet. Empty when every op found a kernel.
+///
+/// ```
+/// let counts = ferroflow_tensor_core::cuda::host_fallbacks();
+/// assert!(counts.values().all(|&n| n > 0));
+/// ```
+pub fn host_fallbacks() -> BTreeMap<&'static str, u64> {
+    FALLBACKS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// The CUDA memory of a tensor already on `rt`'s device.
+fn cuda_buffer(t: &Tensor) -> Option<&CudaBuffer> {
+    match t.value() {
+        Value::Device(d) => match d.buffer() {
+            Buffer::Cuda(b) => Some(b),
+        },
+        _ => None,
+    }
+}
+
+/// Runs `op` on GPU `device` with outputs `out` (already inferred by dispatch).
+pub(crate) fn run(device: Device, op: &Op, inputs: &[&Tensor], out: &[TensorSpec]) -> Result<Outputs<Tensor>> {
+    let Device::Cuda(ordinal) = device else {
+        return crate::dispatch::host_compute(op, inputs);
+    };
+    let rt = runtime(ordinal).map_err(|msg| Error::DeviceUnavailable {
+        op: op.name(),
+        device,
+        msg,
+    })?;
+    // Placement allowed host scalars (and host inputs inside a device scope): copy them.
+    let staged: smallvec::SmallVec<[Tensor; 4]> = inputs.iter().map(|t| t.to(device)).collect::<Result<_>>()?;
+    if let Some(done) = kernel(&rt, device, op, &staged, out) {
+        return done;
+    }
+    *FALLBACKS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(op.name())
+        .or_default() += 1;
+    let refs: smallvec::SmallVec<[&Tensor; 4]> = staged.iter().collect();
+    crate::dispatch::host_compute(op, &refs)?
+        .into_iter()
+        .map(|t| t.to(device))
+        .collect()
+}
+
+/// The CUDA kernel for `op`, if the backend has one for these inputs.
+fn kernel(
+    rt: &Runtime,
+    device: Device,
+    op: &Op,
+    inputs: &[Tensor],
+    out: &[TensorSpec],
+) -> Option<Result<Outputs<Tensor>>> {
+    let wrap = |spec: &TensorSpec, b: CudaBuffer| {
+        smallvec::smallvec![Tensor::from_device_data(DeviceData::new(
+            device,
+            spec.clone(),
+            Buffer::Cuda(b)
+        ))]
+    };
+    let same_elements = |i: usize| match inputs[i].value() {
+        Value::Device(d) => Some(Ok(smallvec::smallvec![Tensor::from_device_data(
+            d.with_spec(out[0].clone())
+        )])),
+        _ => None,
+    };
+    match op {
+        Op::Identity | Op::StopGradient | Op::Reshape { .. } | Op::ExpandDims { .. } | Op::Squeeze { .. } => {
+            same_elements(0)
+        }
+        Op::Unary(u) => {
+            let x = cuda_buffer(&inputs[0])?;
+            elementwise::unary(rt, *u, inputs[0].dtype(), x).map(|r| r.map(|b| wrap(&out[0], b)))
+        }
+        Op::Binary(b) => {
+            let (x, y) = (cuda_buffer(&inputs[0])?, cuda_buffer(&inputs[1])?);
+            elementwise::binary(
+                rt,
+                *b,
+                inputs[0].dtype(),
+                (x, inputs[0].dims()),
+                (y, inputs[1].dims()),
+                out[0].shape.dims(),
+            )
+            .map(|r| r.map(|c| wrap(&out[0], c)))
+        }
+        Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } => {
+            let a = Operand {
+                buffer: cuda_buffer(&inputs[0])?,
+                dims: inputs[0].dims(),
+                transpose: *transpose_a,
+            };
+            let b = Operand {
+                buffer: cuda_buffer(&inputs[1])?,
+                dims: inputs[1].dims(),
+                transpose: *transpose_b,
+            };
+            blas::matmul(rt, inputs[0].dtype(), a, b, out[0].shape.dims()).map(|r| r.map(|c| wrap(&out[0], c)))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,219 @@
+//! One [`Runtime`] per GPU, created on first use: the context, the one stream every op of
+//! the process is ordered on, the cuBLAS handle, the compiled kernels and the memory
+//! counters.
+//!
+//! One stream keeps the semantics of eager ops simple (each op sees its inputs finished)
+//! without a synchronisation per op; host reads synchronise through the copy.
+
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Device memory of one GPU as ferroflow's tensors use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryStats {
+    /// Bytes held by live tensors now.
+    pub in_use: usize,
+    /// The most bytes held at once since start (or the last [`reset_peak_memory`]).
+    pub peak: usize,
+    /// Buffers allocated so far (from the stream-ordered pool, which reuses freed memory
+    /// without going back to the driver's allocator).
+    pub allocations: u64,
+}
+
+/// Counters shared by a runtime and every buffer it allocated.
+#[derive(Default)]
+pub(crate) struct Stats {
+    in_use: AtomicUsize,
+    peak: AtomicUsize,
+    allocations: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn allocated(&self, bytes: usize) {
+        let now = self.in_use.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        self.allocations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn freed(&self, bytes: usize) {
+        self.in_use.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> MemoryStats {
+        MemoryStats {
+            in_use: self.in_use.load(Ordering::Relaxed),
+            peak: self.peak.load(Ordering::Relaxed),
+            allocations: self.allocations.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Everything one GPU needs.
+pub(crate) struct Runtime {
+    pub(crate) ordinal: usize,
+    pub(crate) ctx: Arc<CudaContext>,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) blas: Mutex<CudaBlas>,
+    kernels: Mutex<HashMap<String, CudaFunction>>,
+    pub(crate) stats: Arc<Stats>,
+}
+
+impl Runtime {
+    fn create(ordinal: usize) -> Result<Runtime, String> {
+        if !libraries_present() {
+            return Err("the CUDA driver, NVRTC or cuBLAS library was not found (is the CUDA lib64 directory on LD_LIBRARY_PATH?)".into());
+        }
+        let count = CudaContext::device_count().map_err(|e| format!("cuInit failed: {e}"))?;
+        if ordinal >= count.max(0) as usize {
+            return Err(format!("this machine has {count} CUDA device(s)"));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| e.to_string())?;
+        // A single stream orders every op, so the per-buffer events cudarc would record for
+        // cross-stream safety are pure launch overhead.
+        // SAFETY: called before any buffer or second stream of this context exists.
+        unsafe { ctx.disable_event_tracking() };
+        keep_freed_memory_pooled(&ctx);
+        let stream = ctx.default_stream();
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| format!("cuBLAS: {e}"))?;
+        Ok(Runtime {
+            ordinal,
+            ctx,
+            stream,
+            blas: Mutex::new(blas),
+            kernels: Mutex::new(HashMap::new()),
+            stats: Arc::new(Stats::default()),
+        })
+    }
+
+    /// The kernel `name`, compiled from `source()` with NVRTC on first use, then cached for
+    /// the life of the process.
+    pub(crate) fn kernel(&self, name: &str, source: impl FnOnce() -> String) -> Result<CudaFunction, String> {
+        let mut cache = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = cache.get(name) {
+            return Ok(f.clone());
+        }
+        let src = source();
+        let opts = cudarc::nvrtc::CompileOptions {
+            name: Some(format!("{name}.cu")),
+            ..Default::default()
+        };
+        let ptx =
+            cudarc::nvrtc::compile_ptx_with_opts(&src, opts).map_err(|e| format!("NVRTC compiling {name}: {e}"))?;
+        let module = self.ctx.load_module(ptx).map_err(|e| format!("loading {name}: {e}"))?;
+        let f = module.load_function(name).map_err(|e| format!("{name}: {e}"))?;
+        cache.insert(name.to_string(), f.clone());
+        Ok(f)
+    }
+}
+
+/// True when the three shared libraries the backend loads can be found. cudarc panics on a
+/// missing library, so this is asked first.
+fn libraries_present() -> bool {
+    // SAFETY: these only try to open the libraries.
+    unsafe {
+        cudarc::driver::sys::is_culib_present()
+            && cudarc::nvrtc::sys::is_culib_present()
+            && cudarc::cublas::sys::is_culib_present()
+    }
+}
+
+/// Raises the release threshold of the device's default memory pool to "never", so memory
+/// freed by tensors stays in the stream-ordered pool and a training step allocates nothing
+/// from the driver after its first run. Best effort: an old driver without pools keeps the
+/// synchronous allocator.
+fn keep_freed_memory_pooled(ctx: &CudaContext) {
+    use cudarc::driver::sys;
+    if !ctx.has_async_alloc() {
+        return;
+    }
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut threshold: u64 = u64::MAX;
+    // SAFETY: plain driver calls on this context's device with valid out-pointers.
+    unsafe {
+        if sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device()) == sys::CUresult::CUDA_SUCCESS {
+            let _ = sys::cuMemPoolSetAttribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                (&mut threshold as *mut u64).cast(),
+            );
+        }
+    }
+}
+
+type Slot = OnceLock<Result<Arc<Runtime>, String>>;
+
+/// Runtimes by ordinal (a few slots; more GPUs than this in one process are refused).
+const MAX_DEVICES: usize = 16;
+
+static RUNTIMES: [Slot; MAX_DEVICES] = [const { OnceLock::new() }; MAX_DEVICES];
+
+/// The runtime of GPU `ordinal`, created on first use; the reason when there is none.
+pub(crate) fn runtime(ordinal: usize) -> Result<Arc<Runtime>, String> {
+    let slot = RUNTIMES
+        .get(ordinal)
+        .ok_or_else(|| format!("ferroflow supports CUDA ordinals below {MAX_DEVICES}"))?;
+    slot.get_or_init(|| {
+        // A driver that misbehaves must not take the process down: report it instead.
+        std::panic::catch_unwind(|| Runtime::create(ordinal))
+            .unwrap_or_else(|_| Err("the CUDA driver could not be initialised".into()))
+            .map(Arc::new)
+    })
+    .clone()
+}
+
+/// True when GPU `ordinal` can be used by this process.
+///
+/// ```
+/// // Never panics, with or without a GPU or the CUDA libraries.
+/// let _ = ferroflow_tensor_core::cuda::is_available(0);
+/// ```
+pub fn is_available(ordinal: usize) -> bool {
+    runtime(ordinal).is_ok()
+}
+
+/// Number of CUDA GPUs this process can use (0 without the driver).
+pub fn device_count() -> usize {
+    if !libraries_present() {
+        return 0;
+    }
+    std::panic::catch_unwind(CudaContext::device_count)
+        .ok()
+        .and_then(|r| r.ok())
+        .map_or(0, |n| n.max(0) as usize)
+}
+
+/// Device memory held by tensors on GPU `ordinal` (`None` when it is unavailable).
+///
+/// ```
+/// if let Some(m) = ferroflow_tensor_core::cuda::memory_stats(0) {
+///     assert!(m.peak >= m.in_use);
+/// }
+/// ```
+pub fn memory_stats(ordinal: usize) -> Option<MemoryStats> {
+    runtime(ordinal).ok().map(|rt| rt.stats.snapshot())
+}
+
+/// Restarts the peak of [`memory_stats`] from the bytes in use now.
+pub fn reset_peak_memory(ordinal: usize) {
+    if let Ok(rt) = runtime(ordinal) {
+        let now = rt.stats.in_use.load(Ordering::Relaxed);
+        rt.stats.peak.store(now, Ordering::Relaxed);
+    }
+}
+
+/// Waits until every op queued on GPU `ordinal` has finished (for timing; reading a
+/// tensor on the host waits by itself).
+pub fn synchronize(ordinal: usize) -> crate::Result<()> {
+    let device = crate::Device::Cuda(ordinal);
+    let rt = runtime(ordinal).map_err(|msg| crate::Error::DeviceUnavailable {
+        op: "synchronize",
+        device,
+        msg,
+    })?;
+    rt.stream
+        .synchronize()
+        .map_err(|e| super::buffer::driver_error("synchronize", &rt, e))
+}

@@ -1,0 +1,188 @@
+//! Tensors on a CUDA GPU against the same ops on the CPU: copies of every dtype, the
+//! elementwise and cuBLAS kernels (broadcasting, transposes, batches), reshapes without
+//! copies, the placement rule and memory accounting. Each test prints why and returns when
+//! the process has no GPU (a build without `--features cuda`, or no driver).
+
+#![cfg(feature = "cuda")]
+
+use ferroflow::tensor::{with_device, DType, Device, Error, MatMul, Tensor};
+
+const GPU: Device = Device::Cuda(0);
+
+/// True when a GPU is usable; otherwise says so for the test log.
+fn gpu(test: &str) -> bool {
+    let ok = GPU.is_available();
+    if !ok {
+        println!("{test}: skipped (no CUDA device in this process)");
+    }
+    ok
+}
+
+fn rand(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed;
+    let v: Vec<f64> = (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
+        })
+        .collect();
+    Tensor::from_vec(v, shape).unwrap().cast(dtype).unwrap()
+}
+
+/// Largest relative difference between two tensors' values.
+fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    let (a, b) = (a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap());
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| if x == y { 0.0 } else { (x - y).abs() / y.abs().max(1.0) })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn copies_round_trip_every_dtype() {
+    if !gpu("copies_round_trip_every_dtype") {
+        return;
+    }
+    for t in [
+        Tensor::new([[1.5f32, -2.0], [3.25, 4.0]]),
+        Tensor::new([1e300f64, -0.0]),
+        Tensor::new([i32::MIN, 7]),
+        Tensor::new([i64::MAX, -1]),
+        Tensor::new([true, false, true]),
+        Tensor::zeros(&[0, 3], DType::F32).unwrap(),
+        Tensor::scalar(2.5f64),
+    ] {
+        let g = t.to(GPU).unwrap();
+        assert_eq!(g.device(), GPU);
+        assert_eq!((g.dtype(), g.dims()), (t.dtype(), t.dims()));
+        let back = g.to(Device::Cpu).unwrap();
+        assert_eq!(back.device(), Device::Cpu);
+        assert_eq!(back.to_vec::<f64>().unwrap(), t.to_vec::<f64>().unwrap(), "{t}");
+    }
+}
+
+#[test]
+fn elementwise_kernels_match_the_cpu() {
+    if !gpu("elementwise_kernels_match_the_cpu") {
+        return;
+    }
+    for dtype in [DType::F32, DType::F64] {
+        let a = rand(&[4, 1, 5], 1, dtype);
+        let b = rand(&[3, 1], 2, dtype);
+        let (ga, gb) = (a.to(GPU).unwrap(), b.to(GPU).unwrap());
+        let rtol = if dtype == DType::F32 { 1e-6 } else { 1e-13 };
+        for (name, f) in [
+            ("add", Tensor::add as fn(&Tensor, &Tensor) -> ferroflow::Result<Tensor>),
+            ("mul", Tensor::mul),
+            ("div", Tensor::div),
+            ("maximum", Tensor::maximum),
+            ("floormod", Tensor::floormod),
+            ("squared_difference", Tensor::squared_difference),
+        ] {
+            let (want, got) = (f(&a, &b).unwrap(), f(&ga, &gb).unwrap());
+            assert_eq!(got.device(), GPU, "{name}");
+            assert!(max_rel(&got, &want) <= rtol, "{name} {dtype}: {}", max_rel(&got, &want));
+        }
+        for (name, f) in [
+            ("exp", Tensor::exp as fn(&Tensor) -> ferroflow::Result<Tensor>),
+            ("sigmoid", Tensor::sigmoid),
+            ("tanh", Tensor::tanh),
+            ("relu", Tensor::relu),
+            ("softplus", Tensor::softplus),
+            ("abs", Tensor::abs),
+        ] {
+            let (want, got) = (f(&a).unwrap(), f(&ga).unwrap());
+            assert_eq!(got.device(), GPU, "{name}");
+            assert!(max_rel(&got, &want) <= rtol, "{name} {dtype}: {}", max_rel(&got, &want));
+        }
+    }
+    assert!(!ferroflow::tensor::cuda::host_fallbacks().contains_key("add"));
+}
+
+#[test]
+fn matmul_matches_the_cpu_with_transposes_and_batches() {
+    if !gpu("matmul_matches_the_cpu_with_transposes_and_batches") {
+        return;
+    }
+    for dtype in [DType::F32, DType::F64] {
+        let rtol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
+        for (a_dims, b_dims, ta, tb) in [
+            (vec![3, 5], vec![5, 4], false, false),
+            (vec![5, 3], vec![5, 4], true, false),
+            (vec![3, 5], vec![4, 5], false, true),
+            (vec![2, 5, 3], vec![2, 4, 5], true, true),
+            (vec![6, 3, 5], vec![5, 4], false, false),
+            (vec![3, 5], vec![6, 5, 4], false, false),
+            (vec![64, 70], vec![70, 33], false, false),
+        ] {
+            let (a, b) = (rand(&a_dims, 3, dtype), rand(&b_dims, 4, dtype));
+            let mut opts = MatMul::new();
+            if ta {
+                opts = opts.transpose_a();
+            }
+            if tb {
+                opts = opts.transpose_b();
+            }
+            let want = a.matmul_with(&b, opts).unwrap();
+            let got = a.to(GPU).unwrap().matmul_with(&b.to(GPU).unwrap(), opts).unwrap();
+            assert_eq!(got.device(), GPU);
+            assert!(
+                max_rel(&got, &want) <= rtol,
+                "{a_dims:?}x{b_dims:?} {ta} {tb}: {}",
+                max_rel(&got, &want)
+            );
+        }
+    }
+}
+
+#[test]
+fn ops_without_kernels_still_run_and_stay_on_the_gpu() {
+    if !gpu("ops_without_kernels_still_run_and_stay_on_the_gpu") {
+        return;
+    }
+    let x = rand(&[3, 4], 5, DType::F32);
+    let want = x.softmax(-1).unwrap().reduce_sum(1).unwrap();
+    let got = x.to(GPU).unwrap().softmax(-1).unwrap().reduce_sum(1).unwrap();
+    assert_eq!(got.device(), GPU);
+    assert!(max_rel(&got, &want) <= 1e-6);
+    let r = x.to(GPU).unwrap().reshape(&[2, 6]).unwrap();
+    assert_eq!((r.device(), r.dims()), (GPU, &[2usize, 6][..]));
+    assert_eq!(r.to_vec::<f32>().unwrap(), x.to_vec::<f32>().unwrap());
+}
+
+#[test]
+fn placement_follows_tensorflow() {
+    if !gpu("placement_follows_tensorflow") {
+        return;
+    }
+    let host = Tensor::new([1.0f32, 2.0, 3.0]);
+    let dev = host.to(GPU).unwrap();
+    // Non-scalar inputs on two devices: an error naming both.
+    let e = dev.add(&host).unwrap_err();
+    assert!(matches!(e, Error::DeviceMismatch { op: "add", .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("/device:GPU:0") && msg.contains("/device:CPU:0"), "{msg}");
+    // Host scalars are copied.
+    let y = dev.mul(&Tensor::scalar(2.0f32)).unwrap();
+    assert_eq!((y.device(), y.to_vec::<f32>().unwrap()), (GPU, vec![2.0, 4.0, 6.0]));
+    // A device scope copies host inputs there.
+    let z = with_device(GPU, || host.add(&host)).unwrap();
+    assert_eq!((z.device(), z.to_vec::<f32>().unwrap()), (GPU, vec![2.0, 4.0, 6.0]));
+}
+
+#[test]
+fn memory_is_counted_and_released() {
+    if !gpu("memory_is_counted_and_released") {
+        return;
+    }
+    let before = ferroflow::tensor::cuda::memory_stats(0).unwrap();
+    let big = Tensor::zeros(&[1024, 1024], DType::F32).unwrap().to(GPU).unwrap();
+    let during = ferroflow::tensor::cuda::memory_stats(0).unwrap();
+    assert!(during.in_use >= before.in_use + (4 << 20), "{before:?} {during:?}");
+    assert!(during.peak >= during.in_use);
+    drop(big);
+    let after = ferroflow::tensor::cuda::memory_stats(0).unwrap();
+    assert!(after.in_use < during.in_use, "{during:?} {after:?}");
+}
