@@ -5,7 +5,7 @@
 
 #![cfg(feature = "cuda")]
 
-use ferroflow::tensor::{with_device, DType, Device, Error, MatMul, Tensor};
+use ferroflow::tensor::{with_device, Axes, DType, Device, Error, MatMul, Tensor};
 
 const GPU: Device = Device::Cuda(0);
 
@@ -135,6 +135,41 @@ fn matmul_matches_the_cpu_with_transposes_and_batches() {
             );
         }
     }
+}
+
+#[test]
+fn sums_and_means_match_the_cpu_over_any_axes() {
+    if !gpu("sums_and_means_match_the_cpu_over_any_axes") {
+        return;
+    }
+    for dtype in [DType::F32, DType::F64] {
+        let x = rand(&[3, 4, 5], 6, dtype);
+        let g = x.to(GPU).unwrap();
+        for axes in [
+            Axes::All,
+            Axes::from(vec![0i64]),
+            Axes::from(vec![1i64]),
+            Axes::from(vec![0i64, 2]),
+        ] {
+            for mean in [false, true] {
+                let (want, got) = if mean {
+                    (
+                        x.reduce_mean(axes.clone()).unwrap(),
+                        g.reduce_mean(axes.clone()).unwrap(),
+                    )
+                } else {
+                    (x.reduce_sum(axes.clone()).unwrap(), g.reduce_sum(axes.clone()).unwrap())
+                };
+                assert_eq!(got.device(), GPU);
+                assert!(max_rel(&got, &want) <= 1e-6, "{axes:?} mean={mean} {dtype}");
+            }
+        }
+    }
+    let fallbacks = ferroflow::tensor::cuda::host_fallbacks();
+    assert!(
+        !fallbacks.contains_key("reduce_sum") && !fallbacks.contains_key("reduce_mean"),
+        "{fallbacks:?}"
+    );
 }
 
 #[test]

@@ -10,7 +10,8 @@
 //! * memory from the driver's stream-ordered pool, which keeps freed blocks for reuse, with
 //!   ferroflow's own count of bytes in use and their peak ([`memory_stats`]);
 //! * kernels: cuBLAS for `matmul` (batched too), NVRTC-generated elementwise kernels (one
-//!   per op and dtype, compiled once per process), and reshapes without copies. Every other
+//!   per op and dtype, compiled once per process), `reduce_sum` / `reduce_mean`, and
+//!   reshapes without copies. Every other
 //!   op runs its CPU kernel on host copies ([`host_fallbacks`] counts them), so results are
 //!   always right and the set of GPU kernels can grow without changing any caller.
 //!
@@ -29,6 +30,7 @@ pub(crate) mod backend;
 mod blas;
 mod buffer;
 mod elementwise;
+mod reduce;
 mod run;
 mod runtime;
 

@@ -6,6 +6,7 @@
 use super::blas::{self, Operand};
 use super::buffer::CudaBuffer;
 use super::elementwise;
+use super::reduce;
 use super::runtime::{runtime, Runtime};
 use crate::device::storage::Buffer;
 use crate::op::Outputs;
@@ -120,6 +121,13 @@ fn kernel(
                 transpose: *transpose_b,
             };
             blas::matmul(rt, inputs[0].dtype(), a, b, out[0].shape.dims()).map(|r| r.map(|c| wrap(&out[0], c)))
+        }
+        Op::Reduce { kind, axes, .. } => {
+            let x = cuda_buffer(&inputs[0])?;
+            let axes = crate::normalize_axes(kind.name(), axes, inputs[0].rank()).ok()?;
+            let outputs = out[0].shape.dims().iter().product();
+            reduce::reduce(rt, *kind, inputs[0].dtype(), x, inputs[0].dims(), &axes, outputs)
+                .map(|r| r.map(|y| wrap(&out[0], y)))
         }
         _ => None,
     }
