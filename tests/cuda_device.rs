@@ -221,3 +221,46 @@ fn memory_is_counted_and_released() {
     let after = ferroflow::tensor::cuda::memory_stats(0).unwrap();
     assert!(after.in_use < during.in_use, "{during:?} {after:?}");
 }
+
+/// Trains `w` in `y ≈ x·w` for 20 steps of SGD with momentum; returns the final loss.
+fn train(w: &ferroflow::Variable, x: &Tensor, y: &Tensor) -> f64 {
+    use ferroflow::prelude::*;
+    let opt = Sgd::new(0.05).unwrap().with_momentum(0.9).unwrap();
+    let mut loss = 0.0;
+    for _ in 0..20 {
+        let tape = GradientTape::new();
+        let l = losses::mean_squared_error(y, &x.matmul(&w.read().unwrap()).unwrap()).unwrap();
+        let dw = tape.gradient(&l, w).unwrap();
+        opt.apply_gradients([(dw, w)]).unwrap();
+        loss = l.to_scalar::<f64>().unwrap();
+    }
+    loss
+}
+
+#[test]
+fn variables_live_and_train_on_the_gpu() {
+    if !gpu("variables_live_and_train_on_the_gpu") {
+        return;
+    }
+    let (x, y) = (rand(&[8, 3], 7, DType::F64), rand(&[8, 1], 8, DType::F64));
+    let host = ferroflow::Variable::new("w", Tensor::zeros(&[3, 1], DType::F64).unwrap()).unwrap();
+    let want = train(&host, &x, &y);
+    // Made inside a device scope: the variable lives on the GPU, its reads too.
+    let dev = with_device(GPU, || {
+        ferroflow::Variable::new("w", Tensor::zeros(&[3, 1], DType::F64).unwrap())
+    })
+    .unwrap();
+    assert_eq!((dev.device(), dev.read().unwrap().device()), (GPU, GPU));
+    let got = train(&dev, &x.to(GPU).unwrap(), &y.to(GPU).unwrap());
+    assert_eq!(dev.device(), GPU);
+    assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{got} vs {want}");
+    assert!(max_rel(&dev.value(), &host.value()) <= 1e-12);
+    // Moving a variable and assigning a host value to it.
+    host.to_device(GPU).unwrap();
+    host.assign(&Tensor::new([[1.0f64], [2.0], [3.0]])).unwrap();
+    assert_eq!(host.device(), GPU);
+    assert_eq!(host.value().to_vec::<f64>().unwrap(), vec![1.0, 2.0, 3.0]);
+    host.assign_add(&Tensor::new([[1.0f64], [1.0], [1.0]]).to(GPU).unwrap())
+        .unwrap();
+    assert_eq!(host.value().to_vec::<f64>().unwrap(), vec![2.0, 3.0, 4.0]);
+}

@@ -177,7 +177,8 @@ impl OptimizerState {
                 if let Some((_, _, s)) = slots.iter().find(|(id, n, _)| *id == var.id() && n == name) {
                     return Ok(s.clone());
                 }
-                let zeros = Tensor::fill(var.shape().dims(), init, var.dtype())?;
+                // Slots live where their variable does.
+                let zeros = Tensor::fill(var.shape().dims(), init, var.dtype())?.to(var.device())?;
                 let s = Variable::non_trainable(format!("{name}/{}", var.name()), zeros)?;
                 slots.push((var.id(), name.to_string(), s.clone()));
                 Ok(s)

@@ -147,7 +147,7 @@ fn dispatch_outputs(op: Op, inputs: &[&Tensor]) -> Result<Outputs<Tensor>> {
     let out_specs = op.infer(&specs)?;
     let outputs: Outputs<Tensor> = match tracer {
         Some(tracer) => Outputs::from_vec(tracer.record(&op, inputs, out_specs.into_vec())?),
-        None => match crate::device::placement(op.name(), inputs)? {
+        None => match crate::device::placement(&op, inputs)? {
             Some(device) if !device.is_cpu() => crate::device::storage_backend::run(device, &op, inputs, &out_specs)?,
             _ => host_compute(&op, inputs)?,
         },

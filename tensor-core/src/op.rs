@@ -718,7 +718,7 @@ impl Op {
             } => one(conv::pool_grad(
                 *kind, *ksize, *strides, *padding, inputs[0], inputs[1],
             )?),
-            Op::ReadVariable(v) => one(v.value_data()),
+            Op::ReadVariable(v) => one(v.value_data()?),
             Op::Assign { var, mode } => {
                 state::assign(var, *mode, inputs[0])?;
                 Ok(Outputs::new())

@@ -298,7 +298,7 @@ impl Tensor {
     /// # Ok::<(), ferroflow_tensor_core::Error>(())
     /// ```
     pub fn zeros_like(&self) -> Result<Tensor> {
-        Tensor::zeros(self.dims(), self.dtype())
+        Tensor::zeros(self.dims(), self.dtype())?.to(self.device())
     }
 
     /// `tf.ones_like`: ones of this tensor's shape and dtype.
@@ -309,7 +309,7 @@ impl Tensor {
     /// # Ok::<(), ferroflow_tensor_core::Error>(())
     /// ```
     pub fn ones_like(&self) -> Result<Tensor> {
-        Tensor::ones(self.dims(), self.dtype())
+        Tensor::ones(self.dims(), self.dtype())?.to(self.device())
     }
 
     /// `tf.eye`: the `n × n` identity matrix.

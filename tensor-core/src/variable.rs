@@ -3,7 +3,7 @@
 
 use crate::dispatch::{dispatch, dispatch1};
 use crate::ops::state::AssignMode;
-use crate::{DType, Data, Error, Op, Result, Shape, Tensor, TensorSpec};
+use crate::{DType, Data, Device, DeviceData, Error, Op, Result, Shape, Tensor, TensorSpec, Value};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -13,7 +13,15 @@ struct Inner {
     name: String,
     spec: TensorSpec,
     trainable: bool,
-    value: RwLock<Data>,
+    value: RwLock<Held>,
+}
+
+/// Where a variable's value lives: host memory, or an accelerator's (then reads and
+/// assignments run there without copies).
+#[derive(Clone)]
+pub(crate) enum Held {
+    Host(Data),
+    Device(DeviceData),
 }
 
 /// A named, mutable tensor with a fixed dtype and shape (`tf.Variable`). Cloning gives
@@ -64,17 +72,66 @@ impl Variable {
     }
 
     fn create(name: String, initial: Tensor, trainable: bool) -> Result<Variable> {
-        let data = initial.data().map_err(|_| Error::Symbolic {
-            op: "Variable",
-            msg: "a variable's initial value must be an eager tensor; create variables outside traced functions".into(),
-        })?;
+        if initial.is_symbolic() {
+            return Err(Error::Symbolic {
+                op: "Variable",
+                msg: "a variable's initial value must be an eager tensor; create variables outside traced functions"
+                    .into(),
+            });
+        }
+        // As in TensorFlow, a variable made inside a device scope lives on that device.
+        let initial = match crate::default_device() {
+            Some(device) => initial.to(device)?,
+            None => initial,
+        };
+        let held = match initial.value() {
+            Value::Device(d) => Held::Device(d.clone()),
+            _ => Held::Host(initial.data()?.clone()),
+        };
         Ok(Variable(Arc::new(Inner {
             id: NEXT_VAR.fetch_add(1, Ordering::Relaxed),
             name,
             spec: initial.spec(),
             trainable,
-            value: RwLock::new(data.clone()),
+            value: RwLock::new(held),
         })))
+    }
+
+    /// The device holding the value.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Device, Tensor, Variable};
+    /// assert_eq!(Variable::new("v", Tensor::scalar(1.0f32))?.device(), Device::Cpu);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn device(&self) -> Device {
+        match &*self.held() {
+            Held::Host(_) => Device::Cpu,
+            Held::Device(d) => d.device(),
+        }
+    }
+
+    /// Moves the value to `device` (PyTorch's `.to(device)` for parameters; TensorFlow
+    /// places variables when they are made, see [`crate::with_device`]). Later reads and
+    /// assignments run there.
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Device, Tensor, Variable};
+    /// let v = Variable::new("v", Tensor::new([1.0f32, 2.0]))?;
+    /// v.to_device(Device::Cpu)?;
+    /// if v.to_device(Device::Cuda(0)).is_ok() {
+    ///     assert_eq!(v.read()?.device(), Device::Cuda(0));
+    /// }
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn to_device(&self, device: Device) -> Result<()> {
+        let moved = self.value().to(device)?;
+        let held = match moved.value() {
+            Value::Device(d) => Held::Device(d.clone()),
+            _ => Held::Host(moved.data()?.clone()),
+        };
+        *self.held_mut() = held;
+        Ok(())
     }
 
     /// Unique id of the variable (shared by its clones).
@@ -129,7 +186,10 @@ impl Variable {
     /// # Ok::<(), ferroflow_tensor_core::Error>(())
     /// ```
     pub fn value(&self) -> Tensor {
-        Tensor::from_data(self.value_data())
+        match &*self.held() {
+            Held::Host(d) => Tensor::from_data(d.clone()),
+            Held::Device(d) => Tensor::from_device_data(d.clone()),
+        }
     }
 
     /// `var.assign(x)`: dtype and shape must match (a variable's are fixed).
@@ -194,28 +254,64 @@ impl Variable {
         .map(|_| ())
     }
 
-    /// The stored data (a cheap shared handle).
-    pub(crate) fn value_data(&self) -> Data {
-        match self.0.value.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+    fn held(&self) -> std::sync::RwLockReadGuard<'_, Held> {
+        self.0.value.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn held_mut(&self) -> std::sync::RwLockWriteGuard<'_, Held> {
+        self.0.value.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The value on the host (a cheap shared handle; copied from a device on first use).
+    pub(crate) fn value_data(&self) -> Result<Data> {
+        match &*self.held() {
+            Held::Host(d) => Ok(d.clone()),
+            Held::Device(d) => d.to_host().cloned(),
         }
     }
 
-    /// Runs `f` on the stored data under the write lock; returns what `f` returns.
+    /// The value in device memory, when it lives there.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn device_value(&self) -> Option<DeviceData> {
+        match &*self.held() {
+            Held::Device(d) => Some(d.clone()),
+            Held::Host(_) => None,
+        }
+    }
+
+    /// Runs `f` on host-held data under the write lock; `false` (nothing done) for a value
+    /// on a device.
     pub(crate) fn update_in_place(&self, f: impl FnOnce(&mut Data) -> bool) -> bool {
-        match self.0.value.write() {
-            Ok(mut g) => f(&mut g),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
+        match &mut *self.held_mut() {
+            Held::Host(d) => f(d),
+            Held::Device(_) => false,
         }
     }
 
-    /// Replaces the stored data (validated by the assign op's inference).
-    pub(crate) fn store(&self, d: Data) {
-        match self.0.value.write() {
-            Ok(mut g) => *g = d,
-            Err(poisoned) => *poisoned.into_inner() = d,
-        }
+    /// Replaces the value (validated by the assign op's inference), keeping its device.
+    pub(crate) fn store(&self, d: Data) -> Result<()> {
+        let device = self.device();
+        let new = if device.is_cpu() {
+            Held::Host(d)
+        } else {
+            match Tensor::from_data(d).to(device)?.value() {
+                Value::Device(dd) => Held::Device(dd.clone()),
+                _ => {
+                    return Err(Error::invalid(
+                        "assign",
+                        format!("could not place the value on {device}"),
+                    ))
+                }
+            }
+        };
+        *self.held_mut() = new;
+        Ok(())
+    }
+
+    /// Replaces a device-held value with new device data of the same spec.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn store_device(&self, d: DeviceData) {
+        *self.held_mut() = Held::Device(d);
     }
 }
 

@@ -31,8 +31,8 @@ impl Operand<'_> {
 }
 
 /// `a · b` with the batch of `out_dims`; `None` (host fallback) for batch broadcasting other
-/// than "one side has a single matrix", for sizes past cuBLAS' 32-bit arguments, and for
-/// integer dtypes.
+/// than "one side has a single matrix", for sizes past cuBLAS' 32-bit arguments, for an
+/// empty inner dimension, and for integer dtypes.
 pub(crate) fn matmul(
     rt: &Runtime,
     dtype: DType,
@@ -52,7 +52,9 @@ pub(crate) fn matmul(
         return None;
     }
     let fits = |v: usize| i32::try_from(v).is_ok();
-    if ![m, n, k, batch].into_iter().all(fits) {
+    // An empty inner dimension (a product of zeros) stays on the host: cuBLAS is not asked
+    // to fill `C` without reading `A` and `B`.
+    if k == 0 || ![m, n, k, batch].into_iter().all(fits) {
         return None;
     }
     Some((|| {

@@ -10,7 +10,7 @@ use super::reduce;
 use super::runtime::{runtime, Runtime};
 use crate::device::storage::Buffer;
 use crate::op::Outputs;
-use crate::{Device, DeviceData, Error, Op, Result, Tensor, TensorSpec, Value};
+use crate::{AssignMode, BinaryOp, Device, DeviceData, Error, Op, Result, Tensor, TensorSpec, Value};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -128,6 +128,35 @@ fn kernel(
             let outputs = out[0].shape.dims().iter().product();
             reduce::reduce(rt, *kind, inputs[0].dtype(), x, inputs[0].dims(), &axes, outputs)
                 .map(|r| r.map(|y| wrap(&out[0], y)))
+        }
+        Op::ReadVariable(v) => v
+            .device_value()
+            .filter(|d| d.device() == device)
+            .map(|d| Ok(smallvec::smallvec![Tensor::from_device_data(d)])),
+        Op::Assign { var, mode } => {
+            let current = var.device_value().filter(|d| d.device() == device)?;
+            let Value::Device(new) = inputs[0].value() else {
+                return None;
+            };
+            let stored = match mode {
+                // Tensors never change, so the variable can hold the input's memory itself.
+                AssignMode::Set => Ok(new.clone()),
+                AssignMode::Add | AssignMode::Sub => {
+                    let op = if *mode == AssignMode::Add {
+                        BinaryOp::Add
+                    } else {
+                        BinaryOp::Sub
+                    };
+                    let (Buffer::Cuda(a), Buffer::Cuda(b)) = (current.buffer(), new.buffer());
+                    let dims = current.dims();
+                    elementwise::binary(rt, op, current.dtype(), (a, dims), (b, dims), dims)?
+                        .map(|c| DeviceData::new(device, current.spec().clone(), Buffer::Cuda(c)))
+                }
+            };
+            Some(stored.map(|d| {
+                var.store_device(d);
+                Outputs::new()
+            }))
         }
         _ => None,
     }

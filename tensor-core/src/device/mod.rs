@@ -164,11 +164,21 @@ pub fn default_device() -> Option<Device> {
 
 /// Where an eager op runs, from its inputs and the scope (the rule in the module docs).
 /// `Ok(None)` is the common case: everything on the host, no scope, nothing to decide.
-pub(crate) fn placement(op: &'static str, inputs: &[&Tensor]) -> Result<Option<Device>> {
+///
+/// Variable ops run where their variable lives, whatever the scope, and their inputs are
+/// copied there (TensorFlow assigns a host value to a GPU variable the same way).
+pub(crate) fn placement(op: &crate::Op, inputs: &[&Tensor]) -> Result<Option<Device>> {
     let scoped = default_device();
+    let variable = match op {
+        crate::Op::ReadVariable(v) | crate::Op::Assign { var: v, .. } => Some(v.device()),
+        _ => None,
+    };
     let on_device = inputs.iter().any(|t| matches!(t.value(), Value::Device(_)));
-    if !on_device && scoped.is_none_or(Device::is_cpu) {
+    if !on_device && scoped.is_none_or(Device::is_cpu) && variable.is_none_or(Device::is_cpu) {
         return Ok(None);
+    }
+    if let Some(device) = variable {
+        return Ok(Some(device));
     }
     let target = scoped.unwrap_or_else(|| {
         let big = inputs.iter().find(|t| t.rank() > 0 && !t.is_symbolic());
@@ -179,7 +189,7 @@ pub(crate) fn placement(op: &'static str, inputs: &[&Tensor]) -> Result<Option<D
         let copied_by_scope = scoped.is_some() && here.is_cpu();
         if here != target && t.rank() > 0 && !copied_by_scope {
             return Err(Error::DeviceMismatch {
-                op,
+                op: op.name(),
                 devices: vec![target, here],
                 msg: "copy one of them with `.to(device)` first".into(),
             });
@@ -227,9 +237,12 @@ mod tests {
     #[test]
     fn host_ops_need_no_placement() {
         let x = Tensor::new([1.0f32, 2.0]);
-        assert_eq!(placement("add", &[&x, &x]).unwrap(), None);
+        let add = crate::Op::Binary(crate::BinaryOp::Add);
+        assert_eq!(placement(&add, &[&x, &x]).unwrap(), None);
         let _cpu = device_scope(Device::Cpu);
-        assert_eq!(placement("add", &[&x, &x]).unwrap(), None);
+        assert_eq!(placement(&add, &[&x, &x]).unwrap(), None);
+        let v = crate::Variable::new("v", x.clone()).unwrap();
+        assert_eq!(placement(&crate::Op::ReadVariable(v), &[]).unwrap(), None);
     }
 
     #[test]

@@ -55,11 +55,10 @@ pub(crate) fn assign(var: &Variable, mode: AssignMode, x: &Data) -> Result<()> {
     }
     let new = match mode {
         AssignMode::Set => x.clone(),
-        AssignMode::Add => crate::ops::math::binary(crate::BinaryOp::Add, &var.value_data(), x)?,
-        AssignMode::Sub => crate::ops::math::binary(crate::BinaryOp::Sub, &var.value_data(), x)?,
+        AssignMode::Add => crate::ops::math::binary(crate::BinaryOp::Add, &var.value_data()?, x)?,
+        AssignMode::Sub => crate::ops::math::binary(crate::BinaryOp::Sub, &var.value_data()?, x)?,
     };
-    var.store(new);
-    Ok(())
+    var.store(new)
 }
 
 /// `cur ±= x` elementwise when both hold the same dtype and shape; `false` (nothing done)
