@@ -148,7 +148,7 @@ fn dispatch_outputs(op: Op, inputs: &[&Tensor]) -> Result<Outputs<Tensor>> {
     let outputs: Outputs<Tensor> = match tracer {
         Some(tracer) => Outputs::from_vec(tracer.record(&op, inputs, out_specs.into_vec())?),
         None => match crate::device::placement(&op, inputs)? {
-            Some(device) if !device.is_cpu() => crate::device::storage_backend::run(device, &op, inputs, &out_specs)?,
+            Some(device) if !device.is_cpu() => crate::device::storage::backend::run(device, &op, inputs, &out_specs)?,
             _ => host_compute(&op, inputs)?,
         },
     };

@@ -456,7 +456,7 @@ impl Tensor {
             crate::Device::Cpu => Ok(Tensor::from_data(self.data()?.clone())),
             crate::Device::Cuda(_) => {
                 let host = self.data()?;
-                crate::device::storage_backend::upload(device, host).map(Tensor::from_device_data)
+                crate::device::storage::backend::upload(device, host).map(Tensor::from_device_data)
             }
         }
     }

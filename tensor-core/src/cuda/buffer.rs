@@ -3,7 +3,7 @@
 
 use super::runtime::{Runtime, Stats};
 use crate::{DType, Data, Element, Error, Result};
-use cudarc::driver::{CudaSlice, DeviceRepr};
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchArgs, PushKernelArg};
 use ndarray::{ArrayD, IxDyn};
 use std::sync::Arc;
 
@@ -57,6 +57,29 @@ impl CudaBuffer {
             bytes,
             stats: rt.stats.clone(),
         }
+    }
+
+    /// Passes this buffer to a kernel as a `const T*` argument, whatever its dtype (the
+    /// kernel's source was generated for that dtype).
+    pub(crate) fn arg<'a>(&'a self, launch: &mut LaunchArgs<'a>) {
+        match &self.slice {
+            Slice::F32(s) => launch.arg(s),
+            Slice::F64(s) => launch.arg(s),
+            Slice::I32(s) => launch.arg(s),
+            Slice::I64(s) => launch.arg(s),
+            Slice::Bool(s) => launch.arg(s),
+        };
+    }
+
+    /// Passes this buffer to a kernel as its `T*` output.
+    pub(crate) fn arg_mut<'a>(&'a mut self, launch: &mut LaunchArgs<'a>) {
+        match &mut self.slice {
+            Slice::F32(s) => launch.arg(s),
+            Slice::F64(s) => launch.arg(s),
+            Slice::I32(s) => launch.arg(s),
+            Slice::I64(s) => launch.arg(s),
+            Slice::Bool(s) => launch.arg(s),
+        };
     }
 
     /// An uninitialised buffer of `len` elements of `dtype`, for a kernel to fill.

@@ -7,8 +7,8 @@
 //! Binary ops broadcast through a [`Geometry`] passed by value: output dimensions and each
 //! input's strides (0 along broadcast axes), so no index buffer is allocated per call.
 
-use super::buffer::{driver_error, CudaBuffer, Slice};
-use super::runtime::Runtime;
+use super::buffer::{driver_error, CudaBuffer};
+use super::runtime::{KernelKey, Runtime};
 use crate::{BinaryOp, DType, Result, UnaryOp};
 use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 
@@ -76,12 +76,12 @@ fn types(dtype: DType) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// `x` mapped by `op`, as a CUDA expression over `double x`; `None` where the host keeps it.
-fn unary_expr(op: UnaryOp) -> Option<String> {
+/// `x` mapped by `op`, as a CUDA expression over `double x`.
+fn unary_expr(op: UnaryOp) -> String {
     use UnaryOp::*;
     const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
     const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
-    let e = match op {
+    match op {
         Neg => "-x".into(),
         Abs => "fabs(x)".into(),
         Exp => "exp(x)".into(),
@@ -119,8 +119,7 @@ fn unary_expr(op: UnaryOp) -> Option<String> {
         Floor => "floor(x)".into(),
         Ceil => "ceil(x)".into(),
         Round => "rint(x)".into(),
-    };
-    Some(e)
+    }
 }
 
 /// `f(a, b)` as a CUDA expression over `double a, b`.
@@ -143,14 +142,20 @@ fn binary_expr(op: BinaryOp) -> &'static str {
     }
 }
 
-/// A stable kernel name from an op's debug text (attributes included) and dtype.
-fn kernel_name(kind: &str, op: &impl std::fmt::Debug, dtype: DType) -> String {
-    let text = format!("{op:?}");
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    format!("ff_{kind}_{clean}_{}", dtype.name())
+/// The cache key of a unary kernel: the op's attribute bits tell apart the kernels that
+/// share a name (leaky_relu's alpha, gelu's approximation).
+fn unary_key(op: UnaryOp, dtype: DType) -> KernelKey {
+    let bits = match op {
+        UnaryOp::LeakyRelu { alpha } => alpha.to_bits(),
+        UnaryOp::Gelu(crate::Gelu::Tanh) => 1,
+        _ => 0,
+    };
+    ("unary", op.name(), bits, dtype)
+}
+
+/// The entry-point name of the kernel for `key` (unique per key).
+pub(crate) fn kernel_name((family, op, bits, dtype): KernelKey) -> String {
+    format!("ff_{family}_{op}_{bits:x}_{}", dtype.name())
 }
 
 /// A launch covering `n` elements with grid-stride loops.
@@ -167,31 +172,25 @@ pub(crate) fn launch_config(n: usize) -> LaunchConfig {
 /// `y = op(x)` on a float buffer; `None` when this op or dtype stays on the host.
 pub(crate) fn unary(rt: &Runtime, op: UnaryOp, dtype: DType, x: &CudaBuffer) -> Option<Result<CudaBuffer>> {
     let (t, w) = types(dtype)?;
-    let expr = unary_expr(op)?;
-    let name = kernel_name("unary", &op, dtype);
+    let key = unary_key(op, dtype);
     Some((|| {
         let src = || {
-            format!(
+            let (name, expr) = (kernel_name(key), unary_expr(op));
+            let src = format!(
                 "{PRELUDE}\nextern \"C\" __global__ void {name}(const {t}* in, {t}* out, unsigned long long n) {{\n\
                  GRID_STRIDE(i, n) {{ {w} x = ({w})in[i]; out[i] = ({t})({expr}); }}\n}}\n"
-            )
+            );
+            (name, src)
         };
-        let f = rt.kernel(&name, src).map_err(|e| driver_error(op.name(), rt, e))?;
+        let f = rt.kernel(key, src).map_err(|e| driver_error(op.name(), rt, e))?;
         let mut y = CudaBuffer::uninit(rt, op.name(), dtype, x.len)?;
         let n = x.len as u64;
-        let mut b = rt.stream.launch_builder(&f);
-        match (&x.slice, &mut y.slice) {
-            (Slice::F32(i), Slice::F32(o)) => {
-                b.arg(i).arg(o);
-            }
-            (Slice::F64(i), Slice::F64(o)) => {
-                b.arg(i).arg(o);
-            }
-            _ => unreachable!("float dtypes checked above"),
-        }
-        b.arg(&n);
+        let mut l = rt.stream.launch_builder(&f);
+        x.arg(&mut l);
+        y.arg_mut(&mut l);
+        l.arg(&n);
         // SAFETY: the kernel reads `n` elements of `in` and writes `n` of `out`, both that long.
-        unsafe { b.launch(launch_config(x.len)) }.map_err(|e| driver_error(op.name(), rt, e))?;
+        unsafe { l.launch(launch_config(x.len)) }.map_err(|e| driver_error(op.name(), rt, e))?;
         Ok(y)
     })())
 }
@@ -207,11 +206,11 @@ pub(crate) fn binary(
 ) -> Option<Result<CudaBuffer>> {
     let (t, w) = types(dtype)?;
     let geometry = Geometry::broadcast(out_dims, a_dims, b_dims)?;
-    let expr = binary_expr(op);
-    let name = kernel_name("binary", &op, dtype);
+    let key: KernelKey = ("binary", op.name(), 0, dtype);
     Some((|| {
         let src = || {
-            format!(
+            let (name, expr) = (kernel_name(key), binary_expr(op));
+            let src = format!(
                 "{PRELUDE}\n__device__ double floor_mod(double a, double b) {{\n\
                  double r = fmod(a, b); return (r != 0.0 && ((r < 0.0) != (b < 0.0))) ? r + b : r; }}\n\
                  extern \"C\" __global__ void {name}(const {t}* pa, const {t}* pb, {t}* out, unsigned long long n, Geometry g) {{\n\
@@ -224,22 +223,17 @@ pub(crate) fn binary(
                    {w} a = ({w})pa[ia]; {w} b = ({w})pb[ib];\n\
                    out[i] = ({t})({expr});\n\
                  }}\n}}\n"
-            )
+            );
+            (name, src)
         };
-        let f = rt.kernel(&name, src).map_err(|e| driver_error(op.name(), rt, e))?;
+        let f = rt.kernel(key, src).map_err(|e| driver_error(op.name(), rt, e))?;
         let len: usize = out_dims.iter().product();
         let mut y = CudaBuffer::uninit(rt, op.name(), dtype, len)?;
         let n = len as u64;
         let mut l = rt.stream.launch_builder(&f);
-        match (&a.slice, &b.slice, &mut y.slice) {
-            (Slice::F32(pa), Slice::F32(pb), Slice::F32(o)) => {
-                l.arg(pa).arg(pb).arg(o);
-            }
-            (Slice::F64(pa), Slice::F64(pb), Slice::F64(o)) => {
-                l.arg(pa).arg(pb).arg(o);
-            }
-            _ => unreachable!("float dtypes checked above; inference made both inputs alike"),
-        }
+        a.arg(&mut l);
+        b.arg(&mut l);
+        y.arg_mut(&mut l);
         l.arg(&n).arg(&geometry);
         // SAFETY: every index the geometry produces lies inside its input (shape inference
         // checked the broadcast); the kernel writes `n` outputs.
@@ -264,12 +258,12 @@ mod tests {
 
     #[test]
     fn every_float_unary_op_has_an_expression() {
-        assert!(unary_expr(UnaryOp::Sigmoid).unwrap().contains("exp"));
-        assert!(unary_expr(UnaryOp::LeakyRelu { alpha: 0.2 })
-            .unwrap()
-            .contains("2.0000000298023224e-1"));
-        assert!(kernel_name("unary", &UnaryOp::LeakyRelu { alpha: 0.2 }, DType::F32)
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        assert!(unary_expr(UnaryOp::Sigmoid).contains("exp"));
+        assert!(unary_expr(UnaryOp::LeakyRelu { alpha: 0.2 }).contains("2.0000000298023224e-1"));
+        let leaky = |alpha| kernel_name(unary_key(UnaryOp::LeakyRelu { alpha }, DType::F32));
+        assert!(leaky(0.2).chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        assert_ne!(leaky(0.2), leaky(0.3));
+        let gelu = |g| unary_key(UnaryOp::Gelu(g), DType::F64);
+        assert_ne!(gelu(crate::Gelu::Exact), gelu(crate::Gelu::Tanh));
     }
 }

@@ -3,9 +3,9 @@
 //! (so float32 sums are at least as close to exact as TensorFlow's), then a tree in shared
 //! memory.
 
-use super::buffer::{driver_error, CudaBuffer, Slice};
-use super::elementwise::MAX_RANK;
-use super::runtime::Runtime;
+use super::buffer::{driver_error, CudaBuffer};
+use super::elementwise::{kernel_name, MAX_RANK};
+use super::runtime::{KernelKey, Runtime};
 use crate::{DType, ReduceKind, Result};
 use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
 
@@ -79,10 +79,11 @@ pub(crate) fn reduce(
         _ => return None,
     };
     let g = Reduction::new(dims, axes)?;
-    let name = format!("ff_reduce_{}_{}", kind.name(), dtype.name());
+    let key: KernelKey = ("reduce", kind.name(), 0, dtype);
     Some((|| {
         let src = || {
-            format!(
+            let name = kernel_name(key);
+            let src = format!(
                 r#"
 struct Reduction {{
     unsigned long long kept_rank, red_rank, red_count;
@@ -117,25 +118,19 @@ extern "C" __global__ void {name}(const {t}* x, {t}* out, unsigned long long out
     }}
 }}
 "#
-            )
+            );
+            (name, src)
         };
         let op = kind.name();
-        let f = rt.kernel(&name, src).map_err(|e| driver_error(op, rt, e))?;
+        let f = rt.kernel(key, src).map_err(|e| driver_error(op, rt, e))?;
         let mut y = CudaBuffer::uninit(rt, op, dtype, outputs)?;
         if outputs == 0 {
             return Ok(y);
         }
         let n = outputs as u64;
         let mut l = rt.stream.launch_builder(&f);
-        match (&x.slice, &mut y.slice) {
-            (Slice::F32(i), Slice::F32(o)) => {
-                l.arg(i).arg(o);
-            }
-            (Slice::F64(i), Slice::F64(o)) => {
-                l.arg(i).arg(o);
-            }
-            _ => unreachable!("float dtypes checked above"),
-        }
+        x.arg(&mut l);
+        y.arg_mut(&mut l);
         l.arg(&n).arg(&g);
         let cfg = LaunchConfig {
             grid_dim: (outputs.min(65_535) as u32, 1, 1),

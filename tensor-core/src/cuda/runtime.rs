@@ -57,7 +57,7 @@ pub(crate) struct Runtime {
     pub(crate) ctx: Arc<CudaContext>,
     pub(crate) stream: Arc<CudaStream>,
     pub(crate) blas: Mutex<CudaBlas>,
-    kernels: Mutex<HashMap<String, CudaFunction>>,
+    kernels: Mutex<HashMap<KernelKey, CudaFunction>>,
     pub(crate) stats: Arc<Stats>,
 }
 
@@ -88,14 +88,19 @@ impl Runtime {
         })
     }
 
-    /// The kernel `name`, compiled from `source()` with NVRTC on first use, then cached for
-    /// the life of the process.
-    pub(crate) fn kernel(&self, name: &str, source: impl FnOnce() -> String) -> Result<CudaFunction, String> {
+    /// The kernel for `key`, compiled with NVRTC from `source()` (its entry point's name
+    /// and CUDA text) on first use, then cached for the life of the process. A hit costs a
+    /// hash lookup: no name is formatted per call.
+    pub(crate) fn kernel(
+        &self,
+        key: KernelKey,
+        source: impl FnOnce() -> (String, String),
+    ) -> Result<CudaFunction, String> {
         let mut cache = self.kernels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = cache.get(name) {
+        if let Some(f) = cache.get(&key) {
             return Ok(f.clone());
         }
-        let src = source();
+        let (name, src) = source();
         let opts = cudarc::nvrtc::CompileOptions {
             name: Some(format!("{name}.cu")),
             ..Default::default()
@@ -103,11 +108,16 @@ impl Runtime {
         let ptx =
             cudarc::nvrtc::compile_ptx_with_opts(&src, opts).map_err(|e| format!("NVRTC compiling {name}: {e}"))?;
         let module = self.ctx.load_module(ptx).map_err(|e| format!("loading {name}: {e}"))?;
-        let f = module.load_function(name).map_err(|e| format!("{name}: {e}"))?;
-        cache.insert(name.to_string(), f.clone());
+        let f = module.load_function(&name).map_err(|e| format!("{name}: {e}"))?;
+        cache.insert(key, f.clone());
         Ok(f)
     }
 }
+
+/// What identifies a generated kernel: its family (`unary`, `binary`, `reduce`), the op's
+/// name, the bits of the op's attribute where it has one (leaky_relu's alpha, gelu's
+/// approximation), and the dtype.
+pub(crate) type KernelKey = (&'static str, &'static str, u64, crate::DType);
 
 /// True when the three shared libraries the backend loads can be found. cudarc panics on a
 /// missing library, so this is asked first.

@@ -16,7 +16,6 @@
 
 pub(crate) mod storage;
 
-pub(crate) use storage::backend as storage_backend;
 pub use storage::DeviceData;
 
 use crate::{Error, Result, Tensor, Value};

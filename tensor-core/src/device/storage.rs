@@ -2,7 +2,7 @@
 //! (`backend`) between the device-neutral core and the one backend compiled in.
 
 use super::Device;
-use crate::{DType, Data, Result, Shape, TensorSpec};
+use crate::{DType, Data, Result, TensorSpec};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -86,16 +86,6 @@ impl DeviceData {
         }
         let d = backend::download(self)?;
         Ok(self.0.host.get_or_init(|| d))
-    }
-
-    /// True when a host copy is already held (no transfer needed to read it).
-    pub fn has_host_copy(&self) -> bool {
-        self.0.host.get().is_some()
-    }
-
-    /// Shape of the elements.
-    pub fn shape(&self) -> Shape {
-        self.0.spec.shape.clone()
     }
 }
 
