@@ -189,23 +189,30 @@ pub trait FloatElement: Element + num_traits::Float + num_traits::FloatConst + s
 /// fast; the two forms may differ in the last bit.
 #[inline(always)]
 pub fn exp_f32<const FMA: bool>(x: f32) -> f32 {
-    // Beyond these, e^x overflows to inf or underflows to 0 in f32.
-    let (y, n) = exp_parts::<FMA>(x.clamp(-87.336_55, 88.722_83));
-    // n is in [-126, 128] after the clamp, and 2^128 is split in two factors so the bits
-    // never overflow (both products are exact but the last).
+    // Below -104, e^x rounds to 0 in f32 (subnormals included); above ln(f32::MAX) it
+    // overflows, and is infinite as in TensorFlow (a bare clamp would give f32::MAX).
+    let (y, n) = exp_parts::<FMA>(x.clamp(-104.0, 88.722_83));
+    // n is in [-150, 128] after the clamp, split in two factors so each power of two is a
+    // normal float (both products are exact but the last, which may be subnormal).
     let half = n >> 1;
-    y * pow2(half) * pow2(n - half)
+    let e = y * pow2(half) * pow2(n - half);
+    if x > 88.722_83 {
+        f32::INFINITY
+    } else {
+        e
+    }
 }
 
 /// [`exp_f32`] for `x <= 0` (bit for bit the same there, NaN included), with one clamp and
-/// one power-of-two factor fewer, for the sigmoid's `e^{-|x|}`.
+/// no overflow test, for the sigmoid's `e^{-|x|}`.
 #[inline(always)]
 pub fn exp_nonpositive_f32<const FMA: bool>(x: f32) -> f32 {
     // A compare-and-select, not `f32::max`, which would turn NaN into the bound.
-    let x = if x < -87.336_55 { -87.336_55 } else { x };
+    let x = if x < -104.0 { -104.0 } else { x };
     let (y, n) = exp_parts::<FMA>(x);
-    // n is in [-126, 0]: 2^n is a normal float.
-    y * pow2(n)
+    // n is in [-150, 0]: two factors keep each power of two a normal float.
+    let half = n >> 1;
+    y * pow2(half) * pow2(n - half)
 }
 
 /// `e^x = y · 2^n` with `y = e^r`, `r = x - n ln 2` in `[-ln2/2, ln2/2]`.
@@ -315,14 +322,14 @@ mod tests {
         }
         assert_eq!(exp_f32::<FMA>(0.0), 1.0);
         let mut x = 0.0f32;
-        while x > -100.0 {
+        while x > -110.0 {
             let (a, b) = (exp_nonpositive_f32::<FMA>(x), exp_f32::<FMA>(x));
             assert_eq!(a.to_bits(), b.to_bits(), "exp({x}), fma {FMA}");
             x -= 0.0071;
         }
         assert!(exp_nonpositive_f32::<FMA>(f32::NAN).is_nan() && exp_f32::<FMA>(f32::NAN).is_nan());
-        assert_eq!(exp_f32::<FMA>(-1000.0), exp_f32::<FMA>(-87.336_55));
-        assert!(exp_f32::<FMA>(1000.0).is_finite());
+        assert_eq!(exp_f32::<FMA>(-1000.0), 0.0);
+        assert_eq!(exp_f32::<FMA>(1000.0), f32::INFINITY);
     }
 
     #[test]

@@ -486,6 +486,17 @@ impl Tensor {
         }
     }
 
+    /// The host elements when reading them copies nothing: host data, or a device tensor's
+    /// kept host copy.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn host_data_if_cached(&self) -> Option<&Data> {
+        match &self.0.value {
+            Value::Eager(d) => Some(d),
+            Value::Device(d) => d.cached_host(),
+            Value::Symbolic(_) => None,
+        }
+    }
+
     /// The eager data, or an error for a symbolic tensor. A tensor on an accelerator is
     /// copied to the host on the first call (like TensorFlow's `.numpy()`); the copy is kept.
     ///

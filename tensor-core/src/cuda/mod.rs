@@ -9,11 +9,19 @@
 //! * one context, stream and cuBLAS handle per GPU, made on first use;
 //! * memory from the driver's stream-ordered pool, which keeps freed blocks for reuse, with
 //!   ferroflow's own count of bytes in use and their peak ([`memory_stats`]);
-//! * kernels: cuBLAS for `matmul` (batched too), NVRTC-generated elementwise kernels (one
-//!   per op and dtype, compiled once per process), `reduce_sum` / `reduce_mean`, and
-//!   reshapes without copies. Every other
-//!   op runs its CPU kernel on host copies ([`host_fallbacks`] counts them), so results are
-//!   always right and the set of GPU kernels can grow without changing any caller.
+//! * kernels: cuBLAS for `matmul` (batched too); NVRTC-generated kernels (one per op and
+//!   dtype, compiled once per process) for elementwise math, casts, comparisons, logical
+//!   ops and `where` with broadcasting, every reduction and arg-reduction, `softmax`,
+//!   `log_softmax` and the softmax cross-entropies, and the shape ops that move elements
+//!   (`transpose`, `broadcast_to`, `tile`, `strided_slice` and its gradient, `pad`,
+//!   `concat`, `stack`); reshapes without copies. Every other op (convolutions, pooling,
+//!   gathers, scans) runs its CPU kernel on host copies ([`host_fallbacks`] counts them), so
+//!   results are always right and the set of GPU kernels can grow without changing any
+//!   caller.
+//! * every kernel launch is planned as data (`launch::Launch`) before it runs, and the
+//!   tests run each plan on the CPU through a small CUDA emulator and compile every
+//!   generated source with NVRTC where it is installed: the kernels are checked against the
+//!   CPU kernels on machines without a GPU.
 //!
 //! ```
 //! use ferroflow_tensor_core::{cuda, Device, Tensor};
@@ -30,9 +38,17 @@ pub(crate) mod backend;
 mod blas;
 mod buffer;
 mod elementwise;
+#[cfg(test)]
+mod emulate;
+mod kernel;
+#[cfg(test)]
+mod kernel_tests;
+mod launch;
+mod layout;
 mod reduce;
 mod run;
 mod runtime;
+mod softmax;
 
 pub(crate) use buffer::CudaBuffer;
 pub use run::host_fallbacks;

@@ -5,9 +5,9 @@
 
 use super::blas::{self, Operand};
 use super::buffer::CudaBuffer;
-use super::elementwise;
-use super::reduce;
+use super::launch::Launch;
 use super::runtime::{runtime, Runtime};
+use super::{elementwise, layout, reduce, softmax};
 use crate::device::storage::Buffer;
 use crate::op::Outputs;
 use crate::{AssignMode, BinaryOp, Device, DeviceData, Error, Op, Result, Tensor, TensorSpec, Value};
@@ -48,6 +48,17 @@ pub(crate) fn run(device: Device, op: &Op, inputs: &[&Tensor], out: &[TensorSpec
         device,
         msg,
     })?;
+    if let Op::SparseSoftmaxCrossEntropy = op {
+        // The CPU kernel's error for a label out of range, where the labels can be read
+        // without a copy (on the GPU itself a bad label gives NaN, as in TensorFlow).
+        let classes = inputs[1].dims().last().copied().unwrap_or(0);
+        if let Some(label) = softmax::bad_sparse_label(inputs[0], classes) {
+            return Err(Error::invalid(
+                op.name(),
+                format!("label {label} is out of range [0, {classes})"),
+            ));
+        }
+    }
     // Placement allowed host scalars (and host inputs inside a device scope): copy them.
     let staged: smallvec::SmallVec<[Tensor; 4]> = inputs.iter().map(|t| t.to(device)).collect::<Result<_>>()?;
     if let Some(done) = kernel(&rt, device, op, &staged, out) {
@@ -63,6 +74,15 @@ pub(crate) fn run(device: Device, op: &Op, inputs: &[&Tensor], out: &[TensorSpec
         .into_iter()
         .map(|t| t.to(device))
         .collect()
+}
+
+/// The launch computing `op` on `inputs` with outputs `out`, if a generated kernel covers
+/// this op, these dtypes and this rank. Pure: the tests run the same plans on the CPU.
+pub(crate) fn plan(op: &Op, inputs: &[&Tensor], out: &[TensorSpec]) -> Option<Launch> {
+    elementwise::plan(op, inputs, out)
+        .or_else(|| reduce::plan(op, inputs, out))
+        .or_else(|| softmax::plan(op, inputs, out))
+        .or_else(|| layout::plan(op, inputs, out))
 }
 
 /// The CUDA kernel for `op`, if the backend has one for these inputs.
@@ -90,22 +110,7 @@ fn kernel(
         Op::Identity | Op::StopGradient | Op::Reshape { .. } | Op::ExpandDims { .. } | Op::Squeeze { .. } => {
             same_elements(0)
         }
-        Op::Unary(u) => {
-            let x = cuda_buffer(&inputs[0])?;
-            elementwise::unary(rt, *u, inputs[0].dtype(), x).map(|r| r.map(|b| wrap(&out[0], b)))
-        }
-        Op::Binary(b) => {
-            let (x, y) = (cuda_buffer(&inputs[0])?, cuda_buffer(&inputs[1])?);
-            elementwise::binary(
-                rt,
-                *b,
-                inputs[0].dtype(),
-                (x, inputs[0].dims()),
-                (y, inputs[1].dims()),
-                out[0].shape.dims(),
-            )
-            .map(|r| r.map(|c| wrap(&out[0], c)))
-        }
+        Op::Cast { dtype } if *dtype == inputs[0].dtype() => same_elements(0),
         Op::MatMul {
             transpose_a,
             transpose_b,
@@ -121,13 +126,6 @@ fn kernel(
                 transpose: *transpose_b,
             };
             blas::matmul(rt, inputs[0].dtype(), a, b, out[0].shape.dims()).map(|r| r.map(|c| wrap(&out[0], c)))
-        }
-        Op::Reduce { kind, axes, .. } => {
-            let x = cuda_buffer(&inputs[0])?;
-            let axes = crate::normalize_axes(kind.name(), axes, inputs[0].rank()).ok()?;
-            let outputs = out[0].shape.dims().iter().product();
-            reduce::reduce(rt, *kind, inputs[0].dtype(), x, inputs[0].dims(), &axes, outputs)
-                .map(|r| r.map(|y| wrap(&out[0], y)))
         }
         Op::ReadVariable(v) => v
             .device_value()
@@ -148,9 +146,14 @@ fn kernel(
                         BinaryOp::Sub
                     };
                     let (Buffer::Cuda(a), Buffer::Cuda(b)) = (current.buffer(), new.buffer());
-                    let dims = current.dims();
-                    elementwise::binary(rt, op, current.dtype(), (a, dims), (b, dims), dims)?
-                        .map(|c| DeviceData::new(device, current.spec().clone(), Buffer::Cuda(c)))
+                    let launch = elementwise::plan_same_shape(op, current.dtype(), current.dims())?;
+                    launch.run(rt, op.name(), &[a, b]).and_then(|outputs| {
+                        let c = outputs
+                            .into_iter()
+                            .next()
+                            .ok_or_else(|| Error::invalid(op.name(), "no output"))?;
+                        Ok(DeviceData::new(device, current.spec().clone(), Buffer::Cuda(c)))
+                    })
                 }
             };
             Some(stored.map(|d| {
@@ -158,6 +161,18 @@ fn kernel(
                 Outputs::new()
             }))
         }
-        _ => None,
+        _ => {
+            let refs: smallvec::SmallVec<[&Tensor; 4]> = inputs.iter().collect();
+            let launch = plan(op, &refs, out)?;
+            let buffers: smallvec::SmallVec<[&CudaBuffer; 4]> =
+                inputs.iter().map(cuda_buffer).collect::<Option<_>>()?;
+            Some(launch.run(rt, op.name(), &buffers).map(|outputs| {
+                outputs
+                    .into_iter()
+                    .zip(out)
+                    .map(|(b, spec)| Tensor::from_device_data(DeviceData::new(device, spec.clone(), Buffer::Cuda(b))))
+                    .collect()
+            }))
+        }
     }
 }

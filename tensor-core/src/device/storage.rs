@@ -81,14 +81,19 @@ impl DeviceData {
 
     /// The elements on the host: copied from the device on first use, then kept.
     pub fn to_host(&self) -> Result<&Data> {
-        if let Some(d) = self.0.host.get() {
+        if let Some(d) = self.cached_host() {
             return Ok(d);
         }
         let d = backend::download(self)?;
         Ok(self.0.host.get_or_init(|| d))
     }
-}
 
+    /// The host copy, if one was made already (never copies).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn cached_host(&self) -> Option<&Data> {
+        self.0.host.get()
+    }
+}
 impl fmt::Debug for DeviceData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DeviceData({} on {})", self.0.spec, self.0.device)

@@ -206,6 +206,20 @@ mod tests {
         }
         let one = Tensor::scalar(f32::NAN).sigmoid().unwrap().to_vec::<f32>().unwrap();
         assert!(one[0].is_nan());
+        // exp overflows to inf and underflows through the subnormals to 0, as TensorFlow's.
+        let tails = Tensor::new([200.0f32, 88.8, -90.0, -103.0, -200.0])
+            .exp()
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!((tails[0], tails[1], tails[4]), (f32::INFINITY, f32::INFINITY, 0.0));
+        for (got, x) in [(tails[2], -90.0f64), (tails[3], -103.0)] {
+            let want = x.exp();
+            assert!(
+                (got as f64 - want).abs() <= 1.5e-45,
+                "exp({x}) = {got:e}, want {want:e}"
+            );
+        }
     }
 
     #[test]

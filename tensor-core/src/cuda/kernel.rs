@@ -1,0 +1,203 @@
+//! The vocabulary of generated CUDA kernels: one [`Kernel`] value names one CUDA source
+//! (its family, op and dtypes), which NVRTC compiles once per process. The sources live with
+//! their families (`elementwise`, `reduce`, `softmax`, `layout`); this module only names,
+//! keys and lists them, so that the tests can compile and run every one of them.
+
+use super::runtime::KernelKey;
+use super::{elementwise, layout, reduce, softmax};
+use crate::{ArgKind, BinaryOp, CompareOp, DType, LogicalOp, ReduceKind, UnaryOp};
+
+/// One generated kernel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Kernel {
+    /// A float unary op over a dense buffer.
+    Unary(UnaryOp, DType),
+    /// `cast` from the first dtype to the second.
+    Cast(DType, DType),
+    /// `logical_not` on bools.
+    LogicalNot,
+    /// A float binary op with broadcasting.
+    Binary(BinaryOp, DType),
+    /// A comparison with broadcasting (bool output).
+    Compare(CompareOp, DType),
+    /// `logical_and` / `logical_or` with broadcasting.
+    Logical(LogicalOp),
+    /// `where(cond, x, y)` with broadcasting of all three.
+    Select(DType),
+    /// A reduction over any axes.
+    Reduce(ReduceKind, DType),
+    /// `argmax` / `argmin` along one axis.
+    ArgReduce(ArgKind, DType),
+    /// `softmax` (or `log_softmax` when `true`) along one axis.
+    Softmax(bool, DType),
+    /// `softmax_cross_entropy_with_logits` along one axis.
+    SoftmaxXent(DType),
+    /// `sparse_softmax_cross_entropy_with_logits` with labels of the first dtype.
+    SparseXent(DType, DType),
+    /// Index remapping of one input: transpose, broadcast_to, tile, strided slices and
+    /// their gradient, pad.
+    Layout(DType),
+    /// `concat` (and `stack`) of the given number of inputs.
+    Concat(DType, usize),
+}
+
+impl Kernel {
+    /// The cache key: different for any two kernels with different sources.
+    pub(crate) fn key(self) -> KernelKey {
+        use Kernel::*;
+        let index = |d: DType| d as u64;
+        match self {
+            Unary(op, dtype) => ("unary", op.name(), elementwise::unary_bits(op), dtype),
+            Cast(from, to) => ("cast", from.name(), index(to), to),
+            LogicalNot => ("logical", "logical_not", 0, DType::Bool),
+            Binary(op, dtype) => ("binary", op.name(), 0, dtype),
+            Compare(op, dtype) => ("compare", op.name(), 0, dtype),
+            Logical(op) => ("logical", op.name(), 0, DType::Bool),
+            Select(dtype) => ("select", "where", 0, dtype),
+            Reduce(kind, dtype) => ("reduce", kind.name(), 0, dtype),
+            ArgReduce(kind, dtype) => ("argreduce", kind.name(), 0, dtype),
+            Softmax(log, dtype) => ("softmax", if log { "log_softmax" } else { "softmax" }, 0, dtype),
+            SoftmaxXent(dtype) => ("xent", "softmax", 0, dtype),
+            SparseXent(labels, dtype) => ("xent", "sparse", index(labels), dtype),
+            Layout(dtype) => ("layout", "copy", 0, dtype),
+            Concat(dtype, count) => ("concat", "concat", count as u64, dtype),
+        }
+    }
+
+    /// The entry point's name (a C identifier, unique per key).
+    pub(crate) fn name(self) -> String {
+        let (family, op, bits, dtype) = self.key();
+        format!("ff_{family}_{op}_{bits:x}_{}", dtype.name())
+    }
+
+    /// The CUDA source defining `extern "C" __global__ void <name>(...)`.
+    pub(crate) fn source(self) -> String {
+        let name = self.name();
+        use Kernel::*;
+        match self {
+            Unary(..) | Cast(..) | LogicalNot | Binary(..) | Compare(..) | Logical(..) | Select(..) => {
+                elementwise::source(self, &name)
+            }
+            Reduce(..) | ArgReduce(..) => reduce::source(self, &name),
+            Softmax(..) | SoftmaxXent(..) | SparseXent(..) => softmax::source(self, &name),
+            Layout(..) | Concat(..) => layout::source(self, &name),
+        }
+    }
+
+    /// Every kernel the backend can generate (with one alpha for `leaky_relu`), for the
+    /// tests that compile and run them all.
+    #[cfg(test)]
+    pub(crate) fn all() -> Vec<Kernel> {
+        use crate::ops::math::{binary::binary_ops, unary::unit_unary_ops};
+        macro_rules! unary_list {
+            (() $( $var:ident, $method:ident, $name:literal, $tf:literal, $doc:literal, $input:tt, $reference:expr; )*) => {
+                vec![$( UnaryOp::$var, )*]
+            };
+        }
+        macro_rules! binary_list {
+            (() $( $var:ident, $method:ident, $name:literal, $tf:literal, $doc:literal, $reference:expr; )*) => {
+                vec![$( BinaryOp::$var, )*]
+            };
+        }
+        let mut unary: Vec<UnaryOp> = unit_unary_ops!(unary_list!());
+        unary.extend([
+            UnaryOp::LeakyRelu { alpha: 0.2 },
+            UnaryOp::Gelu(crate::Gelu::Exact),
+            UnaryOp::Gelu(crate::Gelu::Tanh),
+        ]);
+        let binary: Vec<BinaryOp> = binary_ops!(binary_list!());
+        let compare = [
+            CompareOp::Equal,
+            CompareOp::NotEqual,
+            CompareOp::Less,
+            CompareOp::LessEqual,
+            CompareOp::Greater,
+            CompareOp::GreaterEqual,
+        ];
+        let floats = [DType::F32, DType::F64];
+        let numeric = [DType::F32, DType::F64, DType::I32, DType::I64];
+        let every = [DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool];
+        let mut all = vec![Kernel::LogicalNot];
+        for &d in &floats {
+            all.extend(unary.iter().map(|&op| Kernel::Unary(op, d)));
+            all.extend(binary.iter().map(|&op| Kernel::Binary(op, d)));
+            all.extend([
+                Kernel::Softmax(false, d),
+                Kernel::Softmax(true, d),
+                Kernel::SoftmaxXent(d),
+            ]);
+            all.extend([DType::I32, DType::I64].map(|l| Kernel::SparseXent(l, d)));
+        }
+        for &d in &numeric {
+            all.extend(compare.iter().map(|&op| Kernel::Compare(op, d)));
+            all.extend(
+                [
+                    ReduceKind::Sum,
+                    ReduceKind::Mean,
+                    ReduceKind::Max,
+                    ReduceKind::Min,
+                    ReduceKind::Prod,
+                ]
+                .map(|k| Kernel::Reduce(k, d)),
+            );
+            all.extend([ArgKind::Max, ArgKind::Min].map(|k| Kernel::ArgReduce(k, d)));
+        }
+        for &d in &every {
+            all.extend(every.iter().filter(|&&to| to != d).map(|&to| Kernel::Cast(d, to)));
+            all.extend([Kernel::Select(d), Kernel::Layout(d)]);
+            all.extend((1..=layout::MAX_CONCAT).map(|k| Kernel::Concat(d, k)));
+        }
+        all.extend([LogicalOp::And, LogicalOp::Or].map(Kernel::Logical));
+        all
+    }
+}
+
+/// The CUDA type of a dtype's elements (`bool` as one byte).
+pub(crate) fn ctype(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "float",
+        DType::F64 => "double",
+        DType::I32 => "int",
+        DType::I64 => "long long",
+        DType::Bool => "unsigned char",
+    }
+}
+
+/// The type a dtype's arithmetic runs in: double for floats (float32 rounded once at the
+/// end, so each result is at least as close to exact as TensorFlow's), 64-bit for integers.
+pub(crate) fn work_type(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 | DType::F64 => "double",
+        DType::I32 | DType::I64 => "long long",
+        DType::Bool => "int",
+    }
+}
+
+/// Declarations shared by every generated source: the grid-stride loop and the bit casts
+/// for infinities and NaN (NVRTC has no standard headers).
+pub(crate) const PRELUDE: &str = r#"
+#define GRID_STRIDE(i, n) \
+    for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; i < (n); \
+         i += (unsigned long long)gridDim.x * blockDim.x)
+#define FF_INF __longlong_as_double(0x7ff0000000000000LL)
+#define FF_NAN __longlong_as_double(0x7ff8000000000000LL)
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kernel_has_a_distinct_key_and_a_c_identifier_name() {
+        let all = Kernel::all();
+        let keys: std::collections::HashSet<_> = all.iter().map(|k| k.key()).collect();
+        assert_eq!(keys.len(), all.len(), "two kernels share a key");
+        let names: std::collections::HashSet<_> = all.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), all.len(), "two kernels share a name");
+        for name in &names {
+            assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{name}");
+        }
+        let leaky = |alpha| Kernel::Unary(UnaryOp::LeakyRelu { alpha }, DType::F32).key();
+        assert_ne!(leaky(0.2), leaky(0.3));
+    }
+}
