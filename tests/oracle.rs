@@ -26,6 +26,19 @@ enum Mode {
     CudaForward,
     /// As `Gradient` with the inputs on the first GPU, inside its device scope.
     CudaGradient,
+    /// As `TracedForward` with the inputs on the first GPU (the graph runs there).
+    CudaTracedForward,
+    /// As `TracedGradient` with the inputs on the first GPU.
+    CudaTracedGradient,
+}
+
+impl Mode {
+    fn on_gpu(self) -> bool {
+        matches!(
+            self,
+            Mode::CudaForward | Mode::CudaGradient | Mode::CudaTracedForward | Mode::CudaTracedGradient
+        )
+    }
 }
 
 /// The GPU the CUDA modes use.
@@ -134,13 +147,26 @@ fn run_case(case: &Case, mode: Mode) -> Result<(), String> {
             let got = with_device(GPU, || vjp(&f, &inputs, &ups)).map_err(|e| e.to_string())?;
             compare_grads(case, &all_on_gpu(got)?)
         }
+        Mode::CudaTracedForward => {
+            let inputs = on_gpu(&case.inputs)?;
+            let traced = function(move |x: &[Tensor]| f(x));
+            let outs = traced.call(&inputs).map_err(|e| e.to_string())?;
+            compare_outputs(case, &all_on_gpu(outs)?)
+        }
+        Mode::CudaTracedGradient => {
+            let n = case.inputs.len();
+            let traced = function(move |args: &[Tensor]| vjp(&f, &args[..n], &args[n..]));
+            let args = on_gpu(&case.inputs.iter().chain(ups()?).cloned().collect::<Vec<_>>())?;
+            let got = traced.call(&args).map_err(|e| e.to_string())?;
+            compare_grads(case, &all_on_gpu(got)?)
+        }
     }
 }
 
 /// Runs `mode` over the selected cases, prints `oracle <label>: P/N cases passed`, and fails
 /// on any miss.
 fn run_mode(label: &str, mode: Mode, select: impl Fn(&Case) -> bool) {
-    if matches!(mode, Mode::CudaForward | Mode::CudaGradient) && !GPU.is_available() {
+    if mode.on_gpu() && !GPU.is_available() {
         println!(
             "oracle {label}: skipped (no CUDA device in this process; build with --features cuda on a GPU machine)"
         );
@@ -153,7 +179,7 @@ fn run_mode(label: &str, mode: Mode, select: impl Fn(&Case) -> bool) {
         .filter_map(|c| run_case(c, mode).err().map(|e| format!("{}: {e}", c.id)))
         .collect();
     #[cfg(feature = "cuda")]
-    if matches!(mode, Mode::CudaForward | Mode::CudaGradient) {
+    if mode.on_gpu() {
         println!(
             "ops run on host copies: {:?}",
             ferroflow::tensor::cuda::host_fallbacks()
@@ -200,4 +226,14 @@ fn oracle_cuda_forward() {
 #[test]
 fn oracle_cuda_gradient() {
     run_mode("cuda gradient", Mode::CudaGradient, |c| c.grads.is_some());
+}
+
+#[test]
+fn oracle_cuda_traced_forward() {
+    run_mode("cuda traced forward", Mode::CudaTracedForward, |_| true);
+}
+
+#[test]
+fn oracle_cuda_traced_gradient() {
+    run_mode("cuda traced gradient", Mode::CudaTracedGradient, |c| c.grads.is_some());
 }

@@ -7,7 +7,9 @@
 
 use crate::ir::{Graph, NodeKind};
 use ferroflow_tensor_core::fused::{binary_in_place, unary_in_place, Side};
-use ferroflow_tensor_core::{Data, Error, Op, Result, Tensor, TensorSpec};
+use ferroflow_tensor_core::{
+    dispatch, with_device, Data, Device, Error, Op, PauseObservers, Result, Tensor, TensorSpec,
+};
 
 /// One node's work.
 #[derive(Debug, Clone)]
@@ -83,7 +85,16 @@ impl Plan {
 
     /// Runs the graph. With `exact_specs` the arguments match the traced specs and shape
     /// inference is skipped; otherwise every op re-validates its inputs.
+    ///
+    /// A function whose arguments live on an accelerator (or that is called inside an
+    /// accelerator's device scope) runs there: see [`Plan::run_on`].
     pub fn run(&self, g: &Graph, args: &[&Tensor], exact_specs: bool) -> Result<Vec<Tensor>> {
+        let accelerator = ferroflow_tensor_core::default_device()
+            .filter(|d| *d != Device::Cpu)
+            .or_else(|| args.iter().map(|a| a.device()).find(|d| *d != Device::Cpu));
+        if let Some(device) = accelerator {
+            return self.run_on(device, g, args);
+        }
         let mut vals: Vec<Option<Data>> = vec![None; self.slots];
         for (i, (step, node)) in self.steps.iter().zip(&g.nodes).enumerate() {
             let out = step.first_output;
@@ -168,6 +179,61 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Runs the graph on `device`, node by node as eager ops inside that device's scope
+    /// (so constants and host arguments are copied there, every op runs its device kernel,
+    /// and the outputs stay on the device); fused nodes run as their separate ops. Values are
+    /// freed at their last use as on the host. Observers (tapes) see the call, not its ops,
+    /// as on the host.
+    pub fn run_on(&self, device: Device, g: &Graph, args: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let _unobserved = PauseObservers::new();
+        with_device(device, || {
+            let mut vals: Vec<Option<Tensor>> = vec![None; self.slots];
+            for (i, (step, node)) in self.steps.iter().zip(&g.nodes).enumerate() {
+                let out = step.first_output;
+                let ins = || -> Result<Vec<&Tensor>> {
+                    step.inputs
+                        .iter()
+                        .map(|&s| vals[s].as_ref().ok_or_else(|| missing(i)))
+                        .collect()
+                };
+                match &node.kind {
+                    NodeKind::Placeholder { index } => {
+                        let t = args
+                            .get(*index)
+                            .ok_or_else(|| Error::invalid("function", format!("missing argument {index}")))?;
+                        vals[out] = Some((*t).clone());
+                    }
+                    NodeKind::Const(d) => vals[out] = Some(Tensor::from_data(d.clone())),
+                    NodeKind::Op(op) => {
+                        let results = dispatch(op.clone(), &ins()?)?;
+                        for (k, r) in results.into_iter().enumerate() {
+                            vals[out + k] = Some(r);
+                        }
+                    }
+                    NodeKind::Fused(f) => vals[out] = Some(f.run_tensors(&ins()?)?),
+                    NodeKind::MatMulEpilogue(e) => vals[out] = Some(e.run_tensors(&ins()?)?),
+                }
+                for &s in &step.free {
+                    vals[s] = None;
+                }
+            }
+            self.outputs
+                .iter()
+                .map(|&s| vals[s].clone().ok_or_else(|| missing(usize::MAX)))
+                .collect()
+        })
+    }
+}
+
+/// The error for a value that was freed or never computed (a planning bug).
+fn missing(node: usize) -> Error {
+    Error::Other {
+        op: "function",
+        msg: format!("a value read by node {node} was not computed"),
+    }
+}
+
 fn inputs<'a>(vals: &'a [Option<Data>], step: &Step, node: usize) -> Result<Vec<&'a Data>> {
     step.inputs
         .iter()
@@ -183,5 +249,60 @@ fn inputs<'a>(vals: &'a [Option<Data>], step: &Step, node: usize) -> Result<Vec<
 fn free(vals: &mut [Option<Data>], step: &Step) {
     for &s in &step.free {
         vals[s] = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::passes::{optimize, test_util::trace, PassConfig};
+    use ferroflow_tensor_core::random::{self, Normal};
+    use ferroflow_tensor_core::DType;
+
+    /// The device path (ops one by one, fused nodes as their separate ops) gives the host
+    /// path's numbers bit for bit; run on the CPU here, on a GPU by the GPU checks.
+    #[test]
+    fn running_node_by_node_on_a_device_matches_the_host_executor() {
+        let specs = [
+            TensorSpec::new(DType::F32, vec![16, 8]),
+            TensorSpec::new(DType::F32, vec![8, 12]),
+            TensorSpec::new(DType::F32, vec![12]),
+        ];
+        let mut g = trace(&specs, |x| {
+            let h = x[0].matmul(&x[1])?.bias_add(&x[2])?.relu()?;
+            let s = h
+                .mul(&Tensor::scalar(0.5f32))?
+                .add(&Tensor::scalar(0.25f32))?
+                .sigmoid()?;
+            Ok(vec![s.mul(&h)?.reduce_sum(vec![1])?, h])
+        });
+        optimize(&mut g, &PassConfig::default()).unwrap();
+        let kinds: Vec<&str> = g
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Fused(_) => Some("fused"),
+                NodeKind::MatMulEpilogue(_) => Some("epilogue"),
+                _ => None,
+            })
+            .collect();
+        assert!(kinds.contains(&"fused") && kinds.contains(&"epilogue"), "{kinds:?}");
+        let args: Vec<Tensor> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| random::normal(s.shape.dims(), Normal::default().seed(i as u64 + 1)).unwrap())
+            .collect();
+        let refs: Vec<&Tensor> = args.iter().collect();
+        let plan = Plan::new(&g, true);
+        let host = plan.run(&g, &refs, true).unwrap();
+        let device = plan.run_on(Device::Cpu, &g, &refs).unwrap();
+        assert_eq!(host.len(), device.len());
+        for (h, d) in host.iter().zip(&device) {
+            assert_eq!(h.dims(), d.dims());
+            let (h, d) = (h.to_vec::<f32>().unwrap(), d.to_vec::<f32>().unwrap());
+            for (a, b) in h.iter().zip(&d) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}");
+            }
+        }
     }
 }

@@ -189,6 +189,7 @@ pub(crate) fn run(launch: &Launch, inputs: &[&Tensor], out: &[TensorSpec]) -> Ve
             Arg::Lines(v) => (v as *const _ as *const c_void).cast(),
             Arg::Layout(v) => (v as *const _ as *const c_void).cast(),
             Arg::Concat(v) => (v as *const _ as *const c_void).cast(),
+            Arg::Window(v) => (v as *const _ as *const c_void).cast(),
         };
         params.push(p.cast_mut());
     }

@@ -4,7 +4,8 @@
 //! keys and lists them, so that the tests can compile and run every one of them.
 
 use super::runtime::KernelKey;
-use super::{elementwise, layout, reduce, softmax};
+use super::window::WindowOp;
+use super::{elementwise, index, layout, reduce, softmax, window};
 use crate::{ArgKind, BinaryOp, CompareOp, DType, LogicalOp, ReduceKind, UnaryOp};
 
 /// One generated kernel.
@@ -39,6 +40,12 @@ pub(crate) enum Kernel {
     Layout(DType),
     /// `concat` (and `stack`) of the given number of inputs.
     Concat(DType, usize),
+    /// A convolution or pooling op, forward or backward.
+    Window(WindowOp, DType),
+    /// `gather` with indices of the first dtype.
+    Gather(DType, DType),
+    /// `one_hot` from indices of the first dtype.
+    OneHot(DType, DType),
 }
 
 impl Kernel {
@@ -61,6 +68,9 @@ impl Kernel {
             SparseXent(labels, dtype) => ("xent", "sparse", index(labels), dtype),
             Layout(dtype) => ("layout", "copy", 0, dtype),
             Concat(dtype, count) => ("concat", "concat", count as u64, dtype),
+            Window(op, dtype) => ("window", op.name(), 0, dtype),
+            Gather(indices, dtype) => ("gather", "gather", index(indices), dtype),
+            OneHot(indices, dtype) => ("one_hot", "one_hot", index(indices), dtype),
         }
     }
 
@@ -81,6 +91,8 @@ impl Kernel {
             Reduce(..) | ArgReduce(..) => reduce::source(self, &name),
             Softmax(..) | SoftmaxXent(..) | SparseXent(..) => softmax::source(self, &name),
             Layout(..) | Concat(..) => layout::source(self, &name),
+            Window(..) => window::source(self, &name),
+            Gather(..) | OneHot(..) => index::source(self, &name),
         }
     }
 
@@ -148,6 +160,11 @@ impl Kernel {
             all.extend((1..=layout::MAX_CONCAT).map(|k| Kernel::Concat(d, k)));
         }
         all.extend([LogicalOp::And, LogicalOp::Or].map(Kernel::Logical));
+        all.extend(window::kernels());
+        for indices in [DType::I32, DType::I64] {
+            all.extend(every.map(|d| Kernel::Gather(indices, d)));
+            all.extend(every.map(|d| Kernel::OneHot(indices, d)));
+        }
         all
     }
 }

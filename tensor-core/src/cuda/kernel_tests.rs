@@ -15,6 +15,12 @@ use crate::{
 
 /// Runs `op` both ways and compares; panics naming the op on any difference.
 fn check(op: Op, inputs: &[Tensor]) {
+    check_within(op, inputs, 1e-6)
+}
+
+/// [`check`] with a relative tolerance for float32 (long sums: the CPU kernel rounds each
+/// step in float32, the GPU's in double).
+fn check_within(op: Op, inputs: &[Tensor], f32_tol: f64) {
     let specs: Vec<TensorSpec> = inputs.iter().map(Tensor::spec).collect();
     let out = op.infer(&specs).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
     let refs: Vec<&Tensor> = inputs.iter().collect();
@@ -27,15 +33,16 @@ fn check(op: Op, inputs: &[Tensor]) {
             &format!("{} {specs:?} ({:?})", op.name(), launch.kernel),
             g,
             w.data().unwrap(),
+            f32_tol,
         );
     }
 }
 
-fn assert_close(what: &str, got: &Data, want: &Data) {
+fn assert_close(what: &str, got: &Data, want: &Data, f32_tol: f64) {
     assert_eq!(got.dtype(), want.dtype(), "{what}: dtype");
     assert_eq!(got.dims(), want.dims(), "{what}: dims");
     let tol = match want.dtype() {
-        DType::F32 => 1e-6,
+        DType::F32 => f32_tol,
         DType::F64 => 1e-12,
         _ => 0.0,
     };
@@ -398,16 +405,119 @@ fn shape_ops_move_elements_like_the_cpu() {
 }
 
 #[test]
+fn convolutions_and_pools_match_the_cpu() {
+    use crate::Padding::{Same, Valid};
+    for dtype in [DType::F32, DType::F64] {
+        let x = tensor(&values(2 * 6 * 5 * 3), &[2, 6, 5, 3], dtype);
+        let f = tensor(
+            &values(3 * 2 * 3 * 4).iter().map(|v| v * 0.5).collect::<Vec<_>>(),
+            &[3, 2, 3, 4],
+            dtype,
+        );
+        for (strides, dilations, padding) in [
+            ([1, 1], [1, 1], Valid),
+            ([2, 1], [1, 1], Same),
+            ([1, 2], [2, 1], Same),
+            ([3, 2], [1, 2], Valid),
+        ] {
+            let conv = Op::Conv2D {
+                strides,
+                dilations,
+                padding,
+            };
+            check_within(conv.clone(), &[x.clone(), f.clone()], 1e-5);
+            let y = conv.infer(&[x.spec(), f.spec()]).unwrap().remove(0);
+            let up = tensor(&values(y.shape.dims().iter().product()), y.shape.dims(), dtype);
+            check_within(
+                Op::Conv2DBackpropInput {
+                    input_shape: [2, 6, 5, 3],
+                    strides,
+                    dilations,
+                    padding,
+                },
+                &[f.clone(), up.clone()],
+                1e-5,
+            );
+            check_within(
+                Op::Conv2DBackpropFilter {
+                    filter_shape: [3, 2, 3, 4],
+                    strides,
+                    dilations,
+                    padding,
+                },
+                &[x.clone(), up],
+                1e-5,
+            );
+        }
+        // Ties (the first maximum wins) and a NaN, in max pooling and its gradient.
+        let mut pv = values(2 * 5 * 5 * 2)
+            .iter()
+            .map(|v| (v * 2.0).round())
+            .collect::<Vec<_>>();
+        pv[7] = f64::NAN;
+        let p = tensor(&pv, &[2, 5, 5, 2], dtype);
+        for kind in [PoolKind::Max, PoolKind::Avg] {
+            for (ksize, strides, padding) in [([2, 2], [2, 2], Valid), ([3, 3], [2, 2], Same), ([3, 2], [1, 1], Same)] {
+                let pool = Op::Pool2D {
+                    kind,
+                    ksize,
+                    strides,
+                    padding,
+                };
+                check(pool.clone(), std::slice::from_ref(&p));
+                let y = pool.infer(&[p.spec()]).unwrap().remove(0);
+                let up = tensor(&values(y.shape.dims().iter().product()), y.shape.dims(), dtype);
+                let grad = Op::Pool2DGrad {
+                    kind,
+                    ksize,
+                    strides,
+                    padding,
+                };
+                check(grad, &[p.clone(), up]);
+            }
+        }
+    }
+}
+
+#[test]
+fn gather_and_one_hot_match_the_cpu() {
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool] {
+        let params = tensor(&values(24), &[4, 3, 2], dtype);
+        for index_dtype in [DType::I32, DType::I64] {
+            let idx = tensor(&[3.0, 0.0, 0.0, 2.0, 1.0, 3.0], &[2, 3], index_dtype);
+            check(Op::Gather { axis: 0 }, &[params.clone(), idx]);
+            let idx = tensor(&[2.0, 0.0], &[2], index_dtype);
+            check(Op::Gather { axis: 1 }, &[params.clone(), idx]);
+            check(
+                Op::Gather { axis: -1 },
+                &[params.clone(), tensor(&[1.0], &[], index_dtype)],
+            );
+            let labels = tensor(&[0.0, 2.0, 1.0, 5.0, -1.0, 2.0], &[2, 3], index_dtype);
+            for axis in [-1, 0, 1] {
+                let op = Op::OneHot {
+                    depth: 3,
+                    on_value: 2.5,
+                    off_value: -1.0,
+                    axis,
+                    dtype,
+                };
+                check(op, std::slice::from_ref(&labels));
+            }
+        }
+    }
+}
+
+#[test]
 fn ops_without_kernels_are_not_planned() {
     let x = tensor(&values(16), &[1, 4, 4, 1], DType::F32);
-    let pool = Op::Pool2D {
-        kind: PoolKind::Max,
-        ksize: [2, 2],
-        strides: [2, 2],
-        padding: crate::Padding::Valid,
+    let scan = Op::Scan {
+        kind: crate::ScanKind::Sum,
+        axis: 1,
+        exclusive: false,
+        reverse: false,
     };
-    let out = pool.infer(&[x.spec()]).unwrap();
-    assert!(plan(&pool, &[&x], &out).is_none());
+    let out = scan.infer(&[x.spec()]).unwrap();
+    assert!(plan(&scan, &[&x], &out).is_none());
     // Nine concatenated inputs exceed one kernel's parameters.
     let many: Vec<Tensor> = (0..9).map(|_| x.clone()).collect();
     let refs: Vec<&Tensor> = many.iter().collect();

@@ -10,6 +10,7 @@ use super::kernel::Kernel;
 use super::layout::{ConcatGeometry, Layout};
 use super::reduce::{Lines, Reduction};
 use super::runtime::Runtime;
+use super::window::Window;
 use crate::{DType, Error, Result};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use smallvec::SmallVec;
@@ -43,6 +44,8 @@ pub(crate) enum Arg {
     Layout(Layout),
     /// Where each input of a concatenation goes (`struct ConcatGeometry`).
     Concat(ConcatGeometry),
+    /// A convolution's or pool's geometry (`struct Window`).
+    Window(Window),
 }
 
 /// One launch of one kernel.
@@ -159,6 +162,9 @@ impl Launch {
                         l.arg(v);
                     }
                     Arg::Concat(v) => {
+                        l.arg(v);
+                    }
+                    Arg::Window(v) => {
                         l.arg(v);
                     }
                 }

@@ -3,10 +3,11 @@
 //! kernel driven by a [`Layout`]; `concat` and `stack` have a kernel per input count.
 
 use super::elementwise::MAX_RANK;
+use super::index::scalar_arg;
 use super::kernel::{ctype, Kernel, PRELUDE};
 use super::launch::{Arg, Launch};
 use crate::ops::shape::plan_strided_slice;
-use crate::{DType, Element, Op, Tensor, TensorSpec};
+use crate::{Op, Tensor, TensorSpec};
 use cudarc::driver::DeviceRepr;
 
 /// Most inputs of one `concat` kernel (more fall back to the host).
@@ -141,17 +142,6 @@ extern "C" __global__ void {name}({params}{t}* out, unsigned long long n, Concat
     }
 }
 
-/// The fill value of `pad` (and 0 for the slice gradient) as a kernel argument of `dtype`.
-fn fill(dtype: DType, value: f64) -> Arg {
-    match dtype {
-        DType::F32 => Arg::F32(f32::from_f64(value)),
-        DType::F64 => Arg::F64(value),
-        DType::I32 => Arg::I32(i32::from_f64(value)),
-        DType::I64 => Arg::I64(i64::from_f64(value)),
-        DType::Bool => Arg::U8(bool::from_f64(value) as u8),
-    }
-}
-
 /// The launch of a shape `op`, if there is a kernel for it.
 pub(crate) fn plan(op: &Op, inputs: &[&Tensor], out: &[TensorSpec]) -> Option<Launch> {
     let x = inputs.first()?;
@@ -223,7 +213,7 @@ pub(crate) fn plan(op: &Op, inputs: &[&Tensor], out: &[TensorSpec]) -> Option<La
         Arg::Output(0),
         Arg::U64(n as u64),
         Arg::Layout(g),
-        fill(dtype, fill_value)
+        scalar_arg(dtype, fill_value)
     ];
     Some(Launch::elementwise(Kernel::Layout(dtype), args, (dtype, n)))
 }

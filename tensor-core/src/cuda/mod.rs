@@ -40,6 +40,7 @@ mod buffer;
 mod elementwise;
 #[cfg(test)]
 mod emulate;
+mod index;
 mod kernel;
 #[cfg(test)]
 mod kernel_tests;
@@ -49,6 +50,7 @@ mod reduce;
 mod run;
 mod runtime;
 mod softmax;
+mod window;
 
 pub(crate) use buffer::CudaBuffer;
 pub use run::host_fallbacks;

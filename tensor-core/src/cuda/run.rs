@@ -7,7 +7,7 @@ use super::blas::{self, Operand};
 use super::buffer::CudaBuffer;
 use super::launch::Launch;
 use super::runtime::{runtime, Runtime};
-use super::{elementwise, layout, reduce, softmax};
+use super::{elementwise, index, layout, reduce, softmax, window};
 use crate::device::storage::Buffer;
 use crate::op::Outputs;
 use crate::{AssignMode, BinaryOp, Device, DeviceData, Error, Op, Result, Tensor, TensorSpec, Value};
@@ -48,14 +48,20 @@ pub(crate) fn run(device: Device, op: &Op, inputs: &[&Tensor], out: &[TensorSpec
         device,
         msg,
     })?;
-    if let Op::SparseSoftmaxCrossEntropy = op {
-        // The CPU kernel's error for a label out of range, where the labels can be read
-        // without a copy (on the GPU itself a bad label gives NaN, as in TensorFlow).
-        let classes = inputs[1].dims().last().copied().unwrap_or(0);
-        if let Some(label) = softmax::bad_sparse_label(inputs[0], classes) {
+    // The CPU kernels' errors for an index out of range, where the indices can be read
+    // without a copy (on the GPU itself a bad index gives NaN or zeros, as in TensorFlow).
+    let checked = match op {
+        Op::SparseSoftmaxCrossEntropy => Some((0, inputs[1].dims().last().copied().unwrap_or(0), "label")),
+        Op::Gather { axis } => crate::shape::normalize_axis("gather", *axis, inputs[0].rank())
+            .ok()
+            .map(|ax| (1, inputs[0].dims()[ax], "index")),
+        _ => None,
+    };
+    if let Some((i, n, what)) = checked {
+        if let Some(bad) = index::first_out_of_range(inputs[i], n) {
             return Err(Error::invalid(
                 op.name(),
-                format!("label {label} is out of range [0, {classes})"),
+                format!("{what} {bad} is out of range [0, {n})"),
             ));
         }
     }
@@ -83,6 +89,8 @@ pub(crate) fn plan(op: &Op, inputs: &[&Tensor], out: &[TensorSpec]) -> Option<La
         .or_else(|| reduce::plan(op, inputs, out))
         .or_else(|| softmax::plan(op, inputs, out))
         .or_else(|| layout::plan(op, inputs, out))
+        .or_else(|| window::plan(op, inputs, out))
+        .or_else(|| index::plan(op, inputs, out))
 }
 
 /// The CUDA kernel for `op`, if the backend has one for these inputs.

@@ -146,12 +146,3 @@ pub(crate) fn plan(op: &Op, inputs: &[&Tensor], out: &[TensorSpec]) -> Option<La
     args.push(Arg::Lines(lines));
     Some(Launch::per_line(kernel, args, (dtype, outputs), lines.count()))
 }
-
-/// The first sparse label outside `[0, classes)`, if the labels are readable on the host
-/// without a device copy (the CPU kernel's error); `None` otherwise.
-pub(crate) fn bad_sparse_label(labels: &Tensor, classes: usize) -> Option<i64> {
-    let data = labels.host_data_if_cached()?;
-    crate::ops::shape::index_values(data)
-        .into_iter()
-        .find(|&l| l < 0 || l as usize >= classes)
-}

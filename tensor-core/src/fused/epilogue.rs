@@ -1,7 +1,8 @@
 //! [`EpilogueMatMul`]: a 2-D matmul with its bias-add and activation applied per output
 //! block.
 
-use crate::{Data, Result, UnaryOp};
+use crate::dispatch::dispatch1;
+use crate::{BinaryOp, Data, Op, Result, Tensor, UnaryOp};
 
 /// A 2-D matmul followed by an optional bias-add (bias of the output's last dimension) and
 /// an optional unary activation, applied to each output block right after it is computed.
@@ -58,5 +59,29 @@ impl EpilogueMatMul {
             transpose_b: self.transpose_b,
         };
         crate::ops::linalg::matmul_epilogue(options, a, b, bias, self.activation)
+    }
+
+    /// The same product as separate ops on tensors (matmul, add, activation), wherever the
+    /// tensors live: how a graph runs it on an accelerator.
+    pub fn run_tensors(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let want = 2 + usize::from(self.bias);
+        if inputs.len() != want {
+            return Err(crate::Error::invalid(
+                "matmul",
+                format!("a fused matmul takes {want} inputs, got {}", inputs.len()),
+            ));
+        }
+        let op = Op::MatMul {
+            transpose_a: self.transpose_a,
+            transpose_b: self.transpose_b,
+        };
+        let mut y = dispatch1(op, &inputs[..2])?;
+        if self.bias {
+            y = dispatch1(Op::Binary(BinaryOp::Add), &[&y, inputs[2]])?;
+        }
+        match self.activation {
+            Some(u) => dispatch1(Op::Unary(u), &[&y]),
+            None => Ok(y),
+        }
     }
 }

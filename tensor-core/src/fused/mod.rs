@@ -13,7 +13,8 @@ mod in_place;
 pub use epilogue::EpilogueMatMul;
 pub use in_place::{binary_in_place, unary_in_place, Side};
 
-use crate::{BinaryOp, DType, Data, Error, Result, UnaryOp};
+use crate::dispatch::dispatch1;
+use crate::{BinaryOp, DType, Data, Error, Op, Result, Tensor, UnaryOp};
 use smallvec::{smallvec, SmallVec};
 
 /// Where an instruction reads a value from.
@@ -173,6 +174,34 @@ impl FusedElementwise {
             DType::F64 => self.run_typed::<f64>(inputs).map(Data::F64),
             d => Err(Error::dtypes("fused_elementwise", &[d], "fusion runs on floats only")),
         }
+    }
+
+    /// Runs the program as separate ops on tensors, wherever they live (each op where its
+    /// inputs are): how a graph runs a fused node on an accelerator. Equal to
+    /// [`FusedElementwise::run`] on the host.
+    pub fn run_tensors(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        let mut temps: Vec<Tensor> = Vec::with_capacity(self.program.len());
+        for ins in &self.program {
+            let get = |o: Operand| -> Result<&Tensor> {
+                match o {
+                    Operand::Input(i) => inputs.get(i).copied(),
+                    Operand::Temp(i) => temps.get(i),
+                }
+                .ok_or_else(|| Error::invalid("fused_elementwise", format!("operand {o:?} is missing")))
+            };
+            let unary = |u: UnaryOp, x: &Tensor| dispatch1(Op::Unary(u), &[x]);
+            let binary = |b: BinaryOp, x: &Tensor, y: &Tensor| dispatch1(Op::Binary(b), &[x, y]);
+            let t = match *ins {
+                Instr::Unary(u, a) => unary(u, get(a)?)?,
+                Instr::Binary(b, x, y) => binary(b, get(x)?, get(y)?)?,
+                Instr::MulAdd(x, y, z) => binary(BinaryOp::Add, &binary(BinaryOp::Mul, get(x)?, get(y)?)?, get(z)?)?,
+                Instr::UnaryThen(u, x, b, y) => binary(b, &unary(u, get(x)?)?, get(y)?)?,
+            };
+            temps.push(t);
+        }
+        temps
+            .pop()
+            .ok_or_else(|| Error::invalid("fused_elementwise", "the program is empty"))
     }
 
     /// Output dimensions for these inputs: those of the largest input of the traced rank
