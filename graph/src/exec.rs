@@ -8,7 +8,7 @@
 use crate::ir::{Graph, NodeKind};
 use ferroflow_tensor_core::fused::{binary_in_place, unary_in_place, Side};
 use ferroflow_tensor_core::{
-    dispatch, with_device, Data, Device, Error, Op, PauseObservers, Result, Tensor, TensorSpec,
+    dispatch, with_device, Data, Device, Error, Op, PauseObservers, Result, Tensor, TensorSpec, Value,
 };
 
 /// One node's work.
@@ -89,10 +89,7 @@ impl Plan {
     /// A function whose arguments live on an accelerator (or that is called inside an
     /// accelerator's device scope) runs there: see [`Plan::run_on`].
     pub fn run(&self, g: &Graph, args: &[&Tensor], exact_specs: bool) -> Result<Vec<Tensor>> {
-        let accelerator = ferroflow_tensor_core::default_device()
-            .filter(|d| *d != Device::Cpu)
-            .or_else(|| args.iter().map(|a| a.device()).find(|d| *d != Device::Cpu));
-        if let Some(device) = accelerator {
+        if let Some(device) = call_device(args) {
             return self.run_on(device, g, args);
         }
         let mut vals: Vec<Option<Data>> = vec![None; self.slots];
@@ -218,12 +215,37 @@ impl Plan {
                     vals[s] = None;
                 }
             }
+            // Fresh tensors on the device, as the host path returns: a constant output comes
+            // from the host, an argument passed through must not keep the caller's identity.
             self.outputs
                 .iter()
-                .map(|&s| vals[s].clone().ok_or_else(|| missing(usize::MAX)))
+                .map(|&s| {
+                    let t = vals[s].as_ref().ok_or_else(|| missing(usize::MAX))?;
+                    match t.value() {
+                        Value::Device(d) if d.device() == device => Ok(Tensor::from_device_data(d.clone())),
+                        Value::Eager(d) if device == Device::Cpu => Ok(Tensor::from_data(d.clone())),
+                        _ => t.to(device),
+                    }
+                })
                 .collect()
         })
     }
+}
+
+/// Where a call runs when not on the host: the device scope's device if a scope is active
+/// (the CPU included: then on the host), else the accelerator holding a non-scalar argument
+/// (scalars follow, as in eager placement), else an accelerator holding a scalar argument.
+fn call_device(args: &[&Tensor]) -> Option<Device> {
+    if let Some(scope) = ferroflow_tensor_core::default_device() {
+        return (scope != Device::Cpu).then_some(scope);
+    }
+    let on_accelerator = |scalars: bool| {
+        args.iter()
+            .filter(|a| (a.rank() == 0) == scalars)
+            .map(|a| a.device())
+            .find(|d| *d != Device::Cpu)
+    };
+    on_accelerator(false).or_else(|| on_accelerator(true))
 }
 
 /// The error for a value that was freed or never computed (a planning bug).
@@ -258,6 +280,13 @@ mod tests {
     use crate::passes::{optimize, test_util::trace, PassConfig};
     use ferroflow_tensor_core::random::{self, Normal};
     use ferroflow_tensor_core::DType;
+
+    #[test]
+    fn host_calls_and_cpu_scopes_stay_on_the_host_executor() {
+        let x = Tensor::new([1.0f32, 2.0]);
+        assert_eq!(call_device(&[&x]), None);
+        assert_eq!(with_device(Device::Cpu, || call_device(&[&x])), None);
+    }
 
     /// The device path (ops one by one, fused nodes as their separate ops) gives the host
     /// path's numbers bit for bit; run on the CPU here, on a GPU by the GPU checks.

@@ -169,6 +169,16 @@ impl Kernel {
     }
 }
 
+/// NVRTC's options for kernel `name`: no contraction of `a * b + c` into fused multiply-adds,
+/// so every product and sum rounds on its own, as in the CPU kernels' arithmetic.
+pub(crate) fn compile_options(name: &str) -> cudarc::nvrtc::CompileOptions {
+    cudarc::nvrtc::CompileOptions {
+        name: Some(format!("{name}.cu")),
+        fmad: Some(false),
+        ..Default::default()
+    }
+}
+
 /// The CUDA type of a dtype's elements (`bool` as one byte).
 pub(crate) fn ctype(dtype: DType) -> &'static str {
     match dtype {

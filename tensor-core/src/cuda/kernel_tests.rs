@@ -543,11 +543,7 @@ fn every_kernel_compiles_with_nvrtc() {
     let failures: Vec<String> = Kernel::all()
         .into_par_iter()
         .filter_map(|k| {
-            let opts = cudarc::nvrtc::CompileOptions {
-                name: Some(format!("{}.cu", k.name())),
-                ..Default::default()
-            };
-            cudarc::nvrtc::compile_ptx_with_opts(k.source(), opts)
+            cudarc::nvrtc::compile_ptx_with_opts(k.source(), super::kernel::compile_options(&k.name()))
                 .err()
                 .map(|e| format!("{}: {e:?}", k.name()))
         })

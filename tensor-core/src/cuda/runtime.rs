@@ -101,10 +101,7 @@ impl Runtime {
             return Ok(f.clone());
         }
         let (name, src) = source();
-        let opts = cudarc::nvrtc::CompileOptions {
-            name: Some(format!("{name}.cu")),
-            ..Default::default()
-        };
+        let opts = super::kernel::compile_options(&name);
         let ptx =
             cudarc::nvrtc::compile_ptx_with_opts(&src, opts).map_err(|e| format!("NVRTC compiling {name}: {e}"))?;
         let module = self.ctx.load_module(ptx).map_err(|e| format!("loading {name}: {e}"))?;
