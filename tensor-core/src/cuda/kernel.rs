@@ -118,14 +118,6 @@ impl Kernel {
             UnaryOp::Gelu(crate::Gelu::Tanh),
         ]);
         let binary: Vec<BinaryOp> = binary_ops!(binary_list!());
-        let compare = [
-            CompareOp::Equal,
-            CompareOp::NotEqual,
-            CompareOp::Less,
-            CompareOp::LessEqual,
-            CompareOp::Greater,
-            CompareOp::GreaterEqual,
-        ];
         let floats = [DType::F32, DType::F64];
         let numeric = [DType::F32, DType::F64, DType::I32, DType::I64];
         let every = [DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool];
@@ -141,7 +133,7 @@ impl Kernel {
             all.extend([DType::I32, DType::I64].map(|l| Kernel::SparseXent(l, d)));
         }
         for &d in &numeric {
-            all.extend(compare.iter().map(|&op| Kernel::Compare(op, d)));
+            all.extend(COMPARE_OPS.map(|op| Kernel::Compare(op, d)));
             all.extend(
                 [
                     ReduceKind::Sum,
@@ -179,6 +171,17 @@ pub(crate) fn compile_options(name: &str) -> cudarc::nvrtc::CompileOptions {
     }
 }
 
+/// Every comparison (the tests' list of kernels and ops).
+#[cfg(test)]
+pub(crate) const COMPARE_OPS: [CompareOp; 6] = [
+    CompareOp::Equal,
+    CompareOp::NotEqual,
+    CompareOp::Less,
+    CompareOp::LessEqual,
+    CompareOp::Greater,
+    CompareOp::GreaterEqual,
+];
+
 /// The CUDA type of a dtype's elements (`bool` as one byte).
 pub(crate) fn ctype(dtype: DType) -> &'static str {
     match dtype {
@@ -208,6 +211,18 @@ pub(crate) const PRELUDE: &str = r#"
          i += (unsigned long long)gridDim.x * blockDim.x)
 #define FF_INF __longlong_as_double(0x7ff0000000000000LL)
 #define FF_NAN __longlong_as_double(0x7ff8000000000000LL)
+/* The sum of every thread's v over the block, for all threads (part: blockDim.x shared doubles). */
+__device__ double ff_block_sum(double* part, double v) {
+    part[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
+        __syncthreads();
+    }
+    double r = part[0];
+    __syncthreads();
+    return r;
+}
 "#;
 
 #[cfg(test)]

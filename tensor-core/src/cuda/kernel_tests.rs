@@ -138,18 +138,10 @@ fn binary_ops_broadcast_like_the_cpu() {
 
 #[test]
 fn comparisons_logic_and_where_match_the_cpu() {
-    let compare = [
-        CompareOp::Equal,
-        CompareOp::NotEqual,
-        CompareOp::Less,
-        CompareOp::LessEqual,
-        CompareOp::Greater,
-        CompareOp::GreaterEqual,
-    ];
     for dtype in [DType::F32, DType::F64, DType::I32, DType::I64] {
         let a = tensor(&[1.0, 2.0, 3.0, -1.0, 0.0, 2.0], &[2, 3], dtype);
         let b = tensor(&[2.0, 2.0, -1.0], &[3], dtype);
-        for op in compare {
+        for op in super::kernel::COMPARE_OPS {
             check(Op::Compare(op), &[a.clone(), b.clone()]);
         }
     }

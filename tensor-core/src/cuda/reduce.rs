@@ -72,8 +72,7 @@ unsafe impl DeviceRepr for Lines {}
 impl Lines {
     /// The lines of `dims` along `axis`.
     pub(crate) fn along(dims: &[usize], axis: usize) -> Lines {
-        let outer: usize = dims[..axis].iter().product();
-        let inner: usize = dims[axis + 1..].iter().product();
+        let (outer, _, inner) = crate::kernels::reduce::split_dims(dims, axis, axis + 1);
         Lines {
             lines: (outer * inner) as u64,
             n: dims[axis] as u64,

@@ -29,15 +29,8 @@ __device__ void ff_line_lse(const {t}* x, Lines g, unsigned long long start, dou
     if (isinf(m) || isnan(m)) m = 0.0;
     double sum = 0.0;
     for (unsigned long long k = threadIdx.x; k < g.n; k += blockDim.x) sum += exp((double)x[start + k * g.inner] - m);
-    part[threadIdx.x] = sum;
-    __syncthreads();
-    for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {{
-        if (threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
-        __syncthreads();
-    }}
     *m_out = m;
-    *lse_out = log(part[0]);
-    __syncthreads();
+    *lse_out = log(ff_block_sum(part, sum));
 }}
 "#
     )
@@ -85,14 +78,8 @@ extern "C" __global__ void {name}(const {t}* labels, const {t}* x, {t}* out, Lin
             unsigned long long i = start + k * g.inner;
             loss += (double)labels[i] * (m + lse - (double)x[i]);
         }}
-        part[threadIdx.x] = loss;
-        __syncthreads();
-        for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {{
-            if (threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
-            __syncthreads();
-        }}
-        if (threadIdx.x == 0) out[l] = ({t})part[0];
-        __syncthreads();
+        double total = ff_block_sum(part, loss);
+        if (threadIdx.x == 0) out[l] = ({t})total;
     }}
 }}
 "#

@@ -208,14 +208,8 @@ extern "C" __global__ void {name}(const {t}* x, const {t}* up, {t}* out, unsigne
             if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
             acc += (double)x[((b * g.h + iy) * g.w + ix) * g.c_in + ci] * (double)up[p * g.c_out + co];
         }}
-        part[threadIdx.x] = acc;
-        __syncthreads();
-        for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {{
-            if (threadIdx.x < s) part[threadIdx.x] += part[threadIdx.x + s];
-            __syncthreads();
-        }}
-        if (threadIdx.x == 0) out[i] = ({t})part[0];
-        __syncthreads();
+        double total = ff_block_sum(part, acc);
+        if (threadIdx.x == 0) out[i] = ({t})total;
     }}
 }}
 "#
