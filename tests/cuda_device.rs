@@ -264,3 +264,38 @@ fn variables_live_and_train_on_the_gpu() {
         .unwrap();
     assert_eq!(host.value().to_vec::<f64>().unwrap(), vec![2.0, 3.0, 4.0]);
 }
+
+#[test]
+fn a_traced_elementwise_chain_runs_as_one_fused_kernel() {
+    if !gpu("a_traced_elementwise_chain_runs_as_one_fused_kernel") {
+        return;
+    }
+    use ferroflow::graph::function;
+    // W6: sigmoid(x * a + b) * c, which the graph compiler fuses into one node.
+    let w6 = |x: &[Tensor]| -> ferroflow::Result<Vec<Tensor>> {
+        Ok(vec![x[0].mul(&x[1])?.add(&x[2])?.sigmoid()?.mul(&x[3])?])
+    };
+    let traced = function(w6);
+    for dtype in [DType::F32, DType::F64] {
+        let host: Vec<Tensor> = (0..4).map(|i| rand(&[1000, 37], 20 + i, dtype)).collect();
+        let args: Vec<Tensor> = host.iter().map(|t| t.to(GPU).unwrap()).collect();
+        let eager = w6(&args).unwrap().remove(0);
+        let first = traced.call(&args).unwrap().remove(0);
+        let before = ferroflow::tensor::cuda::memory_stats(0).unwrap().allocations;
+        let got = traced.call(&args).unwrap().remove(0);
+        let allocated = ferroflow::tensor::cuda::memory_stats(0).unwrap().allocations - before;
+        assert_eq!(got.device(), GPU);
+        // One kernel writing one buffer, not four ops with a buffer each.
+        assert_eq!(allocated, 1, "{dtype:?}: buffers allocated by one call");
+        // Each step rounds as its own kernel does: the fused node gives the eager GPU bits.
+        assert_eq!(
+            got.to_vec::<f64>().unwrap(),
+            eager.to_vec::<f64>().unwrap(),
+            "{dtype:?}"
+        );
+        assert_eq!(first.to_vec::<f64>().unwrap(), eager.to_vec::<f64>().unwrap());
+        let cpu = w6(&host).unwrap().remove(0);
+        let tol = if dtype == DType::F32 { 1e-6 } else { 1e-13 };
+        assert!(max_rel(&got, &cpu) <= tol, "{dtype:?}");
+    }
+}

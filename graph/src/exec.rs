@@ -179,7 +179,8 @@ impl Plan {
 impl Plan {
     /// Runs the graph on `device`, node by node as eager ops inside that device's scope
     /// (so constants and host arguments are copied there, every op runs its device kernel,
-    /// and the outputs stay on the device); fused nodes run as their separate ops. Values are
+    /// and the outputs stay on the device); a fused node is one kernel where the backend
+    /// generates one (CUDA), else its separate ops. Values are
     /// freed at their last use as on the host. Observers (tapes) see the call, not its ops,
     /// as on the host.
     pub fn run_on(&self, device: Device, g: &Graph, args: &[&Tensor]) -> Result<Vec<Tensor>> {
@@ -288,7 +289,7 @@ mod tests {
         assert_eq!(with_device(Device::Cpu, || call_device(&[&x])), None);
     }
 
-    /// The device path (ops one by one, fused nodes as their separate ops) gives the host
+    /// The device path (ops one by one; on the CPU, fused nodes as their separate ops) gives the host
     /// path's numbers bit for bit; run on the CPU here, on a GPU by the GPU checks.
     #[test]
     fn running_node_by_node_on_a_device_matches_the_host_executor() {

@@ -5,7 +5,7 @@ use super::runtime::runtime;
 use crate::device::storage::Buffer;
 use crate::{Data, Device, DeviceData, Error, Result, TensorSpec};
 
-pub(crate) use super::run::run;
+pub(crate) use super::run::{run, run_fused};
 
 pub(crate) fn cuda_available(ordinal: usize) -> bool {
     super::is_available(ordinal)

@@ -92,7 +92,7 @@ impl Geometry {
 }
 
 /// `x` mapped by `op`, as a CUDA expression over `double x`.
-fn unary_expr(op: UnaryOp) -> String {
+pub(crate) fn unary_expr(op: UnaryOp) -> String {
     use UnaryOp::*;
     const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
     const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
@@ -147,8 +147,8 @@ pub(crate) fn unary_bits(op: UnaryOp) -> u64 {
     }
 }
 
-/// `f(a, b)` as a CUDA expression over `double a, b`.
-fn binary_expr(op: BinaryOp) -> &'static str {
+/// `f(a, b)` as a CUDA expression over `double a, b` (`floor_mod` needs [`FLOOR_MOD`]).
+pub(crate) fn binary_expr(op: BinaryOp) -> &'static str {
     use BinaryOp::*;
     match op {
         Add => "a + b",
@@ -179,6 +179,13 @@ fn cast_expr(from: DType, to: DType) -> &'static str {
         (_, DType::Bool) => "(x != 0.0 ? 1 : 0)",
     }
 }
+
+/// The device function behind `floor_mod`: the remainder with the divisor's sign, as
+/// Python's `%` and TensorFlow's `floormod`.
+pub(crate) const FLOOR_MOD: &str = "
+__device__ double ff_floor_mod(double a, double b) {
+    double r = fmod(a, b); return (r != 0.0 && ((r < 0.0) != (b < 0.0))) ? r + b : r; }
+";
 
 /// The CUDA source of an elementwise kernel (see [`Kernel::source`]).
 pub(crate) fn source(kernel: Kernel, name: &str) -> String {
@@ -250,9 +257,7 @@ fn broadcasting(name: &str, inputs: &[DType], to: DType, expr: &str) -> String {
         .collect();
     let o = ctype(to);
     format!(
-        "{PRELUDE}{GEOMETRY}\n\
-         __device__ double ff_floor_mod(double a, double b) {{\n\
-           double r = fmod(a, b); return (r != 0.0 && ((r < 0.0) != (b < 0.0))) ? r + b : r; }}\n\
+        "{PRELUDE}{GEOMETRY}{FLOOR_MOD}\n\
          extern \"C\" __global__ void {name}({params}{o}* out, unsigned long long n, Geometry g) {{\n\
          GRID_STRIDE(i, n) {{\n\
            unsigned long long rem = i; long long o0 = 0, o1 = 0, o2 = 0;\n\

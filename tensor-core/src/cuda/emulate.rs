@@ -86,45 +86,92 @@ fn parameter_types(source: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every kernel compiled into one shared library, once per test process.
+/// Kernels compiled into one shared library.
 struct Library {
     lib: libloading::Library,
     _dir: PathBuf,
 }
 
+/// Compiles `kernels` into a new shared library (its own directory, named by `tag`).
+fn compile(kernels: &[Kernel], tag: usize) -> Library {
+    let mut cpp = String::from(SHIM);
+    for (i, kernel) in kernels.iter().enumerate() {
+        let (name, source) = (kernel.name(), kernel.source());
+        let call: Vec<String> = parameter_types(&source, &name)
+            .iter()
+            .enumerate()
+            .map(|(k, t)| format!("*({t}*)p[{k}]"))
+            .collect();
+        cpp.push_str(&format!(
+            "namespace k{i} {{\n{source}\nextern \"C\" void emu_{name}(unsigned grid, unsigned block, void** p) {{\n\
+             ffemu_run(grid, block, [&]() {{ {name}({}); }});\n}}\n}}\n",
+            call.join(", ")
+        ));
+    }
+    let dir = std::env::temp_dir().join(format!("ferroflow-cuda-emulator-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("emulator directory");
+    let (src, so) = (dir.join("kernels.cpp"), dir.join("kernels.so"));
+    std::fs::write(&src, cpp).expect("write kernels.cpp");
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
+    let status = std::process::Command::new(&cxx)
+        .args(["-std=c++17", "-O1", "-shared", "-fPIC", "-w", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("the CUDA emulator needs a C++ compiler ({cxx}): {e}"));
+    assert!(status.success(), "{cxx} failed on {}", src.display());
+    // SAFETY: the library is ours, built just now; its initialisers only set up statics.
+    let lib = unsafe { libloading::Library::new(&so) }.expect("load kernels.so");
+    Library { lib, _dir: dir }
+}
+
+/// Every kernel of [`Kernel::all`], compiled once per test process.
 fn library() -> &'static Library {
     static LIB: OnceLock<Library> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let mut cpp = String::from(SHIM);
-        for (i, kernel) in Kernel::all().into_iter().enumerate() {
-            let (name, source) = (kernel.name(), kernel.source());
-            let call: Vec<String> = parameter_types(&source, &name)
-                .iter()
-                .enumerate()
-                .map(|(k, t)| format!("*({t}*)p[{k}]"))
-                .collect();
-            cpp.push_str(&format!(
-                "namespace k{i} {{\n{source}\nextern \"C\" void emu_{name}(unsigned grid, unsigned block, void** p) {{\n\
-                 ffemu_run(grid, block, [&]() {{ {name}({}); }});\n}}\n}}\n",
-                call.join(", ")
-            ));
+    LIB.get_or_init(|| compile(&Kernel::all(), 0))
+}
+
+/// Libraries of kernels made at run time (fused programs), compiled by [`prepare`].
+static EXTRA: Mutex<Vec<(Vec<String>, &'static Library)>> = Mutex::new(Vec::new());
+
+/// Compiles those of `kernels` that no library holds yet into one more library (one
+/// compiler run for many generated kernels; [`run`] compiles a missing kernel alone).
+pub(crate) fn prepare(kernels: &[Kernel]) {
+    let mut extra = EXTRA.lock().unwrap_or_else(|p| p.into_inner());
+    let all = Kernel::all();
+    let mut missing: Vec<Kernel> = Vec::new();
+    for k in kernels {
+        let name = k.name();
+        let known = all.iter().any(|a| a.name() == name)
+            || extra.iter().any(|(names, _)| names.contains(&name))
+            || missing.iter().any(|m| m.name() == name);
+        if !known {
+            missing.push(*k);
         }
-        let dir = std::env::temp_dir().join(format!("ferroflow-cuda-emulator-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("emulator directory");
-        let (src, so) = (dir.join("kernels.cpp"), dir.join("kernels.so"));
-        std::fs::write(&src, cpp).expect("write kernels.cpp");
-        let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
-        let status = std::process::Command::new(&cxx)
-            .args(["-std=c++17", "-O1", "-shared", "-fPIC", "-w", "-o"])
-            .arg(&so)
-            .arg(&src)
-            .status()
-            .unwrap_or_else(|e| panic!("the CUDA emulator needs a C++ compiler ({cxx}): {e}"));
-        assert!(status.success(), "{cxx} failed on {}", src.display());
-        // SAFETY: the library is ours, built just now; its initialisers only set up statics.
-        let lib = unsafe { libloading::Library::new(&so) }.expect("load kernels.so");
-        Library { lib, _dir: dir }
-    })
+    }
+    if !missing.is_empty() {
+        let lib: &'static Library = Box::leak(Box::new(compile(&missing, extra.len() + 1)));
+        extra.push((missing.iter().map(|k| k.name()).collect(), lib));
+    }
+}
+
+/// The library holding `kernel`, compiled now if none does.
+fn library_of(kernel: Kernel) -> &'static Library {
+    let name = kernel.name();
+    let found = |extra: &[(Vec<String>, &'static Library)]| {
+        extra
+            .iter()
+            .find(|(names, _)| names.contains(&name))
+            .map(|(_, lib)| *lib)
+    };
+    if let Some(lib) = found(&EXTRA.lock().unwrap_or_else(|p| p.into_inner())) {
+        return lib;
+    }
+    if !matches!(kernel, Kernel::Fused(..)) {
+        return library();
+    }
+    prepare(&[kernel]);
+    found(&EXTRA.lock().unwrap_or_else(|p| p.into_inner())).expect("just compiled")
 }
 
 /// The elements of a host tensor as the bytes a device buffer would hold.
@@ -162,7 +209,7 @@ fn data(spec: &TensorSpec, b: &[u8]) -> Data {
 /// Performs `launch` on the CPU with host `inputs`; the outputs as host data of `out`.
 pub(crate) fn run(launch: &Launch, inputs: &[&Tensor], out: &[TensorSpec]) -> Vec<Data> {
     static SERIAL: Mutex<()> = Mutex::new(()); // the shim's scheduler is global
-    let lib = library();
+    let lib = library_of(launch.kernel);
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let input_bytes: Vec<Vec<u8>> = inputs.iter().map(|t| bytes(t.data().expect("host input"))).collect();
     let mut outputs: Vec<Vec<u8>> = launch

@@ -1,11 +1,12 @@
 //! The vocabulary of generated CUDA kernels: one [`Kernel`] value names one CUDA source
 //! (its family, op and dtypes), which NVRTC compiles once per process. The sources live with
-//! their families (`elementwise`, `reduce`, `softmax`, `layout`); this module only names,
+//! their families (`elementwise`, `reduce`, `softmax`, `layout`, `window`, `index`,
+//! `fused`); this module only names,
 //! keys and lists them, so that the tests can compile and run every one of them.
 
 use super::runtime::KernelKey;
 use super::window::WindowOp;
-use super::{elementwise, index, layout, reduce, softmax, window};
+use super::{elementwise, fused, index, layout, reduce, softmax, window};
 use crate::{ArgKind, BinaryOp, CompareOp, DType, LogicalOp, ReduceKind, UnaryOp};
 
 /// One generated kernel.
@@ -46,6 +47,8 @@ pub(crate) enum Kernel {
     Gather(DType, DType),
     /// `one_hot` from indices of the first dtype.
     OneHot(DType, DType),
+    /// A graph's fused elementwise program (interned by `fused`).
+    Fused(super::fused::ProgramId, DType),
 }
 
 impl Kernel {
@@ -71,6 +74,7 @@ impl Kernel {
             Window(op, dtype) => ("window", op.name(), 0, dtype),
             Gather(indices, dtype) => ("gather", "gather", index(indices), dtype),
             OneHot(indices, dtype) => ("one_hot", "one_hot", index(indices), dtype),
+            Fused(id, dtype) => ("fused", "program", id as u64, dtype),
         }
     }
 
@@ -93,6 +97,7 @@ impl Kernel {
             Layout(..) | Concat(..) => layout::source(self, &name),
             Window(..) => window::source(self, &name),
             Gather(..) | OneHot(..) => index::source(self, &name),
+            Fused(id, _) => fused::source(id, &name),
         }
     }
 

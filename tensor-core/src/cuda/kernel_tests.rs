@@ -38,7 +38,7 @@ fn check_within(op: Op, inputs: &[Tensor], f32_tol: f64) {
     }
 }
 
-fn assert_close(what: &str, got: &Data, want: &Data, f32_tol: f64) {
+pub(super) fn assert_close(what: &str, got: &Data, want: &Data, f32_tol: f64) {
     assert_eq!(got.dtype(), want.dtype(), "{what}: dtype");
     assert_eq!(got.dims(), want.dims(), "{what}: dims");
     let tol = match want.dtype() {
@@ -65,13 +65,13 @@ fn floats(d: &Data) -> Vec<f64> {
 }
 
 /// `values` reshaped to `dims` as `dtype` (through the CPU cast).
-fn tensor(values: &[f64], dims: &[usize], dtype: DType) -> Tensor {
+pub(super) fn tensor(values: &[f64], dims: &[usize], dtype: DType) -> Tensor {
     let a = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(dims), values.to_vec()).expect("test shape");
     Tensor::from_data(Data::from_owned(a)).cast(dtype).expect("test tensor")
 }
 
 /// `n` varied values: both signs, zero, fractions, halves (for rounding).
-fn values(n: usize) -> Vec<f64> {
+pub(super) fn values(n: usize) -> Vec<f64> {
     (0..n)
         .map(|i| {
             let k = i as f64;
@@ -532,8 +532,10 @@ fn every_kernel_compiles_with_nvrtc() {
     // The check can fail: NVRTC rejects what is not CUDA.
     assert!(cudarc::nvrtc::compile_ptx("extern \"C\" __global__ void f() { undeclared(); }").is_err());
     use rayon::prelude::*;
-    let failures: Vec<String> = Kernel::all()
-        .into_par_iter()
+    let mut kernels = Kernel::all();
+    kernels.extend(super::fused_tests::kernels());
+    let failures: Vec<String> = kernels
+        .par_iter()
         .filter_map(|k| {
             cudarc::nvrtc::compile_ptx_with_opts(k.source(), super::kernel::compile_options(&k.name()))
                 .err()
@@ -546,8 +548,5 @@ fn every_kernel_compiles_with_nvrtc() {
         failures.len(),
         failures.join("\n")
     );
-    eprintln!(
-        "every_kernel_compiles_with_nvrtc: {} kernels compiled",
-        Kernel::all().len()
-    );
+    eprintln!("every_kernel_compiles_with_nvrtc: {} kernels compiled", kernels.len());
 }

@@ -14,8 +14,10 @@
 //!   ops and `where` with broadcasting, every reduction and arg-reduction, `softmax`,
 //!   `log_softmax` and the softmax cross-entropies, and the shape ops that move elements
 //!   (`transpose`, `broadcast_to`, `tile`, `strided_slice` and its gradient, `pad`,
-//!   `concat`, `stack`); reshapes without copies. Every other op (convolutions, pooling,
-//!   gathers, scans) runs its CPU kernel on host copies ([`host_fallbacks`] counts them), so
+//!   `concat`, `stack`), `gather`, `one_hot`, convolutions and pooling with their
+//!   gradients, and one kernel per fused elementwise program of a graph (generated and
+//!   compiled on first use); reshapes without copies. Every other op (scans, segment sums)
+//!   runs its CPU kernel on host copies ([`host_fallbacks`] counts them), so
 //!   results are always right and the set of GPU kernels can grow without changing any
 //!   caller.
 //! * every kernel launch is planned as data (`launch::Launch`) before it runs, and the
@@ -40,6 +42,9 @@ mod buffer;
 mod elementwise;
 #[cfg(test)]
 mod emulate;
+mod fused;
+#[cfg(test)]
+mod fused_tests;
 mod index;
 mod kernel;
 #[cfg(test)]

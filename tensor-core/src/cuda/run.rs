@@ -7,8 +7,9 @@ use super::blas::{self, Operand};
 use super::buffer::CudaBuffer;
 use super::launch::Launch;
 use super::runtime::{runtime, Runtime};
-use super::{elementwise, index, layout, reduce, softmax, window};
+use super::{elementwise, fused, index, layout, reduce, softmax, window};
 use crate::device::storage::Buffer;
+use crate::fused::FusedElementwise;
 use crate::op::Outputs;
 use crate::{AssignMode, BinaryOp, Device, DeviceData, Error, Op, Result, Tensor, TensorSpec, Value};
 use std::collections::BTreeMap;
@@ -183,4 +184,40 @@ fn kernel(
             }))
         }
     }
+}
+
+/// Runs a graph's fused elementwise program on GPU `device` as one generated kernel; `None`
+/// when no kernel covers it (the caller then runs its ops one by one).
+pub(crate) fn run_fused(device: Device, fused: &FusedElementwise, inputs: &[&Tensor]) -> Option<Result<Tensor>> {
+    const OP: &str = "fused_elementwise";
+    let Device::Cuda(ordinal) = device else {
+        return None;
+    };
+    let launch = fused::plan(fused, inputs)?;
+    let rt = match runtime(ordinal) {
+        Ok(rt) => rt,
+        Err(msg) => return Some(Err(Error::DeviceUnavailable { op: OP, device, msg })),
+    };
+    let run = || {
+        let staged: smallvec::SmallVec<[Tensor; 4]> = inputs.iter().map(|t| t.to(device)).collect::<Result<_>>()?;
+        let buffers: smallvec::SmallVec<[&CudaBuffer; 4]> = staged
+            .iter()
+            .map(|t| cuda_buffer(t).ok_or_else(|| Error::invalid(OP, "an input is not in CUDA memory")))
+            .collect::<Result<_>>()?;
+        let out = launch
+            .run(&rt, OP, &buffers)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::invalid(OP, "no output"))?;
+        let n = launch.outputs[0].1;
+        let dims = fused.out_dims(inputs.iter().map(|t| t.dims()));
+        debug_assert_eq!(dims.iter().product::<usize>(), n);
+        let spec = TensorSpec::new(fused.dtype, dims);
+        Ok(Tensor::from_device_data(DeviceData::new(
+            device,
+            spec,
+            Buffer::Cuda(out),
+        )))
+    };
+    Some(run())
 }

@@ -167,11 +167,21 @@ pub fn default_device() -> Option<Device> {
 /// Variable ops run where their variable lives, whatever the scope, and their inputs are
 /// copied there (TensorFlow assigns a host value to a GPU variable the same way).
 pub(crate) fn placement(op: &crate::Op, inputs: &[&Tensor]) -> Result<Option<Device>> {
-    let scoped = default_device();
     let variable = match op {
         crate::Op::ReadVariable(v) | crate::Op::Assign { var: v, .. } => Some(v.device()),
         _ => None,
     };
+    placement_named(op.name(), variable, inputs)
+}
+
+/// [`placement`] for a computation named `name` (in errors) that is not one op, such as a
+/// fused program; `variable` is the device of the variable it reads or writes, if any.
+pub(crate) fn placement_named(
+    name: &'static str,
+    variable: Option<Device>,
+    inputs: &[&Tensor],
+) -> Result<Option<Device>> {
+    let scoped = default_device();
     let on_device = inputs.iter().any(|t| matches!(t.value(), Value::Device(_)));
     if !on_device && scoped.is_none_or(Device::is_cpu) && variable.is_none_or(Device::is_cpu) {
         return Ok(None);
@@ -188,7 +198,7 @@ pub(crate) fn placement(op: &crate::Op, inputs: &[&Tensor]) -> Result<Option<Dev
         let copied_by_scope = scoped.is_some() && here.is_cpu();
         if here != target && t.rank() > 0 && !copied_by_scope {
             return Err(Error::DeviceMismatch {
-                op: op.name(),
+                op: name,
                 devices: vec![target, here],
                 msg: "copy one of them with `.to(device)` first".into(),
             });

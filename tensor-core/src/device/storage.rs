@@ -143,5 +143,13 @@ pub(crate) mod backend {
         ) -> Result<Outputs<Tensor>> {
             Err(unavailable(op.name(), device))
         }
+
+        pub(crate) fn run_fused(
+            _device: Device,
+            _fused: &crate::fused::FusedElementwise,
+            _inputs: &[&Tensor],
+        ) -> Option<Result<Tensor>> {
+            None
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::mem::MaybeUninit;
 
 impl FusedElementwise {
     pub(super) fn run_typed<T: FloatElement>(&self, inputs: &[&Data]) -> Result<Array<T>> {
-        let dims = self.out_dims(inputs);
+        let dims = self.out_dims(inputs.iter().map(|d| d.dims()));
         let n: usize = dims.iter().product();
         let mut owned = Vec::new();
         let arrays: Vec<&Array<T>> = inputs

@@ -74,7 +74,7 @@ impl Instr {
 
 /// Whether every instruction reads only inputs below `inputs` and results of instructions
 /// before it.
-fn well_formed(program: &[Instr], inputs: usize) -> bool {
+pub(crate) fn well_formed(program: &[Instr], inputs: usize) -> bool {
     program.iter().enumerate().all(|(i, ins)| {
         ins.operands().iter().all(|&o| match o {
             Operand::Input(j) => j < inputs,
@@ -176,10 +176,18 @@ impl FusedElementwise {
         }
     }
 
-    /// Runs the program as separate ops on tensors, wherever they live (each op where its
-    /// inputs are): how a graph runs a fused node on an accelerator. Equal to
+    /// Runs the program on tensors wherever they live, placed as an op would be: on an
+    /// accelerator as one generated kernel where the backend has one (CUDA), else as its
+    /// separate ops. How a graph runs a fused node on an accelerator. Equal to
     /// [`FusedElementwise::run`] on the host.
     pub fn run_tensors(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        if let Some(device) = crate::device::placement_named("fused_elementwise", None, inputs)? {
+            if !device.is_cpu() {
+                if let Some(done) = crate::device::storage::backend::run_fused(device, self, inputs) {
+                    return done;
+                }
+            }
+        }
         let mut temps: Vec<Tensor> = Vec::with_capacity(self.program.len());
         for ins in &self.program {
             let get = |o: Operand| -> Result<&Tensor> {
@@ -204,18 +212,17 @@ impl FusedElementwise {
             .ok_or_else(|| Error::invalid("fused_elementwise", "the program is empty"))
     }
 
-    /// Output dimensions for these inputs: those of the largest input of the traced rank
-    /// (full-size inputs all share the output's shape; under a relaxed signature it can differ
-    /// from the traced one), else the traced dimensions.
-    fn out_dims(&self, inputs: &[&Data]) -> Vec<usize> {
-        if inputs.iter().any(|d| d.dims() == self.dims.as_slice()) {
+    /// Output dimensions for inputs of these dimensions: those of the largest input of the
+    /// traced rank (full-size inputs all share the output's shape; under a relaxed signature
+    /// it can differ from the traced one), else the traced dimensions.
+    pub(crate) fn out_dims<'a>(&self, inputs: impl Iterator<Item = &'a [usize]> + Clone) -> Vec<usize> {
+        if inputs.clone().any(|d| d == self.dims.as_slice()) {
             return self.dims.clone();
         }
         inputs
-            .iter()
-            .filter(|d| d.dims().len() == self.dims.len())
-            .max_by_key(|d| d.len())
-            .map(|d| d.dims().to_vec())
+            .filter(|d| d.len() == self.dims.len())
+            .max_by_key(|d| d.iter().product::<usize>())
+            .map(|d| d.to_vec())
             .unwrap_or_else(|| self.dims.clone())
     }
 }
