@@ -299,3 +299,65 @@ fn a_traced_elementwise_chain_runs_as_one_fused_kernel() {
         assert!(max_rel(&got, &cpu) <= tol, "{dtype:?}");
     }
 }
+
+/// A two-layer MLP on the digits-like data below, compiled for graph execution.
+fn mlp() -> ferroflow::Result<ferroflow::nn::Model> {
+    use ferroflow::prelude::*;
+    ferroflow::tensor::random::set_seed(7);
+    let mut s = Sequential::new();
+    s.add(Dense::new(16).with_activation(Activation::Relu).with_input_dim(8)?);
+    s.add(Dense::new(3));
+    let mut m = Model::new(s);
+    m.compile(
+        CompileOptions::new(Sgd::new(0.1)?, Loss::SparseCategoricalCrossentropy(Predictions::Logits))
+            .with_metrics(["accuracy"]),
+    )?;
+    Ok(m)
+}
+
+#[test]
+fn fit_evaluate_and_checkpoints_work_inside_a_gpu_scope() {
+    if !gpu("fit_evaluate_and_checkpoints_work_inside_a_gpu_scope") {
+        return;
+    }
+    use ferroflow::prelude::*;
+    let x = rand(&[64, 8], 30, DType::F32);
+    let labels: Vec<i32> = (0..64).map(|i| i * 7 % 3).collect();
+    let y = Tensor::from_vec(labels, &[64]).unwrap();
+    let options = || FitOptions::new().epochs(3).batch_size(16).shuffle(false).verbose(0);
+    let host = mlp().unwrap();
+    let want = host.fit((&x, &y), options()).unwrap();
+    // Built, trained and evaluated inside the scope: variables and optimizer state on the GPU.
+    let dev = mlp().unwrap();
+    let got = with_device(GPU, || dev.fit((&x, &y), options())).unwrap();
+    assert!(dev.get_weights().unwrap().iter().all(|w| w.device() == GPU));
+    for key in ["loss", "accuracy"] {
+        let (g, w) = (got.get(key).unwrap(), want.get(key).unwrap());
+        for (a, b) in g.iter().zip(w) {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{key}: GPU {g:?}, CPU {w:?}");
+        }
+    }
+    let on_gpu = with_device(GPU, || dev.predict_on_batch(&x)).unwrap();
+    assert!(max_rel(&on_gpu, &host.predict_on_batch(&x).unwrap()) <= 1e-4);
+    // Saved from GPU memory, restored into a CPU model and into a GPU model.
+    let dir = std::env::temp_dir().join(format!("ferroflow-gpu-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["w.safetensors", "w.ckpt"] {
+        let path = dir.join(file);
+        dev.save_weights(&path).unwrap();
+        let cpu = mlp().unwrap();
+        cpu.predict_on_batch(&x).unwrap();
+        cpu.load_weights(&path).unwrap();
+        assert_eq!(
+            cpu.predict_on_batch(&x).unwrap().to_vec::<f32>().unwrap(),
+            on_gpu.to_vec::<f32>().unwrap()
+        );
+        let gpu_model = mlp().unwrap();
+        with_device(GPU, || gpu_model.predict_on_batch(&x)).unwrap();
+        gpu_model.load_weights(&path).unwrap();
+        assert!(gpu_model.get_weights().unwrap().iter().all(|w| w.device() == GPU));
+        let again = with_device(GPU, || gpu_model.predict_on_batch(&x)).unwrap();
+        assert_eq!(again.to_vec::<f32>().unwrap(), on_gpu.to_vec::<f32>().unwrap());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
