@@ -1,13 +1,13 @@
 //! The vocabulary of generated CUDA kernels: one [`Kernel`] value names one CUDA source
 //! (its family, op and dtypes), which NVRTC compiles once per process. The sources live with
 //! their families (`elementwise`, `reduce`, `softmax`, `layout`, `window`, `index`,
-//! `fused`); this module only names,
+//! `accumulate`, `fused`); this module only names,
 //! keys and lists them, so that the tests can compile and run every one of them.
 
 use super::runtime::KernelKey;
 use super::window::WindowOp;
-use super::{elementwise, fused, index, layout, reduce, softmax, window};
-use crate::{ArgKind, BinaryOp, CompareOp, DType, LogicalOp, ReduceKind, UnaryOp};
+use super::{accumulate, elementwise, fused, index, layout, reduce, softmax, window};
+use crate::{ArgKind, BinaryOp, CompareOp, DType, LogicalOp, ReduceKind, ScanKind, UnaryOp};
 
 /// One generated kernel.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,6 +47,10 @@ pub(crate) enum Kernel {
     Gather(DType, DType),
     /// `one_hot` from indices of the first dtype.
     OneHot(DType, DType),
+    /// `cumsum` / `cumprod` along one axis.
+    Scan(ScanKind, DType),
+    /// `unsorted_segment_sum` with segment ids of the first dtype.
+    SegmentSum(DType, DType),
     /// A graph's fused elementwise program (interned by `fused`).
     Fused(super::fused::ProgramId, DType),
 }
@@ -74,6 +78,8 @@ impl Kernel {
             Window(op, dtype) => ("window", op.name(), 0, dtype),
             Gather(indices, dtype) => ("gather", "gather", index(indices), dtype),
             OneHot(indices, dtype) => ("one_hot", "one_hot", index(indices), dtype),
+            Scan(kind, dtype) => ("scan", kind.name(), 0, dtype),
+            SegmentSum(ids, dtype) => ("segment_sum", "unsorted", index(ids), dtype),
             Fused(id, dtype) => ("fused", "program", id as u64, dtype),
         }
     }
@@ -97,6 +103,7 @@ impl Kernel {
             Layout(..) | Concat(..) => layout::source(self, &name),
             Window(..) => window::source(self, &name),
             Gather(..) | OneHot(..) => index::source(self, &name),
+            Scan(..) | SegmentSum(..) => accumulate::source(self, &name),
             Fused(id, _) => fused::source(id, &name),
         }
     }
@@ -150,6 +157,8 @@ impl Kernel {
                 .map(|k| Kernel::Reduce(k, d)),
             );
             all.extend([ArgKind::Max, ArgKind::Min].map(|k| Kernel::ArgReduce(k, d)));
+            all.extend([ScanKind::Sum, ScanKind::Prod].map(|k| Kernel::Scan(k, d)));
+            all.extend([DType::I32, DType::I64].map(|ids| Kernel::SegmentSum(ids, d)));
         }
         for &d in &every {
             all.extend(every.iter().filter(|&&to| to != d).map(|&to| Kernel::Cast(d, to)));

@@ -500,22 +500,71 @@ fn gather_and_one_hot_match_the_cpu() {
 }
 
 #[test]
+fn scans_and_segment_sums_match_the_cpu() {
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::I64] {
+        // Small integers keep products exact in every dtype.
+        let v: Vec<f64> = (0..60).map(|i| ((i * 7) % 5) as f64 - 2.0).collect();
+        let x = tensor(&v, &[3, 4, 5], dtype);
+        for kind in [crate::ScanKind::Sum, crate::ScanKind::Prod] {
+            for axis in [0, 1, -1] {
+                for (exclusive, reverse) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let op = Op::Scan {
+                        kind,
+                        axis,
+                        exclusive,
+                        reverse,
+                    };
+                    check(op, std::slice::from_ref(&x));
+                }
+            }
+        }
+        // A line longer than a block, many lines, and an empty axis.
+        let long = tensor(&values(700), &[700, 1], dtype);
+        let scan = |axis| Op::Scan {
+            kind: crate::ScanKind::Sum,
+            axis,
+            exclusive: false,
+            reverse: false,
+        };
+        check_within(scan(0), std::slice::from_ref(&long), 1e-5);
+        check_within(scan(1), std::slice::from_ref(&long), 1e-5);
+        check(scan(1), &[tensor(&[], &[2, 0], dtype)]);
+        for ids_dtype in [DType::I32, DType::I64] {
+            let ids = tensor(&[2.0, 0.0, 2.0, 1.0, 2.0], &[5], ids_dtype);
+            let data = tensor(&values(30), &[5, 3, 2], dtype);
+            for num_segments in [3, 4] {
+                check(Op::UnsortedSegmentSum { num_segments }, &[data.clone(), ids.clone()]);
+            }
+            let rows = tensor(&values(5), &[5], dtype);
+            check(Op::UnsortedSegmentSum { num_segments: 3 }, &[rows, ids.clone()]);
+            let none = tensor(&[], &[0, 3], dtype);
+            check(
+                Op::UnsortedSegmentSum { num_segments: 2 },
+                &[none, tensor(&[], &[0], ids_dtype)],
+            );
+        }
+    }
+}
+
+#[test]
 fn ops_without_kernels_are_not_planned() {
-    let x = tensor(&values(16), &[1, 4, 4, 1], DType::F32);
-    let scan = Op::Scan {
-        kind: crate::ScanKind::Sum,
-        axis: 1,
-        exclusive: false,
-        reverse: false,
-    };
-    let out = scan.infer(&[x.spec()]).unwrap();
-    assert!(plan(&scan, &[&x], &out).is_none());
     // Nine concatenated inputs exceed one kernel's parameters.
+    let x = tensor(&values(16), &[1, 4, 4, 1], DType::F32);
     let many: Vec<Tensor> = (0..9).map(|_| x.clone()).collect();
     let refs: Vec<&Tensor> = many.iter().collect();
     let concat = Op::Concat { axis: 0 };
     let specs: Vec<TensorSpec> = many.iter().map(Tensor::spec).collect();
     assert!(plan(&concat, &refs, &concat.infer(&specs).unwrap()).is_none());
+    // Bools have no running totals.
+    let flags = tensor(&[1.0, 0.0], &[2], DType::Bool);
+    let scan = Op::Scan {
+        kind: crate::ScanKind::Sum,
+        axis: 0,
+        exclusive: false,
+        reverse: false,
+    };
+    let spec = TensorSpec::new(DType::Bool, vec![2]);
+    assert!(plan(&scan, &[&flags], &[spec]).is_none());
 }
 
 #[test]

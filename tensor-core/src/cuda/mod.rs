@@ -16,8 +16,9 @@
 //!   (`transpose`, `broadcast_to`, `tile`, `strided_slice` and its gradient, `pad`,
 //!   `concat`, `stack`), `gather`, `one_hot`, convolutions and pooling with their
 //!   gradients, and one kernel per fused elementwise program of a graph (generated and
-//!   compiled on first use); reshapes without copies. Every other op (scans, segment sums)
-//!   runs its CPU kernel on host copies ([`host_fallbacks`] counts them), so
+//!   compiled on first use), `cumsum` / `cumprod` and `unsorted_segment_sum`; reshapes
+//!   without copies. Every other op (custom ops) runs its CPU kernel on host copies
+//!   ([`host_fallbacks`] counts them), so
 //!   results are always right and the set of GPU kernels can grow without changing any
 //!   caller.
 //! * every kernel launch is planned as data (`launch::Launch`) before it runs, and the
@@ -36,6 +37,7 @@
 //! # Ok::<(), ferroflow_tensor_core::Error>(())
 //! ```
 
+mod accumulate;
 pub(crate) mod backend;
 mod blas;
 mod buffer;

@@ -7,7 +7,7 @@ use super::blas::{self, Operand};
 use super::buffer::CudaBuffer;
 use super::launch::Launch;
 use super::runtime::{runtime, Runtime};
-use super::{elementwise, fused, index, layout, reduce, softmax, window};
+use super::{accumulate, elementwise, fused, index, layout, reduce, softmax, window};
 use crate::device::storage::Buffer;
 use crate::fused::FusedElementwise;
 use crate::op::Outputs;
@@ -56,6 +56,7 @@ pub(crate) fn run(device: Device, op: &Op, inputs: &[&Tensor], out: &[TensorSpec
         Op::Gather { axis } => crate::shape::normalize_axis("gather", *axis, inputs[0].rank())
             .ok()
             .map(|ax| (1, inputs[0].dims()[ax], "index")),
+        Op::UnsortedSegmentSum { num_segments } => Some((1, *num_segments, "segment id")),
         _ => None,
     };
     if let Some((i, n, what)) = checked {
@@ -92,6 +93,7 @@ pub(crate) fn plan(op: &Op, inputs: &[&Tensor], out: &[TensorSpec]) -> Option<La
         .or_else(|| layout::plan(op, inputs, out))
         .or_else(|| window::plan(op, inputs, out))
         .or_else(|| index::plan(op, inputs, out))
+        .or_else(|| accumulate::plan(op, inputs, out))
 }
 
 /// The CUDA kernel for `op`, if the backend has one for these inputs.
