@@ -57,21 +57,29 @@ pub(crate) fn source(id: ProgramId, name: &str) -> String {
     format!("{PRELUDE}{FLOOR_MOD}\n{}", body.replacen("@NAME@", name, 1))
 }
 
-/// How an input is read: one element per output element, or one element for all.
+/// How an input is read: one element per output element, one element for all, or the
+/// input repeated along the leading axes (its dimensions a suffix of the output's, as a
+/// bias row broadcast over a matmul's rows; its length is a kernel argument).
 #[derive(Clone, Copy, PartialEq)]
 enum Read {
     Full,
     Scalar,
+    Cycle,
 }
 
 /// The kernel text of `program` over `reads` in `dtype`, with `@NAME@` for its entry point.
 fn body(program: &[Instr], reads: &[Read], dtype: DType) -> String {
     let t = ctype(dtype);
     let mut s = String::new();
-    let params: Vec<String> = (0..reads.len()).map(|k| format!("const {t}* p{k}")).collect();
+    let mut params: Vec<String> = (0..reads.len()).map(|k| format!("const {t}* p{k}")).collect();
+    params.extend(
+        (0..reads.len())
+            .filter(|&k| reads[k] == Read::Cycle)
+            .map(|k| format!("unsigned long long c{k}")),
+    );
     let _ = writeln!(
         s,
-        "extern \"C\" __global__ void @NAME@({}, {t}* out, unsigned long long n) {{",
+        "extern \"C\" __global__ void @NAME@({t}* out, unsigned long long n, {}) {{",
         params.join(", ")
     );
     // Scalars are loaded once per thread (only launched when n > 0, so p[0] exists).
@@ -82,8 +90,11 @@ fn body(program: &[Instr], reads: &[Read], dtype: DType) -> String {
     }
     s.push_str("  GRID_STRIDE(i, n) {\n");
     let operand = |o: Operand| match o {
-        Operand::Input(k) if reads[k] == Read::Full => format!("p{k}[i]"),
-        Operand::Input(k) => format!("s{k}"),
+        Operand::Input(k) => match reads[k] {
+            Read::Full => format!("p{k}[i]"),
+            Read::Scalar => format!("s{k}"),
+            Read::Cycle => format!("p{k}[i % c{k}]"),
+        },
         Operand::Temp(j) => format!("t{j}"),
     };
     // Each step as its own kernel computes it: in double, rounded to T once.
@@ -118,9 +129,9 @@ fn body(program: &[Instr], reads: &[Read], dtype: DType) -> String {
     s
 }
 
-/// The one launch running `fused` over `inputs` (each full-size or a single element, of the
-/// program's float dtype), if a kernel can: `None` for anything else, which then runs as
-/// separate ops.
+/// The one launch running `fused` over `inputs` (each full-size, a single element, or
+/// broadcast along the output's leading axes; all of the program's float dtype), if a
+/// kernel can: `None` for anything else, which then runs as separate ops.
 pub(crate) fn plan(fused: &FusedElementwise, inputs: &[&Tensor]) -> Option<Launch> {
     let dtype = fused.dtype;
     if !dtype.is_float()
@@ -139,12 +150,27 @@ pub(crate) fn plan(fused: &FusedElementwise, inputs: &[&Tensor]) -> Option<Launc
         .map(|t| match t.dims().iter().product::<usize>() {
             len if len == n => Some(Read::Full),
             1 => Some(Read::Scalar),
+            _ if repeats_along_leading_axes(t.dims(), &dims) => Some(Read::Cycle),
             _ => None,
         })
         .collect::<Option<_>>()?;
     let id = intern(body(&fused.program, &reads, dtype));
-    let mut args: smallvec::SmallVec<[Arg; 6]> = (0..inputs.len()).map(Arg::Input).collect();
-    args.push(Arg::Output(0));
-    args.push(Arg::U64(n as u64));
+    let mut args: smallvec::SmallVec<[Arg; 6]> = smallvec::smallvec![Arg::Output(0), Arg::U64(n as u64)];
+    args.extend((0..inputs.len()).map(Arg::Input));
+    args.extend(
+        inputs
+            .iter()
+            .zip(&reads)
+            .filter(|(_, r)| **r == Read::Cycle)
+            .map(|(t, _)| Arg::U64(t.dims().iter().product::<usize>() as u64)),
+    );
     Some(Launch::elementwise(Kernel::Fused(id, dtype), args, (dtype, n)))
+}
+
+/// True when an input of `dims` (leading ones aside) equals the trailing dimensions of `out`
+/// and is not empty: broadcasting it repeats it whole along `out`'s leading axes.
+fn repeats_along_leading_axes(dims: &[usize], out: &[usize]) -> bool {
+    let first = dims.iter().position(|&d| d != 1).unwrap_or(dims.len());
+    let dims = &dims[first..];
+    dims.len() <= out.len() && dims == &out[out.len() - dims.len()..] && dims.iter().all(|&d| d > 0)
 }

@@ -119,6 +119,22 @@ fn cases() -> Vec<(FusedElementwise, Vec<Tensor>)> {
             Instr::Binary(BinaryOp::Mul, In(0), Temp(9)),
         ];
         add(shared, &[5, 41], vec![full(0.0), full(0.2), scalar(0.75)], dtype);
+        // A matmul epilogue: a bias row (with and without a leading 1) repeated over the rows.
+        let epilogue = vec![
+            Instr::Binary(BinaryOp::Add, In(0), In(1)),
+            Instr::Unary(UnaryOp::Relu, Temp(0)),
+        ];
+        for bias in [&[41usize][..], &[1, 41]] {
+            let row = input(bias, dtype, -0.2);
+            add(epilogue.clone(), &[5, 41], vec![full(0.0), row], dtype);
+        }
+        let rows = vec![Instr::Binary(BinaryOp::Mul, In(1), In(0))];
+        add(
+            rows,
+            &[2, 5, 41],
+            vec![input(&[2, 5, 41], dtype, 0.0), full(0.4)],
+            dtype,
+        );
     }
     out
 }
@@ -193,9 +209,10 @@ fn a_fused_kernel_gives_the_bits_of_its_ops_run_one_by_one() {
             bits(separate),
             "{what}: fused and separate GPU kernels differ"
         );
-        let datas: Vec<&Data> = inputs.iter().map(|t| t.data().unwrap()).collect();
-        let cpu = fused.run(&datas).unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_close(&what, &got, &cpu, 1e-5);
+        // On the host, run_tensors runs the CPU ops (equal to the CPU's fused kernel, which
+        // takes full-size and scalar inputs only).
+        let cpu = fused.run_tensors(&refs).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_close(&what, &got, cpu.data().unwrap(), 1e-5);
     }
 }
 
@@ -210,15 +227,18 @@ fn programs_a_kernel_cannot_run_are_not_planned() {
     };
     assert!(plan_fused(&fused(DType::F32, program.clone()), &[&x]).is_some());
     // Integers, a dtype that differs from the inputs', a malformed program, an input that is
-    // neither full-size nor a scalar, and no inputs at all.
+    // neither full-size, nor a scalar, nor repeated along the leading axes (a column), and
+    // no inputs at all.
     let ints = x.cast(DType::I32).unwrap();
     assert!(plan_fused(&fused(DType::I32, program.clone()), &[&ints]).is_none());
     assert!(plan_fused(&fused(DType::F64, program.clone()), &[&x]).is_none());
     assert!(plan_fused(&fused(DType::F32, vec![Instr::Unary(UnaryOp::Exp, Temp(0))]), &[&x]).is_none());
     assert!(plan_fused(&fused(DType::F32, vec![Instr::Unary(UnaryOp::Exp, In(1))]), &[&x]).is_none());
-    let row = input(&[4], DType::F32, 0.0);
+    let column = input(&[3, 1], DType::F32, 0.0);
     let add = vec![Instr::Binary(BinaryOp::Add, In(0), In(1))];
-    assert!(plan_fused(&fused(DType::F32, add.clone()), &[&x, &row]).is_none());
+    assert!(plan_fused(&fused(DType::F32, add.clone()), &[&x, &column]).is_none());
+    let row = input(&[4], DType::F32, 0.0);
+    assert!(plan_fused(&fused(DType::F32, add.clone()), &[&x, &row]).is_some());
     assert!(plan_fused(&fused(DType::F32, add), &[]).is_none());
     // One program text, one kernel: planning the same program again reuses its id.
     let again = plan_fused(&fused(DType::F32, program.clone()), &[&x]).unwrap();

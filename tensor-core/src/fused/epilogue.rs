@@ -1,6 +1,7 @@
 //! [`EpilogueMatMul`]: a 2-D matmul with its bias-add and activation applied per output
 //! block.
 
+use super::{FusedElementwise, Instr, Operand};
 use crate::dispatch::dispatch1;
 use crate::{BinaryOp, Data, Op, Result, Tensor, UnaryOp};
 
@@ -61,8 +62,9 @@ impl EpilogueMatMul {
         crate::ops::linalg::matmul_epilogue(options, a, b, bias, self.activation)
     }
 
-    /// The same product as separate ops on tensors (matmul, add, activation), wherever the
-    /// tensors live: how a graph runs it on an accelerator.
+    /// The same product on tensors, wherever they live: the matmul, then the bias-add and
+    /// activation as one [`FusedElementwise`] program (one kernel on a GPU, separate ops
+    /// elsewhere). How a graph runs it on an accelerator.
     pub fn run_tensors(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         let want = 2 + usize::from(self.bias);
         if inputs.len() != want {
@@ -75,13 +77,25 @@ impl EpilogueMatMul {
             transpose_a: self.transpose_a,
             transpose_b: self.transpose_b,
         };
-        let mut y = dispatch1(op, &inputs[..2])?;
+        let y = dispatch1(op, &inputs[..2])?;
+        let mut program = Vec::with_capacity(2);
+        let mut args = vec![&y];
         if self.bias {
-            y = dispatch1(Op::Binary(BinaryOp::Add), &[&y, inputs[2]])?;
+            program.push(Instr::Binary(BinaryOp::Add, Operand::Input(0), Operand::Input(1)));
+            args.push(inputs[2]);
         }
-        match self.activation {
-            Some(u) => dispatch1(Op::Unary(u), &[&y]),
-            None => Ok(y),
+        if let Some(u) = self.activation {
+            let x = if self.bias { Operand::Temp(0) } else { Operand::Input(0) };
+            program.push(Instr::Unary(u, x));
         }
+        if program.is_empty() {
+            return Ok(y);
+        }
+        let epilogue = FusedElementwise {
+            dtype: y.dtype(),
+            dims: y.dims().to_vec(),
+            program,
+        };
+        epilogue.run_tensors(&args)
     }
 }
