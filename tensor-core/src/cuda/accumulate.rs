@@ -86,9 +86,13 @@ pub(crate) fn plan(op: &Op, inputs: &[&Tensor], out: &[TensorSpec]) -> Option<La
                 Arg::U8(*exclusive as u8),
                 Arg::U8(*reverse as u8),
             ];
-            let mut launch = Launch::elementwise(Kernel::Scan(*kind, dtype), args, (dtype, x.dims().iter().product()));
-            launch.grid = lines.count().div_ceil(launch.block as usize).min(65_535) as u32;
-            Some(launch)
+            let out = (dtype, x.dims().iter().product());
+            Some(Launch::thread_per_line(
+                Kernel::Scan(*kind, dtype),
+                args,
+                out,
+                lines.count(),
+            ))
         }
         Op::UnsortedSegmentSum { .. } => {
             let ids = inputs.get(1)?;

@@ -13,7 +13,7 @@ use super::elementwise::{binary_expr, unary_expr, FLOOR_MOD};
 use super::kernel::{ctype, Kernel, PRELUDE};
 use super::launch::{Arg, Launch};
 use crate::fused::{FusedElementwise, Instr, Operand};
-use crate::{BinaryOp, DType, Tensor, UnaryOp};
+use crate::{BinaryOp, DType, Tensor, TensorSpec, UnaryOp};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
@@ -131,8 +131,9 @@ fn body(program: &[Instr], reads: &[Read], dtype: DType) -> String {
 
 /// The one launch running `fused` over `inputs` (each full-size, a single element, or
 /// broadcast along the output's leading axes; all of the program's float dtype), if a
-/// kernel can: `None` for anything else, which then runs as separate ops.
-pub(crate) fn plan(fused: &FusedElementwise, inputs: &[&Tensor]) -> Option<Launch> {
+/// kernel can, with the spec of its output: `None` for anything else, which then runs as
+/// separate ops.
+pub(crate) fn plan(fused: &FusedElementwise, inputs: &[&Tensor]) -> Option<(Launch, TensorSpec)> {
     let dtype = fused.dtype;
     if !dtype.is_float()
         || fused.program.is_empty()
@@ -164,7 +165,8 @@ pub(crate) fn plan(fused: &FusedElementwise, inputs: &[&Tensor]) -> Option<Launc
             .filter(|(_, r)| **r == Read::Cycle)
             .map(|(t, _)| Arg::U64(t.dims().iter().product::<usize>() as u64)),
     );
-    Some(Launch::elementwise(Kernel::Fused(id, dtype), args, (dtype, n)))
+    let launch = Launch::elementwise(Kernel::Fused(id, dtype), args, (dtype, n));
+    Some((launch, TensorSpec::new(dtype, dims)))
 }
 
 /// True when an input of `dims` (leading ones aside) equals the trailing dimensions of `out`

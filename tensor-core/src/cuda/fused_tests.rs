@@ -15,21 +15,14 @@ use Operand::{Input as In, Temp};
 
 /// The float unary and binary ops the backend has kernels for.
 fn ops() -> (Vec<UnaryOp>, Vec<BinaryOp>) {
-    let all = Kernel::all();
-    let unary = all
-        .iter()
-        .filter_map(|k| match *k {
-            Kernel::Unary(op, DType::F32) => Some(op),
-            _ => None,
-        })
-        .collect();
-    let binary = all
-        .iter()
-        .filter_map(|k| match *k {
-            Kernel::Binary(op, DType::F32) => Some(op),
-            _ => None,
-        })
-        .collect();
+    let (mut unary, mut binary) = (Vec::new(), Vec::new());
+    for kernel in Kernel::all() {
+        match kernel {
+            Kernel::Unary(op, DType::F32) => unary.push(op),
+            Kernel::Binary(op, DType::F32) => binary.push(op),
+            _ => {}
+        }
+    }
     (unary, binary)
 }
 
@@ -145,7 +138,7 @@ pub(super) fn kernels() -> Vec<Kernel> {
         .iter()
         .map(|(fused, inputs)| {
             let refs: Vec<&Tensor> = inputs.iter().collect();
-            plan_fused(fused, &refs).expect("planned").kernel
+            plan_fused(fused, &refs).expect("planned").0.kernel
         })
         .collect()
 }
@@ -195,11 +188,8 @@ fn a_fused_kernel_gives_the_bits_of_its_ops_run_one_by_one() {
     for (fused, inputs) in &cases {
         let what = format!("{} {:?} over {:?}", fused.describe(), fused.dtype, fused.program);
         let refs: Vec<&Tensor> = inputs.iter().collect();
-        let launch = plan_fused(fused, &refs).unwrap_or_else(|| panic!("{what}: not planned"));
-        let out = [TensorSpec::new(
-            fused.dtype,
-            fused.out_dims(inputs.iter().map(|t| t.dims())),
-        )];
+        let (launch, spec) = plan_fused(fused, &refs).unwrap_or_else(|| panic!("{what}: not planned"));
+        let out = [spec];
         let got = emulate::run(&launch, &refs, &out).remove(0);
         let separate = one_by_one(&fused.program, inputs);
         let separate = separate.data().unwrap();
@@ -243,7 +233,7 @@ fn programs_a_kernel_cannot_run_are_not_planned() {
     // One program text, one kernel: planning the same program again reuses its id.
     let again = plan_fused(&fused(DType::F32, program.clone()), &[&x]).unwrap();
     assert_eq!(
-        again.kernel,
-        plan_fused(&fused(DType::F32, program), &[&x]).unwrap().kernel
+        again.0.kernel,
+        plan_fused(&fused(DType::F32, program), &[&x]).unwrap().0.kernel
     );
 }

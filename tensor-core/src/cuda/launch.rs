@@ -94,6 +94,23 @@ impl Launch {
         }
     }
 
+    /// A launch of `kernel` with one thread per line (for lines each walked serially, as a
+    /// scan's are); `out` counts elements, not lines.
+    pub(crate) fn thread_per_line(
+        kernel: Kernel,
+        args: SmallVec<[Arg; 6]>,
+        out: (DType, usize),
+        lines: usize,
+    ) -> Launch {
+        Launch {
+            kernel,
+            args,
+            outputs: smallvec::smallvec![out],
+            grid: lines.div_ceil(THREADS as usize).min(65_535) as u32,
+            block: THREADS,
+        }
+    }
+
     /// Performs the launch on `rt`'s GPU, on its stream, reading `inputs`; returns the
     /// outputs. `op` names the op in errors.
     pub(crate) fn run(

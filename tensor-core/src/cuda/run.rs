@@ -195,7 +195,7 @@ pub(crate) fn run_fused(device: Device, fused: &FusedElementwise, inputs: &[&Ten
     let Device::Cuda(ordinal) = device else {
         return None;
     };
-    let launch = fused::plan(fused, inputs)?;
+    let (launch, spec) = fused::plan(fused, inputs)?;
     let rt = match runtime(ordinal) {
         Ok(rt) => rt,
         Err(msg) => return Some(Err(Error::DeviceUnavailable { op: OP, device, msg })),
@@ -211,10 +211,6 @@ pub(crate) fn run_fused(device: Device, fused: &FusedElementwise, inputs: &[&Ten
             .into_iter()
             .next()
             .ok_or_else(|| Error::invalid(OP, "no output"))?;
-        let n = launch.outputs[0].1;
-        let dims = fused.out_dims(inputs.iter().map(|t| t.dims()));
-        debug_assert_eq!(dims.iter().product::<usize>(), n);
-        let spec = TensorSpec::new(fused.dtype, dims);
         Ok(Tensor::from_device_data(DeviceData::new(
             device,
             spec,
