@@ -361,3 +361,28 @@ fn fit_evaluate_and_checkpoints_work_inside_a_gpu_scope() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn datasets_prefetch_to_the_gpu_on_a_background_thread() {
+    if !gpu("datasets_prefetch_to_the_gpu_on_a_background_thread") {
+        return;
+    }
+    use ferroflow::data::Dataset;
+    let x = rand(&[10, 3], 31, DType::F32);
+    let y = Tensor::from_vec((0..10i64).collect::<Vec<_>>(), &[10]).unwrap();
+    let host = Dataset::from_tensor_slices((&x, &y)).unwrap().batch(4);
+    let staged = host.prefetch_to_device(GPU, 2);
+    let (mut a, mut b) = (host.iter(), staged.iter());
+    for _ in 0..3 {
+        let (want, got) = (a.next().unwrap().unwrap(), b.next().unwrap().unwrap());
+        for (w, g) in want.iter().zip(&got) {
+            assert_eq!(g.device(), GPU);
+            assert_eq!(g.dtype(), w.dtype());
+            assert_eq!(
+                g.to(Device::Cpu).unwrap().to_vec::<f64>().unwrap(),
+                w.to_vec::<f64>().unwrap()
+            );
+        }
+    }
+    assert!(b.next().is_none());
+}

@@ -2,11 +2,12 @@
 
 use crate::components::{Element, IntoComponents};
 use crate::rows;
+use crate::run_ahead::run_ahead;
 use crate::stages::{repeated, sharded, shuffled, skipped, taken, BoxIter, Maker};
-use ferroflow_tensor_core::{Error, Result, Tensor};
+use ferroflow_tensor_core::{Device, Error, Result, Tensor};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 /// How many elements a dataset yields per iteration (`Dataset.cardinality()`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -466,35 +467,31 @@ impl Dataset {
         }
         let upstream = self.elements.clone();
         Dataset::from_elements(
-            Arc::new(move |n| {
-                let (tx, rx) = mpsc::sync_channel::<Result<Element>>(buffer);
-                let upstream = upstream.clone();
-                let spawned = std::thread::Builder::new()
-                    .name("ferroflow-prefetch".into())
-                    .spawn(move || {
-                        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            for e in upstream(n) {
-                                if tx.send(e).is_err() {
-                                    return; // the consumer is gone
-                                }
-                            }
-                        }));
-                        if let Err(panic) = run {
-                            let msg = panic
-                                .downcast_ref::<&str>()
-                                .map(|s| s.to_string())
-                                .or_else(|| panic.downcast_ref::<String>().cloned())
-                                .unwrap_or_else(|| "a pipeline stage panicked".into());
-                            let _ = tx.send(Err(Error::invalid("prefetch", format!("pipeline panicked: {msg}"))));
-                        }
-                    });
-                match spawned {
-                    Ok(_) => Box::new(rx.into_iter()) as BoxIter<Result<Element>>,
-                    Err(e) => Box::new(std::iter::once(Err(Error::external("prefetch", e)))),
-                }
-            }),
+            Arc::new(move |n| run_ahead("prefetch", upstream(n), buffer)),
             self.cardinality,
         )
+    }
+
+    /// Copies each element's tensors to `device` on a background thread, up to `buffer`
+    /// elements ahead (TensorFlow's `prefetch_to_device`), so the host-to-device copy of the
+    /// next batch overlaps with the step on this one. Tensors already there are not copied.
+    /// `fit`, `evaluate` and `predict` stage their batches this way by themselves inside a
+    /// [`device_scope`](ferroflow_tensor_core::device_scope).
+    ///
+    /// ```
+    /// use ferroflow_data::Dataset;
+    /// use ferroflow_tensor_core::{Device, Tensor};
+    ///
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[4, 1])?;
+    /// let ds = Dataset::from_tensor_slices(&x)?.batch(2).prefetch_to_device(Device::Cpu, 1);
+    /// for batch in &ds {
+    ///     assert_eq!(batch?[0].device(), Device::Cpu);
+    /// }
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn prefetch_to_device(&self, device: Device, buffer: usize) -> Dataset {
+        self.map(move |e| e.iter().map(|t| t.to(device)).collect())
+            .prefetch(buffer.max(1))
     }
 
     /// The number of elements one iteration yields (`cardinality()`).
@@ -635,6 +632,19 @@ mod tests {
         let mut it = ds.repeat().prefetch(1).iter();
         assert!(it.next().is_some());
         drop(it);
+    }
+
+    #[test]
+    fn prefetch_to_device_keeps_elements_order_and_cardinality() {
+        let ds = Dataset::from_tensor_slices(ints(10)).unwrap().batch(4);
+        let staged = ds.prefetch_to_device(Device::Cpu, 2);
+        assert_eq!(values(&staged), values(&ds));
+        assert_eq!(staged.cardinality(), Cardinality::Finite(3));
+        for batch in &staged {
+            assert!(batch.unwrap().iter().all(|t| t.device() == Device::Cpu));
+        }
+        // A buffer of 0 still stages (one element ahead) rather than copying on the caller.
+        assert_eq!(values(&ds.prefetch_to_device(Device::Cpu, 0)), values(&ds));
     }
 
     #[test]

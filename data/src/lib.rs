@@ -5,7 +5,8 @@
 //! * [`Dataset`] — [`from_tensor_slices`](Dataset::from_tensor_slices),
 //!   [`shuffle`](Dataset::shuffle), [`batch`](Dataset::batch), [`repeat`](Dataset::repeat),
 //!   [`map`](Dataset::map), [`filter`](Dataset::filter), [`take`](Dataset::take),
-//!   [`skip`](Dataset::skip), [`shard`](Dataset::shard) (one worker's part), [`prefetch`](Dataset::prefetch) on a background thread, and
+//!   [`skip`](Dataset::skip), [`shard`](Dataset::shard) (one worker's part), [`prefetch`](Dataset::prefetch) on a background thread,
+//!   [`prefetch_to_device`](Dataset::prefetch_to_device) (host-to-device copies ahead of the step), and
 //!   [`cardinality`](Dataset::cardinality). Iterating copies at most a batch at a time.
 //! * Loaders: numeric CSV ([`read_csv`]), NumPy `.npy` / `.npz` ([`read_npy`], [`read_npz`]),
 //!   each checking every length it reads against the bytes present.
@@ -32,6 +33,7 @@ pub mod datasets;
 pub mod npy;
 mod rng;
 pub mod rows;
+mod run_ahead;
 mod stages;
 
 pub use components::{Component, Element, IntoComponents};
@@ -40,3 +42,4 @@ pub use dataset::{Batch, Cardinality, Dataset, DatasetIter};
 pub use datasets::{Labeled, Split};
 pub use npy::{read_npy, read_npz, write_npy, write_npz};
 pub use rng::{derive_seed, permutation, SplitMix64};
+pub use run_ahead::run_ahead;

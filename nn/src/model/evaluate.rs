@@ -134,10 +134,7 @@ impl Model {
         let steps = self.steps("evaluate")?;
         steps.core.reset_metrics()?;
         callbacks.on_test_begin(self, &Logs::new())?;
-        let order = Order {
-            batch_size,
-            shuffle_seed: None,
-        };
+        let order = Order::new(batch_size, None);
         let mut stream = BatchStream::new(source, order, None);
         stream.start_epoch(0);
         // Inside a data-parallel fit, validation is data-parallel too.
@@ -227,10 +224,7 @@ impl Model {
         let steps = options.steps.or_else(|| source.batches_per_pass(options.batch_size));
         let mut callbacks = with_progress(options.callbacks, options.verbose, steps);
         callbacks.on_predict_begin(self, &Logs::new())?;
-        let order = Order {
-            batch_size: options.batch_size,
-            shuffle_seed: None,
-        };
+        let order = Order::new(options.batch_size, None);
         let mut stream = BatchStream::new(&source, order, None);
         stream.start_epoch(0);
         let mut outputs = Vec::new();

@@ -486,10 +486,7 @@ impl Model {
         };
         let seed = options.seed.unwrap_or_else(draw_seed);
         self.shuffle_seed.set(Some(seed));
-        let order = Order {
-            batch_size,
-            shuffle_seed: if options.shuffle { Some(seed) } else { None },
-        };
+        let order = Order::new(batch_size, options.shuffle.then_some(seed));
         let steps_per_epoch = options.steps_per_epoch.or_else(|| train.batches_per_pass(batch_size));
 
         let strategy = options.strategy.take();

@@ -1,11 +1,13 @@
 //! What `fit`, `evaluate` and `predict` take ([`Inputs`]: tensors or a dataset) and how it
 //! becomes batches: Keras' data adapters. Tensors are batched by row index (shuffled per
 //! epoch from the seed and the epoch number, so a resumed run repeats the order); datasets
-//! are iterated epoch by epoch with [`Dataset::iter_epoch`].
+//! are iterated epoch by epoch with [`Dataset::iter_epoch`]. Inside a device scope the
+//! batches are made and copied to that device on a background thread, a few ahead of the
+//! step (Keras' prefetch to the strategy's device).
 
 use ferroflow_data::rows::{num_rows, row_range, take_rows};
-use ferroflow_data::{derive_seed, permutation, Cardinality, Dataset, DatasetIter};
-use ferroflow_tensor_core::{DType, Error, Result, Tensor};
+use ferroflow_data::{derive_seed, permutation, run_ahead, Cardinality, Dataset, DatasetIter};
+use ferroflow_tensor_core::{DType, Device, Error, Result, Tensor};
 use std::collections::BTreeMap;
 
 /// The data of a `fit`, `evaluate` or `predict` call: `x` alone, `(x, y)`,
@@ -233,8 +235,21 @@ impl Source {
         matches!(self, Source::Dataset(ds) if ds.cardinality() == Cardinality::Infinite)
     }
 
-    /// The batches of pass `pass` (a fresh iteration of the data).
+    /// The batches of pass `pass` (a fresh iteration of the data), staged to
+    /// `order.device` ahead of the caller when it names one.
     fn pass(&self, pass: u64, order: &Order) -> PassIter {
+        let batches = self.host_pass(pass, order);
+        match order.device {
+            Some(device) => {
+                let staged = batches.map(move |b| b.and_then(|b| b.iter().map(|t| t.to(device)).collect()));
+                PassIter::Staged(run_ahead("prefetch_to_device", staged, STAGED_BATCHES))
+            }
+            None => batches,
+        }
+    }
+
+    /// The batches of pass `pass`, made where the data is.
+    fn host_pass(&self, pass: u64, order: &Order) -> PassIter {
         match self {
             Source::Tensors { parts, rows } => {
                 let indices = order
@@ -271,12 +286,30 @@ fn class_weights_for(y: &Tensor, class_weight: &ClassWeight) -> Result<Tensor> {
     Tensor::from_vec(weights, &[ids.len()])
 }
 
-/// How a pass orders and groups tensor rows.
+/// How many batches a staged pass makes ahead of the step (two: one being copied while
+/// the step runs on another).
+const STAGED_BATCHES: usize = 2;
+
+/// How a pass orders and groups tensor rows, and where its batches go.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Order {
     pub batch_size: usize,
     /// `Some(seed)`: a permutation per pass drawn from the seed and the pass number.
     pub shuffle_seed: Option<u64>,
+    /// `Some(device)`: each batch is made and copied there on a background thread.
+    pub device: Option<Device>,
+}
+
+impl Order {
+    /// Batches of `batch_size` in `shuffle_seed`'s order, staged to the device of the
+    /// caller's [`device_scope`](ferroflow_tensor_core::device_scope) if there is one.
+    pub fn new(batch_size: usize, shuffle_seed: Option<u64>) -> Order {
+        Order {
+            batch_size,
+            shuffle_seed,
+            device: ferroflow_tensor_core::default_device(),
+        }
+    }
 }
 
 /// One pass over the data.
@@ -289,6 +322,8 @@ enum PassIter {
         indices: Option<Vec<usize>>,
     },
     Dataset(DatasetIter),
+    /// Another pass running ahead on a background thread, copying to a device.
+    Staged(Box<dyn Iterator<Item = Result<Batch>> + Send>),
 }
 
 impl Iterator for PassIter {
@@ -296,6 +331,7 @@ impl Iterator for PassIter {
     fn next(&mut self) -> Option<Result<Batch>> {
         match self {
             PassIter::Dataset(it) => it.next(),
+            PassIter::Staged(it) => it.next(),
             PassIter::Tensors {
                 parts,
                 rows,
