@@ -4,7 +4,7 @@
 //! reduces exactly as an eager one, in the same order on every worker.
 
 use crate::{Communicator, ReduceOp};
-use ferroflow_tensor_core::{dispatch, DType, Data, Error, Op, Result, Tensor, TensorSpec};
+use ferroflow_tensor_core::{dispatch, DType, Data, Device, Error, Op, Result, Tensor, TensorSpec};
 use std::fmt;
 use std::sync::Arc;
 
@@ -161,10 +161,10 @@ struct Buffers {
 
 /// One bucket's all-reduce, as an op: inputs are the bucket's gradients, outputs their
 /// reductions.
-struct AllReduceBucket {
-    comm: Arc<dyn Communicator>,
-    weighting: Weighting,
-    sum: bool,
+pub(crate) struct AllReduceBucket {
+    pub(crate) comm: Arc<dyn Communicator>,
+    pub(crate) weighting: Weighting,
+    pub(crate) sum: bool,
 }
 
 impl fmt::Debug for AllReduceBucket {
@@ -215,6 +215,37 @@ packable!(f32, f32, F32, all_reduce_f32);
 packable!(f64, f64, F64, all_reduce_f64);
 
 impl AllReduceBucket {
+    /// The factor each gradient is scaled by before the sum.
+    pub(crate) fn scale(&self) -> f64 {
+        match self.weighting {
+            Weighting::Equal => 1.0,
+            Weighting::Samples(n) => n as f64,
+            Weighting::Share(f) => f,
+        }
+    }
+
+    /// Whether this worker's sample count travels as a last element, so that the sum
+    /// carries the total.
+    pub(crate) fn counted(&self) -> bool {
+        matches!(self.weighting, Weighting::Samples(_))
+    }
+
+    /// What the sum is divided by, given the summed sample count `total` (when counted).
+    pub(crate) fn divisor(&self, total: f64) -> Result<f64> {
+        if self.counted() && total <= 0.0 {
+            return Err(Error::invalid(
+                "all_reduce_gradients",
+                "no worker had a sample in this step: the weighted mean is undefined",
+            ));
+        }
+        Ok(match self.weighting {
+            _ if self.sum => 1.0,
+            Weighting::Equal => self.comm.size() as f64,
+            Weighting::Samples(_) => total,
+            Weighting::Share(_) => 1.0,
+        })
+    }
+
     fn run<T: Packable>(&self, inputs: &[&Data]) -> Result<Vec<Data>> {
         BUFFERS.with(|b| match b.try_borrow_mut() {
             Ok(mut buffers) => {
@@ -228,14 +259,7 @@ impl AllReduceBucket {
 
     fn run_with<T: Packable>(&self, inputs: &[&Data], send: &mut Vec<T>, recv: &mut Vec<T>) -> Result<Vec<Data>> {
         send.clear();
-        // The factor each gradient is scaled by before the sum; with sample counts the count
-        // itself travels as a last element, so the sum carries the total.
-        let scale = match self.weighting {
-            Weighting::Equal => 1.0,
-            Weighting::Samples(n) => n as f64,
-            Weighting::Share(f) => f,
-        };
-        let counted = matches!(self.weighting, Weighting::Samples(_));
+        let (scale, counted) = (self.scale(), self.counted());
         // One contiguous gradient sent as it is: no packing pass over its memory.
         let direct = match inputs {
             [d] if scale == 1.0 && !counted => T::view(d).and_then(|a| a.as_slice()),
@@ -273,18 +297,7 @@ impl AllReduceBucket {
         } else {
             1.0
         };
-        if counted && total <= 0.0 {
-            return Err(Error::invalid(
-                "all_reduce_gradients",
-                "no worker had a sample in this step: the weighted mean is undefined",
-            ));
-        }
-        let divisor = match self.weighting {
-            _ if self.sum => 1.0,
-            Weighting::Equal => self.comm.size() as f64,
-            Weighting::Samples(_) => total,
-            Weighting::Share(_) => 1.0,
-        };
+        let divisor = self.divisor(total)?;
         let div = <T as ferroflow_tensor_core::Element>::from_f64(divisor);
         let shaped = |dims: &[usize], values: Vec<T>| -> Result<Data> {
             Ok(Data::from_owned(
@@ -315,7 +328,7 @@ impl AllReduceBucket {
     /// drift from the one-process one. The answer sets the buffer's type, so it must be the
     /// same on every worker: it depends on the kind of weighting only, never on this worker's
     /// weight.
-    fn widens(&self) -> bool {
+    pub(crate) fn widens(&self) -> bool {
         !matches!(self.weighting, Weighting::Equal)
     }
 
@@ -369,6 +382,10 @@ impl ferroflow_tensor_core::CustomOp for AllReduceBucket {
             Some(DType::F64) => self.run::<f64>(inputs),
             other => Err(Error::invalid("all_reduce_gradients", format!("a bucket of {other:?}"))),
         }
+    }
+
+    fn compute_on_device(&self, device: Device, inputs: &[&Tensor]) -> Option<Result<Vec<Tensor>>> {
+        self.comm.reduces_on(device).then(|| self.reduce_where_they_are(inputs))
     }
 }
 

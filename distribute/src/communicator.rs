@@ -1,7 +1,7 @@
 //! The [`Communicator`] trait: what data-parallel training needs from a transport (rank,
 //! world size, barrier, broadcast, all-reduce), with tensor-level helpers built on it once.
 
-use ferroflow_tensor_core::{DType, Data, Error, Result, Tensor};
+use ferroflow_tensor_core::{DType, Data, Device, Error, Result, Tensor};
 use std::fmt;
 
 /// How [`Communicator`]s combine the workers' values element by element.
@@ -125,6 +125,25 @@ pub trait Communicator: Send + Sync + fmt::Debug {
 
     /// Copies `root`'s `buf` into every worker's `buf` (same length everywhere).
     fn broadcast_bytes(&self, buf: &mut [u8], root: usize) -> Result<()>;
+
+    /// Whether this transport reduces memory of `device` where it is (NCCL over GPU
+    /// buffers). `false`, the default: gradients on a device are copied to the host for
+    /// [`Communicator::all_reduce_f32`] and back. Every worker must give the same answer.
+    fn reduces_on(&self, device: Device) -> bool {
+        let _ = device;
+        false
+    }
+
+    /// The reduction over workers of `t`, a rank-1 float32 or float64 tensor on a device
+    /// this transport [`reduces_on`](Communicator::reduces_on) (same length on every worker),
+    /// left on that device. Gradient buckets call it with the op `Sum`.
+    fn all_reduce_on_device(&self, t: &Tensor, op: ReduceOp) -> Result<Tensor> {
+        let _ = op;
+        Err(Error::invalid(
+            "all_reduce",
+            format!("this transport does not reduce memory on {}", t.device()),
+        ))
+    }
 
     /// Ends every worker's process with `code` (`MPI_Abort`): the way out when one worker
     /// failed somewhere the others cannot be told in order, so that nobody waits forever.

@@ -45,6 +45,7 @@
 mod broadcast;
 mod buckets;
 mod communicator;
+mod device_buckets;
 mod local;
 #[cfg(feature = "mpi")]
 mod mpi_world;

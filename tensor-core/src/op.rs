@@ -37,6 +37,20 @@ pub trait CustomOp: Send + Sync + fmt::Debug {
         let _ = (outputs, upstream);
         Ok(vec![None; inputs.len()])
     }
+    /// The kernel for inputs on an accelerator `device`, tried before the host fallback
+    /// (which copies the inputs to the host for [`CustomOp::compute`] and the outputs back).
+    /// `None`, the default, says this op has none there. It may dispatch tensor ops (they
+    /// run on `device` and are hidden from gradient tapes); its outputs must match
+    /// [`CustomOp::infer`]'s specs. A collective that reads device memory (an NCCL
+    /// all-reduce of gradients) is what this is for.
+    fn compute_on_device(
+        &self,
+        device: crate::Device,
+        inputs: &[&crate::Tensor],
+    ) -> Option<Result<Vec<crate::Tensor>>> {
+        let _ = (device, inputs);
+        None
+    }
 }
 
 /// The outputs of one op: inline for the usual single output, so running an op allocates

@@ -72,6 +72,12 @@ pub(crate) fn run(device: Device, op: &Op, inputs: &[&Tensor], out: &[TensorSpec
     if let Some(done) = kernel(&rt, device, op, &staged, out) {
         return done;
     }
+    if let Op::Custom(custom) = op {
+        let refs: smallvec::SmallVec<[&Tensor; 4]> = staged.iter().collect();
+        if let Some(done) = crate::device::custom_on_device(custom.as_ref(), device, &refs, out) {
+            return done;
+        }
+    }
     *FALLBACKS
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -14,7 +14,10 @@
 //!
 //! Without the `cuda` feature only the CPU exists; asking for a GPU is an error that says so.
 
+mod custom;
 pub(crate) mod storage;
+#[cfg(feature = "cuda")]
+pub(crate) use custom::custom_on_device;
 
 pub use storage::DeviceData;
 
