@@ -7,7 +7,7 @@ use super::blas::{self, Operand};
 use super::buffer::CudaBuffer;
 use super::launch::Launch;
 use super::runtime::{runtime, Runtime};
-use super::{accumulate, elementwise, fused, index, layout, reduce, softmax, window};
+use super::{accumulate, conv_gemm, elementwise, fused, index, layout, reduce, softmax, window};
 use crate::device::storage::Buffer;
 use crate::fused::FusedElementwise;
 use crate::op::Outputs;
@@ -180,6 +180,10 @@ fn kernel(
         }
         _ => {
             let refs: smallvec::SmallVec<[&Tensor; 4]> = inputs.iter().collect();
+            if let Some(conv) = conv_gemm::plan(op, &refs) {
+                let (x, other) = (cuda_buffer(&inputs[0])?, cuda_buffer(&inputs[1])?);
+                return Some(conv.run(rt, x, other).map(|c| wrap(&out[0], c)));
+            }
             let launch = plan(op, &refs, out)?;
             let buffers: smallvec::SmallVec<[&CudaBuffer; 4]> =
                 inputs.iter().map(cuda_buffer).collect::<Option<_>>()?;

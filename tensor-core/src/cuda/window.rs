@@ -6,8 +6,9 @@
 //! are kept: padded taps never count, max pooling keeps the first maximum and the first NaN,
 //! its gradient goes to that position only.
 //!
-//! These are correct everywhere and fast enough for small images; cuDNN or an im2col
-//! kernel feeding cuBLAS is the faster path still to come.
+//! These are correct everywhere and take small windows and thin products; larger
+//! convolutions and filter gradients run as a patches kernel ([`WindowOp::Patches`], im2col)
+//! feeding one cuBLAS GEMM (`super::conv_gemm`).
 
 use super::kernel::{ctype, Kernel, PRELUDE};
 use super::launch::{Arg, Launch, THREADS};
@@ -28,12 +29,14 @@ pub(crate) enum WindowOp {
     Pool(PoolKind),
     /// Their gradients.
     PoolGrad(PoolKind),
+    /// The patches matrix of a convolution's input (im2col), for a GEMM on cuBLAS.
+    Patches,
 }
 
 impl WindowOp {
     /// Every window kernel (for the tests' list of kernels).
     #[cfg(test)]
-    pub(crate) const ALL: [WindowOp; 7] = [
+    pub(crate) const ALL: [WindowOp; 8] = [
         WindowOp::Conv,
         WindowOp::ConvInput,
         WindowOp::ConvFilter,
@@ -41,6 +44,7 @@ impl WindowOp {
         WindowOp::Pool(PoolKind::Avg),
         WindowOp::PoolGrad(PoolKind::Max),
         WindowOp::PoolGrad(PoolKind::Avg),
+        WindowOp::Patches,
     ];
 
     /// A name for the kernel key.
@@ -51,6 +55,7 @@ impl WindowOp {
             WindowOp::ConvFilter => "conv2d_filter",
             WindowOp::Pool(k) => k.name(),
             WindowOp::PoolGrad(k) => k.grad_name(),
+            WindowOp::Patches => "conv2d_patches",
         }
     }
 }
@@ -210,6 +215,21 @@ extern "C" __global__ void {name}(const {t}* x, const {t}* up, {t}* out, unsigne
         }}
         double total = ff_block_sum(part, acc);
         if (threadIdx.x == 0) out[i] = ({t})total;
+    }}
+}}
+"#
+        ),
+        WindowOp::Patches => format!(
+            r#"
+extern "C" __global__ void {name}(const {t}* x, {t}* out, unsigned long long n, Window g) {{
+    long long depth = g.kh * g.kw * g.c_in;
+    GRID_STRIDE(i, n) {{
+        long long col = (long long)(i % depth), r = (long long)(i / depth);
+        long long ci = col % g.c_in, q = col / g.c_in; long long kx = q % g.kw, ky = q / g.kw;
+        long long ox = r % g.ow; r /= g.ow; long long oy = r % g.oh, b = r / g.oh;
+        long long iy = oy * g.sh - g.pad_top + ky * g.dh, ix = ox * g.sw - g.pad_left + kx * g.dw;
+        bool inside = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
+        out[i] = inside ? x[((b * g.h + iy) * g.w + ix) * g.c_in + ci] : ({t})0;
     }}
 }}
 "#
