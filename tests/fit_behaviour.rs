@@ -348,29 +348,29 @@ fn bad_input_is_a_clear_error_and_changes_nothing() -> ferroflow::Result<()> {
 }
 
 #[test]
-fn inside_a_device_scope_batches_are_staged_ahead_and_train_the_same() -> ferroflow::Result<()> {
+fn a_cpu_device_scope_changes_nothing_about_fit() -> ferroflow::Result<()> {
     let _serial = serial();
     let (x, y) = data(10)?;
     let options = || FitOptions::new().epochs(3).batch_size(4).seed(3).verbose(0);
-    // Tensors, shuffled: the same weights, history and predictions with and without staging.
+    // Tensors, shuffled: the same weights, history and predictions inside the scope.
     let plain = compiled(&[0.3, 0.2], 0.1, false)?;
     let h_plain = plain.fit((&x, &y), options().validation_data((&x, &y)))?;
-    let staged = compiled(&[0.3, 0.2], 0.1, false)?;
-    let h_staged = with_device(Device::Cpu, || {
-        staged.fit((&x, &y), options().validation_data((&x, &y)))
+    let scoped = compiled(&[0.3, 0.2], 0.1, false)?;
+    let h_scoped = with_device(Device::Cpu, || {
+        scoped.fit((&x, &y), options().validation_data((&x, &y)))
     })?;
-    assert_eq!(weights(&plain), weights(&staged));
+    assert_eq!(weights(&plain), weights(&scoped));
     for key in ["loss", "val_loss", "mae"] {
-        assert_eq!(h_plain.get(key), h_staged.get(key), "{key}");
+        assert_eq!(h_plain.get(key), h_scoped.get(key), "{key}");
     }
     let p = plain.predict(&x, PredictOptions::new().batch_size(3).verbose(0))?;
     let q = with_device(Device::Cpu, || {
-        staged.predict(&x, PredictOptions::new().batch_size(3).verbose(0))
+        scoped.predict(&x, PredictOptions::new().batch_size(3).verbose(0))
     })?;
     assert_eq!(p.to_vec::<f32>()?, q.to_vec::<f32>()?);
 
-    // A dataset: its stages run on the staging thread, not the caller's, and passes continue
-    // across epochs with steps_per_epoch as they do unstaged.
+    // A dataset's closures run on the caller's thread, in or out of a scope (only an
+    // accelerator's scope stages batches of tensors, and never a dataset's closures).
     let threads = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = threads.clone();
     let ds = Dataset::from_tensor_slices((&x, &y))?
@@ -384,19 +384,12 @@ fn inside_a_device_scope_batches_are_staged_ahead_and_train_the_same() -> ferrof
     let spe = || FitOptions::new().epochs(3).steps_per_epoch(2).verbose(0);
     let a = compiled(&[0.3, 0.2], 0.1, false)?;
     a.fit(&ds, spe())?;
-    let caller = std::thread::current().name().unwrap_or("").to_string();
-    assert!(threads.lock().unwrap().iter().all(|t| *t == caller));
-    threads.lock().unwrap().clear();
     let b = compiled(&[0.3, 0.2], 0.1, false)?;
     with_device(Device::Cpu, || b.fit(&ds, spe()))?;
     assert_eq!(weights(&a), weights(&b));
+    let caller = std::thread::current().name().unwrap_or("").to_string();
     let names = threads.lock().unwrap().clone();
-    let on_caller = names.iter().filter(|t| **t == caller).count();
-    let staged = names.iter().filter(|t| *t == "ferroflow-prefetch_to_device").count();
-    // fit peeks at one batch on the caller for the input shape; every step's batch is staged
-    // (3 epochs of 2 batches of 4 rows; up to two more wait in the channel and one in hand).
-    assert!(on_caller <= 4, "{names:?}");
-    assert_eq!(on_caller + staged, names.len(), "{names:?}");
-    assert!((24..=36).contains(&staged), "{names:?}");
+    assert!(!names.is_empty());
+    assert!(names.iter().all(|t| *t == caller), "{names:?}");
     Ok(())
 }

@@ -473,10 +473,12 @@ impl Dataset {
     }
 
     /// Copies each element's tensors to `device` on a background thread, up to `buffer`
-    /// elements ahead (TensorFlow's `prefetch_to_device`), so the host-to-device copy of the
-    /// next batch overlaps with the step on this one. Tensors already there are not copied.
-    /// `fit`, `evaluate` and `predict` stage their batches this way by themselves inside a
-    /// [`device_scope`](ferroflow_tensor_core::device_scope).
+    /// elements ahead (TensorFlow's `prefetch_to_device`): the pipeline's work and the host
+    /// side of each copy happen off the step's thread, and the copy is queued on the
+    /// device's stream before the step asks for the element. Tensors already there are not
+    /// copied. The pipeline's closures run on that thread, outside the caller's device scope.
+    /// `fit`, `evaluate` and `predict` stage batches of tensors this way by themselves inside
+    /// an accelerator's [`device_scope`](ferroflow_tensor_core::device_scope).
     ///
     /// ```
     /// use ferroflow_data::Dataset;
@@ -636,15 +638,35 @@ mod tests {
 
     #[test]
     fn prefetch_to_device_keeps_elements_order_and_cardinality() {
-        let ds = Dataset::from_tensor_slices(ints(10)).unwrap().batch(4);
+        let threads = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = threads.clone();
+        let ds = Dataset::from_tensor_slices(ints(10))
+            .unwrap()
+            .map(move |e| {
+                let name = std::thread::current().name().unwrap_or("").to_string();
+                seen.lock().unwrap().push(name);
+                Ok(e)
+            })
+            .batch(4);
         let staged = ds.prefetch_to_device(Device::Cpu, 2);
+        let _ = values(&staged);
+        let names = std::mem::take(&mut *threads.lock().unwrap());
+        assert_eq!(names.len(), 10);
+        assert!(names.iter().all(|t| t == "ferroflow-prefetch"), "{names:?}");
         assert_eq!(values(&staged), values(&ds));
         assert_eq!(staged.cardinality(), Cardinality::Finite(3));
         for batch in &staged {
             assert!(batch.unwrap().iter().all(|t| t.device() == Device::Cpu));
         }
         // A buffer of 0 still stages (one element ahead) rather than copying on the caller.
+        threads.lock().unwrap().clear();
         assert_eq!(values(&ds.prefetch_to_device(Device::Cpu, 0)), values(&ds));
+        let names = std::mem::take(&mut *threads.lock().unwrap());
+        assert_eq!(
+            names.iter().filter(|t| *t == "ferroflow-prefetch").count(),
+            10,
+            "{names:?}"
+        );
     }
 
     #[test]

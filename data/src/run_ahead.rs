@@ -80,22 +80,37 @@ mod tests {
 
     #[test]
     fn dropping_the_consumer_stops_the_producer() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         use std::sync::Arc;
-        let produced = Arc::new(AtomicUsize::new(0));
-        let count = produced.clone();
+
+        /// Sets its flag when dropped: the producer thread dropped its upstream and ended.
+        struct Ended(Arc<AtomicBool>);
+        impl Drop for Ended {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+
+        let (produced, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (count, guard) = (produced.clone(), Ended(ended.clone()));
         let endless = (0..).map(move |i: u64| {
+            let _ = &guard;
             count.fetch_add(1, Ordering::SeqCst);
             Ok(i)
         });
         let mut it = run_ahead("t", endless, 2);
         assert_eq!(it.next().unwrap().unwrap(), 0);
         drop(it);
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let after_drop = produced.load(Ordering::SeqCst);
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        // At most the buffer plus the item in hand were made ahead, and nothing since.
-        assert!(after_drop <= 5, "{after_drop}");
-        assert_eq!(produced.load(Ordering::SeqCst), after_drop);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !ended.load(Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "the producer never ended");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // The item taken, two in the channel and one in hand at most.
+        assert!(
+            produced.load(Ordering::SeqCst) <= 4,
+            "{}",
+            produced.load(Ordering::SeqCst)
+        );
     }
 }

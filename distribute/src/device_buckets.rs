@@ -2,11 +2,12 @@
 //! memory ([`Communicator::reduces_on`](crate::Communicator::reduces_on), an NCCL
 //! communicator): the bucket is packed, weighted, summed and unpacked with tensor ops on the
 //! device, with the host path's arithmetic in the host path's order, so both give the same
-//! bits. Other transports never get here: the bucket op's host kernel copies instead.
+//! bits (NaN payloads aside: a GPU may canonicalise them). Other transports never get here:
+//! the bucket op's host kernel copies instead.
 
 use crate::buckets::AllReduceBucket;
 use crate::ReduceOp;
-use ferroflow_tensor_core::{DType, Result, Tensor};
+use ferroflow_tensor_core::{DType, Error, Result, Tensor};
 
 impl AllReduceBucket {
     /// The reductions of `inputs` (one float dtype, already on the transport's device).
@@ -27,7 +28,7 @@ impl AllReduceBucket {
             let flat = t.cast(work)?.reshape(&[-1])?;
             parts.push(if scale == 0.0 {
                 // Not `g * 0`: a worker without samples may hold NaN gradients of an empty mean.
-                flat.zeros_like()?.to(flat.device())?
+                flat.zeros_like()?
             } else if scale != 1.0 {
                 flat.mul(&flat.scalar_like(scale))?
             } else {
@@ -37,10 +38,7 @@ impl AllReduceBucket {
         if counted {
             parts.push(Tensor::new([scale]).cast(work)?.to(first.device())?);
         }
-        let send = match parts.as_slice() {
-            [one] => one.clone(),
-            _ => Tensor::concat(&parts.iter().collect::<Vec<_>>(), 0)?,
-        };
+        let send = concat_all(parts)?;
         let summed = self.comm.all_reduce_on_device(&send, ReduceOp::Sum)?;
         let mut sizes: Vec<i64> = inputs.iter().map(|t| t.shape().num_elements() as i64).collect();
         if counted {
@@ -70,6 +68,26 @@ impl AllReduceBucket {
             })
             .collect()
     }
+}
+
+/// Most tensors one `concat` joins here: the GPU's concat kernel takes up to eight, and
+/// more would send the whole bucket through host memory.
+const CONCAT_FAN_IN: usize = 8;
+
+/// The rank-1 `parts` end to end, joined at most [`CONCAT_FAN_IN`] at a time.
+fn concat_all(mut parts: Vec<Tensor>) -> Result<Tensor> {
+    while parts.len() > 1 {
+        parts = parts
+            .chunks(CONCAT_FAN_IN)
+            .map(|chunk| match chunk {
+                [one] => Ok(one.clone()),
+                _ => Tensor::concat(&chunk.iter().collect::<Vec<_>>(), 0),
+            })
+            .collect::<Result<_>>()?;
+    }
+    parts
+        .pop()
+        .ok_or_else(|| Error::invalid("all_reduce_gradients", "an empty bucket"))
 }
 
 #[cfg(test)]
@@ -121,21 +139,28 @@ mod tests {
         }
     }
 
-    fn grads(dtype: DType, nan: bool) -> Vec<Tensor> {
+    /// Gradient buckets: three of assorted shapes (one NaN when asked), a single gradient,
+    /// and eleven with an empty one among them (more than one concat joins).
+    fn buckets(dtype: DType, nan: bool) -> Vec<Vec<Tensor>> {
         let values = |n: usize, k: f64| -> Vec<f64> { (0..n).map(|i| ((i as f64 + k) * 0.731).sin() / 3.0).collect() };
         let mut first = values(6, 0.5);
         if nan {
             first[2] = f64::NAN;
         }
-        [
-            Tensor::from_vec(first, &[2, 3]),
-            Tensor::from_vec(values(1, 1.5), &[]),
-            Tensor::from_vec(values(300, 2.5), &[100, 3]),
-        ]
-        .into_iter()
-        .map(|t| t.and_then(|t| t.cast(dtype)))
-        .collect::<Result<_>>()
-        .unwrap()
+        let tensor = |v: Vec<f64>, dims: &[usize]| Tensor::from_vec(v, dims).and_then(|t| t.cast(dtype)).unwrap();
+        let three = vec![
+            tensor(first, &[2, 3]),
+            tensor(values(1, 1.5), &[]),
+            tensor(values(300, 2.5), &[100, 3]),
+        ];
+        let one = vec![tensor(values(40, 3.5), &[8, 5])];
+        let eleven = (0..11)
+            .map(|i| match i {
+                4 => tensor(Vec::new(), &[0, 3]),
+                _ => tensor(values(7 + i, i as f64), &[7 + i]),
+            })
+            .collect();
+        vec![three, one, eleven]
     }
 
     fn host(op: &AllReduceBucket, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
@@ -160,28 +185,30 @@ mod tests {
                         weighting,
                         sum,
                     };
-                    let inputs = grads(dtype, matches!(weighting, Weighting::Share(f) if f == 0.0));
-                    let refs: Vec<&Tensor> = inputs.iter().collect();
-                    let what = format!("{dtype:?} {weighting:?} sum={sum}");
-                    let on_device = op.compute_on_device(Device::Cpu, &refs).expect("reduces on the CPU");
-                    match (host(&op, &inputs), on_device) {
-                        (Ok(want), Ok(got)) => {
-                            for ((w, g), t) in want.iter().zip(&got).zip(&inputs) {
-                                assert_eq!((g.dtype(), g.dims()), (t.dtype(), t.dims()), "{what}");
-                                let bits = |x: &Tensor| -> Vec<u64> {
-                                    x.cast(DType::F64)
-                                        .unwrap()
-                                        .to_vec::<f64>()
-                                        .unwrap()
-                                        .iter()
-                                        .map(|v| v.to_bits())
-                                        .collect()
-                                };
-                                assert_eq!(bits(g), bits(w), "{what}");
+                    let nan = matches!(weighting, Weighting::Share(f) if f == 0.0);
+                    for inputs in buckets(dtype, nan) {
+                        let refs: Vec<&Tensor> = inputs.iter().collect();
+                        let what = format!("{dtype:?} {weighting:?} sum={sum} {} gradients", inputs.len());
+                        let on_device = op.compute_on_device(Device::Cpu, &refs).expect("reduces on the CPU");
+                        match (host(&op, &inputs), on_device) {
+                            (Ok(want), Ok(got)) => {
+                                for ((w, g), t) in want.iter().zip(&got).zip(&inputs) {
+                                    assert_eq!((g.dtype(), g.dims()), (t.dtype(), t.dims()), "{what}");
+                                    let bits = |x: &Tensor| -> Vec<u64> {
+                                        x.cast(DType::F64)
+                                            .unwrap()
+                                            .to_vec::<f64>()
+                                            .unwrap()
+                                            .iter()
+                                            .map(|v| v.to_bits())
+                                            .collect()
+                                    };
+                                    assert_eq!(bits(g), bits(w), "{what}");
+                                }
                             }
+                            (Err(want), Err(got)) => assert_eq!(got.to_string(), want.to_string(), "{what}"),
+                            (want, got) => panic!("{what}: host {want:?}, device {got:?}"),
                         }
-                        (Err(want), Err(got)) => assert_eq!(got.to_string(), want.to_string(), "{what}"),
-                        (want, got) => panic!("{what}: host {want:?}, device {got:?}"),
                     }
                 }
             }

@@ -39,8 +39,9 @@ pub trait CustomOp: Send + Sync + fmt::Debug {
     }
     /// The kernel for inputs on an accelerator `device`, tried before the host fallback
     /// (which copies the inputs to the host for [`CustomOp::compute`] and the outputs back).
-    /// `None`, the default, says this op has none there. It may dispatch tensor ops (they
-    /// run on `device` and are hidden from gradient tapes); its outputs must match
+    /// `None`, the default, says this op has none there. It runs inside a device scope for
+    /// `device`, so the tensor ops it dispatches run there (host values they take are
+    /// copied), hidden from gradient tapes; its outputs must match
     /// [`CustomOp::infer`]'s specs. A collective that reads device memory (an NCCL
     /// all-reduce of gradients) is what this is for.
     fn compute_on_device(

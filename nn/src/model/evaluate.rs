@@ -134,11 +134,12 @@ impl Model {
         let steps = self.steps("evaluate")?;
         steps.core.reset_metrics()?;
         callbacks.on_test_begin(self, &Logs::new())?;
-        let order = Order::new(batch_size, None);
-        let mut stream = BatchStream::new(source, order, None);
-        stream.start_epoch(0);
         // Inside a data-parallel fit, validation is data-parallel too.
         let strategy = self.distribute_strategy();
+        let order = Order::new(batch_size, None);
+        let order = if strategy.is_some() { order.unstaged() } else { order };
+        let mut stream = BatchStream::new(source, order, None);
+        stream.start_epoch(0);
         let comm = strategy.as_ref().map(|s| s.communicator().as_ref());
         let wants = match comm {
             Some(comm) => any(comm, callbacks.wants_batch_logs())?,

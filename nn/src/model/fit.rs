@@ -490,6 +490,7 @@ impl Model {
         let steps_per_epoch = options.steps_per_epoch.or_else(|| train.batches_per_pass(batch_size));
 
         let strategy = options.strategy.take();
+        let order = if strategy.is_some() { order.unstaged() } else { order };
         let comm: Option<&dyn Communicator> = strategy.as_ref().map(|s| s.communicator().as_ref());
 
         // Callbacks: the user's, then the history, then the progress bar (Keras' order);

@@ -1,9 +1,9 @@
 //! What `fit`, `evaluate` and `predict` take ([`Inputs`]: tensors or a dataset) and how it
 //! becomes batches: Keras' data adapters. Tensors are batched by row index (shuffled per
 //! epoch from the seed and the epoch number, so a resumed run repeats the order); datasets
-//! are iterated epoch by epoch with [`Dataset::iter_epoch`]. Inside a device scope the
-//! batches are made and copied to that device on a background thread, a few ahead of the
-//! step (Keras' prefetch to the strategy's device).
+//! are iterated epoch by epoch with [`Dataset::iter_epoch`]. Inside an accelerator's device
+//! scope, batches of tensors are cut on the host and copied to the device on a background
+//! thread, a few ahead of the step (Keras' prefetch to the strategy's device).
 
 use ferroflow_data::rows::{num_rows, row_range, take_rows};
 use ferroflow_data::{derive_seed, permutation, run_ahead, Cardinality, Dataset, DatasetIter};
@@ -235,16 +235,24 @@ impl Source {
         matches!(self, Source::Dataset(ds) if ds.cardinality() == Cardinality::Infinite)
     }
 
-    /// The batches of pass `pass` (a fresh iteration of the data), staged to
-    /// `order.device` ahead of the caller when it names one.
-    fn pass(&self, pass: u64, order: &Order) -> PassIter {
-        let batches = self.host_pass(pass, order);
-        match order.device {
-            Some(device) => {
+    /// The batches of pass `pass` (a fresh iteration of the data) from its `skip`-th on,
+    /// staged to `order.device` ahead of the caller when it names one and the data are
+    /// tensors. Datasets are never staged here: their closures may read the caller's
+    /// thread-local state (the device scope, the random seed sequence), so they run on the
+    /// caller's thread unless the user asks for `Dataset::prefetch_to_device`.
+    fn pass(&self, pass: u64, order: &Order, skip: usize) -> PassIter {
+        let mut batches = self.host_pass(pass, order);
+        for _ in 0..skip {
+            if batches.next().is_none() {
+                break;
+            }
+        }
+        match (order.device, self) {
+            (Some(device), Source::Tensors { .. }) => {
                 let staged = batches.map(move |b| b.and_then(|b| b.iter().map(|t| t.to(device)).collect()));
                 PassIter::Staged(run_ahead("prefetch_to_device", staged, STAGED_BATCHES))
             }
-            None => batches,
+            _ => batches,
         }
     }
 
@@ -286,8 +294,8 @@ fn class_weights_for(y: &Tensor, class_weight: &ClassWeight) -> Result<Tensor> {
     Tensor::from_vec(weights, &[ids.len()])
 }
 
-/// How many batches a staged pass makes ahead of the step (two: one being copied while
-/// the step runs on another).
+/// How many batches a staged pass holds ready ahead of the step (a third may be in the
+/// making on the staging thread).
 const STAGED_BATCHES: usize = 2;
 
 /// How a pass orders and groups tensor rows, and where its batches go.
@@ -301,14 +309,21 @@ pub(crate) struct Order {
 }
 
 impl Order {
-    /// Batches of `batch_size` in `shuffle_seed`'s order, staged to the device of the
-    /// caller's [`device_scope`](ferroflow_tensor_core::device_scope) if there is one.
+    /// Batches of `batch_size` in `shuffle_seed`'s order, staged to the accelerator of the
+    /// caller's [`device_scope`](ferroflow_tensor_core::device_scope) if there is one (a CPU
+    /// scope changes nothing).
     pub fn new(batch_size: usize, shuffle_seed: Option<u64>) -> Order {
         Order {
             batch_size,
             shuffle_seed,
-            device: ferroflow_tensor_core::default_device(),
+            device: ferroflow_tensor_core::default_device().filter(|d| !d.is_cpu()),
         }
+    }
+
+    /// This order without staging: for a data-parallel run, whose worker cuts its share out
+    /// of each batch on the host before the step.
+    pub fn unstaged(self) -> Order {
+        Order { device: None, ..self }
     }
 }
 
@@ -389,22 +404,18 @@ impl<'a> BatchStream<'a> {
                 let pass = absolute / per_pass as u64;
                 let offset = (absolute % per_pass as u64) as usize;
                 if self.current.is_none() || self.pass != pass {
-                    let mut it = self.source.pass(pass, &self.order);
-                    for _ in 0..offset {
-                        let _ = it.next();
-                    }
-                    self.current = Some(it);
+                    self.current = Some(self.source.pass(pass, &self.order, offset));
                     self.pass = pass;
                 }
             }
             (Some(_), None) if self.source.is_infinite() => {
                 if self.current.is_none() {
-                    self.current = Some(self.source.pass(0, &self.order));
+                    self.current = Some(self.source.pass(0, &self.order, 0));
                 }
             }
             _ => {
                 self.pass = epoch as u64;
-                self.current = Some(self.source.pass(self.pass, &self.order));
+                self.current = Some(self.source.pass(self.pass, &self.order, 0));
             }
         }
     }
@@ -423,9 +434,72 @@ impl<'a> BatchStream<'a> {
         }
         // Used up mid-epoch: continue with the next pass (Keras restarts the iterator).
         self.pass += 1;
-        let mut fresh = self.source.pass(self.pass, &self.order);
+        let mut fresh = self.source.pass(self.pass, &self.order, 0);
         let first = fresh.next();
         self.current = first.as_ref().map(|_| fresh);
         first
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The batches of `epochs` epochs from `start` on, as fit reads them.
+    fn read(source: &Source, order: Order, steps: Option<usize>, start: usize) -> Vec<Vec<Vec<f32>>> {
+        let mut stream = BatchStream::new(source, order, steps);
+        let mut out = Vec::new();
+        for epoch in start..start + 3 {
+            stream.start_epoch(epoch);
+            let mut taken = 0;
+            while steps.is_none_or(|k| taken < k) {
+                let Some(batch) = stream.next_batch() else { break };
+                out.push(batch.unwrap().iter().map(|t| t.to_vec::<f32>().unwrap()).collect());
+                taken += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn staged_passes_give_the_same_batches_from_the_same_positions() {
+        let x = Tensor::from_vec((0..20).map(|i| i as f32).collect(), &[10, 2]).unwrap();
+        let y = Tensor::from_vec((0..10).map(|i| i as f32).collect(), &[10]).unwrap();
+        let source = Source::new((&x, &y).into(), "test").unwrap();
+        let plain = Order {
+            batch_size: 3,
+            shuffle_seed: Some(5),
+            device: None,
+        };
+        // The CPU stands in for an accelerator: `to` is then a clone, the staging the same.
+        let staged = Order {
+            device: Some(Device::Cpu),
+            ..plain
+        };
+        // Four batches a pass: whole passes, 3 steps an epoch (passes cross epochs, a resumed
+        // run skips into a pass), and 5 (an epoch runs into the next pass).
+        for steps in [None, Some(3), Some(5)] {
+            for start in [0, 2] {
+                let want = read(&source, plain, steps, start);
+                assert_eq!(want.len(), 3 * steps.unwrap_or(4), "steps {steps:?}");
+                assert_eq!(
+                    read(&source, staged, steps, start),
+                    want,
+                    "steps {steps:?}, from epoch {start}"
+                );
+            }
+        }
+        let mut stream = BatchStream::new(&source, staged, None);
+        stream.start_epoch(0);
+        assert!(matches!(stream.current, Some(PassIter::Staged(_))));
+        // Datasets are never staged by fit.
+        let ds = Source::Dataset(Dataset::from_tensor_slices((&x, &y)).unwrap().batch(3));
+        let mut stream = BatchStream::new(&ds, staged, None);
+        stream.start_epoch(0);
+        assert!(matches!(stream.current, Some(PassIter::Dataset(_))));
+        // A CPU scope stages nothing; a data-parallel order never does.
+        let _scope = ferroflow_tensor_core::device_scope(Device::Cpu);
+        assert_eq!(Order::new(3, None).device, None);
+        assert_eq!(staged.unstaged().device, None);
     }
 }

@@ -5,9 +5,9 @@
 use crate::op::{CustomOp, Outputs};
 use crate::{Device, Error, Result, Tensor, TensorSpec};
 
-/// Runs `custom`'s [`CustomOp::compute_on_device`] on `inputs` (already on `device`) with
-/// gradient tapes paused, so the tensor ops it dispatches are not recorded besides the
-/// custom op itself; `None` when it has no kernel there. Its outputs are checked against
+/// Runs `custom`'s [`CustomOp::compute_on_device`] on `inputs` (already on `device`) inside
+/// a scope for `device` and with gradient tapes paused, so the tensor ops it dispatches run
+/// there and are not recorded besides the custom op itself; `None` when it has no kernel there. Its outputs are checked against
 /// `out`, the specs dispatch inferred, and any left on the host are moved to `device`.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub(crate) fn custom_on_device(
@@ -17,6 +17,7 @@ pub(crate) fn custom_on_device(
     out: &[TensorSpec],
 ) -> Option<Result<Outputs<Tensor>>> {
     let _hidden = crate::dispatch::PauseObservers::new();
+    let _scope = super::device_scope(device);
     let outputs = match custom.compute_on_device(device, inputs)? {
         Ok(outputs) => outputs,
         Err(e) => return Some(Err(e)),
@@ -83,7 +84,10 @@ mod tests {
         fn compute(&self, inputs: &[&Data]) -> Result<Vec<Data>> {
             Ok(vec![inputs[0].clone()])
         }
-        fn compute_on_device(&self, _device: Device, inputs: &[&Tensor]) -> Option<Result<Vec<Tensor>>> {
+        fn compute_on_device(&self, device: Device, inputs: &[&Tensor]) -> Option<Result<Vec<Tensor>>> {
+            if crate::default_device() != Some(device) {
+                return Some(Err(crate::Error::invalid("double", "not inside the device's scope")));
+            }
             let doubled = inputs[0].add(inputs[0]);
             match self.0 {
                 Kernel::Absent => None,
