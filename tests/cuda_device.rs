@@ -386,3 +386,53 @@ fn datasets_prefetch_to_the_gpu_on_a_background_thread() {
     }
     assert!(b.next().is_none());
 }
+
+/// A convolution: input dims, filter dims, strides, dilations, padding.
+type ConvCase = (
+    [usize; 4],
+    [usize; 4],
+    [usize; 2],
+    [usize; 2],
+    ferroflow::tensor::Padding,
+);
+
+#[test]
+fn convolutions_on_the_gemm_path_match_the_cpu() {
+    if !gpu("convolutions_on_the_gemm_path_match_the_cpu") {
+        return;
+    }
+    use ferroflow::tensor::{dispatch1, Op, Padding};
+    // Windows deep enough for the im2col + cuBLAS path, and one thin case on the direct kernel.
+    let cases: [ConvCase; 6] = [
+        ([4, 12, 10, 3], [3, 3, 3, 32], [1, 1], [1, 1], Padding::Same),
+        ([2, 11, 9, 8], [3, 3, 8, 16], [2, 2], [1, 1], Padding::Valid),
+        ([1, 10, 12, 2], [5, 3, 2, 8], [3, 2], [1, 1], Padding::Same),
+        ([2, 9, 9, 6], [2, 2, 6, 12], [1, 1], [3, 2], Padding::Same),
+        ([3, 5, 7, 32], [1, 1, 32, 16], [1, 1], [1, 1], Padding::Valid),
+        ([2, 8, 8, 1], [3, 3, 1, 4], [1, 1], [1, 1], Padding::Same),
+    ];
+    for dtype in [DType::F32, DType::F64] {
+        for (i, (xd, fd, strides, dilations, padding)) in cases.into_iter().enumerate() {
+            let (x, f) = (rand(&xd, 40 + i as u64, dtype), rand(&fd, 50 + i as u64, dtype));
+            let conv = Op::Conv2D {
+                strides,
+                dilations,
+                padding,
+            };
+            let want = dispatch1(conv.clone(), &[&x, &f]).unwrap();
+            let got = dispatch1(conv, &[&x.to(GPU).unwrap(), &f.to(GPU).unwrap()]).unwrap();
+            assert_eq!(got.device(), GPU);
+            assert!(max_rel(&got, &want) <= 1e-5, "{dtype:?} case {i} forward");
+            let up = rand(want.dims(), 60 + i as u64, dtype);
+            let filter = Op::Conv2DBackpropFilter {
+                filter_shape: fd,
+                strides,
+                dilations,
+                padding,
+            };
+            let want = dispatch1(filter.clone(), &[&x, &up]).unwrap();
+            let got = dispatch1(filter, &[&x.to(GPU).unwrap(), &up.to(GPU).unwrap()]).unwrap();
+            assert!(max_rel(&got, &want) <= 1e-5, "{dtype:?} case {i} filter gradient");
+        }
+    }
+}

@@ -9,8 +9,10 @@
 //!   `[n·oh·ow, c_out]` and the result already HWIO.
 //!
 //! Small windows, few output channels and patch matrices past [`MAX_PATCH_BYTES`] keep the
-//! direct kernels of [`super::window`], which need no scratch memory and one launch. The
-//! input gradient keeps its direct (gather) kernel too.
+//! direct kernels of [`super::window`], which need no scratch memory and one launch; so does
+//! a GEMM path that fails (its scratch memory not granted, say). The input gradient keeps its
+//! direct (gather) kernel too. The GEMM sums in the element type, as cuBLAS and TensorFlow's
+//! kernels do; the direct kernels sum in double.
 
 use super::blas::{self, Operand};
 use super::buffer::CudaBuffer;
@@ -50,9 +52,13 @@ pub(crate) struct ConvGemm {
 /// The GEMM plan of `op` on `inputs` (`x` first), when it is a float `conv2d` or filter
 /// gradient that the GEMM path takes; `None` leaves it to the direct kernels.
 pub(crate) fn plan(op: &Op, inputs: &[&Tensor]) -> Option<ConvGemm> {
-    let dims4 = |t: &Tensor| -> Option<[usize; 4]> { t.dims().try_into().ok() };
     let (x, other) = (inputs.first()?, inputs.get(1)?);
-    let dtype = x.dtype();
+    plan_dims(op, x.dtype(), x.dims(), other.dims())
+}
+
+/// [`plan`] from the dtype and the dims of `x` and the op's second input.
+fn plan_dims(op: &Op, dtype: DType, x: &[usize], other: &[usize]) -> Option<ConvGemm> {
+    let dims4 = |d: &[usize]| -> Option<[usize; 4]> { d.try_into().ok() };
     if !dtype.is_float() {
         return None;
     }
@@ -271,15 +277,14 @@ mod tests {
         assert!(!planned(&[1, 8, 8, 2], &[3, 3, 2, 4], DType::F32));
         assert!(!planned(&[1, 8, 8, 2], &[3, 3, 2, 8], DType::I32));
         assert!(!planned(&[0, 8, 8, 2], &[3, 3, 2, 8], DType::F32));
-        // 64 × 256² positions × depth 576 × 4 bytes is 9.7 GB of patches: direct.
+        // 64 × 256² positions × depth 576 × 4 bytes is 9.7 GB of patches: direct; a batch of
+        // one image takes 151 MB and the GEMM.
         let (rows, depth) = (64 * 256 * 256, 3 * 3 * 64);
-        assert!(rows * depth * 4 > MAX_PATCH_BYTES);
-        let big = ConvGemm {
-            product: Product::Forward,
-            geometry: Conv2dGeometry::new([64, 256, 256, 64], [3, 3, 64, 64], [1, 1], [1, 1], Padding::Same).unwrap(),
-            dtype: DType::F32,
-        };
-        assert_eq!(big.dims(), (rows, depth, 64));
+        assert!(rows * depth * 4 > MAX_PATCH_BYTES && rows / 64 * depth * 4 <= MAX_PATCH_BYTES);
+        let (x, f) = ([64, 256, 256, 64], [3, 3, 64, 64]);
+        assert!(plan_dims(&conv, DType::F32, &x, &f).is_none());
+        let one = plan_dims(&conv, DType::F32, &[1, 256, 256, 64], &f).expect("one image");
+        assert_eq!(one.dims(), (rows / 64, depth, 64));
         let x = Tensor::zeros(&[1, 1, 1, 1], DType::F32).unwrap();
         let pool = Op::Pool2D {
             kind: crate::PoolKind::Max,

@@ -182,7 +182,10 @@ fn kernel(
             let refs: smallvec::SmallVec<[&Tensor; 4]> = inputs.iter().collect();
             if let Some(conv) = conv_gemm::plan(op, &refs) {
                 let (x, other) = (cuda_buffer(&inputs[0])?, cuda_buffer(&inputs[1])?);
-                return Some(conv.run(rt, x, other).map(|c| wrap(&out[0], c)));
+                // On failure (no memory for the patches, say) the direct kernel below runs.
+                if let Ok(c) = conv.run(rt, x, other) {
+                    return Some(Ok(wrap(&out[0], c)));
+                }
             }
             let launch = plan(op, &refs, out)?;
             let buffers: smallvec::SmallVec<[&CudaBuffer; 4]> =

@@ -2,9 +2,9 @@
 //! kernels: one thread per output element gathers its window (the backprops gather the
 //! windows that touch it instead of scattering with atomics), so results do not depend on
 //! scheduling; the filter gradient, a sum over the batch and the image, takes a block per
-//! filter element with a tree in shared memory. Sums run in double. The CPU kernels' rules
-//! are kept: padded taps never count, max pooling keeps the first maximum and the first NaN,
-//! its gradient goes to that position only.
+//! filter element with a tree in shared memory. These kernels sum in double. The CPU
+//! kernels' rules are kept: padded taps never count, max pooling keeps the first maximum and
+//! the first NaN, its gradient goes to that position only.
 //!
 //! These are correct everywhere and take small windows and thin products; larger
 //! convolutions and filter gradients run as a patches kernel ([`WindowOp::Patches`], im2col)

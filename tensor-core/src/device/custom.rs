@@ -5,9 +5,9 @@
 use crate::op::{CustomOp, Outputs};
 use crate::{Device, Error, Result, Tensor, TensorSpec};
 
-/// Runs `custom`'s [`CustomOp::compute_on_device`] on `inputs` (already on `device`) inside
-/// a scope for `device` and with gradient tapes paused, so the tensor ops it dispatches run
-/// there and are not recorded besides the custom op itself; `None` when it has no kernel there. Its outputs are checked against
+/// Runs `custom`'s [`CustomOp::compute_on_device`] on `inputs` (already on `device`)
+/// inside a scope for `device` and with gradient tapes paused, so the tensor ops it
+/// dispatches run there and are not recorded besides the custom op itself; `None` when it has no kernel there. Its outputs are checked against
 /// `out`, the specs dispatch inferred, and any left on the host are moved to `device`.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub(crate) fn custom_on_device(
