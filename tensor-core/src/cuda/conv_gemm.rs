@@ -19,7 +19,7 @@ use super::buffer::CudaBuffer;
 use super::kernel::Kernel;
 use super::launch::{Arg, Launch};
 use super::runtime::Runtime;
-use super::window::{Window, WindowOp};
+use super::window::{self, Window, WindowOp};
 use crate::kernels::conv::Conv2dGeometry;
 use crate::{DType, Error, Op, Result, Tensor};
 
@@ -58,28 +58,12 @@ pub(crate) fn plan(op: &Op, inputs: &[&Tensor]) -> Option<ConvGemm> {
 
 /// [`plan`] from the dtype and the dims of `x` and the op's second input.
 fn plan_dims(op: &Op, dtype: DType, x: &[usize], other: &[usize]) -> Option<ConvGemm> {
-    let dims4 = |d: &[usize]| -> Option<[usize; 4]> { d.try_into().ok() };
     if !dtype.is_float() {
         return None;
     }
-    let (product, geometry) = match op {
-        Op::Conv2D {
-            strides,
-            dilations,
-            padding,
-        } => (
-            Product::Forward,
-            Conv2dGeometry::new(dims4(x)?, dims4(other)?, *strides, *dilations, *padding).ok()?,
-        ),
-        Op::Conv2DBackpropFilter {
-            filter_shape,
-            strides,
-            dilations,
-            padding,
-        } => (
-            Product::Filter,
-            Conv2dGeometry::new(dims4(x)?, *filter_shape, *strides, *dilations, *padding).ok()?,
-        ),
+    let (product, geometry) = match window::geometry(op, &[x, other])? {
+        (WindowOp::Conv, g) => (Product::Forward, g),
+        (WindowOp::ConvFilter, g) => (Product::Filter, g),
         _ => return None,
     };
     let plan = ConvGemm {
@@ -106,6 +90,13 @@ impl ConvGemm {
         (g.n * g.oh * g.ow, g.kh * g.kw * g.c_in, g.c_out)
     }
 
+    /// Whether the patches matrix is `x` itself (a 1×1 window at stride 1 over no padding):
+    /// the GEMM then reads `x`, and no patches are written.
+    pub(crate) fn patches_are_the_input(&self) -> bool {
+        let g = &self.geometry;
+        (g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left) == (1, 1, 1, 1, 0, 0) && (g.oh, g.ow) == (g.h, g.w)
+    }
+
     /// The launch writing the `[rows, depth]` patches matrix of its input 0 (`x`).
     pub(crate) fn patches(&self) -> Launch {
         let (rows, depth, _) = self.dims();
@@ -126,16 +117,22 @@ impl ConvGemm {
             Product::Forward => "conv2d",
             Product::Filter => "conv2d_backprop_filter",
         };
-        let patches = self
-            .patches()
-            .run(rt, op, &[x])?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::invalid(op, "the patches kernel gave no output"))?;
+        let written;
+        let patches = if self.patches_are_the_input() {
+            x
+        } else {
+            written = self
+                .patches()
+                .run(rt, op, &[x])?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::invalid(op, "the patches kernel gave no output"))?;
+            &written
+        };
         let (rows, depth, channels) = self.dims();
         let patch_dims = [rows, depth];
         let p = |transpose| Operand {
-            buffer: &patches,
+            buffer: patches,
             dims: &patch_dims,
             transpose,
         };
@@ -196,12 +193,13 @@ mod tests {
     /// times the upstream gradient is its filter gradient.
     #[test]
     fn patches_times_the_filter_is_the_convolution() {
-        let cases: [Case; 5] = [
+        let cases: [Case; 6] = [
             ([2, 7, 6, 3], [3, 3, 3, 8], [1, 1], [1, 1], Padding::Same),
             ([2, 7, 6, 3], [3, 3, 3, 8], [1, 1], [1, 1], Padding::Valid),
             ([1, 9, 8, 2], [3, 3, 2, 16], [2, 3], [1, 1], Padding::Same),
             ([3, 8, 8, 4], [2, 2, 4, 8], [1, 1], [2, 2], Padding::Same),
             ([1, 6, 5, 16], [1, 1, 16, 8], [2, 2], [1, 1], Padding::Valid),
+            ([2, 5, 4, 16], [1, 1, 16, 8], [1, 1], [1, 1], Padding::Same),
         ];
         emulate::prepare(&[
             Kernel::Window(WindowOp::Patches, DType::F32),
@@ -218,6 +216,19 @@ mod tests {
                 };
                 let plan = super::plan(&conv, &[&x, &f]).unwrap_or_else(|| panic!("{what}: not planned"));
                 let p = patches(&plan, &x);
+                // A 1×1 window at stride 1 reads `x` as its patches (the last case only).
+                assert_eq!(
+                    plan.patches_are_the_input(),
+                    fd[..2] == [1, 1] && strides == [1, 1],
+                    "{what}"
+                );
+                if plan.patches_are_the_input() {
+                    assert_eq!(
+                        p.cast(DType::F64).unwrap().to_vec::<f64>().unwrap(),
+                        x.cast(DType::F64).unwrap().to_vec::<f64>().unwrap(),
+                        "{what}"
+                    );
+                }
                 let (rows, depth, channels) = plan.dims();
                 let want = host_compute(&conv, &[&x, &f]).unwrap().remove(0);
                 let got = p

@@ -290,58 +290,12 @@ extern "C" __global__ void {name}(const {t}* x, const {t}* up, {t}* out, unsigne
 
 /// The launch of a convolution or pooling `op`, if there is a kernel for it.
 pub(crate) fn plan(op: &Op, inputs: &[&Tensor], out: &[TensorSpec]) -> Option<Launch> {
-    let dims4 = |t: &Tensor| -> Option<[usize; 4]> { t.dims().try_into().ok() };
     let dtype = inputs.first()?.dtype();
     if !dtype.is_float() {
         return None;
     }
-    let (kind, g) = match op {
-        Op::Conv2D {
-            strides,
-            dilations,
-            padding,
-        } => (
-            WindowOp::Conv,
-            Conv2dGeometry::new(dims4(inputs[0])?, dims4(inputs[1])?, *strides, *dilations, *padding).ok()?,
-        ),
-        Op::Conv2DBackpropInput {
-            input_shape,
-            strides,
-            dilations,
-            padding,
-        } => (
-            WindowOp::ConvInput,
-            Conv2dGeometry::new(*input_shape, dims4(inputs[0])?, *strides, *dilations, *padding).ok()?,
-        ),
-        Op::Conv2DBackpropFilter {
-            filter_shape,
-            strides,
-            dilations,
-            padding,
-        } => (
-            WindowOp::ConvFilter,
-            Conv2dGeometry::new(dims4(inputs[0])?, *filter_shape, *strides, *dilations, *padding).ok()?,
-        ),
-        Op::Pool2D {
-            kind,
-            ksize,
-            strides,
-            padding,
-        } => (
-            WindowOp::Pool(*kind),
-            Conv2dGeometry::pool(dims4(inputs[0])?, *ksize, *strides, *padding).ok()?,
-        ),
-        Op::Pool2DGrad {
-            kind,
-            ksize,
-            strides,
-            padding,
-        } => (
-            WindowOp::PoolGrad(*kind),
-            Conv2dGeometry::pool(dims4(inputs[0])?, *ksize, *strides, *padding).ok()?,
-        ),
-        _ => return None,
-    };
+    let dims: smallvec::SmallVec<[&[usize]; 2]> = inputs.iter().map(|t| t.dims()).collect();
+    let (kind, g) = geometry(op, &dims)?;
     let n: usize = out[0].shape.dims().iter().product();
     let mut args: smallvec::SmallVec<[Arg; 6]> = (0..inputs.len()).map(Arg::Input).collect();
     args.extend([Arg::Output(0), Arg::U64(n as u64), Arg::Window(Window::from(&g))]);
@@ -350,6 +304,60 @@ pub(crate) fn plan(op: &Op, inputs: &[&Tensor], out: &[TensorSpec]) -> Option<La
         Launch::per_line(kernel, args, (dtype, n), n)
     } else {
         Launch::elementwise(kernel, args, (dtype, n))
+    })
+}
+
+/// The window kernel and geometry of a convolution or pooling `op` on inputs of `inputs`
+/// dims (shared with the GEMM path of [`super::conv_gemm`]); `None` for other ops and for
+/// inputs that are not 4-d or do not fit together.
+pub(crate) fn geometry(op: &Op, inputs: &[&[usize]]) -> Option<(WindowOp, Conv2dGeometry)> {
+    let dims4 = |i: usize| -> Option<[usize; 4]> { <[usize; 4]>::try_from(*inputs.get(i)?).ok() };
+    Some(match op {
+        Op::Conv2D {
+            strides,
+            dilations,
+            padding,
+        } => (
+            WindowOp::Conv,
+            Conv2dGeometry::new(dims4(0)?, dims4(1)?, *strides, *dilations, *padding).ok()?,
+        ),
+        Op::Conv2DBackpropInput {
+            input_shape,
+            strides,
+            dilations,
+            padding,
+        } => (
+            WindowOp::ConvInput,
+            Conv2dGeometry::new(*input_shape, dims4(0)?, *strides, *dilations, *padding).ok()?,
+        ),
+        Op::Conv2DBackpropFilter {
+            filter_shape,
+            strides,
+            dilations,
+            padding,
+        } => (
+            WindowOp::ConvFilter,
+            Conv2dGeometry::new(dims4(0)?, *filter_shape, *strides, *dilations, *padding).ok()?,
+        ),
+        Op::Pool2D {
+            kind,
+            ksize,
+            strides,
+            padding,
+        } => (
+            WindowOp::Pool(*kind),
+            Conv2dGeometry::pool(dims4(0)?, *ksize, *strides, *padding).ok()?,
+        ),
+        Op::Pool2DGrad {
+            kind,
+            ksize,
+            strides,
+            padding,
+        } => (
+            WindowOp::PoolGrad(*kind),
+            Conv2dGeometry::pool(dims4(0)?, *ksize, *strides, *padding).ok()?,
+        ),
+        _ => return None,
     })
 }
 
