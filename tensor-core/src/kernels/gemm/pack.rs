@@ -179,6 +179,25 @@ mod tests {
         (data, rs, cs)
     }
 
+    /// Checks packed panels of `width` values per step over `kc` steps: value `at` is
+    /// `value(edge, p)` for index `edge` along the panel's width (rows of `A`, columns of
+    /// `B`) while `edge < live`, and zero past the edge.
+    fn assert_panels(
+        out: &[f32],
+        width: usize,
+        kc: usize,
+        live: usize,
+        value: impl Fn(usize, usize) -> f32,
+        what: &str,
+    ) {
+        for (at, &v) in out.iter().enumerate() {
+            let (panel, p, lane) = (at / (width * kc), at % (width * kc) / width, at % width);
+            let edge = panel * width + lane;
+            let want = if edge < live { value(edge, p) } else { 0.0 };
+            assert_eq!(v, want, "{what} at {at}");
+        }
+    }
+
     /// Every tile size the kernels use (the fixed-size copies) and others (the general
     /// loops), whole and partial panels, both storage orders: the panels hold exactly the
     /// documented layout, zeros past the edge.
@@ -192,12 +211,8 @@ mod tests {
                     let mut out = vec![f32::NAN; rows.div_ceil(mr) * mr * kc];
                     // SAFETY: the block is the whole matrix.
                     unsafe { pack_a(rows, kc, a.as_ptr(), rsa, csa, mr, &mut out) };
-                    for (at, &v) in out.iter().enumerate() {
-                        let (panel, p, i) = (at / (mr * kc), at % (mr * kc) / mr, at % mr);
-                        let r = panel * mr + i;
-                        let want = if r < rows { (r * 1000 + p) as f32 + 0.5 } else { 0.0 };
-                        assert_eq!(v, want, "A mr={mr} rows={rows} col_major={col_major} at {at}");
-                    }
+                    let what = format!("A mr={mr} rows={rows} col_major={col_major}");
+                    assert_panels(&out, mr, kc, rows, |r, p| (r * 1000 + p) as f32 + 0.5, &what);
                 }
             }
             for nr in [4usize, 8, 16, 32] {
@@ -207,12 +222,8 @@ mod tests {
                     let mut out = vec![f32::NAN; cols.div_ceil(nr) * nr * kc];
                     // SAFETY: the block is the whole matrix.
                     unsafe { pack_b(kc, cols, b.as_ptr(), rsb, csb, nr, &mut out) };
-                    for (at, &v) in out.iter().enumerate() {
-                        let (panel, p, j) = (at / (nr * kc), at % (nr * kc) / nr, at % nr);
-                        let c = panel * nr + j;
-                        let want = if c < cols { (p * 1000 + c) as f32 + 0.5 } else { 0.0 };
-                        assert_eq!(v, want, "B nr={nr} cols={cols} col_major={col_major} at {at}");
-                    }
+                    let what = format!("B nr={nr} cols={cols} col_major={col_major}");
+                    assert_panels(&out, nr, kc, cols, |c, p| (p * 1000 + c) as f32 + 0.5, &what);
                 }
             }
         }
