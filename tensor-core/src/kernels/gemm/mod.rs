@@ -105,23 +105,17 @@ thread_local! {
 /// Runs `f` with two packing buffers of `a_len` and `b_len` elements of `T`, each starting
 /// on a 64-byte boundary, reused from this thread when it is not already in use.
 fn with_pack_space<T: PackedFloat, R>(a_len: usize, b_len: usize, f: impl FnOnce(&mut [T], &mut [T]) -> R) -> R {
-    let size = std::mem::size_of::<T>();
-    let words = |len: usize| (len * size).div_ceil(64) * 8 + 8;
-    let need = words(a_len) + words(b_len);
+    // Whole cache lines per buffer, so the second starts aligned when the first does.
+    let words = |len: usize| (len * std::mem::size_of::<T>()).div_ceil(64) * 8;
     let run = |space: &mut Vec<u64>| {
-        if space.len() < need {
-            space.resize(need, 0);
-        }
-        let skip = space.as_ptr().align_offset(64);
-        let (a_words, rest) = space[skip.min(8)..].split_at_mut(words(a_len) - 8);
-        let b_skip = rest.as_ptr().align_offset(64).min(8);
+        let (a_words, b_words) = aligned_words(space, words(a_len) + words(b_len)).split_at_mut(words(a_len));
         // SAFETY: `T` is `f32` or `f64` (sealed), whose alignment divides 8 and every bit
         // pattern is a value; each slice is carved from its own disjoint range of words,
         // sized to hold `len` elements.
         let (pa, pb) = unsafe {
             (
                 std::slice::from_raw_parts_mut(a_words.as_mut_ptr().cast::<T>(), a_len),
-                std::slice::from_raw_parts_mut(rest[b_skip..].as_mut_ptr().cast::<T>(), b_len),
+                std::slice::from_raw_parts_mut(b_words.as_mut_ptr().cast::<T>(), b_len),
             )
         };
         f(pa, pb)
@@ -130,6 +124,20 @@ fn with_pack_space<T: PackedFloat, R>(a_len: usize, b_len: usize, f: impl FnOnce
         Ok(mut space) => run(&mut space),
         Err(_) => run(&mut Vec::new()),
     })
+}
+
+/// `words` words of `space` (grown as needed, never shrunk) starting on a 64-byte boundary.
+///
+/// Why: a vector load of a packed panel row that starts off a cache line straddles two
+/// lines (half the loads with AVX2 over a 16-byte aligned heap block, every load with
+/// AVX-512), and each straddling load costs a second cache access.
+fn aligned_words(space: &mut Vec<u64>, words: usize) -> &mut [u64] {
+    // At most 7 words are skipped to reach the boundary (the block is 8-byte aligned).
+    if space.len() < words + 7 {
+        space.resize(words + 7, 0);
+    }
+    let skip = space.as_ptr().align_offset(64);
+    &mut space[skip..skip + words]
 }
 
 /// `C = A·B` (or `C += A·B` when `accumulate`) through the packed kernel of `isa`. Returns

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use super::blocking::{Blocking, Caches};
 use super::microkernel::MicroKernel;
-use super::{pack, reads_a_in_place, with_pack_space, Isa, PackedFloat};
+use super::{aligned_words, pack, reads_a_in_place, with_pack_space, Isa, PackedFloat};
 use crate::kernels::matmul::{spin_until, AbortOnUnwind, Epilogue};
 
 /// Panels of `B` one packing unit covers (a few KiB to a few hundred KiB of copying).
@@ -274,9 +274,7 @@ pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
             Ok(space) if words <= KEEP_WORDS => space,
             _ => &mut own,
         };
-        if space.len() < words {
-            space.resize(words, 0);
-        }
+        let packed = aligned_words(space, words).as_mut_ptr().cast::<T>();
         let job = Arc::new(Job {
             kernel,
             blk,
@@ -290,7 +288,7 @@ pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
             rsb,
             csb,
             c,
-            packed: space.as_mut_ptr().cast::<T>(),
+            packed,
             n_pad,
             grid,
             units_per_slice,

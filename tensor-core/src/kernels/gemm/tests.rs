@@ -230,3 +230,22 @@ fn portable_level_has_no_packed_kernel() {
     assert!(!ran);
     assert_eq!(c, [1.0]);
 }
+
+#[test]
+fn packing_space_starts_on_a_cache_line() {
+    // Vectors start anywhere 8-byte aligned: offset one by a word to cover a misaligned start.
+    for offset in 0..2 {
+        let mut space = vec![0u64; offset];
+        for words in [1usize, 8, 100, 4096] {
+            let start = space.as_ptr() as usize;
+            let got = aligned_words(&mut space, words);
+            assert_eq!(got.len(), words);
+            assert_eq!(got.as_ptr() as usize % 64, 0, "{words} words after {start:#x}");
+        }
+    }
+    with_pack_space::<f32, _>(3, 5, |a, b| {
+        assert_eq!((a.len(), b.len()), (3, 5));
+        assert_eq!(a.as_ptr() as usize % 64, 0);
+        assert_eq!(b.as_ptr() as usize % 64, 0);
+    });
+}
