@@ -516,3 +516,59 @@ fn the_manager_saves_safetensors_by_default() {
         Some(2)
     );
 }
+
+/// A safetensors checkpoint of `v = [1, 2]` whose stored save counter is `counter`.
+fn safetensors_with_counter(path: &Path, counter: &str) {
+    let header = format!(
+        r#"{{"__metadata__":{{"save_counter":"{counter}"}},"v":{{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}}}"#
+    );
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    for x in [1.0f32, 2.0] {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_restored_save_counter_is_checked_and_never_wraps() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = Variable::new("v", Tensor::new([0.0f32, 0.0])).unwrap();
+    let ck = Checkpoint::new().track("v", &v).unwrap();
+
+    // At i64::MAX the next save is an error, and nothing is written.
+    let max = dir.path().join("max.safetensors");
+    safetensors_with_counter(&max, &i64::MAX.to_string());
+    ck.restore(&max).unwrap();
+    assert_eq!(ck.save_counter(), i64::MAX);
+    let err = ck.save(dir.path().join("next")).unwrap_err();
+    assert!(err.to_string().contains("overflow"), "{err}");
+    assert_eq!(ck.save_counter(), i64::MAX);
+    let mut manager = CheckpointManager::new(&ck, dir.path().join("managed"), Some(2)).unwrap();
+    assert!(manager.save().is_err());
+    assert!(!dir.path().join("managed").join("checkpoint").exists());
+
+    // A negative counter cannot come from `save`: the file is corrupt.
+    let negative = dir.path().join("negative.safetensors");
+    safetensors_with_counter(&negative, "-5");
+    assert!(matches!(
+        CheckpointReader::open(&negative).unwrap().save_counter(),
+        Err(CheckpointError::Corrupt { .. })
+    ));
+    assert!(matches!(ck.restore(&negative), Err(CheckpointError::Corrupt { .. })));
+}
+
+#[cfg(unix)]
+#[test]
+fn index_and_state_files_that_are_not_regular_files_are_refused() {
+    // A symlink to /dev/zero reports 0 bytes and never ends: it must be an error, not a read
+    // that grows until memory runs out.
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("ckpt.index")).unwrap();
+    assert!(matches!(
+        CheckpointReader::open(dir.path().join("ckpt")),
+        Err(CheckpointError::Io { .. })
+    ));
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("checkpoint")).unwrap();
+    assert!(latest_checkpoint(dir.path()).is_err());
+}

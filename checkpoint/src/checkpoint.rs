@@ -107,7 +107,7 @@ impl<'a> Checkpoint<'a> {
     /// `.safetensors` prefix) with the counter stored, records it in the directory's
     /// `checkpoint` state file and returns the path.
     pub fn save(&self, prefix: impl AsRef<Path>) -> Result<PathBuf> {
-        let n = self.save_counter.get() + 1;
+        let n = self.next_save_counter()?;
         let path = numbered_path(prefix.as_ref(), n);
         self.write_counted(&path, n)?;
         let name = path
@@ -121,6 +121,17 @@ impl<'a> Checkpoint<'a> {
         };
         state.write(&crate::atomic::parent_dir(&path))?;
         Ok(path)
+    }
+
+    /// The save counter after one more `save`; an error rather than a wrap past `i64::MAX`
+    /// (a restored checkpoint decides where the counter starts).
+    pub(crate) fn next_save_counter(&self) -> Result<i64> {
+        self.save_counter.get().checked_add(1).ok_or_else(|| {
+            CheckpointError::Invalid(format!(
+                "save_counter is {}: one more save would overflow it",
+                self.save_counter.get()
+            ))
+        })
     }
 
     /// Writes `path` with the save counter set to `n`; the counter only advances once the
@@ -143,8 +154,10 @@ impl<'a> Checkpoint<'a> {
     /// `save_counter` among the status's unmatched objects.
     pub fn restore(&self, path: impl AsRef<Path>) -> Result<LoadStatus> {
         let reader = CheckpointReader::open(path)?;
+        // Read (and check) the counter first: a corrupt one must leave the variables alone.
+        let counter = reader.save_counter()?;
         let mut status = restore_variables(&reader, &self.variables()?)?;
-        match reader.save_counter()? {
+        match counter {
             Some(n) => self.save_counter.set(n),
             None => status.unmatched.push(SAVE_COUNTER.to_string()),
         }

@@ -133,19 +133,27 @@ impl CheckpointReader {
     /// How many times `save` had been called when this checkpoint was written; `None` for a
     /// checkpoint made by `write`.
     pub fn save_counter(&self) -> Result<Option<i64>> {
-        match &self.inner {
+        let counter = match &self.inner {
             Inner::Safetensors(r) => match r.metadata().get(SAVE_COUNTER) {
-                None => Ok(None),
-                Some(s) => s.parse().map(Some).map_err(|_| {
+                None => None,
+                Some(s) => Some(s.parse().map_err(|_| {
                     CheckpointError::corrupt(&self.path, format!("metadata save_counter '{s}' is not an integer"))
-                }),
+                })?),
             },
-            Inner::Tf { keys, .. } if !keys.contains_key(SAVE_COUNTER) => Ok(None),
-            Inner::Tf { .. } => Ok(Some(
+            Inner::Tf { keys, .. } if !keys.contains_key(SAVE_COUNTER) => None,
+            Inner::Tf { .. } => Some(
                 self.load(SAVE_COUNTER)?
                     .cast(ferroflow_tensor_core::DType::I64)?
                     .to_scalar()?,
+            ),
+        };
+        // `save` only ever counts up from 0.
+        match counter {
+            Some(n) if n < 0 => Err(CheckpointError::corrupt(
+                &self.path,
+                format!("save_counter {n} is negative"),
             )),
+            _ => Ok(counter),
         }
     }
 

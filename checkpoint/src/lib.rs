@@ -69,6 +69,7 @@ pub mod error;
 pub mod format;
 mod manager;
 pub mod raw;
+mod read_limited;
 pub mod safetensors;
 pub mod state;
 mod status;

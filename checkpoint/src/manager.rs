@@ -109,7 +109,7 @@ impl<'c, 'a> CheckpointManager<'c, 'a> {
 
     /// Saves a checkpoint numbered by the incremented save counter.
     pub fn save(&mut self) -> Result<PathBuf> {
-        let n = self.checkpoint.save_counter() + 1;
+        let n = self.checkpoint.next_save_counter()?;
         self.save_numbered(n)
     }
 
@@ -121,7 +121,7 @@ impl<'c, 'a> CheckpointManager<'c, 'a> {
         };
         let path = numbered_path(&self.directory.join(base), number);
         self.checkpoint
-            .write_counted(&path, self.checkpoint.save_counter() + 1)?;
+            .write_counted(&path, self.checkpoint.next_save_counter()?)?;
         self.kept.retain(|(p, _)| p != &path);
         self.kept.push((path.clone(), now()));
         let excess = match self.max_to_keep {

@@ -5,6 +5,7 @@
 
 use crate::atomic::write_atomic;
 use crate::error::{CheckpointError, Result};
+use crate::read_limited::{read_limited, Limited};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -78,18 +79,17 @@ impl CheckpointState {
     /// Reads `dir/checkpoint`; `Ok(None)` when there is none.
     pub fn read(dir: &Path) -> Result<Option<CheckpointState>> {
         let path = dir.join(STATE_FILE);
-        let len = match std::fs::metadata(&path) {
-            Ok(m) => m.len(),
+        let bytes = match read_limited(&path, MAX_STATE_LEN) {
+            Ok(Limited::Bytes(bytes)) => bytes,
+            Ok(Limited::TooLarge(len)) => {
+                return Err(CheckpointError::corrupt(
+                    &path,
+                    format!("{len} bytes is too large for a state file"),
+                ))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(CheckpointError::io(&path, e)),
         };
-        if len > MAX_STATE_LEN {
-            return Err(CheckpointError::corrupt(
-                &path,
-                format!("{len} bytes is too large for a state file"),
-            ));
-        }
-        let bytes = std::fs::read(&path).map_err(|e| CheckpointError::io(&path, e))?;
         let text = String::from_utf8(bytes).map_err(|_| CheckpointError::corrupt(&path, "not UTF-8 text"))?;
         CheckpointState::parse(&path, &text).map(Some)
     }

@@ -5,8 +5,9 @@ use super::entry::{decode_entry, decode_header, TfEntry};
 use super::{data_path, index_path, strings, table};
 use crate::error::{CheckpointError, Result};
 use crate::raw::{checked_byte_len, checked_elements, RawTensor, StoredDtype, TensorInfo};
+use crate::read_limited::{read_limited, Limited};
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -31,19 +32,14 @@ impl BundleReader {
     pub fn open(prefix: &Path) -> Result<BundleReader> {
         let index = index_path(prefix);
         // The index holds names and small records only; refuse absurd sizes before reading.
-        if let Ok(meta) = fs::metadata(&index) {
-            if meta.len() > MAX_INDEX_LEN {
+        let bytes = match read_limited(&index, MAX_INDEX_LEN) {
+            Ok(Limited::Bytes(bytes)) => bytes,
+            Ok(Limited::TooLarge(len)) => {
                 return Err(CheckpointError::corrupt(
                     &index,
-                    format!(
-                        "{} bytes is too large for a checkpoint index (at most {MAX_INDEX_LEN})",
-                        meta.len()
-                    ),
-                ));
+                    format!("{len} bytes is too large for a checkpoint index (at most {MAX_INDEX_LEN})"),
+                ))
             }
-        }
-        let bytes = match fs::read(&index) {
-            Ok(bytes) => bytes,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(CheckpointError::NotFound {
                     path: prefix.to_path_buf(),
