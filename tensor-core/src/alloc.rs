@@ -28,9 +28,29 @@ fn system_memory() -> Option<usize> {
     total.checked_add(swap)?.checked_mul(1024)
 }
 
+/// The product of the non-zero entries of `dims` (1 when there are none), or `None` on
+/// overflow. ndarray refuses (panics on) any shape whose non-zero axis lengths multiply past
+/// `isize::MAX`, even when another axis is 0 and the tensor holds no elements.
+fn nonzero_elements(dims: &[usize]) -> Option<usize> {
+    dims.iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
 /// The element count of `dims`, or an error naming `op` if the count overflows or its
-/// elements of `dtype` need more memory than the machine has.
+/// elements of `dtype` need more memory than the machine has. An empty shape whose non-zero
+/// dimensions would take more than `isize::MAX` bytes (as `[0, usize::MAX]`) is an error
+/// too: no array of that shape can be made.
 pub fn checked_elements(op: &'static str, dims: &[usize], dtype: DType) -> Result<usize> {
+    let nonzero_bytes = nonzero_elements(dims).and_then(|n| n.checked_mul(dtype.size_of()));
+    if nonzero_bytes.is_none_or(|b| b > isize::MAX as usize) {
+        return Err(Error::ResourceExhausted {
+            op,
+            msg: format!(
+                "a {dtype} tensor of shape {dims:?} cannot be made: its non-zero dimensions need more than isize::MAX bytes"
+            ),
+        });
+    }
     let n = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     let bytes = n.and_then(|n| n.checked_mul(dtype.size_of()));
     match (n, bytes) {
@@ -53,7 +73,9 @@ const ALWAYS_FITS: usize = 1 << 28;
 /// [`checked_elements`] for an op's output spec, with the op's name made only for an error
 /// (this runs for every op dispatched: a few instructions when the output is small).
 pub(crate) fn check_spec(op: impl FnOnce() -> &'static str, spec: &TensorSpec) -> Result<()> {
-    let elements = spec.shape.dims().iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    // The non-zero dimensions, so that an empty shape with huge other dimensions takes the
+    // full check (which rejects it) instead of passing as 0 bytes.
+    let elements = nonzero_elements(spec.shape.dims());
     match elements.and_then(|n| n.checked_mul(spec.dtype.size_of())) {
         Some(bytes) if bytes <= ALWAYS_FITS => Ok(()),
         _ => checked_elements(op(), spec.shape.dims(), spec.dtype).map(|_| ()),
@@ -68,11 +90,32 @@ mod tests {
     fn huge_requests_are_errors() {
         assert!(memory_limit() > 1 << 20);
         assert_eq!(checked_elements("t", &[2, 3], DType::F32).unwrap(), 6);
-        assert_eq!(checked_elements("t", &[0, usize::MAX], DType::F32).unwrap(), 0);
-        for dims in [vec![1usize << 40], vec![1 << 32, 1 << 32], vec![usize::MAX, 2]] {
+        assert_eq!(checked_elements("t", &[0, 5], DType::F32).unwrap(), 0);
+        assert_eq!(
+            checked_elements("t", &[0, isize::MAX as usize / 4], DType::F32).unwrap(),
+            0
+        );
+        for dims in [
+            vec![1usize << 40],
+            vec![1 << 32, 1 << 32],
+            vec![usize::MAX, 2],
+            // Empty, but ndarray cannot make these shapes.
+            vec![0, usize::MAX],
+            vec![0, 1 << 62, 4],
+            vec![isize::MAX as usize / 4 + 1, 0],
+        ] {
             let e = checked_elements("zeros", &dims, DType::F32).unwrap_err();
             assert!(matches!(e, Error::ResourceExhausted { op: "zeros", .. }), "{e}");
             assert!(e.to_string().starts_with("zeros: "), "{e}");
+            assert!(e.to_string().contains(&format!("{dims:?}")), "{e}");
         }
+    }
+
+    #[test]
+    fn empty_shapes_ndarray_cannot_make_are_errors() {
+        let spec = TensorSpec::new(DType::F32, vec![0, usize::MAX]);
+        let e = check_spec(|| "pad", &spec).unwrap_err();
+        assert!(matches!(e, Error::ResourceExhausted { op: "pad", .. }), "{e}");
+        assert!(check_spec(|| "pad", &TensorSpec::new(DType::F32, vec![0, 1 << 20])).is_ok());
     }
 }

@@ -14,7 +14,9 @@ use std::mem::MaybeUninit;
 impl FusedElementwise {
     pub(super) fn run_typed<T: FloatElement>(&self, inputs: &[&Data]) -> Result<Array<T>> {
         let dims = self.out_dims(inputs.iter().map(|d| d.dims()));
-        let n: usize = dims.iter().product();
+        // Checked: with only scalar inputs the size comes from `self.dims` alone, which no
+        // op inference has sized.
+        let n = crate::alloc::checked_elements("fused_elementwise", &dims, T::DTYPE)?;
         let mut owned = Vec::new();
         let arrays: Vec<&Array<T>> = inputs
             .iter()

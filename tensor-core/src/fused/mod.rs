@@ -238,6 +238,41 @@ mod tests {
     use Operand::{Input as In, Temp};
     use UnaryOp::{Exp, Neg, Sigmoid, Tanh};
 
+    /// With only scalar inputs the output size is `dims` alone: a size the machine cannot
+    /// hold (or that overflows) is an error, not an aborted allocation.
+    #[test]
+    fn scalar_inputs_with_huge_dims_are_errors() {
+        let x = Tensor::scalar(1.0f32);
+        let data = [x.data().unwrap()];
+        for dims in [vec![1usize << 40], vec![usize::MAX, 2]] {
+            let fused = FusedElementwise {
+                dtype: DType::F32,
+                dims: dims.clone(),
+                program: vec![Instr::Unary(Neg, In(0))],
+            };
+            let e = fused.run(&data).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::ResourceExhausted {
+                        op: "fused_elementwise",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+        let fused = FusedElementwise {
+            dtype: DType::F32,
+            dims: vec![3],
+            program: vec![Instr::Unary(Neg, In(0))],
+        };
+        assert_eq!(
+            Tensor::from_data(fused.run(&data).unwrap()).to_vec::<f32>().unwrap(),
+            vec![-1.0; 3]
+        );
+    }
+
     /// Runs `program` over `inputs` (first one full-size) as a fused node.
     fn run<T: crate::Element>(program: &[Instr], inputs: &[&Tensor]) -> Vec<T> {
         let first = inputs[0].shape().dims().to_vec();

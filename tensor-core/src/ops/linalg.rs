@@ -189,6 +189,13 @@ fn matmul_typed<T: Element>(
     let (m, n) = (out_dims[out_dims.len() - 2], out_dims[out_dims.len() - 1]);
     let k = if ta { da[da.len() - 2] } else { da[da.len() - 1] };
     let batch = &out_dims[..out_dims.len() - 2];
+    // An empty output reads no operand: return it before the operands' per-batch offsets
+    // (a batch of 2^40 empty matrices must not cost an offset each).
+    if out_dims.contains(&0) {
+        return Ok(Data::from_owned(
+            ArrayD::from_shape_vec(IxDyn(&out_dims), Vec::<T>::new()).expect("matmul size"),
+        ));
+    }
     let layout_err = || Error::Other {
         op: "matmul",
         msg: "operand layout not supported".into(),
@@ -210,9 +217,7 @@ fn matmul_typed<T: Element>(
         }
     };
     let mut out = vec![T::ZERO; out_dims.iter().product()];
-    if !out.is_empty() {
-        run(m, k, n, oa.mat(), ob.mat(), &mut out);
-    }
+    run(m, k, n, oa.mat(), ob.mat(), &mut out);
     Ok(Data::from_owned(
         ArrayD::from_shape_vec(IxDyn(&out_dims), out).expect("matmul size"),
     ))
@@ -443,6 +448,20 @@ impl Tensor {
 mod tests {
     use super::*;
     use crate::Slice;
+
+    /// An empty output returns before any per-batch work: 2^40 batch offsets would need
+    /// 8 TiB.
+    #[test]
+    fn empty_batched_matmul_allocates_nothing_per_batch() {
+        let a = Tensor::zeros(&[1 << 40, 0, 3], DType::F32).unwrap();
+        let b = Tensor::zeros(&[3, 4], DType::F32).unwrap();
+        let r = a.matmul(&b).unwrap();
+        assert_eq!(r.dims(), &[1 << 40, 0, 4]);
+        assert!(r.to_vec::<f32>().unwrap().is_empty());
+        let c = Tensor::zeros(&[2, 1 << 40, 0, 3], DType::I64).unwrap();
+        let d = Tensor::zeros(&[1, 3, 0], DType::I64).unwrap();
+        assert_eq!(c.matmul(&d).unwrap().dims(), &[2, 1 << 40, 0, 0]);
+    }
 
     #[test]
     fn transposed_and_batched_matmul() {

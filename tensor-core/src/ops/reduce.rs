@@ -87,6 +87,35 @@ pub fn reduced_dims(dims: &[usize], axes: &[usize], keepdims: bool) -> Vec<usize
         .collect()
 }
 
+/// Addition and multiplication as TensorFlow accumulates sums and products: integers wrap
+/// (two's complement) on overflow like the binary ops, where `+` and `*` panic in debug
+/// builds; floats add and multiply as usual.
+pub(crate) trait Accumulate: Copy {
+    /// `self + other`, wrapping for integers.
+    fn acc_add(self, other: Self) -> Self;
+    /// `self * other`, wrapping for integers.
+    fn acc_mul(self, other: Self) -> Self;
+}
+
+macro_rules! impl_accumulate {
+    ($t:ty, $add:path, $mul:path) => {
+        impl Accumulate for $t {
+            #[inline(always)]
+            fn acc_add(self, other: Self) -> Self {
+                $add(self, other)
+            }
+            #[inline(always)]
+            fn acc_mul(self, other: Self) -> Self {
+                $mul(self, other)
+            }
+        }
+    };
+}
+impl_accumulate!(f32, std::ops::Add::add, std::ops::Mul::mul);
+impl_accumulate!(f64, std::ops::Add::add, std::ops::Mul::mul);
+impl_accumulate!(i32, i32::wrapping_add, i32::wrapping_mul);
+impl_accumulate!(i64, i64::wrapping_add, i64::wrapping_mul);
+
 pub(crate) fn infer_reduce(kind: ReduceKind, axes: &Axes, keepdims: bool, x: &[TensorSpec]) -> Result<TensorSpec> {
     if x[0].dtype == DType::Bool {
         return Err(Error::dtypes(kind.name(), &[DType::Bool], "expects a numeric tensor"));
@@ -98,7 +127,7 @@ pub(crate) fn infer_reduce(kind: ReduceKind, axes: &Axes, keepdims: bool, x: &[T
     ))
 }
 
-fn reduce_typed<T: Element + num_traits::Num + num_traits::Bounded + Send + Sync>(
+fn reduce_typed<T: Element + num_traits::Num + num_traits::Bounded + Accumulate + Send + Sync>(
     kind: ReduceKind,
     a: &Array<T>,
     axes: &[usize],
@@ -106,9 +135,9 @@ fn reduce_typed<T: Element + num_traits::Num + num_traits::Bounded + Send + Sync
 ) -> Array<T> {
     let r: usize = axes.iter().map(|&i| a.shape()[i]).product();
     let out = match kind {
-        ReduceKind::Sum => reduce_axes(a, axes, T::zero(), |x, y| x + y),
+        ReduceKind::Sum => reduce_axes(a, axes, T::zero(), T::acc_add),
         ReduceKind::Mean => {
-            let s = reduce_axes(a, axes, T::zero(), |x, y| x + y);
+            let s = reduce_axes(a, axes, T::zero(), T::acc_add);
             let n = T::from_f64(r as f64);
             if r == 0 {
                 s.mapv(|_| T::from_f64(f64::NAN))
@@ -116,7 +145,7 @@ fn reduce_typed<T: Element + num_traits::Num + num_traits::Bounded + Send + Sync
                 s.mapv(|v| v / n)
             }
         }
-        ReduceKind::Prod => reduce_axes(a, axes, T::one(), |x, y| x * y),
+        ReduceKind::Prod => reduce_axes(a, axes, T::one(), T::acc_mul),
         ReduceKind::Max => reduce_axes(a, axes, lowest::<T>(), |x, y| if y > x || is_nan(y) { y } else { x }),
         ReduceKind::Min => reduce_axes(a, axes, highest::<T>(), |x, y| if y < x || is_nan(y) { y } else { x }),
     };
@@ -214,7 +243,7 @@ pub(crate) fn infer_scan(kind: ScanKind, axis: i64, x: &[TensorSpec]) -> Result<
 pub(crate) fn scan(kind: ScanKind, axis: i64, exclusive: bool, reverse: bool, x: &Data) -> Result<Data> {
     let ax = normalize_axis(kind.name(), axis, x.dims().len())?;
     let product = kind == ScanKind::Prod;
-    fn go<T: Element + num_traits::Num>(
+    fn go<T: Element + num_traits::Num + Accumulate>(
         a: &Array<T>,
         product: bool,
         ax: usize,
@@ -222,9 +251,9 @@ pub(crate) fn scan(kind: ScanKind, axis: i64, exclusive: bool, reverse: bool, x:
         reverse: bool,
     ) -> Data {
         let (init, f): (T, fn(T, T) -> T) = if product {
-            (T::one(), |x, y| x * y)
+            (T::one(), T::acc_mul)
         } else {
-            (T::zero(), |x, y| x + y)
+            (T::zero(), T::acc_add)
         };
         let std = a.as_standard_layout();
         let s = std.as_slice().expect("standard layout");
@@ -522,6 +551,24 @@ mod tests {
         assert_eq!(
             c.cumprod(Scan::along(0).reverse()).unwrap().to_vec::<i32>().unwrap(),
             vec![6, 6, 3]
+        );
+    }
+
+    #[test]
+    fn integer_sums_and_products_wrap_like_tensorflow() {
+        let x = Tensor::new([i32::MAX, 1]);
+        assert_eq!(x.reduce_sum(0).unwrap().to_scalar::<i32>().unwrap(), i32::MIN);
+        assert_eq!(x.reduce_mean(0).unwrap().to_scalar::<i32>().unwrap(), i32::MIN / 2);
+        let p = Tensor::new([[i32::MAX, 2]]);
+        assert_eq!(p.reduce_prod(1).unwrap().to_vec::<i32>().unwrap(), vec![-2]);
+        let c = Tensor::new([i64::MAX, 1, 2]);
+        assert_eq!(
+            c.cumsum(0).unwrap().to_vec::<i64>().unwrap(),
+            vec![i64::MAX, i64::MIN, i64::MIN + 2]
+        );
+        assert_eq!(
+            c.cumprod(0).unwrap().to_vec::<i64>().unwrap(),
+            vec![i64::MAX, i64::MAX, -2]
         );
     }
 }

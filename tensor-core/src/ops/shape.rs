@@ -4,6 +4,7 @@
 //! `transpose`, `strided_slice`, `expand_dims` and `squeeze` return views that share the
 //! input's storage; kernels downstream take the strides as they are.
 
+use super::reduce::Accumulate;
 use super::same_dtype;
 use crate::data::Array;
 use crate::dispatch::dispatch1;
@@ -34,9 +35,12 @@ pub(crate) fn transpose(perm: &[usize], x: &Data) -> Data {
     crate::data::with_data!(x, a => Data::from_array(a.clone().permuted_axes(IxDyn(perm))))
 }
 
-/// Resolves a reshape target (one entry may be -1) against `count` elements.
+/// Resolves a reshape target (one entry may be -1) against the element count of `from`
+/// (an error if that count overflows).
 pub fn resolve_reshape(target: &[i64], from: &Shape) -> Result<Vec<usize>> {
-    let count = from.num_elements();
+    let count = from
+        .checked_num_elements()
+        .ok_or_else(|| Error::shapes("reshape", &[from], "the element count overflows"))?;
     let mut known: usize = 1;
     let mut infer_at = None;
     for (i, &d) in target.iter().enumerate() {
@@ -154,7 +158,10 @@ pub(crate) fn infer_concat(axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
                 format!("all dimensions except axis {ax} must match"),
             ));
         }
-        out[ax] += d[ax];
+        out[ax] = out[ax].checked_add(d[ax]).ok_or_else(|| {
+            let shapes: Vec<&Shape> = x.iter().map(|s| &s.shape).collect();
+            Error::shapes("concat", &shapes, format!("the sizes along axis {ax} overflow"))
+        })?;
     }
     Ok(TensorSpec::new(dtype, out))
 }
@@ -239,7 +246,10 @@ pub fn plan_strided_slice(
     }
     let mut out = Vec::with_capacity(dims.len());
     for i in 0..dims.len() {
-        let n = dims[i] as i64;
+        // `input_shape` of a strided_slice_grad comes from the user: `as i64` would make a
+        // dimension past i64::MAX negative (and `clamp` below panic).
+        let n = i64::try_from(dims[i])
+            .map_err(|_| Error::invalid("strided_slice", format!("dimension {i} of shape {dims:?} is too large")))?;
         let s = strides[i];
         if s == 0 {
             return Err(Error::invalid("strided_slice", "strides must be non-zero"));
@@ -249,11 +259,17 @@ pub fn plan_strided_slice(
         if s > 0 {
             b = begin[i].map(norm).unwrap_or(0).clamp(0, n);
             e = end[i].map(norm).unwrap_or(n).clamp(0, n);
-            len = if e > b { (e - b + s - 1) / s } else { 0 };
+            // `(e - b - 1) / s + 1`, not `(e - b + s - 1) / s`: a huge step must not overflow.
+            len = if e > b { (e - b - 1) / s + 1 } else { 0 };
         } else {
             b = begin[i].map(norm).unwrap_or(n - 1).clamp(-1, n - 1);
             e = end[i].map(norm).unwrap_or(-1).clamp(-1, n - 1);
-            len = if b > e { (b - e + (-s) - 1) / (-s) } else { 0 };
+            // As above, on the step's magnitude as u64 (`-i64::MIN` overflows).
+            len = if b > e {
+                ((b - e - 1) as u64 / s.unsigned_abs() + 1) as i64
+            } else {
+                0
+            };
         }
         out.push((b, s, len as usize));
     }
@@ -352,7 +368,7 @@ pub(crate) fn segment_sum(num_segments: usize, data: &Data, ids: &Data) -> Resul
             format!("segment id {bad} is out of range [0, {num_segments})"),
         ));
     }
-    fn go<T: Element + num_traits::Num>(a: &Array<T>, idx: &[i64], segments: usize) -> Data {
+    fn go<T: Element + num_traits::Num + Accumulate>(a: &Array<T>, idx: &[i64], segments: usize) -> Data {
         let std = a.as_standard_layout();
         let s = std.as_slice().expect("standard layout");
         let inner: usize = a.shape()[1..].iter().product();
@@ -360,7 +376,8 @@ pub(crate) fn segment_sum(num_segments: usize, data: &Data, ids: &Data) -> Resul
         for (row, &seg) in idx.iter().enumerate() {
             let dst = &mut out[seg as usize * inner..(seg as usize + 1) * inner];
             for (d, &v) in dst.iter_mut().zip(&s[row * inner..(row + 1) * inner]) {
-                *d = *d + v;
+                // Integer sums wrap as in TensorFlow (`+` panics on overflow in debug builds).
+                *d = d.acc_add(v);
             }
         }
         let mut dims = a.shape().to_vec();
@@ -395,19 +412,31 @@ pub(crate) fn infer_tile(multiples: &[usize], x: &[TensorSpec]) -> Result<Tensor
 
 pub(crate) fn tile(multiples: &[usize], x: &Data) -> Result<Data> {
     fn go<T: Element>(a: &Array<T>, multiples: &[usize]) -> Result<Data> {
+        let err = |e: ndarray::ShapeError| Error::invalid("tile", e.to_string());
         let mut cur = a.to_owned();
         for (ax, &m) in multiples.iter().enumerate() {
             if m == 1 {
                 continue;
             }
-            let v = cur.view();
-            let copies = vec![v; m];
-            cur = if m == 0 {
-                let mut d = cur.shape().to_vec();
-                d[ax] = 0;
-                ArrayD::from_shape_vec(IxDyn(&d), Vec::new()).map_err(|e| Error::invalid("tile", e.to_string()))?
+            let d = cur.shape()[ax];
+            cur = if m == 0 || cur.is_empty() {
+                // Nothing to copy, however many repeats (`multiples` may be usize::MAX).
+                let mut dims = cur.shape().to_vec();
+                dims[ax] = d
+                    .checked_mul(m)
+                    .ok_or_else(|| Error::invalid("tile", format!("multiples {multiples:?} overflow")))?;
+                ArrayD::from_shape_vec(IxDyn(&dims), Vec::new()).map_err(err)?
             } else {
-                ndarray::concatenate(Axis(ax), &copies).map_err(|e| Error::invalid("tile", e.to_string()))?
+                // Doubling, two views per step: not one view per repeat, which for a large
+                // `m` costs more than the output.
+                let mut reps = 1;
+                while reps < m {
+                    let k = reps.min(m - reps);
+                    let head = cur.slice_axis(Axis(ax), Slice::from(0..k * d));
+                    cur = ndarray::concatenate(Axis(ax), &[cur.view(), head]).map_err(err)?;
+                    reps += k;
+                }
+                cur
             };
         }
         Ok(Data::from_owned(cur))
@@ -561,18 +590,36 @@ pub(crate) fn one_hot(depth: usize, on: f64, off: f64, axis: i64, dtype: DType, 
     let (ax, out_dims) = one_hot_dims(depth, axis, x.dims())?;
     let idx = index_values(x);
     let (outer, _, inner) = crate::kernels::reduce::split_dims(&out_dims, ax, ax + 1);
-    let mut v = vec![off; outer * depth * inner];
-    for o in 0..outer {
-        for i in 0..inner {
-            let k = idx[o * inner + i];
-            if k >= 0 && (k as usize) < depth {
-                v[(o * depth + k as usize) * inner + i] = on;
+    // Filled in the output dtype directly: the memory check sized the output of `dtype`,
+    // not an f64 buffer (twice an f32 output) plus a cast copy.
+    fn go<T: Element>(
+        out_dims: &[usize],
+        idx: &[i64],
+        (outer, depth, inner): (usize, usize, usize),
+        on: f64,
+        off: f64,
+    ) -> Data {
+        // `T::from_f64` converts as `tf.cast` does, as the old f64-then-cast path did.
+        let (on, off) = (T::from_f64(on), T::from_f64(off));
+        let mut v = vec![off; outer * depth * inner];
+        for o in 0..outer {
+            for i in 0..inner {
+                let k = idx[o * inner + i];
+                if k >= 0 && (k as usize) < depth {
+                    v[(o * depth + k as usize) * inner + i] = on;
+                }
             }
         }
+        Data::from_owned(ArrayD::from_shape_vec(IxDyn(out_dims), v).expect("one_hot size"))
     }
-    Tensor::from_vec(v, &out_dims)?
-        .data()
-        .map(|d| crate::ops::math::cast(d, dtype))
+    let sizes = (outer, depth, inner);
+    Ok(match dtype {
+        DType::F32 => go::<f32>(&out_dims, &idx, sizes, on, off),
+        DType::F64 => go::<f64>(&out_dims, &idx, sizes, on, off),
+        DType::I32 => go::<i32>(&out_dims, &idx, sizes, on, off),
+        DType::I64 => go::<i64>(&out_dims, &idx, sizes, on, off),
+        DType::Bool => go::<bool>(&out_dims, &idx, sizes, on, off),
+    })
 }
 
 /// `x[b0:e0:s0, ...]` by bounds per dimension, as [`Op::StridedSlice`] holds them.
@@ -749,13 +796,22 @@ impl Tensor {
     pub fn split(&self, sizes: &[i64], axis: i64) -> Result<Vec<Tensor>> {
         let ax = normalize_axis("split", axis, self.rank())?;
         let n = self.dims()[ax] as i64;
-        let known: i64 = sizes.iter().filter(|&&s| s != -1).sum();
-        let fills = sizes.iter().filter(|&&s| s == -1).count();
-        if sizes.iter().any(|&s| s < -1) || fills > 1 || (fills == 0 && known != n) || known > n {
-            return Err(Error::invalid(
+        let bad = || {
+            Error::invalid(
                 "split",
                 format!("sizes {sizes:?} do not split dimension {ax} of size {n}"),
-            ));
+            )
+        };
+        // A checked sum: sizes from the user may add past i64::MAX. Once `known <= n`, every
+        // `start + len` below is at most `n`.
+        let known = sizes
+            .iter()
+            .filter(|&&s| s != -1)
+            .try_fold(0i64, |acc, &s| acc.checked_add(s))
+            .ok_or_else(bad)?;
+        let fills = sizes.iter().filter(|&&s| s == -1).count();
+        if sizes.iter().any(|&s| s < -1) || fills > 1 || (fills == 0 && known != n) || known > n {
+            return Err(bad());
         }
         let mut out = Vec::with_capacity(sizes.len());
         let mut start = 0i64;
@@ -789,6 +845,20 @@ impl Tensor {
                 "split",
                 format!("dimension {ax} of size {n} does not split into {num} equal pieces"),
             ));
+        }
+        // An empty axis splits into any number of empty pieces; bound the number by what
+        // the pieces themselves take, so a huge `num` is an error rather than an abort.
+        if num > n {
+            let bytes = num.checked_mul(std::mem::size_of::<Tensor>());
+            if bytes.is_none_or(|b| b > crate::alloc::memory_limit()) {
+                return Err(Error::ResourceExhausted {
+                    op: "split",
+                    msg: format!(
+                        "{num} pieces of dimension {ax} of shape {:?} need more memory than this machine has",
+                        self.dims()
+                    ),
+                });
+            }
         }
         self.split(&vec![(n / num) as i64; num], axis)
     }
@@ -976,5 +1046,126 @@ mod tests {
             .is_err());
         let t = Tensor::new([[1i32, 2]]).tile(&[2, 2]).unwrap();
         assert_eq!(t.to_vec::<i32>().unwrap(), vec![1, 2, 1, 2, 1, 2, 1, 2]);
+    }
+
+    #[test]
+    fn strided_slice_with_huge_steps() {
+        let x = Tensor::new([1i32, 2, 3]);
+        let ss = |slice: crate::Slice| x.strided_slice([slice]).unwrap().to_vec::<i32>().unwrap();
+        assert_eq!(ss(crate::Slice::full().step(i64::MAX)), vec![1]);
+        assert_eq!(ss(crate::Slice::full().step(i64::MIN)), vec![3]);
+        assert_eq!(ss(crate::Slice::full().step(i64::MIN + 1)), vec![3]);
+        assert_eq!(ss(crate::Slice::from(1i64..).step(i64::MAX)), vec![2]);
+        assert_eq!(ss(crate::Slice::from(..1i64).step(i64::MIN)), vec![3]);
+        assert_eq!(ss(crate::Slice::full().step(2)), vec![1, 3]);
+        assert_eq!(ss(crate::Slice::full().step(-2)), vec![3, 1]);
+        let plan = plan_strided_slice(&[None], &[None], &[1], &[usize::MAX]).unwrap_err();
+        assert!(plan.to_string().contains("too large"), "{plan}");
+    }
+
+    #[test]
+    fn split_sizes_that_overflow_are_errors() {
+        let x = Tensor::new([1i32, 2, 3]);
+        for sizes in [
+            &[i64::MAX, i64::MAX, -1][..],
+            &[i64::MAX, 1],
+            &[i64::MIN, -1],
+            &[i64::MAX, i64::MAX, 3],
+        ] {
+            let e = x.split(sizes, 0).unwrap_err();
+            assert!(e.to_string().contains("do not split dimension 0 of size 3"), "{e}");
+        }
+        let parts = x.split(&[1, -1], 0).unwrap();
+        assert_eq!(parts[0].to_vec::<i32>().unwrap(), vec![1]);
+        assert_eq!(parts[1].to_vec::<i32>().unwrap(), vec![2, 3]);
+    }
+
+    /// Shapes with a 0 whose other dimensions multiply past isize::MAX: ndarray cannot make
+    /// them, so every op that would is an error instead of a panic.
+    #[test]
+    fn empty_outputs_ndarray_cannot_make_are_errors() {
+        let exhausted = |r: Result<Tensor>, op: &str| {
+            let e = r.unwrap_err();
+            assert!(matches!(&e, Error::ResourceExhausted { op: o, .. } if *o == op), "{e}");
+        };
+        exhausted(Tensor::zeros(&[0, usize::MAX], DType::F32), "fill");
+        let empty = Tensor::zeros(&[0], DType::F32).unwrap();
+        exhausted(empty.reshape(&[0, i64::MAX, 2]), "reshape");
+        let e2 = Tensor::zeros(&[0, 0], DType::F32).unwrap();
+        let ids = Tensor::zeros(&[0], DType::I64).unwrap();
+        exhausted(e2.unsorted_segment_sum(&ids, usize::MAX), "unsorted_segment_sum");
+        exhausted(e2.pad(&[[0, 0], [0, usize::MAX]], 0.0), "pad");
+        let g = Tensor::zeros(&[0, 1 << 22], DType::F32).unwrap();
+        let grad = Op::StridedSliceGrad {
+            input_shape: vec![0, 1 << 62],
+            begin: vec![None, None],
+            end: vec![None, None],
+            strides: vec![1, 1 << 40],
+        };
+        exhausted(dispatch1(grad, &[&g]), "strided_slice_grad");
+        // Shapes ndarray can make still work.
+        assert_eq!(empty.reshape(&[0, 1 << 20, 2]).unwrap().dims(), &[0, 1 << 20, 2]);
+    }
+
+    #[test]
+    fn tile_repeats_without_a_view_per_repeat() {
+        let empty = Tensor::zeros(&[0], DType::F32).unwrap();
+        assert_eq!(empty.tile(&[usize::MAX]).unwrap().dims(), &[0]);
+        let e2 = Tensor::zeros(&[0, 2], DType::I32).unwrap();
+        assert_eq!(e2.tile(&[usize::MAX, 3]).unwrap().dims(), &[0, 6]);
+        assert!(Tensor::new([1i32]).tile(&[usize::MAX]).is_err());
+        let x = Tensor::new([1i32, 2, 3]);
+        assert_eq!(x.tile(&[5]).unwrap().to_vec::<i32>().unwrap(), [1, 2, 3].repeat(5));
+        let m = Tensor::new([[1i32, 2], [3, 4]]).tile(&[3, 2]).unwrap();
+        assert_eq!(m.dims(), &[6, 4]);
+        assert_eq!(m.to_vec::<i32>().unwrap(), [1, 2, 1, 2, 3, 4, 3, 4].repeat(3));
+        assert_eq!(x.tile(&[0]).unwrap().dims(), &[0]);
+    }
+
+    #[test]
+    fn split_n_bounds_the_number_of_pieces() {
+        let empty = Tensor::zeros(&[0, 2], DType::F32).unwrap();
+        let e = empty.split_n(usize::MAX, 0).unwrap_err();
+        assert!(matches!(e, Error::ResourceExhausted { op: "split", .. }), "{e}");
+        let parts = empty.split_n(3, 0).unwrap();
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| p.dims() == [0, 2]));
+        assert!(Tensor::new([1i32, 2]).split_n(usize::MAX, 0).is_err());
+    }
+
+    #[test]
+    fn concat_sizes_that_overflow_are_errors() {
+        let big = Tensor::zeros(&[0, 1 << 62], DType::Bool).unwrap();
+        let e = Tensor::concat(&[&big, &big, &big, &big], 1).unwrap_err();
+        assert!(matches!(e, Error::ShapeMismatch { op: "concat", .. }), "{e}");
+        assert!(e.to_string().contains("overflow"), "{e}");
+        let two = Tensor::concat(&[&big, &Tensor::zeros(&[0, 3], DType::Bool).unwrap()], 1).unwrap();
+        assert_eq!(two.dims(), &[0, (1 << 62) + 3]);
+    }
+
+    #[test]
+    fn resolve_reshape_checks_the_element_count() {
+        let e = resolve_reshape(&[-1], &Shape::new(vec![usize::MAX, 2])).unwrap_err();
+        assert!(matches!(e, Error::ShapeMismatch { op: "reshape", .. }), "{e}");
+        assert_eq!(resolve_reshape(&[3, -1], &Shape::new(vec![2, 3])).unwrap(), vec![3, 2]);
+    }
+
+    #[test]
+    fn one_hot_in_each_dtype_and_wrapping_segment_sums() {
+        let i = Tensor::new([1i32, 3]);
+        let o = crate::OneHot::new(3).on_value(7.9).off_value(-1.0).dtype(DType::I32);
+        assert_eq!(
+            i.one_hot(o).unwrap().to_vec::<i32>().unwrap(),
+            vec![-1, 7, -1, -1, -1, -1]
+        );
+        let b = crate::OneHot::new(2).off_value(0.0).dtype(DType::Bool);
+        assert_eq!(
+            i.one_hot(b).unwrap().to_vec::<bool>().unwrap(),
+            vec![false, true, false, false]
+        );
+        let s = Tensor::new([i32::MAX, 1, 5])
+            .unsorted_segment_sum(&Tensor::new([0i32, 0, 1]), 2)
+            .unwrap();
+        assert_eq!(s.to_vec::<i32>().unwrap(), vec![i32::MIN, 5]);
     }
 }
