@@ -1,7 +1,7 @@
 //! Adam (Keras 3's update rule, epsilon added to the raw second moment's square root after
 //! the bias correction is folded into the step size; optional AMSGrad).
 
-use crate::optimizer::{non_negative, trackable_optimizer, unit_interval, LearningRate, Optimizer, OptimizerState};
+use crate::optimizer::{below_one, non_negative, trackable_optimizer, LearningRate, Optimizer, OptimizerState};
 use ferroflow_tensor_core::{Result, Tensor, Variable};
 
 /// `keras.optimizers.Adam`:
@@ -40,16 +40,18 @@ impl Adam {
         })
     }
 
-    /// The first-moment decay, in `[0, 1]` (Keras' `beta_1`).
+    /// The first-moment decay, in `[0, 1)` (Keras' `beta_1`; 1 would divide the bias
+    /// correction by zero).
     pub fn with_beta_1(mut self, beta_1: f64) -> Result<Self> {
-        unit_interval("Adam", "beta_1", beta_1)?;
+        below_one("Adam", "beta_1", beta_1)?;
         self.beta_1 = beta_1;
         Ok(self)
     }
 
-    /// The second-moment decay, in `[0, 1]` (Keras' `beta_2`).
+    /// The second-moment decay, in `[0, 1)` (Keras' `beta_2`; 1 would freeze the second
+    /// moment at zero and the step size with it).
     pub fn with_beta_2(mut self, beta_2: f64) -> Result<Self> {
-        unit_interval("Adam", "beta_2", beta_2)?;
+        below_one("Adam", "beta_2", beta_2)?;
         self.beta_2 = beta_2;
         Ok(self)
     }
@@ -135,5 +137,31 @@ mod tests {
         ams.apply_gradients([(Tensor::new([1.0f64]), &u)]).unwrap();
         ams.apply_gradients([(Tensor::new([0.0f64]), &u)]).unwrap();
         assert_eq!(ams.slot_names().len(), 3);
+    }
+
+    #[test]
+    fn betas_of_one_are_rejected_naming_the_optimizer_and_value() {
+        // β1 = 1 makes the bias correction 1/(1 - 1^t) infinite and the first step NaN.
+        for err in [
+            Adam::new(0.01).unwrap().with_beta_1(1.0).unwrap_err(),
+            Adam::new(0.01).unwrap().with_beta_2(1.0).unwrap_err(),
+        ] {
+            let msg = err.to_string();
+            assert!(
+                msg.contains("Adam") && msg.contains("[0, 1)") && msg.contains("got 1"),
+                "{msg}"
+            );
+        }
+        assert!(Adam::new(0.01).unwrap().with_beta_1(f64::NAN).is_err());
+        // Values just below 1 and 0 itself stay valid, and train to finite weights.
+        let opt = Adam::new(0.01)
+            .unwrap()
+            .with_beta_1(0.0)
+            .unwrap()
+            .with_beta_2(0.9999)
+            .unwrap();
+        let w = Variable::new("w", Tensor::new([1.0f64])).unwrap();
+        opt.apply_gradients([(Tensor::new([0.5f64]), &w)]).unwrap();
+        assert!((w.value().to_scalar::<f64>().unwrap() - 0.99).abs() < 1e-5);
     }
 }

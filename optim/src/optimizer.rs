@@ -63,6 +63,16 @@ pub(crate) fn unit_interval(op: &'static str, name: &str, value: f64) -> Result<
     }
 }
 
+/// `value` must lie in `[0, 1)`: decay factors whose bias correction divides by
+/// `1 - value^t` (Adam's betas), where 1 gives NaN weights after one step.
+pub(crate) fn below_one(op: &'static str, name: &str, value: f64) -> Result<()> {
+    if (0.0..1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::invalid(op, format!("{name} must be in [0, 1), got {value}")))
+    }
+}
+
 /// `value` must be finite and above 0 (clipping thresholds).
 fn positive(op: &'static str, name: &str, value: f64) -> Result<()> {
     if value.is_finite() && value > 0.0 {

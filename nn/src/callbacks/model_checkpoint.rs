@@ -100,7 +100,8 @@ fn format_spec(v: f64, spec: &str) -> Option<String> {
 pub enum SaveFreq {
     /// At the end of every epoch.
     Epoch,
-    /// Every this many training batches.
+    /// Every this many training batches (at least 1: `Batches(0)` fails when training
+    /// starts, as Keras rejects an invalid `save_freq`).
     Batches(usize),
 }
 
@@ -119,6 +120,8 @@ pub struct ModelCheckpoint {
     verbose: bool,
     best: Option<f64>,
     batches: usize,
+    /// The epoch in progress (0-based), for batch-frequency saves' `{epoch}`.
+    epoch: usize,
     saved: Vec<PathBuf>,
 }
 
@@ -134,6 +137,7 @@ impl ModelCheckpoint {
             verbose: false,
             best: None,
             batches: 0,
+            epoch: 0,
             saved: Vec::new(),
         }
     }
@@ -251,11 +255,29 @@ impl Callback for ModelCheckpoint {
         true
     }
 
+    fn on_train_begin(&mut self, _model: &Model, _logs: &Logs) -> Result<()> {
+        // Zero batches between saves would never save: say so before training, not after.
+        if self.save_freq == SaveFreq::Batches(0) {
+            return Err(Error::invalid(
+                "ModelCheckpoint",
+                "save_freq must be SaveFreq::Epoch or SaveFreq::Batches(n) with n >= 1, got Batches(0)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn on_epoch_begin(&mut self, _model: &Model, epoch: usize, _logs: &Logs) -> Result<()> {
+        self.epoch = epoch;
+        Ok(())
+    }
+
     fn on_train_batch_end(&mut self, model: &Model, batch: usize, logs: &Logs) -> Result<()> {
         if let SaveFreq::Batches(n) = self.save_freq {
             self.batches += 1;
             if n > 0 && self.batches.is_multiple_of(n) {
-                self.save(model, 0, Some(batch + 1), logs)?;
+                // The epoch in progress, as Keras' `_current_epoch`: files of different
+                // epochs get different names.
+                self.save(model, self.epoch, Some(batch + 1), logs)?;
             }
         }
         Ok(())
@@ -293,5 +315,75 @@ mod tests {
         assert!(format_path("{missing}", 1, None, &logs).is_err());
         assert!(format_path("{epoch", 1, None, &logs).is_err());
         assert!(format_path("{loss:x}", 1, None, &logs).is_err());
+    }
+
+    fn linear_model() -> Model {
+        let mut s = crate::Sequential::new();
+        s.add(crate::Dense::new(1).with_bias(false).with_input_dim(2).unwrap());
+        let mut m = Model::new(s);
+        m.compile(crate::CompileOptions::new(
+            ferroflow_optim::Sgd::new(0.1).unwrap(),
+            "mse",
+        ))
+        .unwrap();
+        m
+    }
+
+    fn data() -> (ferroflow_tensor_core::Tensor, ferroflow_tensor_core::Tensor) {
+        let x = ferroflow_tensor_core::Tensor::from_vec((0..8).map(|i| i as f32 / 8.0).collect(), &[4, 2]).unwrap();
+        let y = ferroflow_tensor_core::Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[4, 1]).unwrap();
+        (x, y)
+    }
+
+    #[test]
+    fn batch_frequency_saves_name_the_epoch_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("e{epoch}-b{batch}.safetensors");
+        let mut cb = ModelCheckpoint::new(template.to_str().unwrap())
+            .save_weights_only(true)
+            .save_freq(SaveFreq::Batches(2));
+        let m = linear_model();
+        let (x, y) = data();
+        // Two epochs of two batches: one save at the end of each epoch's second batch.
+        m.fit(
+            (&x, &y),
+            crate::FitOptions::new()
+                .epochs(2)
+                .batch_size(2)
+                .verbose(0)
+                .with_callback(&mut cb),
+        )
+        .unwrap();
+        let names: Vec<String> = cb
+            .saved()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["e1-b2.safetensors", "e2-b2.safetensors"]);
+        assert!(cb.saved().iter().all(|p| p.exists()));
+    }
+
+    #[test]
+    fn zero_batch_save_frequency_is_an_error_before_training() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cb =
+            ModelCheckpoint::new(dir.path().join("m.safetensors").to_str().unwrap()).save_freq(SaveFreq::Batches(0));
+        let m = linear_model();
+        let before = m.get_weights().unwrap()[0].to_vec::<f32>().unwrap();
+        let (x, y) = data();
+        let err = m
+            .fit(
+                (&x, &y),
+                crate::FitOptions::new().batch_size(2).verbose(0).with_callback(&mut cb),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("save_freq") && err.contains("Batches(0)"), "{err}");
+        assert_eq!(
+            m.get_weights().unwrap()[0].to_vec::<f32>().unwrap(),
+            before,
+            "nothing trained"
+        );
+        assert!(cb.saved().is_empty());
     }
 }

@@ -52,7 +52,8 @@ macro_rules! loop_options {
                 self
             }
 
-            /// At most this many batches.
+            /// At most this many batches (at least 1; required for a dataset that repeats
+            /// forever).
             pub fn steps(mut self, n: usize) -> Self {
                 self.steps = Some(n);
                 self
@@ -111,7 +112,16 @@ impl Model {
         if options.batch_size == 0 {
             return Err(Error::invalid("evaluate", "batch_size must be at least 1"));
         }
+        if options.steps == Some(0) {
+            return Err(Error::invalid("evaluate", "steps must be at least 1"));
+        }
         let source = Source::new(data.into(), "evaluate")?;
+        if source.is_infinite() && options.steps.is_none() {
+            return Err(Error::invalid(
+                "evaluate",
+                "the dataset repeats forever (infinite cardinality): pass steps so that evaluation ends",
+            ));
+        }
         if !source.has_targets() {
             return Err(Error::invalid(
                 "evaluate",
@@ -221,7 +231,16 @@ impl Model {
         if options.batch_size == 0 {
             return Err(Error::invalid("predict", "batch_size must be at least 1"));
         }
+        if options.steps == Some(0) {
+            return Err(Error::invalid("predict", "steps must be at least 1"));
+        }
         let source = Source::new(x.into(), "predict")?;
+        if source.is_infinite() && options.steps.is_none() {
+            return Err(Error::invalid(
+                "predict",
+                "the dataset repeats forever (infinite cardinality): pass steps so that prediction ends",
+            ));
+        }
         let steps = options.steps.or_else(|| source.batches_per_pass(options.batch_size));
         let mut callbacks = with_progress(options.callbacks, options.verbose, steps);
         callbacks.on_predict_begin(self, &Logs::new())?;

@@ -142,7 +142,7 @@ impl<'a> FitOptions<'a> {
         self
     }
 
-    /// Validates every `n`-th epoch (1 by default).
+    /// Validates every `n`-th epoch (1 by default; 0 is an error in `fit`).
     pub fn validation_freq(mut self, n: usize) -> Self {
         self.validation_every = n;
         self.validation_freq.clear();
@@ -155,13 +155,15 @@ impl<'a> FitOptions<'a> {
         self
     }
 
-    /// Batch size of the validation data (the training one by default).
+    /// Batch size of the validation data (the training one by default; 0 is an error in
+    /// `fit`).
     pub fn validation_batch_size(mut self, n: usize) -> Self {
         self.validation_batch_size = Some(n);
         self
     }
 
-    /// At most this many validation batches.
+    /// At most this many validation batches (required for validation data that repeats
+    /// forever).
     pub fn validation_steps(mut self, n: usize) -> Self {
         self.validation_steps = Some(n);
         self
@@ -174,7 +176,7 @@ impl<'a> FitOptions<'a> {
     }
 
     /// Batches per epoch; the data continues across epochs when an epoch is shorter than a
-    /// pass, as Keras does.
+    /// pass, as Keras does. Required for a dataset that repeats forever.
     pub fn steps_per_epoch(mut self, steps: usize) -> Self {
         self.steps_per_epoch = Some(steps);
         self
@@ -421,6 +423,20 @@ impl Model {
         if options.steps_per_epoch == Some(0) {
             return Err(Error::invalid("fit", "steps_per_epoch must be at least 1"));
         }
+        // Checked here, not at the first validation: that would fail (or, for a batch size
+        // of 0, divide by zero) only after an epoch of training.
+        if options.validation_batch_size == Some(0) {
+            return Err(Error::invalid("fit", "validation_batch_size must be at least 1"));
+        }
+        if options.validation_steps == Some(0) {
+            return Err(Error::invalid("fit", "validation_steps must be at least 1"));
+        }
+        if options.validation_freq.is_empty() && options.validation_every == 0 {
+            return Err(Error::invalid(
+                "fit",
+                "validation_freq must be at least 1 (validate every n-th epoch), got 0",
+            ));
+        }
         let mut source = Source::new(data, "fit")?;
         if !source.has_targets() {
             return Err(Error::invalid(
@@ -478,6 +494,19 @@ impl Model {
         };
         if let Source::Tensors { rows: 0, .. } = train {
             return Err(Error::invalid("fit", "the training data has no samples"));
+        }
+        // An epoch (or a validation) over a dataset that never ends would never end either.
+        if train.is_infinite() && options.steps_per_epoch.is_none() {
+            return Err(Error::invalid(
+                "fit",
+                "the training dataset repeats forever (infinite cardinality): pass steps_per_epoch so that epochs end",
+            ));
+        }
+        if val.as_ref().is_some_and(Source::is_infinite) && options.validation_steps.is_none() {
+            return Err(Error::invalid(
+                "fit",
+                "the validation dataset repeats forever (infinite cardinality): pass validation_steps so that validation ends",
+            ));
         }
         let batch_size = match (options.batch_size, options.steps_per_epoch, &train) {
             (Some(b), _, _) => b,
@@ -774,4 +803,172 @@ fn draw_seed() -> u64 {
     .and_then(|t| t.to_vec::<f64>())
     .map(|v| ((v[0] as u64) << 32) ^ v[1] as u64)
     .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CompileOptions, Dense, EvaluateOptions, LossSpec, PredictOptions, Sequential};
+    use ferroflow_data::Dataset;
+    use ferroflow_optim::{losses, Sgd};
+
+    /// A linear model `x · w` (no bias) with kernel `[0.5, -0.5]`, compiled with `loss`.
+    fn model(loss: impl Into<LossSpec>) -> Model {
+        let d = Dense::new(1).with_bias(false).with_input_dim(2).unwrap();
+        d.kernel()
+            .unwrap()
+            .assign(&Tensor::from_vec(vec![0.5f32, -0.5], &[2, 1]).unwrap())
+            .unwrap();
+        let mut s = Sequential::new();
+        s.add(d);
+        let mut m = Model::new(s);
+        m.compile(CompileOptions::new(Sgd::new(0.1).unwrap(), loss)).unwrap();
+        m
+    }
+
+    /// A custom loss that returns one already averaged value.
+    fn scalar_mse() -> LossSpec {
+        LossSpec::function("scalar_mse", losses::mean_squared_error)
+    }
+
+    /// 8 rows: x = [i/8, 1], y = 2i/8 + 1.
+    fn data() -> (Tensor, Tensor) {
+        let x: Vec<f32> = (0..8).flat_map(|i| [i as f32 / 8.0, 1.0]).collect();
+        let y: Vec<f32> = (0..8).map(|i| 2.0 * i as f32 / 8.0 + 1.0).collect();
+        (
+            Tensor::from_vec(x, &[8, 2]).unwrap(),
+            Tensor::from_vec(y, &[8, 1]).unwrap(),
+        )
+    }
+
+    fn kernel(m: &Model) -> Vec<f32> {
+        m.get_weights().unwrap()[0].to_vec::<f32>().unwrap()
+    }
+
+    fn opts<'a>() -> FitOptions<'a> {
+        FitOptions::new().epochs(3).batch_size(4).shuffle(false).verbose(0)
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-5 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn a_scalar_custom_loss_is_weighted_by_the_mean_weight() {
+        let (x, y) = data();
+        let ones = Tensor::from_vec(vec![1.0f32; 8], &[8]).unwrap();
+        let twos = Tensor::from_vec(vec![2.0f32; 8], &[8]).unwrap();
+        let local = MultiWorkerMirroredStrategy::local();
+        for parallel in [false, true] {
+            let with = |o: FitOptions<'static>| if parallel { o.strategy(&local) } else { o };
+            let plain = model(scalar_mse());
+            let h0 = plain.fit((&x, &y), with(opts())).unwrap();
+            // Weights of 1 change nothing: the same losses, the same trained weights.
+            let weighted = model(scalar_mse());
+            let h1 = weighted.fit((&x, &y), with(opts().sample_weight(&ones))).unwrap();
+            let (l0, l1) = (h0.get("loss").unwrap(), h1.get("loss").unwrap());
+            assert!(
+                l0.iter().zip(l1).all(|(a, b)| close(*a, *b)),
+                "parallel {parallel}: {l0:?} vs {l1:?}"
+            );
+            let (k0, k1) = (kernel(&plain), kernel(&weighted));
+            assert!(
+                k0.iter().zip(&k1).all(|(a, b)| (a - b).abs() < 1e-6),
+                "{k0:?} vs {k1:?}"
+            );
+            // The same through class_weight of 1 for every class.
+            let classed = model(scalar_mse());
+            classed
+                .fit((&x, &y), with(opts().class_weight([(1, 1.0), (2, 1.0), (3, 1.0)])))
+                .unwrap();
+            assert!(kernel(&classed).iter().zip(&k0).all(|(a, b)| (a - b).abs() < 1e-6));
+            // Weights of 2 double the loss (one step on the whole data: the logged loss is
+            // the one before the update).
+            let fresh = model(scalar_mse());
+            let one = fresh
+                .fit((&x, &y), with(FitOptions::new().batch_size(8).verbose(0)))
+                .unwrap();
+            let doubled = model(scalar_mse());
+            let two = doubled
+                .fit(
+                    (&x, &y),
+                    with(FitOptions::new().batch_size(8).verbose(0).sample_weight(&twos)),
+                )
+                .unwrap();
+            let (a, b) = (one.get("loss").unwrap()[0], two.get("loss").unwrap()[0]);
+            assert!(a > 0.1 && close(b, 2.0 * a), "parallel {parallel}: {b} is not 2 × {a}");
+        }
+        // evaluate weighs the same way.
+        let m = model(scalar_mse());
+        let e = EvaluateOptions::new().batch_size(4);
+        let l = m.evaluate((&x, &y), EvaluateOptions::new().batch_size(4)).unwrap();
+        let l2 = m.evaluate((&x, &y, &twos), e).unwrap();
+        assert!(close(l2.get("loss").unwrap(), 2.0 * l.get("loss").unwrap()));
+    }
+
+    fn fit_error(data: impl Into<Inputs>, options: FitOptions<'_>) -> String {
+        let m = model("mse");
+        let before = kernel(&m);
+        let err = m.fit(data, options).unwrap_err().to_string();
+        assert_eq!(kernel(&m), before, "nothing trained before the error: {err}");
+        err
+    }
+
+    #[test]
+    fn zero_validation_batch_size_freq_or_steps_fail_before_training() {
+        let (x, y) = data();
+        let split = || FitOptions::new().validation_split(0.25).verbose(0);
+        let err = fit_error((&x, &y), split().validation_batch_size(0));
+        assert!(err.contains("validation_batch_size must be at least 1"), "{err}");
+        let err = fit_error((&x, &y), split().validation_freq(0));
+        assert!(err.contains("validation_freq must be at least 1"), "{err}");
+        let err = fit_error((&x, &y), split().validation_steps(0));
+        assert!(err.contains("validation_steps must be at least 1"), "{err}");
+        let m = model("mse");
+        let err = m.evaluate((&x, &y), EvaluateOptions::new().batch_size(0)).unwrap_err();
+        assert!(err.to_string().contains("batch_size must be at least 1"), "{err}");
+        let err = m.evaluate((&x, &y), EvaluateOptions::new().steps(0)).unwrap_err();
+        assert!(err.to_string().contains("steps must be at least 1"), "{err}");
+        let err = m.predict(&x, PredictOptions::new().batch_size(0)).unwrap_err();
+        assert!(err.to_string().contains("batch_size must be at least 1"), "{err}");
+        let err = m.predict(&x, PredictOptions::new().steps(0)).unwrap_err();
+        assert!(err.to_string().contains("steps must be at least 1"), "{err}");
+        // A positive validation batch size still validates.
+        let h = model("mse").fit((&x, &y), split().validation_batch_size(1)).unwrap();
+        assert_eq!(h.get("val_loss").map(<[f64]>::len), Some(1));
+    }
+
+    #[test]
+    fn infinite_datasets_need_a_step_count() {
+        let (x, y) = data();
+        let ds = Dataset::from_tensor_slices((&x, &y)).unwrap().batch(4);
+        let forever = ds.repeat();
+        let err = fit_error(&forever, FitOptions::new().verbose(0));
+        assert!(err.contains("steps_per_epoch"), "{err}");
+        let err = fit_error(&ds, FitOptions::new().verbose(0).validation_data(&forever));
+        assert!(err.contains("validation_steps"), "{err}");
+        let m = model("mse");
+        let err = m.evaluate(&forever, EvaluateOptions::new()).unwrap_err().to_string();
+        assert!(err.contains("pass steps"), "{err}");
+        let err = m.predict(&forever, PredictOptions::new()).unwrap_err().to_string();
+        assert!(err.contains("pass steps"), "{err}");
+        // With the counts given, each ends.
+        let h = m
+            .fit(
+                &forever,
+                FitOptions::new()
+                    .epochs(2)
+                    .steps_per_epoch(3)
+                    .validation_data(&forever)
+                    .validation_steps(2)
+                    .verbose(0),
+            )
+            .unwrap();
+        assert_eq!(h.get("val_loss").map(<[f64]>::len), Some(2));
+        assert!(m.evaluate(&forever, EvaluateOptions::new().steps(3)).is_ok());
+        assert_eq!(
+            m.predict(&forever, PredictOptions::new().steps(3)).unwrap().dims(),
+            [12, 1]
+        );
+    }
 }

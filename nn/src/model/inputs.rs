@@ -379,8 +379,8 @@ impl Iterator for PassIter {
 
 /// Batches across epochs, as Keras' epoch iterator: without `steps_per_epoch` each epoch is
 /// one pass; with it, an epoch takes that many batches and passes continue across epochs
-/// (a new pass starts when one is used up, and an epoch ends early if a fresh pass yields
-/// too few).
+/// (also for datasets of unknown or infinite length: a new pass starts when one is used up,
+/// and an epoch ends early if a fresh pass yields too few).
 pub(crate) struct BatchStream<'a> {
     source: &'a Source,
     order: Order,
@@ -416,7 +416,10 @@ impl<'a> BatchStream<'a> {
                     self.pass = pass;
                 }
             }
-            (Some(_), None) if self.source.is_infinite() => {
+            // No pass length to place the epoch by (an infinite dataset, or one of unknown
+            // cardinality such as a filter's): continue the current iteration, starting a new
+            // pass only when it is used up, as Keras' iterator does.
+            (Some(_), None) => {
                 if self.current.is_none() {
                     self.current = Some(self.source.pass(0, &self.order, 0));
                 }
@@ -510,5 +513,33 @@ mod tests {
         let _scope = ferroflow_tensor_core::device_scope(Device::Cpu);
         assert_eq!(Order::new(3, None).device, None);
         assert_eq!(staged.unstaged().device, None);
+    }
+
+    #[test]
+    fn steps_per_epoch_continues_a_dataset_of_unknown_length_across_epochs() {
+        let x = Tensor::from_vec((0..100).map(|i| i as f32).collect(), &[100, 1]).unwrap();
+        let y = x.clone();
+        // 100 batches of one row; the filter makes the cardinality unknown.
+        let ds = Dataset::from_tensor_slices((&x, &y))
+            .unwrap()
+            .batch(1)
+            .filter(|_| Ok(true));
+        assert_eq!(ds.cardinality(), Cardinality::Unknown);
+        let source = Source::Dataset(ds);
+        let order = Order {
+            batch_size: 1,
+            shuffle_seed: None,
+            device: None,
+        };
+        // 10 epochs of 10 steps see each of the 100 batches once, in order.
+        let seen: Vec<f32> = read(&source, order, Some(10), 0, 10)
+            .into_iter()
+            .map(|b| b[0][0])
+            .collect();
+        assert_eq!(seen, (0..100).map(|i| i as f32).collect::<Vec<_>>());
+        // Past the end, a new pass starts from the first batch.
+        let more = read(&source, order, Some(30), 0, 4);
+        assert_eq!(more.len(), 120);
+        assert_eq!(more[100][0], [0.0]);
     }
 }

@@ -227,6 +227,14 @@ impl StepCore {
             }
             ResolvedLoss::Function(_, f) => f(y_true, y_pred)?,
         };
+        let per_sample = match sample_weight {
+            // A loss function that returns one value, already averaged: as Keras'
+            // `reduce_weighted_values`, it stands for every weighted value (broadcast to the
+            // weights' shape), so weighting gives the loss times the weights' mean, not
+            // their sum (and, data-parallel, this worker's share of the global mean).
+            Some(w) if per_sample.rank() == 0 => per_sample.mul(&w.cast(per_sample.dtype())?.ones_like()?)?,
+            _ => per_sample,
+        };
         if let (0, Some(global)) = (per_sample.rank(), global_rows) {
             // A loss function that returns one value, already the mean over this worker's
             // rows: its share of the global mean is `rows / global` of it.
