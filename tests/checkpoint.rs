@@ -539,7 +539,7 @@ fn a_restored_save_counter_is_checked_and_never_wraps() {
     // At i64::MAX the next save is an error, and nothing is written.
     let max = dir.path().join("max.safetensors");
     safetensors_with_counter(&max, &i64::MAX.to_string());
-    ck.restore(&max).unwrap();
+    ck.restore(&max).unwrap().assert_consumed().unwrap();
     assert_eq!(ck.save_counter(), i64::MAX);
     let err = ck.save(dir.path().join("next")).unwrap_err();
     assert!(err.to_string().contains("overflow"), "{err}");
