@@ -23,7 +23,12 @@ pub(crate) enum Limited {
 /// Errors as [`File::open`] does (`NotFound` included), and with `InvalidInput` when `path`
 /// is not a regular file (a directory, a device, a FIFO).
 pub(crate) fn read_limited(path: &Path, max: u64) -> io::Result<Limited> {
+    // Before opening: opening a FIFO blocks until a writer appears.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
     let file = File::open(path)?;
+    // And on the handle: the path may have been swapped since.
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
@@ -45,8 +50,8 @@ mod tests {
 
     #[test]
     fn reads_small_files_and_refuses_the_rest() {
-        let dir = std::env::temp_dir().join(format!("ff-read-limited-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let file = dir.join("f");
         std::fs::write(&file, b"12345").unwrap();
         assert!(matches!(read_limited(&file, 5).unwrap(), Limited::Bytes(b) if b == b"12345"));
@@ -59,11 +64,16 @@ mod tests {
         assert_eq!(read_limited(&dir, 5).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         #[cfg(unix)]
         {
+            // A FIFO with no writer: opening it would block forever.
+            let fifo = dir.join("fifo");
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            if made.is_ok_and(|s| s.success()) {
+                assert_eq!(read_limited(&fifo, 5).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+            }
             let link = dir.join("zero");
             let _ = std::fs::remove_file(&link);
             std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
             assert_eq!(read_limited(&link, 5).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -100,8 +100,8 @@ fn format_spec(v: f64, spec: &str) -> Option<String> {
 pub enum SaveFreq {
     /// At the end of every epoch.
     Epoch,
-    /// Every this many training batches (at least 1: `Batches(0)` fails when training
-    /// starts, as Keras rejects an invalid `save_freq`).
+    /// Every this many training batches, at least 1. `Batches(0)` fails when training
+    /// starts; Keras takes `save_freq=0` to mean every batch, which is `Batches(1)` here.
     Batches(usize),
 }
 
@@ -274,7 +274,7 @@ impl Callback for ModelCheckpoint {
     fn on_train_batch_end(&mut self, model: &Model, batch: usize, logs: &Logs) -> Result<()> {
         if let SaveFreq::Batches(n) = self.save_freq {
             self.batches += 1;
-            if n > 0 && self.batches.is_multiple_of(n) {
+            if self.batches.is_multiple_of(n) {
                 // The epoch in progress, as Keras' `_current_epoch`: files of different
                 // epochs get different names.
                 self.save(model, self.epoch, Some(batch + 1), logs)?;

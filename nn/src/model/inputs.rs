@@ -417,8 +417,11 @@ impl<'a> BatchStream<'a> {
                 }
             }
             // No pass length to place the epoch by (an infinite dataset, or one of unknown
-            // cardinality such as a filter's): continue the current iteration, starting a new
-            // pass only when it is used up, as Keras' iterator does.
+            // cardinality such as a filter's): continue the current iteration across epochs,
+            // as Keras' iterator does. Two differences: a pass that runs out mid-epoch is
+            // followed by a new one (Keras ends the epoch with a warning), and a run resumed
+            // at `initial_epoch > 0` starts from the first batch, since where epoch `e` would
+            // begin is not known without reading the passes before it.
             (Some(_), None) => {
                 if self.current.is_none() {
                     self.current = Some(self.source.pass(0, &self.order, 0));

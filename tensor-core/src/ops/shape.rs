@@ -418,25 +418,24 @@ pub(crate) fn tile(multiples: &[usize], x: &Data) -> Result<Data> {
             if m == 1 {
                 continue;
             }
-            let d = cur.shape()[ax];
+            let mut dims = cur.shape().to_vec();
+            dims[ax] = dims[ax]
+                .checked_mul(m)
+                .ok_or_else(|| Error::invalid("tile", format!("multiples {multiples:?} overflow")))?;
             cur = if m == 0 || cur.is_empty() {
                 // Nothing to copy, however many repeats (`multiples` may be usize::MAX).
-                let mut dims = cur.shape().to_vec();
-                dims[ax] = d
-                    .checked_mul(m)
-                    .ok_or_else(|| Error::invalid("tile", format!("multiples {multiples:?} overflow")))?;
                 ArrayD::from_shape_vec(IxDyn(&dims), Vec::new()).map_err(err)?
             } else {
-                // Doubling, two views per step: not one view per repeat, which for a large
-                // `m` costs more than the output.
-                let mut reps = 1;
-                while reps < m {
-                    let k = reps.min(m - reps);
-                    let head = cur.slice_axis(Axis(ax), Slice::from(0..k * d));
-                    cur = ndarray::concatenate(Axis(ax), &[cur.view(), head]).map_err(err)?;
-                    reps += k;
-                }
-                cur
+                // One copy of the output: a new length-1 axis before `ax`, broadcast to `m`
+                // and laid out row-major puts repeat r of the whole axis after repeat r - 1
+                // (not one view per repeat, which for a large `m` costs more than the output).
+                let mut wide = cur.shape().to_vec();
+                wide.insert(ax, m);
+                let repeated = cur.view().insert_axis(Axis(ax));
+                let repeated = repeated
+                    .broadcast(IxDyn(&wide))
+                    .ok_or_else(|| Error::invalid("tile", format!("cannot repeat shape {:?}", cur.shape())))?;
+                repeated.to_owned().into_shape_with_order(IxDyn(&dims)).map_err(err)?
             };
         }
         Ok(Data::from_owned(cur))
@@ -847,9 +846,10 @@ impl Tensor {
             ));
         }
         // An empty axis splits into any number of empty pieces; bound the number by what
-        // the pieces themselves take, so a huge `num` is an error rather than an abort.
+        // the pieces themselves take (the handle, its size entry and its shape and array on
+        // the heap), so a huge `num` is an error rather than an abort.
         if num > n {
-            let bytes = num.checked_mul(std::mem::size_of::<Tensor>());
+            let bytes = num.checked_mul(std::mem::size_of::<Tensor>() + SPLIT_PIECE_HEAP_BYTES);
             if bytes.is_none_or(|b| b > crate::alloc::memory_limit()) {
                 return Err(Error::ResourceExhausted {
                     op: "split",
@@ -968,6 +968,10 @@ impl Tensor {
         )
     }
 }
+
+/// Heap bytes one piece of a split takes besides its handle, at the least: its size entry,
+/// its shape and an empty array's header (see `Tensor::split_n`).
+const SPLIT_PIECE_HEAP_BYTES: usize = 256;
 
 #[cfg(test)]
 mod tests {

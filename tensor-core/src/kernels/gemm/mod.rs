@@ -132,11 +132,12 @@ fn with_pack_space<T: PackedFloat, R>(a_len: usize, b_len: usize, f: impl FnOnce
 /// lines (half the loads with AVX2 over a 16-byte aligned heap block, every load with
 /// AVX-512), and each straddling load costs a second cache access.
 fn aligned_words(space: &mut Vec<u64>, words: usize) -> &mut [u64] {
-    // At most 7 words are skipped to reach the boundary (the block is 8-byte aligned).
+    // At most 7 words are skipped to reach the boundary (the block is 8-byte aligned);
+    // `align_offset` may in principle give up (usize::MAX), so clamp rather than trust it.
     if space.len() < words + 7 {
         space.resize(words + 7, 0);
     }
-    let skip = space.as_ptr().align_offset(64);
+    let skip = space.as_ptr().align_offset(64).min(7);
     &mut space[skip..skip + words]
 }
 

@@ -275,6 +275,7 @@ pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
             _ => &mut own,
         };
         let packed = aligned_words(space, words).as_mut_ptr().cast::<T>();
+        debug_assert_eq!(packed as usize % 64, 0, "packed B starts on a cache line");
         let job = Arc::new(Job {
             kernel,
             blk,
