@@ -498,3 +498,73 @@ fn a_training_step_traces_into_one_graph_with_updates_in_order() {
         max_relative = 1e-12
     );
 }
+
+/// The gradient of a mean over a relaxed signature (`tape.gradient(mean(x), x)`).
+fn mean_gradient(signature: Option<Vec<InputSpec>>, runs: Rc<Cell<usize>>) -> Function<'static> {
+    let f = function(move |x: &[Tensor]| {
+        runs.set(runs.get() + 1);
+        let tape = GradientTape::new();
+        tape.watch(&x[0]);
+        let mean = x[0].reduce_mean(Axes::All)?;
+        Ok(vec![tape.gradient(&mean, &x[0])?])
+    });
+    match signature {
+        Some(sig) => f.with_input_signature(sig),
+        None => f.with_reduce_retracing(true),
+    }
+}
+
+fn ramp(n: usize) -> Tensor {
+    Tensor::from((0..n).map(|i| i as f32).collect::<Vec<_>>())
+}
+
+#[test]
+fn f04c_a_relaxed_trace_that_reads_its_shapes_is_traced_per_shape_not_reused() {
+    // The mean's gradient is 1/n broadcast to x's shape: a trace at n = 2 holds 1/2 and the
+    // shape [2] as constants, so reusing it for n = 4 would answer [0.5, 0.5].
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let runs = Rc::new(Cell::new(0));
+    let f = mean_gradient(Some(vec![InputSpec::new(DType::F32, &[None])]), runs.clone());
+    for n in [2usize, 4, 2, 3, 4] {
+        let g = f.call(&[ramp(n)]).unwrap().remove(0);
+        assert_eq!(g.to_vec::<f32>().unwrap(), vec![1.0 / n as f32; n], "n = {n}");
+    }
+    assert_eq!((f.tracing_count(), runs.get()), (3, 3));
+    // The relaxed concrete function itself knows its graph is only right for n = 2.
+    let cf = f
+        .get_concrete_function(&[TensorSpec::new(DType::F32, vec![2])])
+        .unwrap();
+    let e = cf.call(&[ramp(5)]).unwrap_err().to_string();
+    assert!(e.contains("depends on the shapes it was traced with"), "{e}");
+}
+
+#[test]
+fn f05c_reduce_retracing_keeps_a_trace_per_shape_when_the_graph_reads_shapes() {
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let runs = Rc::new(Cell::new(0));
+    let f = mean_gradient(None, runs.clone());
+    for n in [1usize, 2, 3, 2, 1] {
+        let g = f.call(&[ramp(n)]).unwrap().remove(0);
+        assert_eq!(g.to_vec::<f32>().unwrap(), vec![1.0 / n as f32; n], "n = {n}");
+    }
+    assert_eq!((f.tracing_count(), runs.get()), (3, 3));
+}
+
+#[test]
+fn f04d_a_shape_generic_relaxed_trace_is_checked_once_then_reused() {
+    // The second length traces once more to check that the graph does not depend on the
+    // length; it does not, so that check is not a new trace and later lengths run no closure.
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let runs = Rc::new(Cell::new(0));
+    let r = runs.clone();
+    let f = function(move |x: &[Tensor]| {
+        r.set(r.get() + 1);
+        Ok(vec![x[0].square()?.reduce_sum(Axes::All)?])
+    })
+    .with_input_signature(vec![InputSpec::new(DType::F32, &[None])]);
+    for n in [2usize, 3, 4, 5, 2] {
+        let want: f32 = (0..n).map(|i| (i * i) as f32).sum();
+        assert_eq!(f.call(&[ramp(n)]).unwrap()[0].to_scalar::<f32>().unwrap(), want);
+    }
+    assert_eq!((f.tracing_count(), runs.get()), (1, 2));
+}

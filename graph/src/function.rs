@@ -5,6 +5,7 @@ use crate::args::{Body, CallArgs, FunctionOutput, TraceableFn};
 use crate::exec::Plan;
 use crate::ir::{Graph, NodeKind};
 use crate::passes::{optimize, PassConfig};
+use crate::shape_check::{same_computation, ShapeGenerality};
 use crate::trace::GraphTracer;
 use ferroflow_tensor_core::{has_observers, is_tracing, push_tracer, DType, Error, Result, Tensor, TensorSpec};
 use std::collections::HashMap;
@@ -155,6 +156,8 @@ pub struct ConcreteFunction {
     plan: Plan,
     inputs: Vec<TensorSpec>,
     signature: Vec<InputSpec>,
+    /// Which other shapes the graph is known to be right for (see [`crate::shape_check`]).
+    generality: Mutex<ShapeGenerality>,
 }
 
 impl ConcreteFunction {
@@ -163,6 +166,7 @@ impl ConcreteFunction {
         optimize(&mut optimized, passes)?;
         let plan = Plan::new(&optimized, passes.buffer_reuse);
         Ok(ConcreteFunction {
+            generality: Mutex::new(ShapeGenerality::unknown(&inputs)),
             traced,
             optimized,
             plan,
@@ -171,9 +175,22 @@ impl ConcreteFunction {
         })
     }
 
+    fn generality(&self) -> std::sync::MutexGuard<'_, ShapeGenerality> {
+        self.generality.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True when the graph is known to be right for arguments of these dimensions: the
+    /// traced ones, or ones differing only where a second trace built the same graph.
+    fn serves<'a>(&self, dims: impl Iterator<Item = &'a [usize]>) -> bool {
+        self.generality().serves(&self.inputs, dims)
+    }
+
     /// Runs the graph. Dtypes are checked (an error names the argument); shapes that differ
     /// from the traced ones re-validate every op (and fail with that op's error if they do
-    /// not fit), as a relaxed signature allows.
+    /// not fit), as a relaxed signature allows. Shapes are not checked, as in TensorFlow
+    /// (F12b), with one exception: when its [`Function`] found that this graph reads the
+    /// shapes it was traced with (it holds constants made from them), other shapes are an
+    /// error rather than a wrong answer; call the [`Function`], which traces each shape.
     pub fn call(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
         let refs: smallvec::SmallVec<[&Tensor; 4]> = args.iter().collect();
         self.call_refs(&refs)
@@ -197,6 +214,19 @@ impl ConcreteFunction {
                 ));
             }
             exact &= a.dims() == s.shape.dims();
+        }
+        if !exact && self.generality().reads_shapes() {
+            let traced: Vec<String> = self.inputs.iter().map(|s| s.shape.to_string()).collect();
+            let got: Vec<String> = args.iter().map(|a| a.shape().to_string()).collect();
+            return Err(Error::invalid(
+                "function",
+                format!(
+                    "this graph depends on the shapes it was traced with ({}) and cannot run on {}; \
+                     call its Function, which traces each shape",
+                    traced.join(", "),
+                    got.join(", ")
+                ),
+            ));
         }
         self.plan.run(&self.optimized, args, exact)
     }
@@ -259,6 +289,13 @@ pub fn operations(g: &Graph) -> Vec<Operation> {
 /// * The cache key is the dtype and shape of each tensor argument plus the value of each
 ///   static argument; a new key retraces. With [`Function::with_input_signature`], unknown
 ///   (`None`) dimensions let one trace serve every matching shape.
+/// * A relaxed trace is checked before it serves a new size: the first call that differs in
+///   a dimension traces the closure once more, and the graph is reused only when both
+///   traces are the same computation. A closure that reads its shapes (a mean's gradient,
+///   `ones_like`, `broadcast_to(x.dims())`) bakes them in as constants, so it gets a trace
+///   per shape instead of wrong answers. TensorFlow gets there with symbolic shapes; here
+///   the closure runs twice where TensorFlow runs it once, and the check is not counted as
+///   a trace by [`Function::tracing_count`] (a trace per shape is).
 /// * Side effects of the closure (prints, pushes to a vector) happen only while tracing.
 /// * Variables are captured by reference: an `assign` between calls is seen without
 ///   retracing. Eager tensors captured by the closure become constants (snapshotted).
@@ -381,14 +418,16 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
     }
 
     /// Pins the input signature (`input_signature=[...]`): arguments must match it, and
-    /// `None` dimensions accept any size with a single trace.
+    /// `None` dimensions accept any size with a single trace (once a second size has
+    /// checked that the graph does not depend on it: see [`Function`]).
     pub fn with_input_signature(mut self, signature: Vec<InputSpec>) -> Self {
         self.input_signature = Some(signature);
         self
     }
 
     /// `reduce_retracing=True`: from the second distinct shape of the same dtypes and ranks
-    /// on, trace once with `None` for every dimension that differed, and reuse that trace.
+    /// on, trace once with `None` for every dimension that differed, and reuse that trace
+    /// (when it is the same computation as the first shape's trace: see [`Function`]).
     pub fn with_reduce_retracing(mut self, enable: bool) -> Self {
         self.reduce_retracing = enable;
         self
@@ -432,7 +471,8 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
                         .iter()
                         .zip(a.dims())
                         .all(|(want, &got)| want.is_none_or(|w| w == got))
-            });
+            })
+            && cf.serves(args.iter().map(|a| a.dims()));
         fits.then(|| cf.clone())
     }
 
@@ -448,50 +488,51 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
     }
 
     fn concrete_for(&self, specs: &[TensorSpec], statics: &[StaticArg]) -> Result<Arc<ConcreteFunction>> {
-        let tensors: Vec<InputSpec> = match &self.input_signature {
-            Some(sig) => {
-                if sig.len() != specs.len() {
-                    return Err(Error::invalid(
-                        "function",
-                        format!(
-                            "the input signature has {} argument(s), the call {}",
-                            sig.len(),
-                            specs.len()
-                        ),
-                    ));
-                }
-                for (i, (want, got)) in sig.iter().zip(specs).enumerate() {
-                    if !want.matches(got) {
-                        return Err(Error::invalid(
-                            "function",
-                            format!("argument {i} ({got}) does not match the input signature {want}"),
-                        ));
-                    }
-                }
-                sig.clone()
-            }
-            None => specs.iter().map(InputSpec::from).collect(),
-        };
         let mut key = CacheKey {
-            tensors,
+            tensors: self.signature_for(specs)?,
+            statics: statics.to_vec(),
+        };
+        let exact = CacheKey {
+            tensors: specs.iter().map(InputSpec::from).collect(),
             statics: statics.to_vec(),
         };
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(cf) = cache.get(&key) {
-            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((key.clone(), cf.clone()));
-            return Ok(cf.clone());
+        // A trace for exactly these shapes: the usual case, or one made because a relaxed
+        // trace turned out to read its shapes.
+        if let Some(cf) = cache.get(&exact) {
+            let cf = cf.clone();
+            drop(cache);
+            self.remember(exact, &cf);
+            return Ok(cf);
         }
-        if self.reduce_retracing && self.input_signature.is_none() {
-            // A relaxed trace that already fits serves this call; otherwise relax the
-            // dimensions that differ from an earlier trace of the same dtypes and ranks.
+        let relaxed = cache.get(&key).cloned().or_else(|| {
+            // With reduce_retracing, a relaxed trace that already fits serves this call.
             let fits = |k: &CacheKey| {
                 k.statics == key.statics
                     && k.tensors.len() == specs.len()
                     && k.tensors.iter().zip(specs).all(|(s, t)| s.matches(t))
             };
-            if let Some(cf) = cache.iter().find(|(k, _)| fits(k)).map(|(_, cf)| cf.clone()) {
-                return Ok(cf);
-            }
+            (self.reduce_retracing && self.input_signature.is_none())
+                .then(|| {
+                    cache
+                        .iter()
+                        .find(|(k, _)| fits(k))
+                        .map(|(k, cf)| (k.clone(), cf.clone()))
+                })
+                .flatten()
+                .map(|(k, cf)| {
+                    key = k;
+                    cf
+                })
+        });
+        if let Some(cf) = relaxed {
+            drop(cache);
+            return self.checked_for(cf, key, exact, specs, statics);
+        }
+        // With reduce_retracing, relax the dimensions that differ from an earlier trace of
+        // the same dtypes and ranks; that trace then checks the new one for free.
+        let mut earlier = None;
+        if self.reduce_retracing && self.input_signature.is_none() {
             let same_kind = |k: &CacheKey| {
                 k.statics == key.statics
                     && k.tensors.len() == key.tensors.len()
@@ -500,7 +541,7 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
                         .zip(&key.tensors)
                         .all(|(a, b)| a.dtype == b.dtype && a.dims.len() == b.dims.len())
             };
-            if let Some(prev) = cache.keys().find(|k| same_kind(k)) {
+            if let Some((prev, prev_cf)) = cache.iter().find(|(k, _)| same_kind(k)) {
                 key.tensors = prev
                     .tensors
                     .iter()
@@ -515,20 +556,105 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
                             .collect(),
                     })
                     .collect();
+                earlier = Some(prev_cf.clone());
             }
         }
         drop(cache);
-        let cf = Arc::new(self.trace(specs, &key.tensors, statics)?);
+        let graph = self.trace(specs, statics)?;
+        let cf = Arc::new(ConcreteFunction::new(
+            graph,
+            specs.to_vec(),
+            key.tensors.clone(),
+            &self.passes,
+        )?);
+        if let Some(prev) = earlier {
+            let same = same_computation(&prev.traced, &cf.traced);
+            cf.generality().record(&cf.inputs, &prev.inputs, same);
+        }
+        self.add_trace(key, &cf);
+        Ok(cf)
+    }
+
+    /// The tensor part of the cache key: the input signature (after checking the call
+    /// against it), or the call's own specs.
+    fn signature_for(&self, specs: &[TensorSpec]) -> Result<Vec<InputSpec>> {
+        let Some(sig) = &self.input_signature else {
+            return Ok(specs.iter().map(InputSpec::from).collect());
+        };
+        if sig.len() != specs.len() {
+            return Err(Error::invalid(
+                "function",
+                format!(
+                    "the input signature has {} argument(s), the call {}",
+                    sig.len(),
+                    specs.len()
+                ),
+            ));
+        }
+        for (i, (want, got)) in sig.iter().zip(specs).enumerate() {
+            if !want.matches(got) {
+                return Err(Error::invalid(
+                    "function",
+                    format!("argument {i} ({got}) does not match the input signature {want}"),
+                ));
+            }
+        }
+        Ok(sig.clone())
+    }
+
+    /// A relaxed trace `cf` (under `key`) for a call of `specs`: used as it is when it is
+    /// known to serve them; otherwise the closure is traced again at `specs`. If that trace
+    /// builds the same graph the relaxed one serves these dimensions from now on (a check,
+    /// not a new trace); if not, the relaxed graph reads its shapes and the new trace is
+    /// kept for exactly these shapes (under `exact`).
+    fn checked_for(
+        &self,
+        cf: Arc<ConcreteFunction>,
+        key: CacheKey,
+        exact: CacheKey,
+        specs: &[TensorSpec],
+        statics: &[StaticArg],
+    ) -> Result<Arc<ConcreteFunction>> {
+        if cf.serves(specs.iter().map(|s| s.shape.dims())) {
+            self.remember(key, &cf);
+            return Ok(cf);
+        }
+        let graph = self.trace(specs, statics)?;
+        if !cf.generality().reads_shapes() {
+            let same = same_computation(&cf.traced, &graph);
+            cf.generality().record(&cf.inputs, specs, same);
+            if same {
+                self.remember(key, &cf);
+                return Ok(cf);
+            }
+        }
+        let special = Arc::new(ConcreteFunction::new(
+            graph,
+            specs.to_vec(),
+            exact.tensors.clone(),
+            &self.passes,
+        )?);
+        self.add_trace(exact, &special);
+        Ok(special)
+    }
+
+    /// Makes `cf` the entry [`Function::last_match`] tries first.
+    fn remember(&self, key: CacheKey, cf: &Arc<ConcreteFunction>) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, cf.clone()));
+    }
+
+    /// Caches a new trace under `key` and counts it.
+    fn add_trace(&self, key: CacheKey, cf: &Arc<ConcreteFunction>) {
         *self.traces.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((key.clone(), cf.clone()));
+        self.remember(key.clone(), cf);
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, cf.clone());
-        Ok(cf)
     }
 
-    fn trace(&self, specs: &[TensorSpec], signature: &[InputSpec], statics: &[StaticArg]) -> Result<ConcreteFunction> {
+    /// Runs the closure on placeholders of `specs` and returns the graph it built.
+    fn trace(&self, specs: &[TensorSpec], statics: &[StaticArg]) -> Result<Graph> {
         let tracer = Rc::new(GraphTracer::new());
         let args: Vec<Tensor> = specs
             .iter()
@@ -549,8 +675,7 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
             op: "function",
             msg: "the tracer is still in use".into(),
         })?;
-        let graph = tracer.finish(&outputs)?;
-        ConcreteFunction::new(graph, specs.to_vec(), signature.to_vec(), &self.passes)
+        tracer.finish(&outputs)
     }
 }
 

@@ -36,6 +36,7 @@ pub mod export;
 mod function;
 pub mod ir;
 pub mod passes;
+mod shape_check;
 mod trace;
 
 pub use args::{ArgTensors, CallArgs, FunctionOutput, TraceableFn};
