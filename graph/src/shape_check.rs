@@ -82,12 +82,7 @@ fn same_node(x: &Node, y: &Node) -> bool {
     let same_kind = match (&x.kind, &y.kind) {
         (NodeKind::Placeholder { index: i }, NodeKind::Placeholder { index: j }) => i == j,
         (NodeKind::Const(c), NodeKind::Const(d)) => {
-            c.dtype() == d.dtype()
-                && c.dims() == d.dims()
-                && c.to_f64_vec()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .eq(d.to_f64_vec().iter().map(|v| v.to_bits()))
+            c.dtype() == d.dtype() && c.dims() == d.dims() && c.element_bits() == d.element_bits()
         }
         (NodeKind::Op(p), NodeKind::Op(q)) => same_op(p, q),
         // Fused kernels are made by the passes, after tracing; traces never hold them.

@@ -82,6 +82,28 @@ impl Data {
     pub fn to_f64_vec(&self) -> Vec<f64> {
         with_data!(self, a => a.iter().map(|v| v.to_f64()).collect())
     }
+
+    /// Every element's exact bit pattern, in row-major order: two tensors of one dtype hold
+    /// the same values exactly when these are equal (unlike [`Data::to_f64_vec`], which
+    /// rounds `int64` values past 2^53, and compares `NaN` unequal and `-0.0` equal to `0.0`).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let (a, b) = (Tensor::new([i64::MAX]), Tensor::new([i64::MAX - 1]));
+    /// assert_ne!(a.data()?.element_bits(), b.data()?.element_bits());
+    /// assert_eq!(a.data()?.to_f64_vec(), b.data()?.to_f64_vec());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn element_bits(&self) -> Vec<u64> {
+        match self {
+            Data::F32(a) => a.iter().map(|v| u64::from(v.to_bits())).collect(),
+            Data::F64(a) => a.iter().map(|v| v.to_bits()).collect(),
+            // Sign-extended, so the pattern is the value's two's complement.
+            Data::I32(a) => a.iter().map(|&v| i64::from(v) as u64).collect(),
+            Data::I64(a) => a.iter().map(|&v| v as u64).collect(),
+            Data::Bool(a) => a.iter().map(|&v| u64::from(v)).collect(),
+        }
+    }
 }
 
 /// Ties each element type to its [`Data`] variant (implemented by the sealed [`Element`]

@@ -11,12 +11,7 @@ fn key(g: &Graph, i: usize) -> Option<String> {
     let what = match &n.kind {
         NodeKind::Op(op) if !op.is_stateful() && !matches!(op, Op::Custom(_)) => format!("{op:?}"),
         // Small equal constants merge too (compared by value).
-        NodeKind::Const(d) if d.len() <= 128 => format!(
-            "const {:?} {:?} {:?}",
-            d.dtype(),
-            d.dims(),
-            d.to_f64_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-        ),
+        NodeKind::Const(d) if d.len() <= 128 => format!("const {:?} {:?} {:?}", d.dtype(), d.dims(), d.element_bits()),
         _ => return None,
     };
     Some(format!("{what} <- {:?}", n.inputs))
@@ -77,5 +72,21 @@ mod tests {
         for (a, b) in got[0].iter().zip(&want) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn int64_constants_merge_only_when_exactly_equal() {
+        // 2^60 and 2^60 + 1 are one f64: a key made of f64s would merge them.
+        let big = 1i64 << 60;
+        let mut g = trace(&[TensorSpec::new(DType::I64, vec![1])], |x| {
+            let a = x[0].add(&Tensor::new([big]))?;
+            let b = x[0].add(&Tensor::new([big + 1]))?;
+            let c = x[0].add(&Tensor::new([big]))?;
+            Ok(vec![a, b, c])
+        });
+        // The second 2^60, its add and that add's output identity.
+        assert_eq!(common_subexpression_elimination(&mut g), 3, "{g}");
+        assert_eq!(g.outputs[0], g.outputs[2]);
+        assert_ne!(g.outputs[0], g.outputs[1]);
     }
 }
