@@ -397,29 +397,46 @@ pub fn fit_matches_one_process(comm: &Comm, _: &Path) -> Result<(), String> {
         &mean_loss(None).map_err(err)?,
     )
     .map_err(|e| format!("a loss returning a mean: {e}"))?;
-    // Global batches smaller than the world (5 rows in batches of 4: the last holds 1 row),
-    // so some ranks get no rows of a step and contribute nothing.
+    // Global batches smaller than the world: 5 rows in batches of 4 (the last holds 1 row),
+    // and in batches of 1 with 2 rows held out, where every rank but one has an empty share
+    // of every step and every validation batch (so it never sees a row to resolve its named
+    // metrics from), yet all of them reduce the same metric states.
     let small = Fixture::new(comm, 5)?;
-    let run_small = |s: Option<&MultiWorkerMirroredStrategy>| -> ferroflow::Result<(Vec<Tensor>, History)> {
+    let run_small = |s: Option<&MultiWorkerMirroredStrategy>,
+                     batch: usize,
+                     split: f64|
+     -> ferroflow::Result<(Vec<Tensor>, History)> {
         let model = compiled_from(&small.init)?;
-        let mut options = FitOptions::new().epochs(3).batch_size(4).seed(1).verbose(0);
+        let mut options = FitOptions::new().epochs(3).batch_size(batch).seed(1).verbose(0);
+        if split > 0.0 {
+            options = options.validation_split(split);
+        }
         if let Some(s) = s {
             options = options.strategy(s);
         }
         let h = model.fit((&small.x, &small.y), options)?;
         Ok((model.get_weights()?, h))
     };
-    let (dist_small, dist_small_h) = run_small(Some(&strategy)).map_err(err)?;
-    let (one_small, one_small_h) = run_small(None).map_err(err)?;
-    close_f64(&dist_small, &one_small).map_err(|e| format!("small batches: {e}"))?;
-    let (a, b) = (
-        dist_small_h.get("loss").unwrap_or_default(),
-        one_small_h.get("loss").unwrap_or_default(),
-    );
-    ensure(
-        a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-10 * q.abs().max(1.0)),
-        || format!("small batches: losses {a:?} vs {b:?}"),
-    )?;
+    for (batch, split) in [(4, 0.0), (1, 0.4)] {
+        let (dist_small, dist_small_h) = run_small(Some(&strategy), batch, split).map_err(err)?;
+        let (one_small, one_small_h) = run_small(None, batch, split).map_err(err)?;
+        close_f64(&dist_small, &one_small).map_err(|e| format!("batches of {batch}: {e}"))?;
+        let keys: &[&str] = if split > 0.0 {
+            &["loss", "mae", "val_loss", "val_mae"]
+        } else {
+            &["loss", "mae"]
+        };
+        for key in keys {
+            let (a, b) = (
+                dist_small_h.get(key).unwrap_or_default(),
+                one_small_h.get(key).unwrap_or_default(),
+            );
+            ensure(
+                a.len() == 3 && a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-10 * q.abs().max(1.0)),
+                || format!("batches of {batch}: {key} {a:?} vs {b:?}"),
+            )?;
+        }
+    }
     for key in ["loss", "mae", "val_loss", "val_mae"] {
         let d = dist_history.get(key).ok_or(format!("no {key} in the history"))?;
         let o = one_history

@@ -90,6 +90,21 @@ pub(crate) fn global_results(
         buffer.extend(t.to_vec::<f64>()?);
         values.push(t);
     }
+    // Every worker must send as many values; a mismatch (a bug) is an error on every worker
+    // rather than a reduction MPI aborts the whole job over.
+    let mut lengths = [buffer.len() as f64, -(buffer.len() as f64)];
+    comm.all_reduce_in_place_f64(&mut lengths, ReduceOp::Max)?;
+    if lengths[0] != -lengths[1] {
+        return Err(Error::Other {
+            op: "fit",
+            msg: format!(
+                "workers hold different metric states ({} to {} values; this one {}): they cannot be reduced",
+                -lengths[1],
+                lengths[0],
+                buffer.len()
+            ),
+        });
+    }
     comm.all_reduce_in_place_f64(&mut buffer, ReduceOp::Sum)?;
     let loss = if buffer[1] > 0.0 { buffer[0] / buffer[1] } else { 0.0 };
     let mut at = 2;

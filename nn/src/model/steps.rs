@@ -324,6 +324,7 @@ impl StepCore {
         // and all zeros for an empty share of a small global batch (no forward pass: a mean
         // over no rows is NaN, and layers such as batch normalization would keep it).
         let (loss, grads) = if rows == 0 {
+            self.empty_share(x, y)?;
             let grads = vars
                 .iter()
                 .map(|v| Tensor::zeros(v.shape().dims(), v.dtype()))
@@ -366,8 +367,25 @@ impl StepCore {
         }
     }
 
-    /// One evaluation step on one batch; returns its loss.
+    /// A worker's empty share of a global batch smaller than the world: nothing to learn
+    /// from or measure, but named metrics are resolved as on the workers that got rows, so
+    /// that every worker reduces the same metric states. The pass runs in inference mode: in
+    /// training mode layers such as batch normalization would keep statistics of no rows.
+    fn empty_share(&self, x: &Tensor, y: &Tensor) -> Result<()> {
+        if self.metrics_pending() {
+            let y_pred = self.layer.call(x, Mode::Inference)?;
+            self.resolve_metrics(y, &y_pred)?;
+        }
+        Ok(())
+    }
+
+    /// One evaluation step on one batch; returns its loss (0 for a worker's empty share,
+    /// where the mean over no rows would be NaN).
     fn test_batch(&self, x: &Tensor, y: &Tensor, sample_weight: Option<&Tensor>) -> Result<Tensor> {
+        if x.dims().first() == Some(&0) {
+            self.empty_share(x, y)?;
+            return Ok(Tensor::scalar(0.0f32));
+        }
         let y_pred = self.layer.call(x, Mode::Inference)?;
         let loss = self.compute_loss(y, &y_pred, sample_weight)?;
         self.update_metrics(y, &y_pred, sample_weight)?;
