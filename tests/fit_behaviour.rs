@@ -393,3 +393,26 @@ fn a_cpu_device_scope_changes_nothing_about_fit() -> ferroflow::Result<()> {
     assert!(names.iter().all(|t| *t == caller), "{names:?}");
     Ok(())
 }
+
+#[test]
+fn a_metric_both_plain_and_weighted_logs_under_two_keys() -> ferroflow::Result<()> {
+    // As Keras: the weighted one is logged as `weighted_mae`, rather than overwriting `mae`.
+    let _s = serial();
+    let mut m = linear(&[0.0, 0.0])?;
+    m.compile(
+        CompileOptions::new(Sgd::new(0.0)?, "mse")
+            .with_metrics(["mae"])
+            .with_weighted_metrics(["mae"]),
+    )?;
+    let (x, y) = data(4)?;
+    // Zero weights on the first two rows: the weighted mean of |y| counts only the last two.
+    let w = Tensor::new([0.0f32, 0.0, 1.0, 1.0]);
+    let h = m.fit((&x, &y), FitOptions::new().batch_size(4).sample_weight(&w).verbose(0))?;
+    let abs_y: Vec<f64> = (0..4).map(|i| 2.0 * i as f64 / 4.0 + 1.0).collect();
+    let plain = h.get("mae").expect("mae")[0];
+    let weighted = h.get("weighted_mae").expect("weighted_mae")[0];
+    assert!((plain - abs_y.iter().sum::<f64>() / 4.0).abs() < 1e-6, "{plain}");
+    assert!((weighted - (abs_y[2] + abs_y[3]) / 2.0).abs() < 1e-6, "{weighted}");
+    assert_eq!(m.metrics_names(), ["loss", "mae", "weighted_mae"]);
+    Ok(())
+}

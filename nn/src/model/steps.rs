@@ -102,13 +102,10 @@ impl StepCore {
         })
     }
 
-    /// The metrics' names, in compile order (empty until the first batch resolves them).
+    /// The metrics' log keys, in compile order (empty until the first batch resolves them):
+    /// their names made unique as Keras makes them (see [`unique_metric_names`]).
     pub fn metric_names(&self) -> Vec<String> {
-        self.metrics
-            .borrow()
-            .iter()
-            .map(|m| m.metric.name().to_string())
-            .collect()
+        unique_metric_names(self.metrics.borrow().iter().map(|m| (m.metric.name(), m.weighted)))
     }
 
     /// Whether any metric still waits for the first batch.
@@ -116,13 +113,14 @@ impl StepCore {
         !self.pending_metrics.borrow().is_empty()
     }
 
-    /// The metric objects' direction by name (for callbacks in `auto` mode).
-    pub fn metric_direction(&self, name: &str) -> Option<metrics::Direction> {
-        self.metrics
-            .borrow()
+    /// The direction of the metric logged under `key` (for callbacks in `auto` mode).
+    pub fn metric_direction(&self, key: &str) -> Option<metrics::Direction> {
+        let metrics = self.metrics.borrow();
+        self.metric_names()
             .iter()
-            .find(|m| m.metric.name() == name)
-            .map(|m| m.metric.direction())
+            .zip(metrics.iter())
+            .find(|(k, _)| *k == key)
+            .map(|(_, m)| m.metric.direction())
     }
 
     /// Trains with `strategy` from now on (`None`: on this process alone).
@@ -529,6 +527,36 @@ impl Steps {
     }
 }
 
+/// Log keys for metrics named `names` (with whether each is weighted; the unweighted ones
+/// first), as Keras' `CompileMetrics.result` makes them: a repeated unweighted name gets a
+/// counter (`mae`, `mae_1`), a weighted metric whose name is taken becomes `weighted_mae`
+/// (then `weighted_mae_1`), so that no result overwrites another in the logs.
+pub(crate) fn unique_metric_names<'a>(names: impl Iterator<Item = (&'a str, bool)>) -> Vec<String> {
+    use std::collections::HashMap;
+    fn numbered(name: String, counters: &mut HashMap<String, usize>) -> String {
+        match counters.get_mut(&name) {
+            Some(n) => {
+                *n += 1;
+                format!("{name}_{}", *n - 1)
+            }
+            None => {
+                counters.insert(name.clone(), 1);
+                name
+            }
+        }
+    }
+    let mut counters = HashMap::new();
+    names
+        .map(|(name, weighted)| {
+            if weighted && counters.contains_key(name) {
+                numbered(format!("weighted_{name}"), &mut counters)
+            } else {
+                numbered(name.to_string(), &mut counters)
+            }
+        })
+        .collect()
+}
+
 fn arity(statics: &[StaticArg]) -> usize {
     statics.first().and_then(StaticArg::as_i64).unwrap_or(2) as usize
 }
@@ -540,4 +568,25 @@ fn global_rows(statics: &[StaticArg]) -> Vec<usize> {
         .skip(2)
         .map(|s| s.as_i64().unwrap_or(0).max(0) as usize)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unique_metric_names;
+
+    #[test]
+    fn repeated_metric_names_are_made_unique_as_keras_makes_them() {
+        let names = [
+            ("mae", false),
+            ("mae", false),
+            ("acc", false),
+            ("mae", true),
+            ("mae", true),
+            ("mse", true),
+        ];
+        assert_eq!(
+            unique_metric_names(names.into_iter()),
+            ["mae", "mae_1", "acc", "weighted_mae", "weighted_mae_1", "mse"]
+        );
+    }
 }
