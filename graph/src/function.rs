@@ -181,8 +181,11 @@ impl ConcreteFunction {
 
     /// True when the graph is known to be right for arguments of these dimensions: the
     /// traced ones, or ones differing only where a second trace built the same graph.
-    fn serves<'a>(&self, dims: impl Iterator<Item = &'a [usize]>) -> bool {
-        self.generality().serves(&self.inputs, dims)
+    fn serves<'a>(&self, dims: impl Iterator<Item = &'a [usize]> + Clone) -> bool {
+        // The traced shapes themselves (most calls) need no lock.
+        let traced = self.inputs.len() == dims.clone().count()
+            && self.inputs.iter().zip(dims.clone()).all(|(s, d)| s.shape.dims() == d);
+        traced || self.generality().serves(&self.inputs, dims)
     }
 
     /// Runs the graph. Dtypes are checked (an error names the argument); shapes that differ
