@@ -568,3 +568,77 @@ fn f04d_a_shape_generic_relaxed_trace_is_checked_once_then_reused() {
     }
     assert_eq!((f.tracing_count(), runs.get()), (1, 2));
 }
+
+#[test]
+fn f04e_what_a_check_learns_is_kept_per_dimension() {
+    // The closure reads the feature size (a constant of that length) but not the batch size:
+    // every batch size shares a trace per feature size.
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let runs = Rc::new(Cell::new(0));
+    let r = runs.clone();
+    let f = function(move |x: &[Tensor]| {
+        r.set(r.get() + 1);
+        let ones = Tensor::ones(&[x[0].dims()[1]], DType::F32)?;
+        Ok(vec![x[0].add(&ones)?])
+    })
+    .with_input_signature(vec![InputSpec::new(DType::F32, &[None, None])]);
+    let mut traces = Vec::new();
+    for (b, n) in [(2usize, 3usize), (4, 3), (4, 5), (6, 3), (6, 5), (1, 3)] {
+        let x = Tensor::zeros(&[b, n], DType::F32).unwrap();
+        let y = f.call(&[x]).unwrap().remove(0);
+        assert_eq!((y.dims(), y.to_vec::<f32>().unwrap()), (&[b, n][..], vec![1.0; b * n]));
+        traces.push((f.tracing_count(), runs.get()));
+    }
+    assert_eq!(traces, [(1, 1), (1, 2), (2, 3), (2, 3), (3, 4), (3, 4)]);
+}
+
+#[test]
+fn f12c_a_relaxed_concrete_function_is_checked_before_it_is_returned() {
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let sig = || vec![InputSpec::new(DType::F32, &[None])];
+    // Shape generic: the concrete function serves every length, and only one trace counts.
+    let sum = function(|x: &[Tensor]| Ok(vec![x[0].square()?.reduce_sum(Axes::All)?])).with_input_signature(sig());
+    let cf = sum
+        .get_concrete_function(&[TensorSpec::new(DType::F32, vec![2])])
+        .unwrap();
+    assert_eq!(cf.call(&[ramp(4)]).unwrap()[0].to_scalar::<f32>().unwrap(), 14.0);
+    assert_eq!(sum.tracing_count(), 1);
+    // Reads its length: the concrete function refuses other lengths instead of answering
+    // with the traced length's gradient.
+    let runs = Rc::new(Cell::new(0));
+    let mean = mean_gradient(Some(sig()), runs);
+    let cf = mean
+        .get_concrete_function(&[TensorSpec::new(DType::F32, vec![2])])
+        .unwrap();
+    assert_eq!(cf.call(&[ramp(2)]).unwrap()[0].to_vec::<f32>().unwrap(), vec![0.5; 2]);
+    assert!(cf.call(&[ramp(4)]).is_err());
+}
+
+#[test]
+fn f12d_a_fused_node_at_other_shapes_broadcasts_or_fails_as_the_ops_do() {
+    // `sigmoid(x * y + 1)` fuses into one loop over x's traced shape [2, 3].
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let f = function(|x: &[Tensor]| Ok(vec![x[0].mul(&x[1])?.add(&x[0].scalar_like(1.0))?.sigmoid()?]))
+        .with_input_signature(vec![
+            InputSpec::new(DType::F32, &[None, None]),
+            InputSpec::new(DType::F32, &[None, None]),
+        ]);
+    let full = |r: usize, c: usize| Tensor::from_vec((0..r * c).map(|i| i as f32 / 10.0).collect(), &[r, c]).unwrap();
+    let eager = |x: &Tensor, y: &Tensor| x.mul(y)?.add(&x.scalar_like(1.0))?.sigmoid();
+    let _ = f.call(&[full(2, 3), full(2, 3)]).unwrap();
+    // A row broadcast down a larger batch: the separate ops' answer, not an error.
+    let (x, y) = (full(4, 3), full(1, 3));
+    assert_eq!(
+        f.call(&[x.clone(), y.clone()]).unwrap()[0].to_vec::<f32>().unwrap(),
+        eager(&x, &y).unwrap().to_vec::<f32>().unwrap()
+    );
+    // Six elements each but [2, 3] against [3, 2]: a broadcast error, as eagerly.
+    let cf = f
+        .get_concrete_function(&[
+            TensorSpec::new(DType::F32, vec![2, 3]),
+            TensorSpec::new(DType::F32, vec![2, 3]),
+        ])
+        .unwrap();
+    assert!(eager(&full(2, 3), &full(3, 2)).is_err());
+    assert!(cf.call(&[full(2, 3), full(3, 2)]).is_err());
+}

@@ -432,7 +432,7 @@ pub fn fit_matches_one_process(comm: &Comm, _: &Path) -> Result<(), String> {
                 one_small_h.get(key).unwrap_or_default(),
             );
             ensure(
-                a.len() == 3 && a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-10 * q.abs().max(1.0)),
+                a.len() == 3 && b.len() == 3 && a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-10 * q.abs().max(1.0)),
                 || format!("batches of {batch}: {key} {a:?} vs {b:?}"),
             )?;
         }

@@ -148,8 +148,9 @@ pub struct Operation {
     pub outputs: Vec<TensorSpec>,
 }
 
-/// A traced and optimised graph for one input signature. Immutable, `Send + Sync`: it can
-/// be called from several threads at once.
+/// A traced and optimised graph for one input signature. Its graph is immutable (only what
+/// is known of its shape generality grows); it is `Send + Sync` and can be called from
+/// several threads at once.
 pub struct ConcreteFunction {
     traced: Graph,
     optimized: Graph,
@@ -218,7 +219,11 @@ impl ConcreteFunction {
             }
             exact &= a.dims() == s.shape.dims();
         }
-        if !exact && self.generality().reads_shapes() {
+        if !exact
+            && self
+                .generality()
+                .known_wrong(&self.inputs, args.iter().map(|a| a.dims()))
+        {
             let traced: Vec<String> = self.inputs.iter().map(|s| s.shape.to_string()).collect();
             let got: Vec<String> = args.iter().map(|a| a.shape().to_string()).collect();
             return Err(Error::invalid(
@@ -234,7 +239,9 @@ impl ConcreteFunction {
         self.plan.run(&self.optimized, args, exact)
     }
 
-    /// The input signature this function serves.
+    /// The input signature it was traced for (`None` for relaxed dimensions). A relaxed
+    /// dimension whose size the graph turned out to read is served only at its traced size
+    /// (see [`Function`]).
     pub fn signature(&self) -> &[InputSpec] {
         &self.signature
     }
@@ -297,8 +304,12 @@ pub fn operations(g: &Graph) -> Vec<Operation> {
 ///   traces are the same computation. A closure that reads its shapes (a mean's gradient,
 ///   `ones_like`, `broadcast_to(x.dims())`) bakes them in as constants, so it gets a trace
 ///   per shape instead of wrong answers. TensorFlow gets there with symbolic shapes; here
-///   the closure runs twice where TensorFlow runs it once, and the check is not counted as
-///   a trace by [`Function::tracing_count`] (a trace per shape is).
+///   the closure may run once more than in TensorFlow (not with `reduce_retracing`, whose
+///   first trace serves as the check), and the check is not counted by
+///   [`Function::tracing_count`] (a trace per shape is). [`Function::get_concrete_function`]
+///   checks at once, by a trace one larger in each relaxed dimension. Two sizes are a
+///   check, not a proof: a closure that branches on a size (`if n > 100`) can still be
+///   served a graph traced on the other side of its branch.
 /// * Side effects of the closure (prints, pushes to a vector) happen only while tracing.
 /// * Variables are captured by reference: an `assign` between calls is seen without
 ///   retracing. Eager tensors captured by the closure become constants (snapshotted).
@@ -402,7 +413,9 @@ impl<'f> Function<'f> {
         specs: &[TensorSpec],
         statics: &[StaticArg],
     ) -> Result<Arc<ConcreteFunction>> {
-        self.concrete_for(specs, statics)
+        let cf = self.concrete_for(specs, statics)?;
+        self.probe(&cf, statics);
+        Ok(cf)
     }
 }
 
@@ -480,12 +493,34 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
     }
 
     /// The concrete function for arguments of these specs (tracing it if needed), as
-    /// `get_concrete_function`.
+    /// `get_concrete_function`. A relaxed one is checked before it is returned (see
+    /// [`Function`]), so that calling it directly at other sizes is right or an error.
     pub fn get_concrete_function(&self, specs: &[TensorSpec]) -> Result<Arc<ConcreteFunction>> {
-        self.concrete_for(specs, &[])
+        let cf = self.concrete_for(specs, &[])?;
+        self.probe(&cf, &[]);
+        Ok(cf)
     }
 
-    /// How many times the closure has been traced (`experimental_get_tracing_count`).
+    /// Checks every relaxed dimension of `cf` not checked yet, by a trace one larger in each.
+    /// A closure that fails at that size counts as reading it: other sizes then get their
+    /// own traces, which is slower but never wrong.
+    fn probe(&self, cf: &ConcreteFunction, statics: &[StaticArg]) {
+        let relaxed: Vec<Vec<bool>> = cf
+            .signature
+            .iter()
+            .map(|s| s.dims.iter().map(Option::is_none).collect())
+            .collect();
+        let Some(specs) = cf.generality().probe(&cf.inputs, &relaxed) else {
+            return;
+        };
+        let same = self
+            .trace(&specs, statics)
+            .is_ok_and(|g| same_computation(&cf.traced, &g));
+        cf.generality().record(&cf.inputs, &specs, same);
+    }
+
+    /// How many times the closure has been traced (`experimental_get_tracing_count`), not
+    /// counting the traces that only check a relaxed one (see [`Function`]).
     pub fn tracing_count(&self) -> usize {
         *self.traces.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -608,8 +643,8 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
     /// A relaxed trace `cf` (under `key`) for a call of `specs`: used as it is when it is
     /// known to serve them; otherwise the closure is traced again at `specs`. If that trace
     /// builds the same graph the relaxed one serves these dimensions from now on (a check,
-    /// not a new trace); if not, the relaxed graph reads its shapes and the new trace is
-    /// kept for exactly these shapes (under `exact`).
+    /// not a new trace); if not (or if a dimension that differs is known to be read), the
+    /// new trace is kept for exactly these shapes (under `exact`).
     fn checked_for(
         &self,
         cf: Arc<ConcreteFunction>,
@@ -623,7 +658,10 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
             return Ok(cf);
         }
         let graph = self.trace(specs, statics)?;
-        if !cf.generality().reads_shapes() {
+        let known_wrong = cf
+            .generality()
+            .known_wrong(&cf.inputs, specs.iter().map(|s| s.shape.dims()));
+        if !known_wrong {
             let same = same_computation(&cf.traced, &graph);
             cf.generality().record(&cf.inputs, specs, same);
             if same {

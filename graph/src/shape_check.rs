@@ -8,61 +8,110 @@
 //! with symbolic shapes; we check instead: the closure is traced once more at the first
 //! call whose shape differs in a dimension not yet checked, and when both traces compute
 //! the same thing (same ops, attributes, constants and wiring) the dimension is shape
-//! generic. When they differ, the graph reads its shapes and each shape gets its own trace.
+//! generic. When they differ, the graph reads that size and each size gets its own trace.
+//! Two sizes are a check, not a proof: a closure that branches on a size (`if n > 100`)
+//! builds the same graph on both sides of a check that stays on one side.
 
 use crate::ir::{Graph, Node, NodeKind};
 use ferroflow_tensor_core::{Op, TensorSpec};
 use std::sync::Arc;
 
-/// What is known about a relaxed trace's dependence on its input shapes.
+/// What a check showed about one input dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dim {
+    /// Never checked: the graph is only known right at the traced size.
+    Unknown,
+    /// A trace at another size built the same graph: any size is served.
+    Generic,
+    /// A trace at another size built a different graph: the graph reads this size.
+    Read,
+}
+
+/// What is known about a relaxed trace's dependence on its input shapes, per dimension.
 #[derive(Debug)]
 pub(crate) struct ShapeGenerality {
-    /// `checked[arg][dim]`: a second trace with a different size there built the same graph.
-    checked: Vec<Vec<bool>>,
-    /// A second trace built a different graph: only the traced shapes are served.
-    reads_shapes: bool,
+    dims: Vec<Vec<Dim>>,
 }
 
 impl ShapeGenerality {
     /// Nothing known yet, for arguments traced with these specs.
     pub fn unknown(inputs: &[TensorSpec]) -> Self {
         ShapeGenerality {
-            checked: inputs.iter().map(|s| vec![false; s.shape.rank()]).collect(),
-            reads_shapes: false,
+            dims: inputs.iter().map(|s| vec![Dim::Unknown; s.shape.rank()]).collect(),
         }
     }
 
-    /// True when the graph traced at `traced` is known to be right for arguments of `dims`
-    /// (equal dimensions, or differing only where a check showed the graph does not care).
+    /// What is known of each dimension in which `dims` differ from `traced`; `None` when
+    /// the argument count or a rank differs (no trace serves that).
+    fn differing<'a>(&self, traced: &[TensorSpec], dims: impl Iterator<Item = &'a [usize]>) -> Option<Vec<Dim>> {
+        let mut out = Vec::new();
+        let mut count = 0;
+        for ((t, d), known) in traced.iter().zip(dims).zip(&self.dims) {
+            count += 1;
+            if t.shape.dims().len() != d.len() {
+                return None;
+            }
+            for ((x, y), k) in t.shape.dims().iter().zip(d).zip(known) {
+                if x != y {
+                    out.push(*k);
+                }
+            }
+        }
+        (count == traced.len()).then_some(out)
+    }
+
+    /// True when the graph traced at `traced` is known to be right for arguments of `dims`:
+    /// they differ only in dimensions a check showed the graph does not read.
     pub fn serves<'a>(&self, traced: &[TensorSpec], dims: impl Iterator<Item = &'a [usize]>) -> bool {
-        traced.iter().zip(dims).enumerate().all(|(a, (t, d))| {
-            t.shape.dims().len() == d.len()
-                && t.shape
+        self.differing(traced, dims)
+            .is_some_and(|d| d.iter().all(|&k| k == Dim::Generic))
+    }
+
+    /// True when the graph is known to be wrong for arguments of `dims`: they differ in a
+    /// dimension whose size a check showed the graph reads.
+    pub fn known_wrong<'a>(&self, traced: &[TensorSpec], dims: impl Iterator<Item = &'a [usize]>) -> bool {
+        self.differing(traced, dims).is_none_or(|d| d.contains(&Dim::Read))
+    }
+
+    /// Specs for a check of every `relaxed` dimension not checked yet: `traced` with one more
+    /// in each of them (`None` when there is nothing to check).
+    pub fn probe(&self, traced: &[TensorSpec], relaxed: &[Vec<bool>]) -> Option<Vec<TensorSpec>> {
+        let mut changed = false;
+        let specs = traced
+            .iter()
+            .zip(&self.dims)
+            .zip(relaxed)
+            .map(|((t, known), relaxed)| {
+                let dims: Vec<usize> = t
+                    .shape
                     .dims()
                     .iter()
-                    .zip(d)
-                    .enumerate()
-                    .all(|(i, (x, y))| x == y || (!self.reads_shapes && self.checked[a].get(i) == Some(&true)))
-        })
+                    .zip(known)
+                    .zip(relaxed.iter().chain(std::iter::repeat(&false)))
+                    .map(|((&d, &k), &r)| {
+                        let probe = r && k == Dim::Unknown;
+                        changed |= probe;
+                        if probe {
+                            d.saturating_add(1)
+                        } else {
+                            d
+                        }
+                    })
+                    .collect();
+                TensorSpec::new(t.dtype, dims)
+            })
+            .collect();
+        changed.then_some(specs)
     }
 
-    /// True once a check found that the graph depends on its shapes.
-    pub fn reads_shapes(&self) -> bool {
-        self.reads_shapes
-    }
-
-    /// Records a check against a trace at `other`: `same` says whether it built the same graph.
+    /// Records a check against a trace at `other`: `same` says whether it built the same
+    /// graph. The unchecked dimensions that differ become generic, or read (all of them when
+    /// several differ at once: which one the graph reads is not known).
     pub fn record(&mut self, traced: &[TensorSpec], other: &[TensorSpec], same: bool) {
-        if !same {
-            self.reads_shapes = true;
-            return;
-        }
-        for (a, (t, o)) in traced.iter().zip(other).enumerate() {
-            for (i, (x, y)) in t.shape.dims().iter().zip(o.shape.dims()).enumerate() {
-                if x != y {
-                    if let Some(c) = self.checked[a].get_mut(i) {
-                        *c = true;
-                    }
+        for ((t, o), known) in traced.iter().zip(other).zip(&mut self.dims) {
+            for ((x, y), k) in t.shape.dims().iter().zip(o.shape.dims()).zip(known.iter_mut()) {
+                if x != y && *k == Dim::Unknown {
+                    *k = if same { Dim::Generic } else { Dim::Read };
                 }
             }
         }
@@ -81,9 +130,7 @@ pub(crate) fn same_computation(a: &Graph, b: &Graph) -> bool {
 fn same_node(x: &Node, y: &Node) -> bool {
     let same_kind = match (&x.kind, &y.kind) {
         (NodeKind::Placeholder { index: i }, NodeKind::Placeholder { index: j }) => i == j,
-        (NodeKind::Const(c), NodeKind::Const(d)) => {
-            c.dtype() == d.dtype() && c.dims() == d.dims() && c.element_bits() == d.element_bits()
-        }
+        (NodeKind::Const(c), NodeKind::Const(d)) => c.bitwise_eq(d),
         (NodeKind::Op(p), NodeKind::Op(q)) => same_op(p, q),
         // Fused kernels are made by the passes, after tracing; traces never hold them.
         _ => false,
@@ -98,13 +145,13 @@ fn same_node(x: &Node, y: &Node) -> bool {
 }
 
 /// Ops compare by their attributes (their `Debug` text, as common-subexpression elimination
-/// keys them), variables by identity (two variables may share a name), custom ops by
-/// identity or, failing that, by their `Debug` text.
+/// keys them), variables by identity (two variables may share a name) and custom ops by
+/// identity (their `Debug` text may leave out what they computed from a shape).
 fn same_op(p: &Op, q: &Op) -> bool {
     match (p, q) {
         (Op::ReadVariable(v), Op::ReadVariable(w)) => v.id() == w.id(),
         (Op::Assign { var: v, mode: m }, Op::Assign { var: w, mode: n }) => v.id() == w.id() && m == n,
-        (Op::Custom(c), Op::Custom(d)) => Arc::ptr_eq(c, d) || format!("{c:?}") == format!("{d:?}"),
+        (Op::Custom(c), Op::Custom(d)) => Arc::ptr_eq(c, d),
         _ => format!("{p:?}") == format!("{q:?}"),
     }
 }
@@ -138,19 +185,33 @@ mod tests {
     }
 
     #[test]
-    fn generality_serves_checked_dimensions_until_a_check_fails() {
+    fn generality_is_known_per_dimension() {
         let traced = [TensorSpec::new(DType::F32, vec![2, 3])];
         let mut g = ShapeGenerality::unknown(&traced);
         let dims = |d: &'static [usize]| std::iter::once(d);
         assert!(g.serves(&traced, dims(&[2, 3])));
-        assert!(!g.serves(&traced, dims(&[4, 3])));
+        assert!(!g.serves(&traced, dims(&[4, 3])) && !g.known_wrong(&traced, dims(&[4, 3])));
         g.record(&traced, &[TensorSpec::new(DType::F32, vec![4, 3])], true);
         assert!(g.serves(&traced, dims(&[7, 3])));
         assert!(!g.serves(&traced, dims(&[7, 1])));
-        assert!(!g.serves(&traced, dims(&[7])));
+        assert!(!g.serves(&traced, dims(&[7])) && g.known_wrong(&traced, dims(&[7])));
+        // The second dimension is read; the first stays generic.
         g.record(&traced, &[TensorSpec::new(DType::F32, vec![2, 1])], false);
-        assert!(g.reads_shapes());
-        assert!(!g.serves(&traced, dims(&[7, 3])));
-        assert!(g.serves(&traced, dims(&[2, 3])));
+        assert!(g.known_wrong(&traced, dims(&[2, 5])) && g.known_wrong(&traced, dims(&[9, 5])));
+        assert!(g.serves(&traced, dims(&[9, 3])));
+    }
+
+    #[test]
+    fn a_probe_grows_each_unchecked_relaxed_dimension() {
+        let traced = [
+            TensorSpec::new(DType::F32, vec![2, 3]),
+            TensorSpec::new(DType::F32, vec![0]),
+        ];
+        let mut g = ShapeGenerality::unknown(&traced);
+        let relaxed = [vec![true, false], vec![true]];
+        let probe = g.probe(&traced, &relaxed).unwrap();
+        assert_eq!((probe[0].shape.dims(), probe[1].shape.dims()), (&[3, 3][..], &[1][..]));
+        g.record(&traced, &probe, true);
+        assert!(g.probe(&traced, &relaxed).is_none());
     }
 }

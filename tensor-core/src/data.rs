@@ -104,6 +104,30 @@ impl Data {
             Data::Bool(a) => a.iter().map(|&v| u64::from(v)).collect(),
         }
     }
+
+    /// True when both hold the same dtype, shape and element bit patterns (the comparison of
+    /// [`Data::element_bits`], without copying; it stops at the first difference).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::Tensor;
+    /// let (a, b) = (Tensor::new([f32::NAN, 0.0]), Tensor::new([f32::NAN, -0.0]));
+    /// assert!(a.data()?.bitwise_eq(a.data()?));
+    /// assert!(!a.data()?.bitwise_eq(b.data()?));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn bitwise_eq(&self, other: &Data) -> bool {
+        fn same<T: Copy, B: PartialEq>(a: &Array<T>, b: &Array<T>, bits: impl Fn(T) -> B) -> bool {
+            a.shape() == b.shape() && a.iter().zip(b.iter()).all(|(&x, &y)| bits(x) == bits(y))
+        }
+        match (self, other) {
+            (Data::F32(a), Data::F32(b)) => same(a, b, f32::to_bits),
+            (Data::F64(a), Data::F64(b)) => same(a, b, f64::to_bits),
+            (Data::I32(a), Data::I32(b)) => same(a, b, |v| v),
+            (Data::I64(a), Data::I64(b)) => same(a, b, |v| v),
+            (Data::Bool(a), Data::Bool(b)) => same(a, b, |v| v),
+            _ => false,
+        }
+    }
 }
 
 /// Ties each element type to its [`Data`] variant (implemented by the sealed [`Element`]

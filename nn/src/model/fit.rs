@@ -266,8 +266,8 @@ pub(crate) struct LossTracker {
 impl LossTracker {
     pub fn add(&mut self, loss: &Tensor, batch_size: usize) -> Result<()> {
         if batch_size == 0 {
-            // A worker's empty share of a small global batch: its mean loss is NaN and weighs
-            // nothing.
+            // A worker's empty share of a small global batch: it weighs nothing (its loss, a
+            // mean over no rows, is not computed).
             return Ok(());
         }
         let v = scalar_value(loss)?;

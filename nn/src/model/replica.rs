@@ -90,8 +90,8 @@ pub(crate) fn global_results(
         buffer.extend(t.to_vec::<f64>()?);
         values.push(t);
     }
-    // Every worker must send as many values; a mismatch (a bug) is an error on every worker
-    // rather than a reduction MPI aborts the whole job over.
+    // Every worker must send as many values. A mismatch (a bug) is a clear error on every
+    // worker, which then stops the job, instead of MPI's message-truncated abort.
     let mut lengths = [buffer.len() as f64, -(buffer.len() as f64)];
     comm.all_reduce_in_place_f64(&mut lengths, ReduceOp::Max)?;
     if lengths[0] != -lengths[1] {

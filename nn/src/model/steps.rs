@@ -319,7 +319,7 @@ impl StepCore {
         let vars = self.trainable_variables();
         // Every worker reduces one gradient per trainable variable, in the same order, so the
         // buckets match whatever this worker's batch reached: zeros where it reached nothing,
-        // and all zeros for an empty share of a small global batch (no forward pass: a mean
+        // and all zeros for an empty share of a small global batch (no training pass: a mean
         // over no rows is NaN, and layers such as batch normalization would keep it).
         let (loss, grads) = if rows == 0 {
             self.empty_share(x, y)?;
@@ -377,8 +377,8 @@ impl StepCore {
         Ok(())
     }
 
-    /// One evaluation step on one batch; returns its loss (0 for a worker's empty share,
-    /// where the mean over no rows would be NaN).
+    /// One evaluation step on one batch; returns its loss (0 for a worker's empty share, which
+    /// the loss tracker weighs by its 0 rows).
     fn test_batch(&self, x: &Tensor, y: &Tensor, sample_weight: Option<&Tensor>) -> Result<Tensor> {
         if x.dims().first() == Some(&0) {
             self.empty_share(x, y)?;

@@ -149,7 +149,7 @@ pub(crate) fn plan(fused: &FusedElementwise, inputs: &[&Tensor]) -> Option<(Laun
     let reads: Vec<Read> = inputs
         .iter()
         .map(|t| match t.dims().iter().product::<usize>() {
-            len if len == n => Some(Read::Full),
+            len if len == n && t.dims() == dims.as_slice() => Some(Read::Full),
             1 => Some(Read::Scalar),
             _ if repeats_along_leading_axes(t.dims(), &dims) => Some(Read::Cycle),
             _ => None,

@@ -32,6 +32,15 @@ impl FusedElementwise {
                 owned.push(a.as_standard_layout().into_owned());
             }
         }
+        // Same element count is not enough: a `[3, 2]` input read as a `[2, 3]` one would
+        // give a wrong answer where the separate ops give a broadcast error.
+        if let Some(d) = inputs.iter().map(|d| d.dims()).find(|d| !Self::input_fits(d, &dims)) {
+            return Err(Error::shapes(
+                "fused_elementwise",
+                &[&d.into(), &dims.as_slice().into()],
+                "an input neither of the output's shape nor a single element",
+            ));
+        }
         let mut k = 0;
         let mut srcs: Vec<Src<T>> = Vec::with_capacity(arrays.len());
         for a in &arrays {
