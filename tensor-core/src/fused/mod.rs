@@ -212,14 +212,11 @@ impl FusedElementwise {
             .ok_or_else(|| Error::invalid("fused_elementwise", "the program is empty"))
     }
 
-    /// Output dimensions for inputs of these dimensions: those of the largest input of the
-    /// traced rank (full-size inputs all share the output's shape; under a relaxed signature
-    /// it can differ from the traced one), else the traced dimensions.
     /// True when inputs of these dimensions fit the fused loop: each of the output's shape
-    /// ([`FusedElementwise::out_dims`]) or a single element of no higher rank. Inputs traced
-    /// under a relaxed signature may not (a `[1, 3]` where a `[4, 3]` was traced); a graph
-    /// runs such a node as its separate ops ([`FusedElementwise::run_tensors`]), which
-    /// broadcast, or fail, as the ops do.
+    /// (that of the largest input of the traced rank, else the traced shape) or a single
+    /// element of no higher rank. Inputs under a relaxed signature may not (a `[1, 3]` where
+    /// a `[4, 3]` was traced); a graph runs such a node as its separate ops
+    /// ([`FusedElementwise::run_tensors`]), which broadcast, or fail, as the ops do.
     pub fn fits<'a>(&self, inputs: impl Iterator<Item = &'a [usize]> + Clone) -> bool {
         let out = self.out_dims(inputs.clone());
         inputs.into_iter().all(|d| Self::input_fits(d, &out))
@@ -230,6 +227,9 @@ impl FusedElementwise {
         dims == out || (dims.iter().product::<usize>() == 1 && dims.len() <= out.len())
     }
 
+    /// Output dimensions for inputs of these dimensions: those of the largest input of the
+    /// traced rank (full-size inputs all share the output's shape; under a relaxed signature
+    /// it can differ from the traced one), else the traced dimensions.
     pub(crate) fn out_dims<'a>(&self, inputs: impl Iterator<Item = &'a [usize]> + Clone) -> Vec<usize> {
         if inputs.clone().any(|d| d == self.dims.as_slice()) {
             return self.dims.clone();
