@@ -642,3 +642,70 @@ fn f12d_a_fused_node_at_other_shapes_broadcasts_or_fails_as_the_ops_do() {
     assert!(eager(&full(2, 3), &full(3, 2)).is_err());
     assert!(cf.call(&[full(2, 3), full(3, 2)]).is_err());
 }
+
+#[test]
+fn f12e_checks_see_a_closure_that_reads_how_two_sizes_relate() {
+    // The constant (nx - ny) is the same at (5, 3) and (6, 4): growing both sizes together
+    // would call both dimensions generic and answer x·2 for (10, 3).
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let f = function(|x: &Tensor, y: &Tensor| {
+        let k = x.dims()[0] as f64 - y.dims()[0] as f64;
+        x.reduce_sum(Axes::All)?.mul(&x.scalar_like(k))
+    })
+    .with_input_signature(vec![
+        InputSpec::new(DType::F32, &[None]),
+        InputSpec::new(DType::F32, &[None]),
+    ]);
+    let cf = f
+        .get_concrete_function(&[
+            TensorSpec::new(DType::F32, vec![5]),
+            TensorSpec::new(DType::F32, vec![3]),
+        ])
+        .unwrap();
+    assert!(cf.call(&[ramp(10), ramp(3)]).is_err());
+    let (x, y) = (ramp(10), ramp(3));
+    assert_eq!(f.call((&x, &y)).unwrap().to_scalar::<f32>().unwrap(), 45.0 * 7.0);
+}
+
+#[test]
+fn f04f_a_fused_node_whose_inputs_lose_rank_runs_as_its_ops() {
+    // squeeze drops the batch axis too when the batch is 1: the fused sigmoid·2 then sees a
+    // scalar where it was traced over [4].
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let f = function(|x: &Tensor| x.squeeze(Axes::All)?.sigmoid()?.mul(&scalar(2.0)))
+        .with_input_signature(vec![InputSpec::new(DType::F32, &[None, Some(1)])]);
+    let col = |n: usize| Tensor::from_vec((0..n).map(|i| i as f32).collect(), &[n, 1]).unwrap();
+    for n in [4usize, 5, 1] {
+        let got = f.call(&col(n)).unwrap();
+        let want = col(n)
+            .squeeze(Axes::All)
+            .unwrap()
+            .sigmoid()
+            .unwrap()
+            .mul(&scalar(2.0))
+            .unwrap();
+        assert_eq!(got.dims(), want.dims(), "n = {n}");
+        assert_eq!(got.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
+    }
+}
+
+#[test]
+fn f04g_a_layer_whose_custom_op_declares_its_key_stays_shape_generic() {
+    // Dropout makes a new mask op on each trace; its key (rate and seed) says two of them
+    // are the same op, so the relaxed trace serves every batch size.
+    use ferroflow::nn::{Dropout, Layer, Mode};
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let drop = Dropout::new(0.5).unwrap().with_seed(3);
+    let f = function(|x: &Tensor| drop.call(x, Mode::Training))
+        .with_input_signature(vec![InputSpec::new(DType::F32, &[None])]);
+    for n in [4usize, 6, 8, 5] {
+        let y = f.call(&Tensor::ones(&[n], DType::F32).unwrap()).unwrap();
+        // Each element is dropped (0) or kept and scaled by 1 / (1 - rate).
+        assert!(
+            y.to_vec::<f32>().unwrap().iter().all(|&v| v == 0.0 || v == 2.0),
+            "n = {n}"
+        );
+        assert_eq!(y.dims(), &[n]);
+    }
+    assert_eq!(f.tracing_count(), 1);
+}

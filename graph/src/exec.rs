@@ -144,14 +144,12 @@ impl Plan {
                 }
                 NodeKind::Fused(f) => {
                     let ins = inputs(&vals, step, i)?;
+                    // Shapes of a relaxed call that the fused loop does not take run as the
+                    // separate ops, which broadcast (or fail) as they would eagerly.
                     vals[out] = Some(if exact_specs || f.fits(ins.iter().map(|d| d.dims())) {
                         f.run(&ins)?
                     } else {
-                        // Shapes of a relaxed call the fused loop does not take: the separate
-                        // ops broadcast (or fail) as they would eagerly.
-                        let ts: Vec<Tensor> = ins.iter().map(|d| Tensor::from_data((*d).clone())).collect();
-                        let refs: Vec<&Tensor> = ts.iter().collect();
-                        f.run_tensors(&refs)?.data()?.clone()
+                        f.run_unfused(&ins)?
                     });
                 }
                 NodeKind::MatMulEpilogue(e) => {

@@ -192,9 +192,9 @@ impl ConcreteFunction {
     /// Runs the graph. Dtypes are checked (an error names the argument); shapes that differ
     /// from the traced ones re-validate every op (and fail with that op's error if they do
     /// not fit), as a relaxed signature allows. Shapes are not checked, as in TensorFlow
-    /// (F12b), with one exception: when its [`Function`] found that this graph reads the
-    /// shapes it was traced with (it holds constants made from them), other shapes are an
-    /// error rather than a wrong answer; call the [`Function`], which traces each shape.
+    /// (F12b), with one exception: when its [`Function`] found that this graph reads the size
+    /// of a dimension (it holds constants made from it), a call that differs there is an
+    /// error rather than a wrong answer; call the [`Function`], which traces each size.
     pub fn call(&self, args: &[Tensor]) -> Result<Vec<Tensor>> {
         let refs: smallvec::SmallVec<[&Tensor; 4]> = args.iter().collect();
         self.call_refs(&refs)
@@ -501,22 +501,23 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
         Ok(cf)
     }
 
-    /// Checks every relaxed dimension of `cf` not checked yet, by a trace one larger in each.
-    /// A closure that fails at that size counts as reading it: other sizes then get their
-    /// own traces, which is slower but never wrong.
+    /// Checks every relaxed dimension of `cf` not checked yet, by traces one larger in the
+    /// dimensions of each traced size (see `ShapeGenerality::probes`). A closure that fails
+    /// at such a size counts as reading it: other sizes then get their own traces, which is
+    /// slower but never wrong.
     fn probe(&self, cf: &ConcreteFunction, statics: &[StaticArg]) {
         let relaxed: Vec<Vec<bool>> = cf
             .signature
             .iter()
             .map(|s| s.dims.iter().map(Option::is_none).collect())
             .collect();
-        let Some(specs) = cf.generality().probe(&cf.inputs, &relaxed) else {
-            return;
-        };
-        let same = self
-            .trace(&specs, statics)
-            .is_ok_and(|g| same_computation(&cf.traced, &g));
-        cf.generality().record(&cf.inputs, &specs, same);
+        let probes = cf.generality().probes(&cf.inputs, &relaxed);
+        for specs in probes {
+            let same = self
+                .trace(&specs, statics)
+                .is_ok_and(|g| same_computation(&cf.traced, &g));
+            cf.generality().record(&cf.inputs, &specs, same);
+        }
     }
 
     /// How many times the closure has been traced (`experimental_get_tracing_count`), not
@@ -658,12 +659,14 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
             return Ok(cf);
         }
         let graph = self.trace(specs, statics)?;
-        let known_wrong = cf
-            .generality()
-            .known_wrong(&cf.inputs, specs.iter().map(|s| s.shape.dims()));
+        let dims = specs.iter().map(|s| s.shape.dims());
+        let known_wrong = cf.generality().known_wrong(&cf.inputs, dims.clone());
         if !known_wrong {
             let same = same_computation(&cf.traced, &graph);
-            cf.generality().record(&cf.inputs, specs, same);
+            // A difference when several unchecked sizes changed at once blames none of them.
+            if same || cf.generality().unchecked_differing(&cf.inputs, dims) <= 1 {
+                cf.generality().record(&cf.inputs, specs, same);
+            }
             if same {
                 self.remember(key, &cf);
                 return Ok(cf);

@@ -9,8 +9,11 @@
 //! call whose shape differs in a dimension not yet checked, and when both traces compute
 //! the same thing (same ops, attributes, constants and wiring) the dimension is shape
 //! generic. When they differ, the graph reads that size and each size gets its own trace.
-//! Two sizes are a check, not a proof: a closure that branches on a size (`if n > 100`)
-//! builds the same graph on both sides of a check that stays on one side.
+//! `get_concrete_function` checks a relaxed trace at once, one size larger in the
+//! dimensions of each traced size. Two sizes are a check, not a proof: a closure that
+//! branches on a size (`if n > 100`) builds the same graph on both sides of a check that
+//! stays on one side, and dimensions checked together (one traced size) hide how they
+//! relate.
 
 use crate::ir::{Graph, Node, NodeKind};
 use ferroflow_tensor_core::{Op, TensorSpec};
@@ -43,11 +46,16 @@ impl ShapeGenerality {
 
     /// What is known of each dimension in which `dims` differ from `traced`; `None` when
     /// the argument count or a rank differs (no trace serves that).
-    fn differing<'a>(&self, traced: &[TensorSpec], dims: impl Iterator<Item = &'a [usize]>) -> Option<Vec<Dim>> {
+    fn differing<'a>(
+        &self,
+        traced: &[TensorSpec],
+        dims: impl Iterator<Item = &'a [usize]> + Clone,
+    ) -> Option<Vec<Dim>> {
+        if dims.clone().count() != traced.len() {
+            return None;
+        }
         let mut out = Vec::new();
-        let mut count = 0;
         for ((t, d), known) in traced.iter().zip(dims).zip(&self.dims) {
-            count += 1;
             if t.shape.dims().len() != d.len() {
                 return None;
             }
@@ -57,56 +65,82 @@ impl ShapeGenerality {
                 }
             }
         }
-        (count == traced.len()).then_some(out)
+        Some(out)
     }
 
     /// True when the graph traced at `traced` is known to be right for arguments of `dims`:
     /// they differ only in dimensions a check showed the graph does not read.
-    pub fn serves<'a>(&self, traced: &[TensorSpec], dims: impl Iterator<Item = &'a [usize]>) -> bool {
+    pub fn serves<'a>(&self, traced: &[TensorSpec], dims: impl Iterator<Item = &'a [usize]> + Clone) -> bool {
         self.differing(traced, dims)
             .is_some_and(|d| d.iter().all(|&k| k == Dim::Generic))
     }
 
     /// True when the graph is known to be wrong for arguments of `dims`: they differ in a
-    /// dimension whose size a check showed the graph reads.
-    pub fn known_wrong<'a>(&self, traced: &[TensorSpec], dims: impl Iterator<Item = &'a [usize]>) -> bool {
-        self.differing(traced, dims).is_none_or(|d| d.contains(&Dim::Read))
+    /// dimension whose size a check showed the graph reads. (Other ranks are not known
+    /// wrong: running them is each op's to refuse.)
+    pub fn known_wrong<'a>(&self, traced: &[TensorSpec], dims: impl Iterator<Item = &'a [usize]> + Clone) -> bool {
+        self.differing(traced, dims).is_some_and(|d| d.contains(&Dim::Read))
     }
 
-    /// Specs for a check of every `relaxed` dimension not checked yet: `traced` with one more
-    /// in each of them (`None` when there is nothing to check).
-    pub fn probe(&self, traced: &[TensorSpec], relaxed: &[Vec<bool>]) -> Option<Vec<TensorSpec>> {
-        let mut changed = false;
-        let specs = traced
-            .iter()
-            .zip(&self.dims)
-            .zip(relaxed)
-            .map(|((t, known), relaxed)| {
-                let dims: Vec<usize> = t
-                    .shape
-                    .dims()
+    /// How many unchecked dimensions `dims` differ from `traced` in. A check that fails when
+    /// several differ cannot say which one the graph reads, so it leaves them unchecked.
+    pub fn unchecked_differing<'a>(
+        &self,
+        traced: &[TensorSpec],
+        dims: impl Iterator<Item = &'a [usize]> + Clone,
+    ) -> usize {
+        self.differing(traced, dims)
+            .map_or(0, |d| d.iter().filter(|&&k| k == Dim::Unknown).count())
+    }
+
+    /// Specs for checks of every `relaxed` dimension not checked yet: one set per traced size
+    /// (dimensions of one size, often tied by broadcasting, grow together), with one more in
+    /// each dimension of that size. Checking sizes apart lets a closure that reads one
+    /// dimension keep the others generic, and sees a closure that reads how two sizes relate
+    /// (`nx - ny`), which growing all by one would hide.
+    pub fn probes(&self, traced: &[TensorSpec], relaxed: &[Vec<bool>]) -> Vec<Vec<TensorSpec>> {
+        let unchecked = |a: usize, i: usize| {
+            relaxed.get(a).and_then(|r| r.get(i)) == Some(&true)
+                && self.dims.get(a).and_then(|k| k.get(i)) == Some(&Dim::Unknown)
+        };
+        let mut sizes: Vec<usize> = Vec::new();
+        for (a, t) in traced.iter().enumerate() {
+            for (i, &d) in t.shape.dims().iter().enumerate() {
+                if unchecked(a, i) && !sizes.contains(&d) {
+                    sizes.push(d);
+                }
+            }
+        }
+        sizes
+            .into_iter()
+            .map(|size| {
+                traced
                     .iter()
-                    .zip(known)
-                    .zip(relaxed.iter().chain(std::iter::repeat(&false)))
-                    .map(|((&d, &k), &r)| {
-                        let probe = r && k == Dim::Unknown;
-                        changed |= probe;
-                        if probe {
-                            d.saturating_add(1)
-                        } else {
-                            d
-                        }
+                    .enumerate()
+                    .map(|(a, t)| {
+                        let dims: Vec<usize> = t
+                            .shape
+                            .dims()
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &d)| {
+                                if d == size && unchecked(a, i) {
+                                    d.saturating_add(1)
+                                } else {
+                                    d
+                                }
+                            })
+                            .collect();
+                        TensorSpec::new(t.dtype, dims)
                     })
-                    .collect();
-                TensorSpec::new(t.dtype, dims)
+                    .collect()
             })
-            .collect();
-        changed.then_some(specs)
+            .collect()
     }
 
     /// Records a check against a trace at `other`: `same` says whether it built the same
     /// graph. The unchecked dimensions that differ become generic, or read (all of them when
-    /// several differ at once: which one the graph reads is not known).
+    /// several differ at once; callers that can tell them apart check them one at a time).
     pub fn record(&mut self, traced: &[TensorSpec], other: &[TensorSpec], same: bool) {
         for ((t, o), known) in traced.iter().zip(other).zip(&mut self.dims) {
             for ((x, y), k) in t.shape.dims().iter().zip(o.shape.dims()).zip(known.iter_mut()) {
@@ -146,12 +180,13 @@ fn same_node(x: &Node, y: &Node) -> bool {
 
 /// Ops compare by their attributes (their `Debug` text, as common-subexpression elimination
 /// keys them), variables by identity (two variables may share a name) and custom ops by
-/// identity (their `Debug` text may leave out what they computed from a shape).
+/// identity or by the key they declare (`CustomOp::trace_key`; their `Debug` text may
+/// leave out what they computed from a shape).
 fn same_op(p: &Op, q: &Op) -> bool {
     match (p, q) {
         (Op::ReadVariable(v), Op::ReadVariable(w)) => v.id() == w.id(),
         (Op::Assign { var: v, mode: m }, Op::Assign { var: w, mode: n }) => v.id() == w.id() && m == n,
-        (Op::Custom(c), Op::Custom(d)) => Arc::ptr_eq(c, d),
+        (Op::Custom(c), Op::Custom(d)) => Arc::ptr_eq(c, d) || c.trace_key().is_some_and(|k| Some(k) == d.trace_key()),
         _ => format!("{p:?}") == format!("{q:?}"),
     }
 }
@@ -194,7 +229,7 @@ mod tests {
         g.record(&traced, &[TensorSpec::new(DType::F32, vec![4, 3])], true);
         assert!(g.serves(&traced, dims(&[7, 3])));
         assert!(!g.serves(&traced, dims(&[7, 1])));
-        assert!(!g.serves(&traced, dims(&[7])) && g.known_wrong(&traced, dims(&[7])));
+        assert!(!g.serves(&traced, dims(&[7])) && !g.known_wrong(&traced, dims(&[7])));
         // The second dimension is read; the first stays generic.
         g.record(&traced, &[TensorSpec::new(DType::F32, vec![2, 1])], false);
         assert!(g.known_wrong(&traced, dims(&[2, 5])) && g.known_wrong(&traced, dims(&[9, 5])));
@@ -202,16 +237,27 @@ mod tests {
     }
 
     #[test]
-    fn a_probe_grows_each_unchecked_relaxed_dimension() {
+    fn probes_grow_the_unchecked_relaxed_dimensions_of_each_size_apart() {
         let traced = [
             TensorSpec::new(DType::F32, vec![2, 3]),
-            TensorSpec::new(DType::F32, vec![0]),
+            TensorSpec::new(DType::F32, vec![2]),
         ];
         let mut g = ShapeGenerality::unknown(&traced);
-        let relaxed = [vec![true, false], vec![true]];
-        let probe = g.probe(&traced, &relaxed).unwrap();
-        assert_eq!((probe[0].shape.dims(), probe[1].shape.dims()), (&[3, 3][..], &[1][..]));
-        g.record(&traced, &probe, true);
-        assert!(g.probe(&traced, &relaxed).is_none());
+        let dims = |p: &[TensorSpec]| (p[0].shape.dims().to_vec(), p[1].shape.dims().to_vec());
+        let probes = g.probes(&traced, &[vec![true, false], vec![true]]);
+        assert_eq!(
+            probes.iter().map(|p| dims(p)).collect::<Vec<_>>(),
+            [(vec![3, 3], vec![3])]
+        );
+        let relaxed = [vec![true, true], vec![true]];
+        let probes = g.probes(&traced, &relaxed);
+        assert_eq!(
+            probes.iter().map(|p| dims(p)).collect::<Vec<_>>(),
+            [(vec![3, 3], vec![3]), (vec![2, 4], vec![2])]
+        );
+        for p in &probes {
+            g.record(&traced, p, true);
+        }
+        assert!(g.probes(&traced, &relaxed).is_empty());
     }
 }

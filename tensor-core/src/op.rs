@@ -23,6 +23,13 @@ pub trait CustomOp: Send + Sync + fmt::Debug {
     fn name(&self) -> &'static str;
     /// Output specs from input specs; reject bad inputs here.
     fn infer(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>>;
+    /// A key that fully describes what this op computes: two ops with equal keys are the
+    /// same function of their inputs. A traced function compares two traces by it to tell
+    /// whether its graph depends on input sizes (an op made afresh on each trace is never
+    /// the same object). `None`, the default, says only this very object is this op.
+    fn trace_key(&self) -> Option<String> {
+        None
+    }
     /// The eager kernel.
     fn compute(&self, inputs: &[&Data]) -> Result<Vec<Data>>;
     /// Vector-Jacobian product: the gradient of each input given each output's upstream

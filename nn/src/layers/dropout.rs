@@ -105,6 +105,11 @@ impl CustomOp for DropoutMask {
         "dropout_mask"
     }
 
+    fn trace_key(&self) -> Option<String> {
+        // The rate and the seed are all there is to it.
+        Some(format!("{self:?}"))
+    }
+
     fn infer(&self, inputs: &[TensorSpec]) -> Result<Vec<TensorSpec>> {
         match inputs {
             [x] if x.dtype.is_float() => Ok(vec![x.clone()]),

@@ -176,13 +176,57 @@ impl FusedElementwise {
         }
     }
 
+    /// Runs the separate ops of the program on host data, each checked as eagerly (inputs
+    /// broadcast, or fail with the op's error): how a graph runs a fused node whose inputs do
+    /// not [fit](FusedElementwise::fits) its loop. Ops run directly, not through `dispatch`:
+    /// no tracer or tape sees them, as none sees the graph's other ops.
+    pub fn run_unfused(&self, inputs: &[&Data]) -> Result<Data> {
+        let mut temps: Vec<Data> = Vec::with_capacity(self.program.len());
+        for ins in &self.program {
+            let get = |o: Operand| -> Result<&Data> {
+                match o {
+                    Operand::Input(i) => inputs.get(i).copied(),
+                    Operand::Temp(i) => temps.get(i),
+                }
+                .ok_or_else(|| Error::invalid("fused_elementwise", format!("operand {o:?} is missing")))
+            };
+            let apply = |op: Op, xs: &[&Data]| -> Result<Data> {
+                let specs: Vec<crate::TensorSpec> = xs
+                    .iter()
+                    .map(|d| crate::TensorSpec::new(d.dtype(), d.dims().to_vec()))
+                    .collect();
+                op.infer(&specs)?;
+                op.compute(xs)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| Error::invalid("fused_elementwise", "an op gave no result"))
+            };
+            let t = match *ins {
+                Instr::Unary(u, a) => apply(Op::Unary(u), &[get(a)?])?,
+                Instr::Binary(b, x, y) => apply(Op::Binary(b), &[get(x)?, get(y)?])?,
+                Instr::MulAdd(x, y, z) => {
+                    let p = apply(Op::Binary(BinaryOp::Mul), &[get(x)?, get(y)?])?;
+                    apply(Op::Binary(BinaryOp::Add), &[&p, get(z)?])?
+                }
+                Instr::UnaryThen(u, x, b, y) => {
+                    let v = apply(Op::Unary(u), &[get(x)?])?;
+                    apply(Op::Binary(b), &[&v, get(y)?])?
+                }
+            };
+            temps.push(t);
+        }
+        temps
+            .pop()
+            .ok_or_else(|| Error::invalid("fused_elementwise", "the program is empty"))
+    }
+
     /// Runs the program on tensors wherever they live, placed as an op would be: on an
-    /// accelerator as one generated kernel where the backend has one (CUDA), else as its
-    /// separate ops. How a graph runs a fused node on an accelerator. Equal to
-    /// [`FusedElementwise::run`] on the host.
+    /// accelerator as one generated kernel where the backend has one (CUDA) and the inputs
+    /// [fit](FusedElementwise::fits) it, else as its separate ops (which broadcast, or fail,
+    /// as eagerly). How a graph runs a fused node on an accelerator.
     pub fn run_tensors(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         if let Some(device) = crate::device::placement_named("fused_elementwise", None, inputs)? {
-            if !device.is_cpu() {
+            if !device.is_cpu() && self.fits(inputs.iter().map(|t| t.dims())) {
                 if let Some(done) = crate::device::storage::backend::run_fused(device, self, inputs) {
                     return done;
                 }
@@ -212,14 +256,15 @@ impl FusedElementwise {
             .ok_or_else(|| Error::invalid("fused_elementwise", "the program is empty"))
     }
 
-    /// True when inputs of these dimensions fit the fused loop: each of the output's shape
-    /// (that of the largest input of the traced rank, else the traced shape) or a single
-    /// element of no higher rank. Inputs under a relaxed signature may not (a `[1, 3]` where
-    /// a `[4, 3]` was traced); a graph runs such a node as its separate ops
-    /// ([`FusedElementwise::run_tensors`]), which broadcast, or fail, as the ops do.
+    /// True when inputs of these dimensions fit the fused loop: one of them has the output's
+    /// shape (the traced one, else that of the largest input of the traced rank) and each is
+    /// of that shape or a single element of no higher rank. Inputs under a relaxed signature
+    /// may not (a `[1, 3]` where a `[4, 3]` was traced, or ranks lowered by a `squeeze`); a
+    /// graph runs such a node as its separate ops ([`FusedElementwise::run_unfused`]), which
+    /// broadcast, or fail, as the ops do.
     pub fn fits<'a>(&self, inputs: impl Iterator<Item = &'a [usize]> + Clone) -> bool {
         let out = self.out_dims(inputs.clone());
-        inputs.into_iter().all(|d| Self::input_fits(d, &out))
+        inputs.clone().any(|d| d == out.as_slice()) && inputs.into_iter().all(|d| Self::input_fits(d, &out))
     }
 
     /// One input of `dims` against an output of `out` (see [`FusedElementwise::fits`]).
