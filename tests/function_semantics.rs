@@ -709,3 +709,49 @@ fn f04g_a_layer_whose_custom_op_declares_its_key_stays_shape_generic() {
     }
     assert_eq!(f.tracing_count(), 1);
 }
+
+#[test]
+fn f04h_calls_that_move_two_sizes_together_do_not_hide_how_they_relate() {
+    // (5, 3) then (6, 4) build the same graph (nx - ny = 2 both times); that must not make
+    // (10, 3) reuse it.
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let f = function(|x: &Tensor, y: &Tensor| {
+        let k = x.dims()[0] as f64 - y.dims()[0] as f64;
+        x.reduce_sum(Axes::All)?.mul(&x.scalar_like(k))
+    })
+    .with_input_signature(vec![
+        InputSpec::new(DType::F32, &[None]),
+        InputSpec::new(DType::F32, &[None]),
+    ]);
+    for (nx, ny) in [(5usize, 3usize), (6, 4), (10, 3), (6, 4)] {
+        let (x, y) = (ramp(nx), ramp(ny));
+        let want = (nx * (nx - 1) / 2) as f32 * (nx as f32 - ny as f32);
+        assert_eq!(
+            f.call((&x, &y)).unwrap().to_scalar::<f32>().unwrap(),
+            want,
+            "({nx}, {ny})"
+        );
+    }
+}
+
+#[test]
+fn f12f_a_dense_layer_over_two_relaxed_dimensions_of_one_size_keeps_its_batch_generic() {
+    // Traced at [3, 3]: growing both together fails (the kernel is 3 × 2), so each is
+    // checked alone: the batch is generic, the features are read (an error at other sizes).
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let w = Tensor::ones(&[3, 2], DType::F32).unwrap();
+    let f = function(|x: &Tensor| x.matmul(&w)).with_input_signature(vec![InputSpec::new(DType::F32, &[None, None])]);
+    let cf = f
+        .get_concrete_function(&[TensorSpec::new(DType::F32, vec![3, 3])])
+        .unwrap();
+    let y = cf
+        .call(&[Tensor::ones(&[7, 3], DType::F32).unwrap()])
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (y.dims(), y.to_vec::<f32>().unwrap()),
+        (&[7usize, 2][..], vec![3.0; 14])
+    );
+    assert!(cf.call(&[Tensor::ones(&[3, 4], DType::F32).unwrap()]).is_err());
+    assert_eq!(f.tracing_count(), 1);
+}

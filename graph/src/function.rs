@@ -5,7 +5,7 @@ use crate::args::{Body, CallArgs, FunctionOutput, TraceableFn};
 use crate::exec::Plan;
 use crate::ir::{Graph, NodeKind};
 use crate::passes::{optimize, PassConfig};
-use crate::shape_check::{same_computation, ShapeGenerality};
+use crate::shape_check::{grown, same_computation, ShapeGenerality};
 use crate::trace::GraphTracer;
 use ferroflow_tensor_core::{has_observers, is_tracing, push_tracer, DType, Error, Result, Tensor, TensorSpec};
 use std::collections::HashMap;
@@ -304,12 +304,13 @@ pub fn operations(g: &Graph) -> Vec<Operation> {
 ///   traces are the same computation. A closure that reads its shapes (a mean's gradient,
 ///   `ones_like`, `broadcast_to(x.dims())`) bakes them in as constants, so it gets a trace
 ///   per shape instead of wrong answers. TensorFlow gets there with symbolic shapes; here
-///   the closure may run once more than in TensorFlow (not with `reduce_retracing`, whose
-///   first trace serves as the check), and the check is not counted by
-///   [`Function::tracing_count`] (a trace per shape is). [`Function::get_concrete_function`]
-///   checks at once, by a trace one larger in each relaxed dimension. Two sizes are a
-///   check, not a proof: a closure that branches on a size (`if n > 100`) can still be
-///   served a graph traced on the other side of its branch.
+///   the closure runs more often than in TensorFlow, and the checks are not counted by
+///   [`Function::tracing_count`] (a trace per shape is). Sizes that changed together are
+///   checked one traced size at a time (a closure may read how they relate, `nx - ny`);
+///   [`Function::get_concrete_function`] checks every relaxed dimension at once that way,
+///   one larger in each. Two sizes are a check, not a proof: a closure that branches on a
+///   size (`if n > 100`) can still be served a graph traced on the other side of its
+///   branch.
 /// * Side effects of the closure (prints, pushes to a vector) happen only while tracing.
 /// * Variables are captured by reference: an `assign` between calls is seen without
 ///   retracing. Eager tensors captured by the closure become constants (snapshotted).
@@ -501,22 +502,48 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
         Ok(cf)
     }
 
-    /// Checks every relaxed dimension of `cf` not checked yet, by traces one larger in the
-    /// dimensions of each traced size (see `ShapeGenerality::probes`). A closure that fails
-    /// at such a size counts as reading it: other sizes then get their own traces, which is
-    /// slower but never wrong.
+    /// Checks every relaxed dimension of `cf` not checked yet: one trace per traced size,
+    /// one larger in the dimensions of that size, and when that differs and several
+    /// dimensions share the size, one per dimension (see `ShapeGenerality::probe_groups`).
+    /// A closure that fails at such a size counts as reading it: other sizes then get their
+    /// own traces, which is slower but never wrong.
     fn probe(&self, cf: &ConcreteFunction, statics: &[StaticArg]) {
         let relaxed: Vec<Vec<bool>> = cf
             .signature
             .iter()
             .map(|s| s.dims.iter().map(Option::is_none).collect())
             .collect();
-        let probes = cf.generality().probes(&cf.inputs, &relaxed);
-        for specs in probes {
-            let same = self
-                .trace(&specs, statics)
-                .is_ok_and(|g| same_computation(&cf.traced, &g));
-            cf.generality().record(&cf.inputs, &specs, same);
+        let groups = cf.generality().probe_groups(&cf.inputs, &relaxed);
+        for group in groups {
+            let specs = grown(&cf.inputs, &group);
+            let same = self.same_as_at(cf, &specs, statics);
+            if same || group.len() == 1 {
+                cf.generality().record(&cf.inputs, &specs, same);
+                continue;
+            }
+            for dim in group {
+                let specs = grown(&cf.inputs, &[dim]);
+                let same = self.same_as_at(cf, &specs, statics);
+                cf.generality().record(&cf.inputs, &specs, same);
+            }
+        }
+    }
+
+    /// Whether a trace at `specs` builds `cf`'s graph (a trace that fails does not).
+    fn same_as_at(&self, cf: &ConcreteFunction, specs: &[TensorSpec], statics: &[StaticArg]) -> bool {
+        self.trace(specs, statics)
+            .is_ok_and(|g| same_computation(&cf.traced, &g))
+    }
+
+    /// Records what a trace at `specs` (which built `cf`'s graph when `same`) says of `cf`,
+    /// when it is conclusive (`ShapeGenerality::conclusive`); otherwise checks `cf` one
+    /// traced size at a time.
+    fn learn(&self, cf: &ConcreteFunction, specs: &[TensorSpec], same: bool, statics: &[StaticArg]) {
+        let conclusive = cf.generality().conclusive(&cf.inputs, specs, same);
+        if conclusive {
+            cf.generality().record(&cf.inputs, specs, same);
+        } else {
+            self.probe(cf, statics);
         }
     }
 
@@ -608,7 +635,7 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
         )?);
         if let Some(prev) = earlier {
             let same = same_computation(&prev.traced, &cf.traced);
-            cf.generality().record(&cf.inputs, &prev.inputs, same);
+            self.learn(&cf, &prev.inputs, same, statics);
         }
         self.add_trace(key, &cf);
         Ok(cf)
@@ -659,15 +686,18 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
             return Ok(cf);
         }
         let graph = self.trace(specs, statics)?;
-        let dims = specs.iter().map(|s| s.shape.dims());
-        let known_wrong = cf.generality().known_wrong(&cf.inputs, dims.clone());
+        let known_wrong = cf
+            .generality()
+            .known_wrong(&cf.inputs, specs.iter().map(|s| s.shape.dims()));
         if !known_wrong {
             let same = same_computation(&cf.traced, &graph);
-            // A difference when several unchecked sizes changed at once blames none of them.
-            if same || cf.generality().unchecked_differing(&cf.inputs, dims) <= 1 {
-                cf.generality().record(&cf.inputs, specs, same);
-            }
-            if same {
+            self.learn(&cf, specs, same, statics);
+            // When what was learnt (checking one size at a time) says the graph reads a size
+            // that differs here, this call's own trace serves it, as for any other size.
+            let known_wrong = cf
+                .generality()
+                .known_wrong(&cf.inputs, specs.iter().map(|s| s.shape.dims()));
+            if same && !known_wrong {
                 self.remember(key, &cf);
                 return Ok(cf);
             }

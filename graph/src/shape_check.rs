@@ -76,66 +76,58 @@ impl ShapeGenerality {
     }
 
     /// True when the graph is known to be wrong for arguments of `dims`: they differ in a
-    /// dimension whose size a check showed the graph reads. (Other ranks are not known
-    /// wrong: running them is each op's to refuse.)
+    /// dimension whose size a check showed the graph reads, or in rank while the graph reads
+    /// some size. (Other ranks of a graph not known to read sizes are each op's to refuse.)
     pub fn known_wrong<'a>(&self, traced: &[TensorSpec], dims: impl Iterator<Item = &'a [usize]> + Clone) -> bool {
-        self.differing(traced, dims).is_some_and(|d| d.contains(&Dim::Read))
+        match self.differing(traced, dims) {
+            Some(d) => d.contains(&Dim::Read),
+            // Another rank: wrong if the graph reads any size (it may read that one's).
+            None => self.dims.iter().flatten().any(|&k| k == Dim::Read),
+        }
     }
 
-    /// How many unchecked dimensions `dims` differ from `traced` in. A check that fails when
-    /// several differ cannot say which one the graph reads, so it leaves them unchecked.
-    pub fn unchecked_differing<'a>(
-        &self,
-        traced: &[TensorSpec],
-        dims: impl Iterator<Item = &'a [usize]> + Clone,
-    ) -> usize {
-        self.differing(traced, dims)
-            .map_or(0, |d| d.iter().filter(|&&k| k == Dim::Unknown).count())
-    }
-
-    /// Specs for checks of every `relaxed` dimension not checked yet: one set per traced size
-    /// (dimensions of one size, often tied by broadcasting, grow together), with one more in
-    /// each dimension of that size. Checking sizes apart lets a closure that reads one
-    /// dimension keep the others generic, and sees a closure that reads how two sizes relate
-    /// (`nx - ny`), which growing all by one would hide.
-    pub fn probes(&self, traced: &[TensorSpec], relaxed: &[Vec<bool>]) -> Vec<Vec<TensorSpec>> {
-        let unchecked = |a: usize, i: usize| {
-            relaxed.get(a).and_then(|r| r.get(i)) == Some(&true)
-                && self.dims.get(a).and_then(|k| k.get(i)) == Some(&Dim::Unknown)
-        };
-        let mut sizes: Vec<usize> = Vec::new();
-        for (a, t) in traced.iter().enumerate() {
-            for (i, &d) in t.shape.dims().iter().enumerate() {
-                if unchecked(a, i) && !sizes.contains(&d) {
-                    sizes.push(d);
+    /// True when a check against a trace at `other` can be recorded: a match when every
+    /// unchecked dimension that differs moved from one size to one other size together (a
+    /// match over sizes that moved apart could hide how they relate, `nx - ny`); a
+    /// difference when a single unchecked dimension differs (with several, which one the
+    /// graph reads is not known).
+    pub fn conclusive(&self, traced: &[TensorSpec], other: &[TensorSpec], same: bool) -> bool {
+        let mut moves = Vec::new();
+        for ((t, o), known) in traced.iter().zip(other).zip(&self.dims) {
+            for ((x, y), k) in t.shape.dims().iter().zip(o.shape.dims()).zip(known) {
+                if x != y && *k == Dim::Unknown {
+                    moves.push((*x, *y));
                 }
             }
         }
-        sizes
-            .into_iter()
-            .map(|size| {
-                traced
-                    .iter()
-                    .enumerate()
-                    .map(|(a, t)| {
-                        let dims: Vec<usize> = t
-                            .shape
-                            .dims()
-                            .iter()
-                            .enumerate()
-                            .map(|(i, &d)| {
-                                if d == size && unchecked(a, i) {
-                                    d.saturating_add(1)
-                                } else {
-                                    d
-                                }
-                            })
-                            .collect();
-                        TensorSpec::new(t.dtype, dims)
-                    })
-                    .collect()
-            })
-            .collect()
+        if same {
+            moves.windows(2).all(|w| w[0] == w[1])
+        } else {
+            moves.len() <= 1
+        }
+    }
+
+    /// The checks of every `relaxed` dimension not checked yet, as groups of dimensions
+    /// (`(argument, axis)`) to grow by one together: one group per traced size (dimensions
+    /// of one size are often tied by broadcasting). Checking sizes apart lets a closure that
+    /// reads one dimension keep the others generic, and sees one that reads how two sizes
+    /// relate (`nx - ny`), which growing all at once would hide.
+    pub fn probe_groups(&self, traced: &[TensorSpec], relaxed: &[Vec<bool>]) -> Vec<Vec<(usize, usize)>> {
+        let mut groups: Vec<(usize, Vec<(usize, usize)>)> = Vec::new();
+        for (a, t) in traced.iter().enumerate() {
+            for (i, &d) in t.shape.dims().iter().enumerate() {
+                let unchecked = relaxed.get(a).and_then(|r| r.get(i)) == Some(&true)
+                    && self.dims.get(a).and_then(|k| k.get(i)) == Some(&Dim::Unknown);
+                if !unchecked {
+                    continue;
+                }
+                match groups.iter_mut().find(|(size, _)| *size == d) {
+                    Some((_, members)) => members.push((a, i)),
+                    None => groups.push((d, vec![(a, i)])),
+                }
+            }
+        }
+        groups.into_iter().map(|(_, members)| members).collect()
     }
 
     /// Records a check against a trace at `other`: `same` says whether it built the same
@@ -150,6 +142,24 @@ impl ShapeGenerality {
             }
         }
     }
+}
+
+/// `traced` with one more in each of the dimensions `grow` (`(argument, axis)`).
+pub(crate) fn grown(traced: &[TensorSpec], grow: &[(usize, usize)]) -> Vec<TensorSpec> {
+    traced
+        .iter()
+        .enumerate()
+        .map(|(a, t)| {
+            let dims: Vec<usize> = t
+                .shape
+                .dims()
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| if grow.contains(&(a, i)) { d.saturating_add(1) } else { d })
+                .collect();
+            TensorSpec::new(t.dtype, dims)
+        })
+        .collect()
 }
 
 /// True when two traces of one closure compute the same thing: the same nodes in the same
@@ -180,13 +190,15 @@ fn same_node(x: &Node, y: &Node) -> bool {
 
 /// Ops compare by their attributes (their `Debug` text, as common-subexpression elimination
 /// keys them), variables by identity (two variables may share a name) and custom ops by
-/// identity or by the key they declare (`CustomOp::trace_key`; their `Debug` text may
-/// leave out what they computed from a shape).
+/// identity or by their name and the key they declare (`CustomOp::trace_key`; their
+/// `Debug` text may leave out what they computed from a shape).
 fn same_op(p: &Op, q: &Op) -> bool {
     match (p, q) {
         (Op::ReadVariable(v), Op::ReadVariable(w)) => v.id() == w.id(),
         (Op::Assign { var: v, mode: m }, Op::Assign { var: w, mode: n }) => v.id() == w.id() && m == n,
-        (Op::Custom(c), Op::Custom(d)) => Arc::ptr_eq(c, d) || c.trace_key().is_some_and(|k| Some(k) == d.trace_key()),
+        (Op::Custom(c), Op::Custom(d)) => {
+            Arc::ptr_eq(c, d) || (c.name() == d.name() && c.trace_key().is_some_and(|k| Some(k) == d.trace_key()))
+        }
         _ => format!("{p:?}") == format!("{q:?}"),
     }
 }
@@ -237,27 +249,49 @@ mod tests {
     }
 
     #[test]
-    fn probes_grow_the_unchecked_relaxed_dimensions_of_each_size_apart() {
+    fn probe_groups_hold_the_unchecked_relaxed_dimensions_of_each_size() {
         let traced = [
             TensorSpec::new(DType::F32, vec![2, 3]),
             TensorSpec::new(DType::F32, vec![2]),
         ];
         let mut g = ShapeGenerality::unknown(&traced);
-        let dims = |p: &[TensorSpec]| (p[0].shape.dims().to_vec(), p[1].shape.dims().to_vec());
-        let probes = g.probes(&traced, &[vec![true, false], vec![true]]);
         assert_eq!(
-            probes.iter().map(|p| dims(p)).collect::<Vec<_>>(),
-            [(vec![3, 3], vec![3])]
+            g.probe_groups(&traced, &[vec![true, false], vec![true]]),
+            [vec![(0, 0), (1, 0)]]
         );
         let relaxed = [vec![true, true], vec![true]];
-        let probes = g.probes(&traced, &relaxed);
-        assert_eq!(
-            probes.iter().map(|p| dims(p)).collect::<Vec<_>>(),
-            [(vec![3, 3], vec![3]), (vec![2, 4], vec![2])]
-        );
-        for p in &probes {
-            g.record(&traced, p, true);
+        let groups = g.probe_groups(&traced, &relaxed);
+        assert_eq!(groups, [vec![(0, 0), (1, 0)], vec![(0, 1)]]);
+        let specs = grown(&traced, &groups[0]);
+        assert_eq!((specs[0].shape.dims(), specs[1].shape.dims()), (&[3, 3][..], &[3][..]));
+        for group in &groups {
+            g.record(&traced, &grown(&traced, group), true);
         }
-        assert!(g.probes(&traced, &relaxed).is_empty());
+        assert!(g.probe_groups(&traced, &relaxed).is_empty());
+    }
+
+    #[test]
+    fn only_conclusive_checks_are_recorded() {
+        let traced = [
+            TensorSpec::new(DType::F32, vec![5]),
+            TensorSpec::new(DType::F32, vec![3]),
+        ];
+        let g = ShapeGenerality::unknown(&traced);
+        let at = |x: usize, y: usize| {
+            [
+                TensorSpec::new(DType::F32, vec![x]),
+                TensorSpec::new(DType::F32, vec![y]),
+            ]
+        };
+        // Sizes that moved apart may hide how they relate; one size may be blamed alone.
+        assert!(!g.conclusive(&traced, &at(6, 4), true));
+        assert!(g.conclusive(&traced, &at(6, 3), true) && g.conclusive(&traced, &at(6, 3), false));
+        assert!(!g.conclusive(&traced, &at(6, 4), false));
+        let tied = [
+            TensorSpec::new(DType::F32, vec![3]),
+            TensorSpec::new(DType::F32, vec![3]),
+        ];
+        let g = ShapeGenerality::unknown(&tied);
+        assert!(g.conclusive(&tied, &at(4, 4), true));
     }
 }
