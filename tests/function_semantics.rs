@@ -755,3 +755,27 @@ fn f12f_a_dense_layer_over_two_relaxed_dimensions_of_one_size_keeps_its_batch_ge
     assert!(cf.call(&[Tensor::ones(&[3, 4], DType::F32).unwrap()]).is_err());
     assert_eq!(f.tracing_count(), 1);
 }
+
+#[test]
+fn f04i_a_difference_seen_at_sizes_that_each_look_generic_is_kept() {
+    // Whether the two lengths are equal: (3, 5) -> (4, 5) and (3, 6) each keep them unequal,
+    // (4, 4) does not; after that, (7, 7) must not reuse the (3, 5) graph.
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let f = function(|x: &Tensor, y: &Tensor| {
+        let k = if x.dims()[0] == y.dims()[0] { 1.0 } else { 0.0 };
+        x.reduce_sum(Axes::All)?.mul(&x.scalar_like(k))
+    })
+    .with_input_signature(vec![
+        InputSpec::new(DType::F32, &[None]),
+        InputSpec::new(DType::F32, &[None]),
+    ]);
+    for (nx, ny) in [(3usize, 5usize), (4, 4), (7, 7), (8, 2)] {
+        let (x, y) = (ramp(nx), ramp(ny));
+        let want = if nx == ny { (nx * (nx - 1) / 2) as f32 } else { 0.0 };
+        assert_eq!(
+            f.call((&x, &y)).unwrap().to_scalar::<f32>().unwrap(),
+            want,
+            "({nx}, {ny})"
+        );
+    }
+}

@@ -694,9 +694,14 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
             self.learn(&cf, specs, same, statics);
             // When what was learnt (checking one size at a time) says the graph reads a size
             // that differs here, this call's own trace serves it, as for any other size.
-            let known_wrong = cf
+            let mut known_wrong = cf
                 .generality()
                 .known_wrong(&cf.inputs, specs.iter().map(|s| s.shape.dims()));
+            if !same && !known_wrong {
+                // Each size alone looked generic, yet together they built another graph.
+                cf.generality().mark_read(&cf.inputs, specs);
+                known_wrong = true;
+            }
             if same && !known_wrong {
                 self.remember(key, &cf);
                 return Ok(cf);

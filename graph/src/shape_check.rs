@@ -130,6 +130,18 @@ impl ShapeGenerality {
         groups.into_iter().map(|(_, members)| members).collect()
     }
 
+    /// Marks every dimension in which `other` differs from `traced` as read, checked or not:
+    /// a trace there built another graph, whatever checks of one size at a time said.
+    pub fn mark_read(&mut self, traced: &[TensorSpec], other: &[TensorSpec]) {
+        for ((t, o), known) in traced.iter().zip(other).zip(&mut self.dims) {
+            for ((x, y), k) in t.shape.dims().iter().zip(o.shape.dims()).zip(known.iter_mut()) {
+                if x != y {
+                    *k = Dim::Read;
+                }
+            }
+        }
+    }
+
     /// Records a check against a trace at `other`: `same` says whether it built the same
     /// graph. The unchecked dimensions that differ become generic, or read (all of them when
     /// several differ at once; callers that can tell them apart check them one at a time).
