@@ -644,30 +644,6 @@ fn f12d_a_fused_node_at_other_shapes_broadcasts_or_fails_as_the_ops_do() {
 }
 
 #[test]
-fn f12e_checks_see_a_closure_that_reads_how_two_sizes_relate() {
-    // The constant (nx - ny) is the same at (5, 3) and (6, 4): growing both sizes together
-    // would call both dimensions generic and answer x·2 for (10, 3).
-    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
-    let f = function(|x: &Tensor, y: &Tensor| {
-        let k = x.dims()[0] as f64 - y.dims()[0] as f64;
-        x.reduce_sum(Axes::All)?.mul(&x.scalar_like(k))
-    })
-    .with_input_signature(vec![
-        InputSpec::new(DType::F32, &[None]),
-        InputSpec::new(DType::F32, &[None]),
-    ]);
-    let cf = f
-        .get_concrete_function(&[
-            TensorSpec::new(DType::F32, vec![5]),
-            TensorSpec::new(DType::F32, vec![3]),
-        ])
-        .unwrap();
-    assert!(cf.call(&[ramp(10), ramp(3)]).is_err());
-    let (x, y) = (ramp(10), ramp(3));
-    assert_eq!(f.call((&x, &y)).unwrap().to_scalar::<f32>().unwrap(), 45.0 * 7.0);
-}
-
-#[test]
 fn f04f_a_fused_node_whose_inputs_lose_rank_runs_as_its_ops() {
     // squeeze drops the batch axis too when the batch is 1: the fused sigmoid·2 then sees a
     // scalar where it was traced over [4].
@@ -711,30 +687,6 @@ fn f04g_a_layer_whose_custom_op_declares_its_key_stays_shape_generic() {
 }
 
 #[test]
-fn f04h_calls_that_move_two_sizes_together_do_not_hide_how_they_relate() {
-    // (5, 3) then (6, 4) build the same graph (nx - ny = 2 both times); that must not make
-    // (10, 3) reuse it.
-    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
-    let f = function(|x: &Tensor, y: &Tensor| {
-        let k = x.dims()[0] as f64 - y.dims()[0] as f64;
-        x.reduce_sum(Axes::All)?.mul(&x.scalar_like(k))
-    })
-    .with_input_signature(vec![
-        InputSpec::new(DType::F32, &[None]),
-        InputSpec::new(DType::F32, &[None]),
-    ]);
-    for (nx, ny) in [(5usize, 3usize), (6, 4), (10, 3), (6, 4)] {
-        let (x, y) = (ramp(nx), ramp(ny));
-        let want = (nx * (nx - 1) / 2) as f32 * (nx as f32 - ny as f32);
-        assert_eq!(
-            f.call((&x, &y)).unwrap().to_scalar::<f32>().unwrap(),
-            want,
-            "({nx}, {ny})"
-        );
-    }
-}
-
-#[test]
 fn f12f_a_dense_layer_over_two_relaxed_dimensions_of_one_size_keeps_its_batch_generic() {
     // Traced at [3, 3]: growing both together fails (the kernel is 3 × 2), so each is
     // checked alone: the batch is generic, the features are read (an error at other sizes).
@@ -756,26 +708,61 @@ fn f12f_a_dense_layer_over_two_relaxed_dimensions_of_one_size_keeps_its_batch_ge
     assert_eq!(f.tracing_count(), 1);
 }
 
-#[test]
-fn f04i_a_difference_seen_at_sizes_that_each_look_generic_is_kept() {
-    // Whether the two lengths are equal: (3, 5) -> (4, 5) and (3, 6) each keep them unequal,
-    // (4, 4) does not; after that, (7, 7) must not reuse the (3, 5) graph.
-    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
-    let f = function(|x: &Tensor, y: &Tensor| {
-        let k = if x.dims()[0] == y.dims()[0] { 1.0 } else { 0.0 };
-        x.reduce_sum(Axes::All)?.mul(&x.scalar_like(k))
+/// `sum(x) · k(nx, ny)` over two relaxed lengths, with `k` read from the shapes while tracing
+/// (a constant in the graph), checked against the eager value at each `(nx, ny)` in turn.
+fn check_lengths_read(k: fn(usize, usize) -> f64, calls: &[(usize, usize)]) -> Function<'static> {
+    let f = function(move |xs: &[Tensor]| {
+        let c = k(xs[0].dims()[0], xs[1].dims()[0]);
+        Ok(vec![xs[0].reduce_sum(Axes::All)?.mul(&xs[0].scalar_like(c))?])
     })
     .with_input_signature(vec![
         InputSpec::new(DType::F32, &[None]),
         InputSpec::new(DType::F32, &[None]),
     ]);
-    for (nx, ny) in [(3usize, 5usize), (4, 4), (7, 7), (8, 2)] {
-        let (x, y) = (ramp(nx), ramp(ny));
-        let want = if nx == ny { (nx * (nx - 1) / 2) as f32 } else { 0.0 };
-        assert_eq!(
-            f.call((&x, &y)).unwrap().to_scalar::<f32>().unwrap(),
-            want,
-            "({nx}, {ny})"
-        );
+    for &(nx, ny) in calls {
+        let got = f.call(&[ramp(nx), ramp(ny)]).unwrap()[0].to_scalar::<f32>().unwrap();
+        let want = (nx * (nx - 1) / 2) as f64 * k(nx, ny);
+        assert_eq!(got, want as f32, "({nx}, {ny})");
     }
+    f
+}
+
+fn difference(nx: usize, ny: usize) -> f64 {
+    nx as f64 - ny as f64
+}
+
+#[test]
+fn f12e_checks_see_a_closure_that_reads_how_two_sizes_relate() {
+    // The constant nx - ny is the same at (5, 3) and (6, 4): growing both sizes together
+    // would call both dimensions generic and answer x·2 for (10, 3).
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let f = check_lengths_read(difference, &[]);
+    let cf = f
+        .get_concrete_function(&[
+            TensorSpec::new(DType::F32, vec![5]),
+            TensorSpec::new(DType::F32, vec![3]),
+        ])
+        .unwrap();
+    assert!(cf.call(&[ramp(10), ramp(3)]).is_err());
+    assert_eq!(
+        f.call(&[ramp(10), ramp(3)]).unwrap()[0].to_scalar::<f32>().unwrap(),
+        45.0 * 7.0
+    );
+}
+
+#[test]
+fn f04h_calls_that_move_two_sizes_together_do_not_hide_how_they_relate() {
+    // (5, 3) then (6, 4) build the same graph (nx - ny = 2 both times); that must not make
+    // (10, 3) reuse it.
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    check_lengths_read(difference, &[(5, 3), (6, 4), (10, 3), (6, 4)]);
+}
+
+#[test]
+fn f04i_a_difference_seen_at_sizes_that_each_look_generic_is_kept() {
+    // Whether the lengths are equal: (3, 5) -> (4, 5) and (3, 6) each keep them unequal,
+    // (4, 4) does not; after that, (7, 7) must not reuse the (3, 5) graph.
+    let _g = EAGER_SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let equal = |nx: usize, ny: usize| f64::from(u8::from(nx == ny));
+    check_lengths_read(equal, &[(3, 5), (4, 4), (7, 7), (8, 2)]);
 }
