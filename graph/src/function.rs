@@ -627,17 +627,11 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
         }
         drop(cache);
         let graph = self.trace(specs, statics)?;
-        let cf = Arc::new(ConcreteFunction::new(
-            graph,
-            specs.to_vec(),
-            key.tensors.clone(),
-            &self.passes,
-        )?);
+        let cf = self.add_trace(key, graph, specs)?;
         if let Some(prev) = earlier {
             let same = same_computation(&prev.traced, &cf.traced);
             self.learn(&cf, &prev.inputs, same, statics);
         }
-        self.add_trace(key, &cf);
         Ok(cf)
     }
 
@@ -707,14 +701,7 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
                 return Ok(cf);
             }
         }
-        let special = Arc::new(ConcreteFunction::new(
-            graph,
-            specs.to_vec(),
-            exact.tensors.clone(),
-            &self.passes,
-        )?);
-        self.add_trace(exact, &special);
-        Ok(special)
+        self.add_trace(exact, graph, specs)
     }
 
     /// Makes `cf` the entry [`Function::last_match`] tries first.
@@ -722,14 +709,22 @@ impl<'f, A: ?Sized, O: FunctionOutput> Function<'f, A, O> {
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, cf.clone()));
     }
 
-    /// Caches a new trace under `key` and counts it.
-    fn add_trace(&self, key: CacheKey, cf: &Arc<ConcreteFunction>) {
+    /// Optimises a new trace at `specs` into a concrete function for the signature of `key`,
+    /// caches it under `key` and counts it.
+    fn add_trace(&self, key: CacheKey, graph: Graph, specs: &[TensorSpec]) -> Result<Arc<ConcreteFunction>> {
+        let cf = Arc::new(ConcreteFunction::new(
+            graph,
+            specs.to_vec(),
+            key.tensors.clone(),
+            &self.passes,
+        )?);
         *self.traces.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.remember(key.clone(), cf);
+        self.remember(key.clone(), &cf);
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, cf.clone());
+        Ok(cf)
     }
 
     /// Runs the closure on placeholders of `specs` and returns the graph it built.

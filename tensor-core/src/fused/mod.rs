@@ -181,43 +181,22 @@ impl FusedElementwise {
     /// not [fit](FusedElementwise::fits) its loop. Ops run directly, not through `dispatch`:
     /// no tracer or tape sees them, as none sees the graph's other ops.
     pub fn run_unfused(&self, inputs: &[&Data]) -> Result<Data> {
-        let mut temps: Vec<Data> = Vec::with_capacity(self.program.len());
-        for ins in &self.program {
-            let get = |o: Operand| -> Result<&Data> {
-                match o {
-                    Operand::Input(i) => inputs.get(i).copied(),
-                    Operand::Temp(i) => temps.get(i),
-                }
-                .ok_or_else(|| Error::invalid("fused_elementwise", format!("operand {o:?} is missing")))
-            };
-            let apply = |op: Op, xs: &[&Data]| -> Result<Data> {
-                let specs: Vec<crate::TensorSpec> = xs
-                    .iter()
-                    .map(|d| crate::TensorSpec::new(d.dtype(), d.dims().to_vec()))
-                    .collect();
-                op.infer(&specs)?;
-                op.compute(xs)?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| Error::invalid("fused_elementwise", "an op gave no result"))
-            };
-            let t = match *ins {
-                Instr::Unary(u, a) => apply(Op::Unary(u), &[get(a)?])?,
-                Instr::Binary(b, x, y) => apply(Op::Binary(b), &[get(x)?, get(y)?])?,
-                Instr::MulAdd(x, y, z) => {
-                    let p = apply(Op::Binary(BinaryOp::Mul), &[get(x)?, get(y)?])?;
-                    apply(Op::Binary(BinaryOp::Add), &[&p, get(z)?])?
-                }
-                Instr::UnaryThen(u, x, b, y) => {
-                    let v = apply(Op::Unary(u), &[get(x)?])?;
-                    apply(Op::Binary(b), &[&v, get(y)?])?
-                }
-            };
-            temps.push(t);
-        }
-        temps
-            .pop()
-            .ok_or_else(|| Error::invalid("fused_elementwise", "the program is empty"))
+        let apply = |op: Op, xs: &[&Data]| -> Result<Data> {
+            let specs: Vec<crate::TensorSpec> = xs
+                .iter()
+                .map(|d| crate::TensorSpec::new(d.dtype(), d.dims().to_vec()))
+                .collect();
+            op.infer(&specs)?;
+            op.compute(xs)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::invalid("fused_elementwise", "an op gave no result"))
+        };
+        self.interpret(
+            inputs,
+            |u, x| apply(Op::Unary(u), &[x]),
+            |b, x, y| apply(Op::Binary(b), &[x, y]),
+        )
     }
 
     /// Runs the program on tensors wherever they live, placed as an op would be: on an
@@ -232,17 +211,30 @@ impl FusedElementwise {
                 }
             }
         }
-        let mut temps: Vec<Tensor> = Vec::with_capacity(self.program.len());
+        self.interpret(
+            inputs,
+            |u, x| dispatch1(Op::Unary(u), &[x]),
+            |b, x, y| dispatch1(Op::Binary(b), &[x, y]),
+        )
+    }
+
+    /// The program as its separate ops, one instruction at a time, over any value (`Data`,
+    /// `Tensor`) that `unary` and `binary` apply the ops to.
+    fn interpret<V>(
+        &self,
+        inputs: &[&V],
+        unary: impl Fn(UnaryOp, &V) -> Result<V>,
+        binary: impl Fn(BinaryOp, &V, &V) -> Result<V>,
+    ) -> Result<V> {
+        let mut temps: Vec<V> = Vec::with_capacity(self.program.len());
         for ins in &self.program {
-            let get = |o: Operand| -> Result<&Tensor> {
+            let get = |o: Operand| -> Result<&V> {
                 match o {
                     Operand::Input(i) => inputs.get(i).copied(),
                     Operand::Temp(i) => temps.get(i),
                 }
                 .ok_or_else(|| Error::invalid("fused_elementwise", format!("operand {o:?} is missing")))
             };
-            let unary = |u: UnaryOp, x: &Tensor| dispatch1(Op::Unary(u), &[x]);
-            let binary = |b: BinaryOp, x: &Tensor, y: &Tensor| dispatch1(Op::Binary(b), &[x, y]);
             let t = match *ins {
                 Instr::Unary(u, a) => unary(u, get(a)?)?,
                 Instr::Binary(b, x, y) => binary(b, get(x)?, get(y)?)?,
