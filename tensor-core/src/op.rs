@@ -369,6 +369,7 @@ impl Op {
                 U::Tanh => "Tanh",
                 U::Sigmoid => "Sigmoid",
                 U::Erf => "Erf",
+                U::Erfc => "Erfc",
                 U::Softplus => "Softplus",
                 U::Softsign => "Softsign",
                 U::Relu => "Relu",

@@ -331,11 +331,17 @@ impl Tensor {
 
     /// `tf.range`: `[start, start + delta, ...)` up to (excluding) `limit`.
     ///
+    /// As TensorFlow's `Range` kernel: `start`, `limit` and `delta` are first converted to
+    /// `dtype` (an integer dtype needs whole numbers), the values are made by adding `delta`
+    /// repeatedly in `dtype`, and a `limit` on the wrong side of `start` for the sign of
+    /// `delta` is an error (not an empty range).
+    ///
     /// ```
     /// use ferroflow_tensor_core::{DType, Tensor};
     /// assert_eq!(Tensor::range(0.0, 5.0, 2.0, DType::I32)?.to_vec::<i32>()?, vec![0, 2, 4]);
     /// assert_eq!(Tensor::range(5.0, 0.0, -2.5, DType::F64)?.to_vec::<f64>()?, vec![5.0, 2.5]);
     /// assert!(Tensor::range(0.0, 1e18, 1.0, DType::F32).is_err());
+    /// assert!(Tensor::range(5.0, 0.0, 1.0, DType::F32).is_err());
     /// # Ok::<(), ferroflow_tensor_core::Error>(())
     /// ```
     pub fn range(start: f64, limit: f64, delta: f64, dtype: DType) -> Result<Tensor> {
@@ -345,12 +351,41 @@ impl Tensor {
                 format!("delta must be finite and non-zero, got start={start} limit={limit} delta={delta}"),
             ));
         }
-        let n = ((limit - start) / delta).ceil().max(0.0);
-        // The f64 values are made first, then cast.
-        let n = if n < usize::MAX as f64 { n as usize } else { usize::MAX };
-        crate::alloc::checked_elements("range", &[n], DType::F64)?;
-        let v: Vec<f64> = (0..n).map(|i| start + i as f64 * delta).collect();
-        Tensor::from_vec(v, &[n])?.cast(dtype)
+        if (delta > 0.0 && start > limit) || (delta < 0.0 && start < limit) {
+            let want = if delta > 0.0 {
+                "start <= limit"
+            } else {
+                "start >= limit"
+            };
+            return Err(Error::invalid(
+                "range",
+                format!("requires {want} when delta is {delta}, got start={start} limit={limit}"),
+            ));
+        }
+        match dtype {
+            DType::F32 => float_range(start as f32, limit as f32, delta as f32),
+            DType::F64 => float_range(start, limit, delta),
+            DType::I32 | DType::I64 => {
+                let whole = |v: f64, what: &str| -> Result<i64> {
+                    if v.fract() != 0.0 || v.abs() >= 9.2e18 {
+                        return Err(Error::invalid(
+                            "range",
+                            format!("{what} {v} is not a whole number of {}", dtype.name()),
+                        ));
+                    }
+                    Ok(v as i64)
+                };
+                let (s, l, d) = (whole(start, "start")?, whole(limit, "limit")?, whole(delta, "delta")?);
+                // TensorFlow's integer size: (|limit - start| + |delta| - 1) / |delta|.
+                let span = (l as i128 - s as i128).unsigned_abs();
+                let step = (d as i128).unsigned_abs();
+                let n = usize::try_from(span.div_ceil(step)).unwrap_or(usize::MAX);
+                crate::alloc::checked_elements("range", &[n], dtype)?;
+                let v: Vec<i64> = (0..n as i64).map(|i| s.wrapping_add(i.wrapping_mul(d))).collect();
+                Tensor::from_vec(v, &[n])?.cast(dtype)
+            }
+            DType::Bool => Err(Error::dtypes("range", &[dtype], "range needs a numeric dtype")),
+        }
     }
 
     /// `tf.linspace`: `num` evenly spaced values from `start` to `stop` inclusive.
@@ -363,21 +398,12 @@ impl Tensor {
     /// # Ok::<(), ferroflow_tensor_core::Error>(())
     /// ```
     pub fn linspace(start: f64, stop: f64, num: usize, dtype: DType) -> Result<Tensor> {
-        if !dtype.is_float() {
-            return Err(Error::dtypes("linspace", &[dtype], "linspace needs a float dtype"));
+        crate::alloc::checked_elements("linspace", &[num], dtype)?;
+        match dtype {
+            DType::F32 => Ok(linspace_in(start as f32, stop as f32, num)),
+            DType::F64 => Ok(linspace_in(start, stop, num)),
+            _ => Err(Error::dtypes("linspace", &[dtype], "linspace needs a float dtype")),
         }
-        crate::alloc::checked_elements("linspace", &[num], DType::F64)?;
-        let v: Vec<f64> = match num {
-            0 => Vec::new(),
-            1 => vec![start],
-            _ => {
-                let step = (stop - start) / (num - 1) as f64;
-                (0..num)
-                    .map(|i| if i == num - 1 { stop } else { start + i as f64 * step })
-                    .collect()
-            }
-        };
-        Tensor::from_vec(v, &[num])?.cast(dtype)
     }
 
     /// The unique id of this value.
@@ -702,9 +728,89 @@ impl<T: Element> From<Vec<T>> for Tensor {
     }
 }
 
+/// `tf.range` in a float dtype, as TensorFlow's kernel computes it: the size is
+/// `ceil(|(limit - start) / delta|)` and the values accumulate `delta` in `T`.
+fn float_range<T: crate::FloatElement>(start: T, limit: T, delta: T) -> Result<Tensor> {
+    let n = ((limit - start) / delta).abs().ceil().to_f64();
+    let n = if n < usize::MAX as f64 { n as usize } else { usize::MAX };
+    crate::alloc::checked_elements("range", &[n], T::DTYPE)?;
+    let mut v = Vec::with_capacity(n);
+    let mut val = start;
+    for _ in 0..n {
+        v.push(val);
+        val = val + delta;
+    }
+    Tensor::from_vec(v, &[n])
+}
+
+/// `tf.linspace` in `T`, as TensorFlow's kernel: `start + step·i` with
+/// `step = (stop - start) / (num - 1)`, and exactly `stop` last.
+fn linspace_in<T: crate::FloatElement>(start: T, stop: T, num: usize) -> Tensor {
+    let v: Vec<T> = match num {
+        0 => Vec::new(),
+        1 => vec![start],
+        _ => {
+            let step = (stop - start) / T::from_f64((num - 1) as f64);
+            (0..num)
+                .map(|i| {
+                    if i == num - 1 {
+                        stop
+                    } else {
+                        start + step * T::from_f64(i as f64)
+                    }
+                })
+                .collect()
+        }
+    };
+    let n = v.len();
+    Tensor::from_vec(v, &[n]).expect("linspace: a vector of its own length")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `tf.range` as TensorFlow's kernel: float32 values accumulate in float32, a limit on
+    /// the wrong side is an error, integer sizes are exact.
+    #[test]
+    fn range_accumulates_in_its_dtype_and_checks_direction() {
+        let v = Tensor::range(0.0, 1000.0, 0.1, DType::F32)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        let mut want = Vec::new();
+        let mut acc = 0.0f32;
+        for _ in 0..10000 {
+            want.push(acc);
+            acc += 0.1f32;
+        }
+        assert_eq!(v, want);
+        assert_ne!(v[9999], 999.9f32, "accumulated, not start + i·delta");
+        assert!(Tensor::range(5.0, 0.0, 1.0, DType::F32).is_err());
+        assert!(Tensor::range(0.0, 5.0, -1.0, DType::I32).is_err());
+        assert_eq!(Tensor::range(3.0, 3.0, 1.0, DType::I64).unwrap().num_elements(), 0);
+        assert_eq!(
+            Tensor::range(10.0, 1.0, -3.0, DType::I32)
+                .unwrap()
+                .to_vec::<i32>()
+                .unwrap(),
+            vec![10, 7, 4]
+        );
+        assert!(Tensor::range(0.0, 2.5, 0.5, DType::I32).is_err());
+        assert!(Tensor::range(0.0, 1.0, 0.1, DType::Bool).is_err());
+    }
+
+    /// `tf.linspace` computes in its dtype and ends exactly at `stop`.
+    #[test]
+    fn linspace_computes_in_its_dtype() {
+        let v = Tensor::linspace(0.1, 0.7, 4, DType::F32)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        let step = (0.7f32 - 0.1f32) / 3.0;
+        assert_eq!(v, vec![0.1f32, 0.1 + step, 0.1 + step * 2.0, 0.7]);
+        assert!(Tensor::linspace(0.0, 1.0, 3, DType::I32).is_err());
+    }
 
     #[test]
     fn creation_checks_lengths() {

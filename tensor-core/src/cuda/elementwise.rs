@@ -111,6 +111,7 @@ pub(crate) fn unary_expr(op: UnaryOp) -> String {
         Tanh => "tanh(x)".into(),
         Sigmoid => "1.0 / (1.0 + exp(-x))".into(),
         Erf => "erf(x)".into(),
+        Erfc => "erfc(x)".into(),
         Softplus => "(x > 0.0 ? x + log1p(exp(-x)) : log1p(exp(x)))".into(),
         Softsign => "x / (1.0 + fabs(x))".into(),
         Relu => "(x > 0.0 ? x : 0.0)".into(),
@@ -167,11 +168,13 @@ pub(crate) fn binary_expr(op: BinaryOp) -> &'static str {
     }
 }
 
-/// `cast` of `double x` (or `long long x` from int64 to int32) to `to`, as the CPU kernel
-/// does it: through float64, saturating into integers with NaN as 0, non-zero as `true`.
+/// `cast` of `double x` (or `long long x` from int64 to int32 or float32) to `to`, as the
+/// CPU kernel does it: through float64, saturating into integers with NaN as 0, non-zero as
+/// `true`; int64 to float32 rounds once.
 fn cast_expr(from: DType, to: DType) -> &'static str {
     match (from, to) {
         (DType::I64, DType::I32) => "(int)x",
+        (DType::I64, DType::F32) => "(float)x",
         (_, DType::F32) => "(float)x",
         (_, DType::F64) => "x",
         (_, DType::I32) => "(isnan(x) ? 0 : (x >= 2147483648.0 ? 2147483647 : (x <= -2147483649.0 ? (-2147483647 - 1) : (int)x)))",
@@ -192,7 +195,7 @@ pub(crate) fn source(kernel: Kernel, name: &str) -> String {
     match kernel {
         Kernel::Unary(op, dtype) => dense(name, dtype, work_type(dtype), dtype, &unary_expr(op)),
         Kernel::Cast(from, to) => {
-            let w = if (from, to) == (DType::I64, DType::I32) {
+            let w = if from == DType::I64 && matches!(to, DType::I32 | DType::F32) {
                 "long long"
             } else {
                 "double"

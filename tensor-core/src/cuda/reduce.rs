@@ -125,8 +125,8 @@ fn algebra(kind: ReduceKind, dtype: DType) -> (&'static str, String, &'static st
             "unsigned long long",
             "0ULL".into(),
             "a + b",
-            // The CPU divides by the count converted as an f64 is: saturating.
-            format!("(count == 0 ? ({t})0 : ({t})(({t})acc / (count > {highest} ? ({t}){highest} : ({t})count)))"),
+            // TensorFlow divides the 64-bit sum, then narrows (an int32 mean does not wrap).
+            format!("(count == 0 ? ({t})0 : ({t})((long long)acc / (long long)count))"),
         ),
         ReduceKind::Max => ("long long", lowest.into(), "(b > a ? b : a)", format!("({t})acc")),
         ReduceKind::Min => ("long long", highest.into(), "(b < a ? b : a)", format!("({t})acc")),

@@ -208,22 +208,24 @@ impl Tensor {
         dispatch1(Op::LogSoftmax { axis }, &[self])
     }
 
-    /// `tf.nn.bias_add`: adds the rank-1 `bias` along the last axis (NHWC).
+    /// `tf.nn.bias_add`: adds the rank-1 `bias` along the last axis (NHWC) of a value of
+    /// rank 2 or more.
     ///
     /// ```
     /// use ferroflow_tensor_core::Tensor;
     /// let y = Tensor::new([[1.0f32, 2.0], [3.0, 4.0]]).bias_add(&Tensor::new([10.0f32, 20.0]))?;
     /// assert_eq!(y.to_vec::<f32>()?, vec![11.0, 22.0, 13.0, 24.0]);
     /// assert!(Tensor::new([[1.0f32, 2.0]]).bias_add(&Tensor::new([1.0f32])).is_err());
+    /// assert!(Tensor::new([1.0f32, 2.0]).bias_add(&Tensor::new([1.0f32, 2.0])).is_err());
     /// # Ok::<(), ferroflow_tensor_core::Error>(())
     /// ```
     pub fn bias_add(&self, bias: &Tensor) -> Result<Tensor> {
         let (d, b) = (self.dims(), bias.dims());
-        if b.len() != 1 || d.is_empty() || d[d.len() - 1] != b[0] {
+        if b.len() != 1 || d.len() < 2 || d[d.len() - 1] != b[0] {
             return Err(Error::shapes(
                 "bias_add",
                 &[&self.shape(), &bias.shape()],
-                "bias must be rank 1 and match the last dimension",
+                "value must be at least 2-D, bias rank 1 matching its last dimension",
             ));
         }
         self.add(bias)
@@ -258,7 +260,9 @@ impl Tensor {
     }
 
     /// `tf.nn.sigmoid_cross_entropy_with_logits(labels=self, logits)`:
-    /// `max(x, 0) - x * z + log1p(exp(-|x|))`, TensorFlow's stable form (composite).
+    /// `max(x, 0) - x * z + log1p(exp(-|x|))`, TensorFlow's stable form (composite). As in
+    /// TensorFlow, `max` and `|x|` are selects on `x >= 0`, so the gradient at `x = 0` is
+    /// `sigmoid(0) - z` rather than the one-sided `-z`.
     ///
     /// ```
     /// use ferroflow_tensor_core::Tensor;
@@ -274,9 +278,12 @@ impl Tensor {
                 "labels and logits must have the same shape",
             ));
         }
-        let relu = logits.relu()?;
+        let zero = logits.scalar_like(0.0);
+        let nonneg = logits.greater_equal(&zero)?;
+        let relu = nonneg.select(logits, &zero)?;
+        let neg_abs = nonneg.select(&logits.neg()?, logits)?;
         let xz = logits.mul(self)?;
-        let tail = logits.abs()?.neg()?.exp()?.log1p()?;
+        let tail = neg_abs.exp()?.log1p()?;
         relu.sub(&xz)?.add(&tail)
     }
 
@@ -302,6 +309,15 @@ impl Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `bias_add` needs a value of rank 2 or more, as TensorFlow's kernel.
+    #[test]
+    fn bias_add_needs_a_matrix_or_more() {
+        let b = Tensor::new([1.0f32, 2.0]);
+        assert!(Tensor::new([1.0f32, 2.0]).bias_add(&b).is_err());
+        let y = Tensor::new([[[1.0f32, 2.0]]]).bias_add(&b).unwrap();
+        assert_eq!(y.to_vec::<f32>().unwrap(), vec![2.0, 4.0]);
+    }
 
     #[test]
     fn softmax_is_stable_and_normalised() {

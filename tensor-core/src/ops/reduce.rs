@@ -182,6 +182,12 @@ pub(crate) fn reduce(kind: ReduceKind, axes: &Axes, keepdims: bool, x: &Data) ->
     Ok(match x {
         Data::F32(a) => Data::F32(reduce_typed(kind, a, &axes, &out_dims)),
         Data::F64(a) => Data::F64(reduce_typed(kind, a, &axes, &out_dims)),
+        // TensorFlow's int32 mean sums and divides in int64, then narrows (`MeanReducer`'s
+        // casting specialisation), so the mean of [i32::MAX, 1] is 2^30, not a wrapped sum.
+        Data::I32(a) if kind == ReduceKind::Mean => {
+            let wide = reduce_typed(kind, &a.mapv(i64::from).into_shared(), &axes, &out_dims);
+            Data::I32(wide.mapv(|v| v as i32).into_shared())
+        }
         Data::I32(a) => Data::I32(reduce_typed(kind, a, &axes, &out_dims)),
         Data::I64(a) => Data::I64(reduce_typed(kind, a, &axes, &out_dims)),
         Data::Bool(_) => return Err(Error::dtypes(kind.name(), &[DType::Bool], "expects a numeric tensor")),
@@ -408,6 +414,13 @@ impl Tensor {
     /// # Ok::<(), ferroflow_tensor_core::Error>(())
     /// ```
     pub fn reduce_variance(&self, axes: impl Into<Reduction>) -> Result<Tensor> {
+        if !self.dtype().is_float() {
+            return Err(Error::dtypes(
+                "reduce_variance",
+                &[self.dtype()],
+                "expects a float tensor (TensorFlow rejects integer input)",
+            ));
+        }
         let r = axes.into();
         let mean = self.reduce_mean(Reduction {
             axes: r.axes.clone(),
@@ -558,7 +571,10 @@ mod tests {
     fn integer_sums_and_products_wrap_like_tensorflow() {
         let x = Tensor::new([i32::MAX, 1]);
         assert_eq!(x.reduce_sum(0).unwrap().to_scalar::<i32>().unwrap(), i32::MIN);
-        assert_eq!(x.reduce_mean(0).unwrap().to_scalar::<i32>().unwrap(), i32::MIN / 2);
+        // The mean sums in int64, as TensorFlow's int32 mean does: no wrap.
+        assert_eq!(x.reduce_mean(0).unwrap().to_scalar::<i32>().unwrap(), 1 << 30);
+        let w = Tensor::new([i64::MAX, 1]);
+        assert_eq!(w.reduce_mean(0).unwrap().to_scalar::<i64>().unwrap(), i64::MIN / 2);
         let p = Tensor::new([[i32::MAX, 2]]);
         assert_eq!(p.reduce_prod(1).unwrap().to_vec::<i32>().unwrap(), vec![-2]);
         let c = Tensor::new([i64::MAX, 1, 2]);

@@ -8,7 +8,7 @@ use super::reduce::Accumulate;
 use super::same_dtype;
 use crate::data::Array;
 use crate::dispatch::dispatch1;
-use crate::shape::{normalize_axes, normalize_axis};
+use crate::shape::normalize_axis;
 use crate::{Axes, DType, Data, Element, Error, OneHot, Op, Result, Shape, Tensor, TensorSpec};
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 
@@ -108,11 +108,18 @@ pub(crate) fn expand_dims(axis: i64, x: &Data) -> Result<Data> {
     Ok(crate::data::with_data!(x, a => Data::from_array(a.clone().insert_axis(Axis(ax)))))
 }
 
+/// The axes `squeeze` removes. As in TensorFlow's kernel, an empty list means every size-1
+/// axis (`tf.squeeze(x, [])` is `tf.squeeze(x)`), and a repeated axis is allowed (the axes
+/// form a set).
 fn squeeze_axes(axes: &Axes, dims: &[usize]) -> Result<Vec<usize>> {
     match axes {
-        Axes::All => Ok((0..dims.len()).filter(|&i| dims[i] == 1).collect()),
-        Axes::List(_) => {
-            let ax = normalize_axes("squeeze", axes, dims.len())?;
+        Axes::List(list) if !list.is_empty() => {
+            let mut ax = list
+                .iter()
+                .map(|&a| normalize_axis("squeeze", a, dims.len()))
+                .collect::<Result<Vec<_>>>()?;
+            ax.sort_unstable();
+            ax.dedup();
             if let Some(&bad) = ax.iter().find(|&&i| dims[i] != 1) {
                 return Err(Error::invalid(
                     "squeeze",
@@ -121,6 +128,7 @@ fn squeeze_axes(axes: &Axes, dims: &[usize]) -> Result<Vec<usize>> {
             }
             Ok(ax)
         }
+        _ => Ok((0..dims.len()).filter(|&i| dims[i] == 1).collect()),
     }
 }
 
@@ -564,10 +572,16 @@ pub(crate) fn gather(axis: i64, params: &Data, indices: &Data) -> Result<Data> {
 }
 
 fn one_hot_dims(depth: usize, axis: i64, dims: &[usize]) -> Result<(usize, Vec<usize>)> {
-    let ax = if axis == -1 {
-        dims.len()
-    } else {
-        normalize_axis("one_hot", axis, dims.len() + 1)?
+    // TensorFlow accepts -1 (the new last axis) or 0..=rank, no other negative axis.
+    let ax = match usize::try_from(axis) {
+        _ if axis == -1 => dims.len(),
+        Ok(a) if a <= dims.len() => a,
+        _ => {
+            return Err(Error::invalid(
+                "one_hot",
+                format!("axis must be -1 or in [0, {}], got {axis}", dims.len()),
+            ))
+        }
     };
     let mut out = dims.to_vec();
     out.insert(ax, depth);
@@ -976,6 +990,28 @@ const SPLIT_PIECE_HEAP_BYTES: usize = 256;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `tf.squeeze(x, [])` squeezes every size-1 axis (the kernel's empty set means all),
+    /// and a repeated axis is one axis.
+    #[test]
+    fn squeeze_with_no_listed_axes_squeezes_all_and_repeats_are_one() {
+        let x = Tensor::zeros(&[1, 3, 1], DType::F32).unwrap();
+        assert_eq!(x.squeeze(Axes::from(Vec::<i64>::new())).unwrap().dims(), &[3]);
+        assert_eq!(x.squeeze(Axes::from(vec![0i64, 0, -3])).unwrap().dims(), &[3, 1]);
+        assert!(x.squeeze(Axes::from(vec![1i64])).is_err());
+        assert!(x.squeeze(Axes::from(vec![3i64])).is_err());
+    }
+
+    /// `one_hot`'s axis is -1 or in `0..=rank`; -2 is an error, as in TensorFlow.
+    #[test]
+    fn one_hot_axis_is_minus_one_or_non_negative() {
+        let idx = Tensor::new([0i32, 1]);
+        assert!(idx.one_hot(OneHot::new(3).axis(-2)).is_err());
+        assert!(idx.one_hot(OneHot::new(3).axis(2)).is_err());
+        let t = idx.one_hot(OneHot::new(3).axis(0)).unwrap();
+        assert_eq!(t.dims(), &[3, 2]);
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+    }
 
     #[test]
     fn views_do_not_copy() {

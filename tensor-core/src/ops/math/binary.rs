@@ -19,7 +19,7 @@ macro_rules! binary_ops {
             Add, add, "add", "AddV2", "`tf.math.add`: `x + y`", |a: f64, b: f64| a + b;
             Sub, sub, "subtract", "Sub", "`tf.math.subtract`: `x - y`", |a: f64, b: f64| a - b;
             Mul, mul, "multiply", "Mul", "`tf.math.multiply`: `x * y`", |a: f64, b: f64| a * b;
-            Div, div, "divide", "RealDiv", "`tf.math.divide`: `x / y` (floats; `floordiv` divides integers)", |a: f64, b: f64| a / b;
+            Div, div, "divide", "RealDiv", "`tf.math.divide`: `x / y`; two integer tensors of one dtype divide as Python's true division does, in float64 (`floordiv` keeps integers)", |a: f64, b: f64| a / b;
             Pow, pow, "pow", "Pow", "`tf.math.pow`: `x ^ y`", |a: f64, b: f64| a.powf(b);
             Maximum, maximum, "maximum", "Maximum", "`tf.math.maximum` (NaN wins)", |a: f64, b: f64| a.max(b);
             Minimum, minimum, "minimum", "Minimum", "`tf.math.minimum` (NaN wins)", |a: f64, b: f64| a.min(b);
@@ -75,7 +75,7 @@ macro_rules! define_binary_ops {
                 /// # Ok::<(), ferroflow_tensor_core::Error>(())
                 /// ```
                 pub fn $method(&self, other: &Tensor) -> Result<Tensor> {
-                    dispatch1(Op::Binary(BinaryOp::$var), &[self, other])
+                    binary_method(BinaryOp::$var, self, other)
                 }
             )*
         }
@@ -224,6 +224,16 @@ fn int_binary<T: IntElement>(op: BinaryOp, a: &Array<T>, b: &Array<T>, dims: &[u
             }))
         }
     }
+}
+
+/// The tensor method of a binary op. `tf.math.divide` of two integer tensors is Python's
+/// true division (`_truediv_python3`): both are cast to float64 first. The `RealDiv` op
+/// itself stays float-only.
+fn binary_method(op: BinaryOp, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    if op == BinaryOp::Div && x.dtype().is_int() && x.dtype() == y.dtype() {
+        return x.cast(DType::F64)?.div(&y.cast(DType::F64)?);
+    }
+    dispatch1(Op::Binary(op), &[x, y])
 }
 
 pub(crate) fn infer_binary(op: BinaryOp, x: &[TensorSpec]) -> Result<TensorSpec> {

@@ -78,8 +78,11 @@ pub(crate) fn cast(x: &Data, to: DType) -> Data {
         }
     }
     // i64 -> f64 via f64 loses nothing a float64 could keep; i64 -> i32 wraps like TF.
+    // i64 -> f32 directly: through f64 it would round twice (2^60 + 2^36 + 1 would lose
+    // the bit that makes it round up).
     match (x, to) {
         (Data::I64(a), DType::I32) => Data::I32(el::unary(a, |v: i64| v as i32)),
+        (Data::I64(a), DType::F32) => Data::F32(el::unary(a, |v: i64| v as f32)),
         _ => crate::data::with_data!(x, a => conv(a, to)),
     }
 }
@@ -157,21 +160,19 @@ impl Tensor {
         }
     }
 
-    /// `tf.clip_by_value`: `maximum(minimum(x, clip_max), clip_min)` (composite).
+    /// `tf.clip_by_value`: `maximum(minimum(x, clip_max), clip_min)` (composite). As in
+    /// TensorFlow, bounds the wrong way round are not an error: every element becomes
+    /// `clip_min`.
     ///
     /// ```
     /// use ferroflow_tensor_core::Tensor;
     /// let y = Tensor::new([-3.0f32, 0.5, 9.0]).clip_by_value(-1.0, 1.0)?;
     /// assert_eq!(y.to_vec::<f32>()?, vec![-1.0, 0.5, 1.0]);
+    /// let crossed = Tensor::new([0.5f32, 3.0]).clip_by_value(2.0, 1.0)?;
+    /// assert_eq!(crossed.to_vec::<f32>()?, vec![2.0, 2.0]);
     /// # Ok::<(), ferroflow_tensor_core::Error>(())
     /// ```
     pub fn clip_by_value(&self, clip_min: f64, clip_max: f64) -> Result<Tensor> {
-        if clip_min > clip_max {
-            return Err(Error::invalid(
-                "clip_by_value",
-                format!("clip_min {clip_min} > clip_max {clip_max}"),
-            ));
-        }
         self.minimum(&self.scalar_like(clip_max))?
             .maximum(&self.scalar_like(clip_min))
     }
@@ -253,13 +254,51 @@ mod tests {
         let e = Tensor::new([1.0f32]).add(&Tensor::new([1i32])).unwrap_err().to_string();
         assert!(e.starts_with("add:") && e.contains("F32") && e.contains("I32"), "{e}");
         assert!(Tensor::new([1i32]).exp().is_err());
-        assert!(Tensor::new([1i32]).div(&Tensor::new([1i32])).is_err());
+        assert!(Tensor::new([1i32]).div(&Tensor::new([1i64])).is_err());
         assert!(Tensor::new([true]).neg().is_err());
+        assert!(Tensor::new([1i32]).floor().is_err());
+        assert!(Tensor::new([1i32]).reduce_variance(crate::Axes::All).is_err());
+        assert!(Tensor::new([1i64]).reduce_std(crate::Axes::All).is_err());
         assert!(Tensor::new([1.0f32]).logical_and(&Tensor::new([true])).is_err());
         assert!(Tensor::new([1.0f32])
             .select(&Tensor::new([1.0f32]), &Tensor::new([2.0f32]))
             .is_err());
-        assert!(Tensor::new([1.0f32]).clip_by_value(2.0, 1.0).is_err());
+    }
+
+    /// Integer inputs as TensorFlow's Python API takes them: `divide` is true division in
+    /// float64, `round` returns them unchanged, `relu` and `relu6` have integer kernels.
+    #[test]
+    fn integer_divide_round_and_relu_follow_tensorflow() {
+        let a = Tensor::new([7i32, -7, 1]);
+        let q = a.div(&Tensor::new([2i32, 2, 3])).unwrap();
+        assert_eq!(q.dtype(), DType::F64);
+        assert_eq!(q.to_vec::<f64>().unwrap(), vec![3.5, -3.5, 1.0 / 3.0]);
+        let q64 = Tensor::new([1i64 << 40]).div(&Tensor::new([4i64])).unwrap();
+        assert_eq!(q64.to_vec::<f64>().unwrap(), vec![(1u64 << 38) as f64]);
+        assert_eq!(a.round().unwrap().to_vec::<i32>().unwrap(), vec![7, -7, 1]);
+        let r = Tensor::new([-3i64, 0, 4, 9]);
+        assert_eq!(r.relu().unwrap().to_vec::<i64>().unwrap(), vec![0, 0, 4, 9]);
+        assert_eq!(r.relu6().unwrap().to_vec::<i64>().unwrap(), vec![0, 0, 4, 6]);
+        assert_eq!(r.relu().unwrap().dtype(), DType::I64);
+    }
+
+    /// `clip_by_value` with crossed bounds is `maximum(minimum(x, max), min)`, all `min`.
+    #[test]
+    fn clip_by_value_with_crossed_bounds_gives_the_minimum() {
+        let y = Tensor::new([0.5f32, 3.0, -9.0]).clip_by_value(2.0, 1.0).unwrap();
+        assert_eq!(y.to_vec::<f32>().unwrap(), vec![2.0, 2.0, 2.0]);
+    }
+
+    /// int64 to float32 rounds once: 2^60 + 2^36 + 1 is above the midpoint between 2^60 and
+    /// 2^60 + 2^37, so it rounds up; through float64 it would first round to the midpoint
+    /// and then to even, down.
+    #[test]
+    fn int64_to_float32_rounds_once() {
+        let v = (1i64 << 60) + (1 << 36) + 1;
+        let y = Tensor::new([v, -v]).cast(DType::F32).unwrap().to_vec::<f32>().unwrap();
+        let up = ((1u64 << 60) + (1 << 37)) as f32;
+        assert_eq!(y, vec![up, -up]);
+        assert_ne!(y[0], (v as f64) as f32);
     }
 
     #[test]

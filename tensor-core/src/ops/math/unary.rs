@@ -29,6 +29,7 @@ macro_rules! unit_unary_ops {
             Tanh, tanh, "tanh", "Tanh", "`tf.math.tanh`", [-0.5, 2.0], |v: f64| v.tanh();
             Sigmoid, sigmoid, "sigmoid", "Sigmoid", "`tf.math.sigmoid`: `1 / (1 + e^-x)`, stable in both tails", [-0.5, 2.0], |v: f64| 1.0 / (1.0 + (-v).exp());
             Erf, erf, "erf", "Erf", "`tf.math.erf`: the error function", [-0.5, 2.0], |v: f64| if v < 0.0 { -0.520_499_877_813_046_5 } else { 0.995_322_265_018_952_7 };
+            Erfc, erfc, "erfc", "Erfc", "`tf.math.erfc`: `1 - erf(x)`, accurate in the right tail", [-0.5, 2.0], |v: f64| if v < 0.0 { 1.520_499_877_813_046_5 } else { 0.004_677_734_981_047_266 };
             Softplus, softplus, "softplus", "Softplus", "`tf.math.softplus`: `ln(1 + e^x)`", [-0.5, 2.0], |v: f64| v.exp().ln_1p();
             Softsign, softsign, "softsign", "Softsign", "`tf.math.softsign`: `x / (1 + |x|)`", [-0.5, 2.0], |v: f64| v / (1.0 + v.abs());
             Relu, relu, "relu", "Relu", "`tf.nn.relu`: `max(x, 0)`", [-0.5, 2.0], |v: f64| v.max(0.0);
@@ -47,8 +48,9 @@ pub(crate) use unit_unary_ops;
 /// The unary op enum, its names, and one tensor method per op, from the list.
 macro_rules! define_unary_ops {
     (() $( $var:ident, $method:ident, $name:literal, $tf:literal, $doc:literal, $input:tt, $reference:expr; )*) => {
-        /// Elementwise unary ops. All accept float dtypes; `neg`, `abs`, `sign` and `square`
-        /// also accept integers.
+        /// Elementwise unary ops. All accept float dtypes; `neg`, `abs`, `sign`, `square`,
+        /// `relu` and `relu6` also accept integers (and the `round` method returns an integer
+        /// tensor unchanged, as `tf.math.round` does).
         #[derive(Debug, Clone, Copy, PartialEq)]
         pub enum UnaryOp {
             $( #[doc = $doc] $var, )*
@@ -96,7 +98,7 @@ macro_rules! define_unary_ops {
                 /// # Ok::<(), ferroflow_tensor_core::Error>(())
                 /// ```
                 pub fn $method(&self) -> Result<Tensor> {
-                    dispatch1(Op::Unary(UnaryOp::$var), &[self])
+                    unary_method(UnaryOp::$var, self)
                 }
             )*
         }
@@ -161,8 +163,11 @@ impl UnaryOp {
         )
     }
 
+    /// TensorFlow registers these kernels for integers too (`Relu` and `Relu6` for every
+    /// real type).
     fn accepts_int(self) -> bool {
-        matches!(self, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Square)
+        use UnaryOp::*;
+        matches!(self, Neg | Abs | Sign | Square | Relu | Relu6)
     }
 
     /// The scalar function on one float element. Fused graph kernels call this too, so a
@@ -192,6 +197,7 @@ impl UnaryOp {
             Tanh => x.tanh(),
             Sigmoid => sigmoid::<T, FMA>(x),
             Erf => x.erf(),
+            Erfc => x.erfc(),
             Softplus => softplus(x),
             Softsign => x / (one + x.abs()),
             Relu => {
@@ -256,7 +262,9 @@ impl UnaryOp {
                 }
             }
             UnaryOp::Sign => x.signum(),
-            // `infer_unary` admits integers for these four only; square is the last.
+            UnaryOp::Relu => x.max(T::zero()),
+            UnaryOp::Relu6 => x.max(T::zero()).min(T::from_f64(6.0)),
+            // `infer_unary` admits integers for the six above and square only.
             _ => x.wrapping_mul(&x),
         }
     }
@@ -286,6 +294,15 @@ fn softplus<T: FloatElement>(x: T) -> T {
     } else {
         x.exp().ln_1p()
     }
+}
+
+/// The tensor method of a unary op. `tf.math.round` returns integers unchanged (its Python
+/// wrapper does; the `Round` kernel has no integer registration), so the method does too.
+fn unary_method(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
+    if op == UnaryOp::Round && x.dtype().is_int() {
+        return Ok(x.clone());
+    }
+    dispatch1(Op::Unary(op), &[x])
 }
 
 pub(crate) fn infer_unary(u: UnaryOp, x: &[TensorSpec]) -> Result<TensorSpec> {
