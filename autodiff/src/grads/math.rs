@@ -8,9 +8,10 @@ pub(super) fn grad(op: &Op, x: &[Tensor], y: &[Tensor], g: &Tensor) -> Result<Ve
         Op::Unary(u) => Ok(vec![unary(*u, &x[0], &y[0], g)?]),
         Op::Binary(b) => binary(*b, &x[0], &x[1], &y[0], g),
         Op::Select => {
-            let zeros = g.mul(&scalar(g, 0.0))?;
-            let gx = x[0].select(g, &zeros)?;
-            let gy = x[0].select(&zeros, g)?;
+            // A real zero, not g·0 (NaN where g is infinite), as TensorFlow's _SelectGradV2.
+            let zero = scalar(g, 0.0);
+            let gx = x[0].select(g, &zero)?;
+            let gy = x[0].select(&zero, g)?;
             Ok(vec![
                 None,
                 Some(unbroadcast(&gx, x[1].dims())?),
@@ -36,17 +37,20 @@ fn unary(u: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor
         Exp => g.mul(y)?,
         Log => g.div(x)?,
         Log1p => g.div(&x.add(&c(1.0))?)?,
-        Sqrt => g.div(&y.mul(&c(2.0))?)?,
+        // TensorFlow's SqrtGrad, RsqrtGrad and ReciprocalGrad kernels answer 0 where the
+        // upstream is 0, so `where(x > 0, sqrt(x), 0)` has a 0 gradient at x = 0, not NaN.
+        Sqrt => zero_where_zero(g, g.div(&y.mul(&c(2.0))?)?)?,
         // d/dx x^-1/2 = -1/2 y^3
-        Rsqrt => g.mul(&y.mul(y)?.mul(y)?.mul(&c(-0.5))?)?,
+        Rsqrt => zero_where_zero(g, g.mul(&y.mul(y)?.mul(y)?.mul(&c(-0.5))?)?)?,
         Square => g.mul(&x.mul(&c(2.0))?)?,
-        Reciprocal => g.mul(&y.mul(y)?.neg()?)?,
+        Reciprocal => zero_where_zero(g, g.mul(&y.mul(y)?.neg()?)?)?,
         Sin => g.mul(&x.cos()?)?,
         Cos => g.mul(&x.sin()?.neg()?)?,
         Tanh => y.tanh_grad(g)?,
         Sigmoid => y.sigmoid_grad(g)?,
         // 2/sqrt(pi) exp(-x^2)
         Erf => g.mul(&x.square()?.neg()?.exp()?.mul(&c(std::f64::consts::FRAC_2_SQRT_PI))?)?,
+        Erfc => g.mul(&x.square()?.neg()?.exp()?.mul(&c(-std::f64::consts::FRAC_2_SQRT_PI))?)?,
         Softplus => g.mul(&x.sigmoid()?)?,
         Softsign => g.div(&c(1.0).add(&x.abs()?)?.square()?)?,
         Relu => x.relu_grad(g)?,
@@ -59,11 +63,12 @@ fn unary(u: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor
             let pos = x.greater(&c(0.0))?;
             g.mul(&pos.select(&c(1.0), &y.add(&c(1.0))?)?)?
         }
+        // TensorFlow's SeluGrad selects on `y < 0`, so x = 0 takes the scale.
         Selu => {
             const ALPHA: f64 = 1.673_263_242_354_377_3;
             const SCALE: f64 = 1.050_700_987_355_480_5;
-            let pos = x.greater(&c(0.0))?;
-            g.mul(&pos.select(&c(SCALE), &y.add(&c(SCALE * ALPHA))?)?)?
+            let neg = x.less(&c(0.0))?;
+            g.mul(&neg.select(&y.add(&c(SCALE * ALPHA))?, &c(SCALE))?)?
         }
         LeakyRelu { alpha } => {
             let pos = x.greater(&c(0.0))?;
@@ -74,7 +79,7 @@ fn unary(u: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor
             // 0.5·erfc(-k·x) + 0.5·x·k·(2/√π)·exp(-(k·x)²).
             let k = std::f64::consts::FRAC_1_SQRT_2 as f32 as f64;
             let kx = x.mul(&c(k))?;
-            let cdf = c(0.5).mul(&kx.neg()?.erf_c()?)?;
+            let cdf = c(0.5).mul(&kx.neg()?.erfc()?)?;
             let pdf = kx
                 .square()?
                 .neg()?
@@ -94,7 +99,9 @@ fn unary(u: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor
                 .add(&c(0.5).mul(x)?.mul(&sech2)?.mul(&dinner)?)?;
             g.mul(&d)?
         }
-        Sign | Floor | Ceil | Round => return Ok(None),
+        // TensorFlow's _SignGrad: zeros (connected), unlike floor, ceil and round.
+        Sign => x.zeros_like()?,
+        Floor | Ceil | Round => return Ok(None),
     };
     Ok(Some(d))
 }
@@ -105,13 +112,16 @@ fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, z: &Tensor, g: &Tensor) -> Result
         Add => (g.clone(), g.clone()),
         Sub => (g.clone(), g.neg()?),
         Mul => (g.mul(y)?, g.mul(x)?),
-        Div => (g.div(y)?, g.mul(&x.neg()?.div(&y.square()?)?)?),
+        // (-x / y) / y as TensorFlow's _RealDivGrad: y² would overflow or underflow first.
+        Div => (g.div(y)?, g.mul(&x.neg()?.div(y)?.div(y)?)?),
         Pow => {
             let one = scalar(x, 1.0);
             let gx = g.mul(y)?.mul(&x.pow(&y.sub(&one)?)?)?;
-            // log(x) only where x > 0, as TensorFlow does, so x <= 0 gives 0 instead of NaN.
+            // log(x) only where x > 0, of a safe x, as TensorFlow's _PowGrad: x <= 0 gives 0
+            // instead of NaN, in this gradient and in its own gradient.
             let pos = x.greater(&scalar(x, 0.0))?;
-            let safe_log = pos.select(&x.log()?, &x.mul(&scalar(x, 0.0))?)?;
+            let safe_x = pos.select(x, &one)?;
+            let safe_log = pos.select(&safe_x.log()?, &scalar(x, 0.0))?;
             (gx, g.mul(z)?.mul(&safe_log)?)
         }
         Maximum | Minimum => {
@@ -120,14 +130,17 @@ fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, z: &Tensor, g: &Tensor) -> Result
             } else {
                 x.less_equal(y)?
             };
-            let zeros = g.mul(&scalar(g, 0.0))?;
-            (mask.select(g, &zeros)?, mask.select(&zeros, g)?)
+            let zero = scalar(g, 0.0);
+            (mask.select(g, &zero)?, mask.select(&zero, g)?)
         }
         SquaredDifference => {
             let d = x.sub(y)?.mul(&scalar(x, 2.0))?.mul(g)?;
             (d.clone(), d.neg()?)
         }
-        FloorDiv | FloorMod => return Ok(vec![None, None]),
+        FloorDiv => return Ok(vec![None, None]),
+        // TensorFlow's _FloorModGrad: (g, -g·floor(x / y)); integers have no gradient.
+        FloorMod if x.dtype().is_float() => (g.clone(), g.mul(&x.floordiv(y)?.neg()?)?),
+        FloorMod => return Ok(vec![None, None]),
         // The activation gradients are linear in g; their own gradients (second order):
         SigmoidGrad => {
             // d/dy [g·y·(1-y)] = g·(1-2y); d/dg = y·(1-y).
@@ -139,7 +152,7 @@ fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, z: &Tensor, g: &Tensor) -> Result
             // d/dy [g·(1-y²)] = -2·g·y; d/dg = 1 - y².
             (g.mul(y)?.mul(x)?.mul(&scalar(x, -2.0))?, x.tanh_grad(g)?)
         }
-        ReluGrad => (g.mul(&scalar(g, 0.0))?, x.relu_grad(g)?),
+        ReluGrad => (x.zeros_like()?, x.relu_grad(g)?),
     };
     Ok(vec![
         Some(unbroadcast(&gx, x.dims())?),
@@ -147,13 +160,9 @@ fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, z: &Tensor, g: &Tensor) -> Result
     ])
 }
 
-/// `erfc(x) = 1 - erf(x)` as ops.
-trait Erfc {
-    fn erf_c(&self) -> Result<Tensor>;
-}
-
-impl Erfc for Tensor {
-    fn erf_c(&self) -> Result<Tensor> {
-        scalar(self, 1.0).sub(&self.erf()?)
-    }
+/// `value` where the upstream `g` is non-zero, else 0 (TensorFlow's gradient kernels that
+/// short-circuit a zero upstream).
+fn zero_where_zero(g: &Tensor, value: Tensor) -> Result<Tensor> {
+    let zero = scalar(g, 0.0);
+    g.equal(&zero)?.select(&zero, &value)
 }

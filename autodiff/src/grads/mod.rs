@@ -98,6 +98,7 @@ fn unary_differentiable(u: UnaryOp) -> bool {
         | Tanh
         | Sigmoid
         | Erf
+        | Erfc
         | Softplus
         | Softsign
         | Relu
@@ -105,17 +106,19 @@ fn unary_differentiable(u: UnaryOp) -> bool {
         | Elu
         | Selu
         | LeakyRelu { .. }
-        | Gelu(_) => true,
-        Sign | Floor | Ceil | Round => false,
+        | Gelu(_)
+        | Sign => true,
+        Floor | Ceil | Round => false,
     }
 }
 
-/// Binary ops with a gradient: all but the flooring ones.
+/// Binary ops with a gradient: all but `floordiv` (TensorFlow registers `FloorMod`'s).
 fn binary_differentiable(b: BinaryOp) -> bool {
     use BinaryOp::*;
     match b {
-        Add | Sub | Mul | Div | Pow | Maximum | Minimum | SquaredDifference | SigmoidGrad | TanhGrad | ReluGrad => true,
-        FloorDiv | FloorMod => false,
+        Add | Sub | Mul | Div | Pow | Maximum | Minimum | SquaredDifference | FloorMod | SigmoidGrad | TanhGrad
+        | ReluGrad => true,
+        FloorDiv => false,
     }
 }
 
@@ -199,5 +202,7 @@ fn scalar(like: &Tensor, v: f64) -> Tensor {
     like.scalar_like(v)
 }
 
+#[cfg(test)]
+mod edge_tests;
 #[cfg(test)]
 mod numeric_tests;

@@ -55,6 +55,7 @@ fn unary_ops() {
         ("tanh", |x| x[0].tanh(), false),
         ("sigmoid", |x| x[0].sigmoid(), false),
         ("erf", |x| x[0].erf(), false),
+        ("erfc", |x| x[0].erfc(), false),
         ("softplus", |x| x[0].softplus(), false),
         ("softsign", |x| x[0].softsign(), false),
         ("relu", |x| x[0].relu(), false),

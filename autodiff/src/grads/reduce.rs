@@ -23,13 +23,16 @@ pub(super) fn grad(op: &Op, x: &[Tensor], y: &[Tensor], g: &Tensor) -> Result<Ve
             reverse,
         } => {
             // d/dx_i of sum_j g_j prod_{k<=j} x_k: cumsum of g·y in the other direction,
-            // divided by x (TensorFlow's formula; inputs must be non-zero).
+            // divided by x with TensorFlow's div_no_nan (0 where x is 0, not NaN).
             let r = g.mul(&y[0])?.cumsum(Scan {
                 axis: *axis,
                 exclusive: *exclusive,
                 reverse: !*reverse,
             })?;
-            Ok(vec![Some(r.div(&x[0])?)])
+            let zero = x[0].scalar_like(0.0);
+            let is_zero = x[0].equal(&zero)?;
+            let safe_x = is_zero.select(&x[0].scalar_like(1.0), &x[0])?;
+            Ok(vec![Some(is_zero.select(&zero, &r.div(&safe_x)?)?)])
         }
         _ => Err(super::wrong_family(op, "reduction")),
     }
