@@ -416,3 +416,140 @@ fn a_metric_both_plain_and_weighted_logs_under_two_keys() -> ferroflow::Result<(
     assert_eq!(m.metrics_names(), ["loss", "mae", "weighted_mae"]);
     Ok(())
 }
+
+#[test]
+fn steps_per_epoch_stops_an_epoch_at_the_end_of_the_data() -> ferroflow::Result<()> {
+    // As Keras 3's EpochIterator: 10 rows in batches of 4 are 3 batches a pass; with 2
+    // steps an epoch, the pass serves an epoch of 2 and one of 1, then a new pass begins.
+    let _serial = serial();
+    let (x, y) = data(10)?;
+    let steps = |m: &Model| m.optimizer().unwrap().iterations().unwrap();
+    let m = compiled(&[0.0, 0.0], 0.0, false)?;
+    let opts = || FitOptions::new().batch_size(4).shuffle(false).verbose(0);
+    m.fit((&x, &y), opts().epochs(3).steps_per_epoch(2))?;
+    assert_eq!(steps(&m), 2 + 1 + 2);
+    // More steps than a pass holds: each epoch is one pass, cut short.
+    let m = compiled(&[0.0, 0.0], 0.0, false)?;
+    m.fit((&x, &y), opts().epochs(2).steps_per_epoch(5))?;
+    assert_eq!(steps(&m), 3 + 3);
+    // A dataset of unknown length (a filter's) ends its epoch when it runs out too.
+    let ds = Dataset::from_tensor_slices((&x, &y))?.filter(|_| Ok(true)).batch(4);
+    let m = compiled(&[0.0, 0.0], 0.0, false)?;
+    m.fit(&ds, FitOptions::new().epochs(3).steps_per_epoch(2).verbose(0))?;
+    assert_eq!(steps(&m), 2 + 1 + 2);
+    Ok(())
+}
+
+#[test]
+fn a_loss_function_sees_targets_of_the_predictions_rank_and_dtype() -> ferroflow::Result<()> {
+    // Keras' LossFunctionWrapper: `[4]` int targets against a `[4, 1]` output reach the
+    // function as `[4, 1]` floats, so `p - t` does not broadcast to `[4, 4]`.
+    let _serial = serial();
+    let mut m = linear(&[1.0])?;
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = seen.clone();
+    m.compile(CompileOptions::new(
+        Sgd::new(0.0)?,
+        ferroflow::nn::LossSpec::function("my_mse", move |t: &Tensor, p: &Tensor| {
+            log.borrow_mut().push((t.dims().to_vec(), t.dtype()));
+            p.sub(t)?.square()?.reduce_mean(-1)
+        }),
+    ))?;
+    let x = Tensor::from_vec(vec![0.0f32, 1.0, 2.0, 3.0], &[4, 1])?;
+    let y = Tensor::new([0i32, 1, 2, 4]);
+    let logs = m.evaluate((&x, &y), EvaluateOptions::new().verbose(0))?;
+    assert!((logs.get("loss").unwrap() - 0.25).abs() < 1e-6, "{logs:?}");
+    assert!(
+        seen.borrow().iter().all(|(d, t)| d == &[4, 1] && *t == DType::F32),
+        "{seen:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn sparse_categorical_crossentropy_takes_float_class_ids() -> ferroflow::Result<()> {
+    // Keras casts float labels (read from a float array) to int64 class ids.
+    let _serial = serial();
+    let logits = Tensor::new([[2.0f32, 0.5, -1.0], [0.0, 1.0, 3.0]]);
+    let as_int = ferroflow::optim::losses::sparse_categorical_crossentropy(
+        &Tensor::new([0i64, 2]),
+        &logits,
+        ferroflow::optim::losses::Predictions::Logits,
+    )?;
+    let as_float = ferroflow::optim::losses::sparse_categorical_crossentropy(
+        &Tensor::new([0.0f32, 2.0]),
+        &logits,
+        ferroflow::optim::losses::Predictions::Logits,
+    )?;
+    assert_eq!(as_int.to_scalar::<f32>()?, as_float.to_scalar::<f32>()?);
+    Ok(())
+}
+
+#[test]
+fn auc_precision_and_recall_treat_targets_as_booleans_and_clip_scores() -> ferroflow::Result<()> {
+    use ferroflow::nn::metrics::{Auc, Metric, Precision, Recall};
+    // A negative score is below every positive one: a perfect ranking (Keras clips scores
+    // into [0, 1] before thresholding).
+    let auc = Auc::new()?;
+    auc.update_state(&Tensor::new([0.0f32, 1.0]), &Tensor::new([-0.2f32, 0.8]), None)?;
+    assert!((auc.result_value()? - 1.0).abs() < 1e-6, "{}", auc.result_value()?);
+    // Soft targets count as positives, whatever their value.
+    let p = Precision::new()?;
+    p.update_state(&Tensor::new([0.9f32, 0.1]), &Tensor::new([0.8f32, 0.7]), None)?;
+    assert_eq!(p.result_value()?, 1.0);
+    let r = Recall::new()?;
+    r.update_state(&Tensor::new([0.9f32, 0.1, 0.0]), &Tensor::new([0.8f32, 0.2, 0.9]), None)?;
+    assert_eq!(r.result_value()?, 0.5);
+    Ok(())
+}
+
+#[test]
+fn cross_entropy_after_a_sigmoid_or_softmax_reads_its_logits() -> ferroflow::Result<()> {
+    // Keras' TensorFlow backend computes a cross-entropy on a sigmoid's (softmax's) output
+    // from that activation's input: a saturated wrong prediction costs softplus(20) = 20,
+    // not the ~15.9 of clipped probabilities, and still has a gradient.
+    let _serial = serial();
+    for eager in [true, false] {
+        let d = Dense::new(1)
+            .with_bias(false)
+            .with_activation(Activation::Sigmoid)
+            .with_input_dim(1)?;
+        d.kernel().unwrap().assign(&Tensor::from_vec(vec![20.0f32], &[1, 1])?)?;
+        let mut s = Sequential::new();
+        s.add(d);
+        let mut m = Model::new(s);
+        m.compile(CompileOptions::new(Sgd::new(0.1)?, "binary_crossentropy").run_eagerly(eager))?;
+        let (x, y) = (
+            Tensor::from_vec(vec![1.0f32], &[1, 1])?,
+            Tensor::from_vec(vec![0.0f32], &[1, 1])?,
+        );
+        let l = m
+            .evaluate((&x, &y), EvaluateOptions::new().verbose(0))?
+            .get("loss")
+            .unwrap();
+        assert!((l - 20.0).abs() < 1e-4, "eager {eager}: {l}");
+        // One SGD step moves the kernel by lr · sigmoid(20) · x ≈ 0.1.
+        m.fit((&x, &y), FitOptions::new().epochs(1).verbose(0))?;
+        let k = weights(&m)[0][0];
+        assert!((k - 19.9).abs() < 1e-4, "eager {eager}: kernel {k}");
+
+        let d = Dense::new(3)
+            .with_bias(false)
+            .with_activation(Activation::Softmax)
+            .with_input_dim(1)?;
+        d.kernel()
+            .unwrap()
+            .assign(&Tensor::from_vec(vec![40.0f32, 0.0, -40.0], &[1, 3])?)?;
+        let mut s = Sequential::new();
+        s.add(d);
+        let mut m = Model::new(s);
+        m.compile(CompileOptions::new(Sgd::new(0.1)?, "sparse_categorical_crossentropy").run_eagerly(eager))?;
+        let ids = Tensor::new([2i32]);
+        let l = m
+            .evaluate((&x, &ids), EvaluateOptions::new().verbose(0))?
+            .get("loss")
+            .unwrap();
+        assert!((l - 80.0).abs() < 1e-3, "eager {eager}: {l}");
+    }
+    Ok(())
+}

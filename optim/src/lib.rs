@@ -32,6 +32,7 @@
 
 mod adagrad;
 mod adam;
+pub mod keras_logits;
 pub mod losses;
 mod optimizer;
 mod rmsprop;

@@ -4,7 +4,8 @@
 //! computes in its inputs' dtype. Cross-entropies on probabilities clip them to
 //! `[1e-7, 1 - 1e-7]`, as Keras does.
 
-use ferroflow_tensor_core::{Axes, Error, Result, Tensor};
+use crate::keras_logits::{self, Squash};
+use ferroflow_tensor_core::{Axes, DType, Error, Result, Tensor};
 
 /// Keras' `epsilon()`, the clipping margin of probabilities.
 pub const EPSILON: f64 = 1e-7;
@@ -86,8 +87,36 @@ pub fn binary_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predic
     bce_per_sample(y_true, y_pred, predictions)?.reduce_mean(Axes::All)
 }
 
+/// The predictions a cross-entropy computes from: the logits behind a recorded sigmoid or
+/// softmax output (as Keras' TensorFlow backend, even when `from_logits` was asked, with
+/// the same warning), else `y_pred` as given.
+fn logits_behind(op: &str, y_pred: &Tensor, predictions: Predictions, squash: Squash) -> (Tensor, Predictions) {
+    match keras_logits::logits_of(y_pred, squash) {
+        Some(z) => {
+            if predictions == Predictions::Logits {
+                warn_once(op);
+            }
+            (z, Predictions::Logits)
+        }
+        None => (y_pred.clone(), predictions),
+    }
+}
+
+/// Keras' warning for `from_logits=True` on an activation's output, once per process.
+fn warn_once(op: &str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        eprintln!(
+            "`{op}` received `from_logits=True`, but the predictions were produced by a sigmoid or \
+             softmax activation and thus do not represent logits; the activation's input is used."
+        )
+    });
+}
+
 fn bce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
     check_pair("binary_crossentropy", y_true, y_pred)?;
+    let (y_pred, predictions) = logits_behind("binary_crossentropy", y_pred, predictions, Squash::Sigmoid);
+    let y_pred = &y_pred;
     let per = if predictions == Predictions::Logits {
         y_true.sigmoid_cross_entropy_with_logits(y_pred)?
     } else {
@@ -124,6 +153,8 @@ fn cce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) ->
             "needs a class axis",
         ));
     }
+    let (y_pred, predictions) = logits_behind("categorical_crossentropy", y_pred, predictions, Squash::Softmax);
+    let y_pred = &y_pred;
     if predictions == Predictions::Logits {
         y_true.softmax_cross_entropy_with_logits(y_pred, -1)
     } else {
@@ -152,13 +183,21 @@ pub fn sparse_categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, predict
 
 fn scce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
     let op = "sparse_categorical_crossentropy";
-    if !y_true.dtype().is_int() || !y_pred.dtype().is_float() {
+    if !(y_true.dtype().is_int() || y_true.dtype().is_float()) || !y_pred.dtype().is_float() {
         return Err(Error::dtypes(
             op,
             &[y_true.dtype(), y_pred.dtype()],
-            "labels must be integers and predictions floats",
+            "labels must be numbers (class ids) and predictions floats",
         ));
     }
+    // Float class ids (labels read from a float array) are cast to int64, as Keras does.
+    let y_true = &if y_true.dtype().is_float() {
+        y_true.cast(DType::I64)?
+    } else {
+        y_true.clone()
+    };
+    let (y_pred, predictions) = logits_behind(op, y_pred, predictions, Squash::Softmax);
+    let y_pred = &y_pred;
     let labels = if y_true.rank() == y_pred.rank() && y_true.dims().last() == Some(&1) {
         y_true.squeeze(-1)?
     } else {
@@ -318,7 +357,13 @@ mod tests {
             .unwrap();
         assert!((h - (0.125 + 2.5) / 2.0).abs() < 1e-15);
         assert!(mean_squared_error(&t, &Tensor::new([1.0f64])).is_err());
-        assert!(sparse_categorical_crossentropy(&Tensor::new([0.0f64]), &p, Predictions::Probabilities).is_err());
+        assert!(sparse_categorical_crossentropy(&Tensor::new([true, false]), &p, Predictions::Probabilities).is_err());
+        // Float class ids are cast, as Keras casts them.
+        let float_ids = sparse_categorical_crossentropy(&Tensor::new([0.0f64, 1.0]), &p, Predictions::Probabilities)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!((float_ids - (-(0.5f64.ln()) - 0.75f64.ln()) / 2.0).abs() < 1e-12);
         assert!("hinge".parse::<Loss>().is_err());
         assert_eq!("mae".parse::<Loss>().unwrap(), Loss::MeanAbsoluteError);
     }

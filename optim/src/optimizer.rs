@@ -86,8 +86,8 @@ fn positive(op: &'static str, name: &str, value: f64) -> Result<()> {
 }
 
 /// Gradient clipping applied before the update, as Keras' optimizer arguments; set through
-/// [`Optimizer::with_clipnorm`], [`Optimizer::with_clipvalue`] and
-/// [`Optimizer::with_global_clipnorm`].
+/// [`Optimizer::with_clipnorm`], [`Optimizer::with_clipvalue`] or
+/// [`Optimizer::with_global_clipnorm`]. As in Keras, at most one of the three can be set.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Clipping {
     /// Rescale each gradient whose L2 norm exceeds this.
@@ -96,6 +96,24 @@ pub struct Clipping {
     pub clipvalue: Option<f64>,
     /// Rescale all gradients together when their global L2 norm exceeds this.
     pub global_clipnorm: Option<f64>,
+}
+
+impl Clipping {
+    /// `self` when at most one threshold is set, else Keras' error naming all three.
+    fn only_one(self, op: &'static str) -> Result<Clipping> {
+        let set = [self.clipnorm, self.clipvalue, self.global_clipnorm];
+        if set.iter().filter(|v| v.is_some()).count() <= 1 {
+            return Ok(self);
+        }
+        Err(Error::invalid(
+            op,
+            format!(
+                "only one of clipnorm, clipvalue and global_clipnorm can be set, got clipnorm={:?}, \
+                 clipvalue={:?}, global_clipnorm={:?}",
+                self.clipnorm, self.clipvalue, self.global_clipnorm
+            ),
+        ))
+    }
 }
 
 /// The state shared by all optimizers: the step counter, the learning rate, clipping and the
@@ -405,7 +423,9 @@ pub trait Optimizer {
         Self: Sized,
     {
         positive("clipnorm", "clipnorm", clipnorm)?;
-        self.state_mut().clipping.clipnorm = Some(clipnorm);
+        let mut c = self.state().clipping;
+        c.clipnorm = Some(clipnorm);
+        self.state_mut().clipping = c.only_one("clipnorm")?;
         Ok(self)
     }
 
@@ -415,7 +435,9 @@ pub trait Optimizer {
         Self: Sized,
     {
         positive("clipvalue", "clipvalue", clipvalue)?;
-        self.state_mut().clipping.clipvalue = Some(clipvalue);
+        let mut c = self.state().clipping;
+        c.clipvalue = Some(clipvalue);
+        self.state_mut().clipping = c.only_one("clipvalue")?;
         Ok(self)
     }
 
@@ -426,7 +448,9 @@ pub trait Optimizer {
         Self: Sized,
     {
         positive("global_clipnorm", "global_clipnorm", global_clipnorm)?;
-        self.state_mut().clipping.global_clipnorm = Some(global_clipnorm);
+        let mut c = self.state().clipping;
+        c.global_clipnorm = Some(global_clipnorm);
+        self.state_mut().clipping = c.only_one("global_clipnorm")?;
         Ok(self)
     }
 }
@@ -526,6 +550,22 @@ mod tests {
         assert_eq!(step(&opt, g.clone()), vec![-3.0, -3.5]);
         let opt = Sgd::new(1.0).unwrap().with_global_clipnorm(10.0).unwrap();
         assert_eq!(step(&opt, g), vec![-3.0, -4.0], "under the global norm: unchanged");
+        // As Keras: one clipping threshold at most; setting the same one again is fine.
+        let two = Sgd::new(1.0).unwrap().with_clipvalue(0.5).unwrap().with_clipnorm(1.0);
+        assert!(two.unwrap_err().to_string().contains("only one of"));
+        assert!(Sgd::new(1.0)
+            .unwrap()
+            .with_clipnorm(2.0)
+            .unwrap()
+            .with_global_clipnorm(1.0)
+            .is_err());
+        let again = Sgd::new(1.0)
+            .unwrap()
+            .with_clipnorm(2.0)
+            .unwrap()
+            .with_clipnorm(1.0)
+            .unwrap();
+        assert_eq!(again.state().clipping().clipnorm, Some(1.0));
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             assert!(Sgd::new(1.0).unwrap().with_clipnorm(bad).is_err(), "{bad}");
             assert!(Sgd::new(1.0).unwrap().with_clipvalue(bad).is_err(), "{bad}");

@@ -34,16 +34,22 @@ fn format_path(template: &str, epoch: usize, batch: Option<usize>, logs: &Logs) 
             .ok_or_else(|| bad_template(template, "an unclosed '{'"))?;
         let field = &after[..close];
         let (name, spec) = field.split_once(':').unwrap_or((field, ""));
-        let value = match name {
-            "epoch" => epoch as f64,
-            "batch" if batch.is_some() => batch.unwrap_or(0) as f64,
-            _ => logs
-                .get(name)
-                .ok_or_else(|| bad_template(template, &format!("no logged value {name:?}")))?,
+        // `epoch` and `batch` are Python ints, logged values Python floats.
+        let (value, int) = match name {
+            "epoch" => (epoch as f64, true),
+            "batch" if batch.is_some() => (batch.unwrap_or(0) as f64, true),
+            _ => (
+                logs.get(name)
+                    .ok_or_else(|| bad_template(template, &format!("no logged value {name:?}")))?,
+                false,
+            ),
         };
-        out.push_str(
-            &format_spec(value, spec).ok_or_else(|| bad_template(template, &format!("unsupported format {spec:?}")))?,
-        );
+        let text = if spec.is_empty() && !int {
+            Some(python_float_repr(value))
+        } else {
+            format_spec(value, spec)
+        };
+        out.push_str(&text.ok_or_else(|| bad_template(template, &format!("unsupported format {spec:?}")))?);
         rest = &after[close + 1..];
     }
     out.push_str(&rest.replace("}}", "}"));
@@ -55,6 +61,32 @@ fn bad_template(template: &str, why: &str) -> Error {
         "ModelCheckpoint",
         format!("failed to format the filepath {template:?}: {why}"),
     )
+}
+
+/// Python's `repr` of a float, which `"{loss}".format(loss=...)` writes: the shortest
+/// digits that read back, `1.0` for a whole number, and exponent form (`1e-05`, `1e+16`)
+/// below 1e-4 or from 1e16.
+fn python_float_repr(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // Rust's `{:e}` gives the same shortest digits: `d[.ddd]e[-]x`.
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..16).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exp.unsigned_abs());
+    }
+    let s = format!("{v}");
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
 }
 
 /// One value under a Python format spec.
@@ -303,6 +335,17 @@ mod tests {
     fn python_format_specs() {
         let logs = Logs::from_pairs([("loss", 0.5), ("val_acc", 0.98765)]);
         assert_eq!(format_path("m-{epoch}", 7, None, &logs).unwrap(), "m-7");
+        // A logged value without a spec is Python's float repr.
+        let reprs = Logs::from_pairs([("a", 1.0), ("b", 0.1), ("c", 1e-5), ("d", 1e16), ("e", 123.25)]);
+        assert_eq!(
+            format_path("{a}_{b}_{c}_{d}_{e}", 1, None, &reprs).unwrap(),
+            "1.0_0.1_1e-05_1e+16_123.25"
+        );
+        let more = Logs::from_pairs([("a", -2.5e-7), ("b", 1.2345678901234568e17), ("c", 0.0001)]);
+        assert_eq!(
+            format_path("{a}_{b}_{c}", 1, None, &more).unwrap(),
+            "-2.5e-07_1.2345678901234568e+17_0.0001"
+        );
         assert_eq!(
             format_path("m-{epoch:03d}-{loss:.3f}", 7, None, &logs).unwrap(),
             "m-007-0.500"

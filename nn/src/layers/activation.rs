@@ -57,15 +57,26 @@ impl Activation {
         }
     }
 
-    /// Applies the activation.
+    /// Applies the activation. A sigmoid's or softmax's output remembers its input as its
+    /// logits ([`ferroflow_optim::keras_logits`]), so that a cross-entropy loss on it computes
+    /// from the logits, as Keras does with the TensorFlow backend.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        use ferroflow_optim::keras_logits::{remember, Squash};
         match *self {
             Activation::Linear => Ok(x.clone()),
             Activation::Relu => x.relu(),
             Activation::Relu6 => x.relu6(),
-            Activation::Sigmoid => x.sigmoid(),
+            Activation::Sigmoid => {
+                let y = x.sigmoid()?;
+                remember(&y, x, Squash::Sigmoid);
+                Ok(y)
+            }
             Activation::Tanh => x.tanh(),
-            Activation::Softmax => x.softmax(-1),
+            Activation::Softmax => {
+                let y = x.softmax(-1)?;
+                remember(&y, x, Squash::Softmax);
+                Ok(y)
+            }
             Activation::Softplus => x.softplus(),
             Activation::Elu => x.elu(),
             Activation::Selu => x.selu(),

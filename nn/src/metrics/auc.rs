@@ -77,8 +77,10 @@ impl Metric for Auc {
                 "targets and predictions must have as many elements",
             ));
         }
-        let truth = y_true.cast(DType::F64)?.reshape(&[-1, 1])?;
-        let pred = y_pred.cast(DType::F64)?.reshape(&[-1, 1])?;
+        // As Keras: a target is positive when non-zero, and scores are clipped into [0, 1]
+        // (so a negative score still counts as positive at the lowest threshold, -1e-7).
+        let truth = y_true.cast(DType::Bool)?.cast(DType::F64)?.reshape(&[-1, 1])?;
+        let pred = y_pred.cast(DType::F64)?.clip_by_value(0.0, 1.0)?.reshape(&[-1, 1])?;
         let above = pred.greater(&self.thresholds)?.cast(DType::F64)?; // [n, T]
         let mut weight = truth.ones_like()?;
         if let Some(w) = sample_weight {

@@ -18,7 +18,8 @@ fn binarize(
             "targets and predictions must have as many elements",
         ));
     }
-    let truth = y_true.cast(DType::F64)?.reshape(&[-1])?;
+    // Keras casts the targets to bool: any non-zero target is a positive.
+    let truth = y_true.cast(DType::Bool)?.cast(DType::F64)?.reshape(&[-1])?;
     let positive = y_pred
         .greater(&y_pred.scalar_like(threshold))?
         .cast(DType::F64)?

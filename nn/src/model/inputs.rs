@@ -377,16 +377,21 @@ impl Iterator for PassIter {
     }
 }
 
-/// Batches across epochs, as Keras' epoch iterator: without `steps_per_epoch` each epoch is
-/// one pass; with it, an epoch takes that many batches and passes continue across epochs
-/// (also for datasets of unknown or infinite length: a new pass starts when one is used up,
-/// and an epoch ends early if a fresh pass yields too few).
+/// Batches across epochs, as Keras 3's `EpochIterator`: without `steps_per_epoch` each
+/// epoch is one pass. With it, an epoch takes that many batches from the current pass and
+/// the pass continues into the next epoch; an epoch that reaches the end of the pass stops
+/// there, short ("Your input ran out of data", printed once), and the next epoch starts a
+/// new pass. A pass of `P` batches therefore serves `ceil(P / steps)` epochs.
 pub(crate) struct BatchStream<'a> {
     source: &'a Source,
     order: Order,
     steps_per_epoch: Option<usize>,
     current: Option<PassIter>,
     pass: u64,
+    /// Batches this epoch has taken.
+    taken: usize,
+    /// Whether the ran-out-of-data warning was printed.
+    warned: bool,
 }
 
 impl<'a> BatchStream<'a> {
@@ -397,34 +402,37 @@ impl<'a> BatchStream<'a> {
             steps_per_epoch,
             current: None,
             pass: 0,
+            taken: 0,
+            warned: false,
         }
     }
 
     /// Positions the stream at the start of `epoch`: where an uninterrupted run from epoch 0
     /// would be (so `initial_epoch` and resumed runs see the same batches).
     pub fn start_epoch(&mut self, epoch: usize) {
+        self.taken = 0;
         match (
             self.steps_per_epoch,
             self.source.batches_per_pass(self.order.batch_size),
         ) {
             (Some(steps), Some(per_pass)) if per_pass > 0 && steps != per_pass => {
-                let absolute = epoch as u64 * steps as u64;
-                let pass = absolute / per_pass as u64;
-                let offset = (absolute % per_pass as u64) as usize;
+                // Each pass serves ceil(per_pass / steps) epochs, the last one short.
+                let epochs_per_pass = per_pass.div_ceil(steps) as u64;
+                let pass = epoch as u64 / epochs_per_pass;
+                let offset = (epoch as u64 % epochs_per_pass) as usize * steps;
                 if self.current.is_none() || self.pass != pass {
                     self.current = Some(self.source.pass(pass, &self.order, offset));
                     self.pass = pass;
                 }
             }
             // No pass length to place the epoch by (an infinite dataset, or one of unknown
-            // cardinality such as a filter's): continue the current iteration across epochs,
-            // as Keras' iterator does. Two differences: a pass that runs out mid-epoch is
-            // followed by a new one (Keras ends the epoch with a warning), and a run resumed
-            // at `initial_epoch > 0` starts from the first batch, since where epoch `e` would
-            // begin is not known without reading the passes before it.
+            // cardinality such as a filter's): continue the current iteration across epochs
+            // until it runs out, as Keras' iterator does. A run resumed at `initial_epoch >
+            // 0` starts from the first batch, since where epoch `e` would begin is not known
+            // without reading the passes before it.
             (Some(_), None) => {
                 if self.current.is_none() {
-                    self.current = Some(self.source.pass(0, &self.order, 0));
+                    self.current = Some(self.source.pass(self.pass, &self.order, 0));
                 }
             }
             _ => {
@@ -435,22 +443,37 @@ impl<'a> BatchStream<'a> {
     }
 
     /// The next batch of this epoch, or `None` when the epoch's batches are done. With
-    /// `steps_per_epoch` the caller counts steps; a pass that runs out is replaced by the
-    /// next one unless it yielded nothing at all.
+    /// `steps_per_epoch` the caller counts steps; a pass that runs out ends the epoch (the
+    /// next epoch starts the next pass). A pass of unknown length that runs out at an
+    /// epoch's first batch (the previous epoch took its last) is followed at once by the
+    /// next pass rather than leaving an epoch without batches.
     pub fn next_batch(&mut self) -> Option<Result<Batch>> {
         let it = self.current.as_mut()?;
         if let Some(b) = it.next() {
+            self.taken += 1;
             return Some(b);
         }
-        if self.steps_per_epoch.is_none() {
-            self.current = None;
+        self.current = None;
+        self.pass += 1;
+        let steps = self.steps_per_epoch?;
+        if self.taken > 0 {
+            if self.taken < steps && !self.warned {
+                self.warned = true;
+                eprintln!(
+                    "Your input ran out of data; interrupting the epoch after {} of {steps} steps. \
+                     Make sure that your dataset can generate at least `steps_per_epoch * epochs` \
+                     batches (`repeat()` it).",
+                    self.taken
+                );
+            }
             return None;
         }
-        // Used up mid-epoch: continue with the next pass (Keras restarts the iterator).
-        self.pass += 1;
         let mut fresh = self.source.pass(self.pass, &self.order, 0);
         let first = fresh.next();
-        self.current = first.as_ref().map(|_| fresh);
+        if first.is_some() {
+            self.taken += 1;
+            self.current = Some(fresh);
+        }
         first
     }
 }
@@ -490,18 +513,30 @@ mod tests {
             device: Some(Device::Cpu),
             ..plain
         };
-        // Four batches a pass: whole passes, 3 steps an epoch (passes cross epochs, a resumed
-        // run skips into a pass), and 5 (an epoch runs into the next pass).
-        for steps in [None, Some(3), Some(5)] {
-            let per_epoch = steps.unwrap_or(4);
+        // Four batches a pass: whole passes; 3 steps an epoch (a pass serves an epoch of 3
+        // and one of 1, as Keras' iterator stops at the end of the data; a resumed run skips
+        // into a pass); 1 step; and 5 (each epoch is one pass, cut short at 4).
+        for (steps, lengths) in [
+            (None, [4, 4, 4, 4, 4]),
+            (Some(3), [3, 1, 3, 1, 3]),
+            (Some(1), [1, 1, 1, 1, 1]),
+            (Some(5), [4, 4, 4, 4, 4]),
+        ] {
             // An uninterrupted run of five epochs, unstaged: the reference.
             let all = read(&source, plain, steps, 0, 5);
-            assert_eq!(all.len(), 5 * per_epoch, "steps {steps:?}");
+            assert_eq!(all.len(), lengths.iter().sum::<usize>(), "steps {steps:?}");
+            // Every pass holds each of the 10 rows once.
+            let mut rows: Vec<f32> = all.iter().take(4).flat_map(|b| b[1].clone()).collect();
+            if steps == Some(3) {
+                rows.sort_by(f32::total_cmp);
+                assert_eq!(rows, (0..10).map(|i| i as f32).collect::<Vec<_>>());
+            }
             for order in [plain, staged] {
                 assert_eq!(read(&source, order, steps, 0, 5), all, "steps {steps:?}, {order:?}");
                 // Resumed at epoch 2: the batches the uninterrupted run gave from there.
                 let resumed = read(&source, order, steps, 2, 5);
-                assert_eq!(resumed, all[2 * per_epoch..], "steps {steps:?}, {order:?} resumed");
+                let skip = lengths[..2].iter().sum::<usize>();
+                assert_eq!(resumed, all[skip..], "steps {steps:?}, {order:?} resumed");
             }
         }
         let mut stream = BatchStream::new(&source, staged, None);
@@ -540,9 +575,15 @@ mod tests {
             .map(|b| b[0][0])
             .collect();
         assert_eq!(seen, (0..100).map(|i| i as f32).collect::<Vec<_>>());
-        // Past the end, a new pass starts from the first batch.
-        let more = read(&source, order, Some(30), 0, 4);
-        assert_eq!(more.len(), 120);
+        // The epoch that reaches the end stops there (30, 30, 30, then 10); the next one
+        // starts a new pass from the first batch.
+        let more = read(&source, order, Some(30), 0, 5);
+        assert_eq!(more.len(), 130);
+        assert_eq!(more[99][0], [99.0]);
         assert_eq!(more[100][0], [0.0]);
+        // An epoch that finds the pass used up at its first batch starts the next pass.
+        let exact = read(&source, order, Some(50), 0, 3);
+        assert_eq!(exact.len(), 150);
+        assert_eq!(exact[100][0], [0.0]);
     }
 }

@@ -223,7 +223,10 @@ impl StepCore {
                 };
                 loss.per_sample(&y_true, y_pred)?
             }
-            ResolvedLoss::Function(_, f) => f(y_true, y_pred)?,
+            // Keras wraps a loss function so that it sees targets of the predictions' rank
+            // and float dtype (`LossFunctionWrapper`): `[b]` labels against a `[b, 1]`
+            // output would otherwise broadcast to `[b, b]` in the user's `p - t`.
+            ResolvedLoss::Function(_, f) => f(&align_targets(y_true, y_pred)?, y_pred)?,
         };
         let per_sample = match sample_weight {
             // A loss function that returns one value, already averaged: as Keras'
