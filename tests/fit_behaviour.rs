@@ -553,3 +553,27 @@ fn cross_entropy_after_a_sigmoid_or_softmax_reads_its_logits() -> ferroflow::Res
     }
     Ok(())
 }
+
+#[test]
+fn a_trailing_size_one_output_axis_is_squeezed_as_keras_does() -> ferroflow::Result<()> {
+    // squeeze_or_expand_to_same_rank: `[b, t]` targets against a `[b, t, 1]` output squeeze
+    // the output (the loss is then one value per row), rather than expanding the targets.
+    let _serial = serial();
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = seen.clone();
+    let mut s = Sequential::new();
+    s.add(Dense::new(1).with_bias(false).with_input_dim(1)?);
+    let mut m = Model::new(s);
+    m.compile(CompileOptions::new(
+        Sgd::new(0.0)?,
+        ferroflow::nn::LossSpec::function("shapes", move |t: &Tensor, p: &Tensor| {
+            log.borrow_mut().push((t.dims().to_vec(), p.dims().to_vec()));
+            p.sub(t)?.square()?.reduce_mean(-1)
+        }),
+    ))?;
+    let x = Tensor::zeros(&[2, 3, 1], DType::F32)?;
+    let y = Tensor::zeros(&[2, 3], DType::F32)?;
+    m.evaluate((&x, &y), EvaluateOptions::new().verbose(0))?;
+    assert!(seen.borrow().iter().all(|(t, p)| t == &[2, 3] && p == &[2, 3]), "{seen:?}");
+    Ok(())
+}

@@ -236,3 +236,51 @@ fn run_functions_eagerly_wins_over_a_traced_model() -> ferroflow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn get_weights_follows_keras_creation_order() -> ferroflow::Result<()> {
+    // Keras' model.get_weights(): layer by layer, kernel before bias, gamma before beta
+    // before the moving statistics, so weights from Keras set straight in.
+    let mut s = Sequential::new();
+    s.add(Dense::new(2).with_input_dim(3)?);
+    s.add(ferroflow::nn::BatchNormalization::new());
+    let m = Model::new(s);
+    m.build_from(&Tensor::zeros(&[1, 3], DType::F32)?)?;
+    let shapes: Vec<Vec<usize>> = m.get_weights()?.iter().map(|w| w.dims().to_vec()).collect();
+    assert_eq!(shapes, vec![vec![3, 2], vec![2], vec![2], vec![2], vec![2], vec![2]]);
+    let names: Vec<String> = m.weights().iter().map(|v| v.name().to_string()).collect();
+    let leaf = |i: usize| names[i].rsplit('/').next().unwrap().to_string();
+    assert_eq!(
+        (0..6).map(leaf).collect::<Vec<_>>(),
+        ["kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"],
+        "{names:?}"
+    );
+    // set_weights takes the same order: a Keras-ordered list round-trips.
+    let keras: Vec<Tensor> = vec![
+        Tensor::from_vec((0..6).map(|i| i as f32).collect(), &[3, 2])?,
+        Tensor::new([10.0f32, 20.0]),
+        Tensor::new([2.0f32, 3.0]),
+        Tensor::new([0.5f32, 0.25]),
+        Tensor::new([1.0f32, -1.0]),
+        Tensor::new([4.0f32, 9.0]),
+    ];
+    m.set_weights(&keras)?;
+    let back = m.get_weights()?;
+    for (a, b) in back.iter().zip(&keras) {
+        assert_eq!(a.to_vec::<f32>()?, b.to_vec::<f32>()?);
+    }
+    Ok(())
+}
+
+#[test]
+fn layer_normalization_rounds_as_keras() -> ferroflow::Result<()> {
+    // x·inv + (beta - mean·inv), inv = rsqrt(var + eps)·gamma: Keras' order, which rounds
+    // differently from (x - mean)·inv in float32 when |mean| is large.
+    let ln = ferroflow::nn::LayerNormalization::new();
+    let y = ln.call(&Tensor::new([[1000.0f32, 1001.0]]), Mode::Inference)?.to_vec::<f32>()?;
+    let inv = 1.0f32 / (0.25f32 + 1e-3f32).sqrt();
+    let shift = 0.0f32 - 1000.5f32 * inv;
+    assert_eq!(y, vec![1000.0f32 * inv + shift, 1001.0f32 * inv + shift]);
+    assert_ne!(y[0], (1000.0f32 - 1000.5) * inv, "not the (x - mean)·inv order");
+    Ok(())
+}

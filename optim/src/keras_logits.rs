@@ -3,35 +3,47 @@
 //! if `from_logits=True` had been passed. Clipped probabilities would cap a saturated wrong
 //! prediction's loss near 15.9 and give it no gradient; the logits keep both exact.
 //!
-//! Keras attaches the logits to the output tensor (`keras.activations.sigmoid` and
-//! `softmax` set `output._keras_logits`). Here an activation calls [`remember`], and the
-//! cross-entropies of [`crate::losses`] ask [`logits_of`]: a short per-thread table maps the
-//! output's id to its logits. It works the same eagerly and while tracing (a traced output
-//! is a symbolic tensor with an id of its own), and holds the last few entries only.
+//! Keras attaches the logits to the output tensor (the TensorFlow backend's `sigmoid` and
+//! `softmax` set `output._keras_logits`), and `_get_logits` uses them whichever activation
+//! made them (binary cross-entropy on a softmax output reads the softmax's input). Here an
+//! activation calls [`remember`], and the cross-entropies of [`crate::losses`] ask
+//! [`logits_of`]: a per-thread side table from the output to its logits, which holds the
+//! logits exactly as long as the output lives (entries of dropped outputs are pruned). It
+//! works the same eagerly and while tracing (a traced output is a symbolic tensor of its
+//! own); any op on the output (a reshape, a cast) makes a new tensor without logits, as in
+//! Keras.
 
-use ferroflow_tensor_core::{Tensor, TensorId};
+use ferroflow_tensor_core::{Tensor, TensorId, WeakTensor};
 use std::cell::RefCell;
-use std::collections::VecDeque;
 
 /// The activation an output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Squash {
-    /// `sigmoid(logits)`: binary cross-entropy reads the logits.
+    /// `sigmoid(logits)`.
     Sigmoid,
-    /// `softmax(logits)` over the last axis: categorical and sparse categorical
-    /// cross-entropy read the logits.
+    /// `softmax(logits)` over the last axis.
     Softmax,
 }
 
-/// How many outputs are remembered: a loss is computed right after the forward pass that
-/// made its predictions, so a few entries cover a model's outputs.
-const KEEP: usize = 16;
-
-thread_local! {
-    static TABLE: RefCell<VecDeque<(TensorId, Squash, Tensor)>> = const { RefCell::new(VecDeque::new()) };
+impl Squash {
+    /// TensorFlow's op type (`Sigmoid`, `Softmax`), as Keras' warning names it.
+    pub fn op_type(self) -> &'static str {
+        match self {
+            Squash::Sigmoid => "Sigmoid",
+            Squash::Softmax => "Softmax",
+        }
+    }
 }
 
-/// Records that `output` is `squash(logits)`.
+/// One remembered output: a weak reference to it (the entry goes when it does), its id, the
+/// activation and the logits.
+type Entry = (WeakTensor, TensorId, Squash, Tensor);
+
+thread_local! {
+    static TABLE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records that `output` is `squash(logits)`, for as long as `output` lives.
 ///
 /// ```
 /// use ferroflow_optim::keras_logits::{logits_of, remember, Squash};
@@ -39,29 +51,49 @@ thread_local! {
 /// let z = Tensor::new([[30.0f32]]);
 /// let p = z.sigmoid()?;
 /// remember(&p, &z, Squash::Sigmoid);
-/// assert_eq!(logits_of(&p, Squash::Sigmoid).map(|t| t.id()), Some(z.id()));
-/// assert!(logits_of(&p, Squash::Softmax).is_none());
-/// assert!(logits_of(&z, Squash::Sigmoid).is_none());
+/// let (squash, logits) = logits_of(&p).unwrap();
+/// assert_eq!((squash, logits.id()), (Squash::Sigmoid, z.id()));
+/// assert!(logits_of(&z).is_none());
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
 pub fn remember(output: &Tensor, logits: &Tensor, squash: Squash) {
     TABLE.with(|t| {
         let mut t = t.borrow_mut();
-        if t.len() == KEEP {
-            t.pop_front();
-        }
-        t.push_back((output.id(), squash, logits.clone()));
+        t.retain(|(out, ..)| !out.is_dropped());
+        t.push((output.downgrade(), output.id(), squash, logits.clone()));
     });
 }
 
-/// The logits `output` was computed from by `squash`, if it was recorded (see
-/// [`remember`]).
-pub fn logits_of(output: &Tensor, squash: Squash) -> Option<Tensor> {
+/// The activation and logits `output` was computed from, if it was recorded by
+/// [`remember`].
+pub fn logits_of(output: &Tensor) -> Option<(Squash, Tensor)> {
     TABLE.with(|t| {
         t.borrow()
             .iter()
             .rev()
-            .find(|(id, s, _)| *id == output.id() && *s == squash)
-            .map(|(_, _, z)| z.clone())
+            .find(|(_, id, ..)| *id == output.id())
+            .map(|(_, _, s, z)| (*s, z.clone()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry lives as long as its output: the logits are released with it.
+    #[test]
+    fn entries_go_with_their_outputs() {
+        let z = Tensor::new([1.0f32]);
+        let p = z.sigmoid().unwrap();
+        remember(&p, &z, Squash::Sigmoid);
+        let weak_logits = z.downgrade();
+        drop(z);
+        assert!(weak_logits.upgrade().is_some(), "held while the output lives");
+        drop(p);
+        // The next remember prunes the dropped output's entry.
+        let (a, b) = (Tensor::new([2.0f32]), Tensor::new([3.0f32]));
+        remember(&a, &b, Squash::Softmax);
+        assert!(weak_logits.upgrade().is_none());
+        assert_eq!(TABLE.with(|t| t.borrow().len()), 1);
+    }
 }

@@ -2,7 +2,9 @@
 //! Huber and binary cross-entropy, a sum over classes for the categorical ones), then the
 //! mean over everything left (`reduction="sum_over_batch_size"`), giving a scalar. Each loss
 //! computes in its inputs' dtype. Cross-entropies on probabilities clip them to
-//! `[1e-7, 1 - 1e-7]`, as Keras does.
+//! `[1e-7, 1 - 1e-7]`, as Keras does; predictions that a sigmoid or softmax activation
+//! recorded ([`crate::keras_logits`]) are read through their logits instead, as Keras'
+//! TensorFlow backend reads them.
 
 use crate::keras_logits::{self, Squash};
 use ferroflow_tensor_core::{Axes, DType, Error, Result, Tensor};
@@ -88,13 +90,14 @@ pub fn binary_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predic
 }
 
 /// The predictions a cross-entropy computes from: the logits behind a recorded sigmoid or
-/// softmax output (as Keras' TensorFlow backend, even when `from_logits` was asked, with
-/// the same warning), else `y_pred` as given.
-fn logits_behind(op: &str, y_pred: &Tensor, predictions: Predictions, squash: Squash) -> (Tensor, Predictions) {
-    match keras_logits::logits_of(y_pred, squash) {
-        Some(z) => {
+/// softmax output, whichever of the two made it (as Keras' TensorFlow backend's
+/// `_get_logits`, even when `from_logits` was asked, with the same warning), else `y_pred`
+/// as given.
+fn logits_behind(op: &str, y_pred: &Tensor, predictions: Predictions) -> (Tensor, Predictions) {
+    match keras_logits::logits_of(y_pred) {
+        Some((squash, z)) => {
             if predictions == Predictions::Logits {
-                warn_once(op);
+                warn_once(op, squash);
             }
             (z, Predictions::Logits)
         }
@@ -103,19 +106,20 @@ fn logits_behind(op: &str, y_pred: &Tensor, predictions: Predictions, squash: Sq
 }
 
 /// Keras' warning for `from_logits=True` on an activation's output, once per process.
-fn warn_once(op: &str) {
+fn warn_once(op: &str, squash: Squash) {
     static WARNED: std::sync::Once = std::sync::Once::new();
     WARNED.call_once(|| {
         eprintln!(
-            "`{op}` received `from_logits=True`, but the predictions were produced by a sigmoid or \
-             softmax activation and thus do not represent logits; the activation's input is used."
+            "`{op}` received `from_logits=True`, but the predictions were produced by a {} \
+             activation and thus do not represent logits; the activation's input is used.",
+            squash.op_type()
         )
     });
 }
 
 fn bce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
     check_pair("binary_crossentropy", y_true, y_pred)?;
-    let (y_pred, predictions) = logits_behind("binary_crossentropy", y_pred, predictions, Squash::Sigmoid);
+    let (y_pred, predictions) = logits_behind("binary_crossentropy", y_pred, predictions);
     let y_pred = &y_pred;
     let per = if predictions == Predictions::Logits {
         y_true.sigmoid_cross_entropy_with_logits(y_pred)?
@@ -153,7 +157,7 @@ fn cce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) ->
             "needs a class axis",
         ));
     }
-    let (y_pred, predictions) = logits_behind("categorical_crossentropy", y_pred, predictions, Squash::Softmax);
+    let (y_pred, predictions) = logits_behind("categorical_crossentropy", y_pred, predictions);
     let y_pred = &y_pred;
     if predictions == Predictions::Logits {
         y_true.softmax_cross_entropy_with_logits(y_pred, -1)
@@ -196,7 +200,7 @@ fn scce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -
     } else {
         y_true.clone()
     };
-    let (y_pred, predictions) = logits_behind(op, y_pred, predictions, Squash::Softmax);
+    let (y_pred, predictions) = logits_behind(op, y_pred, predictions);
     let y_pred = &y_pred;
     let labels = if y_true.rank() == y_pred.rank() && y_true.dims().last() == Some(&1) {
         y_true.squeeze(-1)?

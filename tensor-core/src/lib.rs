@@ -67,5 +67,5 @@ pub use op::{
 pub use ops::linalg::TensordotAxes;
 pub use options::{Axes, Gelu, MatMul, OneHot, Reduction, Scan, Slice};
 pub use shape::{broadcast_shapes, normalize_axes, normalize_axis, Shape};
-pub use tensor::{Literal, Symbolic, Tensor, TensorId, TensorSpec, Value};
+pub use tensor::{Literal, Symbolic, Tensor, TensorId, TensorSpec, Value, WeakTensor};
 pub use variable::{join_path, Trackable, Variable};

@@ -287,6 +287,18 @@ pub enum Op {
         /// SAME or VALID.
         padding: Padding,
     },
+    /// TensorFlow's `MaxPoolGradGrad`, the gradient of a max pool's gradient with respect
+    /// to its upstream: inputs (forward input, a tensor of the forward input's shape); each
+    /// output element is the second input at its window's maximum (the first on ties), so
+    /// the output has the pool's shape.
+    MaxPoolGradGrad {
+        /// `[kh, kw]`.
+        ksize: [usize; 2],
+        /// `[sh, sw]`.
+        strides: [usize; 2],
+        /// SAME or VALID.
+        padding: Padding,
+    },
     /// Reads a variable's current value (so tapes and graphs see the read).
     ReadVariable(Variable),
     /// Writes a variable (`assign`, `assign_add`, `assign_sub`); no output.
@@ -340,6 +352,7 @@ impl Op {
             Op::Conv2DBackpropFilter { .. } => "conv2d_backprop_filter",
             Op::Pool2D { kind, .. } => kind.name(),
             Op::Pool2DGrad { kind, .. } => kind.grad_name(),
+            Op::MaxPoolGradGrad { .. } => "max_pool2d_grad_grad",
             Op::ReadVariable(_) => "read_variable",
             Op::Assign { mode, .. } => mode.name(),
             Op::Custom(c) => c.name(),
@@ -462,6 +475,7 @@ impl Op {
             Op::Pool2DGrad {
                 kind: PoolKind::Avg, ..
             } => "AvgPoolGrad",
+            Op::MaxPoolGradGrad { .. } => "MaxPoolGradGrad",
             Op::ReadVariable(_) => "ReadVariableOp",
             Op::Assign {
                 mode: AssignMode::Set, ..
@@ -620,6 +634,17 @@ impl Op {
                 *padding,
                 arity(name, inputs, 2)?,
             )?),
+            Op::MaxPoolGradGrad {
+                ksize,
+                strides,
+                padding,
+            } => one(conv::infer_max_pool_grad_grad(
+                name,
+                *ksize,
+                *strides,
+                *padding,
+                arity(name, inputs, 2)?,
+            )?),
             Op::ReadVariable(v) => {
                 arity(name, inputs, 0)?;
                 one(v.spec())
@@ -740,6 +765,13 @@ impl Op {
                 padding,
             } => one(conv::pool_grad(
                 *kind, *ksize, *strides, *padding, inputs[0], inputs[1],
+            )?),
+            Op::MaxPoolGradGrad {
+                ksize,
+                strides,
+                padding,
+            } => one(conv::max_pool_grad_grad(
+                *ksize, *strides, *padding, inputs[0], inputs[1],
             )?),
             Op::ReadVariable(v) => one(v.value_data()?),
             Op::Assign { var, mode } => {

@@ -114,7 +114,44 @@ struct Inner {
 #[derive(Clone)]
 pub struct Tensor(Arc<Inner>);
 
+/// A reference to a [`Tensor`] that does not keep it alive: for side tables keyed by a
+/// tensor that must not outlive it (Keras' logits of an activation's output).
+///
+/// ```
+/// use ferroflow_tensor_core::Tensor;
+/// let t = Tensor::scalar(1.0f32);
+/// let w = t.downgrade();
+/// assert_eq!(w.upgrade().map(|u| u.id()), Some(t.id()));
+/// drop(t);
+/// assert!(w.upgrade().is_none());
+/// ```
+#[derive(Clone)]
+pub struct WeakTensor(std::sync::Weak<Inner>);
+
+impl WeakTensor {
+    /// The tensor, if something still holds it.
+    pub fn upgrade(&self) -> Option<Tensor> {
+        self.0.upgrade().map(Tensor)
+    }
+
+    /// Whether the tensor has been dropped.
+    pub fn is_dropped(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
+impl fmt::Debug for WeakTensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WeakTensor({})", if self.is_dropped() { "dropped" } else { "live" })
+    }
+}
+
 impl Tensor {
+    /// A [`WeakTensor`] to this tensor.
+    pub fn downgrade(&self) -> WeakTensor {
+        WeakTensor(Arc::downgrade(&self.0))
+    }
+
     /// Wraps eager data in a new tensor.
     ///
     /// ```
@@ -366,11 +403,17 @@ impl Tensor {
             DType::F32 => float_range(start as f32, limit as f32, delta as f32),
             DType::F64 => float_range(start, limit, delta),
             DType::I32 | DType::I64 => {
+                // TensorFlow converts each bound to the dtype first, which rejects fractions
+                // and values out of its range.
+                let (lo, hi) = match dtype {
+                    DType::I32 => (i32::MIN as f64, i32::MAX as f64),
+                    _ => (-(2f64.powi(63)), 2f64.powi(63) - 1024.0),
+                };
                 let whole = |v: f64, what: &str| -> Result<i64> {
-                    if v.fract() != 0.0 || v.abs() >= 9.2e18 {
+                    if v.fract() != 0.0 || v < lo || v > hi {
                         return Err(Error::invalid(
                             "range",
-                            format!("{what} {v} is not a whole number of {}", dtype.name()),
+                            format!("{what} {v} is not a whole number in the range of {}", dtype.name()),
                         ));
                     }
                     Ok(v as i64)
@@ -797,6 +840,13 @@ mod tests {
             vec![10, 7, 4]
         );
         assert!(Tensor::range(0.0, 2.5, 0.5, DType::I32).is_err());
+        // Bounds outside int32 are an error, not wrapped values.
+        assert!(Tensor::range(0.0, 5e9, 1e9, DType::I32).is_err());
+        let big = Tensor::range(0.0, 5e9, 1e9, DType::I64)
+            .unwrap()
+            .to_vec::<i64>()
+            .unwrap();
+        assert_eq!(big, vec![0, 1_000_000_000, 2_000_000_000, 3_000_000_000, 4_000_000_000]);
         assert!(Tensor::range(0.0, 1.0, 0.1, DType::Bool).is_err());
     }
 

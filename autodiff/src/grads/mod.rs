@@ -9,7 +9,7 @@ mod nn;
 mod reduce;
 mod shape;
 
-use ferroflow_tensor_core::{Axes, BinaryOp, Error, Op, PoolKind, Result, Tensor, UnaryOp};
+use ferroflow_tensor_core::{Axes, BinaryOp, Error, Op, Result, Tensor, UnaryOp};
 
 /// Input gradients (vector-Jacobian product) of `op`, given its inputs, outputs and the
 /// upstream gradient of its output. `None` for an input means "no gradient" (integer inputs,
@@ -66,21 +66,16 @@ fn rule(op: &Op) -> Rule {
         | Op::Conv2DBackpropInput { .. }
         | Op::Conv2DBackpropFilter { .. }
         | Op::Pool2D { .. }
-        | Op::Pool2DGrad {
-            kind: PoolKind::Avg, ..
-        } => Rule::Selective(conv::grad),
-        // TensorFlow's MaxPoolGradGrad is not implemented: third-order max-pool gradients stop.
-        Op::Pool2DGrad {
-            kind: PoolKind::Max, ..
-        } => Rule::None,
+        | Op::Pool2DGrad { .. }
+        | Op::MaxPoolGradGrad { .. } => Rule::Selective(conv::grad),
         // Variable reads are the tape's sources (it tracks them itself); writes have no output.
         Op::ReadVariable(_) | Op::Assign { .. } => Rule::None,
         Op::Custom(_) => Rule::Custom,
     }
 }
 
-/// Unary ops with a gradient: all but the piecewise-constant ones (TensorFlow gives `sign`,
-/// `floor`, `ceil` and `round` no gradient).
+/// Unary ops with a gradient: all but `floor`, `ceil` and `round`, which TensorFlow gives
+/// none (`sign`'s is zeros, as TensorFlow's `_SignGrad`).
 fn unary_differentiable(u: UnaryOp) -> bool {
     use UnaryOp::*;
     match u {

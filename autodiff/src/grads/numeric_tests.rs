@@ -417,6 +417,30 @@ fn gradient_ops_are_differentiable_again() {
     check("strided_slice second order", g, &[x], 1e-6);
     let h: F = |a| dispatch1(Op::Identity, &[a[0]]);
     check("identity", h, &[input(&[2], 1)], 1e-9);
+    // max_pool's gradient through its upstream (TensorFlow's MaxPoolGradGrad), and that
+    // op's own gradient: distinct inputs keep every argmax away from ties.
+    let distinct = Tensor::from_vec(
+        (0..32).map(|i| ((i * 7) % 32) as f64 * 0.1 - 1.0).collect(),
+        &[1, 4, 4, 2],
+    )
+    .unwrap();
+    let mp: F = |a| {
+        let t = GradientTape::new();
+        t.watch(a[0]);
+        let y = a[0].max_pool2d([2, 2], [1, 1], Padding::Same)?.square()?;
+        t.gradient(&y, a[0])?.mul(a[0])
+    };
+    check("max_pool2d second order", mp, std::slice::from_ref(&distinct), 1e-6);
+    let mp3: F = |a| {
+        let outer = GradientTape::new();
+        outer.watch(a[0]);
+        let inner = GradientTape::new();
+        inner.watch(a[0]);
+        let y = a[0].max_pool2d([3, 3], [2, 2], Padding::Same)?.exp()?;
+        let gx = inner.gradient(&y, a[0])?.square()?.reduce_sum(Axes::All)?;
+        outer.gradient(&gx, a[0])?.mul(a[0])
+    };
+    check("max_pool2d third order", mp3, &[distinct], 1e-6);
 }
 
 trait SumOfProducts {

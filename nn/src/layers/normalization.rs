@@ -52,10 +52,13 @@ fn last_axis(op: &'static str, x: &Tensor) -> Result<usize> {
     }
 }
 
-/// `(x - mean) / sqrt(var + epsilon) * gamma + beta`.
+/// `(x - mean) / sqrt(var + epsilon) * gamma + beta`, in the order TensorFlow's
+/// `tf.nn.batch_normalization` (and Keras' layer normalization) computes it:
+/// `x · inv + (beta - mean · inv)` with `inv = rsqrt(var + epsilon) · gamma`, so float32
+/// results round as theirs do (`(x - mean) · inv` differs when `|mean|` is large).
 fn normalize(x: &Tensor, mean: &Tensor, var: &Tensor, eps: f64, f: &FeatureVars) -> Result<Tensor> {
     let inv = var.add(&var.scalar_like(eps))?.rsqrt()?.mul(&f.gamma.read()?)?;
-    x.sub(mean)?.mul(&inv)?.add(&f.beta.read()?)
+    x.mul(&inv)?.add(&f.beta.read()?.sub(&mean.mul(&inv)?)?)
 }
 
 /// `keras.layers.BatchNormalization` over the last axis. Training normalises with the
@@ -165,7 +168,8 @@ impl Layer for BatchNormalization {
         }
         let axes: Vec<i64> = (0..x.rank() as i64 - 1).collect();
         let mean = x.reduce_mean(&axes)?;
-        let var = x.sub(&mean)?.square()?.reduce_mean(&axes)?;
+        // tf.nn.moments: the variance does not differentiate through the mean.
+        let var = x.squared_difference(&mean.stop_gradient()?)?.reduce_mean(&axes)?;
         let m = x.scalar_like(self.momentum);
         let one_minus = x.scalar_like(1.0 - self.momentum);
         // Statistics are not trained through: their update is state, not part of the loss.
@@ -267,7 +271,9 @@ impl Layer for LayerNormalization {
             .get()
             .ok_or_else(|| Error::invalid("LayerNormalization", "not built"))?;
         let mean = x.reduce_mean(Axes::from(-1).keepdims())?;
-        let var = x.sub(&mean)?.square()?.reduce_mean(Axes::from(-1).keepdims())?;
+        let var = x
+            .squared_difference(&mean.stop_gradient()?)?
+            .reduce_mean(Axes::from(-1).keepdims())?;
         normalize(x, &mean, &var, self.epsilon, f)
     }
 }

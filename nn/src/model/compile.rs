@@ -53,7 +53,10 @@ impl From<String> for LossSpec {
 
 impl LossSpec {
     /// A custom loss: `f(y_true, y_pred)` gives per-sample losses (averaged, and weighted by
-    /// sample weights, by the model) or one already averaged value.
+    /// sample weights, by the model) or one already averaged value. As Keras'
+    /// `LossFunctionWrapper`, the model first brings the two to one rank (`[b]` labels
+    /// against a `[b, 1]` output arrive as `[b, 1]`) and the targets to the predictions'
+    /// float dtype.
     pub fn function(name: &str, f: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + 'static) -> Self {
         LossSpec::Function(name.to_string(), Arc::new(f))
     }

@@ -123,8 +123,9 @@ impl<'a> FitOptions<'a> {
         self
     }
 
-    /// The seed of the shuffles: epoch `e` uses an order drawn from the seed and `e`, so the
-    /// same seed repeats a run exactly. Unset, a seed is drawn from the global random seed.
+    /// The seed of the shuffles: each pass over the data (an epoch, unless
+    /// `steps_per_epoch` splits passes) uses an order drawn from the seed and the pass
+    /// number, so the same seed repeats a run exactly. Unset, a seed is drawn from the global random seed.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
@@ -175,8 +176,10 @@ impl<'a> FitOptions<'a> {
         self
     }
 
-    /// Batches per epoch; the data continues across epochs when an epoch is shorter than a
-    /// pass, as Keras does. Required for a dataset that repeats forever.
+    /// Batches per epoch, as Keras' epoch iterator counts them: the data continues across
+    /// epochs when an epoch is shorter than a pass, and an epoch that reaches the end of the
+    /// data stops there, short (with a warning), the next one starting a new pass. Required
+    /// for a dataset that repeats forever.
     pub fn steps_per_epoch(mut self, steps: usize) -> Self {
         self.steps_per_epoch = Some(steps);
         self

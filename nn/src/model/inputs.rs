@@ -1,7 +1,8 @@
 //! What `fit`, `evaluate` and `predict` take ([`Inputs`]: tensors or a dataset) and how it
 //! becomes batches: Keras' data adapters. Tensors are batched by row index (shuffled per
-//! epoch from the seed and the epoch number, so a resumed run repeats the order); datasets
-//! are iterated epoch by epoch with [`Dataset::iter_epoch`]. Inside an accelerator's device
+//! pass over the data from the seed and the pass number, so a resumed run repeats the
+//! order); datasets are iterated pass by pass with [`Dataset::iter_epoch`] (a pass is an
+//! epoch unless `steps_per_epoch` splits it). Inside an accelerator's device
 //! scope, batches of tensors are cut on the host and copied to the device on a background
 //! thread, a few ahead of the step (Keras' prefetch to the strategy's device).
 

@@ -368,15 +368,25 @@ impl Model {
         self.steps.as_ref()?.core.metric_direction(base)
     }
 
-    /// The model's variables' values, in [`Module::variables`] order (`get_weights`).
+    /// The model's variables' values in Keras' `get_weights` order (see
+    /// [`Model::weights`]): a Dense layer gives `[kernel, bias]`, a BatchNormalization
+    /// `[gamma, beta, moving_mean, moving_variance]`.
     pub fn get_weights(&self) -> Result<Vec<Tensor>> {
-        Ok(self.layer.variables().iter().map(Variable::value).collect())
+        Ok(self.weights().iter().map(Variable::value).collect())
     }
 
-    /// Assigns every variable (`set_weights`); the count, dtypes and shapes must match, and
-    /// nothing is assigned if one does not.
+    /// The model's variables in Keras' `model.weights` order: layer by layer, and within a
+    /// layer in the order Keras creates them (kernel or embeddings or gamma, then bias or
+    /// beta, then the moving statistics). Variables of other modules keep [`Module::variables`]'
+    /// sorted-name order, which is `tf.Module`'s.
+    pub fn weights(&self) -> Vec<Variable> {
+        keras_weight_order(self.layer.variables_by_path_in_order())
+    }
+
+    /// Assigns every variable (`set_weights`), in [`Model::get_weights`] order; the count,
+    /// dtypes and shapes must match, and nothing is assigned if one does not.
     pub fn set_weights(&self, values: &[Tensor]) -> Result<()> {
-        let vars = self.layer.variables();
+        let vars = self.weights();
         if vars.len() != values.len() {
             return Err(Error::invalid(
                 "set_weights",
@@ -449,4 +459,33 @@ impl Trackable for Model {
     fn variables_by_path(&self) -> Vec<(String, Variable)> {
         self.layer.variables_by_path_in_order()
     }
+}
+
+/// Where a layer creates a variable, for Keras' weight order: `kernel` before `bias`,
+/// `gamma` before `beta` before the moving statistics. Other names rank first, in their
+/// sorted order.
+fn creation_rank(leaf: &str) -> u8 {
+    match leaf {
+        "bias" | "beta" => 1,
+        "moving_mean" => 2,
+        "moving_variance" => 3,
+        _ => 0,
+    }
+}
+
+/// Variables by object path, each once, reordered within each owner (the path before the
+/// last `/`) by [`creation_rank`].
+fn keras_weight_order(by_path: Vec<(String, Variable)>) -> Vec<Variable> {
+    let mut seen = std::collections::HashSet::new();
+    let mut unique: Vec<(String, Variable)> = by_path.into_iter().filter(|(_, v)| seen.insert(v.id())).collect();
+    let owner = |p: &str| p.rsplit_once('/').map_or("", |(o, _)| o).to_string();
+    let leaf = |p: &str| p.rsplit_once('/').map_or(p, |(_, l)| l).to_string();
+    let mut start = 0;
+    while start < unique.len() {
+        let o = owner(&unique[start].0);
+        let end = start + unique[start..].iter().take_while(|(p, _)| owner(p) == o).count();
+        unique[start..end].sort_by_key(|(p, _)| creation_rank(&leaf(p)));
+        start = end;
+    }
+    unique.into_iter().map(|(_, v)| v).collect()
 }

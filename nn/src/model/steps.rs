@@ -215,18 +215,18 @@ impl StepCore {
         global_rows: Option<usize>,
     ) -> Result<Tensor> {
         let per_sample = match &self.loss {
+            ResolvedLoss::Builtin(loss) if loss.takes_class_ids() => loss.per_sample(y_true, y_pred)?,
             ResolvedLoss::Builtin(loss) => {
-                let y_true = if loss.takes_class_ids() {
-                    y_true.clone()
-                } else {
-                    align_targets(y_true, y_pred)?
-                };
-                loss.per_sample(&y_true, y_pred)?
+                let (y_true, y_pred) = align_ranks(y_true, y_pred)?;
+                loss.per_sample(&y_true, &y_pred)?
             }
-            // Keras wraps a loss function so that it sees targets of the predictions' rank
+            // Keras wraps a loss function so that it sees targets and predictions of one rank
             // and float dtype (`LossFunctionWrapper`): `[b]` labels against a `[b, 1]`
             // output would otherwise broadcast to `[b, b]` in the user's `p - t`.
-            ResolvedLoss::Function(_, f) => f(&align_targets(y_true, y_pred)?, y_pred)?,
+            ResolvedLoss::Function(_, f) => {
+                let (y_true, y_pred) = align_ranks(y_true, y_pred)?;
+                f(&y_true, &y_pred)?
+            }
         };
         let per_sample = match sample_weight {
             // A loss function that returns one value, already averaged: as Keras'
@@ -416,20 +416,31 @@ impl StepCore {
     }
 }
 
-/// Targets shaped like the predictions for an elementwise loss: a missing trailing axis of 1
-/// added (`[batch]` labels for `[batch, 1]` outputs) and the predictions' float dtype, as
-/// Keras aligns them.
-fn align_targets(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    let y = if y_true.rank() + 1 == y_pred.rank() && y_pred.dims().last() == Some(&1) {
-        y_true.expand_dims(-1)?
-    } else {
-        y_true.clone()
-    };
-    if y.dtype() != y_pred.dtype() && y_pred.dtype().is_float() {
-        y.cast(y_pred.dtype())
-    } else {
-        Ok(y)
+/// Keras' `squeeze_or_expand_to_same_rank(y_true, y_pred)`, as its `LossFunctionWrapper`
+/// applies it, then the targets in the predictions' float dtype: when the ranks differ by
+/// one and the longer one ends in a size-1 axis, a rank-1 other side gains that axis, else
+/// the longer one loses it (`[b]` labels against a `[b, 1]` output become `[b, 1]`; a
+/// `[b, t, 1]` output against `[b, t]` labels becomes `[b, t]`).
+fn align_ranks(y_true: &Tensor, y_pred: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (mut t, mut p) = (y_true.clone(), y_pred.clone());
+    let (rt, rp) = (t.rank(), p.rank());
+    if rt == rp + 1 && t.dims().last() == Some(&1) {
+        if rp == 1 {
+            p = p.expand_dims(-1)?;
+        } else {
+            t = t.squeeze(-1)?;
+        }
+    } else if rp == rt + 1 && p.dims().last() == Some(&1) {
+        if rt == 1 {
+            t = t.expand_dims(-1)?;
+        } else {
+            p = p.squeeze(-1)?;
+        }
     }
+    if t.dtype() != p.dtype() && p.dtype().is_float() {
+        t = t.cast(p.dtype())?;
+    }
+    Ok((t, p))
 }
 
 /// The compiled steps: traced functions over a shared [`StepCore`], or the core itself when

@@ -204,6 +204,25 @@ pub(crate) fn infer_pool_grad(
     Ok(x[0].clone())
 }
 
+pub(crate) fn infer_max_pool_grad_grad(
+    op: &'static str,
+    ksize: [usize; 2],
+    strides: [usize; 2],
+    padding: Padding,
+    x: &[TensorSpec],
+) -> Result<TensorSpec> {
+    float_pair(op, x)?;
+    let g = pool_geometry(op, &x[0].shape, ksize, strides, padding)?;
+    if x[1].shape != x[0].shape {
+        return Err(Error::shapes(
+            op,
+            &[&x[0].shape, &x[1].shape],
+            "the gradient must have the forward input's shape",
+        ));
+    }
+    Ok(TensorSpec::new(x[0].dtype, g.pool_output_shape().to_vec()))
+}
+
 fn contiguous<T: Clone>(a: &Array<T>) -> std::borrow::Cow<'_, [T]> {
     match a.as_slice() {
         Some(s) => std::borrow::Cow::Borrowed(s),
@@ -431,6 +450,33 @@ impl Tensor {
             &[self],
         )
     }
+}
+
+/// TensorFlow's `MaxPoolGradGrad` (see [`crate::Op::MaxPoolGradGrad`]).
+pub(crate) fn max_pool_grad_grad(
+    ksize: [usize; 2],
+    strides: [usize; 2],
+    padding: Padding,
+    input: &Data,
+    grad: &Data,
+) -> Result<Data> {
+    let op = "max_pool2d_grad_grad";
+    let g = pool_geometry(op, &input.dims().into(), ksize, strides, padding)?;
+    if input.dims() != grad.dims() {
+        return Err(Error::shapes(
+            op,
+            &[&input.dims().into(), &grad.dims().into()],
+            "the gradient must have the forward input's shape",
+        ));
+    }
+    let o = g.pool_output_shape();
+    float2(
+        op,
+        input,
+        grad,
+        |x, u| wrap(o, k::max_pool2d_grad_grad(&g, x, u)),
+        |x, u| wrap(o, k::max_pool2d_grad_grad(&g, x, u)),
+    )
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ mod tests;
 
 pub use conv2d::{conv2d, conv2d_backprop_filter, conv2d_backprop_input};
 pub use geometry::{Conv2dGeometry, Padding};
-pub use pool::{avg_pool2d, avg_pool2d_grad, max_pool2d, max_pool2d_grad};
+pub use pool::{avg_pool2d, avg_pool2d_grad, max_pool2d, max_pool2d_grad, max_pool2d_grad_grad};
 
 use crate::kernels::matmul::GemmFloat;
 use core::ops::{AddAssign, Div, Sub};

@@ -93,6 +93,57 @@ pub fn max_pool2d_grad<T: ConvFloat>(g: &Conv2dGeometry, input: &[T], grad_out: 
     }
 }
 
+/// TensorFlow's `MaxPoolGradGrad`: each output element is `grad` at its window's maximum
+/// of `input` (the position [`max_pool2d_grad`] sends that output's gradient to). Returns
+/// `[n, oh, ow, c_in]`; an empty window gives zero.
+///
+/// # Panics
+///
+/// Panics if a slice length does not match the geometry.
+pub fn max_pool2d_grad_grad<T: ConvFloat>(g: &Conv2dGeometry, input: &[T], grad: &[T]) -> Vec<T> {
+    check_len(input.len(), g.input_len(), "max_pool2d_grad_grad", "input");
+    check_len(grad.len(), g.input_len(), "max_pool2d_grad_grad", "grad");
+    let c = g.c_in;
+    let img_len = g.h * g.w * c;
+    let mut out = vec![T::default(); g.pool_output_len()];
+    let (mut best, mut arg) = (vec![T::default(); c], vec![0usize; c]);
+    for (r, orow) in out.chunks_mut(g.ow * c).enumerate() {
+        let (b, oy) = (r / g.oh, r % g.oh);
+        let img = &input[b * img_len..][..img_len];
+        let gimg = &grad[b * img_len..][..img_len];
+        let (ky0, ky1, ybase) = tap_range(oy, g.sh, g.pad_top, g.dh, g.kh, g.h);
+        for (ox, dst) in orow.chunks_mut(c).enumerate() {
+            let (kx0, kx1, xbase) = tap_range(ox, g.sw, g.pad_left, g.dw, g.kw, g.w);
+            let mut first = true;
+            for ky in ky0..ky1 {
+                let iy = tap_index(ybase, ky, g.dh);
+                for kx in kx0..kx1 {
+                    let pix = iy * g.w + tap_index(xbase, kx, g.dw);
+                    let src = &img[pix * c..][..c];
+                    if first {
+                        best.copy_from_slice(src);
+                        arg.fill(pix);
+                        first = false;
+                    } else {
+                        for ((bv, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(src) {
+                            if beats(v, *bv) {
+                                *bv = v;
+                                *a = pix;
+                            }
+                        }
+                    }
+                }
+            }
+            if !first {
+                for (ch, (d, &a)) in dst.iter_mut().zip(&arg).enumerate() {
+                    *d = gimg[a * c + ch];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Pixel index type used to record argmaxes.
 pub(super) trait PixIndex: Copy + Send + Sync + Default {
     fn from_pix(pix: usize) -> Self;

@@ -19,7 +19,7 @@ macro_rules! binary_ops {
             Add, add, "add", "AddV2", "`tf.math.add`: `x + y`", |a: f64, b: f64| a + b;
             Sub, sub, "subtract", "Sub", "`tf.math.subtract`: `x - y`", |a: f64, b: f64| a - b;
             Mul, mul, "multiply", "Mul", "`tf.math.multiply`: `x * y`", |a: f64, b: f64| a * b;
-            Div, div, "divide", "RealDiv", "`tf.math.divide`: `x / y`; two integer tensors of one dtype divide as Python's true division does, in float64 (`floordiv` keeps integers)", |a: f64, b: f64| a / b;
+            Div, div, "divide", "RealDiv", "`tf.math.divide`: `x / y` (the op takes floats; the tensor method divides two integer tensors of one dtype as Python's true division does, in float64; `floordiv` keeps integers)", |a: f64, b: f64| a / b;
             Pow, pow, "pow", "Pow", "`tf.math.pow`: `x ^ y`", |a: f64, b: f64| a.powf(b);
             Maximum, maximum, "maximum", "Maximum", "`tf.math.maximum` (NaN wins)", |a: f64, b: f64| a.max(b);
             Minimum, minimum, "minimum", "Minimum", "`tf.math.minimum` (NaN wins)", |a: f64, b: f64| a.min(b);
