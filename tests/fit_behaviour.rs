@@ -574,6 +574,47 @@ fn a_trailing_size_one_output_axis_is_squeezed_as_keras_does() -> ferroflow::Res
     let x = Tensor::zeros(&[2, 3, 1], DType::F32)?;
     let y = Tensor::zeros(&[2, 3], DType::F32)?;
     m.evaluate((&x, &y), EvaluateOptions::new().verbose(0))?;
-    assert!(seen.borrow().iter().all(|(t, p)| t == &[2, 3] && p == &[2, 3]), "{seen:?}");
+    assert!(
+        seen.borrow().iter().all(|(t, p)| t == &[2, 3] && p == &[2, 3]),
+        "{seen:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn each_fit_on_a_shuffled_dataset_sees_new_orders_and_resumes_exactly() -> ferroflow::Result<()> {
+    // Keras iterates a dataset anew in each fit, so a `.shuffle()` dataset reshuffles: a
+    // second fit does not replay the first one's order. A fit resumed at initial_epoch after
+    // one that stopped there sees what one uninterrupted fit saw.
+    let _serial = serial();
+    let (x, y) = data(16)?;
+    let ds = Dataset::from_tensor_slices((&x, &y))?.shuffle(16, 7).batch(4);
+    let run = |epochs: &[(usize, usize)]| -> ferroflow::Result<Vec<Vec<f32>>> {
+        let ds = ds.clone();
+        let fresh = Dataset::from_tensor_slices((&x, &y))?.shuffle(16, 7).batch(4);
+        let ds = if epochs.len() > 1 { fresh } else { ds };
+        let m = compiled(&[0.3, 0.2], 0.05, false)?;
+        for &(from, to) in epochs {
+            m.fit(&ds, FitOptions::new().initial_epoch(from).epochs(to).verbose(0))?;
+        }
+        Ok(weights(&m))
+    };
+    // Two fits of one epoch each differ from two fits replaying epoch 0: the second sees pass 1.
+    let twice = {
+        let ds = Dataset::from_tensor_slices((&x, &y))?.shuffle(16, 7).batch(4);
+        let m = compiled(&[0.3, 0.2], 0.05, false)?;
+        m.fit(&ds, FitOptions::new().epochs(1).verbose(0))?;
+        m.fit(&ds, FitOptions::new().epochs(1).verbose(0))?;
+        weights(&m)
+    };
+    let continuous = {
+        let ds = Dataset::from_tensor_slices((&x, &y))?.shuffle(16, 7).batch(4);
+        let m = compiled(&[0.3, 0.2], 0.05, false)?;
+        m.fit(&ds, FitOptions::new().epochs(2).verbose(0))?;
+        weights(&m)
+    };
+    assert_eq!(twice, continuous, "the second fit continues with the next pass");
+    // Resumed at initial_epoch 2 after a fit of 2 epochs: as one fit of 4.
+    assert_eq!(run(&[(0, 2), (2, 4)])?, run(&[(0, 4)])?);
     Ok(())
 }

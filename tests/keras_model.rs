@@ -277,7 +277,9 @@ fn layer_normalization_rounds_as_keras() -> ferroflow::Result<()> {
     // x·inv + (beta - mean·inv), inv = rsqrt(var + eps)·gamma: Keras' order, which rounds
     // differently from (x - mean)·inv in float32 when |mean| is large.
     let ln = ferroflow::nn::LayerNormalization::new();
-    let y = ln.call(&Tensor::new([[1000.0f32, 1001.0]]), Mode::Inference)?.to_vec::<f32>()?;
+    let y = ln
+        .call(&Tensor::new([[1000.0f32, 1001.0]]), Mode::Inference)?
+        .to_vec::<f32>()?;
     let inv = 1.0f32 / (0.25f32 + 1e-3f32).sqrt();
     let shift = 0.0f32 - 1000.5f32 * inv;
     assert_eq!(y, vec![1000.0f32 * inv + shift, 1001.0f32 * inv + shift]);

@@ -111,10 +111,23 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Table> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| file_error(path, e))?;
     let text = if path.extension().is_some_and(|e| e == "gz") {
+        // Decompression is bounded by the memory limit: a small hostile file must not
+        // expand without end.
+        let limit = ferroflow_tensor_core::memory_limit() as u64;
         let mut out = String::new();
         flate2::read::GzDecoder::new(&bytes[..])
+            .take(limit.saturating_add(1))
             .read_to_string(&mut out)
             .map_err(|e| file_error(path, e))?;
+        if out.len() as u64 > limit {
+            return Err(Error::invalid(
+                "csv",
+                format!(
+                    "{}: decompresses to more than the memory limit of {limit} bytes",
+                    path.display()
+                ),
+            ));
+        }
         out
     } else {
         String::from_utf8(bytes)

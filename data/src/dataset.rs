@@ -98,7 +98,9 @@ impl Rows {
         Arc::new(move |n| {
             let sources = rows.sources.clone();
             let mut indices = (rows.indices)(n);
-            let mut chunk = Vec::with_capacity(batch.size);
+            // Capped as TensorFlow caps it: a huge batch size stacks "everything" and must not
+            // allocate for its size up front.
+            let mut chunk = Vec::with_capacity(batch.size.min(PREALLOCATED_BATCH));
             Box::new(std::iter::from_fn(move || {
                 chunk.clear();
                 chunk.extend(indices.by_ref().take(batch.size));
@@ -256,6 +258,17 @@ impl Dataset {
     /// seed)`, reshuffled every iteration). A buffer at least as large as the dataset gives a
     /// uniform shuffle; a buffer of 1 keeps the order.
     pub fn shuffle(&self, buffer: usize, seed: u64) -> Dataset {
+        if buffer == 0 {
+            return Dataset::from_elements(
+                Arc::new(|_| {
+                    Box::new(std::iter::once(Err(Error::invalid(
+                        "shuffle",
+                        "buffer_size must be greater than zero",
+                    ))))
+                }),
+                Cardinality::Unknown,
+            );
+        }
         match &self.rows {
             Some(rows) => Dataset::from_rows(
                 rows.with_indices(shuffled(rows.indices.clone(), buffer, seed)),
@@ -299,14 +312,13 @@ impl Dataset {
                         if done {
                             return None;
                         }
-                        let mut items = Vec::with_capacity(batch.size);
+                        let mut items = Vec::with_capacity(batch.size.min(PREALLOCATED_BATCH));
+                        // An error drops the batch being gathered; batching goes on with the
+                        // next element, as TensorFlow's batch does.
                         for e in it.by_ref().take(batch.size) {
                             match e {
                                 Ok(e) => items.push(e),
-                                Err(err) => {
-                                    done = true;
-                                    return Some(Err(err));
-                                }
+                                Err(err) => return Some(Err(err)),
                             }
                         }
                         if items.is_empty() || (batch.drop_remainder && items.len() < batch.size) {
@@ -324,10 +336,11 @@ impl Dataset {
     /// Repeats the dataset forever (`repeat()`); each repetition is a new iteration, so
     /// shuffles below it reshuffle.
     pub fn repeat(&self) -> Dataset {
+        // TensorFlow's: an empty input stays empty; anything else, unknown included, repeats
+        // forever.
         let cardinality = match self.cardinality {
             Cardinality::Finite(0) => Cardinality::Finite(0),
-            Cardinality::Finite(_) | Cardinality::Infinite => Cardinality::Infinite,
-            Cardinality::Unknown => Cardinality::Unknown,
+            _ => Cardinality::Infinite,
         };
         self.restage(cardinality, |m| repeated(m, None), |m| repeated(m, None))
     }
@@ -335,7 +348,7 @@ impl Dataset {
     /// Repeats the dataset `count` times (`repeat(count)`).
     pub fn repeat_n(&self, count: usize) -> Dataset {
         let cardinality = match self.cardinality {
-            Cardinality::Infinite if count == 0 => Cardinality::Finite(0),
+            _ if count == 0 => Cardinality::Finite(0),
             c => c.map(|n| n.saturating_mul(count)),
         };
         self.restage(cardinality, |m| repeated(m, Some(count)), |m| repeated(m, Some(count)))
@@ -507,6 +520,20 @@ impl Dataset {
         self.iter_epoch(n)
     }
 
+    /// How many iterations [`Dataset::iter`] has started, or were claimed with
+    /// [`Dataset::claim_iterations`]: the number the next [`Dataset::iter`] takes.
+    pub fn iterations_started(&self) -> u64 {
+        self.iterations.load(Ordering::Relaxed)
+    }
+
+    /// Marks the iterations below `end` as used, so the next [`Dataset::iter`] starts at
+    /// `end` or later: `fit` iterates by number ([`Dataset::iter_epoch`]) and claims what it
+    /// used, so the next `fit` on the same dataset sees new shuffles, as each new TensorFlow
+    /// iterator reshuffles.
+    pub fn claim_iterations(&self, end: u64) {
+        self.iterations.fetch_max(end, Ordering::Relaxed);
+    }
+
     /// Iteration number `epoch` (starting at 0): the order is a function of the seeds and
     /// `epoch` alone, which is how training resumes an interrupted epoch exactly.
     pub fn iter_epoch(&self, epoch: u64) -> DatasetIter {
@@ -515,6 +542,11 @@ impl Dataset {
         }
     }
 }
+
+/// The most elements a batch reserves room for before it has them (TensorFlow's batch caps
+/// its reservation the same way: `batch(i32::MAX)` is how "everything in one batch" is
+/// written).
+const PREALLOCATED_BATCH: usize = 1 << 16;
 
 /// Stacks each component of `items` into a batch.
 fn stack_elements(items: &[Element]) -> Result<Element> {

@@ -42,4 +42,4 @@ pub use dataset::{Batch, Cardinality, Dataset, DatasetIter};
 pub use datasets::{Labeled, Split};
 pub use npy::{read_npy, read_npz, write_npy, write_npz};
 pub use rng::{derive_seed, permutation, SplitMix64};
-pub use run_ahead::run_ahead;
+pub use run_ahead::{run_ahead, MAX_AHEAD};

@@ -6,7 +6,11 @@
 use ferroflow_tensor_core::{Error, Result};
 use std::sync::mpsc;
 
-/// Runs `upstream` on a background thread, up to `buffer` items (at least one) ahead of the
+/// The most items [`run_ahead`] holds ready, whatever buffer it is asked for.
+pub const MAX_AHEAD: usize = 1 << 12;
+
+/// Runs `upstream` on a background thread, up to `buffer` items (at least one, at most
+/// [`MAX_AHEAD`]) ahead of the
 /// returned iterator, which yields the same items in the same order. A panic on that thread
 /// comes back as an error item (and ends the stream); dropping the returned iterator ends the
 /// thread at its next item. `op` names the stage in those errors.
@@ -25,7 +29,9 @@ where
     T: Send + 'static,
     I: Iterator<Item = Result<T>> + Send + 'static,
 {
-    let (tx, rx) = mpsc::sync_channel::<Result<T>>(buffer.max(1));
+    // The channel allocates its slots up front: a huge buffer is held to a bound that keeps
+    // the thread well ahead without reserving memory for it (TensorFlow's buffer grows).
+    let (tx, rx) = mpsc::sync_channel::<Result<T>>(buffer.clamp(1, MAX_AHEAD));
     let spawned = std::thread::Builder::new()
         .name(format!("ferroflow-{op}"))
         .spawn(move || {

@@ -34,12 +34,33 @@ impl<T> Shuffle<T> {
     }
 }
 
-impl<T> Iterator for Shuffle<T> {
+/// Items that may be errors: an error from upstream passes through the shuffle at once, as
+/// TensorFlow's shuffle returns an upstream error when it meets it, rather than being
+/// buffered and coming out at a random later place.
+pub trait Fallible {
+    /// Whether this item is an error.
+    fn is_error(&self) -> bool;
+}
+
+impl<T> Fallible for ferroflow_tensor_core::Result<T> {
+    fn is_error(&self) -> bool {
+        self.is_err()
+    }
+}
+
+impl Fallible for usize {
+    fn is_error(&self) -> bool {
+        false
+    }
+}
+
+impl<T: Fallible> Iterator for Shuffle<T> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
         if !self.filled {
             while self.buffer.len() < self.capacity {
                 match self.upstream.next() {
+                    Some(x) if x.is_error() => return Some(x),
                     Some(x) => self.buffer.push(x),
                     None => break,
                 }
@@ -51,6 +72,7 @@ impl<T> Iterator for Shuffle<T> {
         }
         let i = self.rng.below(self.buffer.len());
         Some(match self.upstream.next() {
+            Some(x) if x.is_error() => return Some(x),
             Some(next) => std::mem::replace(&mut self.buffer[i], next),
             None => self.buffer.swap_remove(i),
         })
@@ -59,13 +81,16 @@ impl<T> Iterator for Shuffle<T> {
 
 /// A shuffled stream: iteration `n` shuffles with a seed derived from `seed` and `n`, so each
 /// epoch has its own order and the same epoch always the same one.
-pub fn shuffled<T: Send + 'static>(upstream: Maker<T>, capacity: usize, seed: u64) -> Maker<T> {
+pub fn shuffled<T: Fallible + Send + 'static>(upstream: Maker<T>, capacity: usize, seed: u64) -> Maker<T> {
     Arc::new(move |n| Box::new(Shuffle::new(upstream(n), capacity, derive_seed(seed, n))))
 }
 
 /// `count` repetitions (forever with `None`); repetition `r` of iteration `n` is upstream
-/// iteration `derive(n, r)`. Repeating forever stops if a repetition yields nothing, where
-/// looping would never produce an item.
+/// iteration `derive(n, r)`, every repetition its own (also when repeats nest: an identity
+/// for the first repetition would give an inner repeat's second pass and an outer repeat's
+/// second pass the same iteration, so the same shuffle). Repeating forever stops if a
+/// repetition yields nothing, where looping would never produce an item; a finite repeat
+/// goes on through empty repetitions, as TensorFlow's does.
 pub fn repeated<T: Send + 'static>(upstream: Maker<T>, count: Option<usize>) -> Maker<T> {
     Arc::new(move |n| {
         let upstream = upstream.clone();
@@ -79,7 +104,7 @@ pub fn repeated<T: Send + 'static>(upstream: Maker<T>, count: Option<usize>) -> 
                     return Some(x);
                 }
                 current = None;
-                if !yielded_this_round {
+                if !yielded_this_round && count.is_none() {
                     return None;
                 }
             }
@@ -87,7 +112,7 @@ pub fn repeated<T: Send + 'static>(upstream: Maker<T>, count: Option<usize>) -> 
                 return None;
             }
             yielded_this_round = false;
-            current = Some(upstream(if r == 0 { n } else { derive_seed(n, r) }));
+            current = Some(upstream(derive_seed(n, r)));
             r += 1;
         }))
     })

@@ -338,7 +338,8 @@ pub fn optimizer_matches_one_process(comm: &Comm, _: &Path) -> Result<(), String
 pub fn compiled_from(init: &[Tensor]) -> ferroflow::Result<Model> {
     let model = compiled(small_mlp(DType::F64))?;
     model.build_from(&Tensor::zeros(&[1, 5], DType::F64)?)?;
-    model.set_weights(init)?;
+    // `init` is in the module's variable order (see `initial_weights`), not get_weights'.
+    assign(model.layer(), init)?;
     Ok(model)
 }
 
@@ -384,7 +385,7 @@ pub fn fit_matches_one_process(comm: &Comm, _: &Path) -> Result<(), String> {
             ferroflow::nn::LossSpec::function("mean_sq", |y, p| p.sub(y)?.square()?.reduce_mean(Axes::All)),
         ))?;
         model.build_from(&Tensor::zeros(&[1, 5], DType::F64)?)?;
-        model.set_weights(&f.init)?;
+        assign(model.layer(), &f.init)?;
         let mut options = FitOptions::new().epochs(2).batch_size(16).seed(7).verbose(0);
         if let Some(s) = strategy {
             options = options.strategy(s);

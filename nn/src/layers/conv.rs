@@ -26,6 +26,9 @@ pub struct Conv2D {
     padding: Padding,
     activation: Activation,
     use_bias: bool,
+    dilation_rate: [usize; 2],
+    kernel_initializer: Initializer,
+    bias_initializer: Initializer,
     seed: Option<u64>,
     kernel: OnceCell<Variable>,
     bias: OnceCell<Variable>,
@@ -42,10 +45,32 @@ impl Conv2D {
             padding: Padding::Valid,
             activation: Activation::Linear,
             use_bias: true,
+            dilation_rate: [1, 1],
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
             seed: None,
             kernel: OnceCell::new(),
             bias: OnceCell::new(),
         }
+    }
+
+    /// Sets the dilation rate (`[1, 1]` by default): the kernel's taps are spaced this far
+    /// apart.
+    pub fn with_dilation_rate(mut self, d: [usize; 2]) -> Self {
+        self.dilation_rate = d;
+        self
+    }
+
+    /// Sets the kernel initializer (glorot-uniform by default).
+    pub fn with_kernel_initializer(mut self, i: Initializer) -> Self {
+        self.kernel_initializer = i;
+        self
+    }
+
+    /// Sets the bias initializer (zeros by default).
+    pub fn with_bias_initializer(mut self, i: Initializer) -> Self {
+        self.bias_initializer = i;
+        self
     }
 
     /// Sets the strides.
@@ -83,13 +108,13 @@ impl Conv2D {
             return Ok(());
         }
         let [kh, kw] = self.kernel_size;
-        let k = Initializer::GlorotUniform.draw(&[kh, kw, channels, self.filters], dtype, self.seed)?;
+        let k = self
+            .kernel_initializer
+            .draw(&[kh, kw, channels, self.filters], dtype, self.seed)?;
         let _ = self.kernel.set(Variable::new(format!("{}/kernel", self.name), k)?);
         if self.use_bias {
-            let _ = self.bias.set(Variable::new(
-                format!("{}/bias", self.name),
-                Tensor::zeros(&[self.filters], dtype)?,
-            )?);
+            let b = self.bias_initializer.draw(&[self.filters], dtype, None)?;
+            let _ = self.bias.set(Variable::new(format!("{}/bias", self.name), b)?);
         }
         Ok(())
     }
@@ -120,15 +145,12 @@ impl crate::model::LayerConfig for Conv2D {
         m.insert("strides".into(), serde_json::json!(self.strides));
         m.insert("padding".into(), padding_name(self.padding).into());
         m.insert("data_format".into(), "channels_last".into());
-        m.insert("dilation_rate".into(), serde_json::json!([1, 1]));
+        m.insert("dilation_rate".into(), serde_json::json!(self.dilation_rate));
         m.insert("groups".into(), 1.into());
         m.insert("activation".into(), self.activation.name().into());
         m.insert("use_bias".into(), self.use_bias.into());
-        m.insert(
-            "kernel_initializer".into(),
-            Initializer::GlorotUniform.to_keras(self.seed),
-        );
-        m.insert("bias_initializer".into(), Initializer::Zeros.to_keras(None));
+        m.insert("kernel_initializer".into(), self.kernel_initializer.to_keras(self.seed));
+        m.insert("bias_initializer".into(), self.bias_initializer.to_keras(None));
         for key in [
             "kernel_regularizer",
             "bias_regularizer",
@@ -144,9 +166,21 @@ impl crate::model::LayerConfig for Conv2D {
 
 impl Conv2D {
     /// A layer from Keras' config (`filters`, `kernel_size`, `strides`, `padding`,
-    /// `activation`, `use_bias`).
+    /// `dilation_rate`, `activation`, `use_bias`, initializers); settings the layer does not
+    /// implement (regularizers, `groups`, channels-first) are refused.
     pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use super::unsupported::{refuse_unsupported, Allowed, CHANNELS_LAST, COMMON, KERNEL_AND_BIAS};
         use crate::model::{get_pair, get_str, get_usize};
+        refuse_unsupported(
+            "Conv2D",
+            config,
+            &[
+                COMMON,
+                KERNEL_AND_BIAS,
+                CHANNELS_LAST,
+                &[("groups", Allowed::OneOf(&["1"]))],
+            ],
+        )?;
         let mut c = Conv2D::new(
             get_usize(config, "Conv2D", "filters")?,
             get_pair(config, "kernel_size", [1, 1])?,
@@ -160,9 +194,15 @@ impl Conv2D {
         if let Some(n) = get_str(config, "name") {
             c.name = n.to_string();
         }
-        c.seed = config
-            .pointer("/kernel_initializer/config/seed")
-            .and_then(|v| v.as_u64());
+        c = c.with_dilation_rate(get_pair(config, "dilation_rate", [1, 1])?);
+        if let Some(k) = config.get("kernel_initializer").filter(|v| !v.is_null()) {
+            let (init, seed) = Initializer::from_keras(k)?;
+            c = c.with_kernel_initializer(init);
+            c.seed = seed;
+        }
+        if let Some(b) = config.get("bias_initializer").filter(|v| !v.is_null()) {
+            c = c.with_bias_initializer(Initializer::from_keras(b)?.0);
+        }
         Ok(c)
     }
 }
@@ -178,7 +218,7 @@ impl Layer for Conv2D {
         }
         self.build(x.dims()[3], x.dtype())?;
         let k = self.kernel.get().ok_or_else(|| Error::invalid("Conv2D", "not built"))?;
-        let mut y = x.conv2d(&k.read()?, self.strides, self.padding, [1, 1])?;
+        let mut y = x.conv2d(&k.read()?, self.strides, self.padding, self.dilation_rate)?;
         if let Some(b) = self.bias.get() {
             y = y.bias_add(&b.read()?)?;
         }
@@ -262,8 +302,10 @@ macro_rules! pool_layer {
         }
 
         impl $t {
-            /// A layer from Keras' config (`pool_size`, `strides`, `padding`).
+            /// A layer from Keras' config (`pool_size`, `strides`, `padding`; channels last).
             pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+                use super::unsupported::{refuse_unsupported, CHANNELS_LAST, COMMON};
+                refuse_unsupported(stringify!($t), config, &[COMMON, CHANNELS_LAST])?;
                 let pool = crate::model::get_pair(config, "pool_size", [2, 2])?;
                 Ok($t::new(pool)
                     .with_strides(crate::model::get_pair(config, "strides", pool)?)

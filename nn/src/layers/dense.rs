@@ -155,7 +155,9 @@ impl crate::model::LayerConfig for Dense {
 impl Dense {
     /// A layer from Keras' config (`units`, `activation`, `use_bias`, initializers, `dtype`).
     pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use super::unsupported::{refuse_unsupported, COMMON, KERNEL_AND_BIAS};
         use crate::model::{get_str, get_usize, read_dtype};
+        refuse_unsupported("Dense", config, &[COMMON, KERNEL_AND_BIAS])?;
         let mut d = Dense::new(get_usize(config, "Dense", "units")?)
             .with_name(super::config_name(config, "dense"))
             .with_dtype(read_dtype(config)?)

@@ -61,8 +61,10 @@ impl crate::model::LayerConfig for Dropout {
 }
 
 impl Dropout {
-    /// A layer from Keras' config (`rate`, `seed`).
+    /// A layer from Keras' config (`rate`, `seed`; a `noise_shape` is refused).
     pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use super::unsupported::{refuse_unsupported, Allowed, COMMON};
+        refuse_unsupported("Dropout", config, &[COMMON, &[("noise_shape", Allowed::Null)]])?;
         let d = Dropout::new(crate::model::get_f64(config, "rate", 0.0))?;
         Ok(match config.get("seed").and_then(|v| v.as_u64()) {
             Some(seed) => d.with_seed(seed),

@@ -108,7 +108,15 @@ impl crate::model::LayerConfig for Embedding {
 impl Embedding {
     /// A layer from Keras' config (`input_dim`, `output_dim`, `embeddings_initializer`).
     pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use super::unsupported::{refuse_unsupported, Allowed, COMMON};
         use crate::model::get_usize;
+        let own: &[(&str, Allowed)] = &[
+            ("mask_zero", Allowed::OneOf(&["false"])),
+            ("embeddings_regularizer", Allowed::Null),
+            ("embeddings_constraint", Allowed::Null),
+            ("lora_rank", Allowed::Null),
+        ];
+        refuse_unsupported("Embedding", config, &[COMMON, own])?;
         let mut e = Embedding::new(
             get_usize(config, "Embedding", "input_dim")?,
             get_usize(config, "Embedding", "output_dim")?,

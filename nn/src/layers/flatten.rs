@@ -28,8 +28,10 @@ impl crate::model::LayerConfig for Flatten {
 }
 
 impl Flatten {
-    /// The layer from Keras' config (it has no settings).
-    pub fn from_config(_config: &serde_json::Value) -> Result<Self> {
+    /// The layer from Keras' config (it has no settings; channels last).
+    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use super::unsupported::{refuse_unsupported, CHANNELS_LAST, COMMON};
+        refuse_unsupported("Flatten", config, &[COMMON, CHANNELS_LAST])?;
         Ok(Flatten)
     }
 }

@@ -39,6 +39,7 @@ mod embedding;
 mod flatten;
 mod normalization;
 mod sequential;
+mod unsupported;
 
 pub use activation::Activation;
 pub use conv::{AveragePooling2D, Conv2D, MaxPooling2D};

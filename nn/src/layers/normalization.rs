@@ -142,8 +142,18 @@ impl crate::model::LayerConfig for BatchNormalization {
 }
 
 impl BatchNormalization {
-    /// A layer from Keras' config (`momentum`, `epsilon`).
+    /// A layer from Keras' config (`momentum`, `epsilon`); settings the layer does not
+    /// implement (another axis, `scale=False`, renormalization, regularizers) are refused.
     pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use super::unsupported::{refuse_unsupported, Allowed, COMMON, NORMALIZATION};
+        use crate::initializers::Initializer;
+        let moving: &[(&str, Allowed)] = &[
+            ("moving_mean_initializer", Allowed::Init(Initializer::Zeros)),
+            ("moving_variance_initializer", Allowed::Init(Initializer::Ones)),
+            ("renorm", Allowed::OneOf(&["false"])),
+            ("synchronized", Allowed::OneOf(&["false"])),
+        ];
+        refuse_unsupported("BatchNormalization", config, &[COMMON, NORMALIZATION, moving])?;
         let mut b = BatchNormalization::new()
             .with_momentum(crate::model::get_f64(config, "momentum", 0.99))
             .with_epsilon(crate::model::get_f64(config, "epsilon", 1e-3));
@@ -248,8 +258,12 @@ impl crate::model::LayerConfig for LayerNormalization {
 }
 
 impl LayerNormalization {
-    /// A layer from Keras' config (`epsilon`).
+    /// A layer from Keras' config (`epsilon`); settings the layer does not implement
+    /// (another axis, `scale=False`, RMS scaling, regularizers) are refused.
     pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use super::unsupported::{refuse_unsupported, Allowed, COMMON, NORMALIZATION};
+        let rms: &[(&str, Allowed)] = &[("rms_scaling", Allowed::OneOf(&["false"]))];
+        refuse_unsupported("LayerNormalization", config, &[COMMON, NORMALIZATION, rms])?;
         let mut l = LayerNormalization::new().with_epsilon(crate::model::get_f64(config, "epsilon", 1e-3));
         l.name = super::config_name(config, "layer_normalization");
         Ok(l)

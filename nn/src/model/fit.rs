@@ -593,6 +593,10 @@ impl Model {
             shuffle_seed: order.shuffle_seed.map(|_| self.shuffle_seed.get().unwrap_or(seed)),
             ..order
         };
+        let order = Order {
+            dataset_base: BatchStream::dataset_base(&train, &order, options.steps_per_epoch, first_epoch),
+            ..order
+        };
         let mut stream = BatchStream::new(&train, order, options.steps_per_epoch);
         let mut epoch_logs = Logs::new();
         let mut last_logs = Logs::new();
@@ -725,6 +729,7 @@ impl Model {
                 break;
             }
         }
+        stream.claim_passes();
         let ended = callbacks.on_train_end(self, &last_logs);
         if let Some(comm) = comm {
             // Nobody leaves before the chief's last files are complete (a backup deleted, a

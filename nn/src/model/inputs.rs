@@ -280,7 +280,7 @@ impl Source {
                     indices,
                 }
             }
-            Source::Dataset(ds) => PassIter::Dataset(ds.iter_epoch(pass)),
+            Source::Dataset(ds) => PassIter::Dataset(ds.iter_epoch(order.dataset_base.saturating_add(pass))),
         }
     }
 }
@@ -315,6 +315,9 @@ pub(crate) struct Order {
     pub shuffle_seed: Option<u64>,
     /// `Some(device)`: each batch is made and copied there on a background thread.
     pub device: Option<Device>,
+    /// Added to the pass number of a dataset's iteration: where this `fit` starts in the
+    /// dataset's iterations (see [`BatchStream::dataset_base`]).
+    pub dataset_base: u64,
 }
 
 impl Order {
@@ -326,6 +329,7 @@ impl Order {
             batch_size,
             shuffle_seed,
             device: ferroflow_tensor_core::default_device().filter(|d| !d.is_cpu()),
+            dataset_base: 0,
         }
     }
 
@@ -393,6 +397,8 @@ pub(crate) struct BatchStream<'a> {
     taken: usize,
     /// Whether the ran-out-of-data warning was printed.
     warned: bool,
+    /// The highest pass started, if any.
+    last_pass: Option<u64>,
 }
 
 impl<'a> BatchStream<'a> {
@@ -405,7 +411,48 @@ impl<'a> BatchStream<'a> {
             pass: 0,
             taken: 0,
             warned: false,
+            last_pass: None,
         }
+    }
+
+    /// The pass epoch `epoch` starts in (see [`BatchStream::start_epoch`]).
+    fn pass_of(&self, epoch: usize) -> u64 {
+        match (
+            self.steps_per_epoch,
+            self.source.batches_per_pass(self.order.batch_size),
+        ) {
+            (Some(steps), Some(per_pass)) if per_pass > 0 && steps != per_pass => {
+                epoch as u64 / per_pass.div_ceil(steps) as u64
+            }
+            (Some(_), None) => 0,
+            _ => epoch as u64,
+        }
+    }
+
+    /// Where a `fit` starting at `first_epoch` begins in a dataset's iterations: as Keras
+    /// iterates a dataset anew in each `fit`, the passes continue after those an earlier
+    /// `fit` used (new shuffles), and a `fit` resumed at `initial_epoch` after one that
+    /// stopped there sees the passes an uninterrupted run would have seen.
+    pub fn dataset_base(source: &Source, order: &Order, steps_per_epoch: Option<usize>, first_epoch: usize) -> u64 {
+        match source {
+            Source::Dataset(ds) => {
+                let probe = BatchStream::new(source, *order, steps_per_epoch);
+                ds.iterations_started().saturating_sub(probe.pass_of(first_epoch))
+            }
+            Source::Tensors { .. } => 0,
+        }
+    }
+
+    /// Marks the dataset's passes this stream used, so a later `fit` continues after them.
+    pub fn claim_passes(&self) {
+        if let (Source::Dataset(ds), Some(last)) = (self.source, self.last_pass) {
+            ds.claim_iterations(self.order.dataset_base.saturating_add(last).saturating_add(1));
+        }
+    }
+
+    /// Records that pass `pass` started.
+    fn started(&mut self, pass: u64) {
+        self.last_pass = Some(self.last_pass.map_or(pass, |p| p.max(pass)));
     }
 
     /// Positions the stream at the start of `epoch`: where an uninterrupted run from epoch 0
@@ -424,6 +471,7 @@ impl<'a> BatchStream<'a> {
                 if self.current.is_none() || self.pass != pass {
                     self.current = Some(self.source.pass(pass, &self.order, offset));
                     self.pass = pass;
+                    self.started(pass);
                 }
             }
             // No pass length to place the epoch by (an infinite dataset, or one of unknown
@@ -434,11 +482,13 @@ impl<'a> BatchStream<'a> {
             (Some(_), None) => {
                 if self.current.is_none() {
                     self.current = Some(self.source.pass(self.pass, &self.order, 0));
+                    self.started(self.pass);
                 }
             }
             _ => {
                 self.pass = epoch as u64;
                 self.current = Some(self.source.pass(self.pass, &self.order, 0));
+                self.started(self.pass);
             }
         }
     }
@@ -470,6 +520,7 @@ impl<'a> BatchStream<'a> {
             return None;
         }
         let mut fresh = self.source.pass(self.pass, &self.order, 0);
+        self.started(self.pass);
         let first = fresh.next();
         if first.is_some() {
             self.taken += 1;
@@ -508,6 +559,7 @@ mod tests {
             batch_size: 3,
             shuffle_seed: Some(5),
             device: None,
+            dataset_base: 0,
         };
         // The CPU stands in for an accelerator: `to` is then a clone, the staging the same.
         let staged = Order {
@@ -569,6 +621,7 @@ mod tests {
             batch_size: 1,
             shuffle_seed: None,
             device: None,
+            dataset_base: 0,
         };
         // 10 epochs of 10 steps see each of the 100 batches once, in order.
         let seen: Vec<f32> = read(&source, order, Some(10), 0, 10)
