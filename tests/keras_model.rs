@@ -286,3 +286,78 @@ fn layer_normalization_rounds_as_keras() -> ferroflow::Result<()> {
     assert_ne!(y[0], (1000.0f32 - 1000.5) * inv, "not the (x - mean)·inv order");
     Ok(())
 }
+
+#[test]
+fn from_json_honours_or_refuses_keras_layer_settings() -> ferroflow::Result<()> {
+    let seq = |layer: &str| {
+        format!(r#"{{"module": "keras", "class_name": "Sequential", "config": {{"name": "s", "layers": [{layer}]}}}}"#)
+    };
+    // dilation_rate is honoured: a 3x3 kernel dilated by 2 spans 5x5.
+    let conv = seq(
+        r#"{"module": "keras.layers", "class_name": "Conv2D", "config": {"name": "c", "filters": 1, "kernel_size": [3, 3], "strides": [1, 1], "padding": "valid", "data_format": "channels_last", "dilation_rate": [2, 2], "groups": 1, "activation": "linear", "use_bias": true}}"#,
+    );
+    let m = Model::from_json(&conv)?;
+    assert_eq!(
+        m.predict_on_batch(&Tensor::ones(&[1, 5, 5, 1], DType::F32)?)?.dims(),
+        &[1, 1, 1, 1]
+    );
+    // The kernel initializer's class is honoured (a Constant kernel of ones sums the window).
+    let init = seq(
+        r#"{"module": "keras.layers", "class_name": "Conv2D", "config": {"name": "c2", "filters": 1, "kernel_size": [2, 2], "activation": "linear", "use_bias": false, "kernel_initializer": {"module": "keras.initializers", "class_name": "Constant", "config": {"value": 1.0}}}}"#,
+    );
+    let m = Model::from_json(&init)?;
+    let y = m.predict_on_batch(&Tensor::ones(&[1, 2, 2, 1], DType::F32)?)?;
+    assert_eq!(y.to_vec::<f32>()?, vec![4.0]);
+    // What the layers would silently ignore is refused, naming the layer and the setting.
+    for (layer, key) in [
+        (
+            r#"{"class_name": "Dense", "config": {"name": "d", "units": 1, "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.5}}}}"#,
+            "kernel_regularizer",
+        ),
+        (
+            r#"{"class_name": "BatchNormalization", "config": {"name": "bn", "axis": -1, "scale": false}}"#,
+            "scale",
+        ),
+        (
+            r#"{"class_name": "Conv2D", "config": {"name": "g", "filters": 2, "kernel_size": [1, 1], "groups": 2}}"#,
+            "groups",
+        ),
+        (
+            r#"{"class_name": "Dropout", "config": {"name": "do", "rate": 0.5, "noise_shape": [null, 1]}}"#,
+            "noise_shape",
+        ),
+        (
+            r#"{"class_name": "Embedding", "config": {"name": "e", "input_dim": 3, "output_dim": 2, "mask_zero": true}}"#,
+            "mask_zero",
+        ),
+        (
+            r#"{"class_name": "Dense", "config": {"name": "t", "units": 1, "trainable": false}}"#,
+            "trainable",
+        ),
+    ] {
+        let e = Model::from_json(&seq(layer)).unwrap_err().to_string();
+        assert!(e.contains(key), "{key}: {e}");
+    }
+    Ok(())
+}
+
+#[test]
+fn from_json_builds_when_the_file_records_the_input_shape() -> ferroflow::Result<()> {
+    // As Keras' build_from_config: weights exist right after loading.
+    let keras = r#"{"module": "keras", "class_name": "Sequential", "config": {"name": "sequential", "layers": [{"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [null, 4], "dtype": "float32", "name": "input_layer"}}, {"module": "keras.layers", "class_name": "Dense", "config": {"name": "dense", "units": 3}}]}}"#;
+    let m = Model::from_json(keras)?;
+    assert!(m.is_built());
+    let shapes: Vec<Vec<usize>> = m.get_weights()?.iter().map(|w| w.dims().to_vec()).collect();
+    assert_eq!(shapes, vec![vec![4, 3], vec![3]]);
+    // Without a recorded shape it builds on first use, as before.
+    let lazy = r#"{"module": "keras", "class_name": "Sequential", "config": {"name": "s2", "layers": [{"class_name": "Dense", "config": {"name": "d2", "units": 3}}]}}"#;
+    assert!(!Model::from_json(lazy)?.is_built());
+    // An Embedding model whose input is recorded as float builds too: ids are cast.
+    let emb = r#"{"module": "keras", "class_name": "Sequential", "config": {"name": "s3", "layers": [{"class_name": "Embedding", "config": {"name": "e3", "input_dim": 5, "output_dim": 2}}], "build_input_shape": [null, 3]}}"#;
+    let m = Model::from_json(emb)?;
+    assert!(m.is_built());
+    let by_float = m.predict_on_batch(&Tensor::new([[1.0f32, 4.0, 0.0]]))?;
+    let by_int = m.predict_on_batch(&Tensor::new([[1i32, 4, 0]]))?;
+    assert_eq!(by_float.to_vec::<f32>()?, by_int.to_vec::<f32>()?);
+    Ok(())
+}

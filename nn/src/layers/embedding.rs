@@ -137,9 +137,15 @@ impl Layer for Embedding {
     }
 
     fn call(&self, ids: &Tensor, _mode: Mode) -> Result<Tensor> {
-        if ids.dtype().is_float() || ids.dtype() == DType::Bool {
-            return Err(Error::dtypes("Embedding", &[ids.dtype()], "ids must be int32 or int64"));
+        if ids.dtype() == DType::Bool {
+            return Err(Error::dtypes("Embedding", &[ids.dtype()], "ids must be numbers"));
         }
+        // Keras casts float ids to int32 (truncating, as a cast does).
+        let ids = &if ids.dtype().is_float() {
+            ids.cast(DType::I32)?
+        } else {
+            ids.clone()
+        };
         if !ids.is_symbolic() {
             // Out-of-range ids are an error eagerly (TensorFlow's CPU kernel also rejects them).
             let bad = ids
@@ -185,7 +191,10 @@ mod tests {
         let g = tape.gradient(&y.reduce_sum(Axes::All).unwrap(), embeddings).unwrap();
         assert_eq!(g.to_vec::<f32>().unwrap(), vec![1.0, 1.0, 0.0, 0.0, 2.0, 2.0]);
         assert!(e.call(&Tensor::new([3i32]), Mode::Inference).is_err());
-        assert!(e.call(&Tensor::new([1.0f32]), Mode::Inference).is_err());
+        // Float ids are cast to int32, as Keras casts them; bool ids are an error.
+        let by_float = e.call(&Tensor::new([1.9f32]), Mode::Inference).unwrap();
+        assert_eq!(by_float.to_vec::<f32>().unwrap(), vec![3.0, 4.0]);
+        assert!(e.call(&Tensor::new([true]), Mode::Inference).is_err());
         assert_eq!(e.variables_by_path_in_order()[0].0, "embeddings");
     }
 

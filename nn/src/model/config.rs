@@ -1,6 +1,8 @@
 //! `to_json` / `from_json`: Keras 3's serialised layout (`{"module", "class_name", "config",
 //! "registered_name"}`) for `Sequential` and the built-in layers. A model read back is
-//! uncompiled and unbuilt, as in Keras; its layers build (and initialise) on first use.
+//! uncompiled; as Keras' `build_from_config`, it is built when the file records its input
+//! shape, else its layers build (and initialise) on first use. Settings a built-in layer does
+//! not implement are refused rather than ignored.
 
 use super::Model;
 use crate::layers::{
@@ -167,13 +169,55 @@ impl Model {
         Ok(python_json(&value))
     }
 
-    /// A model from [`Model::to_json`]'s output (or Keras 3's): uncompiled, its layers built
-    /// on first use with fresh weights.
+    /// A model from [`Model::to_json`]'s output (or Keras 3's): uncompiled, with fresh
+    /// weights. As Keras' `build_from_config`, it is built at once when the file records its
+    /// input shape (`build_config`, `build_input_shape` or a first `InputLayer`'s
+    /// `batch_shape`), else on first use.
     pub fn from_json(json: &str) -> Result<Model> {
         let value: Value = serde_json::from_str(json).map_err(|e| Error::external("from_json", e))?;
         let layer = layer_from_config(&value)?;
-        Ok(Model::from_rc(std::rc::Rc::from(layer)))
+        let model = Model::from_rc(std::rc::Rc::from(layer));
+        if let Some(example) = build_example(&value)? {
+            model.build_from(&example)?;
+        }
+        Ok(model)
     }
+}
+
+/// A batch of one zero row of the input shape a Keras file records, if it records one with
+/// every dimension but the batch known: the model's `build_config.input_shape`, its config's
+/// `build_input_shape`, or a first `InputLayer`'s `batch_shape` (`batch_input_shape` in older
+/// files), whose dtype it takes.
+fn build_example(value: &Value) -> Result<Option<ferroflow_tensor_core::Tensor>> {
+    let input_layer = value
+        .pointer("/config/layers/0")
+        .filter(|l| l.get("class_name").and_then(Value::as_str) == Some("InputLayer"))
+        .and_then(|l| l.get("config"));
+    let shape = [
+        value.pointer("/build_config/input_shape"),
+        value.pointer("/config/build_input_shape"),
+        input_layer.and_then(|c| c.get("batch_shape")),
+        input_layer.and_then(|c| c.get("batch_input_shape")),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(Value::as_array);
+    let Some(shape) = shape else { return Ok(None) };
+    let mut dims = vec![1usize];
+    for d in shape.iter().skip(1) {
+        match d.as_u64().and_then(|d| usize::try_from(d).ok()) {
+            Some(d) => dims.push(d),
+            None => return Ok(None),
+        }
+    }
+    if shape.is_empty() {
+        return Ok(None);
+    }
+    let dtype = match input_layer {
+        Some(c) => read_dtype(c)?,
+        None => DType::F32,
+    };
+    ferroflow_tensor_core::Tensor::zeros(&dims, dtype).map(Some)
 }
 
 /// JSON with Python's `json.dumps` separators (`", "` and `": "`), keys in insertion order.
