@@ -460,7 +460,7 @@ fn a_loss_function_sees_targets_of_the_predictions_rank_and_dtype() -> ferroflow
     let logs = m.evaluate((&x, &y), EvaluateOptions::new().verbose(0))?;
     assert!((logs.get("loss").unwrap() - 0.25).abs() < 1e-6, "{logs:?}");
     assert!(
-        seen.borrow().iter().all(|(d, t)| d == &[4, 1] && *t == DType::F32),
+        !seen.borrow().is_empty() && seen.borrow().iter().all(|(d, t)| d == &[4, 1] && *t == DType::F32),
         "{seen:?}"
     );
     Ok(())
@@ -574,6 +574,7 @@ fn a_trailing_size_one_output_axis_is_squeezed_as_keras_does() -> ferroflow::Res
     let x = Tensor::zeros(&[2, 3, 1], DType::F32)?;
     let y = Tensor::zeros(&[2, 3], DType::F32)?;
     m.evaluate((&x, &y), EvaluateOptions::new().verbose(0))?;
+    assert!(!seen.borrow().is_empty());
     assert!(
         seen.borrow().iter().all(|(t, p)| t == &[2, 3] && p == &[2, 3]),
         "{seen:?}"
@@ -616,5 +617,43 @@ fn each_fit_on_a_shuffled_dataset_sees_new_orders_and_resumes_exactly() -> ferro
     assert_eq!(twice, continuous, "the second fit continues with the next pass");
     // Resumed at initial_epoch 2 after a fit of 2 epochs: as one fit of 4.
     assert_eq!(run(&[(0, 2), (2, 4)])?, run(&[(0, 4)])?);
+    Ok(())
+}
+
+#[test]
+fn a_fit_resumed_where_another_stopped_continues_split_passes_exactly() -> ferroflow::Result<()> {
+    // 40 rows in batches of 4 are 10 batches a pass; 4 steps an epoch split each pass into
+    // epochs of 4, 4 and 2. A fit of 4 epochs then one resumed at epoch 4 sees the batches
+    // one fit of 7 epochs sees.
+    let _serial = serial();
+    let (x, y) = data(40)?;
+    let make = || -> ferroflow::Result<Dataset> { Ok(Dataset::from_tensor_slices((&x, &y))?.shuffle(40, 3).batch(4)) };
+    let opts = || FitOptions::new().steps_per_epoch(4).verbose(0);
+    let whole = {
+        let m = compiled(&[0.3, 0.2], 0.05, false)?;
+        m.fit(&make()?, opts().epochs(7))?;
+        weights(&m)
+    };
+    let resumed = {
+        let ds = make()?;
+        let m = compiled(&[0.3, 0.2], 0.05, false)?;
+        m.fit(&ds, opts().epochs(4))?;
+        m.fit(&ds, opts().initial_epoch(4).epochs(7))?;
+        weights(&m)
+    };
+    assert_eq!(whole, resumed);
+    Ok(())
+}
+
+#[test]
+fn metrics_align_ranks_as_keras_does() -> ferroflow::Result<()> {
+    // `[b, t, 1]` labels against `[b, t]` predictions: the metric squeezes the labels
+    // instead of broadcasting to `[b, t, t]`.
+    use ferroflow::nn::metrics::mean_absolute_error;
+    let y_true = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2, 1])?;
+    let y_pred = Tensor::from_vec(vec![1.5f32, 2.0, 3.0, 5.0], &[2, 2])?;
+    let m = mean_absolute_error(&y_true, &y_pred)?;
+    assert_eq!(m.dims(), &[2]);
+    assert_eq!(m.to_vec::<f64>()?, vec![0.25, 0.5]);
     Ok(())
 }

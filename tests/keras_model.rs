@@ -361,3 +361,25 @@ fn from_json_builds_when_the_file_records_the_input_shape() -> ferroflow::Result
     assert_eq!(by_float.to_vec::<f32>()?, by_int.to_vec::<f32>()?);
     Ok(())
 }
+
+#[test]
+fn normalization_axis_may_name_the_last_axis_from_the_front() -> ferroflow::Result<()> {
+    // keras.applications writes BatchNormalization(axis=3) for NHWC inputs: the last axis.
+    let bn = |axis: i64| {
+        format!(
+            r#"{{"module": "keras", "class_name": "Sequential", "config": {{"name": "s", "layers": [{{"class_name": "BatchNormalization", "config": {{"name": "bn{axis}", "axis": {axis}}}}}]}}}}"#
+        )
+    };
+    let m = Model::from_json(&bn(3))?;
+    let y = m.predict_on_batch(&Tensor::ones(&[1, 2, 2, 3], DType::F32)?)?;
+    assert_eq!(y.dims(), &[1, 2, 2, 3]);
+    // Another axis is an error when the layer meets its input, not a silent last-axis norm.
+    let m = Model::from_json(&bn(1))?;
+    let e = m
+        .predict_on_batch(&Tensor::ones(&[1, 2, 2, 3], DType::F32)?)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("axis 1"), "{e}");
+    assert!(Model::from_json(&bn(3).replace("\"axis\": 3", "\"axis\": [1, 2]")).is_err());
+    Ok(())
+}

@@ -186,6 +186,15 @@ impl Dataset {
         }
     }
 
+    /// A dataset whose every iteration yields one error: a transformation given an invalid
+    /// argument fails when iterated, as a TensorFlow op does when it runs.
+    fn failing(op: &'static str, msg: &'static str) -> Dataset {
+        Dataset::from_elements(
+            Arc::new(move |_| Box::new(std::iter::once(Err(Error::invalid(op, msg))))),
+            Cardinality::Unknown,
+        )
+    }
+
     fn from_rows(rows: Rows, cardinality: Cardinality) -> Dataset {
         Dataset {
             elements: rows.elements(),
@@ -259,15 +268,7 @@ impl Dataset {
     /// uniform shuffle; a buffer of 1 keeps the order.
     pub fn shuffle(&self, buffer: usize, seed: u64) -> Dataset {
         if buffer == 0 {
-            return Dataset::from_elements(
-                Arc::new(|_| {
-                    Box::new(std::iter::once(Err(Error::invalid(
-                        "shuffle",
-                        "buffer_size must be greater than zero",
-                    ))))
-                }),
-                Cardinality::Unknown,
-            );
+            return Dataset::failing("shuffle", "buffer_size must be greater than zero");
         }
         match &self.rows {
             Some(rows) => Dataset::from_rows(
@@ -284,15 +285,7 @@ impl Dataset {
     pub fn batch(&self, batch: impl Into<Batch>) -> Dataset {
         let batch = batch.into();
         if batch.size == 0 {
-            return Dataset::from_elements(
-                Arc::new(|_| {
-                    Box::new(std::iter::once(Err(Error::invalid(
-                        "batch",
-                        "batch size must be at least 1",
-                    ))))
-                }),
-                Cardinality::Unknown,
-            );
+            return Dataset::failing("batch", "batch size must be at least 1");
         }
         let cardinality = self.cardinality.map(|n| {
             if batch.drop_remainder {
@@ -532,6 +525,13 @@ impl Dataset {
     /// iterator reshuffles.
     pub fn claim_iterations(&self, end: u64) {
         self.iterations.fetch_max(end, Ordering::Relaxed);
+    }
+
+    /// This dataset counting its iterations with `other`'s counter: for a wrapper that stands
+    /// for `other` (a `map` that `fit` adds), so that iterations it claims are `other`'s.
+    pub fn sharing_iterations_with(mut self, other: &Dataset) -> Dataset {
+        self.iterations = other.iterations.clone();
+        self
     }
 
     /// Iteration number `epoch` (starting at 0): the order is a function of the seeds and

@@ -68,8 +68,9 @@ pub fn remember(output: &Tensor, logits: &Tensor, squash: Squash) {
 /// [`remember`].
 pub fn logits_of(output: &Tensor) -> Option<(Squash, Tensor)> {
     TABLE.with(|t| {
-        t.borrow()
-            .iter()
+        let mut t = t.borrow_mut();
+        t.retain(|(out, ..)| !out.is_dropped());
+        t.iter()
             .rev()
             .find(|(_, id, ..)| *id == output.id())
             .map(|(_, _, s, z)| (*s, z.clone()))

@@ -44,6 +44,35 @@ fn attributes(vars: &OnceCell<FeatureVars>) -> Vec<(String, Attr<'_>)> {
     out
 }
 
+/// A normalization's `axis` from a Keras config: an integer or a list of one (`-1` if
+/// absent). Several axes are refused: the layers normalise one, the last.
+fn config_axis(class: &str, config: &serde_json::Value) -> Result<i64> {
+    let v = match config.get("axis") {
+        None | Some(serde_json::Value::Null) => return Ok(-1),
+        Some(serde_json::Value::Array(a)) if a.len() == 1 => &a[0],
+        Some(v) => v,
+    };
+    v.as_i64().ok_or_else(|| {
+        Error::invalid(
+            "from_json",
+            format!("{class}: axis = {v} is not supported (one axis, the last, is normalised)"),
+        )
+    })
+}
+
+/// The configured axis must be the input's last (`axis=3` on NHWC inputs is `-1`).
+fn check_last_axis(op: &'static str, axis: i64, x: &Tensor) -> Result<()> {
+    let rank = x.rank() as i64;
+    if axis == -1 || axis == rank - 1 {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            op,
+            format!("axis {axis} is not the last axis of a rank-{rank} input; only the last axis is normalised"),
+        ))
+    }
+}
+
 fn last_axis(op: &'static str, x: &Tensor) -> Result<usize> {
     match x.dims().last() {
         Some(&n) if x.dtype().is_float() => Ok(n),
@@ -82,6 +111,8 @@ pub struct BatchNormalization {
     name: String,
     momentum: f64,
     epsilon: f64,
+    /// The feature axis as configured (`-1`, or the last axis counted from the front).
+    axis: i64,
     vars: OnceCell<FeatureVars>,
 }
 
@@ -98,6 +129,7 @@ impl BatchNormalization {
             name: unique_name("batch_normalization"),
             momentum: 0.99,
             epsilon: 1e-3,
+            axis: -1,
             vars: OnceCell::new(),
         }
     }
@@ -116,6 +148,7 @@ impl BatchNormalization {
 
     fn build(&self, x: &Tensor) -> Result<&FeatureVars> {
         let n = last_axis("BatchNormalization", x)?;
+        check_last_axis("BatchNormalization", self.axis, x)?;
         if self.vars.get().is_none() {
             let _ = self.vars.set(feature_vars(&self.name, n, x.dtype(), true)?);
         }
@@ -132,7 +165,7 @@ impl crate::model::LayerConfig for BatchNormalization {
 
     fn config(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = super::base_config(&self.name, DType::F32);
-        m.insert("axis".into(), (-1).into());
+        m.insert("axis".into(), self.axis.into());
         m.insert("momentum".into(), self.momentum.into());
         m.insert("epsilon".into(), self.epsilon.into());
         m.insert("center".into(), true.into());
@@ -154,10 +187,12 @@ impl BatchNormalization {
             ("synchronized", Allowed::OneOf(&["false"])),
         ];
         refuse_unsupported("BatchNormalization", config, &[COMMON, NORMALIZATION, moving])?;
+        let axis = config_axis("BatchNormalization", config)?;
         let mut b = BatchNormalization::new()
             .with_momentum(crate::model::get_f64(config, "momentum", 0.99))
             .with_epsilon(crate::model::get_f64(config, "epsilon", 1e-3));
         b.name = super::config_name(config, "batch_normalization");
+        b.axis = axis;
         Ok(b)
     }
 }
@@ -216,6 +251,8 @@ impl Layer for BatchNormalization {
 pub struct LayerNormalization {
     name: String,
     epsilon: f64,
+    /// The normalised axis as configured (`-1`, or the last axis counted from the front).
+    axis: i64,
     vars: OnceCell<FeatureVars>,
 }
 
@@ -231,6 +268,7 @@ impl LayerNormalization {
         LayerNormalization {
             name: unique_name("layer_normalization"),
             epsilon: 1e-3,
+            axis: -1,
             vars: OnceCell::new(),
         }
     }
@@ -249,7 +287,7 @@ impl crate::model::LayerConfig for LayerNormalization {
 
     fn config(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = super::base_config(&self.name, DType::F32);
-        m.insert("axis".into(), (-1).into());
+        m.insert("axis".into(), self.axis.into());
         m.insert("epsilon".into(), self.epsilon.into());
         m.insert("center".into(), true.into());
         m.insert("scale".into(), true.into());
@@ -264,8 +302,10 @@ impl LayerNormalization {
         use super::unsupported::{refuse_unsupported, Allowed, COMMON, NORMALIZATION};
         let rms: &[(&str, Allowed)] = &[("rms_scaling", Allowed::OneOf(&["false"]))];
         refuse_unsupported("LayerNormalization", config, &[COMMON, NORMALIZATION, rms])?;
+        let axis = config_axis("LayerNormalization", config)?;
         let mut l = LayerNormalization::new().with_epsilon(crate::model::get_f64(config, "epsilon", 1e-3));
         l.name = super::config_name(config, "layer_normalization");
+        l.axis = axis;
         Ok(l)
     }
 }
@@ -277,6 +317,7 @@ impl Layer for LayerNormalization {
 
     fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         let n = last_axis("LayerNormalization", x)?;
+        check_last_axis("LayerNormalization", self.axis, x)?;
         if self.vars.get().is_none() {
             let _ = self.vars.set(feature_vars(&self.name, n, x.dtype(), false)?);
         }

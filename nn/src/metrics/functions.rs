@@ -6,14 +6,43 @@ use ferroflow_tensor_core::{Axes, DType, Result, Tensor};
 /// A per-sample metric function: `(y_true, y_pred) -> values`.
 pub type MetricFn = fn(&Tensor, &Tensor) -> Result<Tensor>;
 
-/// `y_true` with a trailing axis of 1 added when it has one axis fewer than `y_pred` (labels
-/// `[batch]` against predictions `[batch, 1]`), as Keras aligns ranks.
-fn align(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    if y_true.rank() + 1 == y_pred.rank() && y_pred.dims().last() == Some(&1) {
-        y_true.expand_dims(-1)
-    } else {
-        Ok(y_true.clone())
+/// Targets and predictions of one rank, as Keras' metric functions align them with
+/// `squeeze_or_expand_to_same_rank` (see [`squeeze_or_expand_to_same_rank`]).
+fn align(y_true: &Tensor, y_pred: &Tensor) -> Result<(Tensor, Tensor)> {
+    squeeze_or_expand_to_same_rank(y_true, y_pred)
+}
+
+/// Keras' `squeeze_or_expand_to_same_rank(x1, x2)`: when the ranks differ by one and the
+/// longer one ends in a size-1 axis, a rank-1 other side gains that axis, else the longer
+/// one loses it (`[b]` labels against a `[b, 1]` output become `[b, 1]`; a `[b, t, 1]`
+/// output against `[b, t]` labels becomes `[b, t]`).
+///
+/// ```
+/// use ferroflow_nn::metrics::squeeze_or_expand_to_same_rank;
+/// use ferroflow_tensor_core::{DType, Tensor};
+/// let (t, p) = squeeze_or_expand_to_same_rank(&Tensor::zeros(&[4], DType::F32)?, &Tensor::zeros(&[4, 1], DType::F32)?)?;
+/// assert_eq!((t.dims(), p.dims()), (&[4, 1][..], &[4, 1][..]));
+/// let (t, p) = squeeze_or_expand_to_same_rank(&Tensor::zeros(&[2, 3], DType::F32)?, &Tensor::zeros(&[2, 3, 1], DType::F32)?)?;
+/// assert_eq!((t.dims(), p.dims()), (&[2, 3][..], &[2, 3][..]));
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub fn squeeze_or_expand_to_same_rank(x1: &Tensor, x2: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (mut a, mut b) = (x1.clone(), x2.clone());
+    let (ra, rb) = (a.rank(), b.rank());
+    if ra == rb + 1 && a.dims().last() == Some(&1) {
+        if rb == 1 {
+            b = b.expand_dims(-1)?;
+        } else {
+            a = a.squeeze(-1)?;
+        }
+    } else if rb == ra + 1 && b.dims().last() == Some(&1) {
+        if ra == 1 {
+            a = a.expand_dims(-1)?;
+        } else {
+            b = b.squeeze(-1)?;
+        }
     }
+    Ok((a, b))
 }
 
 /// Integer class ids from sparse labels: a trailing axis of 1 squeezed, as int64.
@@ -39,7 +68,8 @@ fn mean_last(hits: &Tensor) -> Result<Tensor> {
 /// Whether `y_pred > 0.5` matches `y_true` (`binary_accuracy`, threshold 0.5), averaged over
 /// the last axis.
 pub fn binary_accuracy(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    let y_true = align(y_true, y_pred)?.cast(DType::F64)?;
+    let (y_true, y_pred) = align(y_true, y_pred)?;
+    let y_true = y_true.cast(DType::F64)?;
     let predicted = y_pred.greater(&y_pred.scalar_like(0.5))?.cast(DType::F64)?;
     mean_last(&y_true.equal(&predicted)?)
 }
@@ -73,13 +103,15 @@ pub(crate) fn top_k_hits(ids: &Tensor, y_pred: &Tensor, k: usize) -> Result<Tens
 
 /// `mean(|y_pred - y_true|, axis=-1)`.
 pub fn mean_absolute_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    let y_true = align(y_true, y_pred)?.cast(y_pred.dtype())?;
+    let (y_true, y_pred) = align(y_true, y_pred)?;
+    let y_true = y_true.cast(y_pred.dtype())?;
     mean_last(&y_pred.sub(&y_true)?.abs()?)
 }
 
 /// `mean((y_pred - y_true)², axis=-1)`.
 pub fn mean_squared_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    let y_true = align(y_true, y_pred)?.cast(y_pred.dtype())?;
+    let (y_true, y_pred) = align(y_true, y_pred)?;
+    let y_true = y_true.cast(y_pred.dtype())?;
     mean_last(&y_pred.sub(&y_true)?.square()?)
 }
 

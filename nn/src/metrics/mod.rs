@@ -23,7 +23,7 @@ pub use auc::Auc;
 pub use confusion::{Precision, Recall};
 pub use functions::{
     binary_accuracy, categorical_accuracy, mean_absolute_error, mean_squared_error, sparse_categorical_accuracy,
-    top_k_categorical_accuracy,
+    squeeze_or_expand_to_same_rank, top_k_categorical_accuracy,
 };
 pub use mean::{
     BinaryAccuracy, CategoricalAccuracy, Mean, MeanAbsoluteError, MeanMetricWrapper, MeanSquaredError,

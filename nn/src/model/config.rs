@@ -178,7 +178,11 @@ impl Model {
         let layer = layer_from_config(&value)?;
         let model = Model::from_rc(std::rc::Rc::from(layer));
         if let Some(example) = build_example(&value)? {
-            model.build_from(&example)?;
+            // As Keras' build_from_config: a build that fails is a warning, and the model
+            // builds on first use instead.
+            if let Err(e) = model.build_from(&example) {
+                eprintln!("from_json: the model could not be built from its recorded input shape ({e}); it builds on first use");
+            }
         }
         Ok(model)
     }
@@ -213,9 +217,20 @@ fn build_example(value: &Value) -> Result<Option<ferroflow_tensor_core::Tensor>>
     if shape.is_empty() {
         return Ok(None);
     }
-    let dtype = match input_layer {
-        Some(c) => read_dtype(c)?,
-        None => DType::F32,
+    // The InputLayer's dtype, else the first layer's (Keras builds a Sequential in its first
+    // layer's compute dtype).
+    let first_layer = value
+        .pointer("/config/layers")
+        .and_then(Value::as_array)
+        .and_then(|l| {
+            l.iter()
+                .find(|l| l.get("class_name").and_then(Value::as_str) != Some("InputLayer"))
+        })
+        .and_then(|l| l.get("config"));
+    let dtype = match (input_layer, first_layer) {
+        (Some(c), _) => read_dtype(c)?,
+        (None, Some(c)) => read_dtype(c).unwrap_or(DType::F32),
+        (None, None) => read_dtype(value.get("config").unwrap_or(&Value::Null)).unwrap_or(DType::F32),
     };
     ferroflow_tensor_core::Tensor::zeros(&dims, dtype).map(Some)
 }

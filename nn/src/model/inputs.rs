@@ -186,17 +186,20 @@ impl Source {
             }
             Source::Dataset(ds) => {
                 let cw = class_weight.clone();
-                Ok(Source::Dataset(ds.map(move |mut e| {
-                    if e.len() != 2 {
-                        return Err(Error::invalid(
-                            "fit",
-                            "class_weight needs (x, y) dataset elements without sample weights",
-                        ));
-                    }
-                    let w = class_weights_for(&e[1], &cw)?;
-                    e.push(w);
-                    Ok(e)
-                })))
+                Ok(Source::Dataset(
+                    ds.map(move |mut e| {
+                        if e.len() != 2 {
+                            return Err(Error::invalid(
+                                "fit",
+                                "class_weight needs (x, y) dataset elements without sample weights",
+                            ));
+                        }
+                        let w = class_weights_for(&e[1], &cw)?;
+                        e.push(w);
+                        Ok(e)
+                    })
+                    .sharing_iterations_with(&ds),
+                ))
             }
         }
     }
@@ -436,8 +439,13 @@ impl<'a> BatchStream<'a> {
     pub fn dataset_base(source: &Source, order: &Order, steps_per_epoch: Option<usize>, first_epoch: usize) -> u64 {
         match source {
             Source::Dataset(ds) => {
+                // The passes an uninterrupted run would have started before `first_epoch`.
                 let probe = BatchStream::new(source, *order, steps_per_epoch);
-                ds.iterations_started().saturating_sub(probe.pass_of(first_epoch))
+                let before = match first_epoch {
+                    0 => 0,
+                    e => probe.pass_of(e - 1) + 1,
+                };
+                ds.iterations_started().saturating_sub(before)
             }
             Source::Tensors { .. } => 0,
         }

@@ -417,29 +417,14 @@ impl StepCore {
 }
 
 /// Keras' `squeeze_or_expand_to_same_rank(y_true, y_pred)`, as its `LossFunctionWrapper`
-/// applies it, then the targets in the predictions' float dtype: when the ranks differ by
-/// one and the longer one ends in a size-1 axis, a rank-1 other side gains that axis, else
-/// the longer one loses it (`[b]` labels against a `[b, 1]` output become `[b, 1]`; a
-/// `[b, t, 1]` output against `[b, t]` labels becomes `[b, t]`).
+/// applies it, then the targets in the predictions' float dtype.
 fn align_ranks(y_true: &Tensor, y_pred: &Tensor) -> Result<(Tensor, Tensor)> {
-    let (mut t, mut p) = (y_true.clone(), y_pred.clone());
-    let (rt, rp) = (t.rank(), p.rank());
-    if rt == rp + 1 && t.dims().last() == Some(&1) {
-        if rp == 1 {
-            p = p.expand_dims(-1)?;
-        } else {
-            t = t.squeeze(-1)?;
-        }
-    } else if rp == rt + 1 && p.dims().last() == Some(&1) {
-        if rt == 1 {
-            t = t.expand_dims(-1)?;
-        } else {
-            p = p.squeeze(-1)?;
-        }
-    }
-    if t.dtype() != p.dtype() && p.dtype().is_float() {
-        t = t.cast(p.dtype())?;
-    }
+    let (t, p) = crate::metrics::squeeze_or_expand_to_same_rank(y_true, y_pred)?;
+    let t = if t.dtype() != p.dtype() && p.dtype().is_float() {
+        t.cast(p.dtype())?
+    } else {
+        t
+    };
     Ok((t, p))
 }
 

@@ -106,35 +106,16 @@ pub fn max_pool2d_grad_grad<T: ConvFloat>(g: &Conv2dGeometry, input: &[T], grad:
     let c = g.c_in;
     let img_len = g.h * g.w * c;
     let mut out = vec![T::default(); g.pool_output_len()];
+    if out.is_empty() || g.ow * c == 0 {
+        return out; // no channels, or a window larger than a VALID input: nothing to gather
+    }
     let (mut best, mut arg) = (vec![T::default(); c], vec![0usize; c]);
     for (r, orow) in out.chunks_mut(g.ow * c).enumerate() {
         let (b, oy) = (r / g.oh, r % g.oh);
         let img = &input[b * img_len..][..img_len];
         let gimg = &grad[b * img_len..][..img_len];
-        let (ky0, ky1, ybase) = tap_range(oy, g.sh, g.pad_top, g.dh, g.kh, g.h);
         for (ox, dst) in orow.chunks_mut(c).enumerate() {
-            let (kx0, kx1, xbase) = tap_range(ox, g.sw, g.pad_left, g.dw, g.kw, g.w);
-            let mut first = true;
-            for ky in ky0..ky1 {
-                let iy = tap_index(ybase, ky, g.dh);
-                for kx in kx0..kx1 {
-                    let pix = iy * g.w + tap_index(xbase, kx, g.dw);
-                    let src = &img[pix * c..][..c];
-                    if first {
-                        best.copy_from_slice(src);
-                        arg.fill(pix);
-                        first = false;
-                    } else {
-                        for ((bv, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(src) {
-                            if beats(v, *bv) {
-                                *bv = v;
-                                *a = pix;
-                            }
-                        }
-                    }
-                }
-            }
-            if !first {
+            if window_argmax(g, img, oy, ox, &mut best, &mut arg) {
                 for (ch, (d, &a)) in dst.iter_mut().zip(&arg).enumerate() {
                     *d = gimg[a * c + ch];
                 }
@@ -142,6 +123,44 @@ pub fn max_pool2d_grad_grad<T: ConvFloat>(g: &Conv2dGeometry, input: &[T], grad:
         }
     }
     out
+}
+
+/// Each channel's maximum and its pixel in the window of output `(oy, ox)` of one image,
+/// into `best` and `arg`: the first maximum in row-major window order on ties, a NaN over
+/// any number (as [`max_pool2d`] picks). False for a window with no real element.
+#[inline]
+fn window_argmax<T: ConvFloat, I: PixIndex>(
+    g: &Conv2dGeometry,
+    img: &[T],
+    oy: usize,
+    ox: usize,
+    best: &mut [T],
+    arg: &mut [I],
+) -> bool {
+    let c = g.c_in;
+    let (ky0, ky1, ybase) = tap_range(oy, g.sh, g.pad_top, g.dh, g.kh, g.h);
+    let (kx0, kx1, xbase) = tap_range(ox, g.sw, g.pad_left, g.dw, g.kw, g.w);
+    let mut first = true;
+    for ky in ky0..ky1 {
+        let iy = tap_index(ybase, ky, g.dh);
+        for kx in kx0..kx1 {
+            let pix = iy * g.w + tap_index(xbase, kx, g.dw);
+            let src = &img[pix * c..][..c];
+            let pix = I::from_pix(pix);
+            if first {
+                best.copy_from_slice(src);
+                arg.fill(pix);
+                first = false;
+            } else {
+                for ((bv, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(src) {
+                    let take = beats(v, *bv);
+                    *bv = if take { v } else { *bv };
+                    *a = if take { pix } else { *a };
+                }
+            }
+        }
+    }
+    !first
 }
 
 /// Pixel index type used to record argmaxes.
@@ -195,30 +214,8 @@ pub(super) fn max_pool2d_grad_with<T: ConvFloat, I: PixIndex>(
         best.resize(c, T::default());
         arg.resize(c, I::default());
         for oy in 0..g.oh {
-            let (ky0, ky1, ybase) = tap_range(oy, g.sh, g.pad_top, g.dh, g.kh, g.h);
             for ox in 0..g.ow {
-                let (kx0, kx1, xbase) = tap_range(ox, g.sw, g.pad_left, g.dw, g.kw, g.w);
-                let mut first = true;
-                for ky in ky0..ky1 {
-                    let iy = tap_index(ybase, ky, g.dh);
-                    for kx in kx0..kx1 {
-                        let pix = iy * g.w + tap_index(xbase, kx, g.dw);
-                        let src = &img[pix * c..][..c];
-                        let pix = I::from_pix(pix);
-                        if first {
-                            best.copy_from_slice(src);
-                            arg.fill(pix);
-                            first = false;
-                        } else {
-                            for ((bv, a), &v) in best.iter_mut().zip(arg.iter_mut()).zip(src) {
-                                let take = beats(v, *bv);
-                                *bv = if take { v } else { *bv };
-                                *a = if take { pix } else { *a };
-                            }
-                        }
-                    }
-                }
-                if first {
+                if !window_argmax(g, img, oy, ox, best, arg) {
                     continue; // empty window: no input receives gradient
                 }
                 let grow = &gimg[(oy * g.ow + ox) * c..][..c];

@@ -292,6 +292,7 @@ fn empty_geometries_give_empty_or_zero_results() {
     assert_eq!(conv2d_backprop_filter::<f64>(&g, &[], &[]), vec![0.0; 54]);
     assert!(max_pool2d::<f64>(&g, &[]).is_empty());
     assert!(max_pool2d_grad::<f64>(&g, &[], &[]).is_empty());
+    assert!(max_pool2d_grad_grad::<f64>(&g, &[], &[]).is_empty());
     assert!(avg_pool2d::<f64>(&g, &[]).is_empty());
     assert!(avg_pool2d_grad::<f64>(&g, &[]).is_empty());
     // VALID with the window larger than the input: zero-sized output.
@@ -303,6 +304,7 @@ fn empty_geometries_give_empty_or_zero_results() {
     assert_eq!(conv2d_backprop_filter(&g, &x, &[]), vec![0.0; f.len()]);
     assert!(max_pool2d(&g, &x).is_empty());
     assert_eq!(max_pool2d_grad(&g, &x, &[]), vec![0.0; x.len()]);
+    assert!(max_pool2d_grad_grad(&g, &x, &x).is_empty());
     assert!(avg_pool2d(&g, &x).is_empty());
     assert_eq!(avg_pool2d_grad::<f64>(&g, &[]), vec![0.0; x.len()]);
     // Zero input channels: the convolution is all zeros.
@@ -310,6 +312,7 @@ fn empty_geometries_give_empty_or_zero_results() {
     assert_eq!(conv2d::<f32>(&g, &[], &[]), vec![0.0; 18]);
     assert!(conv2d_backprop_input::<f32>(&g, &[], &[1.0; 18]).is_empty());
     assert!(conv2d_backprop_filter::<f32>(&g, &[], &[1.0; 18]).is_empty());
+    assert!(max_pool2d_grad_grad::<f32>(&g, &[], &[]).is_empty());
     // Zero output channels.
     let g = geom([1, 3, 3, 2], [2, 2, 2, 0], [1, 1], [1, 1], Padding::Same);
     assert!(conv2d::<f32>(&g, &[1.0; 18], &[]).is_empty());
@@ -556,4 +559,28 @@ fn dilated_pool_skips_taps() {
     assert_eq!(max_pool2d(&g, &x), vec![3.0]);
     assert_eq!(avg_pool2d(&g, &x), vec![2.0]);
     assert_eq!(max_pool2d_grad(&g, &x, &[1.0]), vec![0.0, 0.0, 0.0, 0.0, 1.0]);
+}
+
+/// MaxPoolGradGrad gathers the second input at each window's argmax, the first maximum on
+/// ties (where max_pool2d_grad sends that window's gradient).
+#[test]
+fn max_pool_grad_grad_gathers_at_the_argmax() {
+    // 2 channels interleaved; channel 0 has a tie in the first window.
+    let x = [1.0f64, 0.0, 3.0, 5.0, 3.0, 1.0, 2.0, 2.0];
+    let gg = [10.0f64, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0];
+    let g = geom([1, 2, 2, 2], [2, 2, 2, 2], [2, 2], [1, 1], Padding::Valid);
+    assert_eq!(max_pool2d_grad_grad(&g, &x, &gg), vec![30.0, 40.0]);
+    // The adjoint of max_pool2d_grad: <grad_grad(x, gg), u> = <gg, grad(x, u)>.
+    let mut rng = Rng(3);
+    let g = geom([2, 5, 4, 3], [3, 2, 3, 3], [2, 1], [1, 1], Padding::Same);
+    let x = rng.vec(g.input_len());
+    let gg = rng.vec(g.input_len());
+    let u = rng.vec(g.pool_output_len());
+    let lhs: f64 = max_pool2d_grad_grad(&g, &x, &gg)
+        .iter()
+        .zip(&u)
+        .map(|(a, b)| a * b)
+        .sum();
+    let rhs: f64 = gg.iter().zip(max_pool2d_grad(&g, &x, &u)).map(|(a, b)| a * b).sum();
+    assert_abs_diff_eq!(lhs, rhs, epsilon = 1e-12);
 }
