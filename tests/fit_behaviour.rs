@@ -657,3 +657,51 @@ fn metrics_align_ranks_as_keras_does() -> ferroflow::Result<()> {
     assert_eq!(m.to_vec::<f64>()?, vec![0.25, 0.5]);
     Ok(())
 }
+
+#[test]
+fn mean_metrics_reduce_to_samples_as_keras_does() -> ferroflow::Result<()> {
+    use ferroflow::nn::metrics::{BinaryAccuracy, Mean, Metric};
+    // Binary accuracy is element-wise: rank-1 batches count each sample, so 8 right of 8
+    // and then 0 of 2 is 0.8, not the 0.5 of two batch means.
+    let acc = BinaryAccuracy::new()?;
+    acc.update_state(&Tensor::new([1.0f32; 8]), &Tensor::new([0.9f32; 8]), None)?;
+    acc.update_state(&Tensor::new([1.0f32; 2]), &Tensor::new([0.1f32; 2]), None)?;
+    assert!((acc.result_value()? - 0.8).abs() < 1e-12, "{}", acc.result_value()?);
+    // Per-sample weights against [b, d] values: each sample's mean, weighted.
+    let m = Mean::new("m")?;
+    m.update_state(
+        &Tensor::new([[1.0f64, 3.0], [10.0, 20.0]]),
+        Some(&Tensor::new([1.0f64, 0.0])),
+    )?;
+    assert_eq!(m.result()?.to_scalar::<f64>()?, 2.0);
+    // [b, t] weights against [b, t, 1] values: squeezed to [b, t] and weighted element-wise.
+    let m = Mean::new("m2")?;
+    let v = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2, 1])?;
+    m.update_state(&v, Some(&Tensor::new([[1.0f64, 0.0], [1.0, 1.0]])))?;
+    // Per sample: (1·1 + 2·0)/2 = 0.5 and (3 + 4)/2 = 3.5; weights' means 0.5 and 1.
+    assert!((m.result()?.to_scalar::<f64>()? - 4.0 / 1.5).abs() < 1e-12);
+    Ok(())
+}
+
+#[test]
+fn a_resumed_fit_on_data_of_unknown_length_takes_fresh_passes() -> ferroflow::Result<()> {
+    // Without a pass length to place epochs by, a later fit continues after the passes the
+    // earlier one used rather than replaying them from the start.
+    let _serial = serial();
+    let (x, y) = data(16)?;
+    let ds = Dataset::from_tensor_slices((&x, &y))?.shuffle(16, 5).repeat().batch(4);
+    let m = compiled(&[0.0, 0.0], 0.0, false)?;
+    m.fit(&ds, FitOptions::new().steps_per_epoch(3).epochs(2).verbose(0))?;
+    let used = ds.iterations_started();
+    assert!(used >= 1);
+    m.fit(
+        &ds,
+        FitOptions::new()
+            .steps_per_epoch(3)
+            .initial_epoch(2)
+            .epochs(4)
+            .verbose(0),
+    )?;
+    assert!(ds.iterations_started() > used, "the second fit took a new pass");
+    Ok(())
+}

@@ -383,3 +383,13 @@ fn normalization_axis_may_name_the_last_axis_from_the_front() -> ferroflow::Resu
     assert!(Model::from_json(&bn(3).replace("\"axis\": 3", "\"axis\": [1, 2]")).is_err());
     Ok(())
 }
+
+#[test]
+fn an_input_dtype_without_tensors_builds_on_first_use() -> ferroflow::Result<()> {
+    // A uint8 InputLayer (images) has no ferroflow dtype: the model loads and builds lazily.
+    let keras = r#"{"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "InputLayer", "config": {"batch_shape": [null, 4], "dtype": "uint8", "name": "in"}}, {"class_name": "Dense", "config": {"name": "d", "units": 2}}]}}"#;
+    let m = Model::from_json(keras)?;
+    assert!(!m.is_built());
+    assert_eq!(m.predict_on_batch(&Tensor::ones(&[3, 4], DType::F32)?)?.dims(), &[3, 2]);
+    Ok(())
+}

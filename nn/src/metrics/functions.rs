@@ -65,13 +65,13 @@ fn mean_last(hits: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// Whether `y_pred > 0.5` matches `y_true` (`binary_accuracy`, threshold 0.5), averaged over
-/// the last axis.
+/// Whether `y_pred > 0.5` matches `y_true` (`binary_accuracy`, threshold 0.5), element by
+/// element as Keras 3's (the [`Mean`](super::Mean) it feeds reduces to one value per sample).
 pub fn binary_accuracy(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
     let (y_true, y_pred) = align(y_true, y_pred)?;
     let y_true = y_true.cast(DType::F64)?;
     let predicted = y_pred.greater(&y_pred.scalar_like(0.5))?.cast(DType::F64)?;
-    mean_last(&y_true.equal(&predicted)?)
+    y_true.equal(&predicted)?.cast(DType::F64)
 }
 
 /// Whether the largest prediction is at the largest target (`categorical_accuracy`, one-hot

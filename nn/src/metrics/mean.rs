@@ -40,8 +40,12 @@ impl Mean {
         &self.name
     }
 
-    /// Adds `values` (any shape), each weighted by `sample_weight` (broadcast to `values`,
-    /// or reshaped to it when it has as many elements).
+    /// Adds `values` (any shape), weighted by `sample_weight`, as Keras' `Mean` with its
+    /// `reduce_to_samplewise_values`: values and weights are brought to one rank
+    /// ([`squeeze_or_expand_to_same_rank`](super::squeeze_or_expand_to_same_rank)), values
+    /// averaged down to the weights' rank, weighted, and counted by the weights' per-sample
+    /// mean. Unweighted, each value counts once (the same mean as one per sample, samples
+    /// having equal sizes).
     pub fn update_state(&self, values: &Tensor, sample_weight: Option<&Tensor>) -> Result<()> {
         let values = values.cast(DType::F64)?;
         match sample_weight {
@@ -51,12 +55,20 @@ impl Mean {
                     .assign_add(&Tensor::scalar(values.shape().num_elements() as f64))?;
             }
             Some(w) => {
-                let mut w = w.cast(DType::F64)?;
-                if w.dims() != values.dims() && w.shape().num_elements() == values.shape().num_elements() {
-                    w = w.reshape(&values.dims().iter().map(|&d| d as i64).collect::<Vec<_>>())?;
+                let (mut v, w) = super::squeeze_or_expand_to_same_rank(&values, &w.cast(DType::F64)?)?;
+                if v.rank() > w.rank() {
+                    let trailing: Vec<i64> = (w.rank() as i64..v.rank() as i64).collect();
+                    v = v.reduce_mean(&trailing)?;
                 }
-                let w = w.broadcast_to(values.dims())?;
-                self.total.assign_add(&values.mul(&w)?.reduce_sum(Axes::All)?)?;
+                let mut w = w.broadcast_to(v.dims())?;
+                let mut weighted = v.mul(&w)?;
+                // One value and one weight per sample: means over the other axes.
+                if w.rank() > 1 {
+                    let trailing: Vec<i64> = (1..w.rank() as i64).collect();
+                    weighted = weighted.reduce_mean(&trailing)?;
+                    w = w.reduce_mean(&trailing)?;
+                }
+                self.total.assign_add(&weighted.reduce_sum(Axes::All)?)?;
                 self.count.assign_add(&w.reduce_sum(Axes::All)?)?;
             }
         }

@@ -228,7 +228,11 @@ fn build_example(value: &Value) -> Result<Option<ferroflow_tensor_core::Tensor>>
         })
         .and_then(|l| l.get("config"));
     let dtype = match (input_layer, first_layer) {
-        (Some(c), _) => read_dtype(c)?,
+        // A dtype ferroflow has no tensors of (uint8, float16): build on first use instead.
+        (Some(c), _) => match read_dtype(c) {
+            Ok(d) => d,
+            Err(_) => return Ok(None),
+        },
         (None, Some(c)) => read_dtype(c).unwrap_or(DType::F32),
         (None, None) => read_dtype(value.get("config").unwrap_or(&Value::Null)).unwrap_or(DType::F32),
     };

@@ -440,10 +440,13 @@ impl<'a> BatchStream<'a> {
         match source {
             Source::Dataset(ds) => {
                 // The passes an uninterrupted run would have started before `first_epoch`.
+                // Unknown without a pass length to place epochs by (steps_per_epoch over data
+                // of unknown length): nothing, so a later fit always takes fresh passes.
                 let probe = BatchStream::new(source, *order, steps_per_epoch);
+                let placed = steps_per_epoch.is_none() || source.batches_per_pass(order.batch_size).is_some();
                 let before = match first_epoch {
-                    0 => 0,
-                    e => probe.pass_of(e - 1) + 1,
+                    e if e > 0 && placed => probe.pass_of(e - 1) + 1,
+                    _ => 0,
                 };
                 ds.iterations_started().saturating_sub(before)
             }
