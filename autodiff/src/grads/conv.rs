@@ -107,42 +107,39 @@ pub(super) fn grad(op: &Op, x: &[Tensor], g: &Tensor, needed: &[bool]) -> Result
             // avg_pool's gradient is linear in the upstream: its own gradient is avg_pool.
             Ok(vec![None, Some(g.avg_pool2d(ksize, strides, padding)?)])
         }
-        // TensorFlow's _MaxPoolGradGrad: max_pool's gradient is linear in the upstream, which
-        // it routes to each window's argmax; its gradient gathers from those positions. The
-        // forward input only moves the argmax: zeros (connected, as TensorFlow's zeros_like).
+        // TensorFlow's _MaxPoolGradGrad and _MaxPoolGradGradGrad: max_pool's gradient routes
+        // the upstream to each window's argmax, and gathering from those positions is its
+        // adjoint, so each op's gradient is the other. The forward input only moves the
+        // argmax: zeros (connected, as TensorFlow's zeros_like).
         Op::Pool2DGrad {
             kind: PoolKind::Max,
             ksize,
             strides,
             padding,
-        } => Ok(vec![
-            needed[0].then(|| x[0].zeros_like()).transpose()?,
-            Some(dispatch1(
-                Op::MaxPoolGradGrad {
-                    ksize,
-                    strides,
-                    padding,
-                },
-                &[&x[0], g],
-            )?),
-        ]),
-        // _MaxPoolGradGradGrad: scattering back to the argmaxes is max_pool's gradient.
-        Op::MaxPoolGradGrad {
+        }
+        | Op::MaxPoolGradGrad {
             ksize,
             strides,
             padding,
-        } => Ok(vec![
-            needed[0].then(|| x[0].zeros_like()).transpose()?,
-            Some(dispatch1(
-                Op::Pool2DGrad {
+        } => {
+            let adjoint = match op {
+                Op::MaxPoolGradGrad { .. } => Op::Pool2DGrad {
                     kind: PoolKind::Max,
                     ksize,
                     strides,
                     padding,
                 },
-                &[&x[0], g],
-            )?),
-        ]),
+                _ => Op::MaxPoolGradGrad {
+                    ksize,
+                    strides,
+                    padding,
+                },
+            };
+            Ok(vec![
+                needed[0].then(|| x[0].zeros_like()).transpose()?,
+                Some(dispatch1(adjoint, &[&x[0], g])?),
+            ])
+        }
         _ => Err(super::wrong_family(op, "convolution")),
     }
 }

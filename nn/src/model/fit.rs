@@ -593,15 +593,15 @@ impl Model {
             shuffle_seed: order.shuffle_seed.map(|_| self.shuffle_seed.get().unwrap_or(seed)),
             ..order
         };
-        let mut dataset_base = BatchStream::dataset_base(&train, &order, options.steps_per_epoch, first_epoch);
+        let mut stream = BatchStream::new(&train, order, options.steps_per_epoch);
+        let mut dataset_base = stream.dataset_base(first_epoch);
         if let Some(comm) = comm {
             // Every worker reads the dataset's passes rank 0 reads.
             let mut bytes = dataset_base.to_le_bytes().to_vec();
             comm.broadcast_bytes(&mut bytes, 0)?;
             dataset_base = u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
         }
-        let order = Order { dataset_base, ..order };
-        let mut stream = BatchStream::new(&train, order, options.steps_per_epoch);
+        stream.set_dataset_base(dataset_base);
         let mut epoch_logs = Logs::new();
         let mut last_logs = Logs::new();
         let mut maker = LogMaker::new();

@@ -385,6 +385,16 @@ impl Iterator for PassIter {
     }
 }
 
+/// Where an epoch's batches come from.
+enum Placement {
+    /// `steps_per_epoch` splits passes of known length: from `offset` in pass `pass`.
+    Within { pass: u64, offset: usize },
+    /// `steps_per_epoch` over data of unknown length: where the previous epoch stopped.
+    Continuing,
+    /// One whole pass per epoch, this one.
+    Whole(u64),
+}
+
 /// Batches across epochs, as Keras 3's `EpochIterator`: without `steps_per_epoch` each
 /// epoch is one pass. With it, an epoch takes that many batches from the current pass and
 /// the pass continues into the next epoch; an epoch that reaches the end of the pass stops
@@ -418,40 +428,43 @@ impl<'a> BatchStream<'a> {
         }
     }
 
-    /// The pass epoch `epoch` starts in (see [`BatchStream::start_epoch`]).
-    fn pass_of(&self, epoch: usize) -> u64 {
+    /// Where epoch `epoch` starts (see [`BatchStream::start_epoch`]).
+    fn placement(&self, epoch: usize) -> Placement {
         match (
             self.steps_per_epoch,
             self.source.batches_per_pass(self.order.batch_size),
         ) {
             (Some(steps), Some(per_pass)) if per_pass > 0 && steps != per_pass => {
-                epoch as u64 / per_pass.div_ceil(steps) as u64
+                // Each pass serves ceil(per_pass / steps) epochs, the last one short.
+                let epochs_per_pass = per_pass.div_ceil(steps) as u64;
+                Placement::Within {
+                    pass: epoch as u64 / epochs_per_pass,
+                    offset: (epoch as u64 % epochs_per_pass) as usize * steps,
+                }
             }
-            (Some(_), None) => 0,
-            _ => epoch as u64,
+            (Some(_), None) => Placement::Continuing,
+            _ => Placement::Whole(epoch as u64),
         }
     }
 
     /// Where a `fit` starting at `first_epoch` begins in a dataset's iterations: as Keras
     /// iterates a dataset anew in each `fit`, the passes continue after those an earlier
     /// `fit` used (new shuffles), and a `fit` resumed at `initial_epoch` after one that
-    /// stopped there sees the passes an uninterrupted run would have seen.
-    pub fn dataset_base(source: &Source, order: &Order, steps_per_epoch: Option<usize>, first_epoch: usize) -> u64 {
-        match source {
-            Source::Dataset(ds) => {
-                // The passes an uninterrupted run would have started before `first_epoch`.
-                // Unknown without a pass length to place epochs by (steps_per_epoch over data
-                // of unknown length): nothing, so a later fit always takes fresh passes.
-                let probe = BatchStream::new(source, *order, steps_per_epoch);
-                let placed = steps_per_epoch.is_none() || source.batches_per_pass(order.batch_size).is_some();
-                let before = match first_epoch {
-                    e if e > 0 && placed => probe.pass_of(e - 1) + 1,
-                    _ => 0,
-                };
-                ds.iterations_started().saturating_sub(before)
-            }
-            Source::Tensors { .. } => 0,
-        }
+    /// stopped there sees the passes an uninterrupted run would have seen. Tensors: 0.
+    pub fn dataset_base(&self, first_epoch: usize) -> u64 {
+        let Source::Dataset(ds) = self.source else { return 0 };
+        // The passes an uninterrupted run would have started before `first_epoch`; none
+        // where epochs continue over data of unknown length, so a later fit takes fresh ones.
+        let before = match first_epoch.checked_sub(1).map(|e| self.placement(e)) {
+            Some(Placement::Within { pass, .. } | Placement::Whole(pass)) => pass + 1,
+            Some(Placement::Continuing) | None => 0,
+        };
+        ds.iterations_started().saturating_sub(before)
+    }
+
+    /// Sets where this stream's dataset passes start (see [`BatchStream::dataset_base`]).
+    pub fn set_dataset_base(&mut self, base: u64) {
+        self.order.dataset_base = base;
     }
 
     /// Marks the dataset's passes this stream used, so a later `fit` continues after them.
@@ -470,15 +483,8 @@ impl<'a> BatchStream<'a> {
     /// would be (so `initial_epoch` and resumed runs see the same batches).
     pub fn start_epoch(&mut self, epoch: usize) {
         self.taken = 0;
-        match (
-            self.steps_per_epoch,
-            self.source.batches_per_pass(self.order.batch_size),
-        ) {
-            (Some(steps), Some(per_pass)) if per_pass > 0 && steps != per_pass => {
-                // Each pass serves ceil(per_pass / steps) epochs, the last one short.
-                let epochs_per_pass = per_pass.div_ceil(steps) as u64;
-                let pass = epoch as u64 / epochs_per_pass;
-                let offset = (epoch as u64 % epochs_per_pass) as usize * steps;
+        match self.placement(epoch) {
+            Placement::Within { pass, offset } => {
                 if self.current.is_none() || self.pass != pass {
                     self.current = Some(self.source.pass(pass, &self.order, offset));
                     self.pass = pass;
@@ -490,14 +496,14 @@ impl<'a> BatchStream<'a> {
             // until it runs out, as Keras' iterator does. A run resumed at `initial_epoch >
             // 0` starts from the first batch, since where epoch `e` would begin is not known
             // without reading the passes before it.
-            (Some(_), None) => {
+            Placement::Continuing => {
                 if self.current.is_none() {
                     self.current = Some(self.source.pass(self.pass, &self.order, 0));
                     self.started(self.pass);
                 }
             }
-            _ => {
-                self.pass = epoch as u64;
+            Placement::Whole(pass) => {
+                self.pass = pass;
                 self.current = Some(self.source.pass(self.pass, &self.order, 0));
                 self.started(self.pass);
             }
