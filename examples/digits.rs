@@ -25,7 +25,7 @@ fn cnn() -> ferroflow::Result<Sequential> {
             .with_seed(3),
     );
     m.add(MaxPooling2D::new([2, 2]));
-    m.add(Flatten);
+    m.add(Flatten::new());
     m.add(Dense::new(64).with_activation(Activation::Relu).with_seed(4));
     m.add(Dense::new(10).with_seed(5));
     Ok(m)

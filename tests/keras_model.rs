@@ -47,6 +47,48 @@ Model: \"sequential\"
 }
 
 #[test]
+fn layers_without_weights_get_unique_names_as_keras_needs() -> ferroflow::Result<()> {
+    // Keras refuses a model whose layers share a name.
+    let mut s = Sequential::new().with_name("twice");
+    s.add(Dense::new(3).with_input_dim(4)?);
+    s.add(ferroflow::nn::Dropout::new(0.5)?);
+    s.add(Dense::new(3));
+    s.add(ferroflow::nn::Dropout::new(0.5)?);
+    s.add(Activation::Relu);
+    s.add(Activation::Tanh);
+    let model = Model::new(s);
+    model.predict_on_batch(&Tensor::zeros(&[1, 4], DType::F32)?)?;
+    let v: serde_json::Value = serde_json::from_str(&model.to_json()?).unwrap();
+    let names: Vec<&str> = v["config"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["config"]["name"].as_str().unwrap())
+        .collect();
+    // Named at construction from a per-process counter, as Keras does (other tests in this
+    // binary make dropouts too).
+    assert!(
+        names[1].starts_with("dropout") && names[3].starts_with("dropout_"),
+        "{names:?}"
+    );
+    assert_eq!(&names[4..], ["activation", "activation_1"]);
+    let unique: std::collections::HashSet<_> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+    let summary = model.summary()?;
+    let row = format!("{} (Dropout)", names[3]);
+    assert!(
+        summary.contains(&row) && summary.contains("activation_1 (Activation)"),
+        "{summary}"
+    );
+    // Read back, the names stay what the file says.
+    let back = Model::from_json(&model.to_json()?)?;
+    let again: serde_json::Value = serde_json::from_str(&back.to_json()?).unwrap();
+    assert_eq!(again["config"]["layers"][3]["config"]["name"], names[3]);
+    assert_eq!(again["config"]["layers"][5]["config"]["name"], "activation_1");
+    Ok(())
+}
+
+#[test]
 fn keras_json_round_trips_and_builds_fresh_uncompiled_models() -> ferroflow::Result<()> {
     let mut s = Sequential::new().with_name("seq_json");
     s.add(

@@ -29,7 +29,7 @@ impl Cardinality {
         }
     }
 
-    fn map(self, f: impl FnOnce(usize) -> usize) -> Cardinality {
+    pub(crate) fn map(self, f: impl FnOnce(usize) -> usize) -> Cardinality {
         match self {
             Cardinality::Finite(n) => Cardinality::Finite(f(n)),
             other => other,
@@ -41,8 +41,8 @@ impl Cardinality {
 /// `ds.batch(Batch::new(32).drop_remainder(true))`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batch {
-    size: usize,
-    drop_remainder: bool,
+    pub(crate) size: usize,
+    pub(crate) drop_remainder: bool,
 }
 
 impl Batch {
@@ -177,7 +177,7 @@ impl fmt::Debug for Dataset {
 }
 
 impl Dataset {
-    fn from_elements(elements: Maker<Result<Element>>, cardinality: Cardinality) -> Dataset {
+    pub(crate) fn from_elements(elements: Maker<Result<Element>>, cardinality: Cardinality) -> Dataset {
         Dataset {
             elements,
             rows: None,
@@ -188,11 +188,16 @@ impl Dataset {
 
     /// A dataset whose every iteration yields one error: a transformation given an invalid
     /// argument fails when iterated, as a TensorFlow op does when it runs.
-    fn failing(op: &'static str, msg: &'static str) -> Dataset {
+    pub(crate) fn failing(op: &'static str, msg: &'static str) -> Dataset {
         Dataset::from_elements(
             Arc::new(move |_| Box::new(std::iter::once(Err(Error::invalid(op, msg))))),
             Cardinality::Unknown,
         )
+    }
+
+    /// How iteration `n` of this dataset's elements starts, for the stages built on it.
+    pub(crate) fn element_maker(&self) -> Maker<Result<Element>> {
+        self.elements.clone()
     }
 
     fn from_rows(rows: Rows, cardinality: Cardinality) -> Dataset {
@@ -297,29 +302,9 @@ impl Dataset {
         let elements = match &self.rows {
             Some(rows) => rows.batches(batch),
             None => {
-                let upstream = self.elements.clone();
+                let groups = grouped(self.elements.clone(), batch);
                 Arc::new(move |n| -> BoxIter<Result<Element>> {
-                    let mut it = upstream(n);
-                    let mut done = false;
-                    Box::new(std::iter::from_fn(move || {
-                        if done {
-                            return None;
-                        }
-                        let mut items = Vec::with_capacity(batch.size.min(PREALLOCATED_BATCH));
-                        // An error drops the batch being gathered; batching goes on with the
-                        // next element, as TensorFlow's batch does.
-                        for e in it.by_ref().take(batch.size) {
-                            match e {
-                                Ok(e) => items.push(e),
-                                Err(err) => return Some(Err(err)),
-                            }
-                        }
-                        if items.is_empty() || (batch.drop_remainder && items.len() < batch.size) {
-                            done = true;
-                            return None;
-                        }
-                        Some(stack_elements(&items))
-                    }))
+                    Box::new(groups(n).map(|items| stack_elements(&items?)))
                 }) as Maker<Result<Element>>
             }
         };
@@ -546,10 +531,38 @@ impl Dataset {
 /// The most elements a batch reserves room for before it has them (TensorFlow's batch caps
 /// its reservation the same way: `batch(i32::MAX)` is how "everything in one batch" is
 /// written).
-const PREALLOCATED_BATCH: usize = 1 << 16;
+pub(crate) const PREALLOCATED_BATCH: usize = 1 << 16;
+
+/// Each iteration's elements in consecutive groups of `batch.size` (the last one shorter
+/// unless `batch.drop_remainder`), for [`Dataset::batch`] and its padded form.
+pub(crate) fn grouped(upstream: Maker<Result<Element>>, batch: Batch) -> Maker<Result<Vec<Element>>> {
+    Arc::new(move |n| -> BoxIter<Result<Vec<Element>>> {
+        let mut it = upstream(n);
+        let mut done = false;
+        Box::new(std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let mut items = Vec::with_capacity(batch.size.min(PREALLOCATED_BATCH));
+            // An error drops the batch being gathered; batching goes on with the next
+            // element, as TensorFlow's batch does.
+            for e in it.by_ref().take(batch.size) {
+                match e {
+                    Ok(e) => items.push(e),
+                    Err(err) => return Some(Err(err)),
+                }
+            }
+            if items.is_empty() || (batch.drop_remainder && items.len() < batch.size) {
+                done = true;
+                return None;
+            }
+            Some(Ok(items))
+        }))
+    })
+}
 
 /// Stacks each component of `items` into a batch.
-fn stack_elements(items: &[Element]) -> Result<Element> {
+pub(crate) fn stack_elements(items: &[Element]) -> Result<Element> {
     let width = items[0].len();
     if let Some(bad) = items.iter().find(|e| e.len() != width) {
         return Err(Error::invalid(

@@ -8,6 +8,11 @@
 //!   [`skip`](Dataset::skip), [`shard`](Dataset::shard) (one worker's part), [`prefetch`](Dataset::prefetch) on a background thread,
 //!   [`prefetch_to_device`](Dataset::prefetch_to_device) (host-to-device copies ahead of the step), and
 //!   [`cardinality`](Dataset::cardinality). Iterating copies at most a batch at a time.
+//! * Combining and reshaping: [`range`](Dataset::range), [`zip`](Dataset::zip),
+//!   [`concatenate`](Dataset::concatenate), [`enumerate`](Dataset::enumerate),
+//!   [`flat_map`](Dataset::flat_map), [`interleave`](Dataset::interleave),
+//!   [`window`](Dataset::window), [`unbatch`](Dataset::unbatch),
+//!   [`padded_batch`](Dataset::padded_batch) and [`cache`](Dataset::cache).
 //! * Loaders: numeric CSV ([`read_csv`]), NumPy `.npy` / `.npz` ([`read_npy`], [`read_npz`]),
 //!   each checking every length it reads against the bytes present.
 //! * [`datasets`]: handwritten digits and iris, shipped inside the crate, with a seeded,
@@ -26,20 +31,28 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+mod cache;
+mod combine;
 mod components;
 pub mod csv;
 mod dataset;
 pub mod datasets;
 pub mod npy;
+mod padded_batch;
+mod range;
 mod rng;
 pub mod rows;
 mod run_ahead;
 mod stages;
+mod windows;
 
+pub use combine::Interleave;
 pub use components::{Component, Element, IntoComponents};
 pub use csv::{parse_csv, read_csv, CsvOptions, Table};
 pub use dataset::{Batch, Cardinality, Dataset, DatasetIter};
 pub use datasets::{Labeled, Split};
 pub use npy::{read_npy, read_npz, write_npy, write_npz};
+pub use padded_batch::PaddedBatch;
 pub use rng::{derive_seed, permutation, SplitMix64};
 pub use run_ahead::{run_ahead, MAX_AHEAD};
+pub use windows::Window;

@@ -121,9 +121,39 @@ impl std::str::FromStr for Activation {
     }
 }
 
+impl crate::model::LayerConfig for Activation {
+    fn class_name(&self) -> &'static str {
+        "Activation"
+    }
+
+    fn config(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = super::base_config("activation", ferroflow_tensor_core::DType::F32);
+        m.insert("activation".into(), self.name().into());
+        m
+    }
+}
+
+impl Activation {
+    /// The `Activation` layer from Keras' config (`{"activation": "relu", ...}`). The layer
+    /// is named `activation` (a model makes repeated names unique when it writes them).
+    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        use super::unsupported::{refuse_unsupported, COMMON};
+        refuse_unsupported("Activation", config, &[COMMON])?;
+        crate::model::get_str(config, "activation")
+            .ok_or_else(|| {
+                ferroflow_tensor_core::Error::invalid("from_json", "an Activation layer's activation must be a name")
+            })?
+            .parse()
+    }
+}
+
 impl super::Layer for Activation {
     fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
         self.apply(x)
+    }
+
+    fn keras_config(&self) -> Option<serde_json::Value> {
+        Some(super::keras_entry(self))
     }
 }
 

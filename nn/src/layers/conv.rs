@@ -234,6 +234,7 @@ struct Pool {
     pool_size: [usize; 2],
     strides: [usize; 2],
     padding: Padding,
+    name: String,
 }
 
 /// `keras.layers.MaxPooling2D` (strides default to the pool size, VALID padding).
@@ -264,13 +265,25 @@ pub struct AveragePooling2D(Pool);
 macro_rules! pool_layer {
     ($t:ident, $name:literal, $method:ident) => {
         impl $t {
-            /// A `pool_size` window, strides equal to it, VALID padding.
+            /// A `pool_size` window, strides equal to it, VALID padding; named as Keras
+            /// names it (`max_pooling2d`, `max_pooling2d_1`, ...).
             pub fn new(pool_size: [usize; 2]) -> Self {
+                $t::named(pool_size, unique_name($name))
+            }
+
+            fn named(pool_size: [usize; 2], name: String) -> Self {
                 $t(Pool {
                     pool_size,
                     strides: pool_size,
                     padding: Padding::Valid,
+                    name,
                 })
+            }
+
+            /// Sets the name.
+            pub fn with_name(mut self, name: impl Into<String>) -> Self {
+                self.0.name = name.into();
+                self
             }
 
             /// Sets the strides.
@@ -292,7 +305,7 @@ macro_rules! pool_layer {
             }
 
             fn config(&self) -> serde_json::Map<String, serde_json::Value> {
-                let mut m = super::base_config($name, DType::F32);
+                let mut m = super::base_config(&self.0.name, DType::F32);
                 m.insert("pool_size".into(), serde_json::json!(self.0.pool_size));
                 m.insert("padding".into(), padding_name(self.0.padding).into());
                 m.insert("strides".into(), serde_json::json!(self.0.strides));
@@ -307,7 +320,7 @@ macro_rules! pool_layer {
                 use super::unsupported::{refuse_unsupported, CHANNELS_LAST, COMMON};
                 refuse_unsupported(stringify!($t), config, &[COMMON, CHANNELS_LAST])?;
                 let pool = crate::model::get_pair(config, "pool_size", [2, 2])?;
-                Ok($t::new(pool)
+                Ok($t::named(pool, super::config_name(config, $name))
                     .with_strides(crate::model::get_pair(config, "strides", pool)?)
                     .with_padding(read_padding(config)?))
             }
@@ -323,7 +336,7 @@ macro_rules! pool_layer {
             }
         }
 
-        layer_module!($t, |_l| $name, |_l| Vec::new());
+        layer_module!($t, |l| &l.0.name, |_l| Vec::new());
     };
 }
 
@@ -348,7 +361,7 @@ mod tests {
         );
         m.add(MaxPooling2D::new([2, 2]));
         m.add(AveragePooling2D::new([2, 2]));
-        m.add(Flatten);
+        m.add(Flatten::new());
         m.add(Dropout::new(0.5).unwrap().with_seed(3));
         m.add(crate::Dense::new(3).with_seed(2));
         let x = ferroflow_tensor_core::random::normal(&[2, 8, 8, 2], Normal::default().seed(4)).unwrap();

@@ -1,6 +1,6 @@
 //! `Dropout`: zeroes a fraction of inputs while training.
 
-use super::{Layer, Mode};
+use super::{config_name, unique_name, Layer, Mode};
 use ferroflow_tensor_core::random::{self, Uniform};
 use ferroflow_tensor_core::{dispatch1, CustomOp, Data, Error, Op, PauseObservers, Result, Tensor, TensorSpec};
 use std::sync::Arc;
@@ -28,15 +28,30 @@ use std::sync::Arc;
 pub struct Dropout {
     rate: f64,
     seed: Option<u64>,
+    name: String,
 }
 
 impl Dropout {
-    /// Dropout of `rate` in `[0, 1)`.
+    /// Dropout of `rate` in `[0, 1)`, named as Keras names it (`dropout`, `dropout_1`, ...).
     pub fn new(rate: f64) -> Result<Self> {
+        Dropout::named(rate, || unique_name("dropout"))
+    }
+
+    fn named(rate: f64, name: impl FnOnce() -> String) -> Result<Self> {
         if !(0.0..1.0).contains(&rate) {
             return Err(Error::invalid("Dropout", format!("rate must be in [0, 1), got {rate}")));
         }
-        Ok(Dropout { rate, seed: None })
+        Ok(Dropout {
+            rate,
+            seed: None,
+            name: name(),
+        })
+    }
+
+    /// Sets the name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// Seeds the masks.
@@ -52,7 +67,7 @@ impl crate::model::LayerConfig for Dropout {
     }
 
     fn config(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut m = super::base_config("dropout", ferroflow_tensor_core::DType::F32);
+        let mut m = super::base_config(&self.name, ferroflow_tensor_core::DType::F32);
         m.insert("rate".into(), self.rate.into());
         m.insert("seed".into(), self.seed.into());
         m.insert("noise_shape".into(), serde_json::Value::Null);
@@ -65,7 +80,9 @@ impl Dropout {
     pub fn from_config(config: &serde_json::Value) -> Result<Self> {
         use super::unsupported::{refuse_unsupported, Allowed, COMMON};
         refuse_unsupported("Dropout", config, &[COMMON, &[("noise_shape", Allowed::Null)]])?;
-        let d = Dropout::new(crate::model::get_f64(config, "rate", 0.0))?;
+        let d = Dropout::named(crate::model::get_f64(config, "rate", 0.0), || {
+            config_name(config, "dropout")
+        })?;
         Ok(match config.get("seed").and_then(|v| v.as_u64()) {
             Some(seed) => d.with_seed(seed),
             None => d,
@@ -142,7 +159,7 @@ impl CustomOp for DropoutMask {
     }
 }
 
-layer_module!(Dropout, |_l| "dropout", |_l| Vec::new());
+layer_module!(Dropout, |l| &l.name, |_l| Vec::new());
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! `Flatten`: keeps the batch axis, flattens the rest.
 
-use super::{Layer, Mode};
+use super::{config_name, unique_name, Layer, Mode};
 use ferroflow_tensor_core::{Error, Result, Tensor};
 
 /// `keras.layers.Flatten`: `[batch, d1, d2, ...]` → `[batch, d1·d2·...]`.
@@ -8,12 +8,35 @@ use ferroflow_tensor_core::{Error, Result, Tensor};
 /// ```
 /// use ferroflow_nn::{Flatten, Layer, Mode};
 /// use ferroflow_tensor_core::{DType, Tensor};
-/// let y = Flatten.call(&Tensor::zeros(&[2, 3, 4], DType::F32)?, Mode::Inference)?;
+/// let y = Flatten::new().call(&Tensor::zeros(&[2, 3, 4], DType::F32)?, Mode::Inference)?;
 /// assert_eq!(y.dims(), &[2, 12]);
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
-#[derive(Debug, Default, Clone)]
-pub struct Flatten;
+#[derive(Debug, Clone)]
+pub struct Flatten {
+    name: String,
+}
+
+impl Flatten {
+    /// A flattening layer, named as Keras names it (`flatten`, `flatten_1`, ...).
+    pub fn new() -> Self {
+        Flatten {
+            name: unique_name("flatten"),
+        }
+    }
+
+    /// Sets the name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+}
+
+impl Default for Flatten {
+    fn default() -> Self {
+        Flatten::new()
+    }
+}
 
 impl crate::model::LayerConfig for Flatten {
     fn class_name(&self) -> &'static str {
@@ -21,7 +44,7 @@ impl crate::model::LayerConfig for Flatten {
     }
 
     fn config(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut m = super::base_config("flatten", ferroflow_tensor_core::DType::F32);
+        let mut m = super::base_config(&self.name, ferroflow_tensor_core::DType::F32);
         m.insert("data_format".into(), "channels_last".into());
         m
     }
@@ -32,7 +55,9 @@ impl Flatten {
     pub fn from_config(config: &serde_json::Value) -> Result<Self> {
         use super::unsupported::{refuse_unsupported, CHANNELS_LAST, COMMON};
         refuse_unsupported("Flatten", config, &[COMMON, CHANNELS_LAST])?;
-        Ok(Flatten)
+        Ok(Flatten {
+            name: config_name(config, "flatten"),
+        })
     }
 }
 
@@ -50,4 +75,4 @@ impl Layer for Flatten {
     }
 }
 
-layer_module!(Flatten, |_l| "flatten", |_l| Vec::new());
+layer_module!(Flatten, |l| &l.name, |_l| Vec::new());

@@ -133,6 +133,30 @@ fn kernel_and_bias<'a>(
     out
 }
 
+/// Names made unique within one model, as Keras needs them (it refuses a model whose
+/// layers share a name): a repeated name gets Keras' `_1`, `_2`, ... suffix, skipping names
+/// already taken. Layers without weights (`Dropout`, `Flatten`, ...) carry their class's
+/// plain name, so a model with two of them names the second `dropout_1` here.
+pub(crate) fn unique_within<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let names: Vec<&str> = names.into_iter().collect();
+    let mut taken: std::collections::HashSet<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut seen = std::collections::HashSet::new();
+    names
+        .iter()
+        .map(|&name| {
+            if seen.insert(name) {
+                return name.to_string();
+            }
+            let fresh = (1..)
+                .map(|i| format!("{name}_{i}"))
+                .find(|candidate| !taken.contains(candidate))
+                .unwrap_or_else(|| name.to_string());
+            taken.insert(fresh.clone());
+            fresh
+        })
+        .collect()
+}
+
 static NAMES: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
 
 /// Keras' default layer names: `dense`, then `dense_1`, `dense_2`, ... per process.
@@ -149,4 +173,17 @@ pub fn unique_name(base: &str) -> String {
     };
     *n += 1;
     name
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::unique_within;
+
+    #[test]
+    fn repeated_names_get_keras_suffixes_that_collide_with_nothing() {
+        assert_eq!(
+            unique_within(["dense", "dropout", "dropout_1", "dropout", "dropout", "dense_2"]),
+            vec!["dense", "dropout", "dropout_1", "dropout_2", "dropout_3", "dense_2"]
+        );
+    }
 }

@@ -103,10 +103,18 @@ impl LayerConfig for Sequential {
 
     fn config(&self) -> Map<String, Value> {
         let mut m = super::base_config(&self.name, DType::F32);
+        let names = super::unique_within(self.layers.iter().map(|l| l.name()));
         let layers: Vec<Value> = self
             .layers
             .iter()
-            .map(|l| l.keras_config().unwrap_or(Value::Null))
+            .zip(names)
+            .map(|(l, name)| {
+                let mut entry = l.keras_config().unwrap_or(Value::Null);
+                if let Some(config) = entry.get_mut("config").and_then(Value::as_object_mut) {
+                    config.insert("name".into(), name.into());
+                }
+                entry
+            })
             .collect();
         m.insert("layers".into(), Value::Array(layers));
         m

@@ -6,8 +6,8 @@
 
 use super::Model;
 use crate::layers::{
-    AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Embedding, Flatten, LayerNormalization, MaxPooling2D,
-    Sequential,
+    Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Embedding, Flatten, LayerNormalization,
+    MaxPooling2D, Sequential,
 };
 use crate::Layer;
 use ferroflow_tensor_core::{DType, Error, Result};
@@ -109,6 +109,7 @@ pub fn layer_from_config(entry: &Value) -> Result<Box<dyn Layer>> {
     let layer: Box<dyn Layer> = match class {
         "Dense" => Box::new(Dense::from_config(&config)?),
         "Dropout" => Box::new(Dropout::from_config(&config)?),
+        "Activation" => Box::new(Activation::from_config(&config)?),
         "Flatten" => Box::new(Flatten::from_config(&config)?),
         "Conv2D" => Box::new(Conv2D::from_config(&config)?),
         "MaxPooling2D" => Box::new(MaxPooling2D::from_config(&config)?),
@@ -144,6 +145,20 @@ impl Model {
     /// # Ok::<(), ferroflow_tensor_core::Error>(())
     /// ```
     pub fn to_json(&self) -> Result<String> {
+        let missing = self
+            .layer
+            .sublayers()
+            .and_then(|layers| layers.iter().find(|l| l.keras_config().is_none()));
+        if let Some(l) = missing {
+            return Err(Error::invalid(
+                "to_json",
+                format!(
+                    "layer {} ({}) has no Keras configuration; the built-in layers have one",
+                    l.name(),
+                    l.class_name()
+                ),
+            ));
+        }
         let config = self.layer.keras_config().ok_or_else(|| {
             Error::invalid(
                 "to_json",

@@ -237,7 +237,8 @@ impl Model {
                 }
                 None => None,
             };
-            for l in layers {
+            let names = crate::layers::unique_within(layers.iter().map(|l| l.name()));
+            for (l, name) in layers.iter().zip(names) {
                 let shape = match x.take() {
                     Some(input) => {
                         let out = l.call(&input, Mode::Inference)?;
@@ -247,7 +248,9 @@ impl Model {
                     }
                     None => "?".to_string(),
                 };
-                rows.push(self.row_for(l.as_dyn(), shape));
+                let mut row = self.row_for(l.as_dyn(), shape);
+                row.name = format!("{name} ({})", l.class_name());
+                rows.push(row);
             }
         } else {
             // A custom module's parts are shown by attribute name (two parts of one type
