@@ -84,10 +84,18 @@ fn read(dir: &Path) -> Result<()> {
     model.set_weights(&weights)?;
     let ours = model.predict(&x, PredictOptions::new())?.to_f64_vec()?;
     let keras = tensor_from_json(&read_json(&dir.join("keras_predictions.json"))?)?.to_f64_vec()?;
+    // A NaN difference counts as infinite (f64::max would drop it).
     let worst = ours
         .iter()
         .zip(&keras)
-        .map(|(a, b)| (a - b).abs())
+        .map(|(a, b)| {
+            let d = (a - b).abs();
+            if d.is_nan() {
+                f64::INFINITY
+            } else {
+                d
+            }
+        })
         .fold(0.0f64, f64::max);
     if ours.len() != keras.len() || worst > 1e-5 {
         return Err(Error::invalid(

@@ -11,7 +11,8 @@ import json
 import os
 import sys
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+# JAX is the backend the CI installs; an inherited setting (tensorflow) would not import.
+os.environ["KERAS_BACKEND"] = "jax"
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -27,6 +28,8 @@ def main(directory):
     with open(os.path.join(directory, "model.json")) as f:
         text = f.read()
     ours = json.loads(text)
+    # Keras' Sequential.add refuses a layer whose name is taken, so loading at all shows the
+    # names are unique; the checks below show it read what was written.
     model = keras.models.model_from_json(text)
     names = [layer.name for layer in model.layers]
     written = [entry["config"]["name"] for entry in ours["config"]["layers"]]
@@ -37,7 +40,10 @@ def main(directory):
     assert model.layers[2].rate == 0.5 and model.layers[4].rate == 0.25
     assert model.layers[1].activation.__name__ == "relu"
     assert model.layers[5].activation.__name__ == "softmax"
+    # The compile config is applied as Keras applies it (the optimizer is not recorded, so
+    # Keras falls back to its default).
     assert ours["compile_config"]["loss"] == "sparse_categorical_crossentropy", ours["compile_config"]
+    assert model.compiled and model.loss == "sparse_categorical_crossentropy", model.loss
 
     with open(os.path.join(directory, "weights.json")) as f:
         weights = [np.asarray(w["values"], dtype=np.float32).reshape(w["shape"]) for w in json.load(f)]
@@ -45,6 +51,7 @@ def main(directory):
     x = tensor(os.path.join(directory, "x.json"))
     predicted = np.asarray(model.predict(x, verbose=0))
     expected = tensor(os.path.join(directory, "predictions.json"))
+    assert predicted.shape == expected.shape, (predicted.shape, expected.shape)
     worst = float(np.max(np.abs(predicted - expected)))
     assert worst <= 1e-5, f"Keras and ferroflow predictions differ by up to {worst:g}"
 

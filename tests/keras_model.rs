@@ -89,6 +89,28 @@ fn layers_without_weights_get_unique_names_as_keras_needs() -> ferroflow::Result
 }
 
 #[test]
+fn to_json_refuses_what_keras_would_read_differently_and_names_the_layer() -> ferroflow::Result<()> {
+    // Keras reads "leaky_relu" with slope 0.2: another slope cannot be written, even nested.
+    let mut inner = Sequential::new().with_name("inner");
+    inner.add(
+        Dense::new(2)
+            .with_name("leaky")
+            .with_activation(Activation::LeakyRelu(0.1)),
+    );
+    let mut outer = Sequential::new().with_name("outer");
+    outer.add(Dense::new(2).with_activation(Activation::LeakyRelu(0.2)));
+    outer.add(inner);
+    let err = Model::new(outer).to_json().unwrap_err().to_string();
+    assert!(err.contains("outer/inner/leaky (Dense)"), "{err}");
+    let mut fine = Sequential::new();
+    fine.add(Dense::new(2).with_activation(Activation::LeakyRelu(0.2)));
+    fine.add(Activation::LeakyRelu(0.2));
+    let v: serde_json::Value = serde_json::from_str(&Model::new(fine).to_json()?).unwrap();
+    assert_eq!(v["config"]["layers"][1]["config"]["activation"], "leaky_relu");
+    Ok(())
+}
+
+#[test]
 fn keras_json_round_trips_and_builds_fresh_uncompiled_models() -> ferroflow::Result<()> {
     let mut s = Sequential::new().with_name("seq_json");
     s.add(

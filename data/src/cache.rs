@@ -18,11 +18,12 @@ struct Shared {
 
 impl Dataset {
     /// Keeps the elements in memory (`cache()`): the first iteration that reads the whole
-    /// input without an error fills the cache, and later iterations yield the kept elements
-    /// without running the stages above it again. Stages below the cache then run once, so a
-    /// shuffle below it keeps its first order; put shuffles after the cache to reshuffle every
-    /// epoch, as `tf.data` advises. An iteration stopped early keeps nothing, and a warning
-    /// says so (as TensorFlow's).
+    /// input (to its end, or to as many elements as its known cardinality) fills the cache,
+    /// and later iterations yield the kept elements without running the stages below it
+    /// again. Those stages then run once, so a shuffle below the cache keeps its first order;
+    /// put shuffles after the cache to reshuffle every epoch, as `tf.data` advises. As
+    /// TensorFlow's, an element that fails while the cache fills is passed on as the error
+    /// and left out of the cache, and an iteration stopped early keeps nothing and warns.
     ///
     /// ```
     /// use ferroflow_data::Dataset;
@@ -44,15 +45,18 @@ impl Dataset {
     pub fn cache(&self) -> Dataset {
         let upstream = self.element_maker();
         let shared = Arc::new(Shared::default());
+        let expected = self.cardinality().finite();
         Dataset::from_elements(
             Arc::new(move |n| -> BoxIter<Result<Element>> {
                 let kept = shared.filled.lock().unwrap_or_else(PoisonError::into_inner).clone();
                 match kept {
                     Some(elements) => Box::new((0..elements.len()).map(move |i| Ok(elements[i].clone()))),
+                    // A probe (`peek`) reads without filling or warning.
+                    None if n == Dataset::PROBE => upstream(n),
                     None => Box::new(Filling {
                         upstream: upstream(n),
                         seen: Vec::new(),
-                        clean: true,
+                        expected,
                         finished: false,
                         shared: shared.clone(),
                     }),
@@ -67,10 +71,24 @@ impl Dataset {
 struct Filling {
     upstream: BoxIter<Result<Element>>,
     seen: Vec<Element>,
-    /// No error so far.
-    clean: bool,
+    /// The input's cardinality when known: the cache is complete at that many elements,
+    /// whether or not the reader asks past the last one (a `zip` with a shorter input never
+    /// does).
+    expected: Option<usize>,
     finished: bool,
     shared: Arc<Shared>,
+}
+
+impl Filling {
+    fn complete(&mut self) {
+        self.finished = true;
+        let elements = Arc::new(std::mem::take(&mut self.seen));
+        self.shared
+            .filled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(elements);
+    }
 }
 
 impl Iterator for Filling {
@@ -82,26 +100,15 @@ impl Iterator for Filling {
         }
         match self.upstream.next() {
             Some(Ok(e)) => {
-                if self.clean {
-                    self.seen.push(e.clone());
+                self.seen.push(e.clone());
+                if self.expected == Some(self.seen.len()) {
+                    self.complete();
                 }
                 Some(Ok(e))
             }
-            Some(Err(err)) => {
-                self.clean = false;
-                self.seen = Vec::new();
-                Some(Err(err))
-            }
+            Some(Err(err)) => Some(Err(err)),
             None => {
-                self.finished = true;
-                if self.clean {
-                    let elements = Arc::new(std::mem::take(&mut self.seen));
-                    self.shared
-                        .filled
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .get_or_insert(elements);
-                }
+                self.complete();
                 None
             }
         }
@@ -110,7 +117,7 @@ impl Iterator for Filling {
 
 impl Drop for Filling {
     fn drop(&mut self) {
-        if !self.finished && self.clean && !self.shared.warned.swap(true, Ordering::Relaxed) {
+        if !self.finished && !self.seen.is_empty() && !self.shared.warned.swap(true, Ordering::Relaxed) {
             eprintln!(
                 "warning: an iteration stopped before reading all of a cached dataset, so nothing \
                  was cached; read it whole once (or put take() before cache()) to use the cache"
@@ -137,20 +144,34 @@ mod tests {
     }
 
     #[test]
-    fn a_partial_or_failed_first_iteration_caches_nothing() {
+    fn a_partial_first_iteration_caches_nothing_and_a_failed_element_is_left_out() {
         let calls = Arc::new(AtomicUsize::new(0));
         let ds = counted(&calls, None).cache();
+        assert!(ds.peek().unwrap().is_ok());
         assert_eq!(ds.iter().take(2).count(), 2);
         assert_eq!(ds.iter().count(), 5);
         assert_eq!(ds.iter().count(), 5);
-        assert_eq!(calls.load(Ordering::SeqCst), 2 + 5);
+        assert_eq!(calls.load(Ordering::SeqCst), 1 + 2 + 5);
 
+        // As TensorFlow's: the error is passed on and the cache completes without it.
         let calls = Arc::new(AtomicUsize::new(0));
         let flaky = counted(&calls, Some(3)).cache();
-        assert_eq!(flaky.iter().filter(|e| e.is_err()).count(), 1);
-        assert_eq!(flaky.iter().filter(|e| e.is_ok()).count(), 5);
-        assert_eq!(flaky.iter().filter(|e| e.is_ok()).count(), 5);
-        assert_eq!(calls.load(Ordering::SeqCst), 10, "the clean second pass was kept");
+        let first: Vec<_> = flaky.iter().collect();
+        assert_eq!((first.len(), first.iter().filter(|e| e.is_err()).count()), (5, 1));
+        let later: Vec<i64> = flaky.iter().map(|e| e.unwrap()[0].to_scalar().unwrap()).collect();
+        assert_eq!(later, vec![0, 1, 2, 4]);
+        assert_eq!(calls.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn the_cache_completes_at_its_cardinality_without_a_final_poll() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let cached = counted(&calls, None).cache();
+        // zip stops with the shorter input and never asks the cache past its last element.
+        let zipped = Dataset::zip(&[Dataset::range(0..5), cached.clone()]);
+        assert_eq!(zipped.iter().count(), 5);
+        assert_eq!(zipped.iter().count(), 5);
+        assert_eq!(calls.load(Ordering::SeqCst), 5, "filled in the first epoch");
     }
 
     #[test]

@@ -79,10 +79,19 @@ impl Dataset {
                     let mut element = Vec::new();
                     let mut error = None;
                     for it in &mut its {
-                        match it.next()? {
-                            Ok(e) => element.extend(e),
-                            Err(err) => error = error.or(Some(err)),
+                        match it.next() {
+                            Some(Ok(e)) => element.extend(e),
+                            Some(Err(err)) => error = error.or(Some(err)),
+                            // One input ended: the zip ends (after an error met on the way,
+                            // as TensorFlow returns it) and asks no input again.
+                            None => {
+                                its.clear();
+                                return error.map(Err);
+                            }
                         }
+                    }
+                    if its.is_empty() {
+                        return None;
                     }
                     Some(match error {
                         Some(err) => Err(err),
@@ -96,7 +105,9 @@ impl Dataset {
 
     /// This dataset's elements followed by `other`'s (`concatenate`). The two must have
     /// elements of the same components and dtypes; an element of `other` that differs from
-    /// this dataset's first is an error naming both.
+    /// this dataset's first is an error naming both. Both run the same iteration number, so
+    /// a shuffled dataset concatenated with itself repeats one order (`repeat_n(2)` gives two
+    /// shuffles).
     ///
     /// ```
     /// use ferroflow_data::{Cardinality, Dataset};
@@ -202,17 +213,14 @@ impl Dataset {
         if cycle_length == 0 || block_length == 0 {
             return Dataset::failing("interleave", "cycle_length and block_length must be at least 1");
         }
-        let cardinality = match self.cardinality() {
-            Cardinality::Finite(0) => Cardinality::Finite(0),
-            _ => Cardinality::Unknown,
-        };
         let upstream = self.element_maker();
         let f = Arc::new(f);
         Dataset::from_elements(
             Arc::new(move |n| {
                 Box::new(Cycle {
                     input: upstream(n),
-                    open: (0..cycle_length).map(|_| None).collect(),
+                    open: Vec::new(),
+                    cycle_length,
                     open_count: 0,
                     slot: 0,
                     taken_in_block: 0,
@@ -223,7 +231,8 @@ impl Dataset {
                     f: f.clone(),
                 })
             }),
-            cardinality,
+            // TensorFlow's interleave and flat_map do not know theirs.
+            Cardinality::Unknown,
         )
     }
 }
@@ -235,12 +244,15 @@ fn names(dtypes: impl Iterator<Item = DType>) -> String {
 
 type OpenFn = Arc<dyn Fn(Element) -> Result<Dataset> + Send + Sync>;
 
-/// TensorFlow's interleave loop: a ring of slots, each holding an open dataset's iterator;
-/// an empty slot is filled from the next input element before it is read, and a slot whose
-/// dataset ends is emptied and the ring moves on.
+/// TensorFlow's interleave loop: a ring of `cycle_length` slots, each holding an open
+/// dataset's iterator; an empty slot is filled from the next input element before it is
+/// read, and a slot whose dataset ends is emptied and the ring moves on. The slots are made
+/// as they are first filled (a huge `cycle_length` allocates nothing up front), and once the
+/// input ends the ring is as long as the slots made.
 struct Cycle {
     input: BoxIter<Result<Element>>,
     open: Vec<Option<BoxIter<Result<Element>>>>,
+    cycle_length: usize,
     open_count: usize,
     slot: usize,
     taken_in_block: usize,
@@ -254,7 +266,12 @@ struct Cycle {
 
 impl Cycle {
     fn advance(&mut self) {
-        self.slot = (self.slot + 1) % self.open.len();
+        let ring = if self.input_done {
+            self.open.len()
+        } else {
+            self.cycle_length
+        };
+        self.slot = (self.slot + 1) % ring.max(1);
         self.taken_in_block = 0;
     }
 }
@@ -264,14 +281,25 @@ impl Iterator for Cycle {
 
     fn next(&mut self) -> Option<Result<Element>> {
         while !self.input_done || self.open_count > 0 {
+            if self.slot >= self.open.len() {
+                if self.input_done {
+                    self.slot = 0;
+                    continue;
+                }
+                self.open.push(None);
+                continue;
+            }
             if let Some(it) = self.open[self.slot].as_mut() {
                 match it.next() {
-                    Some(item) => {
+                    // An error is passed on without using up the block (TensorFlow returns it
+                    // before advancing its position).
+                    Some(Err(err)) => return Some(Err(err)),
+                    Some(Ok(item)) => {
                         self.taken_in_block += 1;
                         if self.taken_in_block == self.block_length {
                             self.advance();
                         }
-                        return Some(item);
+                        return Some(Ok(item));
                     }
                     None => {
                         self.open[self.slot] = None;
@@ -352,6 +380,47 @@ mod tests {
             .next()
             .unwrap()
             .is_err());
+        // A huge cycle allocates nothing up front and is a plain concatenation here.
+        let huge = Dataset::range(0..3).interleave(usize::MAX, |e| Ok(Dataset::from_tensors(e).repeat_n(2)));
+        assert_eq!(ints(&huge), vec![0, 1, 2, 0, 1, 2]);
+    }
+
+    #[test]
+    fn an_inner_error_does_not_use_up_a_block() {
+        // Cycle 2, block 2, A = [error, 2, 3], B = [11, 12, 13]: TensorFlow gives
+        // error, 2, 3, 11, 12, 13.
+        let ds = Dataset::range(0..2).interleave(Interleave::new(2).block_length(2), |e| {
+            let first = e[0].to_scalar::<i64>()? == 0;
+            let base = if first { 0 } else { 10 };
+            Ok(Dataset::range(base..base + 4).skip(1).map(move |x| {
+                if first && x[0].to_scalar::<i64>()? == 1 {
+                    Err(Error::invalid("read", "bad record"))
+                } else {
+                    Ok(x)
+                }
+            }))
+        });
+        let out: Vec<Result<i64>> = ds.iter().map(|e| e.and_then(|e| e[0].to_scalar::<i64>())).collect();
+        assert!(out[0].is_err());
+        let rest: Vec<i64> = out[1..].iter().map(|v| *v.as_ref().unwrap()).collect();
+        assert_eq!(rest, vec![2, 3, 11, 12, 13]);
+    }
+
+    #[test]
+    fn zip_ends_once_and_keeps_an_error_met_on_the_last_step() {
+        let failing = Dataset::range(0..2).map(|e| {
+            if e[0].to_scalar::<i64>()? == 1 {
+                Err(Error::invalid("map", "bad"))
+            } else {
+                Ok(e)
+            }
+        });
+        let z = Dataset::zip(&[failing, Dataset::range(0..1)]);
+        let mut it = z.iter();
+        assert!(it.next().unwrap().is_ok());
+        assert!(it.next().unwrap().is_err(), "the error, then the end");
+        assert!(it.next().is_none());
+        assert!(it.next().is_none());
     }
 
     #[test]

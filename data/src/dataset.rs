@@ -519,6 +519,16 @@ impl Dataset {
         self
     }
 
+    /// The first element of a probe iteration (number [`Dataset::PROBE`]), to read an
+    /// element's shapes before training: its shuffles are not any real epoch's, and a
+    /// [`cache`](Dataset::cache) neither fills from it nor warns that it stopped early.
+    pub fn peek(&self) -> Option<Result<Element>> {
+        self.iter_epoch(Dataset::PROBE).next()
+    }
+
+    /// The iteration number [`Dataset::peek`] uses, far from any real epoch's.
+    pub const PROBE: u64 = u64::MAX;
+
     /// Iteration number `epoch` (starting at 0): the order is a function of the seeds and
     /// `epoch` alone, which is how training resumes an interrupted epoch exactly.
     pub fn iter_epoch(&self, epoch: u64) -> DatasetIter {

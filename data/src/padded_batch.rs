@@ -3,7 +3,7 @@
 use crate::components::Element;
 use crate::dataset::{grouped, Batch, Dataset};
 use crate::rows;
-use ferroflow_tensor_core::{Error, Result, Tensor};
+use ferroflow_tensor_core::{checked_elements, Error, Result, Tensor};
 use std::sync::Arc;
 
 /// How [`Dataset::padded_batch`] pads and groups: `batch_size`, `padded_shapes`,
@@ -49,8 +49,9 @@ impl PaddedBatch {
         self
     }
 
-    /// The value each component is padded with, one per component (converted to its dtype;
-    /// nonzero is `true` for booleans).
+    /// The value each component is padded with, one per component, converted to the
+    /// component's dtype as Rust's `as` converts (fractions truncate for integers; nonzero is
+    /// `true` for booleans).
     pub fn padding_values(mut self, values: Vec<f64>) -> Self {
         self.padding_values = Some(values);
         self
@@ -132,6 +133,10 @@ fn pad_and_stack(items: &[Element], options: &PaddedBatch) -> Result<Element> {
             let fixed = options.padded_shapes.as_ref().map(|s| s[c].as_slice());
             let value = options.padding_values.as_ref().map_or(0.0, |v| v[c]);
             let target = target_shape(c, &column, fixed)?;
+            // The whole batch must fit before any element is padded (a fixed padded shape is
+            // the user's and may be huge).
+            let batch_dims: Vec<usize> = std::iter::once(column.len()).chain(target.iter().copied()).collect();
+            checked_elements("padded_batch", &batch_dims, column[0].dtype())?;
             let padded = column
                 .iter()
                 .map(|t| {
@@ -225,5 +230,8 @@ mod tests {
         let wrong_count = seqs().padded_batch(PaddedBatch::new(2).padding_values(vec![1.0]));
         assert!(wrong_count.iter().next().unwrap().is_err());
         assert!(seqs().padded_batch(0).iter().next().unwrap().is_err());
+        let huge = seqs().padded_batch(PaddedBatch::new(4).padded_shapes(vec![vec![Some(usize::MAX / 2)], vec![]]));
+        let err = huge.iter().next().unwrap().unwrap_err();
+        assert!(matches!(err, Error::ResourceExhausted { .. }), "{err}");
     }
 }

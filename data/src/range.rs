@@ -22,7 +22,9 @@ impl Dataset {
     }
 
     /// `start`, `start + step`, ... up to but excluding `stop` (`range(start, stop, step)`);
-    /// a negative step counts down. A step of 0 is an error when iterating, as TensorFlow's.
+    /// a negative step counts down. A step of 0 is an error when iterating (TensorFlow's
+    /// fails when the dataset is made). As TensorFlow's, a range counting up to `i64::MAX`
+    /// has infinite cardinality (it stands for "forever").
     ///
     /// ```
     /// use ferroflow_data::Dataset;
@@ -48,7 +50,11 @@ impl Dataset {
                     Ok(vec![Tensor::scalar(v as i64)])
                 }))
             }),
-            usize::try_from(count).map_or(Cardinality::Unknown, Cardinality::Finite),
+            if step > 0 && stop == i64::MAX {
+                Cardinality::Infinite
+            } else {
+                usize::try_from(count).map_or(Cardinality::Unknown, Cardinality::Finite)
+            },
         )
     }
 
@@ -96,6 +102,15 @@ mod tests {
         assert_eq!(Dataset::range_step(1, 5, -1).cardinality(), Cardinality::Finite(0));
         let extremes = Dataset::range_step(i64::MIN, i64::MAX, i64::MAX);
         assert_eq!(ints(&extremes), vec![i64::MIN, -1, i64::MAX - 1]);
+        assert_eq!(
+            extremes.cardinality(),
+            Cardinality::Infinite,
+            "TensorFlow's reading of i64::MAX"
+        );
+        assert_eq!(
+            Dataset::range_step(i64::MIN, 0, i64::MAX).cardinality(),
+            Cardinality::Finite(2)
+        );
         assert!(Dataset::range_step(0, 3, 0).iter().next().unwrap().is_err());
     }
 

@@ -91,14 +91,15 @@ impl Dataset {
         Dataset::from_elements(
             Arc::new(move |n| {
                 let mut input = Some(upstream(n));
-                let mut buffer: VecDeque<Element> = VecDeque::new();
+                // An error holds its element's place, as in TensorFlow's buffer of
+                // (element, status) pairs: windows stay aligned with the input.
+                let mut buffer: VecDeque<Result<Element>> = VecDeque::new();
                 let span = window.span();
                 Box::new(std::iter::from_fn(move || {
                     // Fill the buffer to one window's span, or to the end of the input.
                     while buffer.len() < span {
                         match input.as_mut().and_then(Iterator::next) {
-                            Some(Ok(e)) => buffer.push_back(e),
-                            Some(Err(err)) => return Some(Err(err)),
+                            Some(item) => buffer.push_back(item),
                             None => {
                                 input = None;
                                 break;
@@ -108,7 +109,8 @@ impl Dataset {
                     if buffer.is_empty() || (window.drop_remainder && buffer.len() < span) {
                         return None;
                     }
-                    let items: Vec<Element> = buffer.iter().step_by(window.stride).cloned().collect();
+                    // The window is its strided elements, or the first error among them.
+                    let items: Result<Vec<Element>> = buffer.iter().step_by(window.stride).cloned().collect();
                     // Move to the next window's start, reading past the buffer if it is
                     // shorter than the shift.
                     if window.shift >= buffer.len() {
@@ -123,7 +125,7 @@ impl Dataset {
                     } else {
                         buffer.drain(..window.shift);
                     }
-                    Some(stack_elements(&items))
+                    Some(items.and_then(|items| stack_elements(&items)))
                 }))
             }),
             cardinality,
@@ -205,6 +207,30 @@ mod tests {
         let tail = Dataset::range(0..5).window(2);
         assert_eq!(windows(&tail), vec![vec![0, 1], vec![2, 3], vec![4]]);
         assert!(Dataset::range(0..3).window(0).iter().next().unwrap().is_err());
+    }
+
+    #[test]
+    fn an_error_takes_its_place_in_the_windows() {
+        // range(6) whose element 2 fails, window(3): TensorFlow yields the error, then [3, 4, 5].
+        let flaky = Dataset::range(0..6).map(|e| {
+            if e[0].to_scalar::<i64>()? == 2 {
+                Err(Error::invalid("map", "bad"))
+            } else {
+                Ok(e)
+            }
+        });
+        let out: Vec<_> = flaky.window(3).iter().collect();
+        assert_eq!(out.len(), 2);
+        assert!(out[0].is_err());
+        assert_eq!(out[1].as_ref().unwrap()[0].to_vec::<i64>().unwrap(), vec![3, 4, 5]);
+        // An error at a position the stride skips does not spoil the window.
+        let strided: Vec<_> = flaky
+            .window(Window::new(2).stride(2).shift(1).drop_remainder(true))
+            .iter()
+            .collect();
+        assert_eq!(strided.len(), 4);
+        assert_eq!(strided[1].as_ref().unwrap()[0].to_vec::<i64>().unwrap(), vec![1, 3]);
+        assert!(strided[0].is_err() && strided[2].is_err());
     }
 
     #[test]

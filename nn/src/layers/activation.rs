@@ -57,6 +57,16 @@ impl Activation {
         }
     }
 
+    /// The name Keras' files give the activation, when a name says all of it: Keras reads
+    /// `"leaky_relu"` with its default slope 0.2, so another slope has no name (and a layer
+    /// using it has no Keras configuration).
+    pub fn keras_name(&self) -> Option<&'static str> {
+        match *self {
+            Activation::LeakyRelu(a) if a != 0.2 => None,
+            other => Some(other.name()),
+        }
+    }
+
     /// Applies the activation. A sigmoid's or softmax's output remembers its input as its
     /// logits ([`ferroflow_optim::keras_logits`]), so that a cross-entropy loss on it computes
     /// from the logits, as Keras does with the TensorFlow backend.
@@ -153,7 +163,7 @@ impl super::Layer for Activation {
     }
 
     fn keras_config(&self) -> Option<serde_json::Value> {
-        Some(super::keras_entry(self))
+        self.keras_name().map(|_| super::keras_entry(self))
     }
 }
 

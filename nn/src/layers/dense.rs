@@ -179,7 +179,7 @@ impl Dense {
 
 impl Layer for Dense {
     fn keras_config(&self) -> Option<serde_json::Value> {
-        Some(super::keras_entry(self))
+        self.activation.keras_name().map(|_| super::keras_entry(self))
     }
 
     fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {

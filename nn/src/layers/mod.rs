@@ -135,8 +135,9 @@ fn kernel_and_bias<'a>(
 
 /// Names made unique within one model, as Keras needs them (it refuses a model whose
 /// layers share a name): a repeated name gets Keras' `_1`, `_2`, ... suffix, skipping names
-/// already taken. Layers without weights (`Dropout`, `Flatten`, ...) carry their class's
-/// plain name, so a model with two of them names the second `dropout_1` here.
+/// already taken. Layers are named uniquely per process when made, so this renames only
+/// what that leaves repeated: `Activation` layers (all named `activation`) and names given
+/// twice with `with_name`. It renames in the written file and summary only.
 pub(crate) fn unique_within<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let names: Vec<&str> = names.into_iter().collect();
     let mut taken: std::collections::HashSet<String> = names.iter().map(|n| n.to_string()).collect();

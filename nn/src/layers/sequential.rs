@@ -87,7 +87,11 @@ impl Layer for Sequential {
         Ok(y)
     }
 
+    /// None when a layer inside has none (a file with a `null` layer would not load).
     fn keras_config(&self) -> Option<Value> {
+        if self.layers.iter().any(|l| l.keras_config().is_none()) {
+            return None;
+        }
         Some(super::keras_entry(self))
     }
 

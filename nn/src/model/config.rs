@@ -145,27 +145,14 @@ impl Model {
     /// # Ok::<(), ferroflow_tensor_core::Error>(())
     /// ```
     pub fn to_json(&self) -> Result<String> {
-        let missing = self
-            .layer
-            .sublayers()
-            .and_then(|layers| layers.iter().find(|l| l.keras_config().is_none()));
-        if let Some(l) = missing {
-            return Err(Error::invalid(
-                "to_json",
-                format!(
-                    "layer {} ({}) has no Keras configuration; the built-in layers have one",
-                    l.name(),
-                    l.class_name()
-                ),
-            ));
-        }
         let config = self.layer.keras_config().ok_or_else(|| {
+            let (path, class) = without_config(self.layer.as_ref(), self.name().to_string())
+                .unwrap_or_else(|| (self.name().to_string(), self.layer.class_name().to_string()));
             Error::invalid(
                 "to_json",
                 format!(
-                    "{} ({}) has no Keras configuration; Sequential and the built-in layers do",
-                    self.name(),
-                    self.layer.class_name()
+                    "{path} ({class}) has no Keras configuration: Sequential and the built-in layers \
+                     have one, custom layers and leaky_relu slopes other than Keras' 0.2 do not"
                 ),
             )
         })?;
@@ -201,6 +188,20 @@ impl Model {
         }
         Ok(model)
     }
+}
+
+/// The path and class of the innermost layer in `layer` without a Keras configuration.
+fn without_config(layer: &dyn Layer, path: String) -> Option<(String, String)> {
+    let inner = layer.sublayers().into_iter().flatten().find_map(|child| {
+        let child_path = format!("{path}/{}", child.name());
+        without_config(child.as_ref(), child_path)
+    });
+    inner.or_else(|| {
+        layer
+            .keras_config()
+            .is_none()
+            .then(|| (path, layer.class_name().to_string()))
+    })
 }
 
 /// A batch of one zero row of the input shape a Keras file records, if it records one with

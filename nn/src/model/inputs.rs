@@ -214,9 +214,8 @@ impl Source {
                     row_range(&parts[0], 0, 1).map(Some)
                 }
             }
-            // A separate iteration (a far-off epoch number keeps shuffles of real epochs
-            // untouched) that stops after its first element.
-            Source::Dataset(ds) => match ds.iter_epoch(u64::MAX).next() {
+            // A separate probe iteration: shuffles of real epochs and caches are untouched.
+            Source::Dataset(ds) => match ds.peek() {
                 Some(e) => Ok(e?.into_iter().next()),
                 None => Ok(None),
             },
