@@ -705,3 +705,19 @@ fn a_resumed_fit_on_data_of_unknown_length_takes_fresh_passes() -> ferroflow::Re
     assert!(ds.iterations_started() > used, "the second fit took a new pass");
     Ok(())
 }
+
+#[test]
+fn float64_data_trains_a_float32_model_as_keras_autocasts() -> ferroflow::Result<()> {
+    let mut layers = Sequential::new();
+    layers.add(Dense::new(1).with_seed(1));
+    let mut model = Model::new(layers);
+    model.compile(CompileOptions::new(Sgd::new(0.1)?, "mse"))?;
+    let x = random::normal(&[32, 3], Normal::default().seed(2))?.cast(DType::F64)?;
+    let y = x.reduce_sum(Axes::from(-1).keepdims())?;
+    let history = model.fit((&x, &y), FitOptions::new().epochs(3).batch_size(8).seed(0).verbose(0))?;
+    assert!(model.get_weights()?.iter().all(|w| w.dtype() == DType::F32));
+    let loss = history.get("loss").unwrap();
+    assert!(loss[2] < loss[0], "{loss:?}");
+    assert_eq!(model.predict(&x, PredictOptions::new())?.dtype(), DType::F32);
+    Ok(())
+}

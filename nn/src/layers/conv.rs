@@ -30,6 +30,7 @@ pub struct Conv2D {
     kernel_initializer: Initializer,
     bias_initializer: Initializer,
     seed: Option<u64>,
+    dtype: DType,
     kernel: OnceCell<Variable>,
     bias: OnceCell<Variable>,
 }
@@ -49,9 +50,17 @@ impl Conv2D {
             kernel_initializer: Initializer::GlorotUniform,
             bias_initializer: Initializer::Zeros,
             seed: None,
+            dtype: DType::F32,
             kernel: OnceCell::new(),
             bias: OnceCell::new(),
         }
+    }
+
+    /// Sets the variables' dtype (float32 by default); floating inputs are cast to it, as
+    /// Keras autocasts them.
+    pub fn with_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
     }
 
     /// Sets the dilation rate (`[1, 1]` by default): the kernel's taps are spaced this far
@@ -103,10 +112,11 @@ impl Conv2D {
         self
     }
 
-    fn build(&self, channels: usize, dtype: DType) -> Result<()> {
+    fn build(&self, channels: usize) -> Result<()> {
         if self.kernel.get().is_some() {
             return Ok(());
         }
+        let dtype = self.dtype;
         let [kh, kw] = self.kernel_size;
         let k = self
             .kernel_initializer
@@ -139,7 +149,7 @@ impl crate::model::LayerConfig for Conv2D {
     }
 
     fn config(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut m = super::base_config(&self.name, DType::F32);
+        let mut m = super::base_config(&self.name, self.dtype);
         m.insert("filters".into(), self.filters.into());
         m.insert("kernel_size".into(), serde_json::json!(self.kernel_size));
         m.insert("strides".into(), serde_json::json!(self.strides));
@@ -187,7 +197,8 @@ impl Conv2D {
         )
         .with_strides(get_pair(config, "strides", [1, 1])?)
         .with_padding(read_padding(config)?)
-        .with_bias(config.get("use_bias").and_then(|v| v.as_bool()).unwrap_or(true));
+        .with_bias(config.get("use_bias").and_then(|v| v.as_bool()).unwrap_or(true))
+        .with_dtype(crate::model::read_dtype(config)?);
         if let Some(a) = get_str(config, "activation") {
             c = c.with_activation(a.parse()?);
         }
@@ -216,7 +227,8 @@ impl Layer for Conv2D {
         if x.rank() != 4 {
             return Err(Error::shapes("Conv2D", &[&x.shape()], "expects NHWC inputs of rank 4"));
         }
-        self.build(x.dims()[3], x.dtype())?;
+        let x = &super::autocast(x, self.dtype)?;
+        self.build(x.dims()[3])?;
         let k = self.kernel.get().ok_or_else(|| Error::invalid("Conv2D", "not built"))?;
         let mut y = x.conv2d(&k.read()?, self.strides, self.padding, self.dilation_rate)?;
         if let Some(b) = self.bias.get() {

@@ -186,6 +186,7 @@ impl Layer for Dense {
         let Some(&input_dim) = x.dims().last() else {
             return Err(Error::shapes("Dense", &[&x.shape()], "needs inputs of rank >= 1"));
         };
+        let x = &super::autocast(x, self.dtype)?;
         self.build(input_dim)?;
         let kernel = self.kernel.get().ok_or_else(|| Error::invalid("Dense", "not built"))?;
         let mut y = x.matmul(&kernel.read()?)?;

@@ -133,6 +133,17 @@ fn kernel_and_bias<'a>(
     out
 }
 
+/// Keras' autocast: a layer computes a floating input in its own dtype (Keras casts
+/// floating inputs to the layer's compute dtype when it is called, so float64 data meets
+/// float32 weights as float32); other inputs are left as they are.
+pub(crate) fn autocast(x: &Tensor, dtype: DType) -> Result<Tensor> {
+    if x.dtype().is_float() && dtype.is_float() && x.dtype() != dtype {
+        x.cast(dtype)
+    } else {
+        Ok(x.clone())
+    }
+}
+
 /// Names made unique within one model, as Keras needs them (it refuses a model whose
 /// layers share a name): a repeated name gets Keras' `_1`, `_2`, ... suffix, skipping names
 /// already taken. Layers are named uniquely per process when made, so this renames only
@@ -174,6 +185,43 @@ pub fn unique_name(base: &str) -> String {
     };
     *n += 1;
     name
+}
+
+#[cfg(test)]
+mod autocast_tests {
+    use crate::{BatchNormalization, Conv2D, Dense, Layer, LayerNormalization, Mode};
+    use ferroflow_autodiff::GradientTape;
+    use ferroflow_tensor_core::{Axes, DType, Tensor};
+
+    #[test]
+    fn float64_inputs_are_computed_in_the_layers_float32_as_keras_autocasts() {
+        let x = Tensor::new([[1.0f64, -2.0, 0.5], [0.25, 3.0, -1.0]]);
+        let dense = Dense::new(2).with_seed(1);
+        let y = dense.call(&x, Mode::Inference).unwrap();
+        assert_eq!(y.dtype(), DType::F32);
+        assert_eq!(dense.kernel().unwrap().value().dtype(), DType::F32);
+        let want = dense.call(&x.cast(DType::F32).unwrap(), Mode::Inference).unwrap();
+        assert_eq!(y.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
+        // The gradient reaches the float64 input in its own dtype.
+        let tape = GradientTape::new();
+        tape.watch(&x);
+        let loss = dense.call(&x, Mode::Training).unwrap().reduce_sum(Axes::All).unwrap();
+        let dx = tape.gradient(&loss, &x).unwrap();
+        assert_eq!(dx.dtype(), DType::F64);
+        for layer in [
+            Box::new(BatchNormalization::new()) as Box<dyn Layer>,
+            Box::new(LayerNormalization::new()),
+        ] {
+            assert_eq!(layer.call(&x, Mode::Training).unwrap().dtype(), DType::F32);
+        }
+        let images = Tensor::ones(&[1, 3, 3, 2], DType::F64).unwrap();
+        let conv = Conv2D::new(2, [2, 2]).with_seed(2);
+        assert_eq!(conv.call(&images, Mode::Inference).unwrap().dtype(), DType::F32);
+        // A layer made for float64 keeps float64 (and float32 inputs are cast up).
+        let wide = Dense::new(2).with_dtype(DType::F64).with_seed(3);
+        let y = wide.call(&x.cast(DType::F32).unwrap(), Mode::Inference).unwrap();
+        assert_eq!(y.dtype(), DType::F64);
+    }
 }
 
 #[cfg(test)]

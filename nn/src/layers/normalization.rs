@@ -109,6 +109,7 @@ fn normalize(x: &Tensor, mean: &Tensor, var: &Tensor, eps: f64, f: &FeatureVars)
 #[derive(Debug)]
 pub struct BatchNormalization {
     name: String,
+    dtype: DType,
     momentum: f64,
     epsilon: f64,
     /// The feature axis as configured (`-1`, or the last axis counted from the front).
@@ -127,11 +128,19 @@ impl BatchNormalization {
     pub fn new() -> Self {
         BatchNormalization {
             name: unique_name("batch_normalization"),
+            dtype: DType::F32,
             momentum: 0.99,
             epsilon: 1e-3,
             axis: -1,
             vars: OnceCell::new(),
         }
+    }
+
+    /// Sets the variables' dtype (float32 by default); floating inputs are cast to it, as
+    /// Keras autocasts them.
+    pub fn with_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
     }
 
     /// Sets the momentum of the moving statistics.
@@ -150,7 +159,7 @@ impl BatchNormalization {
         let n = last_axis("BatchNormalization", x)?;
         check_last_axis("BatchNormalization", self.axis, x)?;
         if self.vars.get().is_none() {
-            let _ = self.vars.set(feature_vars(&self.name, n, x.dtype(), true)?);
+            let _ = self.vars.set(feature_vars(&self.name, n, self.dtype, true)?);
         }
         self.vars
             .get()
@@ -164,7 +173,7 @@ impl crate::model::LayerConfig for BatchNormalization {
     }
 
     fn config(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut m = super::base_config(&self.name, DType::F32);
+        let mut m = super::base_config(&self.name, self.dtype);
         m.insert("axis".into(), self.axis.into());
         m.insert("momentum".into(), self.momentum.into());
         m.insert("epsilon".into(), self.epsilon.into());
@@ -190,7 +199,8 @@ impl BatchNormalization {
         let axis = config_axis("BatchNormalization", config)?;
         let mut b = BatchNormalization::new()
             .with_momentum(crate::model::get_f64(config, "momentum", 0.99))
-            .with_epsilon(crate::model::get_f64(config, "epsilon", 1e-3));
+            .with_epsilon(crate::model::get_f64(config, "epsilon", 1e-3))
+            .with_dtype(crate::model::read_dtype(config)?);
         b.name = super::config_name(config, "batch_normalization");
         b.axis = axis;
         Ok(b)
@@ -203,6 +213,7 @@ impl Layer for BatchNormalization {
     }
 
     fn call(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let x = &super::autocast(x, self.dtype)?;
         let f = self.build(x)?;
         let (moving_mean, moving_var) = f
             .moving
@@ -250,6 +261,7 @@ impl Layer for BatchNormalization {
 #[derive(Debug)]
 pub struct LayerNormalization {
     name: String,
+    dtype: DType,
     epsilon: f64,
     /// The normalised axis as configured (`-1`, or the last axis counted from the front).
     axis: i64,
@@ -267,6 +279,7 @@ impl LayerNormalization {
     pub fn new() -> Self {
         LayerNormalization {
             name: unique_name("layer_normalization"),
+            dtype: DType::F32,
             epsilon: 1e-3,
             axis: -1,
             vars: OnceCell::new(),
@@ -278,6 +291,13 @@ impl LayerNormalization {
         self.epsilon = epsilon;
         self
     }
+
+    /// Sets the variables' dtype (float32 by default); floating inputs are cast to it, as
+    /// Keras autocasts them.
+    pub fn with_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
+    }
 }
 
 impl crate::model::LayerConfig for LayerNormalization {
@@ -286,7 +306,7 @@ impl crate::model::LayerConfig for LayerNormalization {
     }
 
     fn config(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut m = super::base_config(&self.name, DType::F32);
+        let mut m = super::base_config(&self.name, self.dtype);
         m.insert("axis".into(), self.axis.into());
         m.insert("epsilon".into(), self.epsilon.into());
         m.insert("center".into(), true.into());
@@ -303,7 +323,9 @@ impl LayerNormalization {
         let rms: &[(&str, Allowed)] = &[("rms_scaling", Allowed::OneOf(&["false"]))];
         refuse_unsupported("LayerNormalization", config, &[COMMON, NORMALIZATION, rms])?;
         let axis = config_axis("LayerNormalization", config)?;
-        let mut l = LayerNormalization::new().with_epsilon(crate::model::get_f64(config, "epsilon", 1e-3));
+        let mut l = LayerNormalization::new()
+            .with_epsilon(crate::model::get_f64(config, "epsilon", 1e-3))
+            .with_dtype(crate::model::read_dtype(config)?);
         l.name = super::config_name(config, "layer_normalization");
         l.axis = axis;
         Ok(l)
@@ -316,10 +338,11 @@ impl Layer for LayerNormalization {
     }
 
     fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
+        let x = &super::autocast(x, self.dtype)?;
         let n = last_axis("LayerNormalization", x)?;
         check_last_axis("LayerNormalization", self.axis, x)?;
         if self.vars.get().is_none() {
-            let _ = self.vars.set(feature_vars(&self.name, n, x.dtype(), false)?);
+            let _ = self.vars.set(feature_vars(&self.name, n, self.dtype, false)?);
         }
         let f = self
             .vars
@@ -344,7 +367,7 @@ mod tests {
 
     #[test]
     fn batch_norm_trains_on_batch_statistics_and_infers_on_moving_ones() {
-        let bn = BatchNormalization::new().with_momentum(0.5);
+        let bn = BatchNormalization::new().with_momentum(0.5).with_dtype(DType::F64);
         let x = Tensor::new([[1.0f64, 2.0], [3.0, 6.0]]);
         let y = bn.call(&x, Mode::Training).unwrap().to_vec::<f64>().unwrap();
         // feature 0: mean 2, var 1; feature 1: mean 4, var 4.
@@ -371,7 +394,7 @@ mod tests {
 
     #[test]
     fn layer_norm_normalises_each_example_and_has_gradients() {
-        let ln = LayerNormalization::new().with_epsilon(0.0);
+        let ln = LayerNormalization::new().with_epsilon(0.0).with_dtype(DType::F64);
         let x = Tensor::new([[1.0f64, 2.0, 3.0], [10.0, 10.0, 40.0]]);
         let tape = GradientTape::new();
         tape.watch(&x);
