@@ -1,8 +1,8 @@
 //! Keras model files both ways: `cargo run --example keras_interop -- write DIR`, then
 //! `scripts/verify_keras_json.py DIR` (real Keras 3), then `... -- read DIR`.
 //!
-//! `write` trains a small Sequential (Flatten, Dense, Dropout, Dense, Dropout, Activation)
-//! and writes its architecture (`model.json`, [`Model::to_json`]), its weights in Keras'
+//! `write` trains a small Sequential (Flatten, Dense, Dropout, Dense, Dropout, Activation),
+//! freezes its first Dense (as for fine-tuning) and writes its architecture (`model.json`, [`Model::to_json`]), its weights in Keras'
 //! order (`weights.json`), a batch of inputs (`x.json`) and its predictions on them
 //! (`predictions.json`). The Python side loads the architecture with
 //! `keras.models.model_from_json`, sets the weights, checks the predictions agree, and writes
@@ -57,6 +57,10 @@ fn write(dir: &Path) -> Result<()> {
     model.fit((&x, &y), FitOptions::new().epochs(5).batch_size(16).seed(0).verbose(0))?;
     let probe = x.slice(&[0, 0, 0], &[8, -1, -1])?;
     let predictions = model.predict(&probe, PredictOptions::new())?;
+    // Frozen for fine-tuning: the file says so and Keras must read it so.
+    if let Some(layers) = model.layer().sublayers() {
+        layers[1].set_trainable(false);
+    }
     std::fs::write(dir.join("model.json"), model.to_json()?)?;
     let weights = model
         .get_weights()?
@@ -82,6 +86,17 @@ fn read(dir: &Path) -> Result<()> {
     let x = tensor_from_json(&read_json(&dir.join("x.json"))?)?;
     // Keras' file records the input shape, so the model is built and takes the weights now.
     model.set_weights(&weights)?;
+    let frozen: Vec<bool> = model
+        .layer()
+        .sublayers()
+        .map(|layers| layers.iter().map(|l| !l.trainable()).collect())
+        .unwrap_or_default();
+    if frozen.get(1) != Some(&true) || model.layer().trainable_variables().len() != 2 {
+        return Err(Error::invalid(
+            "keras_interop",
+            format!("Keras' file should freeze the first Dense only (frozen: {frozen:?})"),
+        ));
+    }
     let ours = model.predict(&x, PredictOptions::new())?.to_f64_vec()?;
     let keras = tensor_from_json(&read_json(&dir.join("keras_predictions.json"))?)?.to_f64_vec()?;
     // A NaN difference counts as infinite (f64::max would drop it).

@@ -39,6 +39,9 @@ def main(directory):
     assert classes == ["Flatten", "Dense", "Dropout", "Dense", "Dropout", "Activation"], classes
     assert model.layers[2].rate == 0.5 and model.layers[4].rate == 0.25
     assert model.layers[1].activation.__name__ == "relu"
+    # The first Dense was frozen: Keras trains only the second.
+    assert [layer.trainable for layer in model.layers] == [True, False, True, True, True, True]
+    assert len(model.trainable_weights) == 2, model.trainable_weights
     assert model.layers[5].activation.__name__ == "softmax"
     # The compile config is applied as Keras applies it (the optimizer is not recorded, so
     # Keras falls back to its default).

@@ -394,14 +394,59 @@ fn from_json_honours_or_refuses_keras_layer_settings() -> ferroflow::Result<()> 
             r#"{"class_name": "Embedding", "config": {"name": "e", "input_dim": 3, "output_dim": 2, "mask_zero": true}}"#,
             "mask_zero",
         ),
-        (
-            r#"{"class_name": "Dense", "config": {"name": "t", "units": 1, "trainable": false}}"#,
-            "trainable",
-        ),
     ] {
         let e = Model::from_json(&seq(layer)).unwrap_err().to_string();
         assert!(e.contains(key), "{key}: {e}");
     }
+    Ok(())
+}
+
+#[test]
+fn frozen_layers_keep_their_weights_through_fit_and_model_files() -> ferroflow::Result<()> {
+    use ferroflow::nn::BatchNormalization;
+    let mut s = Sequential::new();
+    s.add(Dense::new(4).with_activation(Activation::Relu).with_seed(1));
+    s.add(BatchNormalization::new());
+    s.add(Dense::new(1).with_seed(2));
+    let mut model = Model::new(s);
+    let x = random::normal(&[32, 3], Normal::default().seed(3))?;
+    let y = x.reduce_sum(Axes::from(-1).keepdims())?;
+    model.predict_on_batch(&x)?;
+    // Keras' fine-tuning recipe: freeze the base, then compile and train.
+    let layers = model.layer().sublayers().unwrap();
+    layers[0].set_trainable(false);
+    layers[1].set_trainable(false);
+    assert!(!layers[0].trainable() && layers[2].trainable());
+    let before = model.get_weights()?;
+    model.compile(CompileOptions::new(Sgd::new(0.1)?, "mse"))?;
+    model.fit((&x, &y), FitOptions::new().epochs(2).batch_size(8).seed(0).verbose(0))?;
+    let after = model.get_weights()?;
+    // Keras order: kernel, bias, gamma, beta, moving mean, moving variance, kernel, bias.
+    for i in 0..6 {
+        assert_eq!(
+            before[i].to_vec::<f32>()?,
+            after[i].to_vec::<f32>()?,
+            "frozen weight {i} moved"
+        );
+    }
+    assert_ne!(before[6].to_vec::<f32>()?, after[6].to_vec::<f32>()?, "the head trains");
+    let summary = model.summary()?;
+    assert!(summary.contains(" Trainable params: 5 "), "{summary}");
+    assert!(summary.contains(" Non-trainable params: 32 "), "{summary}");
+
+    // The file says which layers are frozen, and reading it freezes them again.
+    let json = model.to_json()?;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let flags: Vec<bool> = (0..3)
+        .map(|i| v["config"]["layers"][i]["config"]["trainable"].as_bool().unwrap())
+        .collect();
+    assert_eq!(flags, [false, false, true]);
+    let back = Model::from_json(&json)?;
+    back.predict_on_batch(&x)?;
+    assert_eq!(back.layer().trainable_variables().len(), 2);
+    // Unfreezing makes the weights trainable again; moving statistics never are.
+    back.layer().set_trainable(true);
+    assert_eq!(back.layer().trainable_variables().len(), 6);
     Ok(())
 }
 

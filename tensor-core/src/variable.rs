@@ -5,7 +5,7 @@ use crate::dispatch::{dispatch, dispatch1};
 use crate::ops::state::AssignMode;
 use crate::{DType, Data, Device, DeviceData, Error, Op, Result, Shape, Tensor, TensorSpec, Value};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 struct Inner {
@@ -13,6 +13,8 @@ struct Inner {
     name: String,
     spec: TensorSpec,
     trainable: bool,
+    /// Frozen by its layer (Keras' `layer.trainable = False`): not trainable for now.
+    frozen: AtomicBool,
     value: RwLock<Held>,
 }
 
@@ -93,6 +95,7 @@ impl Variable {
             name,
             spec: initial.spec(),
             trainable,
+            frozen: AtomicBool::new(false),
             value: RwLock::new(held),
         })))
     }
@@ -159,9 +162,31 @@ impl Variable {
         self.0.spec.clone()
     }
 
-    /// Whether optimizers and tapes treat it as a parameter.
+    /// Whether optimizers and tapes treat it as a parameter: made with [`Variable::new`]
+    /// and not [frozen](Variable::set_frozen).
     pub fn trainable(&self) -> bool {
-        self.0.trainable
+        self.0.trainable && !self.0.frozen.load(Ordering::Relaxed)
+    }
+
+    /// Freezes (or unfreezes) a trainable variable, as Keras' `layer.trainable = False` does
+    /// to a layer's weights: a frozen variable is read like any other but tapes do not watch
+    /// it and optimizers leave it alone. A variable made with [`Variable::non_trainable`]
+    /// stays non-trainable either way (a layer's moving statistics are never trained).
+    ///
+    /// ```
+    /// use ferroflow_tensor_core::{Tensor, Variable};
+    /// let w = Variable::new("w", Tensor::new([1.0f32]))?;
+    /// w.set_frozen(true);
+    /// assert!(!w.trainable());
+    /// w.set_frozen(false);
+    /// assert!(w.trainable());
+    /// let steps = Variable::non_trainable("steps", Tensor::scalar(0i64))?;
+    /// steps.set_frozen(false);
+    /// assert!(!steps.trainable());
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn set_frozen(&self, frozen: bool) {
+        self.0.frozen.store(frozen, Ordering::Relaxed);
     }
 
     /// Reads the current value as an op (`read_variable`): tapes watch the read of a trainable

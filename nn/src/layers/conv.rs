@@ -33,6 +33,7 @@ pub struct Conv2D {
     dtype: DType,
     kernel: OnceCell<Variable>,
     bias: OnceCell<Variable>,
+    trainable: std::cell::Cell<bool>,
 }
 
 impl Conv2D {
@@ -53,6 +54,7 @@ impl Conv2D {
             dtype: DType::F32,
             kernel: OnceCell::new(),
             bias: OnceCell::new(),
+            trainable: std::cell::Cell::new(true),
         }
     }
 
@@ -126,6 +128,7 @@ impl Conv2D {
             let b = self.bias_initializer.draw(&[self.filters], dtype, None)?;
             let _ = self.bias.set(Variable::new(format!("{}/bias", self.name), b)?);
         }
+        super::freeze_new(self, self.kernel.get().into_iter().chain(self.bias.get()));
         Ok(())
     }
 }
@@ -219,6 +222,9 @@ impl Conv2D {
 }
 
 impl Layer for Conv2D {
+    fn trainable_switch(&self) -> Option<&std::cell::Cell<bool>> {
+        Some(&self.trainable)
+    }
     fn keras_config(&self) -> Option<serde_json::Value> {
         self.activation.keras_name().map(|_| super::keras_entry(self))
     }

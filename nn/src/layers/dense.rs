@@ -30,6 +30,7 @@ pub struct Dense {
     dtype: DType,
     kernel: OnceCell<Variable>,
     bias: OnceCell<Variable>,
+    trainable: std::cell::Cell<bool>,
 }
 
 impl Dense {
@@ -46,6 +47,7 @@ impl Dense {
             dtype: DType::F32,
             kernel: OnceCell::new(),
             bias: OnceCell::new(),
+            trainable: std::cell::Cell::new(true),
         }
     }
 
@@ -109,6 +111,7 @@ impl Dense {
             let b = self.bias_initializer.draw(&[self.units], self.dtype, self.seed)?;
             let _ = self.bias.set(Variable::new(format!("{}/bias", self.name), b)?);
         }
+        super::freeze_new(self, self.kernel.get().into_iter().chain(self.bias.get()));
         Ok(())
     }
 
@@ -178,6 +181,9 @@ impl Dense {
 }
 
 impl Layer for Dense {
+    fn trainable_switch(&self) -> Option<&std::cell::Cell<bool>> {
+        Some(&self.trainable)
+    }
     fn keras_config(&self) -> Option<serde_json::Value> {
         self.activation.keras_name().map(|_| super::keras_entry(self))
     }

@@ -28,6 +28,7 @@ pub struct Embedding {
     initializer: Initializer,
     seed: Option<u64>,
     embeddings: OnceCell<Variable>,
+    trainable: std::cell::Cell<bool>,
 }
 
 impl Embedding {
@@ -43,6 +44,7 @@ impl Embedding {
             },
             seed: None,
             embeddings: OnceCell::new(),
+            trainable: std::cell::Cell::new(true),
         }
     }
 
@@ -78,6 +80,7 @@ impl Embedding {
         let dims = [self.input_dim, self.output_dim];
         let table = self.initializer.draw(&dims, DType::F32, self.seed)?;
         let var = Variable::new(format!("{}/embeddings", self.name), table)?;
+        super::freeze_new(self, [&var]);
         Ok(self.embeddings.get_or_init(|| var))
     }
 
@@ -132,6 +135,9 @@ impl Embedding {
 }
 
 impl Layer for Embedding {
+    fn trainable_switch(&self) -> Option<&std::cell::Cell<bool>> {
+        Some(&self.trainable)
+    }
     fn keras_config(&self) -> Option<serde_json::Value> {
         Some(super::keras_entry(self))
     }

@@ -50,8 +50,10 @@ pub use flatten::Flatten;
 pub use normalization::{BatchNormalization, LayerNormalization};
 pub use sequential::Sequential;
 
+use crate::model::LayerConfig;
 use crate::Module;
-use ferroflow_tensor_core::{DType, Result, Tensor};
+use ferroflow_tensor_core::{DType, Result, Tensor, Variable};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -96,11 +98,61 @@ pub trait Layer: Module {
     fn sublayers(&self) -> Option<&[Box<dyn Layer>]> {
         None
     }
+
+    /// The switch [`Layer::set_trainable`] sets, for layers with weights (and containers);
+    /// `None` for layers without weights, which are always trainable.
+    fn trainable_switch(&self) -> Option<&Cell<bool>> {
+        None
+    }
+
+    /// Whether the layer's weights are trained (Keras' `layer.trainable`).
+    fn trainable(&self) -> bool {
+        self.trainable_switch().is_none_or(Cell::get)
+    }
+
+    /// Freezes the layer's weights, or unfreezes them (Keras' `layer.trainable = False`):
+    /// frozen weights are left out of [`Module::trainable_variables`], so `fit` computes no
+    /// gradient for them and the optimizer leaves them as they are, and a frozen
+    /// [`BatchNormalization`] uses its moving statistics while training (Keras 3's rule for
+    /// fine-tuning). A container freezes every layer inside it; weights built later are
+    /// frozen when they are made. As in Keras, call [`Model::compile`](crate::Model::compile)
+    /// again after changing this on a model that has trained.
+    ///
+    /// ```
+    /// use ferroflow_nn::{Dense, Layer, Module};
+    /// let d = Dense::new(2).with_input_dim(3)?;
+    /// d.set_trainable(false);
+    /// assert!(d.trainable_variables().is_empty());
+    /// assert_eq!(d.variables().len(), 2);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    fn set_trainable(&self, trainable: bool) {
+        if let Some(switch) = self.trainable_switch() {
+            switch.set(trainable);
+        }
+        for child in self.sublayers().into_iter().flatten() {
+            child.set_trainable(trainable);
+        }
+        for v in self.variables() {
+            v.set_frozen(!trainable);
+        }
+    }
+}
+
+/// Freezes `vars`, just made by `layer`, if the layer was set not trainable before it built.
+pub(crate) fn freeze_new<'a>(layer: &dyn Layer, vars: impl IntoIterator<Item = &'a Variable>) {
+    if !layer.trainable() {
+        for v in vars {
+            v.set_frozen(true);
+        }
+    }
 }
 
 /// [`Layer::keras_config`] for a layer with a [`LayerConfig`](crate::model::LayerConfig).
-pub(crate) fn keras_entry<L: crate::model::LayerConfig>(layer: &L) -> serde_json::Value {
-    crate::model::layer_entry(layer.class_name(), layer.config(), layer.build_input_shape())
+pub(crate) fn keras_entry<L: crate::model::LayerConfig + Layer>(layer: &L) -> serde_json::Value {
+    let mut config = layer.config();
+    config.insert("trainable".into(), Layer::trainable(layer).into());
+    crate::model::layer_entry(LayerConfig::class_name(layer), config, layer.build_input_shape())
 }
 
 /// The fields every built-in layer's config starts with: name, trainable, dtype policy.

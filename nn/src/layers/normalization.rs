@@ -110,6 +110,7 @@ fn normalize(x: &Tensor, mean: &Tensor, var: &Tensor, eps: f64, f: &FeatureVars)
 pub struct BatchNormalization {
     name: String,
     dtype: DType,
+    trainable: std::cell::Cell<bool>,
     momentum: f64,
     epsilon: f64,
     /// The feature axis as configured (`-1`, or the last axis counted from the front).
@@ -129,6 +130,7 @@ impl BatchNormalization {
         BatchNormalization {
             name: unique_name("batch_normalization"),
             dtype: DType::F32,
+            trainable: std::cell::Cell::new(true),
             momentum: 0.99,
             epsilon: 1e-3,
             axis: -1,
@@ -160,6 +162,7 @@ impl BatchNormalization {
         check_last_axis("BatchNormalization", self.axis, x)?;
         if self.vars.get().is_none() {
             let _ = self.vars.set(feature_vars(&self.name, n, self.dtype, true)?);
+            super::freeze_new(self, crate::Module::variables(self).iter());
         }
         self.vars
             .get()
@@ -208,6 +211,9 @@ impl BatchNormalization {
 }
 
 impl Layer for BatchNormalization {
+    fn trainable_switch(&self) -> Option<&std::cell::Cell<bool>> {
+        Some(&self.trainable)
+    }
     fn keras_config(&self) -> Option<serde_json::Value> {
         Some(super::keras_entry(self))
     }
@@ -219,7 +225,9 @@ impl Layer for BatchNormalization {
             .moving
             .as_ref()
             .ok_or_else(|| Error::invalid("BatchNormalization", "no moving statistics"))?;
-        if mode == Mode::Inference {
+        // A frozen layer normalises with its moving statistics and leaves them as they are,
+        // also while training (Keras 3's `training and self.trainable`).
+        if mode == Mode::Inference || !self.trainable.get() {
             return normalize(x, &moving_mean.read()?, &moving_var.read()?, self.epsilon, f);
         }
         let axes: Vec<i64> = (0..x.rank() as i64 - 1).collect();
@@ -262,6 +270,7 @@ impl Layer for BatchNormalization {
 pub struct LayerNormalization {
     name: String,
     dtype: DType,
+    trainable: std::cell::Cell<bool>,
     epsilon: f64,
     /// The normalised axis as configured (`-1`, or the last axis counted from the front).
     axis: i64,
@@ -280,6 +289,7 @@ impl LayerNormalization {
         LayerNormalization {
             name: unique_name("layer_normalization"),
             dtype: DType::F32,
+            trainable: std::cell::Cell::new(true),
             epsilon: 1e-3,
             axis: -1,
             vars: OnceCell::new(),
@@ -333,6 +343,9 @@ impl LayerNormalization {
 }
 
 impl Layer for LayerNormalization {
+    fn trainable_switch(&self) -> Option<&std::cell::Cell<bool>> {
+        Some(&self.trainable)
+    }
     fn keras_config(&self) -> Option<serde_json::Value> {
         Some(super::keras_entry(self))
     }
@@ -343,6 +356,7 @@ impl Layer for LayerNormalization {
         check_last_axis("LayerNormalization", self.axis, x)?;
         if self.vars.get().is_none() {
             let _ = self.vars.set(feature_vars(&self.name, n, self.dtype, false)?);
+            super::freeze_new(self, crate::Module::variables(self).iter());
         }
         let f = self
             .vars

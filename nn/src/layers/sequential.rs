@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 pub struct Sequential {
     name: String,
     layers: Vec<Box<dyn Layer>>,
+    trainable: std::cell::Cell<bool>,
 }
 
 impl Default for Sequential {
@@ -36,6 +37,7 @@ impl Sequential {
         Sequential {
             name: unique_name("sequential"),
             layers: Vec::new(),
+            trainable: std::cell::Cell::new(true),
         }
     }
 
@@ -47,11 +49,14 @@ impl Sequential {
 
     /// Appends a layer.
     pub fn add(&mut self, layer: impl Layer + 'static) {
-        self.layers.push(Box::new(layer));
+        self.add_boxed(Box::new(layer));
     }
 
-    /// Appends a boxed layer.
+    /// Appends a boxed layer. A layer added to a frozen model is frozen with it.
     pub fn add_boxed(&mut self, layer: Box<dyn Layer>) {
+        if !self.trainable.get() {
+            layer.set_trainable(false);
+        }
         self.layers.push(layer);
     }
 
@@ -79,6 +84,9 @@ impl Sequential {
 }
 
 impl Layer for Sequential {
+    fn trainable_switch(&self) -> Option<&std::cell::Cell<bool>> {
+        Some(&self.trainable)
+    }
     fn call(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let mut y = x.clone();
         for l in &self.layers {

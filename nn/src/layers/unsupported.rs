@@ -18,10 +18,7 @@ pub(crate) enum Allowed {
 }
 
 /// Settings no built-in layer implements.
-pub(crate) const COMMON: &[(&str, Allowed)] = &[
-    ("trainable", Allowed::OneOf(&["true"])),
-    ("activity_regularizer", Allowed::Null),
-];
+pub(crate) const COMMON: &[(&str, Allowed)] = &[("activity_regularizer", Allowed::Null)];
 
 /// Regularizers and constraints of a layer with a kernel and a bias.
 pub(crate) const KERNEL_AND_BIAS: &[(&str, Allowed)] = &[
@@ -87,7 +84,10 @@ mod tests {
             ("scale", json!(false)),
             ("gamma_initializer", json!({"class_name": "Zeros", "config": {}})),
             ("beta_regularizer", json!({"class_name": "L2", "config": {"l2": 0.01}})),
-            ("trainable", json!(false)),
+            (
+                "activity_regularizer",
+                json!({"class_name": "L2", "config": {"l2": 0.01}}),
+            ),
         ] {
             let mut c = json!({"name": "bn"});
             c[key] = value.clone();

@@ -125,6 +125,10 @@ pub fn layer_from_config(entry: &Value) -> Result<Box<dyn Layer>> {
             ))
         }
     };
+    // `trainable: false` freezes the layer's weights, as Keras' `layer.trainable = False`.
+    if config.get("trainable").and_then(Value::as_bool) == Some(false) {
+        layer.set_trainable(false);
+    }
     Ok(layer)
 }
 
