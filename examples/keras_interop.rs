@@ -2,13 +2,14 @@
 //! `scripts/verify_keras_json.py DIR` (real Keras 3), then `... -- read DIR`.
 //!
 //! `write` trains a small Sequential (Flatten, Dense, Dropout, Dense, Dropout, Activation),
-//! freezes its first Dense (as for fine-tuning) and writes its architecture (`model.json`, [`Model::to_json`]), its weights in Keras'
-//! order (`weights.json`), a batch of inputs (`x.json`) and its predictions on them
-//! (`predictions.json`). The Python side loads the architecture with
-//! `keras.models.model_from_json`, sets the weights, checks the predictions agree, and writes
-//! Keras' own JSON of the model (`keras.json`) and Keras' predictions
-//! (`keras_predictions.json`). `read` loads Keras' file with [`Model::from_json`], sets the
-//! same weights and checks its predictions against Keras'.
+//! freezes its first Dense (as for fine-tuning) and writes its architecture (`model.json`,
+//! [`Model::to_json`]), its weights in Keras' order (`weights.json`), a batch of inputs
+//! (`x.json`) and its predictions on them (`predictions.json`). The Python side loads the
+//! architecture with `keras.models.model_from_json`, checks the frozen layer, sets the weights,
+//! checks the predictions agree, and writes Keras' own JSON of the model (`keras.json`) and
+//! Keras' predictions (`keras_predictions.json`). `read` loads Keras' file with
+//! [`Model::from_json`], checks the same layer is frozen, sets the same weights and checks its
+//! predictions against Keras'.
 
 use ferroflow::nn::{Dropout, Flatten};
 use ferroflow::prelude::*;

@@ -394,6 +394,10 @@ fn from_json_honours_or_refuses_keras_layer_settings() -> ferroflow::Result<()> 
             r#"{"class_name": "Embedding", "config": {"name": "e", "input_dim": 3, "output_dim": 2, "mask_zero": true}}"#,
             "mask_zero",
         ),
+        (
+            r#"{"class_name": "Dense", "config": {"name": "t", "units": 1, "trainable": "no"}}"#,
+            "trainable must be true or false",
+        ),
     ] {
         let e = Model::from_json(&seq(layer)).unwrap_err().to_string();
         assert!(e.contains(key), "{key}: {e}");
@@ -447,6 +451,53 @@ fn frozen_layers_keep_their_weights_through_fit_and_model_files() -> ferroflow::
     // Unfreezing makes the weights trainable again; moving statistics never are.
     back.layer().set_trainable(true);
     assert_eq!(back.layer().trainable_variables().len(), 6);
+
+    // Changed between fits without compiling again, traced and eager: the next fit sees it.
+    for eager in [false, true] {
+        let mut s = Sequential::new();
+        s.add(Dense::new(4).with_seed(4));
+        s.add(Dense::new(1).with_seed(5));
+        let mut model = Model::new(s);
+        model.compile(CompileOptions::new(Sgd::new(0.1)?, "mse").run_eagerly(eager))?;
+        let fit = |model: &Model| model.fit((&x, &y), FitOptions::new().epochs(1).batch_size(8).seed(0).verbose(0));
+        fit(&model)?;
+        let first = &model.layer().sublayers().unwrap()[0];
+        first.set_trainable(false);
+        let before = model.get_weights()?;
+        fit(&model)?;
+        let after = model.get_weights()?;
+        assert_eq!(
+            before[0].to_vec::<f32>()?,
+            after[0].to_vec::<f32>()?,
+            "eager {eager}: frozen moved"
+        );
+        assert_ne!(
+            before[2].to_vec::<f32>()?,
+            after[2].to_vec::<f32>()?,
+            "eager {eager}: head still trains"
+        );
+        first.set_trainable(true);
+        fit(&model)?;
+        assert_ne!(
+            after[0].to_vec::<f32>()?,
+            model.get_weights()?[0].to_vec::<f32>()?,
+            "eager {eager}: unfrozen"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_frozen_batch_normalization_trains_on_its_moving_statistics() -> ferroflow::Result<()> {
+    use ferroflow::nn::BatchNormalization;
+    let bn = BatchNormalization::new();
+    let x = Tensor::new([[1.0f32, 2.0], [3.0, 6.0]]);
+    bn.call(&x, Mode::Training)?;
+    let inference = bn.call(&x, Mode::Inference)?.to_vec::<f32>()?;
+    bn.set_trainable(false);
+    assert_eq!(bn.call(&x, Mode::Training)?.to_vec::<f32>()?, inference);
+    bn.set_trainable(true);
+    assert_ne!(bn.call(&x, Mode::Training)?.to_vec::<f32>()?, inference);
     Ok(())
 }
 
@@ -500,5 +551,25 @@ fn an_input_dtype_without_tensors_builds_on_first_use() -> ferroflow::Result<()>
     let m = Model::from_json(keras)?;
     assert!(!m.is_built());
     assert_eq!(m.predict_on_batch(&Tensor::ones(&[3, 4], DType::F32)?)?.dims(), &[3, 2]);
+    Ok(())
+}
+
+#[test]
+fn layer_dtypes_round_trip_through_keras_json() -> ferroflow::Result<()> {
+    use ferroflow::nn::{BatchNormalization, Conv2D, LayerNormalization};
+    let mut s = Sequential::new();
+    s.add(Conv2D::new(2, [2, 2]).with_dtype(DType::F64).with_seed(1));
+    s.add(BatchNormalization::new().with_dtype(DType::F64));
+    s.add(LayerNormalization::new().with_dtype(DType::F64));
+    let model = Model::new(s);
+    let x = Tensor::ones(&[1, 3, 3, 1], DType::F32)?;
+    assert_eq!(
+        model.predict_on_batch(&x)?.dtype(),
+        DType::F64,
+        "float32 inputs cast up"
+    );
+    let back = Model::from_json(&model.to_json()?)?;
+    assert_eq!(back.predict_on_batch(&x)?.dtype(), DType::F64);
+    assert!(back.get_weights()?.iter().all(|w| w.dtype() == DType::F64));
     Ok(())
 }

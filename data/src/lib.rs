@@ -11,6 +11,7 @@
 //! * Combining and reshaping: [`range`](Dataset::range), [`zip`](Dataset::zip),
 //!   [`concatenate`](Dataset::concatenate), [`enumerate`](Dataset::enumerate),
 //!   [`flat_map`](Dataset::flat_map), [`interleave`](Dataset::interleave),
+//!   [`map_parallel`](Dataset::map_parallel) (`num_parallel_calls`),
 //!   [`window`](Dataset::window), [`unbatch`](Dataset::unbatch),
 //!   [`padded_batch`](Dataset::padded_batch) and [`cache`](Dataset::cache).
 //! * Loaders: numeric CSV ([`read_csv`]), NumPy `.npy` / `.npz` ([`read_npy`], [`read_npz`]),
@@ -39,6 +40,7 @@ mod dataset;
 pub mod datasets;
 pub mod npy;
 mod padded_batch;
+mod parallel_map;
 mod range;
 mod rng;
 pub mod rows;

@@ -43,11 +43,7 @@ where
                 }
             }));
             if let Err(panic) = run {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a pipeline stage panicked".into());
+                let msg = panic_message(&*panic);
                 let _ = tx.send(Err(Error::invalid(op, format!("pipeline panicked: {msg}"))));
             }
         });
@@ -55,6 +51,15 @@ where
         Ok(_) => Box::new(rx.into_iter()),
         Err(e) => Box::new(std::iter::once(Err(Error::external(op, e)))),
     }
+}
+
+/// The text a panic was raised with.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a pipeline stage panicked".into())
 }
 
 #[cfg(test)]

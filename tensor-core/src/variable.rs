@@ -162,16 +162,18 @@ impl Variable {
         self.0.spec.clone()
     }
 
-    /// Whether optimizers and tapes treat it as a parameter: made with [`Variable::new`]
-    /// and not [frozen](Variable::set_frozen).
+    /// Whether it is a parameter: made with [`Variable::new`] and not
+    /// [frozen](Variable::set_frozen). Tapes watch reads of trainable variables, and
+    /// `trainable_variables` (what `fit` differentiates and updates) lists only these.
     pub fn trainable(&self) -> bool {
         self.0.trainable && !self.0.frozen.load(Ordering::Relaxed)
     }
 
     /// Freezes (or unfreezes) a trainable variable, as Keras' `layer.trainable = False` does
-    /// to a layer's weights: a frozen variable is read like any other but tapes do not watch
-    /// it and optimizers leave it alone. A variable made with [`Variable::non_trainable`]
-    /// stays non-trainable either way (a layer's moving statistics are never trained).
+    /// to a layer's weights: a frozen variable is read like any other, but tapes do not watch
+    /// it and `fit` neither differentiates nor updates it (an optimizer given it explicitly
+    /// still updates it). A variable made with [`Variable::non_trainable`] stays
+    /// non-trainable either way (a layer's moving statistics are never trained).
     ///
     /// ```
     /// use ferroflow_tensor_core::{Tensor, Variable};

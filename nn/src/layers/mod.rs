@@ -99,8 +99,11 @@ pub trait Layer: Module {
         None
     }
 
-    /// The switch [`Layer::set_trainable`] sets, for layers with weights (and containers);
-    /// `None` for layers without weights, which are always trainable.
+    /// The switch [`Layer::set_trainable`] sets, for layers with weights (the built-in ones,
+    /// containers and [`Model::from_module`](crate::Model::from_module)'s); `None` for layers
+    /// without weights, which report themselves trainable. A custom layer that makes its
+    /// weights on first use holds a `Cell<bool>` here and calls [`freeze_new`] on what it
+    /// makes, so freezing before building holds.
     fn trainable_switch(&self) -> Option<&Cell<bool>> {
         None
     }
@@ -139,8 +142,10 @@ pub trait Layer: Module {
     }
 }
 
-/// Freezes `vars`, just made by `layer`, if the layer was set not trainable before it built.
-pub(crate) fn freeze_new<'a>(layer: &dyn Layer, vars: impl IntoIterator<Item = &'a Variable>) {
+/// Freezes `vars`, just made by `layer`, if the layer was set not trainable before it built:
+/// what a layer that makes its weights on first use calls after making them (see
+/// [`Layer::trainable_switch`]).
+pub fn freeze_new<'a>(layer: &dyn Layer, vars: impl IntoIterator<Item = &'a Variable>) {
     if !layer.trainable() {
         for v in vars {
             v.set_frozen(true);
@@ -185,11 +190,12 @@ fn kernel_and_bias<'a>(
     out
 }
 
-/// Keras' autocast: a layer computes a floating input in its own dtype (Keras casts
-/// floating inputs to the layer's compute dtype when it is called, so float64 data meets
-/// float32 weights as float32); other inputs are left as they are.
+/// Keras' autocast for a layer with float weights: a floating input is computed in the
+/// layer's dtype (Keras casts floating inputs to the layer's compute dtype when it is called,
+/// so float64 data meets float32 weights as float32), and an integer input is promoted to it
+/// (as Keras' `matmul` and batch normalization promote integers to float32).
 pub(crate) fn autocast(x: &Tensor, dtype: DType) -> Result<Tensor> {
-    if x.dtype().is_float() && dtype.is_float() && x.dtype() != dtype {
+    if dtype.is_float() && x.dtype() != dtype {
         x.cast(dtype)
     } else {
         Ok(x.clone())
@@ -269,6 +275,9 @@ mod autocast_tests {
         let images = Tensor::ones(&[1, 3, 3, 2], DType::F64).unwrap();
         let conv = Conv2D::new(2, [2, 2]).with_seed(2);
         assert_eq!(conv.call(&images, Mode::Inference).unwrap().dtype(), DType::F32);
+        // Integers are promoted, as Keras' matmul promotes them.
+        let ints = Tensor::new([[1i32, 2, 3]]);
+        assert_eq!(dense.call(&ints, Mode::Inference).unwrap().dtype(), DType::F32);
         // A layer made for float64 keeps float64 (and float32 inputs are cast up).
         let wide = Dense::new(2).with_dtype(DType::F64).with_seed(3);
         let y = wide.call(&x.cast(DType::F32).unwrap(), Mode::Inference).unwrap();

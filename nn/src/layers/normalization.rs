@@ -423,6 +423,8 @@ mod tests {
             assert!(d.abs() < 1e-12, "{d}");
         }
         assert_eq!(ln.variables().len(), 2);
-        assert!(ln.call(&Tensor::new([1i32]), Mode::Inference).is_err());
+        // Integers are promoted to the layer's dtype.
+        let ints = ln.call(&Tensor::new([[1i32, 2, 3]]), Mode::Inference).unwrap();
+        assert_eq!(ints.dtype(), DType::F64);
     }
 }

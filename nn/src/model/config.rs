@@ -125,9 +125,20 @@ pub fn layer_from_config(entry: &Value) -> Result<Box<dyn Layer>> {
             ))
         }
     };
-    // `trainable: false` freezes the layer's weights, as Keras' `layer.trainable = False`.
-    if config.get("trainable").and_then(Value::as_bool) == Some(false) {
-        layer.set_trainable(false);
+    // `trainable: false` freezes the layer's weights, as Keras' `layer.trainable = False`. A
+    // container's layers carry their own flags in their entries, so only its switch is set.
+    match config.get("trainable") {
+        None | Some(Value::Null) | Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) => match (layer.sublayers(), layer.trainable_switch()) {
+            (Some(_), Some(switch)) => switch.set(false),
+            _ => layer.set_trainable(false),
+        },
+        Some(other) => {
+            return Err(Error::invalid(
+                "from_json",
+                format!("{class} layer: trainable must be true or false, got {other}"),
+            ))
+        }
     }
     Ok(layer)
 }

@@ -656,6 +656,7 @@ impl Model {
                 }
                 if step == 0 && epoch == first_epoch {
                     self.ensure_built(&group[0][0])?;
+                    steps.core.sync_trainable();
                     self.note_train_batch(&group[0]);
                 }
                 if wants_logs {
@@ -777,6 +778,9 @@ impl Model {
             return Err(Error::invalid(op, "expected tensors"));
         };
         self.ensure_built(x)?;
+        if train {
+            steps.core.sync_trainable();
+        }
         steps.core.reset_metrics()?;
         let batches = std::slice::from_ref(&batch);
         let mut out = if train {

@@ -94,6 +94,7 @@ impl std::fmt::Debug for Model {
 struct ForwardLayer<M, F> {
     module: M,
     forward: F,
+    trainable: std::cell::Cell<bool>,
 }
 
 impl<M: Module, F> Module for ForwardLayer<M, F> {
@@ -113,7 +114,16 @@ impl<M: Module, F> Module for ForwardLayer<M, F> {
 
 impl<M: Module, F: Fn(&M, &Tensor) -> Result<Tensor>> Layer for ForwardLayer<M, F> {
     fn call(&self, x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        (self.forward)(&self.module, x)
+        let y = (self.forward)(&self.module, x)?;
+        // Variables the module makes on first use are frozen with it.
+        if !self.trainable.get() {
+            crate::layers::freeze_new(self, self.module.variables().iter());
+        }
+        Ok(y)
+    }
+
+    fn trainable_switch(&self) -> Option<&std::cell::Cell<bool>> {
+        Some(&self.trainable)
     }
 }
 
@@ -167,7 +177,11 @@ impl Model {
         M: Module + 'static,
         F: Fn(&M, &Tensor) -> Result<Tensor> + 'static,
     {
-        Model::new(ForwardLayer { module, forward })
+        Model::new(ForwardLayer {
+            module,
+            forward,
+            trainable: std::cell::Cell::new(true),
+        })
     }
 
     /// Renames the model.

@@ -64,6 +64,11 @@ pub(crate) struct StepCore {
     /// a static argument so a step traced for one strategy is not reused for another.
     generation: std::cell::Cell<i64>,
     seen: RefCell<Vec<MultiWorkerMirroredStrategy>>,
+    /// The ids of the trainable variables when `sync_trainable` last looked.
+    trainable_ids: RefCell<Option<Vec<u64>>>,
+    /// Bumped whenever a layer is frozen or unfrozen between fits, and passed to the traced
+    /// steps, so a step traced for other trainable weights is not reused.
+    trainable_generation: std::cell::Cell<i64>,
 }
 
 impl StepCore {
@@ -99,6 +104,8 @@ impl StepCore {
             strategy: RefCell::new(None),
             generation: std::cell::Cell::new(0),
             seen: RefCell::new(Vec::new()),
+            trainable_ids: RefCell::new(None),
+            trainable_generation: std::cell::Cell::new(0),
         })
     }
 
@@ -121,6 +128,23 @@ impl StepCore {
             .zip(metrics.iter())
             .find(|(k, _)| *k == key)
             .map(|(_, m)| m.metric.direction())
+    }
+
+    /// Takes in layers frozen or unfrozen since the last step (Keras asks for `compile()`
+    /// again; here the next step sees the change by itself): the listed trainable variables
+    /// are read afresh and the steps are traced again. Warns, as Keras does, when nothing is
+    /// trainable.
+    pub fn sync_trainable(&self) {
+        let ids: Vec<u64> = self.layer.trainable_variables().iter().map(Variable::id).collect();
+        let mut seen = self.trainable_ids.borrow_mut();
+        if ids.is_empty() && seen.as_ref() != Some(&ids) {
+            eprintln!("fit: the model has no trainable weights; training changes none of them");
+        }
+        if seen.as_ref().is_some_and(|s| *s != ids) {
+            self.trainable_generation.set(self.trainable_generation.get() + 1);
+            *self.trainable.borrow_mut() = None;
+        }
+        *seen = Some(ids);
     }
 
     /// Trains with `strategy` from now on (`None`: on this process alone).
@@ -312,9 +336,13 @@ impl StepCore {
             let vars = self.trainable_variables();
             let pairs = tape.connected_gradients(&loss, &vars)?;
             drop(tape);
+            let nothing_to_train = vars.is_empty();
             self.remember_trainable(vars);
             let refs: Vec<(&Tensor, &Variable)> = pairs.iter().map(|(g, v)| (g, v)).collect();
-            self.optimizer.apply_gradient_pairs(&refs)?;
+            // With no trainable weights Keras skips the update (the step count stays).
+            if !nothing_to_train {
+                self.optimizer.apply_gradient_pairs(&refs)?;
+            }
             self.update_metrics(y, &y_pred, sample_weight)?;
             return Ok(loss);
         };
@@ -357,7 +385,9 @@ impl StepCore {
             strategy.reduce_gradients(&grads, Weighting::Samples(rows))?
         };
         let refs: Vec<(&Tensor, &Variable)> = reduced.iter().zip(&vars).collect();
-        self.optimizer.apply_gradient_pairs(&refs)?;
+        if !refs.is_empty() {
+            self.optimizer.apply_gradient_pairs(&refs)?;
+        }
         Ok(loss)
     }
 
@@ -484,11 +514,13 @@ impl Steps {
                 "batches of one step must all have targets (and weights) alike",
             ));
         }
-        // The arity, the strategy's generation, then each batch's global rows (a trace per
-        // combination: the weights the gradients are reduced with are part of the graph).
-        let mut statics = Vec::with_capacity(2 + global_rows.len());
+        // The arity, the strategy's generation, the trainable weights' generation, then each
+        // batch's global rows (a trace per combination: the weights the gradients are reduced
+        // with are part of the graph).
+        let mut statics = Vec::with_capacity(3 + global_rows.len());
         statics.push(StaticArg::Int(arity as i64));
         statics.push(StaticArg::Int(self.core.generation.get()));
+        statics.push(StaticArg::Int(self.core.trainable_generation.get()));
         statics.extend(global_rows.iter().map(|&r| StaticArg::Int(r as i64)));
         let f = if train { &self.train_fn } else { &self.test_fn };
         match batches {
@@ -521,8 +553,14 @@ impl Steps {
         &self,
         specs: &[ferroflow_tensor_core::TensorSpec],
     ) -> Result<Arc<ferroflow_graph::ConcreteFunction>> {
-        self.train_fn
-            .get_concrete_function_with(specs, &[(specs.len() as i64).into(), self.core.generation.get().into()])
+        self.train_fn.get_concrete_function_with(
+            specs,
+            &[
+                (specs.len() as i64).into(),
+                self.core.generation.get().into(),
+                self.core.trainable_generation.get().into(),
+            ],
+        )
     }
 }
 
@@ -560,11 +598,11 @@ fn arity(statics: &[StaticArg]) -> usize {
     statics.first().and_then(StaticArg::as_i64).unwrap_or(2) as usize
 }
 
-/// The global row counts after the arity and the generation.
+/// The global row counts after the arity and the two generations.
 fn global_rows(statics: &[StaticArg]) -> Vec<usize> {
     statics
         .iter()
-        .skip(2)
+        .skip(3)
         .map(|s| s.as_i64().unwrap_or(0).max(0) as usize)
         .collect()
 }
