@@ -466,6 +466,15 @@ fn convolutions_and_pools_match_the_cpu() {
                     padding,
                 };
                 check(grad, &[p.clone(), up]);
+                if kind == PoolKind::Max {
+                    let second = tensor(&values(2 * 5 * 5 * 2), &[2, 5, 5, 2], dtype);
+                    let grad_grad = Op::MaxPoolGradGrad {
+                        ksize,
+                        strides,
+                        padding,
+                    };
+                    check(grad_grad, &[p.clone(), second]);
+                }
             }
         }
     }

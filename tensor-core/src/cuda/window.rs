@@ -29,6 +29,9 @@ pub(crate) enum WindowOp {
     Pool(PoolKind),
     /// Their gradients.
     PoolGrad(PoolKind),
+    /// Max pooling's gradient's gradient (`MaxPoolGradGrad`): the second input at each
+    /// window's argmax.
+    MaxPoolGradGrad,
     /// The patches matrix of a convolution's input (im2col), for a GEMM on cuBLAS.
     Patches,
 }
@@ -36,7 +39,7 @@ pub(crate) enum WindowOp {
 impl WindowOp {
     /// Every window kernel (for the tests' list of kernels).
     #[cfg(test)]
-    pub(crate) const ALL: [WindowOp; 8] = [
+    pub(crate) const ALL: [WindowOp; 9] = [
         WindowOp::Conv,
         WindowOp::ConvInput,
         WindowOp::ConvFilter,
@@ -44,6 +47,7 @@ impl WindowOp {
         WindowOp::Pool(PoolKind::Avg),
         WindowOp::PoolGrad(PoolKind::Max),
         WindowOp::PoolGrad(PoolKind::Avg),
+        WindowOp::MaxPoolGradGrad,
         WindowOp::Patches,
     ];
 
@@ -55,6 +59,7 @@ impl WindowOp {
             WindowOp::ConvFilter => "conv2d_filter",
             WindowOp::Pool(k) => k.name(),
             WindowOp::PoolGrad(k) => k.grad_name(),
+            WindowOp::MaxPoolGradGrad => "max_pool2d_grad_grad",
             WindowOp::Patches => "conv2d_patches",
         }
     }
@@ -260,6 +265,18 @@ extern "C" __global__ void {name}(const {t}* x, {t}* out, unsigned long long n, 
 "#
             )
         }
+        WindowOp::MaxPoolGradGrad => format!(
+            r#"
+extern "C" __global__ void {name}(const {t}* x, const {t}* grad, {t}* out, unsigned long long n, Window g) {{
+    GRID_STRIDE(i, n) {{
+        long long c = (long long)(i % g.c_in), r = (long long)(i / g.c_in);
+        long long ox = r % g.ow; r /= g.ow; long long oy = r % g.oh, b = r / g.oh;
+        long long at = ff_argmax(x, g, b, oy, ox, c);
+        out[i] = at < 0 ? ({t})0 : grad[(b * g.h * g.w + at) * g.c_in + c];
+    }}
+}}
+"#
+        ),
         WindowOp::PoolGrad(kind) => {
             let term = match kind {
                 PoolKind::Max => {
@@ -355,6 +372,14 @@ pub(crate) fn geometry(op: &Op, inputs: &[&[usize]]) -> Option<(WindowOp, Conv2d
             padding,
         } => (
             WindowOp::PoolGrad(*kind),
+            Conv2dGeometry::pool(dims4(0)?, *ksize, *strides, *padding).ok()?,
+        ),
+        Op::MaxPoolGradGrad {
+            ksize,
+            strides,
+            padding,
+        } => (
+            WindowOp::MaxPoolGradGrad,
             Conv2dGeometry::pool(dims4(0)?, *ksize, *strides, *padding).ok()?,
         ),
         _ => return None,
