@@ -721,3 +721,38 @@ fn float64_data_trains_a_float32_model_as_keras_autocasts() -> ferroflow::Result
     assert_eq!(model.predict(&x, PredictOptions::new())?.dtype(), DType::F32);
     Ok(())
 }
+
+#[test]
+fn keras_regression_and_margin_losses_train_traced_and_eager_alike() -> ferroflow::Result<()> {
+    let x = random::normal(&[32, 3], Normal::default().seed(7))?;
+    let y = x
+        .reduce_sum(Axes::from(-1).keepdims())?
+        .greater(&x.scalar_like(0.0))?
+        .cast(DType::F32)?;
+    for loss in ["hinge", "log_cosh", "poisson", "msle"] {
+        let mut histories = Vec::new();
+        for eager in [false, true] {
+            // Seeded alike, so both models start from the same weights (as in Keras 3).
+            let mut layers = Sequential::new();
+            layers.add(Dense::new(1).with_activation(Activation::Sigmoid).with_seed(1));
+            let mut model = Model::new(layers);
+            model.compile(
+                CompileOptions::new(Sgd::new(0.05)?, loss)
+                    .with_metrics(["mape", "cosine_similarity", "kld"])
+                    .run_eagerly(eager),
+            )?;
+            let h = model.fit((&x, &y), FitOptions::new().epochs(2).batch_size(8).seed(0).verbose(0))?;
+            histories.push(h);
+        }
+        for key in ["loss", "mape", "cosine_similarity", "kld"] {
+            let (traced, eager) = (histories[0].get(key).unwrap(), histories[1].get(key).unwrap());
+            for (a, b) in traced.iter().zip(eager) {
+                assert!(
+                    a.is_finite() && (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                    "{loss} {key}: {a} vs {b}"
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -80,21 +80,28 @@ impl Initializer {
         self.draw(shape, dtype, None)
     }
 
-    /// A tensor of `shape` and `dtype`, drawn with the op seed `seed`: the same global and
-    /// op seeds replay the same values.
+    /// A tensor of `shape` and `dtype` drawn from `seed` alone: the same seed gives the same
+    /// values at every call, whatever the global seed, as Keras 3's seeded initializers do
+    /// (`GlorotUniform(seed=1)` twice is one tensor twice).
     pub fn init_with_seed(&self, shape: &[usize], dtype: DType, seed: u64) -> Result<Tensor> {
         self.draw(shape, dtype, Some(seed))
     }
 
-    /// The draw, with an op seed or from the global seed.
+    /// The draw: from the seed alone (stateless), or from the global seed.
     pub(crate) fn draw(&self, shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tensor> {
-        let normal = |mean: f64, stddev: f64| Normal {
-            seed,
-            ..Normal::new(mean, stddev).dtype(dtype)
+        let normal = |mean: f64, stddev: f64| Normal::new(mean, stddev).dtype(dtype);
+        let uniform = |minval: f64, maxval: f64| Uniform::new(minval, maxval).dtype(dtype);
+        let draw_uniform = |u: Uniform| match seed {
+            Some(s) => random::stateless_uniform(shape, s, u),
+            None => random::uniform(shape, u),
         };
-        let uniform = |minval: f64, maxval: f64| Uniform {
-            seed,
-            ..Uniform::new(minval, maxval).dtype(dtype)
+        let draw_normal = |n: Normal| match seed {
+            Some(s) => random::stateless_normal(shape, s, n),
+            None => random::normal(shape, n),
+        };
+        let draw_truncated = |n: Normal| match seed {
+            Some(s) => random::stateless_truncated_normal(shape, s, n),
+            None => random::truncated_normal(shape, n),
         };
         if !dtype.is_float() && !matches!(self, Initializer::Zeros | Initializer::Ones | Initializer::Constant(_)) {
             return Err(Error::dtypes(
@@ -108,24 +115,24 @@ impl Initializer {
             Initializer::Zeros => Tensor::zeros(shape, dtype),
             Initializer::Ones => Tensor::ones(shape, dtype),
             Initializer::Constant(v) => Tensor::fill(shape, v, dtype),
-            Initializer::RandomNormal { mean, stddev } => random::normal(shape, normal(mean, stddev)),
-            Initializer::RandomUniform { minval, maxval } => random::uniform(shape, uniform(minval, maxval)),
-            Initializer::TruncatedNormal { mean, stddev } => random::truncated_normal(shape, normal(mean, stddev)),
+            Initializer::RandomNormal { mean, stddev } => draw_normal(normal(mean, stddev)),
+            Initializer::RandomUniform { minval, maxval } => draw_uniform(uniform(minval, maxval)),
+            Initializer::TruncatedNormal { mean, stddev } => draw_truncated(normal(mean, stddev)),
             Initializer::GlorotUniform => {
                 let limit = (6.0 / (fan_in + fan_out).max(1.0)).sqrt();
-                random::uniform(shape, uniform(-limit, limit))
+                draw_uniform(uniform(-limit, limit))
             }
             Initializer::HeNormal => {
                 let stddev = (2.0 / fan_in.max(1.0)).sqrt() / TRUNCATED_STD;
-                random::truncated_normal(shape, normal(0.0, stddev))
+                draw_truncated(normal(0.0, stddev))
             }
             Initializer::HeUniform => {
                 let limit = (6.0 / fan_in.max(1.0)).sqrt();
-                random::uniform(shape, uniform(-limit, limit))
+                draw_uniform(uniform(-limit, limit))
             }
             Initializer::LecunNormal => {
                 let stddev = (1.0 / fan_in.max(1.0)).sqrt() / TRUNCATED_STD;
-                random::truncated_normal(shape, normal(0.0, stddev))
+                draw_truncated(normal(0.0, stddev))
             }
         }
     }
@@ -243,10 +250,10 @@ mod tests {
         let b = Initializer::LecunNormal
             .init_with_seed(&[10, 10], DType::F32, 5)
             .unwrap();
-        assert_ne!(
+        assert_eq!(
             a.to_vec::<f32>().unwrap(),
             b.to_vec::<f32>().unwrap(),
-            "the same op seed continues its sequence"
+            "a seeded initializer repeats its values, as Keras 3's"
         );
         assert!(Initializer::HeUniform.init(&[2], DType::I32).is_err());
         assert_eq!(

@@ -1,5 +1,6 @@
 //! Keras losses with Keras semantics: the last axis is reduced first (a mean for MSE, MAE,
-//! Huber and binary cross-entropy, a sum over classes for the categorical ones), then the
+//! Huber, binary cross-entropy and most regression losses, a sum for the categorical ones,
+//! KL divergence and cosine similarity), then the
 //! mean over everything left (`reduction="sum_over_batch_size"`), giving a scalar. Each loss
 //! computes in its inputs' dtype. Cross-entropies on probabilities clip them to
 //! `[1e-7, 1 - 1e-7]`, as Keras does; predictions that a sigmoid or softmax activation
@@ -8,6 +9,10 @@
 
 use crate::keras_logits::{self, Squash};
 use ferroflow_tensor_core::{Axes, DType, Error, Result, Tensor};
+
+mod margin;
+mod probabilistic;
+mod regression;
 
 /// Keras' `epsilon()`, the clipping margin of probabilities.
 pub const EPSILON: f64 = 1e-7;
@@ -233,6 +238,51 @@ fn huber_per_sample(y_true: &Tensor, y_pred: &Tensor, delta: f64) -> Result<Tens
     last_axis_mean(&per)
 }
 
+/// `100 · mean(|y_true - y_pred| / max(|y_true|, ε), axis=-1)`, averaged over the batch (Keras' `mean_absolute_percentage_error`).
+pub fn mean_absolute_percentage_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+    regression::mape_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+}
+
+/// `mean((log(max(y_pred, ε) + 1) - log(max(y_true, ε) + 1))², axis=-1)`, averaged over the batch (Keras' `mean_squared_logarithmic_error`).
+pub fn mean_squared_logarithmic_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+    regression::msle_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+}
+
+/// `mean(log(cosh(y_pred - y_true)), axis=-1)`, computed without overflow, averaged over the batch (Keras' `log_cosh`).
+pub fn log_cosh(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+    regression::log_cosh_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+}
+
+/// `-sum(normalize(y_true) · normalize(y_pred), axis=-1)`: -1 for vectors pointing the same way, averaged over the batch (Keras' `cosine_similarity`).
+pub fn cosine_similarity(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+    regression::cosine_similarity_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+}
+
+/// `sum(t · log(t / p), axis=-1)` with both clipped to `[ε, 1]`, averaged over the batch (Keras' `kl_divergence`).
+pub fn kl_divergence(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+    probabilistic::kl_divergence_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+}
+
+/// `mean(y_pred - y_true · log(y_pred + ε), axis=-1)`, averaged over the batch (Keras' `poisson`).
+pub fn poisson(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+    probabilistic::poisson_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+}
+
+/// `mean(max(1 - y_true · y_pred, 0), axis=-1)`, labels 0/1 read as -1/1, averaged over the batch (Keras' `hinge`).
+pub fn hinge(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+    margin::hinge_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+}
+
+/// `mean(max(1 - y_true · y_pred, 0)², axis=-1)`, labels 0/1 read as -1/1, averaged over the batch (Keras' `squared_hinge`).
+pub fn squared_hinge(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+    margin::squared_hinge_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+}
+
+/// `max(max((1 - y_true) · y_pred) - sum(y_true · y_pred) + 1, 0)` over the last axis, averaged over the batch (Keras' `categorical_hinge`).
+pub fn categorical_hinge(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+    margin::categorical_hinge_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+}
+
 /// A loss chosen by value or by Keras name, as `model.compile(loss=...)` takes it.
 ///
 /// ```
@@ -261,6 +311,24 @@ pub enum Loss {
     SparseCategoricalCrossentropy(Predictions),
     /// [`huber`] with this `delta` (`"huber"`: delta 1).
     Huber(f64),
+    /// [`mean_absolute_percentage_error`] ("mape", "mean_absolute_percentage_error").
+    MeanAbsolutePercentageError,
+    /// [`mean_squared_logarithmic_error`] ("msle", "mean_squared_logarithmic_error").
+    MeanSquaredLogarithmicError,
+    /// [`log_cosh`] ("log_cosh", "logcosh").
+    LogCosh,
+    /// [`cosine_similarity`] ("cosine_similarity").
+    CosineSimilarity,
+    /// [`kl_divergence`] ("kld", "kl_divergence", "kullback_leibler_divergence").
+    KlDivergence,
+    /// [`poisson`] ("poisson").
+    Poisson,
+    /// [`hinge`] ("hinge").
+    Hinge,
+    /// [`squared_hinge`] ("squared_hinge").
+    SquaredHinge,
+    /// [`categorical_hinge`] ("categorical_hinge").
+    CategoricalHinge,
 }
 
 impl Loss {
@@ -273,6 +341,15 @@ impl Loss {
             Loss::CategoricalCrossentropy(p) => categorical_crossentropy(y_true, y_pred, p),
             Loss::SparseCategoricalCrossentropy(p) => sparse_categorical_crossentropy(y_true, y_pred, p),
             Loss::Huber(delta) => huber(y_true, y_pred, delta),
+            Loss::MeanAbsolutePercentageError => mean_absolute_percentage_error(y_true, y_pred),
+            Loss::MeanSquaredLogarithmicError => mean_squared_logarithmic_error(y_true, y_pred),
+            Loss::LogCosh => log_cosh(y_true, y_pred),
+            Loss::CosineSimilarity => cosine_similarity(y_true, y_pred),
+            Loss::KlDivergence => kl_divergence(y_true, y_pred),
+            Loss::Poisson => poisson(y_true, y_pred),
+            Loss::Hinge => hinge(y_true, y_pred),
+            Loss::SquaredHinge => squared_hinge(y_true, y_pred),
+            Loss::CategoricalHinge => categorical_hinge(y_true, y_pred),
         }
     }
 
@@ -295,6 +372,15 @@ impl Loss {
             Loss::CategoricalCrossentropy(p) => cce_per_sample(y_true, y_pred, p),
             Loss::SparseCategoricalCrossentropy(p) => scce_per_sample(y_true, y_pred, p),
             Loss::Huber(delta) => huber_per_sample(y_true, y_pred, delta),
+            Loss::MeanAbsolutePercentageError => regression::mape_per_sample(y_true, y_pred),
+            Loss::MeanSquaredLogarithmicError => regression::msle_per_sample(y_true, y_pred),
+            Loss::LogCosh => regression::log_cosh_per_sample(y_true, y_pred),
+            Loss::CosineSimilarity => regression::cosine_similarity_per_sample(y_true, y_pred),
+            Loss::KlDivergence => probabilistic::kl_divergence_per_sample(y_true, y_pred),
+            Loss::Poisson => probabilistic::poisson_per_sample(y_true, y_pred),
+            Loss::Hinge => margin::hinge_per_sample(y_true, y_pred),
+            Loss::SquaredHinge => margin::squared_hinge_per_sample(y_true, y_pred),
+            Loss::CategoricalHinge => margin::categorical_hinge_per_sample(y_true, y_pred),
         }
     }
 
@@ -312,6 +398,15 @@ impl Loss {
             Loss::CategoricalCrossentropy(_) => "categorical_crossentropy",
             Loss::SparseCategoricalCrossentropy(_) => "sparse_categorical_crossentropy",
             Loss::Huber(_) => "huber",
+            Loss::MeanAbsolutePercentageError => "mean_absolute_percentage_error",
+            Loss::MeanSquaredLogarithmicError => "mean_squared_logarithmic_error",
+            Loss::LogCosh => "log_cosh",
+            Loss::CosineSimilarity => "cosine_similarity",
+            Loss::KlDivergence => "kl_divergence",
+            Loss::Poisson => "poisson",
+            Loss::Hinge => "hinge",
+            Loss::SquaredHinge => "squared_hinge",
+            Loss::CategoricalHinge => "categorical_hinge",
         }
     }
 }
@@ -321,8 +416,10 @@ impl std::str::FromStr for Loss {
 
     /// Keras' names and aliases (`"mse"`, `"mean_squared_error"`, `"mae"`,
     /// `"binary_crossentropy"`, `"categorical_crossentropy"`,
-    /// `"sparse_categorical_crossentropy"`, `"huber"`); the cross-entropies take
-    /// probabilities, as Keras' string losses do.
+    /// `"sparse_categorical_crossentropy"`, `"huber"`, `"mape"`, `"msle"`, `"log_cosh"`,
+    /// `"cosine_similarity"`, `"kld"`, `"poisson"`, `"hinge"`, `"squared_hinge"`,
+    /// `"categorical_hinge"`, and the class names); the cross-entropies take probabilities,
+    /// as Keras' string losses do.
     fn from_str(s: &str) -> Result<Loss> {
         Ok(match s {
             "mse" | "mean_squared_error" | "MeanSquaredError" => Loss::MeanSquaredError,
@@ -335,6 +432,19 @@ impl std::str::FromStr for Loss {
                 Loss::SparseCategoricalCrossentropy(Predictions::Probabilities)
             }
             "huber" | "Huber" => Loss::Huber(1.0),
+            "mape" | "mean_absolute_percentage_error" | "MeanAbsolutePercentageError" => {
+                Loss::MeanAbsolutePercentageError
+            }
+            "msle" | "mean_squared_logarithmic_error" | "MeanSquaredLogarithmicError" => {
+                Loss::MeanSquaredLogarithmicError
+            }
+            "log_cosh" | "logcosh" | "LogCosh" => Loss::LogCosh,
+            "cosine_similarity" | "CosineSimilarity" => Loss::CosineSimilarity,
+            "kld" | "kl_divergence" | "kullback_leibler_divergence" | "KLDivergence" => Loss::KlDivergence,
+            "poisson" | "Poisson" => Loss::Poisson,
+            "hinge" | "Hinge" => Loss::Hinge,
+            "squared_hinge" | "SquaredHinge" => Loss::SquaredHinge,
+            "categorical_hinge" | "CategoricalHinge" => Loss::CategoricalHinge,
             _ => return Err(Error::invalid("loss", format!("unknown loss {s:?}"))),
         })
     }
@@ -343,6 +453,65 @@ impl std::str::FromStr for Loss {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Per-sample values of Keras 3.15's own loss functions on these inputs (JAX backend,
+    /// float64 inputs; some of its steps round through float32, hence the tolerance).
+    #[test]
+    fn regression_probabilistic_and_margin_losses_match_keras() {
+        let t = Tensor::new([[0.0f64, 1.0, 0.5], [2.0, -1.0, 0.25]]);
+        let p = Tensor::new([[0.3f64, 0.8, -0.2], [1.5, -0.5, 0.75]]);
+        let b = Tensor::new([[0.0f64, 1.0, 1.0], [1.0, 0.0, 1.0]]);
+        let pm = Tensor::new([[0.2f64, 0.7, 0.1], [0.5, 0.25, 0.25]]);
+        let tm = Tensor::new([[0.0f64, 1.0, 0.0], [0.3, 0.3, 0.4]]);
+        let (ta, pa) = (t.abs().unwrap(), p.abs().unwrap());
+        let cases: [(Loss, &Tensor, &Tensor, [f64; 2]); 10] = [
+            (
+                Loss::MeanAbsolutePercentageError,
+                &t,
+                &p,
+                [100000062.5, 91.66666865348816],
+            ),
+            (
+                Loss::MeanSquaredLogarithmicError,
+                &t,
+                &p,
+                [0.08144588768482208, 0.04881824180483818],
+            ),
+            (Loss::LogCosh, &t, &p, [0.09715969860553741, 0.12011450529098511]),
+            (
+                Loss::CosineSimilarity,
+                &t,
+                &p,
+                [-0.7135060680126758, -0.9365079365079365],
+            ),
+            (Loss::KlDivergence, &tm, &pm, [0.35667211152190276, 0.08945023160668342]),
+            (Loss::Poisson, &ta, &pa, [0.7759541273117065, 0.9013790488243103]),
+            (Loss::Hinge, &b, &p, [0.9000000357627869, 0.25]),
+            (Loss::Hinge, &t, &p, [0.7666667699813843, 0.4375]),
+            (Loss::SquaredHinge, &b, &p, [1.0566667318344116, 0.1041666716337204]),
+            (Loss::CategoricalHinge, &b, &p, [0.7, 0.0]),
+        ];
+        for (loss, y_true, y_pred, keras) in cases {
+            let per = loss.per_sample(y_true, y_pred).unwrap().to_vec::<f64>().unwrap();
+            for (got, want) in per.iter().zip(keras) {
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.abs().max(1e-6),
+                    "{}: {got} vs {want}",
+                    loss.name()
+                );
+            }
+            let batch = loss.call(y_true, y_pred).unwrap().to_scalar::<f64>().unwrap();
+            assert!((batch - (per[0] + per[1]) / 2.0).abs() < 1e-9);
+            assert_eq!(
+                loss.name().parse::<Loss>().unwrap(),
+                loss,
+                "{} parses back",
+                loss.name()
+            );
+        }
+        assert_eq!("kld".parse::<Loss>().unwrap(), Loss::KlDivergence);
+        assert_eq!("KLDivergence".parse::<Loss>().unwrap(), Loss::KlDivergence);
+    }
 
     #[test]
     fn hand_checked_values() {
@@ -368,7 +537,7 @@ mod tests {
             .to_scalar::<f64>()
             .unwrap();
         assert!((float_ids - (-(0.5f64.ln()) - 0.75f64.ln()) / 2.0).abs() < 1e-12);
-        assert!("hinge".parse::<Loss>().is_err());
+        assert!("hinges".parse::<Loss>().is_err());
         assert_eq!("mae".parse::<Loss>().unwrap(), Loss::MeanAbsoluteError);
     }
 }

@@ -5,7 +5,9 @@
 //! the same seeds give the same numbers on any thread count. As in TensorFlow: with a global
 //! seed and no op seed, each call takes the next op seed from a counter that `set_seed`
 //! resets; with an op seed, repeated calls with the same seeds continue the sequence; with
-//! neither, numbers are seeded from the clock.
+//! neither, numbers are seeded from the clock. The `stateless_*` draws depend on their seed
+//! alone and repeat at every call (`tf.random.stateless_*`, and how Keras 3's seeded
+//! initializers draw).
 
 use crate::{DType, Error, Result, Tensor};
 use std::collections::BTreeMap;
@@ -306,6 +308,34 @@ fn check_shape(op: &'static str, shape: &[usize]) -> Result<usize> {
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
 pub fn uniform(shape: &[usize], params: Uniform) -> Result<Tensor> {
+    uniform_with(shape, params, resolve)
+}
+
+/// [`uniform`] that depends on `seed` alone: the same numbers at every call, whatever the
+/// global seed (`params.seed` is not used).
+///
+/// ```
+/// use ferroflow_tensor_core::random::{self, Uniform};
+/// let a = random::stateless_uniform(&[3], 7, Uniform::default())?;
+/// let b = random::stateless_uniform(&[3], 7, Uniform::default())?;
+/// assert_eq!(a.to_vec::<f32>()?, b.to_vec::<f32>()?);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub fn stateless_uniform(shape: &[usize], seed: u64, params: Uniform) -> Result<Tensor> {
+    uniform_with(shape, params, |_| stateless(seed))
+}
+
+/// The (global seed, op seed, call) of a stateless draw: fixed by its seed, as the first
+/// call of a seeded op under no global seed.
+fn stateless(seed: u64) -> (u64, u64, u64) {
+    (DEFAULT_GLOBAL_SEED, seed, 0)
+}
+
+fn uniform_with(
+    shape: &[usize],
+    params: Uniform,
+    seeds: impl FnOnce(Option<u64>) -> (u64, u64, u64),
+) -> Result<Tensor> {
     let Uniform {
         minval,
         maxval,
@@ -323,7 +353,7 @@ pub fn uniform(shape: &[usize], params: Uniform) -> Result<Tensor> {
             format!("needs finite minval < maxval and a numeric dtype, got [{minval}, {maxval}) {dtype}"),
         ));
     }
-    let (g, o, c) = resolve(seed);
+    let (g, o, c) = seeds(seed);
     let st = Stream::new(g, o, c);
     let v: Vec<f64> = (0..n as u64)
         .map(|i| {
@@ -355,9 +385,18 @@ pub fn uniform(shape: &[usize], params: Uniform) -> Result<Tensor> {
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
 pub fn normal(shape: &[usize], params: Normal) -> Result<Tensor> {
+    normal_with(shape, params, resolve)
+}
+
+/// [`normal`] that depends on `seed` alone (see [`stateless_uniform`]).
+pub fn stateless_normal(shape: &[usize], seed: u64, params: Normal) -> Result<Tensor> {
+    normal_with(shape, params, |_| stateless(seed))
+}
+
+fn normal_with(shape: &[usize], params: Normal, seeds: impl FnOnce(Option<u64>) -> (u64, u64, u64)) -> Result<Tensor> {
     let n = check_shape("random_normal", shape)?;
     params.check("random_normal")?;
-    let (g, o, c) = resolve(params.seed);
+    let (g, o, c) = seeds(params.seed);
     let st = Stream::new(g, o, c);
     let v: Vec<f64> = (0..n as u64)
         .map(|i| params.mean + params.stddev * normal_from(st.block(i, 0)))
@@ -375,9 +414,22 @@ pub fn normal(shape: &[usize], params: Normal) -> Result<Tensor> {
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
 pub fn truncated_normal(shape: &[usize], params: Normal) -> Result<Tensor> {
+    truncated_normal_with(shape, params, resolve)
+}
+
+/// [`truncated_normal`] that depends on `seed` alone (see [`stateless_uniform`]).
+pub fn stateless_truncated_normal(shape: &[usize], seed: u64, params: Normal) -> Result<Tensor> {
+    truncated_normal_with(shape, params, |_| stateless(seed))
+}
+
+fn truncated_normal_with(
+    shape: &[usize],
+    params: Normal,
+    seeds: impl FnOnce(Option<u64>) -> (u64, u64, u64),
+) -> Result<Tensor> {
     let n = check_shape("truncated_normal", shape)?;
     params.check("truncated_normal")?;
-    let (g, o, c) = resolve(params.seed);
+    let (g, o, c) = seeds(params.seed);
     let st = Stream::new(g, o, c);
     let v: Vec<f64> = (0..n as u64)
         .map(|i| {

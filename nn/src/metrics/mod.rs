@@ -17,6 +17,7 @@
 mod auc;
 mod confusion;
 mod functions;
+mod loss_metrics;
 mod mean;
 
 pub use auc::Auc;
@@ -130,11 +131,36 @@ pub fn from_name(name: &str, y_true: &TensorSpec, y_pred: &TensorSpec) -> Result
         "auc" | "AUC" => Ok(Box::new(Auc::new()?.with_name(name))),
         "precision" | "Precision" => Ok(Box::new(Precision::new()?.with_name(name))),
         "recall" | "Recall" => Ok(Box::new(Recall::new()?.with_name(name))),
+        "mape" | "MAPE" | "mean_absolute_percentage_error" | "MeanAbsolutePercentageError" => {
+            wrap(loss_metrics::mean_absolute_percentage_error, Direction::Down)
+        }
+        "msle" | "MSLE" | "mean_squared_logarithmic_error" | "MeanSquaredLogarithmicError" => {
+            wrap(loss_metrics::mean_squared_logarithmic_error, Direction::Down)
+        }
+        "logcosh" | "log_cosh" | "LogCoshError" => wrap(loss_metrics::log_cosh, Direction::Down),
+        "kld" | "KLD" | "kl_divergence" | "kullback_leibler_divergence" | "KLDivergence" => {
+            wrap(loss_metrics::kl_divergence, Direction::Down)
+        }
+        "poisson" | "Poisson" => wrap(loss_metrics::poisson, Direction::Down),
+        "hinge" | "Hinge" => wrap(loss_metrics::hinge, Direction::Down),
+        "squared_hinge" | "SquaredHinge" => wrap(loss_metrics::squared_hinge, Direction::Down),
+        "categorical_hinge" | "CategoricalHinge" => wrap(loss_metrics::categorical_hinge, Direction::Down),
+        "cosine_similarity" | "CosineSimilarity" => wrap(loss_metrics::cosine_similarity, Direction::Up),
+        "binary_crossentropy" | "BinaryCrossentropy" => wrap(loss_metrics::binary_crossentropy, Direction::Down),
+        "categorical_crossentropy" | "CategoricalCrossentropy" => {
+            wrap(loss_metrics::categorical_crossentropy, Direction::Down)
+        }
+        "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
+            wrap(loss_metrics::sparse_categorical_crossentropy, Direction::Down)
+        }
         _ => Err(Error::invalid(
             "metrics",
             format!(
                 "unknown metric {name:?}; known: accuracy, binary_accuracy, categorical_accuracy, \
-                 sparse_categorical_accuracy, top_k_categorical_accuracy, mae, mse, auc, precision, recall"
+                 sparse_categorical_accuracy, top_k_categorical_accuracy, mae, mse, mape, msle, logcosh, \
+                 kld, poisson, hinge, squared_hinge, categorical_hinge, cosine_similarity, \
+                 binary_crossentropy, categorical_crossentropy, sparse_categorical_crossentropy, auc, \
+                 precision, recall"
             ),
         )),
     }
