@@ -196,7 +196,8 @@ fn sample_and_class_weights_weigh_the_loss() -> ferroflow::Result<()> {
     let xc = ferroflow::random::normal(&[12, 3], Normal::default().seed(1))?;
     let yc = Tensor::new([0i32, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
     let train = |options: FitOptions| -> ferroflow::Result<Vec<Vec<f32>>> {
-        // The same initial weights every time (a seeded layer continues its sequence).
+        // The same initial weights every time (a seeded layer repeats its values; the global
+        // seed also fixes the unseeded draws).
         random::set_seed(0);
         let mut s = Sequential::new();
         s.add(Dense::new(3).with_seed(3));

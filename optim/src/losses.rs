@@ -238,49 +238,47 @@ fn huber_per_sample(y_true: &Tensor, y_pred: &Tensor, delta: f64) -> Result<Tens
     last_axis_mean(&per)
 }
 
-/// `100 · mean(|y_true - y_pred| / max(|y_true|, ε), axis=-1)`, averaged over the batch (Keras' `mean_absolute_percentage_error`).
-pub fn mean_absolute_percentage_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    regression::mape_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+/// Public batch losses (the per-sample values averaged over the batch) for per-sample
+/// functions.
+macro_rules! batch_mean_losses {
+    ($($(#[$doc:meta])* $name:ident => $per_sample:path;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
+                $per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+            }
+        )*
+    };
 }
 
-/// `mean((log(max(y_pred, ε) + 1) - log(max(y_true, ε) + 1))², axis=-1)`, averaged over the batch (Keras' `mean_squared_logarithmic_error`).
-pub fn mean_squared_logarithmic_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    regression::msle_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
-}
-
-/// `mean(log(cosh(y_pred - y_true)), axis=-1)`, computed without overflow, averaged over the batch (Keras' `log_cosh`).
-pub fn log_cosh(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    regression::log_cosh_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
-}
-
-/// `-sum(normalize(y_true) · normalize(y_pred), axis=-1)`: -1 for vectors pointing the same way, averaged over the batch (Keras' `cosine_similarity`).
-pub fn cosine_similarity(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    regression::cosine_similarity_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
-}
-
-/// `sum(t · log(t / p), axis=-1)` with both clipped to `[ε, 1]`, averaged over the batch (Keras' `kl_divergence`).
-pub fn kl_divergence(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    probabilistic::kl_divergence_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
-}
-
-/// `mean(y_pred - y_true · log(y_pred + ε), axis=-1)`, averaged over the batch (Keras' `poisson`).
-pub fn poisson(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    probabilistic::poisson_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
-}
-
-/// `mean(max(1 - y_true · y_pred, 0), axis=-1)`, labels 0/1 read as -1/1, averaged over the batch (Keras' `hinge`).
-pub fn hinge(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    margin::hinge_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
-}
-
-/// `mean(max(1 - y_true · y_pred, 0)², axis=-1)`, labels 0/1 read as -1/1, averaged over the batch (Keras' `squared_hinge`).
-pub fn squared_hinge(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    margin::squared_hinge_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
-}
-
-/// `max(max((1 - y_true) · y_pred) - sum(y_true · y_pred) + 1, 0)` over the last axis, averaged over the batch (Keras' `categorical_hinge`).
-pub fn categorical_hinge(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    margin::categorical_hinge_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+batch_mean_losses! {
+    /// Keras' `mean_absolute_percentage_error`: `100 · mean(|y_true - y_pred| /
+    /// max(|y_true|, ε), axis=-1)`, averaged over the batch.
+    mean_absolute_percentage_error => regression::mape_per_sample;
+    /// Keras' `mean_squared_logarithmic_error`: `mean((log(max(y_pred, ε) + 1) -
+    /// log(max(y_true, ε) + 1))², axis=-1)`, averaged over the batch.
+    mean_squared_logarithmic_error => regression::msle_per_sample;
+    /// Keras' `log_cosh`: `mean(log(cosh(y_pred - y_true)), axis=-1)` (computed without
+    /// overflow), averaged over the batch.
+    log_cosh => regression::log_cosh_per_sample;
+    /// Keras' `cosine_similarity` loss: `-sum(normalize(y_true) · normalize(y_pred),
+    /// axis=-1)` (-1 for vectors pointing the same way), averaged over the batch.
+    cosine_similarity => regression::cosine_similarity_per_sample;
+    /// Keras' `kl_divergence`: `sum(t · log(t / p), axis=-1)` with both clipped to `[ε, 1]`,
+    /// averaged over the batch.
+    kl_divergence => probabilistic::kl_divergence_per_sample;
+    /// Keras' `poisson`: `mean(y_pred - y_true · log(y_pred + ε), axis=-1)`, averaged over
+    /// the batch.
+    poisson => probabilistic::poisson_per_sample;
+    /// Keras' `hinge`: `mean(max(1 - y_true · y_pred, 0), axis=-1)` (labels 0/1 read as
+    /// -1/1), averaged over the batch.
+    hinge => margin::hinge_per_sample;
+    /// Keras' `squared_hinge`: `mean(max(1 - y_true · y_pred, 0)², axis=-1)` (labels 0/1 read
+    /// as -1/1), averaged over the batch.
+    squared_hinge => margin::squared_hinge_per_sample;
+    /// Keras' `categorical_hinge`: `max(max((1 - y_true) · y_pred) - sum(y_true · y_pred) +
+    /// 1, 0)` over the last axis, averaged over the batch.
+    categorical_hinge => margin::categorical_hinge_per_sample;
 }
 
 /// A loss chosen by value or by Keras name, as `model.compile(loss=...)` takes it.

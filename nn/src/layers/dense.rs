@@ -75,7 +75,8 @@ impl Dense {
         self
     }
 
-    /// Seeds the initializers.
+    /// Seeds the initializers: the same seed gives the same initial weights every time, as
+    /// Keras 3's seeded initializers do.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
