@@ -185,7 +185,7 @@ fn training_resumed_from_a_checkpoint_continues_bit_identically() {
         let dir = tempfile::tempdir().unwrap();
         let straight = model_and_optimizer(1);
         let first = model_and_optimizer(1);
-        // Seeded layers continue their op-seed sequence, so copy the start explicitly.
+        // Copy the start explicitly, whatever the layers' seeding gives.
         for (a, b) in first.0.variables().iter().zip(straight.0.variables()) {
             a.assign(&b.value()).unwrap();
         }

@@ -10,8 +10,8 @@ use ferroflow::nn::callbacks::ModelCheckpoint;
 use ferroflow::prelude::*;
 use std::sync::Arc;
 
-/// A compiled model starting from `init` (random draws differ from call to call, so models
-/// that are compared start from the same values explicitly).
+/// A compiled model starting from `init` (models that are compared start from the same
+/// values explicitly, whatever their seeding gives).
 fn model_from(init: &[Tensor]) -> ferroflow::Result<Model> {
     let m = model()?;
     m.build_from(&Tensor::zeros(&[1, 4], DType::F64)?)?;

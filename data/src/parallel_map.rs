@@ -16,6 +16,13 @@ impl Dataset {
     /// what TensorFlow's `AUTOTUNE` would pick. A panic in `f` comes back as that element's
     /// error; 0 parallel calls is an error when iterating.
     ///
+    /// As with TensorFlow's parallel map, stateful random draws inside `f` (from the global
+    /// seed) are taken in whatever order the threads reach them: seed each element's draws
+    /// (the `stateless_*` functions of `ferroflow_tensor_core::random`) for repeatable
+    /// augmentation. `f` runs on pool threads, outside the caller's device scope. Elements
+    /// are prepared a group at a time when asked for; add [`Dataset::prefetch`] to prepare
+    /// the next group while the step runs.
+    ///
     /// ```
     /// use ferroflow_data::Dataset;
     /// let ds = Dataset::range(0..100).map_parallel(4, |e| Ok(vec![e[0].mul(&e[0])?]));

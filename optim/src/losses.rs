@@ -420,9 +420,11 @@ impl std::str::FromStr for Loss {
     /// as Keras' string losses do.
     fn from_str(s: &str) -> Result<Loss> {
         Ok(match s {
-            "mse" | "mean_squared_error" | "MeanSquaredError" => Loss::MeanSquaredError,
-            "mae" | "mean_absolute_error" | "MeanAbsoluteError" => Loss::MeanAbsoluteError,
-            "binary_crossentropy" | "BinaryCrossentropy" => Loss::BinaryCrossentropy(Predictions::Probabilities),
+            "mse" | "MSE" | "mean_squared_error" | "MeanSquaredError" => Loss::MeanSquaredError,
+            "mae" | "MAE" | "mean_absolute_error" | "MeanAbsoluteError" => Loss::MeanAbsoluteError,
+            "binary_crossentropy" | "bce" | "BCE" | "BinaryCrossentropy" => {
+                Loss::BinaryCrossentropy(Predictions::Probabilities)
+            }
             "categorical_crossentropy" | "CategoricalCrossentropy" => {
                 Loss::CategoricalCrossentropy(Predictions::Probabilities)
             }
@@ -430,15 +432,15 @@ impl std::str::FromStr for Loss {
                 Loss::SparseCategoricalCrossentropy(Predictions::Probabilities)
             }
             "huber" | "Huber" => Loss::Huber(1.0),
-            "mape" | "mean_absolute_percentage_error" | "MeanAbsolutePercentageError" => {
+            "mape" | "MAPE" | "mean_absolute_percentage_error" | "MeanAbsolutePercentageError" => {
                 Loss::MeanAbsolutePercentageError
             }
-            "msle" | "mean_squared_logarithmic_error" | "MeanSquaredLogarithmicError" => {
+            "msle" | "MSLE" | "mean_squared_logarithmic_error" | "MeanSquaredLogarithmicError" => {
                 Loss::MeanSquaredLogarithmicError
             }
             "log_cosh" | "logcosh" | "LogCosh" => Loss::LogCosh,
             "cosine_similarity" | "CosineSimilarity" => Loss::CosineSimilarity,
-            "kld" | "kl_divergence" | "kullback_leibler_divergence" | "KLDivergence" => Loss::KlDivergence,
+            "kld" | "KLD" | "kl_divergence" | "kullback_leibler_divergence" | "KLDivergence" => Loss::KlDivergence,
             "poisson" | "Poisson" => Loss::Poisson,
             "hinge" | "Hinge" => Loss::Hinge,
             "squared_hinge" | "SquaredHinge" => Loss::SquaredHinge,

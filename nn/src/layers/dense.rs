@@ -27,6 +27,9 @@ pub struct Dense {
     kernel_initializer: Initializer,
     bias_initializer: Initializer,
     seed: Option<u64>,
+    /// The bias initializer's own seed: a seed of its own keeps a random bias independent of
+    /// the kernel (a stateless draw with the kernel's seed would repeat its first row).
+    bias_seed: Option<u64>,
     dtype: DType,
     kernel: OnceCell<Variable>,
     bias: OnceCell<Variable>,
@@ -44,6 +47,7 @@ impl Dense {
             kernel_initializer: Initializer::GlorotUniform,
             bias_initializer: Initializer::Zeros,
             seed: None,
+            bias_seed: None,
             dtype: DType::F32,
             kernel: OnceCell::new(),
             bias: OnceCell::new(),
@@ -76,9 +80,10 @@ impl Dense {
     }
 
     /// Seeds the initializers: the same seed gives the same initial weights every time, as
-    /// Keras 3's seeded initializers do.
+    /// Keras 3's seeded initializers do (the bias initializer takes a seed derived from it).
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self.bias_seed = Some(seed ^ 0x9E37_79B9_7F4A_7C15);
         self
     }
 
@@ -109,7 +114,7 @@ impl Dense {
             .draw(&[input_dim, self.units], self.dtype, self.seed)?;
         let _ = self.kernel.set(Variable::new(format!("{}/kernel", self.name), k)?);
         if self.use_bias {
-            let b = self.bias_initializer.draw(&[self.units], self.dtype, self.seed)?;
+            let b = self.bias_initializer.draw(&[self.units], self.dtype, self.bias_seed)?;
             let _ = self.bias.set(Variable::new(format!("{}/bias", self.name), b)?);
         }
         super::freeze_new(self, self.kernel.get().into_iter().chain(self.bias.get()));
@@ -138,7 +143,10 @@ impl crate::model::LayerConfig for Dense {
         m.insert("activation".into(), self.activation.name().into());
         m.insert("use_bias".into(), self.use_bias.into());
         m.insert("kernel_initializer".into(), self.kernel_initializer.to_keras(self.seed));
-        m.insert("bias_initializer".into(), self.bias_initializer.to_keras(self.seed));
+        m.insert(
+            "bias_initializer".into(),
+            self.bias_initializer.to_keras(self.bias_seed),
+        );
         for key in [
             "kernel_regularizer",
             "bias_regularizer",
@@ -175,7 +183,9 @@ impl Dense {
             d.seed = seed;
         }
         if let Some(b) = config.get("bias_initializer").filter(|v| !v.is_null()) {
-            d = d.with_bias_initializer(Initializer::from_keras(b)?.0);
+            let (init, seed) = Initializer::from_keras(b)?;
+            d = d.with_bias_initializer(init);
+            d.bias_seed = seed;
         }
         Ok(d)
     }

@@ -118,8 +118,8 @@ pub trait Layer: Module {
     /// gradient for them and the optimizer leaves them as they are, and a frozen
     /// [`BatchNormalization`] uses its moving statistics while training (Keras 3's rule for
     /// fine-tuning). A container freezes every layer inside it; weights built later are
-    /// frozen when they are made. As in Keras, call [`Model::compile`](crate::Model::compile)
-    /// again after changing this on a model that has trained.
+    /// frozen when they are made. The next training step of a compiled model sees the
+    /// change (Keras asks for `compile()` again; it is not needed here).
     ///
     /// ```
     /// use ferroflow_nn::{Dense, Layer, Module};

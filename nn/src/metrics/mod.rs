@@ -137,7 +137,7 @@ pub fn from_name(name: &str, y_true: &TensorSpec, y_pred: &TensorSpec) -> Result
         "msle" | "MSLE" | "mean_squared_logarithmic_error" | "MeanSquaredLogarithmicError" => {
             wrap(loss_metrics::mean_squared_logarithmic_error, Direction::Down)
         }
-        "logcosh" | "log_cosh" | "LogCoshError" => wrap(loss_metrics::log_cosh, Direction::Down),
+        "logcosh" | "log_cosh" | "log_cosh_error" | "LogCoshError" => wrap(loss_metrics::log_cosh, Direction::Down),
         "kld" | "KLD" | "kl_divergence" | "kullback_leibler_divergence" | "KLDivergence" => {
             wrap(loss_metrics::kl_divergence, Direction::Down)
         }
@@ -146,7 +146,9 @@ pub fn from_name(name: &str, y_true: &TensorSpec, y_pred: &TensorSpec) -> Result
         "squared_hinge" | "SquaredHinge" => wrap(loss_metrics::squared_hinge, Direction::Down),
         "categorical_hinge" | "CategoricalHinge" => wrap(loss_metrics::categorical_hinge, Direction::Down),
         "cosine_similarity" | "CosineSimilarity" => wrap(loss_metrics::cosine_similarity, Direction::Up),
-        "binary_crossentropy" | "BinaryCrossentropy" => wrap(loss_metrics::binary_crossentropy, Direction::Down),
+        "binary_crossentropy" | "bce" | "BCE" | "BinaryCrossentropy" => {
+            wrap(loss_metrics::binary_crossentropy, Direction::Down)
+        }
         "categorical_crossentropy" | "CategoricalCrossentropy" => {
             wrap(loss_metrics::categorical_crossentropy, Direction::Down)
         }

@@ -64,10 +64,11 @@ pub(crate) struct StepCore {
     /// a static argument so a step traced for one strategy is not reused for another.
     generation: std::cell::Cell<i64>,
     seen: RefCell<Vec<MultiWorkerMirroredStrategy>>,
-    /// The ids of the trainable variables when `sync_trainable` last looked.
-    trainable_ids: RefCell<Option<Vec<u64>>>,
-    /// Bumped whenever a layer is frozen or unfrozen between fits, and passed to the traced
-    /// steps, so a step traced for other trainable weights is not reused.
+    /// Every set of trainable variable ids seen (the first at index 0).
+    trainable_sets: RefCell<Vec<Vec<u64>>>,
+    /// The index of the current set in `trainable_sets`, passed to the traced train step, so
+    /// a step traced for other trainable weights is not reused (and one traced for these
+    /// before is).
     trainable_generation: std::cell::Cell<i64>,
 }
 
@@ -104,7 +105,7 @@ impl StepCore {
             strategy: RefCell::new(None),
             generation: std::cell::Cell::new(0),
             seen: RefCell::new(Vec::new()),
-            trainable_ids: RefCell::new(None),
+            trainable_sets: RefCell::new(Vec::new()),
             trainable_generation: std::cell::Cell::new(0),
         })
     }
@@ -136,15 +137,23 @@ impl StepCore {
     /// trainable.
     pub fn sync_trainable(&self) {
         let ids: Vec<u64> = self.layer.trainable_variables().iter().map(Variable::id).collect();
-        let mut seen = self.trainable_ids.borrow_mut();
-        if ids.is_empty() && seen.as_ref() != Some(&ids) {
-            eprintln!("fit: the model has no trainable weights; training changes none of them");
+        let mut sets = self.trainable_sets.borrow_mut();
+        let current = usize::try_from(self.trainable_generation.get()).ok();
+        if current.and_then(|i| sets.get(i)) == Some(&ids) {
+            return;
         }
-        if seen.as_ref().is_some_and(|s| *s != ids) {
-            self.trainable_generation.set(self.trainable_generation.get() + 1);
-            *self.trainable.borrow_mut() = None;
+        if ids.is_empty() {
+            eprintln!("the model has no trainable weights; training changes none of them");
         }
-        *seen = Some(ids);
+        let index = match sets.iter().position(|s| *s == ids) {
+            Some(i) => i,
+            None => {
+                sets.push(ids);
+                sets.len() - 1
+            }
+        };
+        self.trainable_generation.set(index as i64);
+        *self.trainable.borrow_mut() = None;
     }
 
     /// Trains with `strategy` from now on (`None`: on this process alone).
@@ -520,7 +529,12 @@ impl Steps {
         let mut statics = Vec::with_capacity(3 + global_rows.len());
         statics.push(StaticArg::Int(arity as i64));
         statics.push(StaticArg::Int(self.core.generation.get()));
-        statics.push(StaticArg::Int(self.core.trainable_generation.get()));
+        // Inference does not depend on which weights train: the test step is not retraced.
+        statics.push(StaticArg::Int(if train {
+            self.core.trainable_generation.get()
+        } else {
+            0
+        }));
         statics.extend(global_rows.iter().map(|&r| StaticArg::Int(r as i64)));
         let f = if train { &self.train_fn } else { &self.test_fn };
         match batches {
