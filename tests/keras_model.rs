@@ -573,3 +573,42 @@ fn layer_dtypes_round_trip_through_keras_json() -> ferroflow::Result<()> {
     assert!(back.get_weights()?.iter().all(|w| w.dtype() == DType::F64));
     Ok(())
 }
+
+#[test]
+fn a_seeded_dense_repeats_its_weights_and_writes_seeds_keras_can_read() -> ferroflow::Result<()> {
+    use ferroflow::nn::initializers::Initializer;
+    let make = || {
+        Dense::new(3)
+            .with_seed(7)
+            .with_bias_initializer(Initializer::RandomNormal { mean: 0.0, stddev: 1.0 })
+            .with_input_dim(2)
+    };
+    let (a, b) = (make()?, make()?);
+    let values = |d: &Dense| -> ferroflow::Result<Vec<Vec<f32>>> {
+        [d.kernel(), d.bias()]
+            .iter()
+            .map(|v| v.unwrap().value().to_vec::<f32>())
+            .collect()
+    };
+    assert_eq!(values(&a)?, values(&b)?, "a seed repeats its values, as in Keras 3");
+    // The bias has a seed of its own: not a copy of the kernel's first row.
+    let (kernel, bias) = (values(&a)?[0].clone(), values(&a)?[1].clone());
+    assert_ne!(bias, kernel[..3].to_vec());
+    let mut s = Sequential::new();
+    s.add(a);
+    let json = Model::new(s).to_json()?;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let bias_seed = v["config"]["layers"][0]["config"]["bias_initializer"]["config"]["seed"]
+        .as_u64()
+        .unwrap();
+    assert!(bias_seed < 1 << 32, "Keras draws from uint32 seeds: {bias_seed}");
+    let back = Model::from_json(&json)?;
+    back.predict_on_batch(&Tensor::zeros(&[1, 2], DType::F32)?)?;
+    let again: Vec<Vec<f32>> = back
+        .get_weights()?
+        .iter()
+        .map(|w| w.to_vec::<f32>())
+        .collect::<ferroflow::Result<_>>()?;
+    assert_eq!(again, values(&b)?, "the file rebuilds the same weights");
+    Ok(())
+}

@@ -83,7 +83,9 @@ impl Dense {
     /// Keras 3's seeded initializers do (the bias initializer takes a seed derived from it).
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
-        self.bias_seed = Some(seed ^ 0x9E37_79B9_7F4A_7C15);
+        // Kept below 2^32: Keras draws from a uint32 seed, so a file with a larger one would
+        // not load there.
+        self.bias_seed = Some((seed ^ 0x9E37_79B9) & 0xFFFF_FFFF);
         self
     }
 

@@ -118,8 +118,9 @@ pub trait Layer: Module {
     /// gradient for them and the optimizer leaves them as they are, and a frozen
     /// [`BatchNormalization`] uses its moving statistics while training (Keras 3's rule for
     /// fine-tuning). A container freezes every layer inside it; weights built later are
-    /// frozen when they are made. The next training step of a compiled model sees the
-    /// change (Keras asks for `compile()` again; it is not needed here).
+    /// frozen when they are made. The next `fit` or `train_on_batch` of a compiled model sees
+    /// the change (Keras asks for `compile()` again; it is not needed here); a change made
+    /// during a `fit`, from a callback, takes effect at the next one.
     ///
     /// ```
     /// use ferroflow_nn::{Dense, Layer, Module};

@@ -131,10 +131,10 @@ impl StepCore {
             .map(|(_, m)| m.metric.direction())
     }
 
-    /// Takes in layers frozen or unfrozen since the last step (Keras asks for `compile()`
-    /// again; here the next step sees the change by itself): the listed trainable variables
-    /// are read afresh and the steps are traced again. Warns, as Keras does, when nothing is
-    /// trainable.
+    /// Takes in layers frozen or unfrozen since the last `fit` or `train_on_batch` (Keras
+    /// asks for `compile()` again; here it is not needed): the trainable variables are read
+    /// afresh, and the train step is traced again only for a set of trainable variables not
+    /// seen before (the test step never is). Warns, as Keras does, when nothing is trainable.
     pub fn sync_trainable(&self) {
         let ids: Vec<u64> = self.layer.trainable_variables().iter().map(Variable::id).collect();
         let mut sets = self.trainable_sets.borrow_mut();
