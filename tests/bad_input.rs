@@ -80,6 +80,6 @@ fn unknown_names_do_not_parse() {
     assert!("float32".parse::<DType>().is_ok());
     fails_in("dtype", "float8".parse::<DType>());
     fails_in("padding", "FULL".parse::<Padding>());
-    fails_in("loss", "hinge".parse::<Loss>());
+    fails_in("loss", "hinge_loss".parse::<Loss>());
     fails_in("activation", "swish2".parse::<Activation>());
 }
