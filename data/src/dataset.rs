@@ -61,6 +61,19 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// How many batches `elements` make.
+    pub(crate) fn batches_of(self, elements: Cardinality) -> Cardinality {
+        elements.map(|n| {
+            if self.drop_remainder {
+                n / self.size
+            } else {
+                n.div_ceil(self.size)
+            }
+        })
+    }
+}
+
 impl From<usize> for Batch {
     fn from(size: usize) -> Self {
         Batch::new(size)
@@ -292,13 +305,7 @@ impl Dataset {
         if batch.size == 0 {
             return Dataset::failing("batch", "batch size must be at least 1");
         }
-        let cardinality = self.cardinality.map(|n| {
-            if batch.drop_remainder {
-                n / batch.size
-            } else {
-                n.div_ceil(batch.size)
-            }
-        });
+        let cardinality = batch.batches_of(self.cardinality);
         let elements = match &self.rows {
             Some(rows) => rows.batches(batch),
             None => {

@@ -89,13 +89,7 @@ impl Dataset {
             return Dataset::failing("padded_batch", "batch size must be at least 1");
         }
         let batch = options.batch;
-        let cardinality = self.cardinality().map(|n| {
-            if batch.drop_remainder {
-                n / batch.size
-            } else {
-                n.div_ceil(batch.size)
-            }
-        });
+        let cardinality = batch.batches_of(self.cardinality());
         let groups = grouped(self.element_maker(), batch);
         Dataset::from_elements(
             Arc::new(move |n| {
