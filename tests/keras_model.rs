@@ -451,6 +451,15 @@ fn frozen_layers_keep_their_weights_through_fit_and_model_files() -> ferroflow::
     // Unfreezing makes the weights trainable again; moving statistics never are.
     back.layer().set_trainable(true);
     assert_eq!(back.layer().trainable_variables().len(), 6);
+    // Keras' container rule: a frozen container trains nothing, even a layer unfrozen inside it.
+    back.layer().set_trainable(false);
+    back.layer().sublayers().unwrap()[2].set_trainable(true);
+    assert!(back.layer().sublayers().unwrap()[2].trainable());
+    assert!(back.trainable_variables().is_empty());
+    let summary = back.summary()?;
+    assert!(summary.contains(" Trainable params: 0 "), "{summary}");
+    back.layer().set_trainable(true);
+    assert_eq!(back.trainable_variables().len(), 6);
 
     // Changed between fits without compiling again, traced and eager: the next fit sees it.
     for eager in [false, true] {

@@ -3,8 +3,9 @@
 use super::{config_name, unique_name, Layer, Mode};
 use crate::model::{layer_from_config, LayerConfig};
 use crate::Attr;
-use ferroflow_tensor_core::{DType, Error, Result, Tensor};
+use ferroflow_tensor_core::{DType, Error, Result, Tensor, Variable};
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 
 /// `keras.Sequential`: calls its layers in order.
 ///
@@ -133,7 +134,43 @@ impl LayerConfig for Sequential {
     }
 }
 
-layer_module!(Sequential, |l| &l.name, |l| {
-    let items = l.layers.iter().map(|x| Attr::Module(x.as_dyn())).collect();
-    vec![("layers".to_string(), Attr::List(items))]
-});
+impl crate::Module for Sequential {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
+        let items = self.layers.iter().map(|x| Attr::Module(x.as_dyn())).collect();
+        vec![("layers".to_string(), Attr::List(items))]
+    }
+    fn as_dyn(&self) -> &dyn crate::Module {
+        self
+    }
+
+    /// Keras' rule for containers: a frozen one trains nothing, not even a layer inside it
+    /// unfrozen since; otherwise what each layer trains, in [`Module::variables`]' order.
+    ///
+    /// [`Module::variables`]: crate::Module::variables
+    fn trainable_variables(&self) -> Vec<Variable> {
+        if !self.trainable.get() {
+            return Vec::new();
+        }
+        let trained: HashSet<u64> = self
+            .layers
+            .iter()
+            .flat_map(|l| l.trainable_variables())
+            .map(|v| v.id())
+            .collect();
+        self.variables()
+            .into_iter()
+            .filter(|v| trained.contains(&v.id()))
+            .collect()
+    }
+}
+
+impl crate::Track for Sequential {
+    fn track(&self) -> Option<Attr<'_>> {
+        Some(Attr::Module(self))
+    }
+}
+
+crate::trackable_module!(Sequential);

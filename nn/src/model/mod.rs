@@ -110,6 +110,13 @@ impl<M: Module, F> Module for ForwardLayer<M, F> {
     fn class_name(&self) -> String {
         self.module.class_name()
     }
+    fn trainable_variables(&self) -> Vec<Variable> {
+        if self.trainable.get() {
+            self.module.trainable_variables()
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 impl<M: Module, F: Fn(&M, &Tensor) -> Result<Tensor>> Layer for ForwardLayer<M, F> {
@@ -466,6 +473,10 @@ impl Module for Model {
     }
     fn class_name(&self) -> String {
         self.layer.class_name()
+    }
+    /// The layer's: a frozen container trains nothing inside it (Keras' rule).
+    fn trainable_variables(&self) -> Vec<Variable> {
+        self.layer.trainable_variables()
     }
 }
 

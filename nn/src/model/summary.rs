@@ -184,8 +184,9 @@ impl Model {
         out.push_str(&rule('└', '┴', '┘', '─'));
         out.push('\n');
         let vars = self.variables();
-        let trainable: Vec<Variable> = vars.iter().filter(|v| v.trainable()).cloned().collect();
-        let frozen: Vec<Variable> = vars.iter().filter(|v| !v.trainable()).cloned().collect();
+        let trainable = self.trainable_variables();
+        let trained: std::collections::HashSet<u64> = trainable.iter().map(Variable::id).collect();
+        let frozen: Vec<Variable> = vars.iter().filter(|v| !trained.contains(&v.id())).cloned().collect();
         let (t_count, t_bytes) = params_of(&trainable);
         let (n_count, n_bytes) = params_of(&frozen);
         let optimizer = match self.optimizer() {
