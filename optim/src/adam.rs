@@ -40,6 +40,19 @@ impl Adam {
         })
     }
 
+    /// `keras.optimizers.AdamW`: Adam with decoupled weight decay, Keras' default of
+    /// 0.004 (change it with [`Optimizer::with_weight_decay`]).
+    ///
+    /// ```
+    /// use ferroflow_optim::{Adam, Optimizer};
+    /// assert_eq!(Adam::adamw(0.001)?.state().weight_decay(), Some(0.004));
+    /// assert_eq!(Adam::adamw(0.001)?.with_weight_decay(0.01)?.state().weight_decay(), Some(0.01));
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    pub fn adamw(learning_rate: impl Into<LearningRate>) -> Result<Self> {
+        Adam::new(learning_rate)?.with_weight_decay(0.004)
+    }
+
     /// The first-moment decay, in `[0, 1)` (Keras' `beta_1`; 1 would divide the bias
     /// correction by zero).
     pub fn with_beta_1(mut self, beta_1: f64) -> Result<Self> {

@@ -1,6 +1,7 @@
 //! # ferroflow-optim
 //!
-//! Optimizers (SGD with momentum and Nesterov, Adam with AMSGrad, RMSprop, Adagrad),
+//! Optimizers (SGD with momentum and Nesterov, Adam with AMSGrad, AdamW, RMSprop, Adagrad;
+//! decoupled weight decay and gradient clipping for any of them),
 //! learning-rate schedules and Keras-style losses for ferroflow, with Keras 3's numbers.
 //! Every update is written with tensor ops and variable assigns, so a training step runs
 //! eagerly or traces into one graph. An optimizer's state (`iterations` and its slot

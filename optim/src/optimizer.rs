@@ -124,6 +124,11 @@ pub struct OptimizerState {
     iterations: Variable,
     learning_rate: RefCell<LearningRate>,
     clipping: Clipping,
+    /// Keras' `weight_decay`: each step first shrinks every variable by `lr·weight_decay`
+    /// of itself (decoupled weight decay, AdamW's rule, for any optimizer).
+    weight_decay: Option<f64>,
+    /// Variables (by id) and name fragments left out of the weight decay.
+    decay_excluded: RefCell<(Vec<u64>, Vec<String>)>,
     /// `(variable id, slot name, slot variable)`, in creation order.
     slots: RefCell<Vec<(u64, String, Variable)>>,
     /// A constant rate as a variable per dtype of the optimized variables (as Keras keeps
@@ -144,6 +149,8 @@ impl OptimizerState {
             iterations: Variable::non_trainable("iterations", Tensor::scalar(0i64))?,
             learning_rate: RefCell::new(learning_rate),
             clipping: Clipping::default(),
+            weight_decay: None,
+            decay_excluded: RefCell::new((Vec::new(), Vec::new())),
             slots: RefCell::new(Vec::new()),
             rates: RefCell::new(Vec::new()),
             one: Tensor::scalar(1i64),
@@ -194,6 +201,20 @@ impl OptimizerState {
     /// The clipping applied before each update.
     pub fn clipping(&self) -> Clipping {
         self.clipping
+    }
+
+    /// The weight decay applied before each update (Keras' `weight_decay`), if any.
+    pub fn weight_decay(&self) -> Option<f64> {
+        self.weight_decay
+    }
+
+    /// Whether the weight decay shrinks `var`: it is set, and neither `var` nor a name
+    /// fragment was excluded (Keras' `_use_weight_decay`).
+    fn decays(&self, var: &Variable) -> bool {
+        let (ids, names) = &*self.decay_excluded.borrow();
+        self.weight_decay.is_some()
+            && !ids.contains(&var.id())
+            && !names.iter().any(|n| var.name().contains(n.as_str()))
     }
 
     /// The slot variables of `var` named `names`, created as zeros (or `init`) on first use.
@@ -290,6 +311,15 @@ impl OptimizerState {
             None
         };
         let mut per_dtype: Vec<(DType, Tensor, Tensor)> = Vec::new();
+        // Keras decays every variable before it updates any, at this step's rate.
+        if let Some(wd) = self.weight_decay {
+            for (_, v) in pairs.iter().filter(|(_, v)| self.decays(v)) {
+                let lr = self.current_rate(v.dtype())?;
+                let value = v.read()?;
+                // `v - v·wd·lr`, in Keras' order of operations.
+                v.assign(&value.sub(&value.mul(&lr.scalar_like(wd))?.mul(&lr)?)?)?;
+            }
+        }
         for (g, (_, v)) in grads.iter().zip(pairs) {
             let dtype = v.dtype();
             let index = match per_dtype.iter().position(|(d, _, _)| *d == dtype) {
@@ -439,6 +469,51 @@ pub trait Optimizer {
         c.clipvalue = Some(clipvalue);
         self.state_mut().clipping = c.only_one("clipvalue")?;
         Ok(self)
+    }
+
+    /// Decoupled weight decay (Keras' `weight_decay`, AdamW's rule for any optimizer): each
+    /// step first sets every variable `w` to `w - w·weight_decay·lr`, at the step's learning
+    /// rate, then applies the update. `weight_decay` must be finite and `>= 0`.
+    ///
+    /// ```
+    /// use ferroflow_optim::{Optimizer, Sgd};
+    /// use ferroflow_tensor_core::{Tensor, Variable};
+    /// let w = Variable::new("kernel", Tensor::new([1.0f64, 2.0]))?;
+    /// let opt = Sgd::new(0.5)?.with_weight_decay(0.1)?;
+    /// opt.apply_gradients([(Tensor::new([0.0f64, 1.0]), &w)])?;
+    /// // w·(1 - 0.1·0.5), then w -= 0.5·g.
+    /// assert_eq!(w.value().to_vec::<f64>()?, vec![0.95, 1.4]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    fn with_weight_decay(mut self, weight_decay: f64) -> Result<Self>
+    where
+        Self: Sized,
+    {
+        non_negative("weight_decay", "weight_decay", weight_decay)?;
+        self.state_mut().weight_decay = Some(weight_decay);
+        Ok(self)
+    }
+
+    /// Leaves `vars`, and every variable whose name contains one of `var_names`, out of the
+    /// weight decay (Keras' `exclude_from_weight_decay(var_list, var_names)`; Keras reads
+    /// the names as regular expressions, here they are plain fragments). Replaces what an
+    /// earlier call excluded.
+    ///
+    /// ```
+    /// use ferroflow_optim::{Adam, Optimizer};
+    /// use ferroflow_tensor_core::{Tensor, Variable};
+    /// let b = Variable::new("dense/bias", Tensor::new([1.0f32]))?;
+    /// let opt = Adam::adamw(0.1)?;
+    /// opt.exclude_from_weight_decay(&[], &["bias"]);
+    /// opt.apply_gradients([(Tensor::new([0.0f32]), &b)])?;
+    /// assert_eq!(b.value().to_vec::<f32>()?, vec![1.0]);
+    /// # Ok::<(), ferroflow_tensor_core::Error>(())
+    /// ```
+    fn exclude_from_weight_decay(&self, vars: &[Variable], var_names: &[&str]) {
+        *self.state().decay_excluded.borrow_mut() = (
+            vars.iter().map(Variable::id).collect(),
+            var_names.iter().map(|n| n.to_string()).collect(),
+        );
     }
 
     /// Rescales all gradients together when their global L2 norm exceeds `global_clipnorm`
@@ -591,6 +666,117 @@ mod tests {
             values: vec![1.0],
         };
         assert!(Sgd::new(bad_schedule).is_err());
+    }
+
+    /// Three steps on a kernel and a bias against Keras 3.15's float32 results (JAX backend)
+    /// under the oracle's float32 rule: each value matches Keras' or is at least as close to
+    /// the float64 result of Keras' formulas. SGD with momentum decays both; AdamW leaves out
+    /// the bias by name; with a schedule the decay uses each step's rate.
+    #[test]
+    fn weight_decay_matches_keras() {
+        use crate::schedules::ExponentialDecay;
+        use crate::Adam;
+        let run = |opt: &dyn Optimizer| -> Vec<f32> {
+            let k = Variable::new("dense/kernel", Tensor::new([[0.5f32, -1.0], [2.0, 0.25]])).unwrap();
+            let b = Variable::new("dense/bias", Tensor::new([0.1f32, -0.2])).unwrap();
+            for s in 1..=3 {
+                let scale = |t: Tensor| t.mul(&Tensor::scalar(s as f32)).unwrap();
+                let gk = scale(Tensor::new([[0.3f32, -0.1], [0.05, 0.2]]));
+                let gb = scale(Tensor::new([0.01f32, -0.4]));
+                opt.apply_gradient_pairs(&[(&gk, &k), (&gb, &b)]).unwrap();
+            }
+            let mut out = k.value().to_vec::<f32>().unwrap();
+            out.extend(b.value().to_vec::<f32>().unwrap());
+            out
+        };
+        let check = |got: &[f32], keras: &[f64], exact: &[f64]| {
+            for ((&g, &k), &e) in got.iter().zip(keras).zip(exact) {
+                let matches = (f64::from(g) - k).abs() <= 1e-7 * k.abs().max(1.0);
+                assert!(
+                    matches || (f64::from(g) - e).abs() <= (k - e).abs(),
+                    "{got:?}: Keras {keras:?}, exact {exact:?}"
+                );
+            }
+        };
+        let sgd = Sgd::new(0.5)
+            .unwrap()
+            .with_momentum(0.9)
+            .unwrap()
+            .with_weight_decay(0.1)
+            .unwrap();
+        check(
+            &run(&sgd),
+            &[
+                -0.9614375829696655,
+                -0.39399999380111694,
+                1.483062505722046,
+                -0.7124062180519104,
+                0.039399996399879456,
+                1.6820249557495117,
+            ],
+            &[-0.9614375, -0.394, 1.4830625, -0.71240625, 0.0394, 1.682025],
+        );
+
+        let adamw = Adam::adamw(0.01).unwrap();
+        adamw.exclude_from_weight_decay(&[], &["bias"]);
+        check(
+            &run(&adamw),
+            &[
+                0.4707096815109253,
+                -0.9706500768661499,
+                1.9705307483673096,
+                0.22073982656002045,
+                0.07077370584011078,
+                -0.17076849937438965,
+            ],
+            &[
+                0.4707095338532578,
+                -0.9706498920361761,
+                1.9705304304895155,
+                0.22073962160006252,
+                0.07077350345964066,
+                -0.17076830093051182,
+            ],
+        );
+
+        let decay = ExponentialDecay {
+            initial_learning_rate: 0.1,
+            decay_steps: 1.0,
+            decay_rate: 0.5,
+            staircase: false,
+        };
+        let scheduled = Adam::adamw(decay).unwrap().with_weight_decay(0.2).unwrap();
+        scheduled.exclude_from_weight_decay(&[], &["bias"]);
+        check(
+            &run(&scheduled),
+            &[
+                0.31220418214797974,
+                -0.7948813438415527,
+                1.7602344751358032,
+                0.0708676427602768,
+                -0.07216743379831314,
+                -0.027793118730187416,
+            ],
+            &[
+                0.31220299580135213,
+                -0.794880160105024,
+                1.7602331563775135,
+                0.07086641188642148,
+                -0.07216867011916739,
+                -0.027791879922184258,
+            ],
+        );
+
+        // Excluded by variable; a bad rate is refused.
+        let w = Variable::new("w", Tensor::new([1.0f64])).unwrap();
+        let opt = Sgd::new(1.0).unwrap().with_weight_decay(0.5).unwrap();
+        opt.exclude_from_weight_decay(std::slice::from_ref(&w), &[]);
+        opt.apply_gradients([(Tensor::new([0.0f64]), &w)]).unwrap();
+        assert_eq!(w.value().to_vec::<f64>().unwrap(), vec![1.0]);
+        for bad in [-0.1, f64::NAN, f64::INFINITY] {
+            let e = Sgd::new(1.0).unwrap().with_weight_decay(bad).unwrap_err().to_string();
+            assert!(e.contains("weight_decay"), "{e}");
+        }
     }
 
     #[test]
