@@ -31,8 +31,9 @@ pub mod module;
 pub use ferroflow_nn_derive::Module;
 pub use ferroflow_tensor_core::{Tensor, Variable};
 pub use layers::{
-    Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Embedding, Flatten, Layer,
-    LayerNormalization, MaxPooling2D, Mode, Sequential,
+    Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Embedding, Flatten,
+    GlobalAveragePooling2D, GlobalMaxPooling2D, Layer, LayerNormalization, MaxPooling2D, Mode, Rescaling, Reshape,
+    Sequential,
 };
 pub use model::{
     ClassWeight, CompileOptions, EvaluateOptions, FitOptions, FitParams, History, Inputs, Logs, LossSpec, MetricSpec,

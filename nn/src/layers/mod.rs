@@ -37,7 +37,10 @@ mod dense;
 mod dropout;
 mod embedding;
 mod flatten;
+mod global_pooling;
 mod normalization;
+mod rescaling;
+mod reshape;
 mod sequential;
 mod unsupported;
 
@@ -47,7 +50,10 @@ pub use dense::Dense;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use flatten::Flatten;
+pub use global_pooling::{GlobalAveragePooling2D, GlobalMaxPooling2D};
 pub use normalization::{BatchNormalization, LayerNormalization};
+pub use rescaling::Rescaling;
+pub use reshape::Reshape;
 pub use sequential::Sequential;
 
 use crate::model::LayerConfig;

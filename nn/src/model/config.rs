@@ -6,8 +6,8 @@
 
 use super::Model;
 use crate::layers::{
-    Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Embedding, Flatten, LayerNormalization,
-    MaxPooling2D, Sequential,
+    Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Embedding, Flatten,
+    GlobalAveragePooling2D, GlobalMaxPooling2D, LayerNormalization, MaxPooling2D, Rescaling, Reshape, Sequential,
 };
 use crate::Layer;
 use ferroflow_tensor_core::{DType, Error, Result};
@@ -117,6 +117,10 @@ pub fn layer_from_config(entry: &Value) -> Result<Box<dyn Layer>> {
         "BatchNormalization" => Box::new(BatchNormalization::from_config(&config)?),
         "LayerNormalization" => Box::new(LayerNormalization::from_config(&config)?),
         "Embedding" => Box::new(Embedding::from_config(&config)?),
+        "Reshape" => Box::new(Reshape::from_config(&config)?),
+        "GlobalAveragePooling2D" => Box::new(GlobalAveragePooling2D::from_config(&config)?),
+        "GlobalMaxPooling2D" => Box::new(GlobalMaxPooling2D::from_config(&config)?),
+        "Rescaling" => Box::new(Rescaling::from_config(&config)?),
         "Sequential" => Box::new(Sequential::from_config(&config)?),
         other => {
             return Err(Error::invalid(
