@@ -77,6 +77,16 @@ fn bad_settings_are_refused_with_the_layer_named() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("Reshape"), "{e}");
+    let huge = Reshape::new([1 << 40, 1 << 40, 1 << 40]).unwrap();
+    assert!(huge
+        .call(&x, Mode::Inference)
+        .unwrap_err()
+        .to_string()
+        .contains("Reshape"));
+    let empty = Reshape::new([3, -1])
+        .unwrap()
+        .call(&Tensor::zeros(&[2, 0], DType::F32).unwrap(), Mode::Inference);
+    assert_eq!(empty.unwrap().dims(), &[2, 3, 0]);
     let e = GlobalAveragePooling2D::new()
         .call(&x, Mode::Inference)
         .unwrap_err()

@@ -90,7 +90,13 @@ impl Layer for Reshape {
             return Err(Error::shapes("Reshape", &[&x.shape()], "needs a batch axis"));
         };
         let size: usize = rest.iter().product();
-        let known: i64 = self.target_shape.iter().filter(|&&d| d != -1).product();
+        // Sizes from a file may be huge: a product that overflows fits no example.
+        let known = self
+            .target_shape
+            .iter()
+            .filter(|&&d| d != -1)
+            .try_fold(1i64, |acc, &d| acc.checked_mul(d))
+            .unwrap_or(-1);
         let fits = if self.target_shape.contains(&-1) {
             known > 0 && size as i64 % known == 0
         } else {
