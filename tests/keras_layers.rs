@@ -142,5 +142,11 @@ fn global_average_pooling_keeps_dims_on_request() -> ferroflow::Result<()> {
     assert_eq!(y.dims(), &[1, 1, 1, 2]);
     // The mean of channel 0 is that of 0, 2, ..., 30 over 7, less 2.
     assert!((y.to_vec::<f32>()?[0] - (15.0 / 7.0 - 2.0)).abs() < 1e-6);
+    // Integers average to float32 (Keras' mean); their maximum stays integer.
+    let ints = Tensor::from_vec(vec![1i32, 2, 3, 4], &[1, 2, 2, 1])?;
+    let mean = GlobalAveragePooling2D::new().call(&ints, Mode::Inference)?;
+    assert_eq!((mean.dtype(), mean.to_vec::<f32>()?), (DType::F32, vec![2.5]));
+    let max = GlobalMaxPooling2D::new().call(&ints, Mode::Inference)?;
+    assert_eq!((max.dtype(), max.to_vec::<i32>()?), (DType::I32, vec![4]));
     Ok(())
 }

@@ -460,6 +460,18 @@ fn frozen_layers_keep_their_weights_through_fit_and_model_files() -> ferroflow::
     assert!(summary.contains(" Trainable params: 0 "), "{summary}");
     back.layer().set_trainable(true);
     assert_eq!(back.trainable_variables().len(), 6);
+    // As in Keras, the rule holds for the container asked: inside a trainable model, a frozen
+    // container does not hide a layer unfrozen within it (Keras 3.15 counts 4 weights here).
+    let mut inner = Sequential::new();
+    inner.add(Dense::new(2).with_input_dim(3)?);
+    inner.add(Dense::new(2).with_input_dim(2)?);
+    inner.set_trainable(false);
+    inner.sublayers().unwrap()[1].set_trainable(true);
+    assert!(inner.trainable_variables().is_empty());
+    let mut outer = Sequential::new();
+    outer.add(inner);
+    outer.add(Dense::new(1).with_input_dim(2)?);
+    assert_eq!(outer.trainable_variables().len(), 4);
 
     // Changed between fits without compiling again, traced and eager: the next fit sees it.
     for eager in [false, true] {
@@ -636,7 +648,7 @@ fn adamw_trains_the_same_traced_and_eager_and_decays_only_what_it_should() -> fe
         } else {
             Adam::new(0.01)?
         };
-        opt.exclude_from_weight_decay(&[], &["bias"]);
+        opt.exclude_from_weight_decay(&[], &["bias"])?;
         model.compile(CompileOptions::new(opt, "mse").run_eagerly(eager))?;
         model.fit((&x, &y), FitOptions::new().epochs(2).batch_size(8).seed(0).verbose(0))?;
         model.get_weights()?.iter().map(|w| w.to_vec::<f32>()).collect()

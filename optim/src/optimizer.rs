@@ -129,6 +129,9 @@ pub struct OptimizerState {
     weight_decay: Option<f64>,
     /// Variables (by id) and name fragments left out of the weight decay.
     decay_excluded: RefCell<(Vec<u64>, Vec<String>)>,
+    /// Whether a step or `build` has run: what is excluded from the weight decay is fixed
+    /// from then on (a traced step has it in its graph).
+    built: std::cell::Cell<bool>,
     /// `(variable id, slot name, slot variable)`, in creation order.
     slots: RefCell<Vec<(u64, String, Variable)>>,
     /// A constant rate as a variable per dtype of the optimized variables (as Keras keeps
@@ -151,6 +154,7 @@ impl OptimizerState {
             clipping: Clipping::default(),
             weight_decay: None,
             decay_excluded: RefCell::new((Vec::new(), Vec::new())),
+            built: std::cell::Cell::new(false),
             slots: RefCell::new(Vec::new()),
             rates: RefCell::new(Vec::new()),
             one: Tensor::scalar(1i64),
@@ -219,6 +223,7 @@ impl OptimizerState {
 
     /// The slot variables of `var` named `names`, created as zeros (or `init`) on first use.
     pub fn slots_for(&self, var: &Variable, names: &[&str], init: f64) -> Result<Vec<Variable>> {
+        self.built.set(true);
         let mut slots = self.slots.borrow_mut();
         names
             .iter()
@@ -284,6 +289,28 @@ impl OptimizerState {
         Ok(grads)
     }
 
+    /// The index in `per_dtype` of `dtype`'s learning rate and step number, made on first
+    /// use: once per dtype, not once per variable.
+    fn rate_and_step(
+        &self,
+        per_dtype: &mut Vec<(DType, Tensor, Tensor)>,
+        dtype: DType,
+        step: &Option<Tensor>,
+    ) -> Result<usize> {
+        if let Some(i) = per_dtype.iter().position(|(d, _, _)| *d == dtype) {
+            return Ok(i);
+        }
+        let lr = self.current_rate(dtype)?;
+        // `t` is only read by optimizers that use the step; the others get the rate as a
+        // stand-in rather than a freshly made zero.
+        let t = match step {
+            Some(s) => s.cast(dtype)?,
+            None => lr.clone(),
+        };
+        per_dtype.push((dtype, lr, t));
+        Ok(per_dtype.len() - 1)
+    }
+
     /// One step: checks every pair, clips, updates each variable through `opt`, then
     /// increments `iterations`.
     fn apply<O: Optimizer + ?Sized>(&self, opt: &O, pairs: &[(&Tensor, &Variable)]) -> Result<()> {
@@ -314,28 +341,15 @@ impl OptimizerState {
         // Keras decays every variable before it updates any, at this step's rate.
         if let Some(wd) = self.weight_decay {
             for (_, v) in pairs.iter().filter(|(_, v)| self.decays(v)) {
-                let lr = self.current_rate(v.dtype())?;
+                let index = self.rate_and_step(&mut per_dtype, v.dtype(), &step)?;
+                let lr = &per_dtype[index].1;
                 let value = v.read()?;
                 // `v - v·wd·lr`, in Keras' order of operations.
-                v.assign(&value.sub(&value.mul(&lr.scalar_like(wd))?.mul(&lr)?)?)?;
+                v.assign(&value.sub(&value.mul(&lr.scalar_like(wd))?.mul(lr)?)?)?;
             }
         }
         for (g, (_, v)) in grads.iter().zip(pairs) {
-            let dtype = v.dtype();
-            let index = match per_dtype.iter().position(|(d, _, _)| *d == dtype) {
-                Some(i) => i,
-                None => {
-                    let lr = self.current_rate(dtype)?;
-                    // `t` is only read by optimizers that use the step; the others get the
-                    // rate as a stand-in rather than a freshly made zero.
-                    let t = match &step {
-                        Some(s) => s.cast(dtype)?,
-                        None => lr.clone(),
-                    };
-                    per_dtype.push((dtype, lr, t));
-                    per_dtype.len() - 1
-                }
-            };
+            let index = self.rate_and_step(&mut per_dtype, v.dtype(), &step)?;
             let (_, lr, t) = &per_dtype[index];
             let slots = self.slots_for(v, opt.slot_names(), opt.slot_init())?;
             opt.update(v, g, &slots, lr, t)?;
@@ -497,23 +511,34 @@ pub trait Optimizer {
     /// Leaves `vars`, and every variable whose name contains one of `var_names`, out of the
     /// weight decay (Keras' `exclude_from_weight_decay(var_list, var_names)`; Keras reads
     /// the names as regular expressions, here they are plain fragments). Replaces what an
-    /// earlier call excluded.
+    /// earlier call excluded. As in Keras, only before the optimizer is built (its first
+    /// step or [`Optimizer::build`]); after that it is an error, since a traced step keeps
+    /// what it was traced with.
     ///
     /// ```
     /// use ferroflow_optim::{Adam, Optimizer};
     /// use ferroflow_tensor_core::{Tensor, Variable};
     /// let b = Variable::new("dense/bias", Tensor::new([1.0f32]))?;
     /// let opt = Adam::adamw(0.1)?;
-    /// opt.exclude_from_weight_decay(&[], &["bias"]);
+    /// opt.exclude_from_weight_decay(&[], &["bias"])?;
     /// opt.apply_gradients([(Tensor::new([0.0f32]), &b)])?;
     /// assert_eq!(b.value().to_vec::<f32>()?, vec![1.0]);
+    /// assert!(opt.exclude_from_weight_decay(&[], &["kernel"]).is_err());
     /// # Ok::<(), ferroflow_tensor_core::Error>(())
     /// ```
-    fn exclude_from_weight_decay(&self, vars: &[Variable], var_names: &[&str]) {
-        *self.state().decay_excluded.borrow_mut() = (
+    fn exclude_from_weight_decay(&self, vars: &[Variable], var_names: &[&str]) -> Result<()> {
+        let state = self.state();
+        if state.built.get() {
+            return Err(Error::invalid(
+                "exclude_from_weight_decay",
+                "can only be configured before the optimizer is built (its first step or build())",
+            ));
+        }
+        *state.decay_excluded.borrow_mut() = (
             vars.iter().map(Variable::id).collect(),
             var_names.iter().map(|n| n.to_string()).collect(),
         );
+        Ok(())
     }
 
     /// Rescales all gradients together when their global L2 norm exceeds `global_clipnorm`
@@ -718,7 +743,7 @@ mod tests {
         );
 
         let adamw = Adam::adamw(0.01).unwrap();
-        adamw.exclude_from_weight_decay(&[], &["bias"]);
+        adamw.exclude_from_weight_decay(&[], &["bias"]).unwrap();
         check(
             &run(&adamw),
             &[
@@ -746,7 +771,7 @@ mod tests {
             staircase: false,
         };
         let scheduled = Adam::adamw(decay).unwrap().with_weight_decay(0.2).unwrap();
-        scheduled.exclude_from_weight_decay(&[], &["bias"]);
+        scheduled.exclude_from_weight_decay(&[], &["bias"]).unwrap();
         check(
             &run(&scheduled),
             &[
@@ -770,7 +795,7 @@ mod tests {
         // Excluded by variable; a bad rate is refused.
         let w = Variable::new("w", Tensor::new([1.0f64])).unwrap();
         let opt = Sgd::new(1.0).unwrap().with_weight_decay(0.5).unwrap();
-        opt.exclude_from_weight_decay(std::slice::from_ref(&w), &[]);
+        opt.exclude_from_weight_decay(std::slice::from_ref(&w), &[]).unwrap();
         opt.apply_gradients([(Tensor::new([0.0f64]), &w)]).unwrap();
         assert_eq!(w.value().to_vec::<f64>().unwrap(), vec![1.0]);
         for bad in [-0.1, f64::NAN, f64::INFINITY] {

@@ -13,7 +13,7 @@ struct GlobalPool {
 }
 
 /// `keras.layers.GlobalAveragePooling2D`: the mean over height and width, `[n, h, w, c]` →
-/// `[n, c]` (or `[n, 1, 1, c]` with `keepdims`).
+/// `[n, c]` (or `[n, 1, 1, c]` with `keepdims`); integers average to float32, as in Keras.
 ///
 /// ```
 /// use ferroflow_nn::{GlobalAveragePooling2D, Layer, Mode};
@@ -41,7 +41,7 @@ pub struct GlobalAveragePooling2D(GlobalPool);
 pub struct GlobalMaxPooling2D(GlobalPool);
 
 macro_rules! global_pool_layer {
-    ($t:ident, $name:literal, $reduce:ident) => {
+    ($t:ident, $name:literal, $reduce:ident, $float_only:literal) => {
         impl $t {
             /// The layer without `keepdims`, named as Keras names it (`$name`, `$name_1`, ...).
             pub fn new() -> Self {
@@ -119,6 +119,12 @@ macro_rules! global_pool_layer {
                         "needs a rank-4 input [batch, height, width, channels]",
                     ));
                 }
+                // Keras' mean of integers is float32; its maximum keeps the input's dtype.
+                let x = if $float_only && !x.dtype().is_float() {
+                    x.cast(DType::F32)?
+                } else {
+                    x.clone()
+                };
                 let axes = Axes::from([1i64, 2].as_slice());
                 if self.0.keepdims {
                     x.$reduce(axes.keepdims())
@@ -132,5 +138,5 @@ macro_rules! global_pool_layer {
     };
 }
 
-global_pool_layer!(GlobalAveragePooling2D, "global_average_pooling2d", reduce_mean);
-global_pool_layer!(GlobalMaxPooling2D, "global_max_pooling2d", reduce_max);
+global_pool_layer!(GlobalAveragePooling2D, "global_average_pooling2d", reduce_mean, true);
+global_pool_layer!(GlobalMaxPooling2D, "global_max_pooling2d", reduce_max, false);

@@ -124,8 +124,8 @@ pub trait Layer: Module {
     /// gradient for them and the optimizer leaves them as they are, and a frozen
     /// [`BatchNormalization`] uses its moving statistics while training (Keras 3's rule for
     /// fine-tuning). A container freezes every layer inside it and, while frozen, trains
-    /// none of them, even one set trainable again on its own (Keras' rule); weights built later
-    /// are frozen when they are made. The next `fit` or `train_on_batch` of a compiled model sees
+    /// none of them when it is the model trained, even one set trainable again on its own
+    /// (Keras' rule); weights built later are frozen when they are made. The next `fit` or `train_on_batch` of a compiled model sees
     /// the change (Keras asks for `compile()` again; it is not needed here); a change made
     /// during a `fit`, from a callback, takes effect at the next one.
     ///

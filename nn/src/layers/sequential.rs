@@ -5,7 +5,6 @@ use crate::model::{layer_from_config, LayerConfig};
 use crate::Attr;
 use ferroflow_tensor_core::{DType, Error, Result, Tensor, Variable};
 use serde_json::{Map, Value};
-use std::collections::HashSet;
 
 /// `keras.Sequential`: calls its layers in order.
 ///
@@ -146,24 +145,15 @@ impl crate::Module for Sequential {
         self
     }
 
-    /// Keras' rule for containers: a frozen one trains nothing, not even a layer inside it
-    /// unfrozen since; otherwise what each layer trains, in [`Module::variables`]' order.
-    ///
-    /// [`Module::variables`]: crate::Module::variables
+    /// Keras' rule (`Layer.trainable_weights`): a frozen container trains nothing, not even
+    /// a layer inside it set trainable again since; otherwise its trainable variables. The
+    /// rule holds for the container asked, as in Keras: a frozen container inside a trainable
+    /// one does not hide a layer unfrozen within it.
     fn trainable_variables(&self) -> Vec<Variable> {
         if !self.trainable.get() {
             return Vec::new();
         }
-        let trained: HashSet<u64> = self
-            .layers
-            .iter()
-            .flat_map(|l| l.trainable_variables())
-            .map(|v| v.id())
-            .collect();
-        self.variables()
-            .into_iter()
-            .filter(|v| trained.contains(&v.id()))
-            .collect()
+        self.variables().into_iter().filter(Variable::trainable).collect()
     }
 }
 
