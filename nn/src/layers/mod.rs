@@ -6,7 +6,7 @@
 ///
 /// `layer_module!(Dense, |l| &l.name, |l| kernel_and_bias(&l.kernel, &l.bias));`
 macro_rules! layer_module {
-    ($t:ty, |$n:ident| $name:expr, |$a:ident| $attrs:expr) => {
+    ($t:ty, |$n:ident| $name:expr, |$a:ident| $attrs:expr $(, $extra:item)*) => {
         impl $crate::Module for $t {
             fn name(&self) -> &str {
                 let $n = self;
@@ -19,6 +19,7 @@ macro_rules! layer_module {
             fn as_dyn(&self) -> &dyn $crate::Module {
                 self
             }
+            $($extra)*
         }
 
         impl $crate::Track for $t {

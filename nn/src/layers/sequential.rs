@@ -133,18 +133,13 @@ impl LayerConfig for Sequential {
     }
 }
 
-impl crate::Module for Sequential {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn attributes(&self) -> Vec<(String, Attr<'_>)> {
-        let items = self.layers.iter().map(|x| Attr::Module(x.as_dyn())).collect();
+layer_module!(
+    Sequential,
+    |l| &l.name,
+    |l| {
+        let items = l.layers.iter().map(|x| Attr::Module(x.as_dyn())).collect();
         vec![("layers".to_string(), Attr::List(items))]
-    }
-    fn as_dyn(&self) -> &dyn crate::Module {
-        self
-    }
-
+    },
     /// Keras' rule (`Layer.trainable_weights`): a frozen container trains nothing, not even
     /// a layer inside it set trainable again since; otherwise its trainable variables. The
     /// rule holds for the container asked, as in Keras: a frozen container inside a trainable
@@ -155,12 +150,4 @@ impl crate::Module for Sequential {
         }
         self.variables().into_iter().filter(Variable::trainable).collect()
     }
-}
-
-impl crate::Track for Sequential {
-    fn track(&self) -> Option<Attr<'_>> {
-        Some(Attr::Module(self))
-    }
-}
-
-crate::trackable_module!(Sequential);
+);
