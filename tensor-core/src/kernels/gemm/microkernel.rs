@@ -19,7 +19,7 @@ use std::arch::x86_64::{__m256, __m256d, __m512, __m512d};
 
 /// Shape and entry point of one compiled micro-kernel.
 #[derive(Clone, Copy)]
-pub(crate) struct MicroKernel<T> {
+pub(crate) struct MicroKernel<T: 'static> {
     /// Rows of the tile (broadcast from the packed `A` panel).
     pub mr: usize,
     /// Columns of the tile (vector lanes, loaded from the packed `B` panel).
@@ -30,24 +30,46 @@ pub(crate) struct MicroKernel<T> {
     /// `tile(kc, a, rsa, b_panel, …)` reading `rows` rows of a row-major `A` (unit column
     /// stride, row stride `rsa`) in place: no packing of `A`.
     pub tile_direct: TileFn<T>,
+    /// Shorter builds for an edge tile of few rows, fewest rows first: `(rows, tile,
+    /// tile_direct)`. They read the same `mr`-row packed panels and compute each element
+    /// exactly as the full tile does, only without the padding rows' work (a 4-row edge
+    /// under a 12-row tile spent two thirds of its multiply-adds on padding).
+    pub edges: &'static [(usize, TileFn<T>, TileFn<T>)],
+}
+
+impl<T: 'static> MicroKernel<T> {
+    /// The build for a tile of `rows ≤ mr` rows: the shortest that covers them.
+    pub fn tile_for(&self, rows: usize, direct: bool) -> TileFn<T> {
+        let (tile, tile_direct) = self
+            .edges
+            .iter()
+            .find(|edge| rows <= edge.0)
+            .map_or((self.tile, self.tile_direct), |edge| (edge.1, edge.2));
+        if direct {
+            tile_direct
+        } else {
+            tile
+        }
+    }
 }
 
 /// Signature of a compiled tile function; see [`tile_body`] for the contract.
 pub(crate) type TileFn<T> = unsafe fn(usize, *const T, isize, *const T, *mut T, isize, isize, usize, usize, bool);
 
 /// `C[..rows, ..cols] = acc` (`overwrite`) or `C += acc`, where `acc = Ã·B̃` over `kc`: a
-/// tile of `MR` rows by `NV` registers of `V`.
+/// tile of `MR` rows by `NV` registers of `V`, reading packed `A` panels of `PANEL ≥ MR`
+/// rows (an edge build computes only the first `MR`).
 ///
 /// # Safety
 ///
 /// The CPU has `V`'s features; `b` holds `kc·NV·LANES` readable elements (a packed panel);
-/// `a` holds `kc·MR` (a packed panel) or, when `DIRECT`, `a + i·rsa + p` is readable for
+/// `a` holds `kc·PANEL` (a packed panel) or, when `DIRECT`, `a + i·rsa + p` is readable for
 /// `i < rows`, `p < kc` (rows of a row-major `A`, `rows ≥ 1`); for `i < rows ≤ MR`, `j < cols ≤ NV·LANES`, `c + i·rsc + j·csc` is
 /// valid for writes (and reads unless `overwrite`) and not aliased during the call.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_body<V: Lanes, const MR: usize, const NV: usize, const DIRECT: bool>(
+unsafe fn tile_body<V: Lanes, const MR: usize, const PANEL: usize, const NV: usize, const DIRECT: bool>(
     kc: usize,
     a: *const V::Elem,
     rsa: isize,
@@ -88,7 +110,7 @@ unsafe fn tile_body<V: Lanes, const MR: usize, const NV: usize, const DIRECT: bo
             for (v, reg) in bv.iter_mut().enumerate() {
                 *reg = V::load(bp.add(v * V::LANES));
             }
-            let ap = a.add(p * MR);
+            let ap = a.add(p * PANEL);
             for (i, row) in acc.iter_mut().enumerate() {
                 let av = V::splat(if DIRECT { *arows[i].add(p) } else { *ap.add(i) });
                 for (r, &bj) in row.iter_mut().zip(&bv) {
@@ -123,9 +145,14 @@ unsafe fn tile_body<V: Lanes, const MR: usize, const NV: usize, const DIRECT: bo
     }
 }
 
-/// Declares one `#[target_feature]` build of [`tile_body`].
-macro_rules! tile_fn {
-    ($name:ident, $t:ty, $v:ty, $mr:literal, $nv:literal, $direct:literal, $features:literal) => {
+/// Declares the `#[target_feature]` builds of [`tile_body`] for one tile shape: `$tile`
+/// over packed `A` panels and `$direct` over `A` in place.
+macro_rules! tile_fns {
+    ($tile:ident, $direct:ident: $t:ty, $v:ty, $mr:literal / $panel:literal, $nv:literal, $features:literal) => {
+        tile_fns!(@one $tile, false, $t, $v, $mr, $panel, $nv, $features);
+        tile_fns!(@one $direct, true, $t, $v, $mr, $panel, $nv, $features);
+    };
+    (@one $name:ident, $in_place:literal, $t:ty, $v:ty, $mr:literal, $panel:literal, $nv:literal, $features:literal) => {
         /// [`tile_body`] compiled for the named instruction set.
         ///
         /// # Safety
@@ -147,22 +174,25 @@ macro_rules! tile_fn {
             overwrite: bool,
         ) {
             // SAFETY: forwarded contract.
-            unsafe { tile_body::<$v, $mr, $nv, $direct>(kc, a, rsa, b, c, rsc, csc, rows, cols, overwrite) }
+            unsafe { tile_body::<$v, $mr, $panel, $nv, $in_place>(kc, a, rsa, b, c, rsc, csc, rows, cols, overwrite) }
         }
     };
 }
 
 // AVX2: 16 ymm registers; 6 rows × 2 vectors of accumulators + 2 loaded `B` vectors + 1
-// broadcast = 15.
-tile_fn!(tile_f32_avx2, f32, __m256, 6, 2, false, "avx2,fma");
-tile_fn!(direct_f32_avx2, f32, __m256, 6, 2, true, "avx2,fma");
-tile_fn!(tile_f64_avx2, f64, __m256d, 6, 2, false, "avx2,fma");
-tile_fn!(direct_f64_avx2, f64, __m256d, 6, 2, true, "avx2,fma");
-// AVX-512: 32 zmm registers; 12 rows × 2 vectors + 2 + 1 = 27.
-tile_fn!(tile_f32_avx512, f32, __m512, 12, 2, false, "avx512f,avx2,fma");
-tile_fn!(direct_f32_avx512, f32, __m512, 12, 2, true, "avx512f,avx2,fma");
-tile_fn!(tile_f64_avx512, f64, __m512d, 12, 2, false, "avx512f,avx2,fma");
-tile_fn!(direct_f64_avx512, f64, __m512d, 12, 2, true, "avx512f,avx2,fma");
+// broadcast = 15. Edge builds: rows 4 (of 6).
+tile_fns!(tile_f32_avx2, direct_f32_avx2: f32, __m256, 6 / 6, 2, "avx2,fma");
+tile_fns!(tile_f64_avx2, direct_f64_avx2: f64, __m256d, 6 / 6, 2, "avx2,fma");
+tile_fns!(edge4_f32_avx2, edge4_direct_f32_avx2: f32, __m256, 4 / 6, 2, "avx2,fma");
+tile_fns!(edge4_f64_avx2, edge4_direct_f64_avx2: f64, __m256d, 4 / 6, 2, "avx2,fma");
+// AVX-512: 32 zmm registers; 12 rows × 2 vectors + 2 + 1 = 27. Edge builds: rows 4 and 8
+// (of 12), the remainders of every power of two.
+tile_fns!(tile_f32_avx512, direct_f32_avx512: f32, __m512, 12 / 12, 2, "avx512f,avx2,fma");
+tile_fns!(tile_f64_avx512, direct_f64_avx512: f64, __m512d, 12 / 12, 2, "avx512f,avx2,fma");
+tile_fns!(edge4_f32_avx512, edge4_direct_f32_avx512: f32, __m512, 4 / 12, 2, "avx512f,avx2,fma");
+tile_fns!(edge4_f64_avx512, edge4_direct_f64_avx512: f64, __m512d, 4 / 12, 2, "avx512f,avx2,fma");
+tile_fns!(edge8_f32_avx512, edge8_direct_f32_avx512: f32, __m512, 8 / 12, 2, "avx512f,avx2,fma");
+tile_fns!(edge8_f64_avx512, edge8_direct_f64_avx512: f64, __m512d, 8 / 12, 2, "avx512f,avx2,fma");
 
 /// The AVX2 + FMA kernel for `f32`.
 #[cfg(target_arch = "x86_64")]
@@ -171,6 +201,7 @@ pub(crate) const F32_AVX2: MicroKernel<f32> = MicroKernel {
     nr: 16,
     tile: tile_f32_avx2,
     tile_direct: direct_f32_avx2,
+    edges: &[(4, edge4_f32_avx2, edge4_direct_f32_avx2)],
 };
 /// The AVX2 + FMA kernel for `f64`.
 #[cfg(target_arch = "x86_64")]
@@ -179,6 +210,7 @@ pub(crate) const F64_AVX2: MicroKernel<f64> = MicroKernel {
     nr: 8,
     tile: tile_f64_avx2,
     tile_direct: direct_f64_avx2,
+    edges: &[(4, edge4_f64_avx2, edge4_direct_f64_avx2)],
 };
 /// The AVX-512 kernel for `f32`.
 #[cfg(target_arch = "x86_64")]
@@ -187,6 +219,10 @@ pub(crate) const F32_AVX512: MicroKernel<f32> = MicroKernel {
     nr: 32,
     tile: tile_f32_avx512,
     tile_direct: direct_f32_avx512,
+    edges: &[
+        (4, edge4_f32_avx512, edge4_direct_f32_avx512),
+        (8, edge8_f32_avx512, edge8_direct_f32_avx512),
+    ],
 };
 /// The AVX-512 kernel for `f64`.
 #[cfg(target_arch = "x86_64")]
@@ -195,4 +231,8 @@ pub(crate) const F64_AVX512: MicroKernel<f64> = MicroKernel {
     nr: 16,
     tile: tile_f64_avx512,
     tile_direct: direct_f64_avx512,
+    edges: &[
+        (4, edge4_f64_avx512, edge4_direct_f64_avx512),
+        (8, edge8_f64_avx512, edge8_direct_f64_avx512),
+    ],
 };

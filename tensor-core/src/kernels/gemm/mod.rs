@@ -165,7 +165,7 @@ pub(crate) unsafe fn packed_gemm<T: PackedFloat>(
         return false;
     }
     let blk = Blocking::new(Caches::detect(), kernel.mr, kernel.nr, std::mem::size_of::<T>());
-    let direct = reads_a_in_place(csa, n);
+    let direct = reads_a_in_place(csa, rsa, std::mem::size_of::<T>(), kernel.mr, n);
     // SAFETY: forwarded contract.
     unsafe {
         run_blocked(
@@ -237,10 +237,14 @@ unsafe fn run_blocked<T: PackedFloat>(
                                 let (rows, cols) = (mr.min(mcb - ir), nr.min(ncb - jr));
                                 if direct {
                                     let ap = a_block.offset(ir as isize * rsa);
-                                    (kernel.tile_direct)(kcb, ap, rsa, bpanel, ct, rsc, csc, rows, cols, overwrite)
+                                    (kernel.tile_for(rows, true))(
+                                        kcb, ap, rsa, bpanel, ct, rsc, csc, rows, cols, overwrite,
+                                    )
                                 } else {
                                     let ap = pa[ir * kcb..].as_ptr();
-                                    (kernel.tile)(kcb, ap, 0, bpanel, ct, rsc, csc, rows, cols, overwrite)
+                                    (kernel.tile_for(rows, false))(
+                                        kcb, ap, 0, bpanel, ct, rsc, csc, rows, cols, overwrite,
+                                    )
                                 }
                             };
                         }
@@ -252,13 +256,38 @@ unsafe fn run_blocked<T: PackedFloat>(
 }
 
 /// Whether the kernel reads `A` where it lies instead of packing it: when its rows are
-/// contiguous and each block of `A` is reused for few column panels (`n` up to
-/// [`DIRECT_A_MAX_N`]). Packing copies every element once per column block, which then
-/// costs more than it saves (measured: W4's products 5–10 % faster in place); for wide
-/// products the packed block stays in L2, where rows a power of two apart in place would
-/// evict each other (n = 2048 ran 5 % slower in place).
-fn reads_a_in_place(csa: isize, n: usize) -> bool {
-    csa == 1 && n <= DIRECT_A_MAX_N
+/// contiguous, each block of `A` is reused for few column panels (`n` up to
+/// [`DIRECT_A_MAX_N`]), and the tile's `mr` rows do not crowd into one set of L1.
+/// Packing copies every element once per column block, which then costs more than it saves
+/// (measured: W4's products 5–10 % faster in place); for wide products the packed block
+/// stays in L2, where rows a power of two apart in place would evict each other (n = 2048
+/// ran 5 % slower in place).
+fn reads_a_in_place(csa: isize, rsa: isize, elem: usize, mr: usize, n: usize) -> bool {
+    csa == 1 && n <= DIRECT_A_MAX_N && rows_per_l1_set(rsa.unsigned_abs() * elem, mr) <= MAX_ROWS_PER_L1_SET
+}
+
+/// Bytes after which addresses fall in the same L1 set again (64 sets of 64-byte lines: the
+/// 32 or 48 KiB, 8- or 12-way L1 of every x86-64 core with these kernels).
+const L1_SET_SPAN: usize = 4096;
+
+/// Most rows of `A` read in place that may share one L1 set. An 8-way set also holds the
+/// `B` panel's and `C`'s lines; f64 at n = 512 (rows 4 KiB apart, all 12 of an AVX-512
+/// tile in one set) ran 10–25 % slower in place than packed, erratically, while 6 rows per
+/// set (f32 at n = 512) ran 10 % faster in place.
+const MAX_ROWS_PER_L1_SET: usize = 6;
+
+/// How many of `rows` rows `stride` bytes apart fall into the busiest L1 set.
+fn rows_per_l1_set(stride: usize, rows: usize) -> usize {
+    let offset = stride % L1_SET_SPAN;
+    if offset == 0 {
+        return rows;
+    }
+    // Row offsets modulo the span cycle through `span / gcd(offset, span)` positions.
+    let (mut x, mut y) = (offset, L1_SET_SPAN);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    rows.div_ceil(L1_SET_SPAN / x)
 }
 
 /// Widest product (columns of `C`) whose `A` is read in place; see [`reads_a_in_place`].

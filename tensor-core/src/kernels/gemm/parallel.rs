@@ -84,7 +84,7 @@ impl Grid {
 }
 
 /// One product shared by the calling thread and its helpers.
-struct Job<T> {
+struct Job<T: 'static> {
     kernel: MicroKernel<T>,
     blk: Blocking,
     m: usize,
@@ -168,7 +168,7 @@ impl<T: PackedFloat> Job<T> {
         let (rows, cols) = (g.mb.min(self.m - r0), g.nb.min(self.n - c0));
         let blk = self.blk;
         let mc = blk.mc.min(rows.div_ceil(mr) * mr);
-        let direct = reads_a_in_place(self.csa, self.n);
+        let direct = reads_a_in_place(self.csa, self.rsa, std::mem::size_of::<T>(), self.kernel.mr, self.n);
         let a_space = if direct { 0 } else { mc * blk.kc.min(self.k) };
         with_pack_space::<T, _>(a_space, 0, |pa, _| {
             for pc in (0..self.k).step_by(blk.kc) {
@@ -193,10 +193,21 @@ impl<T: PackedFloat> Job<T> {
                                 let ldc = self.n as isize;
                                 if direct {
                                     let ap = a_block.offset(ir as isize * self.rsa);
-                                    (self.kernel.tile_direct)(kcb, ap, self.rsa, bpanel, ct, ldc, 1, r, cl, pc == 0)
+                                    (self.kernel.tile_for(r, true))(
+                                        kcb,
+                                        ap,
+                                        self.rsa,
+                                        bpanel,
+                                        ct,
+                                        ldc,
+                                        1,
+                                        r,
+                                        cl,
+                                        pc == 0,
+                                    )
                                 } else {
                                     let ap = pa[ir * kcb..].as_ptr();
-                                    (self.kernel.tile)(kcb, ap, 0, bpanel, ct, ldc, 1, r, cl, pc == 0)
+                                    (self.kernel.tile_for(r, false))(kcb, ap, 0, bpanel, ct, ldc, 1, r, cl, pc == 0)
                                 }
                             }
                         }

@@ -56,6 +56,9 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (5, 3, 17),
     (6, 64, 16),
     (13, 65, 33),
+    // Edge tiles of exactly 4 and 8 rows under 6- and 12-row kernels.
+    (16, 9, 40),
+    (20, 31, 64),
     (40, 130, 70),
     (97, 200, 101),
 ];
@@ -182,34 +185,37 @@ fn avx512_and_avx2_agree_bit_for_bit() {
         eprintln!("skipped: this CPU has no AVX-512");
         return;
     };
-    let (m, k, n) = (77, 700, 90);
-    let (a, _, _) = operand(m, k, false, 9);
-    let (b, _, _) = operand(k, n, true, 10);
-    let (a, b): (Vec<f32>, Vec<f32>) = (
-        a.iter().map(|&x| x as f32).collect(),
-        b.iter().map(|&x| x as f32).collect(),
-    );
-    let blk = |kernel: MicroKernel<f32>| Blocking {
-        kc: 256,
-        ..Blocking::new(Caches::DEFAULT, kernel.mr, kernel.nr, 4)
-    };
-    let x = run(
-        (wide, blk(wide), false),
-        (m, k, n),
-        (&a, k, 1),
-        (&b, 1, k),
-        vec![0.0; m * n],
-        false,
-    );
-    let y = run(
-        (narrow, blk(narrow), true),
-        (m, k, n),
-        (&a, k, 1),
-        (&b, 1, k),
-        vec![0.0; m * n],
-        false,
-    );
-    assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()));
+    // Remainders of 5, 4 and 8 rows: clipped, 4-row and 8-row edge builds.
+    for m in [77, 76, 80] {
+        let (k, n) = (700, 90);
+        let (a, _, _) = operand(m, k, false, 9);
+        let (b, _, _) = operand(k, n, true, 10);
+        let (a, b): (Vec<f32>, Vec<f32>) = (
+            a.iter().map(|&x| x as f32).collect(),
+            b.iter().map(|&x| x as f32).collect(),
+        );
+        let blk = |kernel: MicroKernel<f32>| Blocking {
+            kc: 256,
+            ..Blocking::new(Caches::DEFAULT, kernel.mr, kernel.nr, 4)
+        };
+        let x = run(
+            (wide, blk(wide), false),
+            (m, k, n),
+            (&a, k, 1),
+            (&b, 1, k),
+            vec![0.0; m * n],
+            false,
+        );
+        let y = run(
+            (narrow, blk(narrow), true),
+            (m, k, n),
+            (&a, k, 1),
+            (&b, 1, k),
+            vec![0.0; m * n],
+            false,
+        );
+        assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()), "m = {m}");
+    }
 }
 
 #[test]
@@ -248,4 +254,21 @@ fn packing_space_starts_on_a_cache_line() {
         assert_eq!(a.as_ptr() as usize % 64, 0);
         assert_eq!(b.as_ptr() as usize % 64, 0);
     });
+}
+
+#[test]
+fn rows_in_place_spread_over_l1_sets() {
+    // f64 at n = 512: rows 4 KiB apart all land in one set.
+    assert_eq!(rows_per_l1_set(4096, 12), 12);
+    assert_eq!(rows_per_l1_set(8192, 6), 6);
+    // f32 at n = 512 (2 KiB): two positions, six rows each; n = 256 (1 KiB): four.
+    assert_eq!(rows_per_l1_set(2048, 12), 6);
+    assert_eq!(rows_per_l1_set(1024, 12), 3);
+    // W4's 784 f32 columns (3136 bytes) cycle through 64 positions.
+    assert_eq!(rows_per_l1_set(3136, 12), 1);
+    assert!(!reads_a_in_place(1, 512, 8, 12, 512));
+    assert!(reads_a_in_place(1, 512, 4, 12, 512));
+    assert!(reads_a_in_place(1, 512, 8, 6, 512));
+    assert!(!reads_a_in_place(1, 784, 4, 12, 1024));
+    assert!(!reads_a_in_place(2, 784, 4, 12, 256));
 }
