@@ -1,8 +1,9 @@
 //! Block sizes from the running CPU's caches.
 //!
 //! The loop nest is BLIS's: a `kc × nc` block of `B` is packed to live in the last-level
-//! cache, an `mc × kc` block of `A` in L2, and one `kc × NR` panel of `B` stays in L1 while
-//! the kernel walks down the `A` panels. Sizes are a pure function of the CPU and the kernel,
+//! cache, an `mc × kc` block of `A` in L2, and one `kc × NR` panel of `B` stays near the
+//! core (in L1, or for the wide AVX-512 tiles streamed from L2: see [`MIN_KC`]) while the
+//! kernel walks down the `A` panels. Sizes are a pure function of the CPU and the kernel,
 //! never of the thread count, so the order of every sum (and so every result) is the same
 //! on any number of threads.
 

@@ -1,8 +1,8 @@
 //! The register-blocked micro-kernel: `C[MR×NR] (+)= Ã·B̃` over one `kc` slice of packed
 //! panels.
 //!
-//! One generic body over [`Lanes`] registers, compiled once per instruction set with
-//! `#[target_feature]`: the accumulator tile is a fixed-size array of registers that LLVM
+//! One generic body over [`Lanes`] registers, compiled per instruction set with
+//! `#[target_feature]` and per tile height (the full `MR` and the shorter edge builds): the accumulator tile is a fixed-size array of registers that LLVM
 //! keeps in registers (`MR` rows × 2 vectors: 16 `f32` or 8 `f64` columns with AVX2, 32 or
 //! 16 with AVX-512), and every step is one broadcast per row and one fused multiply-add per
 //! register. Sharing the body means the AVX-512 build computes exactly what the
@@ -84,8 +84,10 @@ unsafe fn tile_body<V: Lanes, const MR: usize, const PANEL: usize, const NV: usi
     V::Elem: std::ops::Add<Output = V::Elem>,
 {
     let nr = NV * V::LANES;
+    debug_assert!(MR <= PANEL && (1..=MR).contains(&rows) && (1..=nr).contains(&cols));
     // SAFETY (whole body): `V`'s features are present (caller contract); every pointer
-    // formed stays inside the panels (`p < kc`, `i < MR`, `v < NV`) or the clipped tile.
+    // read stays inside the panels (`B` at `p·NR + v·LANES`, packed `A` at `p·PANEL + i`,
+    // `p < kc`, `i < MR ≤ PANEL`, `v < NV`), the rows of `A` in place, or the clipped tile.
     unsafe {
         // Bring the tile of `C` towards L1 while the products run: its rows are a full row
         // of `C` apart (often a multiple of 4 KiB), so each is a separate miss otherwise.
@@ -110,7 +112,9 @@ unsafe fn tile_body<V: Lanes, const MR: usize, const PANEL: usize, const NV: usi
             for (v, reg) in bv.iter_mut().enumerate() {
                 *reg = V::load(bp.add(v * V::LANES));
             }
-            let ap = a.add(p * PANEL);
+            // Only meaningful for a packed panel; in place it could point past `A`, so it
+            // is formed without the in-bounds promise of `add`.
+            let ap = a.wrapping_add(p * PANEL);
             for (i, row) in acc.iter_mut().enumerate() {
                 let av = V::splat(if DIRECT { *arows[i].add(p) } else { *ap.add(i) });
                 for (r, &bj) in row.iter_mut().zip(&bv) {

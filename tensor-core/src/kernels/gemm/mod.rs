@@ -165,7 +165,7 @@ pub(crate) unsafe fn packed_gemm<T: PackedFloat>(
         return false;
     }
     let blk = Blocking::new(Caches::detect(), kernel.mr, kernel.nr, std::mem::size_of::<T>());
-    let direct = reads_a_in_place(csa, rsa, std::mem::size_of::<T>(), kernel.mr, n);
+    let direct = reads_a_in_place(csa, rsa, std::mem::size_of::<T>(), (m, kernel.mr), n);
     // SAFETY: forwarded contract.
     unsafe {
         run_blocked(
@@ -257,13 +257,16 @@ unsafe fn run_blocked<T: PackedFloat>(
 
 /// Whether the kernel reads `A` where it lies instead of packing it: when its rows are
 /// contiguous, each block of `A` is reused for few column panels (`n` up to
-/// [`DIRECT_A_MAX_N`]), and the tile's `mr` rows do not crowd into one set of L1.
+/// [`DIRECT_A_MAX_N`]), and a tile's rows (up to `mr` of the `m`) do not crowd into one
+/// set of L1.
 /// Packing copies every element once per column block, which then costs more than it saves
 /// (measured: W4's products 5–10 % faster in place); for wide products the packed block
 /// stays in L2, where rows a power of two apart in place would evict each other (n = 2048
 /// ran 5 % slower in place).
-fn reads_a_in_place(csa: isize, rsa: isize, elem: usize, mr: usize, n: usize) -> bool {
-    csa == 1 && n <= DIRECT_A_MAX_N && rows_per_l1_set(rsa.unsigned_abs() * elem, mr) <= MAX_ROWS_PER_L1_SET
+fn reads_a_in_place(csa: isize, rsa: isize, elem: usize, (m, mr): (usize, usize), n: usize) -> bool {
+    // Only the stride modulo the set span matters, so a wrapped product is as good.
+    let stride = rsa.unsigned_abs().wrapping_mul(elem);
+    csa == 1 && n <= DIRECT_A_MAX_N && rows_per_l1_set(stride, m.min(mr)) <= MAX_ROWS_PER_L1_SET
 }
 
 /// Bytes after which addresses fall in the same L1 set again (64 sets of 64-byte lines: the
@@ -276,18 +279,20 @@ const L1_SET_SPAN: usize = 4096;
 /// set (f32 at n = 512) ran 10 % faster in place.
 const MAX_ROWS_PER_L1_SET: usize = 6;
 
-/// How many of `rows` rows `stride` bytes apart fall into the busiest L1 set.
+/// How many of `rows` rows `stride` bytes apart start in the busiest L1 set (counting the
+/// first row's set as set 0). Rows step through `k` together, so rows that start in one set
+/// stay in one set. A zero stride (one row broadcast to all) is one line, not a crowd.
 fn rows_per_l1_set(stride: usize, rows: usize) -> usize {
+    if stride == 0 {
+        return 1.min(rows);
+    }
     let offset = stride % L1_SET_SPAN;
-    if offset == 0 {
-        return rows;
+    let mut per_set = [0usize; L1_SET_SPAN / 64];
+    for i in 0..rows {
+        // `i · offset` stays far from overflow: `i < mr ≤ 12`, `offset < 4096`.
+        per_set[(i * offset) % L1_SET_SPAN / 64] += 1;
     }
-    // Row offsets modulo the span cycle through `span / gcd(offset, span)` positions.
-    let (mut x, mut y) = (offset, L1_SET_SPAN);
-    while y != 0 {
-        (x, y) = (y, x % y);
-    }
-    rows.div_ceil(L1_SET_SPAN / x)
+    per_set.into_iter().max().unwrap_or(0)
 }
 
 /// Widest product (columns of `C`) whose `A` is read in place; see [`reads_a_in_place`].

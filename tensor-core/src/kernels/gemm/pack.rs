@@ -3,7 +3,9 @@
 //! `A` (an `mc × kc` block) becomes `⌈mc/MR⌉` panels, each `kc` columns of `MR` consecutive
 //! values (`panel[p·MR + i] = A[i][p]`); `B` (a `kc × nc` block) becomes `⌈nc/NR⌉` panels of
 //! `kc` rows of `NR` values (`panel[p·NR + j] = B[p][j]`). Rows or columns past the block
-//! edge are zero, so the kernel always runs whole tiles and only its store is clipped.
+//! edge are zero, so a kernel always runs whole tiles of its height (the full `MR` or a
+//! shorter edge build, which reads the first rows of the same panels) and only its store is
+//! clipped.
 //! Any strides are accepted: a transposed operand is packed straight from its storage.
 //!
 //! The kernels' own tile sizes (`MR` of 6 or 12, `NR` of 8, 16 or 32) get copies compiled

@@ -168,7 +168,13 @@ impl<T: PackedFloat> Job<T> {
         let (rows, cols) = (g.mb.min(self.m - r0), g.nb.min(self.n - c0));
         let blk = self.blk;
         let mc = blk.mc.min(rows.div_ceil(mr) * mr);
-        let direct = reads_a_in_place(self.csa, self.rsa, std::mem::size_of::<T>(), self.kernel.mr, self.n);
+        let direct = reads_a_in_place(
+            self.csa,
+            self.rsa,
+            std::mem::size_of::<T>(),
+            (self.m, self.kernel.mr),
+            self.n,
+        );
         let a_space = if direct { 0 } else { mc * blk.kc.min(self.k) };
         with_pack_space::<T, _>(a_space, 0, |pa, _| {
             for pc in (0..self.k).step_by(blk.kc) {

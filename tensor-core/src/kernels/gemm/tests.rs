@@ -1,6 +1,7 @@
 //! The packed kernels against a float64 reference, over every layout, partial tiles and
 //! several blocks along each dimension; and bit-identity where the sums are the same.
 
+use super::microkernel::TileFn;
 use super::*;
 use crate::kernels::matmul::tests::{data, operand};
 
@@ -185,7 +186,8 @@ fn avx512_and_avx2_agree_bit_for_bit() {
         eprintln!("skipped: this CPU has no AVX-512");
         return;
     };
-    // Remainders of 5, 4 and 8 rows: clipped, 4-row and 8-row edge builds.
+    // Last tiles of 5, 4 and 8 rows (AVX-512: the 8-row build clipped, the 4- and 8-row
+    // builds; AVX2: 5, 4 and 2 rows).
     for m in [77, 76, 80] {
         let (k, n) = (700, 90);
         let (a, _, _) = operand(m, k, false, 9);
@@ -258,17 +260,97 @@ fn packing_space_starts_on_a_cache_line() {
 
 #[test]
 fn rows_in_place_spread_over_l1_sets() {
-    // f64 at n = 512: rows 4 KiB apart all land in one set.
+    // f64 at k = 512: rows 4 KiB apart all land in one set.
     assert_eq!(rows_per_l1_set(4096, 12), 12);
     assert_eq!(rows_per_l1_set(8192, 6), 6);
-    // f32 at n = 512 (2 KiB): two positions, six rows each; n = 256 (1 KiB): four.
+    // Just off 4 KiB, rows creep through one set a few bytes at a time.
+    assert_eq!(rows_per_l1_set(4104, 12), 8);
+    assert_eq!(rows_per_l1_set(4100, 12), 12);
+    assert_eq!(rows_per_l1_set(4092, 12), 11);
+    // f32 at k = 512 (2 KiB): two sets, six rows each; k = 256 (1 KiB): four.
     assert_eq!(rows_per_l1_set(2048, 12), 6);
+    assert_eq!(rows_per_l1_set(2052, 12), 6);
     assert_eq!(rows_per_l1_set(1024, 12), 3);
-    // W4's 784 f32 columns (3136 bytes) cycle through 64 positions.
+    // W4's 784 f32 columns (3136 bytes) spread over twelve sets.
     assert_eq!(rows_per_l1_set(3136, 12), 1);
-    assert!(!reads_a_in_place(1, 512, 8, 12, 512));
-    assert!(reads_a_in_place(1, 512, 4, 12, 512));
-    assert!(reads_a_in_place(1, 512, 8, 6, 512));
-    assert!(!reads_a_in_place(1, 784, 4, 12, 1024));
-    assert!(!reads_a_in_place(2, 784, 4, 12, 256));
+    // One row broadcast to every row of the tile.
+    assert_eq!(rows_per_l1_set(0, 12), 1);
+    assert!(!reads_a_in_place(1, 512, 8, (128, 12), 512));
+    assert!(!reads_a_in_place(1, 513, 8, (128, 12), 512));
+    assert!(reads_a_in_place(1, 512, 4, (128, 12), 512));
+    assert!(reads_a_in_place(1, 784, 4, (128, 12), 256));
+    assert!(reads_a_in_place(1, 512, 8, (128, 6), 512));
+    // Few rows cannot crowd a set; a single row may have any stride.
+    assert!(reads_a_in_place(1, 512, 8, (4, 12), 512));
+    assert!(reads_a_in_place(1, 0, 4, (1, 12), 256));
+    // Wide products and strided rows pack whatever the stride.
+    assert!(!reads_a_in_place(1, 784, 4, (128, 12), 1024));
+    assert!(!reads_a_in_place(2, 784, 4, (128, 12), 256));
+}
+
+#[test]
+fn edge_builds_compute_what_the_full_tile_computes() {
+    fn check<T: PackedFloat + std::fmt::Debug>(to_t: fn(f64) -> T, bits: fn(T) -> u64) {
+        for (isa, kernel) in kernels::<T>() {
+            let (mr, nr, kc) = (kernel.mr, kernel.nr, 37);
+            // Edge lists: ascending, each shorter than the full tile.
+            assert!(kernel.edges.windows(2).all(|w| w[0].0 < w[1].0), "{isa:?}");
+            assert!(kernel.edges.iter().all(|e| (1..mr).contains(&e.0)), "{isa:?}");
+            // A packed panel (rows past `rows` zero, as `pack_a` leaves them), the same rows
+            // of `A` in place (row stride `kc + 3`), and a packed `B` panel.
+            let a = data(mr * (kc + 3), 5);
+            let bp: Vec<T> = data(kc * nr, 6).into_iter().map(to_t).collect();
+            for rows in 1..=mr {
+                let mut ap = vec![T::ZERO; kc * mr];
+                for p in 0..kc {
+                    for i in 0..rows {
+                        ap[p * mr + i] = to_t(a[i * (kc + 3) + p]);
+                    }
+                }
+                let a_rows: Vec<T> = a.iter().map(|&x| to_t(x)).collect();
+                for (cols, csc) in [(nr, 1), (nr - 3, 1), (nr / 2, 2)] {
+                    for direct in [false, true] {
+                        for overwrite in [true, false] {
+                            let (rsc, len) = (nr as isize * csc, mr * nr * csc as usize);
+                            let init: Vec<T> = data(len, 7).into_iter().map(to_t).collect();
+                            let tile = |f: TileFn<T>| {
+                                let mut c = init.clone();
+                                let (a_ptr, rsa) = if direct {
+                                    (a_rows.as_ptr(), (kc + 3) as isize)
+                                } else {
+                                    (ap.as_ptr(), 0)
+                                };
+                                // SAFETY: the panels hold `kc·mr` and `kc·nr` values, `A` in
+                                // place `mr` rows of `kc + 3`; `c` holds the clipped tile at
+                                // its strides; `kernels` lists only what this CPU runs.
+                                unsafe {
+                                    f(
+                                        kc,
+                                        a_ptr,
+                                        rsa,
+                                        bp.as_ptr(),
+                                        c.as_mut_ptr(),
+                                        rsc,
+                                        csc,
+                                        rows,
+                                        cols,
+                                        overwrite,
+                                    )
+                                };
+                                c.into_iter().map(bits).collect::<Vec<u64>>()
+                            };
+                            let full = if direct { kernel.tile_direct } else { kernel.tile };
+                            assert_eq!(
+                                tile(kernel.tile_for(rows, direct)),
+                                tile(full),
+                                "{isa:?} rows={rows} cols={cols} csc={csc} direct={direct} overwrite={overwrite}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    check::<f32>(|x| x as f32, |x| x.to_bits() as u64);
+    check::<f64>(|x| x, f64::to_bits);
 }
