@@ -3,11 +3,11 @@
 //!
 //! One generic body over [`Lanes`] registers, compiled per instruction set with
 //! `#[target_feature]` and per tile height (the full `MR` and the shorter edge builds): the
-//! accumulator tile is a fixed-size array of registers that LLVM keeps in registers (`MR` rows × 2 vectors: 16 `f32` or 8 `f64` columns with AVX2, 32 or
-//! 16 with AVX-512), and every step is one broadcast per row and one fused multiply-add per
-//! register. Sharing the body means the AVX-512 build computes exactly what the
-//! AVX2 build computes, which the tests check on
-//! machines that have both.
+//! accumulator tile is a fixed-size array of registers that LLVM keeps in registers (`MR`
+//! rows × 2 vectors: 16 `f32` or 8 `f64` columns with AVX2, 32 or 16 with AVX-512), and
+//! every step is one broadcast per row and one fused multiply-add per register. Sharing the
+//! body means the AVX-512 build computes exactly what the AVX2 build computes, which the
+//! tests check on machines that have both.
 //!
 //! Every element of the tile sees the same operations whatever its position: a zeroed
 //! accumulator, `kc` fused multiply-adds in `p` order, then one store (or one add to `C`).
