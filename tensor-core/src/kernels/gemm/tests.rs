@@ -200,22 +200,17 @@ fn avx512_and_avx2_agree_bit_for_bit() {
             kc: 256,
             ..Blocking::new(Caches::DEFAULT, kernel.mr, kernel.nr, 4)
         };
-        let x = run(
-            (wide, blk(wide), false),
-            (m, k, n),
-            (&a, k, 1),
-            (&b, 1, k),
-            vec![0.0; m * n],
-            false,
-        );
-        let y = run(
-            (narrow, blk(narrow), true),
-            (m, k, n),
-            (&a, k, 1),
-            (&b, 1, k),
-            vec![0.0; m * n],
-            false,
-        );
+        let product = |kernel: MicroKernel<f32>, direct: bool| {
+            run(
+                (kernel, blk(kernel), direct),
+                (m, k, n),
+                (&a, k, 1),
+                (&b, 1, k),
+                vec![0.0; m * n],
+                false,
+            )
+        };
+        let (x, y) = (product(wide, false), product(narrow, true));
         assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()), "m = {m}");
     }
 }
