@@ -235,17 +235,13 @@ unsafe fn run_blocked<T: PackedFloat>(
                             unsafe {
                                 let ct = c.offset((ic + ir) as isize * rsc + (jc + jr) as isize * csc);
                                 let (rows, cols) = (mr.min(mcb - ir), nr.min(ncb - jr));
-                                if direct {
-                                    let ap = a_block.offset(ir as isize * rsa);
-                                    (kernel.tile_for(rows, true))(
-                                        kcb, ap, rsa, bpanel, ct, rsc, csc, rows, cols, overwrite,
-                                    )
+                                let (ap, ap_rs) = if direct {
+                                    (a_block.offset(ir as isize * rsa), rsa)
                                 } else {
-                                    let ap = pa[ir * kcb..].as_ptr();
-                                    (kernel.tile_for(rows, false))(
-                                        kcb, ap, 0, bpanel, ct, rsc, csc, rows, cols, overwrite,
-                                    )
-                                }
+                                    (pa[ir * kcb..].as_ptr(), 0)
+                                };
+                                let tile = kernel.tile_for(rows, direct);
+                                tile(kcb, ap, ap_rs, bpanel, ct, rsc, csc, rows, cols, overwrite)
                             };
                         }
                     }

@@ -197,24 +197,13 @@ impl<T: PackedFloat> Job<T> {
                                 let ct = self.c.add((ic + ir) * self.n + jr);
                                 let (r, cl) = (mr.min(mcb - ir), nr.min(c0 + cols - jr));
                                 let ldc = self.n as isize;
-                                if direct {
-                                    let ap = a_block.offset(ir as isize * self.rsa);
-                                    (self.kernel.tile_for(r, true))(
-                                        kcb,
-                                        ap,
-                                        self.rsa,
-                                        bpanel,
-                                        ct,
-                                        ldc,
-                                        1,
-                                        r,
-                                        cl,
-                                        pc == 0,
-                                    )
+                                let (ap, ap_rs) = if direct {
+                                    (a_block.offset(ir as isize * self.rsa), self.rsa)
                                 } else {
-                                    let ap = pa[ir * kcb..].as_ptr();
-                                    (self.kernel.tile_for(r, false))(kcb, ap, 0, bpanel, ct, ldc, 1, r, cl, pc == 0)
-                                }
+                                    (pa[ir * kcb..].as_ptr(), 0)
+                                };
+                                let tile = self.kernel.tile_for(r, direct);
+                                tile(kcb, ap, ap_rs, bpanel, ct, ldc, 1, r, cl, pc == 0)
                             }
                         }
                     }
