@@ -29,6 +29,20 @@ const PANELS_PER_UNIT: usize = 4;
 /// Multiply-adds below which a tile is not worth its own `A` packing and claim.
 const MIN_TILE_MACS: usize = 1 << 18;
 
+/// Tiles of `C` per thread. Threads claim tiles as they come, so with several each, a
+/// thread that starts late (a helper takes 30–60 µs to wake: 3 % of a 512³ `f64` product on
+/// two cores) or runs slower simply takes fewer, and tiles rounded to whole `MR` rows no
+/// longer leave one thread 6 % more rows than the other. One tile per thread measured 2–6 %
+/// slower at n = 256 … 1024 on two cores (f32 and f64); the cost, `A` packed once per
+/// column of tiles, stays under 1 % of the multiply-adds. Only for products large enough
+/// that each of the smaller tiles keeps [`MIN_SHARED_TILE_MACS`].
+const TILES_PER_THREAD: usize = 4;
+
+/// Multiply-adds each of the [`TILES_PER_THREAD`] tiles must keep (about 0.2 ms on one
+/// core, several wake-ups' worth); smaller products get one tile per thread. Eight tiles of
+/// a 256³ product on two cores (2 M each) ran W3 and W4's layers 7–12 % slower than two.
+const MIN_SHARED_TILE_MACS: usize = 1 << 23;
+
 /// Largest packed `B` (in 8-byte words) kept for reuse between products: 64 MiB.
 const KEEP_WORDS: usize = 8 << 20;
 
@@ -48,12 +62,23 @@ pub(crate) struct Grid {
 }
 
 impl Grid {
-    /// About `threads` tiles (a multiple of it when the shape allows), as square as the
-    /// shape allows so each tile reuses what it packs; fewer when tiles would get too small.
+    /// About [`TILES_PER_THREAD`] tiles per thread (a multiple of `threads` when the shape
+    /// allows), as square as the shape allows so each tile reuses what it packs; fewer when
+    /// tiles would get too small.
     pub fn new((m, k, n): (usize, usize, usize), mr: usize, nr: usize, threads: usize) -> Grid {
         let (row_tiles, col_tiles) = (m.div_ceil(mr), n.div_ceil(nr));
-        let by_work = (m * k * n / MIN_TILE_MACS).max(1);
-        let want = threads.min(by_work).min(row_tiles * col_tiles).max(1);
+        let macs = m.saturating_mul(k).saturating_mul(n);
+        let by_work = (macs / MIN_TILE_MACS).max(1);
+        let per_thread = if macs / threads.max(1) / TILES_PER_THREAD >= MIN_SHARED_TILE_MACS {
+            TILES_PER_THREAD
+        } else {
+            1
+        };
+        let want = threads
+            .saturating_mul(per_thread)
+            .min(by_work)
+            .min(row_tiles * col_tiles)
+            .max(1);
         // Among the factorisations `r × c = want` that fit, take the one with the squarest
         // tiles; on a tie the one with more rows, as every column of tiles packs all of `A`
         // again while `B` is packed once whatever the grid.
@@ -342,13 +367,19 @@ mod tests {
             assert!(g.mb.is_multiple_of(6) && g.nb.is_multiple_of(16), "{g:?}");
             assert!(g.rows * g.mb >= m && (g.rows - 1) * g.mb < m, "{g:?}");
             assert!(g.cols * g.nb >= n && (g.cols - 1) * g.nb < n, "{g:?}");
-            assert!(g.rows * g.cols <= threads.max(1), "{g:?}");
+            assert!(g.rows * g.cols <= TILES_PER_THREAD * threads.max(1), "{g:?}");
         }
-        // Square products on 16 threads: a 4 × 4 grid, not 16 thin bands.
+        // Square products on 16 threads: an 8 × 8 grid, not 64 thin bands.
         let g = Grid::new((2048, 2048, 2048), 6, 16, 16);
-        assert_eq!((g.rows, g.cols), (4, 4));
-        // Two threads: two tiles.
+        assert_eq!((g.rows, g.cols), (8, 8));
+        // Two threads: eight tiles, four rows by two columns.
         let g = Grid::new((512, 512, 512), 6, 16, 2);
+        assert_eq!((g.rows, g.cols), (4, 2));
+        // A 256³ product: one tile per thread (each of eight would be too small).
+        let g = Grid::new((256, 256, 256), 12, 32, 2);
         assert_eq!(g.rows * g.cols, 2);
+        // Too little work for that many: fewer tiles, never one below `MIN_TILE_MACS`.
+        let g = Grid::new((64, 64, 64), 6, 16, 16);
+        assert_eq!(g.rows * g.cols, 1);
     }
 }
