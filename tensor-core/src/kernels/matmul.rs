@@ -1124,11 +1124,15 @@ pub(crate) mod tests {
     }
 
     /// One product (the shared packed-`B` path) is bit-identical on any number of threads,
-    /// for every operand layout.
+    /// for every operand layout: with one tile per thread, with several per thread (520 ×
+    /// 260 × 520 on two threads: 8 tiles), and with tiles taller than one packed `A` block
+    /// (1000 rows on two threads: 500-row tiles, three blocks each).
     #[test]
     fn single_product_is_bit_identical_across_thread_counts() {
-        let (m, k, n) = (203, 517, 301);
-        for (ta, tb) in [(false, false), (true, true), (false, true)] {
+        for ((m, k, n), (ta, tb)) in [(203, 517, 301), (520, 260, 520), (1000, 150, 240)]
+            .into_iter()
+            .flat_map(|shape| [(false, false), (true, true), (false, true)].map(|layout| (shape, layout)))
+        {
             let (a, rsa, csa) = operand(m, k, ta, 51);
             let (b, rsb, csb) = operand(k, n, tb, 52);
             let a: Vec<f32> = a.iter().map(|&x| x as f32).collect();
@@ -1148,7 +1152,7 @@ pub(crate) mod tests {
                 pool.install(|| gemm(m, k, n, MatRef::new(&a, rsa, csa), MatRef::new(&b, rsb, csb), &mut c));
                 assert!(
                     serial.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()),
-                    "{threads} threads, ta={ta} tb={tb}"
+                    "{m}x{k}x{n}, {threads} threads, ta={ta} tb={tb}"
                 );
             }
         }

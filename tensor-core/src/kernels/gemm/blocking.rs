@@ -107,8 +107,8 @@ const MIN_KC: usize = 256;
 /// all `mc` rows before the next, and every micro-tile reads and writes `MR` rows of `C`; when
 /// a row of `C` is 4 KiB or longer, each row is its own page, so a sweep touches `mc` pages
 /// of `C` on top of the packed blocks. On an Intel Xeon (AVX-512, 48 KiB L1, 2 MiB L2, one
-/// and two threads) the half-of-L2 rule's 504 (`f64`) and 768 (`f32`) rows ran 8–20 %
-/// slower than 240 at n = 1024 and 2048, while at n = 1000, and with `C` on 2 MiB pages,
+/// and two threads) the half-of-L2 rule's 504 rows (`f64`) and the former cap's 768 (`f32`,
+/// where the rule gives 1020) ran 8–20 % slower than 240 at n = 1024 and 2048, while at n = 1000, and with `C` on 2 MiB pages,
 /// the row count made no difference: address translation, not cache capacity. 120–240 rows
 /// measured alike; 240 keeps the most reuse of each packed `B` panel.
 const MAX_MC_ROWS: usize = 240;
@@ -164,7 +164,8 @@ mod tests {
         let b = Blocking::new(Caches::DEFAULT, 6, 16, 4);
         assert_eq!(b.kc, 256);
         assert!(b.mc * b.kc * 4 <= Caches::DEFAULT.l2 / 2);
-        // A 2 MiB L2 would take 768 rows of `f32`; the row cap holds it to 240.
+        // By the half-of-L2 rule a 2 MiB L2 would take 1020 rows of `f32` and 504 of `f64`;
+        // the row cap holds both to 240.
         let big_l2 = Caches {
             l1: 48 << 10,
             l2: 2 << 20,
@@ -172,5 +173,6 @@ mod tests {
         };
         assert_eq!(Blocking::new(big_l2, 12, 32, 4).mc, MAX_MC_ROWS);
         assert_eq!(Blocking::new(big_l2, 6, 16, 4).mc, MAX_MC_ROWS);
+        assert_eq!(Blocking::new(big_l2, 12, 16, 8).mc, MAX_MC_ROWS);
     }
 }
