@@ -108,9 +108,10 @@ const MIN_KC: usize = 256;
 /// a row of `C` is 4 KiB or longer, each row is its own page, so a sweep touches `mc` pages
 /// of `C` on top of the packed blocks. On an Intel Xeon (AVX-512, 48 KiB L1, 2 MiB L2, one
 /// and two threads) the half-of-L2 rule's 504 rows (`f64`) and the former cap's 768 (`f32`,
-/// where the rule gives 1020) ran 8–20 % slower than 240 at n = 1024 and 2048, while at n = 1000, and with `C` on 2 MiB pages,
-/// the row count made no difference: address translation, not cache capacity. 120–240 rows
-/// measured alike; 240 keeps the most reuse of each packed `B` panel.
+/// where the rule gives 1020) ran 8–20 % slower than 240 at n = 1024 and 2048, while at
+/// n = 1000, and with `C` on 2 MiB pages, the row count made no difference: address
+/// translation, not cache capacity. 120–240 rows measured alike; 240 keeps the most reuse
+/// of each packed `B` panel.
 const MAX_MC_ROWS: usize = 240;
 
 /// `FERROFLOW_GEMM_BLOCKS=kc,mc,nc`: block sizes for tuning on a new machine (rounded to

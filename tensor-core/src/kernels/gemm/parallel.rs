@@ -69,13 +69,8 @@ impl Grid {
         let (row_tiles, col_tiles) = (m.div_ceil(mr), n.div_ceil(nr));
         let macs = m.saturating_mul(k).saturating_mul(n);
         let by_work = (macs / MIN_TILE_MACS).max(1);
-        let per_thread = if macs / threads.max(1) / TILES_PER_THREAD >= MIN_SHARED_TILE_MACS {
-            TILES_PER_THREAD
-        } else {
-            1
-        };
         let want = threads
-            .saturating_mul(per_thread)
+            .saturating_mul(Grid::tiles_per_thread(macs, threads))
             .min(by_work)
             .min(row_tiles * col_tiles)
             .max(1);
@@ -104,6 +99,16 @@ impl Grid {
             nb,
             rows: m.div_ceil(mb),
             cols: n.div_ceil(nb),
+        }
+    }
+
+    /// [`TILES_PER_THREAD`] when each of that many tiles keeps [`MIN_SHARED_TILE_MACS`] of
+    /// the product's `macs`, else one.
+    fn tiles_per_thread(macs: usize, threads: usize) -> usize {
+        if macs / threads.max(1) / TILES_PER_THREAD >= MIN_SHARED_TILE_MACS {
+            TILES_PER_THREAD
+        } else {
+            1
         }
     }
 }
@@ -367,12 +372,7 @@ mod tests {
             assert!(g.mb.is_multiple_of(6) && g.nb.is_multiple_of(16), "{g:?}");
             assert!(g.rows * g.mb >= m && (g.rows - 1) * g.mb < m, "{g:?}");
             assert!(g.cols * g.nb >= n && (g.cols - 1) * g.nb < n, "{g:?}");
-            // Several tiles per thread only where each keeps `MIN_SHARED_TILE_MACS`.
-            let per_thread = if m * k * n / threads / TILES_PER_THREAD >= MIN_SHARED_TILE_MACS {
-                TILES_PER_THREAD
-            } else {
-                1
-            };
+            let per_thread = Grid::tiles_per_thread(m * k * n, threads);
             assert!(g.rows * g.cols <= per_thread * threads, "{g:?}");
         }
         // Square products on 16 threads: an 8 × 8 grid, not 64 thin bands.
