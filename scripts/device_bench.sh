@@ -6,7 +6,8 @@
 # There:               bash scripts/device_bench.sh run
 #   runs `bench W1 W3 W4` at RAYON_NUM_THREADS = 1, 4, 16 and the numpy / PyTorch-CPU peers
 #   (bench/device_peers.py, a copy of the shared peer script) beside it; JSON lines on stdout,
-#   each of ours tagged with "threads". About 3 minutes in all; every step has its own limit.
+#   each of ours tagged with "threads" (and "split" for the row-band runs). About 4 minutes
+#   in all; every step has its own limit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/examples/bench
@@ -23,6 +24,12 @@ run)
     for threads in 1 4 16; do
         RAYON_NUM_THREADS=$threads timeout 60 "$BIN" W1 W3 W4 \
             | sed "s/^{/{\"threads\":$threads,/" || echo "ours at $threads threads: exit $?" >&2
+    done
+    # One product's split on many cores: row bands that each pack `B` (the two-thread
+    # default), beside the shared packed `B` above (the default from three threads).
+    for threads in 4 16; do
+        FERROFLOW_GEMM_SPLIT=bands RAYON_NUM_THREADS=$threads timeout 60 "$BIN" W1 W3 \
+            | sed "s/^{/{\"threads\":$threads,\"split\":\"bands\",/" || echo "bands at $threads threads: exit $?" >&2
     done
     timeout 60 python3 bench/device_peers.py numpy || echo "numpy peer: exit $?" >&2
     timeout 90 python3 bench/device_peers.py torch-cpu || echo "torch-cpu peer: exit $?" >&2

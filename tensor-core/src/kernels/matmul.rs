@@ -5,10 +5,12 @@
 //! The float path ([`gemm`], [`batched_gemm`]) is a parallel driver around a
 //! single-threaded, packed, SIMD GEMM: ferroflow's own (`super::gemm`: AVX-512
 //! and AVX2 + FMA micro-kernels chosen at run time) where the CPU has one, the
-//! `matrixmultiply` crate's elsewhere. One large product (batch 1) runs on
-//! `super::gemm::parallel_gemm` instead: `B` packed once and shared by all
-//! threads, `C` cut into a grid over rows and columns. What follows describes
-//! the batch driver; both keep the guarantees below.
+//! `matrixmultiply` crate's elsewhere. One large product (batch 1) on three
+//! or more threads runs on `super::gemm::parallel_gemm` instead: `B` packed
+//! once and shared by all threads, `C` cut into a grid over rows and columns
+//! (on two, row bands that each pack their own `B` measured faster: see
+//! `super::gemm::shares_packed_b`). What follows describes the batch driver;
+//! both keep the guarantees below.
 //!
 //! * **One thread pool.** All parallelism comes from rayon's global pool.
 //!   `matrixmultiply`'s own `threading` feature stays off, so every
@@ -593,8 +595,10 @@ fn drive<T: GemmFloat>(
         }
         return;
     };
-    if batch == 1 {
-        // One product: share one packed `B` between the threads (see `gemm::parallel`).
+    let threads = rayon::current_num_threads();
+    if batch == 1 && gemm::shares_packed_b(threads) {
+        // One product on many threads: share one packed `B` (see `gemm::parallel`). On
+        // few, the row bands below each pack their own.
         // SAFETY: `contract_ok` (checked by the caller) established that A (m×k) and B (k×n)
         // lie inside `a` and `b` and that `c` holds m·n elements; `c` is a unique borrow.
         let done = unsafe {
@@ -605,7 +609,7 @@ fn drive<T: GemmFloat>(
                 (a.data.as_ptr().add(a.offsets[0]), istride(a.rs, m), istride(a.cs, k)),
                 (b.data.as_ptr().add(b.offsets[0]), istride(b.rs, k), istride(b.cs, n)),
                 c.as_mut_ptr(),
-                rayon::current_num_threads(),
+                threads,
                 epilogue,
             )
         };
@@ -613,7 +617,7 @@ fn drive<T: GemmFloat>(
             return;
         }
     }
-    let helpers = rayon::current_num_threads().saturating_sub(1);
+    let helpers = threads.saturating_sub(1);
     let total = batch * p.blocks();
     let workers = helpers + 1;
     let by_work = MIN_CLAIM_MACS.div_ceil((p.mb * k * p.nb).max(1));

@@ -3,8 +3,9 @@
 //! at run time. CPUs with neither (and other architectures) keep `matrixmultiply`'s portable
 //! kernels, so [`packed_gemm`] answers `false` there and the caller falls back.
 //!
-//! [`parallel_gemm`] runs one large product on many threads around a shared packed `B`;
-//! the batch driver in [`super::matmul`] runs [`packed_gemm`] on each of its blocks.
+//! [`parallel_gemm`] runs one large product on many threads around a shared packed `B`
+//! (where [`shares_packed_b`] says so); the batch driver in [`super::matmul`] runs
+//! [`packed_gemm`] on each of its blocks.
 
 mod blocking;
 mod microkernel;
@@ -16,7 +17,7 @@ use std::cell::RefCell;
 
 use blocking::{Blocking, Caches};
 use microkernel::MicroKernel;
-pub(crate) use parallel::parallel_gemm;
+pub(crate) use parallel::{parallel_gemm, shares_packed_b};
 
 /// Float types with a packed kernel.
 pub(crate) trait PackedFloat: Copy + Send + Sync + 'static {

@@ -94,7 +94,29 @@ pub(crate) unsafe fn pack_b<T: PackedFloat>(
     nr: usize,
     out: &mut [T],
 ) {
-    for (panel, dst) in out.chunks_exact_mut(nr * kc).take(cols.div_ceil(nr)).enumerate() {
+    // Whole panels of a `B` with contiguous rows go several at a time (`copy_panel_rows`).
+    let whole = if csb == 1 { cols / nr } else { 0 };
+    let mut first = 0;
+    while first < whole {
+        let group = PANELS_PER_ROW_READ.min(whole - first);
+        let dst = &mut out[first * nr * kc..(first + group) * nr * kc];
+        // SAFETY: column `first·nr < cols` of the block.
+        let base = unsafe { b.add(first * nr) };
+        // SAFETY (each arm): rows `..kc`, columns `first·nr..(first + group)·nr ≤ cols`.
+        match nr {
+            8 => unsafe { copy_panel_rows::<T, 8>(base, rsb, kc, dst) },
+            16 => unsafe { copy_panel_rows::<T, 16>(base, rsb, kc, dst) },
+            32 => unsafe { copy_panel_rows::<T, 32>(base, rsb, kc, dst) },
+            _ => break,
+        }
+        first += group;
+    }
+    for (panel, dst) in out
+        .chunks_exact_mut(nr * kc)
+        .take(cols.div_ceil(nr))
+        .enumerate()
+        .skip(first)
+    {
         let c0 = panel * nr;
         let live = nr.min(cols - c0);
         // SAFETY: column `c0 < cols` of the block (caller contract).
@@ -114,27 +136,36 @@ pub(crate) unsafe fn pack_b<T: PackedFloat>(
             }
             continue;
         }
-        // SAFETY (each arm): rows `..kc`, columns `c0..c0 + live` of the block.
-        match (live == nr && csb == 1, nr) {
-            (true, 8) => unsafe { copy_rows::<T, 8>(base, rsb, dst) },
-            (true, 16) => unsafe { copy_rows::<T, 16>(base, rsb, dst) },
-            (true, 32) => unsafe { copy_rows::<T, 32>(base, rsb, dst) },
-            _ => unsafe { pack_b_panel(live, base, rsb, csb, nr, dst) },
-        }
+        // SAFETY: rows `..kc`, columns `c0..c0 + live` of the block.
+        unsafe { pack_b_panel(live, base, rsb, csb, nr, dst) };
     }
 }
 
-/// One whole `NR`-column panel of a `B` with contiguous rows: a fixed-size copy per row.
+/// Panels packed from one contiguous read of each row of `B`.
+const PANELS_PER_ROW_READ: usize = 8;
+
+/// `dst.len() / (NR·kc)` whole consecutive panels of a `B` with contiguous rows, row by row:
+/// each row of `B` is read once, contiguously, for all of them.
+///
+/// Why: panel by panel, each row gives only `NR` values (one or two cache lines) before the
+/// copy jumps a whole row of `B` on, so with long rows every line is a miss of its own and
+/// no stream forms for the prefetchers. Eight panels per row read cut the copy's time by a
+/// fifth (`perf`, 240 × 2048 × 2048 `f64`, one thread); 32 measured alike.
 ///
 /// # Safety
 ///
-/// `base + p·rsb .. + NR` is readable for every `p < dst.len() / NR`.
+/// `base + p·rsb .. + (dst.len() / kc)` is readable for every `p < kc`.
 #[inline(always)]
-unsafe fn copy_rows<T: PackedFloat, const NR: usize>(base: *const T, rsb: isize, dst: &mut [T]) {
-    for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
-        // SAFETY: `NR` contiguous values of row `p` (caller contract); `T` is `Copy`.
-        let src = unsafe { &*base.offset(p as isize * rsb).cast::<[T; NR]>() };
-        row.copy_from_slice(src);
+unsafe fn copy_panel_rows<T: PackedFloat, const NR: usize>(base: *const T, rsb: isize, kc: usize, dst: &mut [T]) {
+    let panels = dst.len() / (NR * kc);
+    for p in 0..kc {
+        // SAFETY: row `p`, `panels·NR` contiguous values (caller contract).
+        let src = unsafe { base.offset(p as isize * rsb) };
+        for g in 0..panels {
+            // SAFETY: as above; `T` is `Copy`.
+            let vals = unsafe { &*src.add(g * NR).cast::<[T; NR]>() };
+            dst[g * NR * kc + p * NR..][..NR].copy_from_slice(vals);
+        }
     }
 }
 
@@ -218,7 +249,7 @@ mod tests {
                 }
             }
             for nr in [4usize, 8, 16, 32] {
-                for cols in [1, nr - 1, nr, 2 * nr + 3] {
+                for cols in [1, nr - 1, nr, 2 * nr + 3, (PANELS_PER_ROW_READ + 1) * nr + 3] {
                     let kc = 5;
                     let (b, rsb, csb) = matrix(kc, cols, col_major);
                     let mut out = vec![f32::NAN; cols.div_ceil(nr) * nr * kc];

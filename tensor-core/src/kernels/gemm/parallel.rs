@@ -43,6 +43,31 @@ const TILES_PER_THREAD: usize = 4;
 /// a 256³ product on two cores (2 M each) ran W3 and W4's layers 7–12 % slower than two.
 const MIN_SHARED_TILE_MACS: usize = 1 << 23;
 
+/// Fewest threads on which one product shares a packed `B` ([`parallel_gemm`]); on fewer,
+/// the batch driver gives each thread a band of rows and its own packed `B`.
+///
+/// Why: a tile that reads `B` panels another core has just packed fetches every line from
+/// that core's cache, while a band packs its own from the unchanged `B` the cores already
+/// share. On two cores (an AVX-512 Xeon, `bench W1` beside numpy, 3 rounds) bands were
+/// faster at every size: 1.03–1.06x at n = 512–2048 (`f32` and `f64`), 1.14x at 256,
+/// 1.2–1.4x at 128. What sharing saves grows with the thread count (sixteen bands pack
+/// `B` sixteen times); `FERROFLOW_GEMM_SPLIT` lets the device script compare both there.
+const SHARED_B_MIN_THREADS: usize = 3;
+
+/// Whether one product on `threads` threads runs [`parallel_gemm`] (a shared packed `B`)
+/// rather than row bands that each pack their own. `FERROFLOW_GEMM_SPLIT=shared` or
+/// `=bands` forces either, to compare them side by side on one machine; read once.
+pub(crate) fn shares_packed_b(threads: usize) -> bool {
+    use std::sync::OnceLock;
+    static FORCED: OnceLock<Option<bool>> = OnceLock::new();
+    let forced = FORCED.get_or_init(|| match std::env::var("FERROFLOW_GEMM_SPLIT").as_deref() {
+        Ok("shared") => Some(true),
+        Ok("bands") => Some(false),
+        _ => None,
+    });
+    forced.unwrap_or(threads >= SHARED_B_MIN_THREADS)
+}
+
 /// Largest packed `B` (in 8-byte words) kept for reuse between products: 64 MiB.
 const KEEP_WORDS: usize = 8 << 20;
 
@@ -356,6 +381,15 @@ pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_threads_use_bands_more_share_one_packed_b() {
+        if std::env::var_os("FERROFLOW_GEMM_SPLIT").is_some() {
+            return; // forced either way for a comparison run
+        }
+        assert!(!shares_packed_b(1) && !shares_packed_b(2));
+        assert!(shares_packed_b(3) && shares_packed_b(16));
+    }
 
     #[test]
     fn grids_cover_the_output_with_whole_tiles() {
