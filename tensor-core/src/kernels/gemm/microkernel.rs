@@ -24,8 +24,8 @@ pub(crate) struct MicroKernel<T: 'static> {
     pub mr: usize,
     /// Columns of the tile (vector lanes, loaded from the packed `B` panel).
     pub nr: usize,
-    /// `tile(kc, a_panel, 0, b_panel, c, rsc, csc, rows, cols, overwrite)` over a packed
-    /// `A` panel.
+    /// `tile(kc, a_panel, 0, b_panel, nr, c, rsc, csc, rows, cols, overwrite)` over a packed
+    /// `A` panel (`B`'s rows `nr` apart: a packed panel, or a row-major `B` in place).
     pub tile: TileFn<T>,
     /// `tile(kc, a, rsa, b_panel, …)` reading `rows` rows of a row-major `A` (unit column
     /// stride, row stride `rsa`) in place: no packing of `A`.
@@ -54,7 +54,8 @@ impl<T: 'static> MicroKernel<T> {
 }
 
 /// Signature of a compiled tile function; see [`tile_body`] for the contract.
-pub(crate) type TileFn<T> = unsafe fn(usize, *const T, isize, *const T, *mut T, isize, isize, usize, usize, bool);
+pub(crate) type TileFn<T> =
+    unsafe fn(usize, *const T, isize, *const T, isize, *mut T, isize, isize, usize, usize, bool);
 
 /// `C[..rows, ..cols] = acc` (`overwrite`) or `C += acc`, where `acc = Ã·B̃` over `kc`: a
 /// tile of `MR` rows by `NV` registers of `V`, reading packed `A` panels of `PANEL ≥ MR`
@@ -62,7 +63,8 @@ pub(crate) type TileFn<T> = unsafe fn(usize, *const T, isize, *const T, *mut T, 
 ///
 /// # Safety
 ///
-/// The CPU has `V`'s features; `b` holds `kc·NV·LANES` readable elements (a packed panel);
+/// The CPU has `V`'s features; `b + p·rsb .. + NV·LANES` is readable for `p < kc` (rows of
+/// a packed panel, `rsb = NV·LANES`, or of a row-major `B` read in place);
 /// `a` holds `kc·PANEL` (a packed panel) or, when `DIRECT`, `a + i·rsa + p` is readable for
 /// `i < rows`, `p < kc` (rows of a row-major `A`, `rows ≥ 1`); for `i < rows ≤ MR`, `j < cols ≤ NV·LANES`, `c + i·rsc + j·csc` is
 /// valid for writes (and reads unless `overwrite`) and not aliased during the call.
@@ -74,6 +76,7 @@ unsafe fn tile_body<V: Lanes, const MR: usize, const PANEL: usize, const NV: usi
     a: *const V::Elem,
     rsa: isize,
     b: *const V::Elem,
+    rsb: isize,
     c: *mut V::Elem,
     rsc: isize,
     csc: isize,
@@ -107,7 +110,7 @@ unsafe fn tile_body<V: Lanes, const MR: usize, const PANEL: usize, const NV: usi
         }
         let mut acc = [[V::zero(); NV]; MR];
         for p in 0..kc {
-            let bp = b.add(p * nr);
+            let bp = b.offset(p as isize * rsb);
             let mut bv = [V::zero(); NV];
             for (v, reg) in bv.iter_mut().enumerate() {
                 *reg = V::load(bp.add(v * V::LANES));
@@ -170,6 +173,7 @@ macro_rules! tile_fns {
             a: *const $t,
             rsa: isize,
             b: *const $t,
+            rsb: isize,
             c: *mut $t,
             rsc: isize,
             csc: isize,
@@ -178,7 +182,7 @@ macro_rules! tile_fns {
             overwrite: bool,
         ) {
             // SAFETY: forwarded contract.
-            unsafe { tile_body::<$v, $mr, $panel, $nv, $in_place>(kc, a, rsa, b, c, rsc, csc, rows, cols, overwrite) }
+            unsafe { tile_body::<$v, $mr, $panel, $nv, $in_place>(kc, a, rsa, b, rsb, c, rsc, csc, rows, cols, overwrite) }
         }
     };
 }

@@ -258,7 +258,7 @@ impl<T: PackedFloat> Job<T> {
                                     (pa[ir * kcb..].as_ptr(), 0)
                                 };
                                 let tile = self.kernel.tile_for(r, direct);
-                                tile(kcb, ap, ap_rs, bpanel, ct, ldc, 1, r, cl, pc == 0)
+                                tile(kcb, ap, ap_rs, bpanel, nr as isize, ct, ldc, 1, r, cl, pc == 0)
                             }
                         }
                     }

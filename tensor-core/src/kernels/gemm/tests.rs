@@ -5,8 +5,8 @@ use super::microkernel::TileFn;
 use super::*;
 use crate::kernels::matmul::tests::{data, operand};
 
-/// Runs one product through `kernel` with `blk`, `C` starting as `init`; `A` is read in
-/// place where its rows are contiguous and `direct`.
+/// Runs one product through `kernel` with `blk`, `C` starting as `init`; `A` and `B` are
+/// read in place where their rows are contiguous and `direct`.
 #[allow(clippy::too_many_arguments)]
 fn run<T: PackedFloat>(
     (kernel, blk, direct): (MicroKernel<T>, Blocking, bool),
@@ -22,7 +22,7 @@ fn run<T: PackedFloat>(
     // `m × n` row-major; the caller only passes kernels this CPU runs.
     unsafe {
         run_blocked(
-            (kernel, blk, direct && csa == 1),
+            (kernel, blk, direct && csa == 1, direct && csb == 1),
             (m, k, n),
             (a.as_ptr(), rsa as isize, csa as isize),
             (b.as_ptr(), rsb as isize, csb as isize),
@@ -143,7 +143,7 @@ fn f32_and_f64_match_the_reference() {
     }
 }
 
-/// The row and column blocking, and reading `A` in place or packed, never change a result:
+/// The row and column blocking, and reading `A` and `B` in place or packed, never change a result:
 /// only `kc` orders the sums.
 #[test]
 fn blocking_of_m_and_n_is_bit_identical() {
@@ -324,6 +324,7 @@ fn edge_builds_compute_what_the_full_tile_computes() {
                                         a_ptr,
                                         rsa,
                                         bp.as_ptr(),
+                                        nr as isize,
                                         c.as_mut_ptr(),
                                         rsc,
                                         csc,
@@ -348,4 +349,16 @@ fn edge_builds_compute_what_the_full_tile_computes() {
     }
     check::<f32>(|x| x as f32, |x| x.to_bits() as u64);
     check::<f64>(|x| x, f64::to_bits);
+}
+
+/// `B` is read in place only when it is one contiguous row-major block that fits in L1.
+#[test]
+fn only_small_contiguous_b_is_read_in_place() {
+    let l1 = Caches::detect().l1;
+    let n = 64;
+    let k = l1 * 2 / 3 / (4 * n);
+    assert!(reads_b_in_place(1, n as isize, 4, (k, n)));
+    assert!(!reads_b_in_place(1, n as isize, 4, (k + 1, n)), "larger than two thirds of L1");
+    assert!(!reads_b_in_place(1, n as isize + 1, 4, (k, n)), "rows with a gap");
+    assert!(!reads_b_in_place(k as isize, 1, 4, (k, n)), "column-major");
 }
