@@ -4,7 +4,8 @@
 # Here (with cargo):   bash scripts/device_bench.sh build
 #   builds the bench example in release; carry target/release/examples/bench to the device.
 # There:               bash scripts/device_bench.sh run
-#   runs `bench W1 W3 W4` at RAYON_NUM_THREADS = 1, 4, 16 and the numpy / PyTorch-CPU peers
+#   runs `bench W1 W3 W4` at RAYON_NUM_THREADS = 1, 4, 16 (and W1 W3 with the other matmul
+#   split at 2, 4, 16) and the numpy / PyTorch-CPU peers
 #   (bench/device_peers.py, a copy of the shared peer script) beside it; JSON lines on stdout,
 #   each of ours tagged with "threads" (and "split" for the row-band runs). About 4 minutes
 #   in all; every step has its own limit.
@@ -25,11 +26,12 @@ run)
         RAYON_NUM_THREADS=$threads timeout 60 "$BIN" W1 W3 W4 \
             | sed "s/^{/{\"threads\":$threads,/" || echo "ours at $threads threads: exit $?" >&2
     done
-    # One product's split on many cores: row bands that each pack `B` (the two-thread
-    # default), beside the shared packed `B` above (the default from three threads).
-    for threads in 4 16; do
-        FERROFLOW_GEMM_SPLIT=bands RAYON_NUM_THREADS=$threads timeout 60 "$BIN" W1 W3 \
-            | sed "s/^{/{\"threads\":$threads,\"split\":\"bands\",/" || echo "bands at $threads threads: exit $?" >&2
+    # One product's split: bands that each pack `B` (the two-thread default) and the shared
+    # packed `B` (the default from three threads), each where it is not the default.
+    for run in 2:shared 4:bands 16:bands; do
+        threads=${run%%:*} split=${run#*:}
+        FERROFLOW_GEMM_SPLIT=$split RAYON_NUM_THREADS=$threads timeout 60 "$BIN" W1 W3 \
+            | sed "s/^{/{\"threads\":$threads,\"split\":\"$split\",/" || echo "$split at $threads threads: exit $?" >&2
     done
     timeout 60 python3 bench/device_peers.py numpy || echo "numpy peer: exit $?" >&2
     timeout 90 python3 bench/device_peers.py torch-cpu || echo "torch-cpu peer: exit $?" >&2

@@ -8,7 +8,7 @@
 //! `matrixmultiply` crate's elsewhere. One large product (batch 1) on three
 //! or more threads runs on `super::gemm::parallel_gemm` instead: `B` packed
 //! once and shared by all threads, `C` cut into a grid over rows and columns
-//! (on two, row bands that each pack their own `B` measured faster: see
+//! (on two, bands that each pack their own `B` measured faster: see
 //! `super::gemm::shares_packed_b`). What follows describes the batch driver;
 //! both keep the guarantees below.
 //!
@@ -1127,10 +1127,11 @@ pub(crate) mod tests {
         }
     }
 
-    /// One product (the shared packed-`B` path) is bit-identical on any number of threads,
-    /// for every operand layout: with one tile per thread, with several per thread (520 ×
-    /// 260 × 520 on two threads: 8 tiles), and with tiles taller than one packed `A` block
-    /// (1000 rows on two threads: 500-row tiles, three blocks each).
+    /// One product is bit-identical on any number of threads, for every operand layout,
+    /// through `gemm` (row bands on two threads, the shared packed `B` from three) and through
+    /// the shared packed-`B` driver forced on every count: with one tile per thread, with
+    /// several per thread (520 × 260 × 520 on two threads: 8 tiles), and with tiles taller
+    /// than one packed `A` block (1000 rows on two threads: 500-row tiles, three blocks each).
     #[test]
     fn single_product_is_bit_identical_across_thread_counts() {
         for ((m, k, n), (ta, tb)) in [(203, 517, 301), (520, 260, 520), (1000, 150, 240)]
@@ -1158,6 +1159,27 @@ pub(crate) mod tests {
                     serial.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()),
                     "{m}x{k}x{n}, {threads} threads, ta={ta} tb={tb}"
                 );
+                let mut shared = vec![f32::NAN; m * n];
+                // SAFETY: `a` (m×k) and `b` (k×n) lie inside their vectors at these strides;
+                // `shared` holds m·n elements and aliases neither.
+                let ran = pool.install(|| unsafe {
+                    f32::raw_gemm_parallel(
+                        m,
+                        k,
+                        n,
+                        (a.as_ptr(), rsa as isize, csa as isize),
+                        (b.as_ptr(), rsb as isize, csb as isize),
+                        shared.as_mut_ptr(),
+                        threads,
+                        None,
+                    )
+                });
+                if ran {
+                    assert!(
+                        serial.iter().zip(&shared).all(|(x, y)| x.to_bits() == y.to_bits()),
+                        "{m}x{k}x{n}, shared B on {threads} threads, ta={ta} tb={tb}"
+                    );
+                }
             }
         }
     }

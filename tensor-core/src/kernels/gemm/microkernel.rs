@@ -89,7 +89,7 @@ unsafe fn tile_body<V: Lanes, const MR: usize, const PANEL: usize, const NV: usi
     let nr = NV * V::LANES;
     debug_assert!(MR <= PANEL && (1..=MR).contains(&rows) && (1..=nr).contains(&cols));
     // SAFETY (whole body): `V`'s features are present (caller contract); every pointer
-    // read stays inside the panels (`B` at `p·NR + v·LANES`, packed `A` at `p·PANEL + i`,
+    // read stays inside the panels (`B` at `p·rsb + v·LANES`, packed `A` at `p·PANEL + i`,
     // `p < kc`, `i < MR ≤ PANEL`, `v < NV`), the rows of `A` in place, or the clipped tile.
     unsafe {
         // Bring the tile of `C` towards L1 while the products run: its rows are a full row

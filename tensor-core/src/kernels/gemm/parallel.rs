@@ -35,7 +35,8 @@ const MIN_TILE_MACS: usize = 1 << 18;
 /// longer leave one thread 6 % more rows than the other. One tile per thread measured 2–6 %
 /// slower at n = 512 and 1024 on two cores (f32 and f64); the cost, `A` packed once per
 /// column of tiles, stays under 1 % of the multiply-adds. Only for products large enough
-/// that each of the smaller tiles keeps [`MIN_SHARED_TILE_MACS`].
+/// that each of the smaller tiles keeps [`MIN_SHARED_TILE_MACS`]. (Measured with this driver
+/// on two cores, before two threads moved to bands; the device script re-measures it.)
 const TILES_PER_THREAD: usize = 4;
 
 /// Multiply-adds each of the [`TILES_PER_THREAD`] tiles must keep (about 0.2 ms on one
@@ -44,7 +45,8 @@ const TILES_PER_THREAD: usize = 4;
 const MIN_SHARED_TILE_MACS: usize = 1 << 23;
 
 /// Fewest threads on which one product shares a packed `B` ([`parallel_gemm`]); on fewer,
-/// the batch driver gives each thread a band of rows and its own packed `B`.
+/// the batch driver gives each thread a band of rows (of columns when `C` is short) and its
+/// own packed `B`.
 ///
 /// Why: a tile that reads `B` panels another core has just packed fetches every line from
 /// that core's cache, while a band packs its own from the unchanged `B` the cores already
@@ -55,7 +57,7 @@ const MIN_SHARED_TILE_MACS: usize = 1 << 23;
 const SHARED_B_MIN_THREADS: usize = 3;
 
 /// Whether one product on `threads` threads runs [`parallel_gemm`] (a shared packed `B`)
-/// rather than row bands that each pack their own. `FERROFLOW_GEMM_SPLIT=shared` or
+/// rather than bands that each pack their own. `FERROFLOW_GEMM_SPLIT=shared` or
 /// `=bands` forces either, to compare them side by side on one machine; read once.
 pub(crate) fn shares_packed_b(threads: usize) -> bool {
     use std::sync::OnceLock;

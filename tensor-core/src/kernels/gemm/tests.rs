@@ -358,7 +358,10 @@ fn only_small_contiguous_b_is_read_in_place() {
     let n = 64;
     let k = l1 * 2 / 3 / (4 * n);
     assert!(reads_b_in_place(1, n as isize, 4, (k, n)));
-    assert!(!reads_b_in_place(1, n as isize, 4, (k + 1, n)), "larger than two thirds of L1");
+    assert!(
+        !reads_b_in_place(1, n as isize, 4, (k + 1, n)),
+        "larger than two thirds of L1"
+    );
     assert!(!reads_b_in_place(1, n as isize + 1, 4, (k, n)), "rows with a gap");
     assert!(!reads_b_in_place(k as isize, 1, 4, (k, n)), "column-major");
 }
