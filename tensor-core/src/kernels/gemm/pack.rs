@@ -95,21 +95,23 @@ pub(crate) unsafe fn pack_b<T: PackedFloat>(
     out: &mut [T],
 ) {
     // Whole panels of a `B` with contiguous rows go several at a time (`copy_panel_rows`).
-    let whole = if csb == 1 { cols / nr } else { 0 };
-    let mut first = 0;
-    while first < whole {
-        let group = PANELS_PER_ROW_READ.min(whole - first);
-        let dst = &mut out[first * nr * kc..(first + group) * nr * kc];
-        // SAFETY: column `first·nr < cols` of the block.
-        let base = unsafe { b.add(first * nr) };
-        // SAFETY (each arm): rows `..kc`, columns `first·nr..(first + group)·nr ≤ cols`.
-        match nr {
-            8 => unsafe { copy_panel_rows::<T, 8>(base, rsb, kc, dst) },
-            16 => unsafe { copy_panel_rows::<T, 16>(base, rsb, kc, dst) },
-            32 => unsafe { copy_panel_rows::<T, 32>(base, rsb, kc, dst) },
-            _ => break,
+    type Copy<T> = unsafe fn(*const T, isize, usize, &mut [T]);
+    let grouped: Option<Copy<T>> = match (csb, nr) {
+        (1, 8) => Some(copy_panel_rows::<T, 8>),
+        (1, 16) => Some(copy_panel_rows::<T, 16>),
+        (1, 32) => Some(copy_panel_rows::<T, 32>),
+        _ => None,
+    };
+    let first = grouped.map_or(0, |_| cols / nr);
+    if let Some(copy) = grouped {
+        for (group, dst) in out[..first * nr * kc]
+            .chunks_mut(PANELS_PER_ROW_READ * nr * kc)
+            .enumerate()
+        {
+            // SAFETY: rows `..kc` and the group's whole panels of columns (all below
+            // `first·nr ≤ cols`) lie inside the block; `dst` holds exactly those panels.
+            unsafe { copy(b.add(group * PANELS_PER_ROW_READ * nr), rsb, kc, dst) };
         }
-        first += group;
     }
     for (panel, dst) in out
         .chunks_exact_mut(nr * kc)
