@@ -47,6 +47,7 @@
 //! The integer path ([`gemm_int`], [`batched_gemm_int`]) is a simple,
 //! single-threaded, cache-friendly i-k-j loop with wrapping arithmetic.
 
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -526,11 +527,11 @@ fn naive_entry<T: Copy + Default>(
     bi: usize,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
-    c: &mut [T],
+    c: &mut [MaybeUninit<T>],
     mul_add: impl Fn(T, T, T) -> T,
 ) {
     let (ao, bo) = (a.offsets[bi], b.offsets[bi]);
-    c.fill(T::default());
+    let c = fill(c, T::default());
     for (i, crow) in c.chunks_exact_mut(n).enumerate().take(m) {
         let arow = ao + i * a.rs;
         for p in 0..k {
@@ -555,7 +556,7 @@ fn drive<T: GemmFloat>(
     (m, k, n): (usize, usize, usize),
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
-    c: &mut [T],
+    c: &mut [MaybeUninit<T>],
     plan: Option<Plan>,
     epilogue: Option<&Epilogue<'_, T>>,
 ) {
@@ -580,7 +581,7 @@ fn drive<T: GemmFloat>(
                         b.data.as_ptr().add(b.offsets[bi]),
                         istride(b.rs, k),
                         istride(b.cs, n),
-                        cb.as_mut_ptr(),
+                        cb.as_mut_ptr().cast::<T>(),
                         n as isize,
                         1,
                         false,
@@ -588,6 +589,8 @@ fn drive<T: GemmFloat>(
                 };
             }
             if let Some(epi) = epilogue {
+                // SAFETY: the product above (or `naive_entry`) wrote every element of `cb`.
+                let cb = unsafe { assume_init(cb) };
                 for (r, row) in cb.chunks_exact_mut(n).enumerate() {
                     epi(bi * m + r, 0, row);
                 }
@@ -608,7 +611,7 @@ fn drive<T: GemmFloat>(
                 n,
                 (a.data.as_ptr().add(a.offsets[0]), istride(a.rs, m), istride(a.cs, k)),
                 (b.data.as_ptr().add(b.offsets[0]), istride(b.rs, k), istride(b.cs, n)),
-                c.as_mut_ptr(),
+                c.as_mut_ptr().cast::<T>(),
                 threads,
                 epilogue,
             )
@@ -625,7 +628,7 @@ fn drive<T: GemmFloat>(
     let job = Arc::new(Job {
         a: a.data.as_ptr(),
         b: b.data.as_ptr(),
-        c: c.as_mut_ptr(),
+        c: c.as_mut_ptr().cast::<T>(),
         a_offsets: a.offsets.as_ptr(),
         b_offsets: b.offsets.as_ptr(),
         m,
@@ -694,12 +697,12 @@ impl Drop for AbortOnUnwind {
 
 /// Checks the contract shared by the entry points; returns `false` (after a failed
 /// `debug_assert!` in debug builds) if it is violated.
-fn contract_ok<T>((m, k, n): (usize, usize, usize), a: MatRef<'_, T>, b: MatRef<'_, T>, c: &[T]) -> bool {
+fn contract_ok<T>((m, k, n): (usize, usize, usize), a: MatRef<'_, T>, b: MatRef<'_, T>, c_len: usize) -> bool {
     let batch = a.offsets.len();
     let ok_c = batch
         .checked_mul(m)
         .and_then(|x| x.checked_mul(n))
-        .is_some_and(|need| need <= c.len());
+        .is_some_and(|need| need <= c_len);
     let ok = ok_c
         && a.offsets.len() == b.offsets.len()
         && (k == 0
@@ -716,20 +719,53 @@ fn contract_ok<T>((m, k, n): (usize, usize, usize), a: MatRef<'_, T>, b: MatRef<
     ok
 }
 
-/// Zeroes what the call may write when its contract is violated (see [`gemm`]).
-fn refuse<T: Copy + Default>((m, n): (usize, usize), batch: usize, c: &mut [T]) {
-    let len = c.len().min(batch.saturating_mul(m).saturating_mul(n));
-    c[..len].fill(T::default());
+/// The entries' common prologue: checks the contract and returns the `batch·m·n` elements the
+/// product is to write, after zeroing any past them (the entries promise an initialised
+/// output whatever its length); on a violation zeroes the whole output and returns `None`
+/// (see [`gemm`]).
+fn checked_output<'c, T: Copy + Default>(
+    (m, k, n): (usize, usize, usize),
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &'c mut [MaybeUninit<T>],
+) -> Option<&'c mut [MaybeUninit<T>]> {
+    if !contract_ok((m, k, n), a, b, c.len()) {
+        fill(c, T::default());
+        return None;
+    }
+    // `contract_ok` checked that this product neither overflows nor exceeds `c.len()`.
+    let (head, tail) = c.split_at_mut(a.offsets.len() * m * n);
+    fill(tail, T::default());
+    Some(head)
+}
+
+/// Writes `v` to every element of `c` and returns it, now initialised.
+fn fill<T: Copy>(c: &mut [MaybeUninit<T>], v: T) -> &mut [T] {
+    for x in c.iter_mut() {
+        x.write(v);
+    }
+    // SAFETY: every element was just written.
+    unsafe { assume_init(c) }
+}
+
+/// `c` as the initialised values it holds.
+///
+/// # Safety
+///
+/// Every element of `c` has been written.
+unsafe fn assume_init<T>(c: &mut [MaybeUninit<T>]) -> &mut [T] {
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and the caller promises initialised values.
+    unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<T>(), c.len()) }
 }
 
 /// `C = A·B` for one matrix.
 ///
 /// `A` (`m × k`) and `B` (`k × n`) are strided [`MatRef`]s: element `A[i][p]` is
 /// `a.data[i·a.rs + p·a.cs]`. A transposed operand is expressed by swapping the strides
-/// (never copy it). `c` receives the contiguous row-major `m × n` result (its first `m·n`
-/// elements are overwritten).
+/// (never copy it). `c` receives the contiguous row-major `m × n` result in its first `m·n`
+/// elements; any after those are zeroed (see [`batched_gemm`]).
 ///
-/// `k == 0` yields `C = 0`; `m == 0` or `n == 0` does nothing.
+/// `k == 0` yields `C = 0`; `m == 0` or `n == 0` computes nothing.
 ///
 /// Large products are split into disjoint output blocks run on rayon's
 /// global pool (see the module docs); the result is bit-identical to the
@@ -740,7 +776,7 @@ fn refuse<T: Copy + Default>((m, n): (usize, usize), batch: usize, c: &mut [T]) 
 /// call write zeros to `C` instead of reading out of bounds.
 #[cfg(test)]
 pub fn gemm<T: GemmFloat>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
-    batched_gemm(m, k, n, a, b, c);
+    batched_gemm(m, k, n, a, b, tests::out(c));
 }
 
 /// Batched `C_i = A_i·B_i`.
@@ -753,8 +789,18 @@ pub fn gemm<T: GemmFloat>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: Mat
 /// Work is split across batch entries and, when there are fewer entries
 /// than worker tasks, across output blocks within each entry.
 ///
+/// `c` may be uninitialised: the product writes it without reading it, and on return every
+/// element of `c` is initialised (elements past `batch·m·n` are zeroed).
+///
 /// Contract violations are handled as in [`gemm`].
-pub fn batched_gemm<T: GemmFloat>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
+pub fn batched_gemm<T: GemmFloat>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &mut [MaybeUninit<T>],
+) {
     let plan = plan(T::TILE, m, k, n, a.offsets.len(), rayon::current_num_threads());
     batched_gemm_planned((m, k, n), a, b, c, plan, None);
 }
@@ -769,7 +815,7 @@ pub fn batched_gemm_epilogue<T: GemmFloat>(
     n: usize,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
-    c: &mut [T],
+    c: &mut [MaybeUninit<T>],
     epilogue: &Epilogue<'_, T>,
 ) {
     let plan = plan(T::TILE, m, k, n, a.offsets.len(), rayon::current_num_threads());
@@ -781,21 +827,21 @@ fn batched_gemm_planned<T: GemmFloat>(
     (m, k, n): (usize, usize, usize),
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
-    c: &mut [T],
+    c: &mut [MaybeUninit<T>],
     plan: Option<Plan>,
     epilogue: Option<&Epilogue<'_, T>>,
 ) {
     let batch = a.offsets.len();
-    if !contract_ok((m, k, n), a, b, c) {
-        return refuse((m, n), batch, c);
-    }
+    let Some(c) = checked_output((m, k, n), a, b, c) else {
+        return;
+    };
     if m == 0 || n == 0 || batch == 0 {
         return;
     }
     if k == 0 {
-        c[..batch * m * n].fill(T::default());
+        let c = fill(c, T::default());
         if let Some(epi) = epilogue {
-            for (r, row) in c[..batch * m * n].chunks_mut(n).enumerate() {
+            for (r, row) in c.chunks_mut(n).enumerate() {
                 epi(r, 0, row);
             }
         }
@@ -830,21 +876,29 @@ impl GemmInt for i64 {
 /// Contract violations are handled as in [`gemm`].
 #[cfg(test)]
 pub fn gemm_int<T: GemmInt>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
-    batched_gemm_int(m, k, n, a, b, c);
+    batched_gemm_int(m, k, n, a, b, tests::out(c));
 }
 
 /// Batched integer matmul with the layout conventions of [`batched_gemm`].
 ///
+/// Its output, like [`batched_gemm`]'s, may be uninitialised.
+///
 /// Contract violations are handled as in [`gemm`].
-pub fn batched_gemm_int<T: GemmInt>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
-    let batch = a.offsets.len();
-    if !contract_ok((m, k, n), a, b, c) {
-        return refuse((m, n), batch, c);
-    }
+pub fn batched_gemm_int<T: GemmInt>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &mut [MaybeUninit<T>],
+) {
+    let Some(c) = checked_output((m, k, n), a, b, c) else {
+        return;
+    };
     if m == 0 || n == 0 {
         return;
     }
-    for (bi, cb) in c[..batch * m * n].chunks_exact_mut(m * n).enumerate() {
+    for (bi, cb) in c.chunks_exact_mut(m * n).enumerate() {
         naive_entry((m, k, n), bi, a, b, cb, T::wrapping_mul_add);
     }
 }
@@ -853,6 +907,13 @@ pub fn batched_gemm_int<T: GemmInt>(m: usize, k: usize, n: usize, a: MatRef<'_, 
 pub(crate) mod tests {
     use super::*;
     use approx::assert_abs_diff_eq;
+
+    /// An initialised buffer as the entries' output type. Sound here because the entries
+    /// only ever write initialised values into their output, so `c` stays initialised.
+    pub(crate) fn out<T>(c: &mut [T]) -> &mut [MaybeUninit<T>] {
+        // SAFETY: `MaybeUninit<T>` has `T`'s layout; see above for why `c` stays valid.
+        unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) }
+    }
 
     /// Deterministic pseudo-random values in [-1, 1).
     pub(crate) fn data(len: usize, seed: u64) -> Vec<f64> {
@@ -985,17 +1046,21 @@ pub(crate) mod tests {
             3,
             MatRef::batched(&[], &[0, 0], 0, 1),
             MatRef::batched(&[], &[0, 0], 3, 1),
-            &mut c,
+            out(&mut c),
         );
         assert_eq!(c, vec![0.0; 12]);
-        // m == 0 or n == 0: nothing to do, nothing touched.
+        // m == 0 or n == 0: no product; an output longer than `m·n` has its tail zeroed
+        // (the output may be uninitialised, and comes back initialised).
         let a = [1.0f32; 6];
         let mut c: [f32; 0] = [];
         gemm(0, 3, 2, MatRef::new(&a, 3, 1), MatRef::new(&a, 2, 1), &mut c);
         gemm(2, 3, 0, MatRef::new(&a, 3, 1), MatRef::new(&a, 0, 1), &mut c);
         let mut c = [5.0f32; 2];
         gemm(0, 3, 2, MatRef::new(&a, 3, 1), MatRef::new(&a, 2, 1), &mut c);
-        assert_eq!(c, [5.0; 2]);
+        assert_eq!(c, [0.0; 2]);
+        let mut c = [5.0f32; 6];
+        gemm(1, 3, 2, MatRef::new(&a, 3, 1), MatRef::new(&a, 2, 1), &mut c);
+        assert_eq!(c, [3.0, 3.0, 0.0, 0.0, 0.0, 0.0]);
         // Empty batch.
         batched_gemm::<f32>(
             2,
@@ -1047,7 +1112,7 @@ pub(crate) mod tests {
                 n,
                 MatRef::batched(&a, &a_offsets, rsa, csa),
                 MatRef::batched(&b, &b_offsets, rsb, csb),
-                &mut c,
+                out(&mut c),
             );
             let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
             let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
@@ -1058,7 +1123,7 @@ pub(crate) mod tests {
                 n,
                 MatRef::batched(&a32, &a_offsets, rsa, csa),
                 MatRef::batched(&b32, &b_offsets, rsb, csb),
-                &mut c32,
+                out(&mut c32),
             );
             for i in 0..batch {
                 let (want, mag) = naive(m, k, n, &a, a_offsets[i], (rsa, csa), &b, pad, (rsb, csb));
@@ -1087,7 +1152,7 @@ pub(crate) mod tests {
                 (m, k, n),
                 MatRef::batched(&a, &a_offsets, k, 1),
                 MatRef::batched(&b, &b_offsets, n, 1),
-                &mut c,
+                out(&mut c),
                 plan,
                 None,
             );
@@ -1120,7 +1185,7 @@ pub(crate) mod tests {
                     n,
                     MatRef::batched(&a, &a_offsets, k, 1),
                     MatRef::batched(&b, &b_offsets, n, 1),
-                    &mut c,
+                    out(&mut c),
                 )
             });
             assert!(serial.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()));
@@ -1147,7 +1212,7 @@ pub(crate) mod tests {
                 (m, k, n),
                 MatRef::new(&a, rsa, csa),
                 MatRef::new(&b, rsb, csb),
-                &mut serial,
+                out(&mut serial),
                 None,
                 None,
             );
@@ -1226,7 +1291,7 @@ pub(crate) mod tests {
             (m, k, n),
             MatRef::new(&a, k, 1),
             MatRef::new(&b, n, 1),
-            &mut serial,
+            out(&mut serial),
             None,
             None,
         );
@@ -1336,7 +1401,7 @@ pub(crate) mod tests {
             n,
             MatRef::batched(&a, &a_offsets, 1, m),
             MatRef::batched(&b, &[0, 0, 0], n, 1),
-            &mut c,
+            out(&mut c),
         );
         let a64: Vec<i64> = a.iter().map(|&x| x as i64).collect();
         let b64: Vec<i64> = b.iter().map(|&x| x as i64).collect();
@@ -1361,7 +1426,15 @@ pub(crate) mod tests {
                     *v = (*v + bias[c0 + j]).max(0.0);
                 }
             };
-            batched_gemm_epilogue(m, k, n, MatRef::new(&a, k, 1), MatRef::new(&b, n, 1), &mut fused, &epi);
+            batched_gemm_epilogue(
+                m,
+                k,
+                n,
+                MatRef::new(&a, k, 1),
+                MatRef::new(&b, n, 1),
+                out(&mut fused),
+                &epi,
+            );
             for (i, (f, p)) in fused.iter().zip(&plain).enumerate() {
                 assert_eq!(*f, (p + bias[i % n]).max(0.0));
             }
