@@ -92,7 +92,9 @@ pub trait GemmFloat:
 
     /// Raw single-threaded `C = A·B` (or `C += A·B` when `accumulate`) through the packed
     /// kernel of this CPU (or `matrixmultiply` where there is none): the one unsafe hook
-    /// every float product of the crate (matmul and the convolutions) goes through.
+    /// every float product of the crate (matmul and the convolutions) goes through. Unless
+    /// accumulating, every element of the `m × n` block of `C` is written and none is read
+    /// first, so `C` may be uninitialised memory (matmul's outputs are).
     ///
     /// # Safety
     ///
@@ -776,7 +778,8 @@ unsafe fn assume_init<T>(c: &mut [MaybeUninit<T>]) -> &mut [T] {
 /// call write zeros to `C` instead of reading out of bounds.
 #[cfg(test)]
 pub fn gemm<T: GemmFloat>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
-    batched_gemm(m, k, n, a, b, tests::out(c));
+    // SAFETY: the entry only writes initialised values.
+    batched_gemm(m, k, n, a, b, unsafe { tests::out(c) });
 }
 
 /// Batched `C_i = A_i·B_i`.
@@ -876,7 +879,8 @@ impl GemmInt for i64 {
 /// Contract violations are handled as in [`gemm`].
 #[cfg(test)]
 pub fn gemm_int<T: GemmInt>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
-    batched_gemm_int(m, k, n, a, b, tests::out(c));
+    // SAFETY: the entry only writes initialised values.
+    batched_gemm_int(m, k, n, a, b, unsafe { tests::out(c) });
 }
 
 /// Batched integer matmul with the layout conventions of [`batched_gemm`].
@@ -908,10 +912,14 @@ pub(crate) mod tests {
     use super::*;
     use approx::assert_abs_diff_eq;
 
-    /// An initialised buffer as the entries' output type. Sound here because the entries
-    /// only ever write initialised values into their output, so `c` stays initialised.
-    pub(crate) fn out<T>(c: &mut [T]) -> &mut [MaybeUninit<T>] {
-        // SAFETY: `MaybeUninit<T>` has `T`'s layout; see above for why `c` stays valid.
+    /// An initialised buffer as the gemm entries' output type.
+    ///
+    /// # Safety
+    ///
+    /// Only for passing to the gemm entries, which write nothing but initialised values, so
+    /// `c` stays initialised; never write `MaybeUninit::uninit()` through it.
+    pub(crate) unsafe fn out<T>(c: &mut [T]) -> &mut [MaybeUninit<T>] {
+        // SAFETY: `MaybeUninit<T>` has `T`'s layout; the caller keeps `c` initialised.
         unsafe { &mut *(c as *mut [T] as *mut [MaybeUninit<T>]) }
     }
 
@@ -1046,7 +1054,7 @@ pub(crate) mod tests {
             3,
             MatRef::batched(&[], &[0, 0], 0, 1),
             MatRef::batched(&[], &[0, 0], 3, 1),
-            out(&mut c),
+            unsafe { out(&mut c) },
         );
         assert_eq!(c, vec![0.0; 12]);
         // m == 0 or n == 0: no product; an output longer than `m·n` has its tail zeroed
@@ -1112,7 +1120,7 @@ pub(crate) mod tests {
                 n,
                 MatRef::batched(&a, &a_offsets, rsa, csa),
                 MatRef::batched(&b, &b_offsets, rsb, csb),
-                out(&mut c),
+                unsafe { out(&mut c) },
             );
             let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
             let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
@@ -1123,7 +1131,7 @@ pub(crate) mod tests {
                 n,
                 MatRef::batched(&a32, &a_offsets, rsa, csa),
                 MatRef::batched(&b32, &b_offsets, rsb, csb),
-                out(&mut c32),
+                unsafe { out(&mut c32) },
             );
             for i in 0..batch {
                 let (want, mag) = naive(m, k, n, &a, a_offsets[i], (rsa, csa), &b, pad, (rsb, csb));
@@ -1152,7 +1160,7 @@ pub(crate) mod tests {
                 (m, k, n),
                 MatRef::batched(&a, &a_offsets, k, 1),
                 MatRef::batched(&b, &b_offsets, n, 1),
-                out(&mut c),
+                unsafe { out(&mut c) },
                 plan,
                 None,
             );
@@ -1185,7 +1193,7 @@ pub(crate) mod tests {
                     n,
                     MatRef::batched(&a, &a_offsets, k, 1),
                     MatRef::batched(&b, &b_offsets, n, 1),
-                    out(&mut c),
+                    unsafe { out(&mut c) },
                 )
             });
             assert!(serial.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()));
@@ -1212,7 +1220,7 @@ pub(crate) mod tests {
                 (m, k, n),
                 MatRef::new(&a, rsa, csa),
                 MatRef::new(&b, rsb, csb),
-                out(&mut serial),
+                unsafe { out(&mut serial) },
                 None,
                 None,
             );
@@ -1291,7 +1299,7 @@ pub(crate) mod tests {
             (m, k, n),
             MatRef::new(&a, k, 1),
             MatRef::new(&b, n, 1),
-            out(&mut serial),
+            unsafe { out(&mut serial) },
             None,
             None,
         );
@@ -1401,7 +1409,7 @@ pub(crate) mod tests {
             n,
             MatRef::batched(&a, &a_offsets, 1, m),
             MatRef::batched(&b, &[0, 0, 0], n, 1),
-            out(&mut c),
+            unsafe { out(&mut c) },
         );
         let a64: Vec<i64> = a.iter().map(|&x| x as i64).collect();
         let b64: Vec<i64> = b.iter().map(|&x| x as i64).collect();
@@ -1420,7 +1428,7 @@ pub(crate) mod tests {
             let bias: Vec<f64> = (0..n).map(|j| j as f64).collect();
             let mut plain = vec![0.0; m * n];
             gemm(m, k, n, MatRef::new(&a, k, 1), MatRef::new(&b, n, 1), &mut plain);
-            let mut fused = vec![0.0; m * n];
+            let mut fused = vec![f64::NAN; m * n];
             let epi = |_row: usize, c0: usize, seg: &mut [f64]| {
                 for (j, v) in seg.iter_mut().enumerate() {
                     *v = (*v + bias[c0 + j]).max(0.0);
@@ -1432,7 +1440,7 @@ pub(crate) mod tests {
                 n,
                 MatRef::new(&a, k, 1),
                 MatRef::new(&b, n, 1),
-                out(&mut fused),
+                unsafe { out(&mut fused) },
                 &epi,
             );
             for (i, (f, p)) in fused.iter().zip(&plain).enumerate() {

@@ -166,7 +166,15 @@ fn operand<'a, T: Element, S: ndarray::Data<Elem = T>>(
     Some(Operand { data, rs, cs, offsets })
 }
 
-fn matmul_typed<T: Element>(
+/// The product of `a` and `b` (transposed as flagged, batch dimensions broadcast) into a new
+/// array, through `run` (a gemm entry, or a closure around one).
+///
+/// # Safety
+///
+/// `run` leaves every element of the output slice it is given initialised, as the gemm
+/// entries ([`batched_gemm`], [`batched_gemm_epilogue`], [`batched_gemm_int`]) promise: the
+/// output is never zeroed first, and is taken as initialised once `run` returns.
+unsafe fn matmul_typed<T: Element>(
     ta: bool,
     tb: bool,
     a: &Array<T>,
@@ -223,8 +231,7 @@ fn matmul_typed<T: Element>(
     let len = out_dims.iter().product();
     let mut out = Vec::with_capacity(len);
     run(m, k, n, oa.mat(), ob.mat(), &mut out.spare_capacity_mut()[..len]);
-    // SAFETY: `run` is one of the gemm entries (or wraps one, see `matmul_epilogue`), which
-    // leave every element of the slice they are given initialised.
+    // SAFETY: `run` initialised all `len` elements (this function's contract).
     unsafe { out.set_len(len) };
     Ok(Data::from_owned(
         ArrayD::from_shape_vec(IxDyn(&out_dims), out).expect("matmul size"),
@@ -233,10 +240,11 @@ fn matmul_typed<T: Element>(
 
 pub(crate) fn matmul(ta: bool, tb: bool, a: &Data, b: &Data) -> Result<Data> {
     match (a, b) {
-        (Data::F32(x), Data::F32(y)) => matmul_typed(ta, tb, x, y, batched_gemm::<f32>),
-        (Data::F64(x), Data::F64(y)) => matmul_typed(ta, tb, x, y, batched_gemm::<f64>),
-        (Data::I32(x), Data::I32(y)) => matmul_typed(ta, tb, x, y, batched_gemm_int::<i32>),
-        (Data::I64(x), Data::I64(y)) => matmul_typed(ta, tb, x, y, batched_gemm_int::<i64>),
+        // SAFETY (each arm): the gemm entries leave their whole output initialised.
+        (Data::F32(x), Data::F32(y)) => unsafe { matmul_typed(ta, tb, x, y, batched_gemm::<f32>) },
+        (Data::F64(x), Data::F64(y)) => unsafe { matmul_typed(ta, tb, x, y, batched_gemm::<f64>) },
+        (Data::I32(x), Data::I32(y)) => unsafe { matmul_typed(ta, tb, x, y, batched_gemm_int::<i32>) },
+        (Data::I64(x), Data::I64(y)) => unsafe { matmul_typed(ta, tb, x, y, batched_gemm_int::<i64>) },
         _ => Err(Error::dtypes(
             "matmul",
             &[a.dtype(), b.dtype()],
@@ -277,33 +285,44 @@ pub(crate) fn matmul_epilogue(
             .filter(|a| a.as_slice().is_none())
             .map(|a| a.iter().copied().collect());
         let bias: Option<&[T]> = bias_owned.as_deref().or_else(|| bias_arr.and_then(|a| a.as_slice()));
-        matmul_typed(ta, tb, a, b, |m, k, n, oa, ob, c| {
-            if bias.is_some_and(|bv| bv.len() != n) {
-                // Ruled out by the check below `go`; the output must still be initialised.
-                c.fill(MaybeUninit::new(T::ZERO));
-                return;
-            }
-            let epi = |_row: usize, c0: usize, seg: &mut [T]| {
-                if let Some(bv) = &bias {
-                    for (v, &bb) in seg.iter_mut().zip(&bv[c0..]) {
-                        *v = *v + bb;
-                    }
+        // SAFETY: the closure either fills its output or hands it to `batched_gemm_epilogue`,
+        // which leaves it initialised.
+        unsafe {
+            matmul_typed(ta, tb, a, b, |m, k, n, oa, ob, c| {
+                if bias.is_some_and(|bv| bv.len() != n) {
+                    // Ruled out by the check below `go`; the output must still be initialised.
+                    c.fill(MaybeUninit::new(T::ZERO));
+                    return;
                 }
-                if let Some(u) = act {
-                    // The op fixed outside the loop and the AVX2+FMA build, as in the
-                    // elementwise kernels (the exp of exp/sigmoid uses fused multiply-adds).
-                    crate::ops::math::unary::with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => crate::kernels::simd::vectorized(#[inline(always)] || {
-                        for v in seg.iter_mut() {
-                            *v = op.apply_float::<T, fma>(*v)
+                let epi = |_row: usize, c0: usize, seg: &mut [T]| {
+                    if let Some(bv) = &bias {
+                        for (v, &bb) in seg.iter_mut().zip(&bv[c0..]) {
+                            *v = *v + bb;
                         }
-                    })));
-                }
-            };
-            batched_gemm_epilogue(m, k, n, oa, ob, c, &epi);
-        })
+                    }
+                    if let Some(u) = act {
+                        // The op fixed outside the loop and the AVX2+FMA build, as in the
+                        // elementwise kernels (the exp of exp/sigmoid uses fused multiply-adds).
+                        crate::ops::math::unary::with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => crate::kernels::simd::vectorized(#[inline(always)] || {
+                            for v in seg.iter_mut() {
+                                *v = op.apply_float::<T, fma>(*v)
+                            }
+                        })));
+                    }
+                };
+                batched_gemm_epilogue(m, k, n, oa, ob, c, &epi);
+            })
+        }
     }
     if let Some(bv) = bias {
-        let n = if tb { b.dims().first() } else { b.dims().last() };
+        // The output's last dimension: `b`'s last, or its second to last when transposed
+        // (`b` may carry batch dimensions in front).
+        let dims = b.dims();
+        let n = if tb {
+            dims.len().checked_sub(2).map(|i| &dims[i])
+        } else {
+            dims.last()
+        };
         if bv.dims().len() != 1 || Some(&bv.dims()[0]) != n {
             return Err(Error::shapes(
                 "matmul",
@@ -570,6 +589,34 @@ mod tests {
             .matmul(&Tensor::zeros(&[0, 3], DType::F32).unwrap())
             .unwrap();
         assert_eq!(z.to_vec::<f32>().unwrap(), vec![0.0; 6]);
+    }
+
+    #[test]
+    fn fused_bias_matches_the_output_of_a_transposed_batched_b() {
+        // b is [batch 2, n 3, k 4] read transposed: the bias is checked against n = 3, not
+        // against the batch dimension in front.
+        let a = crate::random::normal(&[2, 2, 4], crate::random::Normal::default().seed(7)).unwrap();
+        let b = crate::random::normal(&[2, 3, 4], crate::random::Normal::default().seed(8)).unwrap();
+        let bias = Tensor::new([0.5f32, -1.0, 2.0]);
+        let fused = crate::fused::EpilogueMatMul {
+            transpose_a: false,
+            transpose_b: true,
+            bias: true,
+            activation: None,
+        };
+        let (da, db) = (a.data().unwrap(), b.data().unwrap());
+        let got = fused.run(&[da, db, bias.data().unwrap()]).unwrap();
+        let want = a
+            .matmul_with(&b, MatMul::default().transpose_b())
+            .unwrap()
+            .add(&bias)
+            .unwrap();
+        assert_eq!(got.dims(), &[2, 2, 3]);
+        let got = Tensor::from_data(got).to_vec::<f32>().unwrap();
+        assert_eq!(got, want.to_vec::<f32>().unwrap());
+        // A bias as long as the batch dimension is refused, not silently zeroed.
+        let wrong = Tensor::new([1.0f32, 2.0]);
+        assert!(fused.run(&[da, db, wrong.data().unwrap()]).is_err());
     }
 
     #[test]

@@ -143,7 +143,8 @@ fn aligned_words(space: &mut Vec<u64>, words: usize) -> &mut [u64] {
 }
 
 /// `C = A·B` (or `C += A·B` when `accumulate`) through the packed kernel of `isa`. Returns
-/// `false`, touching nothing, when `isa` has no kernel for `T` or a dimension is 0.
+/// `false`, touching nothing, when `isa` has no kernel for `T` or a dimension is 0. Unless
+/// accumulating, `C` is written whole and never read, so it may be uninitialised.
 ///
 /// # Safety
 ///
@@ -185,7 +186,9 @@ pub(crate) unsafe fn packed_gemm<T: PackedFloat>(
 
 /// The loop nest of [`packed_gemm`] with explicit block sizes (`mc`, `nc` multiples of the
 /// kernel's `MR`, `NR`), reading `A` in place when `direct`, and the whole panels of `B`
-/// when `direct_b` (its last, partial panel is packed).
+/// when `direct_b` (its last, partial panel is packed). The first `k` slice (`pc == 0`) of
+/// every column block visits every tile of `C` and, unless accumulating, overwrites it: `C`
+/// may be uninitialised.
 ///
 /// # Safety
 ///

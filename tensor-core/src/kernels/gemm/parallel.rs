@@ -306,8 +306,10 @@ impl<T: PackedFloat> Job<T> {
 }
 
 /// `C = A·B` for one product on up to `threads` threads (the caller and rayon helpers),
-/// then `epilogue` on every row segment of each tile. `C` is row-major `m × n`. Returns
-/// `false`, touching nothing, when this CPU has no packed kernel for `T`.
+/// then `epilogue` on every row segment of each tile. `C` is row-major `m × n`, written
+/// whole (each tile's first `k` slice overwrites it) and never read first, so it may be
+/// uninitialised. Returns `false`, touching nothing, when this CPU has no packed kernel for
+/// `T`.
 ///
 /// # Safety
 ///
