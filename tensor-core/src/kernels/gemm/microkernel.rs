@@ -58,8 +58,9 @@ pub(crate) type TileFn<T> =
     unsafe fn(usize, *const T, isize, *const T, isize, *mut T, isize, isize, usize, usize, bool);
 
 /// How many `k` steps ahead the kernel prefetches its packed `A` panel. Four steps cover
-/// the L2 latency at two to four fused multiply-adds per cycle; measured on an AVX-512 Xeon,
-/// 4 gave `f64` n=1024 +12 % on one thread (16 and 32 gave less, `f32` is neutral).
+/// the L2 latency at two to four fused multiply-adds per cycle; measured on an AVX-512 Xeon
+/// in alternating runs, 4 gave `f64` +1–5 % on two threads at n = 512…2048 (16 and 32 gave
+/// less; `f32` is neutral).
 const PF_DIST: usize = 4;
 
 /// `C[..rows, ..cols] = acc` (`overwrite`) or `C += acc`, where `acc = Ã·B̃` over `kc`: a
