@@ -722,23 +722,22 @@ fn contract_ok<T>((m, k, n): (usize, usize, usize), a: MatRef<'_, T>, b: MatRef<
 }
 
 /// The entries' common prologue: checks the contract and returns the `batch·m·n` elements the
-/// product is to write, after zeroing any past them (the entries promise an initialised
-/// output whatever its length); on a violation zeroes the whole output and returns `None`
-/// (see [`gemm`]).
+/// product is to write; on a violation zeroes what the call may write and returns `None`
+/// (see [`gemm`]). Elements past `batch·m·n` are never touched.
 fn checked_output<'c, T: Copy + Default>(
     (m, k, n): (usize, usize, usize),
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: &'c mut [MaybeUninit<T>],
 ) -> Option<&'c mut [MaybeUninit<T>]> {
+    let batch = a.offsets.len();
     if !contract_ok((m, k, n), a, b, c.len()) {
-        fill(c, T::default());
+        let len = c.len().min(batch.saturating_mul(m).saturating_mul(n));
+        fill(&mut c[..len], T::default());
         return None;
     }
     // `contract_ok` checked that this product neither overflows nor exceeds `c.len()`.
-    let (head, tail) = c.split_at_mut(a.offsets.len() * m * n);
-    fill(tail, T::default());
-    Some(head)
+    Some(&mut c[..batch * m * n])
 }
 
 /// Writes `v` to every element of `c` and returns it, now initialised.
@@ -764,10 +763,10 @@ unsafe fn assume_init<T>(c: &mut [MaybeUninit<T>]) -> &mut [T] {
 ///
 /// `A` (`m × k`) and `B` (`k × n`) are strided [`MatRef`]s: element `A[i][p]` is
 /// `a.data[i·a.rs + p·a.cs]`. A transposed operand is expressed by swapping the strides
-/// (never copy it). `c` receives the contiguous row-major `m × n` result in its first `m·n`
-/// elements; any after those are zeroed (see [`batched_gemm`]).
+/// (never copy it). `c` receives the contiguous row-major `m × n` result (its first `m·n`
+/// elements are overwritten).
 ///
-/// `k == 0` yields `C = 0`; `m == 0` or `n == 0` computes nothing.
+/// `k == 0` yields `C = 0`; `m == 0` or `n == 0` does nothing.
 ///
 /// Large products are split into disjoint output blocks run on rayon's
 /// global pool (see the module docs); the result is bit-identical to the
@@ -792,8 +791,9 @@ pub fn gemm<T: GemmFloat>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: Mat
 /// Work is split across batch entries and, when there are fewer entries
 /// than worker tasks, across output blocks within each entry.
 ///
-/// `c` may be uninitialised: the product writes it without reading it, and on return every
-/// element of `c` is initialised (elements past `batch·m·n` are zeroed).
+/// `c` may be uninitialised: the product writes its first `batch·m·n` elements without
+/// reading them, and on return those are initialised (whatever the contract check finds).
+/// Elements past them are not touched.
 ///
 /// Contract violations are handled as in [`gemm`].
 pub fn batched_gemm<T: GemmFloat>(
@@ -1057,18 +1057,18 @@ pub(crate) mod tests {
             unsafe { out(&mut c) },
         );
         assert_eq!(c, vec![0.0; 12]);
-        // m == 0 or n == 0: no product; an output longer than `m·n` has its tail zeroed
-        // (the output may be uninitialised, and comes back initialised).
+        // m == 0 or n == 0: nothing to do, nothing touched.
         let a = [1.0f32; 6];
         let mut c: [f32; 0] = [];
         gemm(0, 3, 2, MatRef::new(&a, 3, 1), MatRef::new(&a, 2, 1), &mut c);
         gemm(2, 3, 0, MatRef::new(&a, 3, 1), MatRef::new(&a, 0, 1), &mut c);
         let mut c = [5.0f32; 2];
         gemm(0, 3, 2, MatRef::new(&a, 3, 1), MatRef::new(&a, 2, 1), &mut c);
-        assert_eq!(c, [0.0; 2]);
+        assert_eq!(c, [5.0; 2]);
+        // Past `m·n`, nothing is touched either.
         let mut c = [5.0f32; 6];
         gemm(1, 3, 2, MatRef::new(&a, 3, 1), MatRef::new(&a, 2, 1), &mut c);
-        assert_eq!(c, [3.0, 3.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(c, [3.0, 3.0, 5.0, 5.0, 5.0, 5.0]);
         // Empty batch.
         batched_gemm::<f32>(
             2,

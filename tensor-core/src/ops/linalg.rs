@@ -171,9 +171,10 @@ fn operand<'a, T: Element, S: ndarray::Data<Elem = T>>(
 ///
 /// # Safety
 ///
-/// `run` leaves every element of the output slice it is given initialised, as the gemm
-/// entries ([`batched_gemm`], [`batched_gemm_epilogue`], [`batched_gemm_int`]) promise: the
-/// output is never zeroed first, and is taken as initialised once `run` returns.
+/// `run` leaves every element of the output slice it is given initialised. The slice is
+/// exactly `batch·m·n` long, the part the gemm entries ([`batched_gemm`],
+/// [`batched_gemm_epilogue`], [`batched_gemm_int`]) promise to initialise: the output is
+/// never zeroed first, and is taken as initialised once `run` returns.
 unsafe fn matmul_typed<T: Element>(
     ta: bool,
     tb: bool,
@@ -240,7 +241,7 @@ unsafe fn matmul_typed<T: Element>(
 
 pub(crate) fn matmul(ta: bool, tb: bool, a: &Data, b: &Data) -> Result<Data> {
     match (a, b) {
-        // SAFETY (each arm): the gemm entries leave their whole output initialised.
+        // SAFETY (each arm): the gemm entries initialise the `batch·m·n` elements they are given.
         (Data::F32(x), Data::F32(y)) => unsafe { matmul_typed(ta, tb, x, y, batched_gemm::<f32>) },
         (Data::F64(x), Data::F64(y)) => unsafe { matmul_typed(ta, tb, x, y, batched_gemm::<f64>) },
         (Data::I32(x), Data::I32(y)) => unsafe { matmul_typed(ta, tb, x, y, batched_gemm_int::<i32>) },
