@@ -6,7 +6,8 @@
 #   test binaries, and copies them to target/gpu/ (carry that folder to the device).
 # There:               bash scripts/gpu_check.sh run
 #   runs the GPU tests (tests/cuda_device.rs, the oracle's CUDA modes), the GPU bench lines
-#   (W1, W3, W6 as `ferroflow-cuda-eager`) and PyTorch CUDA beside them, then a summary.
+#   (W1, W3, W4, W5, W6 as `ferroflow-cuda-eager`; W4, W5, W6 traced as
+#   `ferroflow-cuda-graph`) and PyTorch CUDA beside them, then a summary.
 #   Under 6 minutes; every step has its own time limit and a failing step does not stop
 #   the others.
 set -uo pipefail
@@ -18,7 +19,7 @@ build)
     cargo build --release --features cuda --example bench
     mkdir -p "$OUT"
     cp target/release/examples/bench "$OUT/bench"
-    cargo test --release --features cuda --no-run --test cuda_device --test oracle 2>&1 \
+    cargo test --release --features cuda --no-run --test cuda_device --test cuda_graphs --test oracle 2>&1 \
         | tee /dev/stderr | grep -o 'target/release/deps/[a-z_]*-[0-9a-f]*' | while read -r bin; do
         name=$(basename "$bin" | sed 's/-[0-9a-f]*$//')
         cp "$bin" "$OUT/$name"
@@ -33,8 +34,9 @@ run)
     status=0
     step() { local label=$1 limit=$2; shift 2; echo "== $label"; timeout "$limit" "$@"; local rc=$?; echo "== $label: exit $rc"; [ $rc -eq 0 ] || status=1; }
     step "cuda_device tests" 120 "$OUT/cuda_device" --test-threads=1 --nocapture
+    step "cuda_graphs tests" 60 "$OUT/cuda_graphs" --test-threads=1 --nocapture
     step "oracle on CUDA" 180 "$OUT/oracle" oracle_cuda --test-threads=1 --nocapture
-    step "bench W1 W3 W6" 90 "$OUT/bench" W1 W3 W6
+    step "bench W1 W3 W4 W5 W6" 150 "$OUT/bench" W1 W3 W4 W5 W6
     step "torch-cuda peer" 90 python3 bench/device_peers.py torch-cuda
     echo "== summary: $( [ $status -eq 0 ] && echo all steps passed || echo some steps FAILED )"
     exit $status

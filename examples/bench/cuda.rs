@@ -1,8 +1,11 @@
-//! The GPU lines of W1, W3 and W6 (feature `cuda`, framework `ferroflow-cuda-eager`), beside
-//! `bench/device_peers.py torch-cuda`. Each timed batch of calls ends with a stream
-//! synchronisation, as the peer's does. Nothing is printed without a GPU.
+//! The GPU lines of W1, W3, W4, W5 and W6 (feature `cuda`, frameworks `ferroflow-cuda-eager`
+//! and, for traced functions, `ferroflow-cuda-graph`), beside `bench/device_peers.py
+//! torch-cuda`. Each timed batch of calls ends with a stream synchronisation, as the peer's
+//! does. Nothing is printed without a GPU.
 
 use crate::harness::emit;
+use crate::train::{eager_step, graph_step, TrainSetup};
+use ferroflow::graph::function;
 use ferroflow::prelude::*;
 use ferroflow::tensor::cuda;
 use std::time::Instant;
@@ -88,6 +91,37 @@ pub fn w6() -> ferroflow::Result<()> {
         let secs = gpu_times(|| x.mul(&a)?.add(&b)?.sigmoid()?.mul(&c), 100)?;
         let ms: Vec<f64> = secs.iter().map(|s| s * 1e3).collect();
         emit("W6", "ferroflow-cuda-eager", case, "ms/call", &ms, 100);
+        let g = function(|x: &Tensor, a: &Tensor, b: &Tensor, c: &Tensor| x.mul(a)?.add(b)?.sigmoid()?.mul(c));
+        let secs = gpu_times(|| g.call((&x, &a, &b, &c)), 100)?;
+        let ms: Vec<f64> = secs.iter().map(|s| s * 1e3).collect();
+        emit("W6", "ferroflow-cuda-graph", case, "ms/call", &ms, 100);
     }
+    Ok(())
+}
+
+/// Moves a training workload to the GPU: its variables, batch and learning rate.
+fn on_gpu(mut s: TrainSetup) -> ferroflow::Result<TrainSetup> {
+    for p in &s.params {
+        p.to_device(GPU)?;
+    }
+    s.x = s.x.to(GPU)?;
+    s.y = s.y.to(GPU)?;
+    s.lr = s.lr.to(GPU)?;
+    Ok(s)
+}
+
+/// The training-step lines of W4 or W5 on the GPU: the hand-written step eagerly
+/// (`ferroflow-cuda-eager`) and traced (`ferroflow-cuda-graph`), in steps per second.
+pub fn training(workload: &str, case: &str, setup: TrainSetup, inner: usize) -> ferroflow::Result<()> {
+    if !available() {
+        return Ok(());
+    }
+    let s = on_gpu(setup)?;
+    let rate = |secs: Vec<f64>| secs.iter().map(|t| 1.0 / t).collect::<Vec<f64>>();
+    let eager = gpu_times(|| eager_step(&s), inner)?;
+    emit(workload, "ferroflow-cuda-eager", case, "steps/s", &rate(eager), inner);
+    let step = graph_step(&s);
+    let traced = gpu_times(|| step.call((&s.x, &s.y)), inner)?;
+    emit(workload, "ferroflow-cuda-graph", case, "steps/s", &rate(traced), inner);
     Ok(())
 }

@@ -166,7 +166,10 @@ fn w4() -> ferroflow::Result<()> {
     extra.insert("forward_ms".into(), (fwd * 1e3).into());
     extra.insert("backward_over_forward".into(), ((median(&fb) - fwd) / fwd).into());
     training_lines("W4", W4_CASE, &s, true, 0.5, extra)?;
-    fit_line("W4", W4_CASE, &s, true, 10, 0.5)
+    fit_line("W4", W4_CASE, &s, true, 10, 0.5)?;
+    #[cfg(feature = "cuda")]
+    crate::cuda::training("W4", W4_CASE, w4_setup()?, 200)?;
+    Ok(())
 }
 
 /// The `ferroflow-fit` line: steps per second of `Model::fit` (`k` steps per call), timed in
@@ -211,7 +214,10 @@ fn fit_line(
 fn w5() -> ferroflow::Result<()> {
     let s = w5_setup()?;
     training_lines("W5", W5_CASE, &s, false, 0.3, serde_json::Map::new())?;
-    fit_line("W5", W5_CASE, &s, false, 50, 0.3)
+    fit_line("W5", W5_CASE, &s, false, 50, 0.3)?;
+    #[cfg(feature = "cuda")]
+    crate::cuda::training("W5", W5_CASE, w5_setup()?, 500)?;
+    Ok(())
 }
 
 /// Peak resident memory of this process in MiB (`VmHWM` of /proc/self/status).

@@ -7,8 +7,11 @@
 
 use crate::ir::{Graph, NodeKind};
 use ferroflow_tensor_core::fused::{binary_in_place, unary_in_place, Side};
+use std::sync::{Arc, Mutex};
+
 use ferroflow_tensor_core::{
-    dispatch, with_device, Data, Device, Error, Op, PauseObservers, Result, Tensor, TensorSpec, Value,
+    dispatch, graph_capture_enabled, with_device, CapturedCall, Data, Device, Error, Op, PauseObservers, Result,
+    Tensor, TensorSpec, Value, Variable,
 };
 
 /// One node's work.
@@ -28,7 +31,32 @@ pub struct Plan {
     steps: Vec<Step>,
     slots: usize,
     outputs: Vec<usize>,
+    /// The graph's constants copied to each device it ran on (shared by clones).
+    device_constants: Arc<Mutex<Vec<(Device, DeviceConstants)>>>,
+    /// Every variable the graph reads or writes, once each.
+    variables: Vec<Variable>,
+    /// False when a node may do what a replayed accelerator graph cannot (a custom op:
+    /// host work, communication, fresh randomness on each call).
+    capturable: bool,
+    /// Where the call stands with accelerator graphs on each device (shared by clones).
+    captures: Arc<Mutex<Vec<(Device, Capture)>>>,
 }
+
+/// A plan's accelerator-graph state on one device.
+#[derive(Debug)]
+enum Capture {
+    /// Calls so far, all op by op: the first call compiles the kernels, the second is
+    /// captured.
+    Warming(u32),
+    /// The captured graph, replayed by later calls.
+    Captured(CapturedCall),
+    /// The call could not be captured: it runs op by op.
+    Refused,
+}
+
+/// A graph's constants on one device, by node index (`None` for other nodes): copied once,
+/// so that a call on an accelerator uploads nothing but what its ops compute.
+type DeviceConstants = Arc<Vec<Option<Tensor>>>;
 
 impl Plan {
     /// Plans `g`; `buffer_reuse` enables freeing at last use and in-place elementwise ops.
@@ -80,7 +108,43 @@ impl Plan {
                 }
             }
         }
-        Plan { steps, slots, outputs }
+        let mut variables: Vec<Variable> = Vec::new();
+        for n in &g.nodes {
+            if let NodeKind::Op(Op::ReadVariable(v) | Op::Assign { var: v, .. }) = &n.kind {
+                if !variables.contains(v) {
+                    variables.push(v.clone());
+                }
+            }
+        }
+        let capturable = !g.nodes.iter().any(|n| matches!(n.kind, NodeKind::Op(Op::Custom(_))));
+        Plan {
+            steps,
+            slots,
+            outputs,
+            device_constants: Arc::default(),
+            variables,
+            capturable,
+            captures: Arc::default(),
+        }
+    }
+
+    /// The constants of `g` on `device`, copied there on the first call on that device.
+    fn constants_on(&self, device: Device, g: &Graph) -> Result<DeviceConstants> {
+        let mut cache = self.device_constants.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, c)) = cache.iter().find(|(d, _)| *d == device) {
+            return Ok(c.clone());
+        }
+        let consts: Vec<Option<Tensor>> = g
+            .nodes
+            .iter()
+            .map(|n| match &n.kind {
+                NodeKind::Const(d) => Tensor::from_data(d.clone()).to(device).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<Result<_>>()?;
+        let consts = Arc::new(consts);
+        cache.push((device, consts.clone()));
+        Ok(consts)
     }
 
     /// Runs the graph. With `exact_specs` the arguments match the traced specs and shape
@@ -189,8 +253,50 @@ impl Plan {
     /// generates one (CUDA), else its separate ops. Values are
     /// freed at their last use as on the host. Observers (tapes) see the call, not its ops,
     /// as on the host.
+    ///
+    /// On a GPU the second call with arguments of the same specs is captured as one CUDA
+    /// graph, which later calls replay with one launch (see
+    /// [`ferroflow_tensor_core::CapturedCall`]; [`ferroflow_tensor_core::set_graph_capture`]
+    /// turns this off). A call that cannot be captured or replayed runs node by node.
     pub fn run_on(&self, device: Device, g: &Graph, args: &[&Tensor]) -> Result<Vec<Tensor>> {
+        if device.is_cpu() || !self.capturable || !graph_capture_enabled() {
+            return self.run_nodes(device, g, args);
+        }
+        let mut captures = self.captures.lock().unwrap_or_else(|p| p.into_inner());
+        let at = match captures.iter().position(|(d, _)| *d == device) {
+            Some(at) => at,
+            None => {
+                captures.push((device, Capture::Warming(0)));
+                captures.len() - 1
+            }
+        };
+        let state = &mut captures[at].1;
+        match state {
+            Capture::Refused => {}
+            Capture::Warming(0) => *state = Capture::Warming(1),
+            Capture::Warming(_) => {
+                let captured =
+                    CapturedCall::capture(device, args, &self.variables, &mut |a| self.run_nodes(device, g, a));
+                if let Some((call, out)) = captured {
+                    *state = Capture::Captured(call);
+                    return out;
+                }
+                *state = Capture::Refused;
+            }
+            Capture::Captured(call) => {
+                if let Some(out) = call.replay(args) {
+                    return out;
+                }
+            }
+        }
+        drop(captures);
+        self.run_nodes(device, g, args)
+    }
+
+    /// [`Plan::run_on`] without accelerator graphs: each node an eager op on `device`.
+    fn run_nodes(&self, device: Device, g: &Graph, args: &[&Tensor]) -> Result<Vec<Tensor>> {
         let _unobserved = PauseObservers::new();
+        let consts = self.constants_on(device, g)?;
         with_device(device, || {
             let mut vals: Vec<Option<Tensor>> = vec![None; self.slots];
             for (i, (step, node)) in self.steps.iter().zip(&g.nodes).enumerate() {
@@ -208,7 +314,7 @@ impl Plan {
                             .ok_or_else(|| Error::invalid("function", format!("missing argument {index}")))?;
                         vals[out] = Some((*t).clone());
                     }
-                    NodeKind::Const(d) => vals[out] = Some(Tensor::from_data(d.clone())),
+                    NodeKind::Const(_) => vals[out] = consts[i].clone(),
                     NodeKind::Op(op) => {
                         let results = dispatch(op.clone(), &ins()?)?;
                         for (k, r) in results.into_iter().enumerate() {

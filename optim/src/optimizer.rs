@@ -4,7 +4,7 @@
 
 use crate::schedules::LearningRateSchedule;
 use ferroflow_autodiff::GradientTape;
-use ferroflow_tensor_core::{Axes, DType, Error, Result, Tensor, Variable};
+use ferroflow_tensor_core::{Axes, DType, Device, Error, Result, Tensor, Variable};
 use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -250,6 +250,10 @@ impl OptimizerState {
                     return var.read();
                 }
                 let var = Variable::non_trainable("learning_rate", Tensor::fill(&[], v, dtype)?)?;
+                let device = self.iterations.device();
+                if !device.is_cpu() {
+                    var.to_device(device)?;
+                }
                 rates.push((dtype, var.clone()));
                 var.read()
             }
@@ -311,9 +315,27 @@ impl OptimizerState {
         Ok(per_dtype.len() - 1)
     }
 
+    /// Keeps the step counter and the learning-rate variables on `device`, where the
+    /// variables they update live (slots are made there too), so that a step on a GPU
+    /// reads and writes no host memory and a traced step can be captured whole.
+    fn follow(&self, device: Device) -> Result<()> {
+        if self.iterations.device() != device {
+            self.iterations.to_device(device)?;
+        }
+        for (_, v) in self.rates.borrow().iter() {
+            if v.device() != device {
+                v.to_device(device)?;
+            }
+        }
+        Ok(())
+    }
+
     /// One step: checks every pair, clips, updates each variable through `opt`, then
     /// increments `iterations`.
     fn apply<O: Optimizer + ?Sized>(&self, opt: &O, pairs: &[(&Tensor, &Variable)]) -> Result<()> {
+        if let Some((_, first)) = pairs.first() {
+            self.follow(first.device())?;
+        }
         for (g, v) in pairs {
             if g.dtype() != v.dtype() || g.dims() != v.shape().dims() {
                 return Err(Error::shapes(

@@ -65,7 +65,7 @@ pub(crate) fn matmul(
         let op = |t: bool| if t { Trans::CUBLAS_OP_T } else { Trans::CUBLAS_OP_N };
         let (lda, ldb) = (b.stored().1 as i32, a.stored().1 as i32);
         let stride = |o: &Operand<'_>, own: usize| if o.batch() == 1 { 0 } else { own as i64 };
-        let blas = rt.blas.lock().unwrap_or_else(|p| p.into_inner());
+        let blas = rt.blas();
         macro_rules! gemm {
             ($sa:expr, $sb:expr, $sc:expr, $one:expr, $zero:expr) => {{
                 let gemm = GemmConfig {
@@ -99,7 +99,7 @@ pub(crate) fn matmul(
                 }
             }};
         }
-        let done = match (&a.buffer.slice, &b.buffer.slice, &mut c.slice) {
+        let done = match (&*a.buffer.slice, &*b.buffer.slice, &mut *c.slice) {
             (Slice::F32(sa), Slice::F32(sb), Slice::F32(sc)) => gemm!(sa, sb, sc, 1.0f32, 0.0f32),
             (Slice::F64(sa), Slice::F64(sb), Slice::F64(sc)) => gemm!(sa, sb, sc, 1.0f64, 0.0f64),
             _ => unreachable!("float dtypes checked above; inference made both inputs alike"),

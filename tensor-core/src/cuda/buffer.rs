@@ -1,10 +1,13 @@
 //! [`CudaBuffer`]: one tensor's elements in device memory (dense, row-major; `bool` as one
-//! byte), with the copies to and from the host.
+//! byte), with the copies to and from the host. A buffer either owns its memory or is a
+//! view of memory a captured CUDA graph owns (`super::capture`), which it keeps alive and
+//! never frees.
 
 use super::runtime::{Runtime, Stats};
 use crate::{DType, Data, Element, Error, Result};
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchArgs, PushKernelArg};
 use ndarray::{ArrayD, IxDyn};
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 /// Typed device memory.
@@ -19,15 +22,33 @@ pub(crate) enum Slice {
 /// A tensor's elements on one GPU. `len` is the element count; the allocation holds at
 /// least one element so that empty tensors need no special case in the kernels.
 pub(crate) struct CudaBuffer {
-    pub(crate) slice: Slice,
+    /// Dropped by hand: freed when owned, released without freeing when a view.
+    pub(crate) slice: ManuallyDrop<Slice>,
     pub(crate) len: usize,
+    /// Bytes counted in the memory statistics (0 for a view: its owner counts them).
     bytes: usize,
     stats: Arc<Stats>,
+    /// For a view, the buffer that owns the memory.
+    owner: Option<Arc<CudaBuffer>>,
 }
 
 impl Drop for CudaBuffer {
     fn drop(&mut self) {
         self.stats.freed(self.bytes);
+        // SAFETY: `slice` is never used again after this.
+        let slice = unsafe { ManuallyDrop::take(&mut self.slice) };
+        if self.owner.is_some() {
+            // The owner frees the memory; the view's handle only lets go of it.
+            let _address = match slice {
+                Slice::F32(s) => s.leak(),
+                Slice::F64(s) => s.leak(),
+                Slice::I32(s) => s.leak(),
+                Slice::I64(s) => s.leak(),
+                Slice::Bool(s) => s.leak(),
+            };
+        } else {
+            drop(slice);
+        }
     }
 }
 
@@ -52,17 +73,99 @@ impl CudaBuffer {
         let bytes = len.max(1) * elem;
         rt.stats.allocated(bytes);
         CudaBuffer {
-            slice,
+            slice: ManuallyDrop::new(slice),
             len,
             bytes,
             stats: rt.stats.clone(),
+            owner: None,
         }
+    }
+
+    /// The element type.
+    pub(crate) fn dtype(&self) -> DType {
+        match &*self.slice {
+            Slice::F32(_) => DType::F32,
+            Slice::F64(_) => DType::F64,
+            Slice::I32(_) => DType::I32,
+            Slice::I64(_) => DType::I64,
+            Slice::Bool(_) => DType::Bool,
+        }
+    }
+
+    /// A buffer over `owner`'s memory that keeps it alive and never frees it.
+    pub(crate) fn view(rt: &Runtime, owner: &Arc<CudaBuffer>) -> CudaBuffer {
+        fn alias<T: DeviceRepr>(rt: &Runtime, s: &CudaSlice<T>) -> CudaSlice<T> {
+            let (ptr, _sync) = cudarc::driver::DevicePtr::device_ptr(s, &rt.stream);
+            // SAFETY: `ptr` is a live allocation of `s.len()` elements of `T`, kept alive by
+            // the owner the view holds; the view never frees it (see `Drop`).
+            unsafe { rt.stream.upgrade_device_ptr(ptr, s.len()) }
+        }
+        let slice = match &*owner.slice {
+            Slice::F32(s) => Slice::F32(alias(rt, s)),
+            Slice::F64(s) => Slice::F64(alias(rt, s)),
+            Slice::I32(s) => Slice::I32(alias(rt, s)),
+            Slice::I64(s) => Slice::I64(alias(rt, s)),
+            Slice::Bool(s) => Slice::Bool(alias(rt, s)),
+        };
+        CudaBuffer {
+            slice: ManuallyDrop::new(slice),
+            len: owner.len,
+            bytes: 0,
+            stats: rt.stats.clone(),
+            owner: Some(owner.clone()),
+        }
+    }
+
+    /// The device address of the first element (identifies the memory).
+    pub(crate) fn address(&self, rt: &Runtime) -> u64 {
+        use cudarc::driver::DevicePtr;
+        match &*self.slice {
+            Slice::F32(s) => s.device_ptr(&rt.stream).0,
+            Slice::F64(s) => s.device_ptr(&rt.stream).0,
+            Slice::I32(s) => s.device_ptr(&rt.stream).0,
+            Slice::I64(s) => s.device_ptr(&rt.stream).0,
+            Slice::Bool(s) => s.device_ptr(&rt.stream).0,
+        }
+    }
+
+    /// Copies all of `src` (same dtype and length) into this buffer on this thread's
+    /// launch stream. Tensors never change, so callers write only into memory no other
+    /// live tensor reads (`super::capture` checks that before each use).
+    pub(crate) fn copy_from(&self, rt: &Runtime, op: &'static str, src: &CudaBuffer) -> Result<()> {
+        if src.len != self.len || src.dtype() != self.dtype() {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "cannot copy {} {:?} elements into {} {:?} ones",
+                    src.len,
+                    src.dtype(),
+                    self.len,
+                    self.dtype()
+                ),
+            ));
+        }
+        if self.len == 0 {
+            return Ok(());
+        }
+        let bytes = self.len * self.dtype().size_of();
+        rt.ctx.bind_to_thread().map_err(|e| driver_error(op, rt, e))?;
+        // SAFETY: both addresses are live allocations of at least `bytes` bytes on this
+        // context (equal lengths and dtypes, checked above), ordered on one stream.
+        unsafe {
+            cudarc::driver::result::memcpy_dtod_async(
+                self.address(rt),
+                src.address(rt),
+                bytes,
+                rt.launch_stream().cu_stream(),
+            )
+        }
+        .map_err(|e| driver_error(op, rt, e))
     }
 
     /// Passes this buffer to a kernel as a `const T*` argument, whatever its dtype (the
     /// kernel's source was generated for that dtype).
     pub(crate) fn arg<'a>(&'a self, launch: &mut LaunchArgs<'a>) {
-        match &self.slice {
+        match &*self.slice {
             Slice::F32(s) => launch.arg(s),
             Slice::F64(s) => launch.arg(s),
             Slice::I32(s) => launch.arg(s),
@@ -73,7 +176,7 @@ impl CudaBuffer {
 
     /// Passes this buffer to a kernel as its `T*` output.
     pub(crate) fn arg_mut<'a>(&'a mut self, launch: &mut LaunchArgs<'a>) {
-        match &mut self.slice {
+        match &mut *self.slice {
             Slice::F32(s) => launch.arg(s),
             Slice::F64(s) => launch.arg(s),
             Slice::I32(s) => launch.arg(s),
@@ -83,7 +186,17 @@ impl CudaBuffer {
     }
 
     /// An uninitialised buffer of `len` elements of `dtype`, for a kernel to fill.
+    /// While this thread captures a CUDA graph, the memory comes from the capture instead
+    /// (see `super::capture`).
     pub(crate) fn uninit(rt: &Runtime, op: &'static str, dtype: DType, len: usize) -> Result<CudaBuffer> {
+        if let Some(captured) = super::capture::intercept_alloc(rt, op, dtype, len) {
+            return captured;
+        }
+        Self::owned(rt, op, dtype, len)
+    }
+
+    /// An uninitialised buffer this handle owns, whatever this thread is doing.
+    pub(crate) fn owned(rt: &Runtime, op: &'static str, dtype: DType, len: usize) -> Result<CudaBuffer> {
         let slice = match dtype {
             DType::F32 => Slice::F32(alloc(rt, op, len)?),
             DType::F64 => Slice::F64(alloc(rt, op, len)?),
@@ -96,6 +209,7 @@ impl CudaBuffer {
 
     /// Copies host elements (any layout) to the device.
     pub(crate) fn upload(rt: &Runtime, data: &Data) -> Result<CudaBuffer> {
+        super::capture::refuse_host_copy(rt, "to")?;
         fn copy<T: DeviceRepr + Copy>(rt: &Runtime, values: &[T]) -> Result<CudaSlice<T>> {
             let one;
             // Never allocate zero bytes: pad an empty upload to one element.
@@ -127,6 +241,7 @@ impl CudaBuffer {
 
     /// Copies the elements back to the host as `dims`-shaped data (waits for the stream).
     pub(crate) fn download(&self, rt: &Runtime, dims: &[usize]) -> Result<Data> {
+        super::capture::refuse_host_copy(rt, "to")?;
         fn back<T: DeviceRepr + Default + Clone>(rt: &Runtime, s: &CudaSlice<T>, len: usize) -> Result<Vec<T>> {
             if len == 0 {
                 return Ok(Vec::new());
@@ -140,7 +255,7 @@ impl CudaBuffer {
                 .map(Data::from_owned)
                 .map_err(|e| Error::invalid("to", e.to_string()))
         }
-        match &self.slice {
+        match &*self.slice {
             Slice::F32(s) => shaped(dims, back(rt, s, self.len)?),
             Slice::F64(s) => shaped(dims, back(rt, s, self.len)?),
             Slice::I32(s) => shaped(dims, back(rt, s, self.len)?),

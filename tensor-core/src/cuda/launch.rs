@@ -136,7 +136,7 @@ impl Launch {
         };
         {
             let mut slots: SmallVec<[Option<&mut CudaBuffer>; 1]> = outputs.iter_mut().map(Some).collect();
-            let mut l = rt.stream.launch_builder(&f);
+            let mut l = rt.launch_stream().launch_builder(&f);
             for arg in &self.args {
                 match arg {
                     Arg::Input(i) => inputs

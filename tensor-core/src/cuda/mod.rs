@@ -41,6 +41,7 @@ mod accumulate;
 pub(crate) mod backend;
 mod blas;
 mod buffer;
+pub(crate) mod capture;
 mod conv_gemm;
 mod elementwise;
 #[cfg(test)]

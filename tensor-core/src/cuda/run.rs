@@ -173,9 +173,14 @@ fn kernel(
                     })
                 }
             };
-            Some(stored.map(|d| {
-                var.store_device(d);
-                Outputs::new()
+            Some(stored.and_then(|d| {
+                if super::capture::capturing(rt.ordinal) {
+                    // A captured graph keeps the variable's memory: write into it.
+                    super::capture::assign_in_place(rt, op.name(), &current, &d)?;
+                } else {
+                    var.store_device(d);
+                }
+                Ok(Outputs::new())
             }))
         }
         _ => {

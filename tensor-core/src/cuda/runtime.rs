@@ -3,7 +3,10 @@
 //! counters.
 //!
 //! One stream keeps the semantics of eager ops simple (each op sees its inputs finished)
-//! without a synchronisation per op; host reads synchronise through the copy.
+//! without a synchronisation per op; host reads synchronise through the copy. It is a
+//! created stream, not the legacy default one, because only created streams can be
+//! captured into CUDA graphs; a second stream (with its own cuBLAS handle) is made for
+//! captures, so that work other threads queue meanwhile is never swept into a graph.
 
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
@@ -51,12 +54,20 @@ impl Stats {
     }
 }
 
+/// A stream graph captures record on, with the cuBLAS handle bound to it.
+pub(crate) type CaptureStream = (Arc<CudaStream>, Mutex<CudaBlas>);
+
 /// Everything one GPU needs.
 pub(crate) struct Runtime {
     pub(crate) ordinal: usize,
     pub(crate) ctx: Arc<CudaContext>,
+    /// The stream every op of the process runs on.
     pub(crate) stream: Arc<CudaStream>,
-    pub(crate) blas: Mutex<CudaBlas>,
+    blas: Mutex<CudaBlas>,
+    /// The stream and cuBLAS handle graph captures record on, made on first capture.
+    capture: OnceLock<Result<CaptureStream, String>>,
+    /// Held for the length of a capture: one capture at a time per GPU.
+    pub(crate) capture_lock: Mutex<()>,
     kernels: Mutex<HashMap<KernelKey, CudaFunction>>,
     pub(crate) stats: Arc<Stats>,
 }
@@ -76,16 +87,51 @@ impl Runtime {
         // SAFETY: called before any buffer or second stream of this context exists.
         unsafe { ctx.disable_event_tracking() };
         keep_freed_memory_pooled(&ctx);
-        let stream = ctx.default_stream();
+        let stream = ctx.new_stream().map_err(|e| format!("creating a stream: {e}"))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|e| format!("cuBLAS: {e}"))?;
         Ok(Runtime {
             ordinal,
             ctx,
             stream,
             blas: Mutex::new(blas),
+            capture: OnceLock::new(),
+            capture_lock: Mutex::new(()),
             kernels: Mutex::new(HashMap::new()),
             stats: Arc::new(Stats::default()),
         })
+    }
+
+    /// The capture stream and its cuBLAS handle, made on first use.
+    pub(crate) fn capture_stream(&self) -> Result<&CaptureStream, String> {
+        self.capture
+            .get_or_init(|| {
+                let stream = self
+                    .ctx
+                    .new_stream()
+                    .map_err(|e| format!("creating a capture stream: {e}"))?;
+                let blas = CudaBlas::new(stream.clone()).map_err(|e| format!("cuBLAS: {e}"))?;
+                Ok((stream, Mutex::new(blas)))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The stream this thread's kernels go to: the capture stream while this thread
+    /// captures a graph on this GPU, else the one stream.
+    pub(crate) fn launch_stream(&self) -> &Arc<CudaStream> {
+        match self.capture.get() {
+            Some(Ok((stream, _))) if super::capture::capturing(self.ordinal) => stream,
+            _ => &self.stream,
+        }
+    }
+
+    /// The cuBLAS handle bound to [`Runtime::launch_stream`].
+    pub(crate) fn blas(&self) -> std::sync::MutexGuard<'_, CudaBlas> {
+        let handle = match self.capture.get() {
+            Some(Ok((_, blas))) if super::capture::capturing(self.ordinal) => blas,
+            _ => &self.blas,
+        };
+        handle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The kernel for `key`, compiled with NVRTC from `source()` (its entry point's name

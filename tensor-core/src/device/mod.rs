@@ -14,11 +14,13 @@
 //!
 //! Without the `cuda` feature only the CPU exists; asking for a GPU is an error that says so.
 
+mod capture;
 mod custom;
 pub(crate) mod storage;
 #[cfg(feature = "cuda")]
 pub(crate) use custom::custom_on_device;
 
+pub use capture::{graph_capture_enabled, set_graph_capture, CapturedCall};
 pub use storage::DeviceData;
 
 use crate::{Error, Result, Tensor, Value};

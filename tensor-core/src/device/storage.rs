@@ -53,6 +53,19 @@ impl DeviceData {
         }))
     }
 
+    /// How many handles share this data, and how many data (views under other specs
+    /// included) share its memory: a capture writes only memory it alone can see.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn holders(&self) -> (usize, usize) {
+        (Arc::strong_count(&self.0), Arc::strong_count(&self.0.buffer))
+    }
+
+    /// True when `self` and `other` are views of the same memory.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn shares_buffer(&self, other: &DeviceData) -> bool {
+        Arc::ptr_eq(&self.0.buffer, &other.0.buffer)
+    }
+
     /// The device holding the elements.
     pub fn device(&self) -> Device {
         self.0.device

@@ -1,0 +1,146 @@
+//! Traced calls on a GPU captured as CUDA graphs: the second call is captured, later calls
+//! replay it; every result equals, bit for bit, the same calls run op by op on the GPU
+//! (capture off). Each test prints why and returns when the process has no GPU.
+
+#![cfg(feature = "cuda")]
+
+use ferroflow::graph::function;
+use ferroflow::prelude::*;
+use ferroflow::tensor::{cuda, set_graph_capture};
+use std::sync::Mutex;
+
+const GPU: Device = Device::Cuda(0);
+
+/// The capture switch is process-wide: tests that flip it run one at a time.
+static SWITCH: Mutex<()> = Mutex::new(());
+
+fn gpu(test: &str) -> bool {
+    let ok = GPU.is_available();
+    if !ok {
+        println!("{test}: skipped (no CUDA device in this process)");
+    }
+    ok
+}
+
+/// The seed model (3→3→1, sigmoid, no bias) on the GPU, seeded, in `dtype`.
+fn model(dtype: DType) -> Vec<Variable> {
+    [(vec![3usize, 3], 1u64), (vec![3, 1], 2)]
+        .into_iter()
+        .map(|(shape, seed)| {
+            let w = random::normal(&shape, Normal::default().seed(seed).dtype(dtype)).unwrap();
+            let v = Variable::new(format!("w{seed}"), w).unwrap();
+            v.to_device(GPU).unwrap();
+            v
+        })
+        .collect()
+}
+
+/// One training step: MSE of the seed model, tape gradients, `w -= 0.1·g`.
+fn step(p: &[Variable], x: &Tensor, y: &Tensor) -> ferroflow::Result<Tensor> {
+    let tape = GradientTape::new();
+    let out = x.matmul(&p[0].read()?)?.sigmoid()?.matmul(&p[1].read()?)?.sigmoid()?;
+    let loss = out.sub(y)?.square()?.reduce_mean(Axes::All)?;
+    let grads = tape.gradient(&loss, p)?;
+    for (v, g) in p.iter().zip(grads) {
+        v.assign_sub(&g.mul(&Tensor::scalar(0.1f64).cast(v.dtype())?)?)?;
+    }
+    Ok(loss)
+}
+
+fn batch(dtype: DType) -> (Tensor, Tensor) {
+    let x = random::normal(&[32, 3], Normal::default().seed(13).dtype(dtype)).unwrap();
+    let y = random::uniform(&[32, 1], Uniform::default().seed(14).dtype(dtype)).unwrap();
+    (x.to(GPU).unwrap(), y.to(GPU).unwrap())
+}
+
+fn bits(t: &Tensor) -> Vec<u64> {
+    t.to_vec::<f64>().unwrap().iter().map(|v| v.to_bits()).collect()
+}
+
+/// Losses of `calls` traced steps and the final weights, with capture on or off; the
+/// buffers each call allocated on the GPU.
+fn train(dtype: DType, capture: bool, calls: usize) -> (Vec<Vec<u64>>, Vec<Vec<u64>>, Vec<u64>) {
+    set_graph_capture(capture);
+    let p = model(dtype);
+    let (x, y) = batch(dtype);
+    let f = function(|x: &Tensor, y: &Tensor| step(&p, x, y));
+    let mut losses = Vec::new();
+    let mut allocations = Vec::new();
+    for _ in 0..calls {
+        let before = cuda::memory_stats(0).unwrap().allocations;
+        let loss = f.call((&x, &y)).unwrap();
+        allocations.push(cuda::memory_stats(0).unwrap().allocations - before);
+        assert_eq!(loss.device(), GPU);
+        losses.push(bits(&loss));
+    }
+    set_graph_capture(true);
+    (losses, p.iter().map(|v| bits(&v.value())).collect(), allocations)
+}
+
+#[test]
+fn a_traced_train_step_replays_as_one_graph_bit_for_bit() {
+    if !gpu("a_traced_train_step_replays_as_one_graph_bit_for_bit") {
+        return;
+    }
+    let _one = SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    for dtype in [DType::F32, DType::F64] {
+        let (want_losses, want_weights, op_by_op) = train(dtype, false, 6);
+        let (losses, weights, allocations) = train(dtype, true, 6);
+        assert_eq!(losses, want_losses, "{dtype:?}: losses");
+        assert_eq!(weights, want_weights, "{dtype:?}: weights");
+        // Replays allocate only the copy of the loss they return; op by op, every op
+        // allocates its output.
+        assert!(op_by_op[2..].iter().all(|&n| n >= 5), "{dtype:?}: {op_by_op:?}");
+        assert_eq!(&allocations[2..], &[1, 1, 1, 1], "{dtype:?}: {allocations:?}");
+    }
+}
+
+#[test]
+fn a_replay_never_changes_a_tensor_read_before_it() {
+    if !gpu("a_replay_never_changes_a_tensor_read_before_it") {
+        return;
+    }
+    let _one = SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    set_graph_capture(true);
+    let p = model(DType::F32);
+    let (x, y) = batch(DType::F32);
+    let f = function(|x: &Tensor, y: &Tensor| step(&p, x, y));
+    for _ in 0..3 {
+        f.call((&x, &y)).unwrap();
+    }
+    // A tensor sharing the variable's memory: this call must run op by op.
+    let held = p[0].value();
+    let held_bits = bits(&held);
+    f.call((&x, &y)).unwrap();
+    assert_eq!(bits(&held), held_bits, "a tensor read before the call changed");
+    assert_ne!(bits(&p[0].value()), held_bits, "the variable did not train");
+    drop(held);
+    // Nothing else shares it now: the next call replays (one buffer: the loss's copy).
+    let before = cuda::memory_stats(0).unwrap().allocations;
+    f.call((&x, &y)).unwrap();
+    assert_eq!(cuda::memory_stats(0).unwrap().allocations - before, 1);
+}
+
+#[test]
+fn an_assign_between_calls_is_what_the_next_replay_reads() {
+    if !gpu("an_assign_between_calls_is_what_the_next_replay_reads") {
+        return;
+    }
+    let _one = SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    let run = |capture: bool| {
+        set_graph_capture(capture);
+        let p = model(DType::F64);
+        let (x, y) = batch(DType::F64);
+        let f = function(|x: &Tensor, y: &Tensor| step(&p, x, y));
+        for _ in 0..3 {
+            f.call((&x, &y)).unwrap();
+        }
+        p[0].assign(&Tensor::ones(&[3, 3], DType::F64).unwrap()).unwrap();
+        p[1].assign_add(&Tensor::ones(&[3, 1], DType::F64).unwrap().to(GPU).unwrap())
+            .unwrap();
+        let losses: Vec<Vec<u64>> = (0..3).map(|_| bits(&f.call((&x, &y)).unwrap())).collect();
+        set_graph_capture(true);
+        (losses, p.iter().map(|v| bits(&v.value())).collect::<Vec<_>>())
+    };
+    assert_eq!(run(true), run(false));
+}
