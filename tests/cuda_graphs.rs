@@ -144,3 +144,45 @@ fn an_assign_between_calls_is_what_the_next_replay_reads() {
     };
     assert_eq!(run(true), run(false));
 }
+
+#[test]
+fn returned_variables_replay_as_fresh_tensors_and_read_only_ones_may_be_held() {
+    if !gpu("returned_variables_replay_as_fresh_tensors_and_read_only_ones_may_be_held") {
+        return;
+    }
+    let _one = SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    set_graph_capture(true);
+    let p = model(DType::F32);
+    let frozen = Variable::new("scale", Tensor::scalar(0.5f32)).unwrap();
+    frozen.to_device(GPU).unwrap();
+    let (x, y) = batch(DType::F32);
+    // Trains p, reads `frozen` only, and returns the updated first weight.
+    let f = function(|a: &[Tensor]| -> ferroflow::Result<Vec<Tensor>> {
+        let loss = step(&p, &a[0].mul(&frozen.read()?)?, &a[1])?;
+        Ok(vec![loss, p[0].read()?])
+    });
+    let args = vec![x, y];
+    let mut returned = Vec::new();
+    let mut held = None;
+    for call in 0..5 {
+        if call == 2 {
+            // After the capture: a tensor sharing the graph's memory of a read-only variable.
+            held = Some(frozen.value());
+        }
+        let before = cuda::memory_stats(0).unwrap().allocations;
+        let out = f.call(&args).unwrap();
+        let allocated = cuda::memory_stats(0).unwrap().allocations - before;
+        // The returned weight is the variable's value after the call, in memory of its own.
+        assert_eq!(bits(&out[1]), bits(&p[0].value()), "call {call}");
+        if call >= 2 {
+            // Replays (holding a read-only variable's value does not stop them): the two
+            // outputs' copies are all they allocate.
+            assert_eq!(allocated, 2, "call {call}");
+        }
+        returned.push((bits(&out[1]), out.into_iter().nth(1).unwrap()));
+    }
+    for (i, (was, t)) in returned.iter().enumerate() {
+        assert_eq!(&bits(t), was, "the weight returned by call {i} changed later");
+    }
+    assert_eq!(bits(&held.unwrap()), bits(&frozen.value()));
+}

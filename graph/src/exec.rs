@@ -10,8 +10,8 @@ use ferroflow_tensor_core::fused::{binary_in_place, unary_in_place, Side};
 use std::sync::{Arc, Mutex};
 
 use ferroflow_tensor_core::{
-    dispatch, graph_capture_enabled, with_device, CapturedCall, Data, Device, Error, Op, PauseObservers, Result,
-    Tensor, TensorSpec, Value, Variable,
+    constant_on, dispatch, graph_capture_enabled, with_device, CapturedCall, Data, Device, Error, Op, PauseObservers,
+    Result, Tensor, TensorSpec, Value, Variable,
 };
 
 /// One node's work.
@@ -42,16 +42,23 @@ pub struct Plan {
     captures: Arc<Mutex<Vec<(Device, Capture)>>>,
 }
 
+/// The fewest op nodes a plan needs to be captured as an accelerator graph: a call of a
+/// node or two launches as few kernels as a replay, and a replay also copies arguments in
+/// and outputs out.
+const MIN_CAPTURED_NODES: usize = 4;
+
+/// Failed captures after which a plan stops trying on a device (a capture fails for good
+/// reasons, such as a host copy in the call, and for passing ones, such as another thread
+/// assigning a variable meanwhile).
+const CAPTURE_TRIES: u32 = 3;
+
 /// A plan's accelerator-graph state on one device.
 #[derive(Debug)]
 enum Capture {
-    /// Calls so far, all op by op: the first call compiles the kernels, the second is
-    /// captured.
-    Warming(u32),
+    /// One call ran node by node (its kernels are compiled now); `failed` captures since.
+    Warm { failed: u32 },
     /// The captured graph, replayed by later calls.
     Captured(CapturedCall),
-    /// The call could not be captured: it runs op by op.
-    Refused,
 }
 
 /// A graph's constants on one device, by node index (`None` for other nodes): copied once,
@@ -116,7 +123,19 @@ impl Plan {
                 }
             }
         }
-        let capturable = !g.nodes.iter().any(|n| matches!(n.kind, NodeKind::Op(Op::Custom(_))));
+        // One graph launch pays for itself when it replaces several kernel launches.
+        let kernels = g
+            .nodes
+            .iter()
+            .filter(|n| {
+                matches!(
+                    n.kind,
+                    NodeKind::Op(_) | NodeKind::Fused(_) | NodeKind::MatMulEpilogue(_)
+                )
+            })
+            .count();
+        let capturable =
+            kernels >= MIN_CAPTURED_NODES && !g.nodes.iter().any(|n| matches!(n.kind, NodeKind::Op(Op::Custom(_))));
         Plan {
             steps,
             slots,
@@ -138,7 +157,7 @@ impl Plan {
             .nodes
             .iter()
             .map(|n| match &n.kind {
-                NodeKind::Const(d) => Tensor::from_data(d.clone()).to(device).map(Some),
+                NodeKind::Const(d) => constant_on(d, device).map(Some),
                 _ => Ok(None),
             })
             .collect::<Result<_>>()?;
@@ -263,26 +282,26 @@ impl Plan {
             return self.run_nodes(device, g, args);
         }
         let mut captures = self.captures.lock().unwrap_or_else(|p| p.into_inner());
-        let at = match captures.iter().position(|(d, _)| *d == device) {
-            Some(at) => at,
-            None => {
-                captures.push((device, Capture::Warming(0)));
-                captures.len() - 1
-            }
+        let Some(at) = captures.iter().position(|(d, _)| *d == device) else {
+            // The first call compiles its kernels; the second is captured.
+            captures.push((device, Capture::Warm { failed: 0 }));
+            drop(captures);
+            return self.run_nodes(device, g, args);
         };
         let state = &mut captures[at].1;
         match state {
-            Capture::Refused => {}
-            Capture::Warming(0) => *state = Capture::Warming(1),
-            Capture::Warming(_) => {
+            Capture::Warm { failed } if *failed < CAPTURE_TRIES => {
                 let captured =
                     CapturedCall::capture(device, args, &self.variables, &mut |a| self.run_nodes(device, g, a));
-                if let Some((call, out)) = captured {
-                    *state = Capture::Captured(call);
-                    return out;
+                match captured {
+                    Some((call, out)) => {
+                        *state = Capture::Captured(call);
+                        return out;
+                    }
+                    None => *failed += 1,
                 }
-                *state = Capture::Refused;
             }
+            Capture::Warm { .. } => {}
             Capture::Captured(call) => {
                 if let Some(out) = call.replay(args) {
                     return out;

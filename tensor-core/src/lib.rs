@@ -53,8 +53,8 @@ mod variable;
 pub use alloc::{checked_elements, memory_limit};
 pub use data::{Array, Data};
 pub use device::{
-    default_device, device_scope, graph_capture_enabled, set_graph_capture, with_device, CapturedCall, Device,
-    DeviceData, DeviceScope,
+    constant_on, default_device, device_scope, graph_capture_enabled, set_graph_capture, with_device, CapturedCall,
+    Device, DeviceData, DeviceScope,
 };
 pub use dispatch::{
     dispatch, dispatch1, has_observers, is_tracing, push_observer, push_tracer, Observer, ObserverGuard,

@@ -289,6 +289,13 @@ impl Variable {
         self.0.value.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The value, locked against every other read and assign until the guard drops (a
+    /// CUDA-graph replay checks, updates and stores variables as one step).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn lock(&self) -> std::sync::RwLockWriteGuard<'_, Held> {
+        self.held_mut()
+    }
+
     /// The value on the host (a cheap shared handle; copied from a device on first use).
     pub(crate) fn value_data(&self) -> Result<Data> {
         match &*self.held() {

@@ -4,11 +4,13 @@
 //!
 //! A graph replays fixed addresses, so a captured call works on memory of its own:
 //!
-//! * each argument is copied into a buffer of the capture before each replay;
+//! * each argument is copied into a buffer of the capture before a replay, unless it is the
+//!   very memory copied last time (tensors never change);
 //! * each variable the call reads or writes is moved, before the capture, into memory the
 //!   capture keeps; inside the capture an assign writes into that memory (after checking
 //!   that no value of the call still reads the old contents), so the variable's memory is
-//!   the same on every replay;
+//!   the same on every replay; a value assigned outside the graph is copied in before the
+//!   next replay;
 //! * every buffer an op allocates while the capture records is kept by the capture (the
 //!   tensors made meanwhile are views of it), and each replay writes the same buffers;
 //! * the outputs are copied out after each replay, so a caller never holds memory the next
@@ -18,7 +20,9 @@
 //! a copy between host and GPU, an op without a kernel (it runs on host copies), an assign
 //! whose old value is still read. A replay is refused (the call runs op by op) when an
 //! argument's spec differs from the captured one or when a tensor outside the call still
-//! shares a variable's memory, which a replay would change under it.
+//! shares the memory of a variable the graph writes, which a replay would change under it.
+//! A replay holds the write locks of the call's variables from its checks until the
+//! variables are stored back, so no other thread reads or assigns one in between.
 //!
 //! Captures record on a stream of their own (`Runtime::capture_stream`), so work queued by
 //! other threads meanwhile runs normally; replays launch on the one stream every op runs on.
@@ -26,15 +30,18 @@
 use super::buffer::CudaBuffer;
 use super::runtime::{runtime, Runtime};
 use crate::device::storage::Buffer;
-use crate::{DType, Device, DeviceData, Error, Result, Tensor, Value, Variable};
-use cudarc::driver::{sys, CudaGraph};
+use crate::variable::Held;
+use crate::{DType, Device, DeviceData, Error, Result, Tensor, TensorSpec, Value, Variable};
+use cudarc::driver::{sys, CudaGraph, CudaStream};
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
-/// What this thread is capturing: the GPU, and the memory the recorded kernels write.
+/// What this thread is capturing: the GPU, the memory the recorded kernels write, and the
+/// variables' memory its assigns write.
 struct Recorder {
     ordinal: usize,
     owners: Vec<Arc<CudaBuffer>>,
+    written: Vec<u64>,
 }
 
 thread_local! {
@@ -76,27 +83,38 @@ pub(crate) fn refuse_host_copy(rt: &Runtime, op: &'static str) -> Result<()> {
 /// the variable (and the caller's `current`) holds that memory: a value of the call that
 /// still reads the old contents, or a view of them.
 pub(crate) fn assign_in_place(rt: &Runtime, op: &'static str, current: &DeviceData, new: &DeviceData) -> Result<()> {
-    // The variable and `current` hold the data; the capture's own copy and the variable's
-    // data hold the buffer (see `capture`).
+    // The variable and `current` hold the data; the capture's own handle and the
+    // variable's data hold the memory (see `Captured::capture`).
     if current.holders() != (2, 2) {
         return Err(Error::Other {
             op,
             msg: "the variable's old value is still read, so this assign cannot be captured into a CUDA graph".into(),
         });
     }
-    let (Buffer::Cuda(dst), Buffer::Cuda(src)) = (current.buffer(), new.buffer());
-    dst.copy_from(rt, op, src)
+    let dst = cuda(current);
+    dst.copy_from(rt, op, cuda(new))?;
+    let address = dst.address(rt);
+    RECORDER.with(|r| {
+        if let Some(rec) = r.borrow_mut().as_mut() {
+            rec.written.push(address);
+        }
+    });
+    Ok(())
 }
 
 /// Ends this thread's recording however the capture ends (a panic included), so the stream
 /// never stays in capture mode and no later allocation is taken for a dead capture.
 struct Recording<'a> {
-    stream: &'a Arc<cudarc::driver::CudaStream>,
+    stream: &'a Arc<CudaStream>,
     active: bool,
 }
 
+/// What a recording leaves: the instantiated graph (if the capture held together), the
+/// memory its kernels write, and the addresses its assigns write.
+type Recorded = (Option<CudaGraph>, Vec<Arc<CudaBuffer>>, Vec<u64>);
+
 impl<'a> Recording<'a> {
-    fn begin(rt: &'a Runtime, stream: &'a Arc<cudarc::driver::CudaStream>) -> Option<Recording<'a>> {
+    fn begin(rt: &Runtime, stream: &'a Arc<CudaStream>) -> Option<Recording<'a>> {
         stream
             .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
             .ok()?;
@@ -104,20 +122,19 @@ impl<'a> Recording<'a> {
             *r.borrow_mut() = Some(Recorder {
                 ordinal: rt.ordinal,
                 owners: Vec::new(),
+                written: Vec::new(),
             })
         });
         Some(Recording { stream, active: true })
     }
 
-    /// Stops recording: the instantiated graph (if the capture held together) and the
-    /// memory its kernels write.
-    fn end(mut self) -> (Option<CudaGraph>, Vec<Arc<CudaBuffer>>) {
+    fn end(mut self) -> Recorded {
         self.active = false;
-        let owners = RECORDER
+        let (owners, written) = RECORDER
             .with(|r| r.borrow_mut().take())
-            .map_or_else(Vec::new, |r| r.owners);
+            .map_or_else(Default::default, |r| (r.owners, r.written));
         let graph = self.stream.end_capture(sys::CUgraphInstantiate_flags(0)).ok().flatten();
-        (graph, owners)
+        (graph, owners, written)
     }
 }
 
@@ -138,6 +155,22 @@ struct Exec(CudaGraph);
 // `Mutex` in `Captured`, which serialises them as the driver requires.
 unsafe impl Send for Exec {}
 
+/// A variable of a captured call and the memory the graph reads (and maybe writes) it in.
+struct Static {
+    var: Variable,
+    own: DeviceData,
+    /// True when the graph assigns the variable.
+    written: bool,
+}
+
+/// Where a captured call's output is after a replay.
+enum Output {
+    /// Memory the capture keeps (an op's output, an argument's copy, a constant).
+    Data(DeviceData),
+    /// A variable's memory (`statics[index]`), viewed with `spec`: a returned read.
+    Variable { index: usize, spec: TensorSpec },
+}
+
 /// A traced call captured as a CUDA graph on one GPU (see the module docs).
 pub(crate) struct Captured {
     rt: Arc<Runtime>,
@@ -145,10 +178,12 @@ pub(crate) struct Captured {
     exec: Mutex<Exec>,
     /// Where each argument is copied before a replay; also its spec.
     inputs: Vec<DeviceData>,
-    /// Each variable the call uses, with the memory the graph reads and writes it in.
-    variables: Vec<(Variable, DeviceData)>,
-    /// The call's outputs where the graph leaves them.
-    outputs: Vec<DeviceData>,
+    /// The argument last copied into each input buffer: tensors never change, so the same
+    /// memory passed again needs no copy (held, so its address cannot be reused).
+    last_args: Mutex<Vec<Option<DeviceData>>>,
+    /// The call's variables, by id (the order their locks are taken in).
+    statics: Vec<Static>,
+    outputs: Vec<Output>,
     /// The memory the graph's kernels write, alive as long as the graph.
     _owners: Vec<Arc<CudaBuffer>>,
 }
@@ -160,12 +195,12 @@ fn cuda(d: &DeviceData) -> &CudaBuffer {
     }
 }
 
-/// A copy of `d` in fresh memory of its own.
-fn copy_of(rt: &Runtime, d: &DeviceData, op: &'static str) -> Result<DeviceData> {
+/// A copy of `d`'s elements in fresh memory of its own, as `spec`.
+fn copy_as(rt: &Runtime, d: &DeviceData, spec: &TensorSpec) -> Result<DeviceData> {
     let src = cuda(d);
-    let dst = CudaBuffer::owned(rt, op, src.dtype(), src.len)?;
-    dst.copy_from(rt, op, src)?;
-    Ok(DeviceData::new(d.device(), d.spec().clone(), Buffer::Cuda(dst)))
+    let dst = CudaBuffer::owned(rt, OP, src.dtype(), src.len)?;
+    dst.copy_from(rt, OP, src)?;
+    Ok(DeviceData::new(d.device(), spec.clone(), Buffer::Cuda(dst)))
 }
 
 /// `t`'s device data when it lives on `device`.
@@ -180,9 +215,9 @@ const OP: &str = "function";
 
 impl Captured {
     /// Captures `run` (the call, op by op, on the given arguments) on GPU `device`, launches
-    /// the graph once and returns it with the call's outputs; `None` when the call cannot be
-    /// captured and nothing ran (the caller then runs it op by op, which reports any error
-    /// of its own).
+    /// the graph once and returns it with the call's outputs (an error there comes after
+    /// the call ran); `None` when the call cannot be captured and nothing ran (the caller
+    /// then runs it op by op, which reports any error of its own).
     pub(crate) fn capture(
         device: Device,
         args: &[&Tensor],
@@ -197,43 +232,65 @@ impl Captured {
         let (stream, _) = rt.capture_stream().ok()?;
         let inputs: Vec<DeviceData> = args
             .iter()
-            .map(|a| on(device, a).and_then(|d| copy_of(&rt, d, OP).ok()))
+            .map(|a| on(device, a).and_then(|d| copy_as(&rt, d, d.spec()).ok()))
             .collect::<Option<_>>()?;
-        let mut statics = Vec::with_capacity(variables.len());
-        for v in variables {
+        let mut vars: Vec<&Variable> = variables.iter().collect();
+        vars.sort_by_key(|v| v.id());
+        vars.dedup_by_key(|v| v.id());
+        let mut statics = Vec::with_capacity(vars.len());
+        for v in vars {
             let current = v.device_value().filter(|d| d.device() == device)?;
-            let own = copy_of(&rt, &current, OP).ok()?;
+            let own = copy_as(&rt, &current, current.spec()).ok()?;
             v.store_device(own.with_spec(own.spec().clone()));
-            statics.push((v.clone(), own));
+            statics.push(Static {
+                var: v.clone(),
+                own,
+                written: false,
+            });
         }
         let arg_tensors: Vec<Tensor> = inputs.iter().map(|d| Tensor::from_device_data(d.clone())).collect();
         let refs: Vec<&Tensor> = arg_tensors.iter().collect();
         let recording = Recording::begin(&rt, stream)?;
         let result = run(&refs);
-        let (graph, owners) = recording.end();
-        let outputs: Vec<DeviceData> = result
-            .ok()?
+        let (graph, owners, written) = recording.end();
+        let (graph, result) = (graph?, result.ok()?);
+        for s in &mut statics {
+            s.written = written.contains(&cuda(&s.own).address(&rt));
+        }
+        let outputs: Vec<Output> = result
             .iter()
-            .map(|t| on(device, t).cloned())
+            .map(|t| {
+                let d = on(device, t)?;
+                Some(match statics.iter().position(|s| s.own.shares_buffer(d)) {
+                    Some(index) => Output::Variable {
+                        index,
+                        spec: d.spec().clone(),
+                    },
+                    None => Output::Data(d.clone()),
+                })
+            })
             .collect::<Option<_>>()?;
+        drop(result);
         let captured = Captured {
+            last_args: Mutex::new(args.iter().map(|a| on(device, a).cloned()).collect()),
             device,
-            exec: Mutex::new(Exec(graph?)),
+            exec: Mutex::new(Exec(graph)),
             inputs,
-            variables: statics,
+            statics,
             outputs,
             _owners: owners,
             rt: rt.clone(),
         };
-        captured.launch().ok()?;
-        // The call ran: from here an error is the call's.
-        let outs = captured.results();
+        // The arguments are in place already; each variable must still hold the capture's
+        // memory (an assign from another thread meanwhile would have had the graph read
+        // memory it does not keep).
+        let outs = captured.perform(None)?;
         Some((captured, outs))
     }
 
     /// Replays the call on `args`; `None` when it cannot be replayed now (see the module
-    /// docs) or the driver refused the launch, and the caller runs it op by op (nothing
-    /// ran); an error once the graph ran.
+    /// docs) or the driver refused the launch: nothing ran and the caller runs the call op
+    /// by op.
     pub(crate) fn replay(&self, args: &[&Tensor]) -> Option<Result<Vec<Tensor>>> {
         if args.len() != self.inputs.len() {
             return None;
@@ -243,36 +300,76 @@ impl Captured {
             .zip(&self.inputs)
             .map(|(a, own)| on(self.device, a).filter(|d| d.spec() == own.spec()))
             .collect::<Option<_>>()?;
-        for (v, own) in &self.variables {
-            let current = v.device_value().filter(|d| d.device() == self.device)?;
-            if current.shares_buffer(own) {
-                // The variable and `current` hold its data; the data and `own` its buffer.
-                if current.holders() != (2, 2) {
-                    return None;
+        self.perform(Some(&sources))
+    }
+
+    /// With the variables locked: checks them (bringing in values assigned outside the
+    /// graph), copies new arguments in (`None`: they are in place), launches the graph,
+    /// stores the variables back and copies the outputs out.
+    fn perform(&self, sources: Option<&[&DeviceData]>) -> Option<Result<Vec<Tensor>>> {
+        let mut locked: Vec<_> = self.statics.iter().map(|s| s.var.lock()).collect();
+        let mut refresh = vec![false; self.statics.len()];
+        for ((s, held), refresh) in self.statics.iter().zip(&locked).zip(&mut refresh) {
+            let Held::Device(current) = &**held else {
+                return None;
+            };
+            if current.device() != self.device {
+                return None;
+            }
+            if current.shares_buffer(&s.own) {
+                // The variable alone holds its data, and that data and `own` the memory:
+                // no tensor outside sees what the graph writes.
+                if s.written {
+                    if current.holders() != (1, 2) {
+                        return None;
+                    }
+                    *refresh = true;
                 }
             } else {
-                // Assigned outside the graph: bring the value into the graph's memory, if
-                // nothing else still views that memory.
-                if own.holders().1 != 1 || current.spec() != own.spec() {
+                // Assigned outside the graph: bring the value in, unless something still
+                // views the graph's memory (or the capture is new: see `capture`).
+                if sources.is_none() || s.own.holders().1 != 1 || current.spec() != s.own.spec() {
                     return None;
                 }
-                if let Err(e) = cuda(own).copy_from(&self.rt, OP, cuda(&current)) {
+                if let Err(e) = cuda(&s.own).copy_from(&self.rt, OP, cuda(current)) {
                     return Some(Err(e));
                 }
+                *refresh = true;
             }
         }
-        let copied = sources.iter().zip(&self.inputs).try_for_each(|(src, own)| {
-            let (src, dst) = (cuda(src), cuda(own));
-            if src.address(&self.rt) == dst.address(&self.rt) {
-                return Ok(());
+        if let Some(sources) = sources {
+            let mut last = self.last_args.lock().unwrap_or_else(|p| p.into_inner());
+            for ((src, own), last) in sources.iter().zip(&self.inputs).zip(last.iter_mut()) {
+                if last.as_ref().is_some_and(|l| l.shares_buffer(src)) {
+                    continue;
+                }
+                *last = None;
+                if let Err(e) = cuda(own).copy_from(&self.rt, OP, cuda(src)) {
+                    return Some(Err(e));
+                }
+                *last = Some((*src).clone());
             }
-            dst.copy_from(&self.rt, OP, src)
-        });
-        if let Err(e) = copied {
-            return Some(Err(e));
         }
         self.launch().ok()?;
-        Some(self.results())
+        // Fresh data over the same memory: no host copy of an older value survives.
+        for ((s, held), refresh) in self.statics.iter().zip(&mut locked).zip(refresh) {
+            if refresh {
+                **held = Held::Device(s.own.with_spec(s.own.spec().clone()));
+            }
+        }
+        drop(locked);
+        Some(
+            self.outputs
+                .iter()
+                .map(|o| {
+                    let copied = match o {
+                        Output::Data(d) => copy_as(&self.rt, d, d.spec()),
+                        Output::Variable { index, spec } => copy_as(&self.rt, &self.statics[*index].own, spec),
+                    };
+                    copied.map(Tensor::from_device_data)
+                })
+                .collect(),
+        )
     }
 
     /// Launches the graph on the one stream (an error: nothing ran).
@@ -282,20 +379,9 @@ impl Captured {
             .ctx
             .bind_to_thread()
             .map_err(|e| super::buffer::driver_error(OP, &self.rt, e))?;
-        // SAFETY: a graph instantiated on this context, launched on a stream of it.
+        // SAFETY: a graph instantiated on this context, launched on a stream of it (never on
+        // the capture stream, which would not be ordered after the one stream's work).
         unsafe { cudarc::driver::result::graph::launch(exec.0.cu_graph_exec(), self.rt.stream.cu_stream()) }
             .map_err(|e| super::buffer::driver_error(OP, &self.rt, e))
-    }
-
-    /// After a launch: gives each variable fresh data over its memory (no host copy of an
-    /// older value survives a replay) and copies the outputs out.
-    fn results(&self) -> Result<Vec<Tensor>> {
-        for (v, own) in &self.variables {
-            v.store_device(own.with_spec(own.spec().clone()));
-        }
-        self.outputs
-            .iter()
-            .map(|d| copy_of(&self.rt, d, OP).map(Tensor::from_device_data))
-            .collect()
     }
 }

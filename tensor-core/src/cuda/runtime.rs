@@ -9,7 +9,7 @@
 //! captures, so that work other threads queue meanwhile is never swept into a graph.
 
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -68,6 +68,8 @@ pub(crate) struct Runtime {
     capture: OnceLock<Result<CaptureStream, String>>,
     /// Held for the length of a capture: one capture at a time per GPU.
     pub(crate) capture_lock: Mutex<()>,
+    /// cuBLAS's workspace, given to both handles (see `share_workspace`).
+    blas_workspace: Option<CudaSlice<u8>>,
     kernels: Mutex<HashMap<KernelKey, CudaFunction>>,
     pub(crate) stats: Arc<Stats>,
 }
@@ -89,6 +91,11 @@ impl Runtime {
         keep_freed_memory_pooled(&ctx);
         let stream = ctx.new_stream().map_err(|e| format!("creating a stream: {e}"))?;
         let blas = CudaBlas::new(stream.clone()).map_err(|e| format!("cuBLAS: {e}"))?;
+        // SAFETY: cuBLAS only uses the workspace as scratch space; it is never read as data.
+        let blas_workspace = unsafe { stream.alloc::<u8>(BLAS_WORKSPACE) }.ok();
+        if let Some(ws) = &blas_workspace {
+            share_workspace(&blas, ws, &stream);
+        }
         Ok(Runtime {
             ordinal,
             ctx,
@@ -96,6 +103,7 @@ impl Runtime {
             blas: Mutex::new(blas),
             capture: OnceLock::new(),
             capture_lock: Mutex::new(()),
+            blas_workspace,
             kernels: Mutex::new(HashMap::new()),
             stats: Arc::new(Stats::default()),
         })
@@ -110,6 +118,9 @@ impl Runtime {
                     .new_stream()
                     .map_err(|e| format!("creating a capture stream: {e}"))?;
                 let blas = CudaBlas::new(stream.clone()).map_err(|e| format!("cuBLAS: {e}"))?;
+                if let Some(ws) = &self.blas_workspace {
+                    share_workspace(&blas, ws, &self.stream);
+                }
                 Ok((stream, Mutex::new(blas)))
             })
             .as_ref()
@@ -155,6 +166,22 @@ impl Runtime {
         cache.insert(key, f.clone());
         Ok(f)
     }
+}
+
+/// Bytes of cuBLAS workspace (NVIDIA's recommendation for Hopper GPUs).
+const BLAS_WORKSPACE: usize = 32 << 20;
+
+/// Gives `blas` the runtime's workspace. Both handles' GEMMs run on the one stream (a
+/// captured graph is launched there), so they never use it at once; and a GEMM recorded
+/// into a graph then has the same workspace, hence the same algorithm and the same bits,
+/// as the same GEMM run directly. Best effort: on failure the handle keeps its own.
+fn share_workspace(blas: &CudaBlas, workspace: &CudaSlice<u8>, stream: &Arc<CudaStream>) {
+    let (ptr, _sync) = cudarc::driver::DevicePtr::device_ptr(workspace, stream);
+    // SAFETY: a live allocation of `workspace.len()` bytes that outlives both handles (the
+    // runtime owning all three lives as long as the process).
+    let _ = unsafe {
+        cudarc::cublas::sys::cublasSetWorkspace_v2(*blas.handle(), ptr as *mut std::ffi::c_void, workspace.len())
+    };
 }
 
 /// What identifies a generated kernel: its family (`unary`, `binary`, `reduce`), the op's

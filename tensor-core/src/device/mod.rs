@@ -21,6 +21,7 @@ pub(crate) mod storage;
 pub(crate) use custom::custom_on_device;
 
 pub use capture::{graph_capture_enabled, set_graph_capture, CapturedCall};
+
 pub use storage::DeviceData;
 
 use crate::{Error, Result, Tensor, Value};
@@ -159,6 +160,25 @@ pub fn device_scope(device: Device) -> DeviceScope {
 pub fn with_device<R>(device: Device, f: impl FnOnce() -> R) -> R {
     let _scope = device_scope(device);
     f()
+}
+
+/// `data` on `device`, keeping `data` itself as the host copy: reading it on the host never
+/// copies back, and ops that check index values on the host (a gather's indices, sparse
+/// labels) check it as they check host tensors. For small values used many times, such as
+/// a traced graph's constants; a large tensor moved this way keeps its host memory too.
+///
+/// ```
+/// use ferroflow_tensor_core::{constant_on, Device, Tensor};
+/// let c = constant_on(Tensor::new([1i64, 2]).data()?, Device::Cpu)?;
+/// assert_eq!(c.to_vec::<i64>()?, vec![1, 2]);
+/// # Ok::<(), ferroflow_tensor_core::Error>(())
+/// ```
+pub fn constant_on(data: &crate::Data, device: Device) -> Result<Tensor> {
+    let t = Tensor::from_data(data.clone()).to(device)?;
+    if let Value::Device(d) = t.value() {
+        d.keep_host_copy(data.clone());
+    }
+    Ok(t)
 }
 
 /// The device of the innermost active scope on this thread, if any.

@@ -101,6 +101,12 @@ impl DeviceData {
         Ok(self.0.host.get_or_init(|| d))
     }
 
+    /// Records `data` (these very elements) as the host copy, so reads never copy back.
+    /// No effect when a host copy exists.
+    pub(crate) fn keep_host_copy(&self, data: Data) {
+        let _ = self.0.host.set(data);
+    }
+
     /// The host copy, if one was made already (never copies).
     #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     pub(crate) fn cached_host(&self) -> Option<&Data> {
