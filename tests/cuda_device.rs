@@ -33,7 +33,7 @@ fn rand(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
 /// Largest relative difference between two tensors' values.
 fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims());
-    let (a, b) = (a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap());
+    let (a, b) = (a.to_f64_vec().unwrap(), b.to_f64_vec().unwrap());
     a.iter()
         .zip(&b)
         .map(|(x, y)| if x == y { 0.0 } else { (x - y).abs() / y.abs().max(1.0) })
@@ -59,7 +59,7 @@ fn copies_round_trip_every_dtype() {
         assert_eq!((g.dtype(), g.dims()), (t.dtype(), t.dims()));
         let back = g.to(Device::Cpu).unwrap();
         assert_eq!(back.device(), Device::Cpu);
-        assert_eq!(back.to_vec::<f64>().unwrap(), t.to_vec::<f64>().unwrap(), "{t}");
+        assert_eq!(back.to_f64_vec().unwrap(), t.to_f64_vec().unwrap(), "{t}");
     }
 }
 
@@ -259,10 +259,10 @@ fn variables_live_and_train_on_the_gpu() {
     host.to_device(GPU).unwrap();
     host.assign(&Tensor::new([[1.0f64], [2.0], [3.0]])).unwrap();
     assert_eq!(host.device(), GPU);
-    assert_eq!(host.value().to_vec::<f64>().unwrap(), vec![1.0, 2.0, 3.0]);
+    assert_eq!(host.value().to_f64_vec().unwrap(), vec![1.0, 2.0, 3.0]);
     host.assign_add(&Tensor::new([[1.0f64], [1.0], [1.0]]).to(GPU).unwrap())
         .unwrap();
-    assert_eq!(host.value().to_vec::<f64>().unwrap(), vec![2.0, 3.0, 4.0]);
+    assert_eq!(host.value().to_f64_vec().unwrap(), vec![2.0, 3.0, 4.0]);
 }
 
 #[test]
@@ -288,12 +288,8 @@ fn a_traced_elementwise_chain_runs_as_one_fused_kernel() {
         // One kernel writing one buffer, not four ops with a buffer each.
         assert_eq!(allocated, 1, "{dtype:?}: buffers allocated by one call");
         // Each step rounds as its own kernel does: the fused node gives the eager GPU bits.
-        assert_eq!(
-            got.to_vec::<f64>().unwrap(),
-            eager.to_vec::<f64>().unwrap(),
-            "{dtype:?}"
-        );
-        assert_eq!(first.to_vec::<f64>().unwrap(), eager.to_vec::<f64>().unwrap());
+        assert_eq!(got.to_f64_vec().unwrap(), eager.to_f64_vec().unwrap(), "{dtype:?}");
+        assert_eq!(first.to_f64_vec().unwrap(), eager.to_f64_vec().unwrap());
         let cpu = w6(&host).unwrap().remove(0);
         let tol = if dtype == DType::F32 { 1e-6 } else { 1e-13 };
         assert!(max_rel(&got, &cpu) <= tol, "{dtype:?}");
@@ -379,8 +375,8 @@ fn datasets_prefetch_to_the_gpu_on_a_background_thread() {
             assert_eq!(g.device(), GPU);
             assert_eq!(g.dtype(), w.dtype());
             assert_eq!(
-                g.to(Device::Cpu).unwrap().to_vec::<f64>().unwrap(),
-                w.to_vec::<f64>().unwrap()
+                g.to(Device::Cpu).unwrap().to_f64_vec().unwrap(),
+                w.to_f64_vec().unwrap()
             );
         }
     }

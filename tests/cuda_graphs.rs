@@ -54,7 +54,7 @@ fn batch(dtype: DType) -> (Tensor, Tensor) {
 }
 
 fn bits(t: &Tensor) -> Vec<u64> {
-    t.to_vec::<f64>().unwrap().iter().map(|v| v.to_bits()).collect()
+    t.to_f64_vec().unwrap().iter().map(|v| v.to_bits()).collect()
 }
 
 /// Losses of `calls` traced steps and the final weights, with capture on or off; the
@@ -138,11 +138,24 @@ fn an_assign_between_calls_is_what_the_next_replay_reads() {
         p[0].assign(&Tensor::ones(&[3, 3], DType::F64).unwrap()).unwrap();
         p[1].assign_add(&Tensor::ones(&[3, 1], DType::F64).unwrap().to(GPU).unwrap())
             .unwrap();
-        let losses: Vec<Vec<u64>> = (0..3).map(|_| bits(&f.call((&x, &y)).unwrap())).collect();
+        let mut allocations = Vec::new();
+        let mut losses = Vec::new();
+        for _ in 0..3 {
+            let before = cuda::memory_stats(0).unwrap().allocations;
+            losses.push(bits(&f.call((&x, &y)).unwrap()));
+            allocations.push(cuda::memory_stats(0).unwrap().allocations - before);
+        }
         set_graph_capture(true);
-        (losses, p.iter().map(|v| bits(&v.value())).collect::<Vec<_>>())
+        (
+            losses,
+            p.iter().map(|v| bits(&v.value())).collect::<Vec<_>>(),
+            allocations,
+        )
     };
-    assert_eq!(run(true), run(false));
+    let (replayed, op_by_op) = (run(true), run(false));
+    assert_eq!((&replayed.0, &replayed.1), (&op_by_op.0, &op_by_op.1));
+    // Replays, the assigned values copied into the graph's memory: only the loss's copy.
+    assert_eq!(replayed.2, vec![1, 1, 1]);
 }
 
 #[test]

@@ -96,9 +96,17 @@ impl Plan {
             .collect();
         if buffer_reuse {
             for (s, lu) in last_use.iter().enumerate() {
-                if let Some(i) = lu {
-                    if !outputs.contains(&s) {
-                        steps[*i].free.push(s);
+                if outputs.contains(&s) {
+                    continue;
+                }
+                match lu {
+                    Some(i) => steps[*i].free.push(s),
+                    // Never read (a stateful node's unused output): freed where it is made,
+                    // so it holds no memory, nor a variable's, for the rest of the call.
+                    None => {
+                        if let Some(node) = base.iter().rposition(|&b| b <= s) {
+                            steps[node].free.push(s);
+                        }
                     }
                 }
             }
@@ -134,8 +142,15 @@ impl Plan {
                 )
             })
             .count();
-        let capturable =
-            kernels >= MIN_CAPTURED_NODES && !g.nodes.iter().any(|n| matches!(n.kind, NodeKind::Op(Op::Custom(_))));
+        // Without freeing at last use, a variable's reads live to the end of the call, and a
+        // captured assign (which writes the variable's memory in place) is refused.
+        let assigns = g
+            .nodes
+            .iter()
+            .any(|n| matches!(n.kind, NodeKind::Op(Op::Assign { .. })));
+        let capturable = kernels >= MIN_CAPTURED_NODES
+            && (buffer_reuse || !assigns)
+            && !g.nodes.iter().any(|n| matches!(n.kind, NodeKind::Op(Op::Custom(_))));
         Plan {
             steps,
             slots,
@@ -412,6 +427,41 @@ mod tests {
     use crate::passes::{optimize, test_util::trace, PassConfig};
     use ferroflow_tensor_core::random::{self, Normal};
     use ferroflow_tensor_core::DType;
+
+    #[test]
+    fn every_value_but_the_outputs_is_freed_once_even_when_never_read() {
+        let v = Variable::new("v", Tensor::new([1.0f32, 2.0])).unwrap();
+        let specs = [TensorSpec::new(DType::F32, vec![2])];
+        let mut g = trace(&specs, |x| {
+            // A read nobody uses stays in the graph (reads are stateful).
+            let _unused = v.read()?;
+            let y = x[0].add(&v.read()?)?;
+            v.assign(&y)?;
+            Ok(vec![y.mul(&x[0])?])
+        });
+        optimize(&mut g, &PassConfig::default()).unwrap();
+        let reads = g
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Op(Op::ReadVariable(_))))
+            .count();
+        assert_eq!(reads, 2);
+        let plan = Plan::new(&g, true);
+        for s in 0..plan.slots {
+            let freed = plan.steps.iter().filter(|st| st.free.contains(&s)).count();
+            let want = usize::from(!plan.outputs.contains(&s));
+            assert_eq!(freed, want, "slot {s}");
+        }
+        // Freed right after the read that made it: nothing holds the variable's old value
+        // when the assign runs.
+        assert_eq!(
+            plan.run(&g, &[&Tensor::new([1.0f32, 1.0])], true).unwrap()[0]
+                .to_vec::<f32>()
+                .unwrap(),
+            vec![2.0, 3.0]
+        );
+        assert_eq!(v.value().to_vec::<f32>().unwrap(), vec![2.0, 3.0]);
+    }
 
     #[test]
     fn host_calls_and_cpu_scopes_stay_on_the_host_executor() {

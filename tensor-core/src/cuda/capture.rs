@@ -239,9 +239,17 @@ impl Captured {
         vars.dedup_by_key(|v| v.id());
         let mut statics = Vec::with_capacity(vars.len());
         for v in vars {
-            let current = v.device_value().filter(|d| d.device() == device)?;
-            let own = copy_as(&rt, &current, current.spec()).ok()?;
-            v.store_device(own.with_spec(own.spec().clone()));
+            // Locked from read to store, so an assign from another thread is not lost.
+            let mut held = v.lock();
+            let Held::Device(current) = &*held else {
+                return None;
+            };
+            if current.device() != device {
+                return None;
+            }
+            let own = copy_as(&rt, current, current.spec()).ok()?;
+            *held = Held::Device(own.with_spec(own.spec().clone()));
+            drop(held);
             statics.push(Static {
                 var: v.clone(),
                 own,
@@ -271,8 +279,9 @@ impl Captured {
             })
             .collect::<Option<_>>()?;
         drop(result);
-        let captured = Captured {
-            last_args: Mutex::new(args.iter().map(|a| on(device, a).cloned()).collect()),
+        let last_args: Vec<Option<DeviceData>> = args.iter().map(|a| on(device, a).cloned()).collect();
+        let mut captured = Captured {
+            last_args: Mutex::new(Vec::new()),
             device,
             exec: Mutex::new(Exec(graph)),
             inputs,
@@ -281,6 +290,8 @@ impl Captured {
             _owners: owners,
             rt: rt.clone(),
         };
+        let remembered = last_args.into_iter().map(|a| captured.unshared(a)).collect();
+        *captured.last_args.get_mut().unwrap_or_else(|p| p.into_inner()) = remembered;
         // The arguments are in place already; each variable must still hold the capture's
         // memory (an assign from another thread meanwhile would have had the graph read
         // memory it does not keep).
@@ -347,7 +358,7 @@ impl Captured {
                 if let Err(e) = cuda(own).copy_from(&self.rt, OP, cuda(src)) {
                     return Some(Err(e));
                 }
-                *last = Some((*src).clone());
+                *last = self.unshared(Some((*src).clone()));
             }
         }
         self.launch().ok()?;
@@ -370,6 +381,12 @@ impl Captured {
                 })
                 .collect(),
         )
+    }
+
+    /// `arg` as worth remembering in `last_args`: not when it is a variable's memory, which
+    /// the graph may write and whose holders the variable checks count.
+    fn unshared(&self, arg: Option<DeviceData>) -> Option<DeviceData> {
+        arg.filter(|d| !self.statics.iter().any(|s| s.own.shares_buffer(d)))
     }
 
     /// Launches the graph on the one stream (an error: nothing ran).
