@@ -8,8 +8,8 @@
 #   runs the GPU tests (tests/cuda_device.rs, the oracle's CUDA modes), the GPU bench lines
 #   (W1, W3, W4, W5, W6 as `ferroflow-cuda-eager`; W4, W5, W6 traced as
 #   `ferroflow-cuda-graph`) and PyTorch CUDA beside them, then a summary.
-#   Under 6 minutes; every step has its own time limit and a failing step does not stop
-#   the others.
+#   Under 6 minutes (the step limits add up to 375 s); a failing step does not stop the
+#   others, and with FERROFLOW_REQUIRE_GPU=1 a test that finds no GPU fails, not skips.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=target/gpu
@@ -28,16 +28,32 @@ build)
     ;;
 run)
     [ -x "$OUT/bench" ] || { echo "no $OUT: run 'bash scripts/gpu_check.sh build' here and carry $OUT" >&2; exit 1; }
-    export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+    # The CUDA 13 driver, NVRTC and cuBLAS: /usr/local/cuda first, then any copy Python
+    # packages bring (PyTorch's wheels carry NVRTC and cuBLAS).
+    dirs=/usr/local/cuda/lib64
+    for lib in libnvrtc.so.13 libcublas.so.13; do
+        for d in $(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null) \
+            -name "$lib" -printf '%h\n' 2>/dev/null | sort -u); do
+            dirs="$dirs:$d"
+        done
+    done
+    export LD_LIBRARY_PATH=$dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+    for lib in libcuda.so.1 libnvrtc.so.13 libcublas.so.13; do
+        found=$( (ldconfig -p | grep -o "/[^ ]*/$lib\$"; IFS=:; for d in $LD_LIBRARY_PATH; do [ -e "$d/$lib" ] && echo "$d/$lib"; done) | head -n 1)
+        echo "$lib: ${found:-NOT FOUND}"
+    done
     export FERROFLOW_REPO=$PWD
+    # A test or bench line that finds no GPU fails instead of skipping.
+    export FERROFLOW_REQUIRE_GPU=1
     nvidia-smi -L || true
     status=0
     step() { local label=$1 limit=$2; shift 2; echo "== $label"; timeout "$limit" "$@"; local rc=$?; echo "== $label: exit $rc"; [ $rc -eq 0 ] || status=1; }
-    step "cuda_device tests" 120 "$OUT/cuda_device" --test-threads=1 --nocapture
-    step "cuda_graphs tests" 60 "$OUT/cuda_graphs" --test-threads=1 --nocapture
-    step "oracle on CUDA" 180 "$OUT/oracle" oracle_cuda --test-threads=1 --nocapture
-    step "bench W1 W3 W4 W5 W6" 150 "$OUT/bench" W1 W3 W4 W5 W6
-    step "torch-cuda peer" 90 python3 bench/device_peers.py torch-cuda
+    step "cuda_device tests" 90 "$OUT/cuda_device" --test-threads=1 --nocapture
+    step "cuda_graphs tests" 45 "$OUT/cuda_graphs" --test-threads=1 --nocapture
+    step "oracle on CUDA" 120 "$OUT/oracle" oracle_cuda --test-threads=1 --nocapture
+    step "bench W1 W3 W4 W5 W6 (GPU lines)" 60 env FERROFLOW_BENCH_GPU_ONLY=1 "$OUT/bench" W1 W3 W4 W5 W6
+    step "torch-cuda peer" 60 python3 bench/device_peers.py torch-cuda
     echo "== summary: $( [ $status -eq 0 ] && echo all steps passed || echo some steps FAILED )"
     exit $status
     ;;

@@ -167,6 +167,11 @@ fn run_case(case: &Case, mode: Mode) -> Result<(), String> {
 /// on any miss.
 fn run_mode(label: &str, mode: Mode, select: impl Fn(&Case) -> bool) {
     if mode.on_gpu() && !GPU.is_available() {
+        // The device check sets this: there a skip would hide a machine without the GPU.
+        assert!(
+            std::env::var_os("FERROFLOW_REQUIRE_GPU").is_none_or(|v| v == "0"),
+            "oracle {label}: FERROFLOW_REQUIRE_GPU is set but no CUDA device is usable (are the CUDA 13 libraries on LD_LIBRARY_PATH?)"
+        );
         println!(
             "oracle {label}: skipped (no CUDA device in this process; build with --features cuda on a GPU machine)"
         );
