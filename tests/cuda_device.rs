@@ -2,8 +2,7 @@
 //! elementwise and cuBLAS kernels (broadcasting, transposes, batches), reshapes without
 //! copies, the placement rule and memory accounting. Each test prints why and returns when
 //! the process has no GPU (a build without `--features cuda`, or no driver). Some tests
-//! read process-wide counters (memory, host fallbacks): run them with `--test-threads=1`,
-//! as `scripts/gpu_check.sh` does.
+//! read process-wide counters (memory, host fallbacks), so the tests run one at a time.
 
 #![cfg(feature = "cuda")]
 
@@ -11,8 +10,12 @@ use ferroflow::tensor::{with_device, Axes, DType, Device, Error, MatMul, Tensor}
 
 const GPU: Device = Device::Cuda(0);
 
-/// True when a GPU is usable; otherwise says so for the test log.
-fn gpu(test: &str) -> bool {
+/// Held by each GPU test: some read process-wide counters (memory, host fallbacks), so
+/// they run one at a time whatever `--test-threads` says.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The serialising guard when a GPU is usable; otherwise `None`, and says so for the log.
+fn gpu(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
     let ok = GPU.is_available();
     if !ok {
         // The device check sets this: there a skip would hide a machine without the GPU.
@@ -21,8 +24,9 @@ fn gpu(test: &str) -> bool {
             "{test}: FERROFLOW_REQUIRE_GPU is set but no CUDA device is usable (are the CUDA 13 libraries on LD_LIBRARY_PATH?)"
         );
         println!("{test}: skipped (no CUDA device in this process)");
+        return None;
     }
-    ok
+    Some(SERIAL.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 fn rand(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
@@ -49,9 +53,9 @@ fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn copies_round_trip_every_dtype() {
-    if !gpu("copies_round_trip_every_dtype") {
+    let Some(_serial) = gpu("copies_round_trip_every_dtype") else {
         return;
-    }
+    };
     for t in [
         Tensor::new([[1.5f32, -2.0], [3.25, 4.0]]),
         Tensor::new([1e300f64, -0.0]),
@@ -72,9 +76,9 @@ fn copies_round_trip_every_dtype() {
 
 #[test]
 fn elementwise_kernels_match_the_cpu() {
-    if !gpu("elementwise_kernels_match_the_cpu") {
+    let Some(_serial) = gpu("elementwise_kernels_match_the_cpu") else {
         return;
-    }
+    };
     for dtype in [DType::F32, DType::F64] {
         let a = rand(&[4, 1, 5], 1, dtype);
         let b = rand(&[3, 1], 2, dtype);
@@ -110,9 +114,9 @@ fn elementwise_kernels_match_the_cpu() {
 
 #[test]
 fn matmul_matches_the_cpu_with_transposes_and_batches() {
-    if !gpu("matmul_matches_the_cpu_with_transposes_and_batches") {
+    let Some(_serial) = gpu("matmul_matches_the_cpu_with_transposes_and_batches") else {
         return;
-    }
+    };
     for dtype in [DType::F32, DType::F64] {
         let rtol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
         for (a_dims, b_dims, ta, tb) in [
@@ -146,9 +150,9 @@ fn matmul_matches_the_cpu_with_transposes_and_batches() {
 
 #[test]
 fn sums_and_means_match_the_cpu_over_any_axes() {
-    if !gpu("sums_and_means_match_the_cpu_over_any_axes") {
+    let Some(_serial) = gpu("sums_and_means_match_the_cpu_over_any_axes") else {
         return;
-    }
+    };
     for dtype in [DType::F32, DType::F64] {
         let x = rand(&[3, 4, 5], 6, dtype);
         let g = x.to(GPU).unwrap();
@@ -181,9 +185,9 @@ fn sums_and_means_match_the_cpu_over_any_axes() {
 
 #[test]
 fn ops_without_kernels_still_run_and_stay_on_the_gpu() {
-    if !gpu("ops_without_kernels_still_run_and_stay_on_the_gpu") {
+    let Some(_serial) = gpu("ops_without_kernels_still_run_and_stay_on_the_gpu") else {
         return;
-    }
+    };
     let x = rand(&[3, 4], 5, DType::F32);
     let want = x.softmax(-1).unwrap().reduce_sum(1).unwrap();
     let got = x.to(GPU).unwrap().softmax(-1).unwrap().reduce_sum(1).unwrap();
@@ -196,9 +200,9 @@ fn ops_without_kernels_still_run_and_stay_on_the_gpu() {
 
 #[test]
 fn placement_follows_tensorflow() {
-    if !gpu("placement_follows_tensorflow") {
+    let Some(_serial) = gpu("placement_follows_tensorflow") else {
         return;
-    }
+    };
     let host = Tensor::new([1.0f32, 2.0, 3.0]);
     let dev = host.to(GPU).unwrap();
     // Non-scalar inputs on two devices: an error naming both.
@@ -216,9 +220,9 @@ fn placement_follows_tensorflow() {
 
 #[test]
 fn memory_is_counted_and_released() {
-    if !gpu("memory_is_counted_and_released") {
+    let Some(_serial) = gpu("memory_is_counted_and_released") else {
         return;
-    }
+    };
     let before = ferroflow::tensor::cuda::memory_stats(0).unwrap();
     let big = Tensor::zeros(&[1024, 1024], DType::F32).unwrap().to(GPU).unwrap();
     let during = ferroflow::tensor::cuda::memory_stats(0).unwrap();
@@ -246,9 +250,9 @@ fn train(w: &ferroflow::Variable, x: &Tensor, y: &Tensor) -> f64 {
 
 #[test]
 fn variables_live_and_train_on_the_gpu() {
-    if !gpu("variables_live_and_train_on_the_gpu") {
+    let Some(_serial) = gpu("variables_live_and_train_on_the_gpu") else {
         return;
-    }
+    };
     let (x, y) = (rand(&[8, 3], 7, DType::F64), rand(&[8, 1], 8, DType::F64));
     let host = ferroflow::Variable::new("w", Tensor::zeros(&[3, 1], DType::F64).unwrap()).unwrap();
     let want = train(&host, &x, &y);
@@ -274,9 +278,9 @@ fn variables_live_and_train_on_the_gpu() {
 
 #[test]
 fn a_traced_elementwise_chain_runs_as_one_fused_kernel() {
-    if !gpu("a_traced_elementwise_chain_runs_as_one_fused_kernel") {
+    let Some(_serial) = gpu("a_traced_elementwise_chain_runs_as_one_fused_kernel") else {
         return;
-    }
+    };
     use ferroflow::graph::function;
     // W6: sigmoid(x * a + b) * c, which the graph compiler fuses into one node.
     let w6 = |x: &[Tensor]| -> ferroflow::Result<Vec<Tensor>> {
@@ -320,9 +324,9 @@ fn mlp() -> ferroflow::Result<ferroflow::nn::Model> {
 
 #[test]
 fn fit_evaluate_and_checkpoints_work_inside_a_gpu_scope() {
-    if !gpu("fit_evaluate_and_checkpoints_work_inside_a_gpu_scope") {
+    let Some(_serial) = gpu("fit_evaluate_and_checkpoints_work_inside_a_gpu_scope") else {
         return;
-    }
+    };
     use ferroflow::prelude::*;
     let x = rand(&[64, 8], 30, DType::F32);
     let labels: Vec<i32> = (0..64).map(|i| i * 7 % 3).collect();
@@ -365,9 +369,9 @@ fn fit_evaluate_and_checkpoints_work_inside_a_gpu_scope() {
 
 #[test]
 fn datasets_prefetch_to_the_gpu_on_a_background_thread() {
-    if !gpu("datasets_prefetch_to_the_gpu_on_a_background_thread") {
+    let Some(_serial) = gpu("datasets_prefetch_to_the_gpu_on_a_background_thread") else {
         return;
-    }
+    };
     use ferroflow::data::Dataset;
     let x = rand(&[10, 3], 31, DType::F32);
     let y = Tensor::from_vec((0..10i64).collect::<Vec<_>>(), &[10]).unwrap();
@@ -399,9 +403,9 @@ type ConvCase = (
 
 #[test]
 fn convolutions_on_the_gemm_path_match_the_cpu() {
-    if !gpu("convolutions_on_the_gemm_path_match_the_cpu") {
+    let Some(_serial) = gpu("convolutions_on_the_gemm_path_match_the_cpu") else {
         return;
-    }
+    };
     use ferroflow::tensor::{dispatch1, Op, Padding};
     // Windows deep enough for the im2col + cuBLAS path, and one thin case on the direct kernel.
     let cases: [ConvCase; 6] = [
