@@ -8,26 +8,9 @@
 
 use ferroflow::tensor::{with_device, Axes, DType, Device, Error, MatMul, Tensor};
 
-const GPU: Device = Device::Cuda(0);
-
-/// Held by each GPU test: some read process-wide counters (memory, host fallbacks), so
-/// they run one at a time whatever `--test-threads` says.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// The serialising guard when a GPU is usable; otherwise `None`, and says so for the log.
-fn gpu(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    let ok = GPU.is_available();
-    if !ok {
-        // The device check sets this: there a skip would hide a machine without the GPU.
-        assert!(
-            std::env::var_os("FERROFLOW_REQUIRE_GPU").is_none_or(|v| v == "0"),
-            "{test}: FERROFLOW_REQUIRE_GPU is set but no CUDA device is usable (are the CUDA 13 libraries on LD_LIBRARY_PATH?)"
-        );
-        println!("{test}: skipped (no CUDA device in this process)");
-        return None;
-    }
-    Some(SERIAL.lock().unwrap_or_else(|p| p.into_inner()))
-}
+#[path = "support/gpu.rs"]
+mod gpu_gate;
+use gpu_gate::{gpu, GPU};
 
 fn rand(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
     let n: usize = shape.iter().product();

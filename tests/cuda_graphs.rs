@@ -7,25 +7,10 @@
 use ferroflow::graph::function;
 use ferroflow::prelude::*;
 use ferroflow::tensor::{cuda, set_graph_capture};
-use std::sync::Mutex;
 
-const GPU: Device = Device::Cuda(0);
-
-/// The capture switch is process-wide: tests that flip it run one at a time.
-static SWITCH: Mutex<()> = Mutex::new(());
-
-fn gpu(test: &str) -> bool {
-    let ok = GPU.is_available();
-    if !ok {
-        // The device check sets this: there a skip would hide a machine without the GPU.
-        assert!(
-            std::env::var_os("FERROFLOW_REQUIRE_GPU").is_none_or(|v| v == "0"),
-            "{test}: FERROFLOW_REQUIRE_GPU is set but no CUDA device is usable (are the CUDA 13 libraries on LD_LIBRARY_PATH?)"
-        );
-        println!("{test}: skipped (no CUDA device in this process)");
-    }
-    ok
-}
+#[path = "support/gpu.rs"]
+mod gpu_gate;
+use gpu_gate::{gpu, GPU};
 
 /// The seed model (3→3→1, sigmoid, no bias) on the GPU, seeded, in `dtype`.
 fn model(dtype: DType) -> Vec<Variable> {
@@ -90,10 +75,9 @@ fn train(dtype: DType, capture: bool, calls: usize) -> (Vec<Vec<u64>>, Vec<Vec<u
 
 #[test]
 fn a_traced_train_step_replays_as_one_graph_bit_for_bit() {
-    if !gpu("a_traced_train_step_replays_as_one_graph_bit_for_bit") {
+    let Some(_serial) = gpu("a_traced_train_step_replays_as_one_graph_bit_for_bit") else {
         return;
-    }
-    let _one = SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    };
     for dtype in [DType::F32, DType::F64] {
         let (want_losses, want_weights, op_by_op) = train(dtype, false, 6);
         let (losses, weights, allocations) = train(dtype, true, 6);
@@ -108,10 +92,9 @@ fn a_traced_train_step_replays_as_one_graph_bit_for_bit() {
 
 #[test]
 fn a_replay_never_changes_a_tensor_read_before_it() {
-    if !gpu("a_replay_never_changes_a_tensor_read_before_it") {
+    let Some(_serial) = gpu("a_replay_never_changes_a_tensor_read_before_it") else {
         return;
-    }
-    let _one = SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    };
     set_graph_capture(true);
     let p = model(DType::F32);
     let (x, y) = batch(DType::F32);
@@ -134,10 +117,9 @@ fn a_replay_never_changes_a_tensor_read_before_it() {
 
 #[test]
 fn an_assign_between_calls_is_what_the_next_replay_reads() {
-    if !gpu("an_assign_between_calls_is_what_the_next_replay_reads") {
+    let Some(_serial) = gpu("an_assign_between_calls_is_what_the_next_replay_reads") else {
         return;
-    }
-    let _one = SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    };
     let run = |capture: bool| {
         set_graph_capture(capture);
         let p = model(DType::F64);
@@ -171,10 +153,9 @@ fn an_assign_between_calls_is_what_the_next_replay_reads() {
 
 #[test]
 fn returned_variables_replay_as_fresh_tensors_and_read_only_ones_may_be_held() {
-    if !gpu("returned_variables_replay_as_fresh_tensors_and_read_only_ones_may_be_held") {
+    let Some(_serial) = gpu("returned_variables_replay_as_fresh_tensors_and_read_only_ones_may_be_held") else {
         return;
-    }
-    let _one = SWITCH.lock().unwrap_or_else(|p| p.into_inner());
+    };
     set_graph_capture(true);
     let p = model(DType::F32);
     let frozen = Variable::new("scale", Tensor::scalar(0.5f32)).unwrap();
