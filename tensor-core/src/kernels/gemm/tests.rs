@@ -365,3 +365,26 @@ fn only_small_contiguous_b_is_read_in_place() {
     assert!(!reads_b_in_place(1, n as isize + 1, 4, (k, n)), "rows with a gap");
     assert!(!reads_b_in_place(k as isize, 1, 4, (k, n)), "column-major");
 }
+
+#[test]
+fn even_blocks_cover_the_rows_in_as_few_blocks_with_no_thin_last_one() {
+    assert_eq!(even_blocks(512, 240, 12), 180); // 180 + 180 + 152
+    assert_eq!(even_blocks(2048, 240, 12), 228); // 8 × 228 + 224
+    assert_eq!(even_blocks(64, 240, 12), 72); // one block
+    assert_eq!(even_blocks(1, 240, 12), 12);
+    for rows in 1..=1500 {
+        for (mc, mr) in [(240, 12), (240, 6), (96, 12), (12, 12)] {
+            let b = even_blocks(rows, mc, mr);
+            assert!(b.is_multiple_of(mr) && b <= mc.max(mr), "{rows} {mc} {mr}: {b}");
+            let blocks = rows.div_ceil(b);
+            // As few blocks as blocks of `mc` rows would take, the last at least as large as
+            // the others less one block's worth of tiles spread over them.
+            assert_eq!(blocks, rows.div_ceil(mr).div_ceil(mc / mr), "{rows} {mc} {mr}: {b}");
+            let last = rows - (blocks - 1) * b;
+            assert!(
+                last > b.saturating_sub(blocks * mr),
+                "{rows} {mc} {mr}: {b}, last {last}"
+            );
+        }
+    }
+}
