@@ -9,11 +9,11 @@
 //! Scheduling follows [`super::super::matmul`]: the caller spawns fire-and-forget helpers and
 //! works itself; tiles and packing units are claimed from atomic counters. `B` is packed a
 //! `kc` slice at a time, as the tiles reach it: a tile about to read slice `q` packs that
-//! slice's unclaimed units itself, and otherwise waits only for units running threads have
-//! already claimed, never for a sleeping worker. Packing all of `B` before any tile ran
-//! left every thread copying at once (memory-bound) and the packed slices cold by the time
-//! they were read: with the shared `B` forced on two threads (2048² `f32`), packing slice by
-//! slice ran 7 % faster.
+//! slice's unclaimed units itself (or, when they are all claimed, units of the next slices),
+//! and otherwise waits only for units running threads have already claimed, never for a
+//! sleeping worker. Packing all of `B` before any tile ran left every thread copying at once
+//! (memory-bound) and the packed slices cold by the time they were read: with the shared `B`
+//! forced on two threads (2048² `f32`), packing slice by slice ran 7 % faster.
 //! Every element of `C` sees the same operations as in the serial [`super::packed_gemm`]
 //! (the same `kc` slices in the same order), so results are bit-identical whatever the
 //! thread count or grid.
@@ -187,8 +187,10 @@ unsafe impl<T: Send + Sync> Sync for Job<T> {}
 
 impl<T: PackedFloat> Job<T> {
     /// Returns once every panel of `kc` slice `q` of `B` is packed, packing unclaimed units
-    /// itself meanwhile (units are claimed in slice order, so each one it claims belongs to
-    /// slice `q` or an earlier one) and otherwise waiting for units other threads claimed.
+    /// itself meanwhile and otherwise waiting for units other threads claimed. Units are
+    /// claimed in slice order and every earlier slice is already complete, so each unit it
+    /// claims belongs to slice `q` or, once `q`'s are all claimed, a later one (packing
+    /// ahead for the tiles to come).
     fn ensure_slice(&self, q: usize) {
         while self.slice_done[q].load(Ordering::Acquire) < self.units_per_slice {
             let u = self.unit_next.fetch_add(1, Ordering::Relaxed);
@@ -239,8 +241,8 @@ impl<T: PackedFloat> Job<T> {
     ///
     /// # Safety
     ///
-    /// `t < tiles`, claimed once, after every packing unit finished, while the creating
-    /// call waits.
+    /// `t < tiles`, claimed once, while the creating call waits. The slices of `B` it reads
+    /// are packed on the way ([`Job::ensure_slice`]).
     unsafe fn run_tile(&self, t: usize) {
         let (mr, nr) = (self.kernel.mr, self.kernel.nr);
         let g = self.grid;
@@ -269,9 +271,10 @@ impl<T: PackedFloat> Job<T> {
                         unsafe { pack::pack_a(mcb, kcb, a_block, self.rsa, self.csa, mr, pa) };
                     }
                     for jr in (c0..c0 + cols).step_by(nr) {
-                        // SAFETY: panel `jr / nr` of slice `pc` was packed (all units are
-                        // done); the clipped micro-tile lies inside this tile of `C`, which
-                        // no other thread touches; the kernel runs on this CPU.
+                        // SAFETY: panel `jr / nr` of slice `pc` was packed (every unit of
+                        // the slice is done: `ensure_slice` above); the clipped micro-tile
+                        // lies inside this tile of `C`, which no other thread touches; the
+                        // kernel runs on this CPU.
                         unsafe {
                             let bpanel = self.packed.add(pc * self.n_pad + jr * kcb);
                             for ir in (0..mcb).step_by(mr) {
@@ -383,7 +386,8 @@ pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
                 std::mem::transmute::<*const Epilogue<'_, T>, *const Epilogue<'static, T>>(e as *const _)
             }),
         });
-        for _ in 1..threads.min(job.tiles.max(job.units)) {
+        // Only tiles are claimed from `work`: a helper beyond the tile count would find nothing.
+        for _ in 1..threads.min(job.tiles) {
             let job = Arc::clone(&job);
             rayon::spawn(move || job.work());
         }
