@@ -8,7 +8,8 @@ mod support;
 
 use ferroflow::autodiff::{GradientOptions, GradientTape, UnconnectedGradients};
 use ferroflow::graph::function;
-use ferroflow::tensor::{with_device, Axes, DType, Device, Tensor};
+use ferroflow::tensor::{with_device, Axes, DType, Tensor};
+use support::gpu::{gpu, GPU};
 use support::oracle::{compare, forward_rtol, load_cases, op_fn, Case};
 
 /// How a case is run.
@@ -40,9 +41,6 @@ impl Mode {
         )
     }
 }
-
-/// The GPU the CUDA modes use.
-const GPU: Device = Device::Cuda(0);
 
 /// The case's inputs copied to the GPU.
 fn on_gpu(inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
@@ -166,17 +164,16 @@ fn run_case(case: &Case, mode: Mode) -> Result<(), String> {
 /// Runs `mode` over the selected cases, prints `oracle <label>: P/N cases passed`, and fails
 /// on any miss.
 fn run_mode(label: &str, mode: Mode, select: impl Fn(&Case) -> bool) {
-    if mode.on_gpu() && !GPU.is_available() {
-        // The device check sets this: there a skip would hide a machine without the GPU.
-        assert!(
-            std::env::var_os("FERROFLOW_REQUIRE_GPU").is_none_or(|v| v == "0"),
-            "oracle {label}: FERROFLOW_REQUIRE_GPU is set but no CUDA device is usable (are the CUDA 13 libraries on LD_LIBRARY_PATH?)"
-        );
-        println!(
-            "oracle {label}: skipped (no CUDA device in this process; build with --features cuda on a GPU machine)"
-        );
-        return;
-    }
+    // The GPU modes need the device (a skip, or a failure under `FERROFLOW_REQUIRE_GPU`) and
+    // run one at a time, like every GPU test.
+    let _serial = if mode.on_gpu() {
+        let Some(guard) = gpu(&format!("oracle {label}")) else {
+            return;
+        };
+        Some(guard)
+    } else {
+        None
+    };
     let cases = load_cases();
     let selected: Vec<&Case> = cases.iter().filter(|c| select(c)).collect();
     let failures: Vec<String> = selected

@@ -1,5 +1,5 @@
-//! The gate of every GPU test: a test runs only where a CUDA device is usable, and GPU
-//! tests run one at a time (several read process-wide counters or flip the process-wide
+//! The gate of every GPU test (and of the oracle's CUDA modes): a test runs only where a
+//! CUDA device is usable, and GPU tests run one at a time (several read process-wide counters or flip the process-wide
 //! capture switch), whatever `--test-threads` says.
 
 use ferroflow::tensor::Device;
@@ -19,7 +19,7 @@ pub fn gpu(test: &str) -> Option<MutexGuard<'static, ()>> {
             std::env::var_os("FERROFLOW_REQUIRE_GPU").is_none_or(|v| v == "0"),
             "{test}: FERROFLOW_REQUIRE_GPU is set but no CUDA device is usable (are the CUDA 13 libraries on LD_LIBRARY_PATH?)"
         );
-        println!("{test}: skipped (no CUDA device in this process)");
+        println!("{test}: skipped (no CUDA device in this process; build with --features cuda on a GPU machine)");
         return None;
     }
     Some(SERIAL.lock().unwrap_or_else(|p| p.into_inner()))

@@ -10,4 +10,5 @@ pub fn oracle_fixture(name: &str) -> std::path::PathBuf {
 }
 
 pub mod cases;
+pub mod gpu;
 pub mod oracle;

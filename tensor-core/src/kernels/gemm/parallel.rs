@@ -192,15 +192,15 @@ impl<T: PackedFloat> Job<T> {
     /// claims belongs to slice `q` or, once `q`'s are all claimed, a later one (packing
     /// ahead for the tiles to come).
     fn ensure_slice(&self, q: usize) {
-        while self.slice_done[q].load(Ordering::Acquire) < self.units_per_slice {
+        let packed = || self.slice_done[q].load(Ordering::Acquire) >= self.units_per_slice;
+        while !packed() {
             let u = self.unit_next.fetch_add(1, Ordering::Relaxed);
-            if u < self.units {
-                // SAFETY: `u` claimed exactly once; the creating call waits for `tile_done`,
-                // and a tile only finishes after the slices it reads are packed.
-                unsafe { self.pack_unit(u) };
-            } else {
-                spin_until(|| self.slice_done[q].load(Ordering::Acquire) >= self.units_per_slice);
+            if u >= self.units {
+                return spin_until(packed);
             }
+            // SAFETY: `u` claimed exactly once; the creating call waits for `tile_done`, and
+            // a tile only finishes after the slices it reads are packed.
+            unsafe { self.pack_unit(u) };
         }
     }
 
