@@ -5,5 +5,6 @@ pub mod conv;
 pub mod elementwise;
 pub(crate) mod gemm;
 pub mod matmul;
+mod pool_warmth;
 pub mod reduce;
 pub mod simd;
