@@ -62,17 +62,18 @@ use super::pool_warmth;
 ///
 /// Measured on a shared 2-core x86-64 (AVX-512) machine, f32, square `n`:
 /// with warm pool workers (back-to-back calls) two bands beat one thread
-/// from n ≈ 56 on (+20% at 64, +30% at 80, +60% at 128); with sleeping
-/// workers waking one costs the caller ≈ 11 µs, which is more than a whole
-/// 64³ product (≈ 4 µs). The threshold keeps n ≤ 64 serial and splits from
-/// n ≈ 67 on.
+/// from n ≈ 64 on (+20% at 64, +30% at 80, +60% at 128); with sleeping
+/// workers a split 64³ product took ≈ 11 µs against ≈ 5 µs on one thread.
+/// So a cold pool keeps n ≤ 64 serial and splits from n ≈ 67 on; a warm one
+/// splits from [`WARM_PAR_THRESHOLD_MACS`].
 pub const PAR_THRESHOLD_MACS: usize = 300_000;
 
 /// The lower threshold that applies while rayon's workers are still awake from a product
-/// that ended moments ago (back-to-back calls): then nobody pays the wake-up, and on the
-/// same 2-core machine (AMD Zen 4) splitting a 64³ product (262 144 multiply-adds) ran
-/// +20–30 % faster for `f32` and `f64`. Smaller ones gained nothing (n = 40, 48) or lost
-/// (n = 56, whose uneven bands cost more than the second core gave).
+/// that ended moments ago (back-to-back calls): then nobody pays the wake-up, and on a
+/// 2-core AMD Zen 4 splitting a 64³ product (262 144 multiply-adds) ran +20–30 % faster
+/// for `f32` and `f64`. Smaller ones gained nothing (n = 40, 48) or lost (n = 56, whose
+/// uneven bands cost more than the second core gave). It applies to bands and batches
+/// only, not to one product on the shared-`B` driver (three or more threads).
 pub const WARM_PAR_THRESHOLD_MACS: usize = 1 << 18;
 
 /// Minimal multiply-add count of one parallel block; plans never cut the
@@ -343,8 +344,14 @@ struct Job<T> {
     a: *const T,
     b: *const T,
     c: *mut T,
+    /// Lengths of the slices behind `a` and `b` (`contract_ok` checked every entry against
+    /// them), so a tiny entry can be computed through [`naive_entry`] as on the serial path.
+    a_len: usize,
+    b_len: usize,
     a_offsets: *const usize,
     b_offsets: *const usize,
+    /// Entries in the batch (the length of both offset lists).
+    batch: usize,
     m: usize,
     k: usize,
     n: usize,
@@ -405,6 +412,34 @@ impl<T: GemmFloat> Job<T> {
         // every pointer formed here and inside `raw_gemm` stays in bounds.
         // Distinct `t` give disjoint `C` blocks and each `t` is claimed once.
         unsafe {
+            if self.m * self.k * self.n <= TINY_MACS && rows == self.m && cols == self.n {
+                // A tiny entry (plans never cut one: it is a whole block) gets the serial
+                // path's arithmetic, so its bits do not depend on the split.
+                let a = MatRef {
+                    data: std::slice::from_raw_parts(self.a, self.a_len),
+                    offsets: std::slice::from_raw_parts(self.a_offsets, self.batch),
+                    rs: self.rsa as usize,
+                    cs: self.csa as usize,
+                };
+                let b = MatRef {
+                    data: std::slice::from_raw_parts(self.b, self.b_len),
+                    offsets: std::slice::from_raw_parts(self.b_offsets, self.batch),
+                    rs: self.rsb as usize,
+                    cs: self.csb as usize,
+                };
+                let c = std::slice::from_raw_parts_mut(
+                    self.c.add(bi * self.m * self.n).cast::<MaybeUninit<T>>(),
+                    self.m * self.n,
+                );
+                naive_entry((self.m, self.k, self.n), bi, a, b, c, |acc, x, y| acc + x * y);
+                if let Some(epi) = self.epilogue {
+                    let c = assume_init(c);
+                    for (r, row) in c.chunks_exact_mut(self.n).enumerate() {
+                        (*epi)(bi * self.m + r, 0, row);
+                    }
+                }
+                return;
+            }
             let ap = self.a.add(*self.a_offsets.add(bi)).offset(r0 as isize * self.rsa);
             let bp = self.b.add(*self.b_offsets.add(bi)).offset(c0 as isize * self.csb);
             let cp = self.c.add((bi * self.m + r0) * self.n + c0);
@@ -650,8 +685,11 @@ fn drive<T: GemmFloat>(
         a: a.data.as_ptr(),
         b: b.data.as_ptr(),
         c: c.as_mut_ptr().cast::<T>(),
+        a_len: a.data.len(),
+        b_len: b.data.len(),
         a_offsets: a.offsets.as_ptr(),
         b_offsets: b.offsets.as_ptr(),
+        batch,
         m,
         k,
         n,
@@ -842,9 +880,13 @@ pub fn batched_gemm_epilogue<T: GemmFloat>(
     batched_gemm_auto((m, k, n), a, b, c, Some(epilogue));
 }
 
-/// [`batched_gemm_planned`] under the plan for this pool: split above
-/// [`PAR_THRESHOLD_MACS`], or above [`WARM_PAR_THRESHOLD_MACS`] while the workers are awake
-/// from the last sizeable product, whose end this call then records in turn.
+/// [`batched_gemm_planned`] under the plan for this pool: split from [`PAR_THRESHOLD_MACS`]
+/// on, or from [`WARM_PAR_THRESHOLD_MACS`] while a sizeable product (at least that large,
+/// split or not) ended moments ago; this call then records its own end in turn.
+///
+/// A serial product's end counts too: it says the caller is issuing products back to back,
+/// and over such a run one wake-up (paid by the second product) buys a split for every
+/// later one. An isolated product, or one after a pause, stays serial.
 fn batched_gemm_auto<T: GemmFloat>(
     (m, k, n): (usize, usize, usize),
     a: MatRef<'_, T>,
@@ -855,8 +897,12 @@ fn batched_gemm_auto<T: GemmFloat>(
     let batch = a.offsets.len();
     let macs = m.saturating_mul(k).saturating_mul(n).saturating_mul(batch);
     let sizeable = macs >= WARM_PAR_THRESHOLD_MACS;
-    let warm = sizeable && pool_warmth::workers_awake();
-    let plan = plan(T::TILE, m, k, n, batch, rayon::current_num_threads(), warm);
+    let threads = rayon::current_num_threads();
+    // One product on the shared-`B` driver would make a single tile of so small a product
+    // (no helper, only the packing): the lower threshold is for bands and batches.
+    let bands = batch > 1 || !gemm::shares_packed_b(threads);
+    let warm = sizeable && bands && pool_warmth::workers_awake();
+    let plan = plan(T::TILE, m, k, n, batch, threads, warm);
     batched_gemm_planned((m, k, n), a, b, c, plan, epilogue);
     if sizeable {
         pool_warmth::note_product_end();
@@ -1242,7 +1288,7 @@ pub(crate) mod tests {
     /// split and serial runs must agree bit for bit, for both float types.
     #[test]
     fn warm_split_of_a_small_product_is_bit_identical() {
-        fn check<T: GemmFloat + Default>(to_t: fn(f64) -> T, bits: fn(T) -> u64) {
+        fn check<T: GemmFloat>(to_t: fn(f64) -> T, bits: fn(T) -> u64) {
             let (m, k, n) = (64, 64, 64);
             let a: Vec<T> = data(m * k, 41).into_iter().map(to_t).collect();
             let b: Vec<T> = data(k * n, 42).into_iter().map(to_t).collect();
@@ -1260,7 +1306,49 @@ pub(crate) mod tests {
             };
             let split = plan(T::TILE, m, k, n, 1, 2, true);
             assert!(split.is_some_and(|p| p.blocks() == 2), "{split:?}");
-            assert_eq!(run(None), run(split));
+            // Two threads, as the plan says: on more the product would take the shared-`B`
+            // driver instead of the bands.
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            assert_eq!(run(None), pool.install(|| run(split)));
+        }
+        check::<f32>(|x| x as f32, |x| u64::from(x.to_bits()));
+        check::<f64>(|x| x, f64::to_bits);
+    }
+
+    /// A batch of tiny entries (the serial path computes each without fused multiply-adds)
+    /// gives the same bits split across threads, with and without an epilogue, whatever
+    /// the thread count.
+    #[test]
+    fn batch_of_tiny_products_is_bit_identical_split_or_not() {
+        fn check<T: GemmFloat>(to_t: fn(f64) -> T, bits: fn(T) -> u64) {
+            let (m, k, n, batch) = (8, 8, 8, 1024);
+            assert!(m * k * n <= TINY_MACS);
+            let a: Vec<T> = data(m * k * batch, 51).into_iter().map(to_t).collect();
+            let b: Vec<T> = data(k * n * batch, 52).into_iter().map(to_t).collect();
+            let a_offsets: Vec<usize> = (0..batch).map(|i| i * m * k).collect();
+            let b_offsets: Vec<usize> = (0..batch).map(|i| i * k * n).collect();
+            let double = |_: usize, _: usize, row: &mut [T]| row.iter_mut().for_each(|x| *x = *x + *x);
+            let run = |plan: Option<Plan>, epilogue: Option<&Epilogue<'_, T>>| {
+                let mut c = vec![T::default(); batch * m * n];
+                batched_gemm_planned(
+                    (m, k, n),
+                    MatRef::batched(&a, &a_offsets, k, 1),
+                    MatRef::batched(&b, &b_offsets, n, 1),
+                    unsafe { out(&mut c) },
+                    plan,
+                    epilogue,
+                );
+                c.into_iter().map(bits).collect::<Vec<u64>>()
+            };
+            for epilogue in [None, Some(&double as &Epilogue<'_, T>)] {
+                let serial = run(None, epilogue);
+                for threads in [2, 3, 4] {
+                    let split = plan(T::TILE, m, k, n, batch, threads, false);
+                    assert_eq!(split, Some(Plan::single(m, n)));
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    assert!(serial == pool.install(|| run(split, epilogue)), "{threads} threads");
+                }
+            }
         }
         check::<f32>(|x| x as f32, |x| u64::from(x.to_bits()));
         check::<f64>(|x| x, f64::to_bits);

@@ -119,6 +119,11 @@ unsafe fn tile_body<V: Lanes, const MR: usize, const PANEL: usize, const NV: usi
         // during the last `C_PF_STEPS` steps, one row per step: asked for at the start,
         // they were evicted again by the `A` and `B` panels streaming through L1.
         let c_from = kc.saturating_sub(C_PF_STEPS);
+        // A slice shallower than the tile is tall has too few steps for one row each:
+        // the rows it cannot reach are asked for now.
+        for row in kc.min(rows)..rows {
+            prefetch_row(c.offset(row as isize * rsc), cols, csc);
+        }
         for p in 0..c_from {
             k_step::<V, MR, PANEL, NV, DIRECT>(p, a, &arows, b, rsb, &mut acc);
         }
@@ -160,7 +165,9 @@ unsafe fn tile_body<V: Lanes, const MR: usize, const PANEL: usize, const NV: usi
 ///
 /// # Safety
 ///
-/// As [`tile_body`], for this one `p < kc`.
+/// `V`'s CPU features are present, and the reads of [`tile_body`]'s contract are valid for
+/// this one `p < kc`: `B` at `b + p·rsb + v·LANES` (`v < NV`, `LANES` elements each), and
+/// `A` at `arows[i] + p` (`DIRECT`) or at `a + p·PANEL + i` (packed), for `i < MR`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn k_step<V: Lanes, const MR: usize, const PANEL: usize, const NV: usize, const DIRECT: bool>(
@@ -206,16 +213,18 @@ fn prefetch_row<T>(row: *const T, cols: usize, csc: isize) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
     let row = row.cast::<i8>();
     let last = (cols as isize - 1) * csc * std::mem::size_of::<T>() as isize;
-    // A contiguous row: lines 64 bytes apart from the first element, then the last
-    // element's line (a row that starts inside a line spans one line more than its length
-    // in lines). A strided row (rare: a transposed `C`) gets its two ends only.
-    let step = if csc == 1 { 64 } else { last.max(1) };
+    // Both ends, and for a contiguous row every line between them (a row that starts inside
+    // a line spans one line more than its length in lines). A strided row (rare: a
+    // transposed `C`) gets its two ends only.
     // SAFETY: SSE, which `_mm_prefetch` needs, is part of x86-64; a hint never faults.
     unsafe {
-        let mut at = 0;
-        while at < last {
-            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_offset(at));
-            at += step;
+        _mm_prefetch::<_MM_HINT_T0>(row);
+        if csc == 1 {
+            let mut at = 64;
+            while at < last {
+                _mm_prefetch::<_MM_HINT_T0>(row.wrapping_offset(at));
+                at += 64;
+            }
         }
         _mm_prefetch::<_MM_HINT_T0>(row.wrapping_offset(last));
     }
