@@ -1284,6 +1284,19 @@ pub(crate) mod tests {
         }
     }
 
+    /// `batched_gemm_planned` into a fresh output: the product under `plan` (`None`: serial).
+    fn run_planned<T: GemmFloat>(
+        (m, k, n): (usize, usize, usize),
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        plan: Option<Plan>,
+        epilogue: Option<&Epilogue<'_, T>>,
+    ) -> Vec<T> {
+        let mut c = vec![T::default(); a.offsets.len() * m * n];
+        batched_gemm_planned((m, k, n), a, b, unsafe { out(&mut c) }, plan, epilogue);
+        c
+    }
+
     /// Whether a 64³ product splits depends on timing (the workers being awake), so its
     /// split and serial runs must agree bit for bit, for both float types.
     #[test]
@@ -1293,15 +1306,7 @@ pub(crate) mod tests {
             let a: Vec<T> = data(m * k, 41).into_iter().map(to_t).collect();
             let b: Vec<T> = data(k * n, 42).into_iter().map(to_t).collect();
             let run = |plan: Option<Plan>| {
-                let mut c = vec![T::default(); m * n];
-                batched_gemm_planned(
-                    (m, k, n),
-                    MatRef::new(&a, k, 1),
-                    MatRef::new(&b, n, 1),
-                    unsafe { out(&mut c) },
-                    plan,
-                    None,
-                );
+                let c = run_planned((m, k, n), MatRef::new(&a, k, 1), MatRef::new(&b, n, 1), plan, None);
                 c.into_iter().map(bits).collect::<Vec<u64>>()
             };
             let split = plan(T::TILE, m, k, n, 1, 2, true);
@@ -1329,15 +1334,11 @@ pub(crate) mod tests {
             let b_offsets: Vec<usize> = (0..batch).map(|i| i * k * n).collect();
             let double = |_: usize, _: usize, row: &mut [T]| row.iter_mut().for_each(|x| *x = *x + *x);
             let run = |plan: Option<Plan>, epilogue: Option<&Epilogue<'_, T>>| {
-                let mut c = vec![T::default(); batch * m * n];
-                batched_gemm_planned(
-                    (m, k, n),
+                let (a, b) = (
                     MatRef::batched(&a, &a_offsets, k, 1),
                     MatRef::batched(&b, &b_offsets, n, 1),
-                    unsafe { out(&mut c) },
-                    plan,
-                    epilogue,
                 );
+                let c = run_planned((m, k, n), a, b, plan, epilogue);
                 c.into_iter().map(bits).collect::<Vec<u64>>()
             };
             for epilogue in [None, Some(&double as &Epilogue<'_, T>)] {
@@ -1457,15 +1458,7 @@ pub(crate) mod tests {
         let (m, k, n) = (200, 150, 180);
         let a = data(m * k, 31);
         let b = data(k * n, 32);
-        let mut serial = vec![0.0; m * n];
-        batched_gemm_planned(
-            (m, k, n),
-            MatRef::new(&a, k, 1),
-            MatRef::new(&b, n, 1),
-            unsafe { out(&mut serial) },
-            None,
-            None,
-        );
+        let serial = run_planned((m, k, n), MatRef::new(&a, k, 1), MatRef::new(&b, n, 1), None, None);
         let outs: Vec<Vec<f64>> = (0..8)
             .into_par_iter()
             .map(|_| {
