@@ -41,6 +41,7 @@ mod display;
 mod dtype;
 mod error;
 pub mod fused;
+pub mod host_cache;
 mod kernels;
 mod op;
 mod ops;

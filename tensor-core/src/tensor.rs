@@ -103,6 +103,16 @@ struct Inner {
     value: Value,
 }
 
+impl Drop for Inner {
+    /// A large buffer this tensor alone owned goes to [`crate::host_cache`] for the next
+    /// output of its size.
+    fn drop(&mut self) {
+        if let Value::Eager(data) = &mut self.value {
+            crate::host_cache::offer(data);
+        }
+    }
+}
+
 /// An immutable n-d value: cheap to clone (a reference count), with a unique [`TensorId`].
 ///
 /// ```

@@ -76,7 +76,7 @@ impl FusedElementwise {
         let last = self.program.len() - 1;
         // The output is never zeroed: the last instruction writes every element of each chunk
         // exactly once (see `Out`), in parallel.
-        let mut out: Vec<T> = Vec::with_capacity(n);
+        let mut out: Vec<T> = crate::host_cache::vec_for(n);
         // Scratch for the intermediate results of one chunk, reused across chunks.
         let scratch = || vec![vec![T::zero(); FUSED_CHUNK.min(n)]; last];
         let body = |temps: &mut Vec<Vec<T>>, (ci, dst): (usize, &mut [MaybeUninit<T>])| {

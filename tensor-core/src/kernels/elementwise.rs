@@ -90,7 +90,7 @@ fn zip_serial<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(a: &[A], b: &[B], f: &F) ->
 pub fn map_slice<T, U, F>(src: &[T], f: F, par_from: usize) -> Vec<U>
 where
     T: Copy + Send + Sync,
-    U: Copy + Send + Sync,
+    U: Copy + Send + Sync + 'static,
     F: Fn(T) -> U + Sync + Send,
 {
     let n = src.len();
@@ -100,7 +100,7 @@ where
             || map_serial(src, &f),
         );
     }
-    let mut out: Vec<U> = Vec::with_capacity(n);
+    let mut out: Vec<U> = crate::host_cache::vec_for(n);
     let spare = &mut out.spare_capacity_mut()[..n];
     spare
         .par_chunks_mut(CHUNK)
@@ -117,7 +117,7 @@ pub fn zip_slices<A, B, U, F>(a: &[A], b: &[B], f: F, par_from: usize) -> Vec<U>
 where
     A: Copy + Send + Sync,
     B: Copy + Send + Sync,
-    U: Copy + Send + Sync,
+    U: Copy + Send + Sync + 'static,
     F: Fn(A, B) -> U + Sync + Send,
 {
     let n = a.len().min(b.len());
@@ -127,7 +127,7 @@ where
             || zip_serial(&a[..n], &b[..n], &f),
         );
     }
-    let mut out: Vec<U> = Vec::with_capacity(n);
+    let mut out: Vec<U> = crate::host_cache::vec_for(n);
     let spare = &mut out.spare_capacity_mut()[..n];
     spare
         .par_chunks_mut(CHUNK)
@@ -150,7 +150,7 @@ fn standard_slice<T>(a: &Array<T>) -> Option<&[T]> {
 pub fn unary<T, U, F>(a: &Array<T>, f: F) -> Array<U>
 where
     T: Copy + Send + Sync,
-    U: Copy + Send + Sync,
+    U: Copy + Send + Sync + 'static,
     F: Fn(T) -> U + Sync + Send,
 {
     unary_with(a, f, PAR_THRESHOLD)
@@ -160,7 +160,7 @@ where
 pub fn unary_with<T, U, F>(a: &Array<T>, f: F, par_from: usize) -> Array<U>
 where
     T: Copy + Send + Sync,
-    U: Copy + Send + Sync,
+    U: Copy + Send + Sync + 'static,
     F: Fn(T) -> U + Sync + Send,
 {
     // A strided view is copied first: the map then runs vectorised (and `f` may assume the
@@ -179,7 +179,7 @@ pub fn binary<A, B, U, F>(a: &Array<A>, b: &Array<B>, out_dims: &[usize], f: F) 
 where
     A: Copy + Send + Sync,
     B: Copy + Send + Sync,
-    U: Copy + Send + Sync,
+    U: Copy + Send + Sync + 'static,
     F: Fn(A, B) -> U + Sync + Send,
 {
     binary_with(a, b, out_dims, f, PAR_THRESHOLD)
@@ -190,7 +190,7 @@ pub fn binary_with<A, B, U, F>(a: &Array<A>, b: &Array<B>, out_dims: &[usize], f
 where
     A: Copy + Send + Sync,
     B: Copy + Send + Sync,
-    U: Copy + Send + Sync,
+    U: Copy + Send + Sync + 'static,
     F: Fn(A, B) -> U + Sync + Send,
 {
     let shape = IxDyn(out_dims);
@@ -228,7 +228,7 @@ where
     A: Copy + Send + Sync,
     B: Copy + Send + Sync,
     C: Copy + Send + Sync,
-    U: Copy + Send + Sync,
+    U: Copy + Send + Sync + 'static,
     F: Fn(A, B, C) -> U + Sync + Send,
 {
     let shape = IxDyn(out_dims);

@@ -230,7 +230,7 @@ unsafe fn matmul_typed<T: Element>(
     // the output is never zeroed first: zeroing a reused heap block cost 5–40 % of the
     // product at n = 128…1024.
     let len = out_dims.iter().product();
-    let mut out = Vec::with_capacity(len);
+    let mut out = crate::host_cache::vec_for(len);
     run(m, k, n, oa.mat(), ob.mat(), &mut out.spare_capacity_mut()[..len]);
     // SAFETY: `run` initialised all `len` elements (this function's contract).
     unsafe { out.set_len(len) };
