@@ -59,6 +59,11 @@ fn blocks() -> std::sync::MutexGuard<'static, Vec<Block>> {
     BLOCKS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Bytes the buffers of `list` hold.
+fn held(list: &[Block]) -> usize {
+    list.iter().map(|b| b.bytes).sum()
+}
+
 /// Bytes the cache may hold in all.
 fn budget() -> usize {
     crate::memory_limit() / 16
@@ -94,12 +99,12 @@ pub(crate) fn vec_for<T: Copy + Send + 'static>(len: usize) -> Vec<T> {
 pub(crate) fn offer(data: &mut Data) {
     // Every tensor's drop comes here: the size test is all most of them pay.
     if data.len().saturating_mul(data.dtype().size_of()) >= MIN_BYTES {
-        take_from(data);
+        keep_buffer_of(data);
     }
 }
 
 #[cold]
-fn take_from(data: &mut Data) {
+fn keep_buffer_of(data: &mut Data) {
     let taken = std::mem::replace(data, Data::F32(crate::Array::from_elem(ndarray::IxDyn(&[0]), 0.0)));
     crate::data::with_data!(taken, a => keep(a));
 }
@@ -117,25 +122,31 @@ fn keep<T: Element>(array: crate::Array<T>) {
         return;
     }
     let mut list = blocks();
-    let mut held: usize = list.iter().map(|b| b.bytes).sum();
-    while !list.is_empty() && (list.len() >= MAX_BLOCKS || held + bytes > budget) {
-        held -= list.remove(0).bytes;
+    // The oldest buffers that must go to make room, freed after the lock is released.
+    let mut evict = 0;
+    let mut kept = held(&list);
+    while evict < list.len() && (list.len() - evict >= MAX_BLOCKS || kept + bytes > budget) {
+        kept -= list[evict].bytes;
+        evict += 1;
     }
+    let evicted: Vec<Block> = list.drain(..evict).collect();
     list.push(Block {
         bytes,
         vec: Box::new(vec),
     });
+    drop(list);
+    drop(evicted);
 }
 
 /// Bytes of host memory the cache holds for reuse.
 pub fn cached_bytes() -> usize {
-    blocks().iter().map(|b| b.bytes).sum()
+    held(&blocks())
 }
 
 /// Frees every kept buffer; returns the bytes freed.
 pub fn release() -> usize {
     let freed: Vec<Block> = std::mem::take(&mut *blocks());
-    freed.iter().map(|b| b.bytes).sum()
+    held(&freed)
 }
 
 #[cfg(test)]
