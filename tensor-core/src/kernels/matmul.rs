@@ -431,13 +431,8 @@ impl<T: GemmFloat> Job<T> {
                     self.c.add(bi * self.m * self.n).cast::<MaybeUninit<T>>(),
                     self.m * self.n,
                 );
-                naive_entry((self.m, self.k, self.n), bi, a, b, c, |acc, x, y| acc + x * y);
-                if let Some(epi) = self.epilogue {
-                    let c = assume_init(c);
-                    for (r, row) in c.chunks_exact_mut(self.n).enumerate() {
-                        (*epi)(bi * self.m + r, 0, row);
-                    }
-                }
+                let epilogue = self.epilogue.map(|e| &*e);
+                tiny_entry((self.m, self.k, self.n), bi, a, b, c, epilogue);
                 return;
             }
             let ap = self.a.add(*self.a_offsets.add(bi)).offset(r0 as isize * self.rsa);
@@ -606,6 +601,32 @@ fn naive_entry<T: Copy + Default>(
     }
 }
 
+/// One whole float batch entry below [`TINY_MACS`]: [`naive_entry`] with `acc + x·y`, then
+/// `epilogue` on each of its rows. The serial path and a parallel job's tiny blocks share
+/// it, so a tiny entry's bits never depend on the split.
+fn tiny_entry<T: GemmFloat>(
+    (m, k, n): (usize, usize, usize),
+    bi: usize,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &mut [MaybeUninit<T>],
+    epilogue: Option<&Epilogue<'_, T>>,
+) {
+    naive_entry((m, k, n), bi, a, b, c, |acc, x, y| acc + x * y);
+    if let Some(epi) = epilogue {
+        // SAFETY: `naive_entry` wrote every element of `c` (it fills it before summing).
+        epilogue_on_rows(unsafe { assume_init(c) }, n, bi * m, epi);
+    }
+}
+
+/// Runs `epi` on each `n`-wide row of `c` (whole batch entries), whose first row is row
+/// `row0` of `C` counting across batches.
+fn epilogue_on_rows<T>(c: &mut [T], n: usize, row0: usize, epi: &Epilogue<'_, T>) {
+    for (r, row) in c.chunks_exact_mut(n).enumerate() {
+        epi(row0 + r, 0, row);
+    }
+}
+
 /// Shared driver of [`gemm`] and [`batched_gemm`]; bounds already checked,
 /// `m, k, n, batch > 0`.
 fn drive<T: GemmFloat>(
@@ -622,34 +643,31 @@ fn drive<T: GemmFloat>(
         // 1×3·3×3 live here, where that bookkeeping cost more than the arithmetic).
         for (bi, cb) in c[..batch * m * n].chunks_exact_mut(m * n).enumerate() {
             if m * k * n <= TINY_MACS {
-                naive_entry((m, k, n), bi, a, b, cb, |acc, x, y| acc + x * y);
-            } else {
-                // SAFETY: `contract_ok` (checked by the caller) established that every batch
-                // entry's A (m×k) and B (k×n) lie inside `a` and `b`; `cb` holds m·n elements.
-                unsafe {
-                    T::raw_gemm(
-                        m,
-                        k,
-                        n,
-                        a.data.as_ptr().add(a.offsets[bi]),
-                        istride(a.rs, m),
-                        istride(a.cs, k),
-                        b.data.as_ptr().add(b.offsets[bi]),
-                        istride(b.rs, k),
-                        istride(b.cs, n),
-                        cb.as_mut_ptr().cast::<T>(),
-                        n as isize,
-                        1,
-                        false,
-                    )
-                };
+                tiny_entry((m, k, n), bi, a, b, cb, epilogue);
+                continue;
             }
+            // SAFETY: `contract_ok` (checked by the caller) established that every batch
+            // entry's A (m×k) and B (k×n) lie inside `a` and `b`; `cb` holds m·n elements.
+            unsafe {
+                T::raw_gemm(
+                    m,
+                    k,
+                    n,
+                    a.data.as_ptr().add(a.offsets[bi]),
+                    istride(a.rs, m),
+                    istride(a.cs, k),
+                    b.data.as_ptr().add(b.offsets[bi]),
+                    istride(b.rs, k),
+                    istride(b.cs, n),
+                    cb.as_mut_ptr().cast::<T>(),
+                    n as isize,
+                    1,
+                    false,
+                )
+            };
             if let Some(epi) = epilogue {
-                // SAFETY: the product above (or `naive_entry`) wrote every element of `cb`.
-                let cb = unsafe { assume_init(cb) };
-                for (r, row) in cb.chunks_exact_mut(n).enumerate() {
-                    epi(bi * m + r, 0, row);
-                }
+                // SAFETY: the product above wrote every element of `cb`.
+                epilogue_on_rows(unsafe { assume_init(cb) }, n, bi * m, epi);
             }
         }
         return;
@@ -928,9 +946,7 @@ fn batched_gemm_planned<T: GemmFloat>(
     if k == 0 {
         let c = fill(c, T::default());
         if let Some(epi) = epilogue {
-            for (r, row) in c.chunks_mut(n).enumerate() {
-                epi(r, 0, row);
-            }
+            epilogue_on_rows(c, n, 0, epi);
         }
         return;
     }
