@@ -31,7 +31,7 @@
 
 use crate::{Data, Element};
 use std::any::Any;
-use std::mem::size_of;
+use std::mem::{size_of, MaybeUninit};
 use std::sync::Mutex;
 
 /// Smallest buffer kept, in bytes: glibc's largest `mmap` threshold on 64-bit machines.
@@ -69,10 +69,29 @@ fn budget() -> usize {
     crate::memory_limit() / 16
 }
 
+/// A vector of `len` elements, all written by `write`, in a kept buffer when one fits:
+/// the output path of the ops that write their whole output without reading it.
+///
+/// # Safety
+///
+/// `write` must initialise every element of the slice it is given (it may be a reused
+/// buffer, never zeroed).
+pub(crate) unsafe fn written_vec<T: Copy + Send + 'static>(
+    len: usize,
+    write: impl FnOnce(&mut [MaybeUninit<T>]),
+) -> Vec<T> {
+    let mut out = vec_for(len);
+    write(&mut out.spare_capacity_mut()[..len]);
+    // SAFETY: `write` initialised all `len` elements (the caller's contract). Should it
+    // panic instead, `out` is dropped with length 0 and nothing unwritten is read.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// An empty vector with room for `len` elements of `T`: a kept buffer when one fits (at
 /// least `len`, at most a quarter more), else a new allocation. Its old contents are not
-/// readable (the length is 0); callers write all `len` elements before `set_len`.
-pub(crate) fn vec_for<T: Copy + Send + 'static>(len: usize) -> Vec<T> {
+/// readable (the length is 0).
+fn vec_for<T: Copy + Send + 'static>(len: usize) -> Vec<T> {
     let wanted = len.saturating_mul(size_of::<T>());
     if wanted < MIN_BYTES {
         return Vec::with_capacity(len);

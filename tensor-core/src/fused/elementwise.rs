@@ -76,7 +76,6 @@ impl FusedElementwise {
         let last = self.program.len() - 1;
         // The output is never zeroed: the last instruction writes every element of each chunk
         // exactly once (see `Out`), in parallel.
-        let mut out: Vec<T> = crate::host_cache::vec_for(n);
         // Scratch for the intermediate results of one chunk, reused across chunks.
         let scratch = || vec![vec![T::zero(); FUSED_CHUNK.min(n)]; last];
         let body = |temps: &mut Vec<Vec<T>>, (ci, dst): (usize, &mut [MaybeUninit<T>])| {
@@ -91,29 +90,30 @@ impl FusedElementwise {
                 }
             }
         };
-        let spare = &mut out.spare_capacity_mut()[..n];
-        if n >= PAR_THRESHOLD {
-            // Tasks of several chunks each, so the scratch is made once per task.
-            const PER_TASK: usize = 16;
-            spare
-                .par_chunks_mut(FUSED_CHUNK * PER_TASK)
-                .enumerate()
-                .for_each(|(ti, block)| {
-                    let mut temps = scratch();
-                    for (k, c) in block.chunks_mut(FUSED_CHUNK).enumerate() {
-                        body(&mut temps, (ti * PER_TASK + k, c));
-                    }
-                });
-        } else {
-            let mut temps = scratch();
-            spare
-                .chunks_mut(FUSED_CHUNK)
-                .enumerate()
-                .for_each(|c| body(&mut temps, c));
-        }
-        // SAFETY: the last instruction wrote every element of every chunk, and the chunks
+        let write = |spare: &mut [MaybeUninit<T>]| {
+            if n >= PAR_THRESHOLD {
+                // Tasks of several chunks each, so the scratch is made once per task.
+                const PER_TASK: usize = 16;
+                spare
+                    .par_chunks_mut(FUSED_CHUNK * PER_TASK)
+                    .enumerate()
+                    .for_each(|(ti, block)| {
+                        let mut temps = scratch();
+                        for (k, c) in block.chunks_mut(FUSED_CHUNK).enumerate() {
+                            body(&mut temps, (ti * PER_TASK + k, c));
+                        }
+                    });
+            } else {
+                let mut temps = scratch();
+                spare
+                    .chunks_mut(FUSED_CHUNK)
+                    .enumerate()
+                    .for_each(|c| body(&mut temps, c));
+            }
+        };
+        // SAFETY: the last instruction writes every element of every chunk, and the chunks
         // cover all n elements.
-        unsafe { out.set_len(n) };
+        let out = unsafe { crate::host_cache::written_vec(n, write) };
         Ok(ArrayD::from_shape_vec(IxDyn(&dims), out)
             .expect("fused output size")
             .into_shared())

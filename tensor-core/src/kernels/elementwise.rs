@@ -100,15 +100,15 @@ where
             || map_serial(src, &f),
         );
     }
-    let mut out: Vec<U> = crate::host_cache::vec_for(n);
-    let spare = &mut out.spare_capacity_mut()[..n];
-    spare
-        .par_chunks_mut(CHUNK)
-        .zip(src.par_chunks(CHUNK))
-        .for_each(|(o, s)| fill_map(o, s, &f));
-    // SAFETY: the parallel loop wrote every one of the first n slots.
-    unsafe { out.set_len(n) };
-    out
+    // SAFETY: the parallel loop writes every one of the n slots.
+    unsafe {
+        crate::host_cache::written_vec(n, |spare| {
+            spare
+                .par_chunks_mut(CHUNK)
+                .zip(src.par_chunks(CHUNK))
+                .for_each(|(o, s)| fill_map(o, s, &f))
+        })
+    }
 }
 
 /// `f` over two equal-length contiguous slices into a new vector, on the pool from
@@ -127,15 +127,15 @@ where
             || zip_serial(&a[..n], &b[..n], &f),
         );
     }
-    let mut out: Vec<U> = crate::host_cache::vec_for(n);
-    let spare = &mut out.spare_capacity_mut()[..n];
-    spare
-        .par_chunks_mut(CHUNK)
-        .zip(a[..n].par_chunks(CHUNK).zip(b[..n].par_chunks(CHUNK)))
-        .for_each(|(o, (sa, sb))| fill_zip(o, sa, sb, &f));
-    // SAFETY: the parallel loop wrote every one of the first n slots.
-    unsafe { out.set_len(n) };
-    out
+    // SAFETY: the parallel loop writes every one of the n slots.
+    unsafe {
+        crate::host_cache::written_vec(n, |spare| {
+            spare
+                .par_chunks_mut(CHUNK)
+                .zip(a[..n].par_chunks(CHUNK).zip(b[..n].par_chunks(CHUNK)))
+                .for_each(|(o, (sa, sb))| fill_zip(o, sa, sb, &f))
+        })
+    }
 }
 
 fn standard_slice<T>(a: &Array<T>) -> Option<&[T]> {

@@ -230,10 +230,8 @@ unsafe fn matmul_typed<T: Element>(
     // the output is never zeroed first: zeroing a reused heap block cost 5–40 % of the
     // product at n = 128…1024.
     let len = out_dims.iter().product();
-    let mut out = crate::host_cache::vec_for(len);
-    run(m, k, n, oa.mat(), ob.mat(), &mut out.spare_capacity_mut()[..len]);
-    // SAFETY: `run` initialised all `len` elements (this function's contract).
-    unsafe { out.set_len(len) };
+    // SAFETY: `run` initialises all `len` elements (this function's contract).
+    let out = unsafe { crate::host_cache::written_vec(len, |c| run(m, k, n, oa.mat(), ob.mat(), c)) };
     Ok(Data::from_owned(
         ArrayD::from_shape_vec(IxDyn(&out_dims), out).expect("matmul size"),
     ))
