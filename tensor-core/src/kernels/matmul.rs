@@ -482,6 +482,12 @@ impl<T: GemmFloat> Job<T> {
     }
 }
 
+impl<T: GemmFloat> super::helpers::Helping for Job<T> {
+    fn help(&self) {
+        self.work();
+    }
+}
+
 /// Products of at most this many multiply-adds skip `matrixmultiply`: its packing buffers
 /// (an aligned allocation per call) and packing cost more than the arithmetic of the seed
 /// model's 1×3·3×3 or a 32×3·3×3 training batch.
@@ -730,17 +736,16 @@ fn drive<T: GemmFloat>(
     });
     // Helpers are fire-and-forget: one that starts after all blocks were
     // claimed returns without touching the operands, so this thread never
-    // waits for a sleeping worker to wake up.
-    for _ in 0..helpers.min(total.div_ceil(grain) - 1) {
-        let job = Arc::clone(&job);
-        rayon::spawn(move || job.work());
-    }
+    // waits for a sleeping worker to wake up. A helper still lingering from
+    // the last product takes the job at once (`helpers`).
+    super::helpers::start(&job, helpers.min(total.div_ceil(grain) - 1));
     // Soundness backstop: helpers may be writing into `c` until `done`
     // reaches `total`, so this frame must not unwind before that. Nothing
     // below panics (the bounds were checked up front); should that ever
     // change, abort instead of freeing memory that is still being written.
     let guard = AbortOnUnwind;
     job.work();
+    super::helpers::withdraw(&job);
     // Wait for blocks still being computed by helpers.
     spin_until(|| job.done.load(Ordering::Acquire) >= job.total);
     drop(guard);

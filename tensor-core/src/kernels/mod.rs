@@ -4,6 +4,7 @@
 pub mod conv;
 pub mod elementwise;
 pub(crate) mod gemm;
+mod helpers;
 pub mod matmul;
 mod pool_warmth;
 pub mod reduce;

@@ -321,6 +321,12 @@ impl<T: PackedFloat> Job<T> {
     }
 }
 
+impl<T: PackedFloat> crate::kernels::helpers::Helping for Job<T> {
+    fn help(&self) {
+        self.work();
+    }
+}
+
 /// `C = A·B` for one product on up to `threads` threads (the caller and rayon helpers),
 /// then `epilogue` on every row segment of each tile. `C` is row-major `m × n`, written
 /// whole (each tile's first `k` slice overwrites it) and never read first, so it may be
@@ -387,12 +393,10 @@ pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
             }),
         });
         // Only tiles are claimed from `work`: a helper beyond the tile count would find nothing.
-        for _ in 1..threads.min(job.tiles) {
-            let job = Arc::clone(&job);
-            rayon::spawn(move || job.work());
-        }
+        crate::kernels::helpers::start(&job, threads.min(job.tiles).saturating_sub(1));
         let guard = AbortOnUnwind;
         job.work();
+        crate::kernels::helpers::withdraw(&job);
         spin_until(|| job.tile_done.load(Ordering::Acquire) >= job.tiles);
         drop(guard);
     });

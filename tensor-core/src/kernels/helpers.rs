@@ -1,0 +1,219 @@
+//! Helper tasks of the parallel matmul drivers: started on rayon's pool, or handed to a
+//! helper that is still *lingering* on a pool worker after the last product.
+//!
+//! Why: a task spawned on rayon's pool starts when an idle worker next looks for work, and
+//! an idle worker looks between `sched_yield` calls. On a 2-core AMD Zen 4 VM that put a
+//! helper's start 0.5–1.5 µs (median) after the spawn, against 0.1 µs for a thread spinning
+//! on a flag, and half of a split 64³ `f32` product takes about 2.3 µs. So a helper that has
+//! finished its blocks does not return to the pool at once: for [`LINGER`] it spins on a
+//! one-slot mailbox, where the next product offers its job before spawning anything.
+//!
+//! The pool stays the only one (a lingering helper is a running rayon task), and it is not
+//! kept from other work: every [`YIELD_EVERY`] the helper asks rayon for pending work and
+//! stops lingering once it has run some. Meanwhile the pool's other idle workers, finding
+//! nothing, go to sleep instead of competing with the two busy threads for the cores.
+//!
+//! Nothing here decides what is computed: a job is the same set of blocks claimed from
+//! atomic counters whichever threads run it, and an offer nobody takes leaves its blocks to
+//! the caller (which then withdraws it), so results never depend on who helped.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long a helper that ran out of blocks waits for the next product's job before it
+/// returns to the pool. W4's training steps (2 threads, alternating runs) were no slower
+/// with 50 µs or 200 µs than without lingering, and 20 µs was often slower: a step's
+/// products are tens of µs apart, so a shorter wait let the helper leave just before the
+/// next one.
+const LINGER: Duration = Duration::from_micros(50);
+
+/// How often a lingering helper lets rayon run pending work instead.
+const YIELD_EVERY: Duration = Duration::from_micros(2);
+
+/// Work a parallel product shares with its helpers: claim blocks until none are left.
+pub(crate) trait Helping: Send + Sync {
+    /// Claims and computes blocks until the job has none left unclaimed.
+    fn help(&self);
+}
+
+/// A job offered to lingering helpers, and how many of them it still wants.
+struct Offer {
+    job: Arc<dyn Helping>,
+    wanted: usize,
+}
+
+/// The mailbox lingering helpers watch: at most one job at a time.
+static OFFER: Mutex<Option<Offer>> = Mutex::new(None);
+/// Whether [`OFFER`] holds a job: what a lingering helper spins on, without the lock.
+static OFFERED: AtomicBool = AtomicBool::new(false);
+/// Helpers lingering now (not counting one busy with a job it took).
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
+
+/// Starts `count` helpers for `job`: as many as are lingering take it from the mailbox,
+/// the rest are spawned on rayon's pool. The caller works on `job` itself and then calls
+/// [`withdraw`].
+pub(crate) fn start(job: &Arc<impl Helping + 'static>, count: usize) {
+    let mut spawn = count;
+    let lingering = LINGERING.load(Ordering::Acquire).min(count);
+    if lingering > 0 {
+        if let Ok(mut slot) = OFFER.try_lock() {
+            if slot.is_none() {
+                *slot = Some(Offer {
+                    job: Arc::clone(job) as Arc<dyn Helping>,
+                    wanted: lingering,
+                });
+                OFFERED.store(true, Ordering::Release);
+                spawn -= lingering;
+            }
+        }
+    }
+    for _ in 0..spawn {
+        let job = Arc::clone(job);
+        rayon::spawn(move || {
+            job.help();
+            drop(job);
+            linger();
+        });
+    }
+}
+
+/// Takes `job` back out of the mailbox if no helper took it: called once the caller's own
+/// share is done, when every block is claimed and a late helper would find nothing.
+pub(crate) fn withdraw(job: &Arc<impl Helping + 'static>) {
+    if !OFFERED.load(Ordering::Acquire) {
+        return;
+    }
+    let mut slot = OFFER.lock().unwrap_or_else(PoisonError::into_inner);
+    let mine = slot
+        .as_ref()
+        .is_some_and(|offer| std::ptr::addr_eq(Arc::as_ptr(&offer.job), Arc::as_ptr(job)));
+    if mine {
+        *slot = None;
+        OFFERED.store(false, Ordering::Release);
+    }
+}
+
+/// Takes one helper's share of the offered job, if there is one.
+fn take() -> Option<Arc<dyn Helping>> {
+    let mut slot = OFFER.lock().unwrap_or_else(PoisonError::into_inner);
+    let offer = slot.as_mut()?;
+    let job = Arc::clone(&offer.job);
+    offer.wanted -= 1;
+    if offer.wanted == 0 {
+        *slot = None;
+        OFFERED.store(false, Ordering::Release);
+    }
+    Some(job)
+}
+
+/// Runs offered jobs until none has come for [`LINGER`] or rayon had other work.
+fn linger() {
+    LINGERING.fetch_add(1, Ordering::AcqRel);
+    let mut since = Instant::now();
+    let mut yielded = since;
+    let mut spins = 0u32;
+    loop {
+        if OFFERED.load(Ordering::Acquire) {
+            if let Some(job) = take() {
+                LINGERING.fetch_sub(1, Ordering::AcqRel);
+                job.help();
+                drop(job);
+                LINGERING.fetch_add(1, Ordering::AcqRel);
+                since = Instant::now();
+                yielded = since;
+                continue;
+            }
+        }
+        std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if !spins.is_multiple_of(16) {
+            continue;
+        }
+        let now = Instant::now();
+        if now.duration_since(since) >= LINGER {
+            break;
+        }
+        if now.duration_since(yielded) >= YIELD_EVERY {
+            // Out of the count while running someone else's task: a product it starts must
+            // not offer its job to this thread.
+            LINGERING.fetch_sub(1, Ordering::AcqRel);
+            if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                return;
+            }
+            LINGERING.fetch_add(1, Ordering::AcqRel);
+            yielded = Instant::now();
+        }
+    }
+    LINGERING.fetch_sub(1, Ordering::AcqRel);
+    // An offer posted while this helper was deciding to leave still gets taken.
+    if let Some(job) = take() {
+        job.help();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job of `blocks` unit blocks that counts who ran them.
+    struct Counting {
+        next: AtomicUsize,
+        done: AtomicUsize,
+        blocks: usize,
+    }
+
+    impl Helping for Counting {
+        fn help(&self) {
+            while self.next.fetch_add(1, Ordering::Relaxed) < self.blocks {
+                self.done.fetch_add(1, Ordering::Release);
+            }
+        }
+    }
+
+    #[test]
+    fn every_block_runs_once_whoever_helps() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        pool.install(|| {
+            for round in 0..200 {
+                let job = Arc::new(Counting {
+                    next: AtomicUsize::new(0),
+                    done: AtomicUsize::new(0),
+                    blocks: 1 + round % 7,
+                });
+                start(&job, 2);
+                job.help();
+                withdraw(&job);
+                while job.done.load(Ordering::Acquire) < job.blocks {
+                    std::hint::spin_loop();
+                }
+                assert_eq!(job.done.load(Ordering::Acquire), job.blocks);
+            }
+        });
+    }
+
+    #[test]
+    fn a_withdrawn_offer_leaves_the_mailbox_empty() {
+        let job = Arc::new(Counting {
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            blocks: 1,
+        });
+        {
+            let mut slot = OFFER.lock().unwrap_or_else(PoisonError::into_inner);
+            if slot.is_some() {
+                return; // another test's offer is pending: nothing to check here
+            }
+            *slot = Some(Offer {
+                job: Arc::clone(&job) as Arc<dyn Helping>,
+                wanted: 1,
+            });
+            OFFERED.store(true, Ordering::Release);
+        }
+        withdraw(&job);
+        let slot = OFFER.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(slot
+            .as_ref()
+            .is_none_or(|offer| !std::ptr::addr_eq(Arc::as_ptr(&offer.job), Arc::as_ptr(&job))));
+    }
+}
