@@ -8,10 +8,17 @@
 //! finished its blocks does not return to the pool at once: for [`LINGER`] it spins on a
 //! one-slot mailbox, where the next product offers its job before spawning anything.
 //!
-//! The pool stays the only one (a lingering helper is a running rayon task), and it is not
-//! kept from other work: every [`YIELD_EVERY`] the helper asks rayon for pending work and
-//! stops lingering once it has run some. Meanwhile the pool's other idle workers, finding
-//! nothing, go to sleep instead of competing with the two busy threads for the cores.
+//! The pool stays the only one (a lingering helper is a running rayon task), and its work
+//! is held up little: every [`YIELD_EVERY`] the helper asks rayon for pending work and stops
+//! lingering once it has run some; only a helper that did compute blocks lingers (one that
+//! found its job finished, say popped by a worker waiting in a `join`, returns at once); and
+//! no helper lingers longer than [`LINGER_AT_MOST`] in all, however many jobs it takes
+//! (a thread waiting in a `join` on that worker waits that long at worst). Meanwhile the
+//! pool's other idle workers, finding nothing, go to sleep instead of competing with the two
+//! busy threads for the cores.
+//!
+//! The mailbox is one per process: a helper lingering in one rayon pool may take a job
+//! offered from another (results are the same; only which threads ran it differs).
 //!
 //! Nothing here decides what is computed: a job is the same set of blocks claimed from
 //! atomic counters whichever threads run it, and an offer nobody takes leaves its blocks to
@@ -28,13 +35,18 @@ use std::time::{Duration, Instant};
 /// next one.
 const LINGER: Duration = Duration::from_micros(50);
 
+/// The longest a helper lingers in all, jobs taken included: past it, the next product
+/// spawns a fresh helper (one spawn per half millisecond costs well under 1 %).
+const LINGER_AT_MOST: Duration = Duration::from_micros(500);
+
 /// How often a lingering helper lets rayon run pending work instead.
 const YIELD_EVERY: Duration = Duration::from_micros(2);
 
 /// Work a parallel product shares with its helpers: claim blocks until none are left.
 pub(crate) trait Helping: Send + Sync {
-    /// Claims and computes blocks until the job has none left unclaimed.
-    fn help(&self);
+    /// Claims and computes blocks until the job has none left unclaimed; whether it
+    /// claimed any.
+    fn help(&self) -> bool;
 }
 
 /// A job offered to lingering helpers, and how many of them it still wants.
@@ -50,9 +62,10 @@ static OFFERED: AtomicBool = AtomicBool::new(false);
 /// Helpers lingering now (not counting one busy with a job it took).
 static LINGERING: AtomicUsize = AtomicUsize::new(0);
 
-/// Starts `count` helpers for `job`: as many as are lingering take it from the mailbox,
-/// the rest are spawned on rayon's pool. The caller works on `job` itself and then calls
-/// [`withdraw`].
+/// Starts `count` helpers for `job`: as many as are lingering are offered it through the
+/// mailbox, the rest are spawned on rayon's pool. The caller works on `job` itself and then
+/// calls [`withdraw`]. A lingering helper may leave (or be descheduled) before it takes the
+/// offer; the caller then computes more blocks itself, which changes no result.
 pub(crate) fn start(job: &Arc<impl Helping + 'static>, count: usize) {
     let mut spawn = count;
     let lingering = LINGERING.load(Ordering::Acquire).min(count);
@@ -71,9 +84,11 @@ pub(crate) fn start(job: &Arc<impl Helping + 'static>, count: usize) {
     for _ in 0..spawn {
         let job = Arc::clone(job);
         rayon::spawn(move || {
-            job.help();
+            let helped = job.help();
             drop(job);
-            linger();
+            if helped {
+                linger();
+            }
         });
     }
 }
@@ -107,10 +122,12 @@ fn take() -> Option<Arc<dyn Helping>> {
     Some(job)
 }
 
-/// Runs offered jobs until none has come for [`LINGER`] or rayon had other work.
+/// Runs offered jobs until none has come for [`LINGER`], [`LINGER_AT_MOST`] has passed or
+/// rayon had other work.
 fn linger() {
     LINGERING.fetch_add(1, Ordering::AcqRel);
-    let mut since = Instant::now();
+    let entered = Instant::now();
+    let mut since = entered;
     let mut yielded = since;
     let mut spins = 0u32;
     loop {
@@ -131,7 +148,7 @@ fn linger() {
             continue;
         }
         let now = Instant::now();
-        if now.duration_since(since) >= LINGER {
+        if now.duration_since(since) >= LINGER || now.duration_since(entered) >= LINGER_AT_MOST {
             break;
         }
         if now.duration_since(yielded) >= YIELD_EVERY {
@@ -164,10 +181,13 @@ mod tests {
     }
 
     impl Helping for Counting {
-        fn help(&self) {
+        fn help(&self) -> bool {
+            let mut helped = false;
             while self.next.fetch_add(1, Ordering::Relaxed) < self.blocks {
                 self.done.fetch_add(1, Ordering::Release);
+                helped = true;
             }
+            helped
         }
     }
 

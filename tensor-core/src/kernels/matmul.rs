@@ -463,13 +463,15 @@ impl<T: GemmFloat> Job<T> {
         }
     }
 
-    /// Claims and computes blocks until none are left.
-    fn work(&self) {
+    /// Claims and computes blocks until none are left; whether it claimed any.
+    fn work(&self) -> bool {
+        let mut claimed = false;
         loop {
             let t0 = self.next.fetch_add(self.grain, Ordering::Relaxed);
             if t0 >= self.total {
-                return;
+                return claimed;
             }
+            claimed = true;
             let t1 = (t0 + self.grain).min(self.total);
             for t in t0..t1 {
                 // SAFETY: `t < total` was claimed exactly once (atomic
@@ -483,8 +485,8 @@ impl<T: GemmFloat> Job<T> {
 }
 
 impl<T: GemmFloat> super::helpers::Helping for Job<T> {
-    fn help(&self) {
-        self.work();
+    fn help(&self) -> bool {
+        self.work()
     }
 }
 

@@ -307,13 +307,15 @@ impl<T: PackedFloat> Job<T> {
     }
 
     /// Computes tiles until none are left, packing the slices of `B` they need on the way
-    /// ([`Job::ensure_slice`]).
-    fn work(&self) {
+    /// ([`Job::ensure_slice`]); whether it claimed any.
+    fn work(&self) -> bool {
+        let mut claimed = false;
         loop {
             let t = self.tile_next.fetch_add(1, Ordering::Relaxed);
             if t >= self.tiles {
-                return;
+                return claimed;
             }
+            claimed = true;
             // SAFETY: `t` claimed once; each slice is packed before the tile reads it.
             unsafe { self.run_tile(t) };
             self.tile_done.fetch_add(1, Ordering::Release);
@@ -322,8 +324,8 @@ impl<T: PackedFloat> Job<T> {
 }
 
 impl<T: PackedFloat> crate::kernels::helpers::Helping for Job<T> {
-    fn help(&self) {
-        self.work();
+    fn help(&self) -> bool {
+        self.work()
     }
 }
 
