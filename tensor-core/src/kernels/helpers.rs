@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::matmul::spin_until;
+
 /// How long a helper that ran out of blocks waits for the next product's job before it
 /// returns to the pool. W4's training steps (2 threads, alternating runs) were no slower
 /// with 50 µs or 200 µs than without lingering, and 20 µs was often slower: a step's
@@ -47,6 +49,24 @@ pub(crate) trait Helping: Send + Sync {
     /// Claims and computes blocks until the job has none left unclaimed; whether it
     /// claimed any.
     fn help(&self) -> bool;
+    /// Whether every block has been computed (not only claimed).
+    fn finished(&self) -> bool;
+}
+
+/// Runs `job` on the calling thread and up to `helpers` more, and returns once every block
+/// is computed: the one way both matmul drivers share a product.
+pub(crate) fn share(job: &Arc<impl Helping + 'static>, helpers: usize) {
+    // Helpers are fire-and-forget: one that starts after all blocks were claimed returns
+    // without touching the operands, so this thread never waits for a sleeping worker.
+    start(job, helpers);
+    // Soundness backstop: helpers may be writing into the caller's output until the job is
+    // finished, so this frame must not unwind before that; should anything below ever
+    // panic, abort instead of freeing memory that is still being written.
+    let guard = AbortOnUnwind;
+    job.help();
+    withdraw(job);
+    spin_until(|| job.finished());
+    drop(guard);
 }
 
 /// A job offered to lingering helpers, and how many of them it still wants.
@@ -63,10 +83,9 @@ static OFFERED: AtomicBool = AtomicBool::new(false);
 static LINGERING: AtomicUsize = AtomicUsize::new(0);
 
 /// Starts `count` helpers for `job`: as many as are lingering are offered it through the
-/// mailbox, the rest are spawned on rayon's pool. The caller works on `job` itself and then
-/// calls [`withdraw`]. A lingering helper may leave (or be descheduled) before it takes the
+/// mailbox, the rest are spawned on rayon's pool (see [`share`]). A lingering helper may leave (or be descheduled) before it takes the
 /// offer; the caller then computes more blocks itself, which changes no result.
-pub(crate) fn start(job: &Arc<impl Helping + 'static>, count: usize) {
+fn start(job: &Arc<impl Helping + 'static>, count: usize) {
     let mut spawn = count;
     let lingering = LINGERING.load(Ordering::Acquire).min(count);
     if lingering > 0 {
@@ -93,9 +112,21 @@ pub(crate) fn start(job: &Arc<impl Helping + 'static>, count: usize) {
     }
 }
 
+/// Aborts the process if dropped during unwinding: helpers may still be writing into the
+/// caller's buffers, so the frame that owns them must never unwind early (see [`share`]).
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::process::abort();
+        }
+    }
+}
+
 /// Takes `job` back out of the mailbox if no helper took it: called once the caller's own
 /// share is done, when every block is claimed and a late helper would find nothing.
-pub(crate) fn withdraw(job: &Arc<impl Helping + 'static>) {
+fn withdraw(job: &Arc<impl Helping + 'static>) {
     if !OFFERED.load(Ordering::Acquire) {
         return;
     }
@@ -189,6 +220,10 @@ mod tests {
             }
             helped
         }
+
+        fn finished(&self) -> bool {
+            self.done.load(Ordering::Acquire) >= self.blocks
+        }
     }
 
     #[test]
@@ -201,12 +236,7 @@ mod tests {
                     done: AtomicUsize::new(0),
                     blocks: 1 + round % 7,
                 });
-                start(&job, 2);
-                job.help();
-                withdraw(&job);
-                while job.done.load(Ordering::Acquire) < job.blocks {
-                    std::hint::spin_loop();
-                }
+                share(&job, 2);
                 assert_eq!(job.done.load(Ordering::Acquire), job.blocks);
             }
         });

@@ -370,7 +370,7 @@ struct Job<T> {
     /// Applied to each row segment of a block right after it is computed:
     /// `(row of C counting across batches, first column, the segment)`. The
     /// pointer's lifetime is erased; it is valid for as long as the call
-    /// that created the job waits (see `drive`).
+    /// that created the job waits (see `helpers::share`).
     epilogue: Option<*const Epilogue<'static, T>>,
 }
 
@@ -462,9 +462,11 @@ impl<T: GemmFloat> Job<T> {
             }
         }
     }
+}
 
+impl<T: GemmFloat> super::helpers::Helping for Job<T> {
     /// Claims and computes blocks until none are left; whether it claimed any.
-    fn work(&self) -> bool {
+    fn help(&self) -> bool {
         let mut claimed = false;
         loop {
             let t0 = self.next.fetch_add(self.grain, Ordering::Relaxed);
@@ -482,11 +484,9 @@ impl<T: GemmFloat> Job<T> {
             self.done.fetch_add(t1 - t0, Ordering::Release);
         }
     }
-}
 
-impl<T: GemmFloat> super::helpers::Helping for Job<T> {
-    fn help(&self) -> bool {
-        self.work()
+    fn finished(&self) -> bool {
+        self.done.load(Ordering::Acquire) >= self.total
     }
 }
 
@@ -730,27 +730,15 @@ fn drive<T: GemmFloat>(
         next: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
         // SAFETY (lifetime erasure): the epilogue is only called from blocks
-        // of this job, all of which finish before `drive` returns (it waits
+        // of this job, all of which finish before `drive` returns (`share` waits
         // for `done == total`), so the borrow outlives every use.
         epilogue: epilogue.map(|e| unsafe {
             std::mem::transmute::<*const Epilogue<'_, T>, *const Epilogue<'static, T>>(e as *const _)
         }),
     });
-    // Helpers are fire-and-forget: one that starts after all blocks were
-    // claimed returns without touching the operands, so this thread never
-    // waits for a sleeping worker to wake up. A helper still lingering from
-    // the last product takes the job at once (`helpers`).
-    super::helpers::start(&job, helpers.min(total.div_ceil(grain) - 1));
-    // Soundness backstop: helpers may be writing into `c` until `done`
-    // reaches `total`, so this frame must not unwind before that. Nothing
-    // below panics (the bounds were checked up front); should that ever
-    // change, abort instead of freeing memory that is still being written.
-    let guard = AbortOnUnwind;
-    job.work();
-    super::helpers::withdraw(&job);
-    // Wait for blocks still being computed by helpers.
-    spin_until(|| job.done.load(Ordering::Acquire) >= job.total);
-    drop(guard);
+    // Nothing in the blocks panics (the bounds were checked up front), and `share` returns
+    // only once every block is computed, so `c` stays borrowed for as long as helpers write.
+    super::helpers::share(&job, helpers.min(total.div_ceil(grain) - 1));
 }
 
 /// Spins briefly, then yields, until `done()`: the wait for work already claimed by running
@@ -763,19 +751,6 @@ pub(crate) fn spin_until(done: impl Fn() -> bool) {
             std::hint::spin_loop();
         } else {
             std::thread::yield_now();
-        }
-    }
-}
-
-/// Aborts the process if dropped during unwinding: helpers may still be writing into the
-/// caller's buffers, so the frame that owns them must never unwind early (see [`drive`] and
-/// `gemm::parallel_gemm`).
-pub(crate) struct AbortOnUnwind;
-
-impl Drop for AbortOnUnwind {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            std::process::abort();
         }
     }
 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use super::blocking::{Blocking, Caches};
 use super::microkernel::MicroKernel;
 use super::{aligned_words, even_blocks, pack, reads_a_in_place, with_pack_space, Isa, PackedFloat};
-use crate::kernels::matmul::{spin_until, AbortOnUnwind, Epilogue};
+use crate::kernels::matmul::{spin_until, Epilogue};
 
 /// Panels of `B` one packing unit covers (a few KiB to a few hundred KiB of copying).
 const PANELS_PER_UNIT: usize = 4;
@@ -305,10 +305,12 @@ impl<T: PackedFloat> Job<T> {
             }
         }
     }
+}
 
+impl<T: PackedFloat> crate::kernels::helpers::Helping for Job<T> {
     /// Computes tiles until none are left, packing the slices of `B` they need on the way
     /// ([`Job::ensure_slice`]); whether it claimed any.
-    fn work(&self) -> bool {
+    fn help(&self) -> bool {
         let mut claimed = false;
         loop {
             let t = self.tile_next.fetch_add(1, Ordering::Relaxed);
@@ -321,11 +323,9 @@ impl<T: PackedFloat> Job<T> {
             self.tile_done.fetch_add(1, Ordering::Release);
         }
     }
-}
 
-impl<T: PackedFloat> crate::kernels::helpers::Helping for Job<T> {
-    fn help(&self) -> bool {
-        self.work()
+    fn finished(&self) -> bool {
+        self.tile_done.load(Ordering::Acquire) >= self.tiles
     }
 }
 
@@ -394,13 +394,8 @@ pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
                 std::mem::transmute::<*const Epilogue<'_, T>, *const Epilogue<'static, T>>(e as *const _)
             }),
         });
-        // Only tiles are claimed from `work`: a helper beyond the tile count would find nothing.
-        crate::kernels::helpers::start(&job, threads.min(job.tiles).saturating_sub(1));
-        let guard = AbortOnUnwind;
-        job.work();
-        crate::kernels::helpers::withdraw(&job);
-        spin_until(|| job.tile_done.load(Ordering::Acquire) >= job.tiles);
-        drop(guard);
+        // Only tiles are claimed from `help`: a helper beyond the tile count would find nothing.
+        crate::kernels::helpers::share(&job, threads.min(job.tiles).saturating_sub(1));
     });
     true
 }
