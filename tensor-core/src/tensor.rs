@@ -1,7 +1,7 @@
 //! [`Tensor`]: an immutable value handle, eager (holding [`Data`]) or symbolic (a node output
 //! of a graph being traced), and [`TensorSpec`], the dtype and shape that describe either.
 
-use crate::data::Array;
+use crate::data::{row_major, Array};
 use crate::{DType, Data, Element, Error, Result, Shape};
 use ndarray::{ArrayD, IxDyn};
 use std::any::Any;
@@ -205,7 +205,7 @@ impl Tensor {
         L::dims(&mut dims);
         let mut values = Vec::with_capacity(dims.iter().product());
         literal.flatten_into(&mut values);
-        let a = ArrayD::from_shape_vec(IxDyn(&dims), values).expect("literal dims match its element count");
+        let a = row_major(&dims, values).expect("literal dims match its element count");
         Tensor::from_data(Data::from_owned(a))
     }
 
@@ -227,7 +227,7 @@ impl Tensor {
                 shape: s,
             });
         }
-        let a = ArrayD::from_shape_vec(IxDyn(shape), values).map_err(|e| Error::invalid("from_vec", e.to_string()))?;
+        let a = row_major(shape, values).map_err(|e| Error::invalid("from_vec", e.to_string()))?;
         Ok(Tensor::from_data(Data::from_owned(a)))
     }
 

@@ -3,11 +3,10 @@
 //! each instruction fixed outside its loop so the loop vectorises.
 
 use super::{well_formed, FusedElementwise, Instr, Operand};
-use crate::data::Array;
+use crate::data::{row_major, Array};
 use crate::kernels::elementwise::PAR_THRESHOLD_COSTLY as PAR_THRESHOLD;
 use crate::kernels::simd::vectorized;
 use crate::{BinaryOp, Data, Error, FloatElement, Result, UnaryOp};
-use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -114,9 +113,7 @@ impl FusedElementwise {
         // SAFETY: the last instruction writes every element of every chunk, and the chunks
         // cover all n elements.
         let out = unsafe { crate::host_cache::written_vec(n, write) };
-        Ok(ArrayD::from_shape_vec(IxDyn(&dims), out)
-            .expect("fused output size")
-            .into_shared())
+        Ok(row_major(&dims, out).expect("fused output size").into_shared())
     }
 }
 

@@ -6,8 +6,8 @@
 //! going parallel cannot change a single bit.
 
 use super::simd::vectorized;
-use crate::data::Array;
-use ndarray::{ArrayD, IxDyn, Zip};
+use crate::data::{row_major, Array};
+use ndarray::{IxDyn, Zip};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -169,7 +169,7 @@ where
         Some(s) => map_slice(s, f, par_from),
         None => map_slice(a.as_standard_layout().as_slice().expect("standard layout"), f, par_from),
     };
-    ArrayD::from_shape_vec(IxDyn(a.shape()), v)
+    row_major(a.shape(), v)
         .expect("unary: element count preserved")
         .into_shared()
 }
@@ -208,9 +208,7 @@ where
         _ => None,
     };
     if let Some(v) = v {
-        return ArrayD::from_shape_vec(shape, v)
-            .expect("binary: broadcast length")
-            .into_shared();
+        return row_major(out_dims, v).expect("binary: broadcast length").into_shared();
     }
     let av = a.broadcast(shape.clone()).expect("binary: shapes validated by infer");
     let bv = b.broadcast(shape).expect("binary: shapes validated by infer");
@@ -247,6 +245,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::ArrayD;
 
     #[test]
     fn parallel_and_serial_paths_agree() {

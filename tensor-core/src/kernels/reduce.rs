@@ -7,7 +7,7 @@
 //! a long vector, across fixed-size blocks combined in order), so the result is the same bit
 //! for bit whatever the thread count or timing.
 
-use crate::data::Array;
+use crate::data::{row_major, Array};
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
@@ -73,7 +73,7 @@ where
         (outer, r, inner) = split_dims(owned.shape(), kept.len(), dims.len());
     }
     let v = reduce_3d(data, outer, r, inner, init, &f);
-    ArrayD::from_shape_vec(IxDyn(&out_dims), v).expect("reduce: output size")
+    row_major(&out_dims, v).expect("reduce: output size")
 }
 
 /// Reduces a row-major `[outer, r, inner]` buffer over its middle axis.

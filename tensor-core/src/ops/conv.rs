@@ -1,11 +1,10 @@
 //! Convolution and pooling (NHWC, SAME/VALID, strides, dilations): `conv2d`, `max_pool2d`,
 //! `avg_pool2d` and their gradient ops, over the kernels in `kernels/conv.rs`.
 
-use crate::data::Array;
+use crate::data::{row_major, Array};
 use crate::dispatch::dispatch1;
 use crate::kernels::conv::{self as k, Conv2dGeometry, ConvFloat};
 use crate::{Data, Error, Op, Result, Shape, Tensor, TensorSpec};
-use ndarray::{ArrayD, IxDyn};
 
 pub use crate::kernels::conv::Padding;
 
@@ -231,7 +230,7 @@ fn contiguous<T: Clone>(a: &Array<T>) -> std::borrow::Cow<'_, [T]> {
 }
 
 fn wrap<T: crate::Element>(dims: [usize; 4], v: Vec<T>) -> Data {
-    Data::from_owned(ArrayD::from_shape_vec(IxDyn(&dims), v).expect("conv output size"))
+    Data::from_owned(row_major(&dims, v).expect("conv output size"))
 }
 
 /// Runs `f` on the two float operands of a conv-family kernel.

@@ -2,12 +2,12 @@
 //! operands passed to the kernel by strides, others copied once) and the composite
 //! `tensordot`.
 
-use crate::data::Array;
+use crate::data::{row_major, Array};
 use crate::dispatch::dispatch1;
 use crate::kernels::matmul::{batched_gemm, batched_gemm_epilogue, batched_gemm_int, GemmFloat, MatRef};
 use crate::shape::{broadcast_shapes, normalize_axis};
 use crate::{DType, Data, Element, Error, MatMul, Op, Result, Shape, Tensor, TensorSpec};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::IxDyn;
 use smallvec::SmallVec;
 use std::mem::MaybeUninit;
 
@@ -36,12 +36,11 @@ pub(crate) fn infer_matmul(ta: bool, tb: bool, x: &[TensorSpec]) -> Result<Tenso
     if k != k2 {
         return Err(inner_mismatch(&a.shape, &b.shape, (k, k2), (ta, tb)));
     }
-    // Plain 2-D products (the common case) need no batch broadcasting.
-    let mut out = if ba.is_empty() && bb.is_empty() {
-        Vec::with_capacity(2)
-    } else {
-        broadcast_shapes("matmul", &Shape::new(ba), &Shape::new(bb))?.into_dims()
-    };
+    // Plain 2-D products (the common case) need no batch broadcasting, nor an allocation.
+    if ba.is_empty() && bb.is_empty() {
+        return Ok(TensorSpec::new(a.dtype, [m, n]));
+    }
+    let mut out = broadcast_shapes("matmul", &Shape::new(ba), &Shape::new(bb))?.into_dims();
     out.extend_from_slice(&[m, n]);
     Ok(TensorSpec::new(a.dtype, out))
 }
@@ -78,6 +77,12 @@ impl<T> Operand<'_, T> {
 /// otherwise. Allocation-free, unlike ndarray's contiguity checks for dynamic dimensions
 /// (which showed up as half of a tiny matmul's time).
 fn dense_len(dims: &[usize], strides: &[isize]) -> Option<usize> {
+    // A row-major matrix, the usual operand, needs no sorting.
+    if let ([rows, cols], [row_stride, 1]) = (dims, strides) {
+        if *row_stride == *cols as isize {
+            return Some(rows * cols);
+        }
+    }
     let mut axes: [(usize, usize); 16] = [(0, 0); 16];
     if dims.len() > axes.len() {
         return None;
@@ -203,7 +208,7 @@ unsafe fn matmul_typed<T: Element>(
     // (a batch of 2^40 empty matrices must not cost an offset each).
     if out_dims.contains(&0) {
         return Ok(Data::from_owned(
-            ArrayD::from_shape_vec(IxDyn(&out_dims), Vec::<T>::new()).expect("matmul size"),
+            row_major(&out_dims, Vec::<T>::new()).expect("matmul size"),
         ));
     }
     let layout_err = || Error::Other {
@@ -232,9 +237,7 @@ unsafe fn matmul_typed<T: Element>(
     let len = out_dims.iter().product();
     // SAFETY: `run` initialises all `len` elements (this function's contract).
     let out = unsafe { crate::host_cache::written_vec(len, |c| run(m, k, n, oa.mat(), ob.mat(), c)) };
-    Ok(Data::from_owned(
-        ArrayD::from_shape_vec(IxDyn(&out_dims), out).expect("matmul size"),
-    ))
+    Ok(Data::from_owned(row_major(&out_dims, out).expect("matmul size")))
 }
 
 pub(crate) fn matmul(ta: bool, tb: bool, a: &Data, b: &Data) -> Result<Data> {
@@ -474,6 +477,25 @@ impl Tensor {
 mod tests {
     use super::*;
     use crate::Slice;
+
+    /// The row-major shortcut answers as the general rule does.
+    #[test]
+    fn dense_len_of_matrices_and_views() {
+        let cases: [(&[usize], &[isize], Option<usize>); 9] = [
+            (&[3, 4], &[4, 1], Some(12)),
+            (&[3, 4], &[1, 3], Some(12)),
+            (&[3, 4], &[5, 1], None),
+            (&[3, 4], &[8, 2], None),
+            (&[0, 4], &[4, 1], Some(0)),
+            (&[1, 4], &[7, 1], Some(4)),
+            (&[3, 1], &[1, 9], Some(3)),
+            (&[2, 3, 4], &[12, 4, 1], Some(24)),
+            (&[2, 3, 4], &[12, 1, 3], Some(24)),
+        ];
+        for (dims, strides, want) in cases {
+            assert_eq!(dense_len(dims, strides), want, "{dims:?} {strides:?}");
+        }
+    }
 
     /// An empty output returns before any per-batch work: 2^40 batch offsets would need
     /// 8 TiB.

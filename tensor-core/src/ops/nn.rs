@@ -2,13 +2,12 @@
 //! stable kernels), and the composites `bias_add`, `sigmoid_cross_entropy_with_logits` and
 //! `l2_normalize`.
 
-use crate::data::Array;
+use crate::data::{row_major, Array};
 use crate::dispatch::dispatch1;
 use crate::kernels::reduce::split_dims;
 use crate::ops::shape::index_values;
 use crate::shape::normalize_axis;
 use crate::{Data, Error, FloatElement, Op, Result, Tensor, TensorSpec};
-use ndarray::{ArrayD, IxDyn};
 
 pub(crate) fn infer_softmax(op: &'static str, axis: i64, x: &[TensorSpec]) -> Result<TensorSpec> {
     if !x[0].dtype.is_float() {
@@ -58,9 +57,7 @@ fn softmax_typed<T: FloatElement>(log: bool, ax: usize, a: &Array<T>) -> Array<T
             out[i] = if log { z } else { z.exp() };
         }
     });
-    ArrayD::from_shape_vec(IxDyn(a.shape()), out)
-        .expect("softmax size")
-        .into_shared()
+    row_major(a.shape(), out).expect("softmax size").into_shared()
 }
 
 pub(crate) fn softmax(log: bool, axis: i64, x: &Data) -> Result<Data> {
@@ -112,7 +109,7 @@ fn softmax_xent_typed<T: FloatElement>(ax: usize, labels: &Array<T>, logits: &Ar
     });
     let mut d = logits.shape().to_vec();
     d.remove(ax);
-    Data::from_owned(ArrayD::from_shape_vec(IxDyn(&d), out).expect("xent size"))
+    Data::from_owned(row_major(&d, out).expect("xent size"))
 }
 
 pub(crate) fn softmax_xent(axis: i64, labels: &Data, logits: &Data) -> Result<Data> {
@@ -165,9 +162,7 @@ fn sparse_xent_typed<T: FloatElement>(labels: &[i64], logits: &Array<T>) -> Resu
         out.push(m + lse - s[row * n + lab as usize]);
     }
     let d = &logits.shape()[..logits.ndim() - 1];
-    Ok(Data::from_owned(
-        ArrayD::from_shape_vec(IxDyn(d), out).expect("sparse xent size"),
-    ))
+    Ok(Data::from_owned(row_major(d, out).expect("sparse xent size")))
 }
 
 pub(crate) fn sparse_xent(labels: &Data, logits: &Data) -> Result<Data> {

@@ -2,12 +2,12 @@
 //! fused kernel), the composites `reduce_logsumexp`, `reduce_variance`, `reduce_std`, and
 //! `argmax`, `argmin`, `cumsum`.
 
-use crate::data::Array;
+use crate::data::{row_major, Array};
 use crate::dispatch::dispatch1;
 use crate::kernels::reduce::{reduce_axes, split_dims};
 use crate::shape::{normalize_axes, normalize_axis};
 use crate::{Axes, DType, Data, Element, Error, Op, Reduction, Result, Scan, Tensor, TensorSpec};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::IxDyn;
 
 /// Which reduction a [`Op::Reduce`] performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -231,7 +231,7 @@ pub(crate) fn arg_reduce(kind: ArgKind, axis: i64, x: &Data) -> Result<Data> {
                 out.push(best as i64);
             }
         }
-        ArrayD::from_shape_vec(IxDyn(&reduced_dims(a.shape(), &[ax], false)), out)
+        row_major(&reduced_dims(a.shape(), &[ax], false), out)
             .expect("arg size")
             .into_shared()
     }
@@ -281,7 +281,7 @@ pub(crate) fn scan(kind: ScanKind, axis: i64, exclusive: bool, reverse: bool, x:
                 }
             }
         }
-        Data::from_owned(ArrayD::from_shape_vec(IxDyn(a.shape()), out).expect("cumsum size"))
+        Data::from_owned(row_major(a.shape(), out).expect("cumsum size"))
     }
     Ok(match x {
         Data::F32(a) => go(a, product, ax, exclusive, reverse),

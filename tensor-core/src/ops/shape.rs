@@ -6,7 +6,7 @@
 
 use super::reduce::Accumulate;
 use super::same_dtype;
-use crate::data::Array;
+use crate::data::{row_major, Array};
 use crate::dispatch::dispatch1;
 use crate::shape::normalize_axis;
 use crate::{Axes, DType, Data, Element, Error, OneHot, Op, Result, Shape, Tensor, TensorSpec};
@@ -390,7 +390,7 @@ pub(crate) fn segment_sum(num_segments: usize, data: &Data, ids: &Data) -> Resul
         }
         let mut dims = a.shape().to_vec();
         dims[0] = segments;
-        Data::from_owned(ArrayD::from_shape_vec(IxDyn(&dims), out).expect("segment sum size"))
+        Data::from_owned(row_major(&dims, out).expect("segment sum size"))
     }
     match data {
         Data::F32(a) => Ok(go(a, &idx, num_segments)),
@@ -432,7 +432,7 @@ pub(crate) fn tile(multiples: &[usize], x: &Data) -> Result<Data> {
                 .ok_or_else(|| Error::invalid("tile", format!("multiples {multiples:?} overflow")))?;
             cur = if m == 0 || cur.is_empty() {
                 // Nothing to copy, however many repeats (`multiples` may be usize::MAX).
-                ArrayD::from_shape_vec(IxDyn(&dims), Vec::new()).map_err(err)?
+                row_major(&dims, Vec::new()).map_err(err)?
             } else {
                 // One copy of the output: a new length-1 axis before `ax`, broadcast to `m`
                 // and laid out row-major puts repeat r of the whole axis after repeat r - 1
@@ -477,7 +477,7 @@ pub(crate) fn broadcast_to(shape: &[usize], x: &Data) -> Result<Data> {
         if a.len() == 1 {
             let value = *a.iter().next().expect("one element");
             let n = shape.iter().product();
-            return Ok(Data::from_owned(ArrayD::from_shape_vec(IxDyn(shape), vec![value; n]).expect("broadcast size")));
+            return Ok(Data::from_owned(row_major(shape, vec![value; n]).expect("broadcast size")));
         }
         Ok(Data::from_owned(v.to_owned()))
     })
@@ -566,7 +566,7 @@ pub(crate) fn gather(axis: i64, params: &Data, indices: &Data) -> Result<Data> {
                 out.extend_from_slice(&s[start..start + inner]);
             }
         }
-        Data::from_owned(ArrayD::from_shape_vec(IxDyn(out_dims), out).expect("gather size"))
+        Data::from_owned(row_major(out_dims, out).expect("gather size"))
     }
     Ok(crate::data::with_data!(params, a => go(a, ax, &idx, &out_dims)))
 }
@@ -623,7 +623,7 @@ pub(crate) fn one_hot(depth: usize, on: f64, off: f64, axis: i64, dtype: DType, 
                 }
             }
         }
-        Data::from_owned(ArrayD::from_shape_vec(IxDyn(out_dims), v).expect("one_hot size"))
+        Data::from_owned(row_major(out_dims, v).expect("one_hot size"))
     }
     let sizes = (outer, depth, inner);
     Ok(match dtype {
