@@ -3,7 +3,7 @@
 //! tensor methods (with their doc examples) and the per-op dispatch of the kernels
 //! ([`with_binary_op!`]) are generated from it.
 
-use super::out_dims;
+use super::out_shape;
 use crate::data::Array;
 use crate::dispatch::dispatch1;
 use crate::kernels::elementwise as el;
@@ -261,12 +261,13 @@ fn float_binary<T: FloatElement>(op: BinaryOp, a: &Array<T>, b: &Array<T>, dims:
 }
 
 pub(crate) fn binary(op: BinaryOp, a: &Data, b: &Data) -> Result<Data> {
-    let dims = out_dims(op.name(), a, b)?;
+    let shape = out_shape(op.name(), a, b)?;
+    let dims = shape.dims();
     Ok(match (a, b) {
-        (Data::F32(x), Data::F32(y)) => Data::F32(float_binary(op, x, y, &dims)),
-        (Data::F64(x), Data::F64(y)) => Data::F64(float_binary(op, x, y, &dims)),
-        (Data::I32(x), Data::I32(y)) => Data::I32(int_binary(op, x, y, &dims)?),
-        (Data::I64(x), Data::I64(y)) => Data::I64(int_binary(op, x, y, &dims)?),
+        (Data::F32(x), Data::F32(y)) => Data::F32(float_binary(op, x, y, dims)),
+        (Data::F64(x), Data::F64(y)) => Data::F64(float_binary(op, x, y, dims)),
+        (Data::I32(x), Data::I32(y)) => Data::I32(int_binary(op, x, y, dims)?),
+        (Data::I64(x), Data::I64(y)) => Data::I64(int_binary(op, x, y, dims)?),
         _ => return Err(Error::dtypes(op.name(), &[a.dtype(), b.dtype()], "unsupported dtypes")),
     })
 }

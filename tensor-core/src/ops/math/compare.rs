@@ -2,7 +2,7 @@
 //! ([`compare_ops!`]) names every comparison once; its enum, names and tensor methods (with
 //! their doc examples) are generated from it.
 
-use super::out_dims;
+use super::out_shape;
 use crate::data::Array;
 use crate::dispatch::dispatch1;
 use crate::kernels::elementwise as el;
@@ -86,16 +86,17 @@ pub(crate) fn infer_compare(op: &'static str, x: &[TensorSpec]) -> Result<Tensor
 }
 
 pub(crate) fn compare(op: CompareOp, a: &Data, b: &Data) -> Result<Data> {
-    let dims = out_dims(op.name(), a, b)?;
+    let shape = out_shape(op.name(), a, b)?;
+    let dims = shape.dims();
     fn go<T: Element>(op: CompareOp, x: &Array<T>, y: &Array<T>, dims: &[usize]) -> Data {
         Data::Bool(el::binary(x, y, dims, move |p, q| op.apply(p, q)))
     }
     Ok(match (a, b) {
-        (Data::F32(x), Data::F32(y)) => go(op, x, y, &dims),
-        (Data::F64(x), Data::F64(y)) => go(op, x, y, &dims),
-        (Data::I32(x), Data::I32(y)) => go(op, x, y, &dims),
-        (Data::I64(x), Data::I64(y)) => go(op, x, y, &dims),
-        (Data::Bool(x), Data::Bool(y)) => go(op, x, y, &dims),
+        (Data::F32(x), Data::F32(y)) => go(op, x, y, dims),
+        (Data::F64(x), Data::F64(y)) => go(op, x, y, dims),
+        (Data::I32(x), Data::I32(y)) => go(op, x, y, dims),
+        (Data::I64(x), Data::I64(y)) => go(op, x, y, dims),
+        (Data::Bool(x), Data::Bool(y)) => go(op, x, y, dims),
         _ => {
             return Err(Error::dtypes(
                 op.name(),
@@ -143,11 +144,12 @@ pub(crate) fn infer_logical(op: &'static str, x: &[TensorSpec]) -> Result<Tensor
 }
 
 pub(crate) fn logical(op: LogicalOp, a: &Data, b: &Data) -> Result<Data> {
-    let dims = out_dims(op.name(), a, b)?;
+    let shape = out_shape(op.name(), a, b)?;
+    let dims = shape.dims();
     match (a, b) {
         (Data::Bool(x), Data::Bool(y)) => Ok(Data::Bool(match op {
-            LogicalOp::And => el::binary(x, y, &dims, |p, q| p && q),
-            LogicalOp::Or => el::binary(x, y, &dims, |p, q| p || q),
+            LogicalOp::And => el::binary(x, y, dims, |p, q| p && q),
+            LogicalOp::Or => el::binary(x, y, dims, |p, q| p || q),
         })),
         _ => Err(Error::dtypes(
             op.name(),

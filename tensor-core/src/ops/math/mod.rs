@@ -18,11 +18,16 @@ use crate::data::Array;
 use crate::dispatch::dispatch1;
 use crate::kernels::elementwise as el;
 use crate::shape::broadcast_shapes;
-use crate::{DType, Data, Element, Error, Op, Result, Tensor, TensorSpec};
+use crate::{DType, Data, Element, Error, Op, Result, Shape, Tensor, TensorSpec};
 
-/// The broadcast output dimensions of a binary kernel's inputs.
-pub(crate) fn out_dims(op: &'static str, a: &Data, b: &Data) -> Result<Vec<usize>> {
-    Ok(broadcast_shapes(op, &a.dims().into(), &b.dims().into())?.into_dims())
+/// The broadcast output shape of a binary kernel's inputs (inline: no allocation up to
+/// rank 4, and no broadcasting work when the shapes are equal, the usual case).
+pub(crate) fn out_shape(op: &'static str, a: &Data, b: &Data) -> Result<Shape> {
+    let (da, db) = (a.dims(), b.dims());
+    if da == db {
+        return Ok(Shape::from(da));
+    }
+    broadcast_shapes(op, &da.into(), &db.into())
 }
 
 pub(crate) fn infer_select(x: &[TensorSpec]) -> Result<TensorSpec> {
@@ -42,8 +47,8 @@ pub(crate) fn select(c: &Data, x: &Data, y: &Data) -> Result<Data> {
     let Data::Bool(c) = c else {
         return Err(Error::dtypes("where", &[c.dtype()], "the condition must be bool"));
     };
-    let dims = out_dims("where", &Data::Bool(c.clone()), x)?;
-    let dims = broadcast_shapes("where", &dims.into(), &y.dims().into())?.into_dims();
+    let cx = out_shape("where", &Data::Bool(c.clone()), x)?;
+    let dims = broadcast_shapes("where", &cx, &y.dims().into())?.into_dims();
     fn go<T: Element>(c: &Array<bool>, x: &Array<T>, y: &Array<T>, dims: &[usize]) -> Data {
         Data::from_array(el::ternary(c, x, y, dims, |p, a, b| if p { a } else { b }))
     }
