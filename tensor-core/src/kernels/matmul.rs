@@ -579,35 +579,38 @@ pub fn gemm_serial<T: GemmFloat>(
     }
 }
 
-/// `C_bi = A_bi·B_bi` for one batch entry by plain i-k-j loops, accumulating with
-/// `mul_add(c, a, b)` in `p` order from zero: the integer kernel, and the float one for
-/// products below [`TINY_MACS`]. Indices were bounds-checked by [`contract_ok`].
-fn naive_entry<T: Copy + Default>(
+/// `C_bi = A_bi·B_bi` for one batch entry, one dot product per element: each element
+/// accumulates `mul_add(acc, a, b)` in `p` order from zero. The integer kernel, and the
+/// float one for products below [`TINY_MACS`]. Indices were bounds-checked by
+/// [`contract_ok`].
+///
+/// Why dot products: the sum stays in a register. Accumulating into `C` row by row (i-k-j
+/// order, the same sums) sent every step through a store and a reload of the same element,
+/// and for the narrow products of a small model's gradients (`n` of 1 or 3, `k` the
+/// batch) that chain was most of the product's time.
+fn naive_entry<'c, T: Copy + Default>(
     (m, k, n): (usize, usize, usize),
     bi: usize,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
-    c: &mut [MaybeUninit<T>],
+    c: &'c mut [MaybeUninit<T>],
     mul_add: impl Fn(T, T, T) -> T,
-) {
+) -> &'c mut [T] {
     let (ao, bo) = (a.offsets[bi], b.offsets[bi]);
-    let c = fill(c, T::default());
-    for (i, crow) in c.chunks_exact_mut(n).enumerate().take(m) {
+    let c = &mut c[..m * n];
+    for (i, crow) in c.chunks_exact_mut(n).enumerate() {
         let arow = ao + i * a.rs;
-        for p in 0..k {
-            let av = a.data[arow + p * a.cs];
-            let brow = bo + p * b.rs;
-            if b.cs == 1 {
-                for (cv, &bv) in crow.iter_mut().zip(&b.data[brow..brow + n]) {
-                    *cv = mul_add(*cv, av, bv);
-                }
-            } else {
-                for (j, cv) in crow.iter_mut().enumerate() {
-                    *cv = mul_add(*cv, av, b.data[brow + j * b.cs]);
-                }
+        for (j, cv) in crow.iter_mut().enumerate() {
+            let bcol = bo + j * b.cs;
+            let mut acc = T::default();
+            for p in 0..k {
+                acc = mul_add(acc, a.data[arow + p * a.cs], b.data[bcol + p * b.rs]);
             }
+            cv.write(acc);
         }
     }
+    // SAFETY: the `m` rows of `n` just written are all of `c`.
+    unsafe { assume_init(c) }
 }
 
 /// One whole float batch entry below [`TINY_MACS`]: [`naive_entry`] with `acc + x·y`, then
@@ -621,10 +624,9 @@ fn tiny_entry<T: GemmFloat>(
     c: &mut [MaybeUninit<T>],
     epilogue: Option<&Epilogue<'_, T>>,
 ) {
-    naive_entry((m, k, n), bi, a, b, c, |acc, x, y| acc + x * y);
+    let c = naive_entry((m, k, n), bi, a, b, c, |acc, x, y| acc + x * y);
     if let Some(epi) = epilogue {
-        // SAFETY: `naive_entry` wrote every element of `c` (it fills it before summing).
-        epilogue_on_rows(unsafe { assume_init(c) }, n, bi * m, epi);
+        epilogue_on_rows(c, n, bi * m, epi);
     }
 }
 
