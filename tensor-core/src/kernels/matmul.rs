@@ -47,8 +47,8 @@
 //!   entries, and additionally into bands when the entry count is not a
 //!   multiple of the thread count (so every thread gets equal work).
 //!
-//! The integer path ([`gemm_int`], [`batched_gemm_int`]) is a simple,
-//! single-threaded, cache-friendly i-k-j loop with wrapping arithmetic.
+//! The integer path ([`gemm_int`], [`batched_gemm_int`]) is single-threaded: one dot
+//! product per element, accumulated in `p` order with wrapping arithmetic.
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -596,6 +596,11 @@ fn naive_entry<'c, T: Copy + Default>(
     c: &'c mut [MaybeUninit<T>],
     mul_add: impl Fn(T, T, T) -> T,
 ) -> &'c mut [T] {
+    debug_assert!(
+        n > 0 && c.len() >= m * n,
+        "naive_entry: {m}x{n} entry, {} slots",
+        c.len()
+    );
     let (ao, bo) = (a.offsets[bi], b.offsets[bi]);
     let c = &mut c[..m * n];
     for (i, crow) in c.chunks_exact_mut(n).enumerate() {
@@ -959,7 +964,7 @@ impl GemmInt for i64 {
 }
 
 /// Integer `C = A·B` (wrapping arithmetic) with the layout conventions of
-/// [`gemm`]. Single-threaded i-k-j loop.
+/// [`gemm`]. Single-threaded, one dot product per element in `p` order.
 ///
 /// Contract violations are handled as in [`gemm`].
 #[cfg(test)]
