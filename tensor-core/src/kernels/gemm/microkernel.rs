@@ -60,8 +60,16 @@ pub(crate) type TileFn<T> =
 /// How many `k` steps ahead the kernel prefetches its packed `A` panel. Four steps cover
 /// the L2 latency at two to four fused multiply-adds per cycle; measured on an AVX-512 Xeon
 /// in alternating runs, 4 gave `f64` +1–5 % on two threads at n = 512…2048 (16 and 32 gave
-/// less; `f32` is neutral).
+/// less; `f32` is neutral). A step wider than a line asks for every line it spans: the
+/// 96-byte steps of the `f64` panel, asked for one line each, left every third line to
+/// demand misses (all lines: +10 % at n = 2048, one thread, Ice Lake, paired runs).
 const PF_DIST: usize = 4;
+
+/// How many `k` steps ahead a wide-panel kernel prefetches its `B` panel (see [`k_step`]).
+/// Measured on an AVX-512 Xeon (Ice Lake, 48 KiB L1) in paired runs: `f64` +6 % at
+/// n = 2048 on one thread and +5 % at n = 1024 on two; the same hints cost `f32`, whose
+/// panels fit L1, 2–6 %.
+const PF_DIST_B: usize = 8;
 
 /// How many steps before its end a tile starts asking for its `C` lines (one row per
 /// step). Asked for at the tile's start, they were evicted again by the panels streaming
@@ -181,6 +189,16 @@ unsafe fn k_step<V: Lanes, const MR: usize, const PANEL: usize, const NV: usize,
     // SAFETY: `p < kc`, so every read stays inside the panels (see `tile_body`).
     unsafe {
         let bp = b.offset(p as isize * rsb);
+        if PANEL * std::mem::size_of::<V::Elem>() > 64 {
+            // A wide `A` panel (12 `f64` rows: 24 KiB at `kc = 256`) and `B`'s 32 KiB panel
+            // overflow a 48 KiB L1, so `B`'s rows come back from L2 each tile: ask for them
+            // `PF_DIST_B` steps ahead. The narrower panels keep `B` in L1, where the hints
+            // only cost issue slots.
+            let ahead = b.wrapping_offset((p + PF_DIST_B) as isize * rsb).cast::<i8>();
+            for line in 0..(NV * V::LANES * std::mem::size_of::<V::Elem>()).div_ceil(64) {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ahead.wrapping_add(line * 64));
+            }
+        }
         let mut bv = [V::zero(); NV];
         for (v, reg) in bv.iter_mut().enumerate() {
             *reg = V::load(bp.add(v * V::LANES));
@@ -190,11 +208,14 @@ unsafe fn k_step<V: Lanes, const MR: usize, const PANEL: usize, const NV: usize,
         let ap = a.wrapping_add(p * PANEL);
         if !DIRECT {
             // The packed `A` panel streams from L2 (`B`'s panel holds L1): ask for its
-            // line `PF_DIST` steps ahead so the broadcasts never wait on it. A hint
-            // never faults, so reading past the panel's end is harmless.
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                ap.wrapping_add(PF_DIST * PANEL).cast::<i8>(),
-            );
+            // lines `PF_DIST` steps ahead so the broadcasts never wait on them. A step of
+            // more than one line (12 `f64` rows are 96 bytes) asks for each line it
+            // spans: one hint per step skipped every third line. A hint never faults,
+            // so reading past the panel's end is harmless.
+            let ahead = ap.wrapping_add(PF_DIST * PANEL).cast::<i8>();
+            for line in 0..(PANEL * std::mem::size_of::<V::Elem>()).div_ceil(64) {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ahead.wrapping_add(line * 64));
+            }
         }
         for (i, row) in acc.iter_mut().enumerate() {
             let av = V::splat(if DIRECT { *arows[i].add(p) } else { *ap.add(i) });
