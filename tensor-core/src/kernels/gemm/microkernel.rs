@@ -194,10 +194,7 @@ unsafe fn k_step<V: Lanes, const MR: usize, const PANEL: usize, const NV: usize,
             // overflow a 48 KiB L1, so `B`'s rows come back from L2 each tile: ask for them
             // `PF_DIST_B` steps ahead. The narrower panels keep `B` in L1, where the hints
             // only cost issue slots.
-            let ahead = b.wrapping_offset((p + PF_DIST_B) as isize * rsb).cast::<i8>();
-            for line in 0..(NV * V::LANES * std::mem::size_of::<V::Elem>()).div_ceil(64) {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ahead.wrapping_add(line * 64));
-            }
+            prefetch_step(b.wrapping_offset((p + PF_DIST_B) as isize * rsb), NV * V::LANES);
         }
         let mut bv = [V::zero(); NV];
         for (v, reg) in bv.iter_mut().enumerate() {
@@ -207,15 +204,11 @@ unsafe fn k_step<V: Lanes, const MR: usize, const PANEL: usize, const NV: usize,
         // is formed without the in-bounds promise of `add`.
         let ap = a.wrapping_add(p * PANEL);
         if !DIRECT {
-            // The packed `A` panel streams from L2 (`B`'s panel holds L1): ask for its
-            // lines `PF_DIST` steps ahead so the broadcasts never wait on them. A step of
-            // more than one line (12 `f64` rows are 96 bytes) asks for each line it
-            // spans: one hint per step skipped every third line. A hint never faults,
-            // so reading past the panel's end is harmless.
-            let ahead = ap.wrapping_add(PF_DIST * PANEL).cast::<i8>();
-            for line in 0..(PANEL * std::mem::size_of::<V::Elem>()).div_ceil(64) {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ahead.wrapping_add(line * 64));
-            }
+            // The packed `A` panel streams from L2: ask for its lines `PF_DIST` steps
+            // ahead so the broadcasts never wait on them. A step of more than one line
+            // (12 `f64` rows are 96 bytes) asks for each line it covers: one hint per step
+            // skipped every third line. Reading past the panel's end is harmless.
+            prefetch_step(ap.wrapping_add(PF_DIST * PANEL), PANEL);
         }
         for (i, row) in acc.iter_mut().enumerate() {
             let av = V::splat(if DIRECT { *arows[i].add(p) } else { *ap.add(i) });
@@ -223,6 +216,21 @@ unsafe fn k_step<V: Lanes, const MR: usize, const PANEL: usize, const NV: usize,
                 *r = av.mul_add(bj, *r);
             }
         }
+    }
+}
+
+/// Asks for one step of a stream read step after step (`len` elements from `at`, the next
+/// step right after): one hint per 64 bytes, which over consecutive steps covers every
+/// line, with no second hint for a step that merely straddles a line. Safe for any
+/// address: it is formed without the in-bounds promise, and a hint never faults.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_step<T>(at: *const T, len: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    let at = at.cast::<i8>();
+    for line in 0..(len * std::mem::size_of::<T>()).div_ceil(64) {
+        // SAFETY: SSE, which `_mm_prefetch` needs, is part of x86-64; a hint never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(line * 64)) };
     }
 }
 
