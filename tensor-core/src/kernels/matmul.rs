@@ -5,10 +5,11 @@
 //! The float path ([`gemm`], [`batched_gemm`]) is a parallel driver around a
 //! single-threaded, packed, SIMD GEMM: ferroflow's own (`super::gemm`: AVX-512
 //! and AVX2 + FMA micro-kernels chosen at run time) where the CPU has one, the
-//! `matrixmultiply` crate's elsewhere. One large product (batch 1) on three
-//! or more threads runs on `super::gemm::parallel_gemm` instead: `B` packed
-//! once and shared by all threads, `C` cut into a grid over rows and columns
-//! (on two, bands that each pack their own `B` measured faster: see
+//! `matrixmultiply` crate's elsewhere. One large product (batch 1, from about
+//! 2^28 multiply-adds) on three or more threads runs on
+//! `super::gemm::parallel_gemm` instead: `B` packed once and shared by all
+//! threads, `C` cut into a grid over rows and columns (on two threads, and for
+//! smaller products, bands that each pack their own `B` measured faster: see
 //! `super::gemm::shares_packed_b`). What follows describes the batch driver;
 //! both keep the guarantees below.
 //!
@@ -689,7 +690,7 @@ fn drive<T: GemmFloat>(
         return;
     };
     let threads = rayon::current_num_threads();
-    if batch == 1 && gemm::shares_packed_b(threads) {
+    if batch == 1 && gemm::shares_packed_b(threads, m.saturating_mul(k).saturating_mul(n)) {
         // One product on many threads: share one packed `B` (see `gemm::parallel`). On
         // few, the row bands below each pack their own.
         // SAFETY: `contract_ok` (checked by the caller) established that A (m×k) and B (k×n)
@@ -908,7 +909,7 @@ fn batched_gemm_auto<T: GemmFloat>(
     let threads = rayon::current_num_threads();
     // One product on the shared-`B` driver would make a single tile of so small a product
     // (no helper, only the packing): the lower threshold is for bands and batches.
-    let bands = batch > 1 || !gemm::shares_packed_b(threads);
+    let bands = batch > 1 || !gemm::shares_packed_b(threads, macs);
     let warm = sizeable && bands && pool_warmth::workers_awake();
     let plan = plan(T::TILE, m, k, n, batch, threads, warm);
     batched_gemm_planned((m, k, n), a, b, c, plan, epilogue);
@@ -1362,10 +1363,11 @@ pub(crate) mod tests {
     }
 
     /// One product is bit-identical on any number of threads, for every operand layout,
-    /// through `gemm` (row bands on two threads, the shared packed `B` from three) and through
-    /// the shared packed-`B` driver forced on every count: with one tile per thread, with
-    /// several per thread (520 × 260 × 520 on two threads: 8 tiles), and with tiles taller
-    /// than one packed `A` block (1000 rows on two threads: 500-row tiles, three blocks each).
+    /// through `gemm` (row bands: these products are below the shared packed `B`'s size)
+    /// and through the shared packed-`B` driver forced on every count: with one tile per
+    /// thread, with several per thread (520 × 260 × 520 on two threads: 8 tiles), and with
+    /// tiles taller than one packed `A` block (1000 rows on two threads: 500-row tiles,
+    /// three blocks each).
     #[test]
     fn single_product_is_bit_identical_across_thread_counts() {
         for ((m, k, n), (ta, tb)) in [(203, 517, 301), (520, 260, 520), (1000, 150, 240)]

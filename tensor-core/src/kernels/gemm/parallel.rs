@@ -60,10 +60,23 @@ const MIN_SHARED_TILE_MACS: usize = 1 << 23;
 /// `B` sixteen times); `FERROFLOW_GEMM_SPLIT` lets the device script compare both there.
 const SHARED_B_MIN_THREADS: usize = 3;
 
-/// Whether one product on `threads` threads runs [`parallel_gemm`] (a shared packed `B`)
-/// rather than bands that each pack their own. `FERROFLOW_GEMM_SPLIT=shared` or
-/// `=bands` forces either, to compare them side by side on one machine; read once.
-pub(crate) fn shares_packed_b(threads: usize) -> bool {
+/// Fewest multiply-adds for which one product shares a packed `B` ([`parallel_gemm`]);
+/// smaller products run as bands on any thread count.
+///
+/// Why: on 16 cores (the device machine's Xeon, paired runs of the two splits beside numpy,
+/// 2 rounds, f32, GFLOP/s) bands beat the shared `B` below about 2^28 multiply-adds and lost
+/// above it: n = 256: 565 and 623 against 521 and 493; n = 512 (2^27): 918 and 915 against
+/// 879 and 862; W3 (`256² · 256² + b`): 423 and 400 against 382 and 340. From n = 1024
+/// (2^30) sharing won clearly: 1138 and 1139 against 963 and 944; n = 2048: 1503 and 1459
+/// against 1096 and 1106. Below that size `B` is small (1 MiB at n = 512) and packing it
+/// once per band costs less than tiles waiting for the panels other threads pack.
+const SHARED_B_MIN_MACS: usize = 1 << 28;
+
+/// Whether one product of `macs` multiply-adds on `threads` threads runs [`parallel_gemm`]
+/// (a shared packed `B`) rather than bands that each pack their own.
+/// `FERROFLOW_GEMM_SPLIT=shared` or `=bands` forces either, to compare them side by side on
+/// one machine; read once.
+pub(crate) fn shares_packed_b(threads: usize, macs: usize) -> bool {
     use std::sync::OnceLock;
     static FORCED: OnceLock<Option<bool>> = OnceLock::new();
     let forced = FORCED.get_or_init(|| match std::env::var("FERROFLOW_GEMM_SPLIT").as_deref() {
@@ -71,7 +84,7 @@ pub(crate) fn shares_packed_b(threads: usize) -> bool {
         Ok("bands") => Some(false),
         _ => None,
     });
-    forced.unwrap_or(threads >= SHARED_B_MIN_THREADS)
+    forced.unwrap_or(threads >= SHARED_B_MIN_THREADS && macs >= SHARED_B_MIN_MACS)
 }
 
 /// Largest packed `B` (in 8-byte words) kept for reuse between products: 64 MiB.
@@ -405,12 +418,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn two_threads_use_bands_more_share_one_packed_b() {
+    fn two_threads_and_small_products_use_bands_large_ones_share_one_packed_b() {
         if std::env::var_os("FERROFLOW_GEMM_SPLIT").is_some() {
             return; // forced either way for a comparison run
         }
-        assert!(!shares_packed_b(1) && !shares_packed_b(2));
-        assert!(shares_packed_b(3) && shares_packed_b(16));
+        let large = 1024 * 1024 * 1024;
+        assert!(!shares_packed_b(1, large) && !shares_packed_b(2, large));
+        assert!(shares_packed_b(3, large) && shares_packed_b(16, large));
+        assert!(shares_packed_b(16, SHARED_B_MIN_MACS));
+        assert!(!shares_packed_b(16, SHARED_B_MIN_MACS - 1) && !shares_packed_b(16, 512 * 512 * 512));
     }
 
     #[test]
