@@ -2,13 +2,16 @@
 //! `Sequential` of `Dense` layers with the case's initial weights, `compile` with the case's
 //! optimizer and loss, `fit` without shuffling (the same batch order), then `evaluate` and
 //! `predict` — eagerly (`run_eagerly(true)`) and traced. Prints
-//! `oracle fit: P/N cases passed`.
+//! `oracle fit: P/N cases passed`; the CUDA mode builds, trains and evaluates each model
+//! inside a GPU scope and prints `oracle cuda fit: P/N cases passed` (it skips where no GPU
+//! is usable).
 
 mod support;
 
 use ferroflow::prelude::*;
 use serde_json::Value;
 use support::cases::{model_cases, optimizer};
+use support::gpu::{gpu, GPU};
 use support::oracle::{compare, tensor_from_json};
 
 /// The case's two dense layers (`act(x @ w + b)`), built and holding its initial weights.
@@ -47,7 +50,8 @@ fn compare_scalar(got: f64, dtype: DType, want: f64, exact: Option<f64>, tol: f6
     compare(&got, &want, exact.map(Tensor::scalar).as_ref(), tol)
 }
 
-fn run_case(case: &Value, eager: bool) -> Result<(), String> {
+/// One case, eagerly or traced, on `device` (the default device of the caller's scope).
+fn run_case(case: &Value, eager: bool, device: Device) -> Result<(), String> {
     let e = |e: ferroflow::Error| e.to_string();
     let dtype = DType::from_name(case["dtype"].as_str().expect("dtype")).expect("dtype");
     let tol = if dtype == DType::F64 { 1e-9 } else { 1e-4 };
@@ -96,6 +100,9 @@ fn run_case(case: &Value, eager: bool) -> Result<(), String> {
             .map_err(|err| format!("epoch {epoch} loss: {err}"))?;
     }
     for (path, var) in m.variables_by_path_in_order() {
+        if var.value().device() != device {
+            return Err(format!("{path} on {:?}, want {device:?}", var.value().device()));
+        }
         // Paths are `layers/<i>/kernel`; the case names them `dense_<i+1>/w`.
         let mut parts = path.split('/').skip(1);
         let index: usize = parts.next().and_then(|i| i.parse().ok()).ok_or("path")?;
@@ -133,8 +140,9 @@ fn run_case(case: &Value, eager: bool) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn oracle_fit() {
+/// The training cases, eagerly and traced, each inside a `device` scope; prints
+/// `oracle <label>: P/N cases passed`.
+fn run_all(label: &str, device: Device) {
     let cases: Vec<Value> = model_cases()
         .into_iter()
         .filter(|c| c.get("num_steps").is_some())
@@ -145,7 +153,7 @@ fn oracle_fit() {
     for case in &cases {
         for eager in [true, false] {
             total += 1;
-            if let Err(err) = run_case(case, eager) {
+            if let Err(err) = with_device(device, || run_case(case, eager, device)) {
                 failures.push(format!(
                     "{} ({}): {err}",
                     case["name"],
@@ -154,6 +162,19 @@ fn oracle_fit() {
             }
         }
     }
-    println!("oracle fit: {}/{} cases passed", total - failures.len(), total);
+    println!("oracle {label}: {}/{} cases passed", total - failures.len(), total);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn oracle_fit() {
+    run_all("fit", Device::Cpu);
+}
+
+#[test]
+fn oracle_cuda_fit() {
+    let Some(_serial) = gpu("oracle cuda fit") else {
+        return;
+    };
+    run_all("cuda fit", GPU);
 }

@@ -2,7 +2,9 @@
 //! losses and optimizers — eagerly and as a traced training step — for every case in
 //! float32 and float64: the loss at every step, the final weights, the final loss (and, for
 //! the classifier, accuracy and predictions). The models are the lesson's user-written
-//! modules (`#[derive(Module)]`), whose variable paths are the case's weight names.
+//! modules (`#[derive(Module)]`), whose variable paths are the case's weight names. The CUDA
+//! mode runs every case inside a GPU scope (`with tf.device('/GPU:0')`): variables,
+//! optimizer state and every step on the GPU; it skips where no GPU is usable.
 
 mod support;
 
@@ -10,9 +12,10 @@ use ferroflow::autodiff::GradientTape;
 use ferroflow::graph::function;
 use ferroflow::nn::Module;
 use ferroflow::optim::{losses, Optimizer, Predictions};
-use ferroflow::tensor::{Axes, DType, Tensor, Variable};
+use ferroflow::tensor::{with_device, Axes, DType, Device, Tensor, Variable};
 use serde_json::Value;
 use support::cases::{model_cases, optimizer};
+use support::gpu::{gpu, GPU};
 use support::oracle::{compare, tensor_from_json};
 
 /// The lesson's user-written dense layer: `act(x @ w + b)`, tracked by the derive.
@@ -134,9 +137,19 @@ fn rows(t: &Tensor, (a, b): (usize, usize)) -> Tensor {
     t.slice(&begin, &size).expect("batch rows")
 }
 
-/// Runs one case eagerly (`traced = false`) or with the step traced into one graph, and
-/// compares everything the case records. Returns a description of the first mismatch.
-fn run_case(case: &Value, traced: bool) -> Result<(), String> {
+/// Fails unless `t` is on `device` (where the run's scope put it).
+fn placed(what: &str, t: &Tensor, device: Device) -> Result<(), String> {
+    if t.device() == device {
+        Ok(())
+    } else {
+        Err(format!("{what} on {:?}, want {device:?}", t.device()))
+    }
+}
+
+/// Runs one case eagerly (`traced = false`) or with the step traced into one graph, on
+/// `device` (the default device of the caller's scope), and compares everything the case
+/// records. Returns a description of the first mismatch.
+fn run_case(case: &Value, traced: bool, device: Device) -> Result<(), String> {
     let dtype = DType::from_name(case["dtype"].as_str().expect("dtype")).expect("dtype");
     let tol = if dtype == DType::F64 { 1e-9 } else { 1e-4 };
     let m = model(case);
@@ -160,6 +173,7 @@ fn run_case(case: &Value, traced: bool) -> Result<(), String> {
             step(case, &m, &vars, &*opt, &bx, &by)
         }
         .map_err(|e| e.to_string())?;
+        placed(&format!("step {i}: the loss"), &loss, device)?;
         let exact = exact_losses.as_ref().map(|e| e[i]);
         compare_scalar(&loss, want_losses[i], exact, tol).map_err(|e| format!("step {i}: loss {e}"))?;
     }
@@ -167,6 +181,7 @@ fn run_case(case: &Value, traced: bool) -> Result<(), String> {
         return Err(format!("traced {} times", step_fn.tracing_count()));
     }
     for v in &vars {
+        placed(v.name(), &v.value(), device)?;
         let exact = case.get("exact_final_weights").map(|e| tensor_from_json(&e[v.name()]));
         compare(
             &v.value(),
@@ -200,8 +215,8 @@ fn run_case(case: &Value, traced: bool) -> Result<(), String> {
 }
 
 /// The lesson's seed model (`seed_sequential`, `_f64`): two bias-free sigmoid dense layers;
-/// its output and the gradient of each weight, eagerly or traced.
-fn run_seed(case: &Value, traced: bool) -> Result<(), String> {
+/// its output and the gradient of each weight, eagerly or traced, on `device`.
+fn run_seed(case: &Value, traced: bool, device: Device) -> Result<(), String> {
     let dtype = DType::from_name(case["dtype"].as_str().expect("dtype")).expect("dtype");
     let (out_tol, grad_tol) = if dtype == DType::F64 {
         (1e-12, 1e-9)
@@ -225,6 +240,9 @@ fn run_seed(case: &Value, traced: bool) -> Result<(), String> {
     };
     let x = tensor_from_json(&case["input"]);
     let out = if traced { function(body).call(&x) } else { body(&x) }.map_err(|e| e.to_string())?;
+    for (t, what) in out.iter().zip(["the output", "a gradient", "a gradient"]) {
+        placed(what, t, device)?;
+    }
     compare(&out[0], &tensor_from_json(&case["output"]), None, out_tol).map_err(|e| format!("output: {e}"))?;
     for (g, n) in out[1..].iter().zip(names) {
         compare(g, &tensor_from_json(&case["grads"][n]), None, grad_tol).map_err(|e| format!("grad {n}: {e}"))?;
@@ -232,9 +250,9 @@ fn run_seed(case: &Value, traced: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Every case of `models.json`, eagerly and traced; prints `oracle models: P/N cases passed`.
-#[test]
-fn oracle_models() {
+/// Every case of `models.json`, eagerly and traced, on `device` (inside its scope); prints
+/// `oracle <label>: P/N cases passed`.
+fn run_all(label: &str, device: Device) {
     let cases = model_cases();
     assert_eq!(cases.len(), 10);
     let mut failures = Vec::new();
@@ -243,11 +261,13 @@ fn oracle_models() {
         for traced in [false, true] {
             total += 1;
             let seed = case["name"].as_str().expect("name").starts_with("seed_sequential");
-            let r = if seed {
-                run_seed(case, traced)
-            } else {
-                run_case(case, traced)
-            };
+            let r = with_device(device, || {
+                if seed {
+                    run_seed(case, traced, device)
+                } else {
+                    run_case(case, traced, device)
+                }
+            });
             if let Err(e) = r {
                 failures.push(format!(
                     "{} ({}): {e}",
@@ -257,6 +277,21 @@ fn oracle_models() {
             }
         }
     }
-    println!("oracle models: {}/{} cases passed", total - failures.len(), total);
+    println!("oracle {label}: {}/{} cases passed", total - failures.len(), total);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Prints `oracle models: P/N cases passed`.
+#[test]
+fn oracle_models() {
+    run_all("models", Device::Cpu);
+}
+
+/// The same cases on the GPU; prints `oracle cuda models: P/N cases passed`.
+#[test]
+fn oracle_cuda_models() {
+    let Some(_serial) = gpu("oracle cuda models") else {
+        return;
+    };
+    run_all("cuda models", GPU);
 }
