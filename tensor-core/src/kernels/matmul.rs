@@ -691,8 +691,8 @@ fn drive<T: GemmFloat>(
     };
     let threads = rayon::current_num_threads();
     if batch == 1 && gemm::shares_packed_b(threads, m.saturating_mul(k).saturating_mul(n)) {
-        // One product on many threads: share one packed `B` (see `gemm::parallel`). On
-        // few, the row bands below each pack their own.
+        // One large product on many threads: share one packed `B` (see `gemm::parallel`).
+        // On few threads, or for a smaller product, the row bands below each pack their own.
         // SAFETY: `contract_ok` (checked by the caller) established that A (m×k) and B (k×n)
         // lie inside `a` and `b` and that `c` holds m·n elements; `c` is a unique borrow.
         let done = unsafe {
