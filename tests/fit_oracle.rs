@@ -12,7 +12,7 @@ use ferroflow::prelude::*;
 use serde_json::Value;
 use support::cases::{model_cases, optimizer};
 use support::gpu::{gpu, GPU};
-use support::oracle::{compare, tensor_from_json};
+use support::oracle::{compare, tally, tensor_from_json};
 
 /// The case's two dense layers (`act(x @ w + b)`), built and holding its initial weights.
 fn model(case: &Value, dtype: DType) -> ferroflow::Result<Sequential> {
@@ -148,22 +148,13 @@ fn run_all(label: &str, device: Device) {
         .filter(|c| c.get("num_steps").is_some())
         .collect();
     assert_eq!(cases.len(), 8, "the training cases of models.json");
-    let mut failures = Vec::new();
-    let mut total = 0;
-    for case in &cases {
-        for eager in [true, false] {
-            total += 1;
-            if let Err(err) = with_device(device, || run_case(case, eager, device)) {
-                failures.push(format!(
-                    "{} ({}): {err}",
-                    case["name"],
-                    if eager { "eager" } else { "traced" }
-                ));
-            }
-        }
-    }
-    println!("oracle {label}: {}/{} cases passed", total - failures.len(), total);
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let runs = cases.iter().flat_map(|case| {
+        [true, false].map(|eager| {
+            let name = format!("{} ({})", case["name"], if eager { "eager" } else { "traced" });
+            (name, move || with_device(device, || run_case(case, eager, device)))
+        })
+    });
+    tally(label, runs);
 }
 
 #[test]

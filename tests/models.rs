@@ -16,7 +16,7 @@ use ferroflow::tensor::{with_device, Axes, DType, Device, Tensor, Variable};
 use serde_json::Value;
 use support::cases::{model_cases, optimizer};
 use support::gpu::{gpu, GPU};
-use support::oracle::{compare, tensor_from_json};
+use support::oracle::{compare, tally, tensor_from_json};
 
 /// The lesson's user-written dense layer: `act(x @ w + b)`, tracked by the derive.
 #[derive(Module)]
@@ -255,30 +255,23 @@ fn run_seed(case: &Value, traced: bool, device: Device) -> Result<(), String> {
 fn run_all(label: &str, device: Device) {
     let cases = model_cases();
     assert_eq!(cases.len(), 10);
-    let mut failures = Vec::new();
-    let mut total = 0;
-    for case in &cases {
-        for traced in [false, true] {
-            total += 1;
+    let runs = cases.iter().flat_map(|case| {
+        [false, true].map(|traced| {
+            let name = format!("{} ({})", case["name"], if traced { "traced" } else { "eager" });
             let seed = case["name"].as_str().expect("name").starts_with("seed_sequential");
-            let r = with_device(device, || {
-                if seed {
-                    run_seed(case, traced, device)
-                } else {
-                    run_case(case, traced, device)
-                }
-            });
-            if let Err(e) = r {
-                failures.push(format!(
-                    "{} ({}): {e}",
-                    case["name"],
-                    if traced { "traced" } else { "eager" }
-                ));
-            }
-        }
-    }
-    println!("oracle {label}: {}/{} cases passed", total - failures.len(), total);
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+            let run = move || {
+                with_device(device, || {
+                    if seed {
+                        run_seed(case, traced, device)
+                    } else {
+                        run_case(case, traced, device)
+                    }
+                })
+            };
+            (name, run)
+        })
+    });
+    tally(label, runs);
 }
 
 /// Prints `oracle models: P/N cases passed`.

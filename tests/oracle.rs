@@ -10,7 +10,7 @@ use ferroflow::autodiff::{GradientOptions, GradientTape, UnconnectedGradients};
 use ferroflow::graph::function;
 use ferroflow::tensor::{with_device, Axes, DType, Tensor};
 use support::gpu::{gpu, GPU};
-use support::oracle::{compare, forward_rtol, load_cases, op_fn, Case};
+use support::oracle::{compare, forward_rtol, load_cases, op_fn, report, Case};
 
 /// How a case is run.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -187,17 +187,7 @@ fn run_mode(label: &str, mode: Mode, select: impl Fn(&Case) -> bool) {
             ferroflow::tensor::cuda::host_fallbacks()
         );
     }
-    println!(
-        "oracle {label}: {}/{} cases passed",
-        selected.len() - failures.len(),
-        selected.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    report(label, selected.len(), &failures);
 }
 
 #[test]

@@ -482,3 +482,28 @@ pub fn compare(got: &Tensor, want: &Tensor, exact: Option<&Tensor>, tol: f64) ->
     }
     Ok(())
 }
+
+/// Prints `oracle <label>: P/N cases passed` for `total` cases of which `failures` (one line
+/// each) missed, then fails the test on any miss, listing them.
+pub fn report(label: &str, total: usize, failures: &[String]) {
+    println!("oracle {label}: {}/{} cases passed", total - failures.len(), total);
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Runs every `(name, run)` of `runs` and [`report`]s them under `label`.
+pub fn tally<F: FnOnce() -> Result<(), String>>(label: &str, runs: impl IntoIterator<Item = (String, F)>) {
+    let mut total = 0;
+    let mut failures = Vec::new();
+    for (name, run) in runs {
+        total += 1;
+        if let Err(e) = run() {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    report(label, total, &failures);
+}
