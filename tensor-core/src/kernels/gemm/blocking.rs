@@ -97,10 +97,11 @@ impl Blocking {
 
 /// Shallowest `k` slice. Every slice loads and stores the whole `C` tile once, so a shallow
 /// slice spends more of the kernel's time on `C`. The half-of-L1 rule gives `kc = 128` for
-/// the wide AVX-512 tiles (32 `f32` or 16 `f64` columns), which measured 10–15 % slower at
-/// n = 1024 and 2048 (AMD Zen 4, one thread) than 256–384: the deeper `B` panel streams from
-/// L2 ahead of the kernel, while `C` rows a whole row of `C` apart do not. AVX2's tiles get
-/// 256 from the rule anyway.
+/// the wide AVX-512 tiles, which measured 10–15 % slower at n = 1024 and 2048 than 256–384
+/// (AMD Zen 4, one thread, 12 × 32 `f32` and 12 × 16 `f64` tiles), and with today's 9 × 48
+/// and 9 × 24 tiles 10 % slower than 256 on an Ice Lake Xeon (`f64`, n = 2048, paired runs;
+/// 192 and 384 were also slower): the deeper `B` panel streams from L2 ahead of the kernel,
+/// while `C` rows a whole row of `C` apart do not. AVX2's tiles get 256 from the rule anyway.
 const MIN_KC: usize = 256;
 
 /// Most rows of `A` in one packed block, whatever L2 could hold. Each `B` panel is run down
@@ -155,7 +156,7 @@ mod tests {
             },
             Caches { l1: 1, l2: 1, l3: 1 },
         ] {
-            for (mr, nr, elem) in [(6, 16, 4), (6, 8, 8), (12, 32, 4), (12, 16, 8)] {
+            for (mr, nr, elem) in [(6, 16, 4), (6, 8, 8), (12, 32, 4), (12, 16, 8), (9, 48, 4), (9, 24, 8)] {
                 let b = Blocking::new(caches, mr, nr, elem);
                 assert!(b.kc >= MIN_KC && b.kc.is_multiple_of(8), "{b:?}");
                 assert!(b.mc >= mr && b.mc.is_multiple_of(mr), "{b:?}");
@@ -175,5 +176,8 @@ mod tests {
         assert_eq!(Blocking::new(big_l2, 12, 32, 4).mc, MAX_MC_ROWS);
         assert_eq!(Blocking::new(big_l2, 6, 16, 4).mc, MAX_MC_ROWS);
         assert_eq!(Blocking::new(big_l2, 12, 16, 8).mc, MAX_MC_ROWS);
+        // Rounded down to whole tiles of 9 rows.
+        assert_eq!(Blocking::new(big_l2, 9, 48, 4).mc, 234);
+        assert_eq!(Blocking::new(big_l2, 9, 24, 8).mc, 234);
     }
 }

@@ -2,9 +2,10 @@
 //! panels.
 //!
 //! One generic body over [`Lanes`] registers, compiled per instruction set with
-//! `#[target_feature]` and per tile height (the full `MR` and the shorter edge builds): the
+//! `#[target_feature]` and per tile shape (the full tile and the smaller edge builds): the
 //! accumulator tile is a fixed-size array of registers that LLVM keeps in registers (`MR`
-//! rows × 2 vectors: 16 `f32` or 8 `f64` columns with AVX2, 32 or 16 with AVX-512), and
+//! rows × `NV` vectors: 6 × 2 with AVX2, 16 `f32` or 8 `f64` columns; 9 × 3 with AVX-512,
+//! 48 or 24), and
 //! every step is one broadcast per row and one fused multiply-add per register. Sharing the
 //! body means the AVX-512 build computes exactly what the AVX2 build computes, which the
 //! tests check on machines that have both.
@@ -30,21 +31,36 @@ pub(crate) struct MicroKernel<T: 'static> {
     /// `tile(kc, a, rsa, b_panel, …)` reading `rows` rows of a row-major `A` (unit column
     /// stride, row stride `rsa`) in place: no packing of `A`.
     pub tile_direct: TileFn<T>,
-    /// Shorter builds for an edge tile of few rows, fewest rows first: `(rows, tile,
-    /// tile_direct)`. They read the same `mr`-row packed panels and compute each element
-    /// exactly as the full tile does, only without the padding rows' work (a 4-row edge
-    /// under a 12-row tile spent two thirds of its multiply-adds on padding).
-    pub edges: &'static [(usize, TileFn<T>, TileFn<T>)],
+    /// Smaller builds for edge tiles, smallest first (by `rows × cols`). They read the same
+    /// `mr × nr` packed panels and compute each element exactly as the full tile does, only
+    /// without the padding's work: a 4-row edge under a 12-row tile spent two thirds of its
+    /// multiply-adds on padding, and a 10-column product (W4's logits) under a 48-column
+    /// tile would spend four fifths.
+    pub edges: &'static [Edge<T>],
+}
+
+/// A build of the micro-kernel for tiles of at most `rows × cols`.
+#[derive(Clone, Copy)]
+pub(crate) struct Edge<T: 'static> {
+    /// Rows it computes (at most the kernel's `mr`).
+    pub rows: usize,
+    /// Columns it computes (a whole number of registers, at most the kernel's `nr`).
+    pub cols: usize,
+    /// As [`MicroKernel::tile`].
+    pub tile: TileFn<T>,
+    /// As [`MicroKernel::tile_direct`].
+    pub tile_direct: TileFn<T>,
 }
 
 impl<T: 'static> MicroKernel<T> {
-    /// The build for a tile of `rows ≤ mr` rows: the shortest that covers them.
-    pub fn tile_for(&self, rows: usize, direct: bool) -> TileFn<T> {
+    /// The build for a tile of `rows ≤ mr` rows and `cols ≤ nr` columns: the smallest that
+    /// covers it.
+    pub fn tile_for(&self, rows: usize, cols: usize, direct: bool) -> TileFn<T> {
         let (tile, tile_direct) = self
             .edges
             .iter()
-            .find(|edge| rows <= edge.0)
-            .map_or((self.tile, self.tile_direct), |edge| (edge.1, edge.2));
+            .find(|edge| rows <= edge.rows && cols <= edge.cols)
+            .map_or((self.tile, self.tile_direct), |edge| (edge.tile, edge.tile_direct));
         if direct {
             tile_direct
         } else {
@@ -190,10 +206,12 @@ unsafe fn k_step<V: Lanes, const MR: usize, const PANEL: usize, const NV: usize,
     unsafe {
         let bp = b.offset(p as isize * rsb);
         if PANEL * std::mem::size_of::<V::Elem>() > 64 {
-            // A wide `A` panel (12 `f64` rows: 24 KiB at `kc = 256`) and `B`'s 32 KiB panel
-            // overflow a 48 KiB L1, so `B`'s rows come back from L2 each tile: ask for them
-            // `PF_DIST_B` steps ahead. The narrower panels keep `B` in L1, where the hints
-            // only cost issue slots.
+            // The AVX-512 `f64` kernel (the only one whose `A` step spans more than a line):
+            // its `B` panel (48 KiB at `kc = 256`) and `A` panel (18 KiB) overflow a 48 KiB
+            // L1, so `B`'s rows come back from L2 each tile: ask for them `PF_DIST_B` steps
+            // ahead. Paired runs (Ice Lake, n = 512…2048): without them `f64` ran 0.94–0.99x;
+            // with them `f32`, whose `B` panel is as large, ran 0.96–1.05x, so it goes
+            // without. AVX2's panels stay in L1, where hints only cost issue slots.
             prefetch_step(b.wrapping_offset((p + PF_DIST_B) as isize * rsb), NV * V::LANES);
         }
         let mut bv = [V::zero(); NV];
@@ -206,8 +224,9 @@ unsafe fn k_step<V: Lanes, const MR: usize, const PANEL: usize, const NV: usize,
         if !DIRECT {
             // The packed `A` panel streams from L2: ask for its lines `PF_DIST` steps
             // ahead so the broadcasts never wait on them. A step of more than one line
-            // (12 `f64` rows are 96 bytes) asks for each line it covers: one hint per step
-            // skipped every third line. Reading past the panel's end is harmless.
+            // (the former 12 `f64` rows were 96 bytes, 9 are 72) asks for each line it covers:
+            // one hint per step skipped every third line. Reading past the panel's end is
+            // harmless.
             prefetch_step(ap.wrapping_add(PF_DIST * PANEL), PANEL);
         }
         for (i, row) in acc.iter_mut().enumerate() {
@@ -294,20 +313,23 @@ macro_rules! tile_fns {
     };
 }
 
+/// One [`Edge`] build of [`tile_body`]: `rows` of a `panel`-row kernel by `nv` registers.
+macro_rules! edge {
+    ($t:ty, $v:ty, $rows:literal / $panel:literal, $nv:literal, $features:literal) => {{
+        tile_fns!(tile, tile_direct: $t, $v, $rows / $panel, $nv, $features);
+        Edge {
+            rows: $rows,
+            cols: $nv * <$v as Lanes>::LANES,
+            tile,
+            tile_direct,
+        }
+    }};
+}
+
 // AVX2: 16 ymm registers; 6 rows × 2 vectors of accumulators + 2 loaded `B` vectors + 1
-// broadcast = 15. Edge builds: rows 4 (of 6).
+// broadcast = 15. Edges: 4 rows (of 6), one register (of 2).
 tile_fns!(tile_f32_avx2, direct_f32_avx2: f32, __m256, 6 / 6, 2, "avx2,fma");
 tile_fns!(tile_f64_avx2, direct_f64_avx2: f64, __m256d, 6 / 6, 2, "avx2,fma");
-tile_fns!(edge4_f32_avx2, edge4_direct_f32_avx2: f32, __m256, 4 / 6, 2, "avx2,fma");
-tile_fns!(edge4_f64_avx2, edge4_direct_f64_avx2: f64, __m256d, 4 / 6, 2, "avx2,fma");
-// AVX-512: 32 zmm registers; 12 rows × 2 vectors + 2 + 1 = 27. Edge builds: rows 4 and 8
-// (of 12), the remainders of every power of two.
-tile_fns!(tile_f32_avx512, direct_f32_avx512: f32, __m512, 12 / 12, 2, "avx512f,avx2,fma");
-tile_fns!(tile_f64_avx512, direct_f64_avx512: f64, __m512d, 12 / 12, 2, "avx512f,avx2,fma");
-tile_fns!(edge4_f32_avx512, edge4_direct_f32_avx512: f32, __m512, 4 / 12, 2, "avx512f,avx2,fma");
-tile_fns!(edge4_f64_avx512, edge4_direct_f64_avx512: f64, __m512d, 4 / 12, 2, "avx512f,avx2,fma");
-tile_fns!(edge8_f32_avx512, edge8_direct_f32_avx512: f32, __m512, 8 / 12, 2, "avx512f,avx2,fma");
-tile_fns!(edge8_f64_avx512, edge8_direct_f64_avx512: f64, __m512d, 8 / 12, 2, "avx512f,avx2,fma");
 
 /// The AVX2 + FMA kernel for `f32`.
 #[cfg(target_arch = "x86_64")]
@@ -316,7 +338,11 @@ pub(crate) const F32_AVX2: MicroKernel<f32> = MicroKernel {
     nr: 16,
     tile: tile_f32_avx2,
     tile_direct: direct_f32_avx2,
-    edges: &[(4, edge4_f32_avx2, edge4_direct_f32_avx2)],
+    edges: &[
+        edge!(f32, __m256, 4 / 6, 1, "avx2,fma"),
+        edge!(f32, __m256, 6 / 6, 1, "avx2,fma"),
+        edge!(f32, __m256, 4 / 6, 2, "avx2,fma"),
+    ],
 };
 /// The AVX2 + FMA kernel for `f64`.
 #[cfg(target_arch = "x86_64")]
@@ -325,29 +351,52 @@ pub(crate) const F64_AVX2: MicroKernel<f64> = MicroKernel {
     nr: 8,
     tile: tile_f64_avx2,
     tile_direct: direct_f64_avx2,
-    edges: &[(4, edge4_f64_avx2, edge4_direct_f64_avx2)],
+    edges: &[
+        edge!(f64, __m256d, 4 / 6, 1, "avx2,fma"),
+        edge!(f64, __m256d, 6 / 6, 1, "avx2,fma"),
+        edge!(f64, __m256d, 4 / 6, 2, "avx2,fma"),
+    ],
 };
+
+// AVX-512: 32 zmm registers; 9 rows × 3 vectors of accumulators + 3 loaded `B` vectors + 1
+// broadcast = 31. That is 27 multiply-adds for every 12 loads, where 12 rows × 2 vectors
+// (27 registers) gave 24 for 14: measured on an Intel Ice Lake Xeon in paired runs against
+// 12 × 2, `f64` +5–18 % and `f32` +8–25 % at n = 512…2048 on one and two threads. Edges: 4
+// and 8 rows (the remainders of every power of two: 9 divides none), by 1, 2 or 3 registers.
+
+/// The AVX-512 edge builds of one type, smallest first.
+macro_rules! avx512_edges {
+    ($t:ty, $v:ty) => {
+        &[
+            edge!($t, $v, 4 / 9, 1, "avx512f,avx2,fma"),
+            edge!($t, $v, 4 / 9, 2, "avx512f,avx2,fma"),
+            edge!($t, $v, 8 / 9, 1, "avx512f,avx2,fma"),
+            edge!($t, $v, 9 / 9, 1, "avx512f,avx2,fma"),
+            edge!($t, $v, 4 / 9, 3, "avx512f,avx2,fma"),
+            edge!($t, $v, 8 / 9, 2, "avx512f,avx2,fma"),
+            edge!($t, $v, 9 / 9, 2, "avx512f,avx2,fma"),
+            edge!($t, $v, 8 / 9, 3, "avx512f,avx2,fma"),
+        ]
+    };
+}
+tile_fns!(tile_f32_avx512, direct_f32_avx512: f32, __m512, 9 / 9, 3, "avx512f,avx2,fma");
+tile_fns!(tile_f64_avx512, direct_f64_avx512: f64, __m512d, 9 / 9, 3, "avx512f,avx2,fma");
+
 /// The AVX-512 kernel for `f32`.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const F32_AVX512: MicroKernel<f32> = MicroKernel {
-    mr: 12,
-    nr: 32,
+    mr: 9,
+    nr: 48,
     tile: tile_f32_avx512,
     tile_direct: direct_f32_avx512,
-    edges: &[
-        (4, edge4_f32_avx512, edge4_direct_f32_avx512),
-        (8, edge8_f32_avx512, edge8_direct_f32_avx512),
-    ],
+    edges: avx512_edges!(f32, __m512),
 };
 /// The AVX-512 kernel for `f64`.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const F64_AVX512: MicroKernel<f64> = MicroKernel {
-    mr: 12,
-    nr: 16,
+    mr: 9,
+    nr: 24,
     tile: tile_f64_avx512,
     tile_direct: direct_f64_avx512,
-    edges: &[
-        (4, edge4_f64_avx512, edge4_direct_f64_avx512),
-        (8, edge8_f64_avx512, edge8_direct_f64_avx512),
-    ],
+    edges: avx512_edges!(f64, __m512d),
 };

@@ -56,7 +56,7 @@ impl PackedFloat for f64 {
 /// Which compiled kernel a product runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Isa {
-    /// AVX-512 F (12 × 2-vector tiles).
+    /// AVX-512 F (9 × 3-vector tiles).
     Avx512,
     /// AVX2 + FMA (6 × 2-vector tiles).
     Avx2,
@@ -246,7 +246,7 @@ unsafe fn run_blocked<T: PackedFloat>(
                                 } else {
                                     (pa[ir * kcb..].as_ptr(), 0)
                                 };
-                                let tile = kernel.tile_for(rows, direct);
+                                let tile = kernel.tile_for(rows, cols, direct);
                                 tile(kcb, ap, ap_rs, bpanel, bps, ct, rsc, csc, rows, cols, overwrite)
                             };
                         }
@@ -291,8 +291,8 @@ fn reads_a_in_place(csa: isize, rsa: isize, elem: usize, (m, mr): (usize, usize)
 const L1_SET_SPAN: usize = 4096;
 
 /// Most rows of `A` read in place that may share one L1 set. An 8-way set also holds the
-/// `B` panel's and `C`'s lines; f64 at n = 512 (rows 4 KiB apart, all 12 of an AVX-512
-/// tile in one set) ran 10–25 % slower in place than packed, erratically, while 6 rows per
+/// `B` panel's and `C`'s lines; f64 at n = 512 (rows 4 KiB apart, all 12 of the then
+/// 12-row AVX-512 tile in one set) ran 10–25 % slower in place than packed, erratically, while 6 rows per
 /// set (f32 at n = 512) ran 10 % faster in place.
 const MAX_ROWS_PER_L1_SET: usize = 6;
 

@@ -8,7 +8,7 @@
 //! clipped.
 //! Any strides are accepted: a transposed operand is packed straight from its storage.
 //!
-//! The kernels' own tile sizes (`MR` of 6 or 12, `NR` of 8, 16 or 32) get copies compiled
+//! The kernels' own tile sizes (`MR` of 6 or 9, `NR` of 8, 16, 24 or 48) get copies compiled
 //! for that size: packing is the only work of a product that is not multiply-adds, and a
 //! loop of unknown length per 6 values (or a `memcpy` call per 64 bytes) made it take 5–9 %
 //! of a product's time on two cores (measured with `perf` at n = 64 and 1024).
@@ -38,7 +38,7 @@ pub(crate) unsafe fn pack_a<T: PackedFloat>(
         // SAFETY (each arm): rows `r0..r0 + live`, columns `..kc` of the block.
         match (live, mr) {
             (6, 6) => unsafe { gather_rows::<T, 6>(base, rsa, csa, dst) },
-            (12, 12) => unsafe { gather_rows::<T, 12>(base, rsa, csa, dst) },
+            (9, 9) => unsafe { gather_rows::<T, 9>(base, rsa, csa, dst) },
             _ => unsafe { pack_a_panel(live, base, rsa, csa, mr, dst) },
         }
     }
@@ -116,7 +116,8 @@ pub(crate) unsafe fn pack_b<T: PackedFloat>(
     let grouped: Option<Copy<T>> = match (csb, nr) {
         (1, 8) => Some(copy_panel_rows::<T, 8>),
         (1, 16) => Some(copy_panel_rows::<T, 16>),
-        (1, 32) => Some(copy_panel_rows::<T, 32>),
+        (1, 24) => Some(copy_panel_rows::<T, 24>),
+        (1, 48) => Some(copy_panel_rows::<T, 48>),
         _ => None,
     };
     let first = grouped.map_or(0, |_| cols / nr);
@@ -256,7 +257,7 @@ mod tests {
     #[test]
     fn panels_hold_the_documented_layout() {
         for col_major in [false, true] {
-            for mr in [4usize, 6, 12] {
+            for mr in [4usize, 6, 9, 12] {
                 for rows in [1, mr - 1, mr, 2 * mr + 1] {
                     let kc = 7;
                     let (a, rsa, csa) = matrix(rows, kc, col_major);
@@ -267,7 +268,7 @@ mod tests {
                     assert_panels(&out, mr, kc, rows, |r, p| (r * 1000 + p) as f32 + 0.5, &what);
                 }
             }
-            for nr in [4usize, 8, 16, 32] {
+            for nr in [4usize, 8, 16, 24, 32, 48] {
                 for cols in [1, nr - 1, nr, 2 * nr + 3, (PANELS_PER_ROW_READ + 1) * nr + 3] {
                     let kc = 5;
                     let (b, rsb, csb) = matrix(kc, cols, col_major);

@@ -299,7 +299,7 @@ impl<T: PackedFloat> Job<T> {
                                 } else {
                                     (pa[ir * kcb..].as_ptr(), 0)
                                 };
-                                let tile = self.kernel.tile_for(r, direct);
+                                let tile = self.kernel.tile_for(r, cl, direct);
                                 tile(kcb, ap, ap_rs, bpanel, nr as isize, ct, ldc, 1, r, cl, pc == 0)
                             }
                         }

@@ -1,7 +1,7 @@
 //! The packed kernels against a float64 reference, over every layout, partial tiles and
 //! several blocks along each dimension; and bit-identity where the sums are the same.
 
-use super::microkernel::TileFn;
+use super::microkernel::{Edge, TileFn};
 use super::*;
 use crate::kernels::matmul::tests::{data, operand};
 
@@ -288,9 +288,13 @@ fn edge_builds_compute_what_the_full_tile_computes() {
     fn check<T: PackedFloat + std::fmt::Debug>(to_t: fn(f64) -> T, bits: fn(T) -> u64) {
         for (isa, kernel) in kernels::<T>() {
             let (mr, nr, kc) = (kernel.mr, kernel.nr, 37);
-            // Edge lists: ascending, each shorter than the full tile.
-            assert!(kernel.edges.windows(2).all(|w| w[0].0 < w[1].0), "{isa:?}");
-            assert!(kernel.edges.iter().all(|e| (1..mr).contains(&e.0)), "{isa:?}");
+            // Edge lists: smallest first, each inside the full tile and smaller than it.
+            let area = |e: &Edge<T>| e.rows * e.cols;
+            assert!(kernel.edges.windows(2).all(|w| area(&w[0]) <= area(&w[1])), "{isa:?}");
+            for e in kernel.edges {
+                assert!((1..=mr).contains(&e.rows) && (1..=nr).contains(&e.cols), "{isa:?}");
+                assert!(area(e) < mr * nr, "{isa:?}");
+            }
             // A packed panel (rows past `rows` zero, as `pack_a` leaves them), the same rows
             // of `A` in place (row stride `kc + 3`), and a packed `B` panel.
             let a = data(mr * (kc + 3), 5);
@@ -303,7 +307,7 @@ fn edge_builds_compute_what_the_full_tile_computes() {
                     }
                 }
                 let a_rows: Vec<T> = a.iter().map(|&x| to_t(x)).collect();
-                for (cols, csc) in [(nr, 1), (nr - 3, 1), (nr / 2, 2)] {
+                for (cols, csc) in [(nr, 1), (nr - 3, 1), (nr / 2, 2), (nr / 3 + 1, 1), (nr / 3, 1), (1, 1)] {
                     for direct in [false, true] {
                         for overwrite in [true, false] {
                             let (rsc, len) = (nr as isize * csc, mr * nr * csc as usize);
@@ -337,7 +341,7 @@ fn edge_builds_compute_what_the_full_tile_computes() {
                             };
                             let full = if direct { kernel.tile_direct } else { kernel.tile };
                             assert_eq!(
-                                tile(kernel.tile_for(rows, direct)),
+                                tile(kernel.tile_for(rows, cols, direct)),
                                 tile(full),
                                 "{isa:?} rows={rows} cols={cols} csc={csc} direct={direct} overwrite={overwrite}"
                             );
