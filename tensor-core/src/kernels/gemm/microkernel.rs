@@ -361,7 +361,7 @@ pub(crate) const F64_AVX2: MicroKernel<f64> = MicroKernel {
 // AVX-512: 32 zmm registers; 9 rows × 3 vectors of accumulators + 3 loaded `B` vectors + 1
 // broadcast = 31. That is 27 multiply-adds for every 12 loads, where 12 rows × 2 vectors
 // (27 registers) gave 24 for 14: measured on an Intel Ice Lake Xeon in paired runs against
-// 12 × 2, `f64` +5–18 % and `f32` +8–25 % at n = 512…2048 on one and two threads. Edges: 4
+// 12 × 2, `f64` +4–18 % and `f32` +8–25 % at n = 512…2048 on one and two threads. Edges: 4
 // and 8 rows (the remainders of every power of two: 9 divides none), by 1, 2 or 3 registers.
 
 /// The AVX-512 edge builds of one type, smallest first.
