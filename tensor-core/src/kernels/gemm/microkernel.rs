@@ -26,7 +26,8 @@ pub(crate) struct MicroKernel<T: 'static> {
     /// Columns of the tile (vector lanes, loaded from the packed `B` panel).
     pub nr: usize,
     /// `tile(kc, a_panel, 0, b_panel, nr, c, rsc, csc, rows, cols, overwrite)` over a packed
-    /// `A` panel (`B`'s rows `nr` apart: a packed panel, or a row-major `B` in place).
+    /// `A` panel (`B`'s rows `nr` apart in a packed panel, or a row-major `B` read in place
+    /// with its own row stride).
     pub tile: TileFn<T>,
     /// `tile(kc, a, rsa, b_panel, …)` reading `rows` rows of a row-major `A` (unit column
     /// stride, row stride `rsa`) in place: no packing of `A`.
@@ -77,14 +78,15 @@ pub(crate) type TileFn<T> =
 /// the L2 latency at two to four fused multiply-adds per cycle; measured on an AVX-512 Xeon
 /// in alternating runs, 4 gave `f64` +1–5 % on two threads at n = 512…2048 (16 and 32 gave
 /// less; `f32` is neutral). A step wider than a line asks for every line it spans: the
-/// 96-byte steps of the `f64` panel, asked for one line each, left every third line to
-/// demand misses (all lines: +10 % at n = 2048, one thread, Ice Lake, paired runs).
+/// 96-byte steps of the former 12-row `f64` panel, asked for one line each, left every third
+/// line to demand misses (all lines: +10 % at n = 2048, one thread, Ice Lake, paired runs);
+/// with today's 72-byte steps one hint per step would miss every ninth line.
 const PF_DIST: usize = 4;
 
-/// How many `k` steps ahead a wide-panel kernel prefetches its `B` panel (see [`k_step`]).
-/// Measured on an AVX-512 Xeon (Ice Lake, 48 KiB L1) in paired runs: `f64` +6 % at
-/// n = 2048 on one thread and +5 % at n = 1024 on two; the same hints cost `f32`, whose
-/// panels fit L1, 2–6 %.
+/// How many `k` steps ahead the AVX-512 `f64` kernel prefetches its `B` panel (see
+/// [`k_step`]). Measured on an AVX-512 Xeon (Ice Lake, 48 KiB L1) in paired runs with the
+/// former 12 × 16 tile: `f64` +6 % at n = 2048 on one thread and +5 % at n = 1024 on two,
+/// while `f32` (then a 12 × 32 tile) lost 2–6 %; with the 9 × 3 tiles, see `k_step`.
 const PF_DIST_B: usize = 8;
 
 /// How many steps before its end a tile starts asking for its `C` lines (one row per
@@ -102,7 +104,8 @@ const C_PF_STEPS: usize = 48;
 /// # Safety
 ///
 /// The CPU has `V`'s features; `b + p·rsb .. + NV·LANES` is readable for `p < kc` (rows of
-/// a packed panel, `rsb = NV·LANES`, or of a row-major `B` read in place);
+/// a packed panel, `rsb` = the kernel's `nr` ≥ `NV·LANES`, or of a row-major `B` read in
+/// place);
 /// `a` holds `kc·PANEL` (a packed panel) or, when `DIRECT`, `a + i·rsa + p` is readable for
 /// `i < rows`, `p < kc` (rows of a row-major `A`, `rows ≥ 1`); for `i < rows ≤ MR`, `j < cols ≤ NV·LANES`, `c + i·rsc + j·csc` is
 /// valid for writes (and reads unless `overwrite`) and not aliased during the call.

@@ -60,6 +60,9 @@ const SHAPES: &[(usize, usize, usize)] = &[
     // Edge tiles of exactly 4 and 8 rows under 6- and 12-row kernels.
     (16, 9, 40),
     (20, 31, 64),
+    // Under the 9 × 48 (`f32`) and 9 × 24 (`f64`) kernels: a last tile of 8 rows and a last
+    // panel of 5 columns.
+    (17, 40, 53),
     (40, 130, 70),
     (97, 200, 101),
 ];
@@ -187,9 +190,11 @@ fn avx512_and_avx2_agree_bit_for_bit() {
         return;
     };
     // Last tiles of 5, 4 and 8 rows (AVX-512: the 8-row build clipped, the 4- and 8-row
-    // builds; AVX2: 5, 4 and 2 rows).
-    for m in [77, 76, 80] {
-        let (k, n) = (700, 90);
+    // builds; AVX2: 5, 4 and 2 rows), by n = 90, 104 and 112 (AVX-512's last panel: 42, 8
+    // and 16 columns, i.e. 3 registers clipped, 1 clipped, 1 whole; AVX2's: 10, 8 and 16,
+    // i.e. 2 clipped, 1 whole, a whole panel).
+    for (m, n) in [77, 76, 80].into_iter().flat_map(|m| [(m, 90), (m, 104), (m, 112)]) {
+        let k = 700;
         let (a, _, _) = operand(m, k, false, 9);
         let (b, _, _) = operand(k, n, true, 10);
         let (a, b): (Vec<f32>, Vec<f32>) = (
@@ -211,7 +216,10 @@ fn avx512_and_avx2_agree_bit_for_bit() {
             )
         };
         let (x, y) = (product(wide, false), product(narrow, true));
-        assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()), "m = {m}");
+        assert!(
+            x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+            "m = {m}, n = {n}"
+        );
     }
 }
 
@@ -307,7 +315,14 @@ fn edge_builds_compute_what_the_full_tile_computes() {
                     }
                 }
                 let a_rows: Vec<T> = a.iter().map(|&x| to_t(x)).collect();
-                for (cols, csc) in [(nr, 1), (nr - 3, 1), (nr / 2, 2), (nr / 3 + 1, 1), (nr / 3, 1), (1, 1)] {
+                // Every build's own width (its whole-tile store) and one less (its clipped
+                // store), and a strided `C`.
+                let widths = kernel.edges.iter().flat_map(|e| [e.cols, e.cols - 1]);
+                let cols_list: Vec<(usize, isize)> = [(nr, 1), (nr - 3, 1), (nr / 2, 2), (1, 1)]
+                    .into_iter()
+                    .chain(widths.filter(|&c| c > 0).map(|c| (c, 1)))
+                    .collect();
+                for (cols, csc) in cols_list {
                     for direct in [false, true] {
                         for overwrite in [true, false] {
                             let (rsc, len) = (nr as isize * csc, mr * nr * csc as usize);
