@@ -216,6 +216,40 @@ fn memory_is_counted_and_released() {
     assert!(after.in_use < during.in_use, "{during:?} {after:?}");
 }
 
+#[test]
+fn freed_buffers_are_kept_and_reused_by_size() {
+    let Some(_serial) = gpu("freed_buffers_are_kept_and_reused_by_size") else {
+        return;
+    };
+    use ferroflow::tensor::cuda::{empty_cache, memory_stats};
+    let enabled = std::env::var_os("FERROFLOW_CUDA_CACHE").is_none_or(|v| v != "0");
+    empty_cache(0);
+    assert_eq!(memory_stats(0).unwrap().cached, 0);
+    let x = rand(&[1000], 3, DType::F32).to(GPU).unwrap();
+    // A dropped output is kept (not in use), unless the cache is turned off.
+    let (before, first) = (memory_stats(0).unwrap(), x.neg().unwrap());
+    drop(first);
+    let kept = memory_stats(0).unwrap();
+    assert_eq!(kept.in_use, before.in_use, "{before:?} {kept:?}");
+    assert_eq!(kept.cached, if enabled { 4000 } else { 0 }, "{kept:?}");
+    // The next output of that dtype and length takes it, and is written whole: its values
+    // are the new op's, not the old buffer's.
+    let y = x.abs().unwrap();
+    assert_eq!(memory_stats(0).unwrap().cached, 0);
+    let want = x.to(Device::Cpu).unwrap().abs().unwrap();
+    assert_eq!(y.to_f64_vec().unwrap(), want.to_f64_vec().unwrap());
+    // Another dtype or length does not take a kept buffer; `empty_cache` hands them back.
+    drop(y);
+    let cast = x.cast(DType::I32).unwrap();
+    let shorter = rand(&[999], 4, DType::F32).to(GPU).unwrap();
+    let negated = shorter.neg().unwrap();
+    assert_eq!(memory_stats(0).unwrap().cached, if enabled { 4000 } else { 0 });
+    assert_eq!(negated.to_f64_vec().unwrap()[0], -shorter.to_f64_vec().unwrap()[0]);
+    drop((cast, shorter, negated));
+    empty_cache(0);
+    assert_eq!(memory_stats(0).unwrap().cached, 0);
+}
+
 /// Trains `w` in `y ≈ x·w` for 20 steps of SGD with momentum; returns the final loss.
 fn train(w: &ferroflow::Variable, x: &Tensor, y: &Tensor) -> f64 {
     use ferroflow::prelude::*;

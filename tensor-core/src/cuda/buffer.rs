@@ -3,6 +3,7 @@
 //! view of memory a captured CUDA graph owns (`super::capture`), which it keeps alive and
 //! never frees.
 
+use super::free_list::FreeList;
 use super::runtime::{Runtime, Stats};
 use crate::{DType, Data, Element, Error, Result};
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchArgs, PushKernelArg};
@@ -28,6 +29,8 @@ pub(crate) struct CudaBuffer {
     /// Bytes counted in the memory statistics (0 for a view: its owner counts them).
     bytes: usize,
     stats: Arc<Stats>,
+    /// Where owned memory goes when the buffer is dropped (see `super::free_list`).
+    free: Arc<FreeList<Slice>>,
     /// For a view, the buffer that owns the memory.
     owner: Option<Arc<CudaBuffer>>,
 }
@@ -47,7 +50,21 @@ impl Drop for CudaBuffer {
                 Slice::Bool(s) => s.leak(),
             };
         } else {
-            drop(slice);
+            // Kept for the next buffer of this size, or freed to the pool when not kept.
+            let dtype = slice.dtype();
+            drop(self.free.give(dtype, self.len.max(1), slice));
+        }
+    }
+}
+
+impl Slice {
+    fn dtype(&self) -> DType {
+        match self {
+            Slice::F32(_) => DType::F32,
+            Slice::F64(_) => DType::F64,
+            Slice::I32(_) => DType::I32,
+            Slice::I64(_) => DType::I64,
+            Slice::Bool(_) => DType::Bool,
         }
     }
 }
@@ -77,19 +94,14 @@ impl CudaBuffer {
             len,
             bytes,
             stats: rt.stats.clone(),
+            free: rt.free.clone(),
             owner: None,
         }
     }
 
     /// The element type.
     pub(crate) fn dtype(&self) -> DType {
-        match &*self.slice {
-            Slice::F32(_) => DType::F32,
-            Slice::F64(_) => DType::F64,
-            Slice::I32(_) => DType::I32,
-            Slice::I64(_) => DType::I64,
-            Slice::Bool(_) => DType::Bool,
-        }
+        self.slice.dtype()
     }
 
     /// A buffer over `owner`'s memory that keeps it alive and never frees it.
@@ -112,6 +124,7 @@ impl CudaBuffer {
             len: owner.len,
             bytes: 0,
             stats: rt.stats.clone(),
+            free: rt.free.clone(),
             owner: Some(owner.clone()),
         }
     }
@@ -195,16 +208,30 @@ impl CudaBuffer {
         Self::owned(rt, op, dtype, len)
     }
 
-    /// An uninitialised buffer this handle owns, whatever this thread is doing.
+    /// An uninitialised buffer this handle owns, whatever this thread is doing: a freed
+    /// one of the same dtype and length if one is kept, else new memory from the pool.
     pub(crate) fn owned(rt: &Runtime, op: &'static str, dtype: DType, len: usize) -> Result<CudaBuffer> {
-        let slice = match dtype {
+        let slice = match rt.free.take(dtype, len.max(1)) {
+            Some(slice) => slice,
+            None => Self::fresh(rt, op, dtype, len).or_else(|_| {
+                // Out of memory, perhaps because of what the free list keeps: hand that
+                // back and try once more.
+                rt.free.clear();
+                Self::fresh(rt, op, dtype, len)
+            })?,
+        };
+        Ok(CudaBuffer::wrap(rt, slice, len, dtype.size_of()))
+    }
+
+    /// New memory from the stream-ordered pool.
+    fn fresh(rt: &Runtime, op: &'static str, dtype: DType, len: usize) -> Result<Slice> {
+        Ok(match dtype {
             DType::F32 => Slice::F32(alloc(rt, op, len)?),
             DType::F64 => Slice::F64(alloc(rt, op, len)?),
             DType::I32 => Slice::I32(alloc(rt, op, len)?),
             DType::I64 => Slice::I64(alloc(rt, op, len)?),
             DType::Bool => Slice::Bool(alloc(rt, op, len)?),
-        };
-        Ok(CudaBuffer::wrap(rt, slice, len, dtype.size_of()))
+        })
     }
 
     /// Copies host elements (any layout) to the device.

@@ -7,8 +7,11 @@
 //! CUDA 13 must be on the library path (`/usr/local/cuda/lib64`).
 //!
 //! * one context, stream and cuBLAS handle per GPU, made on first use;
-//! * memory from the driver's stream-ordered pool, which keeps freed blocks for reuse, with
-//!   ferroflow's own count of bytes in use and their peak ([`memory_stats`]);
+//! * memory from the driver's stream-ordered pool, which keeps freed blocks for reuse; freed
+//!   buffers up to 16 MiB are first kept by ferroflow itself, by dtype and length, so an
+//!   eager op's output usually costs no driver call ([`empty_cache`] hands them back, and
+//!   `FERROFLOW_CUDA_CACHE=0` turns this off); ferroflow counts the bytes in use, their
+//!   peak and the bytes kept ([`memory_stats`]);
 //! * kernels: cuBLAS for `matmul` (batched too); NVRTC-generated kernels (one per op and
 //!   dtype, compiled once per process) for elementwise math, casts, comparisons, logical
 //!   ops and `where` with broadcasting, every reduction and arg-reduction, `softmax`,
@@ -46,6 +49,7 @@ mod conv_gemm;
 mod elementwise;
 #[cfg(test)]
 mod emulate;
+mod free_list;
 mod fused;
 #[cfg(test)]
 mod fused_tests;
@@ -63,4 +67,4 @@ mod window;
 
 pub(crate) use buffer::CudaBuffer;
 pub use run::host_fallbacks;
-pub use runtime::{device_count, is_available, memory_stats, reset_peak_memory, synchronize, MemoryStats};
+pub use runtime::{device_count, empty_cache, is_available, memory_stats, reset_peak_memory, synchronize, MemoryStats};

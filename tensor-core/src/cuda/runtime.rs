@@ -8,6 +8,7 @@
 //! captured into CUDA graphs; a second stream (with its own cuBLAS handle) is made for
 //! captures, so that work other threads queue meanwhile is never swept into a graph.
 
+use super::free_list::FreeList;
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream};
 use std::collections::HashMap;
@@ -21,9 +22,13 @@ pub struct MemoryStats {
     pub in_use: usize,
     /// The most bytes held at once since start (or the last [`reset_peak_memory`]).
     pub peak: usize,
-    /// Buffers allocated so far (from the stream-ordered pool, which reuses freed memory
-    /// without going back to the driver's allocator).
+    /// Buffers allocated so far, whether new memory or a freed buffer reused (the
+    /// stream-ordered pool and ferroflow's own cache both reuse freed memory without going
+    /// back to the driver's allocator).
     pub allocations: u64,
+    /// Bytes of freed buffers ferroflow keeps for reuse (not in `in_use`; see
+    /// [`empty_cache`]).
+    pub cached: usize,
 }
 
 /// Counters shared by a runtime and every buffer it allocated.
@@ -45,11 +50,12 @@ impl Stats {
         self.in_use.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    fn snapshot(&self) -> MemoryStats {
+    fn snapshot(&self, cached: usize) -> MemoryStats {
         MemoryStats {
             in_use: self.in_use.load(Ordering::Relaxed),
             peak: self.peak.load(Ordering::Relaxed),
             allocations: self.allocations.load(Ordering::Relaxed),
+            cached,
         }
     }
 }
@@ -72,6 +78,8 @@ pub(crate) struct Runtime {
     blas_workspace: Option<CudaSlice<u8>>,
     kernels: Mutex<HashMap<KernelKey, CudaFunction>>,
     pub(crate) stats: Arc<Stats>,
+    /// Freed buffers kept for reuse.
+    pub(crate) free: Arc<FreeList<super::buffer::Slice>>,
 }
 
 impl Runtime {
@@ -106,6 +114,10 @@ impl Runtime {
             blas_workspace,
             kernels: Mutex::new(HashMap::new()),
             stats: Arc::new(Stats::default()),
+            // `FERROFLOW_CUDA_CACHE=0` sends every freed buffer straight back to the pool.
+            free: Arc::new(FreeList::new(
+                std::env::var_os("FERROFLOW_CUDA_CACHE").is_none_or(|v| v != "0"),
+            )),
         })
     }
 
@@ -273,7 +285,23 @@ pub fn device_count() -> usize {
 /// }
 /// ```
 pub fn memory_stats(ordinal: usize) -> Option<MemoryStats> {
-    runtime(ordinal).ok().map(|rt| rt.stats.snapshot())
+    runtime(ordinal).ok().map(|rt| rt.stats.snapshot(rt.free.bytes()))
+}
+
+/// Hands the freed buffers ferroflow keeps for reuse on GPU `ordinal` back to the driver's
+/// stream-ordered pool (as `torch.cuda.empty_cache` does for PyTorch's), so that
+/// [`memory_stats`]'s `cached` drops to 0.
+///
+/// ```
+/// ferroflow_tensor_core::cuda::empty_cache(0);
+/// if let Some(m) = ferroflow_tensor_core::cuda::memory_stats(0) {
+///     assert_eq!(m.cached, 0);
+/// }
+/// ```
+pub fn empty_cache(ordinal: usize) {
+    if let Ok(rt) = runtime(ordinal) {
+        rt.free.clear();
+    }
 }
 
 /// Restarts the peak of [`memory_stats`] from the bytes in use now.
