@@ -18,13 +18,25 @@ use super::vector::Lanes;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{__m256, __m256d, __m512, __m512d};
 
-/// Shape and entry point of one compiled micro-kernel.
+/// One compiled micro-kernel: its builds, from the smallest edge tile to the full tile.
 #[derive(Clone, Copy)]
 pub(crate) struct MicroKernel<T: 'static> {
-    /// Rows of the tile (broadcast from the packed `A` panel).
-    pub mr: usize,
-    /// Columns of the tile (vector lanes, loaded from the packed `B` panel).
-    pub nr: usize,
+    /// Builds smallest first (by `rows × cols`); the last, and largest, is the full
+    /// `mr × nr` tile. The others are for edge tiles: they read the same `mr × nr` packed
+    /// panels and compute each element exactly as the full tile does, only without the
+    /// padding's work (a 4-row edge under a 12-row tile spent two thirds of its
+    /// multiply-adds on padding, and a 10-column product, W4's logits, under a 48-column
+    /// tile would spend four fifths). Never empty.
+    pub builds: &'static [Build<T>],
+}
+
+/// A build of the micro-kernel for tiles of at most `rows × cols`.
+#[derive(Clone, Copy)]
+pub(crate) struct Build<T: 'static> {
+    /// Rows it computes (at most the kernel's `mr`).
+    pub rows: usize,
+    /// Columns it computes (a whole number of registers, at most the kernel's `nr`).
+    pub cols: usize,
     /// `tile(kc, a_panel, 0, b_panel, nr, c, rsc, csc, rows, cols, overwrite)` over a packed
     /// `A` panel (`B`'s rows `nr` apart in a packed panel, or a row-major `B` read in place
     /// with its own row stride).
@@ -32,40 +44,36 @@ pub(crate) struct MicroKernel<T: 'static> {
     /// `tile(kc, a, rsa, b_panel, …)` reading `rows` rows of a row-major `A` (unit column
     /// stride, row stride `rsa`) in place: no packing of `A`.
     pub tile_direct: TileFn<T>,
-    /// Smaller builds for edge tiles, smallest first (by `rows × cols`). They read the same
-    /// `mr × nr` packed panels and compute each element exactly as the full tile does, only
-    /// without the padding's work: a 4-row edge under a 12-row tile spent two thirds of its
-    /// multiply-adds on padding, and a 10-column product (W4's logits) under a 48-column
-    /// tile would spend four fifths.
-    pub edges: &'static [Edge<T>],
-}
-
-/// A build of the micro-kernel for tiles of at most `rows × cols`.
-#[derive(Clone, Copy)]
-pub(crate) struct Edge<T: 'static> {
-    /// Rows it computes (at most the kernel's `mr`).
-    pub rows: usize,
-    /// Columns it computes (a whole number of registers, at most the kernel's `nr`).
-    pub cols: usize,
-    /// As [`MicroKernel::tile`].
-    pub tile: TileFn<T>,
-    /// As [`MicroKernel::tile_direct`].
-    pub tile_direct: TileFn<T>,
 }
 
 impl<T: 'static> MicroKernel<T> {
+    /// The full tile's build.
+    pub fn full(&self) -> &Build<T> {
+        &self.builds[self.builds.len() - 1]
+    }
+
+    /// Rows of the full tile (broadcast from the packed `A` panel).
+    pub fn mr(&self) -> usize {
+        self.full().rows
+    }
+
+    /// Columns of the full tile (vector lanes, loaded from the packed `B` panel).
+    pub fn nr(&self) -> usize {
+        self.full().cols
+    }
+
     /// The build for a tile of `rows ≤ mr` rows and `cols ≤ nr` columns: the smallest that
     /// covers it.
     pub fn tile_for(&self, rows: usize, cols: usize, direct: bool) -> TileFn<T> {
-        let (tile, tile_direct) = self
-            .edges
+        let build = self
+            .builds
             .iter()
-            .find(|edge| rows <= edge.rows && cols <= edge.cols)
-            .map_or((self.tile, self.tile_direct), |edge| (edge.tile, edge.tile_direct));
+            .find(|build| rows <= build.rows && cols <= build.cols)
+            .unwrap_or(self.full());
         if direct {
-            tile_direct
+            build.tile_direct
         } else {
-            tile
+            build.tile
         }
     }
 }
@@ -316,11 +324,11 @@ macro_rules! tile_fns {
     };
 }
 
-/// One [`Edge`] build of [`tile_body`]: `rows` of a `panel`-row kernel by `nv` registers.
-macro_rules! edge {
+/// One [`Build`] of [`tile_body`]: `rows` of a `panel`-row kernel by `nv` registers.
+macro_rules! build {
     ($t:ty, $v:ty, $rows:literal / $panel:literal, $nv:literal, $features:literal) => {{
         tile_fns!(tile, tile_direct: $t, $v, $rows / $panel, $nv, $features);
-        Edge {
+        Build {
             rows: $rows,
             cols: $nv * <$v as Lanes>::LANES,
             tile,
@@ -331,33 +339,25 @@ macro_rules! edge {
 
 // AVX2: 16 ymm registers; 6 rows × 2 vectors of accumulators + 2 loaded `B` vectors + 1
 // broadcast = 15. Edges: 4 rows (of 6), one register (of 2).
-tile_fns!(tile_f32_avx2, direct_f32_avx2: f32, __m256, 6 / 6, 2, "avx2,fma");
-tile_fns!(tile_f64_avx2, direct_f64_avx2: f64, __m256d, 6 / 6, 2, "avx2,fma");
 
 /// The AVX2 + FMA kernel for `f32`.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const F32_AVX2: MicroKernel<f32> = MicroKernel {
-    mr: 6,
-    nr: 16,
-    tile: tile_f32_avx2,
-    tile_direct: direct_f32_avx2,
-    edges: &[
-        edge!(f32, __m256, 4 / 6, 1, "avx2,fma"),
-        edge!(f32, __m256, 6 / 6, 1, "avx2,fma"),
-        edge!(f32, __m256, 4 / 6, 2, "avx2,fma"),
+    builds: &[
+        build!(f32, __m256, 4 / 6, 1, "avx2,fma"),
+        build!(f32, __m256, 6 / 6, 1, "avx2,fma"),
+        build!(f32, __m256, 4 / 6, 2, "avx2,fma"),
+        build!(f32, __m256, 6 / 6, 2, "avx2,fma"),
     ],
 };
 /// The AVX2 + FMA kernel for `f64`.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const F64_AVX2: MicroKernel<f64> = MicroKernel {
-    mr: 6,
-    nr: 8,
-    tile: tile_f64_avx2,
-    tile_direct: direct_f64_avx2,
-    edges: &[
-        edge!(f64, __m256d, 4 / 6, 1, "avx2,fma"),
-        edge!(f64, __m256d, 6 / 6, 1, "avx2,fma"),
-        edge!(f64, __m256d, 4 / 6, 2, "avx2,fma"),
+    builds: &[
+        build!(f64, __m256d, 4 / 6, 1, "avx2,fma"),
+        build!(f64, __m256d, 6 / 6, 1, "avx2,fma"),
+        build!(f64, __m256d, 4 / 6, 2, "avx2,fma"),
+        build!(f64, __m256d, 6 / 6, 2, "avx2,fma"),
     ],
 };
 
@@ -367,39 +367,30 @@ pub(crate) const F64_AVX2: MicroKernel<f64> = MicroKernel {
 // 12 × 2, `f64` +4–18 % and `f32` +8–25 % at n = 512…2048 on one and two threads. Edges: 4
 // and 8 rows (the remainders of every power of two: 9 divides none), by 1, 2 or 3 registers.
 
-/// The AVX-512 edge builds of one type, smallest first.
-macro_rules! avx512_edges {
+/// The AVX-512 builds of one type, smallest first.
+macro_rules! avx512_builds {
     ($t:ty, $v:ty) => {
         &[
-            edge!($t, $v, 4 / 9, 1, "avx512f,avx2,fma"),
-            edge!($t, $v, 4 / 9, 2, "avx512f,avx2,fma"),
-            edge!($t, $v, 8 / 9, 1, "avx512f,avx2,fma"),
-            edge!($t, $v, 9 / 9, 1, "avx512f,avx2,fma"),
-            edge!($t, $v, 4 / 9, 3, "avx512f,avx2,fma"),
-            edge!($t, $v, 8 / 9, 2, "avx512f,avx2,fma"),
-            edge!($t, $v, 9 / 9, 2, "avx512f,avx2,fma"),
-            edge!($t, $v, 8 / 9, 3, "avx512f,avx2,fma"),
+            build!($t, $v, 4 / 9, 1, "avx512f,avx2,fma"),
+            build!($t, $v, 4 / 9, 2, "avx512f,avx2,fma"),
+            build!($t, $v, 8 / 9, 1, "avx512f,avx2,fma"),
+            build!($t, $v, 9 / 9, 1, "avx512f,avx2,fma"),
+            build!($t, $v, 4 / 9, 3, "avx512f,avx2,fma"),
+            build!($t, $v, 8 / 9, 2, "avx512f,avx2,fma"),
+            build!($t, $v, 9 / 9, 2, "avx512f,avx2,fma"),
+            build!($t, $v, 8 / 9, 3, "avx512f,avx2,fma"),
+            build!($t, $v, 9 / 9, 3, "avx512f,avx2,fma"),
         ]
     };
 }
-tile_fns!(tile_f32_avx512, direct_f32_avx512: f32, __m512, 9 / 9, 3, "avx512f,avx2,fma");
-tile_fns!(tile_f64_avx512, direct_f64_avx512: f64, __m512d, 9 / 9, 3, "avx512f,avx2,fma");
 
 /// The AVX-512 kernel for `f32`.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const F32_AVX512: MicroKernel<f32> = MicroKernel {
-    mr: 9,
-    nr: 48,
-    tile: tile_f32_avx512,
-    tile_direct: direct_f32_avx512,
-    edges: avx512_edges!(f32, __m512),
+    builds: avx512_builds!(f32, __m512),
 };
 /// The AVX-512 kernel for `f64`.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const F64_AVX512: MicroKernel<f64> = MicroKernel {
-    mr: 9,
-    nr: 24,
-    tile: tile_f64_avx512,
-    tile_direct: direct_f64_avx512,
-    edges: avx512_edges!(f64, __m512d),
+    builds: avx512_builds!(f64, __m512d),
 };

@@ -166,9 +166,9 @@ pub(crate) unsafe fn packed_gemm<T: PackedFloat>(
     if m == 0 || k == 0 || n == 0 {
         return false;
     }
-    let blk = Blocking::new(Caches::detect(), kernel.mr, kernel.nr, std::mem::size_of::<T>());
+    let blk = Blocking::new(Caches::detect(), kernel.mr(), kernel.nr(), std::mem::size_of::<T>());
     let elem = std::mem::size_of::<T>();
-    let direct_a = reads_a_in_place(csa, rsa, elem, (m, kernel.mr), n);
+    let direct_a = reads_a_in_place(csa, rsa, elem, (m, kernel.mr()), n);
     let direct_b = reads_b_in_place(csb, rsb, elem, (k, n));
     // SAFETY: forwarded contract.
     unsafe {
@@ -202,7 +202,7 @@ unsafe fn run_blocked<T: PackedFloat>(
     (c, rsc, csc): (*mut T, isize, isize),
     accumulate: bool,
 ) {
-    let (mr, nr) = (kernel.mr, kernel.nr);
+    let (mr, nr) = (kernel.mr(), kernel.nr());
     let kc_max = blk.kc.min(k);
     let mc = even_blocks(m, blk.mc, mr);
     let nc_max = blk.nc.min(n.div_ceil(nr) * nr);

@@ -224,7 +224,7 @@ impl<T: PackedFloat> Job<T> {
     ///
     /// `u < units`, claimed once, while the creating call waits.
     unsafe fn pack_unit(&self, u: usize) {
-        let nr = self.kernel.nr;
+        let nr = self.kernel.nr();
         let (q, chunk) = (u / self.units_per_slice, u % self.units_per_slice);
         let pc = q * self.blk.kc;
         let kcb = self.blk.kc.min(self.k - pc);
@@ -257,7 +257,7 @@ impl<T: PackedFloat> Job<T> {
     /// `t < tiles`, claimed once, while the creating call waits. The slices of `B` it reads
     /// are packed on the way ([`Job::ensure_slice`]).
     unsafe fn run_tile(&self, t: usize) {
-        let (mr, nr) = (self.kernel.mr, self.kernel.nr);
+        let (mr, nr) = (self.kernel.mr(), self.kernel.nr());
         let g = self.grid;
         let (r0, c0) = ((t / g.cols) * g.mb, (t % g.cols) * g.nb);
         let (rows, cols) = (g.mb.min(self.m - r0), g.nb.min(self.n - c0));
@@ -267,7 +267,7 @@ impl<T: PackedFloat> Job<T> {
             self.csa,
             self.rsa,
             std::mem::size_of::<T>(),
-            (self.m, self.kernel.mr),
+            (self.m, self.kernel.mr()),
             self.n,
         );
         let a_space = if direct { 0 } else { mc * blk.kc.min(self.k) };
@@ -363,10 +363,10 @@ pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
     let Some(kernel) = T::kernel(Isa::detect()) else {
         return false;
     };
-    let blk = Blocking::new(Caches::detect(), kernel.mr, kernel.nr, std::mem::size_of::<T>());
-    let n_pad = n.div_ceil(kernel.nr) * kernel.nr;
-    let grid = Grid::new((m, k, n), kernel.mr, kernel.nr, threads);
-    let units_per_slice = n.div_ceil(kernel.nr).div_ceil(PANELS_PER_UNIT);
+    let blk = Blocking::new(Caches::detect(), kernel.mr(), kernel.nr(), std::mem::size_of::<T>());
+    let n_pad = n.div_ceil(kernel.nr()) * kernel.nr();
+    let grid = Grid::new((m, k, n), kernel.mr(), kernel.nr(), threads);
+    let units_per_slice = n.div_ceil(kernel.nr()).div_ceil(PANELS_PER_UNIT);
     let words = (k * n_pad * std::mem::size_of::<T>()).div_ceil(8);
     SHARED_B.with(|cell| {
         let mut own = Vec::new();

@@ -1,7 +1,7 @@
 //! The packed kernels against a float64 reference, over every layout, partial tiles and
 //! several blocks along each dimension; and bit-identity where the sums are the same.
 
-use super::microkernel::{Edge, TileFn};
+use super::microkernel::{Build, TileFn};
 use super::*;
 use crate::kernels::matmul::tests::{data, operand};
 
@@ -57,7 +57,7 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (5, 3, 17),
     (6, 64, 16),
     (13, 65, 33),
-    // Edge tiles of exactly 4 and 8 rows under 6- and 12-row kernels.
+    // Last tiles of 4 and 2 rows under the 6-row kernels, of 7 and 2 under the 9-row ones.
     (16, 9, 40),
     (20, 31, 64),
     // Under the 9 × 48 (`f32`) and 9 × 24 (`f64`) kernels: a last tile of 8 rows and a last
@@ -71,8 +71,8 @@ const SHAPES: &[(usize, usize, usize)] = &[
 fn f32_and_f64_match_the_reference() {
     for (isa, kernel) in kernels::<f32>() {
         let blocks = [
-            small_blocks(kernel.mr, kernel.nr),
-            Blocking::new(Caches::DEFAULT, kernel.mr, kernel.nr, 4),
+            small_blocks(kernel.mr(), kernel.nr()),
+            Blocking::new(Caches::DEFAULT, kernel.mr(), kernel.nr(), 4),
         ];
         for blk in blocks {
             for &(m, k, n) in SHAPES {
@@ -115,8 +115,8 @@ fn f32_and_f64_match_the_reference() {
     }
     for (isa, kernel) in kernels::<f64>() {
         for blk in [
-            small_blocks(kernel.mr, kernel.nr),
-            Blocking::new(Caches::DEFAULT, kernel.mr, kernel.nr, 8),
+            small_blocks(kernel.mr(), kernel.nr()),
+            Blocking::new(Caches::DEFAULT, kernel.mr(), kernel.nr(), 8),
         ] {
             for &(m, k, n) in SHAPES {
                 for (ta, tb, direct) in [(false, false, true), (false, false, false), (true, true, false)] {
@@ -158,13 +158,13 @@ fn blocking_of_m_and_n_is_bit_identical() {
         b.iter().map(|&x| x as f32).collect(),
     );
     for (_, kernel) in kernels::<f32>() {
-        let base = small_blocks(kernel.mr, kernel.nr);
+        let base = small_blocks(kernel.mr(), kernel.nr());
         let zeros = || vec![0.0; m * n];
         let reference = run((kernel, base, false), (m, k, n), (&a, k, 1), (&b, n, 1), zeros(), false);
         for (mc, nc) in [
-            (kernel.mr, kernel.nr),
-            (10 * kernel.mr, 2 * kernel.nr),
-            (99 * kernel.mr, 99 * kernel.nr),
+            (kernel.mr(), kernel.nr()),
+            (10 * kernel.mr(), 2 * kernel.nr()),
+            (99 * kernel.mr(), 99 * kernel.nr()),
         ] {
             let blk = Blocking { kc: base.kc, mc, nc };
             for direct in [false, true] {
@@ -203,7 +203,7 @@ fn avx512_and_avx2_agree_bit_for_bit() {
         );
         let blk = |kernel: MicroKernel<f32>| Blocking {
             kc: 256,
-            ..Blocking::new(Caches::DEFAULT, kernel.mr, kernel.nr, 4)
+            ..Blocking::new(Caches::DEFAULT, kernel.mr(), kernel.nr(), 4)
         };
         let product = |kernel: MicroKernel<f32>, direct: bool| {
             run(
@@ -295,11 +295,14 @@ fn rows_in_place_spread_over_l1_sets() {
 fn edge_builds_compute_what_the_full_tile_computes() {
     fn check<T: PackedFloat + std::fmt::Debug>(to_t: fn(f64) -> T, bits: fn(T) -> u64) {
         for (isa, kernel) in kernels::<T>() {
-            let (mr, nr, kc) = (kernel.mr, kernel.nr, 37);
-            // Edge lists: smallest first, each inside the full tile and smaller than it.
-            let area = |e: &Edge<T>| e.rows * e.cols;
-            assert!(kernel.edges.windows(2).all(|w| area(&w[0]) <= area(&w[1])), "{isa:?}");
-            for e in kernel.edges {
+            let (mr, nr, kc) = (kernel.mr(), kernel.nr(), 37);
+            // Builds: smallest first, the full tile last, each edge build inside it and
+            // smaller than it.
+            let area = |e: &Build<T>| e.rows * e.cols;
+            assert!(kernel.builds.windows(2).all(|w| area(&w[0]) <= area(&w[1])), "{isa:?}");
+            let (edges, full) = kernel.builds.split_at(kernel.builds.len() - 1);
+            assert_eq!((full[0].rows, full[0].cols), (mr, nr), "{isa:?}");
+            for e in edges {
                 assert!((1..=mr).contains(&e.rows) && (1..=nr).contains(&e.cols), "{isa:?}");
                 assert!(area(e) < mr * nr, "{isa:?}");
             }
@@ -317,7 +320,7 @@ fn edge_builds_compute_what_the_full_tile_computes() {
                 let a_rows: Vec<T> = a.iter().map(|&x| to_t(x)).collect();
                 // Every build's own width (its whole-tile store) and one less (its clipped
                 // store), and a strided `C`.
-                let widths = kernel.edges.iter().flat_map(|e| [e.cols, e.cols - 1]);
+                let widths = kernel.builds.iter().flat_map(|e| [e.cols, e.cols - 1]);
                 let cols_list: Vec<(usize, isize)> = [(nr, 1), (nr - 3, 1), (nr / 2, 2), (1, 1)]
                     .into_iter()
                     .chain(widths.filter(|&c| c > 0).map(|c| (c, 1)))
@@ -354,7 +357,8 @@ fn edge_builds_compute_what_the_full_tile_computes() {
                                 };
                                 c.into_iter().map(bits).collect::<Vec<u64>>()
                             };
-                            let full = if direct { kernel.tile_direct } else { kernel.tile };
+                            let full = kernel.full();
+                            let full = if direct { full.tile_direct } else { full.tile };
                             assert_eq!(
                                 tile(kernel.tile_for(rows, cols, direct)),
                                 tile(full),
