@@ -6,7 +6,7 @@
 use super::free_list::FreeList;
 use super::runtime::{Runtime, Stats};
 use crate::{DType, Data, Element, Error, Result};
-use cudarc::driver::{CudaSlice, DeviceRepr, LaunchArgs, PushKernelArg};
+use cudarc::driver::{CudaSlice, DeviceRepr, DriverError, LaunchArgs, PushKernelArg};
 use ndarray::{ArrayD, IxDyn};
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
@@ -51,8 +51,8 @@ impl Drop for CudaBuffer {
             };
         } else {
             // Kept for the next buffer of this size, or freed to the pool when not kept.
-            let dtype = slice.dtype();
-            drop(self.free.give(dtype, self.len.max(1), slice));
+            let (dtype, len) = (slice.dtype(), slice.len());
+            drop(self.free.give(dtype, len, slice));
         }
     }
 }
@@ -67,6 +67,17 @@ impl Slice {
             Slice::Bool(_) => DType::Bool,
         }
     }
+
+    /// Elements allocated (at least one).
+    fn len(&self) -> usize {
+        match self {
+            Slice::F32(s) => s.len(),
+            Slice::F64(s) => s.len(),
+            Slice::I32(s) => s.len(),
+            Slice::I64(s) => s.len(),
+            Slice::Bool(s) => s.len(),
+        }
+    }
 }
 
 /// Maps a driver error to ferroflow's, naming the op.
@@ -79,10 +90,25 @@ pub(crate) fn driver_error(op: &'static str, rt: &Runtime, e: impl std::fmt::Dis
 }
 
 /// Device memory for `len` elements of `T`, uninitialised (every kernel writes all of it).
-fn alloc<T: DeviceRepr>(rt: &Runtime, op: &'static str, len: usize) -> Result<CudaSlice<T>> {
+fn alloc<T: DeviceRepr>(rt: &Runtime, len: usize) -> std::result::Result<CudaSlice<T>, DriverError> {
     // SAFETY: the memory is written by the kernel or copy this buffer is made for before
     // anything reads it (all on the runtime's one stream).
-    unsafe { rt.stream.alloc::<T>(len.max(1)) }.map_err(|e| driver_error(op, rt, e))
+    unsafe { rt.stream.alloc::<T>(len.max(1)) }
+}
+
+/// `make()`, tried once more after the freed buffers the runtime keeps are handed back to
+/// the pool when the driver is out of memory and some are kept.
+fn retry_out_of_memory<S>(
+    rt: &Runtime,
+    mut make: impl FnMut() -> std::result::Result<S, DriverError>,
+) -> std::result::Result<S, DriverError> {
+    match make() {
+        Err(e) if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY && rt.free.bytes() > 0 => {
+            rt.free.clear();
+            make()
+        }
+        made => made,
+    }
 }
 
 impl CudaBuffer {
@@ -212,25 +238,23 @@ impl CudaBuffer {
     /// one of the same dtype and length if one is kept, else new memory from the pool.
     pub(crate) fn owned(rt: &Runtime, op: &'static str, dtype: DType, len: usize) -> Result<CudaBuffer> {
         let slice = match rt.free.take(dtype, len.max(1)) {
-            Some(slice) => slice,
-            None => Self::fresh(rt, op, dtype, len).or_else(|_| {
-                // Out of memory, perhaps because of what the free list keeps: hand that
-                // back and try once more.
-                rt.free.clear();
-                Self::fresh(rt, op, dtype, len)
-            })?,
-        };
+            // What allocating did besides: make this GPU's context current on this thread
+            // (cuBLAS calls rely on it) and report an error the context recorded earlier.
+            Some(slice) => rt.ctx.bind_to_thread().map(|()| slice),
+            None => retry_out_of_memory(rt, || Self::fresh(rt, dtype, len)),
+        }
+        .map_err(|e| driver_error(op, rt, e))?;
         Ok(CudaBuffer::wrap(rt, slice, len, dtype.size_of()))
     }
 
     /// New memory from the stream-ordered pool.
-    fn fresh(rt: &Runtime, op: &'static str, dtype: DType, len: usize) -> Result<Slice> {
+    fn fresh(rt: &Runtime, dtype: DType, len: usize) -> std::result::Result<Slice, DriverError> {
         Ok(match dtype {
-            DType::F32 => Slice::F32(alloc(rt, op, len)?),
-            DType::F64 => Slice::F64(alloc(rt, op, len)?),
-            DType::I32 => Slice::I32(alloc(rt, op, len)?),
-            DType::I64 => Slice::I64(alloc(rt, op, len)?),
-            DType::Bool => Slice::Bool(alloc(rt, op, len)?),
+            DType::F32 => Slice::F32(alloc(rt, len)?),
+            DType::F64 => Slice::F64(alloc(rt, len)?),
+            DType::I32 => Slice::I32(alloc(rt, len)?),
+            DType::I64 => Slice::I64(alloc(rt, len)?),
+            DType::Bool => Slice::Bool(alloc(rt, len)?),
         })
     }
 
@@ -247,7 +271,7 @@ impl CudaBuffer {
             } else {
                 values
             };
-            rt.stream.clone_htod(src).map_err(|e| driver_error("to", rt, e))
+            retry_out_of_memory(rt, || rt.stream.clone_htod(src)).map_err(|e| driver_error("to", rt, e))
         }
         fn contiguous<T: Element>(a: &crate::Array<T>) -> std::borrow::Cow<'_, [T]> {
             match a.as_slice() {

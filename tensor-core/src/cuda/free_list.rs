@@ -12,8 +12,9 @@
 //! after everything the old owner queued, exactly as the pool orders a freed block.
 //!
 //! Only buffers up to [`MAX_BUFFER`] bytes are kept, and [`MAX_CACHED`] in all: large
-//! buffers are rare per op and their kernels long, so the pool serves them as before. An
-//! allocation the driver refuses empties the list and is tried once more.
+//! buffers are rare per op and their kernels long, so the pool serves them as before. Past
+//! the cap a freed buffer goes to the pool (nothing is evicted). An allocation or upload the
+//! driver refuses for want of memory empties the list and is tried once more.
 
 use crate::DType;
 use std::collections::HashMap;
@@ -51,7 +52,12 @@ impl<S> FreeList<S> {
             return None;
         }
         let mut slices = self.slices.lock().unwrap_or_else(PoisonError::into_inner);
-        let slice = slices.get_mut(&(dtype, len))?.pop()?;
+        let kept = slices.get_mut(&(dtype, len))?;
+        let slice = kept.pop()?;
+        if kept.is_empty() {
+            // No empty entries: a run of ever-changing shapes must not grow the map.
+            slices.remove(&(dtype, len));
+        }
         self.bytes.fetch_sub(len * dtype.size_of(), Ordering::Relaxed);
         Some(slice)
     }
@@ -105,6 +111,8 @@ mod tests {
         assert_eq!(list.bytes(), 40);
         assert_eq!(list.take(DType::F32, 10), Some("a"));
         assert_eq!((list.take(DType::F32, 10), list.bytes()), (None, 0));
+        // Emptied entries are removed, so changing shapes do not grow the map.
+        assert!(list.slices.lock().unwrap().is_empty());
     }
 
     #[test]

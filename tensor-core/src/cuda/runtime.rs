@@ -299,7 +299,8 @@ pub fn memory_stats(ordinal: usize) -> Option<MemoryStats> {
 /// }
 /// ```
 pub fn empty_cache(ordinal: usize) {
-    if let Ok(rt) = runtime(ordinal) {
+    // Only a runtime that exists: no context is created to empty nothing.
+    if let Some(Ok(rt)) = RUNTIMES.get(ordinal).and_then(OnceLock::get) {
         rt.free.clear();
     }
 }
