@@ -4,7 +4,8 @@
 //! Why: an eager op allocates its output and frees its inputs' temporaries, and the
 //! stream-ordered pool (`cuMemAllocAsync`/`cuMemFreeAsync`) costs a driver call for each,
 //! which is most of an op's host time when the kernel is a few microseconds. A buffer
-//! taken from this list costs a lock and a hash lookup instead.
+//! taken from this list costs a lock, a hash lookup and the check that the GPU's context
+//! is current on the thread (which allocating also did) instead.
 //!
 //! Why reuse is safe without events: every kernel and copy of the process runs on the
 //! runtime's one stream (a capture records on its own stream, but what it records runs
@@ -25,6 +26,10 @@ use std::sync::{Mutex, PoisonError};
 const MAX_BUFFER: usize = 16 << 20;
 /// The most bytes kept for reuse at once.
 const MAX_CACHED: usize = 256 << 20;
+/// Sizes the map may name before entries left empty are dropped: keeping them makes the
+/// steady state (one buffer of a size taken, then given back, per op) allocate nothing,
+/// and the bound keeps a run of ever-changing shapes from growing the map without end.
+const MAX_SIZES: usize = 1024;
 
 /// Freed buffers of one GPU (`S`: the typed device memory, `buffer::Slice`) by (dtype,
 /// allocated elements).
@@ -52,12 +57,7 @@ impl<S> FreeList<S> {
             return None;
         }
         let mut slices = self.slices.lock().unwrap_or_else(PoisonError::into_inner);
-        let kept = slices.get_mut(&(dtype, len))?;
-        let slice = kept.pop()?;
-        if kept.is_empty() {
-            // No empty entries: a run of ever-changing shapes must not grow the map.
-            slices.remove(&(dtype, len));
-        }
+        let slice = slices.get_mut(&(dtype, len))?.pop()?;
         self.bytes.fetch_sub(len * dtype.size_of(), Ordering::Relaxed);
         Some(slice)
     }
@@ -72,6 +72,9 @@ impl<S> FreeList<S> {
         let mut slices = self.slices.lock().unwrap_or_else(PoisonError::into_inner);
         if self.bytes.load(Ordering::Relaxed) + bytes > MAX_CACHED {
             return Some(slice);
+        }
+        if slices.len() >= MAX_SIZES && !slices.contains_key(&(dtype, len)) {
+            slices.retain(|_, kept| !kept.is_empty());
         }
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         slices.entry((dtype, len)).or_default().push(slice);
@@ -111,8 +114,21 @@ mod tests {
         assert_eq!(list.bytes(), 40);
         assert_eq!(list.take(DType::F32, 10), Some("a"));
         assert_eq!((list.take(DType::F32, 10), list.bytes()), (None, 0));
-        // Emptied entries are removed, so changing shapes do not grow the map.
-        assert!(list.slices.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn empty_entries_are_dropped_once_the_map_names_too_many_sizes() {
+        let list = FreeList::new(true);
+        for len in 1..=MAX_SIZES {
+            assert!(list.give(DType::I32, len, len).is_none());
+            assert_eq!(list.take(DType::I32, len), Some(len));
+        }
+        // Every size taken back leaves an empty entry, kept for its next use...
+        assert_eq!(list.slices.lock().unwrap().len(), MAX_SIZES);
+        // ...until a new size would pass the bound: then the empty ones go.
+        assert!(list.give(DType::I32, MAX_SIZES + 1, 0).is_none());
+        assert_eq!(list.slices.lock().unwrap().len(), 1);
+        assert_eq!(list.take(DType::I32, MAX_SIZES + 1), Some(0));
     }
 
     #[test]
@@ -120,10 +136,9 @@ mod tests {
         let list = FreeList::new(true);
         let largest = MAX_BUFFER / 8;
         assert_eq!(list.give(DType::F64, largest + 1, 1), Some(1));
-        let mut kept = 0;
-        while list.give(DType::F64, largest, 2).is_none() {
-            kept += 1;
-        }
+        let kept = (0..=MAX_CACHED / MAX_BUFFER)
+            .take_while(|_| list.give(DType::F64, largest, 2).is_none())
+            .count();
         assert_eq!(kept, MAX_CACHED / MAX_BUFFER);
         assert_eq!(list.bytes(), MAX_CACHED);
         list.clear();

@@ -9,7 +9,7 @@
 //! * one context, stream and cuBLAS handle per GPU, made on first use;
 //! * memory from the driver's stream-ordered pool, which keeps freed blocks for reuse; freed
 //!   buffers up to 16 MiB are first kept by ferroflow itself, by dtype and length, so an
-//!   eager op's output usually costs no driver call ([`empty_cache`] hands them back, and
+//!   eager op's output usually allocates nothing from the driver ([`empty_cache`] hands them back, and
 //!   `FERROFLOW_CUDA_CACHE=0` turns this off); ferroflow counts the bytes in use, their
 //!   peak and the bytes kept ([`memory_stats`]);
 //! * kernels: cuBLAS for `matmul` (batched too); NVRTC-generated kernels (one per op and

@@ -15,8 +15,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Device memory of one GPU as ferroflow's tensors use it.
+/// Device memory of one GPU as ferroflow uses it: held by tensors, and kept for reuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct MemoryStats {
     /// Bytes held by live tensors now.
     pub in_use: usize,
@@ -277,7 +278,8 @@ pub fn device_count() -> usize {
         .map_or(0, |n| n.max(0) as usize)
 }
 
-/// Device memory held by tensors on GPU `ordinal` (`None` when it is unavailable).
+/// Device memory held by tensors on GPU `ordinal`, and kept for reuse (`None` when it is
+/// unavailable).
 ///
 /// ```
 /// if let Some(m) = ferroflow_tensor_core::cuda::memory_stats(0) {

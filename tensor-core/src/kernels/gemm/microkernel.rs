@@ -24,9 +24,10 @@ pub(crate) struct MicroKernel<T: 'static> {
     /// Builds smallest first (by `rows × cols`); the last, and largest, is the full
     /// `mr × nr` tile. The others are for edge tiles: they read the same `mr × nr` packed
     /// panels and compute each element exactly as the full tile does, only without the
-    /// padding's work (a 4-row edge under a 12-row tile spent two thirds of its
+    /// padding's work (a 4-row edge under the former 12-row tile spent two thirds of its
     /// multiply-adds on padding, and a 10-column product, W4's logits, under a 48-column
-    /// tile would spend four fifths). Never empty.
+    /// tile would spend four fifths). Never empty, and ordered: checked at compile time
+    /// (`well_ordered`).
     pub builds: &'static [Build<T>],
 }
 
@@ -65,6 +66,7 @@ impl<T: 'static> MicroKernel<T> {
     /// The build for a tile of `rows ≤ mr` rows and `cols ≤ nr` columns: the smallest that
     /// covers it.
     pub fn tile_for(&self, rows: usize, cols: usize, direct: bool) -> TileFn<T> {
+        debug_assert!(rows <= self.mr() && cols <= self.nr(), "{rows} × {cols} tile");
         let build = self
             .builds
             .iter()
@@ -394,3 +396,32 @@ pub(crate) const F32_AVX512: MicroKernel<f32> = MicroKernel {
 pub(crate) const F64_AVX512: MicroKernel<f64> = MicroKernel {
     builds: avx512_builds!(f64, __m512d),
 };
+
+/// Whether `kernel`'s builds are what [`MicroKernel::full`] and [`MicroKernel::tile_for`]
+/// rely on: at least one, ordered by area, each inside the last (the full tile).
+#[cfg(target_arch = "x86_64")]
+const fn well_ordered<T: 'static>(kernel: &MicroKernel<T>) -> bool {
+    let builds = kernel.builds;
+    if builds.is_empty() {
+        return false;
+    }
+    let full = &builds[builds.len() - 1];
+    let mut i = 0;
+    while i < builds.len() {
+        let build = &builds[i];
+        if build.rows > full.rows || build.cols > full.cols {
+            return false;
+        }
+        if i > 0 && builds[i - 1].rows * builds[i - 1].cols > build.rows * build.cols {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+// Checked when the crate compiles, on every machine, whatever instructions it has.
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(
+    well_ordered(&F32_AVX2) && well_ordered(&F64_AVX2) && well_ordered(&F32_AVX512) && well_ordered(&F64_AVX512)
+);

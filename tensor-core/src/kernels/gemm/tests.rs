@@ -300,11 +300,24 @@ fn edge_builds_compute_what_the_full_tile_computes() {
             // smaller than it.
             let area = |e: &Build<T>| e.rows * e.cols;
             assert!(kernel.builds.windows(2).all(|w| area(&w[0]) <= area(&w[1])), "{isa:?}");
-            let (edges, full) = kernel.builds.split_at(kernel.builds.len() - 1);
-            assert_eq!((full[0].rows, full[0].cols), (mr, nr), "{isa:?}");
+            let edges = &kernel.builds[..kernel.builds.len() - 1];
             for e in edges {
                 assert!((1..=mr).contains(&e.rows) && (1..=nr).contains(&e.cols), "{isa:?}");
                 assert!(area(e) < mr * nr, "{isa:?}");
+            }
+            // Every tile gets the smallest build that covers it.
+            for rows in 1..=mr {
+                for cols in 1..=nr {
+                    let want = kernel.builds.iter().filter(|b| rows <= b.rows && cols <= b.cols);
+                    let want = want.min_by_key(|b| area(b)).expect("the full tile covers all");
+                    for (direct, want) in [(false, want.tile), (true, want.tile_direct)] {
+                        let got = kernel.tile_for(rows, cols, direct);
+                        assert!(
+                            std::ptr::fn_addr_eq(got, want),
+                            "{isa:?} {rows} × {cols} direct={direct}"
+                        );
+                    }
+                }
             }
             // A packed panel (rows past `rows` zero, as `pack_a` leaves them), the same rows
             // of `A` in place (row stride `kc + 3`), and a packed `B` panel.
