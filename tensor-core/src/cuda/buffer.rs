@@ -3,8 +3,7 @@
 //! view of memory a captured CUDA graph owns (`super::capture`), which it keeps alive and
 //! never frees.
 
-use super::free_list::FreeList;
-use super::runtime::{Runtime, Stats};
+use super::runtime::{Memory, Runtime};
 use crate::{DType, Data, Element, Error, Result};
 use cudarc::driver::{CudaSlice, DeviceRepr, DriverError, LaunchArgs, PushKernelArg};
 use ndarray::{ArrayD, IxDyn};
@@ -28,16 +27,16 @@ pub(crate) struct CudaBuffer {
     pub(crate) len: usize,
     /// Bytes counted in the memory statistics (0 for a view: its owner counts them).
     bytes: usize,
-    stats: Arc<Stats>,
-    /// Where owned memory goes when the buffer is dropped (see `super::free_list`).
-    free: Arc<FreeList<Slice>>,
+    /// The GPU's counters, and its free list, where owned memory goes when the buffer is
+    /// dropped (see `super::free_list`).
+    memory: Arc<Memory>,
     /// For a view, the buffer that owns the memory.
     owner: Option<Arc<CudaBuffer>>,
 }
 
 impl Drop for CudaBuffer {
     fn drop(&mut self) {
-        self.stats.freed(self.bytes);
+        self.memory.freed(self.bytes);
         // SAFETY: `slice` is never used again after this.
         let slice = unsafe { ManuallyDrop::take(&mut self.slice) };
         if self.owner.is_some() {
@@ -52,7 +51,7 @@ impl Drop for CudaBuffer {
         } else {
             // Kept for the next buffer of this size, or freed to the pool when not kept.
             let (dtype, len) = (slice.dtype(), slice.len());
-            drop(self.free.give(dtype, len, slice));
+            drop(self.memory.free.give(dtype, len, slice));
         }
     }
 }
@@ -103,8 +102,8 @@ fn retry_out_of_memory<S>(
     mut make: impl FnMut() -> std::result::Result<S, DriverError>,
 ) -> std::result::Result<S, DriverError> {
     match make() {
-        Err(e) if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY && rt.free.bytes() > 0 => {
-            rt.free.clear();
+        Err(e) if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY && rt.memory.free.bytes() > 0 => {
+            rt.memory.free.clear();
             make()
         }
         made => made,
@@ -114,13 +113,12 @@ fn retry_out_of_memory<S>(
 impl CudaBuffer {
     fn wrap(rt: &Runtime, slice: Slice, len: usize, elem: usize) -> CudaBuffer {
         let bytes = len.max(1) * elem;
-        rt.stats.allocated(bytes);
+        rt.memory.allocated(bytes);
         CudaBuffer {
             slice: ManuallyDrop::new(slice),
             len,
             bytes,
-            stats: rt.stats.clone(),
-            free: rt.free.clone(),
+            memory: rt.memory.clone(),
             owner: None,
         }
     }
@@ -149,8 +147,7 @@ impl CudaBuffer {
             slice: ManuallyDrop::new(slice),
             len: owner.len,
             bytes: 0,
-            stats: rt.stats.clone(),
-            free: rt.free.clone(),
+            memory: rt.memory.clone(),
             owner: Some(owner.clone()),
         }
     }
@@ -237,7 +234,7 @@ impl CudaBuffer {
     /// An uninitialised buffer this handle owns, whatever this thread is doing: a freed
     /// one of the same dtype and length if one is kept, else new memory from the pool.
     pub(crate) fn owned(rt: &Runtime, op: &'static str, dtype: DType, len: usize) -> Result<CudaBuffer> {
-        let slice = match rt.free.take(dtype, len.max(1)) {
+        let slice = match rt.memory.free.take(dtype, len.max(1)) {
             // What allocating did besides: make this GPU's context current on this thread
             // (cuBLAS calls rely on it) and report an error the context recorded earlier.
             Some(slice) => rt.ctx.bind_to_thread().map(|()| slice),

@@ -32,15 +32,27 @@ pub struct MemoryStats {
     pub cached: usize,
 }
 
-/// Counters shared by a runtime and every buffer it allocated.
-#[derive(Default)]
-pub(crate) struct Stats {
+/// One GPU's memory bookkeeping, shared by its runtime and every buffer it allocated: the
+/// counters, and the freed buffers kept for reuse.
+pub(crate) struct Memory {
     in_use: AtomicUsize,
     peak: AtomicUsize,
     allocations: AtomicU64,
+    pub(crate) free: FreeList<super::buffer::Slice>,
 }
 
-impl Stats {
+impl Memory {
+    /// No bytes counted; `FERROFLOW_CUDA_CACHE=0` sends every freed buffer straight back to
+    /// the pool.
+    fn new() -> Memory {
+        Memory {
+            in_use: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            allocations: AtomicU64::new(0),
+            free: FreeList::new(std::env::var_os("FERROFLOW_CUDA_CACHE").is_none_or(|v| v != "0")),
+        }
+    }
+
     pub(crate) fn allocated(&self, bytes: usize) {
         let now = self.in_use.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak.fetch_max(now, Ordering::Relaxed);
@@ -51,12 +63,12 @@ impl Stats {
         self.in_use.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    fn snapshot(&self, cached: usize) -> MemoryStats {
+    fn snapshot(&self) -> MemoryStats {
         MemoryStats {
             in_use: self.in_use.load(Ordering::Relaxed),
             peak: self.peak.load(Ordering::Relaxed),
             allocations: self.allocations.load(Ordering::Relaxed),
-            cached,
+            cached: self.free.bytes(),
         }
     }
 }
@@ -78,9 +90,7 @@ pub(crate) struct Runtime {
     /// cuBLAS's workspace, given to both handles (see `share_workspace`).
     blas_workspace: Option<CudaSlice<u8>>,
     kernels: Mutex<HashMap<KernelKey, CudaFunction>>,
-    pub(crate) stats: Arc<Stats>,
-    /// Freed buffers kept for reuse.
-    pub(crate) free: Arc<FreeList<super::buffer::Slice>>,
+    pub(crate) memory: Arc<Memory>,
 }
 
 impl Runtime {
@@ -114,11 +124,7 @@ impl Runtime {
             capture_lock: Mutex::new(()),
             blas_workspace,
             kernels: Mutex::new(HashMap::new()),
-            stats: Arc::new(Stats::default()),
-            // `FERROFLOW_CUDA_CACHE=0` sends every freed buffer straight back to the pool.
-            free: Arc::new(FreeList::new(
-                std::env::var_os("FERROFLOW_CUDA_CACHE").is_none_or(|v| v != "0"),
-            )),
+            memory: Arc::new(Memory::new()),
         })
     }
 
@@ -287,7 +293,7 @@ pub fn device_count() -> usize {
 /// }
 /// ```
 pub fn memory_stats(ordinal: usize) -> Option<MemoryStats> {
-    runtime(ordinal).ok().map(|rt| rt.stats.snapshot(rt.free.bytes()))
+    runtime(ordinal).ok().map(|rt| rt.memory.snapshot())
 }
 
 /// Hands the freed buffers ferroflow keeps for reuse on GPU `ordinal` back to the driver's
@@ -303,15 +309,15 @@ pub fn memory_stats(ordinal: usize) -> Option<MemoryStats> {
 pub fn empty_cache(ordinal: usize) {
     // Only a runtime that exists: no context is created to empty nothing.
     if let Some(Ok(rt)) = RUNTIMES.get(ordinal).and_then(OnceLock::get) {
-        rt.free.clear();
+        rt.memory.free.clear();
     }
 }
 
 /// Restarts the peak of [`memory_stats`] from the bytes in use now.
 pub fn reset_peak_memory(ordinal: usize) {
     if let Ok(rt) = runtime(ordinal) {
-        let now = rt.stats.in_use.load(Ordering::Relaxed);
-        rt.stats.peak.store(now, Ordering::Relaxed);
+        let now = rt.memory.in_use.load(Ordering::Relaxed);
+        rt.memory.peak.store(now, Ordering::Relaxed);
     }
 }
 

@@ -363,10 +363,11 @@ pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
     let Some(kernel) = T::kernel(Isa::detect()) else {
         return false;
     };
-    let blk = Blocking::new(Caches::detect(), kernel.mr(), kernel.nr(), std::mem::size_of::<T>());
-    let n_pad = n.div_ceil(kernel.nr()) * kernel.nr();
-    let grid = Grid::new((m, k, n), kernel.mr(), kernel.nr(), threads);
-    let units_per_slice = n.div_ceil(kernel.nr()).div_ceil(PANELS_PER_UNIT);
+    let (mr, nr) = (kernel.mr(), kernel.nr());
+    let blk = Blocking::new(Caches::detect(), mr, nr, std::mem::size_of::<T>());
+    let n_pad = n.div_ceil(nr) * nr;
+    let grid = Grid::new((m, k, n), mr, nr, threads);
+    let units_per_slice = n.div_ceil(nr).div_ceil(PANELS_PER_UNIT);
     let words = (k * n_pad * std::mem::size_of::<T>()).div_ceil(8);
     SHARED_B.with(|cell| {
         let mut own = Vec::new();
