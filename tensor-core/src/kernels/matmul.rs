@@ -1366,8 +1366,8 @@ pub(crate) mod tests {
     /// through `gemm` (row bands: these products are below the shared packed `B`'s size)
     /// and through the shared packed-`B` driver forced on every count: with one tile per
     /// thread, with several per thread (520 × 260 × 520 on two threads: 8 tiles), and with
-    /// tiles taller than one packed `A` block (1000 rows on two threads: 500-row tiles,
-    /// three blocks each).
+    /// tiles taller than one packed `A` block (1000 rows on two threads: tiles of about 500
+    /// rows, three blocks each).
     #[test]
     fn single_product_is_bit_identical_across_thread_counts() {
         for ((m, k, n), (ta, tb)) in [(203, 517, 301), (520, 260, 520), (1000, 150, 240)]

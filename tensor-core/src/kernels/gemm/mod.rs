@@ -8,6 +8,7 @@
 //! [`packed_gemm`] on each of its blocks.
 
 mod blocking;
+mod grid;
 mod microkernel;
 mod pack;
 mod parallel;

@@ -1,6 +1,7 @@
 //! One large product on many threads, BLIS-style: `B` is packed once, by all threads
 //! together, into a buffer every thread reads; `C` is cut into a grid of near-square tiles
-//! (over rows *and* columns) that threads claim, each packing only its own rows of `A`.
+//! (over rows *and* columns, balanced: see [`super::grid`]) that threads claim, each packing
+//! only its own rows of `A`.
 //!
 //! Why: cutting `C` into row bands and running a whole serial product per band (the driver
 //! for batches) repacks all of `B` in every band. On 16 cores that made 16 copies of `B` and
@@ -23,30 +24,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::blocking::{Blocking, Caches};
+use super::grid::{Grid, Tile};
 use super::microkernel::MicroKernel;
 use super::{aligned_words, even_blocks, pack, reads_a_in_place, with_pack_space, Isa, PackedFloat};
 use crate::kernels::matmul::{spin_until, Epilogue};
 
 /// Panels of `B` one packing unit covers (a few KiB to a few hundred KiB of copying).
 const PANELS_PER_UNIT: usize = 4;
-
-/// Multiply-adds below which a tile is not worth its own `A` packing and claim.
-const MIN_TILE_MACS: usize = 1 << 18;
-
-/// Tiles of `C` per thread. Threads claim tiles as they come, so with several each, a
-/// thread that starts late (a helper takes 30–60 µs to wake: 3 % of a 512³ `f64` product on
-/// two cores) or runs slower simply takes fewer, and tiles rounded to whole `MR` rows no
-/// longer leave one thread 6 % more rows than the other. One tile per thread measured 2–6 %
-/// slower at n = 512 and 1024 on two cores (f32 and f64); the cost, `A` packed once per
-/// column of tiles, stays under 1 % of the multiply-adds. Only for products large enough
-/// that each of the smaller tiles keeps [`MIN_SHARED_TILE_MACS`]. (Measured with this driver
-/// on two cores, before two threads moved to bands; the device script re-measures it.)
-const TILES_PER_THREAD: usize = 4;
-
-/// Multiply-adds each of the [`TILES_PER_THREAD`] tiles must keep (about 0.2 ms on one
-/// core, several wake-ups' worth); smaller products get one tile per thread. Eight tiles of
-/// a 256³ product on two cores (2 M each) ran W3 and W4's layers 7–12 % slower than two.
-const MIN_SHARED_TILE_MACS: usize = 1 << 23;
 
 /// Fewest threads on which one product shares a packed `B` ([`parallel_gemm`]); on fewer,
 /// the batch driver gives each thread a band of rows (of columns when `C` is short) and its
@@ -95,68 +79,6 @@ thread_local! {
     static SHARED_B: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The tile grid: `rows × cols` tiles of `mb` rows (a multiple of `MR`) by `nb` columns (a
-/// multiple of `NR`), clipped at the edges.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Grid {
-    pub mb: usize,
-    pub nb: usize,
-    pub rows: usize,
-    pub cols: usize,
-}
-
-impl Grid {
-    /// About [`TILES_PER_THREAD`] tiles per thread (a multiple of `threads` when the shape
-    /// allows), as square as the shape allows so each tile reuses what it packs; fewer when
-    /// tiles would get too small.
-    pub fn new((m, k, n): (usize, usize, usize), mr: usize, nr: usize, threads: usize) -> Grid {
-        let (row_tiles, col_tiles) = (m.div_ceil(mr), n.div_ceil(nr));
-        let macs = m.saturating_mul(k).saturating_mul(n);
-        let by_work = (macs / MIN_TILE_MACS).max(1);
-        let want = threads
-            .saturating_mul(Grid::tiles_per_thread(macs, threads))
-            .min(by_work)
-            .min(row_tiles * col_tiles)
-            .max(1);
-        // Among the factorisations `r × c = want` that fit, take the one with the squarest
-        // tiles; on a tie the one with more rows, as every column of tiles packs all of `A`
-        // again while `B` is packed once whatever the grid.
-        let mut best = (1, want.min(col_tiles));
-        let mut best_skew = f64::INFINITY;
-        for r in (1..=want).rev() {
-            if want % r != 0 {
-                continue;
-            }
-            let c = want / r;
-            if r > row_tiles || c > col_tiles {
-                continue;
-            }
-            let skew = ((m as f64 / r as f64) / (n as f64 / c as f64)).ln().abs();
-            if skew < best_skew {
-                (best, best_skew) = ((r, c), skew);
-            }
-        }
-        let mb = m.div_ceil(best.0).div_ceil(mr) * mr;
-        let nb = n.div_ceil(best.1).div_ceil(nr) * nr;
-        Grid {
-            mb,
-            nb,
-            rows: m.div_ceil(mb),
-            cols: n.div_ceil(nb),
-        }
-    }
-
-    /// [`TILES_PER_THREAD`] when each of that many tiles keeps [`MIN_SHARED_TILE_MACS`] of
-    /// the product's `macs`, else one.
-    fn tiles_per_thread(macs: usize, threads: usize) -> usize {
-        if macs / threads.max(1) / TILES_PER_THREAD >= MIN_SHARED_TILE_MACS {
-            TILES_PER_THREAD
-        } else {
-            1
-        }
-    }
-}
-
 /// One product shared by the calling thread and its helpers.
 struct Job<T: 'static> {
     kernel: MicroKernel<T>,
@@ -177,6 +99,8 @@ struct Job<T: 'static> {
     packed: *mut T,
     n_pad: usize,
     grid: Grid,
+    /// Tile indices in the order they are claimed ([`Grid::claim_order`]).
+    order: Box<[usize]>,
     units_per_slice: usize,
     units: usize,
     unit_next: AtomicUsize,
@@ -258,9 +182,7 @@ impl<T: PackedFloat> Job<T> {
     /// are packed on the way ([`Job::ensure_slice`]).
     unsafe fn run_tile(&self, t: usize) {
         let (mr, nr) = (self.kernel.mr(), self.kernel.nr());
-        let g = self.grid;
-        let (r0, c0) = ((t / g.cols) * g.mb, (t % g.cols) * g.nb);
-        let (rows, cols) = (g.mb.min(self.m - r0), g.nb.min(self.n - c0));
+        let Tile { r0, rows, c0, cols } = self.grid.tile(t);
         let blk = self.blk;
         let mc = even_blocks(rows, blk.mc, mr);
         let direct = reads_a_in_place(
@@ -326,12 +248,13 @@ impl<T: PackedFloat> crate::kernels::helpers::Helping for Job<T> {
     fn help(&self) -> bool {
         let mut claimed = false;
         loop {
-            let t = self.tile_next.fetch_add(1, Ordering::Relaxed);
-            if t >= self.tiles {
+            let claim = self.tile_next.fetch_add(1, Ordering::Relaxed);
+            let Some(&t) = self.order.get(claim) else {
                 return claimed;
-            }
+            };
             claimed = true;
-            // SAFETY: `t` claimed once; each slice is packed before the tile reads it.
+            // SAFETY: claim `claim` is taken once and `order` is a permutation of the tiles,
+            // so tile `t` is computed once; each slice is packed before the tile reads it.
             unsafe { self.run_tile(t) };
             self.tile_done.fetch_add(1, Ordering::Release);
         }
@@ -395,11 +318,12 @@ pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
             packed,
             n_pad,
             grid,
+            order: grid.claim_order(),
             units_per_slice,
             units: k.div_ceil(blk.kc) * units_per_slice,
             unit_next: AtomicUsize::new(0),
             slice_done: (0..k.div_ceil(blk.kc)).map(|_| AtomicUsize::new(0)).collect(),
-            tiles: grid.rows * grid.cols,
+            tiles: grid.tiles(),
             tile_next: AtomicUsize::new(0),
             tile_done: AtomicUsize::new(0),
             // SAFETY (lifetime erasure): the epilogue is only called from tiles of this job,
@@ -428,37 +352,5 @@ mod tests {
         assert!(shares_packed_b(3, large) && shares_packed_b(16, large));
         assert!(shares_packed_b(16, SHARED_B_MIN_MACS));
         assert!(!shares_packed_b(16, SHARED_B_MIN_MACS - 1) && !shares_packed_b(16, 512 * 512 * 512));
-    }
-
-    #[test]
-    fn grids_cover_the_output_with_whole_tiles() {
-        for &(m, k, n, threads) in &[
-            (512usize, 512usize, 512usize, 16usize),
-            (2048, 2048, 2048, 16),
-            (512, 512, 512, 2),
-            (100, 1000, 3000, 4),
-            (3000, 100, 7, 8),
-            (7, 7, 7, 16),
-            (1, 4096, 4096, 3),
-        ] {
-            let g = Grid::new((m, k, n), 6, 16, threads);
-            assert!(g.mb.is_multiple_of(6) && g.nb.is_multiple_of(16), "{g:?}");
-            assert!(g.rows * g.mb >= m && (g.rows - 1) * g.mb < m, "{g:?}");
-            assert!(g.cols * g.nb >= n && (g.cols - 1) * g.nb < n, "{g:?}");
-            let per_thread = Grid::tiles_per_thread(m * k * n, threads);
-            assert!(g.rows * g.cols <= per_thread * threads, "{g:?}");
-        }
-        // Square products on 16 threads: an 8 × 8 grid, not 64 thin bands.
-        let g = Grid::new((2048, 2048, 2048), 6, 16, 16);
-        assert_eq!((g.rows, g.cols), (8, 8));
-        // Two threads: eight tiles, four rows by two columns.
-        let g = Grid::new((512, 512, 512), 6, 16, 2);
-        assert_eq!((g.rows, g.cols), (4, 2));
-        // A 256³ product: one tile per thread (each of eight would be too small).
-        let g = Grid::new((256, 256, 256), 12, 32, 2);
-        assert_eq!(g.rows * g.cols, 2);
-        // Work for only one tile of `MIN_TILE_MACS`: one tile, on any thread count.
-        let g = Grid::new((64, 64, 64), 6, 16, 16);
-        assert_eq!(g.rows * g.cols, 1);
     }
 }
