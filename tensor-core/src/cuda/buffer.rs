@@ -19,6 +19,32 @@ pub(crate) enum Slice {
     Bool(CudaSlice<u8>),
 }
 
+/// Runs `$body` with `$s` bound to the typed slice inside `$slice`, whatever its dtype.
+macro_rules! with_slice {
+    ($slice:expr, $s:ident => $body:expr) => {
+        match $slice {
+            Slice::F32($s) => $body,
+            Slice::F64($s) => $body,
+            Slice::I32($s) => $body,
+            Slice::I64($s) => $body,
+            Slice::Bool($s) => $body,
+        }
+    };
+}
+
+/// `$slice`'s typed slice `$s` mapped through `$body` into a new [`Slice`] of the same dtype.
+macro_rules! map_slice {
+    ($slice:expr, $s:ident => $body:expr) => {
+        match $slice {
+            Slice::F32($s) => Slice::F32($body),
+            Slice::F64($s) => Slice::F64($body),
+            Slice::I32($s) => Slice::I32($body),
+            Slice::I64($s) => Slice::I64($body),
+            Slice::Bool($s) => Slice::Bool($body),
+        }
+    };
+}
+
 /// A tensor's elements on one GPU. `len` is the element count; the allocation holds at
 /// least one element so that empty tensors need no special case in the kernels.
 pub(crate) struct CudaBuffer {
@@ -41,13 +67,7 @@ impl Drop for CudaBuffer {
         let slice = unsafe { ManuallyDrop::take(&mut self.slice) };
         if self.owner.is_some() {
             // The owner frees the memory; the view's handle only lets go of it.
-            let _address = match slice {
-                Slice::F32(s) => s.leak(),
-                Slice::F64(s) => s.leak(),
-                Slice::I32(s) => s.leak(),
-                Slice::I64(s) => s.leak(),
-                Slice::Bool(s) => s.leak(),
-            };
+            let _address = with_slice!(slice, s => s.leak());
         } else {
             // Kept for the next buffer of this size, or freed to the pool when not kept.
             let (dtype, len) = (slice.dtype(), slice.len());
@@ -69,13 +89,7 @@ impl Slice {
 
     /// Elements allocated (at least one).
     fn len(&self) -> usize {
-        match self {
-            Slice::F32(s) => s.len(),
-            Slice::F64(s) => s.len(),
-            Slice::I32(s) => s.len(),
-            Slice::I64(s) => s.len(),
-            Slice::Bool(s) => s.len(),
-        }
+        with_slice!(self, s => s.len())
     }
 }
 
@@ -136,13 +150,7 @@ impl CudaBuffer {
             // the owner the view holds; the view never frees it (see `Drop`).
             unsafe { rt.stream.upgrade_device_ptr(ptr, s.len()) }
         }
-        let slice = match &*owner.slice {
-            Slice::F32(s) => Slice::F32(alias(rt, s)),
-            Slice::F64(s) => Slice::F64(alias(rt, s)),
-            Slice::I32(s) => Slice::I32(alias(rt, s)),
-            Slice::I64(s) => Slice::I64(alias(rt, s)),
-            Slice::Bool(s) => Slice::Bool(alias(rt, s)),
-        };
+        let slice = map_slice!(&*owner.slice, s => alias(rt, s));
         CudaBuffer {
             slice: ManuallyDrop::new(slice),
             len: owner.len,
@@ -155,13 +163,7 @@ impl CudaBuffer {
     /// The device address of the first element (identifies the memory).
     pub(crate) fn address(&self, rt: &Runtime) -> u64 {
         use cudarc::driver::DevicePtr;
-        match &*self.slice {
-            Slice::F32(s) => s.device_ptr(&rt.stream).0,
-            Slice::F64(s) => s.device_ptr(&rt.stream).0,
-            Slice::I32(s) => s.device_ptr(&rt.stream).0,
-            Slice::I64(s) => s.device_ptr(&rt.stream).0,
-            Slice::Bool(s) => s.device_ptr(&rt.stream).0,
-        }
+        with_slice!(&*self.slice, s => s.device_ptr(&rt.stream).0)
     }
 
     /// Copies all of `src` (same dtype and length) into this buffer on this thread's
@@ -201,24 +203,12 @@ impl CudaBuffer {
     /// Passes this buffer to a kernel as a `const T*` argument, whatever its dtype (the
     /// kernel's source was generated for that dtype).
     pub(crate) fn arg<'a>(&'a self, launch: &mut LaunchArgs<'a>) {
-        match &*self.slice {
-            Slice::F32(s) => launch.arg(s),
-            Slice::F64(s) => launch.arg(s),
-            Slice::I32(s) => launch.arg(s),
-            Slice::I64(s) => launch.arg(s),
-            Slice::Bool(s) => launch.arg(s),
-        };
+        with_slice!(&*self.slice, s => launch.arg(s));
     }
 
     /// Passes this buffer to a kernel as its `T*` output.
     pub(crate) fn arg_mut<'a>(&'a mut self, launch: &mut LaunchArgs<'a>) {
-        match &mut *self.slice {
-            Slice::F32(s) => launch.arg(s),
-            Slice::F64(s) => launch.arg(s),
-            Slice::I32(s) => launch.arg(s),
-            Slice::I64(s) => launch.arg(s),
-            Slice::Bool(s) => launch.arg(s),
-        };
+        with_slice!(&mut *self.slice, s => launch.arg(s));
     }
 
     /// An uninitialised buffer of `len` elements of `dtype`, for a kernel to fill.
