@@ -48,8 +48,8 @@ const MAX_SKEW: f64 = 2.0;
 /// What a tile's schedule charges for packing one row of `A` (over the tile's whole `k`), in
 /// columns of multiply-adds: a packed element is a load, a shuffle and a store, against a
 /// multiply-add's sixteenth (`f32`) or eighth (`f64`) of a fused vector instruction.
-/// A modelling weight, not a measurement: it only makes grids with fewer columns of tiles
-/// (packing `A` fewer times) win the ties.
+/// A modelling weight, not a measurement: it counts grids with more columns of tiles
+/// (packing `A` more times) as longer.
 const PACK_A_COLUMNS: usize = 4;
 
 /// Where `C` is cut: `rows × cols` tiles whose row and column spans are runs of whole
@@ -81,15 +81,13 @@ impl Grid {
     /// count whose tiles are at most [`MAX_SKEW`] from square (or the squarest, when none
     /// is), the one whose greedy schedule ([`Grid::makespan`]) ends first; on a tie the
     /// squarer, then the one with more rows (every column of tiles packs all of `A` again).
+    /// When no factorisation of the tile count fits in the micro-tiles of `C` (a product
+    /// only a few micro-tiles high and wide), the largest count below it that has one.
     pub fn new((m, k, n): (usize, usize, usize), mr: usize, nr: usize, threads: usize) -> Grid {
-        let (row_tiles, col_tiles) = (m.div_ceil(mr), n.div_ceil(nr));
+        debug_assert!(m > 0 && n > 0 && mr > 0 && nr > 0, "callers have an output to cut");
+        let (row_tiles, col_tiles) = (m.div_ceil(mr).max(1), n.div_ceil(nr).max(1));
         let macs = m.saturating_mul(k).saturating_mul(n);
-        let by_work = (macs / MIN_TILE_MACS).max(1);
-        let want = threads
-            .saturating_mul(Grid::tiles_per_thread(macs, threads))
-            .min(by_work)
-            .min(row_tiles * col_tiles)
-            .max(1);
+        let want = Grid::tile_count(macs, threads, row_tiles, col_tiles);
         let grid = |rows, cols| Grid {
             m,
             n,
@@ -99,17 +97,17 @@ impl Grid {
             cols,
         };
         let skew = |r: usize, c: usize| ((m as f64 / r as f64) / (n as f64 / c as f64)).ln().abs();
+        // A count of 1 always fits (1 × 1), so this finds one.
         let fits: Vec<(usize, usize)> = (1..=want)
             .rev()
-            .filter(|r| want % r == 0)
-            .map(|r| (r, want / r))
-            .filter(|&(r, c)| r <= row_tiles && c <= col_tiles)
-            .collect();
+            .map(|count| factorisations(count, row_tiles, col_tiles))
+            .find(|fits| !fits.is_empty())
+            .unwrap_or_default();
         let squarest = fits
             .iter()
             .copied()
             .min_by(|a, b| skew(a.0, a.1).total_cmp(&skew(b.0, b.1)))
-            .unwrap_or((1, want.min(col_tiles)));
+            .unwrap_or((1, 1));
         let mut best = (grid(squarest.0, squarest.1), usize::MAX, f64::INFINITY);
         for (r, c) in fits {
             let s = skew(r, c);
@@ -123,6 +121,16 @@ impl Grid {
             }
         }
         best.0
+    }
+
+    /// The tiles wanted: [`Grid::tiles_per_thread`] per thread, no more than tiles of
+    /// [`MIN_TILE_MACS`] or than the micro-tiles of `C`, and at least one.
+    fn tile_count(macs: usize, threads: usize, row_tiles: usize, col_tiles: usize) -> usize {
+        threads
+            .saturating_mul(Grid::tiles_per_thread(macs, threads))
+            .min((macs / MIN_TILE_MACS).max(1))
+            .min(row_tiles.saturating_mul(col_tiles))
+            .max(1)
     }
 
     /// [`TILES_PER_THREAD`] when each of that many tiles keeps [`MIN_SHARED_TILE_MACS`] of
@@ -150,9 +158,9 @@ impl Grid {
     /// Every tile index, the most work first (ties in index order): the order threads claim
     /// them in, so the small tiles fill the gaps at the end.
     pub fn claim_order(&self) -> Box<[usize]> {
-        let mut order: Vec<usize> = (0..self.tiles()).collect();
-        order.sort_by_key(|&t| Reverse(self.cost(t)));
-        order.into_boxed_slice()
+        let mut costed: Vec<(Reverse<usize>, usize)> = (0..self.tiles()).map(|t| (Reverse(self.cost(t)), t)).collect();
+        costed.sort_unstable();
+        costed.into_iter().map(|(_, t)| t).collect()
     }
 
     /// The modelled work of tile `t`: its micro-tiles' elements of `C`, clipped ones counted
@@ -180,6 +188,17 @@ impl Grid {
         }
         free_at.into_iter().map(|Reverse(at)| at).max().unwrap_or(0)
     }
+}
+
+/// The ways to cut `C` into `count` tiles, `r × c` with `r` and `c` no more than the micro-
+/// tiles down and across `C`; more rows first.
+fn factorisations(count: usize, row_tiles: usize, col_tiles: usize) -> Vec<(usize, usize)> {
+    (1..=count.min(row_tiles))
+        .rev()
+        .filter(|r| count.is_multiple_of(*r))
+        .map(|r| (r, count / r))
+        .filter(|&(_, c)| c <= col_tiles)
+        .collect()
 }
 
 /// Span `i` of `parts` over `len` elements cut in whole micro-tiles of `tile`: the
@@ -216,8 +235,8 @@ mod tests {
         ] {
             for (mr, nr) in KERNELS {
                 let g = Grid::new((m, k, n), mr, nr, threads);
-                let per_thread = Grid::tiles_per_thread(m * k * n, threads);
-                assert!(g.tiles() <= per_thread * threads, "{g:?}");
+                let want = Grid::tile_count(m * k * n, threads, m.div_ceil(mr), n.div_ceil(nr));
+                assert!(g.tiles() <= want, "{g:?}: more than the {want} tiles wanted");
                 let mut covered = vec![0u8; m * n];
                 for t in 0..g.tiles() {
                     let tile = g.tile(t);
@@ -254,6 +273,43 @@ mod tests {
         // Work for only one tile of `MIN_TILE_MACS`: one tile, on any thread count.
         let g = Grid::new((64, 64, 64), 6, 16, 16);
         assert_eq!(g.tiles(), 1);
+        // 7 × 3 micro-tiles, 16 tiles wanted (4 threads) and no 16 = r × c that fits: the
+        // largest count that does, 15 (5 × 3), rather than one row of three tiles.
+        let g = Grid::new((59, 100_000, 55), 9, 24, 4);
+        assert_eq!((g.rows, g.cols), (5, 3));
+        let g = Grid::new((59, 100_000, 55), 9, 24, 5);
+        assert!(g.tiles() >= 5, "{g:?}: every thread gets a tile");
+    }
+
+    #[test]
+    fn makespan_is_the_greedy_schedule_of_the_tiles() {
+        // 20 rows of one-row micro-tiles in 3 row spans (7, 7, 6) of 10 columns: costs
+        // 7·14 = 98, 98 and 6·14 = 84. Two threads take 98 each, then one of them the 84.
+        let g = Grid {
+            m: 20,
+            n: 10,
+            mr: 1,
+            nr: 1,
+            rows: 3,
+            cols: 1,
+        };
+        assert_eq!((0..3).map(|t| g.cost(t)).collect::<Vec<_>>(), [98, 98, 84]);
+        assert_eq!(g.makespan(2), 98 + 84);
+        assert_eq!(g.makespan(3), 98);
+        assert_eq!(g.makespan(1), 98 + 98 + 84);
+        // Largest first, ties in index order: 2 × 30 in 10-wide panels, 2 × 2 tiles of one
+        // row by 20 and 10 columns cost 24, 14, 24, 14.
+        let g = Grid {
+            m: 2,
+            n: 30,
+            mr: 1,
+            nr: 10,
+            rows: 2,
+            cols: 2,
+        };
+        assert_eq!((0..4).map(|t| g.cost(t)).collect::<Vec<_>>(), [24, 14, 24, 14]);
+        assert_eq!(&*g.claim_order(), [0, 2, 1, 3]);
+        assert_eq!(g.makespan(2), 38);
     }
 
     #[test]

@@ -106,7 +106,6 @@ struct Job<T: 'static> {
     unit_next: AtomicUsize,
     /// Finished packing units of each `kc` slice.
     slice_done: Box<[AtomicUsize]>,
-    tiles: usize,
     tile_next: AtomicUsize,
     tile_done: AtomicUsize,
     /// Lifetime erased: valid while the creating call waits (see `parallel_gemm`).
@@ -178,7 +177,7 @@ impl<T: PackedFloat> Job<T> {
     ///
     /// # Safety
     ///
-    /// `t < tiles`, claimed once, while the creating call waits. The slices of `B` it reads
+    /// `t < grid.tiles()`, claimed once, while the creating call waits. The slices of `B` it reads
     /// are packed on the way ([`Job::ensure_slice`]).
     unsafe fn run_tile(&self, t: usize) {
         let (mr, nr) = (self.kernel.mr(), self.kernel.nr());
@@ -261,7 +260,7 @@ impl<T: PackedFloat> crate::kernels::helpers::Helping for Job<T> {
     }
 
     fn finished(&self) -> bool {
-        self.tile_done.load(Ordering::Acquire) >= self.tiles
+        self.tile_done.load(Ordering::Acquire) >= self.order.len()
     }
 }
 
@@ -323,7 +322,6 @@ pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
             units: k.div_ceil(blk.kc) * units_per_slice,
             unit_next: AtomicUsize::new(0),
             slice_done: (0..k.div_ceil(blk.kc)).map(|_| AtomicUsize::new(0)).collect(),
-            tiles: grid.tiles(),
             tile_next: AtomicUsize::new(0),
             tile_done: AtomicUsize::new(0),
             // SAFETY (lifetime erasure): the epilogue is only called from tiles of this job,
@@ -333,7 +331,7 @@ pub(crate) unsafe fn parallel_gemm<T: PackedFloat>(
             }),
         });
         // Only tiles are claimed from `help`: a helper beyond the tile count would find nothing.
-        crate::kernels::helpers::share(&job, threads.min(job.tiles).saturating_sub(1));
+        crate::kernels::helpers::share(&job, threads.min(job.order.len()).saturating_sub(1));
     });
     true
 }
