@@ -13,7 +13,8 @@
 //! lingering once it has run some; only a helper that did compute blocks lingers (one that
 //! found its job finished, say popped by a worker waiting in a `join`, returns at once); and
 //! no helper lingers longer than [`LINGER_AT_MOST`] in all, however many jobs it takes
-//! (a thread waiting in a `join` on that worker waits that long at worst). Meanwhile the
+//! (a `join` waiting on that worker, which a helper can be picked up by, resumes that late
+//! at worst, as behind any long rayon task). Meanwhile the
 //! pool's other idle workers, finding nothing, go to sleep instead of competing with the two
 //! busy threads for the cores.
 //!
@@ -38,8 +39,17 @@ use super::matmul::spin_until;
 const LINGER: Duration = Duration::from_micros(50);
 
 /// The longest a helper lingers in all, jobs taken included: past it, the next product
-/// spawns a fresh helper (one spawn per half millisecond costs well under 1 %).
-const LINGER_AT_MOST: Duration = Duration::from_micros(500);
+/// spawns a fresh helper.
+///
+/// Why so long: products that follow each other closely (a benchmark, a training loop)
+/// keep one helper the whole time, as OpenBLAS keeps its threads spinning between calls.
+/// With 500 µs, a helper left after every product of 0.5 ms or more and the next product
+/// spawned a fresh one; on a 2-core VM one product in ten or more then ran as if on one
+/// thread (its helper started too late to claim a band), and back-to-back 512² `f64`
+/// products took 0.90 of the time with 100 ms (median of six paired runs of 300 calls in
+/// one binary, 0.885–0.973; 256² `f32`: 0.92 of four). A `join` the helper was picked up by
+/// still resumes within [`LINGER`] of the last product, or within this at worst.
+const LINGER_AT_MOST: Duration = Duration::from_millis(100);
 
 /// How often a lingering helper lets rayon run pending work instead.
 const YIELD_EVERY: Duration = Duration::from_micros(2);
