@@ -12,11 +12,11 @@
 //! is held up little: every [`YIELD_EVERY`] the helper asks rayon for pending work and stops
 //! lingering once it has run some; only a helper that did compute blocks lingers (one that
 //! found its job finished, say popped by a worker waiting in a `join`, returns at once); and
-//! no helper lingers longer than [`LINGER_AT_MOST`] in all, however many jobs it takes
-//! (a `join` waiting on that worker, which a helper can be picked up by, resumes that late
-//! at worst, as behind any long rayon task). Meanwhile the
-//! pool's other idle workers, finding nothing, go to sleep instead of competing with the two
-//! busy threads for the cores.
+//! no helper starts lingering again once it has lingered [`LINGER_AT_MOST`] in all, jobs
+//! included (a `join` on the worker that picked up a helper resumes only when the helper
+//! leaves: about that long at worst, plus the products it is helping with then, as behind
+//! any long rayon task). Meanwhile the pool's other idle workers, finding nothing, go to
+//! sleep instead of competing with the two busy threads for the cores.
 //!
 //! The mailbox is one per process: a helper lingering in one rayon pool may take a job
 //! offered from another (results are the same; only which threads ran it differs).
@@ -38,8 +38,9 @@ use super::matmul::spin_until;
 /// next one.
 const LINGER: Duration = Duration::from_micros(50);
 
-/// The longest a helper lingers in all, jobs taken included: past it, the next product
-/// spawns a fresh helper.
+/// How long a helper lingers in all, jobs taken included, before it leaves at its next
+/// idle moment (it finishes the products it is helping with, and may take one offered as
+/// it leaves): the next product then spawns a fresh helper.
 ///
 /// Why so long: products that follow each other closely (a benchmark, a training loop)
 /// keep one helper the whole time, as OpenBLAS keeps its threads spinning between calls.
@@ -47,8 +48,9 @@ const LINGER: Duration = Duration::from_micros(50);
 /// spawned a fresh one; on a 2-core VM one product in ten or more then ran as if on one
 /// thread (its helper started too late to claim a band), and back-to-back 512² `f64`
 /// products took 0.90 of the time with 100 ms (median of six paired runs of 300 calls in
-/// one binary, 0.885–0.973; 256² `f32`: 0.92 of four). A `join` the helper was picked up by
-/// still resumes within [`LINGER`] of the last product, or within this at worst.
+/// one binary, 0.885–0.973; 256² `f32`: 0.92 of four). A `join` on the worker that picked
+/// up the helper resumes within [`LINGER`] of the last product, or after about this plus
+/// the products the helper is in at the time.
 const LINGER_AT_MOST: Duration = Duration::from_millis(100);
 
 /// How often a lingering helper lets rayon run pending work instead.

@@ -177,8 +177,8 @@ impl<T: PackedFloat> Job<T> {
     ///
     /// # Safety
     ///
-    /// `t < grid.tiles()`, claimed once, while the creating call waits. The slices of `B` it reads
-    /// are packed on the way ([`Job::ensure_slice`]).
+    /// `t < grid.tiles()`, claimed once, while the creating call waits. The slices of `B` it
+    /// reads are packed on the way ([`Job::ensure_slice`]).
     unsafe fn run_tile(&self, t: usize) {
         let (mr, nr) = (self.kernel.mr(), self.kernel.nr());
         let Tile { r0, rows, c0, cols } = self.grid.tile(t);
