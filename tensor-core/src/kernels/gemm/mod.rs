@@ -208,7 +208,7 @@ unsafe fn run_blocked<T: PackedFloat>(
     let mc = even_blocks(m, blk.mc, mr);
     let nc_max = blk.nc.min(n.div_ceil(nr) * nr);
     let a_space = if direct { 0 } else { mc * kc_max };
-    // With `direct_b`, only the last, partial panel of each block of `B` is packed.
+    // With `direct_b`, at most the last, partial panel of each block of `B` is packed.
     let b_space = if direct_b { kc_max * nr } else { kc_max * nc_max };
     with_pack_space::<T, _>(a_space, b_space, |pa, pb| {
         for jc in (0..n).step_by(blk.nc) {
@@ -217,9 +217,19 @@ unsafe fn run_blocked<T: PackedFloat>(
                 let kcb = blk.kc.min(k - pc);
                 let overwrite = pc == 0 && !accumulate;
                 let b_block = b.wrapping_offset(pc as isize * rsb + jc as isize * csb);
-                let whole = if direct_b { ncb / nr * nr } else { 0 };
-                // SAFETY: rows `pc..pc + kcb` and columns `jc + whole..jc + ncb` lie inside `B`.
-                unsafe { pack::pack_b(kcb, ncb - whole, b_block.wrapping_add(whole), rsb, csb, nr, pb) };
+                // Columns read in place: with `direct_b` the whole panels, and the last,
+                // partial one too when every tile of it runs a build exactly that wide.
+                let whole = match (direct_b, ncb % nr) {
+                    (false, _) => 0,
+                    (true, 0) => ncb,
+                    (true, tail) if kernel.reads_exactly(tail) => ncb,
+                    (true, tail) => ncb - tail,
+                };
+                if whole < ncb {
+                    // SAFETY: rows `pc..pc + kcb` and columns `jc + whole..jc + ncb` lie
+                    // inside `B`.
+                    unsafe { pack::pack_b(kcb, ncb - whole, b_block.wrapping_add(whole), rsb, csb, nr, pb) };
+                }
                 for ic in (0..m).step_by(mc) {
                     let mcb = mc.min(m - ic);
                     // SAFETY: rows `ic..ic + mcb` and columns `pc..pc + kcb` lie inside `A`.
@@ -236,9 +246,10 @@ unsafe fn run_blocked<T: PackedFloat>(
                         };
                         for ir in (0..mcb).step_by(mr) {
                             // SAFETY: the panels hold `kcb·mr` and `kcb·nr` packed values
-                            // (or `A`'s rows, `B`'s whole panels, `kcb` rows of `nr`, are read
-                            // in place); the clipped tile lies inside
-                            // `C` (caller contract); `isa` runs on this CPU.
+                            // (or `A`'s rows are read in place, and `B`'s panels: `kcb` rows
+                            // of `nr`, or of a last panel's width, which its build reads
+                            // exactly: `reads_exactly`); the clipped tile lies inside `C`
+                            // (caller contract); `isa` runs on this CPU.
                             unsafe {
                                 let ct = c.offset((ic + ir) as isize * rsc + (jc + jr) as isize * csc);
                                 let (rows, cols) = (mr.min(mcb - ir), nr.min(ncb - jr));

@@ -113,9 +113,19 @@ pub(crate) unsafe fn pack_b<T: PackedFloat>(
 ) {
     // Whole panels of a `B` with contiguous rows go several at a time (`copy_panel_rows`).
     type Copy<T> = unsafe fn(*const T, isize, usize, &mut [T]);
+    // Rows of 24 or 48 values (the AVX-512 panels, 96 to 384 bytes) are copied inline only
+    // where the compiler may use 32-byte moves; otherwise each becomes a `memmove` call.
+    #[cfg(target_arch = "x86_64")]
+    let wide_moves = std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    let wide_moves = false;
     let grouped: Option<Copy<T>> = match (csb, nr) {
         (1, 8) => Some(copy_panel_rows::<T, 8>),
         (1, 16) => Some(copy_panel_rows::<T, 16>),
+        #[cfg(target_arch = "x86_64")]
+        (1, 24) if wide_moves => Some(copy_panel_rows_avx2::<T, 24>),
+        #[cfg(target_arch = "x86_64")]
+        (1, 48) if wide_moves => Some(copy_panel_rows_avx2::<T, 48>),
         (1, 24) => Some(copy_panel_rows::<T, 24>),
         (1, 48) => Some(copy_panel_rows::<T, 48>),
         _ => None,
@@ -127,7 +137,8 @@ pub(crate) unsafe fn pack_b<T: PackedFloat>(
             .enumerate()
         {
             // SAFETY: rows `..kc` and the group's whole panels of columns (all below
-            // `first·nr ≤ cols`) lie inside the block; `dst` holds exactly those panels.
+            // `first·nr ≤ cols`) lie inside the block; `dst` holds exactly those panels;
+            // the AVX2 copy is chosen only where AVX2 was detected.
             unsafe { copy(b.add(group * PANELS_PER_ROW_READ * nr), rsb, kc, dst) };
         }
     }
@@ -187,6 +198,23 @@ unsafe fn copy_panel_rows<T: PackedFloat, const NR: usize>(base: *const T, rsb: 
             dst[g * NR * kc + p * NR..][..NR].copy_from_slice(vals);
         }
     }
+}
+
+/// [`copy_panel_rows`] compiled with AVX2, so each row's copy is a few inline 32-byte moves.
+///
+/// Why: without AVX2 the compiler turns a copy of more than 128 bytes into a `memmove`
+/// call, and the AVX-512 kernels' rows are 192 bytes (48 `f32`, 24 `f64`). Measured on an
+/// AVX-512 Xeon (2 threads, bands, paired runs in one binary): 256² `f32` 3.6 % faster,
+/// larger products and `f64` alike.
+///
+/// # Safety
+///
+/// As [`copy_panel_rows`]; the CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn copy_panel_rows_avx2<T: PackedFloat, const NR: usize>(base: *const T, rsb: isize, kc: usize, dst: &mut [T]) {
+    // SAFETY: forwarded contract.
+    unsafe { copy_panel_rows::<T, NR>(base, rsb, kc, dst) }
 }
 
 /// Any row-major panel of `B`, `live ≤ nr` columns of it real (the rest zero).

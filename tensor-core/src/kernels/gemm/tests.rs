@@ -424,3 +424,23 @@ fn even_blocks_cover_the_rows_in_as_few_blocks_with_no_thin_last_one() {
         }
     }
 }
+
+/// A last, partial panel of `B` is read in place only when every tile of it runs a build
+/// exactly as wide: a whole number of registers.
+#[test]
+fn only_whole_registers_of_a_last_panel_are_read_exactly() {
+    fn check<T: PackedFloat>(what: &str) {
+        for (isa, kernel) in kernels::<T>() {
+            let lanes = kernel.builds[0].cols;
+            for cols in 1..=kernel.nr() {
+                assert_eq!(
+                    kernel.reads_exactly(cols),
+                    cols % lanes == 0,
+                    "{what} {isa:?} cols={cols}"
+                );
+            }
+        }
+    }
+    check::<f32>("f32");
+    check::<f64>("f64");
+}
