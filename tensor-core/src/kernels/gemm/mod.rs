@@ -219,11 +219,11 @@ unsafe fn run_blocked<T: PackedFloat>(
                 let b_block = b.wrapping_offset(pc as isize * rsb + jc as isize * csb);
                 // Columns read in place: with `direct_b` the whole panels, and the last,
                 // partial one too when every tile of it runs a build exactly that wide.
-                let whole = match (direct_b, ncb % nr) {
-                    (false, _) => 0,
-                    (true, 0) => ncb,
-                    (true, tail) if kernel.reads_exactly(tail) => ncb,
-                    (true, tail) => ncb - tail,
+                let tail = ncb % nr;
+                let whole = match direct_b {
+                    false => 0,
+                    true if tail == 0 || kernel.reads_exactly(tail) => ncb,
+                    true => ncb - tail,
                 };
                 if whole < ncb {
                     // SAFETY: rows `pc..pc + kcb` and columns `jc + whole..jc + ncb` lie

@@ -112,22 +112,11 @@ pub(crate) unsafe fn pack_b<T: PackedFloat>(
     out: &mut [T],
 ) {
     // Whole panels of a `B` with contiguous rows go several at a time (`copy_panel_rows`).
-    type Copy<T> = unsafe fn(*const T, isize, usize, &mut [T]);
-    // Rows of 24 or 48 values (the AVX-512 panels, 96 to 384 bytes) are copied inline only
-    // where the compiler may use 32-byte moves; otherwise each becomes a `memmove` call.
-    #[cfg(target_arch = "x86_64")]
-    let wide_moves = std::arch::is_x86_feature_detected!("avx2");
-    #[cfg(not(target_arch = "x86_64"))]
-    let wide_moves = false;
-    let grouped: Option<Copy<T>> = match (csb, nr) {
-        (1, 8) => Some(copy_panel_rows::<T, 8>),
-        (1, 16) => Some(copy_panel_rows::<T, 16>),
-        #[cfg(target_arch = "x86_64")]
-        (1, 24) if wide_moves => Some(copy_panel_rows_avx2::<T, 24>),
-        #[cfg(target_arch = "x86_64")]
-        (1, 48) if wide_moves => Some(copy_panel_rows_avx2::<T, 48>),
-        (1, 24) => Some(copy_panel_rows::<T, 24>),
-        (1, 48) => Some(copy_panel_rows::<T, 48>),
+    let grouped: Option<RowCopy<T>> = match (csb, nr) {
+        (1, 8) => Some(row_copy::<T, 8>()),
+        (1, 16) => Some(row_copy::<T, 16>()),
+        (1, 24) => Some(row_copy::<T, 24>()),
+        (1, 48) => Some(row_copy::<T, 48>()),
         _ => None,
     };
     let first = grouped.map_or(0, |_| cols / nr);
@@ -138,7 +127,7 @@ pub(crate) unsafe fn pack_b<T: PackedFloat>(
         {
             // SAFETY: rows `..kc` and the group's whole panels of columns (all below
             // `first·nr ≤ cols`) lie inside the block; `dst` holds exactly those panels;
-            // the AVX2 copy is chosen only where AVX2 was detected.
+            // `row_copy` picks the AVX2 build only where this CPU has AVX2.
             unsafe { copy(b.add(group * PANELS_PER_ROW_READ * nr), rsb, kc, dst) };
         }
     }
@@ -198,6 +187,19 @@ unsafe fn copy_panel_rows<T: PackedFloat, const NR: usize>(base: *const T, rsb: 
             dst[g * NR * kc + p * NR..][..NR].copy_from_slice(vals);
         }
     }
+}
+
+/// A [`copy_panel_rows`] build: `(row 0 of the panels, row stride, kc, destination)`.
+type RowCopy<T> = unsafe fn(*const T, isize, usize, &mut [T]);
+
+/// [`copy_panel_rows`] for `NR`-wide panels, compiled with AVX2 where this CPU has it
+/// (every CPU with a packed kernel does).
+fn row_copy<T: PackedFloat, const NR: usize>() -> RowCopy<T> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::simd::level() != crate::kernels::simd::Level::Baseline {
+        return copy_panel_rows_avx2::<T, NR>;
+    }
+    copy_panel_rows::<T, NR>
 }
 
 /// [`copy_panel_rows`] compiled with AVX2, so each row's copy is a few inline 32-byte moves.
