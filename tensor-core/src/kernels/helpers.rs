@@ -9,14 +9,14 @@
 //! one-slot mailbox, where the next product offers its job before spawning anything.
 //!
 //! The pool stays the only one (a lingering helper is a running rayon task), and its work
-//! is held up little: every [`YIELD_EVERY`] the helper asks rayon for pending work and stops
-//! lingering once it has run some; only a helper that did compute blocks lingers (one that
-//! found its job finished, say popped by a worker waiting in a `join`, returns at once); and
-//! no helper starts lingering again once it has lingered [`LINGER_AT_MOST`] in all, jobs
-//! included (a `join` on the worker that picked up a helper resumes only when the helper
-//! leaves: about that long at worst, plus the products it is helping with then, as behind
-//! any long rayon task). Meanwhile the pool's other idle workers, finding nothing, go to
-//! sleep instead of competing with the two busy threads for the cores.
+//! is held up little: every [`YIELD_EVERY`] the helper lets rayon run pending work (and
+//! comes back to the mailbox after); only a helper that did compute blocks lingers (one
+//! that found its job finished, say popped by a worker waiting in a `join`, returns at
+//! once); no more linger than a product can use (one fewer than the pool's threads); and
+//! after [`LINGER_AT_MOST`] a helper hands over to a fresh one queued on its own worker and
+//! returns, so a `join` beneath it on that worker resumes (about that long at worst, as
+//! behind any long rayon task). Meanwhile the pool's other idle workers, finding nothing,
+//! go to sleep instead of competing with the two busy threads for the cores.
 //!
 //! The mailbox is one per process: a helper lingering in one rayon pool may take a job
 //! offered from another (results are the same; only which threads ran it differs).
@@ -25,8 +25,9 @@
 //! atomic counters whichever threads run it, and an offer nobody takes leaves its blocks to
 //! the caller (which then withdraws it), so results never depend on who helped.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::matmul::spin_until;
@@ -38,9 +39,9 @@ use super::matmul::spin_until;
 /// next one.
 const LINGER: Duration = Duration::from_micros(50);
 
-/// How long a helper lingers in all, jobs taken included, before it leaves at its next
-/// idle moment (it finishes the products it is helping with, and may take one offered as
-/// it leaves): the next product then spawns a fresh helper.
+/// How long one helper task lingers before it hands over to a fresh one, queued on its own
+/// worker's deque, and returns: the worker pops it at once, unless a `join` beneath the
+/// old task can resume first. A helper leaves for good only after [`LINGER`] without work.
 ///
 /// Why so long: products that follow each other closely (a benchmark, a training loop)
 /// keep one helper the whole time, as OpenBLAS keeps its threads spinning between calls.
@@ -48,9 +49,9 @@ const LINGER: Duration = Duration::from_micros(50);
 /// spawned a fresh one; on a 2-core VM one product in ten or more then ran as if on one
 /// thread (its helper started too late to claim a band), and back-to-back 512² `f64`
 /// products took 0.90 of the time with 100 ms (median of six paired runs of 300 calls in
-/// one binary, 0.885–0.973; 256² `f32`: 0.92 of four). A `join` on the worker that picked
-/// up the helper resumes within [`LINGER`] of the last product, or after about this plus
-/// the products the helper is in at the time.
+/// one binary, 0.885–0.973; 256² `f32`: 0.92 of four). Why a hand-over rather than
+/// leaving: a product spawning the next helper waits for rayon to wake a sleeping worker,
+/// which on that VM often took milliseconds, and the products meanwhile ran on one thread.
 const LINGER_AT_MOST: Duration = Duration::from_millis(100);
 
 /// How often a lingering helper lets rayon run pending work instead.
@@ -70,6 +71,9 @@ pub(crate) trait Helping: Send + Sync {
 pub(crate) fn share(job: &Arc<impl Helping + 'static>, helpers: usize) {
     // Helpers are fire-and-forget: one that starts after all blocks were claimed returns
     // without touching the operands, so this thread never waits for a sleeping worker.
+    if helpers > 0 {
+        SHARING.0.fetch_add(1, Ordering::Relaxed);
+    }
     start(job, helpers);
     // Soundness backstop: helpers may be writing into the caller's output until the job is
     // finished, so this frame must not unwind before that; should anything below ever
@@ -78,6 +82,9 @@ pub(crate) fn share(job: &Arc<impl Helping + 'static>, helpers: usize) {
     job.help();
     withdraw(job);
     spin_until(|| job.finished());
+    if helpers > 0 {
+        SHARING.0.fetch_sub(1, Ordering::Relaxed);
+    }
     drop(guard);
 }
 
@@ -89,27 +96,49 @@ struct Offer {
 
 /// The mailbox lingering helpers watch: at most one job at a time.
 static OFFER: Mutex<Option<Offer>> = Mutex::new(None);
+/// Products being shared with helpers now, by any thread: while one is, a lingering
+/// helper does not count the time towards [`LINGER`] (one that ran out of blocks first may
+/// wait a whole block for the caller; counting that wait, a helper left before about one
+/// back-to-back 512² `f64` product in eight on 2 cores, and the next ran on one thread).
+/// On a cache line of its own, away from the flag helpers spin on.
+static SHARING: CacheLine = CacheLine(AtomicUsize::new(0));
+
+/// An atomic alone on its cache line (and on the adjacent-line prefetcher's pair).
+#[repr(align(128))]
+struct CacheLine(AtomicUsize);
+
 /// Whether [`OFFER`] holds a job: what a lingering helper spins on, without the lock.
 static OFFERED: AtomicBool = AtomicBool::new(false);
-/// Helpers lingering now (not counting one busy with a job it took).
-static LINGERING: AtomicUsize = AtomicUsize::new(0);
+/// Helpers that will look at the mailbox again before they leave: those spinning on it,
+/// running a job they took from it, or running a rayon task between two looks.
+///
+/// Why a busy helper counts: the product after the one it helps with starts as soon as the
+/// last block is done, often before the helper is back from `help`. Counting only spinning
+/// helpers then spawned a second helper, and two of them spun beside the caller on two
+/// cores (30 000 involuntary context switches in 3 s of back-to-back products).
+///
+/// A helper leaves (the count drops) only while it holds [`OFFER`]'s lock, taking any job
+/// offered by then; [`start`] reads the count under that lock too. So an offer is made
+/// only to helpers that will see it.
+static PRESENT: AtomicUsize = AtomicUsize::new(0);
 
-/// Starts `count` helpers for `job`: as many as are lingering are offered it through the
-/// mailbox, the rest are spawned on rayon's pool (see [`share`]). A lingering helper may leave (or be descheduled) before it takes the
-/// offer; the caller then computes more blocks itself, which changes no result.
+/// Starts `count` helpers for `job`: as many as are [`PRESENT`] are offered it through the
+/// mailbox, the rest are spawned on rayon's pool (see [`share`]). A present helper may be
+/// descheduled before it takes the offer; the caller then computes more blocks itself,
+/// which changes no result.
 fn start(job: &Arc<impl Helping + 'static>, count: usize) {
     let mut spawn = count;
-    let lingering = LINGERING.load(Ordering::Acquire).min(count);
-    if lingering > 0 {
-        if let Ok(mut slot) = OFFER.try_lock() {
-            if slot.is_none() {
-                *slot = Some(Offer {
-                    job: Arc::clone(job) as Arc<dyn Helping>,
-                    wanted: lingering,
-                });
-                OFFERED.store(true, Ordering::Release);
-                spawn -= lingering;
-            }
+    let me = usize::from(COUNTED.with(Cell::get));
+    if count > 0 && PRESENT.load(Ordering::Acquire) > me {
+        let mut slot = lock_offer();
+        let present = (PRESENT.load(Ordering::Acquire) - me).min(count);
+        if present > 0 && slot.is_none() {
+            *slot = Some(Offer {
+                job: Arc::clone(job) as Arc<dyn Helping>,
+                wanted: present,
+            });
+            OFFERED.store(true, Ordering::Release);
+            spawn -= present;
         }
     }
     for _ in 0..spawn {
@@ -136,13 +165,18 @@ impl Drop for AbortOnUnwind {
     }
 }
 
+/// The mailbox, locked (nothing panics while holding it, but a poisoned lock is harmless).
+fn lock_offer() -> MutexGuard<'static, Option<Offer>> {
+    OFFER.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Takes `job` back out of the mailbox if no helper took it: called once the caller's own
 /// share is done, when every block is claimed and a late helper would find nothing.
 fn withdraw(job: &Arc<impl Helping + 'static>) {
     if !OFFERED.load(Ordering::Acquire) {
         return;
     }
-    let mut slot = OFFER.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut slot = lock_offer();
     let mine = slot
         .as_ref()
         .is_some_and(|offer| std::ptr::addr_eq(Arc::as_ptr(&offer.job), Arc::as_ptr(job)));
@@ -152,9 +186,8 @@ fn withdraw(job: &Arc<impl Helping + 'static>) {
     }
 }
 
-/// Takes one helper's share of the offered job, if there is one.
-fn take() -> Option<Arc<dyn Helping>> {
-    let mut slot = OFFER.lock().unwrap_or_else(PoisonError::into_inner);
+/// Takes one helper's share of the job in `slot`, if there is one.
+fn take(slot: &mut Option<Offer>) -> Option<Arc<dyn Helping>> {
     let offer = slot.as_mut()?;
     let job = Arc::clone(&offer.job);
     offer.wanted -= 1;
@@ -165,21 +198,57 @@ fn take() -> Option<Arc<dyn Helping>> {
     Some(job)
 }
 
-/// Runs offered jobs until none has come for [`LINGER`], [`LINGER_AT_MOST`] has passed or
-/// rayon had other work.
+thread_local! {
+    /// Whether this thread is a helper counted in [`PRESENT`]: a product it starts (from a
+    /// rayon task it runs while lingering) must not offer its job to itself.
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Stops counting this helper as present, and hands back the job offered to it meanwhile.
+fn leave() -> Option<Arc<dyn Helping>> {
+    let mut slot = lock_offer();
+    PRESENT.fetch_sub(1, Ordering::AcqRel);
+    COUNTED.with(|counted| counted.set(false));
+    take(&mut slot)
+}
+
+/// Counts this helper as present unless it already is (a helper task run from its own
+/// lingering) or as many are as a product can use (one fewer than the pool's threads: the
+/// caller is the other); whether it was counted.
+fn arrive() -> bool {
+    if COUNTED.with(Cell::get) {
+        return false;
+    }
+    let most = rayon::current_num_threads().saturating_sub(1).max(1);
+    if PRESENT.fetch_add(1, Ordering::AcqRel) < most {
+        COUNTED.with(|counted| counted.set(true));
+        return true;
+    }
+    if let Some(job) = leave() {
+        job.help();
+    }
+    false
+}
+
+/// Runs offered jobs, and rayon's pending tasks between looks at the mailbox, until
+/// neither has come for [`LINGER`] while no product was being shared; after
+/// [`LINGER_AT_MOST`] hands over to a fresh helper task instead.
 fn linger() {
-    LINGERING.fetch_add(1, Ordering::AcqRel);
+    if !arrive() {
+        return;
+    }
     let entered = Instant::now();
     let mut since = entered;
     let mut yielded = since;
     let mut spins = 0u32;
     loop {
         if OFFERED.load(Ordering::Acquire) {
-            if let Some(job) = take() {
-                LINGERING.fetch_sub(1, Ordering::AcqRel);
+            // Taken with the lock released again at once: the caller withdraws its offer
+            // under that lock while this helper computes.
+            let taken = take(&mut lock_offer());
+            if let Some(job) = taken {
                 job.help();
                 drop(job);
-                LINGERING.fetch_add(1, Ordering::AcqRel);
                 since = Instant::now();
                 yielded = since;
                 continue;
@@ -191,23 +260,38 @@ fn linger() {
             continue;
         }
         let now = Instant::now();
-        if now.duration_since(since) >= LINGER || now.duration_since(entered) >= LINGER_AT_MOST {
+        if SHARING.0.load(Ordering::Relaxed) > 0 {
+            // A product is still being computed (a helper that ran out of blocks first may
+            // wait a whole block for its caller): the wait for the next one starts after.
+            since = now;
+        }
+        if now.duration_since(since) >= LINGER {
             break;
         }
-        if now.duration_since(yielded) >= YIELD_EVERY {
-            // Out of the count while running someone else's task: a product it starts must
-            // not offer its job to this thread.
-            LINGERING.fetch_sub(1, Ordering::AcqRel);
-            if rayon::yield_now() == Some(rayon::Yield::Executed) {
+        if now.duration_since(entered) >= LINGER_AT_MOST {
+            let slot = lock_offer();
+            if slot.is_none() {
+                PRESENT.fetch_sub(1, Ordering::AcqRel);
+                COUNTED.with(|counted| counted.set(false));
+                drop(slot);
+                // Products are still coming: hand over to a fresh helper on this worker's
+                // own deque, which it pops at once unless the task beneath can resume.
+                rayon::spawn(linger);
                 return;
             }
-            LINGERING.fetch_add(1, Ordering::AcqRel);
+            continue;
+        }
+        if now.duration_since(yielded) >= YIELD_EVERY {
+            // Still present while running someone else's task: it comes back to the
+            // mailbox after, and a product that task starts does not count this thread.
+            if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                since = Instant::now();
+            }
             yielded = Instant::now();
         }
     }
-    LINGERING.fetch_sub(1, Ordering::AcqRel);
     // An offer posted while this helper was deciding to leave still gets taken.
-    if let Some(job) = take() {
+    if let Some(job) = leave() {
         job.help();
     }
 }
@@ -255,6 +339,30 @@ mod tests {
     }
 
     #[test]
+    fn products_shared_from_many_pool_tasks_at_once_each_run_every_block_once() {
+        // Products started from rayon tasks, some on a worker whose lingering helper runs
+        // them between looks at the mailbox: none may wait on an offer to itself.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let jobs: Vec<Arc<Counting>> = (0..64)
+            .map(|i| {
+                Arc::new(Counting {
+                    next: AtomicUsize::new(0),
+                    done: AtomicUsize::new(0),
+                    blocks: 1 + i % 11,
+                })
+            })
+            .collect();
+        pool.install(|| {
+            use rayon::prelude::*;
+            jobs.par_iter().for_each(|job| share(job, 2));
+        });
+        for job in &jobs {
+            assert_eq!(job.done.load(Ordering::Acquire), job.blocks);
+            assert!(job.next.load(Ordering::Acquire) >= job.blocks);
+        }
+    }
+
+    #[test]
     fn a_withdrawn_offer_leaves_the_mailbox_empty() {
         let job = Arc::new(Counting {
             next: AtomicUsize::new(0),
@@ -262,7 +370,7 @@ mod tests {
             blocks: 1,
         });
         {
-            let mut slot = OFFER.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut slot = lock_offer();
             if slot.is_some() {
                 return; // another test's offer is pending: nothing to check here
             }
@@ -273,7 +381,7 @@ mod tests {
             OFFERED.store(true, Ordering::Release);
         }
         withdraw(&job);
-        let slot = OFFER.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = lock_offer();
         assert!(slot
             .as_ref()
             .is_none_or(|offer| !std::ptr::addr_eq(Arc::as_ptr(&offer.job), Arc::as_ptr(&job))));
