@@ -9,8 +9,8 @@
 //! one-slot mailbox, where the next product offers its job before spawning anything.
 //!
 //! The pool stays the only one (a lingering helper is a running rayon task), and its work
-//! is held up little: every [`YIELD_EVERY`] the helper lets rayon run pending work (and
-//! comes back to the mailbox after); only a helper that did compute blocks lingers (one
+//! is held up little: every [`YIELD_EVERY`] the helper lets rayon run pending work and
+//! stops lingering once it has run some (taking a job offered meanwhile as it leaves); only a helper that did compute blocks lingers (one
 //! that found its job finished, say popped by a worker waiting in a `join`, returns at
 //! once); no more linger than a product can use (one fewer than the pool's threads); and
 //! after [`LINGER_AT_MOST`] a helper hands over to a fresh one queued on its own worker and
@@ -41,7 +41,8 @@ const LINGER: Duration = Duration::from_micros(50);
 
 /// How long one helper task lingers before it hands over to a fresh one, queued on its own
 /// worker's deque, and returns: the worker pops it at once, unless a `join` beneath the
-/// old task can resume first. A helper leaves for good only after [`LINGER`] without work.
+/// old task can resume first. A helper leaves for good only after [`LINGER`] without work
+/// while no product is being shared.
 ///
 /// Why so long: products that follow each other closely (a benchmark, a training loop)
 /// keep one helper the whole time, as OpenBLAS keeps its threads spinning between calls.
@@ -69,16 +70,16 @@ pub(crate) trait Helping: Send + Sync {
 /// Runs `job` on the calling thread and up to `helpers` more, and returns once every block
 /// is computed: the one way both matmul drivers share a product.
 pub(crate) fn share(job: &Arc<impl Helping + 'static>, helpers: usize) {
+    // Soundness backstop: helpers may be writing into the caller's output until the job is
+    // finished, so this frame must not unwind before that; should anything below ever
+    // panic, abort instead of freeing memory that is still being written.
+    let guard = AbortOnUnwind;
     // Helpers are fire-and-forget: one that starts after all blocks were claimed returns
     // without touching the operands, so this thread never waits for a sleeping worker.
     if helpers > 0 {
         SHARING.0.fetch_add(1, Ordering::Relaxed);
     }
     start(job, helpers);
-    // Soundness backstop: helpers may be writing into the caller's output until the job is
-    // finished, so this frame must not unwind before that; should anything below ever
-    // panic, abort instead of freeing memory that is still being written.
-    let guard = AbortOnUnwind;
     job.help();
     withdraw(job);
     spin_until(|| job.finished());
@@ -119,7 +120,9 @@ static OFFERED: AtomicBool = AtomicBool::new(false);
 ///
 /// A helper leaves (the count drops) only while it holds [`OFFER`]'s lock, taking any job
 /// offered by then; [`start`] reads the count under that lock too. So an offer is made
-/// only to helpers that will see it.
+/// only to helpers that will see it, if late: one running a long rayon task takes it after
+/// that task, and its caller meanwhile computes the blocks itself (a task that starts
+/// products of its own stops counting its thread, see [`start`]).
 static PRESENT: AtomicUsize = AtomicUsize::new(0);
 
 /// Starts `count` helpers for `job`: as many as are [`PRESENT`] are offered it through the
@@ -127,11 +130,19 @@ static PRESENT: AtomicUsize = AtomicUsize::new(0);
 /// descheduled before it takes the offer; the caller then computes more blocks itself,
 /// which changes no result.
 fn start(job: &Arc<impl Helping + 'static>, count: usize) {
+    if count > 0 && COUNTED.with(Cell::get) {
+        // This thread is a lingering helper running a rayon task between two looks at the
+        // mailbox, and that task computes products: it is not coming back soon, so it stops
+        // counting as present (for the cap, and for products of other threads) until the
+        // task returns (see `linger`).
+        if let Some(offered) = leave() {
+            offered.help();
+        }
+    }
     let mut spawn = count;
-    let me = usize::from(COUNTED.with(Cell::get));
-    if count > 0 && PRESENT.load(Ordering::Acquire) > me {
+    if count > 0 && PRESENT.load(Ordering::Acquire) > 0 {
         let mut slot = lock_offer();
-        let present = (PRESENT.load(Ordering::Acquire) - me).min(count);
+        let present = PRESENT.load(Ordering::Acquire).min(count);
         if present > 0 && slot.is_none() {
             *slot = Some(Offer {
                 job: Arc::clone(job) as Arc<dyn Helping>,
@@ -199,8 +210,8 @@ fn take(slot: &mut Option<Offer>) -> Option<Arc<dyn Helping>> {
 }
 
 thread_local! {
-    /// Whether this thread is a helper counted in [`PRESENT`]: a product it starts (from a
-    /// rayon task it runs while lingering) must not offer its job to itself.
+    /// Whether this thread is a helper counted in [`PRESENT`]: one that starts a product
+    /// (from a rayon task it runs while lingering) stops counting first (see [`start`]).
     static COUNTED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -230,9 +241,8 @@ fn arrive() -> bool {
     false
 }
 
-/// Runs offered jobs, and rayon's pending tasks between looks at the mailbox, until
-/// neither has come for [`LINGER`] while no product was being shared; after
-/// [`LINGER_AT_MOST`] hands over to a fresh helper task instead.
+/// Runs offered jobs until none has come for [`LINGER`] while no product was being shared,
+/// or rayon had a task for it; after [`LINGER_AT_MOST`] hands over to a fresh helper task.
 fn linger() {
     if !arrive() {
         return;
@@ -282,10 +292,15 @@ fn linger() {
             continue;
         }
         if now.duration_since(yielded) >= YIELD_EVERY {
-            // Still present while running someone else's task: it comes back to the
-            // mailbox after, and a product that task starts does not count this thread.
+            // Still present while running someone else's task: it takes an offer made
+            // meanwhile as it leaves, unless the task starts products of its own (see
+            // `start`). W4's training steps were 2–3 % slower when a helper stayed on after
+            // running pool work than when it left.
             if rayon::yield_now() == Some(rayon::Yield::Executed) {
-                since = Instant::now();
+                if !COUNTED.with(Cell::get) {
+                    return; // a task that started products stopped counting it (`start`)
+                }
+                break;
             }
             yielded = Instant::now();
         }
