@@ -135,9 +135,7 @@ fn start(job: &Arc<impl Helping + 'static>, count: usize) {
         // mailbox, and that task computes products: it is not coming back soon, so it stops
         // counting as present (for the cap, and for products of other threads) until the
         // task returns (see `linger`).
-        if let Some(offered) = leave() {
-            offered.help();
-        }
+        leave();
     }
     let mut spawn = count;
     if count > 0 && PRESENT.load(Ordering::Acquire) > 0 {
@@ -215,12 +213,22 @@ thread_local! {
     static COUNTED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Stops counting this helper as present, and hands back the job offered to it meanwhile.
-fn leave() -> Option<Arc<dyn Helping>> {
-    let mut slot = lock_offer();
+/// Stops counting this helper as present; the mailbox's lock, held, is the witness that no
+/// offer can count it meanwhile.
+fn uncount(_locked: &MutexGuard<'static, Option<Offer>>) {
     PRESENT.fetch_sub(1, Ordering::AcqRel);
     COUNTED.with(|counted| counted.set(false));
-    take(&mut slot)
+}
+
+/// Stops counting this helper as present, and helps with a job offered to it meanwhile.
+fn leave() {
+    let mut slot = lock_offer();
+    uncount(&slot);
+    let taken = take(&mut slot);
+    drop(slot);
+    if let Some(job) = taken {
+        job.help();
+    }
 }
 
 /// Counts this helper as present unless it already is (a helper task run from its own
@@ -235,9 +243,7 @@ fn arrive() -> bool {
         COUNTED.with(|counted| counted.set(true));
         return true;
     }
-    if let Some(job) = leave() {
-        job.help();
-    }
+    leave();
     false
 }
 
@@ -281,8 +287,7 @@ fn linger() {
         if now.duration_since(entered) >= LINGER_AT_MOST {
             let slot = lock_offer();
             if slot.is_none() {
-                PRESENT.fetch_sub(1, Ordering::AcqRel);
-                COUNTED.with(|counted| counted.set(false));
+                uncount(&slot);
                 drop(slot);
                 // Products are still coming: hand over to a fresh helper on this worker's
                 // own deque, which it pops at once unless the task beneath can resume.
@@ -306,9 +311,7 @@ fn linger() {
         }
     }
     // An offer posted while this helper was deciding to leave still gets taken.
-    if let Some(job) = leave() {
-        job.help();
-    }
+    leave();
 }
 
 #[cfg(test)]
