@@ -179,14 +179,24 @@ unsafe fn tile_body<V: Lanes, const MR: usize, const PANEL: usize, const NV: usi
         for row in kc.min(rows)..rows {
             prefetch_row(c.offset(row as isize * rsc), cols, csc);
         }
+        // Three loops, so that only the `rows` steps that ask for a row of `C` carry the
+        // hint and its bookkeeping. One loop over all of the last `C_PF_STEPS` steps, with a
+        // test in each, kept LLVM from holding the tile's pointers in registers there (they
+        // were reloaded from the stack every step), which costs most where a step is short:
+        // a 64³ `f32` product runs three quarters of its steps in that loop, and its 9 × 16
+        // edge tiles do 9 multiply-adds a step. Measured on an AVX-512 Xeon: a 64³ `f32`
+        // product took 4.1 µs instead of 4.3 on one thread (median of 200 000 calls, three
+        // alternating runs); `bench W1` beside the former build, 3 rounds: n = 64 1.04x,
+        // n = 128 … 2048 and `f64` 0.99–1.02x.
+        let c_until = (c_from + rows).min(kc);
         for p in 0..c_from {
             k_step::<V, MR, PANEL, NV, DIRECT>(p, a, &arows, b, rsb, &mut acc);
         }
-        for p in c_from..kc {
-            let row = p - c_from;
-            if row < rows {
-                prefetch_row(c.offset(row as isize * rsc), cols, csc);
-            }
+        for p in c_from..c_until {
+            prefetch_row(c.offset((p - c_from) as isize * rsc), cols, csc);
+            k_step::<V, MR, PANEL, NV, DIRECT>(p, a, &arows, b, rsb, &mut acc);
+        }
+        for p in c_until..kc {
             k_step::<V, MR, PANEL, NV, DIRECT>(p, a, &arows, b, rsb, &mut acc);
         }
         if rows == MR && cols == nr && csc == 1 {
