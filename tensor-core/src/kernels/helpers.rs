@@ -9,14 +9,18 @@
 //! one-slot mailbox, where the next product offers its job before spawning anything.
 //!
 //! The pool stays the only one (a lingering helper is a running rayon task), and its work
-//! is held up little: every [`YIELD_EVERY`] the helper lets rayon run pending work and
-//! stops lingering once it has run some (taking a job offered meanwhile as it leaves); only a helper that did compute blocks lingers (one
-//! that found its job finished, say popped by a worker waiting in a `join`, returns at
-//! once); no more linger than a product can use (one fewer than the pool's threads); and
-//! after [`LINGER_AT_MOST`] a helper hands over to a fresh one queued on its own worker and
-//! returns, so a `join` beneath it on that worker resumes (about that long at worst, as
-//! behind any long rayon task). Meanwhile the pool's other idle workers, finding nothing,
-//! go to sleep instead of competing with the two busy threads for the cores.
+//! is held up little:
+//! - every [`YIELD_EVERY`] the helper lets rayon run pending work, and stops lingering once
+//!   it has run some (taking a job offered meanwhile as it leaves);
+//! - only a helper that did compute blocks lingers (one that found its job finished, say
+//!   popped by a worker waiting in a `join`, returns at once);
+//! - no more linger than a product can use (one fewer than the pool's threads);
+//! - after [`LINGER_AT_MOST`] a helper hands over to a fresh one queued on its own worker
+//!   and returns, so a `join` beneath it on that worker resumes (about that long at worst,
+//!   as behind any long rayon task).
+//!
+//! Meanwhile the pool's other idle workers, finding nothing, go to sleep instead of
+//! competing with the two busy threads for the cores.
 //!
 //! The mailbox is one per process: a helper lingering in one rayon pool may take a job
 //! offered from another (results are the same; only which threads ran it differs).
