@@ -13,12 +13,14 @@
 //! Every element of the tile sees the same operations whatever its position: a zeroed
 //! accumulator, `kc` fused multiply-adds in `p` order, then one store (or one add to `C`).
 
+use super::tile_cuts::TileCut;
 #[cfg(target_arch = "x86_64")]
 use super::vector::Lanes;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{__m256, __m256d, __m512, __m512d};
 
-/// One compiled micro-kernel: its builds, from the smallest edge tile to the full tile.
+/// One compiled micro-kernel: its builds, from the smallest edge tile to the full tile,
+/// and which build runs a tile of each size.
 #[derive(Clone, Copy)]
 pub(crate) struct MicroKernel<T: 'static> {
     /// Builds smallest first (by `rows × cols`); the last, and largest, is the full
@@ -29,7 +31,25 @@ pub(crate) struct MicroKernel<T: 'static> {
     /// tile would spend four fifths). Never empty, and ordered: checked at compile time
     /// (`well_ordered`).
     pub builds: &'static [Build<T>],
+    /// Columns in one register: the narrowest build's width.
+    lane: usize,
+    /// `picks[rows][registers]`: the index in `builds` of the smallest build that covers a
+    /// tile that large. Worked out at compile time, because the search over the builds for
+    /// every tile took 5–8 % of a 64³ product's time (`perf`).
+    picks: [[u8; MAX_REGS + 1]; MAX_ROWS + 1],
+    /// The tallest height below `mr` with a build exactly that tall for every width the
+    /// full height has (see [`TileCut::exact`]).
+    short: Option<usize>,
+    /// Whether every tile of a whole number of registers, whatever its height, runs a build
+    /// exactly that wide: then `B` read in place may be cut anywhere between registers
+    /// (see [`TileCut::even`]).
+    exact_widths: bool,
 }
+
+/// Most rows a build may have (the bound of [`MicroKernel::picks`]).
+const MAX_ROWS: usize = 12;
+/// Most registers across a build may have.
+const MAX_REGS: usize = 4;
 
 /// A build of the micro-kernel for tiles of at most `rows × cols`.
 #[derive(Clone, Copy)]
@@ -63,13 +83,35 @@ impl<T: 'static> MicroKernel<T> {
         self.full().cols
     }
 
+    /// Builds `builds` (smallest first, the full tile last) into a kernel, working out which
+    /// build runs each tile size. Used in `const` items, so a kernel whose builds break the
+    /// rules (`well_ordered`, whole registers, within the table's bounds) fails to compile.
+    // Only the x86-64 kernels are built (elsewhere `matrixmultiply` runs every product).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub const fn new(builds: &'static [Build<T>]) -> Self {
+        assert!(well_ordered(builds), "builds out of order");
+        let full = &builds[builds.len() - 1];
+        let lane = narrowest(builds);
+        assert!(lane > 0 && full.rows <= MAX_ROWS && full.cols / lane <= MAX_REGS);
+        assert!(builds.len() <= u8::MAX as usize);
+        let picks = pick_table(builds, lane);
+        MicroKernel {
+            builds,
+            lane,
+            picks,
+            short: short_height(builds, lane, &picks),
+            exact_widths: exact_widths(builds, lane, &picks),
+        }
+    }
+
     /// The smallest build that covers a tile of `rows` × `cols` (the full tile when none
     /// does).
     fn build_for(&self, rows: usize, cols: usize) -> &Build<T> {
-        self.builds
-            .iter()
-            .find(|build| rows <= build.rows && cols <= build.cols)
-            .unwrap_or(self.full())
+        let pick = self
+            .picks
+            .get(rows)
+            .and_then(|by_regs| by_regs.get(cols.div_ceil(self.lane)));
+        pick.map_or(self.full(), |&i| &self.builds[usize::from(i)])
     }
 
     /// The build for a tile of `rows ≤ mr` rows and `cols ≤ nr` columns: the smallest that
@@ -95,6 +137,28 @@ impl<T: 'static> MicroKernel<T> {
     /// and 0.6 %; paired runs, an AVX-512 Xeon).
     pub fn reads_exactly(&self, cols: usize) -> bool {
         (1..=self.mr()).all(|rows| self.build_for(rows, cols).cols == cols)
+    }
+
+    /// The row tiles of a block of `rows` rows: clipped `mr`-row tiles over packed `A`, and
+    /// over `A` read in place (`in_place`) full tiles then ones of the short height, where
+    /// the rows add up exactly (see [`TileCut::exact`]).
+    pub fn row_tiles(&self, rows: usize, in_place: bool) -> TileCut {
+        if in_place {
+            TileCut::exact(rows, self.mr(), self.short)
+        } else {
+            TileCut::clipped(rows, self.mr())
+        }
+    }
+
+    /// The column tiles of a block of `cols` columns: clipped `nr`-column tiles over packed
+    /// `B`, and over `B` read in place (`in_place`) whole registers shared out evenly (see
+    /// [`TileCut::even`]).
+    pub fn col_tiles(&self, cols: usize, in_place: bool) -> TileCut {
+        if in_place && self.exact_widths {
+            TileCut::even(cols, self.nr(), self.lane)
+        } else {
+            TileCut::clipped(cols, self.nr())
+        }
     }
 }
 
@@ -372,24 +436,20 @@ macro_rules! build {
 
 /// The AVX2 + FMA kernel for `f32`.
 #[cfg(target_arch = "x86_64")]
-pub(crate) const F32_AVX2: MicroKernel<f32> = MicroKernel {
-    builds: &[
-        build!(f32, __m256, 4 / 6, 1, "avx2,fma"),
-        build!(f32, __m256, 6 / 6, 1, "avx2,fma"),
-        build!(f32, __m256, 4 / 6, 2, "avx2,fma"),
-        build!(f32, __m256, 6 / 6, 2, "avx2,fma"),
-    ],
-};
+pub(crate) const F32_AVX2: MicroKernel<f32> = MicroKernel::new(&[
+    build!(f32, __m256, 4 / 6, 1, "avx2,fma"),
+    build!(f32, __m256, 6 / 6, 1, "avx2,fma"),
+    build!(f32, __m256, 4 / 6, 2, "avx2,fma"),
+    build!(f32, __m256, 6 / 6, 2, "avx2,fma"),
+]);
 /// The AVX2 + FMA kernel for `f64`.
 #[cfg(target_arch = "x86_64")]
-pub(crate) const F64_AVX2: MicroKernel<f64> = MicroKernel {
-    builds: &[
-        build!(f64, __m256d, 4 / 6, 1, "avx2,fma"),
-        build!(f64, __m256d, 6 / 6, 1, "avx2,fma"),
-        build!(f64, __m256d, 4 / 6, 2, "avx2,fma"),
-        build!(f64, __m256d, 6 / 6, 2, "avx2,fma"),
-    ],
-};
+pub(crate) const F64_AVX2: MicroKernel<f64> = MicroKernel::new(&[
+    build!(f64, __m256d, 4 / 6, 1, "avx2,fma"),
+    build!(f64, __m256d, 6 / 6, 1, "avx2,fma"),
+    build!(f64, __m256d, 4 / 6, 2, "avx2,fma"),
+    build!(f64, __m256d, 6 / 6, 2, "avx2,fma"),
+]);
 
 // AVX-512: 32 zmm registers; 9 rows × 3 vectors of accumulators + 3 loaded `B` vectors + 1
 // broadcast = 31. That is 27 multiply-adds for every 12 loads, where 12 rows × 2 vectors
@@ -416,20 +476,14 @@ macro_rules! avx512_builds {
 
 /// The AVX-512 kernel for `f32`.
 #[cfg(target_arch = "x86_64")]
-pub(crate) const F32_AVX512: MicroKernel<f32> = MicroKernel {
-    builds: avx512_builds!(f32, __m512),
-};
+pub(crate) const F32_AVX512: MicroKernel<f32> = MicroKernel::new(avx512_builds!(f32, __m512));
 /// The AVX-512 kernel for `f64`.
 #[cfg(target_arch = "x86_64")]
-pub(crate) const F64_AVX512: MicroKernel<f64> = MicroKernel {
-    builds: avx512_builds!(f64, __m512d),
-};
+pub(crate) const F64_AVX512: MicroKernel<f64> = MicroKernel::new(avx512_builds!(f64, __m512d));
 
-/// Whether `kernel`'s builds are what [`MicroKernel::full`] and [`MicroKernel::tile_for`]
+/// Whether `builds` are what [`MicroKernel::full`] and [`MicroKernel::tile_for`]
 /// rely on: at least one, ordered by area, each inside the last (the full tile).
-#[cfg(target_arch = "x86_64")]
-const fn well_ordered<T: 'static>(kernel: &MicroKernel<T>) -> bool {
-    let builds = kernel.builds;
+const fn well_ordered<T: 'static>(builds: &[Build<T>]) -> bool {
     if builds.is_empty() {
         return false;
     }
@@ -448,8 +502,98 @@ const fn well_ordered<T: 'static>(kernel: &MicroKernel<T>) -> bool {
     true
 }
 
-// Checked when the crate compiles, on every machine, whatever instructions it has.
-#[cfg(target_arch = "x86_64")]
-const _: () = assert!(
-    well_ordered(&F32_AVX2) && well_ordered(&F64_AVX2) && well_ordered(&F32_AVX512) && well_ordered(&F64_AVX512)
-);
+/// The narrowest build's width: one register's columns. Every build must be a whole number
+/// of them.
+const fn narrowest<T: 'static>(builds: &[Build<T>]) -> usize {
+    let mut lane = builds[builds.len() - 1].cols;
+    let mut i = 0;
+    while i < builds.len() {
+        if builds[i].cols < lane {
+            lane = builds[i].cols;
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < builds.len() {
+        assert!(
+            lane > 0 && builds[i].cols.is_multiple_of(lane),
+            "a build of part of a register"
+        );
+        i += 1;
+    }
+    lane
+}
+
+/// `[rows][registers]`: the index of the smallest build that covers a tile that large (the
+/// full tile where none does).
+const fn pick_table<T: 'static>(builds: &[Build<T>], lane: usize) -> [[u8; MAX_REGS + 1]; MAX_ROWS + 1] {
+    let mut picks = [[(builds.len() - 1) as u8; MAX_REGS + 1]; MAX_ROWS + 1];
+    let mut rows = 0;
+    while rows <= MAX_ROWS {
+        let mut regs = 0;
+        while regs <= MAX_REGS {
+            // The first that covers is the smallest: the builds are ordered by area.
+            let mut i = 0;
+            while i < builds.len() {
+                if rows <= builds[i].rows && regs * lane <= builds[i].cols {
+                    picks[rows][regs] = i as u8;
+                    break;
+                }
+                i += 1;
+            }
+            regs += 1;
+        }
+        rows += 1;
+    }
+    picks
+}
+
+/// The tallest height below the full tile's that has a build of exactly that height for
+/// every width the full height has.
+const fn short_height<T: 'static>(
+    builds: &[Build<T>],
+    lane: usize,
+    picks: &[[u8; MAX_REGS + 1]; MAX_ROWS + 1],
+) -> Option<usize> {
+    let mr = builds[builds.len() - 1].rows;
+    let mut short = None;
+    let mut height = 1;
+    while height < mr {
+        let mut exact = true;
+        let mut i = 0;
+        while i < builds.len() {
+            if builds[i].rows == mr {
+                let pick = &builds[picks[height][builds[i].cols / lane] as usize];
+                exact = exact && pick.rows == height && pick.cols == builds[i].cols;
+            }
+            i += 1;
+        }
+        if exact {
+            short = Some(height);
+        }
+        height += 1;
+    }
+    short
+}
+
+/// Whether every tile a whole number of registers wide, of any height up to the full
+/// tile's, runs a build exactly that wide.
+const fn exact_widths<T: 'static>(
+    builds: &[Build<T>],
+    lane: usize,
+    picks: &[[u8; MAX_REGS + 1]; MAX_ROWS + 1],
+) -> bool {
+    let full = &builds[builds.len() - 1];
+    let mut rows = 1;
+    while rows <= full.rows {
+        let mut regs = 1;
+        while regs <= full.cols / lane {
+            if builds[picks[rows][regs] as usize].cols != regs * lane {
+                return false;
+            }
+            regs += 1;
+        }
+        rows += 1;
+    }
+    true
+}

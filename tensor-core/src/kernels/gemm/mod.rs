@@ -12,6 +12,7 @@ mod grid;
 mod microkernel;
 mod pack;
 mod parallel;
+mod tile_cuts;
 mod vector;
 
 use std::cell::RefCell;
@@ -238,21 +239,21 @@ unsafe fn run_blocked<T: PackedFloat>(
                         // SAFETY: as above.
                         unsafe { pack::pack_a(mcb, kcb, a_block, rsa, csa, mr, pa) };
                     }
-                    for jr in (0..ncb).step_by(nr) {
+                    let row_tiles = kernel.row_tiles(mcb, direct);
+                    for (jr, cols) in kernel.col_tiles(ncb, whole == ncb) {
                         let (bpanel, bps) = if jr < whole {
                             (b_block.wrapping_add(jr), rsb)
                         } else {
                             (pb[(jr - whole) * kcb..].as_ptr(), nr as isize)
                         };
-                        for ir in (0..mcb).step_by(mr) {
+                        for (ir, rows) in row_tiles {
                             // SAFETY: the panels hold `kcb·mr` and `kcb·nr` packed values
-                            // (or `A`'s rows are read in place, and `B`'s panels: `kcb` rows
-                            // of `nr`, or of a last panel's width, which its build reads
-                            // exactly: `reads_exactly`); the clipped tile lies inside `C`
+                            // (or `A`'s rows are read in place, and `B`'s columns: `kcb`
+                            // rows of a tile's width, which its build reads exactly:
+                            // `reads_exactly`, `col_tiles`); the tile lies inside `C`
                             // (caller contract); `isa` runs on this CPU.
                             unsafe {
                                 let ct = c.offset((ic + ir) as isize * rsc + (jc + jr) as isize * csc);
-                                let (rows, cols) = (mr.min(mcb - ir), nr.min(ncb - jr));
                                 let (ap, ap_rs) = if direct {
                                     (a_block.offset(ir as isize * rsa), rsa)
                                 } else {

@@ -211,9 +211,9 @@ impl<T: PackedFloat> Job<T> {
                         // kernel runs on this CPU.
                         unsafe {
                             let bpanel = self.packed.add(pc * self.n_pad + jr * kcb);
-                            for ir in (0..mcb).step_by(mr) {
+                            for (ir, r) in self.kernel.row_tiles(mcb, direct) {
                                 let ct = self.c.add((ic + ir) * self.n + jr);
-                                let (r, cl) = (mr.min(mcb - ir), nr.min(c0 + cols - jr));
+                                let cl = nr.min(c0 + cols - jr);
                                 let ldc = self.n as isize;
                                 let (ap, ap_rs) = if direct {
                                     (a_block.offset(ir as isize * self.rsa), self.rsa)

@@ -65,6 +65,8 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (17, 40, 53),
     (40, 130, 70),
     (97, 200, 101),
+    // Read in place: rows cut 8 × 8 and columns 32 + 32 under the 9 × 48 `f32` kernel.
+    (64, 64, 64),
 ];
 
 #[test]
@@ -438,6 +440,62 @@ fn only_whole_registers_of_a_last_panel_are_read_exactly() {
                     cols % lanes == 0,
                     "{what} {isa:?} cols={cols}"
                 );
+            }
+        }
+    }
+    check::<f32>("f32");
+    check::<f64>("f64");
+}
+
+/// Today's kernels cut operands read in place with no padding where the sizes allow: a
+/// short height one row below the full tile (AVX-512) or two (AVX2), and column tiles of
+/// whole registers shared out evenly.
+#[test]
+fn in_place_cuts_run_no_padding_under_todays_kernels() {
+    fn lengths(cut: super::tile_cuts::TileCut) -> Vec<usize> {
+        cut.map(|(_, len)| len).collect()
+    }
+    fn check<T: PackedFloat>(what: &str) {
+        for (isa, kernel) in kernels::<T>() {
+            let (mr, nr, lane) = (kernel.mr(), kernel.nr(), kernel.builds[0].cols);
+            let short = match isa {
+                Isa::Avx512 => mr - 1,
+                _ => mr - 2,
+            };
+            // Full tiles then a short one, read in place; packed, a clipped one.
+            let rows = 3 * mr + short;
+            assert_eq!(
+                lengths(kernel.row_tiles(rows, true)),
+                [mr, mr, mr, short],
+                "{what} {isa:?}"
+            );
+            assert_eq!(
+                lengths(kernel.row_tiles(rows, false)),
+                [mr, mr, mr, short],
+                "{what} {isa:?}"
+            );
+            // 64 rows (W1's n = 64) under AVX-512: eight short tiles, not seven and one row.
+            if isa == Isa::Avx512 {
+                assert_eq!(lengths(kernel.row_tiles(64, true)), [8; 8], "{what}");
+                assert_eq!(lengths(kernel.row_tiles(64, false)), [9, 9, 9, 9, 9, 9, 9, 1], "{what}");
+            }
+            // One register more than a full tile: two tiles as even as registers go.
+            let cols = nr + lane;
+            let regs = cols / lane;
+            let want = [regs.div_ceil(2) * lane, regs / 2 * lane];
+            assert_eq!(lengths(kernel.col_tiles(cols, true)), want, "{what} {isa:?}");
+            assert_eq!(lengths(kernel.col_tiles(cols, false)), [nr, lane], "{what} {isa:?}");
+            // Every such tile runs a build exactly its size.
+            for rows in [mr, short] {
+                for width in want {
+                    let pick = kernel.tile_for(rows, width, true);
+                    let exact = kernel.builds.iter().find(|b| b.rows == rows && b.cols == width);
+                    let exact = exact.expect("a build of each height and width");
+                    assert!(
+                        std::ptr::fn_addr_eq(pick, exact.tile_direct),
+                        "{what} {isa:?} {rows} × {width}"
+                    );
+                }
             }
         }
     }
