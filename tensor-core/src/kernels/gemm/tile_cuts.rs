@@ -74,10 +74,11 @@ impl TileCut {
 
     /// Columns of `B` read in place: the `len / lane` registers shared out over as many
     /// tiles as [`TileCut::clipped`] cuts at `nr`, as evenly as they go, the wider first;
-    /// the clipped cut where `len` is not a whole number of registers.
+    /// the clipped cut where `len` (or `nr`) is not a whole number of registers.
     pub fn even(len: usize, nr: usize, lane: usize) -> Self {
         let clipped = Self::clipped(len, nr);
-        if lane == 0 || nr < lane || !len.is_multiple_of(lane) {
+        // With `nr` whole registers, no tile is wider than `nr`: `tiles ≥ regs / (nr / lane)`.
+        if lane == 0 || nr < lane || !len.is_multiple_of(lane) || !nr.is_multiple_of(lane) {
             return clipped;
         }
         let (regs, tiles) = (len / lane, len.div_ceil(nr));
@@ -183,6 +184,7 @@ mod tests {
         assert_eq!(lengths(TileCut::even(16, 48, 16)), [16]);
         // Not whole registers: the clipped cut.
         assert_eq!(lengths(TileCut::even(70, 48, 16)), [48, 22]);
+        assert_eq!(lengths(TileCut::even(64, 40, 16)), [40, 24]);
 
         for (nr, lane) in [(48, 16), (24, 8), (16, 8), (8, 4)] {
             for len in 0..300 {
