@@ -36,7 +36,7 @@ pub(crate) struct MicroKernel<T: 'static> {
     /// `picks[rows][registers]`: the index in `builds` of the smallest build that covers a
     /// tile that large. Worked out at compile time, because the search over the builds for
     /// every tile took 5–8 % of a 64³ product's time (`perf`).
-    picks: [[u8; MAX_REGS + 1]; MAX_ROWS + 1],
+    picks: Picks,
     /// The tallest height below `mr` with a build exactly that tall for every width the
     /// full height has (see [`TileCut::exact`]).
     short: Option<usize>,
@@ -50,6 +50,10 @@ pub(crate) struct MicroKernel<T: 'static> {
 const MAX_ROWS: usize = 12;
 /// Most registers across a build may have.
 const MAX_REGS: usize = 4;
+
+/// `[rows][registers]`: the index in a kernel's builds of the smallest that covers a tile
+/// that large (see [`pick_table`]).
+type Picks = [[u8; MAX_REGS + 1]; MAX_ROWS + 1];
 
 /// A build of the micro-kernel for tiles of at most `rows × cols`.
 #[derive(Clone, Copy)]
@@ -526,8 +530,8 @@ const fn narrowest<T: 'static>(builds: &[Build<T>]) -> usize {
 
 /// `[rows][registers]`: the index of the smallest build that covers a tile that large (the
 /// full tile where none does).
-const fn pick_table<T: 'static>(builds: &[Build<T>], lane: usize) -> [[u8; MAX_REGS + 1]; MAX_ROWS + 1] {
-    let mut picks = [[(builds.len() - 1) as u8; MAX_REGS + 1]; MAX_ROWS + 1];
+const fn pick_table<T: 'static>(builds: &[Build<T>], lane: usize) -> Picks {
+    let mut picks: Picks = [[(builds.len() - 1) as u8; MAX_REGS + 1]; MAX_ROWS + 1];
     let mut rows = 0;
     while rows <= MAX_ROWS {
         let mut regs = 0;
@@ -548,13 +552,14 @@ const fn pick_table<T: 'static>(builds: &[Build<T>], lane: usize) -> [[u8; MAX_R
     picks
 }
 
+/// The build `picks` names for a tile of `rows` × `regs` registers (both within the table).
+const fn picked<'b, T: 'static>(builds: &'b [Build<T>], picks: &Picks, rows: usize, regs: usize) -> &'b Build<T> {
+    &builds[picks[rows][regs] as usize]
+}
+
 /// The tallest height below the full tile's that has a build of exactly that height for
 /// every width the full height has.
-const fn short_height<T: 'static>(
-    builds: &[Build<T>],
-    lane: usize,
-    picks: &[[u8; MAX_REGS + 1]; MAX_ROWS + 1],
-) -> Option<usize> {
+const fn short_height<T: 'static>(builds: &[Build<T>], lane: usize, picks: &Picks) -> Option<usize> {
     let mr = builds[builds.len() - 1].rows;
     let mut short = None;
     let mut height = 1;
@@ -563,7 +568,7 @@ const fn short_height<T: 'static>(
         let mut i = 0;
         while i < builds.len() {
             if builds[i].rows == mr {
-                let pick = &builds[picks[height][builds[i].cols / lane] as usize];
+                let pick = picked(builds, picks, height, builds[i].cols / lane);
                 exact = exact && pick.rows == height && pick.cols == builds[i].cols;
             }
             i += 1;
@@ -578,17 +583,13 @@ const fn short_height<T: 'static>(
 
 /// Whether every tile a whole number of registers wide, of any height up to the full
 /// tile's, runs a build exactly that wide.
-const fn exact_widths<T: 'static>(
-    builds: &[Build<T>],
-    lane: usize,
-    picks: &[[u8; MAX_REGS + 1]; MAX_ROWS + 1],
-) -> bool {
+const fn exact_widths<T: 'static>(builds: &[Build<T>], lane: usize, picks: &Picks) -> bool {
     let full = &builds[builds.len() - 1];
     let mut rows = 1;
     while rows <= full.rows {
         let mut regs = 1;
         while regs <= full.cols / lane {
-            if builds[picks[rows][regs] as usize].cols != regs * lane {
+            if picked(builds, picks, rows, regs).cols != regs * lane {
                 return false;
             }
             regs += 1;
