@@ -489,6 +489,11 @@ impl<T: GemmFloat> super::helpers::Helping for Job<T> {
     fn finished(&self) -> bool {
         self.done.load(Ordering::Acquire) >= self.total
     }
+
+    fn long_claims(&self) -> bool {
+        let per_block = self.plan.mb.saturating_mul(self.k).saturating_mul(self.plan.nb);
+        per_block.saturating_mul(self.grain) >= super::helpers::LONG_CLAIM_MACS
+    }
 }
 
 /// Products of at most this many multiply-adds skip `matrixmultiply`: its packing buffers

@@ -262,6 +262,12 @@ impl<T: PackedFloat> crate::kernels::helpers::Helping for Job<T> {
     fn finished(&self) -> bool {
         self.tile_done.load(Ordering::Acquire) >= self.order.len()
     }
+
+    fn long_claims(&self) -> bool {
+        // A tile of a product of 2^28 multiply-adds or more (`SHARED_B_MIN_MACS`), unless a
+        // comparison run forces the split: counting a short one costs only time.
+        true
+    }
 }
 
 /// `C = A·B` for one product on up to `threads` threads (the caller and rayon helpers),
