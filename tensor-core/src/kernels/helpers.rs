@@ -46,7 +46,7 @@ const LINGER: Duration = Duration::from_micros(50);
 /// How long one helper task lingers before it hands over to a fresh one, queued on its own
 /// worker's deque, and returns: the worker pops it at once, unless a `join` beneath the
 /// old task can resume first. A helper leaves for good only after [`LINGER`] without work
-/// while no product is being shared.
+/// while no product with long claims is being shared (see [`SHARING`]).
 ///
 /// Why so long: products that follow each other closely (a benchmark, a training loop)
 /// keep one helper the whole time, as OpenBLAS keeps its threads spinning between calls.
@@ -59,9 +59,10 @@ const LINGER: Duration = Duration::from_micros(50);
 /// which on that VM often took milliseconds, and the products meanwhile ran on one thread.
 const LINGER_AT_MOST: Duration = Duration::from_millis(100);
 
-/// Fewest multiply-adds in one claim of a job for which [`SHARING`] counts it: 2^18 take a
-/// few µs with the packed kernels and about 50 µs ([`LINGER`]) even at 5 G multiply-adds a
-/// second, far below any kernel here.
+/// Fewest multiply-adds in one claim of a job for which [`SHARING`] counts it (see
+/// [`Helping::long_claims`]): 2^18 take 3–11 µs on one core with the packed kernels (AVX-512
+/// `f32` to AVX2 `f64`), a fifth of [`LINGER`] or less, so a helper done first outwaits no
+/// such claim; slower paths count as long at any size.
 pub(crate) const LONG_CLAIM_MACS: usize = 1 << 18;
 
 /// How often a lingering helper lets rayon run pending work instead.
@@ -75,8 +76,8 @@ pub(crate) trait Helping: Send + Sync {
     /// Whether every block has been computed (not only claimed).
     fn finished(&self) -> bool;
     /// Whether one claim may run for long enough that a helper which ran out of blocks
-    /// first could wait [`LINGER`] for the caller's last one: the products for which
-    /// [`SHARING`] counts.
+    /// first could wait [`LINGER`] for the last claim of a thread sharing the job: the
+    /// products for which [`SHARING`] counts.
     fn long_claims(&self) -> bool;
 }
 
@@ -172,7 +173,7 @@ fn start(job: &Arc<impl Helping + 'static>, count: usize) {
     let mut spawn = count;
     if count > 0 && PRESENT.0.load(Ordering::Acquire) > 0 {
         // Cloned before locking, to keep the section short that helpers may wait on.
-        let offered: Arc<dyn Helping> = Arc::clone(job) as Arc<dyn Helping>;
+        let offered = Arc::clone(job) as Arc<dyn Helping>;
         let mut slot = lock_offer();
         let present = PRESENT.0.load(Ordering::Acquire).min(count);
         let posted = present > 0 && slot.is_none();
@@ -289,8 +290,9 @@ fn arrive() -> bool {
     false
 }
 
-/// Runs offered jobs until none has come for [`LINGER`] while no product was being shared,
-/// or rayon had a task for it; after [`LINGER_AT_MOST`] hands over to a fresh helper task.
+/// Runs offered jobs until none has come for [`LINGER`] while no product with long claims
+/// was being shared ([`SHARING`]), or rayon had a task for it; after [`LINGER_AT_MOST`]
+/// hands over to a fresh helper task.
 fn linger() {
     if !arrive() {
         return;
@@ -368,10 +370,15 @@ fn prefetch_job(job: &Arc<dyn Helping>) {
     #[cfg(target_arch = "x86_64")]
     {
         let at = Arc::as_ptr(job).cast::<i8>();
-        for line in (0..std::mem::size_of_val(&**job)).step_by(64) {
+        // From the line the job starts in, every line it reaches into.
+        let skip = at as usize % 64;
+        let first = at.wrapping_sub(skip);
+        for line in 0..(skip + std::mem::size_of_val(&**job)).div_ceil(64) {
             // SAFETY: SSE, which `_mm_prefetch` needs, is part of x86-64; a hint never
             // faults, and the address is formed without the in-bounds promise of `add`.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.wrapping_add(line)) };
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(first.wrapping_add(line * 64))
+            };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

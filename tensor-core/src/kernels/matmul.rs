@@ -491,8 +491,12 @@ impl<T: GemmFloat> super::helpers::Helping for Job<T> {
     }
 
     fn long_claims(&self) -> bool {
-        let per_block = self.plan.mb.saturating_mul(self.k).saturating_mul(self.plan.nb);
-        per_block.saturating_mul(self.grain) >= super::helpers::LONG_CLAIM_MACS
+        claims_are_long(
+            (self.m, self.k, self.n),
+            &self.plan,
+            self.grain,
+            self.epilogue.is_some(),
+        )
     }
 }
 
@@ -500,6 +504,23 @@ impl<T: GemmFloat> super::helpers::Helping for Job<T> {
 /// (an aligned allocation per call) and packing cost more than the arithmetic of the seed
 /// model's 1×3·3×3 or a 32×3·3×3 training batch.
 const TINY_MACS: usize = 512;
+
+/// Whether claims of `grain` blocks of `plan` over `m × k × n` entries may run long (see
+/// [`super::helpers::Helping::long_claims`]): judged by their multiply-adds plus
+/// [`STORE_MACS`] per output stored, as the packed kernels run them; the slower paths (the
+/// naive loop of tiny entries, an epilogue, `matrixmultiply` where no packed kernel runs)
+/// count as long at any size.
+fn claims_are_long((m, k, n): (usize, usize, usize), plan: &Plan, grain: usize, epilogue: bool) -> bool {
+    let slow_path =
+        m.saturating_mul(k).saturating_mul(n) <= TINY_MACS || epilogue || gemm::Isa::detect() == gemm::Isa::Portable;
+    let outputs = plan.mb.saturating_mul(plan.nb).saturating_mul(grain);
+    slow_path || outputs.saturating_mul(k.saturating_add(STORE_MACS)) >= super::helpers::LONG_CLAIM_MACS
+}
+
+/// Multiply-adds one stored output counts as when a claim's length is judged
+/// ([`claims_are_long`]): a store and its share of the loops take about a cycle, in which the
+/// packed kernels do 16 to 32 multiply-adds; with `k = 1` a claim is mostly stores.
+const STORE_MACS: usize = 32;
 
 /// One operand of a (batched) product: batch entry `i` is the matrix starting at
 /// `data[offsets[i]]` whose element `(r, c)` is `data[offsets[i] + r·rs + c·cs]`. A transposed
@@ -1423,6 +1444,26 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn only_short_claims_on_the_packed_kernels_go_uncounted() {
+        let bands = |m: usize, n: usize| Plan {
+            mb: m / 2,
+            nb: n,
+            row_blocks: 2,
+            col_blocks: 1,
+        };
+        let packed = gemm::Isa::detect() != gemm::Isa::Portable;
+        // Half of a 64³ product: 2^17 multiply-adds and 2048 outputs, a few µs.
+        assert_eq!(claims_are_long((64, 64, 64), &bands(64, 64), 1, false), !packed);
+        // The same with an epilogue, or as a batch of tiny entries, runs slower paths.
+        assert!(claims_are_long((64, 64, 64), &bands(64, 64), 1, true));
+        assert!(claims_are_long((3, 3, 3), &Plan::single(3, 3), 10_000, false));
+        // Mostly stores: 512 × 1 × 512 in two bands is 2^17 multiply-adds but 2^17 outputs.
+        assert!(claims_are_long((512, 1, 512), &bands(512, 512), 1, false));
+        assert!(claims_are_long((128, 128, 128), &bands(128, 128), 1, false));
+        assert!(claims_are_long((64, 64, 64), &bands(64, 64), 2, false));
     }
 
     #[test]

@@ -264,8 +264,9 @@ impl<T: PackedFloat> crate::kernels::helpers::Helping for Job<T> {
     }
 
     fn long_claims(&self) -> bool {
-        // A tile of a product of 2^28 multiply-adds or more (`SHARED_B_MIN_MACS`), unless a
-        // comparison run forces the split: counting a short one costs only time.
+        // Tiles are cut to 2^18 multiply-adds or more (`grid.rs`'s `MIN_TILE_MACS`, as many
+        // as `LONG_CLAIM_MACS`) where the product allows; counting a shorter one costs only
+        // two transfers of a cache line.
         true
     }
 }
