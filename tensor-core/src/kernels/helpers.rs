@@ -121,9 +121,10 @@ static OFFER: Mutex<Option<Offer>> = Mutex::new(None);
 /// the next ran on one thread). On a cache line of its own, away from the flag helpers spin
 /// on.
 ///
-/// Why not every product: a claim under [`LONG_CLAIM_MACS`] ends long before a helper's
-/// [`LINGER`] runs out, and counting it cost the caller two transfers of this line from a
-/// helper's cache per product (a 64³ `f32` product on 2 cores shares in about 2.3 µs).
+/// Why not every product: a short claim (under [`LONG_CLAIM_MACS`] on the packed kernels)
+/// ends long before a helper's [`LINGER`] runs out, and counting it cost the caller two
+/// transfers of this line from a helper's cache per product (a 64³ `f32` product on 2 cores
+/// shares in about 2.3 µs).
 static SHARING: CacheLine = CacheLine(AtomicUsize::new(0));
 
 /// An atomic alone on its cache line (and on the adjacent-line prefetcher's pair).
