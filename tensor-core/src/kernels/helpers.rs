@@ -369,19 +369,7 @@ fn linger() {
 /// its share took 1.96–1.97 µs instead of 2.02–2.04.
 fn prefetch_job(job: &Arc<dyn Helping>) {
     #[cfg(target_arch = "x86_64")]
-    {
-        let at = Arc::as_ptr(job).cast::<i8>();
-        // From the line the job starts in, every line it reaches into.
-        let skip = at as usize % 64;
-        let first = at.wrapping_sub(skip);
-        for line in 0..(skip + std::mem::size_of_val(&**job)).div_ceil(64) {
-            // SAFETY: SSE, which `_mm_prefetch` needs, is part of x86-64; a hint never
-            // faults, and the address is formed without the in-bounds promise of `add`.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(first.wrapping_add(line * 64))
-            };
-        }
-    }
+    super::gemm::prefetch_row(Arc::as_ptr(job).cast::<u8>(), std::mem::size_of_val(&**job), 1);
     #[cfg(not(target_arch = "x86_64"))]
     let _ = job;
 }

@@ -414,7 +414,7 @@ impl<T: GemmFloat> Job<T> {
         // every pointer formed here and inside `raw_gemm` stays in bounds.
         // Distinct `t` give disjoint `C` blocks and each `t` is claimed once.
         unsafe {
-            if self.m * self.k * self.n <= TINY_MACS && rows == self.m && cols == self.n {
+            if is_tiny((self.m, self.k, self.n)) && rows == self.m && cols == self.n {
                 // A tiny entry (plans never cut one: it is a whole block) gets the serial
                 // path's arithmetic, so its bits do not depend on the split.
                 let a = MatRef {
@@ -505,14 +505,19 @@ impl<T: GemmFloat> super::helpers::Helping for Job<T> {
 /// model's 1×3·3×3 or a 32×3·3×3 training batch.
 const TINY_MACS: usize = 512;
 
+/// Whether an `m × k × n` entry is tiny (at most [`TINY_MACS`]): computed by
+/// [`tiny_entry`]'s naive loop on every path, split or not.
+fn is_tiny((m, k, n): (usize, usize, usize)) -> bool {
+    m.saturating_mul(k).saturating_mul(n) <= TINY_MACS
+}
+
 /// Whether claims of `grain` blocks of `plan` over `m × k × n` entries may run long (see
 /// [`super::helpers::Helping::long_claims`]): judged by their multiply-adds plus
 /// [`STORE_MACS`] per output stored, as the packed kernels run them; the slower paths (the
 /// naive loop of tiny entries, an epilogue, `matrixmultiply` where no packed kernel runs)
 /// count as long at any size.
 fn claims_are_long((m, k, n): (usize, usize, usize), plan: &Plan, grain: usize, epilogue: bool) -> bool {
-    let slow_path =
-        m.saturating_mul(k).saturating_mul(n) <= TINY_MACS || epilogue || gemm::Isa::detect() == gemm::Isa::Portable;
+    let slow_path = is_tiny((m, k, n)) || epilogue || gemm::Isa::detect() == gemm::Isa::Portable;
     let outputs = plan.mb.saturating_mul(plan.nb).saturating_mul(grain);
     slow_path || outputs.saturating_mul(k.saturating_add(STORE_MACS)) >= super::helpers::LONG_CLAIM_MACS
 }
@@ -685,7 +690,7 @@ fn drive<T: GemmFloat>(
         // Serial: no job, no atomics, no allocation (small products like the seed model's
         // 1×3·3×3 live here, where that bookkeeping cost more than the arithmetic).
         for (bi, cb) in c[..batch * m * n].chunks_exact_mut(m * n).enumerate() {
-            if m * k * n <= TINY_MACS {
+            if is_tiny((m, k, n)) {
                 tiny_entry((m, k, n), bi, a, b, cb, epilogue);
                 continue;
             }

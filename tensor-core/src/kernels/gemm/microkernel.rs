@@ -362,11 +362,12 @@ fn prefetch_step<T>(at: *const T, len: usize) {
     }
 }
 
-/// Asks for every cache line of one row of a `C` tile: `cols` elements `csc` apart. Safe
-/// for any address: it is formed without the in-bounds promise, and a hint never faults.
+/// Asks for every cache line of one row of a `C` tile, or of any other `cols` elements
+/// `csc` apart (a helper asks for a job's bytes with it). Safe for any address: it is formed
+/// without the in-bounds promise, and a hint never faults.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn prefetch_row<T>(row: *const T, cols: usize, csc: isize) {
+pub(crate) fn prefetch_row<T>(row: *const T, cols: usize, csc: isize) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
     let row = row.cast::<i8>();
     let last = (cols as isize - 1) * csc * std::mem::size_of::<T>() as isize;

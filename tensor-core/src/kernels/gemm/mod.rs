@@ -18,6 +18,8 @@ mod vector;
 use std::cell::RefCell;
 
 use blocking::{Blocking, Caches};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use microkernel::prefetch_row;
 use microkernel::MicroKernel;
 pub(crate) use parallel::{parallel_gemm, shares_packed_b};
 
