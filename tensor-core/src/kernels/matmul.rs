@@ -366,6 +366,10 @@ struct Job<T> {
     total: usize,
     /// Blocks taken per claim.
     grain: usize,
+    /// Entry 0's offsets into `a` and `b`, copied: a helper's block of a single product
+    /// then reads nothing of the caller's but the job and the operands (the offset lists
+    /// sit in memory the caller has just written, one more miss before the first multiply).
+    first_offsets: (usize, usize),
     next: AtomicUsize,
     done: AtomicUsize,
     /// Applied to each row segment of a block right after it is computed:
@@ -437,8 +441,13 @@ impl<T: GemmFloat> Job<T> {
                 tiny_entry((self.m, self.k, self.n), bi, a, b, c, epilogue);
                 return;
             }
-            let ap = self.a.add(*self.a_offsets.add(bi)).offset(r0 as isize * self.rsa);
-            let bp = self.b.add(*self.b_offsets.add(bi)).offset(c0 as isize * self.csb);
+            let (ao, bo) = if bi == 0 {
+                self.first_offsets
+            } else {
+                (*self.a_offsets.add(bi), *self.b_offsets.add(bi))
+            };
+            let ap = self.a.add(ao).offset(r0 as isize * self.rsa);
+            let bp = self.b.add(bo).offset(c0 as isize * self.csb);
             let cp = self.c.add((bi * self.m + r0) * self.n + c0);
             T::raw_gemm(
                 rows,
@@ -466,7 +475,9 @@ impl<T: GemmFloat> Job<T> {
 }
 
 impl<T: GemmFloat> super::helpers::Helping for Job<T> {
-    /// Claims and computes blocks until none are left; whether it claimed any.
+    /// Claims and computes blocks until none are left; whether it claimed any. A thread
+    /// whose claim ended at the last block returns without claiming again (so of two
+    /// threads sharing two blocks, only the one done first touches the counter twice).
     fn help(&self) -> bool {
         let mut claimed = false;
         loop {
@@ -483,6 +494,11 @@ impl<T: GemmFloat> super::helpers::Helping for Job<T> {
                 unsafe { self.run_block(t) };
             }
             self.done.fetch_add(t1 - t0, Ordering::Release);
+            if t1 == self.total {
+                // The last block was this claim's: a further claim would only move the
+                // counter's line to this core to find nothing.
+                return true;
+            }
         }
     }
 
@@ -766,6 +782,7 @@ fn drive<T: GemmFloat>(
         plan: p,
         total,
         grain,
+        first_offsets: (a.offsets[0], b.offsets[0]),
         next: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
         // SAFETY (lifetime erasure): the epilogue is only called from blocks
