@@ -369,6 +369,8 @@ struct Job<T> {
     /// Entry 0's offsets into `a` and `b`, copied: a helper's block of a single product
     /// then reads nothing of the caller's but the job and the operands (the offset lists
     /// sit in memory the caller has just written, one more miss before the first multiply).
+    /// Measured on 2 cores: 64³ `f32` products took 2.78 µs with the copy and 2.93 reading
+    /// the list (eight alternating runs of 300 000, mean of the faster 90 % of calls).
     first_offsets: (usize, usize),
     next: AtomicUsize,
     done: AtomicUsize,
