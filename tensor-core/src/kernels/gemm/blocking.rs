@@ -76,11 +76,18 @@ pub(crate) struct Blocking {
 
 impl Blocking {
     /// Block sizes for a `mr × nr` kernel over `elem`-byte values: the `kc × nr` panel of `B`
-    /// fills half of L1 (but `kc` is at least [`MIN_KC`]), the `mc × kc` block of `A` half of
-    /// L2 (but at most [`MAX_MC_ROWS`] rows) and the `kc × nc` block of `B` a quarter of the
-    /// last level (the rest is left to `C` and the other cores).
+    /// fills half of L1 (at most 512 deep; where that would be shallower than [`MIN_KC`],
+    /// the panel streams from L2 and `kc` is [`streamed_kc`]'s), the `mc × kc` block of `A`
+    /// half of L2 (but at most [`MAX_MC_ROWS`] rows) and the `kc × nc` block of `B` a quarter
+    /// of the last level (the rest is left to `C` and the other cores).
     pub fn new(caches: Caches, mr: usize, nr: usize, elem: usize) -> Blocking {
-        let kc = (caches.l1 / 2 / (nr * elem)).clamp(MIN_KC, 512) / 8 * 8;
+        let in_l1 = caches.l1 / 2 / (nr * elem);
+        let kc = if in_l1 >= MIN_KC {
+            in_l1.min(MAX_KC)
+        } else {
+            streamed_kc(caches.l2)
+        } / 8
+            * 8;
         let mc = ((caches.l2 / 2 / (kc * elem)) / mr * mr).clamp(mr, (MAX_MC_ROWS / mr).max(1) * mr);
         let nc = ((caches.l3 / 4 / (kc * elem)) / nr * nr).clamp(4 * nr, 512 * nr);
         let tuned = Blocking { kc, mc, nc };
@@ -103,6 +110,32 @@ impl Blocking {
 /// 192 and 384 were also slower): the deeper `B` panel streams from L2 ahead of the kernel,
 /// while `C` rows a whole row of `C` apart do not. AVX2's tiles get 256 from the rule anyway.
 const MIN_KC: usize = 256;
+
+/// Deepest `k` slice.
+const MAX_KC: usize = 512;
+
+/// Smallest L2 with which a kernel whose `B` panel streams from L2 takes the deepest slice,
+/// [`MAX_KC`], instead of [`MIN_KC`].
+const DEEP_KC_MIN_L2: usize = 2 << 20;
+
+/// Depth of a slice whose `kc × nr` panel of `B` overflows half of L1 even at [`MIN_KC`]
+/// (the AVX-512 tiles), by the size of L2: [`MAX_KC`] from [`DEEP_KC_MIN_L2`] up, otherwise
+/// [`MIN_KC`].
+///
+/// Why by L2: each slice is one more pass of loads and stores over all of `C`, and a deeper
+/// slice needs a larger `A` block in L2 for the same rows. On a Sapphire Rapids Xeon (48 KiB
+/// L1, 2 MiB L2, 2 cores) 512 against 256, paired: one thread, 2048² `f32`, 150–157 GFLOP/s
+/// against 139–146 (alternating runs); `bench W1` on two threads, 3 rounds, n = 2048 `f32`
+/// 1.058x and `f64` 1.046x, n = 64 … 1024 0.98–1.02x (noise). 384 and 640 were between,
+/// 1024 was slower. Where L2 is smaller the shallow slice stays: on an Ice Lake Xeon
+/// (1.25 MiB) 384 lost to 256 (see [`MIN_KC`]).
+fn streamed_kc(l2: usize) -> usize {
+    if l2 >= DEEP_KC_MIN_L2 {
+        MAX_KC
+    } else {
+        MIN_KC
+    }
+}
 
 /// Most rows of `A` in one packed block, whatever L2 could hold. Each `B` panel is run down
 /// all `mc` rows before the next, and every micro-tile reads and writes `MR` rows of `C`; when
@@ -158,7 +191,7 @@ mod tests {
         ] {
             for (mr, nr, elem) in [(6, 16, 4), (6, 8, 8), (12, 32, 4), (12, 16, 8), (9, 48, 4), (9, 24, 8)] {
                 let b = Blocking::new(caches, mr, nr, elem);
-                assert!(b.kc >= MIN_KC && b.kc.is_multiple_of(8), "{b:?}");
+                assert!((MIN_KC..=MAX_KC).contains(&b.kc) && b.kc.is_multiple_of(8), "{b:?}");
                 assert!(b.mc >= mr && b.mc.is_multiple_of(mr), "{b:?}");
                 assert!(b.nc >= nr && b.nc.is_multiple_of(nr), "{b:?}");
             }
@@ -179,5 +212,17 @@ mod tests {
         // Rounded down to whole tiles of 9 rows.
         assert_eq!(Blocking::new(big_l2, 9, 48, 4).mc, 234);
         assert_eq!(Blocking::new(big_l2, 9, 24, 8).mc, 234);
+        // The AVX-512 tiles' panels stream from L2: the deep slice where L2 is 2 MiB, the
+        // shallow one where it is smaller; AVX2's fit half of L1 and keep that rule.
+        assert_eq!(Blocking::new(big_l2, 9, 48, 4).kc, MAX_KC);
+        assert_eq!(Blocking::new(big_l2, 9, 24, 8).kc, MAX_KC);
+        let ice_lake = Caches {
+            l2: 1280 << 10,
+            ..big_l2
+        };
+        assert_eq!(Blocking::new(ice_lake, 9, 48, 4).kc, MIN_KC);
+        assert_eq!(Blocking::new(ice_lake, 9, 24, 8).kc, MIN_KC);
+        assert_eq!(Blocking::new(big_l2, 6, 16, 4).kc, 384);
+        assert_eq!(Blocking::new(Caches::DEFAULT, 9, 48, 4).kc, MIN_KC);
     }
 }
