@@ -2,7 +2,7 @@
 //!
 //! The loop nest is BLIS's: a `kc × nc` block of `B` is packed to live in the last-level
 //! cache, an `mc × kc` block of `A` in L2, and one `kc × NR` panel of `B` stays near the
-//! core (in L1, or for the wide AVX-512 tiles streamed from L2: see [`MIN_KC`]) while the
+//! core (in L1, or for the wide AVX-512 tiles streamed from L2: see [`streamed_kc`]) while the
 //! kernel walks down the `A` panels. Sizes are a pure function of the CPU and the kernel,
 //! never of the thread count, so the order of every sum (and so every result) is the same
 //! on any number of threads.
@@ -76,18 +76,18 @@ pub(crate) struct Blocking {
 
 impl Blocking {
     /// Block sizes for a `mr × nr` kernel over `elem`-byte values: the `kc × nr` panel of `B`
-    /// fills half of L1 (at most 512 deep; where that would be shallower than [`MIN_KC`],
+    /// fills half of L1 (at most [`MAX_KC`] deep; where that is shallower than [`MIN_KC`],
     /// the panel streams from L2 and `kc` is [`streamed_kc`]'s), the `mc × kc` block of `A`
     /// half of L2 (but at most [`MAX_MC_ROWS`] rows) and the `kc × nc` block of `B` a quarter
     /// of the last level (the rest is left to `C` and the other cores).
     pub fn new(caches: Caches, mr: usize, nr: usize, elem: usize) -> Blocking {
         let in_l1 = caches.l1 / 2 / (nr * elem);
+        // `MIN_KC` and `MAX_KC` are multiples of 8, so only the L1 rule's depth needs rounding.
         let kc = if in_l1 >= MIN_KC {
-            in_l1.min(MAX_KC)
+            (in_l1 / 8 * 8).min(MAX_KC)
         } else {
             streamed_kc(caches.l2)
-        } / 8
-            * 8;
+        };
         let mc = ((caches.l2 / 2 / (kc * elem)) / mr * mr).clamp(mr, (MAX_MC_ROWS / mr).max(1) * mr);
         let nc = ((caches.l3 / 4 / (kc * elem)) / nr * nr).clamp(4 * nr, 512 * nr);
         let tuned = Blocking { kc, mc, nc };
@@ -108,7 +108,8 @@ impl Blocking {
 /// (AMD Zen 4, one thread, 12 × 32 `f32` and 12 × 16 `f64` tiles), and with today's 9 × 48
 /// and 9 × 24 tiles 10 % slower than 256 on an Ice Lake Xeon (`f64`, n = 2048, paired runs;
 /// 192 and 384 were also slower): the deeper `B` panel streams from L2 ahead of the kernel,
-/// while `C` rows a whole row of `C` apart do not. AVX2's tiles get 256 from the rule anyway.
+/// while `C` rows a whole row of `C` apart do not. AVX2's tiles fit half of L1 at 256 or
+/// deeper and keep the L1 rule.
 const MIN_KC: usize = 256;
 
 /// Deepest `k` slice.
@@ -126,9 +127,10 @@ const DEEP_KC_MIN_L2: usize = 2 << 20;
 /// slice needs a larger `A` block in L2 for the same rows. On a Sapphire Rapids Xeon (48 KiB
 /// L1, 2 MiB L2, 2 cores) 512 against 256, paired: one thread, 2048² `f32`, 150–157 GFLOP/s
 /// against 139–146 (alternating runs); `bench W1` on two threads, 3 rounds, n = 2048 `f32`
-/// 1.058x and `f64` 1.046x, n = 64 … 1024 0.98–1.02x (noise). 384 and 640 were between,
-/// 1024 was slower. Where L2 is smaller the shallow slice stays: on an Ice Lake Xeon
-/// (1.25 MiB) 384 lost to 256 (see [`MIN_KC`]).
+/// 1.058x and `f64` 1.046x, n = 64 … 1024 0.98–1.02x (noise); beside numpy (OpenBLAS) that
+/// took n = 2048 `f64` from 0.89–0.93x to 0.96x. 384 and 640 ran between 256 and 512;
+/// 1024 was no faster (with 117-row blocks) or slower (234). Where L2 is smaller the
+/// shallow slice stays: on an Ice Lake Xeon (1.25 MiB) 384 lost to 256 (see [`MIN_KC`]).
 fn streamed_kc(l2: usize) -> usize {
     if l2 >= DEEP_KC_MIN_L2 {
         MAX_KC
