@@ -72,6 +72,11 @@ pub(crate) struct Blocking {
     pub mc: usize,
     /// Columns of a packed `B` block (a multiple of `NR`).
     pub nc: usize,
+    /// `Some(bytes)` where each tile asks L2 for a stretch of the next `B` panel as it runs
+    /// ([`super::microkernel::NEXT_PANEL_STEPS`]) in `kc` slices of `B` packed larger than
+    /// `bytes` (half of L2: a smaller slice stays in L2, panels and all); only kernels whose
+    /// `kc × nr` panel overflows half of L1, and so streams from L2 (the AVX-512 tiles).
+    pub next_panel_hints: Option<usize>,
 }
 
 impl Blocking {
@@ -90,14 +95,15 @@ impl Blocking {
         };
         let mc = ((caches.l2 / 2 / (kc * elem)) / mr * mr).clamp(mr, (MAX_MC_ROWS / mr).max(1) * mr);
         let nc = ((caches.l3 / 4 / (kc * elem)) / nr * nr).clamp(4 * nr, 512 * nr);
-        let tuned = Blocking { kc, mc, nc };
-        match overrides() {
-            Some((kc, mc, nc)) => Blocking {
-                kc: kc.max(1),
-                mc: (mc / mr).max(1) * mr,
-                nc: (nc / nr).max(1) * nr,
-            },
-            None => tuned,
+        let (kc, mc, nc) = match overrides() {
+            Some((kc, mc, nc)) => (kc.max(1), (mc / mr).max(1) * mr, (nc / nr).max(1) * nr),
+            None => (kc, mc, nc),
+        };
+        Blocking {
+            kc,
+            mc,
+            nc,
+            next_panel_hints: (kc * nr * elem > caches.l1 / 2).then_some(caches.l2 / 2),
         }
     }
 }
@@ -226,5 +232,14 @@ mod tests {
         assert_eq!(Blocking::new(ice_lake, 9, 24, 8).kc, MIN_KC);
         assert_eq!(Blocking::new(big_l2, 6, 16, 4).kc, 384);
         assert_eq!(Blocking::new(Caches::DEFAULT, 9, 48, 4).kc, MIN_KC);
+        // Only the panels that stream from L2 ask for the next one.
+        assert_eq!(Blocking::new(big_l2, 9, 48, 4).next_panel_hints, Some(1 << 20));
+        assert_eq!(Blocking::new(big_l2, 9, 24, 8).next_panel_hints, Some(1 << 20));
+        assert_eq!(
+            Blocking::new(Caches::DEFAULT, 9, 24, 8).next_panel_hints,
+            Some(512 << 10)
+        );
+        assert_eq!(Blocking::new(big_l2, 6, 16, 4).next_panel_hints, None);
+        assert_eq!(Blocking::new(Caches::DEFAULT, 6, 8, 8).next_panel_hints, None);
     }
 }

@@ -219,6 +219,9 @@ unsafe fn run_blocked<T: PackedFloat>(
             for pc in (0..k).step_by(blk.kc) {
                 let kcb = blk.kc.min(k - pc);
                 let overwrite = pc == 0 && !accumulate;
+                let hints = blk
+                    .next_panel_hints
+                    .is_some_and(|over| kcb * ncb * size_of::<T>() > over);
                 let b_block = b.wrapping_offset(pc as isize * rsb + jc as isize * csb);
                 // Columns read in place: with `direct_b` the whole panels, and the last,
                 // partial one too when every tile of it runs a build exactly that wide.
@@ -248,7 +251,14 @@ unsafe fn run_blocked<T: PackedFloat>(
                         } else {
                             (pb[(jr - whole) * kcb..].as_ptr(), nr as isize)
                         };
-                        for (ir, rows) in row_tiles {
+                        // The next packed panel, for the tiles to ask L2 for as they run.
+                        let next = if hints && jr >= whole && jr + nr < ncb {
+                            pb.get((jr + nr - whole) * kcb..)
+                                .map_or(std::ptr::null(), <[T]>::as_ptr)
+                        } else {
+                            std::ptr::null()
+                        };
+                        for (t, (ir, rows)) in row_tiles.enumerate() {
                             // SAFETY: the panels hold `kcb·mr` and `kcb·nr` packed values
                             // (or `A`'s rows are read in place, and `B`'s columns: `kcb`
                             // rows of a tile's width, which its build reads exactly:
@@ -262,7 +272,8 @@ unsafe fn run_blocked<T: PackedFloat>(
                                     (pa[ir * kcb..].as_ptr(), 0)
                                 };
                                 let tile = kernel.tile_for(rows, cols, direct);
-                                tile(kcb, ap, ap_rs, bpanel, bps, ct, rsc, csc, rows, cols, overwrite)
+                                let next = microkernel::next_panel_stretch(next, nr * kcb, kcb, t);
+                                tile(kcb, ap, ap_rs, bpanel, bps, ct, rsc, csc, rows, cols, overwrite, next)
                             };
                         }
                     }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use super::blocking::{Blocking, Caches};
 use super::grid::{Grid, Tile};
-use super::microkernel::MicroKernel;
+use super::microkernel::{self, MicroKernel};
 use super::{aligned_words, even_blocks, pack, reads_a_in_place, with_pack_space, Isa, PackedFloat};
 use crate::kernels::matmul::{spin_until, Epilogue};
 
@@ -196,6 +196,9 @@ impl<T: PackedFloat> Job<T> {
             for pc in (0..self.k).step_by(blk.kc) {
                 let kcb = blk.kc.min(self.k - pc);
                 self.ensure_slice(pc / blk.kc);
+                let hints = blk
+                    .next_panel_hints
+                    .is_some_and(|over| kcb * self.n_pad * size_of::<T>() > over);
                 for ic in (r0..r0 + rows).step_by(mc) {
                     let mcb = mc.min(r0 + rows - ic);
                     // SAFETY: rows `ic..ic + mcb`, columns `pc..pc + kcb` lie inside `A`.
@@ -211,7 +214,13 @@ impl<T: PackedFloat> Job<T> {
                         // kernel runs on this CPU.
                         unsafe {
                             let bpanel = self.packed.add(pc * self.n_pad + jr * kcb);
-                            for (ir, r) in self.kernel.row_tiles(mcb, direct) {
+                            // The tile's next panel, for its tiles to ask L2 for as they run.
+                            let next = if hints && jr + nr < c0 + cols {
+                                bpanel.wrapping_add(nr * kcb)
+                            } else {
+                                std::ptr::null()
+                            };
+                            for (t, (ir, r)) in self.kernel.row_tiles(mcb, direct).enumerate() {
                                 let ct = self.c.add((ic + ir) * self.n + jr);
                                 let cl = nr.min(c0 + cols - jr);
                                 let ldc = self.n as isize;
@@ -221,7 +230,8 @@ impl<T: PackedFloat> Job<T> {
                                     (pa[ir * kcb..].as_ptr(), 0)
                                 };
                                 let tile = self.kernel.tile_for(r, cl, direct);
-                                tile(kcb, ap, ap_rs, bpanel, nr as isize, ct, ldc, 1, r, cl, pc == 0)
+                                let next = microkernel::next_panel_stretch(next, nr * kcb, kcb, t);
+                                tile(kcb, ap, ap_rs, bpanel, nr as isize, ct, ldc, 1, r, cl, pc == 0, next)
                             }
                         }
                     }

@@ -48,6 +48,7 @@ fn small_blocks(mr: usize, nr: usize) -> Blocking {
         kc: 64,
         mc: 2 * mr,
         nc: 3 * nr,
+        next_panel_hints: Some(0),
     }
 }
 
@@ -168,7 +169,7 @@ fn blocking_of_m_and_n_is_bit_identical() {
             (10 * kernel.mr(), 2 * kernel.nr()),
             (99 * kernel.mr(), 99 * kernel.nr()),
         ] {
-            let blk = Blocking { kc: base.kc, mc, nc };
+            let blk = Blocking { mc, nc, ..base };
             for direct in [false, true] {
                 let got = run((kernel, blk, direct), (m, k, n), (&a, k, 1), (&b, n, 1), zeros(), false);
                 assert!(
@@ -368,6 +369,7 @@ fn edge_builds_compute_what_the_full_tile_computes() {
                                         rows,
                                         cols,
                                         overwrite,
+                                        std::ptr::null(),
                                     )
                                 };
                                 c.into_iter().map(bits).collect::<Vec<u64>>()
@@ -402,6 +404,35 @@ fn only_small_contiguous_b_is_read_in_place() {
     );
     assert!(!reads_b_in_place(1, n as isize + 1, 4, (k, n)), "rows with a gap");
     assert!(!reads_b_in_place(k as isize, 1, 4, (k, n)), "column-major");
+}
+
+/// The tiles down one column take consecutive stretches of the next panel, one line per
+/// `NEXT_PANEL_STEPS` of their steps before the `C` hints, until the panel is covered.
+#[test]
+fn next_panel_stretches_cover_the_panel_in_turn() {
+    use super::microkernel::{next_panel_stretch, NEXT_PANEL_STEPS};
+    let panel = vec![0f32; 48 * 512];
+    let base = panel.as_ptr();
+    let lines = (512 - 48) / NEXT_PANEL_STEPS;
+    let per_tile = lines * 64 / 4;
+    let starts: Vec<*const f32> = (0..30).map(|t| next_panel_stretch(base, panel.len(), 512, t)).collect();
+    let covering = panel.len().div_ceil(per_tile);
+    for (t, &at) in starts.iter().enumerate() {
+        if t < covering {
+            assert_eq!(at, base.wrapping_add(t * per_tile), "tile {t}");
+        } else {
+            assert!(at.is_null(), "tile {t} is past the panel");
+        }
+    }
+    // `f64`: the same lines hold half the values.
+    let wide = vec![0f64; 24 * 512];
+    assert_eq!(
+        next_panel_stretch(wide.as_ptr(), wide.len(), 512, 1),
+        wide.as_ptr().wrapping_add(per_tile / 2)
+    );
+    // No panel, or a slice too shallow to ask for anything before its `C` hints.
+    assert!(next_panel_stretch(std::ptr::null::<f32>(), 100, 512, 0).is_null());
+    assert!(next_panel_stretch(base, panel.len(), 48, 0).is_null());
 }
 
 #[test]
