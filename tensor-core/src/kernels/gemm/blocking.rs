@@ -72,10 +72,9 @@ pub(crate) struct Blocking {
     pub mc: usize,
     /// Columns of a packed `B` block (a multiple of `NR`).
     pub nc: usize,
-    /// `Some(bytes)` where each tile asks L2 for a stretch of the next `B` panel as it runs
-    /// ([`super::microkernel::NEXT_PANEL_STEPS`]) in `kc` slices of `B` packed larger than
-    /// `bytes` (half of L2: a smaller slice stays in L2, panels and all); only kernels whose
-    /// `kc × nr` panel overflows half of L1, and so streams from L2 (the AVX-512 tiles).
+    /// `Some(bytes)` for kernels whose `kc × nr` panel overflows half of L1, and so streams
+    /// from L2 (the AVX-512 tiles): their tiles ask for the next panel in packed slices
+    /// larger than `bytes` (half of L2); see [`Blocking::asks_next_panel`].
     pub next_panel_hints: Option<usize>,
 }
 
@@ -105,6 +104,14 @@ impl Blocking {
             nc,
             next_panel_hints: (kc * nr * elem > caches.l1 / 2).then_some(caches.l2 / 2),
         }
+    }
+
+    /// Whether the tiles over a packed `kc` slice of `B` of `slice_bytes` ask L2 for the
+    /// next panel as they run ([`super::microkernel::NEXT_PANEL_STEPS`]): only where the
+    /// panels stream from L2 and the slice outgrows half of it (a smaller slice stays in
+    /// L2, panels and all).
+    pub fn asks_next_panel(&self, slice_bytes: usize) -> bool {
+        self.next_panel_hints.is_some_and(|over| slice_bytes > over)
     }
 }
 
@@ -241,5 +248,9 @@ mod tests {
         );
         assert_eq!(Blocking::new(big_l2, 6, 16, 4).next_panel_hints, None);
         assert_eq!(Blocking::new(Caches::DEFAULT, 6, 8, 8).next_panel_hints, None);
+        // And those only over slices larger than half of L2.
+        let wide = Blocking::new(big_l2, 9, 48, 4);
+        assert!(wide.asks_next_panel((1 << 20) + 1) && !wide.asks_next_panel(1 << 20));
+        assert!(!Blocking::new(big_l2, 6, 16, 4).asks_next_panel(usize::MAX));
     }
 }

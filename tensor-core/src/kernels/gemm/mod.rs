@@ -219,9 +219,7 @@ unsafe fn run_blocked<T: PackedFloat>(
             for pc in (0..k).step_by(blk.kc) {
                 let kcb = blk.kc.min(k - pc);
                 let overwrite = pc == 0 && !accumulate;
-                let hints = blk
-                    .next_panel_hints
-                    .is_some_and(|over| kcb * ncb * size_of::<T>() > over);
+                let hints = blk.asks_next_panel(kcb * ncb * size_of::<T>());
                 let b_block = b.wrapping_offset(pc as isize * rsb + jc as isize * csb);
                 // Columns read in place: with `direct_b` the whole panels, and the last,
                 // partial one too when every tile of it runs a build exactly that wide.

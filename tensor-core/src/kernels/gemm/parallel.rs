@@ -196,9 +196,7 @@ impl<T: PackedFloat> Job<T> {
             for pc in (0..self.k).step_by(blk.kc) {
                 let kcb = blk.kc.min(self.k - pc);
                 self.ensure_slice(pc / blk.kc);
-                let hints = blk
-                    .next_panel_hints
-                    .is_some_and(|over| kcb * self.n_pad * size_of::<T>() > over);
+                let hints = blk.asks_next_panel(kcb * self.n_pad * size_of::<T>());
                 for ic in (r0..r0 + rows).step_by(mc) {
                     let mcb = mc.min(r0 + rows - ic);
                     // SAFETY: rows `ic..ic + mcb`, columns `pc..pc + kcb` lie inside `A`.
