@@ -1,10 +1,12 @@
 //! Elementwise loops: a contiguous fast path (one tight loop the compiler vectorises), a
-//! parallel path over fixed-size chunks above [`PAR_THRESHOLD`] elements, and a strided /
-//! broadcasting fallback through `ndarray::Zip`.
+//! parallel path over fixed-size chunks above [`PAR_THRESHOLD`] elements, contiguous loops
+//! for a bias row or a per-row scalar broadcast over a whole operand (`super::broadcast`),
+//! and a strided / broadcasting fallback through `ndarray::Zip`.
 //!
 //! Elementwise results never depend on the split (each element is computed on its own), so
 //! going parallel cannot change a single bit.
 
+use super::broadcast::{repeat_of, zip_repeated};
 use super::simd::vectorized;
 use crate::data::{row_major, Array};
 use ndarray::{IxDyn, Zip};
@@ -207,7 +209,7 @@ where
         }
         _ => None,
     };
-    if let Some(v) = v {
+    if let Some(v) = v.or_else(|| zip_broadcast(a, b, out_dims, &f, par_from)) {
         return row_major(out_dims, v).expect("binary: broadcast length").into_shared();
     }
     let av = a.broadcast(shape.clone()).expect("binary: shapes validated by infer");
@@ -217,6 +219,28 @@ where
         z.par_map_collect(|&x, &y| f(x, y)).into_shared()
     } else {
         z.map_collect(|&x, &y| f(x, y)).into_shared()
+    }
+}
+
+/// `f` pairwise when one operand is whole and contiguous and the other repeats over it in one
+/// of the [`Repeat`] forms (a bias row, a per-row scalar); `None` otherwise.
+fn zip_broadcast<A, B, U, F>(a: &Array<A>, b: &Array<B>, out_dims: &[usize], f: &F, par_from: usize) -> Option<Vec<U>>
+where
+    A: Copy + Send + Sync,
+    B: Copy + Send + Sync,
+    U: Copy + Send + Sync + 'static,
+    F: Fn(A, B) -> U + Sync + Send,
+{
+    let n: usize = out_dims.iter().product();
+    let (sa, sb) = (standard_slice(a)?, standard_slice(b)?);
+    if sa.len() == n {
+        let repeat = repeat_of(b.shape(), out_dims)?;
+        Some(zip_repeated(sa, sb, repeat, f, par_from))
+    } else if sb.len() == n {
+        let repeat = repeat_of(a.shape(), out_dims)?;
+        Some(zip_repeated(sb, sa, repeat, |y, x| f(x, y), par_from))
+    } else {
+        None
     }
 }
 
