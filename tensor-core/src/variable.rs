@@ -452,6 +452,12 @@ mod tests {
         let c = Variable::non_trainable("c", Tensor::scalar(i64::MAX)).unwrap();
         c.assign_add(&Tensor::scalar(1i64)).unwrap();
         assert_eq!(c.value().to_scalar::<i64>().unwrap(), i64::MIN);
+        let d = Variable::non_trainable("d", Tensor::new([i32::MIN, 5])).unwrap();
+        d.assign_sub(&Tensor::new([1i32, 7])).unwrap();
+        assert_eq!(d.value().to_vec::<i32>().unwrap(), vec![i32::MAX, -2]);
+        let e = Variable::new("e", Tensor::new([0.5f64, -1.0, 3.0])).unwrap();
+        e.assign_sub(&Tensor::new([0.25f64, 1.0, -1.0])).unwrap();
+        assert_eq!(e.value().to_vec::<f64>().unwrap(), vec![0.25, -2.0, 4.0]);
         // Broadcast increments take the general path.
         let m = Variable::new("m", Tensor::new([[1.0f64, 2.0], [3.0, 4.0]])).unwrap();
         m.assign_add(&Tensor::new([[1.0f64, 1.0], [1.0, 1.0]])).unwrap();
