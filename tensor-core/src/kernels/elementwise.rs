@@ -223,7 +223,8 @@ where
 }
 
 /// `f` pairwise when one operand is whole and contiguous and the other repeats over it in one
-/// of the [`Repeat`] forms (a bias row, a per-row scalar); `None` otherwise.
+/// of the [`Repeat`](super::broadcast::Repeat) forms (a bias row, a per-row scalar); `None`
+/// otherwise.
 fn zip_broadcast<A, B, U, F>(a: &Array<A>, b: &Array<B>, out_dims: &[usize], f: &F, par_from: usize) -> Option<Vec<U>>
 where
     A: Copy + Send + Sync,
