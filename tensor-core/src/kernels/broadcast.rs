@@ -11,7 +11,9 @@
 //! thread, 29.6 → 19.6 µs with two threads in the pool.
 //!
 //! Every output element is still `f(a, b)` of the same pair, so results are bit-identical to
-//! the `Zip` path, and the parallel split (whole segments per task) changes nothing either.
+//! the `Zip` path (the element functions round the same in the AVX2+FMA build these loops
+//! run in: Rust contracts no float operation, and a fused multiply-add is exact in both), and
+//! the parallel split changes nothing either.
 
 use std::mem::MaybeUninit;
 
@@ -26,15 +28,22 @@ pub(crate) enum Repeat {
     /// The operand is one row of this many elements, repeated over the leading axes: its
     /// shape, less leading 1s, is the output's trailing axes.
     Row(usize),
-    /// Each element of the operand covers this many consecutive outputs: its shape, less
-    /// trailing 1s, is the output's leading axes (a rank-padded `[a, b, 1]` against
+    /// Each element of the operand covers this many consecutive outputs: rank-padded with
+    /// leading 1s as broadcasting does, and less its trailing 1s, its shape is the output's
+    /// leading axes (`[a, b, 1]` or `[b, 1]` against `[1, b, n]`, not `[b, 1]` against
     /// `[a, b, n]`).
     Run(usize),
 }
 
-/// How an operand of shape `dims` repeats over an output of shape `out` (both non-empty
-/// broadcasts, already validated), or `None` when it is neither of the [`Repeat`] forms
-/// (or is the whole output, or the output has no elements).
+/// Fewest outputs per segment for [`repeat_of`] to name a repeat: two AVX2 vectors of `f32`.
+/// Shorter segments (`[m, 3] + [3]`) would run a loop set-up per handful of elements, so they
+/// keep the `Zip` path.
+const MIN_SEGMENT: usize = 16;
+
+/// How an operand of shape `dims` repeats over an output of shape `out` (a broadcast the
+/// caller has validated), or `None` when it is neither of the [`Repeat`] forms, is the
+/// whole output, has more axes than the output, when the output has no elements, or when
+/// its segments would be shorter than [`MIN_SEGMENT`].
 pub(crate) fn repeat_of(dims: &[usize], out: &[usize]) -> Option<Repeat> {
     let total: usize = out.iter().product();
     let len: usize = dims.iter().product();
@@ -43,17 +52,15 @@ pub(crate) fn repeat_of(dims: &[usize], out: &[usize]) -> Option<Repeat> {
     }
     let row = strip_leading_ones(dims);
     if out.ends_with(row) {
-        return Some(Repeat::Row(len));
+        return (len >= MIN_SEGMENT).then_some(Repeat::Row(len));
     }
     // Rank-padded with leading 1s, as broadcasting does, and less its trailing 1s, the
     // operand must be the output's leading axes; each element then covers the rest.
     let pad = out.len() - dims.len();
     let kept = pad + dims.iter().rposition(|&d| d != 1).map_or(0, |i| i + 1);
     let padded = std::iter::repeat_n(&1, pad).chain(dims);
-    padded
-        .zip(&out[..kept])
-        .all(|(d, o)| d == o)
-        .then(|| Repeat::Run(total / len))
+    let run = total / len;
+    (run >= MIN_SEGMENT && padded.zip(&out[..kept]).all(|(d, o)| d == o)).then_some(Repeat::Run(run))
 }
 
 /// `dims` without its leading 1s.
@@ -62,41 +69,54 @@ fn strip_leading_ones(dims: &[usize]) -> &[usize] {
     &dims[first..]
 }
 
-/// `f(full[i], small[j])` for every output `i`, `j` following `repeat`, into `out` (as long
-/// as `full`), on this thread.
+/// `f(full[i], small[j])` into `out[i]` for the outputs `start..start + out.len()`, `j`
+/// following `repeat`, on this thread: one vectorised loop per segment (or part of one, at
+/// the ends). `small` is indexed by slicing, so an operand too short for `repeat` panics
+/// rather than leaving outputs unwritten.
 #[inline(always)]
 fn fill<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
     out: &mut [MaybeUninit<U>],
     full: &[A],
     small: &[B],
-    repeat: Repeat,
+    (repeat, start): (Repeat, usize),
     f: &F,
 ) {
     vectorized(
         #[inline(always)]
-        || match repeat {
-            Repeat::Row(len) => {
-                for (o, x) in out.chunks_exact_mut(len).zip(full.chunks_exact(len)) {
-                    for ((o, &x), &y) in o.iter_mut().zip(x).zip(small) {
-                        *o = MaybeUninit::new(f(x, y));
+        || {
+            let (Repeat::Row(len) | Repeat::Run(len)) = repeat;
+            let (mut segment, mut offset) = (start / len, start % len);
+            let mut i = 0;
+            while i < out.len() {
+                let take = (len - offset).min(out.len() - i);
+                let (o, x) = (&mut out[i..i + take], &full[i..i + take]);
+                match repeat {
+                    Repeat::Row(_) => {
+                        for ((o, &x), &y) in o.iter_mut().zip(x).zip(&small[offset..offset + take]) {
+                            *o = MaybeUninit::new(f(x, y));
+                        }
+                    }
+                    Repeat::Run(_) => {
+                        let y = small[segment];
+                        for (o, &x) in o.iter_mut().zip(x) {
+                            *o = MaybeUninit::new(f(x, y));
+                        }
                     }
                 }
-            }
-            Repeat::Run(len) => {
-                for ((o, x), &y) in out.chunks_exact_mut(len).zip(full.chunks_exact(len)).zip(small) {
-                    for (o, &x) in o.iter_mut().zip(x) {
-                        *o = MaybeUninit::new(f(x, y));
-                    }
-                }
+                i += take;
+                (segment, offset) = (segment + 1, 0);
             }
         },
     )
 }
 
 /// `f(full[i], small[j])` over the output of `full.len()` elements, `small` repeating as
-/// `repeat` says (from [`repeat_of`], so `full.len()` is a whole number of segments and
-/// `small` has the elements they use); on the pool from `par_from` elements, a task taking
-/// whole segments of about [`super::elementwise::CHUNK`] elements.
+/// `repeat` says (from [`repeat_of`]); on the pool from `par_from` elements, in tasks of
+/// [`super::elementwise::CHUNK`] outputs as the other elementwise loops.
+///
+/// # Panics
+///
+/// When `full` and `small` do not fit `repeat` (a caller bug: [`repeat_of`] sizes it).
 pub(crate) fn zip_repeated<A, B, U, F>(full: &[A], small: &[B], repeat: Repeat, f: F, par_from: usize) -> Vec<U>
 where
     A: Copy + Send + Sync,
@@ -105,28 +125,27 @@ where
     F: Fn(A, B) -> U + Sync + Send,
 {
     let n = full.len();
-    let segment = match repeat {
-        Repeat::Row(len) | Repeat::Run(len) => len.max(1),
+    let fits = match repeat {
+        Repeat::Row(len) => len > 0 && n.is_multiple_of(len) && small.len() == len,
+        Repeat::Run(len) => len > 0 && n.is_multiple_of(len) && small.len() == n / len,
     };
-    debug_assert_eq!(n % segment, 0, "whole segments");
-    // SAFETY (both arms): `fill` writes every element of the output it is given; the
-    // output chunks and `full`'s chunks have equal lengths, whole segments each.
+    assert!(
+        fits,
+        "zip_repeated: {n} outputs, {} repeated as {repeat:?}",
+        small.len()
+    );
+    // SAFETY (both arms): `fill` writes every element of the output chunk it is given (its
+    // `full` chunk has the same length) or panics, and then `written_vec` drops the vector
+    // with length 0.
     if n < par_from {
-        return unsafe { crate::host_cache::written_vec(n, |out| fill(out, full, small, repeat, &f)) };
+        return unsafe { crate::host_cache::written_vec(n, |out| fill(out, full, small, (repeat, 0), &f)) };
     }
-    let per_task = (CHUNK / segment).max(1);
     unsafe {
         crate::host_cache::written_vec(n, |out| {
-            out.par_chunks_mut(per_task * segment)
-                .zip(full.par_chunks(per_task * segment))
+            out.par_chunks_mut(CHUNK)
+                .zip(full.par_chunks(CHUNK))
                 .enumerate()
-                .for_each(|(t, (o, x))| {
-                    let small = match repeat {
-                        Repeat::Row(_) => small,
-                        Repeat::Run(_) => &small[t * per_task..(t * per_task + o.len() / segment).min(small.len())],
-                    };
-                    fill(o, x, small, repeat, &f)
-                })
+                .for_each(|(t, (o, x))| fill(o, x, small, (repeat, t * CHUNK), &f))
         })
     }
 }
@@ -140,17 +159,28 @@ mod tests {
         use Repeat::{Row, Run};
         assert_eq!(repeat_of(&[256], &[256, 256]), Some(Row(256)));
         assert_eq!(repeat_of(&[1, 4, 5], &[3, 4, 5]), Some(Row(20)));
-        assert_eq!(repeat_of(&[5], &[2, 3, 4, 5]), Some(Row(5)));
-        assert_eq!(repeat_of(&[1], &[2, 3]), Some(Row(1)));
-        assert_eq!(repeat_of(&[], &[2, 3]), Some(Row(1)));
-        assert_eq!(repeat_of(&[2, 1], &[2, 3]), Some(Run(3)));
+        assert_eq!(repeat_of(&[16], &[2, 3, 4, 16]), Some(Row(16)));
+        assert_eq!(repeat_of(&[2, 1, 16], &[4, 2, 1, 16]), Some(Row(32)));
+        assert_eq!(repeat_of(&[2, 1], &[2, 16]), Some(Run(16)));
         assert_eq!(repeat_of(&[2, 3, 1, 1], &[2, 3, 4, 5]), Some(Run(20)));
-        assert_eq!(repeat_of(&[1, 3, 1], &[1, 3, 4]), Some(Run(4)));
+        assert_eq!(repeat_of(&[3, 1], &[1, 3, 40]), Some(Run(40)));
+        // Segments too short to pay for their loop stay on the `Zip` path.
+        assert_eq!(repeat_of(&[5], &[7, 5]), None);
+        assert_eq!(repeat_of(&[1], &[2, 3]), None);
+        assert_eq!(repeat_of(&[7, 1], &[7, 15]), None);
         // Broadcast on both sides of the operand's axes, the whole output, or nothing.
-        assert_eq!(repeat_of(&[1, 3, 1], &[2, 3, 4]), None);
-        assert_eq!(repeat_of(&[4, 1], &[2, 4, 3]), None);
-        assert_eq!(repeat_of(&[2, 3], &[2, 3]), None);
-        assert_eq!(repeat_of(&[3], &[0, 3]), None);
+        assert_eq!(repeat_of(&[1, 3, 1], &[2, 3, 40]), None);
+        assert_eq!(repeat_of(&[3, 1, 20], &[2, 3, 4, 20]), None);
+        assert_eq!(repeat_of(&[3, 1], &[2, 3, 40]), None);
+        assert_eq!(repeat_of(&[2, 30], &[2, 30]), None);
+        assert_eq!(repeat_of(&[30], &[0, 30]), None);
+        assert_eq!(repeat_of(&[1, 2, 30], &[2, 30]), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "zip_repeated")]
+    fn an_operand_that_does_not_fit_its_repeat_panics() {
+        let _ = zip_repeated(&[0.0f32; 64], &[1.0f32; 3], Repeat::Run(16), |x, y| x + y, usize::MAX);
     }
 
     /// Every output element, computed pair by pair from the broadcast index.
@@ -175,14 +205,15 @@ mod tests {
 
     #[test]
     fn both_forms_match_the_broadcast_on_one_thread_and_many() {
-        // The last two span several parallel tasks of whole segments.
-        let cases: [(&[usize], &[usize]); 6] = [
-            (&[7, 5], &[5]),
-            (&[4, 3, 5], &[1, 3, 5]),
-            (&[7, 5], &[7, 1]),
-            (&[2, 3, 4], &[2, 3, 1]),
-            (&[5000, 7], &[7]),
-            (&[5000, 7], &[5000, 1]),
+        // The last three span several parallel tasks, which start and end inside segments.
+        let cases: [(&[usize], &[usize]); 7] = [
+            (&[7, 20], &[20]),
+            (&[4, 3, 6], &[1, 3, 6]),
+            (&[7, 17], &[7, 1]),
+            (&[2, 3, 4, 5], &[2, 3, 1, 1]),
+            (&[3001, 17], &[17]),
+            (&[3001, 17], &[3001, 1]),
+            (&[3, 20000], &[3, 1]),
         ];
         for (full_dims, small_dims) in cases {
             let n: usize = full_dims.iter().product();

@@ -296,6 +296,38 @@ mod tests {
             .into_shared();
         let c = binary(&a, &b, &[2, 3], |x, y| x + y);
         assert_eq!(c.iter().copied().collect::<Vec<_>>(), vec![11, 22, 33, 14, 25, 36]);
+        // The smaller operand first or second, as a row and as a per-row scalar, through
+        // an order-sensitive op (segments long enough for the contiguous loops).
+        let m = ArrayD::from_shape_vec(IxDyn(&[2, 16]), (0..32).collect())
+            .unwrap()
+            .into_shared();
+        let row = ArrayD::from_shape_vec(IxDyn(&[16]), (0..16).map(|j| 100 * j).collect())
+            .unwrap()
+            .into_shared();
+        let col = ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![1000, 2000])
+            .unwrap()
+            .into_shared();
+        let want = |g: &dyn Fn(i32, i32) -> i32| (0..32).map(|i| g(i, i)).collect::<Vec<_>>();
+        let row_first = binary(&row, &m, &[2, 16], |x, y| x - y);
+        assert_eq!(
+            row_first.iter().copied().collect::<Vec<_>>(),
+            want(&|i, _| 100 * (i % 16) - i)
+        );
+        let row_second = binary(&m, &row, &[2, 16], |x, y| x - y);
+        assert_eq!(
+            row_second.iter().copied().collect::<Vec<_>>(),
+            want(&|i, _| i - 100 * (i % 16))
+        );
+        let col_first = binary(&col, &m, &[2, 16], |x, y| x - y);
+        assert_eq!(
+            col_first.iter().copied().collect::<Vec<_>>(),
+            want(&|i, _| 1000 * (i / 16 + 1) - i)
+        );
+        let col_second = binary(&m, &col, &[2, 16], |x, y| x - y);
+        assert_eq!(
+            col_second.iter().copied().collect::<Vec<_>>(),
+            want(&|i, _| i - 1000 * (i / 16 + 1))
+        );
         let t = a.clone().reversed_axes();
         let d = unary(&t, |x| x * 2);
         assert_eq!(d.iter().copied().collect::<Vec<_>>(), vec![2, 8, 4, 10, 6, 12]);

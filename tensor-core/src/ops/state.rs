@@ -88,7 +88,8 @@ fn add_in_place(cur: &mut Data, x: &Data, sub: bool) -> bool {
 /// Why: `ndarray::zip_mut_with` over the dynamic-rank arrays ran W4's SGD updates (270 K
 /// weights a step) at under a cycle per element, 2.7 % of a one-thread step (`perf`).
 fn zip_in_place<T: Copy>(a: &mut crate::data::Array<T>, b: &crate::data::Array<T>, f: impl Fn(T, T) -> T) {
-    // `as_slice_mut` first makes `a` unique (copy-on-write), as `zip_mut_with` would.
+    // Copy-on-write either way: `as_slice_mut` makes a row-major `a` unique before lending
+    // it (and lends nothing otherwise), `zip_mut_with` unshares it itself.
     match (a.as_slice_mut(), b.as_slice()) {
         (Some(pa), Some(pb)) => crate::kernels::simd::vectorized(
             #[inline(always)]
