@@ -13,6 +13,7 @@ use super::elementwise::{binary_expr, unary_expr, FLOOR_MOD};
 use super::kernel::{ctype, Kernel, PRELUDE};
 use super::launch::{Arg, Launch};
 use crate::fused::{FusedElementwise, Instr, Operand};
+use crate::kernels::broadcast::repeats_along_leading_axes;
 use crate::{BinaryOp, DType, Tensor, TensorSpec, UnaryOp};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -167,12 +168,4 @@ pub(crate) fn plan(fused: &FusedElementwise, inputs: &[&Tensor]) -> Option<(Laun
     );
     let launch = Launch::elementwise(Kernel::Fused(id, dtype), args, (dtype, n));
     Some((launch, TensorSpec::new(dtype, dims)))
-}
-
-/// True when an input of `dims` (leading ones aside) equals the trailing dimensions of `out`
-/// and is not empty: broadcasting it repeats it whole along `out`'s leading axes.
-fn repeats_along_leading_axes(dims: &[usize], out: &[usize]) -> bool {
-    let first = dims.iter().position(|&d| d != 1).unwrap_or(dims.len());
-    let dims = &dims[first..];
-    dims.len() <= out.len() && dims == &out[out.len() - dims.len()..] && dims.iter().all(|&d| d > 0)
 }

@@ -50,8 +50,7 @@ pub(crate) fn repeat_of(dims: &[usize], out: &[usize]) -> Option<Repeat> {
     if total == 0 || len == 0 || len == total || dims.len() > out.len() {
         return None;
     }
-    let row = strip_leading_ones(dims);
-    if out.ends_with(row) {
+    if repeats_along_leading_axes(dims, out) {
         return (len >= MIN_SEGMENT).then_some(Repeat::Row(len));
     }
     // Rank-padded with leading 1s, as broadcasting does, and less its trailing 1s, the
@@ -63,10 +62,14 @@ pub(crate) fn repeat_of(dims: &[usize], out: &[usize]) -> Option<Repeat> {
     (run >= MIN_SEGMENT && padded.zip(&out[..kept]).all(|(d, o)| d == o)).then_some(Repeat::Run(run))
 }
 
-/// `dims` without its leading 1s.
-fn strip_leading_ones(dims: &[usize]) -> &[usize] {
+/// True when an input of `dims` (leading ones aside) equals the trailing dimensions of `out`
+/// and is not empty: broadcasting it repeats it whole along `out`'s leading axes. The host
+/// loops here and the CUDA backend's fused kernels (a bias row over a matmul's rows) share
+/// this test.
+pub(crate) fn repeats_along_leading_axes(dims: &[usize], out: &[usize]) -> bool {
     let first = dims.iter().position(|&d| d != 1).unwrap_or(dims.len());
-    &dims[first..]
+    let dims = &dims[first..];
+    out.ends_with(dims) && dims.iter().all(|&d| d > 0)
 }
 
 /// `f(full[i], small[j])` into `out[i]` for the outputs `start..start + out.len()`, `j`

@@ -1,7 +1,7 @@
 //! Kernels shared by several ops: the parallel elementwise loops, the reduction loop, the
 //! blocked parallel matmul and the convolution / pooling loops.
 
-mod broadcast;
+pub(crate) mod broadcast;
 pub mod conv;
 pub mod elementwise;
 pub(crate) mod gemm;
