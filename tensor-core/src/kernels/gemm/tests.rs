@@ -391,19 +391,132 @@ fn edge_builds_compute_what_the_full_tile_computes() {
     check::<f64>(|x| x, f64::to_bits);
 }
 
-/// `B` is read in place only when it is one contiguous row-major block that fits in L1.
+/// `B` is read in place when it is one contiguous row-major block that fits in L1, or when
+/// `C` is one row of tiles short, or two over a `B` that fits in L2; never column-major.
 #[test]
-fn only_small_contiguous_b_is_read_in_place() {
-    let l1 = Caches::detect().l1;
-    let n = 64;
+fn b_is_read_in_place_when_small_or_c_is_short() {
+    let Caches { l1, l2, .. } = Caches::detect();
+    let (mr, n) = (9, 64);
     let k = l1 * 2 / 3 / (4 * n);
-    assert!(reads_b_in_place(1, n as isize, 4, (k, n)));
+    let tall = 3 * mr;
+    assert!(reads_b_in_place(1, n as isize, 4, (tall, k, n), mr));
     assert!(
-        !reads_b_in_place(1, n as isize, 4, (k + 1, n)),
+        !reads_b_in_place(1, n as isize, 4, (tall, k + 1, n), mr),
         "larger than two thirds of L1"
     );
-    assert!(!reads_b_in_place(1, n as isize + 1, 4, (k, n)), "rows with a gap");
-    assert!(!reads_b_in_place(k as isize, 1, 4, (k, n)), "column-major");
+    assert!(
+        !reads_b_in_place(1, n as isize + 1, 4, (tall, k, n), mr),
+        "rows with a gap"
+    );
+    assert!(!reads_b_in_place(k as isize, 1, 4, (tall, k, n), mr), "column-major");
+    // One row of tiles: in place at any size, rows with a gap too.
+    let huge = (4 * l2 / (4 * n)).max(k + 1);
+    for m in 1..=mr {
+        assert!(reads_b_in_place(1, n as isize + 1, 4, (m, huge, n), mr), "{m} rows");
+        assert!(
+            !reads_b_in_place(huge as isize, 1, 4, (m, huge, n), mr),
+            "{m} rows, column-major"
+        );
+    }
+    // Two rows of tiles: in place while `B` fits in L2.
+    let in_l2 = l2 / (4 * n);
+    assert!(reads_b_in_place(1, n as isize, 4, (2 * mr, in_l2, n), mr));
+    assert!(
+        !reads_b_in_place(1, n as isize, 4, (2 * mr, in_l2 + 1, n), mr),
+        "past L2"
+    );
+    assert!(
+        !reads_b_in_place(1, n as isize, 4, (2 * mr + 1, in_l2, n), mr),
+        "three rows of tiles"
+    );
+}
+
+/// `B` read in place from rows with a gap (a column block of a wider matrix, as a column
+/// band reads it) over several `kc` slices, `nc` blocks and a partial last panel: the
+/// product the packed `B` gives, bit for bit, and the reference's.
+#[test]
+fn b_read_in_place_with_a_row_gap_matches_the_packed_product() {
+    fn check<T: PackedFloat + Into<f64>>(to_t: fn(f64) -> T, bits: fn(T) -> u64, tol: f64) {
+        for (isa, kernel) in kernels::<T>() {
+            let blk = small_blocks(kernel.mr(), kernel.nr());
+            let (k, n, gap) = (150, 3 * kernel.nr() + 5, 7);
+            let rsb = n + gap;
+            let b: Vec<T> = data(k * rsb, 11).into_iter().map(to_t).collect();
+            for m in [1, kernel.mr() - 1, kernel.mr() + 3, 2 * kernel.mr()] {
+                let a: Vec<T> = data(m * k, 12).into_iter().map(to_t).collect();
+                let product = |direct_b: bool| {
+                    let mut c = vec![to_t(f64::NAN); m * n];
+                    // SAFETY: `A` is `m × k` row-major, `B` `k × n` with rows `rsb` apart
+                    // inside `b`, `C` `m × n`; the kernel runs on this CPU.
+                    unsafe {
+                        run_blocked(
+                            (kernel, blk, false, direct_b),
+                            (m, k, n),
+                            (a.as_ptr(), k as isize, 1),
+                            (b.as_ptr(), rsb as isize, 1),
+                            (c.as_mut_ptr(), n as isize, 1),
+                            false,
+                        )
+                    };
+                    c
+                };
+                let (packed, in_place) = (product(false), product(true));
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f64 = (0..k).map(|p| a[i * k + p].into() * b[p * rsb + j].into()).sum();
+                        let got = in_place[i * n + j];
+                        assert_eq!(bits(got), bits(packed[i * n + j]), "{isa:?} {m} rows ({i},{j})");
+                        assert!(
+                            (got.into() - want).abs() <= tol * k as f64,
+                            "{isa:?} {m} rows ({i},{j})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    check::<f32>(|x| x as f32, |x| x.to_bits() as u64, 1e-6);
+    check::<f64>(|x| x, f64::to_bits, 1e-14);
+}
+
+/// Through [`packed_gemm`], which chooses for itself: short products over a `B` too large
+/// for L1 (read in place) give the fully packed product bit for bit.
+#[test]
+fn short_products_give_the_packed_result() {
+    for (isa, kernel) in kernels::<f32>() {
+        let (k, n) = (300, 2 * kernel.nr() + 3);
+        let b: Vec<f32> = data(k * n, 13).into_iter().map(|x| x as f32).collect();
+        for m in [1, kernel.mr(), 2 * kernel.mr()] {
+            let a: Vec<f32> = data(m * k, 14).into_iter().map(|x| x as f32).collect();
+            assert!(reads_b_in_place(1, n as isize, 4, (m, k, n), kernel.mr()));
+            let mut chosen = vec![f32::NAN; m * n];
+            // SAFETY: row-major `m × k`, `k × n` and `m × n` operands; `isa` runs here.
+            let ran = unsafe {
+                packed_gemm(
+                    isa,
+                    (m, k, n),
+                    (a.as_ptr(), k as isize, 1),
+                    (b.as_ptr(), n as isize, 1),
+                    (chosen.as_mut_ptr(), n as isize, 1),
+                    false,
+                )
+            };
+            assert!(ran);
+            let blk = Blocking::new(Caches::detect(), kernel.mr(), kernel.nr(), 4);
+            let packed = run(
+                (kernel, blk, false),
+                (m, k, n),
+                (&a, k, 1),
+                (&b, n, 1),
+                vec![0.0; m * n],
+                false,
+            );
+            assert!(
+                chosen.iter().zip(&packed).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{isa:?} {m} rows"
+            );
+        }
+    }
 }
 
 /// The tiles down one column take consecutive stretches of the next panel, one line per
