@@ -307,18 +307,26 @@ pub(crate) fn even_blocks(rows: usize, mc: usize, mr: usize) -> usize {
 fn reads_a_in_place(csa: isize, rsa: isize, elem: usize, (m, mr): (usize, usize), n: usize) -> bool {
     // Only the stride modulo the set span matters, so a wrapped product is as good.
     let stride = rsa.unsigned_abs().wrapping_mul(elem);
-    csa == 1 && n <= DIRECT_A_MAX_N && rows_per_l1_set(stride, m.min(mr)) <= MAX_ROWS_PER_L1_SET
+    csa == 1 && n <= DIRECT_A_MAX_N && rows_per_l1_set(stride, m.min(mr)) <= max_rows_per_l1_set(Caches::detect().l1)
 }
 
 /// Bytes after which addresses fall in the same L1 set again (64 sets of 64-byte lines: the
 /// 32 or 48 KiB, 8- or 12-way L1 of every x86-64 core with these kernels).
 const L1_SET_SPAN: usize = 4096;
 
-/// Most rows of `A` read in place that may share one L1 set. An 8-way set also holds the
-/// `B` panel's and `C`'s lines; f64 at n = 512 (rows 4 KiB apart, all 12 of the then
-/// 12-row AVX-512 tile in one set) ran 10–25 % slower in place than packed, erratically, while 6 rows per
-/// set (f32 at n = 512) ran 10 % faster in place.
-const MAX_ROWS_PER_L1_SET: usize = 6;
+/// Most rows of `A` read in place that may share one set of an L1 of `l1` bytes: its ways
+/// (`l1` over [`L1_SET_SPAN`]) but two, which the `B` panel's and `C`'s lines streaming
+/// through the set need. f64 at n = 512 (rows 4 KiB apart, all 12 of the then 12-row
+/// AVX-512 tile in one set, more than either rule allows) ran 10–25 % slower in place than packed,
+/// erratically, while 6 rows per set (f32 at n = 512) ran 10 % faster in place. On a
+/// Sapphire Rapids Xeon (48 KiB, 12-way L1), all 9 rows of today's AVX-512 tile in one set
+/// ran faster in place than packed (one thread, calls alternating in one process): 512³
+/// `f64` 1.02–1.03x on one and two threads, 256 × 1024 × 256 `f32` 1.08–1.10x, and narrow
+/// products, whose packed `A` serves few column panels, 1.2–1.9x (512 × 1024 × 144 and
+/// 1024 × 1024 × 10 `f32`, 512 × 512 × 48 `f64`).
+fn max_rows_per_l1_set(l1: usize) -> usize {
+    (l1 / L1_SET_SPAN).saturating_sub(2).max(1)
+}
 
 /// How many of `rows` rows `stride` bytes apart start in the busiest L1 set (counting the
 /// first row's set as set 0). Rows step through `k` together, so rows that start in one set

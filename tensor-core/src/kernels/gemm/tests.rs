@@ -281,8 +281,14 @@ fn rows_in_place_spread_over_l1_sets() {
     assert_eq!(rows_per_l1_set(3136, 12), 1);
     // One row broadcast to every row of the tile.
     assert_eq!(rows_per_l1_set(0, 12), 1);
+    // An L1's ways but two: 6 rows of an 8-way 32 KiB L1, 10 of a 12-way 48 KiB one.
+    assert_eq!(max_rows_per_l1_set(32 << 10), 6);
+    assert_eq!(max_rows_per_l1_set(48 << 10), 10);
+    assert_eq!(max_rows_per_l1_set(1), 1);
+    let most = max_rows_per_l1_set(Caches::detect().l1);
     assert!(!reads_a_in_place(1, 512, 8, (128, 12), 512));
-    assert!(!reads_a_in_place(1, 513, 8, (128, 12), 512));
+    assert_eq!(reads_a_in_place(1, 513, 8, (128, 12), 512), 8 <= most);
+    assert_eq!(reads_a_in_place(1, 512, 8, (128, 9), 512), 9 <= most);
     assert!(reads_a_in_place(1, 512, 4, (128, 12), 512));
     assert!(reads_a_in_place(1, 784, 4, (128, 12), 256));
     assert!(reads_a_in_place(1, 512, 8, (128, 6), 512));
