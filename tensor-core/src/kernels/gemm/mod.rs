@@ -190,7 +190,8 @@ pub(crate) unsafe fn packed_gemm<T: PackedFloat>(
 
 /// The loop nest of [`packed_gemm`] with explicit block sizes (`mc`, `nc` multiples of the
 /// kernel's `MR`, `NR`), reading `A` in place when `direct`, and the whole panels of `B`
-/// when `direct_b` (its last, partial panel is packed). The first `k` slice (`pc == 0`) of
+/// when `direct_b`, their rows `rsb` apart whatever `rsb` is (the last, partial panel too
+/// when every tile of it runs a build exactly its width, else it is packed). The first `k` slice (`pc == 0`) of
 /// every column block visits every tile of `C` and, unless accumulating, overwrites it: `C`
 /// may be uninitialised.
 ///
@@ -244,6 +245,8 @@ unsafe fn run_blocked<T: PackedFloat>(
                     }
                     let row_tiles = kernel.row_tiles(mcb, direct);
                     for (jr, cols) in kernel.col_tiles(ncb, whole == ncb) {
+                        // A tile over `B` in place reads exactly its columns, no padding.
+                        debug_assert!(jr >= whole || kernel.reads_exactly(cols));
                         let (bpanel, bps) = if jr < whole {
                             (b_block.wrapping_add(jr), rsb)
                         } else {
@@ -307,7 +310,8 @@ pub(crate) fn even_blocks(rows: usize, mc: usize, mr: usize) -> usize {
 fn reads_a_in_place(csa: isize, rsa: isize, elem: usize, (m, mr): (usize, usize), n: usize) -> bool {
     // Only the stride modulo the set span matters, so a wrapped product is as good.
     let stride = rsa.unsigned_abs().wrapping_mul(elem);
-    csa == 1 && n <= DIRECT_A_MAX_N && rows_per_l1_set(stride, m.min(mr)) <= max_rows_per_l1_set(Caches::detect().l1)
+    let most = max_rows_per_l1_set(Caches::detect().l1);
+    csa == 1 && n <= DIRECT_A_MAX_N && rows_per_l1_set(stride, m.min(mr)) <= most
 }
 
 /// Bytes after which addresses fall in the same L1 set again (64 sets of 64-byte lines: the
@@ -354,12 +358,13 @@ fn rows_per_l1_set(stride: usize, rows: usize) -> usize {
 ///   hit L1, and the copy (a tenth of a 64³ product's time) is saved. Measured on an
 ///   AVX-512 Xeon (48 KiB L1, one thread): 64³ products 10 % (`f32`) and 12 % (`f64`)
 ///   faster in place, while a 128² `f32` `B` (64 KiB) ran 6 % slower in place.
-/// - Or `C` is short: one row of tiles (`m ≤ mr`) reads each element of `B` once, so
-///   packing only adds a copy; two rows of tiles read it twice, which still costs less
-///   than the copy where `B` fits in L2. Such products are small-batch layers, and each
-///   thread's band of a product split into many thin bands (16 rows of a 256² product on
-///   16 threads). Measured on a Sapphire Rapids Xeon (48 KiB L1, 2 MiB L2, one thread,
-///   calls alternating in one process): 8 rows 1.3–2.5x faster in place at n = 128 … 2048
+/// - Or `C` is short, whatever `rsb` (a column block of a wider `B`): one row of tiles
+///   (`m ≤ mr`) reads each element of `B` once, so packing only adds a copy; two rows of
+///   tiles read it twice, which still costs less than the copy where `B` fits in L2. Such
+///   products are small-batch layers, and each thread's band of a product split into many
+///   thin bands (16 rows of a 256² product on 16 threads, two rows of the AVX-512 kernel's
+///   9-row tiles). Measured with the AVX-512 kernels on a Sapphire Rapids Xeon (48 KiB L1,
+///   2 MiB L2, one thread, calls alternating in one process): 8 rows 1.3–2.8x faster in place at n = 128 … 2048
 ///   (`f32` and `f64`); 16 rows of a 256² `f32` product 1.59x, of 512² 0.99–1.22x, of
 ///   784 × 256 1.21–1.28x, of 512² `f64` 1.25–1.45x; while past L2 (16 rows of 2048² or
 ///   18 of 1024² `f32`) 0.85–1.0x, and from 64 rows on in place was no faster (0.9–1.1x at

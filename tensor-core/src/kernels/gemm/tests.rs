@@ -435,47 +435,58 @@ fn b_is_read_in_place_when_small_or_c_is_short() {
         !reads_b_in_place(1, n as isize, 4, (2 * mr + 1, in_l2, n), mr),
         "three rows of tiles"
     );
+    assert!(
+        reads_b_in_place(1, n as isize + 1, 4, (2 * mr, in_l2, n), mr),
+        "two rows of tiles, a row gap"
+    );
 }
 
 /// `B` read in place from rows with a gap (a column block of a wider matrix, as a column
-/// band reads it) over several `kc` slices, `nc` blocks and a partial last panel: the
-/// product the packed `B` gives, bit for bit, and the reference's.
+/// band reads it) over several `kc` slices and `nc` blocks, `A` packed and in place: the
+/// product the packed `B` gives, bit for bit, and the reference's. The widths end the last
+/// block in a panel that is packed (5 columns), read in place (whole registers) and cut
+/// evenly (`nr` and a register).
 #[test]
 fn b_read_in_place_with_a_row_gap_matches_the_packed_product() {
     fn check<T: PackedFloat + Into<f64>>(to_t: fn(f64) -> T, bits: fn(T) -> u64, tol: f64) {
         for (isa, kernel) in kernels::<T>() {
             let blk = small_blocks(kernel.mr(), kernel.nr());
-            let (k, n, gap) = (150, 3 * kernel.nr() + 5, 7);
-            let rsb = n + gap;
-            let b: Vec<T> = data(k * rsb, 11).into_iter().map(to_t).collect();
-            for m in [1, kernel.mr() - 1, kernel.mr() + 3, 2 * kernel.mr()] {
-                let a: Vec<T> = data(m * k, 12).into_iter().map(to_t).collect();
-                let product = |direct_b: bool| {
-                    let mut c = vec![to_t(f64::NAN); m * n];
-                    // SAFETY: `A` is `m × k` row-major, `B` `k × n` with rows `rsb` apart
-                    // inside `b`, `C` `m × n`; the kernel runs on this CPU.
-                    unsafe {
-                        run_blocked(
-                            (kernel, blk, false, direct_b),
-                            (m, k, n),
-                            (a.as_ptr(), k as isize, 1),
-                            (b.as_ptr(), rsb as isize, 1),
-                            (c.as_mut_ptr(), n as isize, 1),
-                            false,
-                        )
+            let (k, gap) = (150, 7);
+            let lane = (64 / std::mem::size_of::<T>()).min(kernel.nr());
+            for n in [3 * kernel.nr() + 5, 3 * kernel.nr() + 2 * lane, 4 * kernel.nr() + lane] {
+                let rsb = n + gap;
+                // Exactly as long as the contract needs: the last row ends at column `n`.
+                let b: Vec<T> = data((k - 1) * rsb + n, 11).into_iter().map(to_t).collect();
+                for m in [1, kernel.mr() - 1, kernel.mr() + 3, 2 * kernel.mr()] {
+                    let a: Vec<T> = data(m * k, 12).into_iter().map(to_t).collect();
+                    let product = |direct_a: bool, direct_b: bool| {
+                        let mut c = vec![to_t(f64::NAN); m * n];
+                        // SAFETY: `A` is `m × k` row-major, `B` `k × n` with rows `rsb` apart
+                        // inside `b`, `C` `m × n`; the kernel runs on this CPU.
+                        unsafe {
+                            run_blocked(
+                                (kernel, blk, direct_a, direct_b),
+                                (m, k, n),
+                                (a.as_ptr(), k as isize, 1),
+                                (b.as_ptr(), rsb as isize, 1),
+                                (c.as_mut_ptr(), n as isize, 1),
+                                false,
+                            )
+                        };
+                        c
                     };
-                    c
-                };
-                let (packed, in_place) = (product(false), product(true));
-                for i in 0..m {
-                    for j in 0..n {
-                        let want: f64 = (0..k).map(|p| a[i * k + p].into() * b[p * rsb + j].into()).sum();
-                        let got = in_place[i * n + j];
-                        assert_eq!(bits(got), bits(packed[i * n + j]), "{isa:?} {m} rows ({i},{j})");
-                        assert!(
-                            (got.into() - want).abs() <= tol * k as f64,
-                            "{isa:?} {m} rows ({i},{j})"
-                        );
+                    let packed = product(false, false);
+                    for direct_a in [false, true] {
+                        let in_place = product(direct_a, true);
+                        for i in 0..m {
+                            for j in 0..n {
+                                let want: f64 = (0..k).map(|p| a[i * k + p].into() * b[p * rsb + j].into()).sum();
+                                let got = in_place[i * n + j];
+                                let at = format!("{isa:?} {m}x{k}x{n} direct_a={direct_a} ({i},{j})");
+                                assert_eq!(bits(got), bits(packed[i * n + j]), "{at}");
+                                assert!((got.into() - want).abs() <= tol * k as f64, "{at}");
+                            }
+                        }
                     }
                 }
             }
@@ -486,41 +497,39 @@ fn b_read_in_place_with_a_row_gap_matches_the_packed_product() {
 }
 
 /// Through [`packed_gemm`], which chooses for itself: short products over a `B` too large
-/// for L1 (read in place) give the fully packed product bit for bit.
+/// for L1, contiguous or with a row gap (read in place), give the fully packed product bit
+/// for bit.
 #[test]
 fn short_products_give_the_packed_result() {
     for (isa, kernel) in kernels::<f32>() {
         let (k, n) = (300, 2 * kernel.nr() + 3);
-        let b: Vec<f32> = data(k * n, 13).into_iter().map(|x| x as f32).collect();
-        for m in [1, kernel.mr(), 2 * kernel.mr()] {
-            let a: Vec<f32> = data(m * k, 14).into_iter().map(|x| x as f32).collect();
-            assert!(reads_b_in_place(1, n as isize, 4, (m, k, n), kernel.mr()));
-            let mut chosen = vec![f32::NAN; m * n];
-            // SAFETY: row-major `m × k`, `k × n` and `m × n` operands; `isa` runs here.
-            let ran = unsafe {
-                packed_gemm(
-                    isa,
-                    (m, k, n),
-                    (a.as_ptr(), k as isize, 1),
-                    (b.as_ptr(), n as isize, 1),
-                    (chosen.as_mut_ptr(), n as isize, 1),
-                    false,
-                )
-            };
-            assert!(ran);
-            let blk = Blocking::new(Caches::detect(), kernel.mr(), kernel.nr(), 4);
-            let packed = run(
-                (kernel, blk, false),
-                (m, k, n),
-                (&a, k, 1),
-                (&b, n, 1),
-                vec![0.0; m * n],
-                false,
-            );
-            assert!(
-                chosen.iter().zip(&packed).all(|(x, y)| x.to_bits() == y.to_bits()),
-                "{isa:?} {m} rows"
-            );
+        for rsb in [n, n + 5] {
+            let b: Vec<f32> = data((k - 1) * rsb + n, 13).into_iter().map(|x| x as f32).collect();
+            for m in [1, kernel.mr(), 2 * kernel.mr()] {
+                let a: Vec<f32> = data(m * k, 14).into_iter().map(|x| x as f32).collect();
+                assert!(reads_b_in_place(1, rsb as isize, 4, (m, k, n), kernel.mr()));
+                let mut chosen = vec![f32::NAN; m * n];
+                // SAFETY: row-major `m × k` and `m × n` operands, `k × n` with rows `rsb`
+                // apart inside `b`; `isa` runs here.
+                let ran = unsafe {
+                    packed_gemm(
+                        isa,
+                        (m, k, n),
+                        (a.as_ptr(), k as isize, 1),
+                        (b.as_ptr(), rsb as isize, 1),
+                        (chosen.as_mut_ptr(), n as isize, 1),
+                        false,
+                    )
+                };
+                assert!(ran);
+                let blk = Blocking::new(Caches::detect(), kernel.mr(), kernel.nr(), 4);
+                let zeros = vec![0.0; m * n];
+                let packed = run((kernel, blk, false), (m, k, n), (&a, k, 1), (&b, rsb, 1), zeros, false);
+                assert!(
+                    chosen.iter().zip(&packed).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{isa:?} {m} rows, rows of B {rsb} apart"
+                );
+            }
         }
     }
 }
