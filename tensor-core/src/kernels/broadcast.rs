@@ -21,6 +21,7 @@ use rayon::prelude::*;
 
 use super::elementwise::CHUNK;
 use super::simd::vectorized;
+use super::warm_split;
 
 /// How the smaller operand of a broadcast repeats over the row-major output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,7 +142,15 @@ where
     // `full` chunk has the same length) or panics, and then `written_vec` drops the vector
     // with length 0.
     if n < par_from {
-        return unsafe { crate::host_cache::written_vec(n, |out| fill(out, full, small, (repeat, 0), &f)) };
+        return unsafe {
+            crate::host_cache::written_vec(n, |out| {
+                if warm_split::worth_splitting(n) {
+                    warm_split::fill_pieces(out, &|r, o| fill(o, &full[r.clone()], small, (repeat, r.start), &f));
+                } else {
+                    fill(out, full, small, (repeat, 0), &f)
+                }
+            })
+        };
     }
     unsafe {
         crate::host_cache::written_vec(n, |out| {

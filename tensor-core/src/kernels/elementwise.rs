@@ -8,6 +8,7 @@
 
 use super::broadcast::{repeat_of, zip_repeated};
 use super::simd::vectorized;
+use super::warm_split;
 use crate::data::{row_major, Array};
 use ndarray::{IxDyn, Zip};
 use rayon::prelude::*;
@@ -96,6 +97,14 @@ where
     F: Fn(T) -> U + Sync + Send,
 {
     let n = src.len();
+    if n < par_from && warm_split::worth_splitting(n) {
+        // SAFETY: the pieces cover all n slots, and each is written whole by `fill_map`.
+        return unsafe {
+            crate::host_cache::written_vec(n, |spare| {
+                warm_split::fill_pieces(spare, &|r, o| fill_map(o, &src[r], &f))
+            })
+        };
+    }
     if n < par_from {
         return vectorized(
             #[inline(always)]
@@ -123,6 +132,14 @@ where
     F: Fn(A, B) -> U + Sync + Send,
 {
     let n = a.len().min(b.len());
+    if n < par_from && warm_split::worth_splitting(n) {
+        // SAFETY: the pieces cover all n slots, and each is written whole by `fill_zip`.
+        return unsafe {
+            crate::host_cache::written_vec(n, |spare| {
+                warm_split::fill_pieces(spare, &|r, o| fill_zip(o, &a[r.clone()], &b[r], &f))
+            })
+        };
+    }
     if n < par_from {
         return vectorized(
             #[inline(always)]

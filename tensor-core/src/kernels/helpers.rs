@@ -1,5 +1,7 @@
 //! Helper tasks of the parallel matmul drivers: started on rayon's pool, or handed to a
-//! helper that is still *lingering* on a pool worker after the last product.
+//! helper that is still *lingering* on a pool worker after the last product. Elementwise
+//! loops too short for the pool take lingering helpers only ([`share_with_lingering`],
+//! used by [`super::warm_split`]).
 //!
 //! Why: a task spawned on rayon's pool starts when an idle worker next looks for work, and
 //! an idle worker looks between `sched_yield` calls. On a 2-core AMD Zen 4 VM that put a
@@ -179,25 +181,7 @@ fn start(job: &Arc<impl Helping + 'static>, count: usize) {
         // task returns (see `linger`).
         leave();
     }
-    let mut spawn = count;
-    if count > 0 && PRESENT.0.load(Ordering::Acquire) > 0 {
-        // Cloned before locking, to keep the section short that helpers may wait on.
-        let offered = Arc::clone(job) as Arc<dyn Helping>;
-        let mut slot = lock_offer();
-        let present = PRESENT.0.load(Ordering::Acquire).min(count);
-        let posted = present > 0 && slot.is_none();
-        if posted {
-            *slot = Some(Offer {
-                job: offered,
-                wanted: present,
-            });
-            spawn -= present;
-        }
-        drop(slot);
-        if posted {
-            OFFERED.0.store(true, Ordering::Release);
-        }
-    }
+    let spawn = count - offer(job, count);
     for _ in 0..spawn {
         let job = Arc::clone(job);
         rayon::spawn(move || {
@@ -208,6 +192,56 @@ fn start(job: &Arc<impl Helping + 'static>, count: usize) {
             }
         });
     }
+}
+
+/// Offers `job` through the mailbox to up to `most` of the helpers [`PRESENT`] now; how
+/// many it was offered to (0 when none is present or another job waits in the mailbox).
+fn offer(job: &Arc<impl Helping + 'static>, most: usize) -> usize {
+    if most == 0 || PRESENT.0.load(Ordering::Acquire) == 0 {
+        return 0;
+    }
+    // Cloned before locking, to keep the section short that helpers may wait on.
+    let offered = Arc::clone(job) as Arc<dyn Helping>;
+    let mut slot = lock_offer();
+    let present = PRESENT.0.load(Ordering::Acquire).min(most);
+    let posted = present > 0 && slot.is_none();
+    if posted {
+        *slot = Some(Offer {
+            job: offered,
+            wanted: present,
+        });
+    }
+    drop(slot);
+    if !posted {
+        return 0;
+    }
+    OFFERED.0.store(true, Ordering::Release);
+    present
+}
+
+/// How many helpers linger now, ready to take an offered job: 0 on a thread that is one
+/// of them (running a rayon task between two looks at the mailbox).
+pub(crate) fn lingering() -> usize {
+    if COUNTED.with(Cell::get) {
+        return 0;
+    }
+    PRESENT.0.load(Ordering::Relaxed)
+}
+
+/// Runs `job` on the calling thread and on up to `most` helpers that [linger](lingering)
+/// now, never starting one: work too short to repay a wake-up (an elementwise loop right
+/// after a product) takes only threads that are already spinning. Returns once every block
+/// is computed; with no helper to take it, the caller computes them all.
+pub(crate) fn share_with_lingering(job: &Arc<impl Helping + 'static>, most: usize) {
+    // As in `share`: helpers may write into the caller's buffers until the job is finished.
+    let guard = AbortOnUnwind;
+    let offered = !COUNTED.with(Cell::get) && offer(job, most) > 0;
+    job.help();
+    if offered {
+        withdraw(job);
+        spin_until(|| job.finished());
+    }
+    drop(guard);
 }
 
 /// Aborts the process if dropped during unwinding: helpers may still be writing into the

@@ -10,3 +10,4 @@ pub mod matmul;
 mod pool_warmth;
 pub mod reduce;
 pub mod simd;
+pub(crate) mod warm_split;
