@@ -116,7 +116,8 @@ fn fill<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(
 
 /// `f(full[i], small[j])` over the output of `full.len()` elements, `small` repeating as
 /// `repeat` says (from [`repeat_of`]); on the pool from `par_from` elements, in tasks of
-/// [`super::elementwise::CHUNK`] outputs as the other elementwise loops.
+/// [`super::elementwise::CHUNK`] outputs as the other elementwise loops (below that, with
+/// lingering helpers if any, as they are: `super::warm_split`).
 ///
 /// # Panics
 ///

@@ -1,7 +1,9 @@
 //! Elementwise loops: a contiguous fast path (one tight loop the compiler vectorises), a
 //! parallel path over fixed-size chunks above [`PAR_THRESHOLD`] elements, contiguous loops
 //! for a bias row or a per-row scalar broadcast over a whole operand (`super::broadcast`),
-//! and a strided / broadcasting fallback through `ndarray::Zip`.
+//! and a strided / broadcasting fallback through `ndarray::Zip`. Below the threshold, the
+//! contiguous loops of [`super::warm_split::MIN_ELEMENTS`] or more are split with the matmul
+//! helpers that still linger after a product, if any (`super::warm_split`).
 //!
 //! Elementwise results never depend on the split (each element is computed on its own), so
 //! going parallel cannot change a single bit.
@@ -89,7 +91,8 @@ fn zip_serial<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(a: &[A], b: &[B], f: &F) ->
     out
 }
 
-/// `f` over a contiguous slice into a new vector, on the pool from `par_from` elements.
+/// `f` over a contiguous slice into a new vector, on the pool from `par_from` elements
+/// (below that, with lingering helpers if any: see the module docs).
 pub fn map_slice<T, U, F>(src: &[T], f: F, par_from: usize) -> Vec<U>
 where
     T: Copy + Send + Sync,
@@ -123,7 +126,7 @@ where
 }
 
 /// `f` over two equal-length contiguous slices into a new vector, on the pool from
-/// `par_from` elements.
+/// `par_from` elements (below that, with lingering helpers if any).
 pub fn zip_slices<A, B, U, F>(a: &[A], b: &[B], f: F, par_from: usize) -> Vec<U>
 where
     A: Copy + Send + Sync,

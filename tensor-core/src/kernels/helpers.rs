@@ -42,7 +42,9 @@ use super::matmul::spin_until;
 /// returns to the pool. W4's training steps (2 threads, alternating runs) were no slower
 /// with 50 µs or 200 µs than without lingering, and 20 µs was often slower: a step's
 /// products are tens of µs apart, so a shorter wait let the helper leave just before the
-/// next one.
+/// next one. An elementwise loop a helper takes ([`share_with_lingering`]) starts the wait
+/// again, so eager ops of 16 Ki elements or more less than this apart keep it spinning
+/// between products as well.
 const LINGER: Duration = Duration::from_micros(50);
 
 /// How long one helper task lingers before it hands over to a fresh one, queued on its own
@@ -70,7 +72,8 @@ pub(crate) const LONG_CLAIM_MACS: usize = 1 << 18;
 /// How often a lingering helper lets rayon run pending work instead.
 const YIELD_EVERY: Duration = Duration::from_micros(2);
 
-/// Work a parallel product shares with its helpers: claim blocks until none are left.
+/// Work a parallel product (or a split elementwise loop) shares with its helpers: claim
+/// blocks until none are left.
 pub(crate) trait Helping: Send + Sync {
     /// Claims and computes blocks until the job has none left unclaimed; whether it
     /// claimed any.
@@ -160,7 +163,7 @@ static OFFERED: CacheLine<AtomicBool> = CacheLine(AtomicBool::new(false));
 /// cores (30 000 involuntary context switches in 3 s of back-to-back products).
 ///
 /// A helper leaves (the count drops) only while it holds [`OFFER`]'s lock, taking any job
-/// offered by then; [`start`] reads the count under that lock too. So an offer is made
+/// offered by then; [`offer`] reads the count under that lock too. So an offer is made
 /// only to helpers that will see it, if late: one running a long rayon task takes it after
 /// that task, and its caller meanwhile computes the blocks itself (a task that starts
 /// products of its own stops counting its thread, see [`start`]).
@@ -219,7 +222,8 @@ fn offer(job: &Arc<impl Helping + 'static>, most: usize) -> usize {
     present
 }
 
-/// How many helpers linger now, ready to take an offered job: 0 on a thread that is one
+/// How many helpers will look at the mailbox again ([`PRESENT`]: spinning on it, or busy
+/// with a job and coming back): 0 on a thread that is one
 /// of them (running a rayon task between two looks at the mailbox).
 pub(crate) fn lingering() -> usize {
     if COUNTED.with(Cell::get) {

@@ -59,10 +59,14 @@ unsafe impl<U: Send> Sync for Shared<U> {}
 /// thread and on the helpers lingering now (see [`worth_splitting`]).
 pub(crate) fn for_each_range(len: usize, body: &(dyn Fn(Range<usize>) + Sync)) {
     let pieces = len.div_ceil(PIECE);
-    // SAFETY: `share_with_lingering` returns only once every piece is done, and a helper
-    // that claims after that finds no piece left and never calls `body`; so the erased
-    // lifetime is never outlived by a call.
-    let body: &'static (dyn Fn(Range<usize>) + Sync) = unsafe { std::mem::transmute(body) };
+    // SAFETY (of the erased lifetime): `share_with_lingering` returns only once every piece
+    // is done, and a helper that claims after that finds no piece left and never calls
+    // `body`; a raw pointer, so that nothing holds a dangling reference meanwhile.
+    let body = unsafe {
+        std::mem::transmute::<*const (dyn Fn(Range<usize>) + Sync + '_), *const (dyn Fn(Range<usize>) + Sync + 'static)>(
+            body,
+        )
+    };
     let job = Arc::new(Ranges {
         body,
         len,
@@ -70,17 +74,24 @@ pub(crate) fn for_each_range(len: usize, body: &(dyn Fn(Range<usize>) + Sync)) {
         done: AtomicUsize::new(0),
         pieces,
     });
-    share_with_lingering(&job, pieces - 1);
+    share_with_lingering(&job, pieces.saturating_sub(1));
 }
 
 /// A loop cut into pieces claimed from a counter.
 struct Ranges {
-    body: &'static (dyn Fn(Range<usize>) + Sync),
+    /// The loop's body; valid while a piece is unclaimed (see [`for_each_range`]).
+    body: *const (dyn Fn(Range<usize>) + Sync + 'static),
     len: usize,
     next: AtomicUsize,
     done: AtomicUsize,
     pieces: usize,
 }
+
+// SAFETY: `body` is only called through a shared reference to a `Sync` closure, while it
+// is alive (see `for_each_range`).
+unsafe impl Send for Ranges {}
+// SAFETY: as above.
+unsafe impl Sync for Ranges {}
 
 impl Helping for Ranges {
     fn help(&self) -> bool {
@@ -91,7 +102,9 @@ impl Helping for Ranges {
                 return helped;
             }
             let start = p * PIECE;
-            (self.body)(start..(start + PIECE).min(self.len));
+            // SAFETY: a piece was unclaimed, so `for_each_range` has not returned and `body`
+            // is alive.
+            unsafe { (*self.body)(start..(start + PIECE).min(self.len)) };
             self.done.fetch_add(1, Ordering::Release);
             helped = true;
         }
@@ -164,27 +177,37 @@ mod tests {
             let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
             let row: Vec<f32> = a[..64].to_vec();
-            let (mut split_any, mut tries) = (false, 0);
-            // A helper may leave (or be descheduled) between the product and the loop: try
-            // until one of the loops ran split, which on any multi-core machine is the first.
-            while !split_any && tries < 50 {
+            let per_row: Vec<f32> = b[..n / 64].to_vec();
+            let expected = (
+                a.iter().map(|x| x * 2.0 + 1.0).collect::<Vec<_>>(),
+                a.iter().zip(&b).map(|(x, y)| x * y - 0.5).collect::<Vec<_>>(),
+                a.iter().enumerate().map(|(i, x)| x + row[i % 64]).collect::<Vec<_>>(),
+                a.iter()
+                    .enumerate()
+                    .map(|(i, x)| x - per_row[i / 64])
+                    .collect::<Vec<_>>(),
+            );
+            let (mut splits, mut tries) = (0, 0);
+            // A helper may leave (or be descheduled) between the product and the loops: try
+            // until they ran split, which on any multi-core machine is about the first time.
+            while splits == 0 && tries < 200 {
                 tries += 1;
                 product_with_helpers();
-                split_any |= worth_splitting(n);
-                let mapped = map_slice(&a, |x| x * 2.0 + 1.0, usize::MAX);
-                assert_eq!(mapped, a.iter().map(|x| x * 2.0 + 1.0).collect::<Vec<_>>());
-                product_with_helpers();
-                let zipped = zip_slices(&a, &b, |x, y| x * y - 0.5, usize::MAX);
-                assert_eq!(zipped, a.iter().zip(&b).map(|(x, y)| x * y - 0.5).collect::<Vec<_>>());
-                product_with_helpers();
-                let biased = zip_repeated(&a, &row, Repeat::Row(64), |x, y| x + y, usize::MAX);
-                let expected: Vec<f32> = a.iter().enumerate().map(|(i, x)| x + row[i % 64]).collect();
-                assert_eq!(biased, expected);
+                if worth_splitting(n) {
+                    splits += 1;
+                }
+                let got = (
+                    map_slice(&a, |x| x * 2.0 + 1.0, usize::MAX),
+                    zip_slices(&a, &b, |x, y| x * y - 0.5, usize::MAX),
+                    zip_repeated(&a, &row, Repeat::Row(64), |x, y| x + y, usize::MAX),
+                    zip_repeated(&a, &per_row, Repeat::Run(64), |x, y| x - y, usize::MAX),
+                );
+                assert!(got == expected, "split loops differ from the elementwise results");
             }
             // Where a second core exists, the split path must have run (else this test
             // would check only the serial one).
             let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-            assert!(split_any || cores < 2, "no loop ran split in {tries} tries");
+            assert!(splits > 0 || cores < 2, "no loop ran split in {tries} tries");
         });
     }
 }
