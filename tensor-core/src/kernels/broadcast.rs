@@ -139,19 +139,16 @@ where
         "zip_repeated: {n} outputs, {} repeated as {repeat:?}",
         small.len()
     );
-    // SAFETY (both arms): `fill` writes every element of the output chunk it is given (its
+    // SAFETY (every arm): `fill` writes every element of the output chunk it is given (its
     // `full` chunk has the same length) or panics, and then `written_vec` drops the vector
     // with length 0.
-    if n < par_from {
+    if n < par_from && warm_split::worth_splitting(n) {
         return unsafe {
-            crate::host_cache::written_vec(n, |out| {
-                if warm_split::worth_splitting(n) {
-                    warm_split::fill_pieces(out, &|r, o| fill(o, &full[r.clone()], small, (repeat, r.start), &f));
-                } else {
-                    fill(out, full, small, (repeat, 0), &f)
-                }
-            })
+            warm_split::written_in_pieces(n, &|r, o| fill(o, &full[r.clone()], small, (repeat, r.start), &f))
         };
+    }
+    if n < par_from {
+        return unsafe { crate::host_cache::written_vec(n, |out| fill(out, full, small, (repeat, 0), &f)) };
     }
     unsafe {
         crate::host_cache::written_vec(n, |out| {

@@ -100,15 +100,11 @@ where
     F: Fn(T) -> U + Sync + Send,
 {
     let n = src.len();
-    if n < par_from && warm_split::worth_splitting(n) {
-        // SAFETY: the pieces cover all n slots, and each is written whole by `fill_map`.
-        return unsafe {
-            crate::host_cache::written_vec(n, |spare| {
-                warm_split::fill_pieces(spare, &|r, o| fill_map(o, &src[r], &f))
-            })
-        };
-    }
     if n < par_from {
+        if warm_split::worth_splitting(n) {
+            // SAFETY: `fill_map` writes the whole piece it is given.
+            return unsafe { warm_split::written_in_pieces(n, &|r, o| fill_map(o, &src[r], &f)) };
+        }
         return vectorized(
             #[inline(always)]
             || map_serial(src, &f),
@@ -135,15 +131,11 @@ where
     F: Fn(A, B) -> U + Sync + Send,
 {
     let n = a.len().min(b.len());
-    if n < par_from && warm_split::worth_splitting(n) {
-        // SAFETY: the pieces cover all n slots, and each is written whole by `fill_zip`.
-        return unsafe {
-            crate::host_cache::written_vec(n, |spare| {
-                warm_split::fill_pieces(spare, &|r, o| fill_zip(o, &a[r.clone()], &b[r], &f))
-            })
-        };
-    }
     if n < par_from {
+        if warm_split::worth_splitting(n) {
+            // SAFETY: `fill_zip` writes the whole piece it is given.
+            return unsafe { warm_split::written_in_pieces(n, &|r, o| fill_zip(o, &a[r.clone()], &b[r], &f)) };
+        }
         return vectorized(
             #[inline(always)]
             || zip_serial(&a[..n], &b[..n], &f),

@@ -102,9 +102,7 @@ pub(crate) fn share(job: &Arc<impl Helping + 'static>, helpers: usize) {
     if long {
         SHARING.0.fetch_add(1, Ordering::Relaxed);
     }
-    job.help();
-    withdraw(job);
-    spin_until(|| job.finished());
+    help_and_wait(job);
     if long {
         SHARING.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -223,8 +221,8 @@ fn offer(job: &Arc<impl Helping + 'static>, most: usize) -> usize {
 }
 
 /// How many helpers will look at the mailbox again ([`PRESENT`]: spinning on it, or busy
-/// with a job and coming back): 0 on a thread that is one
-/// of them (running a rayon task between two looks at the mailbox).
+/// with a job and coming back): 0 on a thread that is one of them (running a rayon task
+/// between two looks at the mailbox).
 pub(crate) fn lingering() -> usize {
     if COUNTED.with(Cell::get) {
         return 0;
@@ -239,13 +237,19 @@ pub(crate) fn lingering() -> usize {
 pub(crate) fn share_with_lingering(job: &Arc<impl Helping + 'static>, most: usize) {
     // As in `share`: helpers may write into the caller's buffers until the job is finished.
     let guard = AbortOnUnwind;
-    let offered = !COUNTED.with(Cell::get) && offer(job, most) > 0;
-    job.help();
-    if offered {
-        withdraw(job);
-        spin_until(|| job.finished());
+    if !COUNTED.with(Cell::get) {
+        offer(job, most);
     }
+    help_and_wait(job);
     drop(guard);
+}
+
+/// The caller's part of a shared job: claims blocks until none are left, takes back an
+/// offer no helper took, and waits for the blocks helpers claimed.
+fn help_and_wait(job: &Arc<impl Helping + 'static>) {
+    job.help();
+    withdraw(job);
+    spin_until(|| job.finished());
 }
 
 /// Aborts the process if dropped during unwinding: helpers may still be writing into the

@@ -30,9 +30,21 @@ pub(crate) fn worth_splitting(len: usize) -> bool {
 /// What writes one piece of an output: its range and its elements.
 type FillPiece<'a, U> = dyn Fn(Range<usize>, &mut [MaybeUninit<U>]) + Sync + 'a;
 
-/// Writes `out` in pieces, `fill(range, &mut out[range])` for consecutive ranges covering
-/// it once each, on the calling thread and on the helpers lingering now.
-pub(crate) fn fill_pieces<U: Send>(out: &mut [MaybeUninit<U>], fill: &FillPiece<'_, U>) {
+/// A new vector of `len` elements written in pieces, `fill(range, &mut out[range])` for
+/// consecutive ranges covering it once each, on the calling thread and on the helpers
+/// lingering now (taken, like every new output, through [`crate::host_cache`]).
+///
+/// # Safety
+///
+/// `fill` must write every element of the piece it is given.
+pub(crate) unsafe fn written_in_pieces<U: Copy + Send + 'static>(len: usize, fill: &FillPiece<'_, U>) -> Vec<U> {
+    // SAFETY: the pieces cover all `len` slots, and `fill` writes each whole (the caller's
+    // contract).
+    unsafe { crate::host_cache::written_vec(len, |out| fill_pieces(out, fill)) }
+}
+
+/// Writes `out` in pieces (see [`written_in_pieces`]).
+fn fill_pieces<U: Send>(out: &mut [MaybeUninit<U>], fill: &FillPiece<'_, U>) {
     let len = out.len();
     let base = Shared(out.as_mut_ptr());
     for_each_range(len, &|range: Range<usize>| {
