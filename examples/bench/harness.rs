@@ -113,5 +113,20 @@ pub fn emit_with(
     if let Some(obj) = line.as_object_mut() {
         obj.extend(extra);
     }
-    println!("{line}");
+    print_line(&line.to_string());
+}
+
+/// Prints one result line. A reader that stops early (`bench | head -3`) ends the run
+/// quietly, as command-line tools do, instead of a panic on the broken pipe; any other
+/// failure to write is reported and exits non-zero.
+pub fn print_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("bench: cannot write a result line: {e}");
+        std::process::exit(1);
+    }
 }

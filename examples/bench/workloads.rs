@@ -1,6 +1,6 @@
 //! The workloads, by id. Each prints its JSON lines and returns an error if an op fails.
 
-use crate::harness::{emit, emit_with, median, time_calls, time_pair};
+use crate::harness::{emit, emit_with, median, print_line, time_calls, time_pair};
 use crate::train::{
     eager_step, fit_setup, fit_steps, graph_step, nn_setup, nn_step, w4_forward, w4_setup, w5_forward, w5_setup,
     W4_CASE, W5_CASE,
@@ -246,7 +246,9 @@ fn w7() -> ferroflow::Result<()> {
             if !out.status.success() {
                 return Err(fail(String::from_utf8_lossy(&out.stderr).into_owned()));
             }
-            print!("{}", String::from_utf8_lossy(&out.stdout));
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                print_line(line);
+            }
         }
         return Ok(());
     };
