@@ -464,6 +464,33 @@ mod tests {
         assert_eq!(m.value().to_vec::<f64>().unwrap(), vec![2.0, 3.0, 4.0, 5.0]);
     }
 
+    /// Updates long enough to run on the pool give the out-of-place `subtract` / `add`
+    /// bits, as shorter ones do, and still leave earlier reads alone.
+    #[test]
+    fn long_in_place_updates_match_the_out_of_place_ops() {
+        use crate::kernels::elementwise::PAR_THRESHOLD;
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        pool.install(|| {
+            for n in [1001, PAR_THRESHOLD + 1001] {
+                let start = Tensor::range(0.0, n as f64, 1.0, DType::F32).unwrap().sqrt().unwrap();
+                let x = start.cos().unwrap();
+                let v = Variable::new("v", start.clone()).unwrap();
+                let before = v.read().unwrap();
+                let holds = |want: &Tensor| {
+                    let got = v.value().to_vec::<f32>().unwrap();
+                    assert_eq!(got, want.to_vec::<f32>().unwrap(), "n = {n}");
+                };
+                // The first update copies the array `before` shares, the second finds it unique.
+                v.assign_sub(&x).unwrap();
+                let want = start.sub(&x).unwrap();
+                holds(&want);
+                v.assign_add(&x).unwrap();
+                holds(&want.add(&x).unwrap());
+                assert_eq!(before.to_vec::<f32>().unwrap(), start.to_vec::<f32>().unwrap());
+            }
+        });
+    }
+
     #[test]
     fn trackable_paths() {
         let a = Variable::new("w", Tensor::scalar(1.0f32)).unwrap();

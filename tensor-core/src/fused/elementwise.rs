@@ -6,9 +6,11 @@ use super::{well_formed, FusedElementwise, Instr, Operand};
 use crate::data::{row_major, Array};
 use crate::kernels::elementwise::PAR_THRESHOLD_COSTLY as PAR_THRESHOLD;
 use crate::kernels::simd::vectorized;
+use crate::kernels::warm_split;
 use crate::{BinaryOp, Data, Error, FloatElement, Result, UnaryOp};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 impl FusedElementwise {
     pub(super) fn run_typed<T: FloatElement>(&self, inputs: &[&Data]) -> Result<Array<T>> {
@@ -110,15 +112,31 @@ impl FusedElementwise {
                     .for_each(|c| body(&mut temps, c));
             }
         };
-        // SAFETY: the last instruction writes every element of every chunk, and the chunks
-        // cover all n elements.
-        let out = unsafe { crate::host_cache::written_vec(n, write) };
+        let out = if warm_split::worth_splitting(n, PAR_THRESHOLD) {
+            // Split with the helpers lingering after a product (see
+            // `crate::kernels::warm_split`), in pieces of whole chunks.
+            let piece = |range: Range<usize>, out: &mut [MaybeUninit<T>]| {
+                let mut temps = scratch();
+                for (k, c) in out.chunks_mut(FUSED_CHUNK).enumerate() {
+                    body(&mut temps, (range.start / FUSED_CHUNK + k, c));
+                }
+            };
+            // SAFETY: each piece's chunks are written whole, as below.
+            unsafe { warm_split::written_in_pieces(n, &piece) }
+        } else {
+            // SAFETY: the last instruction writes every element of every chunk, and the
+            // chunks cover all n elements.
+            unsafe { crate::host_cache::written_vec(n, write) }
+        };
         Ok(row_major(&dims, out).expect("fused output size").into_shared())
     }
 }
 
 /// Elements per chunk of a fused loop: every intermediate of a chunk stays in L1/L2.
 pub(super) const FUSED_CHUNK: usize = 2048;
+
+// A split loop's pieces start on chunk boundaries (the chunk index is `start / FUSED_CHUNK`).
+const _: () = assert!(warm_split::PIECE.is_multiple_of(FUSED_CHUNK));
 
 /// A slot a loop writes one result into: a plain element (intermediates) or a not yet
 /// initialised element of the output, which is written once and never read, so the output
@@ -264,11 +282,12 @@ fn binary_slice<T: FloatElement, D: Out<T>>(b: BinaryOp, x: Src<T>, y: Src<T>, d
 
 /// `s[i] = b(s[i], o[i])` (or `b(o[i], s[i])` when `s_is_lhs` is false), `o` full-size or
 /// a single element, op fixed outside the loop.
+#[inline(always)]
 pub(crate) fn binary_in_place_slice<T: FloatElement>(b: BinaryOp, s: &mut [T], o: &[T], s_is_lhs: bool) {
-    crate::ops::math::binary::with_binary_op!(b, f => match (o.len() == 1, s_is_lhs) {
+    crate::ops::math::binary::with_binary_op!(b, f => vectorized(#[inline(always)] || match (o.len() == 1, s_is_lhs) {
         (true, true) => { let t = o[0]; for d in s.iter_mut() { *d = f.apply_float(*d, t) } }
         (true, false) => { let t = o[0]; for d in s.iter_mut() { *d = f.apply_float(t, *d) } }
         (false, true) => for (d, &t) in s.iter_mut().zip(o) { *d = f.apply_float(*d, t) },
         (false, false) => for (d, &t) in s.iter_mut().zip(o) { *d = f.apply_float(t, *d) },
-    })
+    }))
 }

@@ -3,6 +3,7 @@
 
 use super::elementwise::{binary_in_place_slice, unary_slice};
 use crate::data::Array;
+use crate::kernels::elementwise::{update_in_pieces, PAR_THRESHOLD, PAR_THRESHOLD_COSTLY};
 use crate::{BinaryOp, Data, FloatElement, UnaryOp};
 
 /// `u` applied to `d` in `d`'s own buffer when nobody else holds it (`Ok`), or `d` given
@@ -14,13 +15,21 @@ pub fn unary_in_place(u: UnaryOp, d: Data) -> std::result::Result<Data, Data> {
         }
         let mut a = a;
         if let Some(s) = a.as_slice_mut() {
-            // Chunks through a small stack buffer keep the vectorised slice kernel usable.
-            let mut buf = [T::zero(); 256];
-            for chunk in s.chunks_mut(256) {
-                let tmp = &mut buf[..chunk.len()];
-                tmp.copy_from_slice(chunk);
-                unary_slice(u, tmp, chunk);
-            }
+            let par_from = if u.is_cheap() {
+                PAR_THRESHOLD
+            } else {
+                PAR_THRESHOLD_COSTLY
+            };
+            update_in_pieces(s, par_from, &|_, piece| {
+                // Chunks through a small stack buffer keep the vectorised slice kernel
+                // (source and destination apart) usable.
+                let mut buf = [T::zero(); 256];
+                for chunk in piece.chunks_mut(256) {
+                    let tmp = &mut buf[..chunk.len()];
+                    tmp.copy_from_slice(chunk);
+                    unary_slice(u, tmp, chunk);
+                }
+            });
         }
         Ok(wrap(a))
     }
@@ -59,7 +68,16 @@ pub fn binary_in_place(b: BinaryOp, d: Data, o: &Data, side: Side) -> std::resul
             return Err(wrap(a));
         };
         if let Some(s) = a.as_slice_mut() {
-            binary_in_place_slice(b, s, os, lhs);
+            let par_from = if b == BinaryOp::Pow {
+                PAR_THRESHOLD_COSTLY
+            } else {
+                PAR_THRESHOLD
+            };
+            update_in_pieces(s, par_from, &|range, piece| {
+                // A single-element `o` applies to every piece whole.
+                let o = if os.len() == 1 { os } else { &os[range] };
+                binary_in_place_slice(b, piece, o, lhs)
+            });
         }
         Ok(wrap(a))
     }
@@ -67,5 +85,79 @@ pub fn binary_in_place(b: BinaryOp, d: Data, o: &Data, side: Side) -> std::resul
         (Data::F32(a), Data::F32(x)) => go(b, a, x, d_is_lhs, Data::F32),
         (Data::F64(a), Data::F64(x)) => go(b, a, x, d_is_lhs, Data::F64),
         (d, _) => Err(d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::elementwise::CHUNK;
+    use crate::ops::math::{binary, unary};
+    use crate::{DType, Tensor};
+
+    /// The bits of a result, NaNs included.
+    fn bits(d: Data) -> Vec<u32> {
+        let v = Tensor::from_data(d).to_vec::<f32>().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// A fresh, unshared `[n]` f32 buffer.
+    fn fresh(n: usize) -> Data {
+        let t = Tensor::range(0.0, n as f64, 1.0, DType::F32).unwrap();
+        t.mul(&Tensor::scalar(-3e-4f32))
+            .unwrap()
+            .sin()
+            .unwrap()
+            .data()
+            .unwrap()
+            .clone()
+    }
+
+    /// In place gives the bits of the op run out of place, on one thread and on the pool
+    /// (costly ops from a lower size), for cheap and costly ops, either side, and a
+    /// full-size or single-element other operand.
+    #[test]
+    fn in_place_ops_give_the_out_of_place_results() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        pool.install(|| {
+            for n in [37, PAR_THRESHOLD_COSTLY + 5, PAR_THRESHOLD + 3 * CHUNK + 11] {
+                let x = fresh(n);
+                for u in [UnaryOp::Relu, UnaryOp::Sigmoid] {
+                    let want = unary(u, &x).unwrap();
+                    let got = unary_in_place(u, fresh(n)).unwrap();
+                    assert!(bits(got) == bits(want), "{} in place, n = {n}", u.name());
+                }
+                let full = unary(UnaryOp::Cos, &x).unwrap();
+                let single = Tensor::scalar(0.75f32).data().unwrap().clone();
+                for o in [&full, &single] {
+                    for (side, b) in [
+                        (Side::Left, BinaryOp::Sub),
+                        (Side::Right, BinaryOp::Sub),
+                        (Side::Left, BinaryOp::Pow),
+                    ] {
+                        let want = match side {
+                            Side::Left => binary(b, &x, o).unwrap(),
+                            Side::Right => binary(b, o, &x).unwrap(),
+                        };
+                        let got = binary_in_place(b, fresh(n), o, side).unwrap();
+                        assert!(
+                            bits(got) == bits(want),
+                            "{b:?} in place ({side:?}), n = {n}, o of {}",
+                            o.len()
+                        );
+                    }
+                }
+            }
+        });
+    }
+
+    /// A shared buffer is given back untouched.
+    #[test]
+    fn a_shared_buffer_is_not_written() {
+        let x = fresh(64);
+        let kept = x.clone();
+        let back = unary_in_place(UnaryOp::Neg, x).unwrap_err();
+        assert_eq!(bits(back), bits(fresh(64)));
+        assert_eq!(bits(kept), bits(fresh(64)));
     }
 }

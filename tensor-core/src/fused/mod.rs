@@ -356,7 +356,12 @@ mod tests {
                 Instr::UnaryThen(Sigmoid, Temp(0), Mul, In(3))
             ]
         );
-        for n in [5usize, FUSED_CHUNK + 3, PAR_THRESHOLD * 3 + 17] {
+        // Sizes: one chunk, a ragged second, pieces split with lingering helpers (below the
+        // pool's threshold and above it), the pool.
+        use crate::kernels::warm_split::{tests::check_with_lingering_helpers, PIECE};
+        let split = [2 * PIECE + FUSED_CHUNK + 5, 5 * PIECE + 3];
+        assert!(split[0] < PAR_THRESHOLD && split[1] > PAR_THRESHOLD);
+        for n in [5usize, FUSED_CHUNK + 3, split[0], split[1], PAR_THRESHOLD * 3 + 17] {
             let x = Tensor::range(0.0, n as f64, 1.0, DType::F32)
                 .unwrap()
                 .mul(&Tensor::scalar(1e-3f32))
@@ -364,11 +369,24 @@ mod tests {
             let c = x.cos().unwrap();
             let scalars = (Tensor::scalar(-2.5f32), Tensor::scalar(0.25f32));
             let full = (x.sin().unwrap(), c.add(&Tensor::scalar(0.5f32)).unwrap());
-            for (a, b) in [scalars.clone(), full, (scalars.0.clone(), c.clone())] {
-                let want = x.mul(&a).unwrap().add(&b).unwrap().sigmoid().unwrap().mul(&c).unwrap();
-                let want = want.to_vec::<f32>().unwrap();
-                assert_eq!(run::<f32>(&program, &[&x, &a, &b, &c]), want, "n = {n}");
-                assert_eq!(run::<f32>(&combined, &[&x, &a, &b, &c]), want, "combined, n = {n}");
+            let cases: Vec<_> = [scalars.clone(), full, (scalars.0.clone(), c.clone())]
+                .into_iter()
+                .map(|(a, b)| {
+                    let want = x.mul(&a).unwrap().add(&b).unwrap().sigmoid().unwrap().mul(&c).unwrap();
+                    (a, b, want.to_vec::<f32>().unwrap())
+                })
+                .collect();
+            let check = || {
+                for (a, b, want) in &cases {
+                    assert_eq!(&run::<f32>(&program, &[&x, a, b, &c]), want, "n = {n}");
+                    assert_eq!(&run::<f32>(&combined, &[&x, a, b, &c]), want, "combined, n = {n}");
+                }
+            };
+            if split.contains(&n) {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+                pool.install(|| check_with_lingering_helpers(n, PAR_THRESHOLD, check));
+            } else {
+                check();
             }
         }
         // A program reading a later result or a missing input is an error, not a panic.

@@ -142,7 +142,7 @@ where
     // SAFETY (every arm): `fill` writes every element of the output chunk it is given (its
     // `full` chunk has the same length) or panics, and then `written_vec` drops the vector
     // with length 0.
-    if n < par_from && warm_split::worth_splitting(n) {
+    if warm_split::worth_splitting(n, par_from) {
         return unsafe {
             warm_split::written_in_pieces(n, &|r, o| fill(o, &full[r.clone()], small, (repeat, r.start), &f))
         };

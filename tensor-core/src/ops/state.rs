@@ -1,5 +1,7 @@
 //! Stateful ops: `read_variable`, `assign`, `assign_add`, `assign_sub`.
 
+use crate::kernels::elementwise::{update_in_pieces, PAR_THRESHOLD};
+use crate::kernels::simd::vectorized;
 use crate::{Data, Error, Result, TensorSpec, Variable};
 
 /// How an [`crate::Op::Assign`] combines its input with the variable's value.
@@ -81,24 +83,31 @@ fn add_in_place(cur: &mut Data, x: &Data, sub: bool) -> bool {
     true
 }
 
-/// `a[i] = f(a[i], b[i])` over two arrays of one shape: one vectorised loop when both are
-/// row-major and contiguous (an optimizer's every variable, every step), else `ndarray`'s
-/// strided walk.
+/// `a[i] = f(a[i], b[i])` over two arrays of one shape: vectorised loops split as the
+/// out-of-place ones are (pool, lingering helpers, or one thread: see
+/// [`update_in_pieces`]) when both are row-major and contiguous (an optimizer's every
+/// variable, every step), else `ndarray`'s strided walk.
 ///
 /// Why: `ndarray::zip_mut_with` over the dynamic-rank arrays ran W4's SGD updates (270 K
 /// weights a step) at under a cycle per element, 2.7 % of a one-thread step (`perf`).
-fn zip_in_place<T: Copy>(a: &mut crate::data::Array<T>, b: &crate::data::Array<T>, f: impl Fn(T, T) -> T) {
+fn zip_in_place<T: Copy + Send + Sync>(
+    a: &mut crate::data::Array<T>,
+    b: &crate::data::Array<T>,
+    f: impl Fn(T, T) -> T + Sync,
+) {
     // Copy-on-write either way: `as_slice_mut` makes a row-major `a` unique before lending
     // it (and lends nothing otherwise), `zip_mut_with` unshares it itself.
     match (a.as_slice_mut(), b.as_slice()) {
-        (Some(pa), Some(pb)) => crate::kernels::simd::vectorized(
-            #[inline(always)]
-            || {
-                for (p, &q) in pa.iter_mut().zip(pb) {
-                    *p = f(*p, q);
-                }
-            },
-        ),
+        (Some(pa), Some(pb)) => update_in_pieces(pa, PAR_THRESHOLD, &|range, piece| {
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (p, &q) in piece.iter_mut().zip(&pb[range]) {
+                        *p = f(*p, q);
+                    }
+                },
+            )
+        }),
         _ => a.zip_mut_with(b, |p, &q| *p = f(*p, q)),
     }
 }
