@@ -357,11 +357,13 @@ mod tests {
             ]
         );
         // Sizes: one chunk, a ragged second, pieces split with lingering helpers (below the
-        // pool's threshold and above it), the pool.
+        // pool's threshold for costly loops and above it), the pool (where loops are never
+        // split with lingering helpers).
         use crate::kernels::warm_split::{tests::check_with_lingering_helpers, PIECE};
         let split = [2 * PIECE + FUSED_CHUNK + 5, 5 * PIECE + 3];
         assert!(split[0] < PAR_THRESHOLD && split[1] > PAR_THRESHOLD);
-        for n in [5usize, FUSED_CHUNK + 3, split[0], split[1], PAR_THRESHOLD * 3 + 17] {
+        let elementwise_pool = crate::kernels::elementwise::PAR_THRESHOLD;
+        for n in [5usize, FUSED_CHUNK + 3, split[0], split[1], elementwise_pool + 17] {
             let x = Tensor::range(0.0, n as f64, 1.0, DType::F32)
                 .unwrap()
                 .mul(&Tensor::scalar(1e-3f32))
@@ -384,7 +386,7 @@ mod tests {
             };
             if split.contains(&n) {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-                pool.install(|| check_with_lingering_helpers(n, PAR_THRESHOLD, check));
+                pool.install(|| check_with_lingering_helpers(n, check));
             } else {
                 check();
             }

@@ -3,8 +3,10 @@
 //! for a bias row or a per-row scalar broadcast over a whole operand (`super::broadcast`),
 //! and a strided / broadcasting fallback through `ndarray::Zip`. Below the threshold, the
 //! contiguous loops of [`super::warm_split::MIN_ELEMENTS`] or more are split with the matmul
-//! helpers that still linger after a product, if any (`super::warm_split`). Loops that
-//! update an operand in place go parallel above the threshold too ([`update_in_pieces`]).
+//! helpers that still linger after a product, if any (`super::warm_split`); so are costly
+//! loops above their own lower threshold, while every pool thread but the caller lingers.
+//! Loops that update an operand in place go parallel above the threshold too
+//! ([`update_in_pieces`]), and are never split with lingering helpers.
 //!
 //! Elementwise results never depend on the split (each element is computed on its own), so
 //! going parallel cannot change a single bit.

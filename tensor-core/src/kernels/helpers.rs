@@ -1,7 +1,8 @@
 //! Helper tasks of the parallel matmul drivers: started on rayon's pool, or handed to a
 //! helper that is still *lingering* on a pool worker after the last product. Elementwise
-//! loops too short for the pool take lingering helpers only ([`share_with_lingering`],
-//! used by [`super::warm_split`]).
+//! loops of 16 Ki to 512 Ki elements take lingering helpers only ([`share_with_lingering`],
+//! used by [`super::warm_split`]): too short for the pool, or, costly ones, sooner done on
+//! threads already spinning than handed to the pool.
 //!
 //! Why: a task spawned on rayon's pool starts when an idle worker next looks for work, and
 //! an idle worker looks between `sched_yield` calls. On a 2-core AMD Zen 4 VM that put a
@@ -231,8 +232,9 @@ pub(crate) fn lingering() -> usize {
 }
 
 /// Runs `job` on the calling thread and on up to `most` helpers that [linger](lingering)
-/// now, never starting one: work too short to repay a wake-up (an elementwise loop right
-/// after a product) takes only threads that are already spinning. Returns once every block
+/// now, never starting one: an elementwise loop right after a product (too short to repay a
+/// wake-up, or sooner done this way: see [`super::warm_split::worth_splitting`]) takes only
+/// threads that are already spinning. Returns once every block
 /// is computed; with no helper to take it, the caller computes them all.
 pub(crate) fn share_with_lingering(job: &Arc<impl Helping + 'static>, most: usize) {
     // As in `share`: helpers may write into the caller's buffers until the job is finished.

@@ -30,18 +30,18 @@ pub(crate) const PIECE: usize = 1 << 13;
 /// threshold for cheap loops ([`PAR_THRESHOLD`]).
 ///
 /// A loop long enough for the pool (a costly one: `exp`, `sigmoid`, a fused chain) is split
-/// too where at least half the pool's threads linger. Why: a loop handed to the pool while
-/// a helper lingers runs as that helper leaves (it stops lingering once it has run pool
-/// work), and the next product then starts its helpers afresh. Measured on 2 cores after a
-/// product, a fused `sigmoid(x * a + b) * c` (p50): 61–64 µs on the pool against 26–32 µs
-/// split at 64 Ki elements, 100–135 against 91–113 µs at 200 K. Fewer than half lingering
-/// (after a product too small to use them all), the pool's threads are worth waking.
+/// too where every pool thread but the caller lingers, so that it runs on as many threads
+/// as the pool would give it. Why: a loop handed to the pool while a helper lingers runs as
+/// that helper leaves (it stops lingering once it has run pool work), and the next product
+/// then starts its helpers afresh. Measured on 2 cores after a product, a fused
+/// `sigmoid(x * a + b) * c` (p50): 61–64 µs on the pool against 26–32 µs split at 64 Ki
+/// elements, 100–135 against 91–113 µs at 200 K.
 pub(crate) fn worth_splitting(len: usize, par_from: usize) -> bool {
     if !(MIN_ELEMENTS..PAR_THRESHOLD).contains(&len) {
         return false;
     }
     let helpers = lingering();
-    helpers > 0 && (len < par_from || 2 * (helpers + 1) >= rayon::current_num_threads())
+    helpers > 0 && (len < par_from || helpers + 1 >= rayon::current_num_threads())
 }
 
 /// What writes one piece of an output: its range and its elements.
@@ -87,6 +87,8 @@ unsafe impl<U: Send> Sync for Shared<U> {}
 /// Runs `body` over consecutive ranges covering `0..len` exactly once each, on the calling
 /// thread and on the helpers lingering now (see [`worth_splitting`]).
 pub(crate) fn for_each_range(len: usize, body: &(dyn Fn(Range<usize>) + Sync)) {
+    #[cfg(test)]
+    tests::SPLITS_HERE.with(|n| n.set(n.get() + 1));
     let pieces = len.div_ceil(PIECE);
     // SAFETY (of the erased lifetime): `share_with_lingering` returns only once every piece
     // is done, and a helper that claims after that finds no piece left and never calls
@@ -165,21 +167,27 @@ pub(crate) mod tests {
         gemm(n, n, n, op, op, &mut c);
     }
 
-    /// Runs `check` (loops of `len` elements, on the pool from `par_from`) once as it
-    /// comes, then right after products until such a loop would split, for at most 10 s: a
-    /// helper may leave (or be descheduled) between the product and the loop, and tests
-    /// running beside this one may hold the other cores for a while. Fails where a second
-    /// core exists and no loop split, for then the split path went unchecked.
-    pub(crate) fn check_with_lingering_helpers(len: usize, par_from: usize, mut check: impl FnMut()) {
+    thread_local! {
+        /// Loops split on this thread ([`for_each_range`] calls): tests beside this one
+        /// split loops too, so a process-wide count would not say whose loop split.
+        pub(crate) static SPLITS_HERE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Runs `check` (loops of `len` elements) once as it comes, then right after products until a loop it ran on this thread was split, for
+    /// at most 10 s: a helper may leave (or be descheduled) between the product and the
+    /// loop, and tests running beside this one may hold the other cores for a while. Fails
+    /// where a second core exists and no loop split, for then the split path went
+    /// unchecked.
+    pub(crate) fn check_with_lingering_helpers(len: usize, mut check: impl FnMut()) {
         check();
         let start = std::time::Instant::now();
         let mut tries = 0;
         loop {
             tries += 1;
             product_with_helpers();
-            let split = worth_splitting(len, par_from);
+            let before = SPLITS_HERE.with(|n| n.get());
             check();
-            if split {
+            if SPLITS_HERE.with(|n| n.get()) > before {
                 return;
             }
             let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
@@ -244,7 +252,7 @@ pub(crate) mod tests {
                     .map(|(i, x)| x - per_row[i / 64])
                     .collect::<Vec<_>>(),
             );
-            check_with_lingering_helpers(n, usize::MAX, || {
+            check_with_lingering_helpers(n, || {
                 let got = (
                     map_slice(&a, |x| x * 2.0 + 1.0, usize::MAX),
                     zip_slices(&a, &b, |x, y| x * y - 0.5, usize::MAX),

@@ -83,10 +83,10 @@ fn add_in_place(cur: &mut Data, x: &Data, sub: bool) -> bool {
     true
 }
 
-/// `a[i] = f(a[i], b[i])` over two arrays of one shape: vectorised loops split as the
-/// out-of-place ones are (pool, lingering helpers, or one thread: see
-/// [`update_in_pieces`]) when both are row-major and contiguous (an optimizer's every
-/// variable, every step), else `ndarray`'s strided walk.
+/// `a[i] = f(a[i], b[i])` over two arrays of one shape: vectorised loops, in pieces on the
+/// pool above its threshold and on this thread below it ([`update_in_pieces`]), when both
+/// are row-major and contiguous (an optimizer's every variable, every step), else
+/// `ndarray`'s strided walk.
 ///
 /// Why: `ndarray::zip_mut_with` over the dynamic-rank arrays ran W4's SGD updates (270 K
 /// weights a step) at under a cycle per element, 2.7 % of a one-thread step (`perf`).
