@@ -165,8 +165,8 @@ where
 /// Why not split with lingering helpers below `par_from`, as new outputs are: an operand
 /// updated in place is often still in the caller's cache from the op before, and each
 /// piece a helper takes moves its written lines to the helper's core and back. Measured on
-/// 2 cores after a product (p50, in place `add`, `relu`, `assign_sub`): 1.3–1.6x slower
-/// split at 64 Ki and 200 Ki elements, 1.8x slower at 20 K.
+/// 2 cores after a product (p50, in place `add`, `relu`, `assign_sub`, two runs): 1.3–1.8x
+/// slower split at 64 Ki and 200 K elements, 1.6–2.0x slower at 20 K.
 pub(crate) fn update_in_pieces<T: Send>(
     dst: &mut [T],
     par_from: usize,

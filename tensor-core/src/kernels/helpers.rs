@@ -234,8 +234,8 @@ pub(crate) fn lingering() -> usize {
 /// Runs `job` on the calling thread and on up to `most` helpers that [linger](lingering)
 /// now, never starting one: an elementwise loop right after a product (too short to repay a
 /// wake-up, or sooner done this way: see [`super::warm_split::worth_splitting`]) takes only
-/// threads that are already spinning. Returns once every block
-/// is computed; with no helper to take it, the caller computes them all.
+/// threads that are already spinning. Returns once every block is computed; with no helper
+/// to take it, the caller computes them all.
 pub(crate) fn share_with_lingering(job: &Arc<impl Helping + 'static>, most: usize) {
     // As in `share`: helpers may write into the caller's buffers until the job is finished.
     let guard = AbortOnUnwind;

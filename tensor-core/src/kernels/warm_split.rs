@@ -173,11 +173,11 @@ pub(crate) mod tests {
         pub(crate) static SPLITS_HERE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
 
-    /// Runs `check` (loops of `len` elements) once as it comes, then right after products until a loop it ran on this thread was split, for
-    /// at most 10 s: a helper may leave (or be descheduled) between the product and the
-    /// loop, and tests running beside this one may hold the other cores for a while. Fails
-    /// where a second core exists and no loop split, for then the split path went
-    /// unchecked.
+    /// Runs `check` (loops of `len` elements) once as it comes, then right after products
+    /// until a loop it ran on this thread was split, for at most 10 s: a helper may leave (or
+    /// be descheduled) between the product and the loop, and tests running beside this one
+    /// may hold the other cores for a while. Fails where a second core exists and no loop
+    /// split, for then the split path went unchecked.
     pub(crate) fn check_with_lingering_helpers(len: usize, mut check: impl FnMut()) {
         check();
         let start = std::time::Instant::now();
