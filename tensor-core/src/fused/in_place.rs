@@ -3,7 +3,7 @@
 
 use super::elementwise::{binary_in_place_slice, unary_slice};
 use crate::data::Array;
-use crate::kernels::elementwise::{update_in_pieces, PAR_THRESHOLD, PAR_THRESHOLD_COSTLY};
+use crate::kernels::elementwise::update_in_pieces;
 use crate::{BinaryOp, Data, FloatElement, UnaryOp};
 
 /// `u` applied to `d` in `d`'s own buffer when nobody else holds it (`Ok`), or `d` given
@@ -15,12 +15,7 @@ pub fn unary_in_place(u: UnaryOp, d: Data) -> std::result::Result<Data, Data> {
         }
         let mut a = a;
         if let Some(s) = a.as_slice_mut() {
-            let par_from = if u.is_cheap() {
-                PAR_THRESHOLD
-            } else {
-                PAR_THRESHOLD_COSTLY
-            };
-            update_in_pieces(s, par_from, &|_, piece| {
+            update_in_pieces(s, crate::ops::math::unary::par_from(u), &|_, piece| {
                 // Chunks through a small stack buffer keep the vectorised slice kernel
                 // (source and destination apart) usable.
                 let mut buf = [T::zero(); 256];
@@ -68,12 +63,7 @@ pub fn binary_in_place(b: BinaryOp, d: Data, o: &Data, side: Side) -> std::resul
             return Err(wrap(a));
         };
         if let Some(s) = a.as_slice_mut() {
-            let par_from = if b == BinaryOp::Pow {
-                PAR_THRESHOLD_COSTLY
-            } else {
-                PAR_THRESHOLD
-            };
-            update_in_pieces(s, par_from, &|range, piece| {
+            update_in_pieces(s, crate::ops::math::binary::par_from(b), &|range, piece| {
                 // A single-element `o` applies to every piece whole.
                 let o = if os.len() == 1 { os } else { &os[range] };
                 binary_in_place_slice(b, piece, o, lhs)
@@ -91,7 +81,7 @@ pub fn binary_in_place(b: BinaryOp, d: Data, o: &Data, side: Side) -> std::resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::elementwise::CHUNK;
+    use crate::kernels::elementwise::{CHUNK, PAR_THRESHOLD, PAR_THRESHOLD_COSTLY};
     use crate::ops::math::{binary, unary};
     use crate::{DType, Tensor};
 

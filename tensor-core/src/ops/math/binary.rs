@@ -251,12 +251,18 @@ pub(crate) fn infer_binary(op: BinaryOp, x: &[TensorSpec]) -> Result<TensorSpec>
     ))
 }
 
-fn float_binary<T: FloatElement>(op: BinaryOp, a: &Array<T>, b: &Array<T>, dims: &[usize]) -> Array<T> {
-    let par_from = if op == BinaryOp::Pow {
+/// Element count from which `op`'s float loop goes parallel: `pow` (a transcendental
+/// function) sooner than the cheap ops.
+pub(crate) fn par_from(op: BinaryOp) -> usize {
+    if op == BinaryOp::Pow {
         el::PAR_THRESHOLD_COSTLY
     } else {
         el::PAR_THRESHOLD
-    };
+    }
+}
+
+fn float_binary<T: FloatElement>(op: BinaryOp, a: &Array<T>, b: &Array<T>, dims: &[usize]) -> Array<T> {
+    let par_from = par_from(op);
     with_binary_op!(op, f => el::binary_with(a, b, dims, move |x: T, y: T| f.apply_float(x, y), par_from))
 }
 

@@ -314,12 +314,17 @@ pub(crate) fn infer_unary(u: UnaryOp, x: &[TensorSpec]) -> Result<TensorSpec> {
     }
 }
 
-fn float_unary<T: FloatElement>(u: UnaryOp, a: &Array<T>) -> Array<T> {
-    let par_from = if u.is_cheap() {
+/// Element count from which `u`'s loop goes parallel: cheap ops only on large arrays.
+pub(crate) fn par_from(u: UnaryOp) -> usize {
+    if u.is_cheap() {
         el::PAR_THRESHOLD
     } else {
         el::PAR_THRESHOLD_COSTLY
-    };
+    }
+}
+
+fn float_unary<T: FloatElement>(u: UnaryOp, a: &Array<T>) -> Array<T> {
+    let par_from = par_from(u);
     with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => el::unary_with(a, move |x: T| op.apply_float::<T, fma>(x), par_from)))
 }
 
