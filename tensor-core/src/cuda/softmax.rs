@@ -1,6 +1,9 @@
 //! `softmax`, `log_softmax` and the fused softmax cross-entropies: one block per line along
-//! the class axis, computed as the CPU kernels do (the line's maximum, ignoring NaN, is
-//! subtracted, or 0 when it is not finite; then `log(sum(exp(x - max)))`), in double.
+//! the class axis, computed in double from the shifted logits as the CPU kernels are (the
+//! line's maximum, ignoring NaN, is subtracted, or 0 when it is not finite; then
+//! `lse = log(sum(exp(x - max)))`, and a loss term is `lse - (x - max)`). The CPU kernels'
+//! `log1p` of the sum without the maximum's term keeps a float32 small loss accurate; for
+//! float32 inputs, computing in double does the same.
 //!
 //! Sparse labels outside `[0, classes)` give a NaN loss, as TensorFlow does on GPUs; the
 //! caller reports them as errors when the labels are readable on the host without a copy.
@@ -76,7 +79,7 @@ extern "C" __global__ void {name}(const {t}* labels, const {t}* x, {t}* out, Lin
         double loss = 0.0;
         for (unsigned long long k = threadIdx.x; k < g.n; k += blockDim.x) {{
             unsigned long long i = start + k * g.inner;
-            loss += (double)labels[i] * (m + lse - (double)x[i]);
+            loss += (double)labels[i] * (lse - ((double)x[i] - m));
         }}
         double total = ff_block_sum(part, loss);
         if (threadIdx.x == 0) out[l] = ({t})total;
@@ -97,7 +100,7 @@ extern "C" __global__ void {name}(const {lt}* labels, const {t}* x, {t}* out, Li
         if (threadIdx.x == 0) {{
             long long label = (long long)labels[l];
             out[l] = (label < 0 || label >= (long long)g.n) ? ({t})FF_NAN
-                                                             : ({t})(m + lse - (double)x[start + label * g.inner]);
+                                                             : ({t})(lse - ((double)x[start + label * g.inner] - m));
         }}
     }}
 }}
