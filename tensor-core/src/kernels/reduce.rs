@@ -142,11 +142,7 @@ where
     }
     let body = |(o, dst): (usize, &mut [T])| {
         let rows = &data[o * r * inner..(o + 1) * r * inner];
-        if r <= ROW_BLOCK {
-            add_rows(dst, rows, f);
-        } else {
-            dst.copy_from_slice(&fold_rows_tree(rows, r, inner, init, f));
-        }
+        fold_rows_tree(dst, rows, r, init, f);
     };
     if big && outer > 1 {
         out.par_chunks_mut(inner).enumerate().for_each(body);
@@ -165,19 +161,20 @@ fn add_rows<T: Copy, F: Fn(T, T) -> T>(dst: &mut [T], rows: &[T], f: &F) {
     }
 }
 
-/// Folds `r` rows of `inner` elements as a tree: halves (at a multiple of [`ROW_BLOCK`]) down
-/// to blocks of at most [`ROW_BLOCK`] rows, each folded row by row, combined pairwise.
-fn fold_rows_tree<T: Copy, F: Fn(T, T) -> T>(rows: &[T], r: usize, inner: usize, init: T, f: &F) -> Vec<T> {
+/// Folds `r` rows of `dst.len()` elements into `dst` (holding `init`) as a tree: halves (at
+/// a multiple of [`ROW_BLOCK`]) down to blocks of at most [`ROW_BLOCK`] rows, each folded row
+/// by row, combined pairwise. The left half folds straight into `dst`; only the right half
+/// needs a buffer.
+fn fold_rows_tree<T: Copy, F: Fn(T, T) -> T>(dst: &mut [T], rows: &[T], r: usize, init: T, f: &F) {
     if r <= ROW_BLOCK {
-        let mut total = vec![init; inner];
-        add_rows(&mut total, rows, f);
-        return total;
+        return add_rows(dst, rows, f);
     }
+    let inner = dst.len();
     let mid = (r / 2).next_multiple_of(ROW_BLOCK);
-    let mut left = fold_rows_tree(&rows[..mid * inner], mid, inner, init, f);
-    let right = fold_rows_tree(&rows[mid * inner..], r - mid, inner, init, f);
-    add_rows(&mut left, &right, f);
-    left
+    fold_rows_tree(dst, &rows[..mid * inner], mid, init, f);
+    let mut right = vec![init; inner];
+    fold_rows_tree(&mut right, &rows[mid * inner..], r - mid, init, f);
+    add_rows(dst, &right, f);
 }
 
 #[cfg(test)]
