@@ -56,6 +56,18 @@ fn last_axis_mean(per_element: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// Keras' `reduction="sum_over_batch_size"` of per-sample losses: their mean, with Keras'
+/// edges for an empty batch. Per-sample losses of shape `[0]` (an empty batch of vectors)
+/// come back as they are, as Keras returns them; any other empty set averages to 0 (Keras
+/// divides with `divide_no_nan`), where a plain mean would be NaN.
+fn batch_mean(per_sample: &Tensor) -> Result<Tensor> {
+    match per_sample.dims() {
+        [0] => Ok(per_sample.clone()),
+        dims if dims.contains(&0) => Tensor::zeros(&[], per_sample.dtype()),
+        _ => per_sample.reduce_mean(Axes::All),
+    }
+}
+
 /// Per-sample squared error: `mean(square(y_pred - y_true), axis=-1)`.
 fn mse_per_sample(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
     check_pair("mean_squared_error", y_true, y_pred)?;
@@ -64,7 +76,7 @@ fn mse_per_sample(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
 
 /// `mean(square(y_pred - y_true), axis=-1)`, averaged over the batch.
 pub fn mean_squared_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    mse_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+    batch_mean(&mse_per_sample(y_true, y_pred)?)
 }
 
 fn mae_per_sample(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
@@ -74,7 +86,7 @@ fn mae_per_sample(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
 
 /// `mean(abs(y_pred - y_true), axis=-1)`, averaged over the batch.
 pub fn mean_absolute_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-    mae_per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+    batch_mean(&mae_per_sample(y_true, y_pred)?)
 }
 
 /// Binary cross-entropy: `-(y·log(p) + (1-y)·log(1-p))` with `p` clipped (or, on logits,
@@ -91,7 +103,7 @@ pub fn mean_absolute_error(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
 pub fn binary_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
-    bce_per_sample(y_true, y_pred, predictions)?.reduce_mean(Axes::All)
+    batch_mean(&bce_per_sample(y_true, y_pred, predictions)?)
 }
 
 /// The predictions a cross-entropy computes from: the logits behind a recorded sigmoid or
@@ -150,7 +162,7 @@ fn bce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) ->
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
 pub fn categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
-    cce_per_sample(y_true, y_pred, predictions)?.reduce_mean(Axes::All)
+    batch_mean(&cce_per_sample(y_true, y_pred, predictions)?)
 }
 
 fn cce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
@@ -187,7 +199,7 @@ fn cce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) ->
 /// # Ok::<(), ferroflow_tensor_core::Error>(())
 /// ```
 pub fn sparse_categorical_crossentropy(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
-    scce_per_sample(y_true, y_pred, predictions)?.reduce_mean(Axes::All)
+    batch_mean(&scce_per_sample(y_true, y_pred, predictions)?)
 }
 
 fn scce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -> Result<Tensor> {
@@ -223,7 +235,7 @@ fn scce_per_sample(y_true: &Tensor, y_pred: &Tensor, predictions: Predictions) -
 /// Huber loss: `0.5·e²` where `|e| <= delta`, else `delta·|e| - 0.5·delta²`, with
 /// `e = y_pred - y_true`; mean over the last axis, then the batch.
 pub fn huber(y_true: &Tensor, y_pred: &Tensor, delta: f64) -> Result<Tensor> {
-    huber_per_sample(y_true, y_pred, delta)?.reduce_mean(Axes::All)
+    batch_mean(&huber_per_sample(y_true, y_pred, delta)?)
 }
 
 fn huber_per_sample(y_true: &Tensor, y_pred: &Tensor, delta: f64) -> Result<Tensor> {
@@ -245,7 +257,7 @@ macro_rules! batch_mean_losses {
         $(
             $(#[$doc])*
             pub fn $name(y_true: &Tensor, y_pred: &Tensor) -> Result<Tensor> {
-                $per_sample(y_true, y_pred)?.reduce_mean(Axes::All)
+                batch_mean(&$per_sample(y_true, y_pred)?)
             }
         )*
     };
@@ -511,6 +523,22 @@ mod tests {
         }
         assert_eq!("kld".parse::<Loss>().unwrap(), Loss::KlDivergence);
         assert_eq!("KLDivergence".parse::<Loss>().unwrap(), Loss::KlDivergence);
+    }
+
+    /// Keras 3.15's `reduce_values`: per-sample losses of shape `[0]` come back unreduced,
+    /// other empty sets average to 0 (`divide_no_nan`).
+    #[test]
+    fn empty_batches_reduce_as_keras_does() {
+        let empty = Tensor::zeros(&[0, 10], DType::F32).unwrap();
+        for loss in [Loss::MeanSquaredError, Loss::Huber(1.0), Loss::LogCosh] {
+            let out = loss.call(&empty, &empty).unwrap();
+            assert_eq!(out.dims(), &[0], "{}", loss.name());
+        }
+        let cce = categorical_crossentropy(&empty, &empty, Predictions::Logits).unwrap();
+        assert_eq!(cce.dims(), &[0]);
+        let wide = Tensor::zeros(&[0, 3, 10], DType::F64).unwrap();
+        let zero = mean_squared_error(&wide, &wide).unwrap();
+        assert_eq!((zero.dims(), zero.to_scalar::<f64>().unwrap()), (&[][..], 0.0));
     }
 
     #[test]

@@ -57,6 +57,8 @@ use std::sync::Arc;
 
 use super::gemm;
 use super::pool_warmth;
+pub use super::tiny_matmul::DotOrder;
+use super::tiny_matmul::{self, chain_entry};
 
 /// Total multiply-add count (`batch · m · k · n`) below which the float
 /// kernels run on the calling thread only.
@@ -150,12 +152,29 @@ pub trait GemmFloat:
         threads: usize,
         epilogue: Option<&Epilogue<'_, Self>>,
     ) -> bool;
+
+    /// Batch entry `bi` of a tiny product (at most [`TINY_MACS`] multiply-adds) into `c`, one
+    /// dot product per element summed in TensorFlow's `order` for this type
+    /// ([`tiny_matmul`](super::tiny_matmul)).
+    ///
+    /// # Safety
+    ///
+    /// Every element of the entry's `A` (`m × k`) and `B` (`k × n`) lies inside `a.data` and
+    /// `b.data` (what [`contract_ok`] checks); `n > 0` and `c` holds at least `m·n` elements.
+    unsafe fn tiny_entry<'c>(
+        dims: (usize, usize, usize),
+        bi: usize,
+        a: MatRef<'_, Self>,
+        b: MatRef<'_, Self>,
+        c: &'c mut [MaybeUninit<Self>],
+        order: DotOrder,
+    ) -> &'c mut [Self];
 }
 
 /// Implements [`GemmFloat`] for `f32` and `f64`: the packed kernels, with `matrixmultiply`'s
 /// `$portable` (`sgemm` / `dgemm`) where this CPU has none.
 macro_rules! gemm_float {
-    ($t:ty, $tile:literal, $portable:path) => {
+    ($t:ty, $tile:literal, $portable:path, $tiny:path) => {
         impl GemmFloat for $t {
             const TILE: usize = $tile;
 
@@ -208,12 +227,24 @@ macro_rules! gemm_float {
                 // SAFETY: forwarded caller contract.
                 unsafe { gemm::parallel_gemm((m, k, n), a, b, c, threads, epilogue) }
             }
+
+            unsafe fn tiny_entry<'c>(
+                dims: (usize, usize, usize),
+                bi: usize,
+                a: MatRef<'_, $t>,
+                b: MatRef<'_, $t>,
+                c: &'c mut [MaybeUninit<$t>],
+                order: DotOrder,
+            ) -> &'c mut [$t] {
+                // SAFETY: forwarded caller contract.
+                unsafe { $tiny(dims, bi, a, b, c, order) }
+            }
         }
     };
 }
 
-gemm_float!(f32, 16, matrixmultiply::sgemm);
-gemm_float!(f64, 8, matrixmultiply::dgemm);
+gemm_float!(f32, 16, matrixmultiply::sgemm, tiny_matmul::f32_entry);
+gemm_float!(f64, 8, matrixmultiply::dgemm, tiny_matmul::f64_entry);
 
 /// Index one past the last element a `rows × cols` operand with strides
 /// `(rs, cs)` starting at `offset` addresses; `None` on overflow. Only
@@ -347,7 +378,7 @@ struct Job<T> {
     b: *const T,
     c: *mut T,
     /// Lengths of the slices behind `a` and `b` (`contract_ok` checked every entry against
-    /// them), so a tiny entry can be computed through [`naive_entry`] as on the serial path.
+    /// them), so a tiny entry can be computed through [`tiny_entry`] as on the serial path.
     a_len: usize,
     b_len: usize,
     a_offsets: *const usize,
@@ -379,6 +410,8 @@ struct Job<T> {
     /// pointer's lifetime is erased; it is valid for as long as the call
     /// that created the job waits (see `helpers::share`).
     epilogue: Option<*const Epilogue<'static, T>>,
+    /// How tiny entries sum their dot products.
+    order: DotOrder,
 }
 
 /// A function applied to each computed row segment of `C` while it is in
@@ -440,7 +473,7 @@ impl<T: GemmFloat> Job<T> {
                     self.m * self.n,
                 );
                 let epilogue = self.epilogue.map(|e| &*e);
-                tiny_entry((self.m, self.k, self.n), bi, a, b, c, epilogue);
+                tiny_entry((self.m, self.k, self.n), bi, a, b, c, (self.order, epilogue));
                 return;
             }
             let (ao, bo) = if bi == 0 {
@@ -629,57 +662,23 @@ pub fn gemm_serial<T: GemmFloat>(
     }
 }
 
-/// `C_bi = A_bi·B_bi` for one batch entry, one dot product per element: each element
-/// accumulates `mul_add(acc, a, b)` in `p` order from zero. The integer kernel, and the
-/// float one for products below [`TINY_MACS`]. Indices were bounds-checked by
-/// [`contract_ok`].
+/// One whole float batch entry below [`TINY_MACS`]: [`GemmFloat::tiny_entry`] in `order`,
+/// then `epilogue` on each of its rows. The serial path and a parallel job's tiny blocks
+/// share it, so a tiny entry's bits never depend on the split.
 ///
-/// Why dot products: the sum stays in a register. Accumulating into `C` row by row (i-k-j
-/// order, the same sums) sent every step through a store and a reload of the same element,
-/// and for the narrow products of a small model's gradients (`n` of 1 or 3, `k` the
-/// batch) that chain was most of the product's time.
-fn naive_entry<'c, T: Copy + Default>(
-    (m, k, n): (usize, usize, usize),
-    bi: usize,
-    a: MatRef<'_, T>,
-    b: MatRef<'_, T>,
-    c: &'c mut [MaybeUninit<T>],
-    mul_add: impl Fn(T, T, T) -> T,
-) -> &'c mut [T] {
-    debug_assert!(
-        n > 0 && c.len() >= m * n,
-        "naive_entry: {m}x{n} entry, {} slots",
-        c.len()
-    );
-    let (ao, bo) = (a.offsets[bi], b.offsets[bi]);
-    let c = &mut c[..m * n];
-    for (i, crow) in c.chunks_exact_mut(n).enumerate() {
-        let arow = ao + i * a.rs;
-        for (j, cv) in crow.iter_mut().enumerate() {
-            let bcol = bo + j * b.cs;
-            let mut acc = T::default();
-            for p in 0..k {
-                acc = mul_add(acc, a.data[arow + p * a.cs], b.data[bcol + p * b.rs]);
-            }
-            cv.write(acc);
-        }
-    }
-    // SAFETY: the `m` rows of `n` just written are all of `c`.
-    unsafe { assume_init(c) }
-}
-
-/// One whole float batch entry below [`TINY_MACS`]: [`naive_entry`] with `acc + x·y`, then
-/// `epilogue` on each of its rows. The serial path and a parallel job's tiny blocks share
-/// it, so a tiny entry's bits never depend on the split.
-fn tiny_entry<T: GemmFloat>(
+/// # Safety
+///
+/// As [`GemmFloat::tiny_entry`].
+unsafe fn tiny_entry<T: GemmFloat>(
     (m, k, n): (usize, usize, usize),
     bi: usize,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
-    epilogue: Option<&Epilogue<'_, T>>,
+    (order, epilogue): (DotOrder, Option<&Epilogue<'_, T>>),
 ) {
-    let c = naive_entry((m, k, n), bi, a, b, c, |acc, x, y| acc + x * y);
+    // SAFETY: this function's contract.
+    let c = unsafe { T::tiny_entry((m, k, n), bi, a, b, c, order) };
     if let Some(epi) = epilogue {
         epilogue_on_rows(c, n, bi * m, epi);
     }
@@ -701,7 +700,7 @@ fn drive<T: GemmFloat>(
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
     plan: Option<Plan>,
-    epilogue: Option<&Epilogue<'_, T>>,
+    (order, epilogue): (DotOrder, Option<&Epilogue<'_, T>>),
 ) {
     let batch = a.offsets.len();
     let Some(p) = plan else {
@@ -709,7 +708,9 @@ fn drive<T: GemmFloat>(
         // 1×3·3×3 live here, where that bookkeeping cost more than the arithmetic).
         for (bi, cb) in c[..batch * m * n].chunks_exact_mut(m * n).enumerate() {
             if is_tiny((m, k, n)) {
-                tiny_entry((m, k, n), bi, a, b, cb, epilogue);
+                // SAFETY: `contract_ok` (checked by the caller) established that every batch
+                // entry's A (m×k) and B (k×n) lie inside `a` and `b`; `cb` holds m·n elements.
+                unsafe { tiny_entry((m, k, n), bi, a, b, cb, (order, epilogue)) };
                 continue;
             }
             // SAFETY: `contract_ok` (checked by the caller) established that every batch
@@ -790,6 +791,7 @@ fn drive<T: GemmFloat>(
         // SAFETY (lifetime erasure): the epilogue is only called from blocks
         // of this job, all of which finish before `drive` returns (`share` waits
         // for `done == total`), so the borrow outlives every use.
+        order,
         epilogue: epilogue.map(|e| unsafe {
             std::mem::transmute::<*const Epilogue<'_, T>, *const Epilogue<'static, T>>(e as *const _)
         }),
@@ -894,7 +896,7 @@ unsafe fn assume_init<T>(c: &mut [MaybeUninit<T>]) -> &mut [T] {
 #[cfg(test)]
 pub fn gemm<T: GemmFloat>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T]) {
     // SAFETY: the entry only writes initialised values.
-    batched_gemm(m, k, n, a, b, unsafe { tests::out(c) });
+    batched_gemm(m, k, n, a, b, unsafe { tests::out(c) }, DotOrder::Chain);
 }
 
 /// Batched `C_i = A_i·B_i`.
@@ -911,6 +913,10 @@ pub fn gemm<T: GemmFloat>(m: usize, k: usize, n: usize, a: MatRef<'_, T>, b: Mat
 /// reading them, and on return those are initialised (whatever the contract check finds).
 /// Elements past them are not touched.
 ///
+/// Tiny products (at most [`TINY_MACS`] multiply-adds) sum each dot product in `order`
+/// ([`DotOrder`]: the matmul op asks for TensorFlow's order for its call); larger ones run
+/// the packed kernels whatever the order.
+///
 /// Contract violations are handled as in [`gemm`].
 pub fn batched_gemm<T: GemmFloat>(
     m: usize,
@@ -919,14 +925,16 @@ pub fn batched_gemm<T: GemmFloat>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
+    order: DotOrder,
 ) {
-    batched_gemm_auto((m, k, n), a, b, c, None);
+    batched_gemm_auto((m, k, n), a, b, c, (order, None));
 }
 
 /// [`batched_gemm`] followed by `epilogue` on every row segment of each
 /// output block, run by the thread that computed the block right after it
 /// (so the block is still in cache). With `k == 0` the epilogue runs on the
 /// zero rows.
+#[allow(clippy::too_many_arguments)]
 pub fn batched_gemm_epilogue<T: GemmFloat>(
     m: usize,
     k: usize,
@@ -934,9 +942,10 @@ pub fn batched_gemm_epilogue<T: GemmFloat>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
+    order: DotOrder,
     epilogue: &Epilogue<'_, T>,
 ) {
-    batched_gemm_auto((m, k, n), a, b, c, Some(epilogue));
+    batched_gemm_auto((m, k, n), a, b, c, (order, Some(epilogue)));
 }
 
 /// [`batched_gemm_planned`] under the plan for this pool: split from [`PAR_THRESHOLD_MACS`]
@@ -951,7 +960,7 @@ fn batched_gemm_auto<T: GemmFloat>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
-    epilogue: Option<&Epilogue<'_, T>>,
+    finish: (DotOrder, Option<&Epilogue<'_, T>>),
 ) {
     let batch = a.offsets.len();
     let macs = m.saturating_mul(k).saturating_mul(n).saturating_mul(batch);
@@ -962,7 +971,7 @@ fn batched_gemm_auto<T: GemmFloat>(
     let bands = batch > 1 || !gemm::shares_packed_b(threads, macs);
     let warm = sizeable && bands && pool_warmth::workers_awake();
     let plan = plan(T::TILE, m, k, n, batch, threads, warm);
-    batched_gemm_planned((m, k, n), a, b, c, plan, epilogue);
+    batched_gemm_planned((m, k, n), a, b, c, plan, finish);
     if sizeable {
         pool_warmth::note_product_end();
     }
@@ -975,7 +984,7 @@ fn batched_gemm_planned<T: GemmFloat>(
     b: MatRef<'_, T>,
     c: &mut [MaybeUninit<T>],
     plan: Option<Plan>,
-    epilogue: Option<&Epilogue<'_, T>>,
+    (order, epilogue): (DotOrder, Option<&Epilogue<'_, T>>),
 ) {
     let batch = a.offsets.len();
     let Some(c) = checked_output((m, k, n), a, b, c) else {
@@ -991,7 +1000,7 @@ fn batched_gemm_planned<T: GemmFloat>(
         }
         return;
     }
-    drive((m, k, n), a, b, c, plan, epilogue);
+    drive((m, k, n), a, b, c, plan, (order, epilogue));
 }
 
 /// Integer element types of [`gemm_int`]: wrapping multiply-add.
@@ -1044,7 +1053,9 @@ pub fn batched_gemm_int<T: GemmInt>(
         return;
     }
     for (bi, cb) in c.chunks_exact_mut(m * n).enumerate() {
-        naive_entry((m, k, n), bi, a, b, cb, T::wrapping_mul_add);
+        // SAFETY: `checked_output` checked every entry's operands against their slices, and
+        // `cb` holds the entry's `m·n` elements.
+        unsafe { chain_entry((m, k, n), bi, a, b, cb, T::wrapping_mul_add) };
     }
 }
 
@@ -1196,6 +1207,7 @@ pub(crate) mod tests {
             MatRef::batched(&[], &[0, 0], 0, 1),
             MatRef::batched(&[], &[0, 0], 3, 1),
             unsafe { out(&mut c) },
+            DotOrder::Chain,
         );
         assert_eq!(c, vec![0.0; 12]);
         // m == 0 or n == 0: nothing to do, nothing touched.
@@ -1218,6 +1230,7 @@ pub(crate) mod tests {
             MatRef::batched(&a, &[], 2, 1),
             MatRef::batched(&a, &[], 2, 1),
             &mut [],
+            DotOrder::Chain,
         );
     }
 
@@ -1262,6 +1275,7 @@ pub(crate) mod tests {
                 MatRef::batched(&a, &a_offsets, rsa, csa),
                 MatRef::batched(&b, &b_offsets, rsb, csb),
                 unsafe { out(&mut c) },
+                DotOrder::Chain,
             );
             let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
             let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
@@ -1273,6 +1287,7 @@ pub(crate) mod tests {
                 MatRef::batched(&a32, &a_offsets, rsa, csa),
                 MatRef::batched(&b32, &b_offsets, rsb, csb),
                 unsafe { out(&mut c32) },
+                DotOrder::Chain,
             );
             for i in 0..batch {
                 let (want, mag) = naive(m, k, n, &a, a_offsets[i], (rsa, csa), &b, pad, (rsb, csb));
@@ -1303,7 +1318,7 @@ pub(crate) mod tests {
                 MatRef::batched(&b, &b_offsets, n, 1),
                 unsafe { out(&mut c) },
                 plan,
-                None,
+                (DotOrder::Chain, None),
             );
             c
         };
@@ -1335,6 +1350,7 @@ pub(crate) mod tests {
                     MatRef::batched(&a, &a_offsets, k, 1),
                     MatRef::batched(&b, &b_offsets, n, 1),
                     unsafe { out(&mut c) },
+                    DotOrder::Chain,
                 )
             });
             assert!(serial.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()));
@@ -1350,7 +1366,14 @@ pub(crate) mod tests {
         epilogue: Option<&Epilogue<'_, T>>,
     ) -> Vec<T> {
         let mut c = vec![T::default(); a.offsets.len() * m * n];
-        batched_gemm_planned((m, k, n), a, b, unsafe { out(&mut c) }, plan, epilogue);
+        batched_gemm_planned(
+            (m, k, n),
+            a,
+            b,
+            unsafe { out(&mut c) },
+            plan,
+            (DotOrder::Chain, epilogue),
+        );
         c
     }
 
@@ -1435,7 +1458,7 @@ pub(crate) mod tests {
                 MatRef::new(&b, rsb, csb),
                 unsafe { out(&mut serial) },
                 None,
-                None,
+                (DotOrder::Chain, None),
             );
             for threads in [1, 2, 3, 4, 7, 16] {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
@@ -1675,6 +1698,7 @@ pub(crate) mod tests {
                 MatRef::new(&a, k, 1),
                 MatRef::new(&b, n, 1),
                 unsafe { out(&mut fused) },
+                DotOrder::Chain,
                 &epi,
             );
             for (i, (f, p)) in fused.iter().zip(&plain).enumerate() {

@@ -10,4 +10,5 @@ pub mod matmul;
 mod pool_warmth;
 pub mod reduce;
 pub mod simd;
+pub mod tiny_matmul;
 pub(crate) mod warm_split;

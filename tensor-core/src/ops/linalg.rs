@@ -4,7 +4,7 @@
 
 use crate::data::{row_major, Array};
 use crate::dispatch::dispatch1;
-use crate::kernels::matmul::{batched_gemm, batched_gemm_epilogue, batched_gemm_int, GemmFloat, MatRef};
+use crate::kernels::matmul::{batched_gemm, batched_gemm_epilogue, batched_gemm_int, DotOrder, GemmFloat, MatRef};
 use crate::shape::{broadcast_shapes, normalize_axis};
 use crate::{DType, Data, Element, Error, MatMul, Op, Result, Shape, Tensor, TensorSpec};
 use ndarray::IxDyn;
@@ -240,11 +240,25 @@ unsafe fn matmul_typed<T: Element>(
     Ok(Data::from_owned(row_major(&out_dims, out).expect("matmul size")))
 }
 
+/// TensorFlow's summation order for a tiny product of these operands ([`DotOrder`]).
+fn dot_order(ta: bool, tb: bool, a: &Data, b: &Data) -> DotOrder {
+    DotOrder::of_matmul(ta, tb, a.dims().len() == 2 && b.dims().len() == 2)
+}
+
 pub(crate) fn matmul(ta: bool, tb: bool, a: &Data, b: &Data) -> Result<Data> {
+    let order = dot_order(ta, tb, a, b);
     match (a, b) {
         // SAFETY (each arm): the gemm entries initialise the `batch·m·n` elements they are given.
-        (Data::F32(x), Data::F32(y)) => unsafe { matmul_typed(ta, tb, x, y, batched_gemm::<f32>) },
-        (Data::F64(x), Data::F64(y)) => unsafe { matmul_typed(ta, tb, x, y, batched_gemm::<f64>) },
+        (Data::F32(x), Data::F32(y)) => unsafe {
+            matmul_typed(ta, tb, x, y, |m, k, n, oa, ob, c| {
+                batched_gemm::<f32>(m, k, n, oa, ob, c, order)
+            })
+        },
+        (Data::F64(x), Data::F64(y)) => unsafe {
+            matmul_typed(ta, tb, x, y, |m, k, n, oa, ob, c| {
+                batched_gemm::<f64>(m, k, n, oa, ob, c, order)
+            })
+        },
         (Data::I32(x), Data::I32(y)) => unsafe { matmul_typed(ta, tb, x, y, batched_gemm_int::<i32>) },
         (Data::I64(x), Data::I64(y)) => unsafe { matmul_typed(ta, tb, x, y, batched_gemm_int::<i64>) },
         _ => Err(Error::dtypes(
@@ -267,9 +281,9 @@ pub(crate) fn matmul_epilogue(
     activation: Option<crate::UnaryOp>,
 ) -> Result<Data> {
     let (ta, tb) = (options.transpose_a, options.transpose_b);
+    let order = dot_order(ta, tb, a, b);
     fn go<T: Element + GemmFloat + crate::FloatElement>(
-        ta: bool,
-        tb: bool,
+        (ta, tb, order): (bool, bool, DotOrder),
         a: &Array<T>,
         b: &Array<T>,
         bias: Option<&Data>,
@@ -312,7 +326,7 @@ pub(crate) fn matmul_epilogue(
                         })));
                     }
                 };
-                batched_gemm_epilogue(m, k, n, oa, ob, c, &epi);
+                batched_gemm_epilogue(m, k, n, oa, ob, c, order, &epi);
             })
         }
     }
@@ -334,8 +348,8 @@ pub(crate) fn matmul_epilogue(
         }
     }
     match (a, b) {
-        (Data::F32(x), Data::F32(y)) => go(ta, tb, x, y, bias, activation),
-        (Data::F64(x), Data::F64(y)) => go(ta, tb, x, y, bias, activation),
+        (Data::F32(x), Data::F32(y)) => go((ta, tb, order), x, y, bias, activation),
+        (Data::F64(x), Data::F64(y)) => go((ta, tb, order), x, y, bias, activation),
         _ => Err(Error::dtypes(
             "matmul",
             &[a.dtype(), b.dtype()],

@@ -1,0 +1,310 @@
+//! Tiny float products (at most `TINY_MACS` multiply-adds, see `super::matmul`): one dot
+//! product per output element, summed in the order TensorFlow's CPU kernels use for the same
+//! call, so that a small product agrees with TensorFlow's bits wherever that order is known.
+//!
+//! What TensorFlow 2.21 does (x86-64 with AVX-512, oneDNN on; each order below matched every
+//! element of tens of thousands, from generated cases and direct probes):
+//!
+//! * **float32** sums each dot product as one chain of fused multiply-adds from `p = 0`:
+//!   every batched product, and every 2-D one except the next case;
+//! * a 2-D float32 `matmul(a, b, transpose_b=True)` with 2 to 15 rows (oneDNN's small kernel
+//!   for that layout) accumulates element `p` into lane `p % 16` of sixteen fused
+//!   multiply-add accumulators, then halves the lanes (8, 4, 2, 1), as an AVX-512 horizontal
+//!   sum does: [`DotOrder::Lanes16`];
+//! * **float64** products are a chain of separate multiplies and adds (Eigen's kernel).
+//!
+//! Two 2-D float32 cases follow no order found so far (one row with `transpose_b`, and one
+//! column without any transpose): they take the fused chain, which is at least as accurate.
+//! The fused chain is one instruction per step where the CPU has FMA and the correctly
+//! rounded library `fmaf` elsewhere, so the bits are the same on every machine.
+
+use std::mem::MaybeUninit;
+
+use super::matmul::MatRef;
+use super::simd;
+
+/// The order in which a tiny product sums each dot product (see the module docs): what the
+/// matmul op asks for, from its transposes and rank, so that it sums as TensorFlow's kernel
+/// for the same call does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DotOrder {
+    /// One chain from `p = 0`: fused multiply-adds in float32, a multiply and an add in
+    /// float64.
+    #[default]
+    Chain,
+    /// Sixteen float32 lanes, halved at the end: TensorFlow's 2-D `transpose_b` product with
+    /// 2 to 15 rows. Other shapes and float64 take [`DotOrder::Chain`].
+    Lanes16,
+}
+
+impl DotOrder {
+    /// TensorFlow's order for `matmul(a, b, transpose_a, transpose_b)`, `both_2d` when
+    /// neither operand has batch dimensions.
+    pub fn of_matmul(transpose_a: bool, transpose_b: bool, both_2d: bool) -> Self {
+        if both_2d && transpose_b && !transpose_a {
+            DotOrder::Lanes16
+        } else {
+            DotOrder::Chain
+        }
+    }
+}
+
+/// Writes `dot(i, j)` to element `(i, j)` of the row-major `m × n` block `c` and returns it,
+/// initialised.
+#[inline(always)]
+fn each_dot<T>(m: usize, n: usize, c: &mut [MaybeUninit<T>], dot: impl Fn(usize, usize) -> T) -> &mut [T] {
+    let c = &mut c[..m * n];
+    for (i, row) in c.chunks_exact_mut(n).enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            v.write(dot(i, j));
+        }
+    }
+    // SAFETY: the `m` rows of `n` just written are all of `c`.
+    unsafe { assume_init(c) }
+}
+
+/// `c` as the initialised values it holds.
+///
+/// # Safety
+///
+/// Every element of `c` has been written.
+unsafe fn assume_init<T>(c: &mut [MaybeUninit<T>]) -> &mut [T] {
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, and the caller promises initialised values.
+    unsafe { std::slice::from_raw_parts_mut(c.as_mut_ptr().cast::<T>(), c.len()) }
+}
+
+/// Batch entry `bi` of `C = A·B`, each element `mul_add(acc, a, b)` in `p` order from zero:
+/// the integer kernel, and the float chain.
+///
+/// Why dot products: the sum stays in a register. Accumulating into `C` row by row (i-k-j
+/// order) sent every step through a store and a reload of the same element, and for the
+/// narrow products of a small model's gradients (`n` of 1 or 3, `k` the batch) that chain
+/// was most of the product's time.
+///
+/// # Safety
+///
+/// Every element of the entry's `A` (`m × k`) and `B` (`k × n`) lies inside `a.data` and
+/// `b.data` (what `contract_ok` checks); `n > 0` and `c` holds at least `m·n` elements.
+#[inline(always)]
+pub(super) unsafe fn chain_entry<'c, T: Copy + Default>(
+    (m, k, n): (usize, usize, usize),
+    bi: usize,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &'c mut [MaybeUninit<T>],
+    mul_add: impl Fn(T, T, T) -> T,
+) -> &'c mut [T] {
+    debug_assert!(
+        n > 0 && c.len() >= m * n,
+        "chain_entry: {m}x{n} entry, {} slots",
+        c.len()
+    );
+    let (ao, bo) = (a.offsets[bi], b.offsets[bi]);
+    // The next element's starts in `a` and `b`, in row-major order (no division per element).
+    let (mut i, mut j) = (0, 0);
+    let mut next = || {
+        let start = (ao + i * a.rs, bo + j * b.cs);
+        j += 1;
+        if j == n {
+            (i, j) = (i + 1, 0);
+        }
+        start
+    };
+    let c = &mut c[..m * n];
+    for v in c.iter_mut() {
+        let (ar, bc) = next();
+        let mut acc = T::default();
+        for p in 0..k {
+            // SAFETY: `(ar, bc)` start a row of `A` and a column of `B`, whose `k` elements
+            // lie inside the slices (this function's contract). Unchecked: the bounds checks
+            // cost W5's graph step 1–3 % (2 cores).
+            let (x, y) = unsafe {
+                (
+                    *a.data.get_unchecked(ar + p * a.cs),
+                    *b.data.get_unchecked(bc + p * b.rs),
+                )
+            };
+            acc = mul_add(acc, x, y);
+        }
+        v.write(acc);
+    }
+    // SAFETY: the loop above wrote every element of `c`.
+    unsafe { assume_init(c) }
+}
+
+/// Batch entry `bi` of a float32 `C = A·B` in [`DotOrder::Lanes16`]'s order.
+#[inline(always)]
+fn lanes16_entry<'c>(
+    (m, k, n): (usize, usize, usize),
+    bi: usize,
+    a: MatRef<'_, f32>,
+    b: MatRef<'_, f32>,
+    c: &'c mut [MaybeUninit<f32>],
+) -> &'c mut [f32] {
+    let (ao, bo) = (a.offsets[bi], b.offsets[bi]);
+    each_dot(m, n, c, |i, j| {
+        let (arow, bcol) = (ao + i * a.rs, bo + j * b.cs);
+        let mut lanes = [0f32; 16];
+        for p in 0..k {
+            let lane = &mut lanes[p % 16];
+            *lane = a.data[arow + p * a.cs].mul_add(b.data[bcol + p * b.rs], *lane);
+        }
+        let mut half = 8;
+        while half > 0 {
+            for l in 0..half {
+                lanes[l] += lanes[l + half];
+            }
+            half /= 2;
+        }
+        lanes[0]
+    })
+}
+
+/// Batch entry `bi` of a tiny float32 product in TensorFlow's `order`.
+///
+/// # Safety
+///
+/// As [`chain_entry`].
+pub(super) unsafe fn f32_entry<'c>(
+    dims: (usize, usize, usize),
+    bi: usize,
+    a: MatRef<'_, f32>,
+    b: MatRef<'_, f32>,
+    c: &'c mut [MaybeUninit<f32>],
+    order: DotOrder,
+) -> &'c mut [f32] {
+    #[cfg(target_arch = "x86_64")]
+    if simd::fma_enabled() {
+        // SAFETY: the CPU has FMA (`fma_enabled`); the rest is this function's contract.
+        return unsafe { f32_entry_fma(dims, bi, a, b, c, order) };
+    }
+    // SAFETY: this function's contract.
+    unsafe { f32_entry_any(dims, bi, a, b, c, order) }
+}
+
+/// [`f32_entry_any`] compiled with FMA, where `mul_add` is one instruction (elsewhere it is
+/// the library's `fmaf`, correct but a call).
+///
+/// # Safety
+///
+/// The CPU has FMA, and [`chain_entry`]'s contract holds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn f32_entry_fma<'c>(
+    dims: (usize, usize, usize),
+    bi: usize,
+    a: MatRef<'_, f32>,
+    b: MatRef<'_, f32>,
+    c: &'c mut [MaybeUninit<f32>],
+    order: DotOrder,
+) -> &'c mut [f32] {
+    // SAFETY: this function's contract.
+    unsafe { f32_entry_any(dims, bi, a, b, c, order) }
+}
+
+/// [`f32_entry`] for any CPU: the lanes where TensorFlow sums in lanes, else the chain.
+///
+/// # Safety
+///
+/// As [`chain_entry`].
+#[inline(always)]
+unsafe fn f32_entry_any<'c>(
+    dims: (usize, usize, usize),
+    bi: usize,
+    a: MatRef<'_, f32>,
+    b: MatRef<'_, f32>,
+    c: &'c mut [MaybeUninit<f32>],
+    order: DotOrder,
+) -> &'c mut [f32] {
+    if order == DotOrder::Lanes16 && (2..16).contains(&dims.0) {
+        lanes16_entry(dims, bi, a, b, c)
+    } else {
+        // SAFETY: this function's contract.
+        unsafe { chain_entry(dims, bi, a, b, c, |acc, x: f32, y| x.mul_add(y, acc)) }
+    }
+}
+
+/// Batch entry `bi` of a tiny float64 product: TensorFlow's chain of separate multiplies
+/// and adds, whatever the order asked.
+///
+/// # Safety
+///
+/// As [`chain_entry`].
+pub(super) unsafe fn f64_entry<'c>(
+    dims: (usize, usize, usize),
+    bi: usize,
+    a: MatRef<'_, f64>,
+    b: MatRef<'_, f64>,
+    c: &'c mut [MaybeUninit<f64>],
+    _order: DotOrder,
+) -> &'c mut [f64] {
+    // SAFETY: this function's contract.
+    unsafe { chain_entry(dims, bi, a, b, c, |acc, x, y| acc + x * y) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `C = A·B` of row-major `a` (`m × k`) and `b` given as `n × k` rows (`transpose_b`).
+    fn nt(a: &[f32], bt: &[f32], (m, k, n): (usize, usize, usize), order: DotOrder) -> Vec<f32> {
+        let mut c = vec![MaybeUninit::uninit(); m * n];
+        let (ma, mb) = (MatRef::new(a, k, 1), MatRef::new(bt, 1, k));
+        // SAFETY: `a` holds `m` rows of `k`, `bt` `n` rows of `k`.
+        assert!(a.len() >= m * k && bt.len() >= n * k);
+        unsafe { f32_entry((m, k, n), 0, ma, mb, &mut c, order) }.to_vec()
+    }
+
+    #[test]
+    fn the_chain_fuses_each_multiply_add() {
+        // -1·(1 + 2^-11) + (1 + 2^-12)^2 is exactly 2^-24. A fused multiply-add keeps the
+        // square's 2^-24; a rounded square (1 + 2^-11, a tie to even) would give 0.
+        let e = 2f32.powi(-12);
+        let (a, b) = ([-1.0, 1.0 + e], [1.0 + 2.0 * e, 1.0 + e]);
+        assert_eq!(nt(&a, &b, (1, 2, 1), DotOrder::Chain)[0], 2f32.powi(-24));
+        assert_eq!(
+            -(1.0 + 2.0 * e) + (1.0 + e) * (1.0 + e),
+            0.0,
+            "unfused, the term is lost"
+        );
+    }
+
+    #[test]
+    fn sixteen_lanes_are_halved() {
+        // Lane sums with distinct magnitudes make the tree's order visible: 20 terms, lane
+        // `l` holds terms `l` and `l + 16`.
+        let k = 20;
+        let a: Vec<f32> = (0..2 * k).map(|i| 1.0 + i as f32 * 0.37).collect();
+        let b: Vec<f32> = (0..k)
+            .map(|i| (if i % 3 == 0 { -1.0 } else { 1.0 }) * 1e-3 * (1 + i) as f32)
+            .collect();
+        let got = nt(&a, &b, (2, k, 1), DotOrder::Lanes16);
+        for (i, g) in got.iter().enumerate() {
+            let row = &a[i * k..(i + 1) * k];
+            let mut lanes = [0f32; 16];
+            for p in 0..k {
+                lanes[p % 16] = row[p].mul_add(b[p], lanes[p % 16]);
+            }
+            let l8: Vec<f32> = (0..8).map(|l| lanes[l] + lanes[l + 8]).collect();
+            let l4: Vec<f32> = (0..4).map(|l| l8[l] + l8[l + 4]).collect();
+            let want = (l4[0] + l4[2]) + (l4[1] + l4[3]);
+            assert_eq!(g.to_bits(), want.to_bits(), "row {i}");
+        }
+        // One row is outside the lanes' range: the chain.
+        let one = nt(&a[..k], &b, (1, k, 1), DotOrder::Lanes16)[0];
+        assert_eq!(one, nt(&a[..k], &b, (1, k, 1), DotOrder::Chain)[0]);
+    }
+
+    #[test]
+    fn order_of_matmul_follows_the_transposes() {
+        assert_eq!(DotOrder::of_matmul(false, true, true), DotOrder::Lanes16);
+        for (ta, tb, two) in [
+            (false, false, true),
+            (true, true, true),
+            (true, false, true),
+            (false, true, false),
+        ] {
+            assert_eq!(DotOrder::of_matmul(ta, tb, two), DotOrder::Chain, "{ta} {tb} {two}");
+        }
+    }
+}
