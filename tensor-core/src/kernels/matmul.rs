@@ -788,10 +788,10 @@ fn drive<T: GemmFloat>(
         first_offsets: (a.offsets[0], b.offsets[0]),
         next: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
+        order,
         // SAFETY (lifetime erasure): the epilogue is only called from blocks
         // of this job, all of which finish before `drive` returns (`share` waits
         // for `done == total`), so the borrow outlives every use.
-        order,
         epilogue: epilogue.map(|e| unsafe {
             std::mem::transmute::<*const Epilogue<'_, T>, *const Epilogue<'static, T>>(e as *const _)
         }),

@@ -525,6 +525,46 @@ mod tests {
         assert_eq!(c.matmul(&d).unwrap().dims(), &[2, 1 << 40, 0, 0]);
     }
 
+    /// The op asks the tiny kernel for TensorFlow's order of each call: a 2-D `transpose_b`
+    /// product sums in sixteen lanes (oneDNN's small kernel), the same product with a batch
+    /// dimension (TensorFlow's batched kernel) in one fused chain.
+    #[test]
+    fn tiny_products_sum_in_tensorflows_order_for_the_call() {
+        let (m, k, n) = (3usize, 20usize, 4usize);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
+        let bt: Vec<f32> = (0..n * k).map(|i| ((i * 53) % 97) as f32 / 40.0 - 1.2).collect();
+        let (ta, tb) = (
+            Tensor::from_slice(&a, &[m, k]).unwrap(),
+            Tensor::from_slice(&bt, &[n, k]).unwrap(),
+        );
+        let nt = MatMul::new().transpose_b();
+        let two_d = ta.matmul_with(&tb, nt).unwrap().to_vec::<f32>().unwrap();
+        let (ta3, tb3) = (
+            ta.reshape(&[1, m as i64, k as i64]).unwrap(),
+            tb.reshape(&[1, n as i64, k as i64]).unwrap(),
+        );
+        let batched = ta3.matmul_with(&tb3, nt).unwrap().to_vec::<f32>().unwrap();
+        let mut differ = 0;
+        for (e, (&got2, &got3)) in two_d.iter().zip(&batched).enumerate() {
+            let (row, col) = (&a[(e / n) * k..][..k], &bt[(e % n) * k..][..k]);
+            let chain = row.iter().zip(col).fold(0f32, |acc, (x, y)| x.mul_add(*y, acc));
+            let mut lanes = [0f32; 16];
+            for (p, (x, y)) in row.iter().zip(col).enumerate() {
+                lanes[p % 16] = x.mul_add(*y, lanes[p % 16]);
+            }
+            let l8: Vec<f32> = (0..8).map(|l| lanes[l] + lanes[l + 8]).collect();
+            let l4: Vec<f32> = (0..4).map(|l| l8[l] + l8[l + 4]).collect();
+            let halved = (l4[0] + l4[2]) + (l4[1] + l4[3]);
+            assert_eq!(
+                (got2.to_bits(), got3.to_bits()),
+                (halved.to_bits(), chain.to_bits()),
+                "element {e}"
+            );
+            differ += usize::from(halved != chain);
+        }
+        assert!(differ > 0, "the two orders should differ somewhere on these inputs");
+    }
+
     #[test]
     fn transposed_and_batched_matmul() {
         let a = Tensor::new([[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]]);
