@@ -163,7 +163,8 @@ fn lanes16_entry<'c>(
     })
 }
 
-/// Batch entry `bi` of a tiny float32 product in TensorFlow's `order`.
+/// Batch entry `bi` of a tiny float32 product in TensorFlow's `order`: the lanes where
+/// TensorFlow sums in lanes, else the chain.
 ///
 /// # Safety
 ///
@@ -179,33 +180,18 @@ pub(super) unsafe fn f32_entry<'c>(
     #[cfg(target_arch = "x86_64")]
     if simd::fma_enabled() {
         // SAFETY: the CPU has FMA (`fma_enabled`); the rest is this function's contract.
-        return unsafe { f32_entry_fma(dims, bi, a, b, c, order) };
+        return unsafe {
+            with_fma(
+                #[inline(always)]
+                move || f32_entry_any(dims, bi, a, b, c, order),
+            )
+        };
     }
     // SAFETY: this function's contract.
     unsafe { f32_entry_any(dims, bi, a, b, c, order) }
 }
 
-/// [`f32_entry_any`] compiled with FMA, where `mul_add` is one instruction (elsewhere it is
-/// the library's `fmaf`, correct but a call).
-///
-/// # Safety
-///
-/// The CPU has FMA, and [`chain_entry`]'s contract holds.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma")]
-unsafe fn f32_entry_fma<'c>(
-    dims: (usize, usize, usize),
-    bi: usize,
-    a: MatRef<'_, f32>,
-    b: MatRef<'_, f32>,
-    c: &'c mut [MaybeUninit<f32>],
-    order: DotOrder,
-) -> &'c mut [f32] {
-    // SAFETY: this function's contract.
-    unsafe { f32_entry_any(dims, bi, a, b, c, order) }
-}
-
-/// [`f32_entry`] for any CPU: the lanes where TensorFlow sums in lanes, else the chain.
+/// [`f32_entry`]'s body, inlined into its FMA build and its plain one.
 ///
 /// # Safety
 ///
@@ -225,6 +211,19 @@ unsafe fn f32_entry_any<'c>(
         // SAFETY: this function's contract.
         unsafe { chain_entry(dims, bi, a, b, c, |acc, x: f32, y| x.mul_add(y, acc)) }
     }
+}
+
+/// Runs `f` compiled with FMA, where `mul_add` is one instruction (elsewhere it is the
+/// library's `fmaf`, correct but a call). `f` must be an `#[inline(always)]` closure so that
+/// its body is compiled here.
+///
+/// # Safety
+///
+/// The CPU has FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn with_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }
 
 /// Batch entry `bi` of a tiny float64 product: TensorFlow's chain of separate multiplies
