@@ -84,6 +84,11 @@ unsafe fn assume_init<T>(c: &mut [MaybeUninit<T>]) -> &mut [T] {
 /// narrow products of a small model's gradients (`n` of 1 or 3, `k` the batch) that chain
 /// was most of the product's time.
 ///
+/// Why several at a time: each element is its own chain from `p = 0` (the same bits as one
+/// at a time), and four independent chains keep the multiply-add unit busy where one would
+/// wait out each step's latency (W5's gradient products are 32 long: 7 % of its graph step
+/// on 2 cores).
+///
 /// # Safety
 ///
 /// Every element of the entry's `A` (`m × k`) and `B` (`k × n`) lies inside `a.data` and
@@ -95,7 +100,7 @@ pub(super) unsafe fn chain_entry<'c, T: Copy + Default>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: &'c mut [MaybeUninit<T>],
-    mul_add: impl Fn(T, T, T) -> T,
+    mul_add: impl Fn(T, T, T) -> T + Copy,
 ) -> &'c mut [T] {
     debug_assert!(
         n > 0 && c.len() >= m * n,
@@ -114,25 +119,63 @@ pub(super) unsafe fn chain_entry<'c, T: Copy + Default>(
         start
     };
     let c = &mut c[..m * n];
-    for v in c.iter_mut() {
-        let (ar, bc) = next();
-        let mut acc = T::default();
-        for p in 0..k {
-            // SAFETY: `(ar, bc)` start a row of `A` and a column of `B`, whose `k` elements
-            // lie inside the slices (this function's contract). Unchecked: the bounds checks
-            // cost W5's graph step 1–3 % (2 cores).
+    let mut fours = c.chunks_exact_mut(4);
+    for group in &mut fours {
+        // SAFETY: `next` gives the starts of this group's elements; this function's contract.
+        unsafe { chain_group::<T, 4>(k, a, b, group, &mut next, mul_add) };
+    }
+    let mut rest = fours.into_remainder().chunks_exact_mut(2);
+    for group in &mut rest {
+        // SAFETY: as above.
+        unsafe { chain_group::<T, 2>(k, a, b, group, &mut next, mul_add) };
+    }
+    for group in rest.into_remainder().chunks_exact_mut(1) {
+        // SAFETY: as above.
+        unsafe { chain_group::<T, 1>(k, a, b, group, &mut next, mul_add) };
+    }
+    // SAFETY: the groups above wrote every element of `c`.
+    unsafe { assume_init(c) }
+}
+
+/// The `L` elements of `group`, side by side, each a chain of `k` steps from the row of `A`
+/// and column of `B` that `next` gives in turn.
+///
+/// # Safety
+///
+/// Each start `next` gives is that of a row of `A` and a column of `B` whose `k` elements lie
+/// inside `a.data` and `b.data`; `group` holds `L` elements.
+#[inline(always)]
+unsafe fn chain_group<T: Copy + Default, const L: usize>(
+    k: usize,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    group: &mut [MaybeUninit<T>],
+    mut next: impl FnMut() -> (usize, usize),
+    mul_add: impl Fn(T, T, T) -> T,
+) {
+    // Filled by a loop: `std::array::from_fn` was left a call (7 % of W5).
+    let mut starts = [(0, 0); L];
+    for s in &mut starts {
+        *s = next();
+    }
+    let mut acc = [T::default(); L];
+    for p in 0..k {
+        for (acc, &(ar, bc)) in acc.iter_mut().zip(&starts) {
+            // SAFETY: `(ar, bc)` start a row of `A` and a column of `B` whose `k` elements lie
+            // inside the slices (this function's contract). Unchecked: the bounds checks cost
+            // W5's graph step 1–3 % (2 cores).
             let (x, y) = unsafe {
                 (
                     *a.data.get_unchecked(ar + p * a.cs),
                     *b.data.get_unchecked(bc + p * b.rs),
                 )
             };
-            acc = mul_add(acc, x, y);
+            *acc = mul_add(*acc, x, y);
         }
+    }
+    for (v, acc) in group.iter_mut().zip(acc) {
         v.write(acc);
     }
-    // SAFETY: the loop above wrote every element of `c`.
-    unsafe { assume_init(c) }
 }
 
 /// Batch entry `bi` of a float32 `C = A·B` in [`DotOrder::Lanes16`]'s order.
@@ -299,6 +342,32 @@ mod tests {
         // One row is outside the lanes' range: the chain.
         let one = nt(&a[..k], &bt, (1, k, n), DotOrder::Lanes16);
         assert_eq!(one, nt(&a[..k], &bt, (1, k, n), DotOrder::Chain));
+    }
+
+    /// Elements summed four, two or one at a time give each element's own chain, whatever
+    /// the count of elements, the layouts and the batch entry.
+    #[test]
+    fn side_by_side_chains_keep_each_elements_bits() {
+        let data: Vec<f32> = (0..400).map(|i| ((i * 7919 % 211) as f32 - 105.0) / 37.0).collect();
+        for (m, k, n) in [(1, 5, 1), (3, 32, 1), (3, 32, 3), (2, 7, 5), (5, 3, 7), (4, 1, 4)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let (ars, acs) = if ta { (1, m) } else { (k, 1) };
+                let (brs, bcs) = if tb { (1, k) } else { (n, 1) };
+                let offsets = [0, 3];
+                let a = MatRef::batched(&data[..200], &offsets, ars, acs);
+                let b = MatRef::batched(&data[200..], &offsets, brs, bcs);
+                let mut c = vec![MaybeUninit::uninit(); m * n];
+                // SAFETY: an entry spans at most 3 + 32·5 elements of each 200.
+                let got = unsafe { f32_entry((m, k, n), 1, a, b, &mut c, DotOrder::Chain) }.to_vec();
+                for (e, got) in got.iter().enumerate() {
+                    let (i, j) = (e / n, e % n);
+                    let want = (0..k).fold(0f32, |acc, p| {
+                        a.data[3 + i * ars + p * acs].mul_add(b.data[3 + p * brs + j * bcs], acc)
+                    });
+                    assert_eq!(got.to_bits(), want.to_bits(), "{m}x{k}x{n} {ta} {tb} element {e}");
+                }
+            }
+        }
     }
 
     #[test]
