@@ -1,7 +1,7 @@
 //! Gradients of elementwise math: unary functions, broadcasting binary ops, `where`, `cast`.
 
 use super::{scalar, unbroadcast};
-use ferroflow_tensor_core::{BinaryOp, Op, Result, Tensor, UnaryOp};
+use ferroflow_tensor_core::{BinaryOp, DType, Op, Result, Tensor, UnaryOp};
 
 pub(super) fn grad(op: &Op, x: &[Tensor], y: &[Tensor], g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     match op {
@@ -88,6 +88,12 @@ fn unary(u: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor
             g.mul(&cdf.add(&x.mul(&pdf)?)?)?
         }
         Gelu(ferroflow_tensor_core::Gelu::Tanh) => {
+            // A float32 derivative is computed in float64 and rounded once: where tanh
+            // saturates, `1 - t²` in float32 (TensorFlow's included) keeps few correct
+            // digits, and the derivative rounded once is never farther from the exact value.
+            let wide = x.dtype() == DType::F32;
+            let x = &if wide { x.cast(DType::F64)? } else { x.clone() };
+            let c = |v: f64| scalar(x, v);
             let (k0, k1) = (0.797_884_560_802_865_4, 0.044715f32 as f64);
             let x2 = x.square()?;
             let inner = x.add(&x2.mul(x)?.mul(&c(k1))?)?.mul(&c(k0))?;
@@ -97,7 +103,7 @@ fn unary(u: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor
             let d = c(0.5)
                 .mul(&c(1.0).add(&t)?)?
                 .add(&c(0.5).mul(x)?.mul(&sech2)?.mul(&dinner)?)?;
-            g.mul(&d)?
+            g.mul(&if wide { d.cast(DType::F32)? } else { d })?
         }
         // TensorFlow's _SignGrad: zeros (connected), unlike floor, ceil and round.
         Sign => x.zeros_like()?,

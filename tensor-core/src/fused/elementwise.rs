@@ -74,6 +74,18 @@ impl FusedElementwise {
                 ),
             ));
         }
+        // The results computed from single-element inputs alone: TensorFlow computed those
+        // ops on one element, which is what a unary op's scalar form depends on (see
+        // `UnaryOp::scalar_tail_from`), so the loops read them as one value.
+        let mut single: Vec<bool> = Vec::with_capacity(self.program.len());
+        for ins in &self.program {
+            let one = ins.operands().iter().all(|&o| match o {
+                Operand::Input(j) => matches!(srcs[j], Src::Scalar(_)),
+                Operand::Temp(j) => single[j],
+            });
+            single.push(one);
+        }
+        let at = Place { n, single: &single };
         let last = self.program.len() - 1;
         // The output is never zeroed: the last instruction writes every element of each chunk
         // exactly once (see `Out`), in parallel.
@@ -84,10 +96,10 @@ impl FusedElementwise {
             let len = dst.len();
             for (i, ins) in self.program.iter().enumerate() {
                 if i == last {
-                    exec_instr(ins, &srcs, temps, start, dst);
+                    exec_instr(ins, &srcs, temps, (start, at), dst);
                 } else {
                     let (done, rest) = temps.split_at_mut(i);
-                    exec_instr(ins, &srcs, done, start, &mut rest[0][..len]);
+                    exec_instr(ins, &srcs, done, (start, at), &mut rest[0][..len]);
                 }
             }
         };
@@ -167,8 +179,23 @@ enum Src<'a, T> {
     Scalar(T),
 }
 
+/// What a chunk's loops need to know of the whole program's run.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    /// The output's element count.
+    n: usize,
+    /// Which temporaries hold one value repeated (see `run_typed`).
+    single: &'a [bool],
+}
+
 /// Runs one instruction over one chunk (`start` is the chunk's offset in the full inputs).
-fn exec_instr<T: FloatElement, D: Out<T>>(ins: &Instr, srcs: &[Src<T>], temps: &[Vec<T>], start: usize, dst: &mut [D]) {
+fn exec_instr<T: FloatElement, D: Out<T>>(
+    ins: &Instr,
+    srcs: &[Src<T>],
+    temps: &[Vec<T>],
+    (start, at): (usize, Place<'_>),
+    dst: &mut [D],
+) {
     let len = dst.len();
     let get = |o: Operand| -> Src<T> {
         match o {
@@ -176,12 +203,21 @@ fn exec_instr<T: FloatElement, D: Out<T>>(ins: &Instr, srcs: &[Src<T>], temps: &
                 Src::Full(s) => Src::Full(&s[start..start + len]),
                 Src::Scalar(v) => Src::Scalar(v),
             },
+            Operand::Temp(j) if at.single[j] => Src::Scalar(temps[j][0]),
             Operand::Temp(j) => Src::Full(&temps[j][..len]),
         }
     };
+    // The elements a unary op computes by its scalar form (TensorFlow's last `n % 8`).
+    let tail = |u: UnaryOp| u.scalar_tail_from::<T>(at.n, start, len);
     match *ins {
         Instr::Unary(u, a) => match get(a) {
-            Src::Full(s) => unary_slice(u, s, dst),
+            Src::Full(s) => {
+                unary_slice(u, s, dst);
+                let from = tail(u);
+                for (d, &x) in dst[from..].iter_mut().zip(&s[from..]) {
+                    d.set(u.apply_scalar_tail(x));
+                }
+            }
             Src::Scalar(v) => {
                 let r = unary_scalar(u, v);
                 dst.iter_mut().for_each(|d| d.set(r));
@@ -196,7 +232,17 @@ fn exec_instr<T: FloatElement, D: Out<T>>(ins: &Instr, srcs: &[Src<T>], temps: &
             || mul_add_slice(get(x), get(y), get(z), dst),
         ),
         Instr::UnaryThen(u, x, b, y) => match get(x) {
-            Src::Full(s) => unary_then_slice(u, s, b, get(y), dst),
+            Src::Full(s) => {
+                unary_then_slice(u, s, b, get(y), dst);
+                let from = tail(u);
+                for (i, d) in dst.iter_mut().enumerate().skip(from) {
+                    let t = match get(y) {
+                        Src::Full(q) => q[i],
+                        Src::Scalar(t) => t,
+                    };
+                    d.set(b.apply_float(u.apply_scalar_tail(s[i]), t));
+                }
+            }
             Src::Scalar(v) => vectorized(
                 #[inline(always)]
                 || binary_slice(b, Src::Scalar(unary_scalar(u, v)), get(y), dst),
@@ -205,9 +251,12 @@ fn exec_instr<T: FloatElement, D: Out<T>>(ins: &Instr, srcs: &[Src<T>], temps: &
     }
 }
 
-/// `u(v)` for one element, computed as the vectorised loops compute it (the same bits as
-/// the eager op on a one-element tensor).
+/// `u(v)` for one element, the bits of the eager op on a one-element tensor: the scalar
+/// form where the op has one, else as the vectorised loops compute it.
 fn unary_scalar<T: FloatElement>(u: UnaryOp, v: T) -> T {
+    if u.scalar_tail_from::<T>(1, 0, 1) == 0 {
+        return u.apply_scalar_tail(v);
+    }
     crate::kernels::simd::with_fma!(fma => vectorized(#[inline(always)] || u.apply_float::<T, fma>(v)))
 }
 

@@ -15,14 +15,19 @@ pub fn unary_in_place(u: UnaryOp, d: Data) -> std::result::Result<Data, Data> {
         }
         let mut a = a;
         if let Some(s) = a.as_slice_mut() {
-            update_in_pieces(s, crate::ops::math::unary::par_from(u), &|_, piece| {
+            let n = s.len();
+            update_in_pieces(s, crate::ops::math::unary::par_from(u), &|range, piece| {
                 // Chunks through a small stack buffer keep the vectorised slice kernel
                 // (source and destination apart) usable.
                 let mut buf = [T::zero(); 256];
-                for chunk in piece.chunks_mut(256) {
+                for (k, chunk) in piece.chunks_mut(256).enumerate() {
                     let tmp = &mut buf[..chunk.len()];
                     tmp.copy_from_slice(chunk);
                     unary_slice(u, tmp, chunk);
+                    let from = u.scalar_tail_from::<T>(n, range.start + k * 256, chunk.len());
+                    for (d, &x) in chunk[from..].iter_mut().zip(&tmp[from..]) {
+                        *d = u.apply_scalar_tail(x);
+                    }
                 }
             });
         }

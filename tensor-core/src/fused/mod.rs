@@ -404,6 +404,38 @@ mod tests {
         }
     }
 
+    /// A unary op on a result computed from single-element inputs alone is the op on one
+    /// element, as TensorFlow runs it: sigmoid's scalar form (see `eigen_f32`), whatever
+    /// the output's size.
+    #[test]
+    fn a_unary_op_on_single_element_results_is_the_op_on_one_element() {
+        use crate::FloatElement;
+        // A value the two forms of sigmoid tell apart.
+        let v = (0..1000)
+            .map(|i| -6.0 + i as f32 * 0.013)
+            .find(|&v| v.sigmoid_tf() != v.sigmoid_tf_tail())
+            .unwrap();
+        let program = [
+            Instr::Binary(Add, In(1), In(2)),
+            Instr::Unary(Sigmoid, Temp(0)),
+            Instr::Binary(Mul, Temp(1), In(0)),
+        ];
+        let x = Tensor::range(1.0, 41.0, 1.0, DType::F32).unwrap();
+        let (a, b) = (Tensor::scalar(v), Tensor::scalar(0.0f32));
+        let want = a
+            .add(&b)
+            .unwrap()
+            .sigmoid()
+            .unwrap()
+            .mul(&x)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(want[0], v.sigmoid_tf_tail());
+        assert_eq!(run::<f32>(&program, &[&x, &a, &b]), want);
+        assert_eq!(run::<f32>(&combine_instructions(&program), &[&x, &a, &b]), want);
+    }
+
     /// Merges happen only where the first result has one use, whichever side it sits on;
     /// cheap unary ops and other binary ops stay separate; temporaries are renumbered; the
     /// combined program gives the same bits in f32 and f64.

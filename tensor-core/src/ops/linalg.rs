@@ -310,20 +310,28 @@ pub(crate) fn matmul_epilogue(
                     c.fill(MaybeUninit::new(T::ZERO));
                     return;
                 }
-                let epi = |_row: usize, c0: usize, seg: &mut [T]| {
+                let total = c.len();
+                let epi = |row: usize, c0: usize, seg: &mut [T]| {
                     if let Some(bv) = &bias {
                         for (v, &bb) in seg.iter_mut().zip(&bv[c0..]) {
                             *v = *v + bb;
                         }
                     }
                     if let Some(u) = act {
+                        // The elements the activation computes by its scalar form, as the
+                        // separate op would (the last `total % 8`, for sigmoid).
+                        let from = u.scalar_tail_from::<T>(total, row * n + c0, seg.len());
+                        let (seg, tail) = seg.split_at_mut(from);
                         // The op fixed outside the loop and the AVX2+FMA build, as in the
-                        // elementwise kernels (the exp of exp/sigmoid uses fused multiply-adds).
+                        // elementwise kernels (exp uses fused multiply-adds).
                         crate::ops::math::unary::with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => crate::kernels::simd::vectorized(#[inline(always)] || {
                             for v in seg.iter_mut() {
                                 *v = op.apply_float::<T, fma>(*v)
                             }
                         })));
+                        for v in tail {
+                            *v = u.apply_scalar_tail(*v);
+                        }
                     }
                 };
                 batched_gemm_epilogue(m, k, n, oa, ob, c, order, &epi);
@@ -528,6 +536,43 @@ mod tests {
     /// The op asks the tiny kernel for TensorFlow's order of each call: a 2-D `transpose_b`
     /// product sums in sixteen lanes (oneDNN's small kernel), the same product with a batch
     /// dimension (TensorFlow's batched kernel) in one fused chain.
+    /// A fused matmul + bias + sigmoid gives the bits of the three ops run apart, the last
+    /// `n % 8` output elements included (TensorFlow's scalar form of sigmoid there), for
+    /// outputs of one and of several batch entries.
+    #[test]
+    fn fused_sigmoid_takes_the_scalar_form_on_the_last_elements() {
+        use crate::FloatElement;
+        let (m, k, n) = (3usize, 4usize, 7usize);
+        let a: Vec<f32> = (0..2 * m * k).map(|i| ((i * 37) % 101) as f32 / 9.0 - 5.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 53) % 97) as f32 / 11.0 - 4.0).collect();
+        let bias: Vec<f32> = (0..n).map(|i| i as f32 / 3.0 - 1.0).collect();
+        let (tb, tbias) = (
+            Tensor::from_slice(&b, &[k, n]).unwrap(),
+            Tensor::from_slice(&bias, &[n]).unwrap(),
+        );
+        let mut tails_differ = false;
+        for rows in [m, 2 * m] {
+            let ta = Tensor::from_slice(&a[..rows * k], &[rows, k]).unwrap();
+            let z = ta.matmul(&tb).unwrap().add(&tbias).unwrap();
+            let want = z.sigmoid().unwrap().to_vec::<f32>().unwrap();
+            let data = [ta.data().unwrap(), tb.data().unwrap(), tbias.data().unwrap()];
+            let fused = matmul_epilogue(
+                MatMul::new(),
+                data[0],
+                data[1],
+                Some(data[2]),
+                Some(crate::UnaryOp::Sigmoid),
+            );
+            let got = Tensor::from_data(fused.unwrap()).to_vec::<f32>().unwrap();
+            assert_eq!(got, want, "{rows} rows");
+            let from = crate::ops::math::eigen_f32::scalar_tail_start(rows * n);
+            assert!(from < rows * n);
+            let z = z.to_vec::<f32>().unwrap();
+            tails_differ |= z[from..].iter().any(|&v| v.sigmoid_tf() != v.sigmoid_tf_tail());
+        }
+        assert!(tails_differ, "the inputs tell the two forms apart");
+    }
+
     #[test]
     fn tiny_products_sum_in_tensorflows_order_for_the_call() {
         let (m, k, n) = (3usize, 20usize, 4usize);

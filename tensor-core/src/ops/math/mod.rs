@@ -4,6 +4,7 @@
 
 pub(crate) mod binary;
 pub(crate) mod compare;
+pub(crate) mod eigen_f32;
 pub(crate) mod unary;
 
 pub use binary::BinaryOp;

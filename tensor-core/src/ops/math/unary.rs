@@ -170,10 +170,29 @@ impl UnaryOp {
         matches!(self, Neg | Abs | Sign | Square | Relu | Relu6)
     }
 
+    /// Where, in elements `start..start + len` of an `n`-element tensor, those start that
+    /// TensorFlow's float32 kernel computes one at a time by a formula of their own (the
+    /// last `n % 8`, for sigmoid only: see `eigen_f32`), counted from `start`; `len` where
+    /// there are none. The kernels compute those with [`UnaryOp::apply_scalar_tail`].
+    pub(crate) fn scalar_tail_from<T: FloatElement>(self, n: usize, start: usize, len: usize) -> usize {
+        if self != UnaryOp::Sigmoid || T::DTYPE != DType::F32 {
+            return len;
+        }
+        super::eigen_f32::scalar_tail_start(n).clamp(start, start + len) - start
+    }
+
+    /// The op on one of the elements [`UnaryOp::scalar_tail_from`] marks.
+    pub(crate) fn apply_scalar_tail<T: FloatElement>(self, x: T) -> T {
+        match self {
+            UnaryOp::Sigmoid => x.sigmoid_tf_tail(),
+            _ => self.apply_float::<T, false>(x),
+        }
+    }
+
     /// The scalar function on one float element. Fused graph kernels call this too, so a
     /// fused chain computes exactly what the separate ops compute.
     ///
-    /// `FMA` lets `exp` and `sigmoid` use fused multiply-adds: pass the constant that
+    /// `FMA` lets `exp` use fused multiply-adds: pass the constant that
     /// `with_fma!` binds around a `vectorized`
     /// loop (elsewhere, `false`).
     #[inline(always)]
@@ -194,8 +213,8 @@ impl UnaryOp {
             Reciprocal => one / x,
             Sin => x.sin(),
             Cos => x.cos(),
-            Tanh => x.tanh(),
-            Sigmoid => sigmoid::<T, FMA>(x),
+            Tanh => x.tanh_tf(),
+            Sigmoid => x.sigmoid_tf(),
             Erf => x.erf(),
             Erfc => x.erfc(),
             Softplus => softplus(x),
@@ -270,19 +289,6 @@ impl UnaryOp {
     }
 }
 
-/// Numerically stable logistic function.
-#[inline(always)]
-fn sigmoid<T: FloatElement, const FMA: bool>(x: T) -> T {
-    // One exponential of -|x| (never overflows), then a select: branch-free, so it vectorises.
-    let e = (-x.abs()).exp_nonpositive_vec::<FMA>();
-    let s = T::one() / (T::one() + e);
-    if x >= T::zero() {
-        s
-    } else {
-        e * s
-    }
-}
-
 /// TensorFlow's softplus: thresholds keep it exact in the tails.
 #[inline(always)]
 fn softplus<T: FloatElement>(x: T) -> T {
@@ -325,7 +331,24 @@ pub(crate) fn par_from(u: UnaryOp) -> usize {
 
 fn float_unary<T: FloatElement>(u: UnaryOp, a: &Array<T>) -> Array<T> {
     let par_from = par_from(u);
-    with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => el::unary_with(a, move |x: T| op.apply_float::<T, fma>(x), par_from)))
+    let mut out = with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => el::unary_with(a, move |x: T| op.apply_float::<T, fma>(x), par_from)));
+    let n = out.len();
+    let from = u.scalar_tail_from::<T>(n, 0, n);
+    if from < n {
+        // At most 7 elements, in row-major order as the output's, copied to the stack (no
+        // allocation: tiny tensors are all tail).
+        let mut src = [T::zero(); super::eigen_f32::PACKET];
+        let src = &mut src[..n - from];
+        match a.as_slice() {
+            Some(s) => src.copy_from_slice(&s[from..]),
+            None => src.iter_mut().zip(a.iter().skip(from)).for_each(|(d, &x)| *d = x),
+        }
+        let dst = out.as_slice_mut().expect("a fresh output is row-major");
+        for (d, &x) in dst[from..].iter_mut().zip(&*src) {
+            *d = u.apply_scalar_tail(x);
+        }
+    }
+    out
 }
 
 pub(crate) fn unary(u: UnaryOp, x: &Data) -> Result<Data> {
