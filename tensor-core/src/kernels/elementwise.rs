@@ -64,7 +64,8 @@ fn fill_zip<A: Copy, B: Copy, U, F: Fn(A, B) -> U>(out: &mut [MaybeUninit<U>], a
 /// `f` over `src` into a new vector, on this thread. Written as a plain indexed loop rather
 /// than `collect`: the loop is inlined into the AVX2+FMA build that [`vectorized`] runs, where
 /// a call into `Vec::from_iter` may not be, and then the element function's fused
-/// multiply-adds become library calls (measured: W5's sigmoid 4x slower that way).
+/// multiply-adds become library calls (measured: W5's sigmoid, then built on `exp`, 4x
+/// slower that way).
 #[inline(always)]
 fn map_serial<T: Copy, U, F: Fn(T) -> U>(src: &[T], f: &F) -> Vec<U> {
     let n = src.len();

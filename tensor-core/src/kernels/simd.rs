@@ -41,8 +41,7 @@ pub fn fma_enabled() -> bool {
 }
 
 /// Binds `$fma` to a `const bool`, [`fma_enabled`], for the loops that `$body` runs through
-/// [`vectorized`]: math that can use fused multiply-adds (the `exp` of `exp`, `sigmoid`)
-/// then uses them exactly where they are one instruction, and never a slow library call.
+/// [`vectorized`]: math that can use fused multiply-adds (`exp`) then uses them exactly where they are one instruction, and never a slow library call.
 /// Both forms are compiled; the body should fix its op first (match outside the loop).
 macro_rules! with_fma {
     ($fma:ident => $body:expr) => {{

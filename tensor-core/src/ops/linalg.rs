@@ -533,12 +533,9 @@ mod tests {
         assert_eq!(c.matmul(&d).unwrap().dims(), &[2, 1 << 40, 0, 0]);
     }
 
-    /// The op asks the tiny kernel for TensorFlow's order of each call: a 2-D `transpose_b`
-    /// product sums in sixteen lanes (oneDNN's small kernel), the same product with a batch
-    /// dimension (TensorFlow's batched kernel) in one fused chain.
     /// A fused matmul + bias + sigmoid gives the bits of the three ops run apart, the last
     /// `n % 8` output elements included (TensorFlow's scalar form of sigmoid there), for
-    /// outputs of one and of several batch entries.
+    /// outputs of 3 and 6 rows and of two batch entries of 3.
     #[test]
     fn fused_sigmoid_takes_the_scalar_form_on_the_last_elements() {
         use crate::FloatElement;
@@ -551,8 +548,9 @@ mod tests {
             Tensor::from_slice(&bias, &[n]).unwrap(),
         );
         let mut tails_differ = false;
-        for rows in [m, 2 * m] {
-            let ta = Tensor::from_slice(&a[..rows * k], &[rows, k]).unwrap();
+        for dims in [vec![m, k], vec![2 * m, k], vec![2, m, k]] {
+            let rows = dims[..dims.len() - 1].iter().product::<usize>();
+            let ta = Tensor::from_slice(&a[..rows * k], &dims).unwrap();
             let z = ta.matmul(&tb).unwrap().add(&tbias).unwrap();
             let want = z.sigmoid().unwrap().to_vec::<f32>().unwrap();
             let data = [ta.data().unwrap(), tb.data().unwrap(), tbias.data().unwrap()];
@@ -564,7 +562,7 @@ mod tests {
                 Some(crate::UnaryOp::Sigmoid),
             );
             let got = Tensor::from_data(fused.unwrap()).to_vec::<f32>().unwrap();
-            assert_eq!(got, want, "{rows} rows");
+            assert_eq!(got, want, "{dims:?}");
             let from = crate::ops::math::eigen_f32::scalar_tail_start(rows * n);
             assert!(from < rows * n);
             let z = z.to_vec::<f32>().unwrap();
@@ -573,6 +571,9 @@ mod tests {
         assert!(tails_differ, "the inputs tell the two forms apart");
     }
 
+    /// The op asks the tiny kernel for TensorFlow's order of each call: a 2-D `transpose_b`
+    /// product sums in sixteen lanes (oneDNN's small kernel), the same product with a batch
+    /// dimension (TensorFlow's batched kernel) in one fused chain.
     #[test]
     fn tiny_products_sum_in_tensorflows_order_for_the_call() {
         let (m, k, n) = (3usize, 20usize, 4usize);

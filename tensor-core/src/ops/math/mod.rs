@@ -188,8 +188,8 @@ impl Tensor {
 mod tests {
     use super::*;
 
-    /// NaN stays NaN through `exp` and `sigmoid` (f32 uses the cheaper exp of `-|x|`), and
-    /// the tails saturate, for a lone element and inside a vectorised loop.
+    /// NaN stays NaN through `exp` and `sigmoid`, and the tails saturate, for a lone element
+    /// and inside a vectorised loop.
     #[test]
     fn exp_and_sigmoid_keep_nan_and_saturate() {
         let x = [f32::NAN, -200.0, -90.0, 0.0, 90.0, 200.0];
