@@ -207,17 +207,9 @@ fn exec_instr<T: FloatElement, D: Out<T>>(
             Operand::Temp(j) => Src::Full(&temps[j][..len]),
         }
     };
-    // The elements a unary op computes by its scalar form (TensorFlow's last `n % 8`).
-    let tail = |u: UnaryOp| u.scalar_tail_from::<T>(at.n, start, len);
     match *ins {
         Instr::Unary(u, a) => match get(a) {
-            Src::Full(s) => {
-                unary_slice(u, s, dst);
-                let from = tail(u);
-                for (d, &x) in dst[from..].iter_mut().zip(&s[from..]) {
-                    d.set(u.apply_scalar_tail(x));
-                }
-            }
+            Src::Full(s) => unary_slice(u, s, dst, (at.n, start)),
             Src::Scalar(v) => {
                 let r = unary_scalar(u, v);
                 dst.iter_mut().for_each(|d| d.set(r));
@@ -233,10 +225,11 @@ fn exec_instr<T: FloatElement, D: Out<T>>(
         ),
         Instr::UnaryThen(u, x, b, y) => match get(x) {
             Src::Full(s) => {
-                unary_then_slice(u, s, b, get(y), dst);
-                let from = tail(u);
+                let y = get(y);
+                unary_then_slice(u, s, b, y, dst);
+                let from = u.scalar_tail_from::<T>(at.n, start, len);
                 for (i, d) in dst.iter_mut().enumerate().skip(from) {
-                    let t = match get(y) {
+                    let t = match y {
                         Src::Full(q) => q[i],
                         Src::Scalar(t) => t,
                     };
@@ -308,14 +301,25 @@ fn unary_then_slice<T: FloatElement, D: Out<T>>(u: UnaryOp, x: &[T], b: BinaryOp
     }))
 }
 
-/// `dst[i] = u(src[i])`, with the op fixed outside the loop so it vectorises.
+/// `dst[i] = u(src[i])`, with the op fixed outside the loop so it vectorises; `src` is
+/// elements `start..` of an `n`-element tensor, whose last `n % 8` take the op's scalar form
+/// where it has one (TensorFlow's, see `UnaryOp::scalar_tail_from`).
 #[inline(always)]
-pub(crate) fn unary_slice<T: FloatElement, D: Out<T>>(u: UnaryOp, src: &[T], dst: &mut [D]) {
+pub(crate) fn unary_slice<T: FloatElement, D: Out<T>>(
+    u: UnaryOp,
+    src: &[T],
+    dst: &mut [D],
+    (n, start): (usize, usize),
+) {
     crate::ops::math::unary::with_unary_op!(u, op => crate::kernels::simd::with_fma!(fma => vectorized(#[inline(always)] || {
         for (d, &s) in dst.iter_mut().zip(src) {
             d.set(op.apply_float::<T, fma>(s))
         }
-    })))
+    })));
+    let from = u.scalar_tail_from::<T>(n, start, dst.len());
+    for (d, &x) in dst[from..].iter_mut().zip(&src[from..]) {
+        d.set(u.apply_scalar_tail(x));
+    }
 }
 
 /// `dst[i] = b(x[i], y[i])` for slice or scalar operands, op fixed outside the loop.

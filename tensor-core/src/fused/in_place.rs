@@ -23,11 +23,7 @@ pub fn unary_in_place(u: UnaryOp, d: Data) -> std::result::Result<Data, Data> {
                 for (k, chunk) in piece.chunks_mut(256).enumerate() {
                     let tmp = &mut buf[..chunk.len()];
                     tmp.copy_from_slice(chunk);
-                    unary_slice(u, tmp, chunk);
-                    let from = u.scalar_tail_from::<T>(n, range.start + k * 256, chunk.len());
-                    for (d, &x) in chunk[from..].iter_mut().zip(&tmp[from..]) {
-                        *d = u.apply_scalar_tail(x);
-                    }
+                    unary_slice(u, tmp, chunk, (n, range.start + k * 256));
                 }
             });
         }
